@@ -1,0 +1,61 @@
+/* qemu-upgrade: put a new QEMU binary under a running VM.
+ *
+ * One handle per upgrade. Set the VM and options, call qu_upgrade(), read the report.
+ * Every call returns 0 (or a pointer) on success and -1 (or NULL) on failure; the calling
+ * thread's qu_get_error() then says what went wrong and what to do, qu_get_errno() why:
+ *   ESRCH       no such process
+ *   EINVAL      bad argument, or the process is not QEMU
+ *   ENOENT      the VM has no QMP monitor we can find, or a resource is missing
+ *   EACCES      the new binary is not executable
+ *   EOPNOTSUPP  the VM cannot be upgraded (the plan refused it; the VM was not touched)
+ *   ETIMEDOUT   a wait ran past the timeout (the VM was rolled back)
+ *   other       the upgrade failed and was rolled back: the old QEMU runs the guest
+ * The library is not thread-safe per handle; separate handles may run in separate threads. */
+#ifndef QEMU_UPGRADE_H
+#define QEMU_UPGRADE_H
+
+#include <stdio.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct qu_handle;
+
+/* Only plan: inspect the VM, decide, and report the plan with result "planned". */
+#define QU_FLAG_DRY_RUN 0x1u
+
+struct qu_handle *qu_new(void);
+void qu_free(struct qu_handle *h);
+
+int qu_set_pid(struct qu_handle *h, pid_t pid);
+/* Default: the binary now on disk at the running QEMU's executable path. */
+int qu_set_new_binary(struct qu_handle *h, const char *path);
+/* Default: the QMP socket found in the VM's command line. */
+int qu_set_qmp_socket(struct qu_handle *h, const char *path);
+/* Deadline for the whole upgrade; default 60000 ms. */
+int qu_set_timeout_ms(struct qu_handle *h, unsigned ms);
+/* QU_FLAG_*; unknown bits are EINVAL. */
+int qu_set_flags(struct qu_handle *h, unsigned flags);
+
+/* Runs inspect -> plan -> execute -> report. */
+int qu_upgrade(struct qu_handle *h);
+
+/* After qu_upgrade(): "upgraded", "planned", "refused" or "failed"; NULL before. */
+const char *qu_get_result(const struct qu_handle *h);
+/* The report as one JSON object; valid until qu_free(). */
+const char *qu_get_report_json(struct qu_handle *h);
+int qu_print_report(const struct qu_handle *h, FILE *f);
+
+const char *qu_get_error(void);
+int qu_get_errno(void);
+
+/* Verbosity of progress lines on stderr: 0 quiet, 1 phases (default), 2 debug (QMP traffic). */
+void qu_set_log_level(int level);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,32 @@
+/* QemuOpts strings ("socket,id=m,path=/run/x,,y,server=on") parsed into ordered key/value
+ * pairs and formatted back, with QEMU's ",," escape for commas inside values. */
+#ifndef QU_OPTS_H
+#define QU_OPTS_H
+
+#include <stddef.h>
+
+struct qu_opt {
+	char *key;
+	char *val; /* NULL for a bare boolean key ("server" means server=on) */
+};
+
+struct qu_opts {
+	size_t n;
+	struct qu_opt *v;
+	int implied; /* v[0] was written without "key=" (e.g. "q35" for -machine type=q35) */
+};
+
+/* implied_key names the first element when it has no '=' (NULL: no implied key). */
+int qu_opts_parse(const char *text, const char *implied_key, struct qu_opts *o);
+void qu_opts_free(struct qu_opts *o);
+/* The value of key; "on" for a bare key; NULL when absent. The last occurrence wins, as in QEMU. */
+const char *qu_opts_get(const struct qu_opts *o, const char *key);
+/* True for on/yes/true and a bare key. */
+int qu_opts_get_bool(const struct qu_opts *o, const char *key);
+/* Replaces the first occurrence of key (dropping later ones) or appends it. */
+int qu_opts_set(struct qu_opts *o, const char *key, const char *val);
+void qu_opts_del(struct qu_opts *o, const char *key);
+/* malloc'd text; NULL on allocation failure. */
+char *qu_opts_format(const struct qu_opts *o);
+
+#endif

@@ -1,0 +1,36 @@
+/* A QMP client: one connection, synchronous commands with deadlines, events kept in arrival
+ * order, and descriptors sent with a command (for `getfd`). */
+#ifndef QU_QMP_H
+#define QU_QMP_H
+
+#include <json-c/json.h>
+#include <stdint.h>
+
+struct qu_qmp;
+
+/* Connects to a UNIX socket path, reads the greeting and leaves negotiation mode. */
+int qu_qmp_connect(const char *path, uint64_t deadline_us, struct qu_qmp **out);
+/* The same on an already-connected socket; takes ownership of fd (closed on failure too). */
+int qu_qmp_attach(int fd, uint64_t deadline_us, struct qu_qmp **out);
+void qu_qmp_close(struct qu_qmp *q);
+
+/* QEMU's version from the greeting, e.g. 7.2.22 -> major 7 minor 2 micro 22. */
+void qu_qmp_version(const struct qu_qmp *q, int *major, int *minor, int *micro);
+
+/* Runs cmd with args (consumed; NULL for none). With send_fd >= 0 the descriptor rides along
+ * with the command by SCM_RIGHTS. On success *ret (if given) gets the "return" value, which
+ * the caller puts. A QMP error is -EREMOTEIO with "cmd: QEMU's description" as message. */
+int qu_qmp_execute(struct qu_qmp *q, const char *cmd, json_object *args, int send_fd,
+		   uint64_t deadline_us, json_object **ret);
+
+/* Waits for event `name` whose data.status is one of statuses (NULL-terminated; NULL = any).
+ * Events already received count. If watch_fd >= 0 becomes readable first (a pidfd whose
+ * process died), returns -ECHILD. *data (if given) gets the event's data. */
+int qu_qmp_wait_event(struct qu_qmp *q, const char *name, const char *const *statuses,
+		      int watch_fd, uint64_t deadline_us, json_object **data);
+
+/* Convenience for commands whose answer is a string member of an object, e.g. query-status. */
+int qu_qmp_query_string(struct qu_qmp *q, const char *cmd, const char *member,
+			uint64_t deadline_us, char *buf, size_t len);
+
+#endif

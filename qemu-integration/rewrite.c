@@ -1,0 +1,313 @@
+/* The new QEMU's command line: the old one, with guest RAM, listening sockets and the
+ * tool's own channels turned into inherited descriptors, the machine type pinned, and the
+ * options that only make sense for a fresh start taken out. */
+#include "qemu-integration/opts.h"
+#include <json-c/json.h>
+#include "upgrade/log.h"
+#include "upgrade/plan.h"
+#include "upgrade/stream.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int refuse(struct qu_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int refuse(struct qu_plan *p, const char *fmt, ...)
+{
+	va_list ap;
+	if (p->refusal[0])
+		return 0; /* the first reason is the one to tell */
+	va_start(ap, fmt);
+	vsnprintf(p->refusal, sizeof(p->refusal), fmt, ap);
+	va_end(ap);
+	return 0;
+}
+
+static int carry(struct qu_plan *p, int old_fd, unsigned kind, const char *name)
+{
+	if (p->nfds == QU_MAX_CARRIED)
+		return qu_err(-E2BIG, "more than %d descriptors to carry", QU_MAX_CARRIED);
+	int target = QU_FD_FIRST_CARRIED;
+	for (size_t i = 0; i < p->nfds; i++)
+		if (p->fds[i].target >= target)
+			target = p->fds[i].target + 1;
+	struct qu_carried *c = &p->fds[p->nfds++];
+	c->old_fd = old_fd;
+	c->target = target;
+	c->kind = kind;
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	return target;
+}
+
+static int set_opts_arg(struct qu_argv *argv, size_t i, const char *opt, struct qu_opts *o)
+{
+	char *text = qu_opts_format(o);
+	if (!text)
+		return -ENOMEM;
+	int r = qu_argv_set(argv, i, opt, text);
+	free(text);
+	return r;
+}
+
+/* Properties of memfd/file backends that must not reach the new QEMU: the memfd-only ones,
+ * preallocation (the memory is there already) and discard-data (it would drop guest RAM when
+ * the new QEMU exits). */
+static const char *const dropped_backend_props[] = {
+	"hugetlb", "hugetlbsize", "seal", "prealloc", "prealloc-threads", "discard-data", "mem-path",
+	"share", "qom-type", NULL,
+};
+
+static int rewrite_backend_json(struct qu_argv *argv, size_t i, const char *mem_path)
+{
+	json_object *o = json_tokener_parse(argv->a[i].val);
+	if (!o)
+		return qu_err(-EINVAL, "cannot parse -object %s", argv->a[i].val);
+	for (const char *const *k = dropped_backend_props; *k; k++)
+		json_object_object_del(o, *k);
+	json_object_object_add(o, "qom-type", json_object_new_string("memory-backend-file"));
+	json_object_object_add(o, "share", json_object_new_boolean(1));
+	json_object_object_add(o, "mem-path", json_object_new_string(mem_path));
+	int r = qu_argv_set(argv, i, "object", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return r;
+}
+
+static int rewrite_backend(struct qu_argv *argv, size_t i, const char *mem_path)
+{
+	struct qu_opts o;
+	if (argv->a[i].val[0] == '{')
+		return rewrite_backend_json(argv, i, mem_path);
+	if (qu_opts_parse(argv->a[i].val, "qom-type", &o) < 0)
+		return -ENOMEM;
+	for (const char *const *k = dropped_backend_props + 1; *k; k++)
+		if (strcmp(*k, "qom-type"))
+			qu_opts_del(&o, *k);
+	int r = qu_opts_set(&o, "qom-type", "memory-backend-file");
+	if (r == 0 && !o.implied)
+		o.implied = !strcmp(o.v[0].key, "qom-type");
+	if (r == 0)
+		r = qu_opts_set(&o, "share", "on");
+	if (r == 0)
+		r = qu_opts_set(&o, "mem-path", mem_path);
+	if (r == 0)
+		r = set_opts_arg(argv, i, "object", &o);
+	qu_opts_free(&o);
+	return r;
+}
+
+static int rewrite_ram(const struct qu_vm *vm, struct qu_plan *p)
+{
+	for (size_t k = 0; k < vm->nram; k++) {
+		const struct qu_ram *ram = &vm->ram[k];
+		char name[128], path[32];
+		if (ram->arg < 0 || ram->old_fd < 0)
+			continue; /* plan refused these already */
+		snprintf(name, sizeof(name), "guest RAM '%s' (%s)", ram->id, ram->qom_type);
+		int t = carry(p, ram->old_fd, QU_FD_RAM, name);
+		if (t < 0)
+			return t;
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", t);
+		int r = rewrite_backend(&p->argv, (size_t)ram->arg, path);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int rewrite_listeners(const struct qu_vm *vm, struct qu_plan *p)
+{
+	for (size_t k = 0; k < vm->nlis; k++) {
+		const struct qu_listener *l = &vm->lis[k];
+		char name[192], mon[128];
+		struct qu_opts o;
+		snprintf(name, sizeof(name), "listening socket %s (chardev '%s')", l->path, l->chardev);
+		int t = carry(p, l->old_fd, QU_FD_LISTENER, name);
+		if (t < 0)
+			return t;
+		char fd[16];
+		snprintf(fd, sizeof(fd), "%d", t);
+		if (l->legacy) {
+			if (qu_opts_parse("socket", "backend", &o) < 0)
+				return -ENOMEM;
+			qu_opts_set(&o, "id", l->chardev);
+		} else if (qu_opts_parse(p->argv.a[l->arg].val, "backend", &o) < 0) {
+			return -ENOMEM;
+		}
+		qu_opts_del(&o, "path");
+		int r = qu_opts_set(&o, "fd", fd);
+		if (r == 0)
+			r = qu_opts_set(&o, "server", "on");
+		/* A listening fd with wait=on would make the new QEMU block for a client at start. */
+		if (r == 0)
+			r = qu_opts_set(&o, "wait", "off");
+		if (r == 0)
+			r = set_opts_arg(&p->argv, (size_t)l->arg, "chardev", &o);
+		qu_opts_free(&o);
+		if (r == 0 && l->legacy) {
+			snprintf(mon, sizeof(mon), "chardev=%s,mode=%s%s", l->chardev,
+				 l->control ? "control" : "readline", l->pretty ? ",pretty=on" : "");
+			r = qu_argv_add(&p->argv, "mon", mon);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Drops options that belong to a fresh start or to the previous upgrade's private monitor. */
+static int drop_options(struct qu_plan *p)
+{
+	for (size_t i = 0; i < p->argv.n;) {
+		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
+		int drop = 0;
+		if (opt && (!strcmp(opt, "incoming") || !strcmp(opt, "daemonize") ||
+			    !strcmp(opt, "pidfile") || !strcmp(opt, "S")))
+			drop = 1;
+		if (opt && val && (!strcmp(opt, "chardev") || !strcmp(opt, "mon"))) {
+			struct qu_opts o;
+			if (qu_opts_parse(val, !strcmp(opt, "mon") ? "chardev" : "backend", &o) < 0)
+				return -ENOMEM;
+			const char *id = qu_opts_get(&o, !strcmp(opt, "mon") ? "chardev" : "id");
+			drop = id && !strcmp(id, QU_CTL_CHARDEV);
+			qu_opts_free(&o);
+		}
+		if (drop)
+			qu_argv_remove(&p->argv, i);
+		else
+			i++;
+	}
+	return 0;
+}
+
+/* -machine q35 -> -machine pc-q35-7.2: the alias may point elsewhere in the new binary. */
+static int pin_machine(const struct qu_vm *vm, struct qu_plan *p)
+{
+	for (size_t i = 0; i < p->argv.n; i++) {
+		const char *opt = p->argv.a[i].opt;
+		struct qu_opts o;
+		if (!opt || (strcmp(opt, "machine") && strcmp(opt, "M")) || p->argv.a[i].val[0] == '{')
+			continue;
+		if (qu_opts_parse(p->argv.a[i].val, "type", &o) < 0)
+			return -ENOMEM;
+		int r = 0, has_type = qu_opts_get(&o, "type") != NULL;
+		if (has_type) {
+			r = qu_opts_set(&o, "type", vm->machine);
+			if (r == 0)
+				r = set_opts_arg(&p->argv, i, "machine", &o);
+		}
+		qu_opts_free(&o);
+		if (r < 0 || has_type)
+			return r;
+	}
+	return qu_argv_add(&p->argv, "machine", vm->machine);
+}
+
+/* File chardevs must append: the new QEMU would otherwise truncate the guest's log. */
+static int append_files(struct qu_plan *p)
+{
+	for (size_t i = 0; i < p->argv.n; i++) {
+		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
+		struct qu_opts o;
+		char spec[PATH_MAX + 128], id[48];
+		int r = 0;
+		if (!opt || !val)
+			continue;
+		if (!strcmp(opt, "chardev")) {
+			if (qu_opts_parse(val, "backend", &o) < 0)
+				return -ENOMEM;
+			const char *b = qu_opts_get(&o, "backend");
+			if (b && !strcmp(b, "file"))
+				r = qu_opts_set(&o, "append", "on") ?: set_opts_arg(&p->argv, i, "chardev", &o);
+			qu_opts_free(&o);
+		} else if ((!strcmp(opt, "serial") || !strcmp(opt, "parallel")) && !strncmp(val, "file:", 5)) {
+			snprintf(id, sizeof(id), "qemu-upgrade-%s%zu", opt, i);
+			if (qu_opts_parse("file", "backend", &o) < 0)
+				return -ENOMEM;
+			r = qu_opts_set(&o, "id", id) ?: qu_opts_set(&o, "path", val + 5) ?:
+			    qu_opts_set(&o, "append", "on");
+			char *text = r ? NULL : qu_opts_format(&o);
+			qu_opts_free(&o);
+			if (!r && !text)
+				return -ENOMEM;
+			if (!r) {
+				r = qu_argv_add(&p->argv, "chardev", text);
+				free(text);
+				snprintf(spec, sizeof(spec), "chardev:%s", id);
+				r = r ?: qu_argv_set(&p->argv, i, opt, spec);
+			}
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* Anything else holding a descriptor or a device that cannot be opened twice is refused. */
+static void refuse_uncarried(struct qu_plan *p)
+{
+	static const char *const fd_keys[] = { "fd", "fds", "vhostfd", "vhostfds", NULL };
+	static const char *const chardev_refused[] = { "pty", "stdio", "pipe", "serial", "tty",
+						       "parallel", "parport", "udp", NULL };
+	for (size_t i = 0; i < p->argv.n; i++) {
+		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
+		struct qu_opts o;
+		if (!opt || !val || val[0] == '{')
+			continue;
+		if (!strcmp(opt, "add-fd"))
+			refuse(p, "-add-fd %s: passed-in descriptor sets cannot be carried yet", val);
+		if ((!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net")) &&
+		    (!strncmp(val, "tap", 3) || !strncmp(val, "bridge", 6) || !strncmp(val, "vhost", 5)))
+			refuse(p, "-%s %s: tap and vhost networking cannot be carried yet (a tap device "
+			       "cannot be opened twice)", opt, val);
+		if ((!strcmp(opt, "serial") || !strcmp(opt, "parallel") || !strcmp(opt, "monitor") ||
+		     !strcmp(opt, "qmp")) && (!strcmp(val, "stdio") || !strncmp(val, "mon:", 4) ||
+					       !strcmp(val, "pty") || !strncmp(val, "tcp:", 4)))
+			refuse(p, "-%s %s: this character device cannot be carried yet", opt, val);
+		if (qu_opts_parse(val, NULL, &o) < 0)
+			continue;
+		for (const char *const *k = fd_keys; *k; k++) {
+			const char *id = qu_opts_get(&o, "id");
+			if (qu_opts_get(&o, *k) && strcmp(opt, "chardev"))
+				refuse(p, "-%s %s: passed-in descriptors (%s=) cannot be carried yet", opt, val, *k);
+			if (qu_opts_get(&o, *k) && !strcmp(opt, "chardev") && !qu_opts_get_bool(&o, "server") &&
+			    !(id && !strcmp(id, QU_CTL_CHARDEV)))
+				refuse(p, "-chardev %s: a connected socket cannot be carried yet", val);
+		}
+		qu_opts_free(&o);
+		if (!strcmp(opt, "chardev") && qu_opts_parse(val, "backend", &o) == 0) {
+			const char *b = qu_opts_get(&o, "backend");
+			for (const char *const *k = chardev_refused; b && *k; k++)
+				if (!strcmp(b, *k))
+					refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
+			if (b && !strcmp(b, "socket") && !qu_opts_get_bool(&o, "server"))
+				refuse(p, "-chardev %s: a client socket cannot be carried yet", val);
+			qu_opts_free(&o);
+		}
+	}
+}
+
+int qu_rewrite(const struct qu_vm *vm, struct qu_plan *p)
+{
+	int r;
+	qu_argv_free(&p->argv);
+	if ((r = qu_argv_from_array(1, (char *const[]){ p->target.path }, &p->argv)) < 0)
+		return r;
+	for (size_t i = 0; i < vm->argv.n; i++)
+		if ((r = qu_argv_add(&p->argv, vm->argv.a[i].opt, vm->argv.a[i].val)) < 0)
+			return r;
+	/* Indexes in vm refer to vm->argv; rewrite those options in place before anything moves. */
+	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0)
+		return r;
+	refuse_uncarried(p);
+	if ((r = drop_options(p)) < 0 || (r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0)
+		return r;
+	char ctl[64];
+	snprintf(ctl, sizeof(ctl), "socket,id=%s,fd=%d", QU_CTL_CHARDEV, QU_FD_CTL);
+	r = qu_argv_add(&p->argv, "chardev", ctl);
+	r = r ?: qu_argv_add(&p->argv, "mon", "chardev=" QU_CTL_CHARDEV ",mode=control");
+	r = r ?: qu_argv_add(&p->argv, "incoming", "defer");
+	r = r ?: qu_argv_add(&p->argv, "S", NULL);
+	return r;
+}

@@ -1,0 +1,198 @@
+# vm.sh: start, inspect and clean up test VMs running the memcheck guest.
+# Source it from a test script (bash). Every QEMU it starts, and every PID given
+# to vm_track_pid, is killed by PID when the script exits. Tests run in
+# parallel, so nothing here uses fixed paths or kills by name.
+#
+# Settings (environment): QEMU, VM_MEM (256M), VM_SMP (1), VM_RAM (memfd|file|anon),
+# VM_MEMCHECK_MIB (32), VM_APPEND (extra kernel args), QU_BUILD (<repo>/build).
+# Diagnostics go to stderr so that stdout stays clean TAP. The cleanup is an EXIT
+# trap: a test that needs its own EXIT trap must call vm_cleanup from it.
+
+VM_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+QU_ROOT=$(cd "$VM_LIB_DIR/../.." && pwd)
+QU_BUILD=${QU_BUILD:-$QU_ROOT/build}
+QEMU=${QEMU:-/usr/bin/qemu-system-x86_64}
+
+_vm_tracked=()   # "PID:STARTTIME" entries, so a recycled PID is never killed
+_vm_paths=()     # work dirs and /dev/shm files to remove
+_vm_trap_set=
+
+# vm_guest_build: build (once, shared between parallel tests) the guest kernel
+# and initrd; sets VM_KERNEL and VM_INITRD.
+vm_guest_build() {
+	mkdir -p "$QU_BUILD" || return
+	(
+		flock 9 || exit 1
+		"$QU_ROOT/tests/guest/build.sh" "$QU_BUILD/guest" >&2
+	) 9>"$QU_BUILD/guest.lock" || { echo "vm_guest_build: failed" >&2; return 1; }
+	export VM_KERNEL=$QU_BUILD/guest/vmlinuz VM_INITRD=$QU_BUILD/guest/initrd.img
+}
+
+# Start time of a process (field 22 of /proc/PID/stat), to tell it from a recycled PID.
+_vm_starttime() {
+	local stat f
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	read -r -a f <<<"${stat##*) }"   # fields from 3 on; comm may hold spaces
+	echo "${f[19]}"
+}
+
+# vm_track_pid PID: kill PID (if it is still the same process) at exit.
+vm_track_pid() {
+	local st
+	st=$(_vm_starttime "$1") || { echo "vm_track_pid: no process $1" >&2; return 1; }
+	_vm_tracked+=("$1:$st")
+	_vm_set_trap
+}
+
+# _vm_kill PID STARTTIME: SIGTERM, SIGKILL after 3 s; waits (5 s at most) until it is gone.
+_vm_kill() {
+	local pid=$1 st=$2 i
+	for i in $(seq 50); do
+		[ "$(_vm_starttime "$pid")" = "$st" ] || return 0
+		if [ "$i" = 1 ]; then kill -TERM "$pid" 2>/dev/null; fi
+		if [ "$i" = 30 ]; then kill -KILL "$pid" 2>/dev/null; fi
+		sleep 0.1
+	done
+	echo "vm.sh: process $pid did not die" >&2
+	return 1
+}
+
+# vm_stop [PID]: stop one tracked process now (default: $VM_PID).
+vm_stop() {
+	local pid=${1:-$VM_PID} e
+	for e in "${_vm_tracked[@]}"; do
+		[ "${e%%:*}" = "$pid" ] && _vm_kill "$pid" "${e#*:}"
+	done
+	return 0
+}
+
+vm_cleanup() {
+	local e
+	for e in "${_vm_tracked[@]}"; do
+		_vm_kill "${e%%:*}" "${e#*:}"
+	done
+	_vm_tracked=()
+	[ ${#_vm_paths[@]} -eq 0 ] || rm -rf -- "${_vm_paths[@]}"
+	_vm_paths=()
+}
+
+_vm_set_trap() {
+	[ -n "$_vm_trap_set" ] && return
+	_vm_trap_set=1
+	trap vm_cleanup EXIT
+	trap 'exit 129' HUP
+	trap 'exit 130' INT
+	trap 'exit 143' TERM
+}
+
+# vm_start NAME [extra qemu args...]: start a daemonized VM running memcheck.
+# Exports VM_DIR (work dir), VM_PID, VM_QMP (QMP socket), VM_SERIAL (console log).
+vm_start() {
+	local name=${1:?vm_start NAME [qemu args...]} dir mem=${VM_MEM:-256M} memargs
+	shift
+	[ -n "${VM_KERNEL:-}" ] || vm_guest_build || return
+	_vm_set_trap
+	dir=$(mktemp -d "${TMPDIR:-/tmp}/vm-$name.XXXXXX") || return
+	dir=$(cd "$dir" && pwd)   # -daemonize chdirs to /: keep every path absolute
+	_vm_paths+=("$dir")
+	case ${VM_RAM:-memfd} in
+	memfd) memargs=(-machine "q35,memory-backend=mem0"
+		-object "memory-backend-memfd,id=mem0,size=$mem,share=on") ;;
+	file)
+		local shm=/dev/shm/qu-${dir##*/}
+		_vm_paths+=("$shm")
+		memargs=(-machine "q35,memory-backend=mem0"
+			-object "memory-backend-file,id=mem0,size=$mem,share=on,mem-path=$shm") ;;
+	anon) memargs=(-machine q35) ;;
+	*) echo "vm_start: VM_RAM must be memfd, file or anon" >&2; return 1 ;;
+	esac
+	if ! "$QEMU" -accel tcg "${memargs[@]}" -m "$mem" -smp "${VM_SMP:-1}" \
+		-nodefaults -display none -kernel "$VM_KERNEL" -initrd "$VM_INITRD" \
+		-append "console=ttyS0 quiet loglevel=3 memcheck_mib=${VM_MEMCHECK_MIB:-32}${VM_APPEND:+ $VM_APPEND}" \
+		-chardev "file,id=serial0,path=$dir/serial.log" -serial chardev:serial0 \
+		-qmp "unix:$dir/qmp.sock,server=on,wait=off" \
+		-daemonize -pidfile "$dir/qemu.pid" "$@" 2>"$dir/qemu.err"; then
+		echo "vm_start: $name: QEMU failed:" >&2
+		cat "$dir/qemu.err" >&2
+		return 1
+	fi
+	export VM_DIR=$dir VM_PID VM_QMP=$dir/qmp.sock VM_SERIAL=$dir/serial.log
+	VM_PID=$(cat "$dir/qemu.pid") && vm_track_pid "$VM_PID"
+}
+
+# vm_wait_ready [timeout_s]: wait for "MEMCHECK READY" on $VM_SERIAL (default 90 s).
+vm_wait_ready() {
+	local end=$((SECONDS + ${1:-90}))
+	until grep -q 'MEMCHECK READY' "$VM_SERIAL" 2>/dev/null; do
+		if ! kill -0 "$VM_PID" 2>/dev/null; then
+			echo "vm_wait_ready: QEMU $VM_PID is gone" >&2
+			return 1
+		fi
+		if [ $SECONDS -ge $end ]; then
+			echo "vm_wait_ready: timeout; serial log tail:" >&2
+			tail -n 5 "$VM_SERIAL" >&2
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# vm_memcheck_status: print the last "MEMCHECK pass=... errors=..." line.
+vm_memcheck_status() {
+	grep -a 'MEMCHECK pass=' "$VM_SERIAL" 2>/dev/null | tail -n 1 | tr -d '\r'
+}
+
+_vm_field() { vm_memcheck_status | sed -n "s/.* $1=\([0-9]*\).*/\1/p"; }
+
+# vm_memcheck_errors: print the error count of the last status line.
+vm_memcheck_errors() { _vm_field errors; }
+
+# vm_memcheck_progress [timeout_s]: wait until the pass count grows (default 30 s).
+vm_memcheck_progress() {
+	local end=$((SECONDS + ${1:-30})) start now
+	start=$(_vm_field pass)
+	start=${start:--1}
+	while now=$(_vm_field pass); [ "${now:--1}" -le "$start" ]; do
+		if [ $SECONDS -ge $end ]; then
+			echo "vm_memcheck_progress: pass count stuck at $start" >&2
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# Read lines from fd $in until a "return"/"error" reply; sets reply (caller's locals).
+_vm_qmp_reply() {
+	while IFS= read -r -t "$t" line <&"$in"; do
+		line=${line%$'\r'}
+		case $line in *'"return"'* | *'"error"'*) reply=$line; return 0 ;; esac
+	done
+	return 1
+}
+
+# vm_qmp SOCKET JSON: negotiate capabilities, run one command, print its reply
+# (the line holding "return" or "error"; greeting and events are skipped).
+vm_qmp() {
+	local sock=${1:?vm_qmp SOCKET JSON} cmd=${2:?vm_qmp SOCKET JSON} t=${VM_QMP_TIMEOUT:-10}
+	local line reply="" rc=1 in out pid
+	coproc _VM_QMP { exec timeout "$((t + 5))" socat -t 0.2 - "UNIX-CONNECT:$sock" 2>/dev/null; }
+	in=${_VM_QMP[0]} out=${_VM_QMP[1]} pid=$_VM_QMP_PID
+	# Wait for each reply before sending more: QEMU drops queued commands on hangup.
+	if read -r -t "$t" line <&"$in" && [[ $line == *'"QMP"'* ]] &&
+		echo '{"execute":"qmp_capabilities"}' >&"$out" && _vm_qmp_reply &&
+		echo "$cmd" >&"$out" && _vm_qmp_reply; then
+		echo "$reply"
+		rc=0
+	else
+		echo "vm_qmp: no reply from $sock to $cmd" >&2
+	fi
+	{ exec {out}>&- {in}<&-; } 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return $rc
+}
+
+# vm_runstate [SOCKET]: print the run state (running, paused, ...) from query-status.
+vm_runstate() {
+	vm_qmp "${1:-$VM_QMP}" '{"execute":"query-status"}' |
+		sed -n 's/.*"status": *"\([^"]*\)".*/\1/p'
+}

@@ -1,0 +1,183 @@
+/* The public API: one handle, one upgrade; -1 plus a message at this boundary. */
+#include "qemu-upgrade.h"
+#include "qemu-integration/qmp.h"
+#include "upgrade/clock.h"
+#include "upgrade/execute.h"
+#include "upgrade/log.h"
+#include "upgrade/plan.h"
+#include "upgrade/report.h"
+#include "upgrade/vm.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct qu_handle {
+	pid_t pid;
+	char new_binary[PATH_MAX];
+	char qmp[QU_SUN_PATH_MAX];
+	unsigned timeout_ms;
+	unsigned flags;
+	int done, inspected, planned;
+	struct qu_vm vm;
+	struct qu_plan plan;
+	struct qu_report rep;
+	char *json;
+};
+
+static int fail(int err, const char *msg)
+{
+	qu_err(err, "%s", msg);
+	errno = err < 0 ? -err : err;
+	return -1;
+}
+
+struct qu_handle *qu_new(void)
+{
+	struct qu_handle *h = calloc(1, sizeof(*h));
+	if (!h) {
+		qu_err(-ENOMEM, "out of memory");
+		return NULL;
+	}
+	h->timeout_ms = 60000;
+	return h;
+}
+
+void qu_free(struct qu_handle *h)
+{
+	if (!h)
+		return;
+	qu_vm_free(&h->vm);
+	qu_plan_free(&h->plan);
+	free(h->json);
+	free(h);
+}
+
+int qu_set_pid(struct qu_handle *h, pid_t pid)
+{
+	if (pid <= 0)
+		return fail(-EINVAL, "invalid PID: give the PID of a running QEMU");
+	h->pid = pid;
+	return 0;
+}
+
+int qu_set_new_binary(struct qu_handle *h, const char *path)
+{
+	if (!path || !*path || strlen(path) >= sizeof(h->new_binary))
+		return fail(-EINVAL, "invalid new binary path");
+	snprintf(h->new_binary, sizeof(h->new_binary), "%s", path);
+	return 0;
+}
+
+int qu_set_qmp_socket(struct qu_handle *h, const char *path)
+{
+	if (!path || !*path || strlen(path) >= sizeof(h->qmp))
+		return fail(-EINVAL, "invalid QMP socket path (at most 107 bytes)");
+	snprintf(h->qmp, sizeof(h->qmp), "%s", path);
+	return 0;
+}
+
+int qu_set_timeout_ms(struct qu_handle *h, unsigned ms)
+{
+	if (ms == 0)
+		return fail(-EINVAL, "the timeout must be positive");
+	h->timeout_ms = ms;
+	return 0;
+}
+
+int qu_set_flags(struct qu_handle *h, unsigned flags)
+{
+	if (flags & ~QU_FLAG_DRY_RUN)
+		return fail(-EINVAL, "unknown flags");
+	h->flags = flags;
+	return 0;
+}
+
+void qu_set_log_level(int level) { qu_log_set_level(level); }
+
+static void finish(struct qu_handle *h, const char *result, uint64_t start)
+{
+	snprintf(h->rep.result, sizeof(h->rep.result), "%s", result);
+	h->rep.total_ms = (double)(qu_now_us() - start) / 1000.0;
+	if (strcmp(result, "upgraded") && strcmp(result, "planned"))
+		snprintf(h->rep.error, sizeof(h->rep.error), "%s", qu_err_msg());
+	h->done = 1;
+}
+
+int qu_upgrade(struct qu_handle *h)
+{
+	uint64_t start = qu_now_us(), deadline = start + (uint64_t)h->timeout_ms * 1000u;
+	struct qu_qmp *old = NULL;
+	int r;
+
+	if (h->done || h->pid <= 0)
+		return fail(-EINVAL, h->done ? "this handle has run already: make a new one"
+					     : "no VM given: set its PID");
+	qu_err_clear();
+	r = qu_inspect(h->pid, h->qmp[0] ? h->qmp : NULL, deadline, &h->vm, &old);
+	h->rep.old_pid = h->pid;
+	if (r < 0) {
+		finish(h, "failed", start);
+		errno = -r;
+		return -1;
+	}
+	h->inspected = 1;
+	qu_info("inspected PID %d: QEMU %d.%d.%d, machine %s, %s", (int)h->pid, h->vm.ver[0], h->vm.ver[1],
+		h->vm.ver[2], h->vm.machine, h->vm.runstate);
+	r = qu_plan_make(&h->vm, h->new_binary[0] ? h->new_binary : h->vm.exe_path, deadline, &h->plan);
+	qu_report_from_plan(&h->rep, &h->vm, r == 0 ? &h->plan : NULL);
+	if (r < 0)
+		goto failed;
+	h->planned = 1;
+	if (h->plan.refusal[0]) {
+		r = qu_err(-EOPNOTSUPP, "cannot upgrade PID %d: %s", (int)h->pid, h->plan.refusal);
+		qu_qmp_close(old);
+		finish(h, "refused", start);
+		errno = EOPNOTSUPP;
+		return -1;
+	}
+	if (h->flags & QU_FLAG_DRY_RUN) {
+		qu_qmp_close(old);
+		finish(h, "planned", start);
+		return 0;
+	}
+	r = qu_execute(&h->vm, &h->plan, old, deadline, &h->rep);
+	if (r < 0)
+		goto failed;
+	qu_qmp_close(old);
+	finish(h, "upgraded", start);
+	return 0;
+failed:
+	qu_qmp_close(old);
+	finish(h, "failed", start);
+	errno = -r;
+	return -1;
+}
+
+const char *qu_get_result(const struct qu_handle *h)
+{
+	return h->done ? h->rep.result : NULL;
+}
+
+const char *qu_get_report_json(struct qu_handle *h)
+{
+	if (!h->done) {
+		fail(-EINVAL, "no report yet: call qu_upgrade() first");
+		return NULL;
+	}
+	free(h->json);
+	h->json = qu_report_json(&h->rep, h->inspected ? &h->vm : NULL, h->planned ? &h->plan : NULL);
+	return h->json;
+}
+
+int qu_print_report(const struct qu_handle *h, FILE *f)
+{
+	if (!h->done)
+		return fail(-EINVAL, "no report yet: call qu_upgrade() first");
+	qu_report_print_text(&h->rep, h->inspected ? &h->vm : NULL, h->planned ? &h->plan : NULL, f);
+	return 0;
+}
+
+const char *qu_get_error(void) { return qu_err_msg(); }
+int qu_get_errno(void) { return qu_err_errno(); }

@@ -1,0 +1,474 @@
+#include "upgrade/execute.h"
+#include "qemu-integration/qmp.h"
+#include "upgrade/clock.h"
+#include "upgrade/fdpass/pidfd.h"
+#include "upgrade/io.h"
+#include "upgrade/launcher.h"
+#include "upgrade/log.h"
+#include "upgrade/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define MIG_FDNAME "qemu-upgrade-mig"
+/* No cap on the local channel: QEMU 7.2's default of 128 MiB/s would stretch every copy. */
+#define UNLIMITED_BANDWIDTH (1ULL << 40)
+#define RETIRE_TIMEOUT_US (10u * 1000000u)
+
+enum phase { PH_PLANNED, PH_TARGET_STARTED, PH_MIGRATING, PH_SOURCE_COMPLETED, PH_COMMITTED };
+
+struct txn {
+	const struct qu_vm *vm;
+	const struct qu_plan *plan;
+	struct qu_qmp *old, *ctl;
+	struct qu_report *rep;
+	uint64_t deadline;
+	enum phase phase;
+	int pidfd_old, pidfd_new;
+	pid_t new_pid;
+	int stderr_rd;            /* the new QEMU's stderr, when the tool captures it */
+	int local[QU_MAX_CARRIED]; /* harvested copies of the carried descriptors */
+	int old_caps_saved, old_ignore_shared, old_events;
+	int64_t old_bandwidth;
+	int getfd_done;
+	uint64_t stop_us;
+};
+
+static int set_caps(struct qu_qmp *q, int ignore_shared, int events, uint64_t deadline)
+{
+	json_object *args = json_object_new_object(), *caps = json_object_new_array();
+	const char *names[2] = { "x-ignore-shared", "events" };
+	int vals[2] = { ignore_shared, events };
+	for (int i = 0; i < 2; i++) {
+		json_object *c = json_object_new_object();
+		json_object_object_add(c, "capability", json_object_new_string(names[i]));
+		json_object_object_add(c, "state", json_object_new_boolean(vals[i]));
+		json_object_array_add(caps, c);
+	}
+	json_object_object_add(args, "capabilities", caps);
+	return qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline, NULL);
+}
+
+static int set_bandwidth(struct qu_qmp *q, int64_t bw, uint64_t deadline)
+{
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "max-bandwidth", json_object_new_int64(bw));
+	return qu_qmp_execute(q, "migrate-set-parameters", args, -1, deadline, NULL);
+}
+
+/* Remembers the old QEMU's migration settings, so a rollback leaves them as they were. */
+static int save_old_settings(struct txn *t)
+{
+	json_object *caps = NULL, *params = NULL, *v;
+	int r = qu_qmp_execute(t->old, "query-migrate-capabilities", NULL, -1, t->deadline, &caps);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < json_object_array_length(caps); i++) {
+		json_object *c = json_object_array_get_idx(caps, i), *name, *state;
+		if (!json_object_object_get_ex(c, "capability", &name) || !json_object_object_get_ex(c, "state", &state))
+			continue;
+		if (!strcmp(json_object_get_string(name), "x-ignore-shared"))
+			t->old_ignore_shared = json_object_get_boolean(state);
+		if (!strcmp(json_object_get_string(name), "events"))
+			t->old_events = json_object_get_boolean(state);
+	}
+	json_object_put(caps);
+	r = qu_qmp_execute(t->old, "query-migrate-parameters", NULL, -1, t->deadline, &params);
+	if (r < 0)
+		return r;
+	t->old_bandwidth = json_object_object_get_ex(params, "max-bandwidth", &v) ? json_object_get_int64(v) : -1;
+	json_object_put(params);
+	t->old_caps_saved = 1;
+	return 0;
+}
+
+static int harvest(struct txn *t)
+{
+	const struct qu_plan *p = t->plan;
+	for (size_t i = 0; i < p->nfds; i++) {
+		t->local[i] = qu_pidfd_getfd(t->pidfd_old, p->fds[i].old_fd);
+		if (t->local[i] < 0)
+			return qu_err(t->local[i], "cannot take %s (fd %d) from PID %d: %s", p->fds[i].name,
+				      p->fds[i].old_fd, (int)t->vm->pid, strerror(-t->local[i]));
+	}
+	return 0;
+}
+
+static void close_harvest(struct txn *t)
+{
+	for (size_t i = 0; i < t->plan->nfds; i++)
+		qu_close(&t->local[i]);
+}
+
+/* Starts the new QEMU paused, waiting for the migration stream on fd QU_FD_MIG. */
+static int start_target(struct txn *t, int ctl_qemu, int mig_new)
+{
+	const struct qu_plan *p = t->plan;
+	struct qu_launch_fd fds[QU_MAX_CARRIED + 3];
+	size_t n = 0;
+	int errpipe[2] = { -1, -1 };
+
+	fds[n++] = (struct qu_launch_fd){ ctl_qemu, QU_FD_CTL, QU_FD_CONTROL, "private monitor" };
+	fds[n++] = (struct qu_launch_fd){ mig_new, QU_FD_MIG, QU_FD_MIGRATION, "migration channel" };
+	for (size_t i = 0; i < p->nfds; i++)
+		fds[n++] = (struct qu_launch_fd){ t->local[i], p->fds[i].target, p->fds[i].kind, p->fds[i].name };
+	if (p->capture_stderr) {
+		if (pipe2(errpipe, O_CLOEXEC) < 0)
+			return qu_err(-errno, "pipe: %s", strerror(errno));
+		fds[n++] = (struct qu_launch_fd){ errpipe[1], 2, QU_FD_STDIO, "stderr (captured)" };
+	}
+	char **argv = qu_argv_flatten(&p->argv);
+	if (!argv) {
+		qu_close(&errpipe[0]);
+		qu_close(&errpipe[1]);
+		return -ENOMEM;
+	}
+	struct qu_launch spec = { .argv = argv, .envp = t->vm->env, .cwd = t->vm->cwd[0] ? t->vm->cwd : NULL,
+				  .fds = fds, .nfds = n };
+	int r = qu_launch_local(&spec, t->deadline, &t->new_pid);
+	qu_strv_free(argv);
+	qu_close(&errpipe[1]);
+	t->stderr_rd = errpipe[0];
+	if (r < 0)
+		return qu_err_wrap(r, "starting the new QEMU");
+	t->pidfd_new = qu_pidfd_open(t->new_pid);
+	if (t->pidfd_new < 0)
+		return qu_err(t->pidfd_new, "pidfd_open(%d): %s", (int)t->new_pid, strerror(-t->pidfd_new));
+	t->phase = PH_TARGET_STARTED;
+	qu_info("new QEMU started: PID %d (%s)", (int)t->new_pid, p->target.version_line);
+	return 0;
+}
+
+/* What the new QEMU printed before it died, appended to the current error. */
+static void add_target_stderr(struct txn *t)
+{
+	char buf[1024];
+	if (t->stderr_rd < 0)
+		return;
+	fcntl(t->stderr_rd, F_SETFL, O_NONBLOCK);
+	ssize_t n = read(t->stderr_rd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return;
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	buf[n] = '\0';
+	char msg[1024];
+	snprintf(msg, sizeof(msg), "%s", qu_err_msg());
+	qu_err(-qu_err_errno(), "%s; the new QEMU said: %s", msg, buf);
+}
+
+static int prepare_target(struct txn *t, int ctl_tool)
+{
+	int r = qu_qmp_attach(ctl_tool, t->deadline, &t->ctl);
+	if (r < 0)
+		return qu_err_wrap(r, "the new QEMU's monitor");
+	r = set_caps(t->ctl, t->plan->ignore_shared, 1, t->deadline);
+	if (r < 0)
+		return r;
+	json_object *args = json_object_new_object();
+	char uri[32];
+	snprintf(uri, sizeof(uri), "fd:%d", QU_FD_MIG);
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	return qu_qmp_execute(t->ctl, "migrate-incoming", args, -1, t->deadline, NULL);
+}
+
+static int start_migration(struct txn *t, int mig_old)
+{
+	int r = save_old_settings(t);
+	if (r < 0)
+		return r;
+	if ((r = set_caps(t->old, t->plan->ignore_shared, 1, t->deadline)) < 0 ||
+	    (r = set_bandwidth(t->old, (int64_t)UNLIMITED_BANDWIDTH, t->deadline)) < 0)
+		return r;
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "fdname", json_object_new_string(MIG_FDNAME));
+	if ((r = qu_qmp_execute(t->old, "getfd", args, mig_old, t->deadline, NULL)) < 0)
+		return r;
+	t->getfd_done = 1;
+	args = json_object_new_object();
+	json_object_object_add(args, "uri", json_object_new_string("fd:" MIG_FDNAME));
+	t->stop_us = qu_now_us();
+	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)
+		return r;
+	t->getfd_done = 0; /* migrate consumed the named descriptor */
+	t->phase = PH_MIGRATING;
+	return 0;
+}
+
+static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };
+
+static int wait_source(struct txn *t)
+{
+	json_object *data = NULL, *st;
+	int r = qu_qmp_wait_event(t->old, "MIGRATION", mig_end, -1, t->deadline, &data);
+	if (r < 0)
+		return r;
+	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
+	r = strcmp(status, "completed") ? -EIO : 0;
+	if (r < 0) {
+		json_object *mig = NULL, *e;
+		const char *why = "";
+		if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, t->deadline, &mig) == 0 &&
+		    json_object_object_get_ex(mig, "error-desc", &e))
+			why = json_object_get_string(e);
+		qu_err(r, "the old QEMU's migration ended with status '%s'%s%s", status, *why ? ": " : "", why);
+		json_object_put(mig);
+	} else {
+		t->phase = PH_SOURCE_COMPLETED;
+	}
+	json_object_put(data);
+	return r;
+}
+
+/* The new QEMU has loaded the state when its incoming migration completes; if it exits
+ * instead, the load failed (QEMU exits on a failed incoming migration). */
+static int wait_target_loaded(struct txn *t)
+{
+	json_object *data = NULL, *st;
+	int r = qu_qmp_wait_event(t->ctl, "MIGRATION", mig_end, t->pidfd_new, t->deadline, &data);
+	if (r < 0) {
+		qu_err_wrap(r, "the new QEMU did not load the VM state");
+		add_target_stderr(t);
+		return r;
+	}
+	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
+	if (strcmp(status, "completed"))
+		r = qu_err(-EIO, "the new QEMU's incoming migration ended with status '%s'", status);
+	json_object_put(data);
+	if (r < 0)
+		return r;
+	char state[32];
+	if ((r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state))) < 0)
+		return r;
+	if (strcmp(state, "paused") && strcmp(state, "prelaunch"))
+		return qu_err(-EIO, "the new QEMU is in run state '%s' after loading, expected 'paused'", state);
+	return 0;
+}
+
+static int resume_target(struct txn *t)
+{
+	int r = qu_qmp_execute(t->ctl, "cont", NULL, -1, t->deadline, NULL);
+	if (r < 0)
+		return r;
+	t->rep->pause_ms = (double)(qu_now_us() - t->stop_us) / 1000.0;
+	char state[32];
+	r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state));
+	if (r < 0)
+		return r;
+	if (strcmp(state, "running"))
+		return qu_err(-EIO, "the new QEMU is in run state '%s' after cont", state);
+	t->phase = PH_COMMITTED;
+	return 0;
+}
+
+static void collect_stats(struct txn *t)
+{
+	json_object *mig = NULL, *v, *ram;
+	if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, t->deadline, &mig) < 0)
+		return;
+	if (json_object_object_get_ex(mig, "downtime", &v))
+		t->rep->downtime_ms = (double)json_object_get_int64(v);
+	if (json_object_object_get_ex(mig, "ram", &ram)) {
+		if (json_object_object_get_ex(ram, "transferred", &v))
+			t->rep->transferred_bytes = (uint64_t)json_object_get_int64(v);
+		json_object *normal, *pagesize;
+		if (json_object_object_get_ex(ram, "normal", &normal) &&
+		    json_object_object_get_ex(ram, "page-size", &pagesize))
+			t->rep->ram_copied_bytes = (uint64_t)json_object_get_int64(normal) *
+						   (uint64_t)json_object_get_int64(pagesize);
+	}
+	json_object_put(mig);
+}
+
+/* The new QEMU's private memory (smaps_rollup Anonymous): what the host pays extra while the
+ * two processes exist side by side. */
+static int64_t private_memory(pid_t pid)
+{
+	char path[64], *text = NULL;
+	long long kb = -1;
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	if (qu_read_file(path, &text, NULL) < 0)
+		return -1;
+	char *a = strstr(text, "\nAnonymous:");
+	if (a)
+		sscanf(a + 11, "%lld", &kb);
+	free(text);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+/* QEMU unlinks its listening sockets' paths when it exits; a hard link made beforehand
+ * keeps the socket reachable, and is renamed back once the old QEMU is gone. */
+static void link_listeners(const struct qu_vm *vm, int keep)
+{
+	for (size_t i = 0; i < vm->nlis; i++) {
+		char tmp[QU_SUN_PATH_MAX + 32];
+		if (!vm->lis[i].path[0])
+			continue;
+		snprintf(tmp, sizeof(tmp), "%s.qemu-upgrade", vm->lis[i].path);
+		if (keep) {
+			unlink(tmp);
+			if (link(vm->lis[i].path, tmp) < 0)
+				qu_info("warning: cannot keep %s across the old QEMU's exit: %s", vm->lis[i].path, strerror(errno));
+		} else if (rename(tmp, vm->lis[i].path) < 0 && errno != ENOENT) {
+			qu_info("warning: cannot restore %s: %s", vm->lis[i].path, strerror(errno));
+		}
+	}
+}
+
+static int write_pidfile(const char *path, pid_t pid)
+{
+	char tmp[PATH_MAX + 16], text[32];
+	snprintf(tmp, sizeof(tmp), "%s.qemu-upgrade", path);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	int n = snprintf(text, sizeof(text), "%d\n", (int)pid);
+	int r = qu_write_full(fd, text, (size_t)n);
+	if (close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+static void retire_source(struct txn *t)
+{
+	uint64_t deadline = qu_now_us() + RETIRE_TIMEOUT_US;
+	link_listeners(t->vm, 1);
+	if (qu_qmp_execute(t->old, "quit", NULL, -1, deadline, NULL) < 0)
+		qu_info("warning: quit on the old QEMU failed (%s); killing it", qu_err_msg());
+	if (qu_pidfd_wait_exit(t->pidfd_old, deadline) < 0) {
+		qu_pidfd_kill(t->pidfd_old, SIGKILL);
+		qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
+	}
+	link_listeners(t->vm, 0);
+	if (t->vm->pidfile[0]) {
+		int r = write_pidfile(t->vm->pidfile, t->new_pid);
+		if (r < 0)
+			qu_info("warning: cannot write pidfile %s: %s", t->vm->pidfile, strerror(-r));
+	}
+}
+
+/* Before the commit point: the new QEMU goes, the old one runs as before. */
+static void rollback(struct txn *t)
+{
+	char done[256] = "";
+	uint64_t deadline = qu_now_us() + RETIRE_TIMEOUT_US;
+	if (t->pidfd_new >= 0) {
+		qu_pidfd_kill(t->pidfd_new, SIGKILL);
+		waitpid(t->new_pid, NULL, 0); /* reparented to us: we are its subreaper */
+		strcat(done, "new QEMU stopped; ");
+	}
+	if (t->phase >= PH_MIGRATING) {
+		json_object *mig = NULL, *st;
+		if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, deadline, &mig) == 0 &&
+		    json_object_object_get_ex(mig, "status", &st) &&
+		    strcmp(json_object_get_string(st), "completed") && strcmp(json_object_get_string(st), "failed") &&
+		    strcmp(json_object_get_string(st), "cancelled")) {
+			qu_qmp_execute(t->old, "migrate_cancel", NULL, -1, deadline, NULL);
+			qu_qmp_wait_event(t->old, "MIGRATION", mig_end, -1, deadline, NULL);
+			strcat(done, "migration cancelled; ");
+		}
+		json_object_put(mig);
+	}
+	if (t->getfd_done) {
+		json_object *args = json_object_new_object();
+		json_object_object_add(args, "fdname", json_object_new_string(MIG_FDNAME));
+		qu_qmp_execute(t->old, "closefd", args, -1, deadline, NULL);
+	}
+	char state[32] = "";
+	if (qu_qmp_query_string(t->old, "query-status", "status", deadline, state, sizeof(state)) == 0 &&
+	    strcmp(state, "running")) {
+		if (qu_qmp_execute(t->old, "cont", NULL, -1, deadline, NULL) == 0)
+			strcat(done, "old QEMU resumed; ");
+		else
+			strcat(done, "old QEMU could NOT be resumed; ");
+	}
+	if (t->old_caps_saved) {
+		set_caps(t->old, t->old_ignore_shared, t->old_events, deadline);
+		if (t->old_bandwidth >= 0)
+			set_bandwidth(t->old, t->old_bandwidth, deadline);
+		strcat(done, "migration settings restored");
+	}
+	snprintf(t->rep->rolled_back, sizeof(t->rep->rolled_back), "%s", done);
+}
+
+static int run(struct txn *t)
+{
+	int ctl[2] = { -1, -1 }, mig[2] = { -1, -1 };
+	int r;
+	t->pidfd_old = qu_pidfd_open(t->vm->pid);
+	if (t->pidfd_old < 0)
+		return qu_err(t->pidfd_old, "pidfd_open(%d): %s", (int)t->vm->pid, strerror(-t->pidfd_old));
+	if ((r = harvest(t)) < 0)
+		return r;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0 ||
+	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, mig) < 0) {
+		r = qu_err(-errno, "socketpair: %s", strerror(errno));
+		goto out;
+	}
+	r = start_target(t, ctl[1], mig[1]);
+	qu_close(&ctl[1]);
+	qu_close(&mig[1]);
+	close_harvest(t); /* the new QEMU has its own copies now */
+	if (r < 0)
+		goto out;
+	r = prepare_target(t, ctl[0]);
+	ctl[0] = -1; /* owned by t->ctl, or closed on failure */
+	if (r < 0) {
+		add_target_stderr(t);
+		goto out;
+	}
+	if ((r = start_migration(t, mig[0])) < 0)
+		goto out;
+	qu_close(&mig[0]);
+	qu_info("migration started (%s)", t->plan->ignore_shared ? "x-ignore-shared: RAM stays in place" : "copying RAM");
+	if ((r = wait_source(t)) < 0 || (r = wait_target_loaded(t)) < 0)
+		goto out;
+	t->rep->extra_memory_bytes = private_memory(t->new_pid);
+	if ((r = resume_target(t)) < 0)
+		goto out;
+	qu_info("new QEMU PID %d runs the guest (commit point)", (int)t->new_pid);
+	collect_stats(t);
+	retire_source(t);
+	qu_info("old QEMU PID %d retired", (int)t->vm->pid);
+out:
+	qu_close(&ctl[0]);
+	qu_close(&ctl[1]);
+	qu_close(&mig[0]);
+	qu_close(&mig[1]);
+	return r;
+}
+
+int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp,
+	       uint64_t deadline_us, struct qu_report *rep)
+{
+	struct txn t = { .vm = vm, .plan = plan, .old = old_qmp, .rep = rep, .deadline = deadline_us,
+			 .pidfd_old = -1, .pidfd_new = -1, .stderr_rd = -1 };
+	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
+		t.local[i] = -1;
+	int r = run(&t);
+	if (r < 0 && t.phase < PH_COMMITTED) {
+		char msg[sizeof(rep->error)];
+		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
+		rollback(&t);
+		qu_err(r, "%s", msg);
+	}
+	if (r == 0)
+		rep->new_pid = t.new_pid;
+	close_harvest(&t);
+	qu_qmp_close(t.ctl);
+	qu_close(&t.pidfd_old);
+	qu_close(&t.pidfd_new);
+	qu_close(&t.stderr_rd);
+	return r;
+}

@@ -1,0 +1,17 @@
+/* execute: the plan as a transaction. Until the new QEMU runs the guest (the commit point)
+ * every failure rolls back: the new QEMU is killed, the old one resumed if it had stopped,
+ * and the migration settings put back. After it, the old QEMU is retired. */
+#ifndef QU_EXECUTE_H
+#define QU_EXECUTE_H
+
+#include "upgrade/plan.h"
+#include "upgrade/report.h"
+#include "upgrade/vm.h"
+
+struct qu_qmp;
+
+/* old_qmp: the connection inspect opened (stays owned by the caller). */
+int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp,
+	       uint64_t deadline_us, struct qu_report *rep);
+
+#endif

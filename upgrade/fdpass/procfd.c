@@ -1,0 +1,149 @@
+#include "upgrade/fdpass/procfd.h"
+#include "upgrade/io.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Listening sockets carry __SO_ACCEPTCON in the Flags column of /proc/net/unix. */
+#define UNIX_FLAG_ACCEPTCON 0x10000UL
+
+int qu_proc_fd_link(pid_t pid, int fd, char *buf, size_t len)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	ssize_t n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+/* Calls match(fd, arg) for each descriptor of pid until it returns 1; returns that fd. */
+static int scan_fds(pid_t pid, int (*match)(pid_t, int, const void *), const void *arg)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	int best = -ENOENT;
+	for (struct dirent *e; (e = readdir(d));) {
+		if (e->d_name[0] == '.')
+			continue;
+		int fd = atoi(e->d_name);
+		if (match(pid, fd, arg) == 1 && (best < 0 || fd < best))
+			best = fd;
+	}
+	closedir(d);
+	return best;
+}
+
+static int match_inode(pid_t pid, int fd, const void *arg)
+{
+	const struct stat *want = arg;
+	char path[64];
+	struct stat st;
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	if (stat(path, &st) < 0)
+		return 0;
+	return st.st_ino == want->st_ino && st.st_dev == want->st_dev;
+}
+
+int qu_proc_fd_by_inode(pid_t pid, dev_t dev, ino_t ino)
+{
+	struct stat want = { .st_dev = dev, .st_ino = ino };
+	return scan_fds(pid, match_inode, &want);
+}
+
+static int match_socket(pid_t pid, int fd, const void *arg)
+{
+	char link[128], want[64];
+	snprintf(want, sizeof(want), "socket:[%lu]", *(const unsigned long *)arg);
+	return qu_proc_fd_link(pid, fd, link, sizeof(link)) == 0 && strcmp(link, want) == 0;
+}
+
+int qu_proc_fd_by_socket(pid_t pid, unsigned long ino)
+{
+	return scan_fds(pid, match_socket, &ino);
+}
+
+/* Walks /proc/PID/net/unix: "Num RefCount Protocol Flags Type St Inode [Path]". */
+static int scan_unix(pid_t pid, int (*fn)(unsigned long flags, unsigned long ino,
+					  const char *path, void *arg), void *arg)
+{
+	char file[64], *text = NULL;
+	snprintf(file, sizeof(file), "/proc/%d/net/unix", (int)pid);
+	int r = qu_read_file(file, &text, NULL);
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	char *save = NULL;
+	strtok_r(text, "\n", &save); /* header */
+	for (char *line; (line = strtok_r(NULL, "\n", &save));) {
+		unsigned long flags, ino;
+		int pathpos = 0;
+		if (sscanf(line, "%*s %*s %*s %lx %*s %*s %lu %n", &flags, &ino, &pathpos) < 2)
+			continue;
+		const char *p = pathpos ? line + pathpos : "";
+		if (fn(flags, ino, p, arg) == 1) {
+			r = 0;
+			break;
+		}
+	}
+	free(text);
+	return r;
+}
+
+struct listener_query {
+	const char *path;
+	unsigned long ino;
+};
+
+static int find_listener(unsigned long flags, unsigned long ino, const char *path, void *arg)
+{
+	struct listener_query *q = arg;
+	if (!(flags & UNIX_FLAG_ACCEPTCON) || strcmp(path, q->path) != 0)
+		return 0;
+	q->ino = ino;
+	return 1;
+}
+
+int qu_proc_unix_listener(pid_t pid, const char *path, unsigned long *ino)
+{
+	struct listener_query q = { .path = path };
+	int r = scan_unix(pid, find_listener, &q);
+	if (r == 0)
+		*ino = q.ino;
+	return r;
+}
+
+struct path_query {
+	unsigned long ino;
+	char *path;
+	size_t len;
+	int listening;
+};
+
+static int find_path(unsigned long flags, unsigned long ino, const char *path, void *arg)
+{
+	struct path_query *q = arg;
+	if (ino != q->ino)
+		return 0;
+	snprintf(q->path, q->len, "%s", path);
+	q->listening = !!(flags & UNIX_FLAG_ACCEPTCON);
+	return 1;
+}
+
+int qu_proc_unix_path(pid_t pid, unsigned long ino, char *path, size_t len, int *listening)
+{
+	struct path_query q = { .ino = ino, .path = path, .len = len };
+	int r = scan_unix(pid, find_path, &q);
+	if (r == 0 && listening)
+		*listening = q.listening;
+	return r;
+}

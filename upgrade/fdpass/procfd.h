@@ -1,0 +1,20 @@
+/* Reading a process's descriptors and UNIX sockets from /proc, without touching them. */
+#ifndef QU_PROCFD_H
+#define QU_PROCFD_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+/* readlink of /proc/PID/fd/FD into buf; -errno if the descriptor does not exist. */
+int qu_proc_fd_link(pid_t pid, int fd, char *buf, size_t len);
+/* The lowest descriptor of pid whose target is the inode (dev, ino), or -ENOENT. */
+int qu_proc_fd_by_inode(pid_t pid, dev_t dev, ino_t ino);
+/* The descriptor of pid that is socket inode ino, or -ENOENT. */
+int qu_proc_fd_by_socket(pid_t pid, unsigned long ino);
+
+/* In pid's network namespace, the inode of the listening UNIX socket bound to path. */
+int qu_proc_unix_listener(pid_t pid, const char *path, unsigned long *ino);
+/* The path a UNIX socket inode is bound to (empty for unnamed ones). */
+int qu_proc_unix_path(pid_t pid, unsigned long ino, char *path, size_t len, int *listening);
+
+#endif

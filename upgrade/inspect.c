@@ -1,0 +1,229 @@
+/* inspect: facts about a running VM from /proc/PID and QMP query commands. Changes nothing. */
+#include "qemu-integration/opts.h"
+#include "qemu-integration/qmp.h"
+#include "upgrade/fdpass/procfd.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+#include "upgrade/pageflip/ram.h"
+#include "upgrade/vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void qu_vm_free(struct qu_vm *vm)
+{
+	qu_argv_free(&vm->argv);
+	qu_strv_free(vm->env);
+	vm->env = NULL;
+}
+
+static int read_link(pid_t pid, const char *what, char *buf, size_t len)
+{
+	char p[64];
+	snprintf(p, sizeof(p), "/proc/%d/%s", (int)pid, what);
+	ssize_t n = readlink(p, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return 0;
+}
+
+static int read_proc(struct qu_vm *vm)
+{
+	char p[64], *buf = NULL;
+	size_t len;
+	pid_t pid = vm->pid;
+	int r;
+
+	snprintf(p, sizeof(p), "/proc/%d", (int)pid);
+	if (access(p, F_OK) < 0)
+		return qu_err(-ESRCH, "no process with PID %d", (int)pid);
+	if ((r = read_link(pid, "exe", vm->exe, sizeof(vm->exe))) < 0)
+		return qu_err(r, "cannot read /proc/%d/exe: %s (run as root or as the VM's user)",
+			      (int)pid, strerror(-r));
+	snprintf(vm->exe_path, sizeof(vm->exe_path), "%s", vm->exe);
+	char *del = strstr(vm->exe_path, " (deleted)");
+	if (del && del[10] == '\0') {
+		*del = '\0';
+		vm->exe_deleted = 1;
+	}
+	snprintf(p, sizeof(p), "/proc/%d/cmdline", (int)pid);
+	if ((r = qu_read_file(p, &buf, &len)) < 0)
+		return qu_err(r, "cannot read %s: %s", p, strerror(-r));
+	r = qu_argv_from_cmdline(buf, len, &vm->argv);
+	free(buf);
+	const char *base = strrchr(vm->exe_path, '/');
+	base = base ? base + 1 : vm->exe_path;
+	if (r < 0 || strncmp(base, "qemu-system-", 12))
+		return qu_err(-EINVAL, "PID %d is not a QEMU system emulator (its executable is %s)",
+			      (int)pid, vm->exe);
+
+	snprintf(p, sizeof(p), "/proc/%d/environ", (int)pid);
+	if ((r = qu_read_file(p, &buf, &len)) < 0)
+		return qu_err(r, "cannot read %s: %s", p, strerror(-r));
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += buf[i] == '\0';
+	vm->env = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0, k = 0; vm->env && i < len && k < n; i += strlen(buf + i) + 1)
+		vm->env[k++] = strdup(buf + i);
+	free(buf);
+	if (!vm->env)
+		return -ENOMEM;
+	read_link(pid, "cwd", vm->cwd, sizeof(vm->cwd));
+	read_link(pid, "fd/1", vm->stdout_link, sizeof(vm->stdout_link));
+	read_link(pid, "fd/2", vm->stderr_link, sizeof(vm->stderr_link));
+	long pf = qu_argv_find(&vm->argv, "pidfile", 0);
+	if (pf >= 0)
+		snprintf(vm->pidfile, sizeof(vm->pidfile), "%s", vm->argv.a[pf].val);
+	return 0;
+}
+
+/* The listening sockets' descriptors in the old QEMU, found through its socket table. */
+static int find_listener_fds(struct qu_vm *vm)
+{
+	for (size_t i = 0; i < vm->nlis; i++) {
+		struct qu_listener *l = &vm->lis[i];
+		unsigned long ino;
+		if (l->old_fd >= 0)
+			continue;
+		if (qu_proc_unix_listener(vm->pid, l->path, &ino) < 0 ||
+		    (l->old_fd = qu_proc_fd_by_socket(vm->pid, ino)) < 0) {
+			l->old_fd = -1;
+			return qu_err(-ENOENT, "chardev '%s': no listening socket at %s in PID %d",
+				      l->chardev, l->path, (int)vm->pid);
+		}
+	}
+	return 0;
+}
+
+static int qom_get_string(struct qu_qmp *q, const char *path, const char *prop,
+			  uint64_t deadline_us, char *buf, size_t len)
+{
+	json_object *args = json_object_new_object(), *ret = NULL;
+	json_object_object_add(args, "path", json_object_new_string(path));
+	json_object_object_add(args, "property", json_object_new_string(prop));
+	int r = qu_qmp_execute(q, "qom-get", args, -1, deadline_us, &ret);
+	if (r < 0)
+		return r;
+	snprintf(buf, len, "%s", json_object_get_string(ret));
+	json_object_put(ret);
+	return 0;
+}
+
+/* The -object option that created backend id, or -1 (made by QEMU, or by object-add). */
+static long backend_arg(const struct qu_vm *vm, const char *id)
+{
+	for (long i = -1; (i = qu_argv_find(&vm->argv, "object", (size_t)(i + 1))) >= 0;) {
+		const char *val = vm->argv.a[i].val;
+		if (val[0] == '{') {
+			json_object *o = json_tokener_parse(val), *v;
+			int hit = o && json_object_object_get_ex(o, "id", &v) && !strcmp(json_object_get_string(v), id);
+			json_object_put(o);
+			if (hit)
+				return i;
+			continue;
+		}
+		struct qu_opts o;
+		if (qu_opts_parse(val, "qom-type", &o) < 0)
+			return -1;
+		const char *oid = qu_opts_get(&o, "id");
+		int hit = oid && !strcmp(oid, id);
+		qu_opts_free(&o);
+		if (hit)
+			return i;
+	}
+	return -1;
+}
+
+static int query_memdevs(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
+{
+	json_object *list = NULL;
+	int r = qu_qmp_execute(q, "query-memdev", NULL, -1, deadline_us, &list);
+	if (r < 0)
+		return r;
+	size_t n = json_object_array_length(list);
+	for (size_t i = 0; i < n && r == 0; i++) {
+		json_object *m = json_object_array_get_idx(list, i), *v;
+		struct qu_ram *ram = &vm->ram[vm->nram];
+		char path[128];
+		if (vm->nram == QU_MAX_RAM) {
+			r = qu_err(-E2BIG, "more than %d memory backends", QU_MAX_RAM);
+			break;
+		}
+		memset(ram, 0, sizeof(*ram));
+		ram->old_fd = -1;
+		if (json_object_object_get_ex(m, "id", &v))
+			snprintf(ram->id, sizeof(ram->id), "%s", json_object_get_string(v));
+		if (json_object_object_get_ex(m, "size", &v))
+			ram->size = (uint64_t)json_object_get_uint64(v);
+		if (json_object_object_get_ex(m, "share", &v))
+			ram->share = json_object_get_boolean(v);
+		snprintf(path, sizeof(path), "/objects/%s", ram->id);
+		r = qom_get_string(q, path, "type", deadline_us, ram->qom_type, sizeof(ram->qom_type));
+		if (r == 0 && !strcmp(ram->qom_type, "memory-backend-file"))
+			r = qom_get_string(q, path, "mem-path", deadline_us, ram->backing, sizeof(ram->backing));
+		ram->arg = backend_arg(vm, ram->id);
+		vm->nram++;
+	}
+	json_object_put(list);
+	return r;
+}
+
+static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
+{
+	char type[160];
+	int r;
+	qu_qmp_version(q, &vm->ver[0], &vm->ver[1], &vm->ver[2]);
+	if ((r = qu_qmp_query_string(q, "query-status", "status", deadline_us, vm->runstate,
+				     sizeof(vm->runstate))) < 0)
+		return r;
+	json_object *mig = NULL, *st;
+	if ((r = qu_qmp_execute(q, "query-migrate", NULL, -1, deadline_us, &mig)) < 0)
+		return r;
+	snprintf(vm->migration, sizeof(vm->migration), "%s",
+		 json_object_object_get_ex(mig, "status", &st) ? json_object_get_string(st) : "none");
+	json_object_put(mig);
+	if ((r = qom_get_string(q, "/machine", "type", deadline_us, type, sizeof(type))) < 0)
+		return r;
+	/* QOM names machine classes "<type>-machine"; the command line wants "<type>". */
+	size_t tl = strlen(type);
+	if (tl > 8 && !strcmp(type + tl - 8, "-machine"))
+		type[tl - 8] = '\0';
+	snprintf(vm->machine, sizeof(vm->machine), "%s", type);
+	return query_memdevs(vm, q, deadline_us);
+}
+
+int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct qu_vm *vm,
+	       struct qu_qmp **qmp)
+{
+	struct qu_qmp *q = NULL;
+	int r;
+
+	memset(vm, 0, sizeof(*vm));
+	vm->pid = pid;
+	if ((r = read_proc(vm)) < 0)
+		return r;
+	if ((r = qu_find_listeners(vm)) < 0)
+		return r;
+	if (qmp_override)
+		snprintf(vm->qmp_path, sizeof(vm->qmp_path), "%s", qmp_override);
+	else if (qu_find_qmp_path(vm, vm->qmp_path, sizeof(vm->qmp_path)) < 0)
+		return qu_err(-ENOENT, "QEMU PID %d has no QMP monitor on a UNIX socket; start it with "
+			      "-qmp unix:PATH,server=on,wait=off (or -chardev socket,...,server=on with "
+			      "-mon mode=control), or name the socket with --qmp", (int)pid);
+	if ((r = find_listener_fds(vm)) < 0)
+		return r;
+	if ((r = qu_qmp_connect(vm->qmp_path, deadline_us, &q)) < 0)
+		return qu_err_wrap(r, "QEMU PID %d (if another client holds the monitor, QEMU answers "
+				   "one client at a time)", (int)pid);
+	if ((r = query_qmp(vm, q, deadline_us)) < 0 || (r = qu_ram_find_fds(vm)) < 0) {
+		qu_qmp_close(q);
+		return r;
+	}
+	*qmp = q;
+	return 0;
+}

@@ -1,0 +1,98 @@
+#include "upgrade/io.h"
+#include "upgrade/clock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int qu_write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+ssize_t qu_read_full(int fd, void *buf, size_t len)
+{
+	size_t got = 0;
+	while (got < len) {
+		ssize_t n = read(fd, (char *)buf + got, len - got);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		got += (size_t)n;
+	}
+	return (ssize_t)got;
+}
+
+int qu_read_file(const char *path, char **out, size_t *len)
+{
+	size_t cap = 4096, used = 0;
+	char *buf = NULL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		char *nb = realloc(buf, cap + 1);
+		if (!nb) {
+			free(buf);
+			close(fd);
+			return -ENOMEM;
+		}
+		buf = nb;
+		ssize_t n = qu_read_full(fd, buf + used, cap - used);
+		if (n < 0) {
+			free(buf);
+			close(fd);
+			return (int)n;
+		}
+		used += (size_t)n;
+		if (used < cap)
+			break;
+		cap *= 2;
+	}
+	close(fd);
+	buf[used] = '\0';
+	*out = buf;
+	if (len)
+		*len = used;
+	return 0;
+}
+
+int qu_poll_one(int fd, short events, unsigned long long deadline_us)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	for (;;) {
+		int r = poll(&p, 1, qu_ms_left(deadline_us));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			return -ETIMEDOUT;
+		return p.revents;
+	}
+}
+
+void qu_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}

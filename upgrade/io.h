@@ -1,0 +1,17 @@
+/* The one place for EINTR and short-I/O loops, and for small file reads from /proc. */
+#ifndef QU_IO_H
+#define QU_IO_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+int qu_write_full(int fd, const void *buf, size_t len);
+/* Returns bytes read (< len only at EOF) or -errno. */
+ssize_t qu_read_full(int fd, void *buf, size_t len);
+/* Reads a whole (small, procfs) file into a NUL-terminated malloc'd buffer; *len excludes the NUL. */
+int qu_read_file(const char *path, char **out, size_t *len);
+/* poll() one fd for events until deadline; -ETIMEDOUT when it passes. */
+int qu_poll_one(int fd, short events, unsigned long long deadline_us);
+void qu_close(int *fd);
+
+#endif

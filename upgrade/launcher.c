@@ -1,0 +1,286 @@
+#include "upgrade/launcher.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+#include "upgrade/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LAUNCH_MAX_WORDS 4096
+#define LAUNCH_MAX_FDS 256
+
+int qu_launch_send(int sock, const struct qu_launch *spec)
+{
+	uint8_t hello[8] = { QU_STREAM_VERSION, 0, 0, 0, 0, 0, 0, 0 };
+	int r = qu_stream_send(sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1);
+	if (r == 0 && spec->cwd)
+		r = qu_stream_send_str(sock, QU_REC_CWD, spec->cwd);
+	for (char **e = spec->envp; r == 0 && e && *e; e++)
+		r = qu_stream_send_str(sock, QU_REC_ENV, *e);
+	for (char **a = spec->argv; r == 0 && *a; a++)
+		r = qu_stream_send_str(sock, QU_REC_ARG, *a);
+	for (size_t i = 0; r == 0 && i < spec->nfds; i++)
+		r = qu_stream_send_fd(sock, spec->fds[i].fd, (uint32_t)spec->fds[i].target,
+				      spec->fds[i].kind, spec->fds[i].name);
+	if (r == 0)
+		r = qu_stream_send(sock, QU_REC_EXEC, 0, NULL, 0, -1);
+	return r < 0 ? qu_err(r, "handover stream: send: %s", strerror(-r)) : 0;
+}
+
+int qu_launch_wait(int sock, uint64_t deadline_us, pid_t *pid)
+{
+	struct qu_rec rec;
+	int r = qu_stream_recv(sock, deadline_us, &rec);
+	if (r < 0)
+		return qu_err(r, "handover stream: no answer from the launcher: %s", strerror(-r));
+	if (rec.type == QU_REC_STARTED) {
+		*pid = (pid_t)qu_get_u32(rec.payload);
+		r = 0;
+	} else if (rec.type == QU_REC_ERROR) {
+		r = -(int)qu_get_u32(rec.payload);
+		r = qu_err(r ? r : -EIO, "%s", (const char *)rec.payload + 4);
+	} else {
+		r = qu_err(-EBADMSG, "handover stream: unexpected %s record", qu_rec_type_name(rec.type));
+	}
+	qu_rec_free(&rec);
+	return r;
+}
+
+struct request {
+	char *argv[LAUNCH_MAX_WORDS + 1], *envp[LAUNCH_MAX_WORDS + 1];
+	size_t nargv, nenvp;
+	char *cwd;
+	int fd[LAUNCH_MAX_FDS], target[LAUNCH_MAX_FDS];
+	size_t nfds;
+};
+
+static void request_free(struct request *q)
+{
+	for (size_t i = 0; i < q->nargv; i++)
+		free(q->argv[i]);
+	for (size_t i = 0; i < q->nenvp; i++)
+		free(q->envp[i]);
+	for (size_t i = 0; i < q->nfds; i++)
+		close(q->fd[i]);
+	free(q->cwd);
+}
+
+/* Takes ownership of rec's payload/fd into the request. */
+static int request_add(struct request *q, struct qu_rec *rec)
+{
+	switch (rec->type) {
+	case QU_REC_ARG:
+	case QU_REC_ENV: {
+		size_t *n = rec->type == QU_REC_ARG ? &q->nargv : &q->nenvp;
+		char **v = rec->type == QU_REC_ARG ? q->argv : q->envp;
+		if (*n == LAUNCH_MAX_WORDS)
+			return -E2BIG;
+		v[(*n)++] = (char *)rec->payload;
+		rec->payload = NULL;
+		return 0;
+	}
+	case QU_REC_CWD:
+		free(q->cwd);
+		q->cwd = (char *)rec->payload;
+		rec->payload = NULL;
+		return 0;
+	case QU_REC_FD: {
+		uint32_t target = qu_get_u32(rec->payload);
+		if (rec->fd < 0 || q->nfds == LAUNCH_MAX_FDS || target >= LAUNCH_MAX_FDS + 3)
+			return -EINVAL;
+		q->fd[q->nfds] = rec->fd;
+		q->target[q->nfds++] = (int)target;
+		rec->fd = -1;
+		return 0;
+	}
+	}
+	return -EBADMSG;
+}
+
+/* In the child about to exec: received descriptors to their target numbers, stdio that was
+ * not given to /dev/null, and nothing else open. */
+static int place_fds(struct request *q, int keep_fd)
+{
+	int maxt = 2;
+	for (size_t i = 0; i < q->nfds; i++)
+		maxt = q->target[i] > maxt ? q->target[i] : maxt;
+	/* Move every source above all targets first, so no dup2 overwrites a pending source. */
+	for (size_t i = 0; i < q->nfds; i++) {
+		int hi = fcntl(q->fd[i], F_DUPFD_CLOEXEC, maxt + 1);
+		if (hi < 0)
+			return -errno;
+		close(q->fd[i]);
+		q->fd[i] = hi;
+	}
+	int have[3] = { 0, 0, 0 };
+	for (size_t i = 0; i < q->nfds; i++) {
+		if (dup2(q->fd[i], q->target[i]) < 0)
+			return -errno;
+		if (q->target[i] < 3)
+			have[q->target[i]] = 1;
+	}
+	for (int s = 0; s < 3; s++) {
+		if (have[s])
+			continue;
+		int nul = open("/dev/null", O_RDWR);
+		if (nul < 0 || dup2(nul, s) < 0)
+			return -errno;
+		if (nul != s)
+			close(nul);
+	}
+	/* Close every descriptor that is not a target. */
+	for (int fd = 3; fd <= maxt; fd++) {
+		int keep = 0;
+		for (size_t i = 0; i < q->nfds; i++)
+			keep |= q->target[i] == fd;
+		if (!keep)
+			close(fd);
+	}
+	if (keep_fd > maxt + 1 && close_range((unsigned)maxt + 1, (unsigned)keep_fd - 1, 0) < 0)
+		return -errno;
+	return close_range((unsigned)keep_fd + 1, ~0U, 0) < 0 ? -errno : 0;
+}
+
+static void reset_signals(void)
+{
+	sigset_t all;
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+}
+
+/* Forks the program; returns its pid once exec succeeded, or -errno (the exec's error). */
+static pid_t start_program(struct request *q)
+{
+	int pipefd[2];
+	if (pipe2(pipefd, O_CLOEXEC) < 0)
+		return -errno;
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -e;
+	}
+	if (pid == 0) {
+		int err = 0;
+		close(pipefd[0]);
+		setsid();
+		reset_signals();
+		/* Keep the status pipe clear of the target numbers. */
+		int st = fcntl(pipefd[1], F_DUPFD_CLOEXEC, LAUNCH_MAX_FDS + 8);
+		if (st < 0)
+			_exit(127);
+		close(pipefd[1]);
+		if (q->cwd && chdir(q->cwd) < 0)
+			err = errno;
+		if (!err) {
+			int r = place_fds(q, st);
+			if (r < 0)
+				err = -r;
+		}
+		if (!err && fcntl(st, F_SETFD, FD_CLOEXEC) == 0) {
+			execve(q->argv[0], q->argv, q->envp);
+			err = errno;
+		}
+		if (write(st, &err, sizeof(err)) < 0)
+			_exit(127);
+		_exit(127);
+	}
+	close(pipefd[1]);
+	int err = 0;
+	ssize_t n = qu_read_full(pipefd[0], &err, sizeof(err));
+	close(pipefd[0]);
+	if (n == (ssize_t)sizeof(err)) {
+		waitpid(pid, NULL, 0);
+		return -err;
+	}
+	return pid; /* EOF: close-on-exec closed the pipe, the exec happened */
+}
+
+int qu_launcher_serve(int sock, uint64_t deadline_us)
+{
+	struct request *q = calloc(1, sizeof(*q));
+	struct qu_rec rec;
+	int r, hello = 0;
+
+	if (!q)
+		return qu_stream_send_error(sock, ENOMEM, "launcher: out of memory");
+	for (;;) {
+		r = qu_stream_recv(sock, deadline_us, &rec);
+		if (r < 0)
+			break;
+		if (!hello) {
+			r = rec.type == QU_REC_HELLO && qu_get_u32(rec.payload) == QU_STREAM_VERSION ? 0 : -EPROTO;
+			hello = 1;
+		} else if (rec.type == QU_REC_EXEC) {
+			qu_rec_free(&rec);
+			break;
+		} else {
+			r = request_add(q, &rec);
+		}
+		qu_rec_free(&rec);
+		if (r < 0)
+			break;
+	}
+	if (r == 0 && q->nargv == 0)
+		r = -EINVAL;
+	if (r < 0) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "launcher: bad handover stream: %s", strerror(-r));
+		qu_stream_send_error(sock, -r, msg);
+		request_free(q);
+		free(q);
+		return r;
+	}
+	pid_t pid = start_program(q);
+	if (pid < 0) {
+		char msg[PATH_MAX + 128];
+		snprintf(msg, sizeof(msg), "cannot execute %s: %s", q->argv[0], strerror((int)-pid));
+		r = qu_stream_send_error(sock, (int)-pid, msg);
+		r = (int)pid;
+	} else {
+		uint8_t p[4] = { (uint8_t)pid, (uint8_t)(pid >> 8), (uint8_t)(pid >> 16), (uint8_t)(pid >> 24) };
+		r = qu_stream_send(sock, QU_REC_STARTED, 0, p, sizeof(p), -1);
+	}
+	request_free(q);
+	free(q);
+	return r;
+}
+
+int qu_launch_local(const struct qu_launch *spec, uint64_t deadline_us, pid_t *pid)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return qu_err(-errno, "socketpair: %s", strerror(errno));
+	/* The started program outlives the launcher; as subreaper we can still reap it. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
+	pid_t launcher = fork();
+	if (launcher < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return qu_err(-e, "fork: %s", strerror(e));
+	}
+	if (launcher == 0) {
+		close(sv[0]);
+		_exit(qu_launcher_serve(sv[1], deadline_us) < 0 ? 1 : 0);
+	}
+	close(sv[1]);
+	int r = qu_launch_send(sv[0], spec);
+	if (r == 0)
+		r = qu_launch_wait(sv[0], deadline_us, pid);
+	close(sv[0]);
+	waitpid(launcher, NULL, 0);
+	return r;
+}

@@ -1,0 +1,39 @@
+/* The destination side of the handover stream: reads what to start (argv, environment,
+ * working directory, descriptors at fixed numbers) and starts it, detached, reporting the
+ * new PID or why it could not start. The source side is qu_launch_send(). */
+#ifndef QU_LAUNCHER_H
+#define QU_LAUNCHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct qu_launch_fd {
+	int fd;          /* in the sender */
+	int target;      /* number in the started program */
+	uint32_t kind;   /* enum qu_fd_kind */
+	const char *name;
+};
+
+struct qu_launch {
+	char **argv;
+	char **envp;
+	const char *cwd;
+	const struct qu_launch_fd *fds;
+	size_t nfds;
+};
+
+/* Source side: writes the whole launch request. sock may be a file (descriptors elided). */
+int qu_launch_send(int sock, const struct qu_launch *spec);
+/* Source side: waits for STARTED (the pid) or ERROR (-errno, message set). */
+int qu_launch_wait(int sock, uint64_t deadline_us, pid_t *pid);
+
+/* Destination side: serves one launch request on sock; returns 0 once the program runs. */
+int qu_launcher_serve(int sock, uint64_t deadline_us);
+
+/* Both sides on this host: forks a launcher on a socketpair, sends spec, waits for the pid.
+ * The started program is reparented to this process (a child subreaper), so a rollback can
+ * reap it. */
+int qu_launch_local(const struct qu_launch *spec, uint64_t deadline_us, pid_t *pid);
+
+#endif

@@ -1,0 +1,79 @@
+#include "upgrade/log.h"
+#include "upgrade/clock.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static int log_level = QU_LOG_INFO;
+static __thread char err_msg[2048];
+static __thread int err_errno;
+
+void qu_log_set_level(int level) { log_level = level; }
+int qu_log_level(void) { return log_level; }
+
+static void vlog(const char *tag, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "[%7.1f ms] %s", qu_ms_since_start(), tag);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
+void qu_info(const char *fmt, ...)
+{
+	va_list ap;
+	if (log_level < QU_LOG_INFO)
+		return;
+	va_start(ap, fmt);
+	vlog("", fmt, ap);
+	va_end(ap);
+}
+
+void qu_debug(const char *fmt, ...)
+{
+	va_list ap;
+	if (log_level < QU_LOG_DEBUG)
+		return;
+	va_start(ap, fmt);
+	vlog("debug: ", fmt, ap);
+	va_end(ap);
+}
+
+int qu_err(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err_msg, sizeof(err_msg), fmt, ap);
+	va_end(ap);
+	err_errno = err < 0 ? -err : err;
+	return err;
+}
+
+int qu_err_wrap(int err, const char *fmt, ...)
+{
+	char prefix[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	int pl = vsnprintf(prefix, sizeof(prefix) - 2, fmt, ap);
+	va_end(ap);
+	if (pl < 0)
+		return err;
+	if ((size_t)pl > sizeof(prefix) - 3)
+		pl = (int)sizeof(prefix) - 3;
+	if (!err_msg[0])
+		snprintf(err_msg, sizeof(err_msg), "%s", strerror(err < 0 ? -err : err));
+	memcpy(prefix + pl, ": ", 3);
+	pl += 2;
+	/* Shift the earlier message right and put the context in front of it. */
+	size_t old = strnlen(err_msg, sizeof(err_msg) - 1 - (size_t)pl);
+	memmove(err_msg + pl, err_msg, old);
+	err_msg[pl + old] = '\0';
+	memcpy(err_msg, prefix, (size_t)pl);
+	err_errno = err < 0 ? -err : err;
+	return err;
+}
+
+const char *qu_err_msg(void) { return err_msg; }
+int qu_err_errno(void) { return err_errno; }
+void qu_err_clear(void) { err_msg[0] = '\0'; err_errno = 0; }

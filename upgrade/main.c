@@ -1,0 +1,186 @@
+/* The qemu-upgrade command. */
+#include "qemu-upgrade.h"
+#include "upgrade/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3 };
+
+static void usage(FILE *f)
+{
+	fputs("Usage: qemu-upgrade --pid PID [--new-binary PATH] [options]\n"
+	      "       qemu-upgrade dump-stream FILE\n"
+	      "\n"
+	      "Puts a new QEMU binary under a running VM: a new QEMU process takes the guest over\n"
+	      "within milliseconds. Guest RAM in a shared memory backend (memory-backend-memfd or\n"
+	      "-file with share=on) stays where it is; only device state is sent, over a socketpair.\n"
+	      "\n"
+	      "Options:\n"
+	      "  -p, --pid PID          the running QEMU to upgrade\n"
+	      "  -b, --new-binary PATH  the QEMU to run it on (default: the binary now on disk at the\n"
+	      "                         running QEMU's executable path, e.g. after a package upgrade)\n"
+	      "  -q, --qmp SOCKET       the VM's QMP socket (default: found in its command line)\n"
+	      "  -n, --dry-run          inspect and plan only: print what would happen, change nothing\n"
+	      "  -j, --json             print the report as one JSON object on stdout\n"
+	      "  -t, --timeout SECONDS  give up and roll back after this long (default 60)\n"
+	      "  -v, --verbose          more progress lines (twice: QMP traffic)\n"
+	      "      --quiet            no progress lines, only the report\n"
+	      "  -h, --help             this text\n"
+	      "\n"
+	      "Examples:\n"
+	      "  qemu-upgrade --pid 1234 --new-binary /usr/bin/qemu-system-x86_64\n"
+	      "  qemu-upgrade --pid 1234 --dry-run          # show the plan, touch nothing\n"
+	      "  qemu-upgrade --pid 1234 --json             # for programs\n"
+	      "\n"
+	      "Exit status: 0 upgraded (or planned), 1 failed and rolled back (the old QEMU runs the\n"
+	      "guest), 2 bad usage or input, 3 refused (the VM cannot be upgraded; it was not touched).\n",
+	      f);
+}
+
+static int dump_stream(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		fprintf(stderr, "qemu-upgrade: cannot open %s: %s\n", path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	size_t cap = QU_STREAM_HDR_LEN + QU_STREAM_MAX_PAYLOAD, len = 0, off = 0;
+	uint8_t *buf = malloc(cap);
+	ssize_t n;
+	int rc = EXIT_OK;
+	while (buf && (n = read(fd, buf + len, cap - len)) > 0) {
+		len += (size_t)n;
+		for (;;) {
+			struct qu_rec rec;
+			size_t used;
+			char line[8192];
+			int r = qu_stream_decode(buf + off, len - off, &rec, &used);
+			if (r == -EAGAIN)
+				break;
+			if (r < 0) {
+				fprintf(stderr, "qemu-upgrade: %s: damaged record at byte %zu\n", path, off);
+				rc = EXIT_FAILED;
+				goto out;
+			}
+			qu_rec_describe(&rec, line, sizeof(line));
+			printf("%8zu %s\n", off, line);
+			qu_rec_free(&rec);
+			off += used;
+		}
+		memmove(buf, buf + off, len - off);
+		len -= off;
+		off = 0;
+	}
+	if (len) {
+		fprintf(stderr, "qemu-upgrade: %s: %zu bytes of a truncated record at the end\n", path, len);
+		rc = EXIT_FAILED;
+	}
+out:
+	free(buf);
+	close(fd);
+	return rc;
+}
+
+static int parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || *end || v <= 0 || v > 4194304)
+		return -1;
+	*pid = (pid_t)v;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },      { "new-binary", required_argument, NULL, 'b' },
+		{ "qmp", required_argument, NULL, 'q' },      { "dry-run", no_argument, NULL, 'n' },
+		{ "json", no_argument, NULL, 'j' },           { "timeout", required_argument, NULL, 't' },
+		{ "verbose", no_argument, NULL, 'v' },        { "quiet", no_argument, NULL, 'Q' },
+		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+	};
+	int json = 0, verbose = 1, c;
+	unsigned flags = 0;
+	struct qu_handle *h;
+
+	if (argc == 3 && !strcmp(argv[1], "dump-stream"))
+		return dump_stream(argv[2]);
+	h = qu_new();
+	if (!h)
+		return EXIT_FAILED;
+	pid_t pid = 0;
+	while ((c = getopt_long(argc, argv, "p:b:q:njt:vh", opts, NULL)) != -1) {
+		int r = 0;
+		char *end;
+		switch (c) {
+		case 'p':
+			if (parse_pid(optarg, &pid) < 0) {
+				fprintf(stderr, "qemu-upgrade: --pid %s: not a process ID\n", optarg);
+				goto usage_error;
+			}
+			r = qu_set_pid(h, pid);
+			break;
+		case 'b': r = qu_set_new_binary(h, optarg); break;
+		case 'q': r = qu_set_qmp_socket(h, optarg); break;
+		case 'n': flags |= QU_FLAG_DRY_RUN; break;
+		case 'j': json = 1; break;
+		case 't': {
+			double s = strtod(optarg, &end);
+			if (*end || s <= 0 || s > 86400) {
+				fprintf(stderr, "qemu-upgrade: --timeout %s: give seconds, e.g. --timeout 30\n", optarg);
+				goto usage_error;
+			}
+			r = qu_set_timeout_ms(h, (unsigned)(s * 1000));
+			break;
+		}
+		case 'v': verbose++; break;
+		case 'Q': verbose = 0; break;
+		case 'h': usage(stdout); qu_free(h); return EXIT_OK;
+		default: goto usage_error;
+		}
+		if (r < 0) {
+			fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
+			goto usage_error;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "qemu-upgrade: unexpected argument '%s'\n", argv[optind]);
+		goto usage_error;
+	}
+	if (!pid) {
+		fprintf(stderr, "qemu-upgrade: which VM? Give --pid PID (see --help)\n");
+		goto usage_error;
+	}
+	qu_set_log_level(verbose);
+	qu_set_flags(h, flags);
+	int r = qu_upgrade(h), rc = EXIT_OK;
+	const char *result = qu_get_result(h);
+	if (r < 0) {
+		int e = qu_get_errno();
+		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
+		if (e == EOPNOTSUPP)
+			rc = EXIT_REFUSED;
+		else if (!result || !strcmp(result, "failed"))
+			rc = (e == ESRCH || e == EINVAL || e == ENOENT || e == EACCES) ? EXIT_USAGE : EXIT_FAILED;
+	}
+	if (result) {
+		if (json)
+			printf("%s\n", qu_get_report_json(h));
+		else
+			qu_print_report(h, stdout);
+	}
+	qu_free(h);
+	return rc;
+usage_error:
+	qu_free(h);
+	fprintf(stderr, "Try 'qemu-upgrade --help'.\n");
+	return EXIT_USAGE;
+}

@@ -1,0 +1,45 @@
+/* plan: from the facts about a VM and the new binary's abilities to what execute will do:
+ * the strategy, the new command line and the descriptors to carry, or a refusal. */
+#ifndef QU_PLAN_H
+#define QU_PLAN_H
+
+#include "qemu-integration/argv.h"
+#include "qemu-integration/binary.h"
+#include "upgrade/vm.h"
+
+#define QU_MAX_CARRIED 48
+#define QU_FD_CTL 3       /* the new QEMU's private monitor */
+#define QU_FD_MIG 4       /* the new QEMU's end of the migration channel */
+#define QU_FD_FIRST_CARRIED 5
+
+struct qu_carried {
+	int old_fd;       /* in the old QEMU; -1 for descriptors the tool makes */
+	int target;       /* number in the new QEMU */
+	unsigned kind;    /* enum qu_fd_kind */
+	char name[128];   /* what it is, for the plan and the stream */
+};
+
+struct qu_plan {
+	char strategy[48];
+	struct qu_binary target;
+	struct qu_argv argv;        /* the new QEMU's command line */
+	struct qu_carried fds[QU_MAX_CARRIED];
+	size_t nfds;
+	int ignore_shared;          /* x-ignore-shared on both sides */
+	uint64_t ram_shared_bytes;  /* guest RAM handed over in place */
+	uint64_t ram_copy_bytes;    /* guest RAM the migration will copy */
+	int capture_stderr;         /* the old QEMU's stderr is /dev/null: give the new one a pipe */
+	char refusal[1024];         /* non-empty: cannot upgrade, and why */
+};
+
+/* Fills plan; a VM that cannot be upgraded gets plan->refusal (and returns 0). Errors in
+ * probing the new binary return -errno with a message. */
+int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us,
+		 struct qu_plan *plan);
+void qu_plan_free(struct qu_plan *plan);
+
+/* qemu-integration/rewrite.c: the new command line for plan (fds numbered from
+ * QU_FD_FIRST_CARRIED). Fills plan->argv and plan->fds; refusals go to plan->refusal. */
+int qu_rewrite(const struct qu_vm *vm, struct qu_plan *plan);
+
+#endif

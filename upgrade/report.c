@@ -1,0 +1,123 @@
+#include "upgrade/report.h"
+#include "upgrade/plan.h"
+#include "upgrade/stream.h"
+#include "upgrade/vm.h"
+
+#include <json-c/json.h>
+#include <stdlib.h>
+#include <string.h>
+
+void qu_report_from_plan(struct qu_report *rep, const struct qu_vm *vm, const struct qu_plan *plan)
+{
+	rep->old_pid = vm->pid;
+	snprintf(rep->old_version, sizeof(rep->old_version), "%d.%d.%d", vm->ver[0], vm->ver[1], vm->ver[2]);
+	snprintf(rep->machine, sizeof(rep->machine), "%s", vm->machine);
+	if (!plan)
+		return;
+	snprintf(rep->strategy, sizeof(rep->strategy), "%s", plan->strategy);
+	snprintf(rep->new_version, sizeof(rep->new_version), "%d.%d.%d", plan->target.ver[0],
+		 plan->target.ver[1], plan->target.ver[2]);
+	rep->ram_shared_bytes = plan->ram_shared_bytes;
+}
+
+static const char *kind_name(unsigned kind)
+{
+	switch (kind) {
+	case QU_FD_STDIO: return "stdio";
+	case QU_FD_CONTROL: return "control";
+	case QU_FD_MIGRATION: return "migration";
+	case QU_FD_RAM: return "ram";
+	case QU_FD_LISTENER: return "listener";
+	}
+	return "?";
+}
+
+static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
+
+void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
+			  const struct qu_plan *plan, FILE *f)
+{
+	fprintf(f, "result:        %s\n", rep->result);
+	fprintf(f, "VM:            PID %d, QEMU %s, machine %s\n", (int)rep->old_pid, rep->old_version, rep->machine);
+	if (plan && plan->target.path[0])
+		fprintf(f, "new binary:    %s (QEMU %s)\n", plan->target.path, rep->new_version);
+	fprintf(f, "strategy:      %s\n", rep->strategy);
+	if (plan && plan->refusal[0])
+		fprintf(f, "refused:       %s\n", plan->refusal);
+	if (!strcmp(rep->result, "planned") && plan) {
+		fprintf(f, "guest RAM:     %.1f MiB handed over in place, %.1f MiB to copy\n",
+			mib(plan->ram_shared_bytes), mib(plan->ram_copy_bytes));
+		fprintf(f, "descriptors carried to the new QEMU:\n");
+		for (size_t i = 0; i < plan->nfds; i++)
+			fprintf(f, "  fd %d -> %d  %-9s %s\n", plan->fds[i].old_fd, plan->fds[i].target,
+				kind_name(plan->fds[i].kind), plan->fds[i].name);
+		fprintf(f, "new command line:\n ");
+		char **argv = qu_argv_flatten(&plan->argv);
+		for (char **a = argv; a && *a; a++)
+			fprintf(f, " %s", *a);
+		fprintf(f, "\n");
+		qu_strv_free(argv);
+	}
+	if (!strcmp(rep->result, "upgraded")) {
+		fprintf(f, "new PID:       %d\n", (int)rep->new_pid);
+		fprintf(f, "downtime:      %.0f ms (QEMU), pause %.1f ms (stop to cont, as the tool saw it)\n",
+			rep->downtime_ms, rep->pause_ms);
+		fprintf(f, "total time:    %.1f ms\n", rep->total_ms);
+		fprintf(f, "RAM copied:    %llu bytes (%.1f MiB handed over in place); %llu bytes on the channel\n",
+			(unsigned long long)rep->ram_copied_bytes, mib(rep->ram_shared_bytes),
+			(unsigned long long)rep->transferred_bytes);
+		fprintf(f, "extra memory:  %.1f MiB (the new QEMU's private memory while both ran)\n",
+			mib((uint64_t)(rep->extra_memory_bytes > 0 ? rep->extra_memory_bytes : 0)));
+	}
+	if (rep->error[0])
+		fprintf(f, "error:         %s\n", rep->error);
+	if (rep->rolled_back[0])
+		fprintf(f, "rolled back:   %s\n", rep->rolled_back);
+	(void)vm;
+}
+
+char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const struct qu_plan *plan)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "result", json_object_new_string(rep->result));
+	json_object_object_add(o, "strategy", json_object_new_string(rep->strategy));
+	json_object_object_add(o, "old_pid", json_object_new_int(rep->old_pid));
+	json_object_object_add(o, "new_pid", rep->new_pid ? json_object_new_int(rep->new_pid) : NULL);
+	json_object_object_add(o, "old_version", json_object_new_string(rep->old_version));
+	json_object_object_add(o, "new_version", json_object_new_string(rep->new_version));
+	json_object_object_add(o, "machine", json_object_new_string(rep->machine));
+	json_object_object_add(o, "downtime_ms", json_object_new_double(rep->downtime_ms));
+	json_object_object_add(o, "pause_ms", json_object_new_double(rep->pause_ms));
+	json_object_object_add(o, "total_ms", json_object_new_double(rep->total_ms));
+	json_object_object_add(o, "ram_copied_bytes", json_object_new_int64((int64_t)rep->ram_copied_bytes));
+	json_object_object_add(o, "ram_shared_bytes", json_object_new_int64((int64_t)rep->ram_shared_bytes));
+	json_object_object_add(o, "transferred_bytes", json_object_new_int64((int64_t)rep->transferred_bytes));
+	json_object_object_add(o, "extra_memory_bytes", json_object_new_int64(rep->extra_memory_bytes));
+	if (plan && plan->refusal[0])
+		json_object_object_add(o, "refusal", json_object_new_string(plan->refusal));
+	if (rep->error[0])
+		json_object_object_add(o, "error", json_object_new_string(rep->error));
+	if (rep->rolled_back[0])
+		json_object_object_add(o, "rolled_back", json_object_new_string(rep->rolled_back));
+	if (plan && !strcmp(rep->result, "planned")) {
+		json_object *fds = json_object_new_array(), *argv = json_object_new_array();
+		for (size_t i = 0; i < plan->nfds; i++) {
+			json_object *d = json_object_new_object();
+			json_object_object_add(d, "old_fd", json_object_new_int(plan->fds[i].old_fd));
+			json_object_object_add(d, "new_fd", json_object_new_int(plan->fds[i].target));
+			json_object_object_add(d, "kind", json_object_new_string(kind_name(plan->fds[i].kind)));
+			json_object_object_add(d, "what", json_object_new_string(plan->fds[i].name));
+			json_object_array_add(fds, d);
+		}
+		char **words = qu_argv_flatten(&plan->argv);
+		for (char **a = words; a && *a; a++)
+			json_object_array_add(argv, json_object_new_string(*a));
+		qu_strv_free(words);
+		json_object_object_add(o, "descriptors", fds);
+		json_object_object_add(o, "new_argv", argv);
+	}
+	(void)vm;
+	char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return out;
+}

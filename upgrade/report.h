@@ -1,0 +1,34 @@
+/* What an upgrade did, for people (text) and programs (--json). */
+#ifndef QU_REPORT_H
+#define QU_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+struct qu_vm;
+struct qu_plan;
+
+struct qu_report {
+	char result[16];          /* upgraded, failed, planned, refused */
+	char strategy[48];
+	pid_t old_pid, new_pid;
+	char old_version[32], new_version[32], machine[128];
+	double downtime_ms;       /* as QEMU reports it */
+	double total_ms;          /* the whole command, inspect to retirement */
+	double pause_ms;          /* from the old QEMU's stop to the new one's cont, as the tool saw it */
+	uint64_t ram_copied_bytes;      /* guest RAM pages QEMU sent */
+	uint64_t transferred_bytes;     /* everything on the migration channel */
+	uint64_t ram_shared_bytes;      /* guest RAM handed over in place */
+	int64_t extra_memory_bytes;     /* the new QEMU's private memory while both ran */
+	char error[2048];
+	char rolled_back[256];    /* what the rollback did, after a failure */
+};
+
+void qu_report_from_plan(struct qu_report *rep, const struct qu_vm *vm, const struct qu_plan *plan);
+void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
+			  const struct qu_plan *plan, FILE *f);
+/* One JSON object on one line; caller frees. */
+char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const struct qu_plan *plan);
+
+#endif

@@ -1,0 +1,69 @@
+/* The handover stream: framed, versioned, checksummed records between the source side (the
+ * tool next to the old QEMU) and the destination side (the launcher that starts the new
+ * QEMU). Locally it runs over a UNIX socketpair and FD records carry a descriptor with
+ * SCM_RIGHTS; remote/ carries the same records over TCP. The format is in docs/stream.md. */
+#ifndef QU_STREAM_H
+#define QU_STREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QU_STREAM_MAGIC 0x47505551u /* "QUPG" in little-endian byte order */
+#define QU_STREAM_VERSION 1u
+#define QU_STREAM_HDR_LEN 16u
+#define QU_STREAM_MAX_PAYLOAD (1u << 20)
+
+enum qu_rec_type {
+	QU_REC_HELLO = 1,   /* u32 version, u32 flags (0) */
+	QU_REC_ARG = 2,     /* one argv word, NUL-terminated */
+	QU_REC_ENV = 3,     /* one "NAME=value", NUL-terminated */
+	QU_REC_FD = 4,      /* u32 target fd, u32 kind, name NUL-terminated; one descriptor */
+	QU_REC_CWD = 5,     /* path, NUL-terminated */
+	QU_REC_EXEC = 6,    /* empty: start the program now */
+	QU_REC_STARTED = 7, /* u32 pid of the started program */
+	QU_REC_ERROR = 8,   /* i32 errno, message NUL-terminated */
+	QU_REC_END = 9,     /* empty: the sender is done */
+	QU_REC_TYPE_MAX = 9,
+};
+
+/* Flag on FD records written to a file: the descriptor itself could not be stored. */
+#define QU_REC_FLAG_FD_ELIDED 0x1u
+
+enum qu_fd_kind {
+	QU_FD_STDIO = 1,
+	QU_FD_CONTROL = 2,   /* the tool's private monitor */
+	QU_FD_MIGRATION = 3, /* QEMU's migration channel */
+	QU_FD_RAM = 4,       /* a guest RAM backend (memfd or shared file) */
+	QU_FD_LISTENER = 5,  /* a listening UNIX socket of a chardev (QMP, HMP, ...) */
+};
+
+struct qu_rec {
+	uint16_t type;
+	uint16_t flags;
+	uint32_t len;
+	uint8_t *payload; /* len bytes plus a NUL, so string payloads can be read directly */
+	int fd;           /* the descriptor an FD record brought, else -1 */
+};
+
+/* Checks a header's magic, type and length bound. Returns the payload length or -errno. */
+long qu_stream_check_header(const uint8_t hdr[QU_STREAM_HDR_LEN], uint16_t *type, uint16_t *flags);
+/* Decodes one record from a buffer (no descriptors). *used gets its size. -EAGAIN when the
+ * buffer holds only part of a record; -EBADMSG for a damaged one. */
+int qu_stream_decode(const uint8_t *buf, size_t len, struct qu_rec *rec, size_t *used);
+/* Validates a record's payload for its type (string termination, sizes, descriptor count). */
+int qu_stream_validate(const struct qu_rec *rec);
+
+int qu_stream_send(int sock, uint16_t type, uint16_t flags, const void *payload, uint32_t len, int fd);
+int qu_stream_send_str(int sock, uint16_t type, const char *s);
+int qu_stream_send_fd(int sock, int fd, uint32_t target, uint32_t kind, const char *name);
+int qu_stream_send_error(int sock, int err, const char *msg);
+/* Reads one whole record; descriptors are accepted only on FD records. */
+int qu_stream_recv(int sock, uint64_t deadline_us, struct qu_rec *rec);
+void qu_rec_free(struct qu_rec *rec);
+
+uint32_t qu_get_u32(const uint8_t *p);
+const char *qu_rec_type_name(uint16_t type);
+/* One line describing a record, for `qemu-upgrade dump-stream`. */
+void qu_rec_describe(const struct qu_rec *rec, char *buf, size_t len);
+
+#endif

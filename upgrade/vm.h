@@ -1,0 +1,73 @@
+/* What inspect learns about a running VM: facts only, nothing changed. */
+#ifndef QU_VM_H
+#define QU_VM_H
+
+#include "qemu-integration/argv.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define QU_MAX_RAM 16
+#define QU_MAX_LISTENERS 16
+#define QU_SUN_PATH_MAX 108
+
+/* Our private monitor's chardev id; a command line that has it came from an earlier upgrade. */
+#define QU_CTL_CHARDEV "qemu-upgrade-ctl"
+
+struct qu_ram {
+	char id[64];
+	char qom_type[48];     /* memory-backend-memfd, -file, -ram */
+	uint64_t size;
+	int share;
+	long arg;              /* index of its -object in the command line; -1: none */
+	int old_fd;            /* its descriptor in the old QEMU; -1: not found */
+	char backing[PATH_MAX]; /* what the descriptor points to */
+};
+
+struct qu_listener {
+	char chardev[64];      /* chardev id; for -qmp/-monitor one the rewriter makes up */
+	char path[QU_SUN_PATH_MAX];
+	long arg;              /* index of the -chardev, -qmp or -monitor option */
+	int legacy;            /* written as -qmp/-monitor unix:PATH,server=on */
+	int control;           /* a QMP monitor listens here */
+	int pretty;            /* -qmp-pretty */
+	int old_fd;
+};
+
+struct qu_vm {
+	pid_t pid;
+	char exe[PATH_MAX];      /* /proc/PID/exe as the kernel shows it */
+	char exe_path[PATH_MAX]; /* the same path without " (deleted)" */
+	int exe_deleted;
+	struct qu_argv argv;
+	char **env;              /* NULL-terminated */
+	char cwd[PATH_MAX];
+	char qmp_path[QU_SUN_PATH_MAX];
+	int ver[3];
+	char machine[128];       /* the concrete type, e.g. pc-q35-7.2 */
+	char runstate[32];
+	char migration[32];      /* query-migrate status, "none" if never migrated */
+	struct qu_ram ram[QU_MAX_RAM];
+	size_t nram;
+	struct qu_listener lis[QU_MAX_LISTENERS];
+	size_t nlis;
+	char pidfile[PATH_MAX];
+	char stdout_link[PATH_MAX], stderr_link[PATH_MAX];
+	char refusal[1024];      /* set when inspect found something that cannot be carried */
+};
+
+struct qu_qmp;
+
+/* Reads /proc/PID and asks QMP (query commands only). qmp_override: --qmp, or NULL.
+ * On success *qmp is the open monitor connection, kept for the upgrade. */
+int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct qu_vm *vm,
+	       struct qu_qmp **qmp);
+void qu_vm_free(struct qu_vm *vm);
+
+/* Finds the QMP socket path in the command line (-qmp unix:..., -chardev + -mon). */
+int qu_find_qmp_path(const struct qu_vm *vm, char *path, size_t len);
+/* Fills vm->lis from -chardev socket servers and -qmp/-monitor unix:...,server options. */
+int qu_find_listeners(struct qu_vm *vm);
+
+#endif
