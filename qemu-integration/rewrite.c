@@ -162,8 +162,7 @@ static int drop_options(struct qu_plan *p)
 	for (size_t i = 0; i < p->argv.n;) {
 		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
 		int drop = 0;
-		if (opt && (!strcmp(opt, "incoming") || !strcmp(opt, "daemonize") ||
-			    !strcmp(opt, "pidfile") || !strcmp(opt, "S")))
+		if (opt && (!strcmp(opt, "incoming") || !strcmp(opt, "daemonize") || !strcmp(opt, "S")))
 			drop = 1;
 		if (opt && val && (!strcmp(opt, "chardev") || !strcmp(opt, "mon"))) {
 			struct qu_opts o;
@@ -267,14 +266,10 @@ static void refuse_uncarried(struct qu_plan *p)
 			refuse(p, "-%s %s: this character device cannot be carried yet", opt, val);
 		if (qu_opts_parse(val, NULL, &o) < 0)
 			continue;
-		for (const char *const *k = fd_keys; *k; k++) {
-			const char *id = qu_opts_get(&o, "id");
-			if (qu_opts_get(&o, *k) && strcmp(opt, "chardev"))
+		/* Carried listeners are server=on by now; any other fd= is a stranger's descriptor. */
+		for (const char *const *k = fd_keys; *k; k++)
+			if (qu_opts_get(&o, *k) && (strcmp(opt, "chardev") || !qu_opts_get_bool(&o, "server")))
 				refuse(p, "-%s %s: passed-in descriptors (%s=) cannot be carried yet", opt, val, *k);
-			if (qu_opts_get(&o, *k) && !strcmp(opt, "chardev") && !qu_opts_get_bool(&o, "server") &&
-			    !(id && !strcmp(id, QU_CTL_CHARDEV)))
-				refuse(p, "-chardev %s: a connected socket cannot be carried yet", val);
-		}
 		qu_opts_free(&o);
 		if (!strcmp(opt, "chardev") && qu_opts_parse(val, "backend", &o) == 0) {
 			const char *b = qu_opts_get(&o, "backend");
@@ -300,8 +295,10 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_plan *p)
 	/* Indexes in vm refer to vm->argv; rewrite those options in place before anything moves. */
 	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0)
 		return r;
+	if ((r = drop_options(p)) < 0)
+		return r;
 	refuse_uncarried(p);
-	if ((r = drop_options(p)) < 0 || (r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0)
+	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0)
 		return r;
 	char ctl[64];
 	snprintf(ctl, sizeof(ctl), "socket,id=%s,fd=%d", QU_CTL_CHARDEV, QU_FD_CTL);

@@ -303,41 +303,52 @@ static int64_t private_memory(pid_t pid)
 	return kb < 0 ? -1 : kb * 1024;
 }
 
-/* QEMU unlinks its listening sockets' paths when it exits; a hard link made beforehand
- * keeps the socket reachable, and is renamed back once the old QEMU is gone. */
-static void link_listeners(const struct qu_vm *vm, int keep)
+/* QEMU unlinks its listening sockets' paths and its pidfile when it exits. A hard link made
+ * beforehand keeps what the path names reachable; it is renamed back once the old QEMU is
+ * gone. keep=1 makes the link, keep=0 puts it back. */
+static void keep_path(const char *path, const char *suffix, int keep)
 {
-	for (size_t i = 0; i < vm->nlis; i++) {
-		char tmp[QU_SUN_PATH_MAX + 32];
-		if (!vm->lis[i].path[0])
-			continue;
-		snprintf(tmp, sizeof(tmp), "%s.qemu-upgrade", vm->lis[i].path);
-		if (keep) {
-			unlink(tmp);
-			if (link(vm->lis[i].path, tmp) < 0)
-				qu_info("warning: cannot keep %s across the old QEMU's exit: %s", vm->lis[i].path, strerror(errno));
-		} else if (rename(tmp, vm->lis[i].path) < 0 && errno != ENOENT) {
-			qu_info("warning: cannot restore %s: %s", vm->lis[i].path, strerror(errno));
-		}
+	char tmp[PATH_MAX + 32];
+	snprintf(tmp, sizeof(tmp), "%s%s", path, suffix);
+	if (keep) {
+		unlink(tmp);
+		if (link(path, tmp) < 0 && errno != ENOENT)
+			qu_info("warning: cannot keep %s across the old QEMU's exit: %s", path, strerror(errno));
+	} else if (rename(tmp, path) < 0 && errno != ENOENT) {
+		qu_info("warning: cannot restore %s: %s", path, strerror(errno));
 	}
 }
 
-static int write_pidfile(const char *path, pid_t pid)
+static void link_listeners(const struct qu_vm *vm, int keep)
 {
-	char tmp[PATH_MAX + 16], text[32];
-	snprintf(tmp, sizeof(tmp), "%s.qemu-upgrade", path);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	int n = snprintf(text, sizeof(text), "%d\n", (int)pid);
-	int r = qu_write_full(fd, text, (size_t)n);
-	if (close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0)
-		unlink(tmp);
-	return r;
+	for (size_t i = 0; i < vm->nlis; i++)
+		if (vm->lis[i].path[0])
+			keep_path(vm->lis[i].path, ".qemu-upgrade", keep);
+	if (vm->pidfile[0])
+		keep_path(vm->pidfile, ".qemu-upgrade", keep);
+}
+
+/* The old QEMU holds a lock on its pidfile, so the new one (started with the same -pidfile)
+ * could not take it: move the old file aside first. It comes back on rollback; after the
+ * commit the aside copy goes. */
+static void pidfile_aside(struct txn *t)
+{
+	if (!t->vm->pidfile[0])
+		return;
+	keep_path(t->vm->pidfile, ".qemu-upgrade-old", 1);
+	unlink(t->vm->pidfile);
+}
+
+static void pidfile_settle(struct txn *t, int committed)
+{
+	char old[PATH_MAX + 32];
+	if (!t->vm->pidfile[0])
+		return;
+	snprintf(old, sizeof(old), "%s.qemu-upgrade-old", t->vm->pidfile);
+	if (committed)
+		unlink(old);
+	else
+		keep_path(t->vm->pidfile, ".qemu-upgrade-old", 0);
 }
 
 static void retire_source(struct txn *t)
@@ -351,11 +362,7 @@ static void retire_source(struct txn *t)
 		qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
 	}
 	link_listeners(t->vm, 0);
-	if (t->vm->pidfile[0]) {
-		int r = write_pidfile(t->vm->pidfile, t->new_pid);
-		if (r < 0)
-			qu_info("warning: cannot write pidfile %s: %s", t->vm->pidfile, strerror(-r));
-	}
+	pidfile_settle(t, 1);
 }
 
 /* Before the commit point: the new QEMU goes, the old one runs as before. */
@@ -368,6 +375,7 @@ static void rollback(struct txn *t)
 		waitpid(t->new_pid, NULL, 0); /* reparented to us: we are its subreaper */
 		strcat(done, "new QEMU stopped; ");
 	}
+	pidfile_settle(t, 0);
 	if (t->phase >= PH_MIGRATING) {
 		json_object *mig = NULL, *st;
 		if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, deadline, &mig) == 0 &&
@@ -416,6 +424,7 @@ static int run(struct txn *t)
 		r = qu_err(-errno, "socketpair: %s", strerror(errno));
 		goto out;
 	}
+	pidfile_aside(t);
 	r = start_target(t, ctl[1], mig[1]);
 	qu_close(&ctl[1]);
 	qu_close(&mig[1]);
