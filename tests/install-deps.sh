@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs everything qemu-upgrade needs to build, test and demo on Debian 12, as root.
+# Safe to run again: apt-get skips what is there.
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then
+	echo "install-deps: run as root (apt-get, and the tests start VMs and use network namespaces)" >&2
+	exit 2
+fi
+export DEBIAN_FRONTEND=noninteractive
+# The package lists may be stale or missing on a fresh machine.
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+	build-essential pkg-config libjson-c-dev zlib1g-dev libcmocka-dev \
+	qemu-system-x86 qemu-utils \
+	busybox-static cpio gzip xz-utils \
+	socat jq iproute2 procps perl ca-certificates >/dev/null
