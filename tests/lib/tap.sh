@@ -47,3 +47,13 @@ proc_gone() {
 json_get() { jq -r ".$2" <<<"$1"; }
 
 QU_BIN=${QU_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/qemu-upgrade}
+
+# qemu_pids_for DIR: PIDs of live QEMU processes whose command line mentions DIR.
+qemu_pids_for() {
+	local p
+	for p in /proc/[0-9]*; do
+		case $(readlink "$p/exe" 2>/dev/null) in *qemu-system*) ;; *) continue ;; esac
+		proc_gone "${p#/proc/}" && continue
+		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$1" && echo "${p#/proc/}"
+	done
+}

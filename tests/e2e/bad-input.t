@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Bad input gets a clear error and a non-zero exit, and the VM is untouched: same process,
+# same run state, no migration settings changed, no second QEMU left behind.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+
+tap_plan 22
+vm_start bad || exit 1
+vm_wait_ready || exit 1
+
+# expect_error DESC WANT_RC MESSAGE_PATTERN ARGS...
+expect_error() {
+	local desc=$1 want=$2 pattern=$3 err rc
+	shift 3
+	err=$("$QU_BIN" --quiet "$@" 2>&1 >/dev/null)
+	rc=$?
+	tap_diag "$desc: exit $rc: $err"
+	[ "$rc" = "$want" ] && grep -qE "$pattern" <<<"$err"
+	tap_ok $? "$desc: exit $want and says '$pattern'"
+}
+
+# The VM is as it was: same PID, given run state, x-ignore-shared untouched, and no process
+# but the VM refers to its directory (a started-and-forgotten new QEMU would).
+untouched() {
+	local state=$1 caps others
+	caps=$(vm_qmp "$VM_QMP" '{"execute":"query-migrate-capabilities"}')
+	others=$(qemu_pids_for "$VM_DIR" | grep -vcx "$VM_PID")
+	[ -e "/proc/$VM_PID" ] && [ "$(vm_runstate)" = "$state" ] &&
+		grep -q '"capability": "x-ignore-shared", "state": false\|"state": false, "capability": "x-ignore-shared"' <<<"$caps" &&
+		[ "$others" = 0 ]
+}
+
+gone_pid=$(sh -c 'echo $$')
+expect_error "a PID that does not exist" 2 "no process with PID $gone_pid" --pid "$gone_pid"
+expect_error "a PID that is not a number" 2 "not a process ID" --pid abc
+sleep 300 &
+sleeper=$!
+vm_track_pid "$sleeper"
+expect_error "a process that is not QEMU" 2 "not a QEMU system emulator" --pid "$sleeper"
+tap_check "the non-QEMU process still runs" kill -0 "$sleeper"
+
+noqmp_dir=$(mktemp -d)
+_vm_paths+=("$noqmp_dir")
+"$QEMU" -accel tcg -machine q35 -m 64M -nodefaults -display none -daemonize -pidfile "$noqmp_dir/pid"
+noqmp=$(cat "$noqmp_dir/pid")
+vm_track_pid "$noqmp"
+expect_error "a VM without QMP" 2 "has no QMP monitor.*--qmp" --pid "$noqmp"
+tap_check "the VM without QMP still runs" kill -0 "$noqmp"
+
+expect_error "a new binary that is missing" 2 "new binary /nonexistent/qemu: No such file" \
+	--pid "$VM_PID" --new-binary /nonexistent/qemu
+notexec=$VM_DIR/not-executable
+cp "${QEMU}" "$notexec" && chmod 644 "$notexec"
+expect_error "a new binary that is not executable" 2 "is not an executable file" --pid "$VM_PID" --new-binary "$notexec"
+expect_error "a new binary that is not QEMU" 2 "is not QEMU" --pid "$VM_PID" --new-binary /bin/true
+tap_check "after bad binaries the VM is untouched and running" untouched running
+
+vm_qmp "$VM_QMP" '{"execute":"stop"}' >/dev/null
+expect_error "a paused VM" 3 "not running \(run state 'paused'\).*cont" --pid "$VM_PID"
+tap_check "the paused VM is untouched and still paused" untouched paused
+vm_qmp "$VM_QMP" '{"execute":"cont"}' >/dev/null
+
+# A migration that crawls: 4 KiB/s to a sink that keeps nothing.
+vm_qmp "$VM_QMP" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":4096}}' >/dev/null
+vm_qmp "$VM_QMP" '{"execute":"migrate","arguments":{"uri":"exec:cat >/dev/null"}}' >/dev/null
+expect_error "a migration already running" 3 "migration is already running" --pid "$VM_PID"
+vm_qmp "$VM_QMP" '{"execute":"migrate_cancel"}' >/dev/null
+for _ in $(seq 50); do
+	vm_qmp "$VM_QMP" '{"execute":"query-migrate"}' | grep -q '"status": "cancelled"' && break
+	sleep 0.1
+done
+vm_qmp "$VM_QMP" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":134217728}}' >/dev/null
+tap_check "after the refused upgrade during a migration the VM is untouched and running" untouched running
+
+expect_error "--timeout that is not a number" 2 "give seconds" --pid "$VM_PID" --timeout soon
+expect_error "an unknown option" 2 "unrecognized option|invalid option" --pid "$VM_PID" --frobnicate
+expect_error "no --pid" 2 "which VM" --json
+expect_error "a --qmp socket that does not exist" 2 "cannot connect to QMP socket /nonexistent.sock" \
+	--pid "$VM_PID" --qmp /nonexistent.sock
+
+# Guest RAM that is not shared: refused, since it would have to be copied.
+first_pid=$VM_PID first_serial=$VM_SERIAL
+VM_RAM=anon vm_start bad-anon || exit 1
+expect_error "a VM whose RAM is anonymous" 3 "not shared memory|not in a memory backend" --pid "$VM_PID"
+tap_check "the anonymous-RAM VM is untouched and running" untouched running
+
+VM_PID=$first_pid VM_SERIAL=$first_serial
+vm_memcheck_progress 60
+tap_ok $? "the first VM's guest still makes progress"
+tap_is "$(vm_memcheck_errors)" 0 "the first VM's guest reports no corruption"
+tap_done
