@@ -441,7 +441,13 @@ static int run(struct txn *t)
 		goto out;
 	qu_close(&mig[0]);
 	qu_info("migration started (%s)", t->plan->ignore_shared ? "x-ignore-shared: RAM stays in place" : "copying RAM");
-	if ((r = wait_source(t)) < 0 || (r = wait_target_loaded(t)) < 0)
+	if ((r = wait_source(t)) < 0) {
+		/* Usually the new QEMU refused the stream: give it a moment to exit and say why. */
+		qu_pidfd_wait_exit(t->pidfd_new, qu_now_us() + 1000000u);
+		add_target_stderr(t);
+		goto out;
+	}
+	if ((r = wait_target_loaded(t)) < 0)
 		goto out;
 	t->rep->extra_memory_bytes = private_memory(t->new_pid);
 	if ((r = resume_target(t)) < 0)
