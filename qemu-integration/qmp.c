@@ -171,17 +171,21 @@ static int event_matches(json_object *ev, const char *name, const char *const *s
 	return 0;
 }
 
-static int take_event(json_object *ev, json_object **data)
+/* Hands out an event's data and its timestamp ({"seconds", "microseconds"}). */
+static int take_event(json_object *ev, json_object **data, int64_t *realtime_us)
 {
-	json_object *d;
+	json_object *d, *ts, *sec, *usec;
 	if (data)
 		*data = json_object_object_get_ex(ev, "data", &d) ? json_object_get(d) : NULL;
+	if (realtime_us && json_object_object_get_ex(ev, "timestamp", &ts) &&
+	    json_object_object_get_ex(ts, "seconds", &sec) && json_object_object_get_ex(ts, "microseconds", &usec))
+		*realtime_us = json_object_get_int64(sec) * 1000000 + json_object_get_int64(usec);
 	json_object_put(ev);
 	return 0;
 }
 
-int qu_qmp_wait_event(struct qu_qmp *q, const char *name, const char *const *statuses,
-		      int watch_fd, uint64_t deadline_us, json_object **data)
+static int wait_event(struct qu_qmp *q, const char *name, const char *const *statuses,
+		      int watch_fd, uint64_t deadline_us, json_object **data, int64_t *realtime_us)
 {
 	for (size_t i = 0; i < q->nevents; i++) {
 		if (!event_matches(q->events[i], name, statuses))
@@ -189,7 +193,7 @@ int qu_qmp_wait_event(struct qu_qmp *q, const char *name, const char *const *sta
 		json_object *ev = q->events[i];
 		memmove(q->events + i, q->events + i + 1, sizeof(q->events[0]) * (q->nevents - i - 1));
 		q->nevents--;
-		return take_event(ev, data);
+		return take_event(ev, data, realtime_us);
 	}
 	for (;;) {
 		json_object *m;
@@ -197,12 +201,23 @@ int qu_qmp_wait_event(struct qu_qmp *q, const char *name, const char *const *sta
 		if (r < 0)
 			return qu_err_wrap(r, "waiting for event %s", name);
 		if (event_matches(m, name, statuses))
-			return take_event(m, data);
+			return take_event(m, data, realtime_us);
 		if (json_object_object_get_ex(m, "event", NULL))
 			queue_event(q, m);
 		else
 			json_object_put(m);
 	}
+}
+
+int qu_qmp_wait_event(struct qu_qmp *q, const char *name, const char *const *statuses,
+		      int watch_fd, uint64_t deadline_us, json_object **data)
+{
+	return wait_event(q, name, statuses, watch_fd, deadline_us, data, NULL);
+}
+
+int qu_qmp_event_time(struct qu_qmp *q, const char *name, uint64_t deadline_us, int64_t *realtime_us)
+{
+	return wait_event(q, name, NULL, -1, deadline_us, NULL, realtime_us);
 }
 
 int qu_qmp_query_string(struct qu_qmp *q, const char *cmd, const char *member,

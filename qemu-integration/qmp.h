@@ -29,6 +29,10 @@ int qu_qmp_execute(struct qu_qmp *q, const char *cmd, json_object *args, int sen
 int qu_qmp_wait_event(struct qu_qmp *q, const char *name, const char *const *statuses,
 		      int watch_fd, uint64_t deadline_us, json_object **data);
 
+/* Waits for event `name` like qu_qmp_wait_event and gives the host wall-clock time QEMU
+ * stamped on it, in microseconds: events of two QEMUs on one host can be compared. */
+int qu_qmp_event_time(struct qu_qmp *q, const char *name, uint64_t deadline_us, int64_t *realtime_us);
+
 /* Convenience for commands whose answer is a string member of an object, e.g. query-status. */
 int qu_qmp_query_string(struct qu_qmp *q, const char *cmd, const char *member,
 			uint64_t deadline_us, char *buf, size_t len);

@@ -38,7 +38,6 @@ struct txn {
 	int old_caps_saved, old_ignore_shared, old_events;
 	int64_t old_bandwidth;
 	int getfd_done;
-	uint64_t stop_us;
 };
 
 static int set_caps(struct qu_qmp *q, int ignore_shared, int events, uint64_t deadline)
@@ -194,7 +193,6 @@ static int start_migration(struct txn *t, int mig_old)
 	t->getfd_done = 1;
 	args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string("fd:" MIG_FDNAME));
-	t->stop_us = qu_now_us();
 	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)
 		return r;
 	t->getfd_done = 0; /* migrate consumed the named descriptor */
@@ -257,7 +255,6 @@ static int resume_target(struct txn *t)
 	int r = qu_qmp_execute(t->ctl, "cont", NULL, -1, t->deadline, NULL);
 	if (r < 0)
 		return r;
-	t->rep->pause_ms = (double)(qu_now_us() - t->stop_us) / 1000.0;
 	char state[32];
 	r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state));
 	if (r < 0)
@@ -266,6 +263,19 @@ static int resume_target(struct txn *t)
 		return qu_err(-EIO, "the new QEMU is in run state '%s' after cont", state);
 	t->phase = PH_COMMITTED;
 	return 0;
+}
+
+/* The guest's pause as the host clock saw it: from the old QEMU's STOP event to the new
+ * QEMU's RESUME event (QEMU stamps both with the host's wall clock). */
+static void measure_pause(struct txn *t)
+{
+	int64_t stop = 0, resume = 0;
+	uint64_t soon = qu_now_us() + 1000000u;
+	if (qu_qmp_event_time(t->old, "STOP", soon, &stop) == 0 &&
+	    qu_qmp_event_time(t->ctl, "RESUME", soon, &resume) == 0 && resume >= stop)
+		t->rep->pause_ms = (double)(resume - stop) / 1000.0;
+	else
+		t->rep->pause_ms = -1;
 }
 
 static void collect_stats(struct txn *t)
@@ -454,6 +464,7 @@ static int run(struct txn *t)
 		goto out;
 	qu_info("new QEMU PID %d runs the guest (commit point)", (int)t->new_pid);
 	collect_stats(t);
+	measure_pause(t);
 	retire_source(t);
 	qu_info("old QEMU PID %d retired", (int)t->vm->pid);
 out:

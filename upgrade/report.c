@@ -60,7 +60,7 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 	}
 	if (!strcmp(rep->result, "upgraded")) {
 		fprintf(f, "new PID:       %d\n", (int)rep->new_pid);
-		fprintf(f, "downtime:      %.0f ms (QEMU), pause %.1f ms (stop to cont, as the tool saw it)\n",
+		fprintf(f, "downtime:      %.0f ms (QEMU), guest paused %.1f ms (old QEMU's STOP to new QEMU's RESUME)\n",
 			rep->downtime_ms, rep->pause_ms);
 		fprintf(f, "total time:    %.1f ms\n", rep->total_ms);
 		fprintf(f, "RAM copied:    %llu bytes (%.1f MiB handed over in place); %llu bytes on the channel\n",

@@ -16,7 +16,7 @@ struct qu_report {
 	char old_version[32], new_version[32], machine[128];
 	double downtime_ms;       /* as QEMU reports it */
 	double total_ms;          /* the whole command, inspect to retirement */
-	double pause_ms;          /* from the old QEMU's stop to the new one's cont, as the tool saw it */
+	double pause_ms;          /* old QEMU's STOP event to the new one's RESUME (host clock); -1 unknown */
 	uint64_t ram_copied_bytes;      /* guest RAM pages QEMU sent */
 	uint64_t transferred_bytes;     /* everything on the migration channel */
 	uint64_t ram_shared_bytes;      /* guest RAM handed over in place */
