@@ -48,6 +48,10 @@ const char *qu_get_result(const struct qu_handle *h);
 const char *qu_get_report_json(struct qu_handle *h);
 int qu_print_report(const struct qu_handle *h, FILE *f);
 
+/* After a planned (dry-run) or refused upgrade: writes the handover stream the launcher would
+ * receive (argv, environment, descriptors with FD_ELIDED) to fd, for `dump-stream`. */
+int qu_write_stream(const struct qu_handle *h, int fd);
+
 const char *qu_get_error(void);
 int qu_get_errno(void);
 

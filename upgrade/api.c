@@ -3,6 +3,8 @@
 #include "qemu-integration/qmp.h"
 #include "upgrade/clock.h"
 #include "upgrade/execute.h"
+#include "upgrade/launcher.h"
+#include "upgrade/plan.h"
 #include "upgrade/log.h"
 #include "upgrade/plan.h"
 #include "upgrade/report.h"
@@ -176,6 +178,27 @@ int qu_print_report(const struct qu_handle *h, FILE *f)
 	if (!h->done)
 		return fail(-EINVAL, "no report yet: call qu_upgrade() first");
 	qu_report_print_text(&h->rep, h->inspected ? &h->vm : NULL, h->planned ? &h->plan : NULL, f);
+	return 0;
+}
+
+int qu_write_stream(const struct qu_handle *h, int fd)
+{
+	if (!h->planned)
+		return fail(-EINVAL, "no plan to write: run qu_upgrade() with QU_FLAG_DRY_RUN first");
+	struct qu_launch_fd fds[QU_MAX_CARRIED];
+	for (size_t i = 0; i < h->plan.nfds; i++)
+		fds[i] = (struct qu_launch_fd){ -1, h->plan.fds[i].target, h->plan.fds[i].kind, h->plan.fds[i].name };
+	char **argv = qu_argv_flatten(&h->plan.argv);
+	if (!argv)
+		return fail(-ENOMEM, "out of memory");
+	struct qu_launch spec = { .argv = argv, .envp = h->vm.env, .cwd = h->vm.cwd[0] ? h->vm.cwd : NULL,
+				  .fds = fds, .nfds = h->plan.nfds };
+	int r = qu_launch_send(fd, &spec);
+	qu_strv_free(argv);
+	if (r < 0) {
+		errno = -r;
+		return -1;
+	}
 	return 0;
 }
 

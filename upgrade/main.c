@@ -30,6 +30,8 @@ static void usage(FILE *f)
 	      "  -j, --json             print the report as one JSON object on stdout\n"
 	      "  -t, --timeout SECONDS  give up and roll back after this long (default 60)\n"
 	      "  -v, --verbose          more progress lines (twice: QMP traffic)\n"
+	      "      --write-stream FILE  plan only, and write the handover stream the new QEMU's\n"
+	      "                         launcher would get to FILE (read it with dump-stream)\n"
 	      "      --quiet            no progress lines, only the report\n"
 	      "  -h, --help             this text\n"
 	      "\n"
@@ -37,6 +39,7 @@ static void usage(FILE *f)
 	      "  qemu-upgrade --pid 1234 --new-binary /usr/bin/qemu-system-x86_64\n"
 	      "  qemu-upgrade --pid 1234 --dry-run          # show the plan, touch nothing\n"
 	      "  qemu-upgrade --pid 1234 --json             # for programs\n"
+	      "  qemu-upgrade --pid 1234 --write-stream s.bin && qemu-upgrade dump-stream s.bin\n"
 	      "\n"
 	      "Exit status: 0 upgraded (or planned), 1 failed and rolled back (the old QEMU runs the\n"
 	      "guest), 2 bad usage or input, 3 refused (the VM cannot be upgraded; it was not touched).\n",
@@ -105,9 +108,10 @@ int main(int argc, char **argv)
 		{ "qmp", required_argument, NULL, 'q' },      { "dry-run", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },           { "timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },        { "quiet", no_argument, NULL, 'Q' },
-		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+		{ "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
 	};
 	int json = 0, verbose = 1, c;
+	const char *stream_out = NULL;
 	unsigned flags = 0;
 	struct qu_handle *h;
 
@@ -143,6 +147,7 @@ int main(int argc, char **argv)
 		}
 		case 'v': verbose++; break;
 		case 'Q': verbose = 0; break;
+		case 'W': stream_out = optarg; flags |= QU_FLAG_DRY_RUN; break;
 		case 'h': usage(stdout); qu_free(h); return EXIT_OK;
 		default: goto usage_error;
 		}
@@ -170,6 +175,16 @@ int main(int argc, char **argv)
 			rc = EXIT_REFUSED;
 		else if (!result || !strcmp(result, "failed"))
 			rc = (e == ESRCH || e == EINVAL || e == ENOENT || e == EACCES) ? EXIT_USAGE : EXIT_FAILED;
+	}
+	if (r == 0 && stream_out) {
+		int fd = open(stream_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0 || qu_write_stream(h, fd) < 0) {
+			fprintf(stderr, "qemu-upgrade: cannot write the stream to %s: %s\n", stream_out,
+				fd < 0 ? strerror(errno) : qu_get_error());
+			rc = EXIT_FAILED;
+		}
+		if (fd >= 0)
+			close(fd);
 	}
 	if (result) {
 		if (json)

@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 12
+tap_plan 14
 sockdir=$(mktemp -d)
 _vm_paths+=("$sockdir")
 hmp() { printf '%s\n' "$1" | timeout 10 socat -t 1 - "UNIX-CONNECT:$sockdir/hmp.sock" 2>/dev/null | tr -d '\r'; }
@@ -23,6 +23,13 @@ jq -e '[.descriptors[] | select(.kind == "listener")] | length == 3' <<<"$plan" 
 tap_ok $? "the plan carries all three listening monitor sockets"
 jq -e '.descriptors[] | select(.kind == "ram" and (.what | test("memory-backend-file")))' <<<"$plan" >/dev/null
 tap_ok $? "the plan carries the file-backed guest RAM"
+
+"$QU_BIN" --pid "$VM_PID" --write-stream "$sockdir/stream.bin" --quiet >/dev/null
+dump=$("$QU_BIN" dump-stream "$sockdir/stream.bin")
+tap_ok $? "dump-stream decodes the planned handover stream"
+grep -q '^ *[0-9]* HELLO version=1' <<<"$dump" && grep -q 'FD target=5 kind=4' <<<"$dump" &&
+	grep -q 'ARG -incoming' <<<"$dump" && tail -n 1 <<<"$dump" | grep -q EXEC
+tap_ok $? "the stream holds HELLO, the command line, the RAM descriptor and EXEC"
 
 for round in 1 2; do
 	report=$("$QU_BIN" --pid "$VM_PID" --json --quiet)
