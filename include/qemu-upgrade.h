@@ -44,6 +44,9 @@ int qu_upgrade(struct qu_handle *h);
 
 /* After qu_upgrade(): "upgraded", "planned", "refused" or "failed"; NULL before. */
 const char *qu_get_result(const struct qu_handle *h);
+/* After a failure: 1 if the upgrade had begun changing things (and was rolled back), 0 if it
+ * failed while inspecting or planning, before anything was touched. */
+int qu_was_touched(const struct qu_handle *h);
 /* The report as one JSON object; valid until qu_free(). */
 const char *qu_get_report_json(struct qu_handle *h);
 int qu_print_report(const struct qu_handle *h, FILE *f);

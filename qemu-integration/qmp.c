@@ -16,6 +16,7 @@
 /* One QMP message is one line; anything longer than this is not a monitor we can trust. */
 #define QMP_MAX_LINE (16u << 20)
 #define QMP_MAX_QUEUED_EVENTS 256
+#define QMP_GREETING_TIMEOUT_US (5u * 1000000u)
 
 struct qu_qmp {
 	int fd;
@@ -291,6 +292,13 @@ int qu_qmp_connect(const char *path, uint64_t deadline_us, struct qu_qmp **out)
 		close(fd);
 		return qu_err(-e, "cannot connect to QMP socket %s: %s", path, strerror(e));
 	}
-	int r = qu_qmp_attach(fd, deadline_us, out);
+	/* QEMU serves one client per monitor socket: a second one is queued without a greeting.
+	 * Don't spend the whole upgrade's time budget finding that out. */
+	uint64_t greet = qu_now_us() + QMP_GREETING_TIMEOUT_US;
+	int r = qu_qmp_attach(fd, greet < deadline_us ? greet : deadline_us, out);
+	if (r == -ETIMEDOUT)
+		return qu_err(r, "QMP socket %s did not greet within %u s: another client probably holds "
+			      "the monitor (QEMU serves one client at a time); disconnect it or give "
+			      "another monitor with --qmp", path, QMP_GREETING_TIMEOUT_US / 1000000u);
 	return r < 0 ? qu_err_wrap(r, "QMP socket %s", path) : 0;
 }

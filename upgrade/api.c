@@ -21,7 +21,7 @@ struct qu_handle {
 	char qmp[QU_SUN_PATH_MAX];
 	unsigned timeout_ms;
 	unsigned flags;
-	int done, inspected, planned;
+	int done, inspected, planned, touched;
 	struct qu_vm vm;
 	struct qu_plan plan;
 	struct qu_report rep;
@@ -144,6 +144,7 @@ int qu_upgrade(struct qu_handle *h)
 		finish(h, "planned", start);
 		return 0;
 	}
+	h->touched = 1;
 	r = qu_execute(&h->vm, &h->plan, old, deadline, &h->rep);
 	if (r < 0)
 		goto failed;
@@ -161,6 +162,8 @@ const char *qu_get_result(const struct qu_handle *h)
 {
 	return h->done ? h->rep.result : NULL;
 }
+
+int qu_was_touched(const struct qu_handle *h) { return h->touched; }
 
 const char *qu_get_report_json(struct qu_handle *h)
 {

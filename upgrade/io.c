@@ -6,13 +6,21 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 int qu_write_full(int fd, const void *buf, size_t len)
 {
 	const char *p = buf;
+	int is_socket = 1;
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		/* send(MSG_NOSIGNAL): a peer that died must be an error, not a SIGPIPE that kills
+		 * the tool in the middle of an upgrade. */
+		ssize_t n = is_socket ? send(fd, p, len, MSG_NOSIGNAL) : write(fd, p, len);
+		if (n < 0 && errno == ENOTSOCK && is_socket) {
+			is_socket = 0;
+			continue;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -41,8 +41,9 @@ static void usage(FILE *f)
 	      "  qemu-upgrade --pid 1234 --json             # for programs\n"
 	      "  qemu-upgrade --pid 1234 --write-stream s.bin && qemu-upgrade dump-stream s.bin\n"
 	      "\n"
-	      "Exit status: 0 upgraded (or planned), 1 failed and rolled back (the old QEMU runs the\n"
-	      "guest), 2 bad usage or input, 3 refused (the VM cannot be upgraded; it was not touched).\n",
+	      "Exit status: 0 upgraded (or planned); 1 failed and rolled back (the old QEMU runs the\n"
+	      "guest); 2 error before anything was touched (bad usage or input, VM unreachable);\n"
+	      "3 refused (the VM cannot be upgraded; it was not touched).\n",
 	      f);
 }
 
@@ -173,8 +174,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
 		if (e == EOPNOTSUPP)
 			rc = EXIT_REFUSED;
-		else if (!result || !strcmp(result, "failed"))
-			rc = (e == ESRCH || e == EINVAL || e == ENOENT || e == EACCES) ? EXIT_USAGE : EXIT_FAILED;
+		else
+			rc = qu_was_touched(h) ? EXIT_FAILED : EXIT_USAGE;
 	}
 	if (r == 0 && stream_out) {
 		int fd = open(stream_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -5,7 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 22
+tap_plan 24
 vm_start bad || exit 1
 vm_wait_ready || exit 1
 
@@ -78,6 +78,15 @@ expect_error "an unknown option" 2 "unrecognized option|invalid option" --pid "$
 expect_error "no --pid" 2 "which VM" --json
 expect_error "a --qmp socket that does not exist" 2 "cannot connect to QMP socket /nonexistent.sock" \
 	--pid "$VM_PID" --qmp /nonexistent.sock
+
+# Another client holds the VM's only QMP connection: a clear error within seconds.
+socat -u "UNIX-CONNECT:$VM_QMP" /dev/null 2>/dev/null &
+holder=$!
+sleep 0.5
+expect_error "a QMP monitor held by another client" 2 "another client probably holds the monitor" --pid "$VM_PID"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+tap_check "after the busy monitor the VM is untouched and running" untouched running
 
 # Guest RAM that is not shared: refused, since it would have to be copied.
 first_pid=$VM_PID first_serial=$VM_SERIAL

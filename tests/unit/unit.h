@@ -38,6 +38,47 @@ __attribute__((format(printf, 1, 2), unused)) static void note(const char *fmt, 
 	fputc('\n', stdout);
 }
 
+/* Like assert_string_equal, but shows newlines and control characters escaped, so that a
+ * failure message stays on one TAP comment line. */
+#define assert_text_equal(a, b) assert_text_equal_((a), (b), __FILE__, __LINE__)
+
+__attribute__((unused)) static char *escape_text(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(4 * n + 1), *o = out;
+	if (!out)
+		abort();
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '\n') {
+			*o++ = '\\';
+			*o++ = 'n';
+		} else if (c < 0x20 || c == 0x7f) {
+			o += sprintf(o, "\\x%02x", c);
+		} else {
+			*o++ = (char)c;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+__attribute__((unused)) static void assert_text_equal_(const char *a, const char *b, const char *file,
+							int line)
+{
+	if (!a || !b) {
+		print_error("%s != %s\n", a ? "string" : "NULL", b ? "string" : "NULL");
+		_fail(file, line);
+	}
+	if (strcmp(a, b) == 0)
+		return;
+	char *ea = escape_text(a), *eb = escape_text(b);
+	print_error("\"%s\" != \"%s\"\n", ea, eb);
+	free(ea);
+	free(eb);
+	_fail(file, line);
+}
+
 /* Absolute deadline ms milliseconds from now, in the library's clock. */
 __attribute__((unused)) static uint64_t deadline_ms(unsigned ms)
 {

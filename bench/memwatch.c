@@ -1,0 +1,114 @@
+/* memwatch: sample MemAvailable from /proc/meminfo every INTERVAL_US microseconds.
+ *
+ *   memwatch [INTERVAL_US]      (default 5000)
+ *
+ * It first samples for BASELINE_MS (250 ms) and takes the median as the baseline, then
+ * prints "ready" on stdout and keeps sampling. On SIGTERM or SIGINT it prints one line
+ *
+ *   baseline_kb=B min_kb=M peak_extra_kb=B-M samples=N max_gap_us=G
+ *
+ * and exits. max_gap_us is the largest interval seen between two samples after "ready"
+ * (the sampler competes for the CPU with what it measures).
+ */
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BASELINE_MS 250
+
+static volatile sig_atomic_t stop;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+static long long now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+static long mem_available_kb(int fd)
+{
+	char buf[4096];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	char *p;
+
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	p = strstr(buf, "MemAvailable:");
+	return p ? strtol(p + 13, NULL, 10) : -1;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+	return (x > y) - (x < y);
+}
+
+int main(int argc, char **argv)
+{
+	long interval = argc > 1 ? atol(argv[1]) : 5000;
+	long base[BASELINE_MS * 1000 / 100 + 1], baseline, min = -1, v;
+	size_t nbase = 0;
+	long long t0, last, gap = 0, samples = 0;
+	struct timespec ts = {interval / 1000000, (interval % 1000000) * 1000};
+	struct sigaction sa;
+	int fd;
+
+	if (interval < 100)
+		interval = 100;
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+
+	fd = open("/proc/meminfo", O_RDONLY);
+	if (fd < 0) {
+		perror("memwatch: /proc/meminfo");
+		return 2;
+	}
+
+	t0 = now_us();
+	while (now_us() - t0 < BASELINE_MS * 1000LL && nbase < sizeof(base) / sizeof(base[0])) {
+		if ((v = mem_available_kb(fd)) >= 0)
+			base[nbase++] = v;
+		nanosleep(&ts, NULL);
+	}
+	if (!nbase)
+		return 2;
+	qsort(base, nbase, sizeof(base[0]), cmp_long);
+	baseline = base[nbase / 2];
+
+	printf("ready\n");
+	fflush(stdout);
+
+	last = now_us();
+	while (!stop) {
+		long long t;
+
+		if ((v = mem_available_kb(fd)) >= 0) {
+			if (min < 0 || v < min)
+				min = v;
+			samples++;
+		}
+		t = now_us();
+		if (t - last > gap)
+			gap = t - last;
+		last = t;
+		nanosleep(&ts, NULL);
+	}
+	if (min < 0)
+		min = baseline;
+	printf("baseline_kb=%ld min_kb=%ld peak_extra_kb=%ld samples=%lld max_gap_us=%lld\n",
+	       baseline, min, baseline - min, samples, gap);
+	return 0;
+}
