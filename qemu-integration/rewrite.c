@@ -254,6 +254,9 @@ static void refuse_uncarried(struct qu_plan *p)
 		struct qu_opts o;
 		if (!opt || !val || val[0] == '{')
 			continue;
+		if (!strcmp(opt, "readconfig"))
+			refuse(p, "-readconfig %s: devices and descriptors in configuration files are not "
+			       "inspected yet, so they could not be carried", val);
 		if (!strcmp(opt, "add-fd"))
 			refuse(p, "-add-fd %s: passed-in descriptor sets cannot be carried yet", val);
 		if ((!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net")) &&
