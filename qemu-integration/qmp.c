@@ -261,7 +261,10 @@ int qu_qmp_attach(int fd, uint64_t deadline_us, struct qu_qmp **out)
 		return -ENOMEM;
 	}
 	q->fd = fd;
-	r = read_message(q, -1, deadline_us, &greeting);
+	/* The greeting comes first; an event that races ahead of it is kept for later. */
+	while ((r = read_message(q, -1, deadline_us, &greeting)) == 0 &&
+	       json_object_object_get_ex(greeting, "event", NULL))
+		queue_event(q, greeting);
 	if (r < 0)
 		goto fail;
 	r = parse_greeting(q, greeting);

@@ -81,7 +81,7 @@ static int rewrite_backend(struct qu_argv *argv, size_t i, const char *mem_path)
 		return rewrite_backend_json(argv, i, mem_path);
 	if (qu_opts_parse(argv->a[i].val, "qom-type", &o) < 0)
 		return -ENOMEM;
-	for (const char *const *k = dropped_backend_props + 1; *k; k++)
+	for (const char *const *k = dropped_backend_props; *k; k++)
 		if (strcmp(*k, "qom-type"))
 			qu_opts_del(&o, *k);
 	int r = qu_opts_set(&o, "qom-type", "memory-backend-file");
@@ -243,6 +243,32 @@ static int append_files(struct qu_plan *p)
 	return 0;
 }
 
+/* Networking whose backend holds a device that cannot be opened twice (tap) or a peer
+ * connection (vhost-user): the type may be implied, given as type=, or in JSON. */
+static void refuse_net(struct qu_plan *p, const char *opt, const char *val)
+{
+	static const char *const refused[] = { "tap", "bridge", "vhost-user", "vhost-vdpa", "l2tpv3",
+					       "vde", "socket", "af-xdp", NULL };
+	char type[64] = "";
+	if (val[0] == '{') {
+		json_object *o = json_tokener_parse(val), *t;
+		if (o && json_object_object_get_ex(o, "type", &t))
+			snprintf(type, sizeof(type), "%s", json_object_get_string(t));
+		json_object_put(o);
+	} else {
+		struct qu_opts o;
+		if (qu_opts_parse(val, "type", &o) < 0)
+			return;
+		const char *t = qu_opts_get(&o, "type");
+		snprintf(type, sizeof(type), "%s", t ? t : "");
+		qu_opts_free(&o);
+	}
+	for (const char *const *k = refused; *k; k++)
+		if (!strcmp(type, *k))
+			refuse(p, "-%s %s: %s networking cannot be carried yet (its device or connection "
+			       "cannot be opened twice)", opt, val, type);
+}
+
 /* Anything else holding a descriptor or a device that cannot be opened twice is refused. */
 static void refuse_uncarried(struct qu_plan *p)
 {
@@ -252,20 +278,24 @@ static void refuse_uncarried(struct qu_plan *p)
 	for (size_t i = 0; i < p->argv.n; i++) {
 		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
 		struct qu_opts o;
-		if (!opt || !val || val[0] == '{')
+		if (!opt || !val)
 			continue;
+		if (val[0] == '{') {
+			if (!strcmp(opt, "netdev"))
+				refuse_net(p, opt, val);
+			continue;
+		}
 		if (!strcmp(opt, "readconfig"))
 			refuse(p, "-readconfig %s: devices and descriptors in configuration files are not "
 			       "inspected yet, so they could not be carried", val);
 		if (!strcmp(opt, "add-fd"))
 			refuse(p, "-add-fd %s: passed-in descriptor sets cannot be carried yet", val);
-		if ((!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net")) &&
-		    (!strncmp(val, "tap", 3) || !strncmp(val, "bridge", 6) || !strncmp(val, "vhost", 5)))
-			refuse(p, "-%s %s: tap and vhost networking cannot be carried yet (a tap device "
-			       "cannot be opened twice)", opt, val);
+		if (!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net"))
+			refuse_net(p, opt, val);
 		if ((!strcmp(opt, "serial") || !strcmp(opt, "parallel") || !strcmp(opt, "monitor") ||
 		     !strcmp(opt, "qmp")) && (!strcmp(val, "stdio") || !strncmp(val, "mon:", 4) ||
-					       !strcmp(val, "pty") || !strncmp(val, "tcp:", 4)))
+					       !strcmp(val, "pty") || !strncmp(val, "tcp:", 4) ||
+					       (strcmp(opt, "qmp") && strcmp(opt, "monitor") && !strncmp(val, "unix:", 5))))
 			refuse(p, "-%s %s: this character device cannot be carried yet", opt, val);
 		if (qu_opts_parse(val, NULL, &o) < 0)
 			continue;
@@ -281,6 +311,9 @@ static void refuse_uncarried(struct qu_plan *p)
 					refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
 			if (b && !strcmp(b, "socket") && !qu_opts_get_bool(&o, "server"))
 				refuse(p, "-chardev %s: a client socket cannot be carried yet", val);
+			if (b && !strcmp(b, "socket") && qu_opts_get(&o, "host"))
+				refuse(p, "-chardev %s: TCP socket servers cannot be carried yet (only UNIX "
+				       "sockets)", val);
 			qu_opts_free(&o);
 		}
 	}

@@ -195,21 +195,38 @@ static void environment_and_cwd_arrive(void **state)
 static void new_session_and_clean_signals(void **state)
 {
 	int l[2];
-	char buf[256], want[256];
+	char buf[256];
 	sigset_t block, old;
+	struct sigaction ign = { .sa_handler = SIG_IGN }, oldact;
 	assert_int_equal(pipe2(l, O_CLOEXEC), 0);
-	/* A signal blocked here must not stay blocked in the started program. */
+	/* A signal blocked or ignored here must not stay so in the started program. */
 	sigemptyset(&block);
 	sigaddset(&block, SIGUSR1);
 	assert_int_equal(sigprocmask(SIG_BLOCK, &block, &old), 0);
+	assert_int_equal(sigaction(SIGUSR2, &ign, &oldact), 0);
 	struct qu_launch_fd fds[] = { { .fd = l[1], .target = 3, .kind = QU_FD_STDIO, .name = "out" } };
-	pid_t pid = launch_sh("exec >&3; echo $$; cut -d' ' -f6 /proc/$$/stat; grep SigBlk /proc/$$/status",
+	/* Builtins only for the session (read, set, echo), then grep in place of the shell reads
+	 * its own status: a child reading the shell's status could catch dash with every signal
+	 * blocked around its vfork. */
+	pid_t pid = launch_sh("exec >&3; read -r s < /proc/$$/stat; set -- $s; echo $1 $6; "
+			      "exec grep -E '^Sig(Blk|Ign)' /proc/self/status",
 			      NULL, NULL, fds, 1);
 	assert_int_equal(sigprocmask(SIG_SETMASK, &old, NULL), 0);
+	assert_int_equal(sigaction(SIGUSR2, &oldact, NULL), 0);
 	close(l[1]);
 	read_all(l[0], buf, sizeof(buf));
-	snprintf(want, sizeof(want), "%d\n%d\nSigBlk:\t0000000000000000\n", (int)pid, (int)pid);
-	assert_text_equal(buf, want); /* its own session (sid == pid), nothing blocked */
+	int p1 = -1, sid = -1;
+	unsigned long long blk = ~0ull, ignored = ~0ull;
+	if (sscanf(buf, "%d %d SigBlk: %llx SigIgn: %llx", &p1, &sid, &blk, &ignored) != 4)
+		fail_msg("unexpected output: %s", buf);
+	assert_int_equal(p1, pid);
+	assert_int_equal(sid, pid); /* its own session */
+	assert_int_equal(blk, 0);   /* nothing blocked */
+	/* Nothing ignored, except glibc's reserved signals 32 and 33 (SIGCANCEL, SIGSETXID):
+	 * GNU make leaves them ignored in its children, and signal() refuses to touch them, so
+	 * they come through under `make check-unit`. glibc in the started program installs its
+	 * own handlers for them at startup. */
+	assert_int_equal(ignored & ~0x180000000ull, 0);
 	assert_int_equal(reap(pid), 0);
 	assert_no_children();
 	close(l[0]);
@@ -217,19 +234,29 @@ static void new_session_and_clean_signals(void **state)
 
 static void started_program_is_our_child(void **state)
 {
-	int l[2];
-	char buf[64];
-	assert_int_equal(pipe2(l, O_CLOEXEC), 0);
-	struct qu_launch_fd fds[] = { { .fd = l[1], .target = 3, .kind = QU_FD_STDIO, .name = "out" } };
-	pid_t pid = launch_sh("exec >&3; cut -d' ' -f4 /proc/$$/stat; exit 42", NULL, NULL, fds, 1);
-	close(l[1]);
-	read_all(l[0], buf, sizeof(buf));
-	char want[32];
-	snprintf(want, sizeof(want), "%d\n", (int)getpid()); /* reparented to us, the subreaper */
-	assert_text_equal(buf, want);
+	int in[2];
+	char path[64], stat[512];
+	assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+	struct qu_launch_fd fds[] = { { .fd = in[0], .target = 0, .kind = QU_FD_STDIO, .name = "stdin" } };
+	pid_t pid = launch_sh("read x; exit 42", NULL, NULL, fds, 1);
+	close(in[0]);
+	/* The launcher is gone by now: the program waits on its stdin, reparented to us (the
+	 * subreaper), not to init. */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	read_all(fd, stat, sizeof(stat));
+	close(fd);
+	const char *rp = strrchr(stat, ')');
+	assert_non_null(rp);
+	char st;
+	int ppid = -1;
+	assert_int_equal(sscanf(rp + 1, " %c %d", &st, &ppid), 2);
+	assert_int_equal(ppid, getpid());
+	assert_int_equal(write(in[1], "\n", 1), 1);
+	close(in[1]);
 	assert_int_equal(reap(pid), 42);
 	assert_no_children();
-	close(l[0]);
 }
 
 static void nonexistent_program(void **state)

@@ -63,11 +63,19 @@ static int start_qemu_(void **state)
 	}
 	/* Wait for the socket: connect until it answers, unless QEMU died. */
 	uint64_t deadline = deadline_ms(20000);
+	int protos = 0;
 	for (;;) {
 		int st;
 		int r = qu_qmp_connect(f->sock, deadline_ms(10000), &f->q);
 		if (r == 0)
 			return 0;
+		/* Seen once in hundreds of starts: a client that connects while QEMU is still
+		 * starting got a first message that was not the greeting (an event, presumably
+		 * RESUME from vm_start racing the monitor's I/O thread). Say so and connect again. */
+		if (r == -EPROTO && ++protos <= 2) {
+			fprintf(stdout, "# connecting to a starting QEMU: %s; again\n", qu_err_msg());
+			continue;
+		}
 		if (waitpid(f->pid, &st, WNOHANG) == f->pid) {
 			f->pid = -1;
 			fprintf(stdout, "# QEMU exited early (status 0x%x); see %s\n", st, f->log);
@@ -625,6 +633,31 @@ static void greeting_in_pieces(void **state)
 	reap_peer(peer);
 }
 
+static void oversized_message_is_emsgsize(void **state)
+{
+	/* A "line" of 17 MiB without a newline: more than a monitor we can trust would send. */
+	int s[2];
+	struct qu_qmp *q = NULL;
+	assert_int_equal(peer_pair(s), 0);
+	fflush(stdout);
+	pid_t peer = fork();
+	assert_true(peer >= 0);
+	if (peer == 0) {
+		static char chunk[1 << 16];
+		close(s[0]);
+		signal(SIGPIPE, SIG_IGN);
+		memset(chunk, 'x', sizeof(chunk));
+		for (int i = 0; i < 17 * 16; i++)
+			if (write(s[1], chunk, sizeof(chunk)) < 0)
+				_exit(0); /* the client gave up and closed */
+		_exit(0);
+	}
+	close(s[1]);
+	assert_int_equal(qu_qmp_attach(s[0], deadline_ms(20000), &q), -EMSGSIZE);
+	assert_null(q);
+	reap_peer(peer);
+}
+
 static void connect_missing_socket(void **state)
 {
 	struct qu_qmp *q = NULL;
@@ -675,6 +708,7 @@ int main(void)
 		cmocka_unit_test(answer_that_is_not_an_object),
 		cmocka_unit_test(monitor_closes_during_command),
 		cmocka_unit_test(greeting_in_pieces),
+		cmocka_unit_test(oversized_message_is_emsgsize),
 		cmocka_unit_test(connect_missing_socket),
 		cmocka_unit_test(connect_path_too_long),
 	};

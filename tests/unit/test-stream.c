@@ -223,6 +223,31 @@ static void send_over_max_payload(void **state)
 	assert_int_equal(qu_stream_send_fd(p->s[0], -1, 5, QU_FD_RAM, name), -EMSGSIZE);
 }
 
+static volatile sig_atomic_t sigpipes;
+static void count_sigpipe(int sig) { sigpipes++; }
+
+static void send_to_closed_peer_is_epipe(void **state)
+{
+	/* An error for the caller, not a SIGPIPE that would kill it (counted with a handler, so
+	 * that a regression fails here instead of killing the test program). */
+	struct pair *p = PAIR(state);
+	struct sigaction count = { .sa_handler = count_sigpipe }, old;
+	int pfd[2];
+	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
+	close(p->s[1]);
+	p->s[1] = -1;
+	sigpipes = 0;
+	assert_int_equal(sigaction(SIGPIPE, &count, &old), 0);
+	int r1 = qu_stream_send_str(p->s[0], QU_REC_ARG, "x");
+	int r2 = qu_stream_send_fd(p->s[0], pfd[1], 5, QU_FD_RAM, "ram");
+	sigaction(SIGPIPE, &old, NULL);
+	close(pfd[0]);
+	close(pfd[1]);
+	assert_int_equal(r1, -EPIPE);
+	assert_int_equal(r2, -EPIPE);
+	assert_int_equal(sigpipes, 0);
+}
+
 /* ---- descriptors ---- */
 
 static void fd_record_carries_working_pipe(void **state)
@@ -547,7 +572,6 @@ static void type_names(void **state)
 
 int main(void)
 {
-	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		T(send_recv_arg),
 		T(send_recv_every_type),
@@ -558,6 +582,7 @@ int main(void)
 		T(recv_record_split_in_pieces),
 		T(max_payload_round_trip),
 		T(send_over_max_payload),
+		T(send_to_closed_peer_is_epipe),
 		T(fd_record_carries_working_pipe),
 		T(fd_on_non_fd_record_rejected_and_closed),
 		T(fd_on_elided_fd_record_rejected_and_closed),

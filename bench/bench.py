@@ -1,0 +1,691 @@
+#!/usr/bin/env python3
+"""bench.py: one benchmark run (qemu-upgrade or plain localhost migration), and the report.
+
+    bench.py probe-accel --qemu Q --workdir DIR
+    bench.py run --method upgrade|migrate --size-gib N --run K --accel A --qemu Q
+                 --tool QU --helpers DIR --csv FILE
+    bench.py report --csv FILE --out RESULTS.md --command "..." --accel A --qemu Q
+
+`run` starts the VM(s) in a fresh directory under /tmp, fills guest RAM, measures one
+operation, checks the result (run state, RAM contents), kills every process it started
+by PID and appends one row to the CSV. Exit status: 0 measured, 3 skipped (not enough
+free memory), 1 failed (the row says why). Standard library only; QMP over UNIX sockets.
+"""
+import argparse
+import csv
+import json
+import os
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+GiB = 1 << 30
+MiB = 1 << 20
+MAX_BANDWIDTH = 1 << 40          # bytes/s for migrate-set-parameters (1 TiB/s: unlimited)
+MARGIN = 3 * GiB // 2            # free memory kept on top of what a run needs
+
+CSV_FIELDS = [
+    "size_gib", "method", "run", "result", "downtime_ms", "pause_ms", "total_ms", "running_ms",
+    "retired_ms", "wall_ms", "ram_transferred_bytes", "stream_bytes", "peak_extra_mem_bytes",
+    "mem_samples", "mem_max_gap_ms", "fill_s", "verify_bad_pages", "loadavg", "accel", "timestamp",
+    "note",
+]
+
+
+class BenchError(Exception):
+    pass
+
+
+class Skip(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- processes
+
+def starttime(pid):
+    """Field 22 of /proc/PID/stat, to tell a process from a recycled PID."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def alive(pid, st):
+    """Still running: same start time, and not a zombie (daemonized QEMUs are children
+    of PID 1, which may reap them late)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return st is not None and fields[19] == st and fields[0] not in ("Z", "X")
+
+
+class Tracker:
+    """Every process a run starts, killed by PID (never by name) when the run ends."""
+
+    def __init__(self, workdir):
+        self.workdir = workdir
+        self.procs = []          # (pid, starttime)
+
+    def track(self, pid):
+        st = starttime(pid)
+        if st is None:
+            raise BenchError(f"process {pid} is gone")
+        self.procs.append((pid, st))
+        return st
+
+    def wait_exit(self, pid, st, timeout):
+        end = time.monotonic() + timeout
+        while alive(pid, st):
+            if time.monotonic() > end:
+                return False
+            time.sleep(0.002)
+        return True
+
+    def kill(self, pid, st):
+        if not alive(pid, st):
+            return
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        if not self.wait_exit(pid, st, 5):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait_exit(pid, st, 5)
+
+    def strays(self):
+        """Processes whose command line names this run's private directory: a QEMU the
+        upgrade started whose PID we never learned (the directory is unique to the run)."""
+        found = []
+        me = os.getpid()
+        for d in os.listdir("/proc"):
+            if not d.isdigit() or int(d) == me:
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if self.workdir.encode() + b"/" in cmd:
+                st = starttime(int(d))
+                if st:
+                    found.append((int(d), st))
+        return found
+
+    def cleanup(self):
+        for pid, st in self.procs + self.strays():
+            self.kill(pid, st)
+        self.procs = []
+
+
+# --------------------------------------------------------------------------- QMP
+
+class QMP:
+    def __init__(self, path, timeout=10):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.buf = b""
+        self.events = []
+        greeting = self._read(timeout)
+        if "QMP" not in greeting:
+            raise BenchError(f"no QMP greeting on {path}")
+        self.cmd("qmp_capabilities")
+
+    def _read(self, timeout):
+        end = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise BenchError("QMP timeout")
+            r, _, _ = select.select([self.sock], [], [], left)
+            if r:
+                data = self.sock.recv(65536)
+                if not data:
+                    raise BenchError("QMP connection closed")
+                self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        return json.loads(line)
+
+    def _pump(self, timeout):
+        msg = self._read(timeout)
+        if "event" in msg:
+            ts = msg.get("timestamp", {})
+            msg["ts"] = ts.get("seconds", 0) + ts.get("microseconds", 0) / 1e6
+            self.events.append(msg)
+        return msg
+
+    def cmd(self, execute, timeout=30, **args):
+        req = {"execute": execute}
+        if args:
+            req["arguments"] = args
+        self.sock.sendall(json.dumps(req).encode() + b"\n")
+        end = time.monotonic() + timeout
+        while True:
+            msg = self._pump(max(0.001, end - time.monotonic()))
+            if "return" in msg:
+                return msg["return"]
+            if "error" in msg:
+                raise BenchError(f"QMP {execute}: {msg['error'].get('desc')}")
+
+    def wait_event(self, pred, timeout):
+        end = time.monotonic() + timeout
+        while True:
+            for e in self.events:
+                if pred(e):
+                    return e
+            left = end - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                self._pump(left)
+            except BenchError as e:
+                if "timeout" in str(e):
+                    return None
+                raise
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def runstate(qmp_path):
+    q = QMP(qmp_path)
+    try:
+        return q.cmd("query-status")["status"]
+    finally:
+        q.close()
+
+
+# --------------------------------------------------------------------------- helpers
+
+def mem_available():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    raise BenchError("no MemAvailable in /proc/meminfo")
+
+
+def wait_for_memory(need, timeout=60):
+    """Memory freed by the previous run (an 8 GiB memfd) can take a second or more to show
+    up in MemAvailable: wait up to timeout for need bytes."""
+    end = time.monotonic() + timeout
+    while mem_available() < need:
+        if time.monotonic() > end:
+            raise Skip(f"needs {need / GiB:.1f} GiB available (size + margin), "
+                       f"have {mem_available() / GiB:.1f} GiB after waiting {timeout} s")
+        time.sleep(0.25)
+
+
+def settle_memory(timeout=30):
+    """After a run: until MemAvailable stops rising (the freed guest RAM is back)."""
+    end = time.monotonic() + timeout
+    last = mem_available()
+    while time.monotonic() < end:
+        time.sleep(0.5)
+        now = mem_available()
+        if now - last < 32 * MiB:
+            return
+        last = now
+
+
+def skip_ranges(size):
+    """Guest RAM the idle SeaBIOS guest uses, left out of the fill: the first MiB, and
+    the last 32 MiB below the top of low memory (its tables and high zone). q35 in QEMU
+    7.2 maps min(RAM, 2 GiB if RAM >= 2.75 GiB else 2.75 GiB) below 4 GiB."""
+    lowmem = 0x80000000 if size >= 0xB0000000 else 0xB0000000
+    below4g = min(size, lowmem)
+    return f"0-0x100000,{below4g - 32 * MiB:#x}-{below4g:#x}"
+
+
+def progress_ms(stderr, marker):
+    """The time stamp of qemu-upgrade's progress line that contains marker:
+    '[  190.2 ms] new QEMU PID 9774 runs the guest (commit point)' -> '190.2'."""
+    for line in stderr.splitlines():
+        if marker in line and line.startswith("[") and " ms]" in line:
+            return line[1:line.index(" ms]")].strip()
+    return ""
+
+
+class MemWatch:
+    """bench/memwatch: baseline MemAvailable (median over 250 ms), then its minimum."""
+
+    def __init__(self, helpers):
+        self.p = subprocess.Popen([os.path.join(helpers, "memwatch"), "5000"],
+                                  stdout=subprocess.PIPE, text=True)
+        if self.p.stdout.readline().strip() != "ready":
+            raise BenchError("memwatch did not start")
+
+    def stop(self):
+        self.p.send_signal(signal.SIGTERM)
+        out, _ = self.p.communicate(timeout=10)
+        r = dict(kv.split("=") for kv in out.split())
+        return {k: int(v) for k, v in r.items()}
+
+    def kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
+
+
+def start_qemu(qemu, accel, size_gib, memfd, workdir, name, extra=()):
+    size = f"{size_gib}G"
+    if memfd:
+        mem = ["-machine", "q35,memory-backend=mem0",
+               "-object", f"memory-backend-memfd,id=mem0,size={size},share=on"]
+    else:
+        mem = ["-machine", "q35"]
+    argv = [qemu, "-accel", accel, *mem, "-m", size, "-nodefaults", "-display", "none",
+            "-qmp", f"unix:{workdir}/{name}.qmp,server=on,wait=off",
+            "-daemonize", "-pidfile", f"{workdir}/{name}.pid", *extra]
+    with open(f"{workdir}/{name}.err", "w") as err:
+        rc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err).returncode
+    if rc != 0:
+        with open(f"{workdir}/{name}.err") as err:
+            raise BenchError(f"{name} QEMU failed to start: {err.read().strip()}")
+    with open(f"{workdir}/{name}.pid") as f:
+        return int(f.read().strip()), f"{workdir}/{name}.qmp"
+
+
+def fill(helpers, pid, size, seed):
+    out = subprocess.run([os.path.join(helpers, "fill-ram"), "fill", str(pid), str(size),
+                          str(seed), skip_ranges(size)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise BenchError(f"fill-ram fill: {out.stderr.strip()}")
+    r = dict(kv.split("=") for kv in out.stdout.split())
+    return float(r["seconds"])
+
+
+def verify(helpers, pid, size, seed):
+    out = subprocess.run([os.path.join(helpers, "fill-ram"), "verify", str(pid), str(size),
+                          str(seed), skip_ranges(size)], capture_output=True, text=True)
+    if out.returncode not in (0, 1):
+        raise BenchError(f"fill-ram verify: {out.stderr.strip()}")
+    r = dict(kv.split("=") for kv in out.stdout.split())
+    return int(r["bad_pages"])
+
+
+# --------------------------------------------------------------------------- the two methods
+
+def run_upgrade(a, t, row):
+    size = a.size_gib * GiB
+    wait_for_memory(size + MARGIN)
+    pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, True, t.workdir, "vm")
+    old_st = t.track(pid)
+    seed = int(time.time() * 1000) & 0xFFFFFFFF
+    row["fill_s"] = f"{fill(a.helpers, pid, size, seed):.2f}"
+    time.sleep(0.5)
+    st = runstate(qmp)
+    if st != "running":
+        raise BenchError(f"guest not running after the fill: {st}")
+
+    mw = MemWatch(a.helpers)
+    try:
+        t0 = time.monotonic()
+        # --json without --quiet: the same JSON on stdout, and the progress lines on stderr
+        # give the time of the commit point (the new QEMU runs the guest).
+        p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json"],
+                           capture_output=True, text=True, timeout=300)
+        wall = (time.monotonic() - t0) * 1000
+        exited = t.wait_exit(pid, old_st, 30)
+        mem = mw.stop()
+    finally:
+        mw.kill()
+    try:
+        rep = json.loads(p.stdout)
+    except ValueError:
+        raise BenchError(f"qemu-upgrade exit {p.returncode}, no JSON: "
+                         f"{(p.stdout + p.stderr).strip()[:400]}")
+    if rep.get("new_pid"):
+        t.track(rep["new_pid"])
+    if p.returncode != 0 or rep.get("result") != "upgraded":
+        raise BenchError(f"qemu-upgrade exit {p.returncode}, result {rep.get('result')}: "
+                         f"{rep.get('error') or rep.get('refusal') or p.stderr.strip()}")
+    row.update(downtime_ms=rep["downtime_ms"], pause_ms=f"{rep['pause_ms']:.2f}",
+               total_ms=f"{rep['total_ms']:.1f}", wall_ms=f"{wall:.1f}",
+               running_ms=progress_ms(p.stderr, "runs the guest (commit point)"),
+               retired_ms=progress_ms(p.stderr, "retired"),
+               ram_transferred_bytes=rep.get("ram_copied_bytes", ""),
+               stream_bytes=rep.get("transferred_bytes", ""),
+               peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
+               mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
+    notes = []
+    if not exited:
+        notes.append("old QEMU still running 30 s after qemu-upgrade returned")
+    st = runstate(qmp)
+    if st != "running":
+        notes.append(f"new QEMU run state {st}")
+    bad = verify(a.helpers, rep["new_pid"], size, seed)
+    row["verify_bad_pages"] = bad
+    if bad:
+        notes.append(f"{bad} guest pages differ after the upgrade")
+    row["note"] = "; ".join(notes)
+    return not notes
+
+
+def run_migrate(a, t, row):
+    size = a.size_gib * GiB
+    wait_for_memory(2 * size + MARGIN)
+    pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, False, t.workdir, "src")
+    src_st = t.track(pid)
+    seed = int(time.time() * 1000) & 0xFFFFFFFF
+    row["fill_s"] = f"{fill(a.helpers, pid, size, seed):.2f}"
+    time.sleep(0.5)
+
+    src = QMP(qmp)
+    dst = None
+    try:
+        st = src.cmd("query-status")["status"]
+        if st != "running":
+            raise BenchError(f"guest not running after the fill: {st}")
+        src.cmd("migrate-set-capabilities",
+                capabilities=[{"capability": "events", "state": True}])
+        src.cmd("migrate-set-parameters", **{"max-bandwidth": MAX_BANDWIDTH})
+        got = src.cmd("query-migrate-parameters")
+        if got.get("max-bandwidth") != MAX_BANDWIDTH:
+            raise BenchError(f"max-bandwidth is {got.get('max-bandwidth')}")
+
+        mw = MemWatch(a.helpers)
+        try:
+            t0 = time.time()
+            m0 = time.monotonic()
+            dpid, dqmp_path = start_qemu(a.qemu, a.accel, a.size_gib, False, t.workdir, "dst",
+                                         ["-incoming", f"unix:{t.workdir}/mig.sock"])
+            dst_st = t.track(dpid)
+            dst = QMP(dqmp_path)
+            src.cmd("migrate", uri=f"unix:{t.workdir}/mig.sock")
+            done = src.wait_event(lambda e: e["event"] == "MIGRATION" and
+                                  e["data"]["status"] in ("completed", "failed", "cancelled"),
+                                  600)
+            if done is None or done["data"]["status"] != "completed":
+                info = src.cmd("query-migrate")
+                raise BenchError(f"migration did not complete: {info.get('status')} "
+                                 f"{info.get('error-desc', '')}")
+            resume = dst.wait_event(lambda e: e["event"] == "RESUME", 60)
+            if resume is None:
+                raise BenchError("destination did not resume: "
+                                 f"{dst.cmd('query-status')['status']}")
+            wall = (time.monotonic() - m0) * 1000
+            stop = src.wait_event(lambda e: e["event"] == "STOP", 1)
+            info = src.cmd("query-migrate")
+            dstate = dst.cmd("query-status")["status"]
+            src.cmd("quit")
+            src.close()
+            exited = t.wait_exit(pid, src_st, 30)
+            retired = (time.monotonic() - m0) * 1000
+            mem = mw.stop()
+        finally:
+            mw.kill()
+    finally:
+        src.close()
+        if dst:
+            dst.close()
+    ram = info.get("ram", {})
+    row.update(downtime_ms=info.get("downtime", ""),
+               pause_ms=f"{(resume['ts'] - stop['ts']) * 1000:.1f}" if stop else "",
+               total_ms=f"{(resume['ts'] - t0) * 1000:.1f}", wall_ms=f"{wall:.1f}",
+               running_ms=f"{(resume['ts'] - t0) * 1000:.1f}",
+               retired_ms=f"{retired:.1f}" if exited else "",
+               ram_transferred_bytes=ram.get("transferred", ""),
+               stream_bytes="",
+               peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
+               mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
+    row["note"] = (f"QEMU total-time {info.get('total-time')} ms, setup "
+                   f"{info.get('setup-time')} ms, {ram.get('mbps', 0):.0f} Mbit/s, "
+                   f"dirty-sync-count {ram.get('dirty-sync-count')}")
+    notes = []
+    if stop is None:
+        notes.append("no STOP event from the source")
+    if not exited:
+        notes.append("source QEMU still running 30 s after quit")
+    if dstate != "running":
+        notes.append(f"destination run state {dstate}")
+    bad = verify(a.helpers, dpid, size, seed)
+    row["verify_bad_pages"] = bad
+    if bad:
+        notes.append(f"{bad} guest pages differ on the destination")
+    if notes:
+        row["note"] += "; " + "; ".join(notes)
+    return not notes
+
+
+def cmd_run(a):
+    row = {k: "" for k in CSV_FIELDS}
+    row.update(size_gib=a.size_gib, method={"upgrade": "qemu-upgrade",
+                                            "migrate": "plain-migration"}[a.method],
+               run=a.run, accel=a.accel, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               loadavg=f"{os.getloadavg()[0]:.2f}")
+    workdir = tempfile.mkdtemp(prefix=f"qu-bench-{a.method}-{a.size_gib}g-", dir="/tmp")
+    t = Tracker(workdir)
+
+    def on_signal(sig, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    rc = 0
+    try:
+        ok = (run_upgrade if a.method == "upgrade" else run_migrate)(a, t, row)
+        row["result"] = "ok" if ok else "check-failed"
+        rc = 0 if ok else 1
+    except Skip as e:
+        row["result"] = "skipped"
+        row["note"] = str(e)
+        rc = 3
+    except (BenchError, OSError, subprocess.TimeoutExpired) as e:
+        row["result"] = "failed"
+        row["note"] = str(e)
+        rc = 1
+    except KeyboardInterrupt:
+        row["result"] = "interrupted"
+        rc = 130
+    finally:
+        t.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+        settle_memory()
+    new = not os.path.exists(a.csv) or os.path.getsize(a.csv) == 0
+    with open(a.csv, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS)
+        if new:
+            w.writeheader()
+        w.writerow(row)
+    summary = (f"{row['method']:15} {a.size_gib} GiB run {a.run}: {row['result']}"
+               f"  downtime {row['downtime_ms']} ms  pause {row['pause_ms']} ms"
+               f"  total {row['total_ms']} ms"
+               f"  extra mem {int(row['peak_extra_mem_bytes'] or 0) / MiB:.0f} MiB"
+               f"  RAM sent {int(row['ram_transferred_bytes'] or 0) / MiB:.1f} MiB")
+    if row["result"] != "ok":
+        summary = (f"{row['method']:15} {a.size_gib} GiB run {a.run}: {row['result']}: "
+                   f"{row['note']}")
+    print(summary, flush=True)
+    return rc
+
+
+def cmd_probe_accel(a):
+    """kvm if a SeaBIOS guest with no boot device stays running under -accel kvm."""
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        print("tcg")
+        return 0
+    workdir = tempfile.mkdtemp(prefix="qu-bench-probe-", dir="/tmp")
+    t = Tracker(workdir)
+    accel = "tcg"
+    try:
+        pid, qmp = start_qemu(a.qemu, "kvm", 1, True, workdir, "probe")
+        t.track(pid)
+        time.sleep(2)
+        if runstate(qmp) == "running":
+            accel = "kvm"
+    except (BenchError, OSError):
+        pass
+    finally:
+        t.cleanup()
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(accel)
+    return 0
+
+
+# --------------------------------------------------------------------------- report
+
+def fnum(x, unit=""):
+    if x >= 100:
+        s = f"{x:.0f}"
+    elif x >= 10:
+        s = f"{x:.1f}"
+    else:
+        s = f"{x:.2f}".rstrip("0").rstrip(".") if x != int(x) else f"{x:.0f}"
+    return s + unit
+
+
+def cell(vals, scale=1.0, unit=""):
+    v = [float(x) / scale for x in vals if x not in ("", None)]
+    if not v:
+        return "n/a"
+    med = statistics.median(v)
+    if len(v) == 1:
+        return fnum(med, unit)
+    return f"{fnum(med, unit)} ({fnum(min(v))} - {fnum(max(v))})"
+
+
+def cmd_report(a):
+    with open(a.csv) as f:
+        rows = list(csv.DictReader(f))
+    sizes = sorted({int(r["size_gib"]) for r in rows})
+    methods = ["qemu-upgrade", "plain-migration"]
+    metrics = [
+        ("QEMU downtime", "downtime_ms", 1, " ms"),
+        ("guest pause (STOP -> RESUME)", "pause_ms", 1, " ms"),
+        ("total time", "total_ms", 1, " ms"),
+        ("... until the new QEMU runs the guest", "running_ms", 1, " ms"),
+        ("... until the old QEMU has exited", "retired_ms", 1, " ms"),
+        ("peak extra host memory", "peak_extra_mem_bytes", MiB, " MiB"),
+        ("guest RAM sent", "ram_transferred_bytes", MiB, " MiB"),
+    ]
+    qver = subprocess.run([a.qemu, "--version"], capture_output=True,
+                          text=True).stdout.splitlines()[0]
+    with open("/proc/meminfo") as f:
+        memtotal = int(f.readline().split()[1]) * 1024
+    try:
+        commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
+                                 "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True).stdout.strip()
+    except OSError:
+        commit = ""
+    out = []
+    out.append("# qemu-upgrade vs. plain localhost migration\n")
+    out.append(f"- Command: `{a.command}`")
+    out.append(f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+               + (f" (repository at {commit}, bench/ uncommitted changes possible)"
+                  if commit else ""))
+    out.append(f"- QEMU: {qver} (`{a.qemu}`), old and new QEMU the same binary")
+    out.append(f"- Host: {os.cpu_count()} CPUs, MemTotal {memtotal / GiB:.1f} GiB, "
+               f"kernel {os.uname().release}")
+    out.append(f"- Accelerator: `-accel {a.accel}` (SeaBIOS guest, no boot device, idle)")
+    out.append("- Guest: `-machine q35 -m SIZE -nodefaults -display none`; qemu-upgrade: RAM in "
+               "`memory-backend-memfd,share=on`; plain migration: anonymous RAM, "
+               f"`max-bandwidth` {MAX_BANDWIDTH} B/s, default `downtime-limit`, "
+               "`migrate uri=unix:...`")
+    out.append("- Guest RAM filled with a non-zero pattern (`bench/fill-ram`) before every run, "
+               "except the first MiB and the 32 MiB below the top of low memory (the idle "
+               "firmware's pages); checked again in the new QEMU after every run")
+    out.append("")
+    out.append("Median of the runs, (min - max) in brackets. Pause for qemu-upgrade is its own "
+               "`pause_ms`; for plain migration the destination's RESUME event timestamp minus "
+               "the source's STOP event timestamp. Total time: qemu-upgrade's `total_ms` (it "
+               "returns once the old QEMU has exited); plain migration from starting the "
+               "destination QEMU to its RESUME event (the source still exists). The two rows "
+               "below it split both the same way: until the guest runs in the new QEMU "
+               "(qemu-upgrade: its commit-point progress line), and until the old QEMU has "
+               "exited (plain migration: after `quit` on the source). See README.md for the "
+               "definitions.\n")
+    out.append("| guest RAM | metric | qemu-upgrade | plain migration |")
+    out.append("| --- | --- | --- | --- |")
+    skipped = []
+    for s in sizes:
+        ok = {m: [r for r in rows if int(r["size_gib"]) == s and r["method"] == m
+                  and r["result"] == "ok"] for m in methods}
+        n = {m: len(ok[m]) for m in methods}
+        for r in rows:
+            if int(r["size_gib"]) == s and r["result"] != "ok":
+                skipped.append(r)
+        for i, (label, key, scale, unit) in enumerate(metrics):
+            first = f"**{s} GiB** (runs: {n['qemu-upgrade']} / {n['plain-migration']})" \
+                if i == 0 else ""
+            out.append(f"| {first} | {label} | "
+                       + " | ".join(cell([r[key] for r in ok[m]], scale, unit)
+                                    for m in methods) + " |")
+    out.append("")
+    if skipped:
+        out.append("## Runs not counted\n")
+        for r in skipped:
+            out.append(f"- {r['size_gib']} GiB {r['method']} run {r['run']}: {r['result']}: "
+                       f"{r['note']}")
+        out.append("")
+    out.append("## Every run\n")
+    out.append("Raw numbers, also in `bench/results.csv`. `running`/`retired`: ms until the new "
+               "QEMU runs the guest / the old QEMU has exited; `wall` is the qemu-upgrade "
+               "command's own run time, or for plain migration the host time from starting the "
+               "destination to seeing its RESUME event; `samples`/`gap` are the memory sampler's "
+               "sample count and largest interval; `load` is the host's 1-minute load average when the run "
+               "started (the machine is shared).\n")
+    out.append("| GiB | method | run | result | downtime ms | pause ms | total ms | running ms | "
+               "retired ms | wall ms | RAM sent MiB | extra mem MiB | samples | gap ms | fill s | "
+               "bad pages | load | note |")
+    out.append("|" + " --- |" * 18)
+    for r in rows:
+        def mib(x):
+            return f"{int(x) / MiB:.1f}" if x not in ("", None) else ""
+        out.append(f"| {r['size_gib']} | {r['method']} | {r['run']} | {r['result']} | "
+                   f"{r['downtime_ms']} | {r['pause_ms']} | {r['total_ms']} | "
+                   f"{r['running_ms']} | {r['retired_ms']} | {r['wall_ms']} | "
+                   f"{mib(r['ram_transferred_bytes'])} | {mib(r['peak_extra_mem_bytes'])} | "
+                   f"{r['mem_samples']} | {r['mem_max_gap_ms']} | {r['fill_s']} | "
+                   f"{r['verify_bad_pages']} | {r['loadavg']} | "
+                   f"{r['note'].replace('|', '/')} |")
+    out.append("")
+    with open(a.out, "w") as f:
+        f.write("\n".join(out))
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--method", choices=["upgrade", "migrate"], required=True)
+    r.add_argument("--size-gib", type=int, required=True)
+    r.add_argument("--run", type=int, default=1)
+    r.add_argument("--accel", default="tcg")
+    r.add_argument("--qemu", default="/usr/bin/qemu-system-x86_64")
+    r.add_argument("--tool", required=True)
+    r.add_argument("--helpers", required=True)
+    r.add_argument("--csv", required=True)
+    pr = sub.add_parser("probe-accel")
+    pr.add_argument("--qemu", default="/usr/bin/qemu-system-x86_64")
+    rp = sub.add_parser("report")
+    rp.add_argument("--csv", required=True)
+    rp.add_argument("--out", required=True)
+    rp.add_argument("--command", required=True)
+    rp.add_argument("--accel", required=True)
+    rp.add_argument("--qemu", default="/usr/bin/qemu-system-x86_64")
+    a = p.parse_args()
+    return {"run": cmd_run, "probe-accel": cmd_probe_accel, "report": cmd_report}[a.cmd](a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

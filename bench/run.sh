@@ -1,0 +1,85 @@
+#!/bin/bash
+# bench/run.sh [SIZES...]: qemu-upgrade against plain localhost migration (QEMU 7.2),
+# for guests of SIZES GiB (default: 1 4 8), RUNS runs each (default 3), and write
+# bench/RESULTS.md and bench/results.csv.
+#
+# Environment: RUNS (3), QEMU (/usr/bin/qemu-system-x86_64), ACCEL (auto: kvm if a
+# SeaBIOS guest runs under it, else tcg), QU_BIN (<repo>/build/qemu-upgrade, built with
+# `make` if missing), OUT (bench/RESULTS.md), CSV (bench/results.csv).
+#
+# One VM (or one migration pair) exists at a time; every process is started in a
+# private /tmp/qu-bench-* directory and killed by PID when its run ends. A run that
+# would not fit in MemAvailable (size + 1.5 GiB for qemu-upgrade, 2 x size + 1.5 GiB for
+# plain migration) is skipped with a message and listed in RESULTS.md.
+set -u
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH/.." && pwd)
+SIZES=("$@")
+[ ${#SIZES[@]} -gt 0 ] || SIZES=(1 4 8)
+RUNS=${RUNS:-3}
+QEMU=${QEMU:-/usr/bin/qemu-system-x86_64}
+QU_BIN=${QU_BIN:-$ROOT/build/qemu-upgrade}
+OUT=${OUT:-$BENCH/RESULTS.md}
+CSV=${CSV:-$BENCH/results.csv}
+COMMAND="bench/run.sh${*:+ $*}"
+[ "$RUNS" = 3 ] || COMMAND="RUNS=$RUNS $COMMAND"
+[ -z "${ACCEL:-}" ] || COMMAND="ACCEL=$ACCEL $COMMAND"
+
+die() { echo "run.sh: $*" >&2; exit 2; }
+
+[ "$(id -u)" = 0 ] || die "run as root (writes guest RAM through /proc/PID/mem, uses pidfd_getfd)"
+for s in "${SIZES[@]}"; do
+	[[ $s =~ ^[1-9][0-9]*$ ]] || die "sizes are whole GiB: '$s'"
+done
+command -v python3 >/dev/null || die "needs python3"
+command -v gcc >/dev/null || die "needs gcc"
+[ -x "$QEMU" ] || die "no QEMU at $QEMU"
+if [ ! -x "$QU_BIN" ]; then
+	make -C "$ROOT" >&2 || die "building qemu-upgrade failed"
+fi
+
+HELPERS=$(mktemp -d /tmp/qu-bench-helpers.XXXXXX) || exit 2
+child=
+cleanup() {
+	if [ -n "$child" ]; then
+		kill -TERM "$child" 2>/dev/null
+		wait "$child" 2>/dev/null
+	fi
+	rm -rf -- "$HELPERS"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM HUP
+
+gcc -O2 -Wall -Wextra -o "$HELPERS/fill-ram" "$BENCH/fill-ram.c" || die "fill-ram build failed"
+gcc -O2 -Wall -Wextra -o "$HELPERS/memwatch" "$BENCH/memwatch.c" || die "memwatch build failed"
+
+if [ -z "${ACCEL:-}" ]; then
+	ACCEL=$(python3 "$BENCH/bench.py" probe-accel --qemu "$QEMU") || die "accelerator probe failed"
+fi
+echo "run.sh: $("$QEMU" --version | head -n 1), -accel $ACCEL, sizes ${SIZES[*]} GiB, $RUNS runs each"
+
+rm -f "$CSV"
+for size in "${SIZES[@]}"; do
+	for run in $(seq "$RUNS"); do
+		for method in upgrade migrate; do
+			python3 "$BENCH/bench.py" run --method "$method" --size-gib "$size" --run "$run" \
+				--accel "$ACCEL" --qemu "$QEMU" --tool "$QU_BIN" --helpers "$HELPERS" \
+				--csv "$CSV" &
+			child=$!
+			wait "$child"
+			rc=$?
+			child=
+			case $rc in
+			0) ;;
+			3) echo "run.sh: skipped $method at $size GiB run $run: not enough free memory" >&2 ;;
+			130 | 143) exit "$rc" ;;
+			*) echo "run.sh: $method at $size GiB run $run failed (see $CSV)" >&2 ;;
+			esac
+		done
+	done
+done
+
+python3 "$BENCH/bench.py" report --csv "$CSV" --out "$OUT" --command "$COMMAND" \
+	--accel "$ACCEL" --qemu "$QEMU" || die "report failed"
+echo "run.sh: wrote $OUT and $CSV"

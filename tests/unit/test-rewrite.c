@@ -1,0 +1,858 @@
+/* The new QEMU's command line (qu_rewrite in qemu-integration/rewrite.c), from a struct qu_vm
+ * built by hand the way inspect would fill it. */
+#include "tests/unit/unit.h"
+#include "qemu-integration/argv.h"
+#include "qemu-integration/opts.h"
+#include "upgrade/plan.h"
+#include "upgrade/stream.h"
+#include "upgrade/vm.h"
+
+#include <json-c/json.h>
+
+#define NEW_QEMU "/opt/qemu-new/bin/qemu-system-x86_64"
+#define MACHINE "pc-q35-7.2"
+
+/* A realistic command line, as /proc/PID/cmdline shows it (prog first). */
+static const char *const realistic[] = {
+	"/usr/bin/qemu-system-x86_64",
+	"-name", "guest=vm1,debug-threads=on",
+	"-machine", "q35,accel=kvm,memory-backend=mem0",
+	"-cpu", "host",
+	"-m", "1G,slots=2,maxmem=4G",
+	"-object", "memory-backend-memfd,id=mem0,size=1G,share=on,seal=on,prealloc=on,prealloc-threads=2,"
+		   "discard-data=on",
+	"-object", "{\"qom-type\":\"memory-backend-memfd\",\"id\":\"mem1\",\"size\":536870912,\"share\":true,"
+		   "\"hugetlb\":false,\"hugetlbsize\":2097152,\"seal\":true,\"prealloc\":true}",
+	"-device", "pc-dimm,id=dimm1,memdev=mem1",
+	"-qmp", "unix:/run/vm1/qmp.sock,server=on,wait=off",
+	"-chardev", "socket,id=hmp0,path=/run/vm1/hmp.sock,server=on,wait=on",
+	"-mon", "chardev=hmp0,mode=readline",
+	"-chardev", "file,id=log0,path=/var/log/vm1/serial.log",
+	"-serial", "chardev:log0",
+	"-pidfile", "/run/vm1/qemu.pid",
+	"-daemonize",
+	"-incoming", "tcp:0:4444",
+	"-chardev", "socket,id=qemu-upgrade-ctl,fd=3",
+	"-mon", "chardev=qemu-upgrade-ctl,mode=control",
+	"-nodefaults",
+	"-display", "none",
+	"-S",
+	"-netdev", "user,id=n0",
+	"-device", "virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56",
+	"-drive", "file=/var/lib/vm1/disk,,a.qcow2,if=virtio,format=qcow2",
+	NULL,
+};
+
+#define OLD_FD_MEM0 21
+#define OLD_FD_MEM1 22
+#define OLD_FD_QMP 31
+#define OLD_FD_HMP 32
+
+struct fix {
+	struct qu_vm *vm;
+	struct qu_plan *plan;
+};
+
+static int setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof(*f));
+	if (!f)
+		return -1;
+	f->vm = calloc(1, sizeof(*f->vm));
+	f->plan = calloc(1, sizeof(*f->plan));
+	if (!f->vm || !f->plan) {
+		free(f->vm);
+		free(f->plan);
+		free(f);
+		return -1;
+	}
+	snprintf(f->vm->machine, sizeof(f->vm->machine), MACHINE);
+	f->vm->ver[0] = 7;
+	f->vm->ver[1] = 2;
+	f->vm->ver[2] = 22;
+	snprintf(f->plan->target.path, sizeof(f->plan->target.path), NEW_QEMU);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fix *f = *state;
+	qu_vm_free(f->vm);
+	qu_plan_free(f->plan);
+	free(f->vm);
+	free(f->plan);
+	free(f);
+	return 0;
+}
+
+#define FIX(state) ((struct fix *)*(state))
+
+/* ---- building the VM ---- */
+
+static void set_cmdline(struct qu_vm *vm, const char *const *words)
+{
+	int n = 0;
+	while (words[n])
+		n++;
+	assert_int_equal(qu_argv_from_array(n, (char *const *)words, &vm->argv), 0);
+}
+
+/* Index of the -object whose id is id (QemuOpts or JSON form). */
+static long object_index(const struct qu_argv *v, const char *id)
+{
+	for (long i = -1; (i = qu_argv_find(v, "object", (size_t)(i + 1))) >= 0;) {
+		const char *val = v->a[i].val;
+		int hit = 0;
+		if (val[0] == '{') {
+			json_object *o = json_tokener_parse(val), *x;
+			hit = o && json_object_object_get_ex(o, "id", &x) && !strcmp(json_object_get_string(x), id);
+			json_object_put(o);
+		} else {
+			struct qu_opts o;
+			assert_int_equal(qu_opts_parse(val, "qom-type", &o), 0);
+			const char *oid = qu_opts_get(&o, "id");
+			hit = oid && !strcmp(oid, id);
+			qu_opts_free(&o);
+		}
+		if (hit)
+			return i;
+	}
+	return -1;
+}
+
+/* Index of the option opt whose QemuOpts key has value val. */
+static long opt_index(const struct qu_argv *v, const char *opt, const char *implied, const char *key,
+		      const char *val)
+{
+	for (long i = -1; (i = qu_argv_find(v, opt, (size_t)(i + 1))) >= 0;) {
+		struct qu_opts o;
+		assert_int_equal(qu_opts_parse(v->a[i].val, implied, &o), 0);
+		const char *x = qu_opts_get(&o, key);
+		int hit = x && !strcmp(x, val);
+		qu_opts_free(&o);
+		if (hit)
+			return i;
+	}
+	return -1;
+}
+
+static void add_ram(struct qu_vm *vm, const char *id, const char *qom_type, int old_fd)
+{
+	struct qu_ram *r = &vm->ram[vm->nram++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	snprintf(r->qom_type, sizeof(r->qom_type), "%s", qom_type);
+	r->share = 1;
+	r->size = 1u << 30;
+	r->arg = object_index(&vm->argv, id);
+	assert_true(r->arg >= 0);
+	r->old_fd = old_fd;
+	snprintf(r->backing, sizeof(r->backing), "/memfd:%s (deleted)", id);
+}
+
+/* A -qmp/-qmp-pretty/-monitor unix:PATH,server=on listener, as qu_find_listeners names it. */
+static void add_legacy(struct qu_vm *vm, const char *opt, const char *path, int old_fd)
+{
+	long i = qu_argv_find(&vm->argv, opt, 0);
+	assert_true(i >= 0);
+	struct qu_listener *l = &vm->lis[vm->nlis++];
+	memset(l, 0, sizeof(*l));
+	snprintf(l->chardev, sizeof(l->chardev), "qemu-upgrade-mon%ld", i);
+	snprintf(l->path, sizeof(l->path), "%s", path);
+	l->arg = i;
+	l->legacy = 1;
+	l->control = strcmp(opt, "monitor") != 0;
+	l->pretty = !strcmp(opt, "qmp-pretty");
+	l->old_fd = old_fd;
+}
+
+static void add_chardev_listener(struct qu_vm *vm, const char *id, const char *path, int control,
+				 int old_fd)
+{
+	long i = opt_index(&vm->argv, "chardev", "backend", "id", id);
+	assert_true(i >= 0);
+	struct qu_listener *l = &vm->lis[vm->nlis++];
+	memset(l, 0, sizeof(*l));
+	snprintf(l->chardev, sizeof(l->chardev), "%s", id);
+	snprintf(l->path, sizeof(l->path), "%s", path);
+	l->arg = i;
+	l->control = control;
+	l->old_fd = old_fd;
+}
+
+static void realistic_vm(struct qu_vm *vm)
+{
+	set_cmdline(vm, realistic);
+	add_ram(vm, "mem0", "memory-backend-memfd", OLD_FD_MEM0);
+	add_ram(vm, "mem1", "memory-backend-memfd", OLD_FD_MEM1);
+	add_legacy(vm, "qmp", "/run/vm1/qmp.sock", OLD_FD_QMP);
+	add_chardev_listener(vm, "hmp0", "/run/vm1/hmp.sock", 0, OLD_FD_HMP);
+}
+
+/* ---- looking at the result ---- */
+
+static size_t count_opt(const struct qu_argv *v, const char *opt)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < v->n; i++)
+		n += v->a[i].opt && !strcmp(v->a[i].opt, opt);
+	return n;
+}
+
+static size_t count_opt_val(const struct qu_argv *v, const char *opt, const char *val)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < v->n; i++)
+		n += v->a[i].opt && !strcmp(v->a[i].opt, opt) && v->a[i].val && !strcmp(v->a[i].val, val);
+	return n;
+}
+
+/* The one carried descriptor with old_fd; its target. */
+static int target_of(const struct qu_plan *p, int old_fd, unsigned kind)
+{
+	int t = -1, hits = 0;
+	for (size_t i = 0; i < p->nfds; i++) {
+		if (p->fds[i].old_fd != old_fd)
+			continue;
+		hits++;
+		assert_int_equal(p->fds[i].kind, kind);
+		t = p->fds[i].target;
+	}
+	assert_int_equal(hits, 1);
+	return t;
+}
+
+/* Records the first mismatch in err (so that the caller can free before failing: a failing
+ * assertion longjmps out, and ASan would count what it skipped as leaks). */
+static void expect_opt(const struct qu_opts *o, const char *key, const char *val, char *err, size_t len)
+{
+	const char *x = qu_opts_get(o, key);
+	if (err[0])
+		return;
+	if (!val && x)
+		snprintf(err, len, "'%s' should be gone but is '%s'", key, x);
+	else if (val && !x)
+		snprintf(err, len, "'%s' is missing (wanted '%s')", key, val);
+	else if (val && strcmp(x, val))
+		snprintf(err, len, "'%s' is '%s', wanted '%s'", key, x, val);
+}
+
+static void check_opts_backend(const struct qu_plan *p, long arg, const char *id, int target)
+{
+	char path[32], err[512] = "";
+	struct qu_opts o;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", target);
+	assert_string_equal(p->argv.a[arg].opt, "object");
+	assert_int_equal(qu_opts_parse(p->argv.a[arg].val, "qom-type", &o), 0);
+	if (!o.implied) /* written as "memory-backend-file,..." */
+		snprintf(err, sizeof(err), "qom-type not in first place");
+	expect_opt(&o, "qom-type", "memory-backend-file", err, sizeof(err));
+	expect_opt(&o, "id", id, err, sizeof(err));
+	expect_opt(&o, "mem-path", path, err, sizeof(err));
+	expect_opt(&o, "share", "on", err, sizeof(err));
+	const char *gone[] = { "hugetlb", "hugetlbsize", "seal", "prealloc", "prealloc-threads",
+			       "discard-data", NULL };
+	for (const char **k = gone; *k; k++)
+		expect_opt(&o, *k, NULL, err, sizeof(err));
+	qu_opts_free(&o);
+	if (err[0])
+		fail_msg("-object %s: %s", p->argv.a[arg].val, err);
+}
+
+static void check_json_backend(const struct qu_plan *p, long arg, const char *id, int target)
+{
+	char path[32], err[512] = "";
+	json_object *o, *v;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", target);
+	assert_string_equal(p->argv.a[arg].opt, "object");
+	assert_int_equal(p->argv.a[arg].val[0], '{');
+	o = json_tokener_parse(p->argv.a[arg].val);
+	assert_non_null(o);
+	const char *want[][2] = { { "qom-type", "memory-backend-file" }, { "id", id }, { "mem-path", path } };
+	for (size_t i = 0; i < 3 && !err[0]; i++)
+		if (!json_object_object_get_ex(o, want[i][0], &v) || strcmp(json_object_get_string(v), want[i][1]))
+			snprintf(err, sizeof(err), "'%s' is not '%s'", want[i][0], want[i][1]);
+	if (!err[0] && (!json_object_object_get_ex(o, "share", &v) || !json_object_is_type(v, json_type_boolean) ||
+			!json_object_get_boolean(v)))
+		snprintf(err, sizeof(err), "share is not true");
+	if (!err[0] && !json_object_object_get_ex(o, "size", NULL))
+		snprintf(err, sizeof(err), "size is gone");
+	const char *gone[] = { "hugetlb", "hugetlbsize", "seal", "prealloc", "prealloc-threads",
+			       "discard-data", NULL };
+	for (const char **k = gone; *k && !err[0]; k++)
+		if (json_object_object_get_ex(o, *k, NULL))
+			snprintf(err, sizeof(err), "'%s' should be gone", *k);
+	json_object_put(o);
+	if (err[0])
+		fail_msg("-object %s: %s", p->argv.a[arg].val, err);
+}
+
+/* The -chardev at arg is a carried listener: socket, id, fd=target, server=on, wait=off. */
+static void check_listener_chardev(const struct qu_plan *p, long arg, const char *id, int target)
+{
+	char fd[16], err[512] = "";
+	struct qu_opts o;
+	snprintf(fd, sizeof(fd), "%d", target);
+	assert_string_equal(p->argv.a[arg].opt, "chardev");
+	assert_int_equal(qu_opts_parse(p->argv.a[arg].val, "backend", &o), 0);
+	if (!o.implied)
+		snprintf(err, sizeof(err), "backend not in first place");
+	expect_opt(&o, "backend", "socket", err, sizeof(err));
+	expect_opt(&o, "id", id, err, sizeof(err));
+	expect_opt(&o, "fd", fd, err, sizeof(err));
+	expect_opt(&o, "server", "on", err, sizeof(err));
+	expect_opt(&o, "wait", "off", err, sizeof(err));
+	expect_opt(&o, "path", NULL, err, sizeof(err));
+	qu_opts_free(&o);
+	if (err[0])
+		fail_msg("-chardev %s: %s", p->argv.a[arg].val, err);
+}
+
+static void rewrite_ok(struct qu_vm *vm, struct qu_plan *p)
+{
+	int r = qu_rewrite(vm, p);
+	if (r < 0)
+		fail_msg("qu_rewrite: %d %s", r, qu_err_msg());
+	if (p->refusal[0])
+		fail_msg("unexpected refusal: %s", p->refusal);
+}
+
+/* ---- the realistic command line ---- */
+
+static void realistic_rewrite(void **state)
+{
+	struct qu_vm *vm = FIX(state)->vm;
+	struct qu_plan *p = FIX(state)->plan;
+	realistic_vm(vm);
+	rewrite_ok(vm, p);
+	const struct qu_argv *a = &p->argv;
+	if (getenv("QU_UNIT_DUMP")) /* QU_UNIT_DUMP=1 shows the new command line as TAP comments */
+		for (size_t i = 0; i < a->n; i++)
+			note("%s%s %s", a->a[i].opt ? "-" : "", a->a[i].opt ? a->a[i].opt : "",
+			     a->a[i].val ? a->a[i].val : "");
+
+	assert_string_equal(a->prog, NEW_QEMU);
+
+	/* Machine pinned, its other properties kept. */
+	assert_int_equal(count_opt(a, "machine") + count_opt(a, "M"), 1);
+	long m = qu_argv_find(a, "machine", 0);
+	assert_string_equal(a->a[m].val, MACHINE ",accel=kvm,memory-backend=mem0");
+
+	/* RAM: file backends on the carried descriptors. */
+	int t0 = target_of(p, OLD_FD_MEM0, QU_FD_RAM), t1 = target_of(p, OLD_FD_MEM1, QU_FD_RAM);
+	check_opts_backend(p, vm->ram[0].arg, "mem0", t0);
+	check_json_backend(p, vm->ram[1].arg, "mem1", t1);
+	assert_int_equal(count_opt(a, "object"), 2);
+
+	/* Listeners: the legacy -qmp became a -chardev with a -mon; the HMP chardev kept its -mon. */
+	int tq = target_of(p, OLD_FD_QMP, QU_FD_LISTENER), th = target_of(p, OLD_FD_HMP, QU_FD_LISTENER);
+	check_listener_chardev(p, vm->lis[0].arg, vm->lis[0].chardev, tq);
+	check_listener_chardev(p, vm->lis[1].arg, "hmp0", th);
+	assert_int_equal(count_opt(a, "qmp"), 0);
+	char mon[128];
+	snprintf(mon, sizeof(mon), "chardev=%s,mode=control", vm->lis[0].chardev);
+	assert_int_equal(count_opt_val(a, "mon", mon), 1);
+	assert_int_equal(count_opt_val(a, "mon", "chardev=hmp0,mode=readline"), 1);
+
+	/* Fresh-start options gone, exactly one of the tool's own. */
+	assert_int_equal(count_opt(a, "daemonize"), 0);
+	assert_int_equal(count_opt(a, "incoming"), 1);
+	assert_int_equal(count_opt_val(a, "incoming", "defer"), 1);
+	assert_int_equal(count_opt(a, "S"), 1);
+	assert_null(a->a[qu_argv_find(a, "S", 0)].val);
+	assert_int_equal(opt_index(a, "chardev", "backend", "id", QU_CTL_CHARDEV) >= 0, 1);
+	size_t ctl = 0;
+	for (long i = -1; (i = qu_argv_find(a, "chardev", (size_t)(i + 1))) >= 0;)
+		ctl += strstr(a->a[i].val, QU_CTL_CHARDEV) != NULL;
+	assert_int_equal(ctl, 1);
+	assert_int_equal(count_opt_val(a, "chardev", "socket,id=" QU_CTL_CHARDEV ",fd=3"), 1);
+	assert_int_equal(count_opt_val(a, "mon", "chardev=" QU_CTL_CHARDEV ",mode=control"), 1);
+
+	/* The serial log appends; the pidfile, the disk (with its ",," path) and the rest stay. */
+	assert_int_equal(count_opt_val(a, "chardev", "file,id=log0,path=/var/log/vm1/serial.log,append=on"), 1);
+	assert_int_equal(count_opt_val(a, "serial", "chardev:log0"), 1);
+	assert_int_equal(count_opt_val(a, "pidfile", "/run/vm1/qemu.pid"), 1);
+	assert_int_equal(count_opt_val(a, "drive", "file=/var/lib/vm1/disk,,a.qcow2,if=virtio,format=qcow2"), 1);
+	assert_int_equal(count_opt_val(a, "netdev", "user,id=n0"), 1);
+	assert_int_equal(count_opt_val(a, "name", "guest=vm1,debug-threads=on"), 1);
+	assert_int_equal(count_opt(a, "nodefaults"), 1);
+	assert_int_equal(count_opt_val(a, "display", "none"), 1);
+
+	/* Four descriptors carried, none on 0-4 (stdio, the control monitor, migration). */
+	assert_int_equal(p->nfds, 4);
+	for (size_t i = 0; i < p->nfds; i++) {
+		assert_true(p->fds[i].target >= QU_FD_FIRST_CARRIED);
+		for (size_t j = 0; j < i; j++)
+			assert_int_not_equal(p->fds[i].target, p->fds[j].target);
+		assert_true(p->fds[i].name[0] != '\0');
+	}
+}
+
+static void second_upgrade_is_idempotent(void **state)
+{
+	struct qu_vm *vm = FIX(state)->vm;
+	struct qu_plan *p = FIX(state)->plan;
+	realistic_vm(vm);
+	rewrite_ok(vm, p);
+
+	/* The new QEMU's command line is what the next upgrade finds in /proc. */
+	char **words = qu_argv_flatten(&p->argv);
+	assert_non_null(words);
+	struct qu_vm *vm2 = calloc(1, sizeof(*vm2));
+	struct qu_plan *p2 = calloc(1, sizeof(*p2));
+	assert_non_null(vm2);
+	assert_non_null(p2);
+	snprintf(vm2->machine, sizeof(vm2->machine), MACHINE);
+	memcpy(vm2->ver, vm->ver, sizeof(vm->ver));
+	snprintf(p2->target.path, sizeof(p2->target.path), NEW_QEMU);
+	set_cmdline(vm2, (const char *const *)words);
+	add_ram(vm2, "mem0", "memory-backend-file", target_of(p, OLD_FD_MEM0, QU_FD_RAM));
+	add_ram(vm2, "mem1", "memory-backend-file", target_of(p, OLD_FD_MEM1, QU_FD_RAM));
+	/* Listeners as inspect finds them: -chardev socket,...,fd=N,server=on now. */
+	assert_int_equal(qu_find_listeners(vm2), 0);
+	assert_int_equal(vm2->nlis, 2);
+	assert_string_equal(vm2->lis[0].chardev, vm->lis[0].chardev);
+	assert_int_equal(vm2->lis[0].old_fd, target_of(p, OLD_FD_QMP, QU_FD_LISTENER));
+	assert_true(vm2->lis[0].control);
+	assert_false(vm2->lis[0].legacy);
+	assert_string_equal(vm2->lis[1].chardev, "hmp0");
+	assert_int_equal(vm2->lis[1].old_fd, target_of(p, OLD_FD_HMP, QU_FD_LISTENER));
+	assert_false(vm2->lis[1].control);
+
+	rewrite_ok(vm2, p2);
+	char **words2 = qu_argv_flatten(&p2->argv);
+	assert_non_null(words2);
+	size_t k = 0;
+	for (; words[k] && words2[k]; k++)
+		assert_string_equal(words2[k], words[k]);
+	assert_null(words[k]);
+	assert_null(words2[k]);
+	assert_int_equal(p2->nfds, p->nfds);
+	for (size_t i = 0; i < p->nfds; i++) {
+		assert_int_equal(p2->fds[i].target, p->fds[i].target);
+		assert_int_equal(p2->fds[i].kind, p->fds[i].kind);
+	}
+	qu_strv_free(words);
+	qu_strv_free(words2);
+	qu_vm_free(vm2);
+	qu_plan_free(p2);
+	free(vm2);
+	free(p2);
+}
+
+static void find_listeners_agrees_with_hand_made(void **state)
+{
+	struct qu_vm *vm = FIX(state)->vm;
+	realistic_vm(vm);
+	struct qu_listener want[2];
+	memcpy(want, vm->lis, sizeof(want));
+	assert_int_equal(qu_find_listeners(vm), 0);
+	/* The earlier upgrade's control chardev (fd=3, no server) is not a listener. */
+	assert_int_equal(vm->nlis, 2);
+	for (size_t i = 0; i < 2; i++) {
+		assert_string_equal(vm->lis[i].chardev, want[i].chardev);
+		assert_string_equal(vm->lis[i].path, want[i].path);
+		assert_int_equal(vm->lis[i].arg, want[i].arg);
+		assert_int_equal(vm->lis[i].legacy, want[i].legacy);
+		assert_int_equal(vm->lis[i].control, want[i].control);
+	}
+}
+
+/* ---- one behaviour at a time ---- */
+
+static void rewrite_words(struct fix *f, const char *const *words)
+{
+	set_cmdline(f->vm, words);
+	int r = qu_rewrite(f->vm, f->plan);
+	if (r < 0)
+		fail_msg("qu_rewrite: %d %s", r, qu_err_msg());
+}
+
+static void machine_alias_pinned(void **state)
+{
+	const char *w[] = { "qemu", "-machine", "q35", NULL };
+	rewrite_words(FIX(state), w);
+	assert_int_equal(count_opt(&FIX(state)->plan->argv, "machine"), 1);
+	assert_int_equal(count_opt_val(&FIX(state)->plan->argv, "machine", MACHINE), 1);
+}
+
+static void machine_M_pinned(void **state)
+{
+	const char *w[] = { "qemu", "-M", "q35,accel=tcg", NULL };
+	rewrite_words(FIX(state), w);
+	const struct qu_argv *a = &FIX(state)->plan->argv;
+	assert_int_equal(count_opt(a, "M") + count_opt(a, "machine"), 1);
+	assert_int_equal(count_opt_val(a, "machine", MACHINE ",accel=tcg"), 1);
+}
+
+static void machine_type_key_pinned(void **state)
+{
+	const char *w[] = { "qemu", "-machine", "accel=kvm", "-machine", "type=q35,smm=off", NULL };
+	rewrite_words(FIX(state), w);
+	const struct qu_argv *a = &FIX(state)->plan->argv;
+	assert_int_equal(count_opt_val(a, "machine", "accel=kvm"), 1);
+	assert_int_equal(count_opt_val(a, "machine", "type=" MACHINE ",smm=off"), 1);
+	assert_int_equal(count_opt(a, "machine"), 2);
+}
+
+static void machine_added_when_absent(void **state)
+{
+	const char *w[] = { "qemu", "-m", "1G", NULL };
+	rewrite_words(FIX(state), w);
+	assert_int_equal(count_opt_val(&FIX(state)->plan->argv, "machine", MACHINE), 1);
+}
+
+static void backend_opts_drops_memfd_props(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-object",
+			    "memory-backend-memfd,id=m0,size=256M,share=on,seal=on,prealloc=on,prealloc-threads=4",
+			    NULL };
+	set_cmdline(f->vm, w);
+	add_ram(f->vm, "m0", "memory-backend-memfd", 9);
+	rewrite_ok(f->vm, f->plan);
+	check_opts_backend(f->plan, 0, "m0", target_of(f->plan, 9, QU_FD_RAM));
+	assert_string_equal(f->plan->argv.a[0].val,
+			    "memory-backend-file,id=m0,size=256M,share=on,mem-path=/proc/self/fd/5");
+}
+
+static void backend_opts_drops_hugetlb(void **state)
+{
+	/* memory-backend-file has no "hugetlb": QEMU refuses to start with "Invalid parameter
+	 * 'hugetlb'", so the property must go like hugetlbsize does. */
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-object",
+			    "memory-backend-memfd,id=m0,size=256M,share=on,hugetlb=on,hugetlbsize=2M", NULL };
+	set_cmdline(f->vm, w);
+	add_ram(f->vm, "m0", "memory-backend-memfd", 9);
+	rewrite_ok(f->vm, f->plan);
+	check_opts_backend(f->plan, 0, "m0", target_of(f->plan, 9, QU_FD_RAM));
+}
+
+static void backend_opts_explicit_qom_type(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-object", "qom-type=memory-backend-memfd,id=m0,size=256M,share=on", NULL };
+	set_cmdline(f->vm, w);
+	add_ram(f->vm, "m0", "memory-backend-memfd", 9);
+	rewrite_ok(f->vm, f->plan);
+	check_opts_backend(f->plan, 0, "m0", target_of(f->plan, 9, QU_FD_RAM));
+}
+
+static void backend_file_gets_new_mem_path(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-object",
+			    "memory-backend-file,id=m0,size=256M,share=on,mem-path=/dev/shm/vm1,discard-data=on",
+			    NULL };
+	set_cmdline(f->vm, w);
+	add_ram(f->vm, "m0", "memory-backend-file", 9);
+	rewrite_ok(f->vm, f->plan);
+	check_opts_backend(f->plan, 0, "m0", target_of(f->plan, 9, QU_FD_RAM));
+}
+
+static void backend_json_form(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-object",
+			    "{\"qom-type\":\"memory-backend-memfd\",\"id\":\"m0\",\"size\":268435456,\"share\":true,"
+			    "\"hugetlb\":true,\"hugetlbsize\":2097152,\"seal\":false,\"prealloc\":true,"
+			    "\"prealloc-threads\":2,\"discard-data\":true}",
+			    NULL };
+	set_cmdline(f->vm, w);
+	add_ram(f->vm, "m0", "memory-backend-memfd", 9);
+	rewrite_ok(f->vm, f->plan);
+	check_json_backend(f->plan, 0, "m0", target_of(f->plan, 9, QU_FD_RAM));
+}
+
+static void ram_without_descriptor_not_carried(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *val = "memory-backend-memfd,id=m0,size=256M,share=on";
+	const char *w[] = { "qemu", "-object", val, NULL };
+	set_cmdline(f->vm, w);
+	add_ram(f->vm, "m0", "memory-backend-memfd", -1);
+	assert_int_equal(qu_rewrite(f->vm, f->plan), 0);
+	assert_int_equal(f->plan->nfds, 0);
+	assert_string_equal(f->plan->argv.a[0].val, val);
+}
+
+static void legacy_qmp_pretty_listener(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-qmp-pretty", "unix:/run/q.sock,server=on,wait=off", NULL };
+	set_cmdline(f->vm, w);
+	add_legacy(f->vm, "qmp-pretty", "/run/q.sock", 40);
+	rewrite_ok(f->vm, f->plan);
+	const struct qu_argv *a = &f->plan->argv;
+	check_listener_chardev(f->plan, 0, "qemu-upgrade-mon0", target_of(f->plan, 40, QU_FD_LISTENER));
+	assert_int_equal(count_opt_val(a, "mon", "chardev=qemu-upgrade-mon0,mode=control,pretty=on"), 1);
+	assert_int_equal(count_opt(a, "qmp-pretty"), 0);
+}
+
+static void legacy_monitor_listener(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-monitor", "unix:/run/hmp.sock,server=on,wait=off", NULL };
+	set_cmdline(f->vm, w);
+	add_legacy(f->vm, "monitor", "/run/hmp.sock", 40);
+	rewrite_ok(f->vm, f->plan);
+	check_listener_chardev(f->plan, 0, "qemu-upgrade-mon0", target_of(f->plan, 40, QU_FD_LISTENER));
+	assert_int_equal(count_opt_val(&f->plan->argv, "mon", "chardev=qemu-upgrade-mon0,mode=readline"), 1);
+	assert_int_equal(count_opt(&f->plan->argv, "monitor"), 0);
+}
+
+static void chardev_listener_wait_becomes_off(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-chardev", "socket,id=mon0,path=/run/m.sock,server,wait", "-mon",
+			    "chardev=mon0,mode=control", NULL };
+	set_cmdline(f->vm, w);
+	add_chardev_listener(f->vm, "mon0", "/run/m.sock", 1, 40);
+	rewrite_ok(f->vm, f->plan);
+	check_listener_chardev(f->plan, 0, "mon0", target_of(f->plan, 40, QU_FD_LISTENER));
+	/* The -mon it had is all it needs: no second one. */
+	assert_int_equal(count_opt_val(&f->plan->argv, "mon", "chardev=mon0,mode=control"), 1);
+}
+
+static void fresh_start_options_dropped(void **state)
+{
+	const char *w[] = { "qemu", "-S", "-daemonize", "-incoming", "defer", "-incoming", "unix:/x", "-S",
+			    "-chardev", "socket,id=qemu-upgrade-ctl,fd=3", "-mon",
+			    "chardev=qemu-upgrade-ctl,mode=control", NULL };
+	rewrite_words(FIX(state), w);
+	const struct qu_argv *a = &FIX(state)->plan->argv;
+	assert_int_equal(count_opt(a, "daemonize"), 0);
+	assert_int_equal(count_opt(a, "S"), 1);
+	assert_int_equal(count_opt(a, "incoming"), 1);
+	assert_int_equal(count_opt_val(a, "incoming", "defer"), 1);
+	assert_int_equal(count_opt(a, "chardev"), 1);
+	assert_int_equal(count_opt(a, "mon"), 1);
+	assert_string_equal(FIX(state)->plan->refusal, "");
+}
+
+static void serial_file_becomes_appending_chardev(void **state)
+{
+	const char *w[] = { "qemu", "-serial", "file:/var/log/vm/serial.log", NULL };
+	rewrite_words(FIX(state), w);
+	const struct qu_argv *a = &FIX(state)->plan->argv;
+	long s = qu_argv_find(a, "serial", 0);
+	assert_true(s >= 0);
+	assert_true(!strncmp(a->a[s].val, "chardev:", 8));
+	const char *id = a->a[s].val + 8;
+	long c = opt_index(a, "chardev", "backend", "id", id);
+	assert_true(c >= 0);
+	struct qu_opts o;
+	char err[256] = "";
+	assert_int_equal(qu_opts_parse(a->a[c].val, "backend", &o), 0);
+	expect_opt(&o, "backend", "file", err, sizeof(err));
+	expect_opt(&o, "path", "/var/log/vm/serial.log", err, sizeof(err));
+	expect_opt(&o, "append", "on", err, sizeof(err));
+	qu_opts_free(&o);
+	if (err[0])
+		fail_msg("-chardev %s: %s", a->a[c].val, err);
+}
+
+static void file_chardev_append_replaces_off(void **state)
+{
+	const char *w[] = { "qemu", "-chardev", "file,id=l,path=/tmp/l.log,append=off", NULL };
+	rewrite_words(FIX(state), w);
+	assert_int_equal(count_opt_val(&FIX(state)->plan->argv, "chardev", "file,id=l,path=/tmp/l.log,append=on"), 1);
+}
+
+static void targets_after_stdio(void **state)
+{
+	/* plan_make puts stdout/stderr (targets 1 and 2) in plan->fds before qu_rewrite. */
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-object", "memory-backend-memfd,id=m0,size=1G,share=on", "-chardev",
+			    "socket,id=c0,path=/run/c.sock,server=on,wait=off", NULL };
+	set_cmdline(f->vm, w);
+	add_ram(f->vm, "m0", "memory-backend-memfd", 30);
+	add_chardev_listener(f->vm, "c0", "/run/c.sock", 0, 31);
+	f->plan->fds[0] = (struct qu_carried){ .old_fd = 1, .target = 1, .kind = QU_FD_STDIO };
+	f->plan->fds[1] = (struct qu_carried){ .old_fd = 2, .target = 2, .kind = QU_FD_STDIO };
+	f->plan->nfds = 2;
+	rewrite_ok(f->vm, f->plan);
+	assert_int_equal(f->plan->nfds, 4);
+	assert_int_equal(target_of(f->plan, 30, QU_FD_RAM), QU_FD_FIRST_CARRIED);
+	assert_int_equal(target_of(f->plan, 31, QU_FD_LISTENER), QU_FD_FIRST_CARRIED + 1);
+	assert_int_equal(target_of(f->plan, 1, QU_FD_STDIO), 1);
+}
+
+static void too_many_descriptors(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-object", "memory-backend-memfd,id=m0,size=1G,share=on", NULL };
+	set_cmdline(f->vm, w);
+	add_ram(f->vm, "m0", "memory-backend-memfd", 30);
+	f->plan->nfds = QU_MAX_CARRIED;
+	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
+		f->plan->fds[i] = (struct qu_carried){ .old_fd = 100 + (int)i, .target = 5 + (int)i };
+	assert_int_equal(qu_rewrite(f->vm, f->plan), -E2BIG);
+	assert_int_equal(f->plan->nfds, QU_MAX_CARRIED);
+}
+
+/* ---- refusals ---- */
+
+static void assert_refused(void **state, const char *const *words, const char *needle)
+{
+	struct fix *f = FIX(state);
+	rewrite_words(f, words);
+	if (!f->plan->refusal[0])
+		fail_msg("not refused (wanted a refusal mentioning '%s')", needle);
+	if (!strstr(f->plan->refusal, needle))
+		fail_msg("refusal '%s' does not mention '%s'", f->plan->refusal, needle);
+}
+
+static void refuse_netdev_tap(void **state)
+{
+	const char *w[] = { "qemu", "-netdev", "tap,id=n0,ifname=tap0,script=no,downscript=no", "-device",
+			    "virtio-net-pci,netdev=n0", NULL };
+	assert_refused(state, w, "tap");
+}
+
+static void refuse_netdev_tap_type_key(void **state)
+{
+	/* The same tap device written with the type key, which QEMU 7.2 accepts. */
+	const char *w[] = { "qemu", "-netdev", "type=tap,id=n0,ifname=tap0,script=no,downscript=no", NULL };
+	assert_refused(state, w, "tap");
+}
+
+static void refuse_netdev_tap_json(void **state)
+{
+	/* And in JSON, which -netdev accepts since QEMU 7.1. */
+	const char *w[] = { "qemu", "-netdev",
+			    "{\"type\":\"tap\",\"id\":\"n0\",\"ifname\":\"tap0\",\"script\":\"no\",\"downscript\":\"no\"}",
+			    NULL };
+	assert_refused(state, w, "tap");
+}
+
+static void refuse_nic_tap(void **state)
+{
+	const char *w[] = { "qemu", "-nic", "tap,ifname=tap0,model=virtio-net-pci", NULL };
+	assert_refused(state, w, "tap");
+}
+
+static void refuse_vhost_user(void **state)
+{
+	const char *w[] = { "qemu", "-netdev", "vhost-user,id=n0,chardev=c0", NULL };
+	assert_refused(state, w, "vhost");
+}
+
+static void refuse_add_fd(void **state)
+{
+	const char *w[] = { "qemu", "-add-fd", "fd=10,set=2,opaque=rdonly:/img", NULL };
+	assert_refused(state, w, "-add-fd");
+}
+
+static void refuse_passed_in_fd(void **state)
+{
+	const char *w[] = { "qemu", "-netdev", "socket,id=n0,fd=9", NULL };
+	assert_refused(state, w, "fd=");
+}
+
+static void refuse_client_socket_chardev(void **state)
+{
+	const char *w[] = { "qemu", "-chardev", "socket,id=c0,path=/run/other.sock", NULL };
+	assert_refused(state, w, "client socket");
+}
+
+static void refuse_pty_chardev(void **state)
+{
+	const char *w[] = { "qemu", "-chardev", "pty,id=c0", NULL };
+	assert_refused(state, w, "pty");
+}
+
+static void refuse_serial_stdio(void **state)
+{
+	const char *w[] = { "qemu", "-serial", "stdio", NULL };
+	assert_refused(state, w, "stdio");
+}
+
+static void refuse_chardev_tcp_server(void **state)
+{
+	/* The new QEMU cannot bind the port the old one listens on ("Failed to find an available
+	 * port: Address already in use"), just as with "-serial tcp:...,server=on", which is
+	 * refused. */
+	const char *w[] = { "qemu", "-chardev", "socket,id=s0,host=127.0.0.1,port=4555,server=on,wait=off",
+			    "-serial", "chardev:s0", NULL };
+	assert_refused(state, w, "");
+}
+
+static void legacy_serial_unix_server_carried_or_refused(void **state)
+{
+	/* -serial unix:PATH,server=on is a listening UNIX socket like -qmp unix:PATH,server=on, but
+	 * is neither carried nor refused: the new QEMU unlinks PATH and binds its own socket, so
+	 * after a rollback the old QEMU's serial socket has no path any more. */
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-serial", "unix:/run/vm1/serial.sock,server=on,wait=off", NULL };
+	set_cmdline(f->vm, w);
+	assert_int_equal(qu_find_listeners(f->vm), 0);
+	int r = qu_rewrite(f->vm, f->plan);
+	assert_int_equal(r, 0);
+	if (f->vm->nlis == 0 && !f->plan->refusal[0])
+		fail_msg("-serial unix:...,server=on: not found as a listener and not refused; new "
+			 "command line keeps '-serial %s'", f->plan->argv.a[0].val);
+}
+
+static void first_refusal_is_kept(void **state)
+{
+	const char *w[] = { "qemu", "-add-fd", "fd=10,set=2", "-netdev", "tap,id=n0", NULL };
+	assert_refused(state, w, "-add-fd");
+	assert_null(strstr(FIX(state)->plan->refusal, "tap"));
+}
+
+static void no_refusal_for_ordinary_options(void **state)
+{
+	const char *w[] = { "qemu", "-netdev", "user,id=n0,hostfwd=tcp::2222-:22", "-device",
+			    "virtio-net-pci,netdev=n0", "-drive", "file=/img,if=virtio", "-chardev",
+			    "file,id=f,path=/tmp/f", NULL };
+	rewrite_words(FIX(state), w);
+	assert_string_equal(FIX(state)->plan->refusal, "");
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(realistic_rewrite),
+		T(second_upgrade_is_idempotent),
+		T(find_listeners_agrees_with_hand_made),
+		T(machine_alias_pinned),
+		T(machine_M_pinned),
+		T(machine_type_key_pinned),
+		T(machine_added_when_absent),
+		T(backend_opts_drops_memfd_props),
+		T(backend_opts_drops_hugetlb),
+		T(backend_opts_explicit_qom_type),
+		T(backend_file_gets_new_mem_path),
+		T(backend_json_form),
+		T(ram_without_descriptor_not_carried),
+		T(legacy_qmp_pretty_listener),
+		T(legacy_monitor_listener),
+		T(chardev_listener_wait_becomes_off),
+		T(fresh_start_options_dropped),
+		T(serial_file_becomes_appending_chardev),
+		T(file_chardev_append_replaces_off),
+		T(targets_after_stdio),
+		T(too_many_descriptors),
+		T(refuse_netdev_tap),
+		T(refuse_netdev_tap_type_key),
+		T(refuse_netdev_tap_json),
+		T(refuse_nic_tap),
+		T(refuse_vhost_user),
+		T(refuse_add_fd),
+		T(refuse_passed_in_fd),
+		T(refuse_client_socket_chardev),
+		T(refuse_pty_chardev),
+		T(refuse_serial_stdio),
+		T(refuse_chardev_tcp_server),
+		T(legacy_serial_unix_server_carried_or_refused),
+		T(first_refusal_is_kept),
+		T(no_refusal_for_ordinary_options),
+	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
