@@ -33,6 +33,7 @@ MARGIN = 3 * GiB // 2            # free memory kept on top of what a run needs
 CSV_FIELDS = [
     "size_gib", "method", "run", "result", "downtime_ms", "pause_ms", "total_ms", "running_ms",
     "retired_ms", "wall_ms", "ram_transferred_bytes", "stream_bytes", "peak_extra_mem_bytes",
+    "reported_extra_mem_bytes",
     "mem_samples", "mem_max_gap_ms", "fill_s", "verify_bad_pages", "loadavg", "accel", "timestamp",
     "note",
 ]
@@ -362,6 +363,7 @@ def run_upgrade(a, t, row):
                retired_ms=progress_ms(p.stderr, "retired"),
                ram_transferred_bytes=rep.get("ram_copied_bytes", ""),
                stream_bytes=rep.get("transferred_bytes", ""),
+               reported_extra_mem_bytes=rep.get("extra_memory_bytes", ""),
                peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
                mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
     notes = []
@@ -561,6 +563,53 @@ def cell(vals, scale=1.0, unit=""):
     return f"{fnum(med, unit)} ({fnum(min(v))} - {fnum(max(v))})"
 
 
+def notes(rows, sizes):
+    """Observations computed from this run's numbers."""
+    ok = [r for r in rows if r["result"] == "ok"]
+    out = ["## Notes on these numbers\n"]
+    up = [r for r in ok if r["method"] == "qemu-upgrade"]
+    mig = [r for r in ok if r["method"] == "plain-migration"]
+    if up:
+        parts = []
+        for s in sizes:
+            rs = [r for r in up if int(r["size_gib"]) == s and r["running_ms"] and r["retired_ms"]]
+            if rs:
+                run = statistics.median(float(r["running_ms"]) for r in rs)
+                ret = statistics.median(float(r["retired_ms"]) - float(r["running_ms"])
+                                        for r in rs)
+                parts.append(f"{s} GiB: {run:.0f} ms to the commit point, then {ret:.0f} ms")
+        if parts:
+            out.append("- qemu-upgrade's `total_ms` includes waiting for the old QEMU to exit "
+                       "after the guest already runs in the new one (" + "; ".join(parts) +
+                       "). That tail grows with guest size: the old QEMU's exit tears down its "
+                       "page tables over the whole guest RAM (here populated by the fill; in a "
+                       "real VM, by the guest touching its memory). The guest is not paused "
+                       "during it.")
+        rep_mem = [int(r["reported_extra_mem_bytes"]) for r in up
+                   if r.get("reported_extra_mem_bytes")]
+        if rep_mem:
+            out.append(f"- qemu-upgrade's own `extra_memory_bytes` (the new QEMU's private "
+                       f"memory) was {statistics.median(rep_mem) / MiB:.0f} MiB median; the "
+                       "host-wide MemAvailable drop above also counts page tables, the tool "
+                       "itself and other work on the machine.")
+    over = [r for r in mig if r["ram_transferred_bytes"] and
+            int(r["ram_transferred_bytes"]) > 1.1 * int(r["size_gib"]) * GiB]
+    if over:
+        extra = statistics.median((int(r["ram_transferred_bytes"]) -
+                                   int(r["size_gib"]) * GiB) / MiB for r in over)
+        out.append(f"- {len(over)} of {len(mig)} plain migrations sent more than the guest's RAM "
+                   f"(median {extra:.0f} MiB extra; their QEMU notes show one more dirty sync). "
+                   "The idle guest does not rewrite its memory: the dirty log reported "
+                   "pages dirty again (see README.md, Caveats).")
+    over_dt = [r for r in mig if r["downtime_ms"] and float(r["downtime_ms"]) > 300]
+    out.append(f"- Plain migration's downtime follows 7.2's `downtime-limit` (300 ms): QEMU "
+               "stops the guest as soon as it estimates that what is left fits in it, so the "
+               "pause stays around 100-300 ms whatever the size"
+               + (f" ({len(over_dt)} runs exceeded it)." if over_dt else "."))
+    out.append("")
+    return out
+
+
 def cmd_report(a):
     with open(a.csv) as f:
         rows = list(csv.DictReader(f))
@@ -629,6 +678,7 @@ def cmd_report(a):
                        + " | ".join(cell([r[key] for r in ok[m]], scale, unit)
                                     for m in methods) + " |")
     out.append("")
+    out += notes(rows, sizes)
     if skipped:
         out.append("## Runs not counted\n")
         for r in skipped:

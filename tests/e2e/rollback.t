@@ -40,11 +40,11 @@ check_rolled_back() {
 
 cannot_start=$VM_DIR/qemu-cannot-start
 make_wrapper "$cannot_start" 'echo "this QEMU is broken" >&2; exit 1'
-report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$cannot_start" --json --quiet)
+report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$cannot_start" --json --quiet 2>"$VM_DIR/err")
 check_rolled_back "new QEMU that cannot start" "$report" $?
 
 load_fails=$VM_DIR/qemu-one-vcpu-fewer
 make_wrapper "$load_fails" "exec $QEMU \"\$@\" -smp 1"
-report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$load_fails" --json --quiet)
+report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$load_fails" --json --quiet 2>"$VM_DIR/err")
 check_rolled_back "new QEMU whose state load fails" "$report" $?
 tap_done
