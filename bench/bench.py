@@ -49,62 +49,54 @@ class Skip(Exception):
 
 # --------------------------------------------------------------------------- processes
 
-def starttime(pid):
-    """Field 22 of /proc/PID/stat, to tell a process from a recycled PID."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
+class Proc:
+    """A process we started, held by a pidfd: immune to PID reuse, and readable only once
+    every thread has exited (a daemonized QEMU's main thread can be a zombie while
+    another thread still tears down gigabytes of guest RAM mappings)."""
 
+    def __init__(self, pid):
+        self.pid = pid
+        try:
+            self.fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            raise BenchError(f"process {pid} is gone")
 
-def alive(pid, st):
-    """Still running: same start time, and not a zombie (daemonized QEMUs are children
-    of PID 1, which may reap them late)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return False
-    return st is not None and fields[19] == st and fields[0] not in ("Z", "X")
+    def exited(self, timeout=0.0):
+        p = select.poll()
+        p.register(self.fd, select.POLLIN)
+        return bool(p.poll(timeout * 1000))
+
+    def signal(self, sig):
+        try:
+            signal.pidfd_send_signal(self.fd, sig)
+        except ProcessLookupError:
+            pass
+
+    def close(self):
+        os.close(self.fd)
 
 
 class Tracker:
-    """Every process a run starts, killed by PID (never by name) when the run ends."""
+    """Every process a run starts, killed by PID (via its pidfd, never by name) when the
+    run ends."""
 
     def __init__(self, workdir):
         self.workdir = workdir
-        self.procs = []          # (pid, starttime)
+        self.procs = []
 
     def track(self, pid):
-        st = starttime(pid)
-        if st is None:
-            raise BenchError(f"process {pid} is gone")
-        self.procs.append((pid, st))
-        return st
+        p = Proc(pid)
+        self.procs.append(p)
+        return p
 
-    def wait_exit(self, pid, st, timeout):
-        end = time.monotonic() + timeout
-        while alive(pid, st):
-            if time.monotonic() > end:
-                return False
-            time.sleep(0.002)
-        return True
-
-    def kill(self, pid, st):
-        if not alive(pid, st):
+    @staticmethod
+    def kill(p):
+        if p.exited():
             return
-        try:
-            os.kill(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        if not self.wait_exit(pid, st, 5):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            self.wait_exit(pid, st, 5)
+        p.signal(signal.SIGTERM)
+        if not p.exited(5):
+            p.signal(signal.SIGKILL)
+            p.exited(10)
 
     def strays(self):
         """Processes whose command line names this run's private directory: a QEMU the
@@ -120,14 +112,16 @@ class Tracker:
             except OSError:
                 continue
             if self.workdir.encode() + b"/" in cmd:
-                st = starttime(int(d))
-                if st:
-                    found.append((int(d), st))
+                try:
+                    found.append(Proc(int(d)))
+                except BenchError:
+                    pass
         return found
 
     def cleanup(self):
-        for pid, st in self.procs + self.strays():
-            self.kill(pid, st)
+        for p in self.procs + self.strays():
+            self.kill(p)
+            p.close()
         self.procs = []
 
 
@@ -327,7 +321,7 @@ def run_upgrade(a, t, row):
     size = a.size_gib * GiB
     wait_for_memory(size + MARGIN)
     pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, True, t.workdir, "vm")
-    old_st = t.track(pid)
+    old = t.track(pid)
     seed = int(time.time() * 1000) & 0xFFFFFFFF
     row["fill_s"] = f"{fill(a.helpers, pid, size, seed):.2f}"
     time.sleep(0.5)
@@ -343,7 +337,7 @@ def run_upgrade(a, t, row):
         p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json"],
                            capture_output=True, text=True, timeout=300)
         wall = (time.monotonic() - t0) * 1000
-        exited = t.wait_exit(pid, old_st, 30)
+        exited = old.exited(30)
         mem = mw.stop()
     finally:
         mw.kill()
@@ -384,7 +378,7 @@ def run_migrate(a, t, row):
     size = a.size_gib * GiB
     wait_for_memory(2 * size + MARGIN)
     pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, False, t.workdir, "src")
-    src_st = t.track(pid)
+    srcp = t.track(pid)
     seed = int(time.time() * 1000) & 0xFFFFFFFF
     row["fill_s"] = f"{fill(a.helpers, pid, size, seed):.2f}"
     time.sleep(0.5)
@@ -408,7 +402,7 @@ def run_migrate(a, t, row):
             m0 = time.monotonic()
             dpid, dqmp_path = start_qemu(a.qemu, a.accel, a.size_gib, False, t.workdir, "dst",
                                          ["-incoming", f"unix:{t.workdir}/mig.sock"])
-            dst_st = t.track(dpid)
+            t.track(dpid)
             dst = QMP(dqmp_path)
             src.cmd("migrate", uri=f"unix:{t.workdir}/mig.sock")
             done = src.wait_event(lambda e: e["event"] == "MIGRATION" and
@@ -428,7 +422,7 @@ def run_migrate(a, t, row):
             dstate = dst.cmd("query-status")["status"]
             src.cmd("quit")
             src.close()
-            exited = t.wait_exit(pid, src_st, 30)
+            exited = srcp.exited(30)
             retired = (time.monotonic() - m0) * 1000
             mem = mw.stop()
         finally:
@@ -581,10 +575,11 @@ def notes(rows, sizes):
         if parts:
             out.append("- qemu-upgrade's `total_ms` includes waiting for the old QEMU to exit "
                        "after the guest already runs in the new one (" + "; ".join(parts) +
-                       "). That tail grows with guest size: the old QEMU's exit tears down its "
-                       "page tables over the whole guest RAM (here populated by the fill; in a "
-                       "real VM, by the guest touching its memory). The guest is not paused "
-                       "during it.")
+                       "). The guest is not paused during that tail, and it grows with guest "
+                       "size: the old QEMU's main thread is already a zombie while its last "
+                       "thread, in exit, unmaps the guest RAM it had mapped (page tables over "
+                       "every page the fill, or in a real VM the guest, touched; the pages "
+                       "themselves stay, they belong to the new QEMU now).")
         rep_mem = [int(r["reported_extra_mem_bytes"]) for r in up
                    if r.get("reported_extra_mem_bytes")]
         if rep_mem:

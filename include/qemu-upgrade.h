@@ -39,8 +39,19 @@ int qu_set_timeout_ms(struct qu_handle *h, unsigned ms);
 /* QU_FLAG_*; unknown bits are EINVAL. */
 int qu_set_flags(struct qu_handle *h, unsigned flags);
 
-/* Runs inspect -> plan -> execute -> report. */
+/* Runs inspect -> plan -> execute -> report. Takes the VM's upgrade lock (one upgrade per VM
+ * at a time: EBUSY) and journals each step under /run/qemu-upgrade (or
+ * $QEMU_UPGRADE_STATE_DIR); a guardian process settles the upgrade if the caller dies. */
 int qu_upgrade(struct qu_handle *h);
+
+/* Async-signal-safe: asks a running qu_upgrade() to stop. Before the commit point it rolls
+ * back (ECANCELED); after it, the upgrade finishes. Call it from SIGINT/SIGTERM handlers. */
+void qu_cancel(void);
+
+/* Settles every upgrade left behind by a tool and guardian that both died: finishes it if
+ * the new QEMU runs the guest, else rolls it back. One line per upgrade goes to out.
+ * Returns the number settled (0: nothing to do), or -1 if one could not be settled. */
+int qu_recover(FILE *out);
 
 /* After qu_upgrade(): "upgraded", "planned", "refused" or "failed"; NULL before. */
 const char *qu_get_result(const struct qu_handle *h);

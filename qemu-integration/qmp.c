@@ -75,6 +75,9 @@ static int read_message(struct qu_qmp *q, int watch_fd, uint64_t deadline_us, js
 			q->cap = ncap;
 		}
 		struct pollfd p[2] = { { .fd = q->fd, .events = POLLIN }, { .fd = watch_fd, .events = POLLIN } };
+		int c = qu_cancel_check();
+		if (c < 0)
+			return c;
 		int r = poll(p, watch_fd >= 0 ? 2 : 1, qu_ms_left(deadline_us));
 		if (r < 0 && errno == EINTR)
 			continue;

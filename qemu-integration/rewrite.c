@@ -337,7 +337,7 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_plan *p)
 	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0)
 		return r;
 	char ctl[64];
-	snprintf(ctl, sizeof(ctl), "socket,id=%s,fd=%d", QU_CTL_CHARDEV, QU_FD_CTL);
+	snprintf(ctl, sizeof(ctl), "socket,id=%s,fd=%d,server=on,wait=off", QU_CTL_CHARDEV, QU_FD_CTL);
 	r = qu_argv_add(&p->argv, "chardev", ctl);
 	r = r ?: qu_argv_add(&p->argv, "mon", "chardev=" QU_CTL_CHARDEV ",mode=control");
 	r = r ?: qu_argv_add(&p->argv, "incoming", "defer");

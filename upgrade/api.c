@@ -3,6 +3,9 @@
 #include "qemu-integration/qmp.h"
 #include "upgrade/clock.h"
 #include "upgrade/execute.h"
+#include "upgrade/io.h"
+#include "upgrade/journal.h"
+#include "upgrade/settle.h"
 #include "upgrade/launcher.h"
 #include "upgrade/plan.h"
 #include "upgrade/log.h"
@@ -10,7 +13,9 @@
 #include "upgrade/report.h"
 #include "upgrade/vm.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +27,7 @@ struct qu_handle {
 	unsigned timeout_ms;
 	unsigned flags;
 	int done, inspected, planned, touched;
+	int lock_fd;
 	struct qu_vm vm;
 	struct qu_plan plan;
 	struct qu_report rep;
@@ -43,6 +49,7 @@ struct qu_handle *qu_new(void)
 		return NULL;
 	}
 	h->timeout_ms = 60000;
+	h->lock_fd = -1;
 	return h;
 }
 
@@ -50,6 +57,12 @@ void qu_free(struct qu_handle *h)
 {
 	if (!h)
 		return;
+	if (h->lock_fd >= 0) {
+		char path[PATH_MAX];
+		qu_state_path(h->pid, "lock", path, sizeof(path));
+		unlink(path); /* still held: nobody can take a stale one */
+		close(h->lock_fd);
+	}
 	qu_vm_free(&h->vm);
 	qu_plan_free(&h->plan);
 	free(h->json);
@@ -117,6 +130,17 @@ int qu_upgrade(struct qu_handle *h)
 		return fail(-EINVAL, h->done ? "this handle has run already: make a new one"
 					     : "no VM given: set its PID");
 	qu_err_clear();
+	qu_cancel_enable(1);
+	h->rep.old_pid = h->pid;
+	if (!(h->flags & QU_FLAG_DRY_RUN)) {
+		h->lock_fd = qu_lock_vm(h->pid);
+		if (h->lock_fd < 0) {
+			r = h->lock_fd;
+			finish(h, "failed", start);
+			errno = -r;
+			return -1;
+		}
+	}
 	r = qu_inspect(h->pid, h->qmp[0] ? h->qmp : NULL, deadline, &h->vm, &old);
 	h->rep.old_pid = h->pid;
 	if (r < 0) {
@@ -145,7 +169,7 @@ int qu_upgrade(struct qu_handle *h)
 		return 0;
 	}
 	h->touched = 1;
-	r = qu_execute(&h->vm, &h->plan, old, deadline, &h->rep);
+	r = qu_execute(&h->vm, &h->plan, old, h->lock_fd, deadline, &h->rep);
 	if (r < 0)
 		goto failed;
 	qu_qmp_close(old);
@@ -203,6 +227,47 @@ int qu_write_stream(const struct qu_handle *h, int fd)
 		return -1;
 	}
 	return 0;
+}
+
+
+int qu_recover(FILE *out)
+{
+	DIR *d = opendir(qu_state_dir());
+	int settled = 0, failed = 0;
+	if (!d) {
+		if (errno == ENOENT)
+			return 0;
+		return fail(-errno, "cannot read the state directory");
+	}
+	for (struct dirent *e; (e = readdir(d));) {
+		char path[PATH_MAX], what[768];
+		size_t l = strlen(e->d_name);
+		if (l < 9 || strcmp(e->d_name + l - 8, ".journal"))
+			continue;
+		pid_t pid = (pid_t)atoi(e->d_name);
+		int lock = qu_lock_vm(pid);
+		if (lock < 0) {
+			fprintf(out, "PID %d: %s\n", (int)pid, qu_err_msg());
+			continue;
+		}
+		struct qu_journal j;
+		snprintf(path, sizeof(path), "%s/%s", qu_state_dir(), e->d_name);
+		int r = qu_journal_read(path, &j);
+		if (r == 0)
+			r = qu_settle(&j, what, sizeof(what));
+		else
+			snprintf(what, sizeof(what), "%s", qu_err_msg());
+		fprintf(out, "%s\n", what);
+		failed += r < 0;
+		settled++;
+		qu_state_path(pid, "lock", path, sizeof(path));
+		unlink(path);
+		close(lock);
+	}
+	closedir(d);
+	if (failed)
+		return fail(-EIO, "some upgrades could not be settled: see above");
+	return settled;
 }
 
 const char *qu_get_error(void) { return qu_err_msg(); }

@@ -1,6 +1,11 @@
 #include "upgrade/execute.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/clock.h"
+#include "upgrade/fault.h"
+#include "upgrade/guardian.h"
+#include "upgrade/journal.h"
+#include "upgrade/paths.h"
+#include "upgrade/fdpass/procfd.h"
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/io.h"
 #include "upgrade/launcher.h"
@@ -14,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,15 +28,15 @@
 #define UNLIMITED_BANDWIDTH (1ULL << 40)
 #define RETIRE_TIMEOUT_US (10u * 1000000u)
 
-enum phase { PH_PLANNED, PH_TARGET_STARTED, PH_MIGRATING, PH_SOURCE_COMPLETED, PH_COMMITTED };
-
 struct txn {
 	const struct qu_vm *vm;
 	const struct qu_plan *plan;
 	struct qu_qmp *old, *ctl;
 	struct qu_report *rep;
 	uint64_t deadline;
-	enum phase phase;
+	struct qu_journal j;      /* j.phase is where the transaction is */
+	struct qu_guardian guardian;
+	int lock_fd;
 	int pidfd_old, pidfd_new;
 	pid_t new_pid;
 	int stderr_rd;            /* the new QEMU's stderr, when the tool captures it */
@@ -85,6 +91,10 @@ static int save_old_settings(struct txn *t)
 	t->old_bandwidth = json_object_object_get_ex(params, "max-bandwidth", &v) ? json_object_get_int64(v) : -1;
 	json_object_put(params);
 	t->old_caps_saved = 1;
+	t->j.caps_saved = 1;
+	t->j.old_ignore_shared = t->old_ignore_shared;
+	t->j.old_events = t->old_events;
+	t->j.old_bandwidth = t->old_bandwidth;
 	return 0;
 }
 
@@ -140,7 +150,6 @@ static int start_target(struct txn *t, int ctl_qemu, int mig_new)
 	t->pidfd_new = qu_pidfd_open(t->new_pid);
 	if (t->pidfd_new < 0)
 		return qu_err(t->pidfd_new, "pidfd_open(%d): %s", (int)t->new_pid, strerror(-t->pidfd_new));
-	t->phase = PH_TARGET_STARTED;
 	qu_info("new QEMU started: PID %d (%s)", (int)t->new_pid, p->target.version_line);
 	return 0;
 }
@@ -163,9 +172,9 @@ static void add_target_stderr(struct txn *t)
 	qu_err(-qu_err_errno(), "%s; the new QEMU said: %s", msg, buf);
 }
 
-static int prepare_target(struct txn *t, int ctl_tool)
+static int prepare_target(struct txn *t)
 {
-	int r = qu_qmp_attach(ctl_tool, t->deadline, &t->ctl);
+	int r = qu_qmp_connect(t->j.ctl, t->deadline, &t->ctl);
 	if (r < 0)
 		return qu_err_wrap(r, "the new QEMU's monitor");
 	r = set_caps(t->ctl, t->plan->ignore_shared, 1, t->deadline);
@@ -178,10 +187,12 @@ static int prepare_target(struct txn *t, int ctl_tool)
 	return qu_qmp_execute(t->ctl, "migrate-incoming", args, -1, t->deadline, NULL);
 }
 
+static int journal_step(struct txn *t, enum qu_phase phase);
+
 static int start_migration(struct txn *t, int mig_old)
 {
 	int r = save_old_settings(t);
-	if (r < 0)
+	if (r < 0 || (r = journal_step(t, QU_PH_MIGRATING)) < 0)
 		return r;
 	if ((r = set_caps(t->old, t->plan->ignore_shared, 1, t->deadline)) < 0 ||
 	    (r = set_bandwidth(t->old, (int64_t)UNLIMITED_BANDWIDTH, t->deadline)) < 0)
@@ -196,7 +207,6 @@ static int start_migration(struct txn *t, int mig_old)
 	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)
 		return r;
 	t->getfd_done = 0; /* migrate consumed the named descriptor */
-	t->phase = PH_MIGRATING;
 	return 0;
 }
 
@@ -218,8 +228,6 @@ static int wait_source(struct txn *t)
 			why = json_object_get_string(e);
 		qu_err(r, "the old QEMU's migration ended with status '%s'%s%s", status, *why ? ": " : "", why);
 		json_object_put(mig);
-	} else {
-		t->phase = PH_SOURCE_COMPLETED;
 	}
 	json_object_put(data);
 	return r;
@@ -261,7 +269,6 @@ static int resume_target(struct txn *t)
 		return r;
 	if (strcmp(state, "running"))
 		return qu_err(-EIO, "the new QEMU is in run state '%s' after cont", state);
-	t->phase = PH_COMMITTED;
 	return 0;
 }
 
@@ -313,66 +320,30 @@ static int64_t private_memory(pid_t pid)
 	return kb < 0 ? -1 : kb * 1024;
 }
 
-/* QEMU unlinks its listening sockets' paths and its pidfile when it exits. A hard link made
- * beforehand keeps what the path names reachable; it is renamed back once the old QEMU is
- * gone. keep=1 makes the link, keep=0 puts it back. */
-static void keep_path(const char *path, const char *suffix, int keep)
+/* The paths the old QEMU unlinks when it exits: listening sockets and the pidfile. */
+static size_t doomed_paths(const struct txn *t, const char **paths)
 {
-	char tmp[PATH_MAX + 32];
-	snprintf(tmp, sizeof(tmp), "%s%s", path, suffix);
-	if (keep) {
-		unlink(tmp);
-		if (link(path, tmp) < 0 && errno != ENOENT)
-			qu_info("warning: cannot keep %s across the old QEMU's exit: %s", path, strerror(errno));
-	} else if (rename(tmp, path) < 0 && errno != ENOENT) {
-		qu_info("warning: cannot restore %s: %s", path, strerror(errno));
-	}
-}
-
-static void link_listeners(const struct qu_vm *vm, int keep)
-{
-	for (size_t i = 0; i < vm->nlis; i++)
-		if (vm->lis[i].path[0])
-			keep_path(vm->lis[i].path, ".qemu-upgrade", keep);
-	if (vm->pidfile[0])
-		keep_path(vm->pidfile, ".qemu-upgrade", keep);
-}
-
-/* The old QEMU holds a lock on its pidfile, so the new one (started with the same -pidfile)
- * could not take it: move the old file aside first. It comes back on rollback; after the
- * commit the aside copy goes. */
-static void pidfile_aside(struct txn *t)
-{
-	if (!t->vm->pidfile[0])
-		return;
-	keep_path(t->vm->pidfile, ".qemu-upgrade-old", 1);
-	unlink(t->vm->pidfile);
-}
-
-static void pidfile_settle(struct txn *t, int committed)
-{
-	char old[PATH_MAX + 32];
-	if (!t->vm->pidfile[0])
-		return;
-	snprintf(old, sizeof(old), "%s.qemu-upgrade-old", t->vm->pidfile);
-	if (committed)
-		unlink(old);
-	else
-		keep_path(t->vm->pidfile, ".qemu-upgrade-old", 0);
+	size_t n = 0;
+	for (size_t i = 0; i < t->j.nlisteners; i++)
+		paths[n++] = t->j.listeners[i];
+	paths[n++] = t->j.pidfile;
+	return n;
 }
 
 static void retire_source(struct txn *t)
 {
 	uint64_t deadline = qu_now_us() + RETIRE_TIMEOUT_US;
-	link_listeners(t->vm, 1);
+	const char *paths[QU_MAX_LISTENERS + 1];
+	size_t n = doomed_paths(t, paths);
+	qu_keep_paths(paths, n, 1);
 	if (qu_qmp_execute(t->old, "quit", NULL, -1, deadline, NULL) < 0)
 		qu_info("warning: quit on the old QEMU failed (%s); killing it", qu_err_msg());
 	if (qu_pidfd_wait_exit(t->pidfd_old, deadline) < 0) {
 		qu_pidfd_kill(t->pidfd_old, SIGKILL);
 		qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
 	}
-	link_listeners(t->vm, 0);
-	pidfile_settle(t, 1);
+	qu_keep_paths(paths, n, 0);
+	qu_pidfile_settle(t->j.pidfile, 1);
 }
 
 /* Before the commit point: the new QEMU goes, the old one runs as before. */
@@ -385,8 +356,8 @@ static void rollback(struct txn *t)
 		waitpid(t->new_pid, NULL, 0); /* reparented to us: we are its subreaper */
 		strcat(done, "new QEMU stopped; ");
 	}
-	pidfile_settle(t, 0);
-	if (t->phase >= PH_MIGRATING) {
+	qu_pidfile_settle(t->j.pidfile, 0);
+	if (t->j.phase >= QU_PH_MIGRATING) {
 		json_object *mig = NULL, *st;
 		if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, deadline, &mig) == 0 &&
 		    json_object_object_get_ex(mig, "status", &st) &&
@@ -420,75 +391,157 @@ static void rollback(struct txn *t)
 	snprintf(t->rep->rolled_back, sizeof(t->rep->rolled_back), "%s", done);
 }
 
+static int journal_step(struct txn *t, enum qu_phase phase)
+{
+	t->j.phase = phase;
+	qu_debug("phase %s", qu_phase_name(phase));
+	return qu_journal_write(&t->j);
+}
+
+/* Where a test may inject a fault, and where a pending Ctrl-C takes effect. */
+static int checkpoint(enum qu_fault_point point)
+{
+	return qu_fault(point) ?: qu_cancel_check();
+}
+
+/* The new QEMU's private monitor: a listening socket at a path of our own, so that the
+ * guardian or --recover can still ask the new QEMU whether it runs the guest. */
+static int ctl_listen(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return qu_err(-ENAMETOOLONG, "state directory path too long for a socket: %s", path);
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return qu_err(-errno, "socket: %s", strerror(errno));
+	unlink(path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 2) < 0) {
+		int e = errno;
+		close(fd);
+		return qu_err(-e, "cannot listen on %s: %s", path, strerror(e));
+	}
+	return fd;
+}
+
+static void journal_init(struct txn *t)
+{
+	const struct qu_vm *vm = t->vm;
+	struct qu_journal *j = &t->j;
+	memset(j, 0, sizeof(*j));
+	j->tool_pid = getpid();
+	j->old_pid = vm->pid;
+	j->old_start = qu_proc_starttime(vm->pid);
+	j->was_running = !strcmp(vm->runstate, "running");
+	snprintf(j->qmp, sizeof(j->qmp), "%s", vm->qmp_path);
+	qu_state_path(vm->pid, "ctl", j->ctl, sizeof(j->ctl));
+	snprintf(j->pidfile, sizeof(j->pidfile), "%s", vm->pidfile);
+	for (size_t i = 0; i < vm->nlis; i++)
+		if (vm->lis[i].path[0])
+			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s", vm->lis[i].path);
+}
+
 static int run(struct txn *t)
 {
-	int ctl[2] = { -1, -1 }, mig[2] = { -1, -1 };
+	int ctl = -1, mig[2] = { -1, -1 };
 	int r;
+	journal_init(t);
+	if ((r = journal_step(t, QU_PH_PLANNED)) < 0)
+		return r;
+	if ((r = qu_guardian_start(t->vm->pid, t->lock_fd, &t->guardian)) < 0 ||
+	    (r = checkpoint(QU_FI_PLANNED)) < 0)
+		return r;
 	t->pidfd_old = qu_pidfd_open(t->vm->pid);
 	if (t->pidfd_old < 0)
 		return qu_err(t->pidfd_old, "pidfd_open(%d): %s", (int)t->vm->pid, strerror(-t->pidfd_old));
 	if ((r = harvest(t)) < 0)
 		return r;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0 ||
-	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, mig) < 0) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, mig) < 0) {
 		r = qu_err(-errno, "socketpair: %s", strerror(errno));
 		goto out;
 	}
-	pidfile_aside(t);
-	r = start_target(t, ctl[1], mig[1]);
-	qu_close(&ctl[1]);
+	if ((ctl = ctl_listen(t->j.ctl)) < 0) {
+		r = ctl;
+		goto out;
+	}
+	if ((r = journal_step(t, QU_PH_TARGET_STARTING)) < 0)
+		goto out;
+	qu_pidfile_aside(t->j.pidfile);
+	r = start_target(t, ctl, mig[1]);
+	qu_close(&ctl);
 	qu_close(&mig[1]);
 	close_harvest(t); /* the new QEMU has its own copies now */
 	if (r < 0)
 		goto out;
-	r = prepare_target(t, ctl[0]);
-	ctl[0] = -1; /* owned by t->ctl, or closed on failure */
-	if (r < 0) {
+	t->j.new_pid = t->new_pid;
+	t->j.new_start = qu_proc_starttime(t->new_pid);
+	if ((r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 || (r = checkpoint(QU_FI_TARGET_STARTED)) < 0)
+		goto out;
+	if ((r = prepare_target(t)) < 0) {
 		add_target_stderr(t);
 		goto out;
 	}
-	if ((r = start_migration(t, mig[0])) < 0)
+	if ((r = checkpoint(QU_FI_TARGET_PREPARED)) < 0 || (r = start_migration(t, mig[0])) < 0)
 		goto out;
 	qu_close(&mig[0]);
 	qu_info("migration started (%s)", t->plan->ignore_shared ? "x-ignore-shared: RAM stays in place" : "copying RAM");
+	if ((r = checkpoint(QU_FI_MIGRATING)) < 0)
+		goto out;
 	if ((r = wait_source(t)) < 0) {
 		/* Usually the new QEMU refused the stream: give it a moment to exit and say why. */
 		qu_pidfd_wait_exit(t->pidfd_new, qu_now_us() + 1000000u);
 		add_target_stderr(t);
 		goto out;
 	}
-	if ((r = wait_target_loaded(t)) < 0)
+	if ((r = journal_step(t, QU_PH_SOURCE_COMPLETED)) < 0 || (r = checkpoint(QU_FI_SOURCE_COMPLETED)) < 0 ||
+	    (r = wait_target_loaded(t)) < 0 || (r = checkpoint(QU_FI_TARGET_LOADED)) < 0)
 		goto out;
 	t->rep->extra_memory_bytes = private_memory(t->new_pid);
-	if ((r = resume_target(t)) < 0)
+	/* From here on the guest moves forward: a Ctrl-C no longer rolls back. */
+	qu_cancel_enable(0);
+	if ((r = journal_step(t, QU_PH_RESUMING)) < 0 || (r = resume_target(t)) < 0)
 		goto out;
+	t->j.phase = QU_PH_COMMITTED;
+	if (journal_step(t, QU_PH_COMMITTED) < 0 || qu_fault(QU_FI_COMMITTED) < 0)
+		qu_info("warning after the commit point: %s; finishing the upgrade", qu_err_msg());
 	qu_info("new QEMU PID %d runs the guest (commit point)", (int)t->new_pid);
 	collect_stats(t);
 	measure_pause(t);
 	retire_source(t);
 	qu_info("old QEMU PID %d retired", (int)t->vm->pid);
+	if (journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)
+		qu_info("warning after the upgrade: %s", qu_err_msg());
 out:
-	qu_close(&ctl[0]);
-	qu_close(&ctl[1]);
+	qu_close(&ctl);
 	qu_close(&mig[0]);
 	qu_close(&mig[1]);
 	return r;
 }
 
-int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp,
+int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp, int lock_fd,
 	       uint64_t deadline_us, struct qu_report *rep)
 {
 	struct txn t = { .vm = vm, .plan = plan, .old = old_qmp, .rep = rep, .deadline = deadline_us,
-			 .pidfd_old = -1, .pidfd_new = -1, .stderr_rd = -1 };
+			 .lock_fd = lock_fd, .guardian = { .link = -1 }, .pidfd_old = -1, .pidfd_new = -1,
+			 .stderr_rd = -1 };
 	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
 		t.local[i] = -1;
 	int r = run(&t);
-	if (r < 0 && t.phase < PH_COMMITTED) {
+	if (r < 0 && t.j.phase < QU_PH_COMMITTED) {
 		char msg[sizeof(rep->error)];
 		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-		rollback(&t);
+		if (t.j.phase >= QU_PH_TARGET_STARTING)
+			rollback(&t);
+		if (t.j.ctl[0])
+			unlink(t.j.ctl);
 		qu_err(r, "%s", msg);
 	}
+	/* Settled either way: nothing for the guardian or --recover to do. */
+	if (t.j.phase)
+		qu_journal_remove(vm->pid);
+	qu_guardian_release(&t.guardian);
+	if (r == 0 && t.j.ctl[0])
+		unlink(t.j.ctl);
 	if (r == 0)
 		rep->new_pid = t.new_pid;
 	close_harvest(&t);

@@ -10,8 +10,9 @@
 
 struct qu_qmp;
 
-/* old_qmp: the connection inspect opened (stays owned by the caller). */
-int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp,
+/* old_qmp: the connection inspect opened (stays owned by the caller); lock_fd: the VM's
+ * upgrade lock (qu_lock_vm), shared with the guardian. */
+int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp, int lock_fd,
 	       uint64_t deadline_us, struct qu_report *rep);
 
 #endif

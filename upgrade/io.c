@@ -1,9 +1,11 @@
 #include "upgrade/io.h"
 #include "upgrade/clock.h"
+#include "upgrade/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -83,10 +85,26 @@ int qu_read_file(const char *path, char **out, size_t *len)
 	return 0;
 }
 
+static volatile sig_atomic_t cancel_requested;
+static volatile sig_atomic_t cancel_enabled;
+
+void qu_cancel(void) { cancel_requested = 1; }
+void qu_cancel_enable(int enabled) { cancel_enabled = enabled; }
+
+int qu_cancel_check(void)
+{
+	if (cancel_requested && cancel_enabled)
+		return qu_err(-ECANCELED, "cancelled by a signal");
+	return 0;
+}
+
 int qu_poll_one(int fd, short events, unsigned long long deadline_us)
 {
 	struct pollfd p = { .fd = fd, .events = events };
 	for (;;) {
+		int c = qu_cancel_check();
+		if (c < 0)
+			return c;
 		int r = poll(&p, 1, qu_ms_left(deadline_us));
 		if (r < 0 && errno == EINTR)
 			continue;

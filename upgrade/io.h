@@ -14,4 +14,11 @@ int qu_read_file(const char *path, char **out, size_t *len);
 int qu_poll_one(int fd, short events, unsigned long long deadline_us);
 void qu_close(int *fd);
 
+/* Cancellation (Ctrl-C, SIGTERM): qu_cancel() is async-signal-safe. While cancellation is
+ * enabled (before the commit point) every wait returns -ECANCELED once it was requested. */
+void qu_cancel(void);
+void qu_cancel_enable(int enabled);
+/* -ECANCELED (with a message) if a cancellation is pending and enabled, else 0. */
+int qu_cancel_check(void);
+
 #endif

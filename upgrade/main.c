@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@ enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3 
 static void usage(FILE *f)
 {
 	fputs("Usage: qemu-upgrade --pid PID [--new-binary PATH] [options]\n"
+	      "       qemu-upgrade --recover\n"
 	      "       qemu-upgrade dump-stream FILE\n"
 	      "\n"
 	      "Puts a new QEMU binary under a running VM: a new QEMU process takes the guest over\n"
@@ -33,6 +35,8 @@ static void usage(FILE *f)
 	      "      --write-stream FILE  plan only, and write the handover stream the new QEMU's\n"
 	      "                         launcher would get to FILE (read it with dump-stream)\n"
 	      "      --quiet            no progress lines, only the report\n"
+	      "      --recover          settle upgrades left behind by a tool and guardian that both\n"
+	      "                         died (journals in /run/qemu-upgrade): finish or roll back\n"
 	      "  -h, --help             this text\n"
 	      "\n"
 	      "Examples:\n"
@@ -42,7 +46,7 @@ static void usage(FILE *f)
 	      "  qemu-upgrade --pid 1234 --write-stream s.bin && qemu-upgrade dump-stream s.bin\n"
 	      "\n"
 	      "Exit status: 0 upgraded (or planned); 1 failed and rolled back (the old QEMU runs the\n"
-	      "guest); 2 error before anything was touched (bad usage or input, VM unreachable);\n"
+	      "guest, also after Ctrl-C before the commit point); 2 error before anything was touched (bad usage or input, VM unreachable);\n"
 	      "3 refused (the VM cannot be upgraded; it was not touched).\n",
 	      f);
 }
@@ -91,6 +95,23 @@ out:
 	return rc;
 }
 
+static void on_signal(int sig)
+{
+	(void)sig;
+	qu_cancel();
+}
+
+/* SIGINT, SIGTERM and SIGHUP roll an upgrade back before its commit point (no SA_RESTART:
+ * the waits must wake up), and finish it after. */
+static void install_signal_handlers(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
+
 static int parse_pid(const char *s, pid_t *pid)
 {
 	char *end;
@@ -109,9 +130,9 @@ int main(int argc, char **argv)
 		{ "qmp", required_argument, NULL, 'q' },      { "dry-run", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },           { "timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },        { "quiet", no_argument, NULL, 'Q' },
-		{ "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
+		{ "recover", no_argument, NULL, 'R' },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
 	};
-	int json = 0, verbose = 1, c;
+	int json = 0, verbose = 1, recover = 0, c;
 	const char *stream_out = NULL;
 	unsigned flags = 0;
 	struct qu_handle *h;
@@ -148,6 +169,7 @@ int main(int argc, char **argv)
 		}
 		case 'v': verbose++; break;
 		case 'Q': verbose = 0; break;
+		case 'R': recover = 1; break;
 		case 'W': stream_out = optarg; flags |= QU_FLAG_DRY_RUN; break;
 		case 'h': usage(stdout); qu_free(h); return EXIT_OK;
 		default: goto usage_error;
@@ -161,11 +183,27 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qemu-upgrade: unexpected argument '%s'\n", argv[optind]);
 		goto usage_error;
 	}
+	qu_set_log_level(verbose);
+	if (recover) {
+		if (pid) {
+			fprintf(stderr, "qemu-upgrade: --recover settles every interrupted upgrade; it takes no --pid\n");
+			goto usage_error;
+		}
+		qu_free(h);
+		int n = qu_recover(stdout);
+		if (n < 0) {
+			fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
+			return EXIT_FAILED;
+		}
+		if (n == 0)
+			printf("nothing to recover\n");
+		return EXIT_OK;
+	}
 	if (!pid) {
 		fprintf(stderr, "qemu-upgrade: which VM? Give --pid PID (see --help)\n");
 		goto usage_error;
 	}
-	qu_set_log_level(verbose);
+	install_signal_handlers();
 	qu_set_flags(h, flags);
 	int r = qu_upgrade(h), rc = EXIT_OK;
 	const char *result = qu_get_result(h);

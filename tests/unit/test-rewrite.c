@@ -366,7 +366,7 @@ static void realistic_rewrite(void **state)
 	for (long i = -1; (i = qu_argv_find(a, "chardev", (size_t)(i + 1))) >= 0;)
 		ctl += strstr(a->a[i].val, QU_CTL_CHARDEV) != NULL;
 	assert_int_equal(ctl, 1);
-	assert_int_equal(count_opt_val(a, "chardev", "socket,id=" QU_CTL_CHARDEV ",fd=3"), 1);
+	assert_int_equal(count_opt_val(a, "chardev", "socket,id=" QU_CTL_CHARDEV ",fd=3,server=on,wait=off"), 1);
 	assert_int_equal(count_opt_val(a, "mon", "chardev=" QU_CTL_CHARDEV ",mode=control"), 1);
 
 	/* The serial log appends; the pidfile, the disk (with its ",," path) and the rest stay. */

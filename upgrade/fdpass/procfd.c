@@ -147,3 +147,33 @@ int qu_proc_unix_path(pid_t pid, unsigned long ino, char *path, size_t len, int 
 		*listening = q.listening;
 	return r;
 }
+
+/* The fields after "(comm)": comm may hold spaces and parentheses, so parse from the last ')'. */
+static int stat_fields(pid_t pid, char *state, unsigned long long *start)
+{
+	char path[64], *text = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if (qu_read_file(path, &text, NULL) < 0)
+		return -ENOENT;
+	char *p = strrchr(text, ')');
+	int r = p && sscanf(p + 2, "%c %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s %*s "
+			    "%*s %*s %*s %llu", state, start) == 2 ? 0 : -EPROTO;
+	free(text);
+	return r;
+}
+
+unsigned long long qu_proc_starttime(pid_t pid)
+{
+	char state;
+	unsigned long long start;
+	return stat_fields(pid, &state, &start) == 0 ? start : 0;
+}
+
+int qu_proc_alive(pid_t pid, unsigned long long start)
+{
+	char state;
+	unsigned long long s;
+	if (pid <= 0 || stat_fields(pid, &state, &s) < 0)
+		return 0;
+	return s == start && state != 'Z' && state != 'X';
+}

@@ -17,4 +17,10 @@ int qu_proc_unix_listener(pid_t pid, const char *path, unsigned long *ino);
 /* The path a UNIX socket inode is bound to (empty for unnamed ones). */
 int qu_proc_unix_path(pid_t pid, unsigned long ino, char *path, size_t len, int *listening);
 
+/* Field 22 of /proc/PID/stat (start time in clock ticks since boot): with the PID, it names
+ * one process, never a later one that got the same PID. 0 if the process does not exist. */
+unsigned long long qu_proc_starttime(pid_t pid);
+/* The process (pid, start) exists and has not exited (zombies count as exited). */
+int qu_proc_alive(pid_t pid, unsigned long long start);
+
 #endif

@@ -1,0 +1,23 @@
+#include "upgrade/fault.h"
+#include "upgrade/log.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+int qu_fault(enum qu_fault_point point)
+{
+	const char *spec = getenv("QEMU_UPGRADE_FAULT");
+	char *end;
+	if (!spec || !*spec)
+		return 0;
+	long n = strtol(spec, &end, 10);
+	if (n != (long)point)
+		return 0;
+	if (!strcmp(end, ":kill")) {
+		qu_info("fault point %d: killing myself (QEMU_UPGRADE_FAULT=%s)", (int)point, spec);
+		raise(SIGKILL);
+	}
+	return qu_err(-EIO, "injected fault at point %d (QEMU_UPGRADE_FAULT=%s)", (int)point, spec);
+}

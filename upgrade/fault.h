@@ -1,0 +1,22 @@
+/* Fault injection for tests: QEMU_UPGRADE_FAULT=N makes numbered fault point N fail as if
+ * the step there had failed (-EIO); QEMU_UPGRADE_FAULT=N:kill makes the tool SIGKILL itself
+ * there, to prove that the guardian settles what it leaves. The points are the journal's
+ * phases (docs/faults.md). */
+#ifndef QU_FAULT_H
+#define QU_FAULT_H
+
+enum qu_fault_point {
+	QU_FI_PLANNED = 1,          /* journal written, nothing touched */
+	QU_FI_TARGET_STARTED = 2,   /* new QEMU started, paused */
+	QU_FI_TARGET_PREPARED = 3,  /* new QEMU waits for the stream */
+	QU_FI_MIGRATING = 4,        /* migrate issued on the old QEMU */
+	QU_FI_SOURCE_COMPLETED = 5, /* old QEMU sent everything, paused */
+	QU_FI_TARGET_LOADED = 6,    /* new QEMU loaded the state, paused */
+	QU_FI_COMMITTED = 7,        /* new QEMU runs the guest */
+	QU_FI_RETIRED = 8,          /* old QEMU gone */
+};
+
+/* 0, or -EIO (with a message) when the environment names this point. */
+int qu_fault(enum qu_fault_point point);
+
+#endif

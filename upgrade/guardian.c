@@ -1,0 +1,84 @@
+#include "upgrade/guardian.h"
+#include "upgrade/io.h"
+#include "upgrade/journal.h"
+#include "upgrade/log.h"
+#include "upgrade/settle.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define RELEASE_BYTE 'R'
+
+static void guard(pid_t old_pid, int link)
+{
+	char c = 0, path[PATH_MAX], what[512];
+	ssize_t n;
+	do
+		n = read(link, &c, 1);
+	while (n < 0 && errno == EINTR);
+	if (n == 1 && c == RELEASE_BYTE)
+		return;
+	/* The tool is gone without a word: settle what its journal says. */
+	struct qu_journal j;
+	qu_state_path(old_pid, "journal", path, sizeof(path));
+	if (qu_journal_read(path, &j) < 0)
+		return; /* no journal: the tool died before touching anything, or after finishing */
+	int r = qu_settle(&j, what, sizeof(what));
+	fprintf(stderr, "qemu-upgrade guardian: %s%s\n", what, r < 0 ? " (run qemu-upgrade --recover)" : "");
+}
+
+int qu_guardian_start(pid_t old_pid, int lock_fd, struct qu_guardian *g)
+{
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return qu_err(-errno, "socketpair: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(sv[0]);
+		close(sv[1]);
+		return qu_err(-e, "cannot start the guardian: fork: %s", strerror(e));
+	}
+	if (pid == 0) {
+		/* Out of the tool's session (a Ctrl-C is the tool's to handle), holding only its
+		 * link, the lock and stdio. A log line must not kill it through a closed pipe. */
+		setsid();
+		signal(SIGPIPE, SIG_IGN);
+		signal(SIGINT, SIG_IGN);
+		signal(SIGHUP, SIG_IGN);
+		signal(SIGTERM, SIG_IGN);
+		int link_hi = fcntl(sv[1], F_DUPFD, 100), lock_hi = fcntl(lock_fd, F_DUPFD, 100);
+		int nul = open("/dev/null", O_RDWR);
+		if (link_hi < 0 || lock_hi < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 ||
+		    dup2(link_hi, 3) < 0 || dup2(lock_hi, 4) < 0)
+			_exit(1);
+		close_range(5, ~0U, 0);
+		guard(old_pid, 3);
+		char lock[PATH_MAX];
+		qu_state_path(old_pid, "lock", lock, sizeof(lock));
+		unlink(lock); /* still holding it: nobody can take a stale one */
+		_exit(0);
+	}
+	close(sv[1]);
+	g->pid = pid;
+	g->link = sv[0];
+	return 0;
+}
+
+void qu_guardian_release(struct qu_guardian *g)
+{
+	if (g->link < 0)
+		return;
+	char c = RELEASE_BYTE;
+	qu_write_full(g->link, &c, 1);
+	qu_close(&g->link);
+	waitpid(g->pid, NULL, 0);
+	g->pid = 0;
+}

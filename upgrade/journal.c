@@ -1,0 +1,187 @@
+#include "upgrade/journal.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const phase_names[] = {
+	[QU_PH_PLANNED] = "planned",
+	[QU_PH_TARGET_STARTING] = "target-starting",
+	[QU_PH_TARGET_STARTED] = "target-started",
+	[QU_PH_MIGRATING] = "migrating",
+	[QU_PH_SOURCE_COMPLETED] = "source-completed",
+	[QU_PH_RESUMING] = "resuming",
+	[QU_PH_COMMITTED] = "committed",
+	[QU_PH_RETIRED] = "retired",
+	[QU_PH_ROLLED_BACK] = "rolled-back",
+};
+
+const char *qu_phase_name(enum qu_phase p)
+{
+	return p >= QU_PH_PLANNED && p <= QU_PH_ROLLED_BACK ? phase_names[p] : "?";
+}
+
+static enum qu_phase phase_from_name(const char *s)
+{
+	for (int p = QU_PH_PLANNED; p <= QU_PH_ROLLED_BACK; p++)
+		if (!strcmp(s, phase_names[p]))
+			return (enum qu_phase)p;
+	return 0;
+}
+
+const char *qu_state_dir(void)
+{
+	const char *d = getenv("QEMU_UPGRADE_STATE_DIR");
+	return d && *d ? d : "/run/qemu-upgrade";
+}
+
+void qu_state_path(pid_t old_pid, const char *ext, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/%d.%s", qu_state_dir(), (int)old_pid, ext);
+}
+
+static int ensure_dir(void)
+{
+	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
+		return qu_err(-errno, "cannot create the state directory %s: %s", qu_state_dir(), strerror(errno));
+	return 0;
+}
+
+int qu_lock_vm(pid_t pid)
+{
+	char path[PATH_MAX];
+	int r = ensure_dir();
+	if (r < 0)
+		return r;
+	qu_state_path(pid, "lock", path, sizeof(path));
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return qu_err(-errno, "cannot open the lock %s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		close(fd);
+		if (e == EWOULDBLOCK)
+			return qu_err(-EBUSY, "another upgrade of PID %d is running (lock %s held); wait for it, "
+				      "or run qemu-upgrade --recover if it died", (int)pid, path);
+		return qu_err(-e, "cannot lock %s: %s", path, strerror(e));
+	}
+	return fd;
+}
+
+static json_object *to_json(const struct qu_journal *j)
+{
+	json_object *o = json_object_new_object(), *l = json_object_new_array();
+	json_object_object_add(o, "version", json_object_new_int(1));
+	json_object_object_add(o, "phase", json_object_new_string(qu_phase_name(j->phase)));
+	json_object_object_add(o, "tool_pid", json_object_new_int(j->tool_pid));
+	json_object_object_add(o, "old_pid", json_object_new_int(j->old_pid));
+	json_object_object_add(o, "old_start", json_object_new_uint64(j->old_start));
+	json_object_object_add(o, "new_pid", json_object_new_int(j->new_pid));
+	json_object_object_add(o, "new_start", json_object_new_uint64(j->new_start));
+	json_object_object_add(o, "was_running", json_object_new_boolean(j->was_running));
+	json_object_object_add(o, "qmp", json_object_new_string(j->qmp));
+	json_object_object_add(o, "ctl", json_object_new_string(j->ctl));
+	json_object_object_add(o, "pidfile", json_object_new_string(j->pidfile));
+	for (size_t i = 0; i < j->nlisteners; i++)
+		json_object_array_add(l, json_object_new_string(j->listeners[i]));
+	json_object_object_add(o, "listeners", l);
+	json_object_object_add(o, "caps_saved", json_object_new_boolean(j->caps_saved));
+	json_object_object_add(o, "old_ignore_shared", json_object_new_boolean(j->old_ignore_shared));
+	json_object_object_add(o, "old_events", json_object_new_boolean(j->old_events));
+	json_object_object_add(o, "old_bandwidth", json_object_new_int64(j->old_bandwidth));
+	return o;
+}
+
+int qu_journal_write(const struct qu_journal *j)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	int r = ensure_dir();
+	if (r < 0)
+		return r;
+	qu_state_path(j->old_pid, "journal", path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	json_object *o = to_json(j);
+	size_t len;
+	const char *text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PRETTY, &len);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	r = fd < 0 ? -errno : qu_write_full(fd, text, len);
+	if (r == 0)
+		r = qu_write_full(fd, "\n", 1);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0 && close(fd) < 0 && r == 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	json_object_put(o);
+	if (r < 0) {
+		unlink(tmp);
+		return qu_err(r, "cannot write the journal %s: %s (the upgrade needs it to be safe)", path,
+			      strerror(-r));
+	}
+	int dfd = open(qu_state_dir(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static void get_str(json_object *o, const char *k, char *buf, size_t len)
+{
+	json_object *v;
+	snprintf(buf, len, "%s", json_object_object_get_ex(o, k, &v) ? json_object_get_string(v) : "");
+}
+
+static long long get_int(json_object *o, const char *k)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, k, &v) ? json_object_get_int64(v) : 0;
+}
+
+int qu_journal_read(const char *path, struct qu_journal *j)
+{
+	char phase[32];
+	json_object *o = json_object_from_file(path), *l;
+	memset(j, 0, sizeof(*j));
+	if (!o)
+		return qu_err(-EBADMSG, "cannot read the journal %s", path);
+	get_str(o, "phase", phase, sizeof(phase));
+	j->phase = phase_from_name(phase);
+	j->tool_pid = (pid_t)get_int(o, "tool_pid");
+	j->old_pid = (pid_t)get_int(o, "old_pid");
+	j->new_pid = (pid_t)get_int(o, "new_pid");
+	j->old_start = (unsigned long long)get_int(o, "old_start");
+	j->new_start = (unsigned long long)get_int(o, "new_start");
+	j->was_running = (int)get_int(o, "was_running");
+	get_str(o, "qmp", j->qmp, sizeof(j->qmp));
+	get_str(o, "ctl", j->ctl, sizeof(j->ctl));
+	get_str(o, "pidfile", j->pidfile, sizeof(j->pidfile));
+	if (json_object_object_get_ex(o, "listeners", &l))
+		for (size_t i = 0; i < json_object_array_length(l) && i < QU_MAX_LISTENERS; i++)
+			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s",
+				 json_object_get_string(json_object_array_get_idx(l, i)));
+	j->caps_saved = (int)get_int(o, "caps_saved");
+	j->old_ignore_shared = (int)get_int(o, "old_ignore_shared");
+	j->old_events = (int)get_int(o, "old_events");
+	j->old_bandwidth = get_int(o, "old_bandwidth");
+	json_object_put(o);
+	if (!j->phase || j->old_pid <= 0)
+		return qu_err(-EBADMSG, "the journal %s is damaged (no phase or PID)", path);
+	return 0;
+}
+
+void qu_journal_remove(pid_t old_pid)
+{
+	char path[PATH_MAX];
+	qu_state_path(old_pid, "journal", path, sizeof(path));
+	unlink(path);
+}

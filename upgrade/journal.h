@@ -1,0 +1,54 @@
+/* The upgrade's journal: what has been done so far, written durably before each step under
+ * the state directory (/run/qemu-upgrade, or $QEMU_UPGRADE_STATE_DIR), so that a guardian or
+ * `--recover` can finish or undo an upgrade whose tool died. One file per VM:
+ * <dir>/<old-pid>.journal, next to <old-pid>.lock (one upgrade per VM at a time) and
+ * <old-pid>.ctl (the new QEMU's private monitor). */
+#ifndef QU_JOURNAL_H
+#define QU_JOURNAL_H
+
+#include "upgrade/vm.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum qu_phase {
+	QU_PH_PLANNED = 1,          /* nothing touched yet */
+	QU_PH_TARGET_STARTING,      /* pidfile moved aside, new QEMU being started */
+	QU_PH_TARGET_STARTED,       /* new QEMU runs, paused, waiting for the stream */
+	QU_PH_MIGRATING,            /* old QEMU's migration settings changed, migrate issued */
+	QU_PH_SOURCE_COMPLETED,     /* old QEMU sent everything and is paused (postmigrate) */
+	QU_PH_RESUMING,             /* cont sent to the new QEMU: the commit point */
+	QU_PH_COMMITTED,            /* the new QEMU runs the guest */
+	QU_PH_RETIRED,              /* old QEMU gone: nothing left to do */
+	QU_PH_ROLLED_BACK,          /* undone: the old QEMU runs the guest */
+};
+
+struct qu_journal {
+	enum qu_phase phase;
+	pid_t tool_pid;
+	pid_t old_pid, new_pid;
+	unsigned long long old_start, new_start; /* /proc/PID/stat starttime: PIDs get reused */
+	int was_running;
+	char qmp[QU_SUN_PATH_MAX];
+	char ctl[QU_SUN_PATH_MAX];
+	char pidfile[PATH_MAX];
+	char listeners[QU_MAX_LISTENERS][QU_SUN_PATH_MAX];
+	size_t nlisteners;
+	int caps_saved, old_ignore_shared, old_events;
+	long long old_bandwidth;
+};
+
+const char *qu_state_dir(void);
+const char *qu_phase_name(enum qu_phase phase);
+/* <state dir>/<old pid>.<ext> */
+void qu_state_path(pid_t old_pid, const char *ext, char *buf, size_t len);
+
+/* Takes the per-VM lock (non-blocking): -EBUSY when another upgrade holds it. Returns the fd. */
+int qu_lock_vm(pid_t pid);
+/* Writes the journal durably (temporary file, fsync, rename, fsync of the directory). */
+int qu_journal_write(const struct qu_journal *j);
+int qu_journal_read(const char *path, struct qu_journal *j);
+void qu_journal_remove(pid_t old_pid);
+
+#endif

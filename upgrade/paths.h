@@ -1,0 +1,21 @@
+/* Paths that must outlive the old QEMU: it unlinks its listening sockets' paths and its
+ * pidfile when it exits, though the new QEMU holds the same sockets and writes the pidfile. */
+#ifndef QU_PATHS_H
+#define QU_PATHS_H
+
+#include <stddef.h>
+
+#define QU_KEEP_SUFFIX ".qemu-upgrade"
+#define QU_PIDFILE_ASIDE_SUFFIX ".qemu-upgrade-old"
+
+/* keep=1: hard-link path to path+suffix; keep=0: rename it back over path. */
+void qu_keep_path(const char *path, const char *suffix, int keep);
+/* The same for each path in a list (empty strings skipped). */
+void qu_keep_paths(const char *const *paths, size_t n, int keep);
+/* The old QEMU holds a lock on its pidfile, so the new QEMU (same -pidfile) could not take
+ * it: move the old file aside before the new QEMU starts. */
+void qu_pidfile_aside(const char *pidfile);
+/* After the commit: drop the aside copy. Before it (rollback): put it back. */
+void qu_pidfile_settle(const char *pidfile, int committed);
+
+#endif

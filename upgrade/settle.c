@@ -1,0 +1,160 @@
+#include "upgrade/settle.h"
+#include "qemu-integration/qmp.h"
+#include "upgrade/clock.h"
+#include "upgrade/fdpass/pidfd.h"
+#include "upgrade/fdpass/procfd.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+#include "upgrade/paths.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SETTLE_TIMEOUT_US (30u * 1000000u)
+#define EXIT_WAIT_US (10u * 1000000u)
+
+static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };
+
+/* Stops a process that is not our child and waits until it is gone. */
+static void stop_process(pid_t pid, unsigned long long start, int sig)
+{
+	int pfd = qu_pidfd_open(pid);
+	if (pfd < 0 || !qu_proc_alive(pid, start)) {
+		qu_close(&pfd);
+		return;
+	}
+	qu_pidfd_kill(pfd, sig);
+	if (qu_pidfd_wait_exit(pfd, qu_now_us() + EXIT_WAIT_US) < 0 && sig != SIGKILL) {
+		qu_pidfd_kill(pfd, SIGKILL);
+		qu_pidfd_wait_exit(pfd, qu_now_us() + EXIT_WAIT_US);
+	}
+	close(pfd);
+}
+
+/* Asks the new QEMU (through its private monitor) whether it runs the guest; if the old
+ * QEMU died after sending everything, a new QEMU that loaded the state is resumed. */
+static int target_runs_guest(const struct qu_journal *j, int old_alive, uint64_t deadline)
+{
+	struct qu_qmp *q = NULL;
+	char state[32] = "";
+	int runs = 0;
+	if (!j->ctl[0] || qu_qmp_connect(j->ctl, deadline, &q) < 0)
+		return 0;
+	if (qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state)) == 0) {
+		runs = !strcmp(state, "running");
+		char mig[32] = "";
+		if (!runs && !old_alive && !strcmp(state, "paused") &&
+		    qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) == 0 &&
+		    !strcmp(mig, "completed") && qu_qmp_execute(q, "cont", NULL, -1, deadline, NULL) == 0)
+			runs = 1;
+	}
+	qu_qmp_close(q);
+	return runs;
+}
+
+static void retire_old(const struct qu_journal *j)
+{
+	const char *paths[QU_MAX_LISTENERS + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < j->nlisteners; i++)
+		paths[n++] = j->listeners[i];
+	paths[n++] = j->pidfile;
+	qu_keep_paths(paths, n, 1);
+	/* SIGTERM: QEMU shuts down cleanly (it is paused in postmigrate, its disks inactive). */
+	stop_process(j->old_pid, j->old_start, SIGTERM);
+	qu_keep_paths(paths, n, 0);
+	qu_pidfile_settle(j->pidfile, 1);
+}
+
+static int set_caps(struct qu_qmp *q, const struct qu_journal *j, uint64_t deadline)
+{
+	json_object *args = json_object_new_object(), *caps = json_object_new_array();
+	const char *names[2] = { "x-ignore-shared", "events" };
+	int vals[2] = { j->old_ignore_shared, j->old_events };
+	for (int i = 0; i < 2; i++) {
+		json_object *c = json_object_new_object();
+		json_object_object_add(c, "capability", json_object_new_string(names[i]));
+		json_object_object_add(c, "state", json_object_new_boolean(vals[i]));
+		json_object_array_add(caps, c);
+	}
+	json_object_object_add(args, "capabilities", caps);
+	int r = qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline, NULL);
+	if (r == 0 && j->old_bandwidth > 0) {
+		args = json_object_new_object();
+		json_object_object_add(args, "max-bandwidth", json_object_new_int64(j->old_bandwidth));
+		r = qu_qmp_execute(q, "migrate-set-parameters", args, -1, deadline, NULL);
+	}
+	return r;
+}
+
+/* With the new QEMU gone, the VM's QMP socket leads to the old QEMU only. */
+static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done, size_t len)
+{
+	struct qu_qmp *q = NULL;
+	int r;
+	do {
+		r = qu_qmp_connect(j->qmp, deadline, &q);
+	} while (r < 0 && qu_ms_left(deadline) > 0 && usleep(100000) == 0);
+	if (r < 0)
+		return qu_err_wrap(r, "cannot reach the old QEMU to resume it");
+	char mig[32] = "", state[32] = "";
+	if (qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) == 0 &&
+	    strcmp(mig, "completed") && strcmp(mig, "failed") && strcmp(mig, "cancelled") && strcmp(mig, "none")) {
+		qu_qmp_execute(q, "migrate_cancel", NULL, -1, deadline, NULL);
+		qu_qmp_wait_event(q, "MIGRATION", mig_end, -1, deadline, NULL);
+	}
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "fdname", json_object_new_string("qemu-upgrade-mig"));
+	qu_qmp_execute(q, "closefd", args, -1, deadline, NULL); /* fails harmlessly if never given */
+	if (j->caps_saved)
+		set_caps(q, j, deadline);
+	r = qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state));
+	if (r == 0 && strcmp(state, "running") && j->was_running) {
+		r = qu_qmp_execute(q, "cont", NULL, -1, deadline, NULL);
+		snprintf(done, len, "%s", r == 0 ? "old QEMU resumed" : "old QEMU could NOT be resumed");
+	} else if (r == 0) {
+		snprintf(done, len, "old QEMU %s", state);
+	}
+	qu_qmp_close(q);
+	return r;
+}
+
+int qu_settle(const struct qu_journal *j, char *what, size_t len)
+{
+	uint64_t deadline = qu_now_us() + SETTLE_TIMEOUT_US;
+	int old_alive = qu_proc_alive(j->old_pid, j->old_start);
+	int new_alive = j->new_pid > 0 && qu_proc_alive(j->new_pid, j->new_start);
+	int committed = j->phase == QU_PH_COMMITTED || j->phase == QU_PH_RETIRED;
+	int r = 0;
+
+	if (!committed && new_alive && (j->phase == QU_PH_SOURCE_COMPLETED || j->phase == QU_PH_RESUMING))
+		committed = target_runs_guest(j, old_alive, deadline);
+	if (j->phase == QU_PH_ROLLED_BACK || (j->phase == QU_PH_RETIRED && !old_alive)) {
+		snprintf(what, len, "PID %d: nothing to do (%s)", (int)j->old_pid, qu_phase_name(j->phase));
+	} else if (committed) {
+		if (old_alive)
+			retire_old(j);
+		else
+			qu_pidfile_settle(j->pidfile, 1);
+		snprintf(what, len, "PID %d: finished the upgrade: new QEMU %d runs the guest, old QEMU retired",
+			 (int)j->old_pid, (int)j->new_pid);
+	} else {
+		char done[64] = "old QEMU is gone";
+		if (new_alive)
+			stop_process(j->new_pid, j->new_start, SIGKILL);
+		qu_pidfile_settle(j->pidfile, 0);
+		if (old_alive)
+			r = resume_old(j, deadline, done, sizeof(done));
+		snprintf(what, len, "PID %d: rolled back from phase %s: %snew QEMU stopped, %s%s%s",
+			 (int)j->old_pid, qu_phase_name(j->phase), new_alive ? "" : "no ", done,
+			 r < 0 ? ": " : "", r < 0 ? qu_err_msg() : "");
+	}
+	if (j->ctl[0])
+		unlink(j->ctl);
+	if (r == 0)
+		qu_journal_remove(j->old_pid);
+	return r;
+}

@@ -1,0 +1,15 @@
+/* Settling an upgrade whose tool is gone, from its journal alone: finish it if the new QEMU
+ * runs the guest (retire the old one), otherwise undo it (stop the new QEMU, resume the old
+ * one, restore its migration settings). Used by the guardian and by --recover. */
+#ifndef QU_SETTLE_H
+#define QU_SETTLE_H
+
+#include "upgrade/journal.h"
+
+#include <stddef.h>
+
+/* Writes one line about what it did to what. Removes the journal and the private monitor
+ * path once settled. Returns 0, or -errno when something could not be settled. */
+int qu_settle(const struct qu_journal *j, char *what, size_t len);
+
+#endif
