@@ -216,13 +216,13 @@ def mem_available():
     raise BenchError("no MemAvailable in /proc/meminfo")
 
 
-def wait_for_memory(need, timeout=60):
+def wait_for_memory(need, what, timeout=60):
     """Memory freed by the previous run (an 8 GiB memfd) can take a second or more to show
     up in MemAvailable: wait up to timeout for need bytes."""
     end = time.monotonic() + timeout
     while mem_available() < need:
         if time.monotonic() > end:
-            raise Skip(f"needs {need / GiB:.1f} GiB available (size + margin), "
+            raise Skip(f"needs {need / GiB:.1f} GiB available ({what}), "
                        f"have {mem_available() / GiB:.1f} GiB after waiting {timeout} s")
         time.sleep(0.25)
 
@@ -319,7 +319,7 @@ def verify(helpers, pid, size, seed):
 
 def run_upgrade(a, t, row):
     size = a.size_gib * GiB
-    wait_for_memory(size + MARGIN)
+    wait_for_memory(size + MARGIN, "guest RAM + 1.5 GiB")
     pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, True, t.workdir, "vm")
     old = t.track(pid)
     seed = int(time.time() * 1000) & 0xFFFFFFFF
@@ -376,7 +376,7 @@ def run_upgrade(a, t, row):
 
 def run_migrate(a, t, row):
     size = a.size_gib * GiB
-    wait_for_memory(2 * size + MARGIN)
+    wait_for_memory(2 * size + MARGIN, "2 x guest RAM + 1.5 GiB")
     pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, False, t.workdir, "src")
     srcp = t.track(pid)
     seed = int(time.time() * 1000) & 0xFFFFFFFF

@@ -1,5 +1,8 @@
 #include "upgrade/fault.h"
+#include "upgrade/io.h"
 #include "upgrade/log.h"
+
+#include <poll.h>
 
 #include <errno.h>
 #include <signal.h>
@@ -15,6 +18,13 @@ int qu_fault(enum qu_fault_point point)
 	long n = strtol(spec, &end, 10);
 	if (n != (long)point)
 		return 0;
+	if (!strcmp(end, ":wait")) {
+		/* Stand still until a signal cancels the upgrade (tests of Ctrl-C at this point). */
+		qu_info("fault point %d: waiting for a signal (QEMU_UPGRADE_FAULT=%s)", (int)point, spec);
+		for (int i = 0; i < 600 && qu_cancel_check() == 0; i++)
+			poll(NULL, 0, 100);
+		return qu_cancel_check() ?: qu_err(-ETIMEDOUT, "fault point %d: no signal came", (int)point);
+	}
 	if (!strcmp(end, ":kill")) {
 		qu_info("fault point %d: killing myself (QEMU_UPGRADE_FAULT=%s)", (int)point, spec);
 		raise(SIGKILL);

@@ -1,6 +1,7 @@
 /* Fault injection for tests: QEMU_UPGRADE_FAULT=N makes numbered fault point N fail as if
  * the step there had failed (-EIO); QEMU_UPGRADE_FAULT=N:kill makes the tool SIGKILL itself
- * there, to prove that the guardian settles what it leaves. The points are the journal's
+ * there, to prove that the guardian settles what it leaves; QEMU_UPGRADE_FAULT=N:wait makes
+ * it wait there for a signal (SIGINT, SIGTERM, SIGHUP), to prove they roll back. The points are the journal's
  * phases (docs/faults.md). */
 #ifndef QU_FAULT_H
 #define QU_FAULT_H
