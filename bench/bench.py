@@ -538,9 +538,9 @@ def cmd_probe_accel(a):
 # --------------------------------------------------------------------------- report
 
 def fnum(x, unit=""):
-    if x >= 100:
+    if abs(x) >= 100:
         s = f"{x:.0f}"
-    elif x >= 10:
+    elif abs(x) >= 10:
         s = f"{x:.1f}"
     else:
         s = f"{x:.2f}".rstrip("0").rstrip(".") if x != int(x) else f"{x:.0f}"
@@ -554,7 +554,7 @@ def cell(vals, scale=1.0, unit=""):
     med = statistics.median(v)
     if len(v) == 1:
         return fnum(med, unit)
-    return f"{fnum(med, unit)} ({fnum(min(v))} - {fnum(max(v))})"
+    return f"{fnum(med, unit)} [{fnum(min(v))}, {fnum(max(v))}]"
 
 
 def notes(rows, sizes):
@@ -577,9 +577,11 @@ def notes(rows, sizes):
                        "after the guest already runs in the new one (" + "; ".join(parts) +
                        "). The guest is not paused during that tail, and it grows with guest "
                        "size: the old QEMU's main thread is already a zombie while its last "
-                       "thread, in exit, unmaps the guest RAM it had mapped (page tables over "
-                       "every page the fill, or in a real VM the guest, touched; the pages "
-                       "themselves stay, they belong to the new QEMU now).")
+                       "thread (KVM's `kvm-nx-lpage-recovery` task, kernel stack in "
+                       "`exit_mmap` -> `unmap_page_range`) drops the last reference to its "
+                       "address space and unmaps the guest RAM: page tables over every page "
+                       "the fill (in a real VM, the guest) touched. The pages stay; the new "
+                       "QEMU holds them.")
         rep_mem = [int(r["reported_extra_mem_bytes"]) for r in up
                    if r.get("reported_extra_mem_bytes")]
         if rep_mem:
@@ -597,10 +599,16 @@ def notes(rows, sizes):
                    "The idle guest does not rewrite its memory: the dirty log reported "
                    "pages dirty again (see README.md, Caveats).")
     over_dt = [r for r in mig if r["downtime_ms"] and float(r["downtime_ms"]) > 300]
-    out.append(f"- Plain migration's downtime follows 7.2's `downtime-limit` (300 ms): QEMU "
-               "stops the guest as soon as it estimates that what is left fits in it, so the "
-               "pause stays around 100-300 ms whatever the size"
-               + (f" ({len(over_dt)} runs exceeded it)." if over_dt else "."))
+    out.append("- Plain migration's downtime is governed by 7.2's `downtime-limit` (300 ms): "
+               "QEMU stops the guest as soon as its bandwidth estimate says that what is left "
+               "can be sent within it, so the pause is some hundred ms whatever the size."
+               + (f" It is an estimate: {len(over_dt)} of {len(mig)} runs were paused longer "
+                  "(" + ", ".join(f"{r['size_gib']} GiB: {r['downtime_ms']} ms"
+                                  for r in over_dt) + ")." if over_dt else ""))
+    neg = [r for r in ok if r["peak_extra_mem_bytes"] and int(r["peak_extra_mem_bytes"]) < 0]
+    out.append("- Peak extra host memory is host-wide (MemAvailable) and this machine is "
+               "shared: other jobs starting or ending VMs move it by up to ~150 MiB either "
+               "way" + (f" ({len(neg)} run(s) came out negative)." if neg else "."))
     out.append("")
     return out
 
@@ -632,7 +640,9 @@ def cmd_report(a):
     out = []
     out.append("# qemu-upgrade vs. plain localhost migration\n")
     out.append(f"- Command: `{a.command}`")
-    out.append(f"- Date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+    stamps = sorted(r["timestamp"] for r in rows if r["timestamp"])
+    out.append(f"- Date: runs from {stamps[0]} to {stamps[-1]}, report written "
+               f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
                + (f" (repository at {commit}, bench/ uncommitted changes possible)"
                   if commit else ""))
     out.append(f"- QEMU: {qver} (`{a.qemu}`), old and new QEMU the same binary")
@@ -647,7 +657,7 @@ def cmd_report(a):
                "except the first MiB and the 32 MiB below the top of low memory (the idle "
                "firmware's pages); checked again in the new QEMU after every run")
     out.append("")
-    out.append("Median of the runs, (min - max) in brackets. Pause for qemu-upgrade is its own "
+    out.append("Median of the runs, [min, max] in brackets. Pause for qemu-upgrade is its own "
                "`pause_ms`; for plain migration the destination's RESUME event timestamp minus "
                "the source's STOP event timestamp. Total time: qemu-upgrade's `total_ms` (it "
                "returns once the old QEMU has exited); plain migration from starting the "

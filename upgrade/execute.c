@@ -350,6 +350,8 @@ static void retire_source(struct txn *t)
 static void rollback(struct txn *t)
 {
 	char done[256] = "";
+	/* A pending Ctrl-C asked for this rollback: it must not cut the rollback's own waits. */
+	qu_cancel_enable(0);
 	uint64_t deadline = qu_now_us() + RETIRE_TIMEOUT_US;
 	if (t->pidfd_new >= 0) {
 		qu_pidfd_kill(t->pidfd_new, SIGKILL);

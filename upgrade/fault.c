@@ -18,6 +18,12 @@ int qu_fault(enum qu_fault_point point)
 	long n = strtol(spec, &end, 10);
 	if (n != (long)point)
 		return 0;
+	if (!strncmp(end, ":pause=", 7)) {
+		/* Stand still for a while, then go on: time for a test to kill a QEMU here. */
+		qu_info("fault point %d: pausing (QEMU_UPGRADE_FAULT=%s)", (int)point, spec);
+		poll(NULL, 0, atoi(end + 7));
+		return qu_cancel_check();
+	}
 	if (!strcmp(end, ":wait")) {
 		/* Stand still until a signal cancels the upgrade (tests of Ctrl-C at this point). */
 		qu_info("fault point %d: waiting for a signal (QEMU_UPGRADE_FAULT=%s)", (int)point, spec);

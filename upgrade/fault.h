@@ -1,7 +1,9 @@
 /* Fault injection for tests: QEMU_UPGRADE_FAULT=N makes numbered fault point N fail as if
  * the step there had failed (-EIO); QEMU_UPGRADE_FAULT=N:kill makes the tool SIGKILL itself
  * there, to prove that the guardian settles what it leaves; QEMU_UPGRADE_FAULT=N:wait makes
- * it wait there for a signal (SIGINT, SIGTERM, SIGHUP), to prove they roll back. The points are the journal's
+ * it wait there for a signal (SIGINT, SIGTERM, SIGHUP), to prove they roll back;
+ * QEMU_UPGRADE_FAULT=N:pause=MS stops there for MS milliseconds and goes on (time for a test
+ * to kill a QEMU at that point). The points are the journal's
  * phases (docs/faults.md). */
 #ifndef QU_FAULT_H
 #define QU_FAULT_H
