@@ -12,6 +12,19 @@ vm_start interrupts || exit 1
 vm_wait_ready || exit 1
 export QEMU_UPGRADE_STATE_DIR=$VM_DIR/state
 
+# bg_tool FAULT MARK: runs the tool in the background with QEMU_UPGRADE_FAULT=FAULT and
+# waits until its log says MARK; sets tool and err (a fresh log file each time, so that a
+# previous run's lines cannot be mistaken for this one's).
+_bg=0
+bg_tool() {
+	_bg=$((_bg + 1))
+	err=$VM_DIR/err.$_bg
+	QEMU_UPGRADE_FAULT=$1 "$QU_BIN" --pid "$VM_PID" >/dev/null 2>"$err" &
+	tool=$!
+	for _ in $(seq 200); do grep -q "$2" "$err" 2>/dev/null && return 0; sleep 0.05; done
+	tap_diag "the tool never said '$2': $(cat "$err")"
+}
+
 # sane DESC WANT(old|new) OLD_PID: one QEMU, on the expected side, running and clean.
 sane() {
 	local desc=$1 want=$2 old=$3 owners i
@@ -23,7 +36,8 @@ sane() {
 	VM_PID=$owners
 	vm_track_pid "$VM_PID" 2>/dev/null
 	{ [ "$want" = old ] && [ "$owners" = "$old" ]; } || { [ "$want" = new ] && [ "$owners" != "$old" ] && [ "$(wc -w <<<"$owners")" = 1 ]; }
-	tap_ok $? "$desc: exactly one QEMU, the $want one, owns the guest"
+	tap_ok $? "$desc: exactly one QEMU, the $want one, owns the guest" ||
+		tap_diag "owners: $(echo $owners) (old $old); state: $(ls "$QEMU_UPGRADE_STATE_DIR" 2>&1 | tr '\n' ' ')"
 	[ "$(vm_runstate)" = running ] && [ "$(cat "$VM_DIR/qemu.pid")" = "$VM_PID" ] &&
 		vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 	tap_ok $? "$desc: running, QMP at its path, pidfile right, guest clean"
@@ -34,24 +48,20 @@ sane() {
 
 for sig in INT TERM HUP; do
 	old=$VM_PID
-	QEMU_UPGRADE_FAULT=4:wait "$QU_BIN" --pid "$old" >/dev/null 2>"$VM_DIR/err" &
-	tool=$!
-	for _ in $(seq 100); do grep -q "waiting for a signal" "$VM_DIR/err" && break; sleep 0.1; done
+	bg_tool 4:wait "waiting for a signal"
 	kill -"$sig" "$tool"
 	wait "$tool"
 	rc=$?
-	tap_diag "SIG$sig: $(grep -v '^\[' "$VM_DIR/err" | tr '\n' ' ')"
+	tap_diag "SIG$sig: $(grep -v '^\[' "$err" | tr '\n' ' ')"
 	tap_is "$rc" 1 "SIG$sig while migrating: exit 1"
-	grep -q "cancelled by a signal" "$VM_DIR/err"
+	grep -q "cancelled by a signal" "$err"
 	tap_ok $? "SIG$sig: the error says it was cancelled"
 	sane "SIG$sig" old "$old"
 done
 
 # A second upgrade of the same VM while one runs.
 old=$VM_PID
-QEMU_UPGRADE_FAULT=3:wait "$QU_BIN" --pid "$old" >/dev/null 2>"$VM_DIR/err" &
-tool=$!
-for _ in $(seq 100); do grep -q "waiting for a signal" "$VM_DIR/err" && break; sleep 0.1; done
+bg_tool 3:wait "waiting for a signal"
 err=$("$QU_BIN" --pid "$old" --quiet 2>&1 >/dev/null)
 rc=$?
 tap_diag "$err"
@@ -65,18 +75,18 @@ sane "after the concurrent attempt" old "$old"
 for case in "5 old" "7 new"; do
 	set -- $case
 	old=$VM_PID
-	QEMU_UPGRADE_FAULT=$1:wait "$QU_BIN" --pid "$old" >/dev/null 2>"$VM_DIR/err" &
-	tool=$!
-	for _ in $(seq 100); do grep -q "waiting for a signal" "$VM_DIR/err" && break; sleep 0.1; done
+	bg_tool "$1:wait" "waiting for a signal"
 	# The guardian: the tool's child that runs the tool's own binary (the other is the new QEMU).
 	guardian=
 	for st in $(grep -l "^PPid:[[:space:]]*$tool\$" /proc/[0-9]*/status 2>/dev/null); do
 		p=$(cut -d/ -f3 <<<"$st")
 		[ "$(readlink "/proc/$p/exe")" = "$(readlink -f "$QU_BIN")" ] && guardian=$p
 	done
+	tap_diag "tool $tool guardian ${guardian:-none}"
 	[ -n "$guardian" ] && kill -KILL "$guardian"
 	kill -KILL "$tool"
 	wait "$tool" 2>/dev/null
+	for _ in $(seq 100); do [ -n "$guardian" ] && ! proc_gone "$guardian" || break; sleep 0.05; done
 	[ -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ]
 	tap_ok $? "point $1: tool and guardian killed, the journal remains"
 	out=$("$QU_BIN" --recover 2>&1)
@@ -92,14 +102,12 @@ tap_is "$?:$out" "0:nothing to recover" "--recover with nothing to do exits 0"
 # The new QEMU dies while the tool stands still at a phase; the tool notices and rolls back.
 for point in 2 3 5 6; do
 	old=$VM_PID
-	QEMU_UPGRADE_FAULT=$point:pause=1500 "$QU_BIN" --pid "$old" >/dev/null 2>"$VM_DIR/err" &
-	tool=$!
-	for _ in $(seq 100); do grep -q "pausing" "$VM_DIR/err" && break; sleep 0.05; done
+	bg_tool "$point:pause=1500" "pausing"
 	newq=$(qemu_pids_for "$VM_DIR" | grep -vx "$old")
 	[ -n "$newq" ] && kill -KILL "$newq"
 	wait "$tool"
 	rc=$?
-	tap_diag "new QEMU killed at $point: $(grep -v '^\[' "$VM_DIR/err" | tr '\n' ' ' | cut -c1-300)"
+	tap_diag "new QEMU killed at $point: $(grep -v '^\[' "$err" | tr '\n' ' ' | cut -c1-300)"
 	[ -n "$newq" ] && [ "$rc" = 1 ]
 	tap_ok $? "new QEMU SIGKILLed at point $point: exit 1"
 	sane "new QEMU killed at point $point" old "$old"

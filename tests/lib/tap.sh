@@ -14,6 +14,7 @@ tap_ok() {
 	else
 		echo "not ok $_tap_n - $2"
 		_tap_failed=$((_tap_failed + 1))
+		return 1
 	fi
 }
 
