@@ -131,6 +131,7 @@ int qu_upgrade(struct qu_handle *h)
 					     : "no VM given: set its PID");
 	qu_err_clear();
 	qu_cancel_enable(1);
+	h->rep.start_us = start;
 	h->rep.old_pid = h->pid;
 	if (!(h->flags & QU_FLAG_DRY_RUN)) {
 		h->lock_fd = qu_lock_vm(h->pid);

@@ -506,6 +506,7 @@ static int run(struct txn *t)
 	t->j.phase = QU_PH_COMMITTED;
 	if (journal_step(t, QU_PH_COMMITTED) < 0 || qu_fault(QU_FI_COMMITTED) < 0)
 		qu_info("warning after the commit point: %s; finishing the upgrade", qu_err_msg());
+	t->rep->commit_ms = (double)(qu_now_us() - t->rep->start_us) / 1000.0;
 	qu_info("new QEMU PID %d runs the guest (commit point)", (int)t->new_pid);
 	collect_stats(t);
 	measure_pause(t);

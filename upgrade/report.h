@@ -16,6 +16,8 @@ struct qu_report {
 	char old_version[32], new_version[32], machine[128];
 	double downtime_ms;       /* as QEMU reports it */
 	double total_ms;          /* the whole command, inspect to retirement */
+	double commit_ms;         /* from the start until the new QEMU runs the guest */
+	uint64_t start_us;        /* when the upgrade started (monotonic), for commit_ms */
 	double pause_ms;          /* old QEMU's STOP event to the new one's RESUME (host clock); -1 unknown */
 	uint64_t ram_copied_bytes;      /* guest RAM pages QEMU sent */
 	uint64_t transferred_bytes;     /* everything on the migration channel */
