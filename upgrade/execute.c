@@ -1,4 +1,5 @@
 #include "upgrade/execute.h"
+#include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/clock.h"
 #include "upgrade/fault.h"
@@ -41,61 +42,17 @@ struct txn {
 	pid_t new_pid;
 	int stderr_rd;            /* the new QEMU's stderr, when the tool captures it */
 	int local[QU_MAX_CARRIED]; /* harvested copies of the carried descriptors */
-	int old_caps_saved, old_ignore_shared, old_events;
-	int64_t old_bandwidth;
 	int getfd_done;
 };
 
-static int set_caps(struct qu_qmp *q, int ignore_shared, int events, uint64_t deadline)
-{
-	json_object *args = json_object_new_object(), *caps = json_object_new_array();
-	const char *names[2] = { "x-ignore-shared", "events" };
-	int vals[2] = { ignore_shared, events };
-	for (int i = 0; i < 2; i++) {
-		json_object *c = json_object_new_object();
-		json_object_object_add(c, "capability", json_object_new_string(names[i]));
-		json_object_object_add(c, "state", json_object_new_boolean(vals[i]));
-		json_object_array_add(caps, c);
-	}
-	json_object_object_add(args, "capabilities", caps);
-	return qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline, NULL);
-}
-
-static int set_bandwidth(struct qu_qmp *q, int64_t bw, uint64_t deadline)
-{
-	json_object *args = json_object_new_object();
-	json_object_object_add(args, "max-bandwidth", json_object_new_int64(bw));
-	return qu_qmp_execute(q, "migrate-set-parameters", args, -1, deadline, NULL);
-}
-
-/* Remembers the old QEMU's migration settings, so a rollback leaves them as they were. */
+/* Remembers the old QEMU's migration settings (in the journal too), so that a rollback
+ * leaves them as they were. */
 static int save_old_settings(struct txn *t)
 {
-	json_object *caps = NULL, *params = NULL, *v;
-	int r = qu_qmp_execute(t->old, "query-migrate-capabilities", NULL, -1, t->deadline, &caps);
-	if (r < 0)
-		return r;
-	for (size_t i = 0; i < json_object_array_length(caps); i++) {
-		json_object *c = json_object_array_get_idx(caps, i), *name, *state;
-		if (!json_object_object_get_ex(c, "capability", &name) || !json_object_object_get_ex(c, "state", &state))
-			continue;
-		if (!strcmp(json_object_get_string(name), "x-ignore-shared"))
-			t->old_ignore_shared = json_object_get_boolean(state);
-		if (!strcmp(json_object_get_string(name), "events"))
-			t->old_events = json_object_get_boolean(state);
-	}
-	json_object_put(caps);
-	r = qu_qmp_execute(t->old, "query-migrate-parameters", NULL, -1, t->deadline, &params);
-	if (r < 0)
-		return r;
-	t->old_bandwidth = json_object_object_get_ex(params, "max-bandwidth", &v) ? json_object_get_int64(v) : -1;
-	json_object_put(params);
-	t->old_caps_saved = 1;
-	t->j.caps_saved = 1;
-	t->j.old_ignore_shared = t->old_ignore_shared;
-	t->j.old_events = t->old_events;
-	t->j.old_bandwidth = t->old_bandwidth;
-	return 0;
+	int r = qu_mig_get(t->old, t->deadline, &t->j.old_settings);
+	if (r == 0)
+		t->j.caps_saved = 1;
+	return r;
 }
 
 static int harvest(struct txn *t)
@@ -177,7 +134,8 @@ static int prepare_target(struct txn *t)
 	int r = qu_qmp_connect(t->j.ctl, t->deadline, &t->ctl);
 	if (r < 0)
 		return qu_err_wrap(r, "the new QEMU's monitor");
-	r = set_caps(t->ctl, t->plan->ignore_shared, 1, t->deadline);
+	struct qu_mig_settings want = { .ignore_shared = t->plan->ignore_shared, .events = 1 };
+	r = qu_mig_set(t->ctl, &want, t->deadline);
 	if (r < 0)
 		return r;
 	json_object *args = json_object_new_object();
@@ -194,8 +152,9 @@ static int start_migration(struct txn *t, int mig_old)
 	int r = save_old_settings(t);
 	if (r < 0 || (r = journal_step(t, QU_PH_MIGRATING)) < 0)
 		return r;
-	if ((r = set_caps(t->old, t->plan->ignore_shared, 1, t->deadline)) < 0 ||
-	    (r = set_bandwidth(t->old, (int64_t)UNLIMITED_BANDWIDTH, t->deadline)) < 0)
+	struct qu_mig_settings want = { .ignore_shared = t->plan->ignore_shared, .events = 1,
+					.max_bandwidth = (int64_t)UNLIMITED_BANDWIDTH };
+	if ((r = qu_mig_set(t->old, &want, t->deadline)) < 0)
 		return r;
 	json_object *args = json_object_new_object();
 	json_object_object_add(args, "fdname", json_object_new_string(MIG_FDNAME));
@@ -384,12 +343,8 @@ static void rollback(struct txn *t)
 		else
 			strcat(done, "old QEMU could NOT be resumed; ");
 	}
-	if (t->old_caps_saved) {
-		set_caps(t->old, t->old_ignore_shared, t->old_events, deadline);
-		if (t->old_bandwidth >= 0)
-			set_bandwidth(t->old, t->old_bandwidth, deadline);
+	if (t->j.caps_saved && qu_mig_set(t->old, &t->j.old_settings, deadline) == 0)
 		strcat(done, "migration settings restored");
-	}
 	snprintf(t->rep->rolled_back, sizeof(t->rep->rolled_back), "%s", done);
 }
 

@@ -20,17 +20,6 @@ void qu_vm_free(struct qu_vm *vm)
 	vm->env = NULL;
 }
 
-static int read_link(pid_t pid, const char *what, char *buf, size_t len)
-{
-	char p[64];
-	snprintf(p, sizeof(p), "/proc/%d/%s", (int)pid, what);
-	ssize_t n = readlink(p, buf, len - 1);
-	if (n < 0)
-		return -errno;
-	buf[n] = '\0';
-	return 0;
-}
-
 static int read_proc(struct qu_vm *vm)
 {
 	char p[64], *buf = NULL;
@@ -41,7 +30,7 @@ static int read_proc(struct qu_vm *vm)
 	snprintf(p, sizeof(p), "/proc/%d", (int)pid);
 	if (access(p, F_OK) < 0)
 		return qu_err(-ESRCH, "no process with PID %d", (int)pid);
-	if ((r = read_link(pid, "exe", vm->exe, sizeof(vm->exe))) < 0)
+	if ((r = qu_proc_readlink(pid, "exe", vm->exe, sizeof(vm->exe))) < 0)
 		return qu_err(r, "cannot read /proc/%d/exe: %s (run as root or as the VM's user)",
 			      (int)pid, strerror(-r));
 	snprintf(vm->exe_path, sizeof(vm->exe_path), "%s", vm->exe);
@@ -73,9 +62,9 @@ static int read_proc(struct qu_vm *vm)
 	free(buf);
 	if (!vm->env)
 		return -ENOMEM;
-	read_link(pid, "cwd", vm->cwd, sizeof(vm->cwd));
-	read_link(pid, "fd/1", vm->stdout_link, sizeof(vm->stdout_link));
-	read_link(pid, "fd/2", vm->stderr_link, sizeof(vm->stderr_link));
+	qu_proc_readlink(pid, "cwd", vm->cwd, sizeof(vm->cwd));
+	qu_proc_readlink(pid, "fd/1", vm->stdout_link, sizeof(vm->stdout_link));
+	qu_proc_readlink(pid, "fd/2", vm->stderr_link, sizeof(vm->stderr_link));
 	long pf = qu_argv_find(&vm->argv, "pidfile", 0);
 	if (pf >= 0)
 		snprintf(vm->pidfile, sizeof(vm->pidfile), "%s", vm->argv.a[pf].val);

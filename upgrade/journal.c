@@ -94,9 +94,9 @@ static json_object *to_json(const struct qu_journal *j)
 		json_object_array_add(l, json_object_new_string(j->listeners[i]));
 	json_object_object_add(o, "listeners", l);
 	json_object_object_add(o, "caps_saved", json_object_new_boolean(j->caps_saved));
-	json_object_object_add(o, "old_ignore_shared", json_object_new_boolean(j->old_ignore_shared));
-	json_object_object_add(o, "old_events", json_object_new_boolean(j->old_events));
-	json_object_object_add(o, "old_bandwidth", json_object_new_int64(j->old_bandwidth));
+	json_object_object_add(o, "old_ignore_shared", json_object_new_boolean(j->old_settings.ignore_shared));
+	json_object_object_add(o, "old_events", json_object_new_boolean(j->old_settings.events));
+	json_object_object_add(o, "old_bandwidth", json_object_new_int64(j->old_settings.max_bandwidth));
 	return o;
 }
 
@@ -170,9 +170,9 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s",
 				 json_object_get_string(json_object_array_get_idx(l, i)));
 	j->caps_saved = (int)get_int(o, "caps_saved");
-	j->old_ignore_shared = (int)get_int(o, "old_ignore_shared");
-	j->old_events = (int)get_int(o, "old_events");
-	j->old_bandwidth = get_int(o, "old_bandwidth");
+	j->old_settings.ignore_shared = (int)get_int(o, "old_ignore_shared");
+	j->old_settings.events = (int)get_int(o, "old_events");
+	j->old_settings.max_bandwidth = get_int(o, "old_bandwidth");
 	json_object_put(o);
 	if (!j->phase || j->old_pid <= 0)
 		return qu_err(-EBADMSG, "the journal %s is damaged (no phase or PID)", path);

@@ -6,6 +6,7 @@
 #ifndef QU_JOURNAL_H
 #define QU_JOURNAL_H
 
+#include "qemu-integration/migration.h"
 #include "upgrade/vm.h"
 
 #include <limits.h>
@@ -35,8 +36,8 @@ struct qu_journal {
 	char pidfile[PATH_MAX];
 	char listeners[QU_MAX_LISTENERS][QU_SUN_PATH_MAX];
 	size_t nlisteners;
-	int caps_saved, old_ignore_shared, old_events;
-	long long old_bandwidth;
+	int caps_saved;                        /* old_settings holds the old QEMU's values */
+	struct qu_mig_settings old_settings;
 };
 
 const char *qu_state_dir(void);

@@ -1,4 +1,5 @@
 #include "upgrade/settle.h"
+#include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/clock.h"
 #include "upgrade/fdpass/pidfd.h"
@@ -69,27 +70,6 @@ static void retire_old(const struct qu_journal *j)
 	qu_pidfile_settle(j->pidfile, 1);
 }
 
-static int set_caps(struct qu_qmp *q, const struct qu_journal *j, uint64_t deadline)
-{
-	json_object *args = json_object_new_object(), *caps = json_object_new_array();
-	const char *names[2] = { "x-ignore-shared", "events" };
-	int vals[2] = { j->old_ignore_shared, j->old_events };
-	for (int i = 0; i < 2; i++) {
-		json_object *c = json_object_new_object();
-		json_object_object_add(c, "capability", json_object_new_string(names[i]));
-		json_object_object_add(c, "state", json_object_new_boolean(vals[i]));
-		json_object_array_add(caps, c);
-	}
-	json_object_object_add(args, "capabilities", caps);
-	int r = qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline, NULL);
-	if (r == 0 && j->old_bandwidth > 0) {
-		args = json_object_new_object();
-		json_object_object_add(args, "max-bandwidth", json_object_new_int64(j->old_bandwidth));
-		r = qu_qmp_execute(q, "migrate-set-parameters", args, -1, deadline, NULL);
-	}
-	return r;
-}
-
 /* With the new QEMU gone, the VM's QMP socket leads to the old QEMU only. */
 static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done, size_t len)
 {
@@ -110,7 +90,7 @@ static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done,
 	json_object_object_add(args, "fdname", json_object_new_string("qemu-upgrade-mig"));
 	qu_qmp_execute(q, "closefd", args, -1, deadline, NULL); /* fails harmlessly if never given */
 	if (j->caps_saved)
-		set_caps(q, j, deadline);
+		qu_mig_set(q, &j->old_settings, deadline);
 	r = qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state));
 	if (r == 0 && strcmp(state, "running") && j->was_running) {
 		r = qu_qmp_execute(q, "cont", NULL, -1, deadline, NULL);

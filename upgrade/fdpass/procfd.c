@@ -12,15 +12,22 @@
 /* Listening sockets carry __SO_ACCEPTCON in the Flags column of /proc/net/unix. */
 #define UNIX_FLAG_ACCEPTCON 0x10000UL
 
-int qu_proc_fd_link(pid_t pid, int fd, char *buf, size_t len)
+int qu_proc_readlink(pid_t pid, const char *rel, char *buf, size_t len)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, rel);
 	ssize_t n = readlink(path, buf, len - 1);
 	if (n < 0)
 		return -errno;
 	buf[n] = '\0';
 	return 0;
+}
+
+int qu_proc_fd_link(pid_t pid, int fd, char *buf, size_t len)
+{
+	char rel[32];
+	snprintf(rel, sizeof(rel), "fd/%d", fd);
+	return qu_proc_readlink(pid, rel, buf, len);
 }
 
 /* Calls match(fd, arg) for each descriptor of pid until it returns 1; returns that fd. */

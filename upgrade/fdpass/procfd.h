@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+/* readlink of /proc/PID/REL (e.g. "exe", "cwd", "fd/1") into buf; -errno on failure. */
+int qu_proc_readlink(pid_t pid, const char *rel, char *buf, size_t len);
 /* readlink of /proc/PID/fd/FD into buf; -errno if the descriptor does not exist. */
 int qu_proc_fd_link(pid_t pid, int fd, char *buf, size_t len);
 /* The lowest descriptor of pid whose target is the inode (dev, ino), or -ENOENT. */

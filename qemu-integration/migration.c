@@ -1,0 +1,52 @@
+#include "qemu-integration/migration.h"
+#include "qemu-integration/qmp.h"
+
+#include <string.h>
+
+int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s)
+{
+	json_object *caps = NULL, *params = NULL, *v;
+	int r = qu_qmp_execute(q, "query-migrate-capabilities", NULL, -1, deadline_us, &caps);
+	if (r < 0)
+		return r;
+	memset(s, 0, sizeof(*s));
+	for (size_t i = 0; i < json_object_array_length(caps); i++) {
+		json_object *c = json_object_array_get_idx(caps, i), *name, *state;
+		if (!json_object_object_get_ex(c, "capability", &name) || !json_object_object_get_ex(c, "state", &state))
+			continue;
+		if (!strcmp(json_object_get_string(name), "x-ignore-shared"))
+			s->ignore_shared = json_object_get_boolean(state);
+		if (!strcmp(json_object_get_string(name), "events"))
+			s->events = json_object_get_boolean(state);
+	}
+	json_object_put(caps);
+	r = qu_qmp_execute(q, "query-migrate-parameters", NULL, -1, deadline_us, &params);
+	if (r < 0)
+		return r;
+	s->max_bandwidth = json_object_object_get_ex(params, "max-bandwidth", &v) ? json_object_get_int64(v) : -1;
+	json_object_put(params);
+	return 0;
+}
+
+static json_object *capability(const char *name, int state)
+{
+	json_object *c = json_object_new_object();
+	json_object_object_add(c, "capability", json_object_new_string(name));
+	json_object_object_add(c, "state", json_object_new_boolean(state));
+	return c;
+}
+
+int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadline_us)
+{
+	json_object *args = json_object_new_object(), *caps = json_object_new_array();
+	json_object_array_add(caps, capability("x-ignore-shared", s->ignore_shared));
+	json_object_array_add(caps, capability("events", s->events));
+	json_object_object_add(args, "capabilities", caps);
+	int r = qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
+	if (r == 0 && s->max_bandwidth > 0) {
+		args = json_object_new_object();
+		json_object_object_add(args, "max-bandwidth", json_object_new_int64(s->max_bandwidth));
+		r = qu_qmp_execute(q, "migrate-set-parameters", args, -1, deadline_us, NULL);
+	}
+	return r;
+}

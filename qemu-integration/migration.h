@@ -1,0 +1,18 @@
+/* The migration settings an upgrade changes on a QEMU (and puts back on rollback). */
+#ifndef QU_MIGRATION_H
+#define QU_MIGRATION_H
+
+#include <stdint.h>
+
+struct qu_qmp;
+
+struct qu_mig_settings {
+	int ignore_shared;     /* capability x-ignore-shared */
+	int events;            /* capability events (MIGRATION events) */
+	int64_t max_bandwidth; /* parameter max-bandwidth, bytes/s; <= 0: leave as it is */
+};
+
+int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s);
+int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadline_us);
+
+#endif
