@@ -2,6 +2,7 @@
 # `make ASAN=1 check-unit` runs the unit tests under AddressSanitizer and UBSan.
 PREFIX  ?= /usr/local
 DESTDIR ?=
+SYSCONFDIR ?= /etc
 CC      ?= cc
 
 ifeq ($(ASAN),1)
@@ -62,6 +63,13 @@ install: all
 	install -D -m 0644 $(BUILD)/libqemu-upgrade.a $(DESTDIR)$(PREFIX)/lib/libqemu-upgrade.a
 	install -D -m 0644 include/qemu-upgrade.h $(DESTDIR)$(PREFIX)/include/qemu-upgrade.h
 	install -D -m 0644 docs/qemu-upgrade.1 $(DESTDIR)$(PREFIX)/share/man/man1/qemu-upgrade.1
+	mkdir -p $(DESTDIR)$(SYSCONFDIR)/apt/apt.conf.d
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' qemu-integration/hooks/apt-90qemu-upgrade.in \
+		>$(DESTDIR)$(SYSCONFDIR)/apt/apt.conf.d/90qemu-upgrade
+	[ -e $(DESTDIR)$(SYSCONFDIR)/qemu-upgrade.conf ] || \
+		install -D -m 0644 qemu-integration/hooks/qemu-upgrade.conf $(DESTDIR)$(SYSCONFDIR)/qemu-upgrade.conf
+	install -D -m 0644 qemu-integration/hooks/rpm-qemu-upgrade.filetrigger \
+		$(DESTDIR)$(PREFIX)/share/qemu-upgrade/rpm-qemu-upgrade.filetrigger
 
 clean:
 	rm -rf build

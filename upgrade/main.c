@@ -1,5 +1,6 @@
 /* The qemu-upgrade command. */
 #include "qemu-upgrade.h"
+#include "upgrade/all.h"
 #include "upgrade/stream.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@ enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3 
 static void usage(FILE *f)
 {
 	fputs("Usage: qemu-upgrade --pid PID [--new-binary PATH] [options]\n"
+	      "       qemu-upgrade --all [--binary PATH] [--jobs N] [--dry-run] [--json]\n"
 	      "       qemu-upgrade --recover\n"
 	      "       qemu-upgrade dump-stream FILE\n"
 	      "\n"
@@ -35,6 +37,13 @@ static void usage(FILE *f)
 	      "      --write-stream FILE  plan only, and write the handover stream the new QEMU's\n"
 	      "                         launcher would get to FILE (read it with dump-stream)\n"
 	      "      --quiet            no progress lines, only the report\n"
+	      "      --all              every running QEMU whose binary was replaced on disk (a package\n"
+	      "                         upgrade) moves to the binary now at its path; others are left\n"
+	      "                         alone. Reads /etc/qemu-upgrade.conf (jobs, exclude)\n"
+	      "      --binary PATH      with --all: only VMs running PATH\n"
+	      "      --jobs N           with --all: N upgrades at once (default: jobs in the config, 2)\n"
+	      "      --from-hook        --all as the package hook runs it: obeys 'enabled' in the\n"
+	      "                         config, logs to syslog, always exits 0\n"
 	      "      --recover          settle upgrades left behind by a tool and guardian that both\n"
 	      "                         died (journals in /run/qemu-upgrade): finish or roll back\n"
 	      "  -h, --help             this text\n"
@@ -43,6 +52,7 @@ static void usage(FILE *f)
 	      "  qemu-upgrade --pid 1234 --new-binary /usr/bin/qemu-system-x86_64\n"
 	      "  qemu-upgrade --pid 1234 --dry-run          # show the plan, touch nothing\n"
 	      "  qemu-upgrade --pid 1234 --json             # for programs\n"
+	      "  qemu-upgrade --all --dry-run              # which VMs a package upgrade left behind\n"
 	      "  qemu-upgrade --pid 1234 --write-stream s.bin && qemu-upgrade dump-stream s.bin\n"
 	      "\n"
 	      "Exit status: 0 upgraded (or planned); 1 failed and rolled back (the old QEMU runs the\n"
@@ -130,9 +140,13 @@ int main(int argc, char **argv)
 		{ "qmp", required_argument, NULL, 'q' },      { "dry-run", no_argument, NULL, 'n' },
 		{ "json", no_argument, NULL, 'j' },           { "timeout", required_argument, NULL, 't' },
 		{ "verbose", no_argument, NULL, 'v' },        { "quiet", no_argument, NULL, 'Q' },
-		{ "recover", no_argument, NULL, 'R' },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
+		{ "recover", no_argument, NULL, 'R' },        { "all", no_argument, NULL, 'A' },
+		{ "binary", required_argument, NULL, 'B' },  { "jobs", required_argument, NULL, 'J' },
+		{ "from-hook", no_argument, NULL, 'H' },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
 	};
-	int json = 0, verbose = 1, recover = 0, c;
+	int json = 0, verbose = 1, recover = 0, all = 0, from_hook = 0, jobs = 0, c;
+	const char *all_binary = NULL;
+	unsigned timeout_ms = 0;
 	const char *stream_out = NULL;
 	unsigned flags = 0;
 	struct qu_handle *h;
@@ -164,12 +178,23 @@ int main(int argc, char **argv)
 				fprintf(stderr, "qemu-upgrade: --timeout %s: give seconds, e.g. --timeout 30\n", optarg);
 				goto usage_error;
 			}
-			r = qu_set_timeout_ms(h, (unsigned)(s * 1000));
+			timeout_ms = (unsigned)(s * 1000);
+			r = qu_set_timeout_ms(h, timeout_ms);
 			break;
 		}
 		case 'v': verbose++; break;
 		case 'Q': verbose = 0; break;
 		case 'R': recover = 1; break;
+		case 'A': all = 1; break;
+		case 'H': all = from_hook = 1; break;
+		case 'B': all_binary = optarg; break;
+		case 'J':
+			jobs = (int)strtol(optarg, &end, 10);
+			if (*end || jobs < 1 || jobs > 64) {
+				fprintf(stderr, "qemu-upgrade: --jobs %s: give a number from 1 to 64\n", optarg);
+				goto usage_error;
+			}
+			break;
 		case 'W': stream_out = optarg; flags |= QU_FLAG_DRY_RUN; break;
 		case 'h': usage(stdout); qu_free(h); return EXIT_OK;
 		default: goto usage_error;
@@ -184,6 +209,23 @@ int main(int argc, char **argv)
 		goto usage_error;
 	}
 	qu_set_log_level(verbose);
+	if ((all_binary || jobs) && !all) {
+		fprintf(stderr, "qemu-upgrade: --binary and --jobs go with --all\n");
+		goto usage_error;
+	}
+	if (all) {
+		if (pid || recover) {
+			fprintf(stderr, "qemu-upgrade: --all upgrades every replaced VM; it takes no --pid or --recover\n");
+			goto usage_error;
+		}
+		struct qu_all_options o = { .binary = all_binary, .jobs = jobs, .dry_run = !!(flags & QU_FLAG_DRY_RUN),
+					    .json = json, .from_hook = from_hook, .timeout_ms = timeout_ms };
+		qu_free(h);
+		install_signal_handlers();
+		int rc = qu_all(&o, stdout);
+		/* A package manager must never fail because of us: the summary went to syslog. */
+		return from_hook ? EXIT_OK : rc;
+	}
 	if (recover) {
 		if (pid) {
 			fprintf(stderr, "qemu-upgrade: --recover settles every interrupted upgrade; it takes no --pid\n");

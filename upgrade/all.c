@@ -1,0 +1,291 @@
+#include "upgrade/all.h"
+#include "qemu-upgrade.h"
+#include "qemu-integration/argv.h"
+#include "qemu-integration/opts.h"
+#include "upgrade/config.h"
+#include "upgrade/fdpass/procfd.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#define MAX_VMS 1024
+
+struct vm_entry {
+	pid_t pid;
+	char exe_path[PATH_MAX];
+	char name[64];
+	const char *skip;        /* why --all leaves it alone, or NULL */
+	json_object *report;     /* the child's report */
+	pid_t child;
+	int pipe;
+	char *out;
+	size_t outlen;
+};
+
+/* The guest name from -name NAME or -name guest=NAME,... */
+static void vm_name(pid_t pid, char *buf, size_t len)
+{
+	char path[64], *text = NULL;
+	size_t n;
+	struct qu_argv argv;
+	buf[0] = '\0';
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	if (qu_read_file(path, &text, &n) < 0)
+		return;
+	if (qu_argv_from_cmdline(text, n, &argv) == 0) {
+		long i = qu_argv_find(&argv, "name", 0);
+		struct qu_opts o;
+		if (i >= 0 && qu_opts_parse(argv.a[i].val, "guest", &o) == 0) {
+			const char *g = qu_opts_get(&o, "guest");
+			snprintf(buf, len, "%s", g ? g : "");
+			qu_opts_free(&o);
+		}
+		qu_argv_free(&argv);
+	}
+	free(text);
+}
+
+/* Replaced: the exe link says "(deleted)" and a file is at the path again, or the file at
+ * the path is another inode than the one running. */
+static const char *replacement_state(pid_t pid, char *exe_path, size_t len)
+{
+	char link[PATH_MAX];
+	struct stat running, ondisk;
+	if (qu_proc_readlink(pid, "exe", link, sizeof(link)) < 0)
+		return "cannot read its executable";
+	snprintf(exe_path, len, "%s", link);
+	char *del = strstr(exe_path, " (deleted)");
+	if (del && del[10] == '\0')
+		*del = '\0';
+	char proc_exe[64];
+	snprintf(proc_exe, sizeof(proc_exe), "/proc/%d/exe", (int)pid);
+	if (stat(proc_exe, &running) < 0)
+		return "cannot read its executable";
+	if (stat(exe_path, &ondisk) < 0)
+		return "its binary was removed and nothing replaced it";
+	if (ondisk.st_ino == running.st_ino && ondisk.st_dev == running.st_dev)
+		return "runs the binary on disk";
+	return NULL;
+}
+
+static int find_vms(const struct qu_all_options *o, const struct qu_config *c, struct vm_entry *v, int *n)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return qu_err(-errno, "cannot read /proc: %s", strerror(errno));
+	*n = 0;
+	for (struct dirent *e; (e = readdir(d)) && *n < MAX_VMS;) {
+		char link[PATH_MAX];
+		pid_t pid = (pid_t)atoi(e->d_name);
+		if (pid <= 0 || qu_proc_readlink(pid, "exe", link, sizeof(link)) < 0)
+			continue;
+		const char *base = strrchr(link, '/');
+		if (!base || strncmp(base + 1, "qemu-system-", 12) || !qu_proc_alive(pid, qu_proc_starttime(pid)))
+			continue;
+		struct vm_entry *x = &v[(*n)++];
+		memset(x, 0, sizeof(*x));
+		x->pid = pid;
+		x->pipe = -1;
+		vm_name(pid, x->name, sizeof(x->name));
+		x->skip = replacement_state(pid, x->exe_path, sizeof(x->exe_path));
+		if (!x->skip && o->binary && strcmp(o->binary, x->exe_path))
+			x->skip = "runs another binary than --binary";
+		if (!x->skip && qu_config_excludes(c, x->name, pid))
+			x->skip = "excluded in the configuration";
+	}
+	closedir(d);
+	return 0;
+}
+
+static void run_child(const struct qu_all_options *o, const struct vm_entry *x, int fd)
+{
+	struct qu_handle *h = qu_new();
+	qu_set_log_level(0);
+	qu_set_pid(h, x->pid);
+	qu_set_new_binary(h, x->exe_path);
+	qu_set_flags(h, o->dry_run ? QU_FLAG_DRY_RUN : 0);
+	if (o->timeout_ms)
+		qu_set_timeout_ms(h, o->timeout_ms);
+	int r = qu_upgrade(h);
+	const char *json = qu_get_result(h) ? qu_get_report_json(h) : NULL;
+	if (json) {
+		qu_write_full(fd, json, strlen(json));
+	} else {
+		json_object *e = json_object_new_object();
+		json_object_object_add(e, "result", json_object_new_string("failed"));
+		json_object_object_add(e, "error", json_object_new_string(qu_get_error()));
+		json = json_object_to_json_string(e);
+		qu_write_full(fd, json, strlen(json));
+		json_object_put(e);
+	}
+	qu_free(h);
+	_exit(r < 0 ? 1 : 0);
+}
+
+static int start(const struct qu_all_options *o, struct vm_entry *x)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	x->child = fork();
+	if (x->child < 0) {
+		close(p[0]);
+		close(p[1]);
+		return -errno;
+	}
+	if (x->child == 0) {
+		close(p[0]);
+		run_child(o, x, p[1]);
+	}
+	close(p[1]);
+	x->pipe = p[0];
+	return 0;
+}
+
+/* Reads a finished child's report (it is small: read until EOF). */
+static void collect(struct vm_entry *x)
+{
+	char buf[4096];
+	ssize_t n;
+	while ((n = read(x->pipe, buf, sizeof(buf))) > 0) {
+		char *nb = realloc(x->out, x->outlen + (size_t)n + 1);
+		if (!nb)
+			break;
+		x->out = nb;
+		memcpy(x->out + x->outlen, buf, (size_t)n);
+		x->outlen += (size_t)n;
+		x->out[x->outlen] = '\0';
+	}
+	qu_close(&x->pipe);
+	waitpid(x->child, NULL, 0);
+	x->report = x->out ? json_tokener_parse(x->out) : NULL;
+	if (!x->report) {
+		x->report = json_object_new_object();
+		json_object_object_add(x->report, "result", json_object_new_string("failed"));
+		json_object_object_add(x->report, "error", json_object_new_string("the upgrade process died without a report"));
+	}
+	free(x->out);
+	x->out = NULL;
+}
+
+static void run_all(const struct qu_all_options *o, struct vm_entry *v, int n, int jobs)
+{
+	int running = 0, next = 0;
+	while (next < n || running) {
+		while (running < jobs && next < n) {
+			struct vm_entry *x = &v[next++];
+			if (x->skip)
+				continue;
+			if (start(o, x) == 0)
+				running++;
+			else
+				x->skip = "could not start its upgrade (fork failed)";
+		}
+		if (!running)
+			break;
+		/* The oldest running child first: its pipe reaches EOF when it is done. */
+		for (int i = 0; i < next; i++) {
+			if (v[i].pipe >= 0) {
+				collect(&v[i]);
+				running--;
+				break;
+			}
+		}
+	}
+}
+
+static const char *jstr(json_object *o, const char *k)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_string(v) : "";
+}
+
+static double jnum(json_object *o, const char *k)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_double(v) : 0;
+}
+
+int qu_all(const struct qu_all_options *o, FILE *out)
+{
+	struct qu_config conf;
+	struct vm_entry *v = calloc(MAX_VMS, sizeof(*v));
+	int n = 0, failed = 0, done = 0, left = 0;
+	if (!v)
+		return 2;
+	if (qu_config_load(&conf) < 0 || find_vms(o, &conf, v, &n) < 0) {
+		fprintf(stderr, "qemu-upgrade: %s\n", qu_err_msg());
+		free(v);
+		return 2;
+	}
+	if (o->from_hook) {
+		openlog("qemu-upgrade", LOG_PID, LOG_DAEMON);
+		if (!conf.enabled) {
+			syslog(LOG_INFO, "package hook disabled in %s", conf.path);
+			free(v);
+			return 0;
+		}
+	}
+	run_all(o, v, n, o->jobs > 0 ? o->jobs : conf.jobs);
+	json_object *all = json_object_new_object(), *list = json_object_new_array(), *alone = json_object_new_array();
+	if (!o->json)
+		fprintf(out, "%-8s %-16s %-9s %-9s %-9s %9s %9s  %s\n", "PID", "NAME", "FROM", "TO", "RESULT",
+			"PAUSE", "TOTAL", "NEW PID / REASON");
+	for (int i = 0; i < n; i++) {
+		struct vm_entry *x = &v[i];
+		if (x->skip) {
+			json_object *s = json_object_new_object();
+			json_object_object_add(s, "pid", json_object_new_int(x->pid));
+			json_object_object_add(s, "name", json_object_new_string(x->name));
+			json_object_object_add(s, "left_alone", json_object_new_string(x->skip));
+			json_object_array_add(alone, s);
+			left++;
+			if (!strcmp(x->skip, "its binary was removed and nothing replaced it"))
+				failed++;
+			continue;
+		}
+		json_object *r = x->report;
+		const char *result = jstr(r, "result");
+		int ok = !strcmp(result, "upgraded") || !strcmp(result, "planned");
+		failed += !ok;
+		done += ok;
+		const char *why = jstr(r, "refusal")[0] ? jstr(r, "refusal") : jstr(r, "error");
+		char newpid[160];
+		snprintf(newpid, sizeof(newpid), "%s", ok ? jstr(r, "new_pid") : why);
+		if (!o->json)
+			fprintf(out, "%-8d %-16.16s %-9s %-9s %-9s %7.1fms %7.0fms  %s\n", (int)x->pid,
+				x->name[0] ? x->name : "-", jstr(r, "old_version"), jstr(r, "new_version"), result,
+				jnum(r, "pause_ms"), jnum(r, "total_ms"), newpid);
+		if (o->from_hook)
+			syslog(ok ? LOG_INFO : LOG_ERR, "VM PID %d (%s): %s%s%s", (int)x->pid, x->name, result,
+			       ok ? "" : ": ", ok ? "" : why);
+		json_object_object_add(r, "name", json_object_new_string(x->name));
+		json_object_array_add(list, json_object_get(r));
+	}
+	if (!o->json)
+		fprintf(out, "%d upgraded%s, %d failed or refused, %d left alone (not replaced on disk, or excluded)\n",
+			done, o->dry_run ? " (planned)" : "", failed, left);
+	json_object_object_add(all, "result", json_object_new_string(failed ? "failed" : done ? (o->dry_run ? "planned" : "upgraded") : "nothing"));
+	json_object_object_add(all, "vms", list);
+	json_object_object_add(all, "left_alone", alone);
+	if (o->json)
+		fprintf(out, "%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));
+	json_object_put(all);
+	for (int i = 0; i < n; i++)
+		json_object_put(v[i].report);
+	free(v);
+	if (o->from_hook)
+		closelog();
+	return failed ? 1 : 0;
+}

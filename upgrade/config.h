@@ -1,0 +1,22 @@
+/* /etc/qemu-upgrade.conf (or $QEMU_UPGRADE_CONF): what `--all` and the package hook do.
+ *   enabled = yes|no       the package hook runs at all
+ *   jobs = N               upgrades at once (default 2)
+ *   exclude = NAME PID ... VMs (QEMU -name, or PID) that --all never touches */
+#ifndef QU_CONFIG_H
+#define QU_CONFIG_H
+
+#define QU_CONF_MAX_EXCLUDE 64
+
+struct qu_config {
+	int enabled;
+	int jobs;
+	char exclude[QU_CONF_MAX_EXCLUDE][64];
+	int nexclude;
+	char path[256];
+};
+
+/* A missing file gives the defaults; a malformed line is -EINVAL with a message naming it. */
+int qu_config_load(struct qu_config *c);
+int qu_config_excludes(const struct qu_config *c, const char *name, int pid);
+
+#endif
