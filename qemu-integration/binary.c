@@ -67,18 +67,79 @@ int qu_run_capture(const char *path, char *const *argv, char *const *envp, uint6
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+/* What a binary printed for one probe, remembered per (path, inode, mtime): `--all` probes
+ * each distinct binary once in the parent, and the upgrades it forks inherit the answers
+ * instead of starting that QEMU twice each (a third of an upgrade's time on a busy host). */
+struct probe_memo {
+	char path[PATH_MAX];
+	const char *what;
+	struct stat st;
+	int status;
+	char *out;
+};
+static struct probe_memo memo[16];
+static size_t nmemo;
+
+static int same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Runs `path what...` (what: "--version" or "-machine help") or answers from the memo.
+ * Returns the exit status or -errno; *out stays owned by the memo. */
+static int probe(const char *path, const char *what, char *const *envp, uint64_t deadline_us,
+		 const char **out)
+{
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return -errno;
+	for (size_t i = 0; i < nmemo; i++) {
+		if (!strcmp(memo[i].path, path) && memo[i].what == what && same_file(&memo[i].st, &st)) {
+			*out = memo[i].out;
+			return memo[i].status;
+		}
+	}
+	size_t cap = 1 << 16;
+	char *buf = malloc(cap);
+	if (!buf)
+		return -ENOMEM;
+	char *argv[4] = { (char *)path, (char *)what, NULL, NULL };
+	if (!strcmp(what, "-machine help")) {
+		argv[1] = (char *)"-machine";
+		argv[2] = (char *)"help";
+	}
+	int r = qu_run_capture(path, argv, envp, deadline_us, buf, cap);
+	if (r < 0) {
+		free(buf);
+		return r;
+	}
+	struct probe_memo *m = &memo[nmemo < 16 ? nmemo++ : 15];
+	if (m->out && m == &memo[15])
+		free(m->out);
+	snprintf(m->path, sizeof(m->path), "%s", path);
+	m->what = what;
+	m->st = st;
+	m->status = r;
+	m->out = buf;
+	*out = buf;
+	return r;
+}
+
+static const char probe_version[] = "--version";
+static const char probe_machines[] = "-machine help";
+
 int qu_binary_probe(const char *path, char *const *envp, uint64_t deadline_us, struct qu_binary *b)
 {
 	struct stat st;
-	char out[4096];
+	const char *out;
 	memset(b, 0, sizeof(*b));
 	snprintf(b->path, sizeof(b->path), "%s", path);
 	if (stat(path, &st) < 0)
 		return qu_err(-errno, "new binary %s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0)
 		return qu_err(-EACCES, "new binary %s is not an executable file", path);
-	char *argv[] = { (char *)path, (char *)"--version", NULL };
-	int r = qu_run_capture(path, argv, envp, deadline_us, out, sizeof(out));
+	int r = probe(path, probe_version, envp, deadline_us, &out);
 	if (r < 0)
 		return qu_err(r, "new binary %s: cannot run it: %s", path, strerror(-r));
 	const char *v = strstr(out, "QEMU emulator version ");
@@ -93,22 +154,16 @@ int qu_binary_probe(const char *path, char *const *envp, uint64_t deadline_us, s
 int qu_binary_has_machine(const struct qu_binary *b, char *const *envp, const char *machine,
 			  uint64_t deadline_us)
 {
-	size_t cap = 1 << 16;
-	char *out = malloc(cap);
-	if (!out)
-		return -ENOMEM;
-	char *argv[] = { (char *)b->path, (char *)"-machine", (char *)"help", NULL };
-	int r = qu_run_capture(b->path, argv, envp, deadline_us, out, cap);
-	if (r == 0) {
-		/* One machine per line: "<name> <description>"; aliases appear as their own line. */
-		r = 0;
-		size_t ml = strlen(machine);
-		for (char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
-			if (!strncmp(line, machine, ml) && (line[ml] == ' ' || line[ml] == '\n'))
-				r = 1;
-	} else if (r > 0) {
-		r = -EIO;
-	}
-	free(out);
-	return r;
+	const char *out;
+	int r = probe(b->path, probe_machines, envp, deadline_us, &out);
+	if (r > 0)
+		return -EIO;
+	if (r < 0)
+		return r;
+	/* One machine per line: "<name> <description>"; aliases appear as their own line. */
+	size_t ml = strlen(machine);
+	for (const char *line = out; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL)
+		if (ml && !strncmp(line, machine, ml) && (line[ml] == ' ' || line[ml] == '\n'))
+			return 1;
+	return 0;
 }

@@ -1,6 +1,8 @@
 #include "upgrade/all.h"
 #include "qemu-upgrade.h"
 #include "qemu-integration/argv.h"
+#include "qemu-integration/binary.h"
+#include "upgrade/clock.h"
 #include "qemu-integration/opts.h"
 #include "upgrade/config.h"
 #include "upgrade/fdpass/procfd.h"
@@ -236,6 +238,12 @@ int qu_all(const struct qu_all_options *o, FILE *out)
 			free(v);
 			return 0;
 		}
+	}
+	/* Probe each new binary once, here: the forked upgrades inherit the answers. */
+	for (int i = 0; i < n; i++) {
+		struct qu_binary b;
+		if (!v[i].skip && qu_binary_probe(v[i].exe_path, NULL, qu_now_us() + 30000000u, &b) == 0)
+			qu_binary_has_machine(&b, NULL, "", qu_now_us() + 30000000u);
 	}
 	run_all(o, v, n, o->jobs > 0 ? o->jobs : conf.jobs);
 	json_object *all = json_object_new_object(), *list = json_object_new_array(), *alone = json_object_new_array();

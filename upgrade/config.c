@@ -57,7 +57,7 @@ int qu_config_load(struct qu_config *c)
 	const char *path = getenv("QEMU_UPGRADE_CONF");
 	memset(c, 0, sizeof(*c));
 	c->enabled = 1;
-	c->jobs = 2;
+	c->jobs = 4;
 	snprintf(c->path, sizeof(c->path), "%s", path && *path ? path : "/etc/qemu-upgrade.conf");
 	FILE *f = fopen(c->path, "re");
 	if (!f)

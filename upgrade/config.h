@@ -1,6 +1,6 @@
 /* /etc/qemu-upgrade.conf (or $QEMU_UPGRADE_CONF): what `--all` and the package hook do.
  *   enabled = yes|no       the package hook runs at all
- *   jobs = N               upgrades at once (default 2)
+ *   jobs = N               upgrades at once (default 4)
  *   exclude = NAME PID ... VMs (QEMU -name, or PID) that --all never touches */
 #ifndef QU_CONFIG_H
 #define QU_CONFIG_H

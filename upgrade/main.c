@@ -41,7 +41,7 @@ static void usage(FILE *f)
 	      "                         upgrade) moves to the binary now at its path; others are left\n"
 	      "                         alone. Reads /etc/qemu-upgrade.conf (jobs, exclude)\n"
 	      "      --binary PATH      with --all: only VMs running PATH\n"
-	      "      --jobs N           with --all: N upgrades at once (default: jobs in the config, 2)\n"
+	      "      --jobs N           with --all: N upgrades at once (default: jobs in the config, 4)\n"
 	      "      --from-hook        --all as the package hook runs it: obeys 'enabled' in the\n"
 	      "                         config, logs to syslog, always exits 0\n"
 	      "      --recover          settle upgrades left behind by a tool and guardian that both\n"
