@@ -5,7 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 24
+tap_plan 28
 vm_start bad || exit 1
 vm_wait_ready || exit 1
 
@@ -78,6 +78,12 @@ expect_error "an unknown option" 2 "unrecognized option|invalid option" --pid "$
 expect_error "no --pid" 2 "which VM" --json
 expect_error "a --qmp socket that does not exist" 2 "cannot connect to QMP socket /nonexistent.sock" \
 	--pid "$VM_PID" --qmp /nonexistent.sock
+
+expect_error "--all with --pid" 2 "takes no --pid" --all --pid "$VM_PID"
+expect_error "--jobs out of range" 2 "give a number from 1 to 64" --all --jobs 0
+expect_error "--binary without --all" 2 "go with --all" --pid "$VM_PID" --binary /usr/bin/qemu-system-x86_64
+echo "jobs = many" >"$VM_DIR/bad.conf"
+QEMU_UPGRADE_CONF=$VM_DIR/bad.conf expect_error "a malformed configuration file" 2 "bad.conf:1: bad value 'many' for 'jobs'" --all --dry-run
 
 # Another client holds the VM's only QMP connection: a clear error within seconds.
 socat -u "UNIX-CONNECT:$VM_QMP" /dev/null 2>/dev/null &

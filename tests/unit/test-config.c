@@ -1,0 +1,105 @@
+/* /etc/qemu-upgrade.conf parsing (upgrade/config.c), through $QEMU_UPGRADE_CONF. */
+#include "unit.h"
+#include "upgrade/config.h"
+
+static char conf_path[64];
+
+static void write_conf(const char *text)
+{
+	snprintf(conf_path, sizeof(conf_path), "/tmp/qu-test-conf.XXXXXX");
+	int fd = mkstemp(conf_path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	setenv("QEMU_UPGRADE_CONF", conf_path, 1);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	if (conf_path[0])
+		unlink(conf_path);
+	conf_path[0] = '\0';
+	unsetenv("QEMU_UPGRADE_CONF");
+	return 0;
+}
+
+static void missing_file_gives_defaults(void **state)
+{
+	(void)state;
+	struct qu_config c;
+	setenv("QEMU_UPGRADE_CONF", "/nonexistent/qemu-upgrade.conf", 1);
+	assert_int_equal(qu_config_load(&c), 0);
+	assert_int_equal(c.enabled, 1);
+	assert_int_equal(c.jobs, 4);
+	assert_int_equal(c.nexclude, 0);
+}
+
+static void settings_comments_and_blanks(void **state)
+{
+	(void)state;
+	struct qu_config c;
+	write_conf("# a comment\n\nenabled = no   # trailing comment\njobs=7\nexclude = web1 db2, 4242\n");
+	assert_int_equal(qu_config_load(&c), 0);
+	assert_int_equal(c.enabled, 0);
+	assert_int_equal(c.jobs, 7);
+	assert_int_equal(c.nexclude, 3);
+	assert_true(qu_config_excludes(&c, "db2", 1));
+	assert_true(qu_config_excludes(&c, "", 4242));
+	assert_false(qu_config_excludes(&c, "web", 1));
+	assert_false(qu_config_excludes(&c, NULL, 424));
+}
+
+static void empty_exclude_is_fine(void **state)
+{
+	(void)state;
+	struct qu_config c;
+	write_conf("exclude =\n");
+	assert_int_equal(qu_config_load(&c), 0);
+	assert_int_equal(c.nexclude, 0);
+}
+
+static void unknown_key_names_line(void **state)
+{
+	(void)state;
+	struct qu_config c;
+	write_conf("enabled = yes\nparallel = 3\n");
+	assert_int_equal(qu_config_load(&c), -ENOENT);
+	assert_non_null(strstr(qu_err_msg(), ":2: unknown setting 'parallel'"));
+}
+
+static void bad_values_are_refused(void **state)
+{
+	(void)state;
+	struct qu_config c;
+	const char *bad[] = { "jobs = 0\n", "jobs = 65\n", "jobs = two\n", "enabled = maybe\n" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_conf(bad[i]);
+		assert_int_equal(qu_config_load(&c), -EINVAL);
+		assert_non_null(strstr(qu_err_msg(), ":1: bad value"));
+		teardown(NULL);
+	}
+}
+
+static void line_without_equals(void **state)
+{
+	(void)state;
+	struct qu_config c;
+	write_conf("enabled\n");
+	assert_int_equal(qu_config_load(&c), -EINVAL);
+	assert_non_null(strstr(qu_err_msg(), "expected 'key = value'"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_teardown(missing_file_gives_defaults, teardown),
+		cmocka_unit_test_teardown(settings_comments_and_blanks, teardown),
+		cmocka_unit_test_teardown(empty_exclude_is_fine, teardown),
+		cmocka_unit_test_teardown(unknown_key_names_line, teardown),
+		cmocka_unit_test_teardown(bad_values_are_refused, teardown),
+		cmocka_unit_test_teardown(line_without_equals, teardown),
+	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
