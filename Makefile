@@ -45,7 +45,13 @@ $(BUILD)/examples/upgrade-one: $(BUILD)/examples/upgrade-one.o $(BUILD)/libqemu-
 $(BUILD)/tests/unit/%.t: $(BUILD)/tests/unit/%.o $(BUILD)/libqemu-upgrade.a
 	$(CC) -o $@ $^ $(LDLIBS) -lcmocka
 
-units: $(UNIT_BIN)
+HELPERS  = $(BUILD)/tests/helpers/tapopen
+
+$(BUILD)/tests/helpers/%: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $<
+
+units: $(UNIT_BIN) $(HELPERS)
 
 # Unit tests: fast, no VM. Safe under ASan.
 check-unit: all units

@@ -106,7 +106,9 @@ vm_start() {
 	anon) memargs=(-machine q35) ;;
 	*) echo "vm_start: VM_RAM must be memfd, file or anon" >&2; return 1 ;;
 	esac
-	if ! "$QEMU" -accel tcg "${memargs[@]}" -m "$mem" -smp "${VM_SMP:-1}" \
+	# VM_WRAP: a command that starts QEMU for us (e.g. ip netns exec NS tapopen tap0 3).
+	# shellcheck disable=SC2086
+	if ! ${VM_WRAP:-} "$QEMU" -accel tcg "${memargs[@]}" -m "$mem" -smp "${VM_SMP:-1}" \
 		-nodefaults -display none -kernel "$VM_KERNEL" -initrd "$VM_INITRD" \
 		-append "console=ttyS0 quiet loglevel=3 memcheck_mib=${VM_MEMCHECK_MIB:-32}${VM_APPEND:+ $VM_APPEND}" \
 		-chardev "file,id=serial0,path=$dir/serial.log" -serial chardev:serial0 \
