@@ -156,6 +156,45 @@ static int rewrite_listeners(const struct qu_vm *vm, struct qu_plan *p)
 	return 0;
 }
 
+/* -netdev tap,id=n0,ifname=tap0,... -> -netdev tap,id=n0,fd=N (fds=N:M:... for several
+ * queues). The new QEMU gets the old one's queues; scripts never run again, and a vhost
+ * descriptor of the old QEMU cannot be reused (it is owned by that process): vhost=on
+ * makes the new QEMU open its own. */
+static const char *const dropped_tap_props[] = { "ifname", "script", "downscript", "helper", "br",
+						 "fd", "fds", "queues", "vhostfd", "vhostfds", NULL };
+
+static int rewrite_taps(const struct qu_vm *vm, struct qu_plan *p)
+{
+	for (size_t k = 0; k < vm->ntaps; k++) {
+		const struct qu_tap *t = &vm->taps[k];
+		struct qu_opts o;
+		char fds[QU_MAX_QUEUES * 8] = "", name[128];
+		if (t->nfds == 0 || p->argv.a[t->arg].val[0] == '{')
+			continue; /* refused below */
+		for (int q = 0; q < t->nfds; q++) {
+			snprintf(name, sizeof(name), "tap '%s' queue %d (%s)", t->id, q, t->ifname[0] ? t->ifname : "?");
+			int target = carry(p, t->old_fds[q], QU_FD_TAP, name);
+			if (target < 0)
+				return target;
+			snprintf(fds + strlen(fds), sizeof(fds) - strlen(fds), "%s%d", q ? ":" : "", target);
+		}
+		if (qu_opts_parse(p->argv.a[t->arg].val, "type", &o) < 0)
+			return -ENOMEM;
+		int vhostfd = qu_opts_get(&o, "vhostfd") || qu_opts_get(&o, "vhostfds");
+		for (const char *const *d = dropped_tap_props; *d; d++)
+			qu_opts_del(&o, *d);
+		int r = qu_opts_set(&o, t->nfds == 1 ? "fd" : "fds", fds);
+		if (r == 0 && vhostfd)
+			r = qu_opts_set(&o, "vhost", "on");
+		if (r == 0)
+			r = set_opts_arg(&p->argv, (size_t)t->arg, "netdev", &o);
+		qu_opts_free(&o);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* Drops options that belong to a fresh start or to the previous upgrade's private monitor. */
 static int drop_options(struct qu_plan *p)
 {
@@ -247,7 +286,7 @@ static int append_files(struct qu_plan *p)
  * connection (vhost-user): the type may be implied, given as type=, or in JSON. */
 static void refuse_net(struct qu_plan *p, const char *opt, const char *val)
 {
-	static const char *const refused[] = { "tap", "bridge", "vhost-user", "vhost-vdpa", "l2tpv3",
+	static const char *const refused[] = { "bridge", "vhost-user", "vhost-vdpa", "l2tpv3",
 					       "vde", "socket", "af-xdp", NULL };
 	char type[64] = "";
 	if (val[0] == '{') {
@@ -267,6 +306,11 @@ static void refuse_net(struct qu_plan *p, const char *opt, const char *val)
 		if (!strcmp(type, *k))
 			refuse(p, "-%s %s: %s networking cannot be carried yet (its device or connection "
 			       "cannot be opened twice)", opt, val, type);
+	/* A carried -netdev tap has become fd=/fds= and no ifname: anything else was not. */
+	if (!strcmp(type, "tap") && (strcmp(opt, "netdev") || val[0] == '{' || strstr(val, "ifname=") ||
+				     strstr(val, "helper=") || !(strstr(val, "fd=") || strstr(val, "fds="))))
+		refuse(p, "-%s %s: this tap cannot be carried (only -netdev tap in key=value form, whose "
+		       "descriptors are found: fd=, fds= or ifname=)", opt, val);
 }
 
 /* Anything else holding a descriptor or a device that cannot be opened twice is refused. */
@@ -299,9 +343,11 @@ static void refuse_uncarried(struct qu_plan *p)
 			refuse(p, "-%s %s: this character device cannot be carried yet", opt, val);
 		if (qu_opts_parse(val, NULL, &o) < 0)
 			continue;
-		/* Carried listeners are server=on by now; any other fd= is a stranger's descriptor. */
+		/* Carried listeners are server=on by now and carried taps are -netdev tap with fd=;
+		 * any other fd= is a stranger's descriptor. */
+		int carried_tap = !strcmp(opt, "netdev") && !strncmp(val, "tap,", 4);
 		for (const char *const *k = fd_keys; *k; k++)
-			if (qu_opts_get(&o, *k) && (strcmp(opt, "chardev") || !qu_opts_get_bool(&o, "server")))
+			if (qu_opts_get(&o, *k) && !carried_tap && (strcmp(opt, "chardev") || !qu_opts_get_bool(&o, "server")))
 				refuse(p, "-%s %s: passed-in descriptors (%s=) cannot be carried yet", opt, val, *k);
 		qu_opts_free(&o);
 		if (!strcmp(opt, "chardev") && qu_opts_parse(val, "backend", &o) == 0) {
@@ -329,7 +375,8 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_plan *p)
 		if ((r = qu_argv_add(&p->argv, vm->argv.a[i].opt, vm->argv.a[i].val)) < 0)
 			return r;
 	/* Indexes in vm refer to vm->argv; rewrite those options in place before anything moves. */
-	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0)
+	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0 ||
+	    (r = rewrite_taps(vm, p)) < 0)
 		return r;
 	if ((r = drop_options(p)) < 0)
 		return r;

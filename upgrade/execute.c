@@ -14,6 +14,7 @@
 #include "upgrade/stream.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -21,7 +22,10 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <unistd.h>
 
 #define MIG_FDNAME "qemu-upgrade-mig"
@@ -42,6 +46,7 @@ struct txn {
 	pid_t new_pid;
 	int stderr_rd;            /* the new QEMU's stderr, when the tool captures it */
 	int local[QU_MAX_CARRIED]; /* harvested copies of the carried descriptors */
+	int tap_hdr[QU_MAX_CARRIED]; /* vnet header size of each tap queue before the new QEMU */
 	int getfd_done;
 };
 
@@ -59,12 +64,96 @@ static int harvest(struct txn *t)
 {
 	const struct qu_plan *p = t->plan;
 	for (size_t i = 0; i < p->nfds; i++) {
+		if (p->fds[i].kind == QU_FD_NAMESPACE) {
+			char path[64];
+			snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)t->vm->pid, p->fds[i].name);
+			t->local[i] = open(path, O_RDONLY | O_CLOEXEC);
+			if (t->local[i] < 0)
+				return qu_err(-errno, "cannot open %s: %s", path, strerror(errno));
+			continue;
+		}
 		t->local[i] = qu_pidfd_getfd(t->pidfd_old, p->fds[i].old_fd);
 		if (t->local[i] < 0)
 			return qu_err(t->local[i], "cannot take %s (fd %d) from PID %d: %s", p->fds[i].name,
 				      p->fds[i].old_fd, (int)t->vm->pid, strerror(-t->local[i]));
 	}
 	return 0;
+}
+
+/* A new QEMU that opens a tap resets its vnet header size (and offloads) while the old QEMU
+ * still runs the guest on it: frames would be read with the wrong header until the state is
+ * loaded. The header size is the tap device's, so it is read before and put back at once.
+ * A multiqueue tap's queue that the guest does not use is detached in the kernel, but a
+ * starting QEMU believes every queue attached and aborts when detaching one fails: such
+ * queues are attached again just before it starts (it detaches them itself as it sets up
+ * the NIC; frames the kernel steers to them meanwhile are lost). */
+static void tap_headers(struct txn *t, int restore)
+{
+	for (size_t i = 0; i < t->plan->nfds; i++) {
+		if (t->plan->fds[i].kind != QU_FD_TAP || t->local[i] < 0)
+			continue;
+		if (!restore) {
+			struct ifreq ifr;
+			if (ioctl(t->local[i], TUNGETVNETHDRSZ, &t->tap_hdr[i]) < 0)
+				t->tap_hdr[i] = -1;
+			memset(&ifr, 0, sizeof(ifr));
+			if (ioctl(t->local[i], TUNGETIFF, &ifr) == 0 && (ifr.ifr_flags & IFF_DETACH_QUEUE)) {
+				memset(&ifr, 0, sizeof(ifr));
+				ifr.ifr_flags = IFF_ATTACH_QUEUE;
+				if (ioctl(t->local[i], TUNSETQUEUE, &ifr) < 0)
+					qu_info("warning: %s: cannot attach the queue: %s", t->plan->fds[i].name,
+						strerror(errno));
+			}
+		} else if (t->tap_hdr[i] > 0 && ioctl(t->local[i], TUNSETVNETHDRSZ, &t->tap_hdr[i]) < 0) {
+			qu_info("warning: %s: cannot restore the vnet header size: %s", t->plan->fds[i].name,
+				strerror(errno));
+		}
+	}
+}
+
+/* While the new QEMU starts it sets the tap's header size twice (netdev setup, then the
+ * NIC's realize); a watcher puts the old size back within a fraction of a millisecond each
+ * time, until the new QEMU answers its monitor (then it is done with the tap). */
+struct tap_watch {
+	struct txn *t;
+	pthread_t thread;
+	volatile int stop;
+	int running;
+};
+
+static void *tap_watch_loop(void *arg)
+{
+	struct tap_watch *w = arg;
+	while (!w->stop) {
+		for (size_t i = 0; i < w->t->plan->nfds; i++) {
+			int cur;
+			if (w->t->plan->fds[i].kind != QU_FD_TAP || w->t->local[i] < 0 || w->t->tap_hdr[i] <= 0)
+				continue;
+			if (ioctl(w->t->local[i], TUNGETVNETHDRSZ, &cur) == 0 && cur != w->t->tap_hdr[i])
+				ioctl(w->t->local[i], TUNSETVNETHDRSZ, &w->t->tap_hdr[i]);
+		}
+		usleep(200);
+	}
+	return NULL;
+}
+
+static void tap_watch_start(struct txn *t, struct tap_watch *w)
+{
+	w->t = t;
+	w->stop = 0;
+	w->running = 0;
+	for (size_t i = 0; i < t->plan->nfds; i++)
+		if (t->plan->fds[i].kind == QU_FD_TAP && t->tap_hdr[i] > 0)
+			w->running = pthread_create(&w->thread, NULL, tap_watch_loop, w) == 0;
+}
+
+static void tap_watch_stop(struct tap_watch *w)
+{
+	if (!w->running)
+		return;
+	w->stop = 1;
+	pthread_join(w->thread, NULL);
+	w->running = 0;
 }
 
 static void close_harvest(struct txn *t)
@@ -295,8 +384,13 @@ static void retire_source(struct txn *t)
 	const char *paths[QU_MAX_LISTENERS + 1];
 	size_t n = doomed_paths(t, paths);
 	qu_keep_paths(paths, n, 1);
-	if (qu_qmp_execute(t->old, "quit", NULL, -1, deadline, NULL) < 0)
+	if (t->j.kill_old) {
+		/* Its exit would run a tap downscript on the tap the new QEMU now uses. The state
+		 * has moved and its disks are inactive: nothing is lost by skipping its cleanup. */
+		qu_pidfd_kill(t->pidfd_old, SIGKILL);
+	} else if (qu_qmp_execute(t->old, "quit", NULL, -1, deadline, NULL) < 0) {
 		qu_info("warning: quit on the old QEMU failed (%s); killing it", qu_err_msg());
+	}
 	if (qu_pidfd_wait_exit(t->pidfd_old, deadline) < 0) {
 		qu_pidfd_kill(t->pidfd_old, SIGKILL);
 		qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
@@ -396,6 +490,8 @@ static void journal_init(struct txn *t)
 	for (size_t i = 0; i < vm->nlis; i++)
 		if (vm->lis[i].path[0])
 			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s", vm->lis[i].path);
+	for (size_t i = 0; i < vm->ntaps; i++)
+		j->kill_old |= vm->taps[i].downscript;
 }
 
 static int run(struct txn *t)
@@ -424,17 +520,25 @@ static int run(struct txn *t)
 	if ((r = journal_step(t, QU_PH_TARGET_STARTING)) < 0)
 		goto out;
 	qu_pidfile_aside(t->j.pidfile);
+	tap_headers(t, 0);
+	struct tap_watch watch;
+	tap_watch_start(t, &watch);
 	r = start_target(t, ctl, mig[1]);
 	qu_close(&ctl);
 	qu_close(&mig[1]);
-	close_harvest(t); /* the new QEMU has its own copies now */
-	if (r < 0)
+	if (r < 0) {
+		tap_watch_stop(&watch);
 		goto out;
+	}
 	t->j.new_pid = t->new_pid;
 	t->j.new_start = qu_proc_starttime(t->new_pid);
-	if ((r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 || (r = checkpoint(QU_FI_TARGET_STARTED)) < 0)
-		goto out;
-	if ((r = prepare_target(t)) < 0) {
+	if ((r = journal_step(t, QU_PH_TARGET_STARTED)) == 0 && (r = checkpoint(QU_FI_TARGET_STARTED)) == 0)
+		r = prepare_target(t);
+	/* The new QEMU answers its monitor only after its netdevs and NICs are set up. */
+	tap_watch_stop(&watch);
+	tap_headers(t, 1);
+	close_harvest(t); /* the new QEMU has its own copies now */
+	if (r < 0) {
 		add_target_stderr(t);
 		goto out;
 	}

@@ -87,6 +87,7 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "new_pid", json_object_new_int(j->new_pid));
 	json_object_object_add(o, "new_start", json_object_new_uint64(j->new_start));
 	json_object_object_add(o, "was_running", json_object_new_boolean(j->was_running));
+	json_object_object_add(o, "kill_old", json_object_new_boolean(j->kill_old));
 	json_object_object_add(o, "qmp", json_object_new_string(j->qmp));
 	json_object_object_add(o, "ctl", json_object_new_string(j->ctl));
 	json_object_object_add(o, "pidfile", json_object_new_string(j->pidfile));
@@ -162,6 +163,7 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->old_start = (unsigned long long)get_int(o, "old_start");
 	j->new_start = (unsigned long long)get_int(o, "new_start");
 	j->was_running = (int)get_int(o, "was_running");
+	j->kill_old = (int)get_int(o, "kill_old");
 	get_str(o, "qmp", j->qmp, sizeof(j->qmp));
 	get_str(o, "ctl", j->ctl, sizeof(j->ctl));
 	get_str(o, "pidfile", j->pidfile, sizeof(j->pidfile));

@@ -31,6 +31,7 @@ struct qu_journal {
 	pid_t old_pid, new_pid;
 	unsigned long long old_start, new_start; /* /proc/PID/stat starttime: PIDs get reused */
 	int was_running;
+	int kill_old;   /* retire the old QEMU with SIGKILL: its exit would run a tap downscript */
 	char qmp[QU_SUN_PATH_MAX];
 	char ctl[QU_SUN_PATH_MAX];
 	char pidfile[PATH_MAX];

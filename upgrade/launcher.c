@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -61,6 +62,8 @@ struct request {
 	char *cwd;
 	int fd[LAUNCH_MAX_FDS], target[LAUNCH_MAX_FDS];
 	size_t nfds;
+	int ns[4];           /* namespaces to enter before exec */
+	size_t nns;
 };
 
 static void request_free(struct request *q)
@@ -71,6 +74,8 @@ static void request_free(struct request *q)
 		free(q->envp[i]);
 	for (size_t i = 0; i < q->nfds; i++)
 		close(q->fd[i]);
+	for (size_t i = 0; i < q->nns; i++)
+		close(q->ns[i]);
 	free(q->cwd);
 }
 
@@ -95,6 +100,13 @@ static int request_add(struct request *q, struct qu_rec *rec)
 		return 0;
 	case QU_REC_FD: {
 		uint32_t target = qu_get_u32(rec->payload);
+		if (qu_get_u32(rec->payload + 4) == QU_FD_NAMESPACE) {
+			if (rec->fd < 0 || q->nns == sizeof(q->ns) / sizeof(q->ns[0]))
+				return -EINVAL;
+			q->ns[q->nns++] = rec->fd;
+			rec->fd = -1;
+			return 0;
+		}
 		if (rec->fd < 0 || q->nfds == LAUNCH_MAX_FDS || target >= LAUNCH_MAX_FDS + 3)
 			return -EINVAL;
 		q->fd[q->nfds] = rec->fd;
@@ -182,7 +194,11 @@ static pid_t start_program(struct request *q)
 		if (st < 0)
 			_exit(127);
 		close(pipefd[1]);
-		if (q->cwd && chdir(q->cwd) < 0)
+		/* The old QEMU's namespaces first: the cwd and everything after live there. */
+		for (size_t i = 0; !err && i < q->nns; i++)
+			if (setns(q->ns[i], 0) < 0)
+				err = errno;
+		if (!err && q->cwd && chdir(q->cwd) < 0)
 			err = errno;
 		if (!err) {
 			int r = place_fds(q, st);

@@ -1,11 +1,13 @@
 /* plan: choose a strategy and refuse, before anything is touched, what cannot be carried. */
 #include "upgrade/plan.h"
 #include "upgrade/log.h"
+#include "upgrade/fdpass/procfd.h"
 #include "upgrade/stream.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define STRATEGY_SHARED "shared-ram-handover"
 
@@ -94,6 +96,20 @@ static int add_stdio(const struct qu_vm *vm, struct qu_plan *p)
 	return 0;
 }
 
+/* The new QEMU enters the old one's network namespace (its user networking, its sockets by
+ * address), when that is not ours. */
+static int add_namespaces(const struct qu_vm *vm, struct qu_plan *p)
+{
+	char theirs[64], ours[64];
+	if (qu_proc_readlink(vm->pid, "ns/net", theirs, sizeof(theirs)) < 0 ||
+	    qu_proc_readlink(getpid(), "ns/net", ours, sizeof(ours)) < 0 || !strcmp(theirs, ours))
+		return 0;
+	struct qu_carried *c = &p->fds[p->nfds++];
+	*c = (struct qu_carried){ .old_fd = -1, .target = 0, .kind = QU_FD_NAMESPACE };
+	snprintf(c->name, sizeof(c->name), "net");
+	return 0;
+}
+
 int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us,
 		 struct qu_plan *p)
 {
@@ -112,7 +128,7 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		snprintf(p->refusal, sizeof(p->refusal), "the new binary (QEMU %d.%d.%d) does not offer "
 			 "machine type '%s' that the VM runs", p->target.ver[0], p->target.ver[1],
 			 p->target.ver[2], vm->machine);
-	if ((r = add_stdio(vm, p)) < 0 || (r = qu_rewrite(vm, p)) < 0)
+	if ((r = add_stdio(vm, p)) < 0 || (r = add_namespaces(vm, p)) < 0 || (r = qu_rewrite(vm, p)) < 0)
 		return r;
 	return 0;
 }

@@ -28,6 +28,8 @@ static const char *kind_name(unsigned kind)
 	case QU_FD_MIGRATION: return "migration";
 	case QU_FD_RAM: return "ram";
 	case QU_FD_LISTENER: return "listener";
+	case QU_FD_TAP: return "tap";
+	case QU_FD_NAMESPACE: return "namespace";
 	}
 	return "?";
 }

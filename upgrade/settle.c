@@ -64,8 +64,9 @@ static void retire_old(const struct qu_journal *j)
 		paths[n++] = j->listeners[i];
 	paths[n++] = j->pidfile;
 	qu_keep_paths(paths, n, 1);
-	/* SIGTERM: QEMU shuts down cleanly (it is paused in postmigrate, its disks inactive). */
-	stop_process(j->old_pid, j->old_start, SIGTERM);
+	/* SIGTERM: QEMU shuts down cleanly (it is paused in postmigrate, its disks inactive),
+	 * unless that would run a tap downscript on the tap the new QEMU uses. */
+	stop_process(j->old_pid, j->old_start, j->kill_old ? SIGKILL : SIGTERM);
 	qu_keep_paths(paths, n, 0);
 	qu_pidfile_settle(j->pidfile, 1);
 }

@@ -35,6 +35,8 @@ enum qu_fd_kind {
 	QU_FD_MIGRATION = 3, /* QEMU's migration channel */
 	QU_FD_RAM = 4,       /* a guest RAM backend (memfd or shared file) */
 	QU_FD_LISTENER = 5,  /* a listening UNIX socket of a chardev (QMP, HMP, ...) */
+	QU_FD_TAP = 6,       /* one queue of a tap device */
+	QU_FD_NAMESPACE = 7, /* a namespace to enter (name: "net"); not installed, setns()'d */
 };
 
 struct qu_rec {

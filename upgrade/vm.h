@@ -35,6 +35,20 @@ struct qu_listener {
 	int old_fd;
 };
 
+#define QU_MAX_NETDEVS 8
+#define QU_MAX_QUEUES 8
+
+/* A -netdev tap whose descriptors move to the new QEMU (a tap cannot be opened twice). */
+struct qu_tap {
+	char id[64];
+	long arg;                  /* index of its -netdev option */
+	int old_fds[QU_MAX_QUEUES]; /* one per queue, in queue order */
+	int nfds;
+	int vnet_hdr_len;          /* as the old QEMU left it, put back after the new one starts */
+	int downscript;            /* QEMU would run a downscript when it exits */
+	char ifname[32];
+};
+
 struct qu_vm {
 	pid_t pid;
 	char exe[PATH_MAX];      /* /proc/PID/exe as the kernel shows it */
@@ -52,6 +66,8 @@ struct qu_vm {
 	size_t nram;
 	struct qu_listener lis[QU_MAX_LISTENERS];
 	size_t nlis;
+	struct qu_tap taps[QU_MAX_NETDEVS];
+	size_t ntaps;
 	char pidfile[PATH_MAX];
 	char stdout_link[PATH_MAX], stderr_link[PATH_MAX];
 	char refusal[1024];      /* set when inspect found something that cannot be carried */
@@ -69,5 +85,8 @@ void qu_vm_free(struct qu_vm *vm);
 int qu_find_qmp_path(const struct qu_vm *vm, char *path, size_t len);
 /* Fills vm->lis from -chardev socket servers and -qmp/-monitor unix:...,server options. */
 int qu_find_listeners(struct qu_vm *vm);
+/* Fills vm->taps from -netdev tap options (QemuOpts or JSON), finding each queue's
+ * descriptor in the old QEMU (fd=/fds= numbers, or its tun descriptors by interface name). */
+int qu_find_taps(struct qu_vm *vm);
 
 #endif

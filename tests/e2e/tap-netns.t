@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Networking carried across upgrades, in a network namespace. VM 1's tap is opened by its
+# parent and passed as -netdev tap,fd=3 (as libvirt does); VM 2's QEMU opens a two-queue tap
+# itself by name, with a downscript. The host pings each guest every 10 ms through the
+# upgrades: at most a few pings may go unanswered (the guest pauses for a few ms), the new
+# QEMU lives in the VM's namespace, and the old QEMU's exit runs no downscript.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+
+tap_plan 19
+ns=qu-tap-$$
+ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
+trap 'vm_cleanup; ip netns del "$ns"' EXIT
+tapopen=$QU_BUILD/tests/helpers/tapopen
+marker=$(mktemp -u)
+_vm_paths+=("$marker" "$marker.sh")
+printf '#!/bin/sh\necho "downscript ran for $1" >>%s\n' "$marker" >"$marker.sh"
+chmod +x "$marker.sh"
+
+VM_WRAP="ip netns exec $ns $tapopen tap0 3" VM_APPEND="net_ip=10.0.2.15/24" \
+	vm_start tap-fd -netdev tap,id=n0,fd=3 -device virtio-net-pci,netdev=n0,mac=52:54:00:00:00:01 || exit 1
+dir1=$VM_DIR pid1=$VM_PID
+VM_WRAP="ip netns exec $ns" VM_APPEND="net_ip=10.0.3.15/24" \
+	vm_start tap-name -netdev "tap,id=n1,ifname=tap1,script=no,downscript=$marker.sh,queues=2" \
+	-device virtio-net-pci,netdev=n1,mq=on,vectors=6,mac=52:54:00:00:00:02 || exit 1
+dir2=$VM_DIR pid2=$VM_PID
+ip -n "$ns" link set tap0 up && ip -n "$ns" addr add 10.0.2.1/24 dev tap0
+ip -n "$ns" link set tap1 up && ip -n "$ns" addr add 10.0.3.1/24 dev tap1
+for d in "$dir1" "$dir2"; do VM_SERIAL=$d/serial.log VM_PID=$(cat "$d/qemu.pid") vm_wait_ready || exit 1; done
+
+# upgrade_pinging NAME DIR IP: one upgrade while the host pings the guest every 10 ms.
+upgrade_pinging() {
+	local name=$1 dir=$2 ip=$3 old new report lost sent pause
+	old=$(cat "$dir/qemu.pid")
+	ip netns exec "$ns" ping -c 3 -W 5 "$ip" >/dev/null
+	tap_ok $? "$name: the guest answers pings before the upgrade"
+	ip netns exec "$ns" ping -i 0.01 -c 300 -q "$ip" >"$dir/ping" 2>&1 &
+	local pinger=$!
+	sleep 1
+	report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$dir/err")
+	wait "$pinger"
+	new=$(cat "$dir/qemu.pid")
+	vm_track_pid "$new" 2>/dev/null
+	sent=$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1/p' "$dir/ping")
+	lost=$((sent - $(sed -n 's/^[0-9]* packets transmitted, \([0-9]*\) received.*/\1/p' "$dir/ping")))
+	pause=$(json_get "$report" pause_ms)
+	tap_diag "$name: $(json_get "$report" result), pause $pause ms, $lost of $sent pings lost $(cat "$dir/err")"
+	[ "$(json_get "$report" result)" = upgraded ] && [ "$new" != "$old" ]
+	tap_ok $? "$name: upgraded"
+	[ "$sent" = 300 ] && [ "$lost" -le 3 ]
+	tap_ok $? "$name: at most 3 of 300 pings at 10 ms lost ($lost)"
+	[ "$(readlink "/proc/$new/ns/net")" = "$(readlink "/proc/$old/ns/net" 2>/dev/null || ip netns exec "$ns" readlink /proc/self/ns/net)" ]
+	tap_ok $? "$name: the new QEMU runs in the VM's network namespace"
+}
+
+for round in 1 2; do
+	upgrade_pinging "fd tap, round $round" "$dir1" 10.0.2.15
+	upgrade_pinging "named 2-queue tap, round $round" "$dir2" 10.0.3.15
+done
+[ ! -e "$marker" ]
+tap_ok $? "no downscript ran when the old QEMUs retired"
+for d in "$dir1" "$dir2"; do
+	VM_SERIAL=$d/serial.log VM_PID=$(cat "$d/qemu.pid")
+	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+	tap_ok $? "guest in ${d##*/} is clean and running"
+done
+tap_done
