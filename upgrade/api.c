@@ -219,10 +219,12 @@ int qu_write_stream(const struct qu_handle *h, int fd)
 	char **argv = qu_argv_flatten(&h->plan.argv);
 	if (!argv)
 		return fail(-ENOMEM, "out of memory");
+	char *context = qu_context_encode(&h->vm.ctx);
 	struct qu_launch spec = { .argv = argv, .envp = h->vm.env, .cwd = h->vm.cwd[0] ? h->vm.cwd : NULL,
-				  .fds = fds, .nfds = h->plan.nfds };
+				  .context = context, .fds = fds, .nfds = h->plan.nfds };
 	int r = qu_launch_send(fd, &spec);
 	qu_strv_free(argv);
+	free(context);
 	if (r < 0) {
 		errno = -r;
 		return -1;

@@ -185,10 +185,12 @@ static int start_target(struct txn *t, int ctl_qemu, int mig_new)
 		qu_close(&errpipe[1]);
 		return -ENOMEM;
 	}
+	char *context = qu_context_encode(&t->vm->ctx);
 	struct qu_launch spec = { .argv = argv, .envp = t->vm->env, .cwd = t->vm->cwd[0] ? t->vm->cwd : NULL,
-				  .fds = fds, .nfds = n };
-	int r = qu_launch_local(&spec, t->deadline, &t->new_pid);
+				  .context = context, .fds = fds, .nfds = n };
+	int r = context ? qu_launch_local(&spec, t->deadline, &t->new_pid) : -ENOMEM;
 	qu_strv_free(argv);
+	free(context);
 	qu_close(&errpipe[1]);
 	t->stderr_rd = errpipe[0];
 	if (r < 0)
@@ -569,6 +571,8 @@ static int run(struct txn *t)
 	qu_info("new QEMU PID %d runs the guest (commit point)", (int)t->new_pid);
 	collect_stats(t);
 	measure_pause(t);
+	qu_debug("%d threads got the CPU affinity of the old QEMU's thread of the same name",
+		 qu_thread_affinity_copy(t->vm->pid, t->new_pid));
 	retire_source(t);
 	qu_info("old QEMU PID %d retired", (int)t->vm->pid);
 	if (journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)

@@ -196,7 +196,8 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 	vm->pid = pid;
 	if ((r = read_proc(vm)) < 0)
 		return r;
-	if ((r = qu_find_listeners(vm)) < 0 || (r = qu_find_taps(vm)) < 0)
+	if ((r = qu_find_listeners(vm)) < 0 || (r = qu_find_taps(vm)) < 0 ||
+	    (r = qu_context_read(pid, &vm->ctx)) < 0)
 		return r;
 	if (qmp_override)
 		snprintf(vm->qmp_path, sizeof(vm->qmp_path), "%s", qmp_override);

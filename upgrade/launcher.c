@@ -1,4 +1,5 @@
 #include "upgrade/launcher.h"
+#include "upgrade/context.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/stream.h"
@@ -25,6 +26,8 @@ int qu_launch_send(int sock, const struct qu_launch *spec)
 	int r = qu_stream_send(sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1);
 	if (r == 0 && spec->cwd)
 		r = qu_stream_send_str(sock, QU_REC_CWD, spec->cwd);
+	if (r == 0 && spec->context)
+		r = qu_stream_send_str(sock, QU_REC_CONTEXT, spec->context);
 	for (char **e = spec->envp; r == 0 && e && *e; e++)
 		r = qu_stream_send_str(sock, QU_REC_ENV, *e);
 	for (char **a = spec->argv; r == 0 && *a; a++)
@@ -60,6 +63,7 @@ struct request {
 	char *argv[LAUNCH_MAX_WORDS + 1], *envp[LAUNCH_MAX_WORDS + 1];
 	size_t nargv, nenvp;
 	char *cwd;
+	char *context;
 	int fd[LAUNCH_MAX_FDS], target[LAUNCH_MAX_FDS];
 	size_t nfds;
 	int ns[4];           /* namespaces to enter before exec */
@@ -77,6 +81,7 @@ static void request_free(struct request *q)
 	for (size_t i = 0; i < q->nns; i++)
 		close(q->ns[i]);
 	free(q->cwd);
+	free(q->context);
 }
 
 /* Takes ownership of rec's payload/fd into the request. */
@@ -96,6 +101,11 @@ static int request_add(struct request *q, struct qu_rec *rec)
 	case QU_REC_CWD:
 		free(q->cwd);
 		q->cwd = (char *)rec->payload;
+		rec->payload = NULL;
+		return 0;
+	case QU_REC_CONTEXT:
+		free(q->context);
+		q->context = (char *)rec->payload;
 		rec->payload = NULL;
 		return 0;
 	case QU_REC_FD: {
@@ -171,8 +181,15 @@ static void reset_signals(void)
 		signal(s, SIG_DFL);
 }
 
-/* Forks the program; returns its pid once exec succeeded, or -errno (the exec's error). */
-static pid_t start_program(struct request *q)
+/* What the child reports when it could not exec: errno and, for a context step, which. */
+struct launch_status {
+	int err;
+	char what[200];
+};
+
+/* Forks the program; returns its pid once exec succeeded, or -errno (the exec's error, or
+ * the context step that failed, named in what). */
+static pid_t start_program(struct request *q, char *what, size_t what_len)
 {
 	int pipefd[2];
 	if (pipe2(pipefd, O_CLOEXEC) < 0)
@@ -185,6 +202,7 @@ static pid_t start_program(struct request *q)
 		return -e;
 	}
 	if (pid == 0) {
+		struct launch_status ls = { 0, "" };
 		int err = 0;
 		close(pipefd[0]);
 		setsid();
@@ -205,21 +223,33 @@ static pid_t start_program(struct request *q)
 			if (r < 0)
 				err = -r;
 		}
+		if (!err && q->context) {
+			struct qu_context *ctx = malloc(sizeof(*ctx));
+			int r = ctx ? qu_context_decode(q->context, ctx) : -ENOMEM;
+			if (r == 0)
+				r = qu_context_apply(ctx, ls.what, sizeof(ls.what));
+			if (r < 0)
+				err = -r;
+			free(ctx);
+		}
 		if (!err && fcntl(st, F_SETFD, FD_CLOEXEC) == 0) {
 			execve(q->argv[0], q->argv, q->envp);
 			err = errno;
 		}
-		if (write(st, &err, sizeof(err)) < 0)
+		ls.err = err;
+		if (write(st, &ls, sizeof(ls)) < 0)
 			_exit(127);
 		_exit(127);
 	}
 	close(pipefd[1]);
-	int err = 0;
-	ssize_t n = qu_read_full(pipefd[0], &err, sizeof(err));
+	struct launch_status ls;
+	ssize_t n = qu_read_full(pipefd[0], &ls, sizeof(ls));
 	close(pipefd[0]);
-	if (n == (ssize_t)sizeof(err)) {
+	if (n == (ssize_t)sizeof(ls)) {
 		waitpid(pid, NULL, 0);
-		return -err;
+		ls.what[sizeof(ls.what) - 1] = '\0';
+		snprintf(what, what_len, "%s", ls.what);
+		return -ls.err;
 	}
 	return pid; /* EOF: close-on-exec closed the pipe, the exec happened */
 }
@@ -259,10 +289,14 @@ int qu_launcher_serve(int sock, uint64_t deadline_us)
 		free(q);
 		return r;
 	}
-	pid_t pid = start_program(q);
+	char what[200] = "";
+	pid_t pid = start_program(q, what, sizeof(what));
 	if (pid < 0) {
-		char msg[PATH_MAX + 128];
-		snprintf(msg, sizeof(msg), "cannot execute %s: %s", q->argv[0], strerror((int)-pid));
+		char msg[PATH_MAX + 256];
+		if (what[0])
+			snprintf(msg, sizeof(msg), "cannot start %s: %s: %s", q->argv[0], what, strerror((int)-pid));
+		else
+			snprintf(msg, sizeof(msg), "cannot execute %s: %s", q->argv[0], strerror((int)-pid));
 		r = qu_stream_send_error(sock, (int)-pid, msg);
 		r = (int)pid;
 	} else {

@@ -19,6 +19,7 @@ struct qu_launch {
 	char **argv;
 	char **envp;
 	const char *cwd;
+	const char *context;   /* qu_context_encode() text, or NULL: run as the launcher does */
 	const struct qu_launch_fd *fds;
 	size_t nfds;
 };

@@ -58,6 +58,7 @@ int qu_stream_validate(const struct qu_rec *r)
 	case QU_REC_ARG:
 	case QU_REC_ENV:
 	case QU_REC_CWD:
+	case QU_REC_CONTEXT:
 		return has_nul_end(r, 0) ? 0 : -EBADMSG;
 	case QU_REC_FD:
 		return r->len > 8 && has_nul_end(r, 8) ? 0 : -EBADMSG;
@@ -235,7 +236,7 @@ void qu_rec_free(struct qu_rec *rec)
 const char *qu_rec_type_name(uint16_t type)
 {
 	static const char *const names[] = { "?", "HELLO", "ARG", "ENV", "FD", "CWD", "EXEC",
-					     "STARTED", "ERROR", "END" };
+					     "STARTED", "ERROR", "END", "CONTEXT" };
 	return type <= QU_REC_TYPE_MAX ? names[type] : "?";
 }
 
@@ -252,6 +253,14 @@ void qu_rec_describe(const struct qu_rec *r, char *buf, size_t len)
 	case QU_REC_CWD:
 		snprintf(buf, len, "%s %s", name, (const char *)p);
 		break;
+	case QU_REC_CONTEXT: {
+		/* One line per setting, so that a dump stays one record per line. */
+		size_t n = (size_t)snprintf(buf, len, "CONTEXT ");
+		for (const uint8_t *c = p; *c && n + 2 < len; c++)
+			buf[n++] = *c == '\n' ? ' ' : (char)*c;
+		buf[n < len ? n : len - 1] = '\0';
+		break;
+	}
 	case QU_REC_FD:
 		snprintf(buf, len, "FD target=%u kind=%u name=%s%s", qu_get_u32(p), qu_get_u32(p + 4),
 			 (const char *)p + 8, (r->flags & QU_REC_FLAG_FD_ELIDED) ? " (descriptor not stored)" : "");

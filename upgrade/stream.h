@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define QU_STREAM_MAGIC 0x47505551u /* "QUPG" in little-endian byte order */
-#define QU_STREAM_VERSION 1u
+#define QU_STREAM_VERSION 2u
 #define QU_STREAM_HDR_LEN 16u
 #define QU_STREAM_MAX_PAYLOAD (1u << 20)
 
@@ -23,7 +23,8 @@ enum qu_rec_type {
 	QU_REC_STARTED = 7, /* u32 pid of the started program */
 	QU_REC_ERROR = 8,   /* i32 errno, message NUL-terminated */
 	QU_REC_END = 9,     /* empty: the sender is done */
-	QU_REC_TYPE_MAX = 9,
+	QU_REC_CONTEXT = 10, /* "key=value" lines, NUL-terminated: the process context (v2) */
+	QU_REC_TYPE_MAX = 10,
 };
 
 /* Flag on FD records written to a file: the descriptor itself could not be stored. */

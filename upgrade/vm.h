@@ -3,6 +3,7 @@
 #define QU_VM_H
 
 #include "qemu-integration/argv.h"
+#include "upgrade/context.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -66,6 +67,7 @@ struct qu_vm {
 	size_t nram;
 	struct qu_listener lis[QU_MAX_LISTENERS];
 	size_t nlis;
+	struct qu_context ctx;   /* user, cgroups, limits, affinity, ... to reproduce */
 	struct qu_tap taps[QU_MAX_NETDEVS];
 	size_t ntaps;
 	char pidfile[PATH_MAX];

@@ -95,6 +95,8 @@ vm_start() {
 	dir=$(mktemp -d "${TMPDIR:-/tmp}/vm-$name.XXXXXX") || return
 	dir=$(cd "$dir" && pwd)   # -daemonize chdirs to /: keep every path absolute
 	_vm_paths+=("$dir")
+	# VM_OWNER: a QEMU started as another user (VM_WRAP=setpriv ...) writes its files here.
+	[ -z "${VM_OWNER:-}" ] || { chown "$VM_OWNER" "$dir" && chmod 755 "$dir"; }
 	case ${VM_RAM:-memfd} in
 	memfd) memargs=(-machine "q35,memory-backend=mem0"
 		-object "memory-backend-memfd,id=mem0,size=$mem,share=on") ;;

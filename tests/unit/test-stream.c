@@ -101,10 +101,12 @@ static void send_recv_every_type(void **state)
 	assert_int_equal(qu_stream_send(s, QU_REC_STARTED, 0, started, sizeof(started), -1), 0);
 	assert_int_equal(qu_stream_send_error(s, ENOENT, "cannot execute /x"), 0);
 	assert_int_equal(qu_stream_send(s, QU_REC_END, 0, NULL, 0, -1), 0);
+	assert_int_equal(qu_stream_send_str(s, QU_REC_CONTEXT, "uid=107\ngid=107\n"), 0);
 
-	const char *want[] = { "HELLO version=1", "ARG /usr/bin/qemu-system-x86_64", "ENV HOME=/root",
+	const char *want[] = { "HELLO version=2", "ARG /usr/bin/qemu-system-x86_64", "ENV HOME=/root",
 			       "FD target=9 kind=4 name=ram elided (descriptor not stored)", "CWD /var/lib/vm",
-			       "EXEC", "STARTED pid=12345", "ERROR errno=2 cannot execute /x", "END" };
+			       "EXEC", "STARTED pid=12345", "ERROR errno=2 cannot execute /x", "END",
+			       "CONTEXT uid=107 gid=107 " };
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		struct qu_rec rec;
 		char line[256];

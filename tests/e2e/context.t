@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The process context is reproduced for the new QEMU: a VM run as an unprivileged user (as
+# libvirt runs QEMU), in cgroups of its own (v1 memory and cpu, and v2), pinned to one CPU
+# with its vCPU thread pinned elsewhere, niced, with its own oom_score_adj and descriptor
+# limit. After two upgrades the new QEMU has all of it, and the guest is clean.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+
+tap_plan 7
+cg=qu-test-$$
+cgdirs=()
+for h in memory cpu unified; do
+	d=/sys/fs/cgroup/$h/$cg
+	[ -d "/sys/fs/cgroup/$h" ] && mkdir "$d" 2>/dev/null && cgdirs+=("$d")
+done
+cleanup_cgroups() { vm_cleanup; sleep 0.2; for d in "${cgdirs[@]}"; do rmdir "$d" 2>/dev/null; done; }
+trap cleanup_cgroups EXIT
+[ ${#cgdirs[@]} -gt 0 ] || { echo "Bail out! no cgroup hierarchy to test with"; exit 1; }
+# How a management daemon would start it: cgroups first, then the identity and limits.
+wrap=$(mktemp)
+_vm_paths+=("$wrap")
+{
+	echo '#!/bin/sh'
+	for d in "${cgdirs[@]}"; do echo "echo \$\$ >$d/cgroup.procs"; done
+	echo 'exec setpriv --reuid=65534 --regid=65534 --clear-groups nice -n 5 taskset -c 0 prlimit --nofile=2048:4096 "$@"'
+} >"$wrap"
+chmod +x "$wrap"
+VM_OWNER=nobody VM_WRAP=$wrap vm_start context -name context,debug-threads=on || exit 1
+vm_wait_ready || exit 1
+echo 200 >"/proc/$VM_PID/oom_score_adj"
+vcpu=$(grep -l '^CPU 0/' /proc/"$VM_PID"/task/*/comm | head -n 1 | cut -d/ -f5)
+[ -n "$vcpu" ] && taskset -pc 1 "$vcpu" >/dev/null
+
+# facts PID: the context, one line each, to compare old and new.
+facts() {
+	local p=$1 t
+	grep -E '^(Uid|Gid|Groups|Umask|Cpus_allowed_list):' "/proc/$p/status" | tr -s '\t' ' '
+	echo "cgroup $(sort "/proc/$p/cgroup" | tr '\n' ' ')"
+	echo "nice $(ps -o ni= -p "$p" | tr -d ' ')"
+	echo "oom_score_adj $(cat "/proc/$p/oom_score_adj")"
+	grep 'Max open files' "/proc/$p/limits" | tr -s ' '
+	t=$(grep -l '^CPU 0/' /proc/"$p"/task/*/comm | head -n 1 | cut -d/ -f5)
+	echo "vcpu0 $(taskset -pc "$t" | sed 's/.*: //')"
+}
+before=$(facts "$VM_PID")
+tap_diag "old QEMU: $(tr '\n' '|' <<<"$before")"
+grep -q '^Uid: 65534' <<<"$before" && grep -q "cgroup.*$cg" <<<"$before" && grep -q '^nice 5' <<<"$before" &&
+	grep -q '^vcpu0 1$' <<<"$before" && grep -q 'Cpus_allowed_list: 0$' <<<"$before"
+tap_ok $? "the VM runs as nobody, in its cgroups, niced, pinned, vCPU thread on CPU 1"
+
+for round in 1 2; do
+	old=$VM_PID
+	report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$VM_DIR/err")
+	VM_PID=$(cat "$VM_DIR/qemu.pid")
+	vm_track_pid "$VM_PID" 2>/dev/null
+	tap_diag "round $round: $(json_get "$report" result) $(json_get "$report" error) $(cat "$VM_DIR/err")"
+	[ "$(json_get "$report" result)" = upgraded ] && [ "$VM_PID" != "$old" ]
+	tap_ok $? "round $round: upgraded"
+	after=$(facts "$VM_PID")
+	for what in Uid Gid Groups Umask Cpus_allowed_list cgroup nice oom_score_adj 'Max open files' vcpu0; do
+		[ "$(grep "^$what" <<<"$before")" = "$(grep "^$what" <<<"$after")" ] ||
+			{ tap_diag "round $round: $what: was '$(grep "^$what" <<<"$before")', now '$(grep "^$what" <<<"$after")'"; false; }
+	done
+	tap_ok $? "round $round: user, groups, umask, cgroups, affinity, nice, oom_score_adj, limits and vCPU affinity carried"
+	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ] && [ "$(vm_runstate)" = running ]
+	tap_ok $? "round $round: guest clean and running"
+done
+tap_done

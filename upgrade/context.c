@@ -1,0 +1,336 @@
+#include "upgrade/context.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *status_field(const char *status, const char *key)
+{
+	const char *p = strstr(status, key);
+	return p ? p + strlen(key) : NULL;
+}
+
+/* Where each cgroup hierarchy is mounted here, by its /proc/PID/cgroup "controllers" field
+ * ("" for v2, "memory", "cpu,cpuacct", "name=systemd"). */
+static int cgroup_mount(const char *controllers, char *out, size_t len)
+{
+	char *text = NULL, *save = NULL;
+	int found = -ENOENT;
+	if (qu_read_file("/proc/self/mountinfo", &text, NULL) < 0)
+		return -ENOENT;
+	for (char *line = strtok_r(text, "\n", &save); line && found; line = strtok_r(NULL, "\n", &save)) {
+		char mnt[PATH_MAX], fstype[32], opts[512];
+		char *dash = strstr(line, " - ");
+		if (!dash || sscanf(line, "%*s %*s %*s %*s %4095s", mnt) != 1 ||
+		    sscanf(dash + 3, "%31s %*s %511s", fstype, opts) != 2)
+			continue;
+		if (!*controllers) {
+			if (!strcmp(fstype, "cgroup2")) {
+				snprintf(out, len, "%s", mnt);
+				found = 0;
+			}
+			continue;
+		}
+		if (strcmp(fstype, "cgroup"))
+			continue;
+		/* Every controller of the hierarchy must be among the mount's super options. */
+		char want[256], *s2 = NULL;
+		int all = 1;
+		snprintf(want, sizeof(want), "%s", controllers);
+		for (char *c = strtok_r(want, ",", &s2); c; c = strtok_r(NULL, ",", &s2)) {
+			char needle[80];
+			snprintf(needle, sizeof(needle), ",%s,", c);
+			char hay[520];
+			snprintf(hay, sizeof(hay), ",%s,", opts);
+			all &= strstr(hay, needle) != NULL;
+		}
+		if (all) {
+			snprintf(out, len, "%s", mnt);
+			found = 0;
+		}
+	}
+	free(text);
+	return found;
+}
+
+static void read_cgroups(pid_t pid, struct qu_context *c)
+{
+	char path[64], *text = NULL, *save = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
+	if (qu_read_file(path, &text, NULL) < 0)
+		return;
+	for (char *line = strtok_r(text, "\n", &save); line && c->ncgroups < QU_CTX_MAX_CGROUPS;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL, mnt[PATH_MAX];
+		if (!c2)
+			continue;
+		*c2 = '\0';
+		if (cgroup_mount(c1 + 1, mnt, sizeof(mnt)) < 0)
+			continue;
+		snprintf(c->cgroup_procs[c->ncgroups++], sizeof(c->cgroup_procs[0]), "%s%s/cgroup.procs",
+			 mnt, strcmp(c2 + 1, "/") ? c2 + 1 : "");
+	}
+	free(text);
+}
+
+/* /proc/PID/limits rather than prlimit(2): reading another user's limits that way needs
+ * CAP_SYS_RESOURCE. The kernel prints the limits in RLIMIT_* order, the soft value in the
+ * column from 26 and the hard one from 47. */
+static rlim_t limit_value(const char *s)
+{
+	return !strncmp(s, "unlimited", 9) ? RLIM_INFINITY : (rlim_t)strtoull(s, NULL, 10);
+}
+
+static int read_limits(pid_t pid, struct qu_context *c)
+{
+	char path[64], *text = NULL, *save = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	int r = qu_read_file(path, &text, NULL);
+	if (r < 0)
+		return qu_err(r, "cannot read %s: %s", path, strerror(-r));
+	int i = -1;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save), i++) {
+		if (i < 0)
+			continue; /* the header */
+		if (i >= RLIM_NLIMITS || strlen(line) < 48)
+			break;
+		c->rlim[i].rlim_cur = limit_value(line + 26);
+		c->rlim[i].rlim_max = limit_value(line + 47);
+	}
+	free(text);
+	return i == RLIM_NLIMITS ? 0 : qu_err(-EPROTO, "cannot parse %s", path);
+}
+
+int qu_context_read(pid_t pid, struct qu_context *c)
+{
+	char path[64], *status = NULL, *oom = NULL;
+	const char *v;
+	memset(c, 0, sizeof(*c));
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	int r = qu_read_file(path, &status, NULL);
+	if (r < 0)
+		return qu_err(r, "cannot read %s: %s", path, strerror(-r));
+	unsigned u, g, um;
+	if (!(v = status_field(status, "\nUid:")) || sscanf(v, "%*u %u", &u) != 1 ||
+	    !(v = status_field(status, "\nGid:")) || sscanf(v, "%*u %u", &g) != 1) {
+		free(status);
+		return qu_err(-EPROTO, "cannot parse %s", path);
+	}
+	c->uid = u; /* the effective IDs: what the process acts as */
+	c->gid = g;
+	c->umask = (v = status_field(status, "\nUmask:")) && sscanf(v, "%o", &um) == 1 ? um : 022;
+	if ((v = status_field(status, "\nGroups:"))) {
+		const char *end = strchr(v, '\n');
+		for (char *p = (char *)v; p < end && c->ngroups < QU_CTX_MAX_GROUPS;) {
+			char *next;
+			unsigned long gr = strtoul(p, &next, 10);
+			if (next == p)
+				break;
+			c->groups[c->ngroups++] = (gid_t)gr;
+			p = next;
+		}
+	}
+	free(status);
+	errno = 0;
+	c->nice = getpriority(PRIO_PROCESS, (id_t)pid);
+	struct sched_param sp;
+	c->policy = sched_getscheduler(pid);
+	c->sched_priority = sched_getparam(pid, &sp) == 0 ? sp.sched_priority : 0;
+	snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
+	if (qu_read_file(path, &oom, NULL) == 0)
+		c->oom_score_adj = atoi(oom);
+	free(oom);
+	if ((r = read_limits(pid, c)) < 0)
+		return r;
+	if (sched_getaffinity(pid, sizeof(c->affinity), &c->affinity) < 0)
+		return qu_err(-errno, "sched_getaffinity(%d): %s", (int)pid, strerror(errno));
+	read_cgroups(pid, c);
+	return 0;
+}
+
+char *qu_context_encode(const struct qu_context *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fprintf(f, "uid=%u\ngid=%u\numask=%o\nnice=%d\npolicy=%d\nsched_priority=%d\noom_score_adj=%d\n",
+		(unsigned)c->uid, (unsigned)c->gid, (unsigned)c->umask, c->nice, c->policy, c->sched_priority,
+		c->oom_score_adj);
+	fprintf(f, "groups=");
+	for (int i = 0; i < c->ngroups; i++)
+		fprintf(f, "%s%u", i ? "," : "", (unsigned)c->groups[i]);
+	fprintf(f, "\naffinity=");
+	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+		if (CPU_ISSET(cpu, &c->affinity))
+			fprintf(f, "%d,", cpu);
+	fprintf(f, "\n");
+	for (int i = 0; i < RLIM_NLIMITS; i++)
+		fprintf(f, "rlimit%d=%llu:%llu\n", i, (unsigned long long)c->rlim[i].rlim_cur,
+			(unsigned long long)c->rlim[i].rlim_max);
+	for (int i = 0; i < c->ncgroups; i++)
+		fprintf(f, "cgroup=%s\n", c->cgroup_procs[i]);
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+int qu_context_decode(const char *text, struct qu_context *c)
+{
+	char *copy = strdup(text), *save = NULL;
+	if (!copy)
+		return -ENOMEM;
+	memset(c, 0, sizeof(*c));
+	c->umask = 022;
+	for (int i = 0; i < RLIM_NLIMITS; i++)
+		c->rlim[i].rlim_cur = c->rlim[i].rlim_max = RLIM_INFINITY;
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		const char *k = line, *v = eq + 1;
+		int idx;
+		unsigned long long cur, max;
+		if (!strcmp(k, "uid"))
+			c->uid = (uid_t)strtoul(v, NULL, 10);
+		else if (!strcmp(k, "gid"))
+			c->gid = (gid_t)strtoul(v, NULL, 10);
+		else if (!strcmp(k, "umask"))
+			c->umask = (mode_t)strtoul(v, NULL, 8);
+		else if (!strcmp(k, "nice"))
+			c->nice = atoi(v);
+		else if (!strcmp(k, "policy"))
+			c->policy = atoi(v);
+		else if (!strcmp(k, "sched_priority"))
+			c->sched_priority = atoi(v);
+		else if (!strcmp(k, "oom_score_adj"))
+			c->oom_score_adj = atoi(v);
+		else if (!strcmp(k, "groups"))
+			for (const char *p = v; *p && c->ngroups < QU_CTX_MAX_GROUPS; p += strcspn(p, ",") + !!p[strcspn(p, ",")])
+				c->groups[c->ngroups++] = (gid_t)strtoul(p, NULL, 10);
+		else if (!strcmp(k, "affinity"))
+			for (const char *p = v; *p; p += strcspn(p, ",") + !!p[strcspn(p, ",")]) {
+				int cpu = atoi(p);
+				if (cpu >= 0 && cpu < CPU_SETSIZE)
+					CPU_SET(cpu, &c->affinity);
+			}
+		else if (sscanf(k, "rlimit%d", &idx) == 1 && idx >= 0 && idx < RLIM_NLIMITS &&
+			 sscanf(v, "%llu:%llu", &cur, &max) == 2) {
+			c->rlim[idx].rlim_cur = (rlim_t)cur;
+			c->rlim[idx].rlim_max = (rlim_t)max;
+		} else if (!strcmp(k, "cgroup") && c->ncgroups < QU_CTX_MAX_CGROUPS)
+			snprintf(c->cgroup_procs[c->ncgroups++], sizeof(c->cgroup_procs[0]), "%s", v);
+	}
+	free(copy);
+	return 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = qu_write_full(fd, text, strlen(text));
+	close(fd);
+	return r;
+}
+
+int qu_context_apply(const struct qu_context *c, char *what, size_t len)
+{
+	char num[32];
+	int r;
+#define FAIL(...) do { snprintf(what, len, __VA_ARGS__); return r; } while (0)
+	snprintf(num, sizeof(num), "%d", (int)getpid());
+	for (int i = 0; i < c->ncgroups; i++)
+		if ((r = write_text(c->cgroup_procs[i], num)) < 0)
+			FAIL("cannot join the cgroup %s", c->cgroup_procs[i]);
+	for (int i = 0; i < RLIM_NLIMITS; i++)
+		if (setrlimit((enum __rlimit_resource)i, &c->rlim[i]) < 0 && (r = -errno))
+			FAIL("cannot set resource limit %d", i);
+	if (CPU_COUNT(&c->affinity) && sched_setaffinity(0, sizeof(c->affinity), &c->affinity) < 0 && (r = -errno))
+		FAIL("cannot set the CPU affinity");
+	struct sched_param sp = { .sched_priority = c->sched_priority };
+	if (sched_setscheduler(0, c->policy, &sp) < 0 && (r = -errno))
+		FAIL("cannot set the scheduling policy %d", c->policy);
+	if (setpriority(PRIO_PROCESS, 0, c->nice) < 0 && (r = -errno))
+		FAIL("cannot set the nice value %d", c->nice);
+	snprintf(num, sizeof(num), "%d", c->oom_score_adj);
+	if ((r = write_text("/proc/self/oom_score_adj", num)) < 0)
+		FAIL("cannot set oom_score_adj %d", c->oom_score_adj);
+	umask(c->umask);
+	/* Identity last: after it the launcher may no longer do the above. */
+	if (setgroups((size_t)c->ngroups, c->groups) < 0 && (r = -errno))
+		FAIL("cannot set the supplementary groups");
+	if (setresgid(c->gid, c->gid, c->gid) < 0 && (r = -errno))
+		FAIL("cannot set group %u", (unsigned)c->gid);
+	if (setresuid(c->uid, c->uid, c->uid) < 0 && (r = -errno))
+		FAIL("cannot set user %u", (unsigned)c->uid);
+#undef FAIL
+	return 0;
+}
+
+/* name -> tid of each thread of pid. */
+static int thread_named(pid_t pid, const char *name)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	int tid = -1;
+	if (!d)
+		return -1;
+	for (struct dirent *e; tid < 0 && (e = readdir(d));) {
+		char p[300], *comm = NULL;
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/task/%s/comm", (int)pid, e->d_name);
+		if (qu_read_file(p, &comm, NULL) == 0) {
+			comm[strcspn(comm, "\n")] = '\0';
+			if (!strcmp(comm, name))
+				tid = atoi(e->d_name);
+			free(comm);
+		}
+	}
+	closedir(d);
+	return tid;
+}
+
+int qu_thread_affinity_copy(pid_t from, pid_t to)
+{
+	char path[64];
+	int n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)from);
+	DIR *d = opendir(path);
+	if (!d)
+		return -errno;
+	for (struct dirent *e; (e = readdir(d));) {
+		char p[300], *comm = NULL;
+		cpu_set_t set;
+		if (e->d_name[0] == '.' || atoi(e->d_name) == from)
+			continue;
+		snprintf(p, sizeof(p), "/proc/%d/task/%s/comm", (int)from, e->d_name);
+		if (qu_read_file(p, &comm, NULL) < 0)
+			continue;
+		comm[strcspn(comm, "\n")] = '\0';
+		/* Only threads QEMU names after what they do: vCPUs, I/O threads. */
+		int tid = strncmp(comm, "CPU ", 4) && strncmp(comm, "IO ", 3) ? -1 : thread_named(to, comm);
+		if (tid > 0 && sched_getaffinity(atoi(e->d_name), sizeof(set), &set) == 0 &&
+		    sched_setaffinity(tid, sizeof(set), &set) == 0)
+			n++;
+		free(comm);
+	}
+	closedir(d);
+	return n;
+}

@@ -1,0 +1,43 @@
+/* The process context a VM's QEMU runs in, read from the old QEMU and reproduced for the new
+ * one by the launcher just before it executes QEMU: cgroups (every hierarchy, v1 and v2),
+ * resource limits, CPU affinity, scheduling policy and nice value, oom_score_adj, umask,
+ * supplementary groups, group and user (last: the launcher needs root until then). It
+ * travels as a CONTEXT record of the handover stream, "key=value" lines (docs/stream.md). */
+#ifndef QU_CONTEXT_H
+#define QU_CONTEXT_H
+
+#include <limits.h>
+#include <sched.h>
+#include <stddef.h>
+#include <sys/resource.h>
+#include <sys/types.h>
+
+#define QU_CTX_MAX_GROUPS 64
+#define QU_CTX_MAX_CGROUPS 16
+
+struct qu_context {
+	uid_t uid;
+	gid_t gid;
+	gid_t groups[QU_CTX_MAX_GROUPS];
+	int ngroups;
+	mode_t umask;
+	int nice;
+	int policy, sched_priority;
+	int oom_score_adj;
+	struct rlimit rlim[RLIM_NLIMITS];
+	cpu_set_t affinity;
+	char cgroup_procs[QU_CTX_MAX_CGROUPS][PATH_MAX + 32]; /* cgroup.procs files to join */
+	int ncgroups;
+};
+
+int qu_context_read(pid_t pid, struct qu_context *c);
+/* Text for the CONTEXT record (malloc'd), and back. */
+char *qu_context_encode(const struct qu_context *c);
+int qu_context_decode(const char *text, struct qu_context *c);
+/* In the launcher's child, before execve: -errno naming nothing (the caller says where). */
+int qu_context_apply(const struct qu_context *c, char *what, size_t len);
+/* vCPU and other named threads: the new QEMU's thread gets the CPU affinity of the old
+ * QEMU's thread of the same name ("CPU 0/KVM", "CPU 1/TCG", ...). Returns threads matched. */
+int qu_thread_affinity_copy(pid_t from, pid_t to);
+
+#endif
