@@ -221,31 +221,32 @@ static double jnum(json_object *o, const char *k)
 
 int qu_all(const struct qu_all_options *o, FILE *out)
 {
-	struct qu_config conf;
+	/* Large (paths, tables): on the heap, not the stack. */
+	struct qu_config *confp = calloc(1, sizeof(*confp));
+	struct qu_binary *bin = calloc(1, sizeof(*bin));
 	struct vm_entry *v = calloc(MAX_VMS, sizeof(*v));
-	int n = 0, failed = 0, done = 0, left = 0;
-	if (!v)
-		return 2;
-	if (qu_config_load(&conf) < 0 || find_vms(o, &conf, v, &n) < 0) {
+	int n = 0, failed = 0, done = 0, left = 0, rc = 2;
+	if (!v || !confp || !bin)
+		goto out;
+	if (qu_config_load(confp) < 0 || find_vms(o, confp, v, &n) < 0) {
 		fprintf(stderr, "qemu-upgrade: %s\n", qu_err_msg());
-		free(v);
-		return 2;
+		goto out;
 	}
+	const struct qu_config *conf = confp;
 	if (o->from_hook) {
 		openlog("qemu-upgrade", LOG_PID, LOG_DAEMON);
-		if (!conf.enabled) {
-			syslog(LOG_INFO, "package hook disabled in %s", conf.path);
-			free(v);
-			return 0;
+		if (!conf->enabled) {
+			syslog(LOG_INFO, "package hook disabled in %s", conf->path);
+			rc = 0;
+			goto out;
 		}
 	}
 	/* Probe each new binary once, here: the forked upgrades inherit the answers. */
 	for (int i = 0; i < n; i++) {
-		struct qu_binary b;
-		if (!v[i].skip && qu_binary_probe(v[i].exe_path, NULL, qu_now_us() + 30000000u, &b) == 0)
-			qu_binary_has_machine(&b, NULL, "", qu_now_us() + 30000000u);
+		if (!v[i].skip && qu_binary_probe(v[i].exe_path, NULL, qu_now_us() + 30000000u, bin) == 0)
+			qu_binary_has_machine(bin, NULL, "", qu_now_us() + 30000000u);
 	}
-	run_all(o, v, n, o->jobs > 0 ? o->jobs : conf.jobs);
+	run_all(o, v, n, o->jobs > 0 ? o->jobs : conf->jobs);
 	json_object *all = json_object_new_object(), *list = json_object_new_array(), *alone = json_object_new_array();
 	if (!o->json)
 		fprintf(out, "%-8s %-16s %-9s %-9s %-9s %9s %9s  %s\n", "PID", "NAME", "FROM", "TO", "RESULT",
@@ -292,8 +293,12 @@ int qu_all(const struct qu_all_options *o, FILE *out)
 	json_object_put(all);
 	for (int i = 0; i < n; i++)
 		json_object_put(v[i].report);
-	free(v);
+	rc = failed ? 1 : 0;
+out:
 	if (o->from_hook)
 		closelog();
-	return failed ? 1 : 0;
+	free(v);
+	free(confp);
+	free(bin);
+	return rc;
 }
