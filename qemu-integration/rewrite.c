@@ -322,8 +322,14 @@ static void refuse_uncarried(struct qu_plan *p)
 	for (size_t i = 0; i < p->argv.n; i++) {
 		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
 		struct qu_opts o;
+		if (opt && !strcmp(opt, "snapshot"))
+			refuse(p, "-snapshot: its temporary disk overlay lives in the old QEMU and cannot be "
+			       "carried; the guest's writes since the start would be lost");
 		if (!opt || !val)
 			continue;
+		if (!strcmp(opt, "device") && (!strncmp(val, "vfio", 4) || strstr(val, "driver\":\"vfio")))
+			refuse(p, "-device %s: VFIO passthrough devices cannot be carried (the device "
+			       "cannot be opened twice, and its state is not migrated)", val);
 		if (val[0] == '{') {
 			if (!strcmp(opt, "netdev"))
 				refuse_net(p, opt, val);

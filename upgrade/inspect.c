@@ -175,7 +175,18 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 		return r;
 	snprintf(vm->migration, sizeof(vm->migration), "%s",
 		 json_object_object_get_ex(mig, "status", &st) ? json_object_get_string(st) : "none");
+	/* QEMU >= 6.0 lists what blocks a migration (e.g. a device without migration support). */
+	json_object *reasons;
+	if (json_object_object_get_ex(mig, "blocked-reasons", &reasons))
+		for (size_t i = 0; i < json_object_array_length(reasons); i++)
+			snprintf(vm->blockers + strlen(vm->blockers), sizeof(vm->blockers) - strlen(vm->blockers), "%s%s",
+				 i ? "; " : "", json_object_get_string(json_object_array_get_idx(reasons, i)));
 	json_object_put(mig);
+	json_object *jobs = NULL;
+	if ((r = qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &jobs)) < 0)
+		return r;
+	vm->block_jobs = (int)json_object_array_length(jobs);
+	json_object_put(jobs);
 	if ((r = qom_get_string(q, "/machine", "type", deadline_us, type, sizeof(type))) < 0)
 		return r;
 	/* QOM names machine classes "<type>-machine"; the command line wants "<type>". */

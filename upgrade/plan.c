@@ -72,6 +72,12 @@ static void check_state(const struct qu_vm *vm, struct qu_plan *p)
 		if (!strcmp(vm->migration, *s))
 			snprintf(p->refusal, sizeof(p->refusal), "a migration is already running (status '%s'); "
 				 "wait for it to end or cancel it with QMP migrate_cancel", vm->migration);
+	if (!p->refusal[0] && vm->blockers[0])
+		snprintf(p->refusal, sizeof(p->refusal), "QEMU reports that this VM cannot migrate: %s",
+			 vm->blockers);
+	if (!p->refusal[0] && vm->block_jobs)
+		snprintf(p->refusal, sizeof(p->refusal), "%d block job(s) running (query-block-jobs); wait "
+			 "for them to finish or cancel them first", vm->block_jobs);
 	if (!p->refusal[0] && strcmp(vm->runstate, "running"))
 		snprintf(p->refusal, sizeof(p->refusal), "the VM is not running (run state '%s'); "
 			 "qemu-upgrade upgrades running VMs: resume it with QMP 'cont' first", vm->runstate);

@@ -72,6 +72,8 @@ struct qu_vm {
 	size_t ntaps;
 	char pidfile[PATH_MAX];
 	char stdout_link[PATH_MAX], stderr_link[PATH_MAX];
+	char blockers[512];      /* query-migrate blocked-reasons, joined */
+	int block_jobs;          /* running block jobs (query-block-jobs) */
 	char refusal[1024];      /* set when inspect found something that cannot be carried */
 };
 
