@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -128,6 +130,11 @@ int qu_context_read(pid_t pid, struct qu_context *c)
 	c->uid = u; /* the effective IDs: what the process acts as */
 	c->gid = g;
 	c->umask = (v = status_field(status, "\nUmask:")) && sscanf(v, "%o", &um) == 1 ? um : 022;
+	const char *capk[5] = { "\nCapInh:", "\nCapPrm:", "\nCapEff:", "\nCapBnd:", "\nCapAmb:" };
+	unsigned long long *capv[5] = { &c->cap_inh, &c->cap_prm, &c->cap_eff, &c->cap_bnd, &c->cap_amb };
+	for (int i = 0; i < 5; i++)
+		if (!(v = status_field(status, capk[i])) || sscanf(v, "%llx", capv[i]) != 1)
+			*capv[i] = 0;
 	if ((v = status_field(status, "\nGroups:"))) {
 		const char *end = strchr(v, '\n');
 		for (char *p = (char *)v; p < end && c->ngroups < QU_CTX_MAX_GROUPS;) {
@@ -167,6 +174,8 @@ char *qu_context_encode(const struct qu_context *c)
 	fprintf(f, "uid=%u\ngid=%u\numask=%o\nnice=%d\npolicy=%d\nsched_priority=%d\noom_score_adj=%d\n",
 		(unsigned)c->uid, (unsigned)c->gid, (unsigned)c->umask, c->nice, c->policy, c->sched_priority,
 		c->oom_score_adj);
+	fprintf(f, "cap_inh=%llx\ncap_prm=%llx\ncap_eff=%llx\ncap_amb=%llx\ncap_bnd=%llx\n", c->cap_inh,
+		c->cap_prm, c->cap_eff, c->cap_amb, c->cap_bnd);
 	fprintf(f, "groups=");
 	for (int i = 0; i < c->ngroups; i++)
 		fprintf(f, "%s%u", i ? "," : "", (unsigned)c->groups[i]);
@@ -218,6 +227,16 @@ int qu_context_decode(const char *text, struct qu_context *c)
 			c->sched_priority = atoi(v);
 		else if (!strcmp(k, "oom_score_adj"))
 			c->oom_score_adj = atoi(v);
+		else if (!strcmp(k, "cap_inh"))
+			c->cap_inh = strtoull(v, NULL, 16);
+		else if (!strcmp(k, "cap_prm"))
+			c->cap_prm = strtoull(v, NULL, 16);
+		else if (!strcmp(k, "cap_eff"))
+			c->cap_eff = strtoull(v, NULL, 16);
+		else if (!strcmp(k, "cap_amb"))
+			c->cap_amb = strtoull(v, NULL, 16);
+		else if (!strcmp(k, "cap_bnd"))
+			c->cap_bnd = strtoull(v, NULL, 16);
 		else if (!strcmp(k, "groups"))
 			for (const char *p = v; *p && c->ngroups < QU_CTX_MAX_GROUPS; p += strcspn(p, ",") + !!p[strcspn(p, ",")])
 				c->groups[c->ngroups++] = (gid_t)strtoul(p, NULL, 10);
@@ -248,6 +267,51 @@ static int write_text(const char *path, const char *text)
 	return r;
 }
 
+static int cap_last(void)
+{
+	int last = (int)cap_max_bits() - 1;
+	return last > 63 ? 63 : last;
+}
+
+/* Root: drop what the old QEMU's bounding set lacked (execve grants root the rest). */
+static int apply_caps_before(const struct qu_context *c)
+{
+	if (!c->cap_bnd)
+		return 0; /* not given (an older sender): leave the bounding set alone */
+	for (int cap = 0; cap <= cap_last(); cap++)
+		if (!(c->cap_bnd & (1ULL << cap)) && CAP_IS_SUPPORTED(cap) && cap_drop_bound(cap) < 0)
+			return -errno;
+	return prctl(PR_SET_KEEPCAPS, c->uid != 0 && c->cap_amb, 0, 0, 0) < 0 ? -errno : 0;
+}
+
+/* A non-root QEMU keeps capabilities across execve only as ambient ones: set them, with
+ * the permitted and inheritable sets they need. */
+static int apply_caps_after(const struct qu_context *c)
+{
+	if (c->uid == 0 || !c->cap_amb)
+		return 0;
+	cap_t caps = cap_init();
+	if (!caps)
+		return -ENOMEM;
+	int r = 0;
+	for (int cap = 0; cap <= cap_last(); cap++) {
+		cap_value_t v = cap;
+		if (c->cap_prm & (1ULL << cap))
+			r |= cap_set_flag(caps, CAP_PERMITTED, 1, &v, CAP_SET);
+		if ((c->cap_inh | c->cap_amb) & (1ULL << cap))
+			r |= cap_set_flag(caps, CAP_INHERITABLE, 1, &v, CAP_SET);
+		if (c->cap_eff & (1ULL << cap))
+			r |= cap_set_flag(caps, CAP_EFFECTIVE, 1, &v, CAP_SET);
+	}
+	if (r == 0 && cap_set_proc(caps) < 0)
+		r = -errno;
+	cap_free(caps);
+	for (int cap = 0; r == 0 && cap <= cap_last(); cap++)
+		if ((c->cap_amb & (1ULL << cap)) && cap_set_ambient(cap, CAP_SET) < 0)
+			r = -errno;
+	return r < 0 ? r : 0;
+}
+
 int qu_context_apply(const struct qu_context *c, char *what, size_t len)
 {
 	char num[32];
@@ -271,6 +335,8 @@ int qu_context_apply(const struct qu_context *c, char *what, size_t len)
 	if ((r = write_text("/proc/self/oom_score_adj", num)) < 0)
 		FAIL("cannot set oom_score_adj %d", c->oom_score_adj);
 	umask(c->umask);
+	if ((r = apply_caps_before(c)) < 0)
+		FAIL("cannot drop capabilities from the bounding set");
 	/* Identity last: after it the launcher may no longer do the above. */
 	if (setgroups((size_t)c->ngroups, c->groups) < 0 && (r = -errno))
 		FAIL("cannot set the supplementary groups");
@@ -278,6 +344,8 @@ int qu_context_apply(const struct qu_context *c, char *what, size_t len)
 		FAIL("cannot set group %u", (unsigned)c->gid);
 	if (setresuid(c->uid, c->uid, c->uid) < 0 && (r = -errno))
 		FAIL("cannot set user %u", (unsigned)c->uid);
+	if ((r = apply_caps_after(c)) < 0)
+		FAIL("cannot set the capabilities (permitted %llx, ambient %llx)", c->cap_prm, c->cap_amb);
 #undef FAIL
 	return 0;
 }

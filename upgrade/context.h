@@ -1,7 +1,8 @@
 /* The process context a VM's QEMU runs in, read from the old QEMU and reproduced for the new
  * one by the launcher just before it executes QEMU: cgroups (every hierarchy, v1 and v2),
  * resource limits, CPU affinity, scheduling policy and nice value, oom_score_adj, umask,
- * supplementary groups, group and user (last: the launcher needs root until then). It
+ * the capability bounding set, supplementary groups, group and user, and the capabilities
+ * (ambient ones survive the execve of a non-root QEMU, as they did for the old one). It
  * travels as a CONTEXT record of the handover stream, "key=value" lines (docs/stream.md). */
 #ifndef QU_CONTEXT_H
 #define QU_CONTEXT_H
@@ -26,6 +27,8 @@ struct qu_context {
 	int oom_score_adj;
 	struct rlimit rlim[RLIM_NLIMITS];
 	cpu_set_t affinity;
+	/* Capability sets as /proc/PID/status shows them (bit N = capability N). */
+	unsigned long long cap_inh, cap_prm, cap_eff, cap_amb, cap_bnd;
 	char cgroup_procs[QU_CTX_MAX_CGROUPS][PATH_MAX + 32]; /* cgroup.procs files to join */
 	int ncgroups;
 };

@@ -2,7 +2,7 @@
 # The process context is reproduced for the new QEMU: a VM run as an unprivileged user (as
 # libvirt runs QEMU), in cgroups of its own (v1 memory and cpu, and v2), pinned to one CPU
 # with its vCPU thread pinned elsewhere, niced, with its own oom_score_adj and descriptor
-# limit. After two upgrades the new QEMU has all of it, and the guest is clean.
+# limit, with CAP_NET_ADMIN as an ambient capability. After two upgrades the new QEMU has all of it, and the guest is clean.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -23,7 +23,7 @@ _vm_paths+=("$wrap")
 {
 	echo '#!/bin/sh'
 	for d in "${cgdirs[@]}"; do echo "echo \$\$ >$d/cgroup.procs"; done
-	echo 'exec setpriv --reuid=65534 --regid=65534 --clear-groups nice -n 5 taskset -c 0 prlimit --nofile=2048:4096 "$@"'
+	echo 'exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_admin --ambient-caps=+net_admin nice -n 5 taskset -c 0 prlimit --nofile=2048:4096 "$@"'
 } >"$wrap"
 chmod +x "$wrap"
 VM_OWNER=nobody VM_WRAP=$wrap vm_start context -name context,debug-threads=on || exit 1
@@ -35,7 +35,7 @@ vcpu=$(grep -l '^CPU 0/' /proc/"$VM_PID"/task/*/comm | head -n 1 | cut -d/ -f5)
 # facts PID: the context, one line each, to compare old and new.
 facts() {
 	local p=$1 t
-	grep -E '^(Uid|Gid|Groups|Umask|Cpus_allowed_list):' "/proc/$p/status" | tr -s '\t' ' '
+	grep -E '^(Uid|Gid|Groups|Umask|Cpus_allowed_list|Cap(Inh|Prm|Eff|Amb|Bnd)):' "/proc/$p/status" | tr -s '\t' ' '
 	echo "cgroup $(sort "/proc/$p/cgroup" | tr '\n' ' ')"
 	echo "nice $(ps -o ni= -p "$p" | tr -d ' ')"
 	echo "oom_score_adj $(cat "/proc/$p/oom_score_adj")"
@@ -45,9 +45,9 @@ facts() {
 }
 before=$(facts "$VM_PID")
 tap_diag "old QEMU: $(tr '\n' '|' <<<"$before")"
-grep -q '^Uid: 65534' <<<"$before" && grep -q "cgroup.*$cg" <<<"$before" && grep -q '^nice 5' <<<"$before" &&
+grep -q '^Uid: 65534' <<<"$before" && grep -q '^CapAmb: 0000000000001000' <<<"$before" && grep -q "cgroup.*$cg" <<<"$before" && grep -q '^nice 5' <<<"$before" &&
 	grep -q '^vcpu0 1$' <<<"$before" && grep -q 'Cpus_allowed_list: 0$' <<<"$before"
-tap_ok $? "the VM runs as nobody, in its cgroups, niced, pinned, vCPU thread on CPU 1"
+tap_ok $? "the VM runs as nobody with CAP_NET_ADMIN ambient, in its cgroups, niced, pinned, vCPU thread on CPU 1"
 
 for round in 1 2; do
 	old=$VM_PID
@@ -58,11 +58,11 @@ for round in 1 2; do
 	[ "$(json_get "$report" result)" = upgraded ] && [ "$VM_PID" != "$old" ]
 	tap_ok $? "round $round: upgraded"
 	after=$(facts "$VM_PID")
-	for what in Uid Gid Groups Umask Cpus_allowed_list cgroup nice oom_score_adj 'Max open files' vcpu0; do
+	for what in Uid Gid Groups Umask Cpus_allowed_list CapInh CapPrm CapEff CapAmb CapBnd cgroup nice oom_score_adj 'Max open files' vcpu0; do
 		[ "$(grep "^$what" <<<"$before")" = "$(grep "^$what" <<<"$after")" ] ||
 			{ tap_diag "round $round: $what: was '$(grep "^$what" <<<"$before")', now '$(grep "^$what" <<<"$after")'"; false; }
 	done
-	tap_ok $? "round $round: user, groups, umask, cgroups, affinity, nice, oom_score_adj, limits and vCPU affinity carried"
+	tap_ok $? "round $round: user, groups, umask, capabilities, cgroups, affinity, nice, oom_score_adj, limits and vCPU affinity carried"
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ] && [ "$(vm_runstate)" = running ]
 	tap_ok $? "round $round: guest clean and running"
 done
