@@ -354,22 +354,6 @@ static void collect_stats(struct txn *t)
 	json_object_put(mig);
 }
 
-/* The new QEMU's private memory (smaps_rollup Anonymous): what the host pays extra while the
- * two processes exist side by side. */
-static int64_t private_memory(pid_t pid)
-{
-	char path[64], *text = NULL;
-	long long kb = -1;
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
-	if (qu_read_file(path, &text, NULL) < 0)
-		return -1;
-	char *a = strstr(text, "\nAnonymous:");
-	if (a)
-		sscanf(a + 11, "%lld", &kb);
-	free(text);
-	return kb < 0 ? -1 : kb * 1024;
-}
-
 /* The paths the old QEMU unlinks when it exits: listening sockets and the pidfile. */
 static size_t doomed_paths(const struct txn *t, const char **paths)
 {
@@ -559,7 +543,7 @@ static int run(struct txn *t)
 	if ((r = journal_step(t, QU_PH_SOURCE_COMPLETED)) < 0 || (r = checkpoint(QU_FI_SOURCE_COMPLETED)) < 0 ||
 	    (r = wait_target_loaded(t)) < 0 || (r = checkpoint(QU_FI_TARGET_LOADED)) < 0)
 		goto out;
-	t->rep->extra_memory_bytes = private_memory(t->new_pid);
+	t->rep->extra_memory_bytes = qu_proc_anon_bytes(t->new_pid);
 	/* From here on the guest moves forward: a Ctrl-C no longer rolls back. */
 	qu_cancel_enable(0);
 	if ((r = journal_step(t, QU_PH_RESUMING)) < 0 || (r = resume_target(t)) < 0)

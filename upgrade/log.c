@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <syslog.h>
+#include <unistd.h>
 
 static int log_level = QU_LOG_INFO;
 static __thread char err_msg[2048];
@@ -12,11 +14,28 @@ static __thread int err_errno;
 void qu_log_set_level(int level) { log_level = level; }
 int qu_log_level(void) { return log_level; }
 
-static void vlog(const char *tag, const char *fmt, va_list ap)
+/* Not on a terminal (a package hook, a service): the lines go to syslog (the journal) too. */
+static int to_syslog(void)
 {
+	static int state = -1;
+	if (state < 0) {
+		state = !isatty(STDERR_FILENO);
+		if (state)
+			openlog("qemu-upgrade", LOG_PID, LOG_DAEMON);
+	}
+	return state;
+}
+
+static void vlog(int prio, const char *tag, const char *fmt, va_list ap)
+{
+	va_list copy;
+	va_copy(copy, ap);
 	fprintf(stderr, "[%7.1f ms] %s", qu_ms_since_start(), tag);
 	vfprintf(stderr, fmt, ap);
 	fputc('\n', stderr);
+	if (to_syslog())
+		vsyslog(prio, fmt, copy);
+	va_end(copy);
 }
 
 void qu_info(const char *fmt, ...)
@@ -25,7 +44,7 @@ void qu_info(const char *fmt, ...)
 	if (log_level < QU_LOG_INFO)
 		return;
 	va_start(ap, fmt);
-	vlog("", fmt, ap);
+	vlog(LOG_INFO, "", fmt, ap);
 	va_end(ap);
 }
 
@@ -35,7 +54,7 @@ void qu_debug(const char *fmt, ...)
 	if (log_level < QU_LOG_DEBUG)
 		return;
 	va_start(ap, fmt);
-	vlog("debug: ", fmt, ap);
+	vlog(LOG_DEBUG, "debug: ", fmt, ap);
 	va_end(ap);
 }
 

@@ -1,6 +1,7 @@
 /* The qemu-upgrade command. */
 #include "qemu-upgrade.h"
 #include "upgrade/all.h"
+#include "upgrade/check.h"
 #include "upgrade/stream.h"
 
 #include <errno.h>
@@ -17,6 +18,8 @@ enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3 
 static void usage(FILE *f)
 {
 	fputs("Usage: qemu-upgrade --pid PID [--new-binary PATH] [options]\n"
+	      "       qemu-upgrade inspect --pid PID [--json]\n"
+	      "       qemu-upgrade check [--binary PATH] [--json]\n"
 	      "       qemu-upgrade --all [--binary PATH] [--jobs N] [--dry-run] [--json]\n"
 	      "       qemu-upgrade --recover\n"
 	      "       qemu-upgrade dump-stream FILE\n"
@@ -53,6 +56,8 @@ static void usage(FILE *f)
 	      "  qemu-upgrade --pid 1234 --dry-run          # show the plan, touch nothing\n"
 	      "  qemu-upgrade --pid 1234 --json             # for programs\n"
 	      "  qemu-upgrade --all --dry-run              # which VMs a package upgrade left behind\n"
+	      "  qemu-upgrade inspect --pid 1234           # the plan in words, as --dry-run\n"
+	      "  qemu-upgrade check --binary /usr/bin/qemu-system-x86_64\n"
 	      "  qemu-upgrade --pid 1234 --write-stream s.bin && qemu-upgrade dump-stream s.bin\n"
 	      "\n"
 	      "Exit status: 0 upgraded (or planned); 1 failed and rolled back (the old QEMU runs the\n"
@@ -122,6 +127,34 @@ static void install_signal_handlers(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
+static int check_command(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "binary", required_argument, NULL, 'b' }, { "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+	};
+	const char *binary = NULL;
+	int json = 0, c;
+	while ((c = getopt_long(argc, argv, "b:jh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'b': binary = optarg; break;
+		case 'j': json = 1; break;
+		case 'h':
+			printf("Usage: qemu-upgrade check [--binary PATH] [--json]\n"
+			       "What this host offers qemu-upgrade (and, with --binary, what that QEMU does).\n");
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'qemu-upgrade check --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "qemu-upgrade check: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	return qu_check(binary, json, stdout) ? EXIT_FAILED : EXIT_OK;
+}
+
 static int parse_pid(const char *s, pid_t *pid)
 {
 	char *end;
@@ -153,6 +186,13 @@ int main(int argc, char **argv)
 
 	if (argc == 3 && !strcmp(argv[1], "dump-stream"))
 		return dump_stream(argv[2]);
+	if (argc >= 2 && !strcmp(argv[1], "check"))
+		return check_command(argc - 1, argv + 1);
+	/* `inspect` is --dry-run under its own name: read the VM and the plan, change nothing. */
+	int inspect = argc >= 2 && !strcmp(argv[1], "inspect");
+	if (inspect) {
+		argv[1] = (char *)"--dry-run";
+	}
 	h = qu_new();
 	if (!h)
 		return EXIT_FAILED;

@@ -49,6 +49,11 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 	if (!strcmp(rep->result, "planned") && plan) {
 		fprintf(f, "guest RAM:     %.1f MiB handed over in place, %.1f MiB to copy\n",
 			mib(plan->ram_shared_bytes), mib(plan->ram_copy_bytes));
+		if (vm)
+			fprintf(f, "memory needed: about %.0f MiB while both QEMUs run (the old one's private memory;\n"
+				   "               guest RAM is shared, not copied)\n",
+				mib((uint64_t)(vm->anon_bytes > 0 ? vm->anon_bytes : 0)));
+		fprintf(f, "expected pause: a few milliseconds (only device state moves, ~200 KiB)\n");
 		fprintf(f, "descriptors carried to the new QEMU:\n");
 		for (size_t i = 0; i < plan->nfds; i++)
 			fprintf(f, "  fd %d -> %d  %-9s %s\n", plan->fds[i].old_fd, plan->fds[i].target,
@@ -118,6 +123,9 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 			json_object_array_add(argv, json_object_new_string(*a));
 		qu_strv_free(words);
 		json_object_object_add(o, "descriptors", fds);
+		if (vm)
+			json_object_object_add(o, "memory_needed_bytes", json_object_new_int64(vm->anon_bytes));
+		json_object_object_add(o, "ram_to_copy_bytes", json_object_new_int64((int64_t)plan->ram_copy_bytes));
 		json_object_object_add(o, "new_argv", argv);
 	}
 	(void)vm;

@@ -184,3 +184,17 @@ int qu_proc_alive(pid_t pid, unsigned long long start)
 		return 0;
 	return s == start && state != 'Z' && state != 'X';
 }
+
+long long qu_proc_anon_bytes(pid_t pid)
+{
+	char path[64], *text = NULL;
+	long long kb = -1;
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	if (qu_read_file(path, &text, NULL) < 0)
+		return -1;
+	char *a = strstr(text, "\nAnonymous:");
+	if (a)
+		sscanf(a + 11, "%lld", &kb);
+	free(text);
+	return kb < 0 ? -1 : kb * 1024;
+}

@@ -19,6 +19,10 @@ int qu_proc_unix_listener(pid_t pid, const char *path, unsigned long *ino);
 /* The path a UNIX socket inode is bound to (empty for unnamed ones). */
 int qu_proc_unix_path(pid_t pid, unsigned long ino, char *path, size_t len, int *listening);
 
+/* The process's private memory (Anonymous in /proc/PID/smaps_rollup), bytes; -1 unknown.
+ * For a new QEMU while the old one still runs, what the host pays extra. */
+long long qu_proc_anon_bytes(pid_t pid);
+
 /* Field 22 of /proc/PID/stat (start time in clock ticks since boot): with the PID, it names
  * one process, never a later one that got the same PID. 0 if the process does not exist. */
 unsigned long long qu_proc_starttime(pid_t pid);

@@ -1,0 +1,231 @@
+#include "upgrade/check.h"
+#include "qemu-integration/binary.h"
+#include "qemu-integration/qmp.h"
+#include "upgrade/clock.h"
+#include "upgrade/fdpass/pidfd.h"
+#include "upgrade/fdpass/scm.h"
+#include "upgrade/io.h"
+#include "upgrade/journal.h"
+#include "upgrade/launcher.h"
+#include "upgrade/log.h"
+#include "upgrade/stream.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <linux/userfaultfd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct report {
+	json_object *items;
+	int json, missing;
+	FILE *out;
+};
+
+/* required: the zero-copy upgrade cannot work without it. */
+static void item(struct report *rep, const char *name, int ok, int required, const char *detail,
+		 const char *why)
+{
+	json_object *o = json_object_new_object();
+	json_object_object_add(o, "name", json_object_new_string(name));
+	json_object_object_add(o, "ok", json_object_new_boolean(ok));
+	json_object_object_add(o, "required", json_object_new_boolean(required));
+	json_object_object_add(o, "detail", json_object_new_string(detail));
+	json_object_object_add(o, "why", json_object_new_string(why));
+	json_object_array_add(rep->items, o);
+	rep->missing += required && !ok;
+	if (!rep->json)
+		fprintf(rep->out, "%-4s %-26s %-34s %s\n", ok ? "yes" : "NO", name, detail, why);
+}
+
+static void check_pidfd(struct report *rep)
+{
+	int pfd = qu_pidfd_open(getpid());
+	item(rep, "pidfd_open", pfd >= 0, 1, pfd >= 0 ? "works" : strerror(-pfd),
+	     "watch QEMUs that are not our children");
+	int fd = pfd >= 0 ? qu_pidfd_getfd(pfd, 0) : -ENOSYS;
+	item(rep, "pidfd_getfd", fd >= 0, 1, fd >= 0 ? "works" : strerror(-fd),
+	     "take guest RAM, taps and sockets out of the running QEMU");
+	if (fd >= 0)
+		close(fd);
+	if (pfd >= 0)
+		close(pfd);
+}
+
+static void check_memfd_scm(struct report *rep)
+{
+	int m = memfd_create("qemu-upgrade-check", MFD_CLOEXEC);
+	item(rep, "memfd_create", m >= 0, 0, m >= 0 ? "works" : strerror(errno),
+	     "guest RAM that can be handed over (memory-backend-memfd)");
+	int sv[2], got[1], ok = 0;
+	size_t n = 0;
+	if (m >= 0 && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) == 0) {
+		char c = 'x';
+		ok = qu_scm_send(sv[0], &c, 1, &m, 1) == 0 && qu_scm_recv(sv[1], &c, 1, got, &n, 1) == 1 && n == 1;
+		if (n)
+			close(got[0]);
+		close(sv[0]);
+		close(sv[1]);
+	}
+	item(rep, "SCM_RIGHTS", ok, 1, ok ? "works" : "descriptors do not pass",
+	     "descriptors ride the handover stream and QMP getfd");
+	if (m >= 0)
+		close(m);
+}
+
+static void check_uffd(struct report *rep)
+{
+	long fd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	struct uffdio_api api = { .api = UFFD_API, .features = 0 };
+	int ok = fd >= 0 && ioctl((int)fd, UFFDIO_API, &api) == 0;
+	char detail[64];
+	snprintf(detail, sizeof(detail), "%s%s", ok ? "works" : "not available",
+		 ok && (api.features & UFFD_FEATURE_PAGEFAULT_FLAG_WP) ? ", write-protect too" : "");
+	item(rep, "userfaultfd", ok, 0, detail, "postcopy: copying RAM with bounded memory (copy path)");
+	if (fd >= 0)
+		close((int)fd);
+}
+
+static void check_splice(struct report *rep)
+{
+	int p[2], ok = 0;
+	if (pipe2(p, O_CLOEXEC) == 0) {
+		static char page[4096] __attribute__((aligned(4096)));
+		struct iovec iov = { .iov_base = page, .iov_len = sizeof(page) };
+		ok = vmsplice(p[1], &iov, 1, 0) == (ssize_t)sizeof(page);
+		close(p[0]);
+		close(p[1]);
+	}
+	item(rep, "splice/vmsplice", ok, 0, ok ? "works" : "not available",
+	     "moving pages to sockets without copying (remote copy)");
+}
+
+static void check_devices(struct report *rep)
+{
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	item(rep, "/dev/net/tun", fd >= 0, 0, fd >= 0 ? "opens" : strerror(errno),
+	     "tap networking (carried by descriptor; checked by tests)");
+	if (fd >= 0)
+		close(fd);
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
+	int st = 1;
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	item(rep, "network namespaces", pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, 0,
+	     st == 0 ? "can create" : "cannot create", "the new QEMU joins the VM's namespace (setns)");
+	int v2 = access("/sys/fs/cgroup/cgroup.controllers", F_OK) == 0 ||
+		 access("/sys/fs/cgroup/unified/cgroup.procs", F_OK) == 0;
+	int v1 = access("/sys/fs/cgroup/memory/cgroup.procs", F_OK) == 0 ||
+		 access("/sys/fs/cgroup/cpu/cgroup.procs", F_OK) == 0;
+	char detail[48];
+	snprintf(detail, sizeof(detail), "%s%s%s", v1 ? "v1" : "", v1 && v2 ? " and " : "", v2 ? "v2" : "");
+	item(rep, "cgroups", v1 || v2, 0, v1 || v2 ? detail : "none mounted",
+	     "the new QEMU joins the old one's cgroups");
+	char probe[PATH_MAX];
+	snprintf(probe, sizeof(probe), "%s/.check", qu_state_dir());
+	mkdir(qu_state_dir(), 0700);
+	fd = open(probe, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	snprintf(detail, sizeof(detail), "%.40s", qu_state_dir());
+	item(rep, "state directory writable", fd >= 0, 1, detail, "the journal that makes upgrades safe");
+	if (fd >= 0) {
+		close(fd);
+		unlink(probe);
+	}
+}
+
+/* Starts the binary with -M none and a private monitor, and asks it about migration. */
+static void check_binary(struct report *rep, const char *path)
+{
+	struct qu_binary b;
+	uint64_t deadline = qu_now_us() + 20000000u;
+	char detail[128];
+	int r = qu_binary_probe(path, NULL, deadline, &b);
+	item(rep, "QEMU binary", r == 0, 1, r == 0 ? b.version_line + 22 : qu_err_msg(), path);
+	if (r < 0)
+		return;
+	int old_memfd = b.ver[0] < 8 || (b.ver[0] == 8 && b.ver[1] < 1);
+	item(rep, "memfd RAM handed over", old_memfd, 0, old_memfd ? "yes (QEMU < 8.1)" : "no: 8.1+ sends it",
+	     "VMs of this QEMU with memfd RAM upgrade zero-copy; else use memory-backend-file");
+	int sv[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return;
+	char *argv[] = { (char *)path, (char *)"-M", (char *)"none", (char *)"-nodefaults", (char *)"-display",
+			 (char *)"none", (char *)"-S", (char *)"-chardev", (char *)"socket,id=c,fd=3",
+			 (char *)"-mon", (char *)"chardev=c,mode=control", NULL };
+	struct qu_launch_fd fds[1] = { { sv[1], 3, QU_FD_CONTROL, "monitor" } };
+	extern char **environ;
+	struct qu_launch spec = { .argv = argv, .envp = environ, .fds = fds, .nfds = 1 };
+	pid_t pid = 0;
+	struct qu_qmp *q = NULL;
+	json_object *caps = NULL;
+	r = qu_launch_local(&spec, deadline, &pid);
+	close(sv[1]);
+	if (r == 0)
+		r = qu_qmp_attach(sv[0], deadline, &q);
+	else
+		close(sv[0]);
+	if (r == 0)
+		r = qu_qmp_execute(q, "query-migrate-capabilities", NULL, -1, deadline, &caps);
+	const char *want[3] = { "x-ignore-shared", "postcopy-ram", "release-ram" };
+	const char *why[3] = { "skip shared RAM: the zero-copy handover", "copy path with bounded memory",
+			       "free source pages as they move" };
+	for (int i = 0; i < 3; i++) {
+		int have = 0;
+		for (size_t k = 0; caps && k < json_object_array_length(caps); k++) {
+			json_object *c = json_object_array_get_idx(caps, k), *n;
+			have |= json_object_object_get_ex(c, "capability", &n) && !strcmp(json_object_get_string(n), want[i]);
+		}
+		item(rep, want[i], have, i == 0, r == 0 ? (have ? "supported" : "missing") : qu_err_msg(), why[i]);
+	}
+	int cpr = b.ver[0] >= 10;
+	snprintf(detail, sizeof(detail), "%s", cpr ? "offered (QEMU >= 10.0)" : "no (QEMU < 10.0)");
+	item(rep, "cpr-transfer", cpr, 0, detail, "QEMU passes its own fds (not used by qemu-upgrade yet)");
+	json_object_put(caps);
+	if (q) {
+		qu_qmp_execute(q, "quit", NULL, -1, qu_now_us() + 2000000u, NULL);
+		qu_qmp_close(q);
+	}
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+}
+
+int qu_check(const char *binary, int json, FILE *out)
+{
+	struct report rep = { .items = json_object_new_array(), .json = json, .out = out };
+	if (!json)
+		fprintf(out, "%-4s %-26s %-34s %s\n", "", "FEATURE", "HERE", "WHY IT MATTERS");
+	check_pidfd(&rep);
+	check_memfd_scm(&rep);
+	check_uffd(&rep);
+	check_splice(&rep);
+	check_devices(&rep);
+	if (binary)
+		check_binary(&rep, binary);
+	if (json) {
+		json_object *o = json_object_new_object();
+		json_object_object_add(o, "result", json_object_new_string(rep.missing ? "missing" : "ok"));
+		json_object_object_add(o, "checks", rep.items);
+		fprintf(out, "%s\n", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+		json_object_put(o);
+	} else {
+		fprintf(out, "%s\n", rep.missing ? "Some required features are missing: qemu-upgrade cannot work here."
+						  : "Everything the zero-copy upgrade needs is here.");
+		json_object_put(rep.items);
+	}
+	return rep.missing ? 1 : 0;
+}
