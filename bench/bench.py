@@ -1,8 +1,8 @@
-#!/usr/bin/env python3
-"""bench.py: one benchmark run (qemu-upgrade or plain localhost migration), and the report.
+"""bench.py: one benchmark run (qemu-upgrade in place, qemu-upgrade by precopy, or plain
+   localhost migration), and the report.
 
     bench.py probe-accel --qemu Q --workdir DIR
-    bench.py run --method upgrade|migrate --size-gib N --run K --accel A --qemu Q
+    bench.py run --method upgrade|migrate|precopy --size-gib N --run K --accel A --qemu Q
                  --tool QU --helpers DIR --csv FILE
     bench.py report --csv FILE --out RESULTS.md --command "..." --accel A --qemu Q
 
@@ -37,6 +37,11 @@ CSV_FIELDS = [
     "mem_samples", "mem_max_gap_ms", "fill_s", "verify_bad_pages", "loadavg", "accel", "timestamp",
     "note",
 ]
+
+
+# --method -> the name in the CSV and the report, in the report's column order
+METHOD_NAMES = {"upgrade": "qemu-upgrade", "migrate": "plain-migration",
+                "precopy": "qemu-upgrade-precopy"}
 
 
 class BenchError(Exception):
@@ -317,10 +322,18 @@ def verify(helpers, pid, size, seed):
 
 # --------------------------------------------------------------------------- the two methods
 
-def run_upgrade(a, t, row):
+def run_upgrade(a, t, row, precopy=False):
+    """qemu-upgrade --pid PID --new-binary QEMU --json. precopy=False: RAM in
+    memory-backend-memfd,share=on, handed over in place (strategy shared-ram-handover);
+    precopy=True: the plain-migration VM (anonymous -m RAM), which qemu-upgrade copies with
+    QEMU's precopy over its socketpair (strategy precopy)."""
     size = a.size_gib * GiB
-    wait_for_memory(size + MARGIN, "guest RAM + 1.5 GiB")
-    pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, True, t.workdir, "vm")
+    if precopy:
+        # Old and new QEMU both hold the whole RAM at the peak, as in plain migration.
+        wait_for_memory(2 * size + MARGIN, "2 x guest RAM + 1.5 GiB")
+    else:
+        wait_for_memory(size + MARGIN, "guest RAM + 1.5 GiB")
+    pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, not precopy, t.workdir, "vm")
     old = t.track(pid)
     seed = int(time.time() * 1000) & 0xFFFFFFFF
     row["fill_s"] = f"{fill(a.helpers, pid, size, seed):.2f}"
@@ -333,7 +346,8 @@ def run_upgrade(a, t, row):
     try:
         t0 = time.monotonic()
         # --json without --quiet: the same JSON on stdout, and the progress lines on stderr
-        # give the time of the commit point (the new QEMU runs the guest).
+        # give the time of the commit point (the new QEMU runs the guest) and of the old
+        # QEMU's exit.
         p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json"],
                            capture_output=True, text=True, timeout=300)
         wall = (time.monotonic() - t0) * 1000
@@ -349,18 +363,33 @@ def run_upgrade(a, t, row):
     if rep.get("new_pid"):
         t.track(rep["new_pid"])
     if p.returncode != 0 or rep.get("result") != "upgraded":
-        raise BenchError(f"qemu-upgrade exit {p.returncode}, result {rep.get('result')}: "
+        raise BenchError(f"qemu-upgrade exit {p.returncode}, result {rep.get('result')}, "
+                         f"strategy {rep.get('strategy')}: "
                          f"{rep.get('error') or rep.get('refusal') or p.stderr.strip()}")
+    want = "precopy" if precopy else "shared-ram-handover"
+    notes = []
+    if rep.get("strategy") != want:
+        notes.append(f"strategy {rep.get('strategy')}, expected {want}")
+    # Until the new QEMU runs the guest: the report's commit_ms (older builds: the commit
+    # point's progress line).
+    running = rep.get("commit_ms")
+    running = f"{running:.1f}" if running else progress_ms(p.stderr,
+                                                            "runs the guest (commit point)")
+    # Guest RAM sent: precopy, like plain migration, QEMU's ram.transferred (the report's
+    # transferred_bytes); the in-place handover, the pages QEMU sent (ram_copied_bytes).
+    sent = rep.get("transferred_bytes" if precopy else "ram_copied_bytes", "")
     row.update(downtime_ms=rep["downtime_ms"], pause_ms=f"{rep['pause_ms']:.2f}",
                total_ms=f"{rep['total_ms']:.1f}", wall_ms=f"{wall:.1f}",
-               running_ms=progress_ms(p.stderr, "runs the guest (commit point)"),
+               running_ms=running,
                retired_ms=progress_ms(p.stderr, "retired"),
-               ram_transferred_bytes=rep.get("ram_copied_bytes", ""),
+               ram_transferred_bytes=sent,
                stream_bytes=rep.get("transferred_bytes", ""),
                reported_extra_mem_bytes=rep.get("extra_memory_bytes", ""),
                peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
                mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
-    notes = []
+    info = [f"strategy {rep.get('strategy')}"]
+    if precopy:
+        info.append(f"ram_copied_bytes {int(rep.get('ram_copied_bytes') or 0) / MiB:.1f} MiB")
     if not exited:
         notes.append("old QEMU still running 30 s after qemu-upgrade returned")
     st = runstate(qmp)
@@ -370,7 +399,7 @@ def run_upgrade(a, t, row):
     row["verify_bad_pages"] = bad
     if bad:
         notes.append(f"{bad} guest pages differ after the upgrade")
-    row["note"] = "; ".join(notes)
+    row["note"] = "; ".join(info + notes) if precopy else "; ".join(notes)
     return not notes
 
 
@@ -462,8 +491,7 @@ def run_migrate(a, t, row):
 
 def cmd_run(a):
     row = {k: "" for k in CSV_FIELDS}
-    row.update(size_gib=a.size_gib, method={"upgrade": "qemu-upgrade",
-                                            "migrate": "plain-migration"}[a.method],
+    row.update(size_gib=a.size_gib, method=METHOD_NAMES[a.method],
                run=a.run, accel=a.accel, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                loadavg=f"{os.getloadavg()[0]:.2f}")
     workdir = tempfile.mkdtemp(prefix=f"qu-bench-{a.method}-{a.size_gib}g-", dir="/tmp")
@@ -476,7 +504,10 @@ def cmd_run(a):
 
     rc = 0
     try:
-        ok = (run_upgrade if a.method == "upgrade" else run_migrate)(a, t, row)
+        if a.method == "migrate":
+            ok = run_migrate(a, t, row)
+        else:
+            ok = run_upgrade(a, t, row, precopy=(a.method == "precopy"))
         row["result"] = "ok" if ok else "check-failed"
         rc = 0 if ok else 1
     except Skip as e:
@@ -538,6 +569,8 @@ def cmd_probe_accel(a):
 # --------------------------------------------------------------------------- report
 
 def fnum(x, unit=""):
+    if x is None:
+        return "n/a"
     if abs(x) >= 100:
         s = f"{x:.0f}"
     elif abs(x) >= 10:
@@ -557,12 +590,54 @@ def cell(vals, scale=1.0, unit=""):
     return f"{fnum(med, unit)} [{fnum(min(v))}, {fnum(max(v))}]"
 
 
+def med(rows, key):
+    v = [float(r[key]) for r in rows if r.get(key) not in ("", None)]
+    return statistics.median(v) if v else None
+
+
+def ratio(x, y):
+    return f"{x / y:.2f}x" if x is not None and y else "n/a"
+
+
+def compare_precopy(ok, sizes):
+    """qemu-upgrade's precopy against plain migration of the same VM, size by size."""
+    pre = [r for r in ok if r["method"] == "qemu-upgrade-precopy"]
+    mig = [r for r in ok if r["method"] == "plain-migration"]
+    lines = []
+    for s in sizes:
+        p = [r for r in pre if int(r["size_gib"]) == s]
+        m = [r for r in mig if int(r["size_gib"]) == s]
+        if not p or not m:
+            continue
+        pt, mt = med(p, "total_ms"), med(m, "total_ms")
+        pr, mr = med(p, "running_ms"), med(m, "running_ms")
+        px, mx = med(p, "retired_ms"), med(m, "retired_ms")
+        pp, mp = med(p, "pause_ms"), med(m, "pause_ms")
+        verdict = ("within" if pt is not None and mt and pt <= 1.1 * mt else "over")
+        lines.append(f"  - {s} GiB: total {fnum(pt, ' ms')} against {fnum(mt, ' ms')} "
+                     f"(**{ratio(pt, mt)}**, {verdict} 1.1x); until the new QEMU runs the "
+                     f"guest {ratio(pr, mr)}; until the old QEMU has exited {ratio(px, mx)}; "
+                     f"pause {fnum(pp, ' ms')} against {fnum(mp, ' ms')}.")
+    if not lines:
+        return []
+    return ["- **qemu-upgrade by precopy against plain migration** (target: precopy's total "
+            "time at most 1.1x plain migration's). Both copy the same anonymous-RAM VM with the "
+            "same QEMU settings (`max-bandwidth` 1 TiB/s, default `downtime-limit`) over a UNIX "
+            "socket (qemu-upgrade: a socketpair; the destination is started with `-incoming "
+            "defer -S`, then `migrate-incoming fd:`, and resumed with `cont`). qemu-upgrade's "
+            "total also counts inspecting and planning, and waiting for the old QEMU to exit; "
+            "plain migration's ends at the destination's RESUME. Medians, precopy / plain:",
+            *lines]
+
+
 def notes(rows, sizes):
     """Observations computed from this run's numbers."""
     ok = [r for r in rows if r["result"] == "ok"]
     out = ["## Notes on these numbers\n"]
     up = [r for r in ok if r["method"] == "qemu-upgrade"]
     mig = [r for r in ok if r["method"] == "plain-migration"]
+    pre = [r for r in ok if r["method"] == "qemu-upgrade-precopy"]
+    out += compare_precopy(ok, sizes)
     if up:
         parts = []
         for s in sizes:
@@ -589,22 +664,41 @@ def notes(rows, sizes):
                        f"memory) was {statistics.median(rep_mem) / MiB:.0f} MiB median; the "
                        "host-wide MemAvailable drop above also counts page tables, the tool "
                        "itself and other work on the machine.")
-    over = [r for r in mig if r["ram_transferred_bytes"] and
-            int(r["ram_transferred_bytes"]) > 1.1 * int(r["size_gib"]) * GiB]
-    if over:
-        extra = statistics.median((int(r["ram_transferred_bytes"]) -
-                                   int(r["size_gib"]) * GiB) / MiB for r in over)
-        out.append(f"- {len(over)} of {len(mig)} plain migrations sent more than the guest's RAM "
-                   f"(median {extra:.0f} MiB extra; their QEMU notes show one more dirty sync). "
-                   "The idle guest does not rewrite its memory: the dirty log reported "
-                   "pages dirty again (see README.md, Caveats).")
-    over_dt = [r for r in mig if r["downtime_ms"] and float(r["downtime_ms"]) > 300]
-    out.append("- Plain migration's downtime is governed by 7.2's `downtime-limit` (300 ms): "
-               "QEMU stops the guest as soon as its bandwidth estimate says that what is left "
-               "can be sent within it, so the pause is some hundred ms whatever the size."
-               + (f" It is an estimate: {len(over_dt)} of {len(mig)} runs were paused longer "
-                  "(" + ", ".join(f"{r['size_gib']} GiB: {r['downtime_ms']} ms"
-                                  for r in over_dt) + ")." if over_dt else ""))
+    if pre:
+        parts = []
+        for s in sizes:
+            rs = [r for r in pre if int(r["size_gib"]) == s and r["reported_extra_mem_bytes"]]
+            if rs:
+                parts.append(f"{s} GiB: {med(rs, 'reported_extra_mem_bytes') / MiB:.0f} MiB")
+        if parts:
+            out.append("- With precopy the new QEMU holds a full second copy of the guest RAM "
+                       "until the old QEMU has exited, as the destination of a plain migration "
+                       "does: qemu-upgrade's `extra_memory_bytes` was " + "; ".join(parts) +
+                       " (median). The precopy runs' `note` column has the strategy and the "
+                       "report's `ram_copied_bytes`; their `RAM sent` is the report's "
+                       "`transferred_bytes` (QEMU's `ram.transferred`, as for plain migration).")
+    for name, rs in (("plain migrations", mig), ("qemu-upgrade precopy runs", pre)):
+        over = [r for r in rs if r["ram_transferred_bytes"] and
+                int(r["ram_transferred_bytes"]) > 1.1 * int(r["size_gib"]) * GiB]
+        if over:
+            extra = statistics.median((int(r["ram_transferred_bytes"]) -
+                                       int(r["size_gib"]) * GiB) / MiB for r in over)
+            out.append(f"- {len(over)} of {len(rs)} {name} sent more than the guest's RAM "
+                       f"(median {extra:.0f} MiB extra"
+                       + ("; their QEMU notes show one more dirty sync" if rs is mig else "")
+                       + "). The idle guest does not rewrite its memory: the dirty log "
+                       "reported pages dirty again (see README.md, Caveats).")
+    cop = mig + pre
+    over_dt = [r for r in cop if r["downtime_ms"] and float(r["downtime_ms"]) > 300]
+    if cop:
+        out.append("- The downtime of both copies (plain migration, and qemu-upgrade's precopy) "
+                   "is governed by 7.2's `downtime-limit` (300 ms): QEMU stops the guest as "
+                   "soon as its bandwidth estimate says that what is left can be sent within "
+                   "it, so the pause is some hundred ms whatever the size."
+                   + (f" It is an estimate: {len(over_dt)} of {len(cop)} runs were paused "
+                      "longer (" + ", ".join(f"{r['size_gib']} GiB {r['method']}: "
+                                             f"{float(r['downtime_ms']):.0f} ms"
+                                             for r in over_dt) + ")." if over_dt else ""))
     neg = [r for r in ok if r["peak_extra_mem_bytes"] and int(r["peak_extra_mem_bytes"]) < 0]
     out.append("- Peak extra host memory is host-wide (MemAvailable) and this machine is "
                "shared: other jobs starting or ending VMs move it by up to ~150 MiB either "
@@ -617,7 +711,11 @@ def cmd_report(a):
     with open(a.csv) as f:
         rows = list(csv.DictReader(f))
     sizes = sorted({int(r["size_gib"]) for r in rows})
-    methods = ["qemu-upgrade", "plain-migration"]
+    present = {r["method"] for r in rows}
+    methods = [m for m in ("qemu-upgrade", "qemu-upgrade-precopy", "plain-migration")
+               if m in present]
+    heads = {"qemu-upgrade": "qemu-upgrade (in place)", "plain-migration": "plain migration",
+             "qemu-upgrade-precopy": "qemu-upgrade (precopy)"}
     metrics = [
         ("QEMU downtime", "downtime_ms", 1, " ms"),
         ("guest pause (STOP -> RESUME)", "pause_ms", 1, " ms"),
@@ -638,7 +736,7 @@ def cmd_report(a):
     except OSError:
         commit = ""
     out = []
-    out.append("# qemu-upgrade vs. plain localhost migration\n")
+    out.append("# qemu-upgrade (in place, and by precopy) vs. plain localhost migration\n")
     out.append(f"- Command: `{a.command}`")
     stamps = sorted(r["timestamp"] for r in rows if r["timestamp"])
     out.append(f"- Date: runs from {stamps[0]} to {stamps[-1]}, report written "
@@ -649,25 +747,31 @@ def cmd_report(a):
     out.append(f"- Host: {os.cpu_count()} CPUs, MemTotal {memtotal / GiB:.1f} GiB, "
                f"kernel {os.uname().release}")
     out.append(f"- Accelerator: `-accel {a.accel}` (SeaBIOS guest, no boot device, idle)")
-    out.append("- Guest: `-machine q35 -m SIZE -nodefaults -display none`; qemu-upgrade: RAM in "
-               "`memory-backend-memfd,share=on`; plain migration: anonymous RAM, "
+    out.append("- Guest: `-machine q35 -m SIZE -nodefaults -display none`; qemu-upgrade (in "
+               "place): RAM in `memory-backend-memfd,share=on`, strategy "
+               "`shared-ram-handover`; plain migration: anonymous RAM, "
                f"`max-bandwidth` {MAX_BANDWIDTH} B/s, default `downtime-limit`, "
-               "`migrate uri=unix:...`")
+               "`migrate uri=unix:...`; qemu-upgrade (precopy): the plain-migration VM "
+               "(anonymous RAM), `qemu-upgrade --pid PID --new-binary QEMU --json`, strategy "
+               "`precopy` (it sets the same `max-bandwidth`, keeps the default "
+               "`downtime-limit`)")
     out.append("- Guest RAM filled with a non-zero pattern (`bench/fill-ram`) before every run, "
                "except the first MiB and the 32 MiB below the top of low memory (the idle "
                "firmware's pages); checked again in the new QEMU after every run")
     out.append("")
-    out.append("Median of the runs, [min, max] in brackets. Pause for qemu-upgrade is its own "
-               "`pause_ms`; for plain migration the destination's RESUME event timestamp minus "
-               "the source's STOP event timestamp. Total time: qemu-upgrade's `total_ms` (it "
-               "returns once the old QEMU has exited); plain migration from starting the "
-               "destination QEMU to its RESUME event (the source still exists). The two rows "
-               "below it split both the same way: until the guest runs in the new QEMU "
-               "(qemu-upgrade: its commit-point progress line), and until the old QEMU has "
-               "exited (plain migration: after `quit` on the source). See README.md for the "
-               "definitions.\n")
-    out.append("| guest RAM | metric | qemu-upgrade | plain migration |")
-    out.append("| --- | --- | --- | --- |")
+    out.append("Median of the runs, [min, max] in brackets. Pause for qemu-upgrade (both "
+               "strategies) is its own `pause_ms`; for plain migration the destination's RESUME "
+               "event timestamp minus the source's STOP event timestamp. Total time: "
+               "qemu-upgrade's `total_ms` (it returns once the old QEMU has exited); plain "
+               "migration from starting the destination QEMU to its RESUME event (the source "
+               "still exists). The two rows below it split all of them the same way: until the "
+               "guest runs in the new QEMU (qemu-upgrade: the report's `commit_ms`), and until "
+               "the old QEMU has exited (plain migration: after `quit` on the source). Guest RAM "
+               "sent: in place, the report's `ram_copied_bytes`; precopy, its "
+               "`transferred_bytes`; plain migration, `ram.transferred` of `query-migrate`. See "
+               "README.md for the definitions.\n")
+    out.append("| guest RAM | metric | " + " | ".join(heads[m] for m in methods) + " |")
+    out.append("|" + " --- |" * (len(methods) + 2))
     skipped = []
     for s in sizes:
         ok = {m: [r for r in rows if int(r["size_gib"]) == s and r["method"] == m
@@ -677,7 +781,7 @@ def cmd_report(a):
             if int(r["size_gib"]) == s and r["result"] != "ok":
                 skipped.append(r)
         for i, (label, key, scale, unit) in enumerate(metrics):
-            first = f"**{s} GiB** (runs: {n['qemu-upgrade']} / {n['plain-migration']})" \
+            first = (f"**{s} GiB** (runs: " + " / ".join(str(n[m]) for m in methods) + ")") \
                 if i == 0 else ""
             out.append(f"| {first} | {label} | "
                        + " | ".join(cell([r[key] for r in ok[m]], scale, unit)
@@ -722,7 +826,7 @@ def main():
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
     r = sub.add_parser("run")
-    r.add_argument("--method", choices=["upgrade", "migrate"], required=True)
+    r.add_argument("--method", choices=list(METHOD_NAMES), required=True)
     r.add_argument("--size-gib", type=int, required=True)
     r.add_argument("--run", type=int, default=1)
     r.add_argument("--accel", default="tcg")

@@ -1,28 +1,32 @@
 #!/bin/bash
-# bench/run.sh [SIZES...]: qemu-upgrade against plain localhost migration (QEMU 7.2),
-# for guests of SIZES GiB (default: 1 4 8), RUNS runs each (default 3), and write
-# bench/RESULTS.md and bench/results.csv.
+# bench/run.sh [SIZES...]: qemu-upgrade (in place, and by precopy) against plain localhost
+# migration (QEMU 7.2), for guests of SIZES GiB (default: 1 4 8), RUNS runs each (default
+# 3), and write bench/RESULTS.md and bench/results.csv.
 #
-# Environment: RUNS (3), QEMU (/usr/bin/qemu-system-x86_64), ACCEL (auto: kvm if a
+# Environment: METHODS (default "upgrade precopy migrate": qemu-upgrade of a memfd
+# share=on VM, qemu-upgrade's precopy of an anonymous-RAM VM, plain migration of the same
+# anonymous-RAM VM), RUNS (3), QEMU (/usr/bin/qemu-system-x86_64), ACCEL (auto: kvm if a
 # SeaBIOS guest runs under it, else tcg), QU_BIN (<repo>/build/qemu-upgrade, built with
 # `make` if missing), OUT (bench/RESULTS.md), CSV (bench/results.csv).
 #
 # One VM (or one migration pair) exists at a time; every process is started in a
 # private /tmp/qu-bench-* directory and killed by PID when its run ends. A run that
-# would not fit in MemAvailable (size + 1.5 GiB for qemu-upgrade, 2 x size + 1.5 GiB for
-# plain migration) is skipped with a message and listed in RESULTS.md.
+# would not fit in MemAvailable (size + 1.5 GiB for qemu-upgrade in place, 2 x size +
+# 1.5 GiB for precopy and plain migration) is skipped with a message and listed in RESULTS.md.
 set -u
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1 4 8)
 RUNS=${RUNS:-3}
+METHODS=${METHODS:-upgrade precopy migrate}
 QEMU=${QEMU:-/usr/bin/qemu-system-x86_64}
 QU_BIN=${QU_BIN:-$ROOT/build/qemu-upgrade}
 OUT=${OUT:-$BENCH/RESULTS.md}
 CSV=${CSV:-$BENCH/results.csv}
 COMMAND="bench/run.sh${*:+ $*}"
 [ "$RUNS" = 3 ] || COMMAND="RUNS=$RUNS $COMMAND"
+[ "$METHODS" = "upgrade precopy migrate" ] || COMMAND="METHODS=\"$METHODS\" $COMMAND"
 [ -z "${ACCEL:-}" ] || COMMAND="ACCEL=$ACCEL $COMMAND"
 
 die() { echo "run.sh: $*" >&2; exit 2; }
@@ -30,6 +34,14 @@ die() { echo "run.sh: $*" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || die "run as root (writes guest RAM through /proc/PID/mem, uses pidfd_getfd)"
 for s in "${SIZES[@]}"; do
 	[[ $s =~ ^[1-9][0-9]*$ ]] || die "sizes are whole GiB: '$s'"
+done
+read -ra METHOD_LIST <<<"$METHODS"
+[ ${#METHOD_LIST[@]} -gt 0 ] || die "METHODS is empty"
+for m in "${METHOD_LIST[@]}"; do
+	case $m in
+	upgrade | precopy | migrate) ;;
+	*) die "unknown method '$m' in METHODS (upgrade, precopy, migrate)" ;;
+	esac
 done
 command -v python3 >/dev/null || die "needs python3"
 command -v gcc >/dev/null || die "needs gcc"
@@ -57,12 +69,12 @@ gcc -O2 -Wall -Wextra -o "$HELPERS/memwatch" "$BENCH/memwatch.c" || die "memwatc
 if [ -z "${ACCEL:-}" ]; then
 	ACCEL=$(python3 "$BENCH/bench.py" probe-accel --qemu "$QEMU") || die "accelerator probe failed"
 fi
-echo "run.sh: $("$QEMU" --version | head -n 1), -accel $ACCEL, sizes ${SIZES[*]} GiB, $RUNS runs each"
+echo "run.sh: $("$QEMU" --version | head -n 1), -accel $ACCEL, sizes ${SIZES[*]} GiB, $RUNS runs each, methods ${METHOD_LIST[*]}"
 
 rm -f "$CSV"
 for size in "${SIZES[@]}"; do
 	for run in $(seq "$RUNS"); do
-		for method in upgrade migrate; do
+		for method in "${METHOD_LIST[@]}"; do
 			python3 "$BENCH/bench.py" run --method "$method" --size-gib "$size" --run "$run" \
 				--accel "$ACCEL" --qemu "$QEMU" --tool "$QU_BIN" --helpers "$HELPERS" \
 				--csv "$CSV" &

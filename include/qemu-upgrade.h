@@ -39,6 +39,22 @@ int qu_set_timeout_ms(struct qu_handle *h, unsigned ms);
 /* QU_FLAG_*; unknown bits are EINVAL. */
 int qu_set_flags(struct qu_handle *h, unsigned flags);
 
+/* For upgrades that copy guest RAM (strategy "precopy"): QEMU's downtime-limit in ms (0: its
+ * default) and max-bandwidth in bytes/s (0: unlimited, the default here; QEMU's own default
+ * is 128 MiB/s). The old QEMU's settings are restored if the upgrade rolls back. */
+int qu_set_copy_limits(struct qu_handle *h, unsigned max_downtime_ms, unsigned long long max_bandwidth);
+
+/* Progress of a copy, about every half second while QEMU sends guest RAM. */
+struct qu_progress {
+	unsigned long long transferred;  /* bytes sent so far */
+	unsigned long long remaining;    /* RAM bytes still to send (QEMU's estimate) */
+	unsigned long long total;        /* guest RAM bytes */
+	double mbps;                     /* QEMU's current rate, megabits/s */
+	double eta_s;                    /* remaining at that rate, seconds; -1 unknown */
+};
+typedef void (*qu_progress_fn)(const struct qu_progress *p, void *arg);
+int qu_set_progress(struct qu_handle *h, qu_progress_fn fn, void *arg);
+
 /* Runs inspect -> plan -> execute -> report. Takes the VM's upgrade lock (one upgrade per VM
  * at a time: EBUSY) and journals each step under /run/qemu-upgrade (or
  * $QEMU_UPGRADE_STATE_DIR); a guardian process settles the upgrade if the caller dies. */

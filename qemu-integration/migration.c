@@ -24,6 +24,7 @@ int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s
 	if (r < 0)
 		return r;
 	s->max_bandwidth = json_object_object_get_ex(params, "max-bandwidth", &v) ? json_object_get_int64(v) : -1;
+	s->downtime_limit = json_object_object_get_ex(params, "downtime-limit", &v) ? json_object_get_int64(v) : -1;
 	json_object_put(params);
 	return 0;
 }
@@ -43,9 +44,12 @@ int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadl
 	json_object_array_add(caps, capability("events", s->events));
 	json_object_object_add(args, "capabilities", caps);
 	int r = qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
-	if (r == 0 && s->max_bandwidth > 0) {
+	if (r == 0 && (s->max_bandwidth > 0 || s->downtime_limit > 0)) {
 		args = json_object_new_object();
-		json_object_object_add(args, "max-bandwidth", json_object_new_int64(s->max_bandwidth));
+		if (s->max_bandwidth > 0)
+			json_object_object_add(args, "max-bandwidth", json_object_new_int64(s->max_bandwidth));
+		if (s->downtime_limit > 0)
+			json_object_object_add(args, "downtime-limit", json_object_new_int64(s->downtime_limit));
 		r = qu_qmp_execute(q, "migrate-set-parameters", args, -1, deadline_us, NULL);
 	}
 	return r;

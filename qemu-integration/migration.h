@@ -10,6 +10,7 @@ struct qu_mig_settings {
 	int ignore_shared;     /* capability x-ignore-shared */
 	int events;            /* capability events (MIGRATION events) */
 	int64_t max_bandwidth; /* parameter max-bandwidth, bytes/s; <= 0: leave as it is */
+	int64_t downtime_limit; /* parameter downtime-limit, ms; <= 0: leave as it is */
 };
 
 int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s);

@@ -28,6 +28,7 @@ struct qu_handle {
 	unsigned flags;
 	int done, inspected, planned, touched;
 	int lock_fd;
+	struct qu_copy_options copy;
 	struct qu_vm vm;
 	struct qu_plan plan;
 	struct qu_report rep;
@@ -111,6 +112,20 @@ int qu_set_flags(struct qu_handle *h, unsigned flags)
 
 void qu_set_log_level(int level) { qu_log_set_level(level); }
 
+int qu_set_copy_limits(struct qu_handle *h, unsigned max_downtime_ms, unsigned long long max_bandwidth)
+{
+	h->copy.max_downtime_ms = max_downtime_ms;
+	h->copy.max_bandwidth = max_bandwidth;
+	return 0;
+}
+
+int qu_set_progress(struct qu_handle *h, qu_progress_fn fn, void *arg)
+{
+	h->copy.progress = fn;
+	h->copy.progress_arg = arg;
+	return 0;
+}
+
 static void finish(struct qu_handle *h, const char *result, uint64_t start)
 {
 	snprintf(h->rep.result, sizeof(h->rep.result), "%s", result);
@@ -170,7 +185,7 @@ int qu_upgrade(struct qu_handle *h)
 		return 0;
 	}
 	h->touched = 1;
-	r = qu_execute(&h->vm, &h->plan, old, h->lock_fd, deadline, &h->rep);
+	r = qu_execute(&h->vm, &h->plan, old, h->lock_fd, &h->copy, deadline, &h->rep);
 	if (r < 0)
 		goto failed;
 	qu_qmp_close(old);

@@ -1,4 +1,5 @@
 #include "upgrade/execute.h"
+#include "qemu-upgrade.h"
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/clock.h"
@@ -38,6 +39,7 @@ struct txn {
 	const struct qu_plan *plan;
 	struct qu_qmp *old, *ctl;
 	struct qu_report *rep;
+	const struct qu_copy_options *copy;
 	uint64_t deadline;
 	struct qu_journal j;      /* j.phase is where the transaction is */
 	struct qu_guardian guardian;
@@ -245,6 +247,10 @@ static int start_migration(struct txn *t, int mig_old)
 		return r;
 	struct qu_mig_settings want = { .ignore_shared = t->plan->ignore_shared, .events = 1,
 					.max_bandwidth = (int64_t)UNLIMITED_BANDWIDTH };
+	if (t->copy && t->copy->max_bandwidth)
+		want.max_bandwidth = (int64_t)t->copy->max_bandwidth;
+	if (t->copy && t->copy->max_downtime_ms)
+		want.downtime_limit = t->copy->max_downtime_ms;
 	if ((r = qu_mig_set(t->old, &want, t->deadline)) < 0)
 		return r;
 	json_object *args = json_object_new_object();
@@ -262,10 +268,64 @@ static int start_migration(struct txn *t, int mig_old)
 
 static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };
 
+/* While QEMU copies guest RAM: its own counters, for the caller's progress display. */
+static void report_progress(struct txn *t)
+{
+	json_object *mig = NULL, *ram, *v;
+	if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, t->deadline, &mig) < 0)
+		return;
+	struct qu_progress p = { .eta_s = -1 };
+	if (json_object_object_get_ex(mig, "ram", &ram)) {
+		if (json_object_object_get_ex(ram, "transferred", &v))
+			p.transferred = (unsigned long long)json_object_get_int64(v);
+		if (json_object_object_get_ex(ram, "remaining", &v))
+			p.remaining = (unsigned long long)json_object_get_int64(v);
+		if (json_object_object_get_ex(ram, "total", &v))
+			p.total = (unsigned long long)json_object_get_int64(v);
+		if (json_object_object_get_ex(ram, "mbps", &v))
+			p.mbps = json_object_get_double(v);
+	}
+	if (p.mbps > 0)
+		p.eta_s = (double)p.remaining * 8.0 / (p.mbps * 1e6);
+	json_object_put(mig);
+	t->copy->progress(&p, t->copy->progress_arg);
+}
+
+/* A copy that did not converge in time: say how far it got and what to change. */
+static int copy_timed_out(struct txn *t)
+{
+	json_object *mig = NULL, *ram, *v;
+	double sent = 0, left = 0, mbps = 0;
+	if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, qu_now_us() + 2000000u, &mig) == 0 &&
+	    json_object_object_get_ex(mig, "ram", &ram)) {
+		if (json_object_object_get_ex(ram, "transferred", &v))
+			sent = (double)json_object_get_int64(v) / 1048576.0;
+		if (json_object_object_get_ex(ram, "remaining", &v))
+			left = (double)json_object_get_int64(v) / 1048576.0;
+		if (json_object_object_get_ex(ram, "mbps", &v))
+			mbps = json_object_get_double(v);
+	}
+	json_object_put(mig);
+	return qu_err(-ETIMEDOUT, "copying guest RAM did not finish in time: %.0f MiB sent, %.0f MiB still dirty, "
+		      "%.0f MB/s; the guest rewrites its memory faster than it can be sent within the downtime "
+		      "limit: raise --timeout or --max-downtime, or lift --max-bandwidth", sent, left, mbps / 8.0);
+}
+
 static int wait_source(struct txn *t)
 {
 	json_object *data = NULL, *st;
-	int r = qu_qmp_wait_event(t->old, "MIGRATION", mig_end, -1, t->deadline, &data);
+	int r;
+	/* A copy takes seconds: report progress every half second until it ends. */
+	int progress = t->copy && t->copy->progress && !t->plan->ignore_shared;
+	for (;;) {
+		uint64_t step = progress ? qu_now_us() + 500000u : t->deadline;
+		r = qu_qmp_wait_event(t->old, "MIGRATION", mig_end, -1, step < t->deadline ? step : t->deadline, &data);
+		if (r != -ETIMEDOUT || qu_now_us() >= t->deadline)
+			break;
+		report_progress(t);
+	}
+	if (r == -ETIMEDOUT && !t->plan->ignore_shared)
+		return copy_timed_out(t);
 	if (r < 0)
 		return r;
 	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
@@ -569,9 +629,9 @@ out:
 }
 
 int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp, int lock_fd,
-	       uint64_t deadline_us, struct qu_report *rep)
+	       const struct qu_copy_options *copy, uint64_t deadline_us, struct qu_report *rep)
 {
-	struct txn t = { .vm = vm, .plan = plan, .old = old_qmp, .rep = rep, .deadline = deadline_us,
+	struct txn t = { .vm = vm, .plan = plan, .old = old_qmp, .rep = rep, .copy = copy, .deadline = deadline_us,
 			 .lock_fd = lock_fd, .guardian = { .link = -1 }, .pidfd_old = -1, .pidfd_new = -1,
 			 .stderr_rd = -1 };
 	for (size_t i = 0; i < QU_MAX_CARRIED; i++)

@@ -9,10 +9,19 @@
 #include "upgrade/vm.h"
 
 struct qu_qmp;
+struct qu_progress;
+
+/* How the copy path copies (strategy "precopy"). */
+struct qu_copy_options {
+	unsigned max_downtime_ms;           /* 0: QEMU's default */
+	unsigned long long max_bandwidth;   /* bytes/s; 0: unlimited */
+	void (*progress)(const struct qu_progress *p, void *arg);
+	void *progress_arg;
+};
 
 /* old_qmp: the connection inspect opened (stays owned by the caller); lock_fd: the VM's
  * upgrade lock (qu_lock_vm), shared with the guardian. */
 int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp, int lock_fd,
-	       uint64_t deadline_us, struct qu_report *rep);
+	       const struct qu_copy_options *copy, uint64_t deadline_us, struct qu_report *rep);
 
 #endif

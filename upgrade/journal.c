@@ -98,6 +98,7 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "old_ignore_shared", json_object_new_boolean(j->old_settings.ignore_shared));
 	json_object_object_add(o, "old_events", json_object_new_boolean(j->old_settings.events));
 	json_object_object_add(o, "old_bandwidth", json_object_new_int64(j->old_settings.max_bandwidth));
+	json_object_object_add(o, "old_downtime_limit", json_object_new_int64(j->old_settings.downtime_limit));
 	return o;
 }
 
@@ -175,6 +176,7 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->old_settings.ignore_shared = (int)get_int(o, "old_ignore_shared");
 	j->old_settings.events = (int)get_int(o, "old_events");
 	j->old_settings.max_bandwidth = get_int(o, "old_bandwidth");
+	j->old_settings.downtime_limit = get_int(o, "old_downtime_limit");
 	json_object_put(o);
 	if (!j->phase || j->old_pid <= 0)
 		return qu_err(-EBADMSG, "the journal %s is damaged (no phase or PID)", path);

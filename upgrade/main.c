@@ -36,6 +36,8 @@ static void usage(FILE *f)
 	      "  -n, --dry-run          inspect and plan only: print what would happen, change nothing\n"
 	      "  -j, --json             print the report as one JSON object on stdout\n"
 	      "  -t, --timeout SECONDS  give up and roll back after this long (default 60)\n"
+	      "      --max-downtime MS  when RAM must be copied: QEMU's downtime limit (default 300)\n"
+	      "      --max-bandwidth MIB  when RAM must be copied: cap in MiB/s (default: none)\n"
 	      "  -v, --verbose          more progress lines (twice: QMP traffic)\n"
 	      "      --write-stream FILE  plan only, and write the handover stream the new QEMU's\n"
 	      "                         launcher would get to FILE (read it with dump-stream)\n"
@@ -110,6 +112,26 @@ out:
 	return rc;
 }
 
+static int progress_json, progress_shown;
+
+/* A copy's progress: one updating line on a terminal, or JSON lines on stderr with --json
+ * (stdout keeps its single report object). */
+static void show_progress(const struct qu_progress *p, void *arg)
+{
+	(void)arg;
+	double gib = 1024.0 * 1024.0 * 1024.0;
+	if (progress_json) {
+		fprintf(stderr, "{\"event\":\"progress\",\"transferred_bytes\":%llu,\"remaining_bytes\":%llu,"
+			"\"total_bytes\":%llu,\"mbps\":%.1f,\"eta_s\":%.1f}\n", p->transferred, p->remaining,
+			p->total, p->mbps, p->eta_s);
+		return;
+	}
+	fprintf(stderr, "\rcopying guest RAM: %.2f GiB sent, %.2f GiB left of %.2f, %.0f MB/s, ETA %s%.1f s   ",
+		(double)p->transferred / gib, (double)p->remaining / gib, (double)p->total / gib, p->mbps / 8.0,
+		p->eta_s < 0 ? "~" : "", p->eta_s < 0 ? 0.0 : p->eta_s);
+	progress_shown = 1;
+}
+
 static void on_signal(int sig)
 {
 	(void)sig;
@@ -175,11 +197,13 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },        { "quiet", no_argument, NULL, 'Q' },
 		{ "recover", no_argument, NULL, 'R' },        { "all", no_argument, NULL, 'A' },
 		{ "binary", required_argument, NULL, 'B' },  { "jobs", required_argument, NULL, 'J' },
-		{ "from-hook", no_argument, NULL, 'H' },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
+		{ "from-hook", no_argument, NULL, 'H' },
+		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
 	};
 	int json = 0, verbose = 1, recover = 0, all = 0, from_hook = 0, jobs = 0, c;
 	const char *all_binary = NULL;
-	unsigned timeout_ms = 0;
+	unsigned timeout_ms = 0, max_downtime = 0;
+	unsigned long long max_bandwidth = 0;
 	const char *stream_out = NULL;
 	unsigned flags = 0;
 	struct qu_handle *h;
@@ -228,6 +252,24 @@ int main(int argc, char **argv)
 		case 'A': all = 1; break;
 		case 'H': all = from_hook = 1; break;
 		case 'B': all_binary = optarg; break;
+		case 'D': {
+			long ms = strtol(optarg, &end, 10);
+			if (*end || ms < 1 || ms > 60000) {
+				fprintf(stderr, "qemu-upgrade: --max-downtime %s: give milliseconds, 1 to 60000\n", optarg);
+				goto usage_error;
+			}
+			max_downtime = (unsigned)ms;
+			break;
+		}
+		case 'W' + 256: {
+			double mib = strtod(optarg, &end);
+			if (*end || mib <= 0 || mib > 1e7) {
+				fprintf(stderr, "qemu-upgrade: --max-bandwidth %s: give MiB/s, e.g. 1000\n", optarg);
+				goto usage_error;
+			}
+			max_bandwidth = (unsigned long long)(mib * 1048576.0);
+			break;
+		}
 		case 'J':
 			jobs = (int)strtol(optarg, &end, 10);
 			if (*end || jobs < 1 || jobs > 64) {
@@ -287,7 +329,13 @@ int main(int argc, char **argv)
 	}
 	install_signal_handlers();
 	qu_set_flags(h, flags);
+	qu_set_copy_limits(h, max_downtime, max_bandwidth);
+	progress_json = json;
+	if (json || isatty(STDERR_FILENO) || verbose > 1)
+		qu_set_progress(h, show_progress, NULL);
 	int r = qu_upgrade(h), rc = EXIT_OK;
+	if (progress_shown && !json)
+		fputc('\n', stderr);
 	const char *result = qu_get_result(h);
 	if (r < 0) {
 		int e = qu_get_errno();
