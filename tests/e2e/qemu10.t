@@ -7,8 +7,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 
 tap_plan 11
-q10=$( (flock 9; "$here/../qemu10/fetch.sh" "$QU_BUILD/qemu-10.0") 9>"$QU_BUILD/qemu-10.0.lock" 2>/dev/null | tail -n 1)
-[ -x "$q10" ] || { echo "Bail out! cannot fetch QEMU 10.0 from bookworm-backports"; exit 1; }
+vm_qemu10
+q10=$Q10
 
 vm_start q10 || exit 1
 vm_wait_ready || exit 1

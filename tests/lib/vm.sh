@@ -200,3 +200,10 @@ vm_runstate() {
 	vm_qmp "${1:-$VM_QMP}" '{"execute":"query-status"}' |
 		sed -n 's/.*"status": *"\([^"]*\)".*/\1/p'
 }
+
+# vm_qemu10: QEMU 10.0 from bookworm-backports, unpacked once under the build directory
+# (shared between parallel tests); sets Q10 to its binary, or bails out of the TAP run.
+vm_qemu10() {
+	Q10=$( (flock 9; "$QU_ROOT/tests/qemu10/fetch.sh" "$QU_BUILD/qemu-10.0") 9>"$QU_BUILD/qemu-10.0.lock" 2>/dev/null | tail -n 1)
+	[ -x "$Q10" ] || { echo "Bail out! cannot fetch QEMU 10.0 from bookworm-backports"; exit 1; }
+}
