@@ -156,6 +156,33 @@ static int rewrite_listeners(const struct qu_vm *vm, struct qu_plan *p)
 	return 0;
 }
 
+/* A client socket chardev (QEMU connects to a server: a log collector, an agent) cannot keep
+ * the old QEMU's connection; the new QEMU connects anew, and retries until the server takes
+ * it (reconnect; since QEMU 9.2 spelled reconnect-ms). */
+static int reconnect_clients(struct qu_plan *p)
+{
+	int ms = p->target.ver[0] > 9 || (p->target.ver[0] == 9 && p->target.ver[1] >= 2);
+	for (size_t i = 0; i < p->argv.n; i++) {
+		struct qu_opts o;
+		if (!p->argv.a[i].opt || strcmp(p->argv.a[i].opt, "chardev") || p->argv.a[i].val[0] == '{')
+			continue;
+		if (qu_opts_parse(p->argv.a[i].val, "backend", &o) < 0)
+			return -ENOMEM;
+		const char *b = qu_opts_get(&o, "backend");
+		int r = 0;
+		if (b && !strcmp(b, "socket") && !qu_opts_get_bool(&o, "server") && !qu_opts_get(&o, "fd") &&
+		    !qu_opts_get(&o, "reconnect") && !qu_opts_get(&o, "reconnect-ms")) {
+			r = qu_opts_set(&o, ms ? "reconnect-ms" : "reconnect", ms ? "1000" : "1");
+			if (r == 0)
+				r = set_opts_arg(&p->argv, i, "chardev", &o);
+		}
+		qu_opts_free(&o);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
 /* -netdev tap,id=n0,ifname=tap0,... -> -netdev tap,id=n0,fd=N (fds=N:M:... for several
  * queues). The new QEMU gets the old one's queues; scripts never run again, and a vhost
  * descriptor of the old QEMU cannot be reused (it is owned by that process): vhost=on
@@ -361,8 +388,6 @@ static void refuse_uncarried(struct qu_plan *p)
 			for (const char *const *k = chardev_refused; b && *k; k++)
 				if (!strcmp(b, *k))
 					refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
-			if (b && !strcmp(b, "socket") && !qu_opts_get_bool(&o, "server"))
-				refuse(p, "-chardev %s: a client socket cannot be carried yet", val);
 			if (b && !strcmp(b, "socket") && qu_opts_get(&o, "host"))
 				refuse(p, "-chardev %s: TCP socket servers cannot be carried yet (only UNIX "
 				       "sockets)", val);
@@ -387,7 +412,7 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_plan *p)
 	if ((r = drop_options(p)) < 0)
 		return r;
 	refuse_uncarried(p);
-	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0)
+	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0 || (r = reconnect_clients(p)) < 0)
 		return r;
 	char ctl[64];
 	snprintf(ctl, sizeof(ctl), "socket,id=%s,fd=%d,server=on,wait=off", QU_CTL_CHARDEV, QU_FD_CTL);
