@@ -34,8 +34,8 @@ CSV_FIELDS = [
     "size_gib", "method", "run", "result", "downtime_ms", "pause_ms", "total_ms", "running_ms",
     "retired_ms", "wall_ms", "ram_transferred_bytes", "stream_bytes", "peak_extra_mem_bytes",
     "reported_extra_mem_bytes",
-    "mem_samples", "mem_max_gap_ms", "fill_s", "verify_bad_pages", "loadavg", "accel", "timestamp",
-    "note",
+    "mem_samples", "mem_max_gap_ms", "fill_s", "wait_s", "verify_bad_pages", "loadavg", "accel",
+    "timestamp", "note",
 ]
 
 
@@ -302,6 +302,27 @@ def start_qemu(qemu, accel, size_gib, memfd, workdir, name, extra=()):
         return int(f.read().strip()), f"{workdir}/{name}.qmp"
 
 
+def cold_wait_s(a):
+    """--cold-wait, or by default 10 s + 3 s per GiB of guest RAM."""
+    return a.cold_wait if a.cold_wait is not None else 10 + 3 * a.size_gib
+
+
+def quiesce(a, row):
+    """Between the fill and the measured operation: let the host hand the memory that the
+    previous run freed back to its hypervisor, so that every run's new QEMU gets the same
+    (cold) memory. The host this was written on is a VM with virtio-balloon free page
+    reporting: a few seconds after memory is freed it is reported and dropped by the
+    hypervisor, and touching it again costs a fault there (4 GiB: 0.2 s right after the
+    free, 2.2 s once reported). Without the wait a copy into memory the previous run had
+    just freed is several times faster than one into memory idle for longer, so the result
+    depends on which method ran before (see README.md, Caveats)."""
+    w = max(0.5, cold_wait_s(a))
+    time.sleep(w)
+    row["wait_s"] = f"{w:g}"
+    # The load when the measured operation starts (the machine is shared).
+    row["loadavg"] = f"{os.getloadavg()[0]:.2f}"
+
+
 def fill(helpers, pid, size, seed):
     out = subprocess.run([os.path.join(helpers, "fill-ram"), "fill", str(pid), str(size),
                           str(seed), skip_ranges(size)], capture_output=True, text=True)
@@ -320,7 +341,7 @@ def verify(helpers, pid, size, seed):
     return int(r["bad_pages"])
 
 
-# --------------------------------------------------------------------------- the two methods
+# --------------------------------------------------------------------------- the methods
 
 def run_upgrade(a, t, row, precopy=False):
     """qemu-upgrade --pid PID --new-binary QEMU --json. precopy=False: RAM in
@@ -337,7 +358,7 @@ def run_upgrade(a, t, row, precopy=False):
     old = t.track(pid)
     seed = int(time.time() * 1000) & 0xFFFFFFFF
     row["fill_s"] = f"{fill(a.helpers, pid, size, seed):.2f}"
-    time.sleep(0.5)
+    quiesce(a, row)
     st = runstate(qmp)
     if st != "running":
         raise BenchError(f"guest not running after the fill: {st}")
@@ -410,7 +431,7 @@ def run_migrate(a, t, row):
     srcp = t.track(pid)
     seed = int(time.time() * 1000) & 0xFFFFFFFF
     row["fill_s"] = f"{fill(a.helpers, pid, size, seed):.2f}"
-    time.sleep(0.5)
+    quiesce(a, row)
 
     src = QMP(qmp)
     dst = None
@@ -834,6 +855,9 @@ def main():
     r.add_argument("--tool", required=True)
     r.add_argument("--helpers", required=True)
     r.add_argument("--csv", required=True)
+    r.add_argument("--cold-wait", type=float, default=None,
+                   help="seconds to wait between the fill and the operation "
+                        "(default 10 + 3 per GiB)")
     pr = sub.add_parser("probe-accel")
     pr.add_argument("--qemu", default="/usr/bin/qemu-system-x86_64")
     rp = sub.add_parser("report")

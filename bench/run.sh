@@ -5,7 +5,8 @@
 #
 # Environment: METHODS (default "upgrade precopy migrate": qemu-upgrade of a memfd
 # share=on VM, qemu-upgrade's precopy of an anonymous-RAM VM, plain migration of the same
-# anonymous-RAM VM), RUNS (3), QEMU (/usr/bin/qemu-system-x86_64), ACCEL (auto: kvm if a
+# anonymous-RAM VM), COLD_WAIT (seconds between filling guest RAM and the measured
+# operation, default 10 + 3 per GiB: see README.md, Caveats), RUNS (3), QEMU (/usr/bin/qemu-system-x86_64), ACCEL (auto: kvm if a
 # SeaBIOS guest runs under it, else tcg), QU_BIN (<repo>/build/qemu-upgrade, built with
 # `make` if missing), OUT (bench/RESULTS.md), CSV (bench/results.csv).
 #
@@ -20,6 +21,7 @@ SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1 4 8)
 RUNS=${RUNS:-3}
 METHODS=${METHODS:-upgrade precopy migrate}
+COLD_WAIT=${COLD_WAIT:-}
 QEMU=${QEMU:-/usr/bin/qemu-system-x86_64}
 QU_BIN=${QU_BIN:-$ROOT/build/qemu-upgrade}
 OUT=${OUT:-$BENCH/RESULTS.md}
@@ -27,6 +29,7 @@ CSV=${CSV:-$BENCH/results.csv}
 COMMAND="bench/run.sh${*:+ $*}"
 [ "$RUNS" = 3 ] || COMMAND="RUNS=$RUNS $COMMAND"
 [ "$METHODS" = "upgrade precopy migrate" ] || COMMAND="METHODS=\"$METHODS\" $COMMAND"
+[ -z "$COLD_WAIT" ] || COMMAND="COLD_WAIT=$COLD_WAIT $COMMAND"
 [ -z "${ACCEL:-}" ] || COMMAND="ACCEL=$ACCEL $COMMAND"
 
 die() { echo "run.sh: $*" >&2; exit 2; }
@@ -43,6 +46,7 @@ for m in "${METHOD_LIST[@]}"; do
 	*) die "unknown method '$m' in METHODS (upgrade, precopy, migrate)" ;;
 	esac
 done
+[ -z "$COLD_WAIT" ] || [[ $COLD_WAIT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "COLD_WAIT is seconds: '$COLD_WAIT'"
 command -v python3 >/dev/null || die "needs python3"
 command -v gcc >/dev/null || die "needs gcc"
 [ -x "$QEMU" ] || die "no QEMU at $QEMU"
@@ -77,7 +81,7 @@ for size in "${SIZES[@]}"; do
 		for method in "${METHOD_LIST[@]}"; do
 			python3 "$BENCH/bench.py" run --method "$method" --size-gib "$size" --run "$run" \
 				--accel "$ACCEL" --qemu "$QEMU" --tool "$QU_BIN" --helpers "$HELPERS" \
-				--csv "$CSV" &
+				--csv "$CSV" ${COLD_WAIT:+--cold-wait "$COLD_WAIT"} &
 			child=$!
 			wait "$child"
 			rc=$?

@@ -25,6 +25,9 @@ struct qu_handle;
 
 /* Only plan: inspect the VM, decide, and report the plan with result "planned". */
 #define QU_FLAG_DRY_RUN 0x1u
+/* Allow the copy path (QEMU precopy) for RAM that cannot be handed over. Off by default:
+ * see README, "Copying guest RAM". */
+#define QU_FLAG_ALLOW_COPY 0x2u
 
 struct qu_handle *qu_new(void);
 void qu_free(struct qu_handle *h);

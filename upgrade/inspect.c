@@ -182,6 +182,11 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 			snprintf(vm->blockers + strlen(vm->blockers), sizeof(vm->blockers) - strlen(vm->blockers), "%s%s",
 				 i ? "; " : "", json_object_get_string(json_object_array_get_idx(reasons, i)));
 	json_object_put(mig);
+	json_object *kvm = NULL, *en;
+	if (qu_qmp_execute(q, "query-kvm", NULL, -1, deadline_us, &kvm) == 0 &&
+	    json_object_object_get_ex(kvm, "enabled", &en))
+		vm->kvm = json_object_get_boolean(en);
+	json_object_put(kvm);
 	json_object *jobs = NULL;
 	if ((r = qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &jobs)) < 0)
 		return r;

@@ -36,6 +36,8 @@ static void usage(FILE *f)
 	      "  -n, --dry-run          inspect and plan only: print what would happen, change nothing\n"
 	      "  -j, --json             print the report as one JSON object on stdout\n"
 	      "  -t, --timeout SECONDS  give up and roll back after this long (default 60)\n"
+	      "      --allow-copy       RAM that cannot be handed over (plain -m) may be copied with\n"
+	      "                         QEMU's precopy (KVM guests only: see the README)\n"
 	      "      --max-downtime MS  when RAM must be copied: QEMU's downtime limit (default 300)\n"
 	      "      --max-bandwidth MIB  when RAM must be copied: cap in MiB/s (default: none)\n"
 	      "  -v, --verbose          more progress lines (twice: QMP traffic)\n"
@@ -197,7 +199,7 @@ int main(int argc, char **argv)
 		{ "verbose", no_argument, NULL, 'v' },        { "quiet", no_argument, NULL, 'Q' },
 		{ "recover", no_argument, NULL, 'R' },        { "all", no_argument, NULL, 'A' },
 		{ "binary", required_argument, NULL, 'B' },  { "jobs", required_argument, NULL, 'J' },
-		{ "from-hook", no_argument, NULL, 'H' },
+		{ "from-hook", no_argument, NULL, 'H' },      { "allow-copy", no_argument, NULL, 'C' },
 		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
 	};
 	int json = 0, verbose = 1, recover = 0, all = 0, from_hook = 0, jobs = 0, c;
@@ -235,6 +237,7 @@ int main(int argc, char **argv)
 		case 'b': r = qu_set_new_binary(h, optarg); break;
 		case 'q': r = qu_set_qmp_socket(h, optarg); break;
 		case 'n': flags |= QU_FLAG_DRY_RUN; break;
+		case 'C': flags |= QU_FLAG_ALLOW_COPY; break;
 		case 'j': json = 1; break;
 		case 't': {
 			double s = strtod(optarg, &end);

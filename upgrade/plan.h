@@ -29,6 +29,7 @@ struct qu_plan {
 	uint64_t ram_shared_bytes;  /* guest RAM handed over in place */
 	uint64_t ram_copy_bytes;    /* guest RAM the migration will copy */
 	int capture_stderr;         /* the old QEMU's stderr is /dev/null: give the new one a pipe */
+	int allow_copy;             /* in: the caller accepts the copy path (QU_FLAG_ALLOW_COPY) */
 	char refusal[1024];         /* non-empty: cannot upgrade, and why */
 };
 

@@ -74,6 +74,7 @@ struct qu_vm {
 	char stdout_link[PATH_MAX], stderr_link[PATH_MAX];
 	char blockers[512];      /* query-migrate blocked-reasons, joined */
 	int block_jobs;          /* running block jobs (query-block-jobs) */
+	int kvm;                 /* query-kvm: the guest runs under KVM (else TCG) */
 	long long anon_bytes;    /* the old QEMU's private memory: the new one will need about as much */
 	char refusal[1024];      /* set when inspect found something that cannot be carried */
 };

@@ -44,8 +44,7 @@ for kind in memfd file anon; do
 	dry=$("$QU_BIN" --pid "$VM_PID" --dry-run --quiet)
 	after=$(snapshot)
 	if [ "$kind" = anon ]; then
-		[ "$(json_get "$plan" result)" = planned ] && grep -q "strategy: *precopy" <<<"$dry" &&
-			grep -q "256.0 MiB to copy" <<<"$dry"
+		[ "$(json_get "$plan" result)" = refused ] && grep -q "refused: .*would have to be copied" <<<"$dry"
 	else
 		[ "$(json_get "$plan" result)" = planned ] && grep -q "strategy: *shared-ram-handover" <<<"$dry" &&
 			grep -q "memory needed" <<<"$dry" && grep -q "expected pause" <<<"$dry"
