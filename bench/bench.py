@@ -13,6 +13,7 @@ free memory), 1 failed (the row says why). Standard library only; QMP over UNIX 
 """
 import argparse
 import csv
+import hashlib
 import json
 import os
 import select
@@ -35,7 +36,7 @@ CSV_FIELDS = [
     "retired_ms", "wall_ms", "ram_transferred_bytes", "stream_bytes", "peak_extra_mem_bytes",
     "reported_extra_mem_bytes",
     "mem_samples", "mem_max_gap_ms", "fill_s", "wait_s", "verify_bad_pages", "loadavg", "accel",
-    "timestamp", "note",
+    "timestamp", "tool_build", "note",
 ]
 
 
@@ -302,6 +303,23 @@ def start_qemu(qemu, accel, size_gib, memfd, workdir, name, extra=()):
         return int(f.read().strip()), f"{workdir}/{name}.qmp"
 
 
+def ram_mapping(pid, size):
+    """What backs a QEMU's guest RAM: the name of its mapping of exactly size bytes
+    ('anonymous' if it has none)."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            for line in f:
+                parts = line.split(None, 5)
+                lo, hi = (int(x, 16) for x in parts[0].split("-"))
+                if hi - lo == size:
+                    name = parts[5].strip() if len(parts) > 5 else ""
+                    return (name.replace(" (deleted)", "") or "anonymous") + \
+                        (" shared" if parts[1][3] == "s" else "")
+    except OSError:
+        pass
+    return "unknown"
+
+
 def cold_wait_s(a):
     """--cold-wait, or by default 10 s + 3 s per GiB of guest RAM."""
     return a.cold_wait if a.cold_wait is not None else 10 + 3 * a.size_gib
@@ -344,7 +362,7 @@ def verify(helpers, pid, size, seed):
 # --------------------------------------------------------------------------- the methods
 
 def run_upgrade(a, t, row, precopy=False):
-    """qemu-upgrade --pid PID --new-binary QEMU --json. precopy=False: RAM in
+    """qemu-upgrade --pid PID --new-binary QEMU --json [--allow-copy]. precopy=False: RAM in
     memory-backend-memfd,share=on, handed over in place (strategy shared-ram-handover);
     precopy=True: the plain-migration VM (anonymous -m RAM), which qemu-upgrade copies with
     QEMU's precopy over its socketpair (strategy precopy)."""
@@ -369,7 +387,10 @@ def run_upgrade(a, t, row, precopy=False):
         # --json without --quiet: the same JSON on stdout, and the progress lines on stderr
         # give the time of the commit point (the new QEMU runs the guest) and of the old
         # QEMU's exit.
-        p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json"],
+        # The copy path runs only on request (--allow-copy); the in-place handover must not
+        # need it (without the flag a VM whose RAM would be copied is refused).
+        p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json",
+                            *(["--allow-copy"] if precopy else [])],
                            capture_output=True, text=True, timeout=300)
         wall = (time.monotonic() - t0) * 1000
         exited = old.exited(30)
@@ -411,6 +432,7 @@ def run_upgrade(a, t, row, precopy=False):
     info = [f"strategy {rep.get('strategy')}"]
     if precopy:
         info.append(f"ram_copied_bytes {int(rep.get('ram_copied_bytes') or 0) / MiB:.1f} MiB")
+        info.append(f"new QEMU's RAM: {ram_mapping(rep['new_pid'], size)}")
     if not exited:
         notes.append("old QEMU still running 30 s after qemu-upgrade returned")
     st = runstate(qmp)
@@ -510,11 +532,24 @@ def run_migrate(a, t, row):
     return not notes
 
 
+def tool_build(path):
+    """The qemu-upgrade binary a run used: its mtime and the start of its sha256 (others
+    may rebuild it between runs)."""
+    try:
+        with open(path, "rb") as f:
+            digest = hashlib.sha256(f.read()).hexdigest()[:12]
+        mtime = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(os.stat(path).st_mtime))
+        return f"{mtime}Z sha256:{digest}"
+    except OSError as e:
+        return f"unreadable: {e.strerror}"
+
+
 def cmd_run(a):
     row = {k: "" for k in CSV_FIELDS}
     row.update(size_gib=a.size_gib, method=METHOD_NAMES[a.method],
                run=a.run, accel=a.accel, timestamp=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-               loadavg=f"{os.getloadavg()[0]:.2f}")
+               loadavg=f"{os.getloadavg()[0]:.2f}",
+               tool_build=tool_build(a.tool) if a.method != "migrate" else "")
     workdir = tempfile.mkdtemp(prefix=f"qu-bench-{a.method}-{a.size_gib}g-", dir="/tmp")
     t = Tracker(workdir)
 
@@ -635,10 +670,14 @@ def compare_precopy(ok, sizes):
         px, mx = med(p, "retired_ms"), med(m, "retired_ms")
         pp, mp = med(p, "pause_ms"), med(m, "pause_ms")
         verdict = ("within" if pt is not None and mt and pt <= 1.1 * mt else "over")
+
+        def diff(x, y):
+            return f"{x - y:+.0f} ms" if x is not None and y is not None else "n/a"
         lines.append(f"  - {s} GiB: total {fnum(pt, ' ms')} against {fnum(mt, ' ms')} "
-                     f"(**{ratio(pt, mt)}**, {verdict} 1.1x); until the new QEMU runs the "
-                     f"guest {ratio(pr, mr)}; until the old QEMU has exited {ratio(px, mx)}; "
-                     f"pause {fnum(pp, ' ms')} against {fnum(mp, ' ms')}.")
+                     f"(**{ratio(pt, mt)}**, {verdict} 1.1x; {diff(pt, mt)}); until the new "
+                     f"QEMU runs the guest {ratio(pr, mr)} ({diff(pr, mr)}); until the old QEMU "
+                     f"has exited {ratio(px, mx)} ({diff(px, mx)}); pause {fnum(pp, ' ms')} "
+                     f"against {fnum(mp, ' ms')}.")
     if not lines:
         return []
     return ["- **qemu-upgrade by precopy against plain migration** (target: precopy's total "
@@ -691,13 +730,25 @@ def notes(rows, sizes):
             rs = [r for r in pre if int(r["size_gib"]) == s and r["reported_extra_mem_bytes"]]
             if rs:
                 parts.append(f"{s} GiB: {med(rs, 'reported_extra_mem_bytes') / MiB:.0f} MiB")
+        kinds = sorted({n.split("new QEMU's RAM: ", 1)[1].split(";")[0] for n in
+                        (r["note"] for r in pre) if "new QEMU's RAM: " in n})
         if parts:
             out.append("- With precopy the new QEMU holds a full second copy of the guest RAM "
                        "until the old QEMU has exited, as the destination of a plain migration "
-                       "does: qemu-upgrade's `extra_memory_bytes` was " + "; ".join(parts) +
-                       " (median). The precopy runs' `note` column has the strategy and the "
-                       "report's `ram_copied_bytes`; their `RAM sent` is the report's "
-                       "`transferred_bytes` (QEMU's `ram.transferred`, as for plain migration).")
+                       "does (the peak extra host memory row). qemu-upgrade's own "
+                       "`extra_memory_bytes` (the new QEMU's private memory) was "
+                       + "; ".join(parts) + " (median)"
+                       + (f"; the new QEMU's guest RAM was `{kinds[0]}`"
+                          if len(kinds) == 1 else
+                          f"; the new QEMU's guest RAM was one of {kinds}" if kinds else "")
+                       + (" (qemu-upgrade moves the copied RAM into a memfd, so that later "
+                          "upgrades hand it over in place; that memory is shared, not "
+                          "private, so `extra_memory_bytes` leaves it out)"
+                          if any("memfd" in k for k in kinds) else "")
+                       + ". The precopy runs' `note` column has the strategy, the report's "
+                       "`ram_copied_bytes` and the new QEMU's RAM mapping; their `RAM sent` is "
+                       "the report's `transferred_bytes` (QEMU's `ram.transferred`, as for "
+                       "plain migration).")
     for name, rs in (("plain migrations", mig), ("qemu-upgrade precopy runs", pre)):
         over = [r for r in rs if r["ram_transferred_bytes"] and
                 int(r["ram_transferred_bytes"]) > 1.1 * int(r["size_gib"]) * GiB]
@@ -750,20 +801,31 @@ def cmd_report(a):
                           text=True).stdout.splitlines()[0]
     with open("/proc/meminfo") as f:
         memtotal = int(f.readline().split()[1]) * 1024
+    here = os.path.dirname(os.path.abspath(__file__))
     try:
-        commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
-                                 "rev-parse", "--short", "HEAD"], capture_output=True,
-                                text=True).stdout.strip()
+        commit = subprocess.run(["git", "-C", here, "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", here, "status", "--porcelain", "--", "..",
+                                ":!bench"], capture_output=True, text=True).stdout.split("\n")
+        dirty = [d[3:] for d in dirty if d.strip()]
     except OSError:
-        commit = ""
+        commit, dirty = "", []
     out = []
     out.append("# qemu-upgrade (in place, and by precopy) vs. plain localhost migration\n")
     out.append(f"- Command: `{a.command}`")
     stamps = sorted(r["timestamp"] for r in rows if r["timestamp"])
     out.append(f"- Date: runs from {stamps[0]} to {stamps[-1]}, report written "
                f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-               + (f" (repository at {commit}, bench/ uncommitted changes possible)"
-                  if commit else ""))
+               + (f" (repository at {commit}; bench/ uncommitted changes possible"
+                  + (f"; also uncommitted when the report was written: "
+                     f"{', '.join('`' + d + '`' for d in dirty)}" if dirty else "")
+                  + ")" if commit else ""))
+    builds = sorted({r.get("tool_build", "") for r in rows if r.get("tool_build")})
+    if builds:
+        out.append(f"- qemu-upgrade binary: " + "; ".join(f"`{b}`" for b in builds)
+                   + (" (**more than one build**: it was rebuilt during the runs; "
+                      "`tool_build` in results.csv says which run used which)"
+                      if len(builds) > 1 else ""))
     out.append(f"- QEMU: {qver} (`{a.qemu}`), old and new QEMU the same binary")
     out.append(f"- Host: {os.cpu_count()} CPUs, MemTotal {memtotal / GiB:.1f} GiB, "
                f"kernel {os.uname().release}")
@@ -773,9 +835,16 @@ def cmd_report(a):
                "`shared-ram-handover`; plain migration: anonymous RAM, "
                f"`max-bandwidth` {MAX_BANDWIDTH} B/s, default `downtime-limit`, "
                "`migrate uri=unix:...`; qemu-upgrade (precopy): the plain-migration VM "
-               "(anonymous RAM), `qemu-upgrade --pid PID --new-binary QEMU --json`, strategy "
-               "`precopy` (it sets the same `max-bandwidth`, keeps the default "
-               "`downtime-limit`)")
+               "(anonymous RAM), `qemu-upgrade --pid PID --new-binary QEMU --json "
+               "--allow-copy`, strategy `precopy` (it sets the same `max-bandwidth`, keeps the "
+               "default `downtime-limit`)")
+    waits = sorted({(int(r["size_gib"]), r["wait_s"]) for r in rows if r.get("wait_s")})
+    if waits:
+        out.append("- Between filling guest RAM and the measured operation every run waited "
+                   + ", ".join(f"{w} s ({g} GiB)" for g, w in waits)
+                   + ", so that the memory the new QEMU gets is equally cold for every run "
+                   "(this host is a VM whose free memory is reported to its hypervisor; see "
+                   "README.md, Caveats)")
     out.append("- Guest RAM filled with a non-zero pattern (`bench/fill-ram`) before every run, "
                "except the first MiB and the 32 MiB below the top of low memory (the idle "
                "firmware's pages); checked again in the new QEMU after every run")
@@ -820,12 +889,13 @@ def cmd_report(a):
                "QEMU runs the guest / the old QEMU has exited; `wall` is the qemu-upgrade "
                "command's own run time, or for plain migration the host time from starting the "
                "destination to seeing its RESUME event; `samples`/`gap` are the memory sampler's "
-               "sample count and largest interval; `load` is the host's 1-minute load average when the run "
-               "started (the machine is shared).\n")
+               "sample count and largest interval; `wait s` the idle time between the fill and the "
+               "operation; `load` is the host's 1-minute load average when the operation started "
+               "(the machine is shared).\n")
     out.append("| GiB | method | run | result | downtime ms | pause ms | total ms | running ms | "
                "retired ms | wall ms | RAM sent MiB | extra mem MiB | samples | gap ms | fill s | "
-               "bad pages | load | note |")
-    out.append("|" + " --- |" * 18)
+               "wait s | bad pages | load | note |")
+    out.append("|" + " --- |" * 19)
     for r in rows:
         def mib(x):
             return f"{int(x) / MiB:.1f}" if x not in ("", None) else ""
@@ -834,6 +904,7 @@ def cmd_report(a):
                    f"{r['running_ms']} | {r['retired_ms']} | {r['wall_ms']} | "
                    f"{mib(r['ram_transferred_bytes'])} | {mib(r['peak_extra_mem_bytes'])} | "
                    f"{r['mem_samples']} | {r['mem_max_gap_ms']} | {r['fill_s']} | "
+                   f"{r.get('wait_s', '')} | "
                    f"{r['verify_bad_pages']} | {r['loadavg']} | "
                    f"{r['note'].replace('|', '/')} |")
     out.append("")

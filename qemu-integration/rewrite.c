@@ -97,11 +97,19 @@ static int rewrite_backend(struct qu_argv *argv, size_t i, const char *mem_path)
 	return r;
 }
 
+static int convert_ram(const struct qu_ram *ram, struct qu_plan *p);
+
 static int rewrite_ram(const struct qu_vm *vm, struct qu_plan *p)
 {
 	for (size_t k = 0; k < vm->nram; k++) {
 		const struct qu_ram *ram = &vm->ram[k];
 		char name[128], path[32];
+		if (p->convert_mask & (1u << k)) {
+			int r = convert_ram(ram, p);
+			if (r < 0)
+				return r;
+			continue;
+		}
 		if (ram->arg < 0 || ram->old_fd < 0)
 			continue; /* plan refused these already */
 		snprintf(name, sizeof(name), "guest RAM '%s' (%s)", ram->id, ram->qom_type);
@@ -154,6 +162,28 @@ static int rewrite_listeners(const struct qu_vm *vm, struct qu_plan *p)
 			return r;
 	}
 	return 0;
+}
+
+/* RAM that is copied arrives, in the new QEMU, in a shared memfd the tool creates (old_fd
+ * -1: made, not taken), as a file backend with the same block name: from then on the VM's
+ * RAM can be handed over. The machine's own RAM (-m, no backend) becomes an explicit backend
+ * (several -machine options merge in QEMU). */
+static int convert_ram(const struct qu_ram *ram, struct qu_plan *p)
+{
+	char name[128], path[32], obj[256], mach[96];
+	snprintf(name, sizeof(name), "guest RAM '%s' (copied into a new shared memfd)", ram->id);
+	int t = carry(p, -1, QU_FD_RAM, name);
+	if (t < 0)
+		return t;
+	p->fds[p->nfds - 1].size = ram->size;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", t);
+	if (ram->arg >= 0)
+		return rewrite_backend(&p->argv, (size_t)ram->arg, path);
+	snprintf(obj, sizeof(obj), "memory-backend-file,id=%s,size=%llu,share=on,mem-path=%s", ram->id,
+		 (unsigned long long)ram->size, path);
+	snprintf(mach, sizeof(mach), "memory-backend=%s", ram->id);
+	int r = qu_argv_add(&p->argv, "object", obj);
+	return r ?: qu_argv_add(&p->argv, "machine", mach);
 }
 
 /* A client socket chardev (QEMU connects to a server: a log collector, an agent) cannot keep

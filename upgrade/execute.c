@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -66,6 +67,14 @@ static int harvest(struct txn *t)
 {
 	const struct qu_plan *p = t->plan;
 	for (size_t i = 0; i < p->nfds; i++) {
+		if (p->fds[i].kind == QU_FD_RAM && p->fds[i].old_fd < 0) {
+			/* Converted RAM: a fresh memfd the migration fills. */
+			t->local[i] = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
+			if (t->local[i] < 0 || ftruncate(t->local[i], (off_t)p->fds[i].size) < 0)
+				return qu_err(-errno, "cannot make a %llu-byte memfd for the guest's RAM: %s",
+					      p->fds[i].size, strerror(errno));
+			continue;
+		}
 		if (p->fds[i].kind == QU_FD_NAMESPACE) {
 			char path[64];
 			snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)t->vm->pid, p->fds[i].name);
@@ -258,6 +267,10 @@ static int start_migration(struct txn *t, int mig_old)
 	if ((r = qu_qmp_execute(t->old, "getfd", args, mig_old, t->deadline, NULL)) < 0)
 		return r;
 	t->getfd_done = 1;
+	/* Copy with the guest stopped where a live copy would lose writes (TCG before 9.0); a
+	 * rollback resumes it. */
+	if (t->plan->stop_first && (r = qu_qmp_execute(t->old, "stop", NULL, -1, t->deadline, NULL)) < 0)
+		return r;
 	args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string("fd:" MIG_FDNAME));
 	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)

@@ -13,6 +13,7 @@
 
 #define STRATEGY_SHARED "shared-ram-handover"
 #define STRATEGY_COPY "precopy"
+#define STRATEGY_STOP_COPY "stop-and-copy"
 
 void qu_plan_free(struct qu_plan *p)
 {
@@ -53,36 +54,31 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 {
 	for (size_t i = 0; i < vm->nram; i++) {
 		const struct qu_ram *r = &vm->ram[i];
-		if (r->share && !strcmp(r->qom_type, "memory-backend-memfd")) {
-			snprintf(p->refusal, sizeof(p->refusal), "QEMU %d.%d sends memfd guest RAM ('%s') even "
-				 "with x-ignore-shared, so it cannot be handed over in place, and copying an explicit "
-				 "memory backend is not safe yet; use memory-backend-file with share=on (e.g. under "
-				 "/dev/shm)", vm->ver[0], vm->ver[1], r->id);
-			return;
-		}
-		if (r->arg >= 0 || r->share) {
-			snprintf(p->refusal, sizeof(p->refusal), "guest RAM '%s' (%s, share=%s) cannot be handed "
-				 "over, and copying an explicit memory backend is not safe yet (precopy corrupted "
-				 "guests in tests); use memory-backend-file with share=on, or plain -m",
-				 r->id, r->qom_type, r->share ? "on" : "off");
+		/* The machine's own RAM from -m can move into a backend only if it is the only one
+		 * (it becomes -machine memory-backend=...). */
+		if (r->arg < 0 && vm->nram > 1) {
+			snprintf(p->refusal, sizeof(p->refusal), "memory backend '%s' is not on the command line "
+				 "and is not the machine's only RAM: it cannot be recreated", r->id);
 			return;
 		}
 		p->ram_copy_bytes += r->size;
-	}
-	/* Precopy of a TCG guest corrupted its memory in our tests, with plain QEMU migration as
-	 * much as through this tool (tests/e2e/copy.t, field notes): not done, whatever the flag.
-	 * QEMU_UPGRADE_ALLOW_TCG_COPY lets the tests exercise the copy machinery's rollbacks. */
-	if (!vm->kvm && !getenv("QEMU_UPGRADE_ALLOW_TCG_COPY")) {
-		snprintf(p->refusal, sizeof(p->refusal), "guest RAM (plain -m) would have to be copied, and this "
-			 "VM runs under TCG, where QEMU's precopy corrupted guest memory in our tests (plain "
-			 "migration too); start VMs with memory-backend-file or -memfd, share=on");
-		return;
+		p->convert_mask |= 1u << i;
 	}
 	if (!p->allow_copy) {
-		snprintf(p->refusal, sizeof(p->refusal), "guest RAM (plain -m, %llu MiB) cannot be handed over and "
-			 "would have to be copied with QEMU's precopy: pass --allow-copy to do that (the guest "
-			 "pauses for up to --max-downtime, the host needs a second copy of its memory)",
-			 (unsigned long long)(p->ram_copy_bytes >> 20));
+		char why[160];
+		const struct qu_ram *r = &vm->ram[0];
+		if (!strcmp(r->qom_type, "memory-backend-memfd") && r->share)
+			snprintf(why, sizeof(why), "QEMU %d.%d sends memfd guest RAM ('%s') even with x-ignore-shared",
+				 vm->ver[0], vm->ver[1], r->id);
+		else if (r->arg < 0)
+			snprintf(why, sizeof(why), "plain -m: private memory");
+		else
+			snprintf(why, sizeof(why), "'%s' is %s with share=off", r->id, r->qom_type);
+		snprintf(p->refusal, sizeof(p->refusal), "guest RAM (%llu MiB) cannot be handed over (%s) and would "
+			 "have to be copied with QEMU's precopy: pass --allow-copy to do that (the guest pauses "
+			 "for up to --max-downtime, the host needs a second copy of its memory; afterwards the "
+			 "RAM is shared and later upgrades copy nothing)",
+			 (unsigned long long)(p->ram_copy_bytes >> 20), why);
 		return;
 	}
 	long long need = (vm->anon_bytes > 0 ? vm->anon_bytes : (long long)p->ram_copy_bytes) + (256LL << 20);
@@ -94,7 +90,12 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 		return;
 	}
 	p->ignore_shared = 0;
-	snprintf(p->strategy, sizeof(p->strategy), STRATEGY_COPY);
+	/* Under TCG, QEMU before 9.0 loses guest writes between dirty-bitmap syncs while the guest
+	 * runs (fixed upstream by 03bfc2188f, "physmem: Fix migration dirty bitmap coherency with
+	 * TCG memory access"): the copy is then made with the guest stopped, a pause as long as
+	 * the copy. QEMU_UPGRADE_ALLOW_TCG_COPY forces the live copy (tests of non-convergence). */
+	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !getenv("QEMU_UPGRADE_ALLOW_TCG_COPY");
+	snprintf(p->strategy, sizeof(p->strategy), p->stop_first ? STRATEGY_STOP_COPY : STRATEGY_COPY);
 }
 
 static void check_ram(const struct qu_vm *vm, struct qu_plan *p)

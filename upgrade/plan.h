@@ -17,6 +17,7 @@ struct qu_carried {
 	int target;       /* number in the new QEMU */
 	unsigned kind;    /* enum qu_fd_kind */
 	char name[128];   /* what it is, for the plan and the stream */
+	unsigned long long size; /* a memfd the tool makes (old_fd -1, kind RAM): its size */
 };
 
 struct qu_plan {
@@ -26,6 +27,8 @@ struct qu_plan {
 	struct qu_carried fds[QU_MAX_CARRIED];
 	size_t nfds;
 	int ignore_shared;          /* x-ignore-shared on both sides */
+	int stop_first;             /* copy with the old QEMU stopped (TCG before 9.0) */
+	unsigned convert_mask;      /* vm->ram[i] arrives in a shared memfd the tool makes */
 	uint64_t ram_shared_bytes;  /* guest RAM handed over in place */
 	uint64_t ram_copy_bytes;    /* guest RAM the migration will copy */
 	int capture_stderr;         /* the old QEMU's stderr is /dev/null: give the new one a pipe */

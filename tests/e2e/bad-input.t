@@ -97,7 +97,7 @@ tap_check "after the busy monitor the VM is untouched and running" untouched run
 # Guest RAM in an explicit unshared backend: refused (copying it is not safe yet).
 first_pid=$VM_PID first_serial=$VM_SERIAL
 VM_RAM=anon vm_start bad-anon -object memory-backend-ram,id=pc.ram,size=256M -machine memory-backend=pc.ram || exit 1
-expect_error "a VM whose RAM is an explicit unshared backend" 3 "copying an explicit memory backend is not safe yet" --pid "$VM_PID"
+expect_error "a VM whose RAM is an explicit unshared backend, without --allow-copy" 3 "share=off\) and would have to be copied.*--allow-copy" --pid "$VM_PID"
 tap_check "the explicit-backend VM is untouched and running" untouched running
 
 VM_PID=$first_pid VM_SERIAL=$first_serial

@@ -30,12 +30,15 @@ tap_ok $? "check --binary: asks the QEMU itself for x-ignore-shared"
 err=$("$QU_BIN" check --binary /nonexistent/qemu 2>&1)
 tap_is "$?" 1 "check --binary with a missing binary exits 1"
 
-# inspect and --dry-run change nothing: same process, settings, files.
+# inspect and --dry-run change nothing: same process, settings, files (a state directory of
+# our own: other tests' upgrades come and go in the shared one).
+export QEMU_UPGRADE_STATE_DIR=$(mktemp -d)
+_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
 snapshot() {
 	echo "$VM_PID $(vm_qmp "$VM_QMP" '{"execute":"query-migrate-capabilities"}' | md5sum)"
 	vm_qmp "$VM_QMP" '{"execute":"query-migrate-parameters"}' | md5sum
 	qemu_pids_for "$VM_DIR" | tr '\n' ' '
-	ls -A "$VM_DIR" "${QEMU_UPGRADE_STATE_DIR:-/run/qemu-upgrade}" 2>/dev/null | grep -v "^$VM_PID\." | tr '\n' ' '
+	ls -A "$VM_DIR" "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null | tr '\n' ' '
 }
 for kind in memfd file anon; do
 	VM_RAM=$kind vm_start "inspect-$kind" || exit 1
