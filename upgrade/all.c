@@ -116,7 +116,7 @@ static void run_child(const struct qu_all_options *o, const struct vm_entry *x, 
 	qu_set_log_level(0);
 	qu_set_pid(h, x->pid);
 	qu_set_new_binary(h, x->exe_path);
-	qu_set_flags(h, o->dry_run ? QU_FLAG_DRY_RUN : 0);
+	qu_set_flags(h, (o->dry_run ? QU_FLAG_DRY_RUN : 0) | (o->allow_copy ? QU_FLAG_ALLOW_COPY : 0));
 	if (o->timeout_ms)
 		qu_set_timeout_ms(h, o->timeout_ms);
 	int r = qu_upgrade(h);
@@ -241,6 +241,9 @@ int qu_all(const struct qu_all_options *o, FILE *out)
 			goto out;
 		}
 	}
+	struct qu_all_options opts = *o;
+	opts.allow_copy |= conf->allow_copy;
+	o = &opts;
 	/* Probe each new binary once, here: the forked upgrades inherit the answers. */
 	for (int i = 0; i < n; i++) {
 		if (!v[i].skip && qu_binary_probe(v[i].exe_path, NULL, qu_now_us() + 30000000u, bin) == 0)

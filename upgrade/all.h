@@ -10,6 +10,7 @@ struct qu_all_options {
 	const char *binary;   /* only VMs running this path (NULL: any QEMU) */
 	int jobs;             /* 0: from the config file */
 	int dry_run;
+	int allow_copy;       /* also from the config's allow_copy */
 	int json;
 	int from_hook;        /* the package hook: obey `enabled`, log to syslog, never fail */
 	unsigned timeout_ms;  /* per VM */

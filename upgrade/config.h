@@ -1,7 +1,8 @@
 /* /etc/qemu-upgrade.conf (or $QEMU_UPGRADE_CONF): what `--all` and the package hook do.
  *   enabled = yes|no       the package hook runs at all
  *   jobs = N               upgrades at once (default 4)
- *   exclude = NAME PID ... VMs (QEMU -name, or PID) that --all never touches */
+ *   exclude = NAME PID ... VMs (QEMU -name, or PID) that --all never touches
+ *   allow_copy = yes|no    VMs whose RAM must be copied once are copied (default no) */
 #ifndef QU_CONFIG_H
 #define QU_CONFIG_H
 
@@ -10,6 +11,7 @@
 struct qu_config {
 	int enabled;
 	int jobs;
+	int allow_copy;
 	char exclude[QU_CONF_MAX_EXCLUDE][64];
 	int nexclude;
 	char path[256];
