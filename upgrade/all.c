@@ -249,7 +249,15 @@ int qu_all(const struct qu_all_options *o, FILE *out)
 		if (!v[i].skip && qu_binary_probe(v[i].exe_path, NULL, qu_now_us() + 30000000u, bin) == 0)
 			qu_binary_has_machine(bin, NULL, "", qu_now_us() + 30000000u);
 	}
-	run_all(o, v, n, o->jobs > 0 ? o->jobs : conf->jobs);
+	/* Each copy checks MemAvailable on its own: copies side by side could overcommit the
+	 * host, so when copies are allowed the upgrades go one at a time. */
+	int jobs = o->jobs > 0 ? o->jobs : conf->jobs;
+	if (o->allow_copy && jobs > 1) {
+		jobs = 1;
+		if (!o->json)
+			fprintf(out, "copies allowed: one upgrade at a time, so that copies never overcommit memory\n");
+	}
+	run_all(o, v, n, jobs);
 	json_object *all = json_object_new_object(), *list = json_object_new_array(), *alone = json_object_new_array();
 	if (!o->json)
 		fprintf(out, "%-8s %-16s %-9s %-9s %-9s %9s %9s  %s\n", "PID", "NAME", "FROM", "TO", "RESULT",
