@@ -34,7 +34,7 @@ MARGIN = 3 * GiB // 2            # free memory kept on top of what a run needs
 CSV_FIELDS = [
     "size_gib", "method", "run", "result", "downtime_ms", "pause_ms", "total_ms", "running_ms",
     "retired_ms", "wall_ms", "ram_transferred_bytes", "stream_bytes", "peak_extra_mem_bytes",
-    "reported_extra_mem_bytes",
+    "peak_extra_held_bytes", "reported_extra_mem_bytes",
     "mem_samples", "mem_max_gap_ms", "fill_s", "wait_s", "verify_bad_pages", "loadavg", "accel",
     "timestamp", "tool_build", "note",
 ]
@@ -264,7 +264,8 @@ def progress_ms(stderr, marker):
 
 
 class MemWatch:
-    """bench/memwatch: baseline MemAvailable (median over 250 ms), then its minimum."""
+    """bench/memwatch: baseline MemAvailable (median over 250 ms), then its minimum; and the
+    same for AnonPages + Shmem (its maximum)."""
 
     def __init__(self, helpers):
         self.p = subprocess.Popen([os.path.join(helpers, "memwatch"), "5000"],
@@ -428,6 +429,7 @@ def run_upgrade(a, t, row, precopy=False):
                stream_bytes=rep.get("transferred_bytes", ""),
                reported_extra_mem_bytes=rep.get("extra_memory_bytes", ""),
                peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
+               peak_extra_held_bytes=mem.get("held_extra_kb", 0) * 1024,
                mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
     info = [f"strategy {rep.get('strategy')}"]
     if precopy:
@@ -512,6 +514,7 @@ def run_migrate(a, t, row):
                ram_transferred_bytes=ram.get("transferred", ""),
                stream_bytes="",
                peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
+               peak_extra_held_bytes=mem.get("held_extra_kb", 0) * 1024,
                mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
     row["note"] = (f"QEMU total-time {info.get('total-time')} ms, setup "
                    f"{info.get('setup-time')} ms, {ram.get('mbps', 0):.0f} Mbit/s, "
@@ -655,11 +658,21 @@ def ratio(x, y):
     return f"{x / y:.2f}x" if x is not None and y else "n/a"
 
 
+def shmem_thp():
+    """The host's shmem THP setting, e.g. 'never' (the bracketed word)."""
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
+            text = f.read()
+        return text[text.index("[") + 1:text.index("]")]
+    except (OSError, ValueError):
+        return "unknown"
+
+
 def compare_precopy(ok, sizes):
     """qemu-upgrade's precopy against plain migration of the same VM, size by size."""
     pre = [r for r in ok if r["method"] == "qemu-upgrade-precopy"]
     mig = [r for r in ok if r["method"] == "plain-migration"]
-    lines = []
+    lines, met, missed, long_pause = [], [], [], []
     for s in sizes:
         p = [r for r in pre if int(r["size_gib"]) == s]
         m = [r for r in mig if int(r["size_gib"]) == s]
@@ -669,17 +682,38 @@ def compare_precopy(ok, sizes):
         pr, mr = med(p, "running_ms"), med(m, "running_ms")
         px, mx = med(p, "retired_ms"), med(m, "retired_ms")
         pp, mp = med(p, "pause_ms"), med(m, "pause_ms")
-        verdict = ("within" if pt is not None and mt and pt <= 1.1 * mt else "over")
+        ok_total = pt is not None and mt and pt <= 1.1 * mt
+        (met if ok_total else missed).append(f"{s} GiB")
+        if pp is not None and mp and pp > 1.5 * mp:
+            long_pause.append(f"{s} GiB ({fnum(pp, ' ms')} against {fnum(mp, ' ms')})")
 
         def diff(x, y):
             return f"{x - y:+.0f} ms" if x is not None and y is not None else "n/a"
         lines.append(f"  - {s} GiB: total {fnum(pt, ' ms')} against {fnum(mt, ' ms')} "
-                     f"(**{ratio(pt, mt)}**, {verdict} 1.1x; {diff(pt, mt)}); until the new "
-                     f"QEMU runs the guest {ratio(pr, mr)} ({diff(pr, mr)}); until the old QEMU "
-                     f"has exited {ratio(px, mx)} ({diff(px, mx)}); pause {fnum(pp, ' ms')} "
-                     f"against {fnum(mp, ' ms')}.")
+                     f"(**{ratio(pt, mt)}**, {'within' if ok_total else 'over'} 1.1x; "
+                     f"{diff(pt, mt)}); until the new QEMU runs the guest {ratio(pr, mr)} "
+                     f"({diff(pr, mr)}); until the old QEMU has exited {ratio(px, mx)} "
+                     f"({diff(px, mx)}); pause {fnum(pp, ' ms')} against {fnum(mp, ' ms')}.")
     if not lines:
         return []
+    kinds = sorted({n.split("new QEMU's RAM: ", 1)[1].split(";")[0] for n in
+                    (r["note"] for r in pre) if "new QEMU's RAM: " in n})
+    summary = ("  - So: the target (total at most 1.1x) is "
+               + ("met at every size measured" if not missed else
+                  "met at " + (", ".join(met) if met else "no size") + " and missed at "
+                  + ", ".join(missed))
+               + ", on medians of few runs on a shared machine (single runs vary by tens of "
+               "percent: see the ranges above and the load column below).")
+    if kinds and any("memfd" in k for k in kinds):
+        summary += (" The two copies do not land in the same kind of memory: plain migration's "
+                    "destination has anonymous RAM (transparent huge pages), qemu-upgrade's new "
+                    "QEMU gets its RAM in a memfd (`" + "`, `".join(kinds) + "`; shared memory, "
+                    "in 4 KiB pages unless shmem THP is enabled: here `shmem_enabled` is "
+                    f"`{shmem_thp()}`) so that the next upgrade hands it over in place.")
+    if long_pause:
+        summary += (" The guest pause of the precopy was more than 1.5x plain migration's at "
+                    + ", ".join(long_pause) + ": QEMU's own downtime (first row) shows the "
+                    "same, so it is QEMU's final stop-and-copy, not qemu-upgrade's resume.")
     return ["- **qemu-upgrade by precopy against plain migration** (target: precopy's total "
             "time at most 1.1x plain migration's). Both copy the same anonymous-RAM VM with the "
             "same QEMU settings (`max-bandwidth` 1 TiB/s, default `downtime-limit`) over a UNIX "
@@ -687,7 +721,7 @@ def compare_precopy(ok, sizes):
             "defer -S`, then `migrate-incoming fd:`, and resumed with `cont`). qemu-upgrade's "
             "total also counts inspecting and planning, and waiting for the old QEMU to exit; "
             "plain migration's ends at the destination's RESUME. Medians, precopy / plain:",
-            *lines]
+            *lines, summary]
 
 
 def notes(rows, sizes):
@@ -735,7 +769,7 @@ def notes(rows, sizes):
         if parts:
             out.append("- With precopy the new QEMU holds a full second copy of the guest RAM "
                        "until the old QEMU has exited, as the destination of a plain migration "
-                       "does (the peak extra host memory row). qemu-upgrade's own "
+                       "does (the \"held by processes\" row). qemu-upgrade's own "
                        "`extra_memory_bytes` (the new QEMU's private memory) was "
                        + "; ".join(parts) + " (median)"
                        + (f"; the new QEMU's guest RAM was `{kinds[0]}`"
@@ -771,6 +805,22 @@ def notes(rows, sizes):
                       "longer (" + ", ".join(f"{r['size_gib']} GiB {r['method']}: "
                                              f"{float(r['downtime_ms']):.0f} ms"
                                              for r in over_dt) + ")." if over_dt else ""))
+    gaps = []
+    for m in ("qemu-upgrade", "qemu-upgrade-precopy", "plain-migration"):
+        for sz in sizes:
+            rs = [r for r in ok if r["method"] == m and int(r["size_gib"]) == sz
+                  and r.get("peak_extra_held_bytes") not in ("", None)]
+            if rs:
+                g = statistics.median((int(r["peak_extra_mem_bytes"]) -
+                                       int(r["peak_extra_held_bytes"])) / MiB for r in rs)
+                gaps.append(f"{m} {sz} GiB {g:+.0f} MiB")
+    if gaps:
+        out.append("- The two memory rows differ by what MemAvailable counts and AnonPages + "
+                   "Shmem does not: free pages parked on the kernel's per-CPU lists (not counted "
+                   "as free; a copy into 4 KiB shmem pages makes them grow, see README.md, "
+                   "Caveats), other kernel memory that /proc/meminfo does not itemize, other "
+                   "jobs. MemAvailable drop minus the held memory, median: "
+                   + "; ".join(gaps) + ".")
     neg = [r for r in ok if r["peak_extra_mem_bytes"] and int(r["peak_extra_mem_bytes"]) < 0]
     out.append("- Peak extra host memory is host-wide (MemAvailable) and this machine is "
                "shared: other jobs starting or ending VMs move it by up to ~150 MiB either "
@@ -794,7 +844,8 @@ def cmd_report(a):
         ("total time", "total_ms", 1, " ms"),
         ("... until the new QEMU runs the guest", "running_ms", 1, " ms"),
         ("... until the old QEMU has exited", "retired_ms", 1, " ms"),
-        ("peak extra host memory", "peak_extra_mem_bytes", MiB, " MiB"),
+        ("peak extra host memory (MemAvailable)", "peak_extra_mem_bytes", MiB, " MiB"),
+        ("... held by processes (AnonPages + Shmem)", "peak_extra_held_bytes", MiB, " MiB"),
         ("guest RAM sent", "ram_transferred_bytes", MiB, " MiB"),
     ]
     qver = subprocess.run([a.qemu, "--version"], capture_output=True,
@@ -874,7 +925,7 @@ def cmd_report(a):
             first = (f"**{s} GiB** (runs: " + " / ".join(str(n[m]) for m in methods) + ")") \
                 if i == 0 else ""
             out.append(f"| {first} | {label} | "
-                       + " | ".join(cell([r[key] for r in ok[m]], scale, unit)
+                       + " | ".join(cell([r.get(key, "") for r in ok[m]], scale, unit)
                                     for m in methods) + " |")
     out.append("")
     out += notes(rows, sizes)
@@ -889,13 +940,14 @@ def cmd_report(a):
                "QEMU runs the guest / the old QEMU has exited; `wall` is the qemu-upgrade "
                "command's own run time, or for plain migration the host time from starting the "
                "destination to seeing its RESUME event; `samples`/`gap` are the memory sampler's "
-               "sample count and largest interval; `wait s` the idle time between the fill and the "
+               "sample count and largest interval; `extra mem`/`held`: the peak extra host memory "
+               "by MemAvailable / by AnonPages + Shmem; `wait s` the idle time between the fill and the "
                "operation; `load` is the host's 1-minute load average when the operation started "
                "(the machine is shared).\n")
     out.append("| GiB | method | run | result | downtime ms | pause ms | total ms | running ms | "
-               "retired ms | wall ms | RAM sent MiB | extra mem MiB | samples | gap ms | fill s | "
-               "wait s | bad pages | load | note |")
-    out.append("|" + " --- |" * 19)
+               "retired ms | wall ms | RAM sent MiB | extra mem MiB | held MiB | samples | gap ms | "
+               "fill s | wait s | bad pages | load | note |")
+    out.append("|" + " --- |" * 20)
     for r in rows:
         def mib(x):
             return f"{int(x) / MiB:.1f}" if x not in ("", None) else ""
@@ -903,6 +955,7 @@ def cmd_report(a):
                    f"{r['downtime_ms']} | {r['pause_ms']} | {r['total_ms']} | "
                    f"{r['running_ms']} | {r['retired_ms']} | {r['wall_ms']} | "
                    f"{mib(r['ram_transferred_bytes'])} | {mib(r['peak_extra_mem_bytes'])} | "
+                   f"{mib(r.get('peak_extra_held_bytes'))} | "
                    f"{r['mem_samples']} | {r['mem_max_gap_ms']} | {r['fill_s']} | "
                    f"{r.get('wait_s', '')} | "
                    f"{r['verify_bad_pages']} | {r['loadavg']} | "

@@ -6,9 +6,12 @@
  * prints "ready" on stdout and keeps sampling. On SIGTERM or SIGINT it prints one line
  *
  *   baseline_kb=B min_kb=M peak_extra_kb=B-M samples=N max_gap_us=G
+ *   held_baseline_kb=HB held_max_kb=HM held_extra_kb=HM-HB
  *
- * and exits. max_gap_us is the largest interval seen between two samples after "ready"
- * (the sampler competes for the CPU with what it measures).
+ * (one line) and exits. max_gap_us is the largest interval seen between two samples after
+ * "ready" (the sampler competes for the CPU with what it measures). "held" is AnonPages +
+ * Shmem, the memory processes hold (anonymous and shared/memfd pages), sampled with the
+ * same reads: unlike MemAvailable it leaves out kernel memory that is not itemized.
  */
 #include <fcntl.h>
 #include <signal.h>
@@ -35,17 +38,28 @@ static long long now_us(void)
 	return ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
-static long mem_available_kb(int fd)
+static long field_kb(const char *buf, const char *name)
 {
-	char buf[4096];
-	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-	char *p;
+	const char *p = strstr(buf, name);
+	return p ? strtol(p + strlen(name), NULL, 10) : -1;
+}
 
+/* MemAvailable, and AnonPages + Shmem in *held (-1 if missing). */
+static long mem_available_kb(int fd, long *held)
+{
+	char buf[8192];
+	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+	long anon, shmem;
+
+	*held = -1;
 	if (n <= 0)
 		return -1;
 	buf[n] = 0;
-	p = strstr(buf, "MemAvailable:");
-	return p ? strtol(p + 13, NULL, 10) : -1;
+	anon = field_kb(buf, "\nAnonPages:");
+	shmem = field_kb(buf, "\nShmem:");
+	if (anon >= 0 && shmem >= 0)
+		*held = anon + shmem;
+	return field_kb(buf, "MemAvailable:");
 }
 
 static int cmp_long(const void *a, const void *b)
@@ -57,7 +71,9 @@ static int cmp_long(const void *a, const void *b)
 int main(int argc, char **argv)
 {
 	long interval = argc > 1 ? atol(argv[1]) : 5000;
-	long base[BASELINE_MS * 1000 / 100 + 1], baseline, min = -1, v;
+	long base[BASELINE_MS * 1000 / 100 + 1], hbase[BASELINE_MS * 1000 / 100 + 1];
+	long baseline, min = -1, v, h, hbaseline = -1, hmax = -1;
+	size_t nhbase = 0;
 	size_t nbase = 0;
 	long long t0, last, gap = 0, samples = 0;
 	struct timespec ts = {interval / 1000000, (interval % 1000000) * 1000};
@@ -79,14 +95,20 @@ int main(int argc, char **argv)
 
 	t0 = now_us();
 	while (now_us() - t0 < BASELINE_MS * 1000LL && nbase < sizeof(base) / sizeof(base[0])) {
-		if ((v = mem_available_kb(fd)) >= 0)
+		if ((v = mem_available_kb(fd, &h)) >= 0)
 			base[nbase++] = v;
+		if (h >= 0)
+			hbase[nhbase++] = h;
 		nanosleep(&ts, NULL);
 	}
 	if (!nbase)
 		return 2;
 	qsort(base, nbase, sizeof(base[0]), cmp_long);
 	baseline = base[nbase / 2];
+	if (nhbase) {
+		qsort(hbase, nhbase, sizeof(hbase[0]), cmp_long);
+		hbaseline = hbase[nhbase / 2];
+	}
 
 	printf("ready\n");
 	fflush(stdout);
@@ -95,11 +117,13 @@ int main(int argc, char **argv)
 	while (!stop) {
 		long long t;
 
-		if ((v = mem_available_kb(fd)) >= 0) {
+		if ((v = mem_available_kb(fd, &h)) >= 0) {
 			if (min < 0 || v < min)
 				min = v;
 			samples++;
 		}
+		if (h > hmax)
+			hmax = h;
 		t = now_us();
 		if (t - last > gap)
 			gap = t - last;
@@ -108,7 +132,11 @@ int main(int argc, char **argv)
 	}
 	if (min < 0)
 		min = baseline;
-	printf("baseline_kb=%ld min_kb=%ld peak_extra_kb=%ld samples=%lld max_gap_us=%lld\n",
-	       baseline, min, baseline - min, samples, gap);
+	if (hmax < 0)
+		hmax = hbaseline;
+	printf("baseline_kb=%ld min_kb=%ld peak_extra_kb=%ld samples=%lld max_gap_us=%lld "
+	       "held_baseline_kb=%ld held_max_kb=%ld held_extra_kb=%ld\n",
+	       baseline, min, baseline - min, samples, gap, hbaseline, hmax,
+	       hbaseline >= 0 ? hmax - hbaseline : 0);
 	return 0;
 }
