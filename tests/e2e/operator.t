@@ -43,8 +43,8 @@ snapshot() {
 for kind in memfd file anon; do
 	VM_RAM=$kind vm_start "inspect-$kind" || exit 1
 	before=$(snapshot)
-	plan=$("$QU_BIN" inspect --pid "$VM_PID" --json --quiet)
-	dry=$("$QU_BIN" --pid "$VM_PID" --dry-run --quiet)
+	plan=$("$QU_BIN" inspect --pid "$VM_PID" --json --quiet 2>/dev/null)
+	dry=$("$QU_BIN" --pid "$VM_PID" --dry-run --quiet 2>/dev/null)
 	after=$(snapshot)
 	if [ "$kind" = anon ]; then
 		[ "$(json_get "$plan" result)" = refused ] && grep -q "refused: .*would have to be copied" <<<"$dry"
