@@ -14,8 +14,7 @@ for h in memory cpu unified; do
 	d=/sys/fs/cgroup/$h/$cg
 	[ -d "/sys/fs/cgroup/$h" ] && mkdir "$d" 2>/dev/null && cgdirs+=("$d")
 done
-cleanup_cgroups() { vm_cleanup; sleep 0.2; for d in "${cgdirs[@]}"; do rmdir "$d" 2>/dev/null; done; }
-trap cleanup_cgroups EXIT
+for d in "${cgdirs[@]}"; do vm_defer "rmdir $d 2>/dev/null || { sleep 0.5; rmdir $d; }"; done
 [ ${#cgdirs[@]} -gt 0 ] || { echo "Bail out! no cgroup hierarchy to test with"; exit 1; }
 # How a management daemon would start it: cgroups first, then the identity and limits.
 wrap=$(mktemp)

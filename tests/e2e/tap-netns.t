@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 tap_plan 19
 ns=qu-tap-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
-trap 'vm_cleanup; ip netns del "$ns"' EXIT
+vm_defer "ip netns del $ns"
 tapopen=$QU_BUILD/tests/helpers/tapopen
 marker=$(mktemp -u)
 _vm_paths+=("$marker" "$marker.sh")

@@ -16,6 +16,14 @@ QEMU=${QEMU:-/usr/bin/qemu-system-x86_64}
 _vm_tracked=()   # "PID:STARTTIME" entries, so a recycled PID is never killed
 _vm_paths=()     # work dirs and /dev/shm files to remove
 _vm_trap_set=
+_vm_deferred=()  # commands run after every process is gone (namespaces, cgroups to remove)
+
+# vm_defer COMMAND: run COMMAND (a string, eval'd) when the test exits, after the VMs are
+# killed. Tests must not set their own EXIT trap: vm_start installs vm_cleanup as it.
+vm_defer() {
+	_vm_deferred+=("$1")
+	_vm_set_trap
+}
 
 # vm_guest_build: build (once, shared between parallel tests) the guest kernel
 # and initrd; sets VM_KERNEL and VM_INITRD.
@@ -74,6 +82,10 @@ vm_cleanup() {
 	_vm_tracked=()
 	[ ${#_vm_paths[@]} -eq 0 ] || rm -rf -- "${_vm_paths[@]}"
 	_vm_paths=()
+	for e in "${_vm_deferred[@]}"; do
+		eval "$e"
+	done
+	_vm_deferred=()
 }
 
 _vm_set_trap() {
