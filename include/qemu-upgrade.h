@@ -28,6 +28,10 @@ struct qu_handle;
 /* Allow the copy path (QEMU precopy) for RAM that cannot be handed over. Off by default:
  * see README, "Copying guest RAM". */
 #define QU_FLAG_ALLOW_COPY 0x2u
+/* Copy such RAM with postcopy and release-ram: the host needs little memory beyond one copy
+ * of the guest, but from the switch on, a QEMU that dies takes the guest with it. Implies
+ * QU_FLAG_ALLOW_COPY; without it, postcopy is still chosen when a precopy would not fit. */
+#define QU_FLAG_LOW_MEMORY 0x4u
 
 struct qu_handle *qu_new(void);
 void qu_free(struct qu_handle *h);

@@ -9,6 +9,8 @@ struct qu_qmp;
 struct qu_mig_settings {
 	int ignore_shared;     /* capability x-ignore-shared */
 	int events;            /* capability events (MIGRATION events) */
+	int postcopy;          /* capability postcopy-ram (--low-memory) */
+	int release_ram;       /* capability release-ram: the source frees pages once sent */
 	int64_t max_bandwidth; /* parameter max-bandwidth, bytes/s; <= 0: leave as it is */
 	int64_t downtime_limit; /* parameter downtime-limit, ms; <= 0: leave as it is */
 };

@@ -104,7 +104,7 @@ int qu_set_timeout_ms(struct qu_handle *h, unsigned ms)
 
 int qu_set_flags(struct qu_handle *h, unsigned flags)
 {
-	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY))
+	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY))
 		return fail(-EINVAL, "unknown flags");
 	h->flags = flags;
 	return 0;
@@ -168,6 +168,7 @@ int qu_upgrade(struct qu_handle *h)
 	qu_info("inspected PID %d: QEMU %d.%d.%d, machine %s, %s", (int)h->pid, h->vm.ver[0], h->vm.ver[1],
 		h->vm.ver[2], h->vm.machine, h->vm.runstate);
 	h->plan.allow_copy = !!(h->flags & QU_FLAG_ALLOW_COPY);
+	h->plan.low_memory = !!(h->flags & QU_FLAG_LOW_MEMORY);
 	r = qu_plan_make(&h->vm, h->new_binary[0] ? h->new_binary : h->vm.exe_path, deadline, &h->plan);
 	qu_report_from_plan(&h->rep, &h->vm, r == 0 ? &h->plan : NULL);
 	if (r < 0)

@@ -34,6 +34,9 @@
 /* No cap on the local channel: QEMU 7.2's default of 128 MiB/s would stretch every copy. */
 #define UNLIMITED_BANDWIDTH (1ULL << 40)
 #define RETIRE_TIMEOUT_US (10u * 1000000u)
+/* After a postcopy switch there is no rollback: wait for the pages as long as both QEMUs
+ * live (each one's death ends the wait at once). */
+#define POSTCOPY_TIMEOUT_US (3600ull * 1000000u)
 
 struct txn {
 	const struct qu_vm *vm;
@@ -51,6 +54,7 @@ struct txn {
 	int local[QU_MAX_CARRIED]; /* harvested copies of the carried descriptors */
 	int tap_hdr[QU_MAX_CARRIED]; /* vnet header size of each tap queue before the new QEMU */
 	int getfd_done;
+	int switched;             /* postcopy: the old QEMU handed the guest over; no way back */
 };
 
 /* Remembers the old QEMU's migration settings (in the journal too), so that a rollback
@@ -236,7 +240,8 @@ static int prepare_target(struct txn *t)
 	int r = qu_qmp_connect(t->j.ctl, t->deadline, &t->ctl);
 	if (r < 0)
 		return qu_err_wrap(r, "the new QEMU's monitor");
-	struct qu_mig_settings want = { .ignore_shared = t->plan->ignore_shared, .events = 1 };
+	struct qu_mig_settings want = { .ignore_shared = t->plan->ignore_shared, .events = 1,
+					.postcopy = t->plan->postcopy };
 	r = qu_mig_set(t->ctl, &want, t->deadline);
 	if (r < 0)
 		return r;
@@ -255,6 +260,7 @@ static int start_migration(struct txn *t, int mig_old)
 	if (r < 0 || (r = journal_step(t, QU_PH_MIGRATING)) < 0)
 		return r;
 	struct qu_mig_settings want = { .ignore_shared = t->plan->ignore_shared, .events = 1,
+					.postcopy = t->plan->postcopy, .release_ram = t->plan->postcopy,
 					.max_bandwidth = (int64_t)UNLIMITED_BANDWIDTH };
 	if (t->copy && t->copy->max_bandwidth)
 		want.max_bandwidth = (int64_t)t->copy->max_bandwidth;
@@ -267,6 +273,12 @@ static int start_migration(struct txn *t, int mig_old)
 	if ((r = qu_qmp_execute(t->old, "getfd", args, mig_old, t->deadline, NULL)) < 0)
 		return r;
 	t->getfd_done = 1;
+	/* Postcopy is asked for before the old QEMU stops (the journal write takes time) and
+	 * right after `migrate`, before the migration thread's first round: QEMU then switches
+	 * without sending any page first, and the pause is the device state alone. */
+	t->j.postcopy = t->plan->postcopy;
+	if (t->plan->postcopy && (r = journal_step(t, QU_PH_POSTCOPY)) < 0)
+		return r;
 	/* Copy with the guest stopped where a live copy would lose writes (TCG before 9.0); a
 	 * rollback resumes it. */
 	if (t->plan->stop_first && (r = qu_qmp_execute(t->old, "stop", NULL, -1, t->deadline, NULL)) < 0)
@@ -276,6 +288,8 @@ static int start_migration(struct txn *t, int mig_old)
 	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)
 		return r;
 	t->getfd_done = 0; /* migrate consumed the named descriptor */
+	if (t->plan->postcopy)
+		return qu_qmp_execute(t->old, "migrate-start-postcopy", NULL, -1, t->deadline, NULL);
 	return 0;
 }
 
@@ -332,12 +346,13 @@ static int wait_source(struct txn *t)
 	int progress = t->copy && t->copy->progress && !t->plan->ignore_shared;
 	for (;;) {
 		uint64_t step = progress ? qu_now_us() + 500000u : t->deadline;
-		r = qu_qmp_wait_event(t->old, "MIGRATION", mig_end, -1, step < t->deadline ? step : t->deadline, &data);
+		r = qu_qmp_wait_event(t->old, "MIGRATION", mig_end, t->switched ? t->pidfd_old : -1,
+				      step < t->deadline ? step : t->deadline, &data);
 		if (r != -ETIMEDOUT || qu_now_us() >= t->deadline)
 			break;
 		report_progress(t);
 	}
-	if (r == -ETIMEDOUT && !t->plan->ignore_shared)
+	if (r == -ETIMEDOUT && !t->plan->ignore_shared && !t->switched)
 		return copy_timed_out(t);
 	if (r < 0)
 		return r;
@@ -413,8 +428,12 @@ static void collect_stats(struct txn *t)
 	json_object *mig = NULL, *v, *ram;
 	if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, t->deadline, &mig) < 0)
 		return;
+	/* QEMU's downtime counts from its own stop, which a VM we stopped first never had (its
+	 * number is then meaningless): the pause the host saw stands in for it. */
 	if (json_object_object_get_ex(mig, "downtime", &v))
 		t->rep->downtime_ms = (double)json_object_get_int64(v);
+	if (t->plan->stop_first)
+		t->rep->downtime_ms = -1;
 	if (json_object_object_get_ex(mig, "ram", &ram)) {
 		if (json_object_object_get_ex(ram, "transferred", &v))
 			t->rep->transferred_bytes = (uint64_t)json_object_get_int64(v);
@@ -514,6 +533,115 @@ static int checkpoint(enum qu_fault_point point)
 	return qu_fault(point) ?: qu_cancel_check();
 }
 
+static void commit(struct txn *t)
+{
+	t->j.phase = QU_PH_COMMITTED;
+	if (journal_step(t, QU_PH_COMMITTED) < 0 || qu_fault(QU_FI_COMMITTED) < 0)
+		qu_info("warning after the commit point: %s; finishing the upgrade", qu_err_msg());
+}
+
+/* Handover and precopy: the old QEMU sends everything, the new one loads it paused, and its
+ * `cont` is the commit point. */
+static int precopy_finish(struct txn *t)
+{
+	int r;
+	if ((r = wait_source(t)) < 0) {
+		/* Usually the new QEMU refused the stream: give it a moment to exit and say why. */
+		qu_pidfd_wait_exit(t->pidfd_new, qu_now_us() + 1000000u);
+		add_target_stderr(t);
+		return r;
+	}
+	if ((r = journal_step(t, QU_PH_SOURCE_COMPLETED)) < 0 || (r = checkpoint(QU_FI_SOURCE_COMPLETED)) < 0 ||
+	    (r = wait_target_loaded(t)) < 0 || (r = checkpoint(QU_FI_TARGET_LOADED)) < 0)
+		return r;
+	t->rep->extra_memory_bytes = qu_proc_anon_bytes(t->new_pid);
+	/* From here on the guest moves forward: a Ctrl-C no longer rolls back. */
+	qu_cancel_enable(0);
+	if ((r = journal_step(t, QU_PH_RESUMING)) < 0 || (r = resume_target(t)) < 0)
+		return r;
+	commit(t);
+	return 0;
+}
+
+/* The old QEMU's migration status says whether it has handed the guest over (postcopy):
+ * 1 switched, 0 not, -errno unknown. */
+static int old_switched(struct txn *t)
+{
+	char status[32];
+	int r = qu_qmp_query_string(t->old, "query-migrate", "status", qu_now_us() + 2000000u, status, sizeof(status));
+	if (r < 0)
+		return r;
+	return !strncmp(status, "postcopy", 8) || !strcmp(status, "completed");
+}
+
+/* After the switch the new QEMU loads the device state and, started with -S, stays paused
+ * for our `cont` (there is no event for that: ask until it says so). */
+static int wait_target_switched(struct txn *t)
+{
+	char state[32];
+	for (;;) {
+		int r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state));
+		if (r < 0) {
+			qu_err_wrap(r, "the new QEMU after the postcopy switch");
+			add_target_stderr(t);
+			return r;
+		}
+		if (!strcmp(state, "paused") || !strcmp(state, "running"))
+			return 0;
+		if (strcmp(state, "inmigrate"))
+			return qu_err(-EIO, "the new QEMU is in run state '%s' after the postcopy switch", state);
+		if (qu_now_us() >= t->deadline)
+			return qu_err(-ETIMEDOUT, "the new QEMU did not load the device state after the postcopy switch");
+		usleep(300);
+	}
+}
+
+/* Postcopy, the low-memory copy (asked for in start_migration): the old QEMU switches at
+ * once (stopped first under TCG before 9.0, where a live phase loses writes), the new QEMU runs the guest while the
+ * pages follow on demand and in the background, and the old QEMU frees each page once sent
+ * (release-ram). The switch is the point of no return; the old QEMU may go only when it has
+ * sent its last page. */
+static int postcopy(struct txn *t)
+{
+	static const char *const switch_end[] = { "postcopy-active", "completed", "failed", "cancelled", NULL };
+	json_object *data = NULL, *st;
+	int r;
+	if ((r = qu_qmp_wait_event(t->old, "MIGRATION", switch_end, -1, t->deadline, &data)) < 0)
+		return r;
+	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
+	if (strcmp(status, "postcopy-active") && strcmp(status, "completed")) {
+		r = qu_err(-EIO, "the old QEMU's migration ended with status '%s' before the postcopy switch", status);
+		json_object_put(data);
+		qu_pidfd_wait_exit(t->pidfd_new, qu_now_us() + 1000000u);
+		add_target_stderr(t);
+		return r;
+	}
+	json_object_put(data);
+	t->switched = 1;
+	qu_cancel_enable(0);
+	/* From here each QEMU's death is watched; the pages take what they take. */
+	t->deadline = qu_now_us() + POSTCOPY_TIMEOUT_US;
+	qu_info("postcopy switch: the guest moves to the new QEMU, its pages follow");
+	if (qu_fault(QU_FI_POSTCOPY_SWITCHED) < 0)
+		qu_info("warning after the postcopy switch: %s; finishing the upgrade", qu_err_msg());
+	if ((r = wait_target_switched(t)) < 0)
+		return r;
+	t->rep->extra_memory_bytes = qu_proc_anon_bytes(t->new_pid);
+	if ((r = journal_step(t, QU_PH_RESUMING)) < 0 || (r = resume_target(t)) < 0)
+		return r;
+	commit(t);
+	if ((r = wait_source(t)) < 0)
+		return r;
+	r = qu_qmp_wait_event(t->ctl, "MIGRATION", mig_end, t->pidfd_new, t->deadline, &data);
+	if (r < 0)
+		return qu_err_wrap(r, "the new QEMU did not receive the last pages");
+	status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
+	if (strcmp(status, "completed"))
+		r = qu_err(-EIO, "the new QEMU's incoming postcopy ended with status '%s'", status);
+	json_object_put(data);
+	return r;
+}
+
 /* The new QEMU's private monitor: a listening socket at a path of our own, so that the
  * guardian or --recover can still ask the new QEMU whether it runs the guest. */
 static int ctl_listen(const char *path)
@@ -607,27 +735,18 @@ static int run(struct txn *t)
 	qu_info("migration started (%s)", t->plan->ignore_shared ? "x-ignore-shared: RAM stays in place" : "copying RAM");
 	if ((r = checkpoint(QU_FI_MIGRATING)) < 0)
 		goto out;
-	if ((r = wait_source(t)) < 0) {
-		/* Usually the new QEMU refused the stream: give it a moment to exit and say why. */
-		qu_pidfd_wait_exit(t->pidfd_new, qu_now_us() + 1000000u);
-		add_target_stderr(t);
+	if (t->plan->postcopy)
+		r = postcopy(t);
+	else
+		r = precopy_finish(t);
+	if (r < 0)
 		goto out;
-	}
-	if ((r = journal_step(t, QU_PH_SOURCE_COMPLETED)) < 0 || (r = checkpoint(QU_FI_SOURCE_COMPLETED)) < 0 ||
-	    (r = wait_target_loaded(t)) < 0 || (r = checkpoint(QU_FI_TARGET_LOADED)) < 0)
-		goto out;
-	t->rep->extra_memory_bytes = qu_proc_anon_bytes(t->new_pid);
-	/* From here on the guest moves forward: a Ctrl-C no longer rolls back. */
-	qu_cancel_enable(0);
-	if ((r = journal_step(t, QU_PH_RESUMING)) < 0 || (r = resume_target(t)) < 0)
-		goto out;
-	t->j.phase = QU_PH_COMMITTED;
-	if (journal_step(t, QU_PH_COMMITTED) < 0 || qu_fault(QU_FI_COMMITTED) < 0)
-		qu_info("warning after the commit point: %s; finishing the upgrade", qu_err_msg());
 	t->rep->commit_ms = (double)(qu_now_us() - t->rep->start_us) / 1000.0;
 	qu_info("new QEMU PID %d runs the guest (commit point)", (int)t->new_pid);
 	collect_stats(t);
 	measure_pause(t);
+	if (t->rep->downtime_ms < 0)
+		t->rep->downtime_ms = t->rep->pause_ms;
 	qu_debug("%d threads got the CPU affinity of the old QEMU's thread of the same name",
 		 qu_thread_affinity_copy(t->vm->pid, t->new_pid));
 	retire_source(t);
@@ -650,7 +769,15 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
 		t.local[i] = -1;
 	int r = run(&t);
-	if (r < 0 && t.j.phase < QU_PH_COMMITTED) {
+	if (r < 0 && !t.switched && plan->postcopy && t.j.phase >= QU_PH_POSTCOPY && old_switched(&t) == 1)
+		t.switched = 1;
+	if (r < 0 && t.switched) {
+		char msg[sizeof(rep->error)];
+		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
+		qu_err(r, "%s; the postcopy switch had happened, so there is no way back: the guest's state is "
+		       "split between the old QEMU (PID %d, pages not yet sent) and the new one (PID %d); "
+		       "if either is gone, the guest is lost", msg, (int)vm->pid, (int)t.new_pid);
+	} else if (r < 0 && t.j.phase < QU_PH_COMMITTED) {
 		char msg[sizeof(rep->error)];
 		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
 		if (t.j.phase >= QU_PH_TARGET_STARTING)

@@ -17,6 +17,7 @@ enum qu_fault_point {
 	QU_FI_TARGET_LOADED = 6,    /* new QEMU loaded the state, paused */
 	QU_FI_COMMITTED = 7,        /* new QEMU runs the guest */
 	QU_FI_RETIRED = 8,          /* old QEMU gone */
+	QU_FI_POSTCOPY_SWITCHED = 9, /* postcopy: the old QEMU switched, pages still move */
 };
 
 /* 0, or -EIO (with a message) when the environment names this point. */

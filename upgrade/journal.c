@@ -17,6 +17,7 @@ static const char *const phase_names[] = {
 	[QU_PH_TARGET_STARTING] = "target-starting",
 	[QU_PH_TARGET_STARTED] = "target-started",
 	[QU_PH_MIGRATING] = "migrating",
+	[QU_PH_POSTCOPY] = "postcopy",
 	[QU_PH_SOURCE_COMPLETED] = "source-completed",
 	[QU_PH_RESUMING] = "resuming",
 	[QU_PH_COMMITTED] = "committed",
@@ -88,6 +89,7 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "new_start", json_object_new_uint64(j->new_start));
 	json_object_object_add(o, "was_running", json_object_new_boolean(j->was_running));
 	json_object_object_add(o, "kill_old", json_object_new_boolean(j->kill_old));
+	json_object_object_add(o, "postcopy", json_object_new_boolean(j->postcopy));
 	json_object_object_add(o, "qmp", json_object_new_string(j->qmp));
 	json_object_object_add(o, "ctl", json_object_new_string(j->ctl));
 	json_object_object_add(o, "pidfile", json_object_new_string(j->pidfile));
@@ -97,6 +99,8 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "caps_saved", json_object_new_boolean(j->caps_saved));
 	json_object_object_add(o, "old_ignore_shared", json_object_new_boolean(j->old_settings.ignore_shared));
 	json_object_object_add(o, "old_events", json_object_new_boolean(j->old_settings.events));
+	json_object_object_add(o, "old_postcopy", json_object_new_boolean(j->old_settings.postcopy));
+	json_object_object_add(o, "old_release_ram", json_object_new_boolean(j->old_settings.release_ram));
 	json_object_object_add(o, "old_bandwidth", json_object_new_int64(j->old_settings.max_bandwidth));
 	json_object_object_add(o, "old_downtime_limit", json_object_new_int64(j->old_settings.downtime_limit));
 	return o;
@@ -165,6 +169,7 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->new_start = (unsigned long long)get_int(o, "new_start");
 	j->was_running = (int)get_int(o, "was_running");
 	j->kill_old = (int)get_int(o, "kill_old");
+	j->postcopy = (int)get_int(o, "postcopy");
 	get_str(o, "qmp", j->qmp, sizeof(j->qmp));
 	get_str(o, "ctl", j->ctl, sizeof(j->ctl));
 	get_str(o, "pidfile", j->pidfile, sizeof(j->pidfile));
@@ -175,6 +180,8 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->caps_saved = (int)get_int(o, "caps_saved");
 	j->old_settings.ignore_shared = (int)get_int(o, "old_ignore_shared");
 	j->old_settings.events = (int)get_int(o, "old_events");
+	j->old_settings.postcopy = (int)get_int(o, "old_postcopy");
+	j->old_settings.release_ram = (int)get_int(o, "old_release_ram");
 	j->old_settings.max_bandwidth = get_int(o, "old_bandwidth");
 	j->old_settings.downtime_limit = get_int(o, "old_downtime_limit");
 	json_object_put(o);

@@ -18,6 +18,8 @@ enum qu_phase {
 	QU_PH_TARGET_STARTING,      /* pidfile moved aside, new QEMU being started */
 	QU_PH_TARGET_STARTED,       /* new QEMU runs, paused, waiting for the stream */
 	QU_PH_MIGRATING,            /* old QEMU's migration settings changed, migrate issued */
+	QU_PH_POSTCOPY,             /* postcopy switch asked for: once the old QEMU reports
+				     * postcopy-active the guest can only move forward */
 	QU_PH_SOURCE_COMPLETED,     /* old QEMU sent everything and is paused (postmigrate) */
 	QU_PH_RESUMING,             /* cont sent to the new QEMU: the commit point */
 	QU_PH_COMMITTED,            /* the new QEMU runs the guest */
@@ -32,6 +34,7 @@ struct qu_journal {
 	unsigned long long old_start, new_start; /* /proc/PID/stat starttime: PIDs get reused */
 	int was_running;
 	int kill_old;   /* retire the old QEMU with SIGKILL: its exit would run a tap downscript */
+	int postcopy;   /* RAM moves by postcopy: the old QEMU may go only once it completed */
 	char qmp[QU_SUN_PATH_MAX];
 	char ctl[QU_SUN_PATH_MAX];
 	char pidfile[PATH_MAX];

@@ -39,6 +39,10 @@ static void usage(FILE *f)
 	      "      --allow-copy       RAM that cannot be handed over (plain -m, share=off, memfd on\n"
 	      "                         QEMU >= 8.1) may be copied once into shared memory; later\n"
 	      "                         upgrades of the VM are zero-copy\n"
+	      "      --low-memory       copy such RAM with postcopy: the old QEMU frees each page once\n"
+	      "                         sent, so the host needs little more than one copy (chosen by\n"
+	      "                         itself with --allow-copy when a precopy would not fit). RISK:\n"
+	      "                         if a QEMU dies while pages still move, the guest is lost\n"
 	      "      --max-downtime MS  when RAM must be copied: QEMU's downtime limit (default 300)\n"
 	      "      --max-bandwidth MIB  when RAM must be copied: cap in MiB/s (default: none)\n"
 	      "  -v, --verbose          more progress lines (twice: QMP traffic)\n"
@@ -201,6 +205,7 @@ int main(int argc, char **argv)
 		{ "recover", no_argument, NULL, 'R' },        { "all", no_argument, NULL, 'A' },
 		{ "binary", required_argument, NULL, 'B' },  { "jobs", required_argument, NULL, 'J' },
 		{ "from-hook", no_argument, NULL, 'H' },      { "allow-copy", no_argument, NULL, 'C' },
+		{ "low-memory", no_argument, NULL, 'L' },
 		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
 	};
 	int json = 0, verbose = 1, recover = 0, all = 0, from_hook = 0, jobs = 0, c;
@@ -239,6 +244,7 @@ int main(int argc, char **argv)
 		case 'q': r = qu_set_qmp_socket(h, optarg); break;
 		case 'n': flags |= QU_FLAG_DRY_RUN; break;
 		case 'C': flags |= QU_FLAG_ALLOW_COPY; break;
+		case 'L': flags |= QU_FLAG_LOW_MEMORY; break;
 		case 'j': json = 1; break;
 		case 't': {
 			double s = strtod(optarg, &end);

@@ -2,6 +2,7 @@
 #include "upgrade/plan.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/memory.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/stream.h"
 
@@ -14,6 +15,12 @@
 #define STRATEGY_SHARED "shared-ram-handover"
 #define STRATEGY_COPY "precopy"
 #define STRATEGY_STOP_COPY "stop-and-copy"
+#define STRATEGY_POSTCOPY "postcopy"
+/* What a copy needs beyond the guest's pages: the new QEMU's own memory, buffers. */
+#define COPY_MARGIN (256LL << 20)
+/* What a postcopy needs at its peak: the new QEMU's own memory (35-60 MiB) and the pages in
+ * flight; measured 70 MiB for a 512 MiB guest (bench/RESULTS.md). */
+#define POSTCOPY_MARGIN (128LL << 20)
 
 void qu_plan_free(struct qu_plan *p)
 {
@@ -30,26 +37,57 @@ static const char *const active_migration[] = {
 	"postcopy-recover", "postcopy-recover-setup", "cancelling", "wait-unplug", "colo", NULL,
 };
 
-/* The reasons a VM's guest RAM cannot be handed over in place, in the user's words. */
-/* MemAvailable from /proc/meminfo, bytes; -1 unknown. */
-static long long mem_available(void)
+/* Whether the new QEMU, running as the VM's user, may use userfaultfd (postcopy's
+ * destination needs it): root may; others only where the sysctl allows it. */
+static int userfaultfd_allowed(const struct qu_vm *vm, char *why, size_t len)
 {
 	char *text = NULL;
-	long long kb = -1;
-	if (qu_read_file("/proc/meminfo", &text, NULL) < 0)
-		return -1;
-	char *m = strstr(text, "MemAvailable:");
-	if (m)
-		sscanf(m + 13, "%lld", &kb);
-	free(text);
-	return kb < 0 ? -1 : kb * 1024;
+	int unprivileged = 0;
+	if (vm->ctx.uid == 0)
+		return 1;
+	if (qu_read_file("/proc/sys/vm/unprivileged_userfaultfd", &text, NULL) == 0) {
+		unprivileged = atoi(text) == 1;
+		free(text);
+	}
+	if (!unprivileged)
+		snprintf(why, len, "the VM runs as uid %u and vm.unprivileged_userfaultfd is 0, so its new QEMU "
+			 "cannot receive RAM by postcopy (set the sysctl to 1, or give the copy the memory)",
+			 (unsigned)vm->ctx.uid);
+	return unprivileged;
 }
 
-/* RAM that cannot be handed over is copied once by QEMU's precopy, but only where that was
- * measured safe: RAM the machine made itself from -m, received into RAM made the same way.
- * Precopy into or out of an explicit backend corrupted 6 of 9 guests on QEMU 7.2 (field
- * notes), so those are refused until the cause is known. The host must hold a second copy of
- * what the guest has touched. */
+/* Postcopy with release-ram: the guest runs on the new QEMU after a pause of milliseconds
+ * while its pages follow, and the old QEMU frees each page once sent, so the host holds
+ * little more than one copy. The price: from the switch on, the guest lives in two
+ * processes, and losing either loses the guest. */
+static void plan_postcopy(const struct qu_vm *vm, struct qu_plan *p, const char *room_where)
+{
+	char why[256] = "";
+	if (!userfaultfd_allowed(vm, why, sizeof(why))) {
+		snprintf(p->refusal, sizeof(p->refusal), "%s%s", p->low_memory ? "--low-memory: " : "", why);
+		return;
+	}
+	p->postcopy = 1;
+	p->memory_needed = POSTCOPY_MARGIN;
+	if (p->memory_room >= 0 && p->memory_room < p->memory_needed) {
+		snprintf(p->refusal, sizeof(p->refusal), "not even a low-memory copy fits: it needs about %lld MiB "
+			 "(the new QEMU and pages in flight) and %s leaves %lld MiB; free memory first",
+			 p->memory_needed >> 20, room_where, p->memory_room >> 20);
+		return;
+	}
+	/* Under TCG before 9.0 the old QEMU is stopped before the copy starts (a live phase would
+	 * lose writes); the switch then comes at once and the pause stays short. */
+	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0);
+	snprintf(p->warning, sizeof(p->warning), "low-memory copy (postcopy): the guest runs on the new QEMU "
+		 "while its RAM is still being moved; if either QEMU dies before the copy ends, the guest is "
+		 "lost (no rollback past the switch)");
+	snprintf(p->strategy, sizeof(p->strategy), STRATEGY_POSTCOPY);
+}
+
+/* RAM that cannot be handed over is copied once, into a shared memfd the tool makes, so
+ * that every later upgrade is zero-copy. Precopy when the host can hold a second copy of
+ * what the guest uses; postcopy with release-ram (--low-memory) when it cannot, or when
+ * asked. */
 static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 {
 	for (size_t i = 0; i < vm->nram; i++) {
@@ -77,19 +115,29 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 		snprintf(p->refusal, sizeof(p->refusal), "guest RAM (%llu MiB) cannot be handed over (%s) and would "
 			 "have to be copied with QEMU's precopy: pass --allow-copy to do that (the guest pauses "
 			 "for up to --max-downtime, the host needs a second copy of its memory; afterwards the "
-			 "RAM is shared and later upgrades copy nothing)",
+			 "RAM is shared and later upgrades copy nothing), or --low-memory to copy it with "
+			 "postcopy in bounded memory",
 			 (unsigned long long)(p->ram_copy_bytes >> 20), why);
 		return;
 	}
-	long long need = (vm->anon_bytes > 0 ? vm->anon_bytes : (long long)p->ram_copy_bytes) + (256LL << 20);
-	long long have = mem_available();
-	if (have >= 0 && have < need) {
-		snprintf(p->refusal, sizeof(p->refusal), "copying this VM's RAM needs about %lld MiB of free "
-			 "memory (a second copy of what the guest uses, plus a margin); MemAvailable is %lld MiB",
-			 need >> 20, have >> 20);
+	char where[PATH_MAX + 64];
+	p->ignore_shared = 0;
+	p->memory_room = qu_memory_room(&vm->ctx, where, sizeof(where));
+	if (p->low_memory) {
+		plan_postcopy(vm, p, where);
 		return;
 	}
-	p->ignore_shared = 0;
+	p->memory_needed = (vm->anon_bytes > 0 ? vm->anon_bytes : (long long)p->ram_copy_bytes) + COPY_MARGIN;
+	if (p->memory_room >= 0 && p->memory_room < p->memory_needed) {
+		long long precopy_needed = p->memory_needed;
+		plan_postcopy(vm, p, where);
+		if (p->refusal[0])
+			return;
+		snprintf(p->warning + strlen(p->warning), sizeof(p->warning) - strlen(p->warning),
+			 "; chosen because a precopy needs about %lld MiB and %s leaves %lld MiB",
+			 precopy_needed >> 20, where, p->memory_room >> 20);
+		return;
+	}
 	/* Under TCG, QEMU before 9.0 loses guest writes between dirty-bitmap syncs while the guest
 	 * runs (fixed upstream by 03bfc2188f, "physmem: Fix migration dirty bitmap coherency with
 	 * TCG memory access"): the copy is then made with the guest stopped, a pause as long as
@@ -180,9 +228,11 @@ static int add_namespaces(const struct qu_vm *vm, struct qu_plan *p)
 int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us,
 		 struct qu_plan *p)
 {
-	int r, allow_copy = p->allow_copy;
+	int r, allow_copy = p->allow_copy, low_memory = p->low_memory;
 	memset(p, 0, sizeof(*p));
-	p->allow_copy = allow_copy;
+	p->allow_copy = allow_copy || low_memory;
+	p->low_memory = low_memory;
+	p->memory_room = -1;
 	snprintf(p->strategy, sizeof(p->strategy), "none");
 	if ((r = qu_binary_probe(new_binary, vm->env, deadline_us, &p->target)) < 0)
 		return r;

@@ -28,11 +28,16 @@ struct qu_plan {
 	size_t nfds;
 	int ignore_shared;          /* x-ignore-shared on both sides */
 	int stop_first;             /* copy with the old QEMU stopped (TCG before 9.0) */
+	int postcopy;               /* low-memory copy: postcopy with release-ram */
 	unsigned convert_mask;      /* vm->ram[i] arrives in a shared memfd the tool makes */
 	uint64_t ram_shared_bytes;  /* guest RAM handed over in place */
 	uint64_t ram_copy_bytes;    /* guest RAM the migration will copy */
 	int capture_stderr;         /* the old QEMU's stderr is /dev/null: give the new one a pipe */
 	int allow_copy;             /* in: the caller accepts the copy path (QU_FLAG_ALLOW_COPY) */
+	int low_memory;             /* in: copy with postcopy whatever the memory (QU_FLAG_LOW_MEMORY) */
+	long long memory_needed;    /* bytes of host memory the copy needs */
+	long long memory_room;      /* bytes it may take (MemAvailable or the VM's cgroup limit) */
+	char warning[512];          /* what the user must know before it runs (postcopy's risk) */
 	char refusal[1024];         /* non-empty: cannot upgrade, and why */
 };
 

@@ -46,14 +46,26 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 	fprintf(f, "strategy:      %s\n", rep->strategy);
 	if (plan && plan->refusal[0])
 		fprintf(f, "refused:       %s\n", plan->refusal);
+	if (plan && !plan->refusal[0] && plan->warning[0])
+		fprintf(f, "WARNING:       %s\n", plan->warning);
 	if (!strcmp(rep->result, "planned") && plan) {
 		fprintf(f, "guest RAM:     %.1f MiB handed over in place, %.1f MiB to copy\n",
 			mib(plan->ram_shared_bytes), mib(plan->ram_copy_bytes));
-		if (vm)
-			fprintf(f, "memory needed: about %.0f MiB while both QEMUs run (the old one's private memory;\n"
-				   "               guest RAM is shared, not copied)\n",
-				mib((uint64_t)(vm->anon_bytes > 0 ? vm->anon_bytes : 0)));
-		fprintf(f, "expected pause: a few milliseconds (only device state moves, ~200 KiB)\n");
+		if (plan->ram_copy_bytes) {
+			fprintf(f, "memory needed: about %.0f MiB for the copy; %.0f MiB free for it (%s)\n",
+				mib((uint64_t)plan->memory_needed), mib((uint64_t)(plan->memory_room > 0 ? plan->memory_room : 0)),
+				plan->postcopy ? "postcopy frees each page on the old side once sent"
+					       : "a second copy of what the guest uses, plus a margin");
+			fprintf(f, "expected pause: %s\n", plan->postcopy ? "milliseconds; then the guest runs while its pages follow"
+					 : plan->stop_first ? "as long as the copy (the guest is stopped while it is made)"
+					 : "up to the downtime limit (--max-downtime, default 300 ms)");
+		} else {
+			if (vm)
+				fprintf(f, "memory needed: about %.0f MiB while both QEMUs run (the old one's private memory;\n"
+					   "               guest RAM is shared, not copied)\n",
+					mib((uint64_t)(vm->anon_bytes > 0 ? vm->anon_bytes : 0)));
+			fprintf(f, "expected pause: a few milliseconds (only device state moves, ~200 KiB)\n");
+		}
 		fprintf(f, "descriptors carried to the new QEMU:\n");
 		for (size_t i = 0; i < plan->nfds; i++)
 			fprintf(f, "  fd %d -> %d  %-9s %s\n", plan->fds[i].old_fd, plan->fds[i].target,
@@ -104,6 +116,8 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 	json_object_object_add(o, "extra_memory_bytes", json_object_new_int64(rep->extra_memory_bytes));
 	if (plan && plan->refusal[0])
 		json_object_object_add(o, "refusal", json_object_new_string(plan->refusal));
+	if (plan && !plan->refusal[0] && plan->warning[0])
+		json_object_object_add(o, "warning", json_object_new_string(plan->warning));
 	if (rep->error[0])
 		json_object_object_add(o, "error", json_object_new_string(rep->error));
 	if (rep->rolled_back[0])
@@ -123,8 +137,12 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 			json_object_array_add(argv, json_object_new_string(*a));
 		qu_strv_free(words);
 		json_object_object_add(o, "descriptors", fds);
-		if (vm)
+		if (plan->ram_copy_bytes) {
+			json_object_object_add(o, "memory_needed_bytes", json_object_new_int64(plan->memory_needed));
+			json_object_object_add(o, "memory_room_bytes", json_object_new_int64(plan->memory_room));
+		} else if (vm) {
 			json_object_object_add(o, "memory_needed_bytes", json_object_new_int64(vm->anon_bytes));
+		}
 		json_object_object_add(o, "ram_to_copy_bytes", json_object_new_int64((int64_t)plan->ram_copy_bytes));
 		json_object_object_add(o, "new_argv", argv);
 	}

@@ -103,6 +103,54 @@ static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done,
 	return r;
 }
 
+/* A postcopy upgrade whose tool died: the new QEMU (its private monitor) says where the
+ * migration is. Not switched yet: roll back as usual. Switched: the guest's pages live in
+ * both QEMUs, so the only way is forward: let the pages finish, resume the new QEMU, and
+ * only then retire the old one. Returns 1 when it settled, 0 to roll back. */
+static int settle_postcopy(const struct qu_journal *j, char *what, size_t len)
+{
+	struct qu_qmp *q = NULL;
+	char mig[32] = "", state[32] = "";
+	uint64_t deadline = qu_now_us() + SETTLE_TIMEOUT_US;
+	if (!j->ctl[0] || qu_qmp_connect(j->ctl, deadline, &q) < 0)
+		return 0;
+	/* Asked for but not yet done: the switch comes within moments. */
+	while (qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) == 0 &&
+	       strncmp(mig, "postcopy", 8) && strcmp(mig, "completed") && strcmp(mig, "failed") &&
+	       qu_now_us() < deadline)
+		usleep(50000);
+	if (strncmp(mig, "postcopy", 8) && strcmp(mig, "completed")) {
+		qu_qmp_close(q);
+		return 0;
+	}
+	/* Switched: wait as long as the pages take, while the new QEMU lives. */
+	deadline = qu_now_us() + 3600ull * 1000000u;
+	while (!strncmp(mig, "postcopy", 8) && qu_proc_alive(j->new_pid, j->new_start) && qu_now_us() < deadline) {
+		usleep(100000);
+		if (qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) < 0)
+			break;
+	}
+	if (strcmp(mig, "completed")) {
+		snprintf(what, len, "PID %d: postcopy did not complete (status '%s'): the guest's state is split "
+			 "between the old QEMU %d and the new QEMU %d and may be lost; both left as they are",
+			 (int)j->old_pid, mig, (int)j->old_pid, (int)j->new_pid);
+		qu_qmp_close(q);
+		return 1;
+	}
+	if (qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state)) == 0 &&
+	    !strcmp(state, "paused") && j->was_running)
+		qu_qmp_execute(q, "cont", NULL, -1, deadline, NULL);
+	qu_qmp_close(q);
+	/* The old QEMU's last page went out before the new one completed. */
+	if (qu_proc_alive(j->old_pid, j->old_start))
+		retire_old(j);
+	else
+		qu_pidfile_settle(j->pidfile, 1);
+	snprintf(what, len, "PID %d: finished the postcopy upgrade: new QEMU %d runs the guest, old QEMU retired",
+		 (int)j->old_pid, (int)j->new_pid);
+	return 1;
+}
+
 int qu_settle(const struct qu_journal *j, char *what, size_t len)
 {
 	uint64_t deadline = qu_now_us() + SETTLE_TIMEOUT_US;
@@ -111,6 +159,13 @@ int qu_settle(const struct qu_journal *j, char *what, size_t len)
 	int committed = j->phase == QU_PH_COMMITTED || j->phase == QU_PH_RETIRED;
 	int r = 0;
 
+	if (j->postcopy && new_alive && j->phase >= QU_PH_POSTCOPY && j->phase <= QU_PH_COMMITTED &&
+	    settle_postcopy(j, what, len)) {
+		if (j->ctl[0])
+			unlink(j->ctl);
+		qu_journal_remove(j->old_pid);
+		return 0;
+	}
 	if (!committed && new_alive && (j->phase == QU_PH_SOURCE_COMPLETED || j->phase == QU_PH_RESUMING))
 		committed = target_runs_guest(j, old_alive, deadline);
 	if (j->phase == QU_PH_ROLLED_BACK || (j->phase == QU_PH_RETIRED && !old_alive)) {
