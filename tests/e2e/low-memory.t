@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# The low-memory copy (postcopy with release-ram). An anonymous-RAM guest rewriting most of
+# its RAM runs in a memory cgroup (as libvirt runs VMs) whose limit leaves room for far less
+# than a second copy: with --allow-copy the plan picks postcopy by itself and says why and
+# what the risk is; the upgrade stays within the limit (the cgroup's peak shows what it took),
+# the guest checks its own memory, and the next upgrade is zero-copy. A limit too small even
+# for postcopy is refused with the numbers, the VM untouched. A tool killed after the
+# postcopy switch leaves its guardian to finish forward. QEMU 10.0 (TCG >= 9.0: a live
+# postcopy) moves a memfd guest the same way.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+
+tap_plan 16
+# A memory cgroup to run the VM in: v1 where the memory controller is mounted there, else v2.
+cg=
+for base in /sys/fs/cgroup/memory /sys/fs/cgroup/unified /sys/fs/cgroup; do
+	if [ -e "$base/memory.limit_in_bytes" ] || grep -qw memory "$base/cgroup.controllers" 2>/dev/null; then
+		cg=$base/qu-lowmem-$$
+		break
+	fi
+done
+if [ -z "$cg" ] || ! mkdir "$cg" 2>/dev/null; then
+	echo "1..0 # SKIP no memory cgroup controller on this host"
+	exit 0
+fi
+vm_defer "rmdir $cg 2>/dev/null || { sleep 1; rmdir $cg; }"
+if [ -e "$cg/memory.limit_in_bytes" ]; then
+	f_usage=memory.usage_in_bytes f_limit=memory.limit_in_bytes f_peak=memory.max_usage_in_bytes
+else
+	f_usage=memory.current f_limit=memory.max f_peak=memory.peak
+fi
+usage() { cat "$cg/$f_usage"; }
+reset_peak() { echo 0 >"$cg/$f_peak" 2>/dev/null || echo reset >"$cg/$f_peak"; }
+oom_kills() { sed -n 's/^oom_kill \([0-9]*\)/\1/p' "$cg/memory.oom_control" "$cg/memory.events" 2>/dev/null | head -n 1; }
+wrap=${TMPDIR:-/tmp}/qu-lowmem-wrap-$$.sh
+printf '#!/bin/sh\necho $$ >%s/cgroup.procs\nexec "$@"\n' "$cg" >"$wrap" && chmod +x "$wrap"
+vm_defer "rm -f $wrap"
+
+VM_WRAP=$wrap VM_RAM=anon VM_MEM=512M VM_MEMCHECK_MIB=400 vm_start lowmem || exit 1
+vm_wait_ready 180 || exit 1
+sleep 1
+base=$(usage)
+tap_diag "the VM's cgroup uses $((base >> 20)) MiB for a 512 MiB guest"
+
+# Room for 64 MiB more: not even a postcopy fits.
+echo $((base + (64 << 20))) >"$cg/$f_limit"
+old=$VM_PID
+err=$("$QU_BIN" --pid "$old" --allow-copy --quiet 2>&1 >/dev/null)
+rc=$?
+tap_diag "64 MiB room: exit $rc: $err"
+[ "$rc" = 3 ] && grep -q "low-memory copy fits" <<<"$err" && grep -q "memory limit of cgroup $cg leaves" <<<"$err"
+tap_ok $? "too little room even for postcopy: refused, naming the cgroup and the numbers"
+[ "$(cat "$VM_DIR/qemu.pid")" = "$old" ] && [ "$(vm_runstate)" = running ] && vm_memcheck_progress 30
+tap_ok $? "the VM was not touched and runs on"
+
+# Room for 200 MiB more: a precopy (a second copy, ~570 MiB) would not fit, postcopy does.
+echo $((base + (200 << 20))) >"$cg/$f_limit"
+plan=$("$QU_BIN" inspect --pid "$old" --allow-copy --json --quiet)
+tap_diag "plan: $(jq -c '{strategy, warning, memory_needed_bytes, memory_room_bytes}' <<<"$plan")"
+[ "$(json_get "$plan" strategy)" = postcopy ] && jq -e '.warning | test("guest is lost") and test("precopy needs about")' <<<"$plan" >/dev/null
+tap_ok $? "with --allow-copy the plan picks postcopy by itself, says why and warns of the risk"
+text=$("$QU_BIN" inspect --pid "$old" --allow-copy --quiet)
+grep -q '^WARNING: .*if either QEMU dies before the copy ends, the guest is lost' <<<"$text"
+tap_ok $? "the plan in words carries the warning"
+
+oom_before=$(oom_kills)
+reset_peak
+report=$("$QU_BIN" --pid "$old" --allow-copy --json --quiet 2>"$VM_DIR/err")
+peak=$(cat "$cg/$f_peak")
+VM_PID=$(cat "$VM_DIR/qemu.pid")
+vm_track_pid "$VM_PID" 2>/dev/null
+tap_diag "postcopy: $report $(cat "$VM_DIR/err")"
+tap_diag "peak extra in the cgroup: $(((peak - base) >> 20)) MiB for a 512 MiB guest"
+[ "$(json_get "$report" result)" = upgraded ] && [ "$(json_get "$report" strategy)" = postcopy ] &&
+	[ "$(json_get "$report" ram_copied_bytes)" -gt $((300 << 20)) ]
+tap_ok $? "upgraded by postcopy, the guest's RAM copied once"
+tap_check "the old QEMU is gone" proc_gone "$old"
+[ $((peak - base)) -lt $((128 << 20)) ] && [ "$(oom_kills)" = "$oom_before" ]
+tap_ok $? "the copy stayed within its bound: $(((peak - base) >> 20)) MiB extra at the peak (< 128 MiB), no OOM kill"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ] && [ "$(vm_runstate)" = running ]
+tap_ok $? "the guest finds its memory intact and runs" ||
+	tap_diag "serial: $(tail -n 4 "$VM_SERIAL" | tr '\n' '|')"
+awk -v p="$(json_get "$report" pause_ms)" 'BEGIN { exit !(p > 0 && p < 1000) }'
+tap_ok $? "the guest paused $(json_get "$report" pause_ms) ms (device state only; pages follow)"
+
+old=$VM_PID
+report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$VM_DIR/err")
+VM_PID=$(cat "$VM_DIR/qemu.pid")
+vm_track_pid "$VM_PID" 2>/dev/null
+tap_diag "again: $report"
+[ "$(json_get "$report" strategy)" = shared-ram-handover ] && [ "$(json_get "$report" ram_copied_bytes)" -lt $((1 << 20)) ] &&
+	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the next upgrade is zero-copy (< 1 MiB) and the guest is clean"
+echo -1 >"$cg/$f_limit" 2>/dev/null || echo max >"$cg/$f_limit"
+
+# The tool dies right after the switch: only forward is possible, and its guardian goes there.
+VM_RAM=anon VM_MEM=256M VM_MEMCHECK_MIB=160 vm_start lowmem-kill || exit 1
+vm_wait_ready 180 || exit 1
+export QEMU_UPGRADE_STATE_DIR=$VM_DIR/state
+old=$VM_PID
+QEMU_UPGRADE_FAULT=9:kill "$QU_BIN" --pid "$old" --low-memory --quiet 2>"$VM_DIR/err"
+rc=$?
+for _ in $(seq 300); do [ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ] && break; sleep 0.1; done
+owners=$(qemu_pids_for "$VM_DIR")
+tap_diag "killed after the switch: exit $rc, owners: $(echo $owners)"
+[ "$rc" = 137 ] && [ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ] && [ "$(wc -w <<<"$owners")" = 1 ] && [ "$owners" != "$old" ]
+tap_ok $? "the guardian finished the postcopy: one QEMU, the new one, and no journal left"
+VM_PID=$owners
+vm_track_pid "$VM_PID" 2>/dev/null
+[ "$(vm_runstate)" = running ] && [ "$(cat "$VM_DIR/qemu.pid")" = "$VM_PID" ] &&
+	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "it runs the guest, clean, the pidfile names it"
+unset QEMU_UPGRADE_STATE_DIR
+
+# QEMU 10.0: memfd RAM it would send anyway, moved live by postcopy into a shared file backend.
+vm_qemu10
+QEMU=$Q10 VM_MEMCHECK_MIB=160 vm_start lowmem-10 || exit 1
+vm_wait_ready 180 || exit 1
+old=$VM_PID
+report=$("$QU_BIN" --pid "$old" --new-binary "$Q10" --low-memory --json --quiet 2>"$VM_DIR/err")
+VM_PID=$(cat "$VM_DIR/qemu.pid")
+vm_track_pid "$VM_PID" 2>/dev/null
+tap_diag "10.0: $report $(cat "$VM_DIR/err")"
+[ "$(json_get "$report" result)" = upgraded ] && [ "$(json_get "$report" strategy)" = postcopy ] &&
+	[ "$(json_get "$report" new_version)" = "$("$Q10" --version | sed -n 's/.*version \([0-9.]*\).*/\1/p')" ]
+tap_ok $? "QEMU 10.0 memfd guest upgraded by a live postcopy"
+tap_check "the old 10.0 QEMU is gone" proc_gone "$old"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the 10.0 guest is clean"
+report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --json --quiet 2>"$VM_DIR/err")
+VM_PID=$(cat "$VM_DIR/qemu.pid")
+vm_track_pid "$VM_PID" 2>/dev/null
+[ "$(json_get "$report" strategy)" = shared-ram-handover ] && vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "and then zero-copy on 10.0 too"
+tap_done
