@@ -42,7 +42,11 @@ CSV_FIELDS = [
 
 # --method -> the name in the CSV and the report, in the report's column order
 METHOD_NAMES = {"upgrade": "qemu-upgrade", "migrate": "plain-migration",
-                "precopy": "qemu-upgrade-precopy"}
+                "precopy": "qemu-upgrade-precopy", "lowmem": "qemu-upgrade-lowmem"}
+# What each qemu-upgrade method passes, and the strategy its report must name.
+UPGRADE_FLAGS = {"upgrade": [], "precopy": ["--allow-copy"], "lowmem": ["--low-memory"]}
+UPGRADE_STRATEGY = {"upgrade": "shared-ram-handover", "precopy": "precopy",
+                    "lowmem": "postcopy"}
 
 
 class BenchError(Exception):
@@ -321,6 +325,110 @@ def ram_mapping(pid, size):
     return "unknown"
 
 
+def proc_mem(pid):
+    """A process's memory from /proc/PID/smaps_rollup, bytes by field (Rss, Anonymous,
+    AnonHugePages, Shmem, ...); {} if it is gone."""
+    r = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) == 3 and parts[2] == "kB":
+                    r[parts[0].rstrip(":")] = int(parts[1]) * 1024
+    except OSError:
+        pass
+    return r
+
+
+def proc_held(pid):
+    """RssAnon + RssShmem of a process from /proc/PID/status (cheap counters), bytes; None if
+    it is gone."""
+    anon = shmem = None
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("RssAnon:"):
+                    anon = int(line.split()[1]) * 1024
+                elif line.startswith("RssShmem:"):
+                    shmem = int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return (anon or 0) + (shmem or 0) if anon is not None else None
+
+
+class ProcWatch:
+    """Where the low-memory copy's host memory sits (the lowmem method only): a thread that
+    reads the old and the new QEMU's RssAnon + RssShmem every 10 ms (the new QEMU is found
+    by its command line, which names the run's private directory) and the old QEMU's
+    AnonHugePages (smaps_rollup) every 100 ms. It keeps the sample with the largest sum
+    (the two QEMUs' part of the held peak) and how long the old QEMU still held more than
+    10% of its starting RSS. With QU_BENCH_TRACE set to a directory it also writes the
+    whole timeline there (one CSV per run)."""
+
+    def __init__(self, workdir, old_pid):
+        import threading
+        self.workdir, self.old, self.new = workdir, old_pid, None
+        self.stop_ev = threading.Event()
+        self.old0 = proc_held(old_pid) or 0
+        self.best = None          # (sum, t_ms, old, new, old_thp)
+        self.old_thp = proc_mem(old_pid).get("AnonHugePages", 0)
+        self.trace = []
+        self.t0 = time.monotonic()
+        self.th = threading.Thread(target=self._run, daemon=True)
+        self.th.start()
+
+    def _find_new(self):
+        key = self.workdir.encode() + b"/"
+        for d in os.listdir("/proc"):
+            if not d.isdigit() or int(d) in (self.old, os.getpid()):
+                continue
+            try:
+                with open(f"/proc/{d}/cmdline", "rb") as f:
+                    cmd = f.read()
+            except OSError:
+                continue
+            if key in cmd and b"qemu-system" in cmd.split(b"\0", 1)[0]:
+                return int(d)
+        return None
+
+    def _run(self):
+        n = 0
+        while not self.stop_ev.wait(0.01):
+            n += 1
+            t = (time.monotonic() - self.t0) * 1000
+            if self.new is None and n % 2 == 0:
+                self.new = self._find_new()
+            o = proc_held(self.old)
+            nw = proc_held(self.new) if self.new else None
+            if o is not None and n % 10 == 0:
+                self.old_thp = proc_mem(self.old).get("AnonHugePages", 0)
+            self.trace.append((t, o, nw, self.old_thp if o is not None else None))
+            total = (o or 0) + (nw or 0)
+            if self.best is None or total > self.best[0]:
+                self.best = (total, t, o or 0, nw or 0, self.old_thp if o is not None else 0)
+
+    def stop(self):
+        self.stop_ev.set()
+        self.th.join(5)
+        d = os.environ.get("QU_BENCH_TRACE")
+        if d:
+            name = os.path.join(d, os.path.basename(self.workdir.rstrip("/")) + ".csv")
+            with open(name, "w") as f:
+                f.write("t_ms,old_held,new_held,old_anonhuge\n")
+                for t, o, nw, h in self.trace:
+                    f.write(f"{t:.1f},{o if o is not None else ''},"
+                            f"{nw if nw is not None else ''},{h if h is not None else ''}\n")
+        if not self.best:
+            return ""
+        total, t, o, nw, h = self.best
+        # How long the old QEMU held more than 10% of what it held at the start.
+        tail = [s[0] for s in self.trace if s[1] is not None and s[1] > self.old0 / 10]
+        return (f"QEMUs' held peak {(total - self.old0) / MiB:+.0f} MiB at {t:.0f} ms "
+                f"(old {o / MiB:.0f} MiB, AnonHugePages {h / MiB:.0f} MiB; new {nw / MiB:.0f} "
+                f"MiB); old QEMU above 10% of its {self.old0 / MiB:.0f} MiB until "
+                f"{(tail[-1] if tail else 0):.0f} ms")
+
+
 def cold_wait_s(a):
     """--cold-wait, or by default 10 s + 3 s per GiB of guest RAM."""
     return a.cold_wait if a.cold_wait is not None else 10 + 3 * a.size_gib
@@ -362,18 +470,23 @@ def verify(helpers, pid, size, seed):
 
 # --------------------------------------------------------------------------- the methods
 
-def run_upgrade(a, t, row, precopy=False):
-    """qemu-upgrade --pid PID --new-binary QEMU --json [--allow-copy]. precopy=False: RAM in
-    memory-backend-memfd,share=on, handed over in place (strategy shared-ram-handover);
-    precopy=True: the plain-migration VM (anonymous -m RAM), which qemu-upgrade copies with
-    QEMU's precopy over its socketpair (strategy precopy)."""
+def run_upgrade(a, t, row, method="upgrade"):
+    """qemu-upgrade --pid PID --new-binary QEMU --json [--allow-copy | --low-memory].
+    upgrade: RAM in memory-backend-memfd,share=on, handed over in place (strategy
+    shared-ram-handover); precopy: the plain-migration VM (anonymous -m RAM), which
+    qemu-upgrade copies with QEMU's precopy over its socketpair (strategy precopy, with
+    --allow-copy); lowmem: the same anonymous-RAM VM, copied by QEMU's postcopy with
+    release-ram (strategy postcopy, with --low-memory): the old QEMU frees each page once
+    sent, so the host should need little more than one copy."""
     size = a.size_gib * GiB
-    if precopy:
+    copy = method != "upgrade"
+    if method == "precopy":
         # Old and new QEMU both hold the whole RAM at the peak, as in plain migration.
         wait_for_memory(2 * size + MARGIN, "2 x guest RAM + 1.5 GiB")
     else:
+        # In place, and postcopy with release-ram (what the new QEMU gets, the old frees).
         wait_for_memory(size + MARGIN, "guest RAM + 1.5 GiB")
-    pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, not precopy, t.workdir, "vm")
+    pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, not copy, t.workdir, "vm")
     old = t.track(pid)
     seed = int(time.time() * 1000) & 0xFFFFFFFF
     row["fill_s"] = f"{fill(a.helpers, pid, size, seed):.2f}"
@@ -381,6 +494,9 @@ def run_upgrade(a, t, row, precopy=False):
     st = runstate(qmp)
     if st != "running":
         raise BenchError(f"guest not running after the fill: {st}")
+    # What the old QEMU holds just before: with THP its anonymous guest RAM is in 2 MiB
+    # pages, which release-ram frees 4 KiB at a time.
+    before = proc_mem(pid) if copy else {}
 
     mw = MemWatch(a.helpers)
     try:
@@ -388,11 +504,16 @@ def run_upgrade(a, t, row, precopy=False):
         # --json without --quiet: the same JSON on stdout, and the progress lines on stderr
         # give the time of the commit point (the new QEMU runs the guest) and of the old
         # QEMU's exit.
-        # The copy path runs only on request (--allow-copy); the in-place handover must not
-        # need it (without the flag a VM whose RAM would be copied is refused).
-        p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json",
-                            *(["--allow-copy"] if precopy else [])],
-                           capture_output=True, text=True, timeout=300)
+        # The copy path runs only on request (--allow-copy, --low-memory); the in-place
+        # handover must not need it (without the flag a VM whose RAM would be copied is
+        # refused).
+        pw = ProcWatch(t.workdir, pid) if method == "lowmem" else None
+        try:
+            p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json",
+                                *UPGRADE_FLAGS[method]],
+                               capture_output=True, text=True, timeout=600)
+        finally:
+            procs = pw.stop() if pw else None
         wall = (time.monotonic() - t0) * 1000
         exited = old.exited(30)
         mem = mw.stop()
@@ -409,7 +530,7 @@ def run_upgrade(a, t, row, precopy=False):
         raise BenchError(f"qemu-upgrade exit {p.returncode}, result {rep.get('result')}, "
                          f"strategy {rep.get('strategy')}: "
                          f"{rep.get('error') or rep.get('refusal') or p.stderr.strip()}")
-    want = "precopy" if precopy else "shared-ram-handover"
+    want = UPGRADE_STRATEGY[method]
     notes = []
     if rep.get("strategy") != want:
         notes.append(f"strategy {rep.get('strategy')}, expected {want}")
@@ -418,9 +539,10 @@ def run_upgrade(a, t, row, precopy=False):
     running = rep.get("commit_ms")
     running = f"{running:.1f}" if running else progress_ms(p.stderr,
                                                             "runs the guest (commit point)")
-    # Guest RAM sent: precopy, like plain migration, QEMU's ram.transferred (the report's
-    # transferred_bytes); the in-place handover, the pages QEMU sent (ram_copied_bytes).
-    sent = rep.get("transferred_bytes" if precopy else "ram_copied_bytes", "")
+    # Guest RAM sent: precopy and postcopy, like plain migration, QEMU's ram.transferred (the
+    # report's transferred_bytes); the in-place handover, the pages QEMU sent
+    # (ram_copied_bytes).
+    sent = rep.get("transferred_bytes" if copy else "ram_copied_bytes", "")
     row.update(downtime_ms=rep["downtime_ms"], pause_ms=f"{rep['pause_ms']:.2f}",
                total_ms=f"{rep['total_ms']:.1f}", wall_ms=f"{wall:.1f}",
                running_ms=running,
@@ -432,9 +554,14 @@ def run_upgrade(a, t, row, precopy=False):
                peak_extra_held_bytes=mem.get("held_extra_kb", 0) * 1024,
                mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
     info = [f"strategy {rep.get('strategy')}"]
-    if precopy:
+    if copy:
         info.append(f"ram_copied_bytes {int(rep.get('ram_copied_bytes') or 0) / MiB:.1f} MiB")
         info.append(f"new QEMU's RAM: {ram_mapping(rep['new_pid'], size)}")
+        if before:
+            info.append(f"old QEMU before: Rss {before.get('Rss', 0) / MiB:.0f} MiB, "
+                        f"AnonHugePages {before.get('AnonHugePages', 0) / MiB:.0f} MiB")
+    if procs:
+        info.append(procs)
     if not exited:
         notes.append("old QEMU still running 30 s after qemu-upgrade returned")
     st = runstate(qmp)
@@ -444,7 +571,7 @@ def run_upgrade(a, t, row, precopy=False):
     row["verify_bad_pages"] = bad
     if bad:
         notes.append(f"{bad} guest pages differ after the upgrade")
-    row["note"] = "; ".join(info + notes) if precopy else "; ".join(notes)
+    row["note"] = "; ".join(info + notes) if copy else "; ".join(notes)
     return not notes
 
 
@@ -566,7 +693,7 @@ def cmd_run(a):
         if a.method == "migrate":
             ok = run_migrate(a, t, row)
         else:
-            ok = run_upgrade(a, t, row, precopy=(a.method == "precopy"))
+            ok = run_upgrade(a, t, row, a.method)
         row["result"] = "ok" if ok else "check-failed"
         rc = 0 if ok else 1
     except Skip as e:

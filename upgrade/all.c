@@ -249,14 +249,9 @@ int qu_all(const struct qu_all_options *o, FILE *out)
 		if (!v[i].skip && qu_binary_probe(v[i].exe_path, NULL, qu_now_us() + 30000000u, bin) == 0)
 			qu_binary_has_machine(bin, NULL, "", qu_now_us() + 30000000u);
 	}
-	/* Each copy checks MemAvailable on its own: copies side by side could overcommit the
-	 * host, so when copies are allowed the upgrades go one at a time. */
+	/* Copies book their memory in a host-wide ledger and wait for each other when it is
+	 * short (upgrade/memory.c): upgrades run side by side whatever their strategy. */
 	int jobs = o->jobs > 0 ? o->jobs : conf->jobs;
-	if (o->allow_copy && jobs > 1) {
-		jobs = 1;
-		if (!o->json)
-			fprintf(out, "copies allowed: one upgrade at a time, so that copies never overcommit memory\n");
-	}
 	run_all(o, v, n, jobs);
 	json_object *all = json_object_new_object(), *list = json_object_new_array(), *alone = json_object_new_array();
 	if (!o->json)

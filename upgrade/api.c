@@ -9,6 +9,7 @@
 #include "upgrade/launcher.h"
 #include "upgrade/plan.h"
 #include "upgrade/log.h"
+#include "upgrade/memory.h"
 #include "upgrade/plan.h"
 #include "upgrade/report.h"
 #include "upgrade/vm.h"
@@ -27,6 +28,7 @@ struct qu_handle {
 	unsigned timeout_ms;
 	unsigned flags;
 	int done, inspected, planned, touched;
+	int booked;              /* holds a booking in the memory ledger */
 	int lock_fd;
 	struct qu_copy_options copy;
 	struct qu_vm vm;
@@ -128,6 +130,9 @@ int qu_set_progress(struct qu_handle *h, qu_progress_fn fn, void *arg)
 
 static void finish(struct qu_handle *h, const char *result, uint64_t start)
 {
+	if (h->booked)
+		qu_memory_unbook();
+	h->booked = 0;
 	snprintf(h->rep.result, sizeof(h->rep.result), "%s", result);
 	h->rep.total_ms = (double)(qu_now_us() - start) / 1000.0;
 	if (strcmp(result, "upgraded") && strcmp(result, "planned"))
@@ -185,6 +190,17 @@ int qu_upgrade(struct qu_handle *h)
 		qu_qmp_close(old);
 		finish(h, "planned", start);
 		return 0;
+	}
+	/* A copy books its memory in the host-wide ledger, so that copies side by side (--all,
+	 * or other invocations) never overcommit the host; it may wait for others to finish. */
+	if (h->plan.ram_copy_bytes) {
+		double waited = 0;
+		r = qu_memory_book(h->plan.memory_needed, &h->vm.ctx, deadline + 3600ull * 1000000u, &waited);
+		if (r < 0)
+			goto failed;
+		h->booked = 1;
+		h->rep.memory_wait_ms = waited;
+		deadline += (uint64_t)(waited * 1000.0);
 	}
 	h->touched = 1;
 	r = qu_execute(&h->vm, &h->plan, old, h->lock_fd, &h->copy, deadline, &h->rep);

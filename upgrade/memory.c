@@ -1,7 +1,16 @@
 #include "upgrade/memory.h"
+#include "upgrade/clock.h"
 #include "upgrade/io.h"
+#include "upgrade/journal.h"
+#include "upgrade/log.h"
+#include "upgrade/fdpass/procfd.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -79,4 +88,115 @@ long long qu_memory_room(const struct qu_context *ctx, char *where, size_t len)
 		}
 	}
 	return room;
+}
+
+#define LEDGER_MAX 256
+#define BOOK_POLL_US 250000u
+
+struct booking {
+	pid_t pid;
+	unsigned long long start;
+	long long bytes;
+};
+
+static int ledger_open(void)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/memory.ledger", qu_state_dir());
+	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
+		return qu_err(-errno, "cannot create the state directory %s: %s", qu_state_dir(), strerror(errno));
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return qu_err(-errno, "cannot open %s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX) < 0) {
+		int e = errno;
+		close(fd);
+		return qu_err(-e, "cannot lock %s: %s", path, strerror(e));
+	}
+	return fd;
+}
+
+/* The live bookings, without ours. */
+static size_t ledger_read(int fd, struct booking *b)
+{
+	char buf[LEDGER_MAX * 48];
+	size_t n = 0;
+	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
+	if (len <= 0)
+		return 0;
+	buf[len] = '\0';
+	for (char *line = strtok(buf, "\n"); line && n < LEDGER_MAX; line = strtok(NULL, "\n")) {
+		struct booking x;
+		int pid;
+		if (sscanf(line, "%d %llu %lld", &pid, &x.start, &x.bytes) != 3)
+			continue;
+		x.pid = pid;
+		if (x.pid != getpid() && qu_proc_alive(x.pid, x.start))
+			b[n++] = x;
+	}
+	return n;
+}
+
+static void ledger_write(int fd, const struct booking *b, size_t n)
+{
+	char buf[LEDGER_MAX * 48];
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu %lld\n", (int)b[i].pid, b[i].start, b[i].bytes);
+	if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, len, 0) == (ssize_t)len)
+		fsync(fd);
+}
+
+int qu_memory_book(long long need, const struct qu_context *ctx, uint64_t deadline_us, double *waited_ms)
+{
+	uint64_t start = qu_now_us();
+	struct booking *b = calloc(LEDGER_MAX + 1, sizeof(*b));
+	int said = 0;
+	if (!b)
+		return -ENOMEM;
+	for (;;) {
+		int fd = ledger_open();
+		if (fd < 0) {
+			free(b);
+			return fd;
+		}
+		size_t n = ledger_read(fd, b);
+		long long booked = 0, room;
+		char where[PATH_MAX + 64];
+		for (size_t i = 0; i < n; i++)
+			booked += b[i].bytes;
+		room = qu_memory_room(ctx, where, sizeof(where));
+		/* Alone, it would fit (the plan said so): it waits only for other copies. */
+		if (n == 0 || room < 0 || room - booked >= need || n >= LEDGER_MAX) {
+			b[n++] = (struct booking){ getpid(), qu_proc_starttime(getpid()), need };
+			ledger_write(fd, b, n);
+			close(fd);
+			free(b);
+			*waited_ms = (double)(qu_now_us() - start) / 1000.0;
+			return 0;
+		}
+		close(fd);
+		if (qu_now_us() + BOOK_POLL_US >= deadline_us) {
+			free(b);
+			return qu_err(-ETIMEDOUT, "the copy needs about %lld MiB; %s leaves %lld MiB, of which %zu other "
+				      "copies in progress have booked %lld MiB; waited %.0f s for them: try again later, "
+				      "or raise --timeout", need >> 20, where, room >> 20, n, booked >> 20,
+				      (double)(qu_now_us() - start) / 1e6);
+		}
+		if (!said++)
+			qu_info("waiting for memory: %zu other copies have booked %lld MiB of the %lld MiB that %s leaves; "
+				"this copy needs %lld MiB", n, booked >> 20, room >> 20, where, need >> 20);
+		usleep(BOOK_POLL_US);
+	}
+}
+
+void qu_memory_unbook(void)
+{
+	struct booking *b = calloc(LEDGER_MAX, sizeof(*b));
+	int fd = b ? ledger_open() : -1;
+	if (fd >= 0) {
+		ledger_write(fd, b, ledger_read(fd, b));
+		close(fd);
+	}
+	free(b);
 }

@@ -88,6 +88,9 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 			(unsigned long long)rep->transferred_bytes);
 		fprintf(f, "extra memory:  %.1f MiB (the new QEMU's private memory while both ran)\n",
 			mib((uint64_t)(rep->extra_memory_bytes > 0 ? rep->extra_memory_bytes : 0)));
+		if (rep->memory_wait_ms > 0.5)
+			fprintf(f, "memory wait:   %.1f s for other copies to free the memory this one needed\n",
+				rep->memory_wait_ms / 1000.0);
 	}
 	if (rep->error[0])
 		fprintf(f, "error:         %s\n", rep->error);
@@ -114,6 +117,7 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 	json_object_object_add(o, "ram_shared_bytes", json_object_new_int64((int64_t)rep->ram_shared_bytes));
 	json_object_object_add(o, "transferred_bytes", json_object_new_int64((int64_t)rep->transferred_bytes));
 	json_object_object_add(o, "extra_memory_bytes", json_object_new_int64(rep->extra_memory_bytes));
+	json_object_object_add(o, "memory_wait_ms", json_object_new_double(rep->memory_wait_ms));
 	if (plan && plan->refusal[0])
 		json_object_object_add(o, "refusal", json_object_new_string(plan->refusal));
 	if (plan && !plan->refusal[0] && plan->warning[0])

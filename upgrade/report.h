@@ -23,6 +23,7 @@ struct qu_report {
 	uint64_t transferred_bytes;     /* everything on the migration channel */
 	uint64_t ram_shared_bytes;      /* guest RAM handed over in place */
 	int64_t extra_memory_bytes;     /* the new QEMU's private memory while both ran */
+	double memory_wait_ms;          /* a copy waited this long for other copies' memory */
 	char error[2048];
 	char rolled_back[256];    /* what the rollback did, after a failure */
 };
