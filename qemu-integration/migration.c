@@ -1,6 +1,7 @@
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 
+#include <stdio.h>
 #include <string.h>
 
 int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s)
@@ -29,6 +30,8 @@ int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s
 		return r;
 	s->max_bandwidth = json_object_object_get_ex(params, "max-bandwidth", &v) ? json_object_get_int64(v) : -1;
 	s->downtime_limit = json_object_object_get_ex(params, "downtime-limit", &v) ? json_object_get_int64(v) : -1;
+	if (json_object_object_get_ex(params, "mode", &v))
+		snprintf(s->mode, sizeof(s->mode), "%s", json_object_get_string(v));
 	json_object_put(params);
 	return 0;
 }
@@ -50,8 +53,10 @@ int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadl
 	json_object_array_add(caps, capability("release-ram", s->release_ram));
 	json_object_object_add(args, "capabilities", caps);
 	int r = qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
-	if (r == 0 && (s->max_bandwidth > 0 || s->downtime_limit > 0)) {
+	if (r == 0 && (s->max_bandwidth > 0 || s->downtime_limit > 0 || s->mode[0])) {
 		args = json_object_new_object();
+		if (s->mode[0])
+			json_object_object_add(args, "mode", json_object_new_string(s->mode));
 		if (s->max_bandwidth > 0)
 			json_object_object_add(args, "max-bandwidth", json_object_new_int64(s->max_bandwidth));
 		if (s->downtime_limit > 0)

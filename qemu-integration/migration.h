@@ -13,6 +13,7 @@ struct qu_mig_settings {
 	int release_ram;       /* capability release-ram: the source frees pages once sent */
 	int64_t max_bandwidth; /* parameter max-bandwidth, bytes/s; <= 0: leave as it is */
 	int64_t downtime_limit; /* parameter downtime-limit, ms; <= 0: leave as it is */
+	char mode[24];         /* parameter mode (QEMU >= 10.0: normal, cpr-transfer); "": leave */
 };
 
 int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s);

@@ -101,6 +101,10 @@ static int convert_ram(const struct qu_ram *ram, struct qu_plan *p);
 
 static int rewrite_ram(const struct qu_vm *vm, struct qu_plan *p)
 {
+	/* cpr-transfer: the new QEMU looks its RAM descriptors up by backend id in what the old
+	 * one sends; the backends must stay exactly as they are. */
+	if (p->cpr)
+		return 0;
 	for (size_t k = 0; k < vm->nram; k++) {
 		const struct qu_ram *ram = &vm->ram[k];
 		char name[128], path[32];
@@ -449,6 +453,12 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_plan *p)
 	r = qu_argv_add(&p->argv, "chardev", ctl);
 	r = r ?: qu_argv_add(&p->argv, "mon", "chardev=" QU_CTL_CHARDEV ",mode=control");
 	r = r ?: qu_argv_add(&p->argv, "incoming", "defer");
+	if (p->cpr) {
+		char cpr[256];
+		snprintf(cpr, sizeof(cpr), "{\"channel-type\":\"cpr\",\"addr\":{\"transport\":\"socket\","
+			 "\"type\":\"unix\",\"path\":\"%s\",\"abstract\":true}}", p->cpr_channel);
+		r = r ?: qu_argv_add(&p->argv, "incoming", cpr);
+	}
 	r = r ?: qu_argv_add(&p->argv, "S", NULL);
 	return r;
 }

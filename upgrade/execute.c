@@ -25,6 +25,7 @@
 #include <sys/un.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -291,6 +292,113 @@ static int start_migration(struct txn *t, int mig_old)
 	if (t->plan->postcopy)
 		return qu_qmp_execute(t->old, "migrate-start-postcopy", NULL, -1, t->deadline, NULL);
 	return 0;
+}
+
+/* An abstract UNIX socket name in QEMU's JSON migration-channel form. */
+static json_object *channel(const char *type, const char *name)
+{
+	json_object *c = json_object_new_object(), *a = json_object_new_object();
+	json_object_object_add(a, "transport", json_object_new_string("socket"));
+	json_object_object_add(a, "type", json_object_new_string("unix"));
+	json_object_object_add(a, "path", json_object_new_string(name));
+	json_object_object_add(a, "abstract", json_object_new_boolean(1));
+	json_object_object_add(c, "channel-type", json_object_new_string(type));
+	json_object_object_add(c, "addr", a);
+	return c;
+}
+
+/* Whether PID listens on the abstract UNIX socket @name (in its network namespace). */
+static int listening(pid_t pid, const char *name)
+{
+	char path[64], *text = NULL, *save = NULL;
+	int found = 0;
+	snprintf(path, sizeof(path), "/proc/%d/net/unix", (int)pid);
+	if (qu_read_file(path, &text, NULL) < 0)
+		return 0;
+	for (char *line = strtok_r(text, "\n", &save); line && !found; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long flags;
+		char *at = strrchr(line, '@');
+		found = at && !strcmp(at + 1, name) && sscanf(line, "%*s %*s %*s %lx", &flags) == 1 && (flags & 0x10000);
+	}
+	free(text);
+	return found;
+}
+
+/* The new QEMU listens on the cpr channel early in its start; the old QEMU's migrate fails at
+ * once if nothing listens yet. */
+static int wait_cpr_listening(struct txn *t)
+{
+	while (!listening(t->new_pid, t->plan->cpr_channel)) {
+		if (qu_pidfd_wait_exit(t->pidfd_new, qu_now_us() + 2000u) == 0) {
+			qu_err(-ECHILD, "the new QEMU exited before it listened on its cpr channel");
+			add_target_stderr(t);
+			return -ECHILD;
+		}
+		if (qu_now_us() >= t->deadline)
+			return qu_err(-ETIMEDOUT, "the new QEMU did not listen on its cpr channel @%s", t->plan->cpr_channel);
+	}
+	return 0;
+}
+
+/* cpr-transfer finds RAM descriptors by backend id and silently makes fresh RAM for an id it
+ * does not find: the new QEMU must map the very memfds the old one has, or the guest would
+ * run on empty memory. */
+static int check_same_ram(struct txn *t)
+{
+	char *maps = NULL, path[64];
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)t->new_pid);
+	int r = qu_read_file(path, &maps, NULL);
+	if (r < 0)
+		return qu_err(r, "cannot read %s", path);
+	for (size_t i = 0; i < t->vm->nram && r == 0; i++) {
+		struct stat st;
+		char fdpath[64], needle[32];
+		snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/%d", (int)t->vm->pid, t->vm->ram[i].old_fd);
+		if (t->vm->ram[i].old_fd < 0 || stat(fdpath, &st) < 0) {
+			r = qu_err(-ENOENT, "guest RAM '%s': its descriptor in the old QEMU is unknown", t->vm->ram[i].id);
+			break;
+		}
+		snprintf(needle, sizeof(needle), " %lu ", (unsigned long)st.st_ino);
+		if (!strstr(maps, needle))
+			r = qu_err(-EIO, "cpr-transfer: the new QEMU does not map guest RAM '%s' (inode %lu) of the old one",
+				   t->vm->ram[i].id, (unsigned long)st.st_ino);
+	}
+	free(maps);
+	return r;
+}
+
+/* cpr-transfer: the new QEMU, started with the cpr channel on its command line, first waits
+ * for the old one's RAM descriptors; only then does its monitor answer. The old QEMU sends
+ * them in `migrate`, then waits until the new one has taken the main channel (the closing
+ * of the cpr socket says so), which happens at `migrate-incoming`. Both channels are
+ * abstract UNIX sockets: QEMU 10.0 takes no descriptor for either (its cpr input wants a
+ * UNIX socket, and its old side crashes with a main channel given as fd). */
+static int cpr_start(struct txn *t)
+{
+	int r;
+	if ((r = wait_cpr_listening(t)) < 0 || (r = save_old_settings(t)) < 0 ||
+	    (r = journal_step(t, QU_PH_MIGRATING)) < 0)
+		return r;
+	struct qu_mig_settings want = { .events = 1 };
+	snprintf(want.mode, sizeof(want.mode), "cpr-transfer");
+	if ((r = qu_mig_set(t->old, &want, t->deadline)) < 0)
+		return r;
+	json_object *args = json_object_new_object(), *ch = json_object_new_array();
+	json_object_array_add(ch, channel("main", t->plan->main_channel));
+	json_object_array_add(ch, channel("cpr", t->plan->cpr_channel));
+	json_object_object_add(args, "channels", ch);
+	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)
+		return r;
+	if ((r = qu_qmp_connect(t->j.ctl, t->deadline, &t->ctl)) < 0)
+		return qu_err_wrap(r, "the new QEMU's monitor");
+	want = (struct qu_mig_settings){ .events = 1 };
+	if ((r = check_same_ram(t)) < 0 || (r = qu_mig_set(t->ctl, &want, t->deadline)) < 0)
+		return r;
+	args = json_object_new_object();
+	ch = json_object_new_array();
+	json_object_array_add(ch, channel("main", t->plan->main_channel));
+	json_object_object_add(args, "channels", ch);
+	return qu_qmp_execute(t->ctl, "migrate-incoming", args, -1, t->deadline, NULL);
 }
 
 static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };
@@ -720,7 +828,7 @@ static int run(struct txn *t)
 	t->j.new_pid = t->new_pid;
 	t->j.new_start = qu_proc_starttime(t->new_pid);
 	if ((r = journal_step(t, QU_PH_TARGET_STARTED)) == 0 && (r = checkpoint(QU_FI_TARGET_STARTED)) == 0)
-		r = prepare_target(t);
+		r = t->plan->cpr ? cpr_start(t) : prepare_target(t);
 	/* The new QEMU answers its monitor only after its netdevs and NICs are set up. */
 	tap_watch_stop(&watch);
 	tap_headers(t, 1);
@@ -729,10 +837,11 @@ static int run(struct txn *t)
 		add_target_stderr(t);
 		goto out;
 	}
-	if ((r = checkpoint(QU_FI_TARGET_PREPARED)) < 0 || (r = start_migration(t, mig[0])) < 0)
+	if ((r = checkpoint(QU_FI_TARGET_PREPARED)) < 0 || (!t->plan->cpr && (r = start_migration(t, mig[0])) < 0))
 		goto out;
 	qu_close(&mig[0]);
-	qu_info("migration started (%s)", t->plan->ignore_shared ? "x-ignore-shared: RAM stays in place" : "copying RAM");
+	qu_info("migration started (%s)", t->plan->cpr ? "cpr-transfer: QEMU passed its RAM descriptors" :
+		t->plan->ignore_shared ? "x-ignore-shared: RAM stays in place" : "copying RAM");
 	if ((r = checkpoint(QU_FI_MIGRATING)) < 0)
 		goto out;
 	if (t->plan->postcopy)

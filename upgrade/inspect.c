@@ -199,6 +199,15 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 	if (tl > 8 && !strcmp(type + tl - 8, "-machine"))
 		type[tl - 8] = '\0';
 	snprintf(vm->machine, sizeof(vm->machine), "%s", type);
+	/* Only QEMU >= 10.0 has the property. */
+	if (vm->ver[0] >= 10) {
+		json_object *args = json_object_new_object(), *ret = NULL;
+		json_object_object_add(args, "path", json_object_new_string("/machine"));
+		json_object_object_add(args, "property", json_object_new_string("aux-ram-share"));
+		if (qu_qmp_execute(q, "qom-get", args, -1, deadline_us, &ret) == 0)
+			vm->aux_ram_share = json_object_get_boolean(ret);
+		json_object_put(ret);
+	}
 	return query_memdevs(vm, q, deadline_us);
 }
 

@@ -103,6 +103,7 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "old_release_ram", json_object_new_boolean(j->old_settings.release_ram));
 	json_object_object_add(o, "old_bandwidth", json_object_new_int64(j->old_settings.max_bandwidth));
 	json_object_object_add(o, "old_downtime_limit", json_object_new_int64(j->old_settings.downtime_limit));
+	json_object_object_add(o, "old_mode", json_object_new_string(j->old_settings.mode));
 	return o;
 }
 
@@ -184,6 +185,7 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->old_settings.release_ram = (int)get_int(o, "old_release_ram");
 	j->old_settings.max_bandwidth = get_int(o, "old_bandwidth");
 	j->old_settings.downtime_limit = get_int(o, "old_downtime_limit");
+	get_str(o, "old_mode", j->old_settings.mode, sizeof(j->old_settings.mode));
 	json_object_put(o);
 	if (!j->phase || j->old_pid <= 0)
 		return qu_err(-EBADMSG, "the journal %s is damaged (no phase or PID)", path);

@@ -10,12 +10,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
 #define STRATEGY_SHARED "shared-ram-handover"
 #define STRATEGY_COPY "precopy"
 #define STRATEGY_STOP_COPY "stop-and-copy"
 #define STRATEGY_POSTCOPY "postcopy"
+#define STRATEGY_CPR "cpr-transfer"
 /* What a copy needs beyond the guest's pages: the new QEMU's own memory, buffers. */
 #define COPY_MARGIN (256LL << 20)
 /* What a postcopy needs at its peak: the new QEMU's own memory (35-60 MiB) and the pages in
@@ -103,11 +106,12 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 		p->convert_mask |= 1u << i;
 	}
 	if (!p->allow_copy) {
-		char why[160];
+		char why[256];
 		const struct qu_ram *r = &vm->ram[0];
 		if (!strcmp(r->qom_type, "memory-backend-memfd") && r->share)
-			snprintf(why, sizeof(why), "QEMU %d.%d sends memfd guest RAM ('%s') even with x-ignore-shared",
-				 vm->ver[0], vm->ver[1], r->id);
+			snprintf(why, sizeof(why), "QEMU %d.%d sends memfd guest RAM ('%s') even with x-ignore-shared%s",
+				 vm->ver[0], vm->ver[1], r->id, vm->ver[0] >= 10 && !vm->aux_ram_share ?
+				 "; a VM started with -machine aux-ram-share=on would use cpr-transfer instead" : "");
 		else if (r->arg < 0)
 			snprintf(why, sizeof(why), "plain -m: private memory");
 		else
@@ -146,8 +150,47 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 	snprintf(p->strategy, sizeof(p->strategy), p->stop_first ? STRATEGY_STOP_COPY : STRATEGY_COPY);
 }
 
+/* cpr-transfer (QEMU >= 10.0 on both sides): the old QEMU hands its RAM descriptors to the
+ * new one itself, so memfd RAM that 8.1+ would send even with x-ignore-shared stays in place.
+ * It needs every RAM block shareable, the machine's small ones too: -machine
+ * aux-ram-share=on, which can only be set when the VM starts. */
+static int cpr_possible(const struct qu_vm *vm, const struct qu_plan *p)
+{
+	int memfd = 0;
+	if (vm->ver[0] < 10 || p->target.ver[0] < 10 || !vm->aux_ram_share || vm->nram == 0)
+		return 0;
+	for (size_t i = 0; i < vm->nram; i++) {
+		const struct qu_ram *r = &vm->ram[i];
+		if (!r->share || r->arg < 0 || (strcmp(r->qom_type, "memory-backend-memfd") &&
+						strcmp(r->qom_type, "memory-backend-file")))
+			return 0;
+		memfd |= !strcmp(r->qom_type, "memory-backend-memfd");
+	}
+	/* With only shared files the handover with x-ignore-shared needs nothing new. */
+	return memfd;
+}
+
+static void plan_cpr(const struct qu_vm *vm, struct qu_plan *p)
+{
+	unsigned rnd = 0;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		rnd = (unsigned)getpid() ^ (unsigned)time(NULL);
+	for (size_t i = 0; i < vm->nram; i++)
+		p->ram_shared_bytes += vm->ram[i].size;
+	p->cpr = 1;
+	/* Abstract names: no file to clean up, and no permission to get wrong; random, since
+	 * anyone in the namespace could bind them. */
+	snprintf(p->cpr_channel, sizeof(p->cpr_channel), "qemu-upgrade-%d-%08x-cpr", (int)vm->pid, rnd);
+	snprintf(p->main_channel, sizeof(p->main_channel), "qemu-upgrade-%d-%08x-main", (int)vm->pid, rnd);
+	snprintf(p->strategy, sizeof(p->strategy), STRATEGY_CPR);
+}
+
 static void check_ram(const struct qu_vm *vm, struct qu_plan *p)
 {
+	if (cpr_possible(vm, p)) {
+		plan_cpr(vm, p);
+		return;
+	}
 	int all_shared = vm->nram > 0;
 	for (size_t i = 0; i < vm->nram; i++) {
 		const struct qu_ram *r = &vm->ram[i];

@@ -29,6 +29,10 @@ struct qu_plan {
 	int ignore_shared;          /* x-ignore-shared on both sides */
 	int stop_first;             /* copy with the old QEMU stopped (TCG before 9.0) */
 	int postcopy;               /* low-memory copy: postcopy with release-ram */
+	int cpr;                    /* cpr-transfer (QEMU >= 10.0 both sides): QEMU passes its RAM
+				     * descriptors itself over the cpr channel */
+	char cpr_channel[64];       /* abstract UNIX socket names (in the VM's network namespace) */
+	char main_channel[64];
 	unsigned convert_mask;      /* vm->ram[i] arrives in a shared memfd the tool makes */
 	uint64_t ram_shared_bytes;  /* guest RAM handed over in place */
 	uint64_t ram_copy_bytes;    /* guest RAM the migration will copy */

@@ -66,6 +66,10 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 					mib((uint64_t)(vm->anon_bytes > 0 ? vm->anon_bytes : 0)));
 			fprintf(f, "expected pause: a few milliseconds (only device state moves, ~200 KiB)\n");
 		}
+		if (plan->cpr)
+			fprintf(f, "cpr-transfer:  the old QEMU passes its RAM descriptors itself over @%s, the device\n"
+				   "               state follows over @%s (abstract UNIX sockets in the VM's namespace)\n",
+				plan->cpr_channel, plan->main_channel);
 		fprintf(f, "descriptors carried to the new QEMU:\n");
 		for (size_t i = 0; i < plan->nfds; i++)
 			fprintf(f, "  fd %d -> %d  %-9s %s\n", plan->fds[i].old_fd, plan->fds[i].target,

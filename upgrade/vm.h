@@ -75,6 +75,7 @@ struct qu_vm {
 	char blockers[512];      /* query-migrate blocked-reasons, joined */
 	int block_jobs;          /* running block jobs (query-block-jobs) */
 	int kvm;                 /* query-kvm: the guest runs under KVM (else TCG) */
+	int aux_ram_share;       /* -machine aux-ram-share=on (QEMU >= 10.0): cpr-transfer possible */
 	long long anon_bytes;    /* the old QEMU's private memory: the new one will need about as much */
 	char refusal[1024];      /* set when inspect found something that cannot be carried */
 };
