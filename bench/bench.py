@@ -34,7 +34,7 @@ MARGIN = 3 * GiB // 2            # free memory kept on top of what a run needs
 CSV_FIELDS = [
     "size_gib", "method", "run", "result", "downtime_ms", "pause_ms", "total_ms", "running_ms",
     "retired_ms", "wall_ms", "ram_transferred_bytes", "stream_bytes", "peak_extra_mem_bytes",
-    "peak_extra_held_bytes", "reported_extra_mem_bytes",
+    "peak_extra_held_bytes", "peak_extra_free_bytes", "pcp_growth_bytes", "reported_extra_mem_bytes",
     "mem_samples", "mem_max_gap_ms", "fill_s", "wait_s", "verify_bad_pages", "loadavg", "accel",
     "timestamp", "tool_build", "note",
 ]
@@ -289,6 +289,17 @@ class MemWatch:
             self.p.wait()
 
 
+def free_fields(mem):
+    """The CSV fields from memwatch's "free" numbers (MemFree + the per-CPU free lists): its
+    peak drop, and how much the per-CPU lists had grown at the lowest MemAvailable ("" when
+    /proc/zoneinfo could not be read)."""
+    if mem.get("free_baseline_kb", -1) < 0:
+        return {"peak_extra_free_bytes": "", "pcp_growth_bytes": ""}
+    return {"peak_extra_free_bytes": mem["free_extra_kb"] * 1024,
+            "pcp_growth_bytes": (mem["pcp_at_min_kb"] - mem["pcp_baseline_kb"]) * 1024
+            if mem.get("pcp_at_min_kb", -1) >= 0 else ""}
+
+
 def start_qemu(qemu, accel, size_gib, memfd, workdir, name, extra=()):
     size = f"{size_gib}G"
     if memfd:
@@ -539,6 +550,19 @@ def run_upgrade(a, t, row, method="upgrade"):
     running = rep.get("commit_ms")
     running = f"{running:.1f}" if running else progress_ms(p.stderr,
                                                             "runs the guest (commit point)")
+    if method == "lowmem":
+        # Postcopy: the guest runs on the new QEMU from the switch on, while its pages
+        # follow, but qemu-upgrade stamps commit_ms (and prints its "commit point" line)
+        # only once the last page has arrived. So: the "postcopy switch" line (the old
+        # QEMU's MIGRATION postcopy-active event, which QEMU sends right after its STOP) plus
+        # the pause (that STOP to the new QEMU's RESUME). Where the tool stopped the guest
+        # before the copy (TCG before 9.0) STOP came a little earlier and this is a few ms
+        # too late.
+        switch = progress_ms(p.stderr, "postcopy switch")
+        if switch and rep.get("pause_ms", -1) >= 0:
+            running = f"{float(switch) + rep['pause_ms']:.1f}"
+        else:
+            notes.append("no postcopy switch line in qemu-upgrade's progress")
     # Guest RAM sent: precopy and postcopy, like plain migration, QEMU's ram.transferred (the
     # report's transferred_bytes); the in-place handover, the pages QEMU sent
     # (ram_copied_bytes).
@@ -552,11 +576,14 @@ def run_upgrade(a, t, row, method="upgrade"):
                reported_extra_mem_bytes=rep.get("extra_memory_bytes", ""),
                peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
                peak_extra_held_bytes=mem.get("held_extra_kb", 0) * 1024,
+               **free_fields(mem),
                mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
     info = [f"strategy {rep.get('strategy')}"]
     if copy:
         info.append(f"ram_copied_bytes {int(rep.get('ram_copied_bytes') or 0) / MiB:.1f} MiB")
         info.append(f"new QEMU's RAM: {ram_mapping(rep['new_pid'], size)}")
+        if method == "lowmem" and rep.get("commit_ms"):
+            info.append(f"report commit_ms {rep['commit_ms']:.1f} (after the last page)")
         if before:
             info.append(f"old QEMU before: Rss {before.get('Rss', 0) / MiB:.0f} MiB, "
                         f"AnonHugePages {before.get('AnonHugePages', 0) / MiB:.0f} MiB")
@@ -642,6 +669,7 @@ def run_migrate(a, t, row):
                stream_bytes="",
                peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
                peak_extra_held_bytes=mem.get("held_extra_kb", 0) * 1024,
+               **free_fields(mem),
                mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
     row["note"] = (f"QEMU total-time {info.get('total-time')} ms, setup "
                    f"{info.get('setup-time')} ms, {ram.get('mbps', 0):.0f} Mbit/s, "

@@ -1,34 +1,39 @@
 #!/bin/bash
-# bench/run.sh [SIZES...]: qemu-upgrade (in place, and by precopy) against plain localhost
-# migration (QEMU 7.2), for guests of SIZES GiB (default: 1 4 8), RUNS runs each (default
-# 3), and write bench/RESULTS.md and bench/results.csv.
+# bench/run.sh [SIZES...]: qemu-upgrade (in place, by postcopy with --low-memory, and by
+# precopy) against plain localhost migration (QEMU 7.2), for guests of SIZES GiB (default:
+# 1 4 8), RUNS runs each (default 3), and write bench/RESULTS.md and bench/results.csv.
 #
-# Environment: METHODS (default "upgrade precopy migrate": qemu-upgrade of a memfd
-# share=on VM, qemu-upgrade's precopy of an anonymous-RAM VM, plain migration of the same
-# anonymous-RAM VM), COLD_WAIT (seconds between filling guest RAM and the measured
+# Environment: METHODS (default "upgrade lowmem precopy migrate": qemu-upgrade of a memfd
+# share=on VM, qemu-upgrade --low-memory (postcopy with release-ram) of an anonymous-RAM VM,
+# qemu-upgrade's precopy of the same anonymous-RAM VM, plain migration of it), COLD_WAIT (seconds between filling guest RAM and the measured
 # operation, default 10 + 3 per GiB: see README.md, Caveats), RUNS (3), QEMU (/usr/bin/qemu-system-x86_64), ACCEL (auto: kvm if a
 # SeaBIOS guest runs under it, else tcg), QU_BIN (<repo>/build/qemu-upgrade, built with
 # `make` if missing), OUT (bench/RESULTS.md), CSV (bench/results.csv).
 #
 # One VM (or one migration pair) exists at a time; every process is started in a
 # private /tmp/qu-bench-* directory and killed by PID when its run ends. A run that
-# would not fit in MemAvailable (size + 1.5 GiB for qemu-upgrade in place, 2 x size +
-# 1.5 GiB for precopy and plain migration) is skipped with a message and listed in RESULTS.md.
+# would not fit in MemAvailable (size + 1.5 GiB for qemu-upgrade in place and low-memory,
+# 2 x size + 1.5 GiB for precopy and plain migration) is skipped with a message and listed in
+# RESULTS.md. The command line recorded in RESULTS.md names every variable above that was
+# set in the environment.
 set -u
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1 4 8)
+DEFAULT_METHODS="upgrade lowmem precopy migrate"
+# What the run was started with, for the command line recorded in RESULTS.md.
+SET_RUNS=${RUNS+set} SET_METHODS=${METHODS+set}
 RUNS=${RUNS:-3}
-METHODS=${METHODS:-upgrade precopy migrate}
+METHODS=${METHODS:-$DEFAULT_METHODS}
 COLD_WAIT=${COLD_WAIT:-}
 QEMU=${QEMU:-/usr/bin/qemu-system-x86_64}
 QU_BIN=${QU_BIN:-$ROOT/build/qemu-upgrade}
 OUT=${OUT:-$BENCH/RESULTS.md}
 CSV=${CSV:-$BENCH/results.csv}
 COMMAND="bench/run.sh${*:+ $*}"
-[ "$RUNS" = 3 ] || COMMAND="RUNS=$RUNS $COMMAND"
-[ "$METHODS" = "upgrade precopy migrate" ] || COMMAND="METHODS=\"$METHODS\" $COMMAND"
+[ -z "$SET_RUNS" ] && [ "$RUNS" = 3 ] || COMMAND="RUNS=$RUNS $COMMAND"
+[ -z "$SET_METHODS" ] && [ "$METHODS" = "$DEFAULT_METHODS" ] || COMMAND="METHODS=\"$METHODS\" $COMMAND"
 [ -z "$COLD_WAIT" ] || COMMAND="COLD_WAIT=$COLD_WAIT $COMMAND"
 [ -z "${ACCEL:-}" ] || COMMAND="ACCEL=$ACCEL $COMMAND"
 
@@ -42,8 +47,8 @@ read -ra METHOD_LIST <<<"$METHODS"
 [ ${#METHOD_LIST[@]} -gt 0 ] || die "METHODS is empty"
 for m in "${METHOD_LIST[@]}"; do
 	case $m in
-	upgrade | precopy | migrate) ;;
-	*) die "unknown method '$m' in METHODS (upgrade, precopy, migrate)" ;;
+	upgrade | lowmem | precopy | migrate) ;;
+	*) die "unknown method '$m' in METHODS (upgrade, lowmem, precopy, migrate)" ;;
 	esac
 done
 [ -z "$COLD_WAIT" ] || [[ $COLD_WAIT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "COLD_WAIT is seconds: '$COLD_WAIT'"
