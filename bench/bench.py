@@ -34,7 +34,7 @@ MARGIN = 3 * GiB // 2            # free memory kept on top of what a run needs
 CSV_FIELDS = [
     "size_gib", "method", "run", "result", "downtime_ms", "pause_ms", "total_ms", "running_ms",
     "retired_ms", "wall_ms", "ram_transferred_bytes", "stream_bytes", "peak_extra_mem_bytes",
-    "peak_extra_held_bytes", "peak_extra_free_bytes", "pcp_growth_bytes", "reported_extra_mem_bytes",
+    "peak_extra_held_bytes", "peak_extra_qemus_bytes", "peak_extra_free_bytes", "pcp_growth_bytes", "reported_extra_mem_bytes",
     "mem_samples", "mem_max_gap_ms", "fill_s", "wait_s", "verify_bad_pages", "loadavg", "accel",
     "timestamp", "tool_build", "note",
 ]
@@ -43,6 +43,13 @@ CSV_FIELDS = [
 # --method -> the name in the CSV and the report, in the report's column order
 METHOD_NAMES = {"upgrade": "qemu-upgrade", "migrate": "plain-migration",
                 "precopy": "qemu-upgrade-precopy", "lowmem": "qemu-upgrade-lowmem"}
+# The report's column order and headings (by the name in the CSV).
+METHOD_ORDER = ["qemu-upgrade", "qemu-upgrade-lowmem", "qemu-upgrade-precopy",
+                "plain-migration"]
+METHOD_HEADS = {"qemu-upgrade": "qemu-upgrade (in place)",
+                "qemu-upgrade-lowmem": "qemu-upgrade (low-memory)",
+                "qemu-upgrade-precopy": "qemu-upgrade (precopy)",
+                "plain-migration": "plain migration"}
 # What each qemu-upgrade method passes, and the strategy its report must name.
 UPGRADE_FLAGS = {"upgrade": [], "precopy": ["--allow-copy"], "lowmem": ["--low-memory"]}
 UPGRADE_STRATEGY = {"upgrade": "shared-ram-handover", "precopy": "precopy",
@@ -367,22 +374,39 @@ def proc_held(pid):
     return (anon or 0) + (shmem or 0) if anon is not None else None
 
 
+THP_STATS = "/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/stats/"
+
+
+def thp_count(name):
+    """A host-wide count of 2 MiB anonymous transparent huge pages from THP_STATS (nr_anon,
+    nr_anon_partially_mapped: kernel 6.12 and later); None if the kernel has no such file."""
+    try:
+        with open(THP_STATS + name) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 class ProcWatch:
-    """Where the low-memory copy's host memory sits (the lowmem method only): a thread that
-    reads the old and the new QEMU's RssAnon + RssShmem every 10 ms (the new QEMU is found
-    by its command line, which names the run's private directory) and the old QEMU's
-    AnonHugePages (smaps_rollup) every 100 ms. It keeps the sample with the largest sum
-    (the two QEMUs' part of the held peak) and how long the old QEMU still held more than
-    10% of its starting RSS. With QU_BENCH_TRACE set to a directory it also writes the
-    whole timeline there (one CSV per run)."""
+    """Where a copy's host memory sits (the methods that copy: lowmem, precopy, migrate; not
+    the in-place handover, where both QEMUs map the same pages): a thread that
+    every 10 ms reads the old and the new QEMU's RssAnon + RssShmem (/proc/PID/status; the
+    new QEMU is found by its command line, which names the run's private directory) and the
+    host's count of partially mapped 2 MiB anonymous huge pages (release-ram discards 4 KiB
+    pieces of the old QEMU's huge pages: such a page's memory is freed only with its last
+    piece, while AnonPages and RSS already drop with each piece). It keeps the sample with
+    the largest RSS sum (the two QEMUs' part of the held peak), the most partially mapped
+    huge pages, and how long the old QEMU still held more than 10% of its starting RSS. With
+    QU_BENCH_TRACE set to a directory it also writes the timeline there (one CSV per run)."""
 
     def __init__(self, workdir, old_pid):
         import threading
         self.workdir, self.old, self.new = workdir, old_pid, None
         self.stop_ev = threading.Event()
         self.old0 = proc_held(old_pid) or 0
-        self.best = None          # (sum, t_ms, old, new, old_thp)
-        self.old_thp = proc_mem(old_pid).get("AnonHugePages", 0)
+        self.part0 = thp_count("nr_anon_partially_mapped")
+        self.part_max = self.part0
+        self.best = None          # (sum, t_ms, old, new)
         self.trace = []
         self.t0 = time.monotonic()
         self.th = threading.Thread(target=self._run, daemon=True)
@@ -411,12 +435,17 @@ class ProcWatch:
                 self.new = self._find_new()
             o = proc_held(self.old)
             nw = proc_held(self.new) if self.new else None
-            if o is not None and n % 10 == 0:
-                self.old_thp = proc_mem(self.old).get("AnonHugePages", 0)
-            self.trace.append((t, o, nw, self.old_thp if o is not None else None))
+            if self.new and nw is None:
+                # Gone: the parent of a QEMU that daemonizes (plain migration's destination)
+                # has the same command line as the QEMU that stays. Look again.
+                self.new = None
+            part = thp_count("nr_anon_partially_mapped") if self.part0 is not None else None
+            if part is not None and part > self.part_max:
+                self.part_max = part
+            self.trace.append((t, o, nw, part))
             total = (o or 0) + (nw or 0)
             if self.best is None or total > self.best[0]:
-                self.best = (total, t, o or 0, nw or 0, self.old_thp if o is not None else 0)
+                self.best = (total, t, o or 0, nw or 0)
 
     def stop(self):
         self.stop_ev.set()
@@ -425,19 +454,23 @@ class ProcWatch:
         if d:
             name = os.path.join(d, os.path.basename(self.workdir.rstrip("/")) + ".csv")
             with open(name, "w") as f:
-                f.write("t_ms,old_held,new_held,old_anonhuge\n")
-                for t, o, nw, h in self.trace:
-                    f.write(f"{t:.1f},{o if o is not None else ''},"
-                            f"{nw if nw is not None else ''},{h if h is not None else ''}\n")
+                f.write("t_ms,old_held,new_held,thp_partially_mapped\n")
+                for t, o, nw, part in self.trace:
+                    f.write(f"{t:.1f},{'' if o is None else o},{'' if nw is None else nw},"
+                            f"{'' if part is None else part}\n")
         if not self.best:
-            return ""
-        total, t, o, nw, h = self.best
+            return "", ""
+        total, t, o, nw = self.best
         # How long the old QEMU held more than 10% of what it held at the start.
         tail = [s[0] for s in self.trace if s[1] is not None and s[1] > self.old0 / 10]
-        return (f"QEMUs' held peak {(total - self.old0) / MiB:+.0f} MiB at {t:.0f} ms "
-                f"(old {o / MiB:.0f} MiB, AnonHugePages {h / MiB:.0f} MiB; new {nw / MiB:.0f} "
-                f"MiB); old QEMU above 10% of its {self.old0 / MiB:.0f} MiB until "
-                f"{(tail[-1] if tail else 0):.0f} ms")
+        out = (f"QEMUs' held peak {(total - self.old0) / MiB:+.0f} MiB at {t:.0f} ms "
+               f"(old {o / MiB:.0f} MiB, new {nw / MiB:.0f} MiB); old QEMU above 10% of its "
+               f"{self.old0 / MiB:.0f} MiB until {(tail[-1] if tail else 0):.0f} ms")
+        if self.part0 is not None:
+            out += (f"; partially mapped huge pages at most {self.part_max} "
+                    f"({self.part_max - self.part0:+d}, {2 * (self.part_max - self.part0)} "
+                    "MiB)")
+        return out, total - self.old0
 
 
 def cold_wait_s(a):
@@ -518,13 +551,13 @@ def run_upgrade(a, t, row, method="upgrade"):
         # The copy path runs only on request (--allow-copy, --low-memory); the in-place
         # handover must not need it (without the flag a VM whose RAM would be copied is
         # refused).
-        pw = ProcWatch(t.workdir, pid) if method == "lowmem" else None
+        pw = ProcWatch(t.workdir, pid) if copy else None
         try:
             p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json",
                                 *UPGRADE_FLAGS[method]],
                                capture_output=True, text=True, timeout=600)
         finally:
-            procs = pw.stop() if pw else None
+            procs, qemus_extra = pw.stop() if pw else ("", "")
         wall = (time.monotonic() - t0) * 1000
         exited = old.exited(30)
         mem = mw.stop()
@@ -576,12 +609,21 @@ def run_upgrade(a, t, row, method="upgrade"):
                reported_extra_mem_bytes=rep.get("extra_memory_bytes", ""),
                peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
                peak_extra_held_bytes=mem.get("held_extra_kb", 0) * 1024,
+               peak_extra_qemus_bytes=qemus_extra,
                **free_fields(mem),
                mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
     info = [f"strategy {rep.get('strategy')}"]
     if copy:
         info.append(f"ram_copied_bytes {int(rep.get('ram_copied_bytes') or 0) / MiB:.1f} MiB")
         info.append(f"new QEMU's RAM: {ram_mapping(rep['new_pid'], size)}")
+        if rep.get("downtime_ms") is not None and rep["downtime_ms"] > rep["total_ms"]:
+            # QEMU 7.2 computes a postcopy's downtime at the switch in whole ms; when that
+            # is 0 it takes it for "not set" at completion and stores its end time minus a
+            # precopy-only start time that is still 0: its clock (~the host's uptime in ms).
+            info.append(f"QEMU reported downtime {rep['downtime_ms']:.0f} ms, longer than the "
+                        "whole operation: 7.2 reads a postcopy switch of 0 ms as not set and "
+                        "reports its clock instead; recorded as 0")
+            row["downtime_ms"] = "0"
         if method == "lowmem" and rep.get("commit_ms"):
             info.append(f"report commit_ms {rep['commit_ms']:.1f} (after the last page)")
         if before:
@@ -625,7 +667,9 @@ def run_migrate(a, t, row):
             raise BenchError(f"max-bandwidth is {got.get('max-bandwidth')}")
 
         mw = MemWatch(a.helpers)
+        pw = None
         try:
+            pw = ProcWatch(t.workdir, pid)
             t0 = time.time()
             m0 = time.monotonic()
             dpid, dqmp_path = start_qemu(a.qemu, a.accel, a.size_gib, False, t.workdir, "dst",
@@ -652,8 +696,12 @@ def run_migrate(a, t, row):
             src.close()
             exited = srcp.exited(30)
             retired = (time.monotonic() - m0) * 1000
+            procs, qemus_extra = pw.stop()
+            pw = None
             mem = mw.stop()
         finally:
+            if pw:
+                pw.stop()
             mw.kill()
     finally:
         src.close()
@@ -669,11 +717,13 @@ def run_migrate(a, t, row):
                stream_bytes="",
                peak_extra_mem_bytes=mem["peak_extra_kb"] * 1024,
                peak_extra_held_bytes=mem.get("held_extra_kb", 0) * 1024,
+               peak_extra_qemus_bytes=qemus_extra,
                **free_fields(mem),
                mem_samples=mem["samples"], mem_max_gap_ms=f"{mem['max_gap_us'] / 1000:.1f}")
     row["note"] = (f"QEMU total-time {info.get('total-time')} ms, setup "
                    f"{info.get('setup-time')} ms, {ram.get('mbps', 0):.0f} Mbit/s, "
-                   f"dirty-sync-count {ram.get('dirty-sync-count')}")
+                   f"dirty-sync-count {ram.get('dirty-sync-count')}"
+                   + (f"; {procs}" if procs else ""))
     notes = []
     if stop is None:
         notes.append("no STOP event from the source")
@@ -879,6 +929,142 @@ def compare_precopy(ok, sizes):
             *lines, summary]
 
 
+def note_mib(rows, pattern):
+    """The median of a number (MiB) that the rows' notes carry, by a regular expression with
+    one group; None if none has it."""
+    import re
+    v = []
+    for r in rows:
+        m = re.search(pattern, r.get("note") or "")
+        if m:
+            v.append(float(m.group(1)))
+    return statistics.median(v) if v else None
+
+
+def compare_lowmem(ok, sizes):
+    """qemu-upgrade --low-memory (postcopy with release-ram) against its precopy and plain
+    migration of the same VM: peak extra host memory against the target (at most 10% of
+    guest RAM; a precopy or plain migration needs 100%), and time and pause."""
+    low = [r for r in ok if r["method"] == "qemu-upgrade-lowmem"]
+    if not low:
+        return []
+    pre = [r for r in ok if r["method"] == "qemu-upgrade-precopy"]
+    mig = [r for r in ok if r["method"] == "plain-migration"]
+    measures = [("the two QEMUs' RssAnon + RssShmem", "peak_extra_qemus_bytes"),
+                ("AnonPages + Shmem", "peak_extra_held_bytes"),
+                ("MemFree + per-CPU lists", "peak_extra_free_bytes"),
+                ("MemAvailable", "peak_extra_mem_bytes")]
+    lines, verdicts = [], []
+    for s in sizes:
+        L = [r for r in low if int(r["size_gib"]) == s]
+        P = [r for r in pre if int(r["size_gib"]) == s]
+        M = [r for r in mig if int(r["size_gib"]) == s]
+        if not L:
+            continue
+        guest = s * 1024
+
+        def pct(x):
+            return f"{100 * x / guest:.0f}%" if x is not None else "n/a"
+
+        def mem(rows, key):
+            v = med(rows, key)
+            return v / MiB if v is not None else None
+        parts, met, missed = [], [], []
+        for name, key in measures:
+            lv = mem(L, key)
+            if lv is None:
+                continue
+            (met if lv <= 0.1 * guest else missed).append(name)
+            others = "; ".join(f"{label} {fnum(mem(rows, key), ' MiB')} ({pct(mem(rows, key))})"
+                               for label, rows in (("precopy", P), ("plain migration", M))
+                               if mem(rows, key) is not None)
+            parts.append(f"by {name} {fnum(lv, ' MiB')} (**{pct(lv)}**"
+                         + (f"; {others}" if others else "") + ")")
+        verdicts.append((s, met, missed))
+        pcp = mem(L, "pcp_growth_bytes")
+        thp = note_mib(L, r"old QEMU before: Rss \d+ MiB, AnonHugePages (\d+) MiB")
+        own = mem(L, "reported_extra_mem_bytes")
+        extra = []
+        if pcp is not None:
+            extra.append(f"the per-CPU free lists had grown by {fnum(pcp, ' MiB')} at the lowest "
+                         "MemAvailable")
+        if own is not None:
+            extra.append(f"the new QEMU's private memory (`extra_memory_bytes`) "
+                         f"{fnum(own, ' MiB')}")
+        if thp is not None:
+            extra.append(f"the old QEMU had {thp:.0f} MiB of its guest RAM in transparent huge "
+                         "pages before")
+        part = note_mib(L, r"partially mapped huge pages at most \d+ \(([+-]?\d+),")
+        if part is not None:
+            extra.append(f"at most {part:.0f} more 2 MiB huge pages were partially mapped at a "
+                         f"time (release-ram had discarded some of their 4 KiB pieces; such a "
+                         f"page is freed with its last piece): at most {2 * part:.0f} MiB")
+
+        def t(rows, key):
+            return fnum(med(rows, key), " ms") if rows else "n/a"
+        timing = (f"pause {t(L, 'pause_ms')} (precopy {t(P, 'pause_ms')}, plain migration "
+                  f"{t(M, 'pause_ms')}); until the new QEMU runs the guest "
+                  f"{t(L, 'running_ms')} ({t(P, 'running_ms')}, {t(M, 'running_ms')}); total "
+                  f"{t(L, 'total_ms')} ({t(P, 'total_ms')}, {t(M, 'total_ms')}), of which the "
+                  f"old QEMU exits at {t(L, 'retired_ms')} ({t(P, 'retired_ms')}, "
+                  f"{t(M, 'retired_ms')})")
+        lines.append(f"  - {s} GiB ({len(L)} runs): peak extra host memory "
+                     + "; ".join(parts) + ". Target "
+                     + ("**met** by every measure" if not missed else
+                        "**missed** by " + ", ".join(missed)
+                        + (" (met by " + ", ".join(met) + ")" if met else ""))
+                     + (". Also measured: " + "; ".join(extra) if extra else "") + ". Time: "
+                     + timing + ".")
+    if not lines:
+        return []
+    out = ["- **qemu-upgrade --low-memory (postcopy with release-ram) against precopy and plain "
+           "migration** (target: peak extra host memory at most 10% of guest RAM; a precopy "
+           "or a plain migration needs a second copy, 100%). The same anonymous-RAM VM; the "
+           "new QEMU gets its RAM in a shared memfd, the old QEMU frees each page once sent. "
+           "Medians, % of guest RAM in parentheses, then precopy's and plain migration's "
+           "numbers:", *lines]
+    def where(name):
+        yes = [s for s, met, missed in verdicts if name in met]
+        no = [s for s, met, missed in verdicts if name in missed]
+        if not no:
+            return "met at every size"
+        if not yes:
+            return "missed at every size"
+        return ("met at " + ", ".join(f"{s} GiB" for s in yes) + ", missed at "
+                + ", ".join(f"{s} GiB" for s in no))
+    miss_avail = [s for s, met, missed in verdicts if "MemAvailable" in missed]
+    free_ok = [s for s, met, missed in verdicts if "MemFree + per-CPU lists" in met]
+    summary = ("  - So, the target (at most 10% of guest RAM): by what the two QEMUs hold "
+               f"(RssAnon + RssShmem, immune to other jobs) {where(measures[0][0])}; by "
+               f"AnonPages + Shmem (host-wide) {where('AnonPages + Shmem')}; by every free "
+               f"page (MemFree + per-CPU lists, host-wide) {where('MemFree + per-CPU lists')}; "
+               f"by MemAvailable {where('MemAvailable')}.")
+    if miss_avail:
+        summary += (" Why MemAvailable misses: the pages the old QEMU frees (release-ram's "
+                    "`MADV_DONTNEED` after each send; its guest RAM is in 2 MiB transparent "
+                    "huge pages, each freed whole once its last 4 KiB piece is discarded) "
+                    "and the allocator's traffic for the new QEMU's 4 KiB shmem pages end up "
+                    "on the page allocator's per-CPU free lists, which the kernel lets grow "
+                    "under heavy free/allocate traffic (automatic `pcp->high` tuning) and "
+                    "shrinks only slowly afterwards. Those pages are free, and the kernel "
+                    "drains the lists under memory pressure, but MemFree and so MemAvailable "
+                    "do not count them: MemAvailable drops by about a guest's worth although "
+                    "no process holds a second copy. Anything that admits work by "
+                    "MemAvailable sees the drop.")
+    if len(free_ok) < len(verdicts):
+        summary += (" Where even MemFree + per-CPU lists misses, memory was really in use "
+                    "beyond the QEMUs' pages: see the QEMUs' own peak above (the old QEMU "
+                    "still holding pages the new one already has) and the `note` column "
+                    "(the old QEMU's RSS and AnonHugePages at the peak).")
+    summary += (" Pause: the postcopy switch moves only the device state (QEMU's downtime "
+                "about 1 ms); the guest then runs on the new QEMU while its pages follow "
+                "(a page it touches first is fetched on demand), where a precopy stops it "
+                "for its last round (some hundred ms). Total: every page still crosses once, "
+                "so the total is of the order of the precopy's.")
+    out.append(summary)
+    return out
+
+
 def notes(rows, sizes):
     """Observations computed from this run's numbers."""
     ok = [r for r in rows if r["result"] == "ok"]
@@ -886,6 +1072,7 @@ def notes(rows, sizes):
     up = [r for r in ok if r["method"] == "qemu-upgrade"]
     mig = [r for r in ok if r["method"] == "plain-migration"]
     pre = [r for r in ok if r["method"] == "qemu-upgrade-precopy"]
+    out += compare_lowmem(ok, sizes)
     out += compare_precopy(ok, sizes)
     if up:
         parts = []
@@ -938,7 +1125,9 @@ def notes(rows, sizes):
                        "`ram_copied_bytes` and the new QEMU's RAM mapping; their `RAM sent` is "
                        "the report's `transferred_bytes` (QEMU's `ram.transferred`, as for "
                        "plain migration).")
-    for name, rs in (("plain migrations", mig), ("qemu-upgrade precopy runs", pre)):
+    low = [r for r in ok if r["method"] == "qemu-upgrade-lowmem"]
+    for name, rs in (("plain migrations", mig), ("qemu-upgrade precopy runs", pre),
+                     ("qemu-upgrade low-memory (postcopy) runs", low)):
         over = [r for r in rs if r["ram_transferred_bytes"] and
                 int(r["ram_transferred_bytes"]) > 1.1 * int(r["size_gib"]) * GiB]
         if over:
@@ -961,7 +1150,7 @@ def notes(rows, sizes):
                                              f"{float(r['downtime_ms']):.0f} ms"
                                              for r in over_dt) + ")." if over_dt else ""))
     gaps = []
-    for m in ("qemu-upgrade", "qemu-upgrade-precopy", "plain-migration"):
+    for m in METHOD_ORDER:
         for sz in sizes:
             rs = [r for r in ok if r["method"] == m and int(r["size_gib"]) == sz
                   and r.get("peak_extra_held_bytes") not in ("", None)]
@@ -970,7 +1159,7 @@ def notes(rows, sizes):
                                        int(r["peak_extra_held_bytes"])) / MiB for r in rs)
                 gaps.append(f"{m} {sz} GiB {g:+.0f} MiB")
     if gaps:
-        out.append("- The two memory rows differ by what MemAvailable counts and AnonPages + "
+        out.append("- The first two memory rows differ by what MemAvailable counts and AnonPages + "
                    "Shmem does not: free pages parked on the kernel's per-CPU lists (not counted "
                    "as free; a copy into 4 KiB shmem pages makes them grow, see README.md, "
                    "Caveats), other kernel memory that /proc/meminfo does not itemize, other "
@@ -989,10 +1178,8 @@ def cmd_report(a):
         rows = list(csv.DictReader(f))
     sizes = sorted({int(r["size_gib"]) for r in rows})
     present = {r["method"] for r in rows}
-    methods = [m for m in ("qemu-upgrade", "qemu-upgrade-precopy", "plain-migration")
-               if m in present]
-    heads = {"qemu-upgrade": "qemu-upgrade (in place)", "plain-migration": "plain migration",
-             "qemu-upgrade-precopy": "qemu-upgrade (precopy)"}
+    methods = [m for m in METHOD_ORDER if m in present]
+    heads = METHOD_HEADS
     metrics = [
         ("QEMU downtime", "downtime_ms", 1, " ms"),
         ("guest pause (STOP -> RESUME)", "pause_ms", 1, " ms"),
@@ -1001,6 +1188,9 @@ def cmd_report(a):
         ("... until the old QEMU has exited", "retired_ms", 1, " ms"),
         ("peak extra host memory (MemAvailable)", "peak_extra_mem_bytes", MiB, " MiB"),
         ("... held by processes (AnonPages + Shmem)", "peak_extra_held_bytes", MiB, " MiB"),
+        ("... held by the two QEMUs (RssAnon + RssShmem)", "peak_extra_qemus_bytes", MiB,
+         " MiB"),
+        ("... all free pages (MemFree + per-CPU lists)", "peak_extra_free_bytes", MiB, " MiB"),
         ("guest RAM sent", "ram_transferred_bytes", MiB, " MiB"),
     ]
     qver = subprocess.run([a.qemu, "--version"], capture_output=True,
@@ -1017,7 +1207,8 @@ def cmd_report(a):
     except OSError:
         commit, dirty = "", []
     out = []
-    out.append("# qemu-upgrade (in place, and by precopy) vs. plain localhost migration\n")
+    out.append("# qemu-upgrade (in place, low-memory postcopy, and precopy) vs. plain localhost "
+               "migration\n")
     out.append(f"- Command: `{a.command}`")
     stamps = sorted(r["timestamp"] for r in rows if r["timestamp"])
     out.append(f"- Date: runs from {stamps[0]} to {stamps[-1]}, report written "
@@ -1043,7 +1234,12 @@ def cmd_report(a):
                "`migrate uri=unix:...`; qemu-upgrade (precopy): the plain-migration VM "
                "(anonymous RAM), `qemu-upgrade --pid PID --new-binary QEMU --json "
                "--allow-copy`, strategy `precopy` (it sets the same `max-bandwidth`, keeps the "
-               "default `downtime-limit`)")
+               "default `downtime-limit`); qemu-upgrade (low-memory): the same anonymous-RAM VM, "
+               "`qemu-upgrade --pid PID --new-binary QEMU --json --low-memory`, strategy "
+               "`postcopy` (capabilities `postcopy-ram` and `release-ram`, "
+               "`migrate-start-postcopy` right after `migrate`"
+               + (": a live postcopy" if a.accel == "kvm" else
+                  "; under TCG before QEMU 9.0 the guest is stopped first") + ")")
     waits = sorted({(int(r["size_gib"]), r["wait_s"]) for r in rows if r.get("wait_s")})
     if waits:
         out.append("- Between filling guest RAM and the measured operation every run waited "
@@ -1055,17 +1251,24 @@ def cmd_report(a):
                "except the first MiB and the 32 MiB below the top of low memory (the idle "
                "firmware's pages); checked again in the new QEMU after every run")
     out.append("")
-    out.append("Median of the runs, [min, max] in brackets. Pause for qemu-upgrade (both "
-               "strategies) is its own `pause_ms`; for plain migration the destination's RESUME "
+    out.append("Median of the runs, [min, max] in brackets. Pause for qemu-upgrade (every "
+               "strategy) is its own `pause_ms`; for plain migration the destination's RESUME "
                "event timestamp minus the source's STOP event timestamp. Total time: "
                "qemu-upgrade's `total_ms` (it returns once the old QEMU has exited); plain "
                "migration from starting the destination QEMU to its RESUME event (the source "
                "still exists). The two rows below it split all of them the same way: until the "
                "guest runs in the new QEMU (qemu-upgrade: the report's `commit_ms`), and until "
-               "the old QEMU has exited (plain migration: after `quit` on the source). Guest RAM "
-               "sent: in place, the report's `ram_copied_bytes`; precopy, its "
-               "`transferred_bytes`; plain migration, `ram.transferred` of `query-migrate`. See "
-               "README.md for the definitions.\n")
+               "the old QEMU has exited (plain migration: after `quit` on the source). For the "
+               "low-memory postcopy the guest runs on the new QEMU from the switch on while its "
+               "pages still follow, and the report's `commit_ms` is stamped only after the last "
+               "page: its \"until the new QEMU runs the guest\" is the tool's `postcopy switch` "
+               "progress line plus `pause_ms`, and its total includes moving every page. Peak "
+               "extra host memory, three ways: the drop of MemAvailable; the rise of AnonPages + "
+               "Shmem (what processes hold); the drop of MemFree plus the free pages on the "
+               "kernel's per-CPU lists (every free page; MemAvailable leaves the per-CPU lists "
+               "out). Guest RAM sent: in place, the report's `ram_copied_bytes`; precopy and "
+               "postcopy, its `transferred_bytes`; plain migration, `ram.transferred` of "
+               "`query-migrate`. See README.md for the definitions.\n")
     out.append("| guest RAM | metric | " + " | ".join(heads[m] for m in methods) + " |")
     out.append("|" + " --- |" * (len(methods) + 2))
     skipped = []
@@ -1095,14 +1298,16 @@ def cmd_report(a):
                "QEMU runs the guest / the old QEMU has exited; `wall` is the qemu-upgrade "
                "command's own run time, or for plain migration the host time from starting the "
                "destination to seeing its RESUME event; `samples`/`gap` are the memory sampler's "
-               "sample count and largest interval; `extra mem`/`held`: the peak extra host memory "
-               "by MemAvailable / by AnonPages + Shmem; `wait s` the idle time between the fill and the "
+               "sample count and largest interval; `extra mem`/`held`/`free`: the peak extra host "
+               "memory by MemAvailable / by AnonPages + Shmem / by MemFree + per-CPU lists; "
+               "`pcp`: how much the per-CPU free lists had grown at the lowest MemAvailable; "
+               "`wait s` the idle time between the fill and the "
                "operation; `load` is the host's 1-minute load average when the operation started "
                "(the machine is shared).\n")
     out.append("| GiB | method | run | result | downtime ms | pause ms | total ms | running ms | "
-               "retired ms | wall ms | RAM sent MiB | extra mem MiB | held MiB | samples | gap ms | "
-               "fill s | wait s | bad pages | load | note |")
-    out.append("|" + " --- |" * 20)
+               "retired ms | wall ms | RAM sent MiB | extra mem MiB | held MiB | free MiB | pcp MiB | "
+               "samples | gap ms | fill s | wait s | bad pages | load | note |")
+    out.append("|" + " --- |" * 22)
     for r in rows:
         def mib(x):
             return f"{int(x) / MiB:.1f}" if x not in ("", None) else ""
@@ -1111,6 +1316,7 @@ def cmd_report(a):
                    f"{r['running_ms']} | {r['retired_ms']} | {r['wall_ms']} | "
                    f"{mib(r['ram_transferred_bytes'])} | {mib(r['peak_extra_mem_bytes'])} | "
                    f"{mib(r.get('peak_extra_held_bytes'))} | "
+                   f"{mib(r.get('peak_extra_free_bytes'))} | {mib(r.get('pcp_growth_bytes'))} | "
                    f"{r['mem_samples']} | {r['mem_max_gap_ms']} | {r['fill_s']} | "
                    f"{r.get('wait_s', '')} | "
                    f"{r['verify_bad_pages']} | {r['loadavg']} | "
