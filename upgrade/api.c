@@ -301,6 +301,7 @@ int qu_recover(FILE *out)
 		close(lock);
 	}
 	closedir(d);
+	qu_memory_unbook(); /* bookings of tools that died */
 	if (failed)
 		return fail(-EIO, "some upgrades could not be settled: see above");
 	return settled;

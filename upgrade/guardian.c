@@ -1,6 +1,7 @@
 #include "upgrade/guardian.h"
 #include "upgrade/io.h"
 #include "upgrade/journal.h"
+#include "upgrade/memory.h"
 #include "upgrade/log.h"
 #include "upgrade/settle.h"
 
@@ -28,9 +29,12 @@ static void guard(pid_t old_pid, int link)
 	/* The tool is gone without a word: settle what its journal says. */
 	struct qu_journal j;
 	qu_state_path(old_pid, "journal", path, sizeof(path));
-	if (qu_journal_read(path, &j) < 0)
+	if (qu_journal_read(path, &j) < 0) {
+		qu_memory_unbook(); /* the dead tool's booking, if it had one */
 		return; /* no journal: the tool died before touching anything, or after finishing */
+	}
 	int r = qu_settle(&j, what, sizeof(what));
+	qu_memory_unbook();
 	fprintf(stderr, "qemu-upgrade guardian: %s%s\n", what, r < 0 ? " (run qemu-upgrade --recover)" : "");
 }
 

@@ -99,21 +99,33 @@ struct booking {
 	long long bytes;
 };
 
+static void ledger_path(char *path, size_t len)
+{
+	snprintf(path, len, "%s/memory.ledger", qu_state_dir());
+}
+
+/* The ledger, locked. An empty ledger is removed (so a state directory holds nothing once
+ * all is done): a process that opened it just before must then open it anew. */
 static int ledger_open(void)
 {
 	char path[PATH_MAX];
-	snprintf(path, sizeof(path), "%s/memory.ledger", qu_state_dir());
+	ledger_path(path, sizeof(path));
 	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
 		return qu_err(-errno, "cannot create the state directory %s: %s", qu_state_dir(), strerror(errno));
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return qu_err(-errno, "cannot open %s: %s", path, strerror(errno));
-	if (flock(fd, LOCK_EX) < 0) {
-		int e = errno;
+	for (;;) {
+		struct stat a, b;
+		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return qu_err(-errno, "cannot open %s: %s", path, strerror(errno));
+		if (flock(fd, LOCK_EX) < 0) {
+			int e = errno;
+			close(fd);
+			return qu_err(-e, "cannot lock %s: %s", path, strerror(e));
+		}
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			return fd;
 		close(fd);
-		return qu_err(-e, "cannot lock %s: %s", path, strerror(e));
 	}
-	return fd;
 }
 
 /* The live bookings, without ours. */
@@ -143,6 +155,12 @@ static void ledger_write(int fd, const struct booking *b, size_t n)
 	size_t len = 0;
 	for (size_t i = 0; i < n; i++)
 		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu %lld\n", (int)b[i].pid, b[i].start, b[i].bytes);
+	if (n == 0) {
+		char path[PATH_MAX];
+		ledger_path(path, sizeof(path));
+		unlink(path);
+		return;
+	}
 	if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, len, 0) == (ssize_t)len)
 		fsync(fd);
 }

@@ -19,7 +19,8 @@ long long qu_memory_room(const struct qu_context *ctx, char *where, size_t len);
  * too little room. Returns 0 (booked; *waited_ms says how long it waited), or -errno with a
  * message. */
 int qu_memory_book(long long need, const struct qu_context *ctx, uint64_t deadline_us, double *waited_ms);
-/* Drops this process's booking (also implied when the process is gone). */
+/* Drops this process's booking, and those of processes that are gone (the guardian calls
+ * it for a tool that died). */
 void qu_memory_unbook(void);
 
 #endif
