@@ -2,6 +2,7 @@
 #include "qemu-upgrade.h"
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
+#include "qemu-integration/ramblocks.h"
 #include "upgrade/clock.h"
 #include "upgrade/fault.h"
 #include "upgrade/guardian.h"
@@ -236,11 +237,32 @@ static void add_target_stderr(struct txn *t)
 	qu_err(-qu_err_errno(), "%s; the new QEMU said: %s", msg, buf);
 }
 
+/* Firmware and ROMs are RAM blocks: a new release whose files changed size would have its
+ * stream rejected. Compared while the old QEMU still runs untouched. */
+static int check_ramblocks(struct txn *t)
+{
+	struct qu_ramblock *old = calloc(2 * QU_MAX_RAMBLOCKS, sizeof(*old));
+	char why[512];
+	if (!old)
+		return -ENOMEM;
+	int nold = qu_ramblocks_query(t->old, t->deadline, old, QU_MAX_RAMBLOCKS), nnew = -1, r = 0;
+	if (nold >= 0)
+		nnew = qu_ramblocks_query(t->ctl, t->deadline, old + QU_MAX_RAMBLOCKS, QU_MAX_RAMBLOCKS);
+	if (nold < 0 || nnew < 0)
+		qu_debug("RAM blocks not compared (info ramblock: %s)", strerror(-(nold < 0 ? nold : nnew)));
+	else if (qu_ramblocks_compare(old, (size_t)nold, old + QU_MAX_RAMBLOCKS, (size_t)nnew, why, sizeof(why)) < 0)
+		r = qu_err(-EINVAL, "%s", why);
+	free(old);
+	return r;
+}
+
 static int prepare_target(struct txn *t)
 {
 	int r = qu_qmp_connect(t->j.ctl, t->deadline, &t->ctl);
 	if (r < 0)
 		return qu_err_wrap(r, "the new QEMU's monitor");
+	if ((r = check_ramblocks(t)) < 0)
+		return r;
 	struct qu_mig_settings want = { .ignore_shared = t->plan->ignore_shared, .events = 1,
 					.postcopy = t->plan->postcopy };
 	r = qu_mig_set(t->ctl, &want, t->deadline);
@@ -392,7 +414,7 @@ static int cpr_start(struct txn *t)
 	if ((r = qu_qmp_connect(t->j.ctl, t->deadline, &t->ctl)) < 0)
 		return qu_err_wrap(r, "the new QEMU's monitor");
 	want = (struct qu_mig_settings){ .events = 1 };
-	if ((r = check_same_ram(t)) < 0 || (r = qu_mig_set(t->ctl, &want, t->deadline)) < 0)
+	if ((r = check_same_ram(t)) < 0 || (r = check_ramblocks(t)) < 0 || (r = qu_mig_set(t->ctl, &want, t->deadline)) < 0)
 		return r;
 	args = json_object_new_object();
 	ch = json_object_new_array();

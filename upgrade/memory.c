@@ -90,7 +90,7 @@ long long qu_memory_room(const struct qu_context *ctx, char *where, size_t len)
 	return room;
 }
 
-#define LEDGER_MAX 256
+#define LEDGER_MAX 128
 #define BOOK_POLL_US 250000u
 
 struct booking {

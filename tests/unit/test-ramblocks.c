@@ -1,0 +1,88 @@
+/* qemu-integration/ramblocks.c: `info ramblock` as QEMU 7.2 and 10.0 print it, and which size
+ * differences QEMU's migration accepts. */
+#include "unit.h"
+#include "qemu-integration/ramblocks.h"
+
+static const char *const info_72 =
+	"              Block Name    PSize              Offset               Used              Total\r\n"
+	"                  pc.ram    4 KiB  0x0000000000000000 0x0000000008000000 0x0000000008000000\r\n"
+	"    /rom@etc/acpi/tables    4 KiB  0x00000000080c0000 0x0000000000020000 0x0000000000200000\r\n"
+	"                 pc.bios    4 KiB  0x0000000008000000 0x0000000000040000 0x0000000000040000\r\n"
+	"0000:00:01.0/virtio-net-pci.rom    4 KiB  0x0000000008080000 0x0000000000040000 0x0000000000040000\r\n"
+	"                  pc.rom    4 KiB  0x0000000008040000 0x0000000000020000 0x0000000000020000\r\n";
+
+static void parses_every_block(void **state)
+{
+	(void)state;
+	struct qu_ramblock b[QU_MAX_RAMBLOCKS];
+	assert_int_equal(qu_ramblocks_parse(info_72, b, QU_MAX_RAMBLOCKS), 5);
+	assert_string_equal(b[0].name, "pc.ram");
+	assert_int_equal(b[0].used, 0x8000000);
+	assert_string_equal(b[1].name, "/rom@etc/acpi/tables");
+	assert_int_equal(b[1].used, 0x20000);
+	assert_int_equal(b[1].total, 0x200000);
+	assert_string_equal(b[3].name, "0000:00:01.0/virtio-net-pci.rom");
+}
+
+static void not_a_table_is_refused(void **state)
+{
+	(void)state;
+	struct qu_ramblock b[4];
+	assert_int_equal(qu_ramblocks_parse("unknown command: 'info ramblock'\r\n", b, 4), -EBADMSG);
+}
+
+static void same_blocks_fit(void **state)
+{
+	(void)state;
+	struct qu_ramblock a[QU_MAX_RAMBLOCKS], n[QU_MAX_RAMBLOCKS];
+	char why[512] = "";
+	int na = qu_ramblocks_parse(info_72, a, QU_MAX_RAMBLOCKS), nn = qu_ramblocks_parse(info_72, n, QU_MAX_RAMBLOCKS);
+	n[1].used = 0x10000; /* a resizable block may be smaller now: it grows to what arrives */
+	assert_int_equal(qu_ramblocks_compare(a, (size_t)na, n, (size_t)nn, why, sizeof(why)), 0);
+}
+
+static void bigger_bios_is_named(void **state)
+{
+	(void)state;
+	struct qu_ramblock a[QU_MAX_RAMBLOCKS], n[QU_MAX_RAMBLOCKS];
+	char why[512] = "";
+	int na = qu_ramblocks_parse(info_72, a, QU_MAX_RAMBLOCKS), nn = qu_ramblocks_parse(info_72, n, QU_MAX_RAMBLOCKS);
+	n[2].used = n[2].total = 0x80000;
+	assert_int_equal(qu_ramblocks_compare(a, (size_t)na, n, (size_t)nn, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "'pc.bios' is 256 KiB in the running VM but 512 KiB in the new QEMU"));
+}
+
+static void resizable_block_over_its_maximum(void **state)
+{
+	(void)state;
+	struct qu_ramblock a[QU_MAX_RAMBLOCKS], n[QU_MAX_RAMBLOCKS];
+	char why[512] = "";
+	int na = qu_ramblocks_parse(info_72, a, QU_MAX_RAMBLOCKS), nn = qu_ramblocks_parse(info_72, n, QU_MAX_RAMBLOCKS);
+	a[1].used = 0x400000;
+	assert_int_equal(qu_ramblocks_compare(a, (size_t)na, n, (size_t)nn, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "'/rom@etc/acpi/tables' is 4 MiB in the running VM but at most 2 MiB"));
+}
+
+static void missing_block_is_named(void **state)
+{
+	(void)state;
+	struct qu_ramblock a[QU_MAX_RAMBLOCKS], n[QU_MAX_RAMBLOCKS];
+	char why[512] = "";
+	int na = qu_ramblocks_parse(info_72, a, QU_MAX_RAMBLOCKS), nn = qu_ramblocks_parse(info_72, n, QU_MAX_RAMBLOCKS);
+	assert_int_equal(qu_ramblocks_compare(a, (size_t)na, n, (size_t)nn - 2, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "no RAM block '0000:00:01.0/virtio-net-pci.rom'"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(parses_every_block),
+		cmocka_unit_test(not_a_table_is_refused),
+		cmocka_unit_test(same_blocks_fit),
+		cmocka_unit_test(bigger_bios_is_named),
+		cmocka_unit_test(resizable_block_over_its_maximum),
+		cmocka_unit_test(missing_block_is_named),
+	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
