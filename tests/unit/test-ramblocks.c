@@ -11,10 +11,13 @@ static const char *const info_72 =
 	"0000:00:01.0/virtio-net-pci.rom    4 KiB  0x0000000008080000 0x0000000000040000 0x0000000000040000\r\n"
 	"                  pc.rom    4 KiB  0x0000000008040000 0x0000000000020000 0x0000000000020000\r\n";
 
+/* Big: kept off the stack (the sanitizer build limits frames). */
+static struct qu_ramblock a[QU_MAX_RAMBLOCKS], n[QU_MAX_RAMBLOCKS];
+
 static void parses_every_block(void **state)
 {
 	(void)state;
-	struct qu_ramblock b[QU_MAX_RAMBLOCKS];
+	struct qu_ramblock *b = a;
 	assert_int_equal(qu_ramblocks_parse(info_72, b, QU_MAX_RAMBLOCKS), 5);
 	assert_string_equal(b[0].name, "pc.ram");
 	assert_int_equal(b[0].used, 0x8000000);
@@ -34,7 +37,6 @@ static void not_a_table_is_refused(void **state)
 static void same_blocks_fit(void **state)
 {
 	(void)state;
-	struct qu_ramblock a[QU_MAX_RAMBLOCKS], n[QU_MAX_RAMBLOCKS];
 	char why[512] = "";
 	int na = qu_ramblocks_parse(info_72, a, QU_MAX_RAMBLOCKS), nn = qu_ramblocks_parse(info_72, n, QU_MAX_RAMBLOCKS);
 	n[1].used = 0x10000; /* a resizable block may be smaller now: it grows to what arrives */
@@ -44,7 +46,6 @@ static void same_blocks_fit(void **state)
 static void bigger_bios_is_named(void **state)
 {
 	(void)state;
-	struct qu_ramblock a[QU_MAX_RAMBLOCKS], n[QU_MAX_RAMBLOCKS];
 	char why[512] = "";
 	int na = qu_ramblocks_parse(info_72, a, QU_MAX_RAMBLOCKS), nn = qu_ramblocks_parse(info_72, n, QU_MAX_RAMBLOCKS);
 	n[2].used = n[2].total = 0x80000;
@@ -55,7 +56,6 @@ static void bigger_bios_is_named(void **state)
 static void resizable_block_over_its_maximum(void **state)
 {
 	(void)state;
-	struct qu_ramblock a[QU_MAX_RAMBLOCKS], n[QU_MAX_RAMBLOCKS];
 	char why[512] = "";
 	int na = qu_ramblocks_parse(info_72, a, QU_MAX_RAMBLOCKS), nn = qu_ramblocks_parse(info_72, n, QU_MAX_RAMBLOCKS);
 	a[1].used = 0x400000;
@@ -66,7 +66,6 @@ static void resizable_block_over_its_maximum(void **state)
 static void missing_block_is_named(void **state)
 {
 	(void)state;
-	struct qu_ramblock a[QU_MAX_RAMBLOCKS], n[QU_MAX_RAMBLOCKS];
 	char why[512] = "";
 	int na = qu_ramblocks_parse(info_72, a, QU_MAX_RAMBLOCKS), nn = qu_ramblocks_parse(info_72, n, QU_MAX_RAMBLOCKS);
 	assert_int_equal(qu_ramblocks_compare(a, (size_t)na, n, (size_t)nn - 2, why, sizeof(why)), -EINVAL);
