@@ -361,7 +361,7 @@ int main(int argc, char **argv)
 		if (fd < 0 || qu_write_stream(h, fd) < 0) {
 			fprintf(stderr, "qemu-upgrade: cannot write the stream to %s: %s\n", stream_out,
 				fd < 0 ? strerror(errno) : qu_get_error());
-			rc = EXIT_FAILED;
+			rc = EXIT_USAGE; /* nothing was touched: a bad path */
 		}
 		if (fd >= 0)
 			close(fd);

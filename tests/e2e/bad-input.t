@@ -5,7 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 28
+tap_plan 37
 vm_start bad || exit 1
 vm_wait_ready || exit 1
 
@@ -16,7 +16,7 @@ expect_error() {
 	err=$("$QU_BIN" --quiet "$@" 2>&1 >/dev/null)
 	rc=$?
 	tap_diag "$desc: exit $rc: $err"
-	[ "$rc" = "$want" ] && grep -qE "$pattern" <<<"$err"
+	[ "$rc" = "$want" ] && grep -qE -e "$pattern" <<<"$err"
 	tap_ok $? "$desc: exit $want and says '$pattern'"
 }
 
@@ -84,6 +84,26 @@ expect_error "--jobs out of range" 2 "give a number from 1 to 64" --all --jobs 0
 expect_error "--binary without --all" 2 "go with --all" --pid "$VM_PID" --binary /usr/bin/qemu-system-x86_64
 echo "jobs = many" >"$VM_DIR/bad.conf"
 QEMU_UPGRADE_CONF=$VM_DIR/bad.conf expect_error "a malformed configuration file" 2 "bad.conf:1: bad value 'many' for 'jobs'" --all --dry-run
+expect_error "--max-downtime out of range" 2 "--max-downtime 0: give milliseconds, 1 to 60000" --pid "$VM_PID" --max-downtime 0
+expect_error "--max-bandwidth not a number" 2 "--max-bandwidth lots: give MiB/s" --pid "$VM_PID" --max-bandwidth lots
+expect_error "a stray argument" 2 "unexpected argument 'now'" --pid "$VM_PID" now
+expect_error "--recover with --pid" 2 "--recover settles every interrupted upgrade; it takes no --pid" --recover --pid "$VM_PID"
+expect_error "--write-stream into a missing directory" 2 "cannot write the stream to /nonexistent/dir/s.bin" --pid "$VM_PID" --write-stream /nonexistent/dir/s.bin
+# Subcommands that take their own arguments (no --quiet in front).
+expect_error_raw() {
+	local desc=$1 want=$2 pattern=$3 err rc
+	shift 3
+	err=$("$QU_BIN" "$@" 2>&1)
+	rc=$?
+	tap_diag "$desc: exit $rc: $(tail -n 3 <<<"$err")"
+	[ "$rc" = "$want" ] && grep -qE -e "$pattern" <<<"$err"
+	tap_ok $? "$desc: exit $want and says '$pattern'"
+}
+expect_error_raw "inspect without --pid" 2 "which VM\\? Give --pid PID" inspect
+expect_error_raw "dump-stream of a missing file" 2 "cannot open /nonexistent.bin: No such file" dump-stream /nonexistent.bin
+head -c 100 /dev/urandom >"$VM_DIR/junk.bin"
+expect_error_raw "dump-stream of a file that is not a stream" 1 "junk.bin: damaged record at byte 0" dump-stream "$VM_DIR/junk.bin"
+expect_error_raw "check of a binary that does not exist" 1 "new binary /nonexistent/qemu: No such file or directory" check --binary /nonexistent/qemu
 
 # Another client holds the VM's only QMP connection: a clear error within seconds.
 socat -u "UNIX-CONNECT:$VM_QMP" /dev/null 2>/dev/null &
