@@ -35,6 +35,10 @@ vm_start hook-system -name hook-system || exit 1
 dir[s]=$VM_DIR pid[s]=$VM_PID
 for vm in a b s; do VM_SERIAL=${dir[$vm]}/serial.log VM_PID=${pid[$vm]} vm_wait_ready || exit 1; done
 
+# Another test's --all (rpm-hook.t) must not run at the same moment: each would upgrade the
+# other's replaced VMs.
+exec 8>"$QU_BUILD/package-hooks.lock"
+flock 8
 # The package upgrade, as dpkg unpacks it.
 (cd "$new_root" && find usr -type f -o -type l) | while read -r f; do
 	mkdir -p "$(dirname "$P/$f")"
@@ -73,4 +77,5 @@ tap_ok $? "the VM on the system's QEMU is untouched and running"
 out=$("$QU_BIN" --all --json)
 jq -e '.result == "nothing"' <<<"$out" >/dev/null
 tap_ok $? "a second --all finds nothing to do"
+flock -u 8
 tap_done
