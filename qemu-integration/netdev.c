@@ -65,7 +65,7 @@ static int numbered_fds(const char *fd, const char *fds, int *out, int max)
 }
 
 static int add_tap(struct qu_vm *vm, long arg, const char *id, const char *ifname, const char *fd,
-		   const char *fds, const char *downscript)
+		   const char *fds, const char *downscript, int vhost)
 {
 	struct qu_tap *t;
 	if (vm->ntaps == QU_MAX_NETDEVS)
@@ -74,6 +74,7 @@ static int add_tap(struct qu_vm *vm, long arg, const char *id, const char *ifnam
 	memset(t, 0, sizeof(*t));
 	t->arg = arg;
 	snprintf(t->id, sizeof(t->id), "%s", id ? id : "");
+	t->vhost = vhost;
 	if (fd || fds) {
 		t->nfds = numbered_fds(fd, fds, t->old_fds, QU_MAX_QUEUES);
 		if (t->nfds > 0)
@@ -102,17 +103,22 @@ int qu_find_taps(struct qu_vm *vm)
 			for (int j = 0; o && j < 6; j++)
 				if (json_object_object_get_ex(o, k[j], &v))
 					s[j] = json_object_get_string(v);
+			int vhost = o && ((json_object_object_get_ex(o, "vhost", &v) && json_object_get_boolean(v)) ||
+					  json_object_object_get_ex(o, "vhostfd", &v) || json_object_object_get_ex(o, "vhostfds", &v));
 			if (s[0] && !strcmp(s[0], "tap"))
-				r = add_tap(vm, i, s[1], s[2], s[3], s[4], s[5]);
+				r = add_tap(vm, i, s[1], s[2], s[3], s[4], s[5], vhost);
 			json_object_put(o);
 		} else {
 			struct qu_opts o;
 			if (qu_opts_parse(val, "type", &o) < 0)
 				return -ENOMEM;
 			const char *type = qu_opts_get(&o, "type");
+			const char *vh = qu_opts_get(&o, "vhost"), *vf = qu_opts_get(&o, "vhostforce");
+			int vhost = (vh && (!strcmp(vh, "on") || !strcmp(vh, "true") || !strcmp(vh, "yes"))) ||
+				    (vf && !strcmp(vf, "on")) || qu_opts_get(&o, "vhostfd") || qu_opts_get(&o, "vhostfds");
 			if (type && !strcmp(type, "tap"))
 				r = add_tap(vm, i, qu_opts_get(&o, "id"), qu_opts_get(&o, "ifname"), qu_opts_get(&o, "fd"),
-					    qu_opts_get(&o, "fds"), qu_opts_get(&o, "downscript"));
+					    qu_opts_get(&o, "fds"), qu_opts_get(&o, "downscript"), vhost);
 			qu_opts_free(&o);
 		}
 		if (r < 0)

@@ -218,18 +218,20 @@ static int reconnect_clients(struct qu_plan *p)
 }
 
 /* -netdev tap,id=n0,ifname=tap0,... -> -netdev tap,id=n0,fd=N (fds=N:M:... for several
- * queues). The new QEMU gets the old one's queues; scripts never run again, and a vhost
- * descriptor of the old QEMU cannot be reused (it is owned by that process): vhost=on
- * makes the new QEMU open its own. */
+ * queues). The new QEMU gets the old one's queues; scripts never run again. A vhost
+ * descriptor of the old QEMU cannot be reused (its owner is that process), and a QEMU that
+ * runs unprivileged cannot open /dev/vhost-net itself: the tool opens one per queue and
+ * passes it as vhostfd=/vhostfds=, as libvirt does. */
 static const char *const dropped_tap_props[] = { "ifname", "script", "downscript", "helper", "br",
-						 "fd", "fds", "queues", "vhostfd", "vhostfds", NULL };
+						 "fd", "fds", "queues", "vhostfd", "vhostfds", "vhost",
+						 "vhostforce", NULL };
 
 static int rewrite_taps(const struct qu_vm *vm, struct qu_plan *p)
 {
 	for (size_t k = 0; k < vm->ntaps; k++) {
 		const struct qu_tap *t = &vm->taps[k];
 		struct qu_opts o;
-		char fds[QU_MAX_QUEUES * 8] = "", name[128];
+		char fds[QU_MAX_QUEUES * 8] = "", vhostfds[QU_MAX_QUEUES * 8] = "", name[128];
 		if (t->nfds == 0 || p->argv.a[t->arg].val[0] == '{')
 			continue; /* refused below */
 		for (int q = 0; q < t->nfds; q++) {
@@ -238,15 +240,20 @@ static int rewrite_taps(const struct qu_vm *vm, struct qu_plan *p)
 			if (target < 0)
 				return target;
 			snprintf(fds + strlen(fds), sizeof(fds) - strlen(fds), "%s%d", q ? ":" : "", target);
+			if (!t->vhost)
+				continue;
+			snprintf(name, sizeof(name), "vhost-net for tap '%s' queue %d", t->id, q);
+			if ((target = carry(p, -1, QU_FD_VHOST, name)) < 0)
+				return target;
+			snprintf(vhostfds + strlen(vhostfds), sizeof(vhostfds) - strlen(vhostfds), "%s%d", q ? ":" : "", target);
 		}
 		if (qu_opts_parse(p->argv.a[t->arg].val, "type", &o) < 0)
 			return -ENOMEM;
-		int vhostfd = qu_opts_get(&o, "vhostfd") || qu_opts_get(&o, "vhostfds");
 		for (const char *const *d = dropped_tap_props; *d; d++)
 			qu_opts_del(&o, *d);
 		int r = qu_opts_set(&o, t->nfds == 1 ? "fd" : "fds", fds);
-		if (r == 0 && vhostfd)
-			r = qu_opts_set(&o, "vhost", "on");
+		if (r == 0 && t->vhost)
+			r = qu_opts_set(&o, t->nfds == 1 ? "vhostfd" : "vhostfds", vhostfds);
 		if (r == 0)
 			r = set_opts_arg(&p->argv, (size_t)t->arg, "netdev", &o);
 		qu_opts_free(&o);

@@ -81,6 +81,13 @@ static int harvest(struct txn *t)
 					      p->fds[i].size, strerror(errno));
 			continue;
 		}
+		if (p->fds[i].kind == QU_FD_VHOST) {
+			/* The new QEMU becomes its owner (VHOST_SET_OWNER) when it sets the tap up. */
+			t->local[i] = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+			if (t->local[i] < 0)
+				return qu_err(-errno, "cannot open /dev/vhost-net for %s: %s", p->fds[i].name, strerror(errno));
+			continue;
+		}
 		if (p->fds[i].kind == QU_FD_NAMESPACE) {
 			char path[64];
 			snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)t->vm->pid, p->fds[i].name);

@@ -291,5 +291,9 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 			 p->target.ver[2], vm->machine);
 	if ((r = add_stdio(vm, p)) < 0 || (r = add_namespaces(vm, p)) < 0 || (r = qu_rewrite(vm, p)) < 0)
 		return r;
+	for (size_t i = 0; i < vm->ntaps && !p->refusal[0]; i++)
+		if (vm->taps[i].vhost && access("/dev/vhost-net", R_OK | W_OK) < 0)
+			snprintf(p->refusal, sizeof(p->refusal), "tap '%s' uses vhost-net, but /dev/vhost-net cannot be "
+				 "opened here (%s): load the vhost_net module", vm->taps[i].id, strerror(errno));
 	return 0;
 }

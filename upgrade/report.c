@@ -30,6 +30,7 @@ static const char *kind_name(unsigned kind)
 	case QU_FD_LISTENER: return "listener";
 	case QU_FD_TAP: return "tap";
 	case QU_FD_NAMESPACE: return "namespace";
+	case QU_FD_VHOST: return "vhost";
 	}
 	return "?";
 }

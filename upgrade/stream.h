@@ -38,6 +38,7 @@ enum qu_fd_kind {
 	QU_FD_LISTENER = 5,  /* a listening UNIX socket of a chardev (QMP, HMP, ...) */
 	QU_FD_TAP = 6,       /* one queue of a tap device */
 	QU_FD_NAMESPACE = 7, /* a namespace to enter (name: "net"); not installed, setns()'d */
+	QU_FD_VHOST = 8,     /* /dev/vhost-net opened by the tool for one tap queue */
 };
 
 struct qu_rec {

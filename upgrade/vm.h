@@ -47,6 +47,7 @@ struct qu_tap {
 	int nfds;
 	int vnet_hdr_len;          /* as the old QEMU left it, put back after the new one starts */
 	int downscript;            /* QEMU would run a downscript when it exits */
+	int vhost;                 /* vhost=on, vhostforce=on or vhostfd(s)=: in-kernel virtio-net */
 	char ifname[32];
 };
 

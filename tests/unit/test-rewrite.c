@@ -799,6 +799,47 @@ static void legacy_serial_unix_server_carried_or_refused(void **state)
 			 "command line keeps '-serial %s'", f->plan->argv.a[0].val);
 }
 
+static void vhost_tap_gets_fresh_vhost_descriptors(void **state)
+{
+	/* Two queues with the old QEMU's vhost descriptors: the taps move, the vhost descriptors
+	 * are new ones the tool opens (kind vhost, no old descriptor). */
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-netdev", "tap,id=n0,fds=20:21,vhost=on,vhostfds=22:23", "-device",
+			    "virtio-net-pci,netdev=n0,mq=on", NULL };
+	set_cmdline(f->vm, w);
+	assert_int_equal(qu_find_taps(f->vm), 0);
+	assert_int_equal(f->vm->ntaps, 1);
+	assert_true(f->vm->taps[0].vhost);
+	assert_int_equal(qu_rewrite(f->vm, f->plan), 0);
+	assert_string_equal(f->plan->refusal, "");
+	const char *nd = NULL;
+	for (size_t i = 0; i < f->plan->argv.n; i++)
+		if (f->plan->argv.a[i].opt && !strcmp(f->plan->argv.a[i].opt, "netdev"))
+			nd = f->plan->argv.a[i].val;
+	assert_non_null(nd);
+	int tap0 = -1, vh0 = -1, vh1 = -1, taps = 0, vhosts = 0;
+	for (size_t i = 0; i < f->plan->nfds; i++) {
+		if (f->plan->fds[i].kind == QU_FD_TAP) {
+			if (!taps++)
+				tap0 = f->plan->fds[i].target;
+		} else if (f->plan->fds[i].kind == QU_FD_VHOST) {
+			assert_int_equal(f->plan->fds[i].old_fd, -1);
+			if (!vhosts++)
+				vh0 = f->plan->fds[i].target;
+			else
+				vh1 = f->plan->fds[i].target;
+		}
+	}
+	assert_int_equal(taps, 2);
+	assert_int_equal(vhosts, 2);
+	char want[96];
+	snprintf(want, sizeof(want), "vhostfds=%d:%d", vh0, vh1);
+	if (!strstr(nd, want) || strstr(nd, "vhost=on") || strstr(nd, "22:23"))
+		fail_msg("netdev '%s' should have %s, no vhost=on and none of the old vhost descriptors", nd, want);
+	snprintf(want, sizeof(want), "fds=%d:", tap0);
+	assert_non_null(strstr(nd, want));
+}
+
 static void first_refusal_is_kept(void **state)
 {
 	const char *w[] = { "qemu", "-add-fd", "fd=10,set=2", "-netdev", "tap,id=n0", NULL };
@@ -841,6 +882,7 @@ int main(void)
 		T(file_chardev_append_replaces_off),
 		T(targets_after_stdio),
 		T(too_many_descriptors),
+		T(vhost_tap_gets_fresh_vhost_descriptors),
 		T(refuse_netdev_tap),
 		T(refuse_netdev_tap_type_key),
 		T(refuse_netdev_tap_json),
