@@ -427,7 +427,12 @@ static void refuse_uncarried(struct qu_plan *p)
 		if (!strcmp(opt, "chardev") && qu_opts_parse(val, "backend", &o) == 0) {
 			const char *b = qu_opts_get(&o, "backend");
 			for (const char *const *k = chardev_refused; b && *k; k++)
-				if (!strcmp(b, *k))
+				if (!strcmp(b, *k) && !strcmp(b, "pty"))
+					refuse(p, "-chardev %s: a pty cannot be carried: stock QEMU cannot take an existing "
+					       "pty master over (a new QEMU would make a new /dev/pts), and one given as a "
+					       "tty spins when nobody holds the other end; use a UNIX socket chardev "
+					       "(server=on) for a console that survives upgrades", val);
+				else if (!strcmp(b, *k))
 					refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
 			if (b && !strcmp(b, "socket") && qu_opts_get(&o, "host"))
 				refuse(p, "-chardev %s: TCP socket servers cannot be carried yet (only UNIX "
