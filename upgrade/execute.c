@@ -600,8 +600,11 @@ static void retire_source(struct txn *t)
 	size_t n = doomed_paths(t, paths);
 	qu_keep_paths(paths, n, 1);
 	if (t->j.kill_old) {
-		/* Its exit would run a tap downscript on the tap the new QEMU now uses. The state
-		 * has moved and its disks are inactive: nothing is lost by skipping its cleanup. */
+		/* A clean exit would unlink the socket paths and the pidfile that the new QEMU now
+		 * owns (the hard links above would only put them back after the exit: a window in
+		 * which they are missing) and run tap downscripts on the taps it now uses. The
+		 * state has moved and the old QEMU's disks are inactive (flushed when the migration
+		 * completed): nothing is lost by skipping its cleanup. */
 		qu_pidfd_kill(t->pidfd_old, SIGKILL);
 	} else if (qu_qmp_execute(t->old, "quit", NULL, -1, deadline, NULL) < 0) {
 		qu_info("warning: quit on the old QEMU failed (%s); killing it", qu_err_msg());
@@ -814,6 +817,10 @@ static void journal_init(struct txn *t)
 	for (size_t i = 0; i < vm->nlis; i++)
 		if (vm->lis[i].path[0])
 			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s", vm->lis[i].path);
+	/* Retire the old QEMU with SIGKILL (retire_source says why); QEMU_UPGRADE_RETIRE=quit
+	 * asks it to quit instead, where no tap downscript would run. */
+	const char *how = getenv("QEMU_UPGRADE_RETIRE");
+	j->kill_old = !how || strcmp(how, "quit");
 	for (size_t i = 0; i < vm->ntaps; i++)
 		j->kill_old |= vm->taps[i].downscript;
 }

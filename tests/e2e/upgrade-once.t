@@ -5,7 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 13
+tap_plan 14
 vm_start once || exit 1
 vm_wait_ready || exit 1
 vm_memcheck_progress 60
@@ -14,8 +14,13 @@ old=$VM_PID
 first_line=$(head -n 1 "$VM_SERIAL")
 lines_before=$(wc -l <"$VM_SERIAL")
 
+# Whoever reads the pidfile during the upgrade always finds it (the old PID, then the new).
+( while :; do [ -e "$VM_DIR/qemu.pid" ] || echo missing; sleep 0.001; done ) >"$VM_DIR/pidfile-watch" &
+watcher=$!
 report=$("$QU_BIN" --pid "$old" --json --quiet)
 rc=$?
+kill "$watcher"; wait "$watcher" 2>/dev/null
+tap_is "$(grep -c missing "$VM_DIR/pidfile-watch")" 0 "the pidfile never went missing during the upgrade"
 new=$(json_get "$report" new_pid)
 [[ $new =~ ^[0-9]+$ ]] && vm_track_pid "$new"
 tap_diag "report: $report"
