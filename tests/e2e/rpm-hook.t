@@ -80,8 +80,8 @@ export QEMU_UPGRADE_CONF=$T/etc/qemu-upgrade.conf
 # the other's replaced VMs.
 exec 8>"$QU_BUILD/package-hooks.lock"
 flock 8
-rpm -i "${db[@]}" "$T"/rpmbuild/RPMS/*/qu-test-qemu-upgrade-hook-1-1.*.rpm &&
-	rpm -i "${db[@]}" "$rpms"/qu-test-qemu-7.2-1.x86_64.rpm && [ -x "$P/usr/bin/qemu-system-x86_64" ]
+rpm -i "${db[@]}" "$T"/rpmbuild/RPMS/*/qu-test-qemu-upgrade-hook-1-1.*.rpm 2>>"$T/rpm-i.log" &&
+	rpm -i "${db[@]}" "$rpms"/qu-test-qemu-7.2-1.x86_64.rpm 2>>"$T/rpm-i.log" && [ -x "$P/usr/bin/qemu-system-x86_64" ]
 tap_ok $? "rpm installs the trigger package and QEMU 7.2 into the prefix"
 
 declare -A dir pid
