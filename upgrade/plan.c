@@ -5,6 +5,7 @@
 #include "upgrade/memory.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/stream.h"
+#include "upgrade/systemd.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -280,6 +281,8 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	if ((r = qu_binary_probe(new_binary, vm->env, deadline_us, &p->target)) < 0)
 		return r;
 	check_state(vm, p);
+	if (!p->refusal[0])
+		qu_systemd_main_process(vm->pid, deadline_us, p->refusal, sizeof(p->refusal));
 	if (!p->refusal[0])
 		check_ram(vm, p);
 	r = qu_binary_has_machine(&p->target, vm->env, vm->machine, deadline_us);
