@@ -1,8 +1,8 @@
-"""bench.py: one benchmark run (qemu-upgrade in place, qemu-upgrade by precopy, or plain
-   localhost migration), and the report.
+"""bench.py: one benchmark run (qemu-upgrade in place, by postcopy with --low-memory, by
+   precopy, or plain localhost migration), and the report.
 
     bench.py probe-accel --qemu Q --workdir DIR
-    bench.py run --method upgrade|migrate|precopy --size-gib N --run K --accel A --qemu Q
+    bench.py run --method upgrade|lowmem|precopy|migrate --size-gib N --run K --accel A --qemu Q
                  --tool QU --helpers DIR --csv FILE
     bench.py report --csv FILE --out RESULTS.md --command "..." --accel A --qemu Q
 
@@ -1040,27 +1040,64 @@ def compare_lowmem(ok, sizes):
                f"page (MemFree + per-CPU lists, host-wide) {where('MemFree + per-CPU lists')}; "
                f"by MemAvailable {where('MemAvailable')}.")
     if miss_avail:
-        summary += (" Why MemAvailable misses: the pages the old QEMU frees (release-ram's "
-                    "`MADV_DONTNEED` after each send; its guest RAM is in 2 MiB transparent "
-                    "huge pages, each freed whole once its last 4 KiB piece is discarded) "
-                    "and the allocator's traffic for the new QEMU's 4 KiB shmem pages end up "
-                    "on the page allocator's per-CPU free lists, which the kernel lets grow "
-                    "under heavy free/allocate traffic (automatic `pcp->high` tuning) and "
-                    "shrinks only slowly afterwards. Those pages are free, and the kernel "
-                    "drains the lists under memory pressure, but MemFree and so MemAvailable "
-                    "do not count them: MemAvailable drops by about a guest's worth although "
-                    "no process holds a second copy. Anything that admits work by "
-                    "MemAvailable sees the drop.")
+        pcps = [(s, med([r for r in low if int(r["size_gib"]) == s], "pcp_growth_bytes"),
+                 med([r for r in low if int(r["size_gib"]) == s], "peak_extra_mem_bytes"))
+                for s in miss_avail]
+        pcps = [(s, p / MiB, m / MiB) for s, p, m in pcps if p is not None and m is not None]
+        summary += (" Why MemAvailable misses: the pages the old QEMU frees, and the "
+                    "allocator's traffic for the new QEMU's 4 KiB shmem pages, end up on the "
+                    "page allocator's per-CPU free lists, which the kernel lets grow under heavy "
+                    "free/allocate traffic (automatic `pcp->high` tuning) and shrinks only "
+                    "slowly afterwards. Those pages are free (the kernel drains the lists under "
+                    "memory pressure), but MemFree, and so MemAvailable, does not count them."
+                    + (" At the lowest MemAvailable the lists had grown by "
+                       + "; ".join(f"{p:.0f} MiB of a {m:.0f} MiB drop ({s} GiB)"
+                                   for s, p, m in pcps)
+                       + " (medians): the drop is the lists' growth, and that did not grow with "
+                       "the guest (the kernel bounds each CPU's list), so its share of guest RAM "
+                       "falls with size." if pcps else "")
+                    + " Anything that admits work by MemAvailable sees it as used.")
+    parts_thp = [note_mib([r], r"partially mapped huge pages at most \d+ \(([+-]?\d+),")
+                 for r in low]
+    parts_thp = [x for x in parts_thp if x is not None]
+    thps = [note_mib([r for r in low if int(r["size_gib"]) == s],
+                     r"old QEMU before: Rss \d+ MiB, AnonHugePages (\d+) MiB") for s in sizes]
+    if parts_thp and any(thps):
+        worst = max(parts_thp)
+        summary += (" Transparent huge pages on the source are not what costs: the old QEMU's "
+                    "guest RAM was almost all in 2 MiB huge pages, release-ram discards a few "
+                    "4 KiB pieces at a time (each huge page is split, and freed only with its "
+                    f"last piece), but in no run were more than {worst:.0f} more huge pages "
+                    f"partially mapped at a time ({2 * worst:.0f} MiB): QEMU sends in address "
+                    "order, so a huge page's pieces go out together.")
     if len(free_ok) < len(verdicts):
         summary += (" Where even MemFree + per-CPU lists misses, memory was really in use "
-                    "beyond the QEMUs' pages: see the QEMUs' own peak above (the old QEMU "
-                    "still holding pages the new one already has) and the `note` column "
-                    "(the old QEMU's RSS and AnonHugePages at the peak).")
+                    "beyond the QEMUs' pages: see the QEMUs' own row (the old QEMU still "
+                    "holding pages the new one already has) and the `note` column.")
+    ratios = []
+    for s in sizes:
+        L = [r for r in low if int(r["size_gib"]) == s]
+        P = [r for r in pre if int(r["size_gib"]) == s]
+        M = [r for r in mig if int(r["size_gib"]) == s]
+        if L and (P or M):
+            ratios.append(f"{s} GiB {ratio(med(L, 'total_ms'), med(P, 'total_ms')) if P else 'n/a'}"
+                          f" / {ratio(med(L, 'total_ms'), med(M, 'total_ms')) if M else 'n/a'}")
+    dts = [float(r["downtime_ms"]) for r in low if r.get("downtime_ms") not in ("", None)]
+    runs = [med([r for r in low if int(r["size_gib"]) == s], "running_ms") for s in sizes]
+    runs = [x for x in runs if x is not None]
     summary += (" Pause: the postcopy switch moves only the device state (QEMU's downtime "
-                "about 1 ms); the guest then runs on the new QEMU while its pages follow "
-                "(a page it touches first is fetched on demand), where a precopy stops it "
-                "for its last round (some hundred ms). Total: every page still crosses once, "
-                "so the total is of the order of the precopy's.")
+                + (f"{min(dts):.0f}-{max(dts):.0f} ms" if dts else "n/a")
+                + "); the guest then runs on the new QEMU "
+                + (f"{min(runs):.0f}-{max(runs):.0f} ms after the start (medians, whatever the "
+                   "size)" if runs else "soon") + " while its pages follow, a page it touches first fetched on "
+                "demand, where a precopy stops it for its last round (some hundred ms) and runs "
+                "it on the new QEMU only once every page has moved. Total: every page still "
+                "crosses once; the low-memory total against precopy / plain migration was "
+                + "; ".join(ratios)
+                + " (not looked into: postcopy places each page with one `UFFDIO_COPY`, needs "
+                "no dirty-log syncs and has no final round). From the switch until the total, "
+                "the guest's memory is split between the two QEMUs: if either dies then, the "
+                "guest is lost (qemu-upgrade's warning).")
     out.append(summary)
     return out
 
@@ -1263,8 +1300,10 @@ def cmd_report(a):
                "pages still follow, and the report's `commit_ms` is stamped only after the last "
                "page: its \"until the new QEMU runs the guest\" is the tool's `postcopy switch` "
                "progress line plus `pause_ms`, and its total includes moving every page. Peak "
-               "extra host memory, three ways: the drop of MemAvailable; the rise of AnonPages + "
-               "Shmem (what processes hold); the drop of MemFree plus the free pages on the "
+               "extra host memory, four ways: the drop of MemAvailable; the rise of AnonPages + "
+               "Shmem (what processes hold); the rise of the old and the new QEMU's own RssAnon + "
+               "RssShmem over what the old one held at the start (the copies only; other jobs "
+               "on the machine cannot move it); the drop of MemFree plus the free pages on the "
                "kernel's per-CPU lists (every free page; MemAvailable leaves the per-CPU lists "
                "out). Guest RAM sent: in place, the report's `ram_copied_bytes`; precopy and "
                "postcopy, its `transferred_bytes`; plain migration, `ram.transferred` of "
@@ -1298,16 +1337,18 @@ def cmd_report(a):
                "QEMU runs the guest / the old QEMU has exited; `wall` is the qemu-upgrade "
                "command's own run time, or for plain migration the host time from starting the "
                "destination to seeing its RESUME event; `samples`/`gap` are the memory sampler's "
-               "sample count and largest interval; `extra mem`/`held`/`free`: the peak extra host "
-               "memory by MemAvailable / by AnonPages + Shmem / by MemFree + per-CPU lists; "
+               "sample count and largest interval; `extra mem`/`held`/`QEMUs`/`free`: the peak extra "
+               "host memory by MemAvailable / by AnonPages + Shmem / by the two QEMUs' RssAnon + "
+               "RssShmem / by MemFree + per-CPU lists; "
                "`pcp`: how much the per-CPU free lists had grown at the lowest MemAvailable; "
                "`wait s` the idle time between the fill and the "
                "operation; `load` is the host's 1-minute load average when the operation started "
                "(the machine is shared).\n")
     out.append("| GiB | method | run | result | downtime ms | pause ms | total ms | running ms | "
-               "retired ms | wall ms | RAM sent MiB | extra mem MiB | held MiB | free MiB | pcp MiB | "
+               "retired ms | wall ms | RAM sent MiB | extra mem MiB | held MiB | QEMUs MiB | free MiB | "
+               "pcp MiB | "
                "samples | gap ms | fill s | wait s | bad pages | load | note |")
-    out.append("|" + " --- |" * 22)
+    out.append("|" + " --- |" * 23)
     for r in rows:
         def mib(x):
             return f"{int(x) / MiB:.1f}" if x not in ("", None) else ""
@@ -1316,6 +1357,7 @@ def cmd_report(a):
                    f"{r['running_ms']} | {r['retired_ms']} | {r['wall_ms']} | "
                    f"{mib(r['ram_transferred_bytes'])} | {mib(r['peak_extra_mem_bytes'])} | "
                    f"{mib(r.get('peak_extra_held_bytes'))} | "
+                   f"{mib(r.get('peak_extra_qemus_bytes'))} | "
                    f"{mib(r.get('peak_extra_free_bytes'))} | {mib(r.get('pcp_growth_bytes'))} | "
                    f"{r['mem_samples']} | {r['mem_max_gap_ms']} | {r['fill_s']} | "
                    f"{r.get('wait_s', '')} | "
