@@ -14,7 +14,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* MemAvailable from /proc/meminfo, bytes; -1 unknown. */
+/* Free pages parked on the page allocator's per-CPU lists (/proc/zoneinfo "count:"), bytes.
+ * MemFree, and so MemAvailable, leaves them out, and heavy free/allocate traffic (a copy
+ * that frees pages on one side and faults them in on the other) grows them by gigabytes
+ * that then shrink only slowly (bench/RESULTS.md): they are free all the same. */
+static long long percpu_free(void)
+{
+	char *text = NULL, *save = NULL;
+	long long pages = 0, n;
+	if (qu_read_file("/proc/zoneinfo", &text, NULL) < 0)
+		return 0;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (sscanf(line, " count: %lld", &n) == 1 && n > 0)
+			pages += n;
+	free(text);
+	return pages * sysconf(_SC_PAGESIZE);
+}
+
+/* MemAvailable from /proc/meminfo plus the per-CPU free lists, bytes; -1 unknown. */
 static long long mem_available(void)
 {
 	char *text = NULL;
@@ -25,7 +42,7 @@ static long long mem_available(void)
 	if (m)
 		sscanf(m + 13, "%lld", &kb);
 	free(text);
-	return kb < 0 ? -1 : kb * 1024;
+	return kb < 0 ? -1 : kb * 1024 + percpu_free();
 }
 
 /* A number in dir/name; -1 when absent or "max". */

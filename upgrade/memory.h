@@ -1,4 +1,5 @@
-/* How much memory a copy of guest RAM may take: the host's MemAvailable, or less when the
+/* How much memory a copy of guest RAM may take: the host's MemAvailable (plus the free pages
+ * on the per-CPU lists, which it leaves out), or less when the
  * VM's memory cgroup (v1 or v2, at any level above it) leaves less room. The new QEMU joins
  * the old one's cgroups, so its copy of the RAM is charged where the old one is. */
 #ifndef QU_MEMORY_H
