@@ -90,6 +90,12 @@ static int add_tap(struct qu_vm *vm, long arg, const char *id, const char *ifnam
 	return 0;
 }
 
+/* QemuOpts booleans: on/yes/true/y (QEMU's qapi_bool_parse). */
+static int opt_true(const char *v)
+{
+	return v && (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "y"));
+}
+
 int qu_find_taps(struct qu_vm *vm)
 {
 	vm->ntaps = 0;
@@ -104,6 +110,7 @@ int qu_find_taps(struct qu_vm *vm)
 				if (json_object_object_get_ex(o, k[j], &v))
 					s[j] = json_object_get_string(v);
 			int vhost = o && ((json_object_object_get_ex(o, "vhost", &v) && json_object_get_boolean(v)) ||
+					  (json_object_object_get_ex(o, "vhostforce", &v) && json_object_get_boolean(v)) ||
 					  json_object_object_get_ex(o, "vhostfd", &v) || json_object_object_get_ex(o, "vhostfds", &v));
 			if (s[0] && !strcmp(s[0], "tap"))
 				r = add_tap(vm, i, s[1], s[2], s[3], s[4], s[5], vhost);
@@ -113,9 +120,8 @@ int qu_find_taps(struct qu_vm *vm)
 			if (qu_opts_parse(val, "type", &o) < 0)
 				return -ENOMEM;
 			const char *type = qu_opts_get(&o, "type");
-			const char *vh = qu_opts_get(&o, "vhost"), *vf = qu_opts_get(&o, "vhostforce");
-			int vhost = (vh && (!strcmp(vh, "on") || !strcmp(vh, "true") || !strcmp(vh, "yes"))) ||
-				    (vf && !strcmp(vf, "on")) || qu_opts_get(&o, "vhostfd") || qu_opts_get(&o, "vhostfds");
+			int vhost = opt_true(qu_opts_get(&o, "vhost")) || opt_true(qu_opts_get(&o, "vhostforce")) ||
+				    qu_opts_get(&o, "vhostfd") || qu_opts_get(&o, "vhostfds");
 			if (type && !strcmp(type, "tap"))
 				r = add_tap(vm, i, qu_opts_get(&o, "id"), qu_opts_get(&o, "ifname"), qu_opts_get(&o, "fd"),
 					    qu_opts_get(&o, "fds"), qu_opts_get(&o, "downscript"), vhost);

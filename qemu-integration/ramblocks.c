@@ -10,7 +10,7 @@
 int qu_ramblocks_parse(const char *text, struct qu_ramblock *b, size_t max)
 {
 	size_t n = 0;
-	int header = 0;
+	int header = 0, overflow = 0;
 	const char *line = text;
 	while (line && *line) {
 		const char *end = strchr(line, '\n');
@@ -22,7 +22,7 @@ int qu_ramblocks_parse(const char *text, struct qu_ramblock *b, size_t max)
 		if (strstr(buf, "Block Name"))
 			header = 1;
 		else if (sscanf(buf, "%127s %u %15s %" SCNx64 " %" SCNx64 " %" SCNx64, name, &psize, unit, &offset,
-				&used, &total) == 6 && n < max) {
+				&used, &total) == 6 && (n < max || !(overflow = 1))) {
 			snprintf(b[n].name, sizeof(b[n].name), "%s", name);
 			b[n].used = used;
 			b[n].total = total;
@@ -30,6 +30,9 @@ int qu_ramblocks_parse(const char *text, struct qu_ramblock *b, size_t max)
 		}
 		line = end ? end + 1 : NULL;
 	}
+	/* A table longer than max would leave blocks unchecked: say so rather than pass. */
+	if (header && overflow)
+		return -E2BIG;
 	return header ? (int)n : -EBADMSG;
 }
 
@@ -55,8 +58,11 @@ int qu_ramblocks_compare(const struct qu_ramblock *old, size_t nold, const struc
 				 "that the new binary does not create)", o->name);
 			return -EINVAL;
 		}
-		/* A resizable block takes any size up to its maximum; a fixed one only its own. */
-		int resizable = n->total > n->used;
+		/* A resizable block takes any size up to its maximum; a fixed one only its own.
+		 * `info ramblock` shows no flag: a block whose maximum exceeds its size is
+		 * resizable, and so are the firmware configuration blobs (/rom@etc/...), which may
+		 * sit at their maximum. */
+		int resizable = n->total > n->used || !strncmp(n->name, "/rom@etc/", 9);
 		if ((resizable && o->used > n->total) || (!resizable && o->used != n->used)) {
 			size_text(o->used, a, sizeof(a));
 			size_text(resizable ? n->total : n->used, b, sizeof(b));

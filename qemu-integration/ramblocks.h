@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define QU_MAX_RAMBLOCKS 64
+#define QU_MAX_RAMBLOCKS 256
 
 struct qu_ramblock {
 	char name[128];

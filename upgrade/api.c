@@ -29,6 +29,7 @@ struct qu_handle {
 	unsigned flags;
 	int done, inspected, planned, touched;
 	int booked;              /* holds a booking in the memory ledger */
+	unsigned long long booking; /* its token */
 	int lock_fd;
 	struct qu_copy_options copy;
 	struct qu_vm vm;
@@ -131,7 +132,7 @@ int qu_set_progress(struct qu_handle *h, qu_progress_fn fn, void *arg)
 static void finish(struct qu_handle *h, const char *result, uint64_t start)
 {
 	if (h->booked)
-		qu_memory_unbook();
+		qu_memory_unbook(h->booking);
 	h->booked = 0;
 	snprintf(h->rep.result, sizeof(h->rep.result), "%s", result);
 	h->rep.total_ms = (double)(qu_now_us() - start) / 1000.0;
@@ -162,6 +163,8 @@ int qu_upgrade(struct qu_handle *h)
 			return -1;
 		}
 	}
+	int rounds = 0;
+inspect:
 	r = qu_inspect(h->pid, h->qmp[0] ? h->qmp : NULL, deadline, &h->vm, &old);
 	h->rep.old_pid = h->pid;
 	if (r < 0) {
@@ -194,13 +197,28 @@ int qu_upgrade(struct qu_handle *h)
 	/* A copy books its memory in the host-wide ledger, so that copies side by side (--all,
 	 * or other invocations) never overcommit the host; it may wait for others to finish. */
 	if (h->plan.ram_copy_bytes) {
-		double waited = 0;
-		r = qu_memory_book(h->plan.memory_needed, &h->vm.ctx, deadline + 3600ull * 1000000u, &waited);
+		r = qu_memory_book(h->plan.memory_needed, &h->vm.ctx, &h->booking);
+		if (r == -EBUSY && rounds++ < 100) {
+			/* Wait without holding the VM's only QMP connection, then look at the VM and plan
+			 * again: both may have changed meanwhile. */
+			uint64_t t0 = qu_now_us();
+			qu_qmp_close(old);
+			old = NULL;
+			r = qu_memory_wait(h->plan.memory_needed, &h->vm.ctx, t0 + 3600ull * 1000000u);
+			h->rep.memory_wait_ms += (double)(qu_now_us() - t0) / 1000.0;
+			if (r < 0)
+				goto failed;
+			qu_vm_free(&h->vm);
+			qu_plan_free(&h->plan);
+			memset(&h->vm, 0, sizeof(h->vm));
+			memset(&h->plan, 0, sizeof(h->plan));
+			h->inspected = h->planned = 0;
+			deadline = qu_now_us() + (uint64_t)h->timeout_ms * 1000u;
+			goto inspect;
+		}
 		if (r < 0)
 			goto failed;
 		h->booked = 1;
-		h->rep.memory_wait_ms = waited;
-		deadline += (uint64_t)(waited * 1000.0);
 	}
 	h->touched = 1;
 	r = qu_execute(&h->vm, &h->plan, old, h->lock_fd, &h->copy, deadline, &h->rep);
@@ -211,7 +229,7 @@ int qu_upgrade(struct qu_handle *h)
 	return 0;
 failed:
 	qu_qmp_close(old);
-	finish(h, "failed", start);
+	finish(h, h->rep.unsettled ? "unsettled" : "failed", start);
 	errno = -r;
 	return -1;
 }
@@ -301,7 +319,7 @@ int qu_recover(FILE *out)
 		close(lock);
 	}
 	closedir(d);
-	qu_memory_unbook(); /* bookings of tools that died */
+	qu_memory_unbook(0); /* bookings of tools that died */
 	if (failed)
 		return fail(-EIO, "some upgrades could not be settled: see above");
 	return settled;

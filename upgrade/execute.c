@@ -27,6 +27,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -57,6 +58,7 @@ struct txn {
 	int tap_hdr[QU_MAX_CARRIED]; /* vnet header size of each tap queue before the new QEMU */
 	int getfd_done;
 	int switched;             /* postcopy: the old QEMU handed the guest over; no way back */
+	int unsettled;            /* postcopy failed past the point of asking: the guardian settles */
 };
 
 /* Remembers the old QEMU's migration settings (in the journal too), so that a rollback
@@ -313,6 +315,10 @@ static int start_migration(struct txn *t, int mig_old)
 	 * rollback resumes it. */
 	if (t->plan->stop_first && (r = qu_qmp_execute(t->old, "stop", NULL, -1, t->deadline, NULL)) < 0)
 		return r;
+	/* Once postcopy is asked for, only QEMU may call it off (a failed migration before the
+	 * switch): a Ctrl-C from here on would race the switch, so it is ignored. */
+	if (t->plan->postcopy)
+		qu_cancel_enable(0);
 	args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string("fd:" MIG_FDNAME));
 	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)
@@ -381,14 +387,23 @@ static int check_same_ram(struct txn *t)
 		return qu_err(r, "cannot read %s", path);
 	for (size_t i = 0; i < t->vm->nram && r == 0; i++) {
 		struct stat st;
-		char fdpath[64], needle[32];
+		char fdpath[64];
 		snprintf(fdpath, sizeof(fdpath), "/proc/%d/fd/%d", (int)t->vm->pid, t->vm->ram[i].old_fd);
 		if (t->vm->ram[i].old_fd < 0 || stat(fdpath, &st) < 0) {
 			r = qu_err(-ENOENT, "guest RAM '%s': its descriptor in the old QEMU is unknown", t->vm->ram[i].id);
 			break;
 		}
-		snprintf(needle, sizeof(needle), " %lu ", (unsigned long)st.st_ino);
-		if (!strstr(maps, needle))
+		/* maps: "start-end perms offset major:minor inode path" */
+		int found = 0;
+		char *save = NULL, *copy = strdup(maps);
+		for (char *line = copy ? strtok_r(copy, "\n", &save) : NULL; line && !found; line = strtok_r(NULL, "\n", &save)) {
+			unsigned maj, min;
+			unsigned long ino;
+			found = sscanf(line, "%*s %*s %*s %x:%x %lu", &maj, &min, &ino) == 3 && ino == (unsigned long)st.st_ino &&
+				makedev(maj, min) == st.st_dev;
+		}
+		free(copy);
+		if (!found)
 			r = qu_err(-EIO, "cpr-transfer: the new QEMU does not map guest RAM '%s' (inode %lu) of the old one",
 				   t->vm->ram[i].id, (unsigned long)st.st_ino);
 	}
@@ -705,15 +720,18 @@ static int precopy_finish(struct txn *t)
 	return 0;
 }
 
-/* The old QEMU's migration status says whether it has handed the guest over (postcopy):
- * 1 switched, 0 not, -errno unknown. */
-static int old_switched(struct txn *t)
+/* After asking for postcopy, a failure can be rolled back only if the old QEMU itself says
+ * its migration failed or was cancelled (then nothing switched, and QEMU resumed it if it
+ * ran): 1 when that is certain, 0 otherwise (a switch may have happened or may come). */
+static int postcopy_called_off(struct txn *t)
 {
-	char status[32];
-	int r = qu_qmp_query_string(t->old, "query-migrate", "status", qu_now_us() + 2000000u, status, sizeof(status));
-	if (r < 0)
-		return r;
-	return !strncmp(status, "postcopy", 8) || !strcmp(status, "completed");
+	char status[32] = "";
+	uint64_t deadline = qu_now_us() + 10000000u;
+	while (qu_qmp_query_string(t->old, "query-migrate", "status", deadline, status, sizeof(status)) == 0 &&
+	       (!strcmp(status, "setup") || !strcmp(status, "active") || !strcmp(status, "device")) &&
+	       qu_now_us() < deadline)
+		usleep(20000);
+	return !strcmp(status, "failed") || !strcmp(status, "cancelled");
 }
 
 /* After the switch the new QEMU loads the device state and, started with -S, stays paused
@@ -734,7 +752,8 @@ static int wait_target_switched(struct txn *t)
 			return qu_err(-EIO, "the new QEMU is in run state '%s' after the postcopy switch", state);
 		if (qu_now_us() >= t->deadline)
 			return qu_err(-ETIMEDOUT, "the new QEMU did not load the device state after the postcopy switch");
-		usleep(300);
+		if (qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + 300u) == 0)
+			return qu_err(-ECHILD, "the old QEMU died right after the postcopy switch");
 	}
 }
 
@@ -748,9 +767,13 @@ static int postcopy(struct txn *t)
 	static const char *const switch_end[] = { "postcopy-active", "completed", "failed", "cancelled", NULL };
 	json_object *data = NULL, *st;
 	int r;
-	if ((r = qu_qmp_wait_event(t->old, "MIGRATION", switch_end, -1, t->deadline, &data)) < 0)
+	/* The switch comes within moments, but a stalled one cannot be called off safely. */
+	t->deadline = qu_now_us() + POSTCOPY_TIMEOUT_US;
+	if ((r = qu_qmp_wait_event(t->old, "MIGRATION", switch_end, t->pidfd_old, t->deadline, &data)) < 0)
 		return r;
 	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
+	/* QEMU checks for the end before the postcopy request: a small guest may be done first. */
+	int finished = !strcmp(status, "completed");
 	if (strcmp(status, "postcopy-active") && strcmp(status, "completed")) {
 		r = qu_err(-EIO, "the old QEMU's migration ended with status '%s' before the postcopy switch", status);
 		json_object_put(data);
@@ -761,8 +784,6 @@ static int postcopy(struct txn *t)
 	json_object_put(data);
 	t->switched = 1;
 	qu_cancel_enable(0);
-	/* From here each QEMU's death is watched; the pages take what they take. */
-	t->deadline = qu_now_us() + POSTCOPY_TIMEOUT_US;
 	qu_info("postcopy switch: the guest moves to the new QEMU, its pages follow");
 	if (qu_fault(QU_FI_POSTCOPY_SWITCHED) < 0)
 		qu_info("warning after the postcopy switch: %s; finishing the upgrade", qu_err_msg());
@@ -772,7 +793,7 @@ static int postcopy(struct txn *t)
 	if ((r = journal_step(t, QU_PH_RESUMING)) < 0 || (r = resume_target(t)) < 0)
 		return r;
 	commit(t);
-	if ((r = wait_source(t)) < 0)
+	if (!finished && (r = wait_source(t)) < 0)
 		return r;
 	r = qu_qmp_wait_event(t->ctl, "MIGRATION", mig_end, t->pidfd_new, t->deadline, &data);
 	if (r < 0)
@@ -916,14 +937,19 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
 		t.local[i] = -1;
 	int r = run(&t);
-	if (r < 0 && !t.switched && plan->postcopy && t.j.phase >= QU_PH_POSTCOPY && old_switched(&t) == 1)
-		t.switched = 1;
-	if (r < 0 && t.switched) {
+	if (r < 0 && plan->postcopy && t.j.phase >= QU_PH_POSTCOPY && t.j.phase < QU_PH_RETIRED &&
+	    (t.switched || t.j.phase >= QU_PH_RESUMING || !postcopy_called_off(&t))) {
+		/* Past the point of asking: forward only. The journal and the private monitor stay,
+		 * and the guardian, not released, settles it when this process ends. */
 		char msg[sizeof(rep->error)];
 		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-		qu_err(r, "%s; the postcopy switch had happened, so there is no way back: the guest's state is "
-		       "split between the old QEMU (PID %d, pages not yet sent) and the new one (PID %d); "
-		       "if either is gone, the guest is lost", msg, (int)vm->pid, (int)t.new_pid);
+		t.unsettled = 1;
+		rep->unsettled = 1;
+		qu_err(r, "%s; postcopy had been asked for, so there is no way back: the guardian (PID %d) finishes "
+		       "the upgrade forward once this process ends (else run qemu-upgrade --recover); the guest's "
+		       "state is split between the old QEMU (PID %d) and the new one (PID %d), and if either dies "
+		       "before the last page has moved, the guest is lost", msg, (int)t.guardian.pid, (int)vm->pid,
+		       (int)t.new_pid);
 	} else if (r < 0 && t.j.phase < QU_PH_COMMITTED) {
 		char msg[sizeof(rep->error)];
 		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
@@ -934,9 +960,13 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 		qu_err(r, "%s", msg);
 	}
 	/* Settled either way: nothing for the guardian or --recover to do. */
-	if (t.j.phase)
-		qu_journal_remove(vm->pid);
-	qu_guardian_release(&t.guardian);
+	if (t.unsettled) {
+		qu_guardian_detach(&t.guardian);
+	} else {
+		if (t.j.phase)
+			qu_journal_remove(vm->pid);
+		qu_guardian_release(&t.guardian);
+	}
 	if (r == 0 && t.j.ctl[0])
 		unlink(t.j.ctl);
 	if (r == 0)

@@ -30,11 +30,11 @@ static void guard(pid_t old_pid, int link)
 	struct qu_journal j;
 	qu_state_path(old_pid, "journal", path, sizeof(path));
 	if (qu_journal_read(path, &j) < 0) {
-		qu_memory_unbook(); /* the dead tool's booking, if it had one */
+		qu_memory_unbook(0); /* the dead tool's booking, if it had one */
 		return; /* no journal: the tool died before touching anything, or after finishing */
 	}
 	int r = qu_settle(&j, what, sizeof(what));
-	qu_memory_unbook();
+	qu_memory_unbook(0);
 	fprintf(stderr, "qemu-upgrade guardian: %s%s\n", what, r < 0 ? " (run qemu-upgrade --recover)" : "");
 }
 
@@ -84,5 +84,14 @@ void qu_guardian_release(struct qu_guardian *g)
 	qu_write_full(g->link, &c, 1);
 	qu_close(&g->link);
 	waitpid(g->pid, NULL, 0);
+	g->pid = 0;
+}
+
+void qu_guardian_detach(struct qu_guardian *g)
+{
+	/* The link closes without the release byte: to the guardian that reads as the tool
+	 * gone, and it settles the journal now. It may take long (a postcopy's last pages), so
+	 * it is not waited for. */
+	qu_close(&g->link);
 	g->pid = 0;
 }

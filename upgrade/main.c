@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3 };
+enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3, EXIT_UNSETTLED = 4 };
 
 static void usage(FILE *f)
 {
@@ -71,7 +71,8 @@ static void usage(FILE *f)
 	      "\n"
 	      "Exit status: 0 upgraded (or planned); 1 failed and rolled back (the old QEMU runs the\n"
 	      "guest, also after Ctrl-C before the commit point); 2 error before anything was touched (bad usage or input, VM unreachable);\n"
-	      "3 refused (the VM cannot be upgraded; it was not touched).\n",
+	      "3 refused (the VM cannot be upgraded; it was not touched); 4 a low-memory (postcopy) upgrade failed\n"
+	      "past the point of no return: its guardian finishes it forward (see the message).\n",
 	      f);
 }
 
@@ -353,6 +354,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
 		if (e == EOPNOTSUPP)
 			rc = EXIT_REFUSED;
+		else if (result && !strcmp(result, "unsettled"))
+			rc = EXIT_UNSETTLED;
 		else
 			rc = qu_was_touched(h) ? EXIT_FAILED : EXIT_USAGE;
 	}

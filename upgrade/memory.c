@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <sys/file.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <stdlib.h>
@@ -59,6 +60,22 @@ static long long read_number(const char *dir, const char *name)
 	return v;
 }
 
+/* A key's value in dir/memory.stat; 0 when absent. */
+static long long stat_value(const char *dir, const char *key)
+{
+	char path[PATH_MAX + 64], *text = NULL, *save = NULL;
+	long long v = 0;
+	size_t kl = strlen(key);
+	snprintf(path, sizeof(path), "%s/memory.stat", dir);
+	if (qu_read_file(path, &text, NULL) < 0)
+		return 0;
+	for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+		if (!strncmp(line, key, kl) && line[kl] == ' ')
+			v = atoll(line + kl + 1);
+	free(text);
+	return v;
+}
+
 /* Room left under dir's memory limit and every ancestor's (v1: limit_in_bytes, which reads
  * as a huge number when unlimited; v2: memory.max). */
 static long long cgroup_room(const char *procs, char *where, size_t len)
@@ -71,11 +88,16 @@ static long long cgroup_room(const char *procs, char *where, size_t len)
 		return -1;
 	*slash = '\0';
 	for (;;) {
+		/* Usage counts page cache, of which the inactive part is reclaimed first. */
 		long long limit = read_number(dir, "memory.limit_in_bytes");
 		long long used = read_number(dir, "memory.usage_in_bytes");
-		if (limit < 0) {
+		if (limit >= 0 && used >= 0) {
+			used -= stat_value(dir, "total_inactive_file");
+		} else {
 			limit = read_number(dir, "memory.max");
 			used = read_number(dir, "memory.current");
+			if (used >= 0)
+				used -= stat_value(dir, "inactive_file");
 		}
 		if (limit > 0 && limit < (1LL << 60) && used >= 0) {
 			long long room = limit > used ? limit - used : 0;
@@ -113,6 +135,7 @@ long long qu_memory_room(const struct qu_context *ctx, char *where, size_t len)
 struct booking {
 	pid_t pid;
 	unsigned long long start;
+	unsigned long long token; /* one per upgrade: a process may run several (threads) */
 	long long bytes;
 };
 
@@ -131,7 +154,7 @@ static int ledger_open(void)
 		return qu_err(-errno, "cannot create the state directory %s: %s", qu_state_dir(), strerror(errno));
 	for (;;) {
 		struct stat a, b;
-		int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return qu_err(-errno, "cannot open %s: %s", path, strerror(errno));
 		if (flock(fd, LOCK_EX) < 0) {
@@ -145,22 +168,22 @@ static int ledger_open(void)
 	}
 }
 
-/* The live bookings, without ours. */
-static size_t ledger_read(int fd, struct booking *b)
+/* The bookings of live processes, without the one with token drop (0: none). */
+static size_t ledger_read(int fd, struct booking *b, unsigned long long drop)
 {
-	char buf[LEDGER_MAX * 48];
+	char buf[LEDGER_MAX * 64];
 	size_t n = 0;
 	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
 	if (len <= 0)
 		return 0;
 	buf[len] = '\0';
-	for (char *line = strtok(buf, "\n"); line && n < LEDGER_MAX; line = strtok(NULL, "\n")) {
+	for (char *save = NULL, *line = strtok_r(buf, "\n", &save); line && n < LEDGER_MAX; line = strtok_r(NULL, "\n", &save)) {
 		struct booking x;
 		int pid;
-		if (sscanf(line, "%d %llu %lld", &pid, &x.start, &x.bytes) != 3)
+		if (sscanf(line, "%d %llu %llu %lld", &pid, &x.start, &x.token, &x.bytes) != 4)
 			continue;
 		x.pid = pid;
-		if (x.pid != getpid() && qu_proc_alive(x.pid, x.start))
+		if ((!drop || x.token != drop) && qu_proc_alive(x.pid, x.start))
 			b[n++] = x;
 	}
 	return n;
@@ -168,69 +191,89 @@ static size_t ledger_read(int fd, struct booking *b)
 
 static void ledger_write(int fd, const struct booking *b, size_t n)
 {
-	char buf[LEDGER_MAX * 48];
+	char buf[LEDGER_MAX * 64];
 	size_t len = 0;
-	for (size_t i = 0; i < n; i++)
-		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu %lld\n", (int)b[i].pid, b[i].start, b[i].bytes);
 	if (n == 0) {
 		char path[PATH_MAX];
 		ledger_path(path, sizeof(path));
 		unlink(path);
 		return;
 	}
+	for (size_t i = 0; i < n; i++)
+		len += (size_t)snprintf(buf + len, sizeof(buf) - len, "%d %llu %llu %lld\n", (int)b[i].pid, b[i].start,
+					b[i].token, b[i].bytes);
 	if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, len, 0) == (ssize_t)len)
 		fsync(fd);
 }
 
-int qu_memory_book(long long need, const struct qu_context *ctx, uint64_t deadline_us, double *waited_ms)
+/* One look at the ledger: books need (when token is not NULL) and returns 0 if it fits
+ * beside the other bookings, or if there are none (alone, the plan said it fits); else
+ * -EBUSY with why. */
+static int try_book(long long need, const struct qu_context *ctx, unsigned long long *token, char *why, size_t len)
 {
-	uint64_t start = qu_now_us();
 	struct booking *b = calloc(LEDGER_MAX + 1, sizeof(*b));
-	int said = 0;
 	if (!b)
 		return -ENOMEM;
-	for (;;) {
-		int fd = ledger_open();
-		if (fd < 0) {
-			free(b);
-			return fd;
-		}
-		size_t n = ledger_read(fd, b);
-		long long booked = 0, room;
-		char where[PATH_MAX + 64];
-		for (size_t i = 0; i < n; i++)
-			booked += b[i].bytes;
-		room = qu_memory_room(ctx, where, sizeof(where));
-		/* Alone, it would fit (the plan said so): it waits only for other copies. */
-		if (n == 0 || room < 0 || room - booked >= need || n >= LEDGER_MAX) {
-			b[n++] = (struct booking){ getpid(), qu_proc_starttime(getpid()), need };
-			ledger_write(fd, b, n);
-			close(fd);
-			free(b);
-			*waited_ms = (double)(qu_now_us() - start) / 1000.0;
-			return 0;
-		}
-		close(fd);
-		if (qu_now_us() + BOOK_POLL_US >= deadline_us) {
-			free(b);
-			return qu_err(-ETIMEDOUT, "the copy needs about %lld MiB; %s leaves %lld MiB, of which %zu other "
-				      "copies in progress have booked %lld MiB; waited %.0f s for them: try again later, "
-				      "or raise --timeout", need >> 20, where, room >> 20, n, booked >> 20,
-				      (double)(qu_now_us() - start) / 1e6);
-		}
-		if (!said++)
-			qu_info("waiting for memory: %zu other copies have booked %lld MiB of the %lld MiB that %s leaves; "
-				"this copy needs %lld MiB", n, booked >> 20, room >> 20, where, need >> 20);
-		usleep(BOOK_POLL_US);
+	int fd = ledger_open();
+	if (fd < 0) {
+		free(b);
+		return fd;
 	}
+	size_t n = ledger_read(fd, b, 0);
+	long long booked = 0, room;
+	char where[PATH_MAX + 64];
+	for (size_t i = 0; i < n; i++)
+		booked += b[i].bytes;
+	room = qu_memory_room(ctx, where, sizeof(where));
+	int r = 0;
+	if (n == 0 || room < 0 || room - booked >= need || n >= LEDGER_MAX) {
+		if (token) {
+			while (!*token && getrandom(token, sizeof(*token), 0) != sizeof(*token))
+				;
+			b[n++] = (struct booking){ getpid(), qu_proc_starttime(getpid()), *token, need };
+			ledger_write(fd, b, n);
+		}
+	} else {
+		snprintf(why, len, "%zu other copies in progress have booked %lld MiB of the %lld MiB that %s leaves; "
+			 "this copy needs %lld MiB", n, booked >> 20, room >> 20, where, need >> 20);
+		r = -EBUSY;
+	}
+	close(fd);
+	free(b);
+	return r;
 }
 
-void qu_memory_unbook(void)
+int qu_memory_book(long long need, const struct qu_context *ctx, unsigned long long *token)
+{
+	char why[PATH_MAX + 256];
+	int r = try_book(need, ctx, token, why, sizeof(why));
+	return r == -EBUSY ? qu_err(r, "%s", why) : r;
+}
+
+int qu_memory_wait(long long need, const struct qu_context *ctx, uint64_t deadline_us)
+{
+	char why[PATH_MAX + 256];
+	int said = 0, r;
+	uint64_t start = qu_now_us();
+	while ((r = try_book(need, ctx, NULL, why, sizeof(why))) == -EBUSY) {
+		if (!said++)
+			qu_info("waiting for memory: %s", why);
+		if ((r = qu_cancel_check()) < 0)
+			return r;
+		if (qu_now_us() + BOOK_POLL_US >= deadline_us)
+			return qu_err(-ETIMEDOUT, "waited %.0f s for other copies to leave room: %s; try again later",
+				      (double)(qu_now_us() - start) / 1e6, why);
+		usleep(BOOK_POLL_US);
+	}
+	return r;
+}
+
+void qu_memory_unbook(unsigned long long token)
 {
 	struct booking *b = calloc(LEDGER_MAX, sizeof(*b));
 	int fd = b ? ledger_open() : -1;
 	if (fd >= 0) {
-		ledger_write(fd, b, ledger_read(fd, b));
+		ledger_write(fd, b, ledger_read(fd, b, token));
 		close(fd);
 	}
 	free(b);

@@ -15,13 +15,15 @@
 long long qu_memory_room(const struct qu_context *ctx, char *where, size_t len);
 
 /* Copies side by side must not overcommit the host: each one books what it needs in a
- * host-wide ledger (<state dir>/memory.ledger, under flock; entries of processes that are
- * gone are dropped) and waits, until deadline_us, while the bookings of other copies leave
- * too little room. Returns 0 (booked; *waited_ms says how long it waited), or -errno with a
- * message. */
-int qu_memory_book(long long need, const struct qu_context *ctx, uint64_t deadline_us, double *waited_ms);
-/* Drops this process's booking, and those of processes that are gone (the guardian calls
- * it for a tool that died). */
-void qu_memory_unbook(void);
+ * host-wide ledger (<state dir>/memory.ledger, under flock; bookings of processes that are
+ * gone are dropped). qu_memory_book books need if it fits beside the other bookings (or if
+ * there are none: alone, the plan said it fits) and sets *token (one per upgrade), else
+ * returns -EBUSY saying why. qu_memory_wait waits, until deadline_us or a cancel, for a
+ * moment where need would fit (it books nothing: book after planning again). */
+int qu_memory_book(long long need, const struct qu_context *ctx, unsigned long long *token);
+int qu_memory_wait(long long need, const struct qu_context *ctx, uint64_t deadline_us);
+/* Drops the booking with this token, and those of processes that are gone (token 0: only
+ * those; the guardian and --recover call it for a tool that died). */
+void qu_memory_unbook(unsigned long long token);
 
 #endif

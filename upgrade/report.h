@@ -10,7 +10,7 @@ struct qu_vm;
 struct qu_plan;
 
 struct qu_report {
-	char result[16];          /* upgraded, failed, planned, refused */
+	char result[16];          /* upgraded, failed, planned, refused, unsettled */
 	char strategy[48];
 	pid_t old_pid, new_pid;
 	char old_version[32], new_version[32], machine[128];
@@ -26,6 +26,7 @@ struct qu_report {
 	double memory_wait_ms;          /* a copy waited this long for other copies' memory */
 	char error[2048];
 	char rolled_back[256];    /* what the rollback did, after a failure */
+	int unsettled;            /* failed past the point of no return: the guardian finishes it */
 };
 
 void qu_report_from_plan(struct qu_report *rep, const struct qu_vm *vm, const struct qu_plan *plan);

@@ -82,8 +82,13 @@ static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done,
 	if (r < 0)
 		return qu_err_wrap(r, "cannot reach the old QEMU to resume it");
 	char mig[32] = "", state[32] = "";
-	if (qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) == 0 &&
-	    strcmp(mig, "completed") && strcmp(mig, "failed") && strcmp(mig, "cancelled") && strcmp(mig, "none")) {
+	if ((qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) < 0 && j->postcopy) ||
+	    !strncmp(mig, "postcopy", 8) || (j->postcopy && !strcmp(mig, "completed"))) {
+		/* It handed the guest over and freed what it sent: never resume it. */
+		qu_qmp_close(q);
+		return qu_err(-EIO, "the old QEMU switched to postcopy (status '%s'): not resumed, the guest is lost", mig);
+	}
+	if (mig[0] && strcmp(mig, "completed") && strcmp(mig, "failed") && strcmp(mig, "cancelled") && strcmp(mig, "none")) {
 		qu_qmp_execute(q, "migrate_cancel", NULL, -1, deadline, NULL);
 		qu_qmp_wait_event(q, "MIGRATION", mig_end, -1, deadline, NULL);
 	}
@@ -103,37 +108,93 @@ static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done,
 	return r;
 }
 
-/* A postcopy upgrade whose tool died: the new QEMU (its private monitor) says where the
- * migration is. Not switched yet: roll back as usual. Switched: the guest's pages live in
- * both QEMUs, so the only way is forward: let the pages finish, resume the new QEMU, and
- * only then retire the old one. Returns 1 when it settled, 0 to roll back. */
+/* The old QEMU's migration status, when it alone answers the VM's QMP path (the new QEMU
+ * listens on the same socket while it lives: ask this only with the new one gone). */
+static int old_status(const struct qu_journal *j, uint64_t deadline, char *mig, size_t len)
+{
+	struct qu_qmp *q = NULL;
+	int r = qu_qmp_connect(j->qmp, deadline, &q);
+	if (r == 0)
+		r = qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, len);
+	qu_qmp_close(q);
+	return r;
+}
+
+static int switched_status(const char *mig)
+{
+	return !strncmp(mig, "postcopy", 8) || !strcmp(mig, "completed");
+}
+
+/* A postcopy upgrade whose tool died (or failed) after asking for the switch. Once the old
+ * QEMU has switched, the guest's pages live in both QEMUs and pages it sent are freed in
+ * it: resuming it would run the guest on lost memory, so the only way is forward (let the
+ * pages finish, resume the new QEMU, only then retire the old one). Returns 1 when settled
+ * (forward, or the guest reported lost), 0 when it is certain that no switch happened (the
+ * caller rolls back), -errno when it cannot tell: the journal stays for --recover. */
 static int settle_postcopy(const struct qu_journal *j, char *what, size_t len)
 {
 	struct qu_qmp *q = NULL;
 	char mig[32] = "", state[32] = "";
 	uint64_t deadline = qu_now_us() + SETTLE_TIMEOUT_US;
-	if (!j->ctl[0] || qu_qmp_connect(j->ctl, deadline, &q) < 0)
-		return 0;
+	int new_alive = qu_proc_alive(j->new_pid, j->new_start);
+
+	if (!new_alive) {
+		/* The channel is broken: an old QEMU that had not switched fails its migration
+		 * within moments (and QEMU resumes it if it ran); one that had, keeps it. */
+		while (qu_proc_alive(j->old_pid, j->old_start) && old_status(j, deadline, mig, sizeof(mig)) == 0 &&
+		       (!strcmp(mig, "active") || !strcmp(mig, "setup") || !strcmp(mig, "device")) && qu_now_us() < deadline)
+			usleep(100000);
+		if (!strcmp(mig, "failed") || !strcmp(mig, "cancelled"))
+			return 0;
+		if (!qu_proc_alive(j->old_pid, j->old_start)) {
+			snprintf(what, len, "PID %d: both QEMUs are gone during a postcopy upgrade: the guest is lost",
+				 (int)j->old_pid);
+			return 1;
+		}
+		if (switched_status(mig)) {
+			snprintf(what, len, "PID %d: the new QEMU %d died after the postcopy switch: the guest is lost; "
+				 "the old QEMU is left paused (status '%s'), not resumed: its memory is incomplete",
+				 (int)j->old_pid, (int)j->new_pid, mig);
+			return 1;
+		}
+		return qu_err(-EAGAIN, "PID %d: postcopy upgrade: cannot tell whether the old QEMU switched "
+			      "(status '%s'); left as it is", (int)j->old_pid, mig);
+	}
+	/* The new QEMU lives: its private monitor says where the migration is. Its main loop may
+	 * wait for a page, so keep trying to reach it. */
+	while (qu_qmp_connect(j->ctl, qu_now_us() + 5000000u, &q) < 0 && qu_now_us() < deadline &&
+	       qu_proc_alive(j->new_pid, j->new_start))
+		usleep(200000);
+	if (!q)
+		return qu_err(-EAGAIN, "PID %d: postcopy upgrade: the new QEMU %d does not answer its monitor; "
+			      "left as it is (run qemu-upgrade --recover later)", (int)j->old_pid, (int)j->new_pid);
 	/* Asked for but not yet done: the switch comes within moments. */
 	while (qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) == 0 &&
-	       strncmp(mig, "postcopy", 8) && strcmp(mig, "completed") && strcmp(mig, "failed") &&
-	       qu_now_us() < deadline)
+	       !switched_status(mig) && strcmp(mig, "failed") && qu_now_us() < deadline)
 		usleep(50000);
-	if (strncmp(mig, "postcopy", 8) && strcmp(mig, "completed")) {
+	if (!strcmp(mig, "failed")) {
 		qu_qmp_close(q);
-		return 0;
+		return 0; /* the new QEMU's incoming migration failed: nothing switched */
 	}
-	/* Switched: wait as long as the pages take, while the new QEMU lives. */
+	if (!switched_status(mig)) {
+		qu_qmp_close(q);
+		return qu_err(-EAGAIN, "PID %d: postcopy upgrade: no switch yet (status '%s'); left as it is",
+			      (int)j->old_pid, mig);
+	}
+	/* Switched: wait as long as the pages take, while both QEMUs live. */
 	deadline = qu_now_us() + 3600ull * 1000000u;
-	while (!strncmp(mig, "postcopy", 8) && qu_proc_alive(j->new_pid, j->new_start) && qu_now_us() < deadline) {
+	while (!strncmp(mig, "postcopy", 8) && qu_proc_alive(j->new_pid, j->new_start) &&
+	       qu_proc_alive(j->old_pid, j->old_start) && qu_now_us() < deadline) {
 		usleep(100000);
-		if (qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) < 0)
-			break;
+		char now[32];
+		if (qu_qmp_query_string(q, "query-migrate", "status", deadline, now, sizeof(now)) == 0)
+			snprintf(mig, sizeof(mig), "%s", now);
 	}
 	if (strcmp(mig, "completed")) {
-		snprintf(what, len, "PID %d: postcopy did not complete (status '%s'): the guest's state is split "
-			 "between the old QEMU %d and the new QEMU %d and may be lost; both left as they are",
-			 (int)j->old_pid, mig, (int)j->old_pid, (int)j->new_pid);
+		snprintf(what, len, "PID %d: postcopy did not complete (status '%s'%s): the guest's state is split "
+			 "between the old QEMU %d and the new QEMU %d and is likely lost; both left as they are",
+			 (int)j->old_pid, mig, qu_proc_alive(j->old_pid, j->old_start) ? "" : ", the old QEMU died",
+			 (int)j->old_pid, (int)j->new_pid);
 		qu_qmp_close(q);
 		return 1;
 	}
@@ -159,12 +220,22 @@ int qu_settle(const struct qu_journal *j, char *what, size_t len)
 	int committed = j->phase == QU_PH_COMMITTED || j->phase == QU_PH_RETIRED;
 	int r = 0;
 
-	if (j->postcopy && new_alive && j->phase >= QU_PH_POSTCOPY && j->phase <= QU_PH_COMMITTED &&
-	    settle_postcopy(j, what, len)) {
-		if (j->ctl[0])
-			unlink(j->ctl);
-		qu_journal_remove(j->old_pid);
-		return 0;
+	if (j->postcopy && j->phase >= QU_PH_POSTCOPY && j->phase <= QU_PH_COMMITTED) {
+		r = settle_postcopy(j, what, len);
+		if (r < 0) {
+			snprintf(what, len, "%s", qu_err_msg());
+			return r; /* the journal stays */
+		}
+		if (r == 1) {
+			if (j->ctl[0])
+				unlink(j->ctl);
+			qu_journal_remove(j->old_pid);
+			return 0;
+		}
+		r = 0; /* certainly not switched: roll back below */
+		new_alive = qu_proc_alive(j->new_pid, j->new_start);
+		old_alive = qu_proc_alive(j->old_pid, j->old_start);
+		committed = 0;
 	}
 	if (!committed && new_alive && (j->phase == QU_PH_SOURCE_COMPLETED || j->phase == QU_PH_RESUMING))
 		committed = target_runs_guest(j, old_alive, deadline);
