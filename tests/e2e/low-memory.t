@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 16
+tap_plan 18
 # A memory cgroup to run the VM in: v1 where the memory controller is mounted there, else v2.
 cg=
 for base in /sys/fs/cgroup/memory /sys/fs/cgroup/unified /sys/fs/cgroup; do
@@ -111,6 +111,32 @@ vm_track_pid "$VM_PID" 2>/dev/null
 [ "$(vm_runstate)" = running ] && [ "$(cat "$VM_DIR/qemu.pid")" = "$VM_PID" ] &&
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "it runs the guest, clean, the pidfile names it"
+unset QEMU_UPGRADE_STATE_DIR
+
+# The new QEMU dies right after the switch: the guest's pages are split and some are freed in
+# the old QEMU, which must then never be resumed (it would run the guest on lost memory).
+VM_RAM=anon VM_MEM=256M VM_MEMCHECK_MIB=160 vm_start lowmem-lost || exit 1
+vm_wait_ready 180 || exit 1
+export QEMU_UPGRADE_STATE_DIR=$VM_DIR/state
+old=$VM_PID
+QEMU_UPGRADE_FAULT=9:pause=2000 "$QU_BIN" --pid "$old" --low-memory --quiet >/dev/null 2>"$VM_DIR/err" &
+tool=$!
+for _ in $(seq 100); do
+	new=$(qemu_pids_for "$VM_DIR" | grep -vx "$old" | head -n 1)
+	[ -n "$new" ] && grep -q '"phase":"resuming"\|"phase":"postcopy"' "$QEMU_UPGRADE_STATE_DIR"/*.journal 2>/dev/null && break
+	sleep 0.05
+done
+sleep 0.3
+[ -n "$new" ] && kill -9 "$new"
+wait "$tool"
+rc=$?
+for _ in $(seq 300); do [ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ] && break; sleep 0.1; done
+tap_diag "new QEMU killed after the switch: exit $rc: $(tr '\n' ' ' <"$VM_DIR/err" | cut -c1-400)"
+[ "$rc" = 4 ] && grep -q "no way back" "$VM_DIR/err"
+tap_ok $? "the tool exits 4: past the point of no return, left to the guardian"
+state=$(vm_runstate)
+[ -e "/proc/$old" ] && [ "$state" != running ] && grep -q "guardian: .*the guest is lost; the old QEMU is left paused" "$VM_DIR/err"
+tap_ok $? "the old QEMU is not resumed on its incomplete memory (run state '$state'); the guest is reported lost"
 unset QEMU_UPGRADE_STATE_DIR
 
 # QEMU 10.0: memfd RAM it would send anyway, moved live by postcopy into a shared file backend.
