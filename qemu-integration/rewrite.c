@@ -263,6 +263,55 @@ static int rewrite_taps(const struct qu_vm *vm, struct qu_plan *p)
 	return 0;
 }
 
+/* Pty chardevs: -chardev pty,id=X -> -chardev socket,id=X,fd=T, where T is a connected
+ * socket to the relay that takes the pty master over (kind pty); -serial pty -> -serial
+ * chardev:qemu-upgrade-ptyK and -monitor pty -> -mon chardev=qemu-upgrade-ptyK, with that
+ * chardev. A socket an earlier upgrade made is carried as
+ * it is (kind socket). */
+static int rewrite_ptys(const struct qu_vm *vm, struct qu_plan *p)
+{
+	for (size_t k = 0; k < vm->nptys; k++) {
+		const struct qu_pty *t = &vm->ptys[k];
+		char name[128], val[160];
+		if (t->old_fd < 0)
+			continue; /* refused below */
+		if (t->relayed)
+			snprintf(name, sizeof(name), "connected socket of chardev '%s'", t->chardev);
+		else
+			snprintf(name, sizeof(name), "pty %s of chardev '%s' (its master moves to a relay)", t->pts, t->chardev);
+		int target = carry(p, t->old_fd, t->relayed ? QU_FD_SOCKET : QU_FD_PTY, name);
+		if (target < 0)
+			return target;
+		int r;
+		if (t->serial || t->monitor) {
+			char id[64];
+			snprintf(id, sizeof(id), "qemu-upgrade-pty%zu", k);
+			if (t->serial)
+				snprintf(val, sizeof(val), "chardev:%s", id);
+			else
+				snprintf(val, sizeof(val), "chardev=%s,mode=readline", id);
+			r = qu_argv_set(&p->argv, (size_t)t->arg, t->serial ? "serial" : "mon", val);
+			snprintf(val, sizeof(val), "socket,id=%s,fd=%d", id, target);
+			r = r ?: qu_argv_add(&p->argv, "chardev", val);
+		} else {
+			snprintf(val, sizeof(val), "socket,id=%s,fd=%d", t->chardev, target);
+			r = qu_argv_set(&p->argv, (size_t)t->arg, "chardev", val);
+		}
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* A chardev whose fd= is a socket this plan carries (a pty's relay, a connected socket). */
+static int carried_socket(const struct qu_plan *p, const char *fd)
+{
+	for (size_t i = 0; fd && i < p->nfds; i++)
+		if ((p->fds[i].kind == QU_FD_PTY || p->fds[i].kind == QU_FD_SOCKET) && p->fds[i].target == atoi(fd))
+			return 1;
+	return 0;
+}
+
 /* Drops options that belong to a fresh start or to the previous upgrade's private monitor. */
 static int drop_options(struct qu_plan *p)
 {
@@ -420,18 +469,19 @@ static void refuse_uncarried(struct qu_plan *p)
 		/* Carried listeners are server=on by now and carried taps are -netdev tap with fd=;
 		 * any other fd= is a stranger's descriptor. */
 		int carried_tap = !strcmp(opt, "netdev") && !strncmp(val, "tap,", 4);
+		int carried_sock = !strcmp(opt, "chardev") && carried_socket(p, qu_opts_get(&o, "fd"));
 		for (const char *const *k = fd_keys; *k; k++)
-			if (qu_opts_get(&o, *k) && !carried_tap && (strcmp(opt, "chardev") || !qu_opts_get_bool(&o, "server")))
+			if (qu_opts_get(&o, *k) && !carried_tap && !carried_sock &&
+			    (strcmp(opt, "chardev") || !qu_opts_get_bool(&o, "server")))
 				refuse(p, "-%s %s: passed-in descriptors (%s=) cannot be carried yet", opt, val, *k);
 		qu_opts_free(&o);
 		if (!strcmp(opt, "chardev") && qu_opts_parse(val, "backend", &o) == 0) {
 			const char *b = qu_opts_get(&o, "backend");
 			for (const char *const *k = chardev_refused; b && *k; k++)
 				if (!strcmp(b, *k) && !strcmp(b, "pty"))
-					refuse(p, "-chardev %s: a pty cannot be carried: stock QEMU cannot take an existing "
-					       "pty master over (a new QEMU would make a new /dev/pts), and one given as a "
-					       "tty spins when nobody holds the other end; use a UNIX socket chardev "
-					       "(server=on) for a console that survives upgrades", val);
+					refuse(p, "-chardev %s: its pty master was not found in the QEMU process (no "
+					       "/dev/ptmx descriptor with the tty-index query-chardev names), so the pty "
+					       "cannot be kept", val);
 				else if (!strcmp(b, *k))
 					refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
 			if (b && !strcmp(b, "socket") && qu_opts_get(&o, "host"))
@@ -453,7 +503,7 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_plan *p)
 			return r;
 	/* Indexes in vm refer to vm->argv; rewrite those options in place before anything moves. */
 	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0 ||
-	    (r = rewrite_taps(vm, p)) < 0)
+	    (r = rewrite_taps(vm, p)) < 0 || (r = rewrite_ptys(vm, p)) < 0)
 		return r;
 	if ((r = drop_options(p)) < 0)
 		return r;

@@ -12,6 +12,7 @@
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/io.h"
 #include "upgrade/launcher.h"
+#include "upgrade/ptyrelay.h"
 #include "upgrade/log.h"
 #include "upgrade/stream.h"
 
@@ -81,6 +82,27 @@ static int harvest(struct txn *t)
 			if (t->local[i] < 0 || ftruncate(t->local[i], (off_t)p->fds[i].size) < 0)
 				return qu_err(-errno, "cannot make a %llu-byte memfd for the guest's RAM: %s",
 					      p->fds[i].size, strerror(errno));
+			continue;
+		}
+		if (p->fds[i].kind == QU_FD_PTY) {
+			/* The master goes to a relay; the new QEMU gets a socket to it. */
+			int master = qu_pidfd_getfd(t->pidfd_old, p->fds[i].old_fd), sv[2];
+			if (master < 0)
+				return qu_err(master, "cannot take %s (fd %d) from PID %d: %s", p->fds[i].name,
+					      p->fds[i].old_fd, (int)t->vm->pid, strerror(-master));
+			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+				int e = errno;
+				close(master);
+				return qu_err(-e, "socketpair: %s", strerror(e));
+			}
+			int r = qu_ptyrelay_start(master, sv[0]);
+			close(master);
+			close(sv[0]);
+			if (r < 0) {
+				close(sv[1]);
+				return r;
+			}
+			t->local[i] = sv[1];
 			continue;
 		}
 		if (p->fds[i].kind == QU_FD_VHOST) {

@@ -235,7 +235,8 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 	if ((r = qu_qmp_connect(vm->qmp_path, deadline_us, &q)) < 0)
 		return qu_err_wrap(r, "QEMU PID %d", (int)pid);
 	vm->anon_bytes = qu_proc_anon_bytes(pid);
-	if ((r = query_qmp(vm, q, deadline_us)) < 0 || (r = qu_ram_find_fds(vm)) < 0) {
+	if ((r = query_qmp(vm, q, deadline_us)) < 0 || (r = qu_ram_find_fds(vm)) < 0 ||
+	    (r = qu_find_ptys(vm, q, deadline_us)) < 0) {
 		qu_qmp_close(q);
 		return r;
 	}

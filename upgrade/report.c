@@ -31,6 +31,8 @@ static const char *kind_name(unsigned kind)
 	case QU_FD_TAP: return "tap";
 	case QU_FD_NAMESPACE: return "namespace";
 	case QU_FD_VHOST: return "vhost";
+	case QU_FD_PTY: return "pty";
+	case QU_FD_SOCKET: return "socket";
 	}
 	return "?";
 }

@@ -39,6 +39,8 @@ enum qu_fd_kind {
 	QU_FD_TAP = 6,       /* one queue of a tap device */
 	QU_FD_NAMESPACE = 7, /* a namespace to enter (name: "net"); not installed, setns()'d */
 	QU_FD_VHOST = 8,     /* /dev/vhost-net opened by the tool for one tap queue */
+	QU_FD_PTY = 9,       /* a socket to the relay that keeps a pty (old_fd: its master) */
+	QU_FD_SOCKET = 10,   /* a connected socket of a chardev (fd=, no server=on) */
 };
 
 struct qu_rec {

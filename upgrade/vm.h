@@ -51,6 +51,20 @@ struct qu_tap {
 	char ifname[32];
 };
 
+#define QU_MAX_PTYS 8
+
+/* A character device on a pty (-chardev pty, -serial pty), or one an earlier upgrade turned
+ * into a socket to a relay that keeps the pty (-chardev socket,fd=N without server=on). */
+struct qu_pty {
+	char chardev[64];          /* chardev id (-serial pty: QEMU's "serialK") */
+	long arg;                  /* index of the option */
+	int serial;                /* -serial pty */
+	int monitor;               /* -monitor pty (an HMP monitor): its rank among them, from 1 */
+	int relayed;               /* already a connected socket: carried as it is */
+	int old_fd;                /* the pty master (or the socket) in the old QEMU; -1 unknown */
+	char pts[32];              /* /dev/pts/N, as query-chardev says */
+};
+
 struct qu_vm {
 	pid_t pid;
 	char exe[PATH_MAX];      /* /proc/PID/exe as the kernel shows it */
@@ -71,6 +85,8 @@ struct qu_vm {
 	struct qu_context ctx;   /* user, cgroups, limits, affinity, ... to reproduce */
 	struct qu_tap taps[QU_MAX_NETDEVS];
 	size_t ntaps;
+	struct qu_pty ptys[QU_MAX_PTYS];
+	size_t nptys;
 	char pidfile[PATH_MAX];
 	char stdout_link[PATH_MAX], stderr_link[PATH_MAX];
 	char blockers[512];      /* query-migrate blocked-reasons, joined */
@@ -96,5 +112,8 @@ int qu_find_listeners(struct qu_vm *vm);
 /* Fills vm->taps from -netdev tap options (QemuOpts or JSON), finding each queue's
  * descriptor in the old QEMU (fd=/fds= numbers, or its tun descriptors by interface name). */
 int qu_find_taps(struct qu_vm *vm);
+/* Fills vm->ptys: pty chardevs (their /dev/pts from query-chardev, their master descriptor
+ * by the tty-index in /proc/PID/fdinfo) and connected socket chardevs passed as fd=. */
+int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us);
 
 #endif

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Refused before anything is touched, with the reason, on real QEMU: a device QEMU itself
-# reports as a migration blocker (ivshmem in peer mode), a pty console (stock QEMU cannot take
-# an existing pty master over: see README), and a TCP socket server chardev. Each VM keeps
+# reports as a migration blocker (ivshmem in peer mode), a pipe chardev, and a TCP socket
+# server chardev. Each VM keeps
 # its PID, runs, has no second QEMU and no changed migration capability, and its guest makes
 # progress. (VFIO, bridge, vhost-user, -add-fd and the -nic/-net tap forms need hardware or
 # setups these machines lack; tests/unit/test-rewrite.c checks their refusals.)
@@ -29,6 +29,8 @@ refused() {
 }
 refused blocker "QEMU reports that this VM cannot migrate: Migration is disabled when using feature 'peer mode' in device 'ivshmem'" \
 	-object memory-backend-memfd,id=sh,size=1M,share=on -device ivshmem-plain,memdev=sh
-refused pty "-chardev pty,id=con0: a pty cannot be carried.*UNIX socket chardev" -chardev pty,id=con0 -device isa-serial,chardev=con0
+fifo=$(mktemp -u "${TMPDIR:-/tmp}/qu-refuse-fifo.XXXXXX")
+mkfifo "$fifo" && vm_defer "rm -f $fifo"
+refused pipe "-chardev pipe,id=pipe0,path=$fifo: pipe character devices cannot be carried yet" -chardev "pipe,id=pipe0,path=$fifo" -device isa-serial,chardev=pipe0
 refused tcp-server "TCP" -chardev "socket,id=tcp0,host=127.0.0.1,port=$port,server=on,wait=off" -device isa-serial,chardev=tcp0
 tap_done
