@@ -20,7 +20,7 @@ tap_ok $? "the HMP monitor answers on its pty $pts"
 flag=$VM_DIR/ask
 "$hmp" "$pts" --hold "$flag" >"$VM_DIR/session" 2>&1 &
 session=$!
-vm_defer "echo quit >$flag; sleep 0.2; kill $session 2>/dev/null"
+vm_defer "kill $session 2>/dev/null"
 # ask: the held session asks once more; prints its answer.
 ask() {
 	local before n
