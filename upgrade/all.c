@@ -116,7 +116,8 @@ static void run_child(const struct qu_all_options *o, const struct vm_entry *x, 
 	qu_set_log_level(0);
 	qu_set_pid(h, x->pid);
 	qu_set_new_binary(h, x->exe_path);
-	qu_set_flags(h, (o->dry_run ? QU_FLAG_DRY_RUN : 0) | (o->allow_copy ? QU_FLAG_ALLOW_COPY : 0));
+	qu_set_flags(h, (o->dry_run ? QU_FLAG_DRY_RUN : 0) | (o->allow_copy ? QU_FLAG_ALLOW_COPY : 0) |
+			(o->low_memory ? QU_FLAG_LOW_MEMORY : 0));
 	if (o->timeout_ms)
 		qu_set_timeout_ms(h, o->timeout_ms);
 	int r = qu_upgrade(h);
@@ -243,6 +244,7 @@ int qu_all(const struct qu_all_options *o, FILE *out)
 	}
 	struct qu_all_options opts = *o;
 	opts.allow_copy |= conf->allow_copy;
+	opts.low_memory |= conf->low_memory;
 	o = &opts;
 	/* Probe each new binary once, here: the forked upgrades inherit the answers. */
 	for (int i = 0; i < n; i++) {

@@ -11,6 +11,7 @@ struct qu_all_options {
 	int jobs;             /* 0: from the config file */
 	int dry_run;
 	int allow_copy;       /* also from the config's allow_copy */
+	int low_memory;       /* also from the config's low_memory */
 	int json;
 	int from_hook;        /* the package hook: obey `enabled`, log to syslog, never fail */
 	unsigned timeout_ms;  /* per VM */

@@ -34,6 +34,8 @@ static int apply(struct qu_config *c, const char *key, char *val)
 		return set_bool(val, &c->enabled);
 	if (!strcmp(key, "allow_copy"))
 		return set_bool(val, &c->allow_copy);
+	if (!strcmp(key, "low_memory"))
+		return set_bool(val, &c->low_memory);
 	if (!strcmp(key, "jobs")) {
 		char *end;
 		long n = strtol(val, &end, 10);
@@ -82,7 +84,7 @@ int qu_config_load(struct qu_config *c)
 		char *key = trim(s), *val = trim(eq + 1);
 		int e = apply(c, key, val);
 		if (e == -ENOENT)
-			r = qu_err(e, "%s:%d: unknown setting '%s' (known: enabled, jobs, exclude, allow_copy)", c->path, n, key);
+			r = qu_err(e, "%s:%d: unknown setting '%s' (known: enabled, jobs, exclude, allow_copy, low_memory)", c->path, n, key);
 		else if (e < 0)
 			r = qu_err(e, "%s:%d: bad value '%s' for '%s'", c->path, n, val, key);
 	}

@@ -2,7 +2,8 @@
  *   enabled = yes|no       the package hook runs at all
  *   jobs = N               upgrades at once (default 4)
  *   exclude = NAME PID ... VMs (QEMU -name, or PID) that --all never touches
- *   allow_copy = yes|no    VMs whose RAM must be copied once are copied (default no) */
+ *   allow_copy = yes|no    VMs whose RAM must be copied once are copied (default no)
+ *   low_memory = yes|no    ... and copied by postcopy, in bounded memory (default no) */
 #ifndef QU_CONFIG_H
 #define QU_CONFIG_H
 
@@ -12,6 +13,7 @@ struct qu_config {
 	int enabled;
 	int jobs;
 	int allow_copy;
+	int low_memory;
 	char exclude[QU_CONF_MAX_EXCLUDE][64];
 	int nexclude;
 	char path[256];

@@ -313,6 +313,7 @@ int main(int argc, char **argv)
 		}
 		struct qu_all_options o = { .binary = all_binary, .jobs = jobs, .dry_run = !!(flags & QU_FLAG_DRY_RUN),
 					    .allow_copy = !!(flags & QU_FLAG_ALLOW_COPY),
+					    .low_memory = !!(flags & QU_FLAG_LOW_MEMORY),
 					    .json = json, .from_hook = from_hook, .timeout_ms = timeout_ms };
 		qu_free(h);
 		install_signal_handlers();

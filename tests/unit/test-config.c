@@ -39,9 +39,10 @@ static void settings_comments_and_blanks(void **state)
 {
 	(void)state;
 	struct qu_config c;
-	write_conf("# a comment\n\nenabled = no   # trailing comment\njobs=7\nexclude = web1 db2, 4242\nallow_copy = yes\n");
+	write_conf("# a comment\n\nenabled = no   # trailing comment\njobs=7\nexclude = web1 db2, 4242\nallow_copy = yes\nlow_memory = yes\n");
 	assert_int_equal(qu_config_load(&c), 0);
 	assert_int_equal(c.allow_copy, 1);
+	assert_int_equal(c.low_memory, 1);
 	assert_int_equal(c.enabled, 0);
 	assert_int_equal(c.jobs, 7);
 	assert_int_equal(c.nexclude, 3);
