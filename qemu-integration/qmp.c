@@ -39,6 +39,12 @@ void qu_qmp_close(struct qu_qmp *q)
 	free(q);
 }
 
+void qu_qmp_disconnect(struct qu_qmp *q)
+{
+	if (q)
+		qu_close(&q->fd);
+}
+
 void qu_qmp_version(const struct qu_qmp *q, int *major, int *minor, int *micro)
 {
 	*major = q->ver[0];

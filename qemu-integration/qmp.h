@@ -12,6 +12,9 @@ struct qu_qmp;
 int qu_qmp_connect(const char *path, uint64_t deadline_us, struct qu_qmp **out);
 /* The same on an already-connected socket; takes ownership of fd (closed on failure too). */
 int qu_qmp_attach(int fd, uint64_t deadline_us, struct qu_qmp **out);
+/* Hangs up but keeps the handle (its owner closes it later); later commands fail. QEMU
+ * serves one QMP client at a time: this lets another one in. */
+void qu_qmp_disconnect(struct qu_qmp *q);
 void qu_qmp_close(struct qu_qmp *q);
 
 /* QEMU's version from the greeting, e.g. 7.2.22 -> major 7 minor 2 micro 22. */

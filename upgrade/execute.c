@@ -14,6 +14,7 @@
 #include "upgrade/launcher.h"
 #include "upgrade/ptyrelay.h"
 #include "upgrade/log.h"
+#include "upgrade/settle.h"
 #include "upgrade/stream.h"
 
 #include <errno.h>
@@ -59,7 +60,8 @@ struct txn {
 	int tap_hdr[QU_MAX_CARRIED]; /* vnet header size of each tap queue before the new QEMU */
 	int getfd_done;
 	int switched;             /* postcopy: the old QEMU handed the guest over; no way back */
-	int unsettled;            /* postcopy failed past the point of asking: the guardian settles */
+	int unsettled;            /* postcopy failed past the point of asking and could not be settled */
+	int postcopy_asked;       /* migrate-start-postcopy was accepted (or its answer lost) */
 };
 
 /* Remembers the old QEMU's migration settings (in the journal too), so that a rollback
@@ -346,9 +348,16 @@ static int start_migration(struct txn *t, int mig_old)
 	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)
 		return r;
 	t->getfd_done = 0; /* migrate consumed the named descriptor */
-	if (t->plan->postcopy)
-		return qu_qmp_execute(t->old, "migrate-start-postcopy", NULL, -1, t->deadline, NULL);
-	return 0;
+	if (!t->plan->postcopy)
+		return 0;
+	/* A QMP error answer means QEMU did not take the request: nothing to fear yet. Anything
+	 * else (the answer lost) must be taken as asked. */
+	r = qu_qmp_execute(t->old, "migrate-start-postcopy", NULL, -1, t->deadline, NULL);
+	t->postcopy_asked = r != -EREMOTEIO;
+	t->j.postcopy_asked = t->postcopy_asked;
+	if (t->postcopy_asked)
+		journal_step(t, QU_PH_POSTCOPY); /* for the guardian: forward only from here */
+	return r;
 }
 
 /* An abstract UNIX socket name in QEMU's JSON migration-channel form. */
@@ -756,6 +765,16 @@ static int postcopy_called_off(struct txn *t)
 	return !strcmp(status, "failed") || !strcmp(status, "cancelled");
 }
 
+/* The settle rules of the guardian, run here: the tool waits for the pages itself. The
+ * old QEMU's monitor connection is ours: QEMU serves one client, so it goes first. */
+static int settle_here(struct txn *t, char *what, size_t len)
+{
+	qu_qmp_close(t->ctl);
+	t->ctl = NULL;
+	qu_qmp_disconnect(t->old);
+	return qu_settle(&t->j, what, len);
+}
+
 /* After the switch the new QEMU loads the device state and, started with -S, stays paused
  * for our `cont` (there is no event for that: ask until it says so). */
 static int wait_target_switched(struct txn *t)
@@ -959,19 +978,26 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
 		t.local[i] = -1;
 	int r = run(&t);
-	if (r < 0 && plan->postcopy && t.j.phase >= QU_PH_POSTCOPY && t.j.phase < QU_PH_RETIRED &&
+	if (r < 0 && t.postcopy_asked && t.j.phase < QU_PH_RETIRED &&
 	    (t.switched || t.j.phase >= QU_PH_RESUMING || !postcopy_called_off(&t))) {
-		/* Past the point of asking: forward only. The journal and the private monitor stay,
-		 * and the guardian, not released, settles it when this process ends. */
-		char msg[sizeof(rep->error)];
+		/* Past the point of asking: forward only, by the same rules as the guardian (which
+		 * stays on guard meanwhile, in case this process dies). */
+		char msg[sizeof(rep->error)], what[512] = "";
 		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-		t.unsettled = 1;
-		rep->unsettled = 1;
-		qu_err(r, "%s; postcopy had been asked for, so there is no way back: the guardian (PID %d) finishes "
-		       "the upgrade forward once this process ends (else run qemu-upgrade --recover); the guest's "
-		       "state is split between the old QEMU (PID %d) and the new one (PID %d), and if either dies "
-		       "before the last page has moved, the guest is lost", msg, (int)t.guardian.pid, (int)vm->pid,
-		       (int)t.new_pid);
+		qu_info("%s; postcopy had been asked for: no way back, settling forward", msg);
+		int s = settle_here(&t, what, sizeof(what));
+		if (s == 0 && strstr(what, "finished the postcopy upgrade")) {
+			qu_info("%s", what);
+			r = 0; /* the upgrade went through after all */
+		} else if (s == 0) {
+			qu_err(r, "%s; then: %s", msg, what);
+		} else {
+			t.unsettled = 1;
+			rep->unsettled = 1;
+			qu_err(r, "%s; postcopy had been asked for, so there is no way back, and it could not be settled: "
+			       "%s (the journal stays: run qemu-upgrade --recover)", msg, qu_err_msg());
+		}
+		t.j.phase = s == 0 ? QU_PH_RETIRED : t.j.phase;
 	} else if (r < 0 && t.j.phase < QU_PH_COMMITTED) {
 		char msg[sizeof(rep->error)];
 		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
@@ -981,14 +1007,11 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 			unlink(t.j.ctl);
 		qu_err(r, "%s", msg);
 	}
-	/* Settled either way: nothing for the guardian or --recover to do. */
-	if (t.unsettled) {
-		qu_guardian_detach(&t.guardian);
-	} else {
-		if (t.j.phase)
-			qu_journal_remove(vm->pid);
-		qu_guardian_release(&t.guardian);
-	}
+	/* Settled either way: nothing for the guardian or --recover to do (an unsettled one
+	 * keeps its journal for --recover). */
+	if (t.j.phase && !t.unsettled)
+		qu_journal_remove(vm->pid);
+	qu_guardian_release(&t.guardian);
 	if (r == 0 && t.j.ctl[0])
 		unlink(t.j.ctl);
 	if (r == 0)

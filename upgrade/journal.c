@@ -63,18 +63,25 @@ int qu_lock_vm(pid_t pid)
 	if (r < 0)
 		return r;
 	qu_state_path(pid, "lock", path, sizeof(path));
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return qu_err(-errno, "cannot open the lock %s: %s", path, strerror(errno));
-	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		int e = errno;
+	/* The holder unlinks the lock file when done (its guardian too, later): a lock taken on
+	 * a file that is no longer at the path locks nothing, so check and try again. */
+	for (;;) {
+		struct stat a, b;
+		int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return qu_err(-errno, "cannot open the lock %s: %s", path, strerror(errno));
+		if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+			int e = errno;
+			close(fd);
+			if (e == EWOULDBLOCK)
+				return qu_err(-EBUSY, "another upgrade of PID %d is running (lock %s held); wait for it, "
+					      "or run qemu-upgrade --recover if it died", (int)pid, path);
+			return qu_err(-e, "cannot lock %s: %s", path, strerror(e));
+		}
+		if (fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+			return fd;
 		close(fd);
-		if (e == EWOULDBLOCK)
-			return qu_err(-EBUSY, "another upgrade of PID %d is running (lock %s held); wait for it, "
-				      "or run qemu-upgrade --recover if it died", (int)pid, path);
-		return qu_err(-e, "cannot lock %s: %s", path, strerror(e));
 	}
-	return fd;
 }
 
 static json_object *to_json(const struct qu_journal *j)
@@ -90,6 +97,7 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "was_running", json_object_new_boolean(j->was_running));
 	json_object_object_add(o, "kill_old", json_object_new_boolean(j->kill_old));
 	json_object_object_add(o, "postcopy", json_object_new_boolean(j->postcopy));
+	json_object_object_add(o, "postcopy_asked", json_object_new_boolean(j->postcopy_asked));
 	json_object_object_add(o, "qmp", json_object_new_string(j->qmp));
 	json_object_object_add(o, "ctl", json_object_new_string(j->ctl));
 	json_object_object_add(o, "pidfile", json_object_new_string(j->pidfile));
@@ -171,6 +179,7 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->was_running = (int)get_int(o, "was_running");
 	j->kill_old = (int)get_int(o, "kill_old");
 	j->postcopy = (int)get_int(o, "postcopy");
+	j->postcopy_asked = (int)get_int(o, "postcopy_asked");
 	get_str(o, "qmp", j->qmp, sizeof(j->qmp));
 	get_str(o, "ctl", j->ctl, sizeof(j->ctl));
 	get_str(o, "pidfile", j->pidfile, sizeof(j->pidfile));

@@ -35,6 +35,7 @@ struct qu_journal {
 	int was_running;
 	int kill_old;   /* retire the old QEMU with SIGKILL: its exit would run a tap downscript */
 	int postcopy;   /* RAM moves by postcopy: the old QEMU may go only once it completed */
+	int postcopy_asked; /* migrate-start-postcopy was accepted: from here, forward only */
 	char qmp[QU_SUN_PATH_MAX];
 	char ctl[QU_SUN_PATH_MAX];
 	char pidfile[PATH_MAX];

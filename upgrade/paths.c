@@ -52,12 +52,12 @@ void qu_pidfile_aside(const char *pidfile)
 	/* The directory may be writable by the VM's user: neither name may lead elsewhere
 	 * (O_NOFOLLOW; O_EXCL after the unlink makes a file of our own or fails). */
 	unlink(tmp);
-	int in = open(pidfile, O_RDONLY | O_NOFOLLOW | O_CLOEXEC), out = -1;
+	int in = open(pidfile, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), out = -1;
 	ssize_t n = in >= 0 ? read(in, buf, sizeof(buf)) : -1;
 	if (in >= 0 && fstat(in, &st) == 0 && S_ISREG(st.st_mode) && n >= 0 &&
 	    (out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) >= 0 &&
 	    write(out, buf, (size_t)n) == n && fchown(out, st.st_uid, st.st_gid) == 0 &&
-	    fchmod(out, st.st_mode & 07777) == 0 && rename(tmp, pidfile) == 0) {
+	    fchmod(out, st.st_mode & 0666) == 0 && rename(tmp, pidfile) == 0) {
 		close(in);
 		close(out);
 		return;

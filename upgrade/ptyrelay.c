@@ -1,4 +1,5 @@
 #include "upgrade/ptyrelay.h"
+#include "upgrade/clock.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 
@@ -6,6 +7,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -13,60 +15,133 @@
 
 #define HUP_RETRY_MS 100
 
+/* Bytes read from one side that the other did not take yet. */
+struct pending {
+	char buf[4096];
+	size_t len;
+};
+
+/* Writes what is pending to fd; 0 when all went (or fd has no room: some stay), -1 when fd
+ * is gone. */
+static int flush(int fd, struct pending *p)
+{
+	while (p->len) {
+		ssize_t n = write(fd, p->buf, p->len);
+		if (n < 0)
+			return errno == EAGAIN || errno == EINTR ? 0 : -1;
+		memmove(p->buf, p->buf + n, p->len - (size_t)n);
+		p->len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Both directions independent, as a pty is: each side is read only while what it gave last
+ * has gone to the other, so a side that does not read slows only what goes to it. While
+ * nobody holds the pty's other end (the master hangs up), what QEMU writes is dropped, as
+ * QEMU's own pty backend does, and the master is looked at again every HUP_RETRY_MS. */
 static void relay(int master, int sock)
 {
-	char buf[4096];
+	struct pending to_pty = { .len = 0 }, to_qemu = { .len = 0 };
 	int master_hup = 0;
+	uint64_t hup_at = 0;
 	fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+	fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
 	for (;;) {
-		struct pollfd pf[2] = { { .fd = sock, .events = POLLIN }, { .fd = master, .events = POLLIN } };
-		/* With nobody on the pty's other end the master reports a hang-up at once, every
-		 * time: look again later instead of spinning. */
-		int n = poll(pf, master_hup ? 1 : 2, master_hup ? HUP_RETRY_MS : -1);
+		struct pollfd pf[2] = {
+			{ .fd = sock, .events = (to_pty.len ? 0 : POLLIN) | (to_qemu.len ? POLLOUT : 0) },
+			/* Left out while it hangs up: poll reports a hang-up whatever is asked. */
+			{ .fd = master_hup ? -1 : master, .events = (to_qemu.len ? 0 : POLLIN) | (to_pty.len ? POLLOUT : 0) },
+		};
+		int wait_ms = -1;
+		if (master_hup) {
+			uint64_t since_ms = (qu_now_us() - hup_at) / 1000u;
+			wait_ms = since_ms >= HUP_RETRY_MS ? 0 : HUP_RETRY_MS - (int)since_ms;
+		}
+		int n = poll(pf, 2, wait_ms);
 		if (n < 0 && errno != EINTR)
 			return;
-		master_hup = 0;
+		if (master_hup && qu_now_us() - hup_at >= HUP_RETRY_MS * 1000u) {
+			master_hup = 0; /* look at the master again */
+			continue;
+		}
+		if (pf[1].revents & (POLLHUP | POLLERR)) {
+			master_hup = 1;
+			hup_at = qu_now_us();
+			to_pty.len = 0;
+		}
+		if ((pf[0].revents & POLLOUT) && flush(sock, &to_qemu) < 0)
+			return;
+		if ((pf[1].revents & POLLOUT) && flush(master, &to_pty) < 0)
+			to_pty.len = 0;
 		if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-			ssize_t got = read(sock, buf, sizeof(buf));
+			ssize_t got = read(sock, to_pty.buf, sizeof(to_pty.buf));
 			if (got == 0 || (got < 0 && errno != EINTR && errno != EAGAIN))
 				return; /* no QEMU holds the socket any more: the VM is gone */
-			/* Into the pty; what does not fit (nobody reading) is dropped. */
-			if (got > 0 && write(master, buf, (size_t)got) < 0 && errno != EAGAIN && errno != EIO)
-				return;
+			to_pty.len = got > 0 ? (size_t)got : 0;
+			if (master_hup || flush(master, &to_pty) < 0)
+				to_pty.len = 0;
 		}
-		if (pf[1].revents & POLLIN) {
-			ssize_t got = read(master, buf, sizeof(buf));
-			if (got > 0 && qu_write_full(sock, buf, (size_t)got) < 0)
-				return;
-			if (got < 0 && errno == EIO)
+		if (!master_hup && (pf[1].revents & POLLIN)) {
+			ssize_t got = read(master, to_qemu.buf, sizeof(to_qemu.buf));
+			if (got < 0 && errno == EIO) {
 				master_hup = 1;
-		} else if (pf[1].revents & (POLLHUP | POLLERR)) {
-			master_hup = 1;
+				hup_at = qu_now_us();
+			}
+			to_qemu.len = got > 0 ? (size_t)got : 0;
+			if (flush(sock, &to_qemu) < 0)
+				return;
 		}
 	}
 }
 
 int qu_ptyrelay_start(int master, int sock)
 {
+	int status[2];
+	if (pipe2(status, O_CLOEXEC) < 0)
+		return qu_err(-errno, "cannot start the pty relay: pipe: %s", strerror(errno));
 	pid_t child = fork();
-	if (child < 0)
-		return qu_err(-errno, "cannot start the pty relay: fork: %s", strerror(errno));
+	if (child < 0) {
+		int e = errno;
+		close(status[0]);
+		close(status[1]);
+		return qu_err(-e, "cannot start the pty relay: fork: %s", strerror(e));
+	}
 	if (child == 0) {
 		/* The relay itself is a grandchild, so that nobody has to reap it. */
-		if (fork() != 0)
-			_exit(0);
+		close(status[0]);
+		pid_t relay_pid = fork();
+		if (relay_pid != 0)
+			_exit(relay_pid < 0);
 		setsid();
+		if (chdir("/") < 0)
+			_exit(1);
+		/* Nothing of the tool's signal handling: a SIGTERM ends the relay. */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGTERM, SIG_DFL);
 		signal(SIGPIPE, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
 		signal(SIGINT, SIG_IGN);
-		int m = fcntl(master, F_DUPFD, 100), s = fcntl(sock, F_DUPFD, 100), nul = open("/dev/null", O_RDWR);
-		if (m < 0 || s < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0 ||
+		int m = fcntl(master, F_DUPFD, 5), s = fcntl(sock, F_DUPFD, 5), st = fcntl(status[1], F_DUPFD, 5);
+		int nul = open("/dev/null", O_RDWR);
+		if (m < 0 || s < 0 || st < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0 ||
 		    dup2(m, 3) < 0 || dup2(s, 4) < 0)
+			_exit(1);
+		char ok = 'R';
+		if (write(st, &ok, 1) != 1)
 			_exit(1);
 		close_range(5, ~0U, 0);
 		relay(3, 4);
 		_exit(0);
 	}
-	waitpid(child, NULL, 0);
+	close(status[1]);
+	int wstatus = 0;
+	waitpid(child, &wstatus, 0);
+	char c = 0;
+	ssize_t n = read(status[0], &c, 1);
+	close(status[0]);
+	if (n != 1 || c != 'R')
+		return qu_err(-ECHILD, "the pty relay did not start");
 	return 0;
 }

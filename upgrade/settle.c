@@ -82,11 +82,17 @@ static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done,
 	if (r < 0)
 		return qu_err_wrap(r, "cannot reach the old QEMU to resume it");
 	char mig[32] = "", state[32] = "";
-	if ((qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) < 0 && j->postcopy) ||
-	    !strncmp(mig, "postcopy", 8) || (j->postcopy && !strcmp(mig, "completed"))) {
-		/* It handed the guest over and freed what it sent: never resume it. */
+	int known = qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, sizeof(mig)) == 0;
+	qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state));
+	/* An old QEMU that handed the guest over by postcopy has freed what it sent: never
+	 * resume it. (A "completed" alone proves nothing: a QEMU that was itself a migration
+	 * target reports its incoming migration's status until it starts one of its own; its
+	 * run state tells them apart.) */
+	if ((!known && j->postcopy && j->postcopy_asked) || !strncmp(mig, "postcopy", 8) ||
+	    (j->postcopy && !strcmp(mig, "completed") && (!strcmp(state, "postmigrate") || !strcmp(state, "finish-migrate")))) {
 		qu_qmp_close(q);
-		return qu_err(-EIO, "the old QEMU switched to postcopy (status '%s'): not resumed, the guest is lost", mig);
+		return qu_err(-EIO, "the old QEMU switched to postcopy (status '%s', run state '%s'): not resumed, "
+			      "the guest is lost", mig, state);
 	}
 	if (mig[0] && strcmp(mig, "completed") && strcmp(mig, "failed") && strcmp(mig, "cancelled") && strcmp(mig, "none")) {
 		qu_qmp_execute(q, "migrate_cancel", NULL, -1, deadline, NULL);
@@ -220,7 +226,7 @@ int qu_settle(const struct qu_journal *j, char *what, size_t len)
 	int committed = j->phase == QU_PH_COMMITTED || j->phase == QU_PH_RETIRED;
 	int r = 0;
 
-	if (j->postcopy && j->phase >= QU_PH_POSTCOPY && j->phase <= QU_PH_COMMITTED) {
+	if (j->postcopy && j->postcopy_asked && j->phase >= QU_PH_POSTCOPY && j->phase <= QU_PH_COMMITTED) {
 		r = settle_postcopy(j, what, len);
 		if (r < 0) {
 			snprintf(what, len, "%s", qu_err_msg());
