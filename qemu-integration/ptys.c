@@ -69,7 +69,7 @@ int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 				snprintf(p.chardev, sizeof(p.chardev), "serial%d", serial);
 				r = add_pty(vm, &p);
 			}
-			serial++;
+			serial += strcmp(val, "none") != 0; /* QEMU does not number "none" */
 			continue;
 		}
 		if (!strcmp(opt, "monitor")) {
@@ -90,11 +90,18 @@ int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 		if (b && id && !strcmp(b, "pty")) {
 			snprintf(p.chardev, sizeof(p.chardev), "%s", id);
 			r = add_pty(vm, &p);
-		} else if (b && id && fd && !strcmp(b, "socket") && !qu_opts_get_bool(&o, "server")) {
-			snprintf(p.chardev, sizeof(p.chardev), "%s", id);
-			p.relayed = 1;
-			p.old_fd = atoi(fd);
-			r = add_pty(vm, &p);
+		} else if (b && id && fd && !strcmp(b, "socket") && !qu_opts_get_bool(&o, "server") &&
+			   !qu_opts_get(&o, "tls-creds") && !qu_opts_get_bool(&o, "telnet") &&
+			   !qu_opts_get_bool(&o, "tn3270") && !qu_opts_get_bool(&o, "websocket")) {
+			/* A connected socket (a pty relay's, or one passed in): carried as it is, once it
+			 * is known to be a socket. Protocols on top (TLS, telnet) keep state in QEMU. */
+			char link[64];
+			if (qu_proc_fd_link(vm->pid, atoi(fd), link, sizeof(link)) == 0 && !strncmp(link, "socket:", 7)) {
+				snprintf(p.chardev, sizeof(p.chardev), "%s", id);
+				p.relayed = 1;
+				p.old_fd = atoi(fd);
+				r = add_pty(vm, &p);
+			}
 		}
 		qu_opts_free(&o);
 	}

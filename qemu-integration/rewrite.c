@@ -294,8 +294,18 @@ static int rewrite_ptys(const struct qu_vm *vm, struct qu_plan *p)
 			snprintf(val, sizeof(val), "socket,id=%s,fd=%d", id, target);
 			r = r ?: qu_argv_add(&p->argv, "chardev", val);
 		} else {
-			snprintf(val, sizeof(val), "socket,id=%s,fd=%d", t->chardev, target);
-			r = qu_argv_set(&p->argv, (size_t)t->arg, "chardev", val);
+			/* The chardev's other options (logfile=, mux=, ...) stay; a pty's path= (a
+			 * symlink QEMU made to the pty) is the old QEMU's and stays behind with it. */
+			struct qu_opts o;
+			char fdnum[16];
+			if (qu_opts_parse(p->argv.a[t->arg].val, "backend", &o) < 0)
+				return -ENOMEM;
+			snprintf(fdnum, sizeof(fdnum), "%d", target);
+			qu_opts_del(&o, "path");
+			r = qu_opts_set(&o, "backend", "socket");
+			r = r ?: qu_opts_set(&o, "fd", fdnum);
+			r = r ?: set_opts_arg(&p->argv, (size_t)t->arg, "chardev", &o);
+			qu_opts_free(&o);
 		}
 		if (r < 0)
 			return r;

@@ -10,6 +10,7 @@
 #include "upgrade/plan.h"
 #include "upgrade/log.h"
 #include "upgrade/memory.h"
+#include "upgrade/fdpass/procfd.h"
 #include "upgrade/plan.h"
 #include "upgrade/report.h"
 #include "upgrade/vm.h"
@@ -202,10 +203,13 @@ inspect:
 			/* Wait without holding the VM's only QMP connection, then look at the VM and plan
 			 * again: both may have changed meanwhile. */
 			uint64_t t0 = qu_now_us();
+			unsigned long long started = qu_proc_starttime(h->pid);
 			qu_qmp_close(old);
 			old = NULL;
 			r = qu_memory_wait(h->plan.memory_needed, &h->vm.ctx, t0 + 3600ull * 1000000u);
 			h->rep.memory_wait_ms += (double)(qu_now_us() - t0) / 1000.0;
+			if (r == 0 && !qu_proc_alive(h->pid, started))
+				r = qu_err(-ESRCH, "the VM's QEMU (PID %d) exited while its upgrade waited for memory", (int)h->pid);
 			if (r < 0)
 				goto failed;
 			qu_vm_free(&h->vm);

@@ -990,7 +990,11 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 			qu_info("%s", what);
 			r = 0; /* the upgrade went through after all */
 		} else if (s == 0) {
-			qu_err(r, "%s; then: %s", msg, what);
+			/* Settled, but not by a working upgrade (the guest lost), or rolled back after
+			 * QEMU called the postcopy off: either way, not "rolled back as before". */
+			t.unsettled = !strstr(what, "rolled back");
+			rep->unsettled = t.unsettled;
+			qu_err(r, "%s; postcopy had been asked for, so there is no way back: %s", msg, what);
 		} else {
 			t.unsettled = 1;
 			rep->unsettled = 1;

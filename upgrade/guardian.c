@@ -86,12 +86,3 @@ void qu_guardian_release(struct qu_guardian *g)
 	waitpid(g->pid, NULL, 0);
 	g->pid = 0;
 }
-
-void qu_guardian_detach(struct qu_guardian *g)
-{
-	/* The link closes without the release byte: to the guardian that reads as the tool
-	 * gone, and it settles the journal now. It may take long (a postcopy's last pages), so
-	 * it is not waited for. */
-	qu_close(&g->link);
-	g->pid = 0;
-}

@@ -16,8 +16,4 @@ int qu_guardian_start(pid_t old_pid, int lock_fd, struct qu_guardian *g);
 /* The tool finished (committed and retired, or rolled back): the guardian exits quietly. */
 void qu_guardian_release(struct qu_guardian *g);
 
-/* The tool hands an upgrade it cannot finish to the guardian, which settles it at once
- * (forward, for a postcopy past the point of asking) and is not waited for. */
-void qu_guardian_detach(struct qu_guardian *g);
-
 #endif

@@ -72,7 +72,7 @@ static void usage(FILE *f)
 	      "Exit status: 0 upgraded (or planned); 1 failed and rolled back (the old QEMU runs the\n"
 	      "guest, also after Ctrl-C before the commit point); 2 error before anything was touched (bad usage or input, VM unreachable);\n"
 	      "3 refused (the VM cannot be upgraded; it was not touched); 4 a low-memory (postcopy) upgrade failed\n"
-	      "past the point of no return: its guardian finishes it forward (see the message).\n",
+	      "past the point of no return: not rolled back (the message says what happened to the guest).\n",
 	      f);
 }
 

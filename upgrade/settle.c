@@ -187,7 +187,11 @@ static int settle_postcopy(const struct qu_journal *j, char *what, size_t len)
 		return qu_err(-EAGAIN, "PID %d: postcopy upgrade: no switch yet (status '%s'); left as it is",
 			      (int)j->old_pid, mig);
 	}
-	/* Switched: wait as long as the pages take, while both QEMUs live. */
+	/* Switched: the guest must run at once on the new QEMU (its pages follow on demand),
+	 * then wait as long as the pages take, while both QEMUs live. */
+	if (j->was_running && qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state)) == 0 &&
+	    !strcmp(state, "paused"))
+		qu_qmp_execute(q, "cont", NULL, -1, deadline, NULL);
 	deadline = qu_now_us() + 3600ull * 1000000u;
 	while (!strncmp(mig, "postcopy", 8) && qu_proc_alive(j->new_pid, j->new_start) &&
 	       qu_proc_alive(j->old_pid, j->old_start) && qu_now_us() < deadline) {

@@ -1,6 +1,7 @@
 #include "upgrade/systemd.h"
 #include "qemu-integration/binary.h"
 #include "upgrade/io.h"
+#include "upgrade/fdpass/procfd.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,15 @@ int qu_systemd_service_of(const char *cgroup_text, char *unit, size_t len)
 			path = buf + 3;
 		else if (strstr(buf, ":name=systemd:"))
 			path = strstr(buf, ":name=systemd:") + 14;
-		const char *last = path ? strrchr(path, '/') : NULL;
-		size_t ln = last ? strlen(last + 1) : 0;
-		if (last && ln > 8 && !strcmp(last + 1 + ln - 8, ".service")) {
-			snprintf(unit, len, "%s", last + 1);
-			return 1;
+		/* Any component: a process in a sub-cgroup of a service (Delegate=yes) is in it too. */
+		for (const char *c = path; c && *c;) {
+			const char *slash = strchr(c, '/');
+			size_t cl = slash ? (size_t)(slash - c) : strlen(c);
+			if (cl > 8 && !strncmp(c + cl - 8, ".service", 8)) {
+				snprintf(unit, len, "%.*s", (int)cl, c);
+				return 1;
+			}
+			c = slash ? slash + 1 : NULL;
 		}
 		line = end ? end + 1 : NULL;
 	}
@@ -51,11 +56,20 @@ int qu_systemd_main_process(pid_t pid, uint64_t deadline_us, char *why, size_t l
 	char *const argv[] = { (char *)"systemctl", (char *)"show", (char *)"--property=MainPID", (char *)"--value",
 			       unit, NULL };
 	int r = qu_run_capture("/bin/systemctl", argv, NULL, deadline_us, out, sizeof(out));
-	if (r == 0 && atoi(out) > 0 && atoi(out) != (int)pid)
-		return 0; /* another process is the service's main one: its exit is not ours */
-	snprintf(why, len, "QEMU PID %d %s systemd service %s: when it exits, systemd counts the service as "
-		 "stopped, kills what is left in it (the new QEMU) and may start it again; run the VM in a "
-		 "scope instead (systemd-run --scope, as libvirt does)", (int)pid,
-		 r == 0 && atoi(out) == (int)pid ? "is the main process of" : "runs in", unit);
+	int main_pid = r == 0 ? atoi(out) : -1;
+	/* The service's main process must be neither QEMU nor what started it (a script that
+	 * ends when QEMU does, a manager that acts on its child's exit). */
+	int ancestor = 0;
+	for (pid_t p = pid; main_pid > 0 && p > 1 && !ancestor;) {
+		ancestor = p == main_pid;
+		p = qu_proc_ppid(p);
+	}
+	if (main_pid > 0 && !ancestor)
+		return 0;
+	snprintf(why, len, "QEMU PID %d runs in systemd service %s%s: when it exits, systemd counts the service "
+		 "as stopped, kills what is left in it (the new QEMU) and may start it again; run the VM in a "
+		 "scope instead (systemd-run --scope, as libvirt does)", (int)pid, unit,
+		 main_pid == (int)pid ? " as its main process" : ancestor ? ", started by its main process" :
+		 " (systemctl cannot say which process is its main one)");
 	return 1;
 }

@@ -30,13 +30,13 @@ static void scope_is_fine(void **state)
 	assert_int_equal(qu_systemd_service_of("0::/\n", unit, sizeof(unit)), 0);
 }
 
-static void a_directory_named_service_deeper(void **state)
+static void a_sub_cgroup_of_a_service(void **state)
 {
 	(void)state;
 	char unit[64] = "";
-	/* a process in a sub-cgroup of a service is in the service too, but only the unit's own
-	 * cgroup ends in .service: a sub-cgroup means a delegated tree we leave alone */
-	assert_int_equal(qu_systemd_service_of("0::/system.slice/vms.service/vm1\n", unit, sizeof(unit)), 0);
+	/* a process in a sub-cgroup of a service (Delegate=yes) is in the service too */
+	assert_int_equal(qu_systemd_service_of("0::/system.slice/vms.service/vm1\n", unit, sizeof(unit)), 1);
+	assert_string_equal(unit, "vms.service");
 }
 
 int main(void)
@@ -45,7 +45,7 @@ int main(void)
 		cmocka_unit_test(v2_service),
 		cmocka_unit_test(v1_name_systemd),
 		cmocka_unit_test(scope_is_fine),
-		cmocka_unit_test(a_directory_named_service_deeper),
+		cmocka_unit_test(a_sub_cgroup_of_a_service),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

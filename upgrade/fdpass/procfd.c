@@ -176,6 +176,20 @@ unsigned long long qu_proc_starttime(pid_t pid)
 	return stat_fields(pid, &state, &start) == 0 ? start : 0;
 }
 
+pid_t qu_proc_ppid(pid_t pid)
+{
+	char path[64], *text = NULL;
+	int ppid = 0;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (qu_read_file(path, &text, NULL) == 0) {
+		char *p = strstr(text, "\nPPid:");
+		if (p)
+			ppid = atoi(p + 6);
+		free(text);
+	}
+	return (pid_t)ppid;
+}
+
 int qu_proc_alive(pid_t pid, unsigned long long start)
 {
 	char state;

@@ -26,6 +26,8 @@ long long qu_proc_anon_bytes(pid_t pid);
 /* Field 22 of /proc/PID/stat (start time in clock ticks since boot): with the PID, it names
  * one process, never a later one that got the same PID. 0 if the process does not exist. */
 unsigned long long qu_proc_starttime(pid_t pid);
+/* The parent's PID (0 when unknown). */
+pid_t qu_proc_ppid(pid_t pid);
 /* The process (pid, start) exists and has not exited (zombies count as exited). */
 int qu_proc_alive(pid_t pid, unsigned long long start);
 
