@@ -6,22 +6,17 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
+. "$here/../lib/cgroup.sh"
 
 tap_plan 7
+cg_all_new qu-test
 cg=qu-test-$$
-cgdirs=()
-for h in memory cpu unified; do
-	d=/sys/fs/cgroup/$h/$cg
-	[ -d "/sys/fs/cgroup/$h" ] && mkdir "$d" 2>/dev/null && cgdirs+=("$d")
-done
-for d in "${cgdirs[@]}"; do vm_defer "rmdir $d 2>/dev/null || { sleep 0.5; rmdir $d; }"; done
-[ ${#cgdirs[@]} -gt 0 ] || { echo "Bail out! no cgroup hierarchy to test with"; exit 1; }
 # How a management daemon would start it: cgroups first, then the identity and limits.
 wrap=$(mktemp)
 _vm_paths+=("$wrap")
 {
 	echo '#!/bin/sh'
-	for d in "${cgdirs[@]}"; do echo "echo \$\$ >$d/cgroup.procs"; done
+	for d in "${CGDIRS[@]}"; do echo "echo \$\$ >$d/cgroup.procs"; done
 	echo 'exec setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+net_admin --ambient-caps=+net_admin nice -n 5 taskset -c 0 prlimit --nofile=2048:4096 "$@"'
 } >"$wrap"
 chmod +x "$wrap"

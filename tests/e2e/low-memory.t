@@ -10,52 +10,30 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
+. "$here/../lib/cgroup.sh"
 
+memcg_new qu-lowmem
 tap_plan 18
-# A memory cgroup to run the VM in: v1 where the memory controller is mounted there, else v2.
-cg=
-for base in /sys/fs/cgroup/memory /sys/fs/cgroup/unified /sys/fs/cgroup; do
-	if [ -e "$base/memory.limit_in_bytes" ] || grep -qw memory "$base/cgroup.controllers" 2>/dev/null; then
-		cg=$base/qu-lowmem-$$
-		break
-	fi
-done
-if [ -z "$cg" ] || ! mkdir "$cg" 2>/dev/null; then
-	echo "1..0 # SKIP no memory cgroup controller on this host"
-	exit 0
-fi
-vm_defer "rmdir $cg 2>/dev/null || { sleep 1; rmdir $cg; }"
-if [ -e "$cg/memory.limit_in_bytes" ]; then
-	f_usage=memory.usage_in_bytes f_limit=memory.limit_in_bytes f_peak=memory.max_usage_in_bytes
-else
-	f_usage=memory.current f_limit=memory.max f_peak=memory.peak
-fi
-usage() { cat "$cg/$f_usage"; }
-reset_peak() { echo 0 >"$cg/$f_peak" 2>/dev/null || echo reset >"$cg/$f_peak"; }
-oom_kills() { sed -n 's/^oom_kill \([0-9]*\)/\1/p' "$cg/memory.oom_control" "$cg/memory.events" 2>/dev/null | head -n 1; }
-wrap=${TMPDIR:-/tmp}/qu-lowmem-wrap-$$.sh
-printf '#!/bin/sh\necho $$ >%s/cgroup.procs\nexec "$@"\n' "$cg" >"$wrap" && chmod +x "$wrap"
-vm_defer "rm -f $wrap"
 
-VM_WRAP=$wrap VM_RAM=anon VM_MEM=512M VM_MEMCHECK_MIB=400 vm_start lowmem || exit 1
+VM_WRAP=$MEMCG_WRAP VM_RAM=anon VM_MEM=512M VM_MEMCHECK_MIB=400 vm_start lowmem || exit 1
 vm_wait_ready 180 || exit 1
 sleep 1
-base=$(usage)
+base=$(memcg_usage)
 tap_diag "the VM's cgroup uses $((base >> 20)) MiB for a 512 MiB guest"
 
 # Room for 64 MiB more: not even a postcopy fits.
-echo $((base + (64 << 20))) >"$cg/$f_limit"
+memcg_limit $((base + (64 << 20)))
 old=$VM_PID
 err=$("$QU_BIN" --pid "$old" --allow-copy --quiet 2>&1 >/dev/null)
 rc=$?
 tap_diag "64 MiB room: exit $rc: $err"
-[ "$rc" = 3 ] && grep -q "low-memory copy fits" <<<"$err" && grep -q "memory limit of cgroup $cg leaves" <<<"$err"
+[ "$rc" = 3 ] && grep -q "low-memory copy fits" <<<"$err" && grep -q "memory limit of cgroup $MEMCG leaves" <<<"$err"
 tap_ok $? "too little room even for postcopy: refused, naming the cgroup and the numbers"
 [ "$(cat "$VM_DIR/qemu.pid")" = "$old" ] && [ "$(vm_runstate)" = running ] && vm_memcheck_progress 30
 tap_ok $? "the VM was not touched and runs on"
 
 # Room for 200 MiB more: a precopy (a second copy, ~570 MiB) would not fit, postcopy does.
-echo $((base + (200 << 20))) >"$cg/$f_limit"
+memcg_limit $((base + (200 << 20)))
 plan=$("$QU_BIN" inspect --pid "$old" --allow-copy --json --quiet)
 tap_diag "plan: $(jq -c '{strategy, warning, memory_needed_bytes, memory_room_bytes}' <<<"$plan")"
 [ "$(json_get "$plan" strategy)" = postcopy ] && jq -e '.warning | test("guest is lost") and test("precopy needs about")' <<<"$plan" >/dev/null
@@ -64,10 +42,10 @@ text=$("$QU_BIN" inspect --pid "$old" --allow-copy --quiet)
 grep -q '^WARNING: .*if either QEMU dies before the copy ends, the guest is lost' <<<"$text"
 tap_ok $? "the plan in words carries the warning"
 
-oom_before=$(oom_kills)
-reset_peak
+oom_before=$(memcg_oom_kills)
+memcg_reset_peak
 report=$("$QU_BIN" --pid "$old" --allow-copy --json --quiet 2>"$VM_DIR/err")
-peak=$(cat "$cg/$f_peak")
+peak=$(memcg_peak)
 VM_PID=$(cat "$VM_DIR/qemu.pid")
 vm_track_pid "$VM_PID" 2>/dev/null
 tap_diag "postcopy: $report $(cat "$VM_DIR/err")"
@@ -76,7 +54,7 @@ tap_diag "peak extra in the cgroup: $(((peak - base) >> 20)) MiB for a 512 MiB g
 	[ "$(json_get "$report" ram_copied_bytes)" -gt $((300 << 20)) ]
 tap_ok $? "upgraded by postcopy, the guest's RAM copied once"
 tap_check "the old QEMU is gone" proc_gone "$old"
-[ $((peak - base)) -lt $((128 << 20)) ] && [ "$(oom_kills)" = "$oom_before" ]
+[ $((peak - base)) -lt $((128 << 20)) ] && [ "$(memcg_oom_kills)" = "$oom_before" ]
 tap_ok $? "the copy stayed within its bound: $(((peak - base) >> 20)) MiB extra at the peak (< 128 MiB), no OOM kill"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ] && [ "$(vm_runstate)" = running ]
 tap_ok $? "the guest finds its memory intact and runs" ||
@@ -92,7 +70,7 @@ tap_diag "again: $report"
 [ "$(json_get "$report" strategy)" = shared-ram-handover ] && [ "$(json_get "$report" ram_copied_bytes)" -lt $((1 << 20)) ] &&
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the next upgrade is zero-copy (< 1 MiB) and the guest is clean"
-echo -1 >"$cg/$f_limit" 2>/dev/null || echo max >"$cg/$f_limit"
+memcg_limit max
 
 # The tool dies right after the switch: only forward is possible, and its guardian goes there.
 VM_RAM=anon VM_MEM=256M VM_MEMCHECK_MIB=160 vm_start lowmem-kill || exit 1

@@ -7,42 +7,26 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
+. "$here/../lib/cgroup.sh"
 
+memcg_new qu-admission
 tap_plan 6
-cg=
-for base in /sys/fs/cgroup/memory /sys/fs/cgroup/unified /sys/fs/cgroup; do
-	if [ -e "$base/memory.limit_in_bytes" ] || grep -qw memory "$base/cgroup.controllers" 2>/dev/null; then
-		cg=$base/qu-admission-$$
-		break
-	fi
-done
-if [ -z "$cg" ] || ! mkdir "$cg" 2>/dev/null; then
-	echo "1..0 # SKIP no memory cgroup controller on this host"
-	exit 0
-fi
-vm_defer "rmdir $cg 2>/dev/null || { sleep 1; rmdir $cg; }"
-if [ -e "$cg/memory.limit_in_bytes" ]; then f_usage=memory.usage_in_bytes f_limit=memory.limit_in_bytes
-else f_usage=memory.current f_limit=memory.max; fi
-oom_kills() { sed -n 's/^oom_kill \([0-9]*\)/\1/p' "$cg/memory.oom_control" "$cg/memory.events" 2>/dev/null | head -n 1; }
-wrap=${TMPDIR:-/tmp}/qu-admission-wrap-$$.sh
-printf '#!/bin/sh\necho $$ >%s/cgroup.procs\nexec "$@"\n' "$cg" >"$wrap" && chmod +x "$wrap"
-vm_defer "rm -f $wrap"
 # One ledger for both upgrades, as /run/qemu-upgrade is for a host.
 export QEMU_UPGRADE_STATE_DIR=${TMPDIR:-/tmp}/qu-admission-state-$$
 vm_defer "rm -rf $QEMU_UPGRADE_STATE_DIR"
 
-VM_WRAP=$wrap VM_RAM=anon VM_MEM=512M VM_MEMCHECK_MIB=400 vm_start adm-a || exit 1
+VM_WRAP=$MEMCG_WRAP VM_RAM=anon VM_MEM=512M VM_MEMCHECK_MIB=400 vm_start adm-a || exit 1
 dir_a=$VM_DIR pid_a=$VM_PID
-VM_WRAP=$wrap VM_RAM=anon VM_MEM=512M VM_MEMCHECK_MIB=400 vm_start adm-b || exit 1
+VM_WRAP=$MEMCG_WRAP VM_RAM=anon VM_MEM=512M VM_MEMCHECK_MIB=400 vm_start adm-b || exit 1
 dir_b=$VM_DIR pid_b=$VM_PID
 VM_SERIAL=$dir_a/serial.log vm_wait_ready 180 || exit 1
 VM_SERIAL=$dir_b/serial.log vm_wait_ready 180 || exit 1
 sleep 1
-base=$(cat "$cg/$f_usage")
-echo $((base + (900 << 20))) >"$cg/$f_limit"
+base=$(memcg_usage)
+memcg_limit $((base + (900 << 20)))
 tap_diag "two VMs use $((base >> 20)) MiB; the cgroup leaves 900 MiB: one copy (~830 MiB), not two"
 
-oom_before=$(oom_kills)
+oom_before=$(memcg_oom_kills)
 "$QU_BIN" --pid "$pid_a" --allow-copy --json --quiet >"$dir_a/report" 2>"$dir_a/err" &
 job_a=$!
 "$QU_BIN" --pid "$pid_b" --allow-copy --json --quiet >"$dir_b/report" 2>"$dir_b/err" &
@@ -55,7 +39,7 @@ tap_diag "B: exit $rc_b: $rb $(cat "$dir_b/err")"
 for d in "$dir_a" "$dir_b"; do vm_track_pid "$(cat "$d/qemu.pid")" 2>/dev/null; done
 [ "$rc_a" = 0 ] && [ "$rc_b" = 0 ] && [ "$(json_get "$ra" result)" = upgraded ] && [ "$(json_get "$rb" result)" = upgraded ]
 tap_ok $? "both VMs upgraded by a copy"
-[ "$(oom_kills)" = "$oom_before" ] && [ "$(qemu_pids_for "$dir_a" | wc -w)" = 1 ] && [ "$(qemu_pids_for "$dir_b" | wc -w)" = 1 ]
+[ "$(memcg_oom_kills)" = "$oom_before" ] && [ "$(qemu_pids_for "$dir_a" | wc -w)" = 1 ] && [ "$(qemu_pids_for "$dir_b" | wc -w)" = 1 ]
 tap_ok $? "no QEMU was OOM-killed; each guest has exactly one QEMU"
 awk -v a="$(json_get "$ra" memory_wait_ms)" -v b="$(json_get "$rb" memory_wait_ms)" 'BEGIN { exit !((a > 100) != (b > 100)) }'
 tap_ok $? "exactly one of them waited for the other's memory (A $(json_get "$ra" memory_wait_ms) ms, B $(json_get "$rb" memory_wait_ms) ms)"
@@ -66,5 +50,5 @@ for d in "$dir_a" "$dir_b"; do
 done
 [ ! -s "$QEMU_UPGRADE_STATE_DIR/memory.ledger" ]
 tap_ok $? "the ledger is empty afterwards"
-echo -1 >"$cg/$f_limit" 2>/dev/null || echo max >"$cg/$f_limit"
+memcg_limit max
 tap_done

@@ -10,24 +10,19 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
+. "$here/../lib/cgroup.sh"
 
 tap_plan 17
 ns=qu-prod-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
 vm_defer "ip netns del $ns"
+cg_all_new qu-prod
 cg=qu-prod-$$
-cgdirs=()
-for h in memory cpu unified; do
-	d=/sys/fs/cgroup/$h/$cg
-	[ -d "/sys/fs/cgroup/$h" ] && mkdir "$d" 2>/dev/null && cgdirs+=("$d")
-done
-for d in "${cgdirs[@]}"; do vm_defer "rmdir $d 2>/dev/null || { sleep 0.5; rmdir $d; }"; done
-[ ${#cgdirs[@]} -gt 0 ] || { echo "Bail out! no cgroup hierarchy to test with"; exit 1; }
 wrap=$(mktemp)
 _vm_paths+=("$wrap")
 {
 	echo '#!/bin/sh'
-	for d in "${cgdirs[@]}"; do echo "echo \$\$ >$d/cgroup.procs"; done
+	for d in "${CGDIRS[@]}"; do echo "echo \$\$ >$d/cgroup.procs"; done
 	# Cgroups first (ip netns exec mounts a sysfs of the namespace over /sys); then, in the
 	# namespace, the parent (root) opens the tap and QEMU runs as nobody with it as fd 3.
 	echo "exec ip netns exec $ns $QU_BUILD/tests/helpers/tapopen tap0 3 setpriv --reuid=65534 --regid=65534 --clear-groups taskset -c 0 \"\$@\""
