@@ -62,6 +62,8 @@ struct txn {
 	int switched;             /* postcopy: the old QEMU handed the guest over; no way back */
 	int unsettled;            /* postcopy failed past the point of asking and could not be settled */
 	int postcopy_asked;       /* migrate-start-postcopy was accepted (or its answer lost) */
+	int relay_go[QU_MAX_CARRIED]; /* per pty relay: a byte at the commit point lets it start */
+	size_t nrelays;
 };
 
 /* Remembers the old QEMU's migration settings (in the journal too), so that a rollback
@@ -92,14 +94,17 @@ static int harvest(struct txn *t)
 			if (master < 0)
 				return qu_err(master, "cannot take %s (fd %d) from PID %d: %s", p->fds[i].name,
 					      p->fds[i].old_fd, (int)t->vm->pid, strerror(-master));
-			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+			int go[2];
+			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(go, O_CLOEXEC) < 0) {
 				int e = errno;
 				close(master);
 				return qu_err(-e, "socketpair: %s", strerror(e));
 			}
-			int r = qu_ptyrelay_start(master, sv[0]);
+			int r = qu_ptyrelay_start(master, sv[0], go[0]);
 			close(master);
 			close(sv[0]);
+			close(go[0]);
+			t->relay_go[t->nrelays++] = go[1];
 			if (r < 0) {
 				close(sv[1]);
 				return r;
@@ -719,8 +724,21 @@ static int checkpoint(enum qu_fault_point point)
 	return qu_fault(point) ?: qu_cancel_check();
 }
 
+/* The guest runs on the new QEMU: pty relays may read the pty now (a rollback instead
+ * closes their go pipes unwritten, and they end). */
+static void relays_go(struct txn *t, int go)
+{
+	for (size_t i = 0; i < t->nrelays; i++) {
+		if (go && write(t->relay_go[i], "G", 1) != 1)
+			qu_info("warning: a pty relay did not get the go: %s", strerror(errno));
+		qu_close(&t->relay_go[i]);
+	}
+	t->nrelays = 0;
+}
+
 static void commit(struct txn *t)
 {
+	relays_go(t, 1);
 	t->j.phase = QU_PH_COMMITTED;
 	if (journal_step(t, QU_PH_COMMITTED) < 0 || qu_fault(QU_FI_COMMITTED) < 0)
 		qu_info("warning after the commit point: %s; finishing the upgrade", qu_err_msg());
@@ -988,6 +1006,7 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 		int s = settle_here(&t, what, sizeof(what));
 		if (s == 0 && strstr(what, "finished the postcopy upgrade")) {
 			qu_info("%s", what);
+			relays_go(&t, 1);
 			r = 0; /* the upgrade went through after all */
 		} else if (s == 0) {
 			/* Settled, but not by a working upgrade (the guest lost), or rolled back after
@@ -1020,6 +1039,7 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 		unlink(t.j.ctl);
 	if (r == 0)
 		rep->new_pid = t.new_pid;
+	relays_go(&t, 0);
 	close_harvest(&t);
 	qu_qmp_close(t.ctl);
 	qu_close(&t.pidfd_old);

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -94,7 +95,7 @@ static void relay(int master, int sock)
 	}
 }
 
-int qu_ptyrelay_start(int master, int sock)
+int qu_ptyrelay_start(int master, int sock, int go)
 {
 	int status[2];
 	if (pipe2(status, O_CLOEXEC) < 0)
@@ -123,15 +124,31 @@ int qu_ptyrelay_start(int master, int sock)
 		signal(SIGPIPE, SIG_IGN);
 		signal(SIGHUP, SIG_IGN);
 		signal(SIGINT, SIG_IGN);
-		int m = fcntl(master, F_DUPFD, 5), s = fcntl(sock, F_DUPFD, 5), st = fcntl(status[1], F_DUPFD, 5);
-		int nul = open("/dev/null", O_RDWR);
-		if (m < 0 || s < 0 || st < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0 ||
-		    dup2(m, 3) < 0 || dup2(s, 4) < 0)
+		int m = fcntl(master, F_DUPFD, 6), s = fcntl(sock, F_DUPFD, 6), g = fcntl(go, F_DUPFD, 6);
+		int st = fcntl(status[1], F_DUPFD, 6), nul = open("/dev/null", O_RDWR);
+		if (m < 0 || s < 0 || g < 0 || st < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 ||
+		    dup2(nul, 2) < 0 || dup2(m, 3) < 0 || dup2(s, 4) < 0 || dup2(g, 5) < 0)
 			_exit(1);
 		char ok = 'R';
 		if (write(st, &ok, 1) != 1)
 			_exit(1);
-		close_range(5, ~0U, 0);
+		close_range(6, ~0U, 0);
+		char c;
+		ssize_t n;
+		while ((n = read(5, &c, 1)) < 0 && errno == EINTR)
+			;
+		close(5);
+		if (n != 1) {
+			/* No go: a rollback (the new QEMU is killed: its socket ends) or a tool that died
+			 * and whose guardian may still finish forward (the new QEMU lives on). Wait to
+			 * see which: the first the new QEMU writes means it runs the guest. */
+			struct pollfd pf = { .fd = 4, .events = POLLIN };
+			char peek;
+			while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+				;
+			if (recv(4, &peek, 1, MSG_PEEK) != 1)
+				_exit(0); /* rolled back: the old QEMU keeps the pty */
+		}
 		relay(3, 4);
 		_exit(0);
 	}

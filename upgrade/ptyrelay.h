@@ -7,7 +7,10 @@
 #define QU_PTYRELAY_H
 
 /* Starts a detached relay (it is not a child of the caller) between master and sock; the
- * caller keeps its own copies. Returns 0 or -errno with a message. */
-int qu_ptyrelay_start(int master, int sock);
+ * caller keeps its own copies. The relay waits until a byte arrives on go (the commit
+ * point: until then the old QEMU reads the pty, and keystrokes must not go to a new QEMU
+ * that has no state yet); if go closes without one (a rollback), it ends. Returns 0 or
+ * -errno with a message. */
+int qu_ptyrelay_start(int master, int sock, int go);
 
 #endif

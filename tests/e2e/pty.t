@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 12
+tap_plan 13
 hmp=$QU_ROOT/tests/helpers/ptyhmp.py
 VM_MEMCHECK_MIB=32 vm_start pty -chardev pty,id=hmp0 -mon chardev=hmp0,mode=readline || exit 1
 vm_wait_ready || exit 1
@@ -66,6 +66,24 @@ tap_ok $? "the new QEMU's main thread does not spin ($main_used of 300 ticks)"
 tap_ok $? "the relay does not spin ($relay_used of 300 ticks)"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the guest is clean"
+
+# A failed upgrade leaves the pty with the old QEMU, and no relay behind.
+holders() { # the processes holding the master of pty $1
+	local p
+	for p in $(ls /proc | grep -E '^[0-9]+$'); do
+		grep -l "^tty-index:\s*${1##*/}$" /proc/"$p"/fdinfo/* 2>/dev/null | grep -q . &&
+			ls -l /proc/"$p"/fd 2>/dev/null | grep -q ptmx && echo "$p"
+	done
+}
+VM_MEMCHECK_MIB=16 vm_start pty-rollback -chardev pty,id=hmp1 -mon chardev=hmp1,mode=readline || exit 1
+vm_wait_ready || exit 1
+pts=$(vm_qmp "$VM_QMP" '{"execute":"query-chardev"}' | jq -r '.return[] | select(.label == "hmp1") | .filename' | sed 's/^pty://')
+old=$VM_PID
+QEMU_UPGRADE_FAULT=5 "$QU_BIN" --pid "$old" --quiet >/dev/null 2>"$VM_DIR/err"
+rc=$?
+sleep 0.3
+[ "$rc" = 1 ] && [ "$(holders "$pts" | tr '\n' ' ')" = "$old " ] && [ "$("$hmp" "$pts")" = "ANSWER VM status: running" ]
+tap_ok $? "a failed upgrade (fault 5): the old QEMU alone holds $pts and answers on it, no relay left"
 
 # The legacy form: -monitor pty.
 VM_MEMCHECK_MIB=16 vm_start pty-legacy -monitor pty || exit 1
