@@ -100,7 +100,7 @@ static int harvest(struct txn *t)
 				close(master);
 				return qu_err(-e, "socketpair: %s", strerror(e));
 			}
-			int r = qu_ptyrelay_start(master, sv[0], go[0]);
+			int r = qu_ptyrelay_start(master, sv[0], go[0], &t->vm->ctx);
 			close(master);
 			close(sv[0]);
 			close(go[0]);

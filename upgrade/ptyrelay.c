@@ -1,9 +1,11 @@
 #include "upgrade/ptyrelay.h"
 #include "upgrade/clock.h"
+#include "upgrade/context.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -95,7 +97,27 @@ static void relay(int master, int sock)
 	}
 }
 
-int qu_ptyrelay_start(int master, int sock, int go)
+/* The relay belongs to the VM: its cgroups (so that what contains the VM contains it) and
+ * its user (it needs no privilege: its descriptors are open). */
+static void become_vm(const struct qu_context *ctx)
+{
+	char pid[16];
+	int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	for (int i = 0; ctx && i < ctx->ncgroups; i++) {
+		int fd = open(ctx->cgroup_procs[i], O_WRONLY | O_CLOEXEC);
+		if (fd >= 0) {
+			if (write(fd, pid, (size_t)len) < 0) {
+				/* best effort */
+			}
+			close(fd);
+		}
+	}
+	if (ctx && ctx->uid != 0 && (setgroups(0, NULL) < 0 || setgid(ctx->gid) < 0 || setuid(ctx->uid) < 0)) {
+		/* best effort: where the switch fails the relay stays as it started */
+	}
+}
+
+int qu_ptyrelay_start(int master, int sock, int go, const struct qu_context *ctx)
 {
 	int status[2];
 	if (pipe2(status, O_CLOEXEC) < 0)
@@ -133,6 +155,7 @@ int qu_ptyrelay_start(int master, int sock, int go)
 		if (write(st, &ok, 1) != 1)
 			_exit(1);
 		close_range(6, ~0U, 0);
+		become_vm(ctx);
 		char c;
 		ssize_t n;
 		while ((n = read(5, &c, 1)) < 0 && errno == EINTR)

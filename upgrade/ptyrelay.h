@@ -11,6 +11,9 @@
  * point: until then the old QEMU reads the pty, and keystrokes must not go to a new QEMU
  * that has no state yet); if go closes without one (a rollback), it ends. Returns 0 or
  * -errno with a message. */
-int qu_ptyrelay_start(int master, int sock, int go);
+struct qu_context;
+/* ctx: the VM's process context; the relay joins its cgroups and takes its user and group
+ * (best effort: where that fails it stays as it is). */
+int qu_ptyrelay_start(int master, int sock, int go, const struct qu_context *ctx);
 
 #endif
