@@ -62,7 +62,7 @@ struct txn {
 	int switched;             /* postcopy: the old QEMU handed the guest over; no way back */
 	int unsettled;            /* postcopy failed past the point of asking and could not be settled */
 	int postcopy_asked;       /* migrate-start-postcopy was accepted (or its answer lost) */
-	int relay_go[QU_MAX_CARRIED]; /* per pty relay: a byte at the commit point lets it start */
+	int relay_go[QU_MAX_PTYS]; /* per pty relay: a byte at the commit point lets it start */
 	size_t nrelays;
 };
 
@@ -987,6 +987,47 @@ out:
 	return r;
 }
 
+/* After a failure: before postcopy was accepted (or when QEMU called it off) roll back;
+ * past that point, settle forward by the guardian's rules (which stays on guard meanwhile,
+ * in case this process dies). Returns r, or 0 when the upgrade went through after all. */
+static int settle_failure(struct txn *t, int r)
+{
+	struct qu_report *rep = t->rep;
+	char msg[sizeof(rep->error)];
+	snprintf(msg, sizeof(msg), "%s", qu_err_msg());
+	if (t->postcopy_asked && t->j.phase < QU_PH_RETIRED &&
+	    (t->switched || t->j.phase >= QU_PH_RESUMING || !postcopy_called_off(t))) {
+		char what[512] = "";
+		qu_info("%s; postcopy had been asked for: no way back, settling forward", msg);
+		int s = settle_here(t, what, sizeof(what));
+		if (s == 0 && strstr(what, "finished the postcopy upgrade")) {
+			qu_info("%s", what);
+			relays_go(t, 1);
+			r = 0; /* the upgrade went through after all */
+		} else if (s == 0) {
+			/* Settled, but not by a working upgrade (the guest lost), or rolled back after
+			 * QEMU called the postcopy off: either way, not "rolled back as before". */
+			t->unsettled = !strstr(what, "rolled back");
+			rep->unsettled = t->unsettled;
+			qu_err(r, "%s; postcopy had been asked for, so there is no way back: %s", msg, what);
+		} else {
+			t->unsettled = 1;
+			rep->unsettled = 1;
+			qu_err(r, "%s; postcopy had been asked for, so there is no way back, and it could not be settled: "
+			       "%s (the journal stays: run qemu-upgrade --recover)", msg, qu_err_msg());
+		}
+		if (s == 0)
+			t->j.phase = QU_PH_RETIRED;
+	} else if (t->j.phase < QU_PH_COMMITTED) {
+		if (t->j.phase >= QU_PH_TARGET_STARTING)
+			rollback(t);
+		if (t->j.ctl[0])
+			unlink(t->j.ctl);
+		qu_err(r, "%s", msg);
+	}
+	return r;
+}
+
 int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp, int lock_fd,
 	       const struct qu_copy_options *copy, uint64_t deadline_us, struct qu_report *rep)
 {
@@ -996,40 +1037,8 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
 		t.local[i] = -1;
 	int r = run(&t);
-	if (r < 0 && t.postcopy_asked && t.j.phase < QU_PH_RETIRED &&
-	    (t.switched || t.j.phase >= QU_PH_RESUMING || !postcopy_called_off(&t))) {
-		/* Past the point of asking: forward only, by the same rules as the guardian (which
-		 * stays on guard meanwhile, in case this process dies). */
-		char msg[sizeof(rep->error)], what[512] = "";
-		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-		qu_info("%s; postcopy had been asked for: no way back, settling forward", msg);
-		int s = settle_here(&t, what, sizeof(what));
-		if (s == 0 && strstr(what, "finished the postcopy upgrade")) {
-			qu_info("%s", what);
-			relays_go(&t, 1);
-			r = 0; /* the upgrade went through after all */
-		} else if (s == 0) {
-			/* Settled, but not by a working upgrade (the guest lost), or rolled back after
-			 * QEMU called the postcopy off: either way, not "rolled back as before". */
-			t.unsettled = !strstr(what, "rolled back");
-			rep->unsettled = t.unsettled;
-			qu_err(r, "%s; postcopy had been asked for, so there is no way back: %s", msg, what);
-		} else {
-			t.unsettled = 1;
-			rep->unsettled = 1;
-			qu_err(r, "%s; postcopy had been asked for, so there is no way back, and it could not be settled: "
-			       "%s (the journal stays: run qemu-upgrade --recover)", msg, qu_err_msg());
-		}
-		t.j.phase = s == 0 ? QU_PH_RETIRED : t.j.phase;
-	} else if (r < 0 && t.j.phase < QU_PH_COMMITTED) {
-		char msg[sizeof(rep->error)];
-		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-		if (t.j.phase >= QU_PH_TARGET_STARTING)
-			rollback(&t);
-		if (t.j.ctl[0])
-			unlink(t.j.ctl);
-		qu_err(r, "%s", msg);
-	}
+	if (r < 0)
+		r = settle_failure(&t, r);
 	/* Settled either way: nothing for the guardian or --recover to do (an unsettled one
 	 * keeps its journal for --recover). */
 	if (t.j.phase && !t.unsettled)
