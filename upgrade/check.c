@@ -118,6 +118,11 @@ static void check_devices(struct report *rep)
 	     "tap networking (carried by descriptor; checked by tests)");
 	if (fd >= 0)
 		close(fd);
+	fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	item(rep, "/dev/vhost-net", fd >= 0, 0, fd >= 0 ? "opens" : strerror(errno),
+	     "vhost-net taps: the tool opens one per queue for the new QEMU");
+	if (fd >= 0)
+		close(fd);
 	pid_t pid = fork();
 	if (pid == 0)
 		_exit(unshare(CLONE_NEWNET) == 0 ? 0 : 1);
@@ -158,7 +163,7 @@ static void check_binary(struct report *rep, const char *path)
 		return;
 	int old_memfd = b.ver[0] < 8 || (b.ver[0] == 8 && b.ver[1] < 1);
 	item(rep, "memfd RAM handed over", old_memfd, 0, old_memfd ? "yes (QEMU < 8.1)" : "no: 8.1+ sends it",
-	     "VMs of this QEMU with memfd RAM upgrade zero-copy; else use memory-backend-file");
+	     "VMs of this QEMU with memfd RAM upgrade zero-copy; else cpr-transfer, a file backend, or one copy");
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return;
@@ -192,7 +197,8 @@ static void check_binary(struct report *rep, const char *path)
 	}
 	int cpr = b.ver[0] >= 10;
 	snprintf(detail, sizeof(detail), "%s", cpr ? "offered (QEMU >= 10.0)" : "no (QEMU < 10.0)");
-	item(rep, "cpr-transfer", cpr, 0, detail, "QEMU passes its own fds (not used by qemu-upgrade yet)");
+	item(rep, "cpr-transfer", cpr, 0, detail,
+	     "memfd RAM of VMs started with -machine aux-ram-share=on handed over by QEMU itself (both >= 10.0)");
 	json_object_put(caps);
 	if (q) {
 		qu_qmp_execute(q, "quit", NULL, -1, qu_now_us() + 2000000u, NULL);
