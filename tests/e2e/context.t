@@ -45,9 +45,8 @@ tap_ok $? "the VM runs as nobody with CAP_NET_ADMIN ambient, in its cgroups, nic
 
 for round in 1 2; do
 	old=$VM_PID
-	report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$VM_DIR/err")
-	VM_PID=$(cat "$VM_DIR/qemu.pid")
-	vm_track_pid "$VM_PID" 2>/dev/null
+	vm_upgrade
+	report=$REPORT
 	tap_diag "round $round: $(json_get "$report" result) $(json_get "$report" error) $(cat "$VM_DIR/err")"
 	[ "$(json_get "$report" result)" = upgraded ] && [ "$VM_PID" != "$old" ]
 	tap_ok $? "round $round: upgraded"

@@ -23,9 +23,8 @@ tap_is "$(json_get "$plan" strategy)" cpr-transfer "a 10.0 memfd VM with aux-ram
 inode=$(ram_inode "$VM_PID")
 for round in 1 2; do
 	old=$VM_PID
-	report=$("$QU_BIN" --pid "$old" --new-binary "$q10" --json --quiet 2>"$VM_DIR/err")
-	VM_PID=$(cat "$VM_DIR/qemu.pid")
-	vm_track_pid "$VM_PID" 2>/dev/null
+	vm_upgrade --new-binary "$q10"
+	report=$REPORT
 	tap_diag "round $round: $report $(cat "$VM_DIR/err")"
 	[ "$(json_get "$report" result)" = upgraded ] && [ "$(json_get "$report" strategy)" = cpr-transfer ] &&
 		[ "$(json_get "$report" ram_copied_bytes)" = 0 ] && [ "$VM_PID" != "$old" ]
@@ -46,9 +45,8 @@ mode=$(vm_qmp "$VM_QMP" '{"execute":"query-migrate-parameters"}' | jq -r .return
 tap_is "$mode" normal "its migration mode is back to normal"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the guest is clean after the rollback"
-report=$("$QU_BIN" --pid "$old" --new-binary "$q10" --json --quiet 2>"$VM_DIR/err")
-VM_PID=$(cat "$VM_DIR/qemu.pid")
-vm_track_pid "$VM_PID" 2>/dev/null
+vm_upgrade --new-binary "$q10"
+report=$REPORT
 [ "$(json_get "$report" strategy)" = cpr-transfer ] && [ "$(json_get "$report" result)" = upgraded ] &&
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "and the next cpr-transfer succeeds"

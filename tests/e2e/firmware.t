@@ -32,9 +32,8 @@ vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the guest makes progress, clean"
 
 cp "$bios_src" "$fw/bios.bin.new" && mv "$fw/bios.bin.new" "$fw/bios.bin"
-report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$VM_DIR/err")
-VM_PID=$(cat "$VM_DIR/qemu.pid")
-vm_track_pid "$VM_PID" 2>/dev/null
+vm_upgrade
+report=$REPORT
 tap_diag "same size: $report $(cat "$VM_DIR/err")"
 [ "$(json_get "$report" result)" = upgraded ] && [ "$VM_PID" != "$old" ]
 tap_ok $? "a BIOS of the same size: upgraded"

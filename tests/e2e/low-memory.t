@@ -44,10 +44,9 @@ tap_ok $? "the plan in words carries the warning"
 
 oom_before=$(memcg_oom_kills)
 memcg_reset_peak
-report=$("$QU_BIN" --pid "$old" --allow-copy --json --quiet 2>"$VM_DIR/err")
+vm_upgrade --allow-copy
 peak=$(memcg_peak)
-VM_PID=$(cat "$VM_DIR/qemu.pid")
-vm_track_pid "$VM_PID" 2>/dev/null
+report=$REPORT
 tap_diag "postcopy: $report $(cat "$VM_DIR/err")"
 tap_diag "peak extra in the cgroup: $(((peak - base) >> 20)) MiB for a 512 MiB guest"
 [ "$(json_get "$report" result)" = upgraded ] && [ "$(json_get "$report" strategy)" = postcopy ] &&
@@ -63,9 +62,8 @@ awk -v p="$(json_get "$report" pause_ms)" 'BEGIN { exit !(p > 0 && p < 1000) }'
 tap_ok $? "the guest paused $(json_get "$report" pause_ms) ms (device state only; pages follow)"
 
 old=$VM_PID
-report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$VM_DIR/err")
-VM_PID=$(cat "$VM_DIR/qemu.pid")
-vm_track_pid "$VM_PID" 2>/dev/null
+vm_upgrade
+report=$REPORT
 tap_diag "again: $report"
 [ "$(json_get "$report" strategy)" = shared-ram-handover ] && [ "$(json_get "$report" ram_copied_bytes)" -lt $((1 << 20)) ] &&
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
@@ -122,9 +120,8 @@ vm_qemu10
 QEMU=$Q10 VM_MEMCHECK_MIB=160 vm_start lowmem-10 || exit 1
 vm_wait_ready 180 || exit 1
 old=$VM_PID
-report=$("$QU_BIN" --pid "$old" --new-binary "$Q10" --low-memory --json --quiet 2>"$VM_DIR/err")
-VM_PID=$(cat "$VM_DIR/qemu.pid")
-vm_track_pid "$VM_PID" 2>/dev/null
+vm_upgrade --new-binary "$Q10" --low-memory
+report=$REPORT
 tap_diag "10.0: $report $(cat "$VM_DIR/err")"
 [ "$(json_get "$report" result)" = upgraded ] && [ "$(json_get "$report" strategy)" = postcopy ] &&
 	[ "$(json_get "$report" new_version)" = "$("$Q10" --version | sed -n 's/.*version \([0-9.]*\).*/\1/p')" ]
@@ -132,9 +129,8 @@ tap_ok $? "QEMU 10.0 memfd guest upgraded by a live postcopy"
 tap_check "the old 10.0 QEMU is gone" proc_gone "$old"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the 10.0 guest is clean"
-report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --json --quiet 2>"$VM_DIR/err")
-VM_PID=$(cat "$VM_DIR/qemu.pid")
-vm_track_pid "$VM_PID" 2>/dev/null
+vm_upgrade --new-binary "$Q10"
+report=$REPORT
 [ "$(json_get "$report" strategy)" = shared-ram-handover ] && vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "and then zero-copy on 10.0 too"
 tap_done

@@ -32,9 +32,8 @@ ask() {
 sleep 0.5
 for round in 1 2; do
 	old=$VM_PID
-	report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$VM_DIR/err")
-	VM_PID=$(cat "$VM_DIR/qemu.pid")
-	vm_track_pid "$VM_PID" 2>/dev/null
+	vm_upgrade
+	report=$REPORT
 	tap_diag "round $round: $(json_get "$report" result) $(json_get "$report" error) $(cat "$VM_DIR/err")"
 	[ "$(json_get "$report" result)" = upgraded ] && [ "$VM_PID" != "$old" ]
 	tap_ok $? "round $round: upgraded"
@@ -90,9 +89,8 @@ VM_MEMCHECK_MIB=16 vm_start pty-legacy -monitor pty || exit 1
 vm_wait_ready || exit 1
 pts=$(vm_qmp "$VM_QMP" '{"execute":"query-chardev"}' | jq -r '.return[] | select(.filename | startswith("pty:")) | .filename' | sed 's/^pty://')
 old=$VM_PID
-report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$VM_DIR/err")
-VM_PID=$(cat "$VM_DIR/qemu.pid")
-vm_track_pid "$VM_PID" 2>/dev/null
+vm_upgrade
+report=$REPORT
 tap_diag "-monitor pty: $(json_get "$report" result) $(json_get "$report" error)"
 [ "$(json_get "$report" result)" = upgraded ] && [[ $pts == /dev/pts/* ]] && [ "$("$hmp" "$pts")" = "ANSWER VM status: running" ]
 tap_ok $? "-monitor pty: upgraded, and the new QEMU answers on the same $pts"

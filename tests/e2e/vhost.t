@@ -30,9 +30,8 @@ ip netns exec "$ns" ping -c 3 -W 5 10.0.6.15 >/dev/null
 tap_ok $? "the guest answers pings over its vhost-net tap"
 for round in 1 2; do
 	old=$VM_PID
-	report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$VM_DIR/err")
-	VM_PID=$(cat "$VM_DIR/qemu.pid")
-	vm_track_pid "$VM_PID" 2>/dev/null
+	vm_upgrade
+	report=$REPORT
 	tap_diag "round $round: $(json_get "$report" result) $(json_get "$report" error) $(cat "$VM_DIR/err")"
 	[ "$(json_get "$report" result)" = upgraded ] && [ "$VM_PID" != "$old" ]
 	tap_ok $? "round $round: upgraded"

@@ -136,6 +136,18 @@ vm_start() {
 	VM_PID=$(cat "$dir/qemu.pid") && vm_track_pid "$VM_PID"
 }
 
+# vm_upgrade [qemu-upgrade options]: upgrades $VM_PID (--json --quiet, its stderr in
+# $VM_DIR/err). REPORT gets the JSON report and VM_PID the PID the pidfile names afterwards
+# (tracked for cleanup). Returns the tool's exit status.
+vm_upgrade() {
+	local rc
+	REPORT=$("$QU_BIN" --pid "$VM_PID" "$@" --json --quiet 2>"$VM_DIR/err")
+	rc=$?
+	VM_PID=$(cat "$VM_DIR/qemu.pid")
+	vm_track_pid "$VM_PID" 2>/dev/null
+	return $rc
+}
+
 # vm_wait_ready [timeout_s]: wait for "MEMCHECK READY" on $VM_SERIAL (default 90 s).
 vm_wait_ready() {
 	local end=$((SECONDS + ${1:-90}))
