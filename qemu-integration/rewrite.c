@@ -120,6 +120,7 @@ static int rewrite_ram(const struct qu_vm *vm, struct qu_plan *p)
 		int t = carry(p, ram->old_fd, QU_FD_RAM, name);
 		if (t < 0)
 			return t;
+		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "size=%llu\n", (unsigned long long)ram->size);
 		snprintf(path, sizeof(path), "/proc/self/fd/%d", t);
 		int r = rewrite_backend(&p->argv, (size_t)ram->arg, path);
 		if (r < 0)
@@ -138,6 +139,7 @@ static int rewrite_listeners(const struct qu_vm *vm, struct qu_plan *p)
 		int t = carry(p, l->old_fd, QU_FD_LISTENER, name);
 		if (t < 0)
 			return t;
+		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "path=%s\n", l->path);
 		char fd[16];
 		snprintf(fd, sizeof(fd), "%d", t);
 		if (l->legacy) {
@@ -180,6 +182,7 @@ static int convert_ram(const struct qu_ram *ram, struct qu_plan *p)
 	if (t < 0)
 		return t;
 	p->fds[p->nfds - 1].size = ram->size;
+	snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "size=%llu\n", (unsigned long long)ram->size);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", t);
 	if (ram->arg >= 0)
 		return rewrite_backend(&p->argv, (size_t)ram->arg, path);
@@ -239,6 +242,7 @@ static int rewrite_taps(const struct qu_vm *vm, struct qu_plan *p)
 			int target = carry(p, t->old_fds[q], QU_FD_TAP, name);
 			if (target < 0)
 				return target;
+			snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "ifname=%s\nqueues=%d\n", t->ifname, t->nfds);
 			snprintf(fds + strlen(fds), sizeof(fds) - strlen(fds), "%s%d", q ? ":" : "", target);
 			if (!t->vhost)
 				continue;

@@ -270,7 +270,8 @@ int qu_write_stream(const struct qu_handle *h, int fd)
 		return fail(-EINVAL, "no plan to write: run qu_upgrade() with QU_FLAG_DRY_RUN first");
 	struct qu_launch_fd fds[QU_MAX_CARRIED];
 	for (size_t i = 0; i < h->plan.nfds; i++)
-		fds[i] = (struct qu_launch_fd){ -1, h->plan.fds[i].target, h->plan.fds[i].kind, h->plan.fds[i].name };
+		fds[i] = (struct qu_launch_fd){ -1, h->plan.fds[i].target, h->plan.fds[i].kind,
+						h->plan.fds[i].name, h->plan.fds[i].spec };
 	char **argv = qu_argv_flatten(&h->plan.argv);
 	if (!argv)
 		return fail(-ENOMEM, "out of memory");

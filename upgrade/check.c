@@ -170,7 +170,7 @@ static void check_binary(struct report *rep, const char *path)
 	char *argv[] = { (char *)path, (char *)"-M", (char *)"none", (char *)"-nodefaults", (char *)"-display",
 			 (char *)"none", (char *)"-S", (char *)"-chardev", (char *)"socket,id=c,fd=3",
 			 (char *)"-mon", (char *)"chardev=c,mode=control", NULL };
-	struct qu_launch_fd fds[1] = { { sv[1], 3, QU_FD_CONTROL, "monitor" } };
+	struct qu_launch_fd fds[1] = { { sv[1], 3, QU_FD_CONTROL, "monitor", NULL } };
 	extern char **environ;
 	struct qu_launch spec = { .argv = argv, .envp = environ, .fds = fds, .nfds = 1 };
 	pid_t pid = 0;

@@ -225,14 +225,15 @@ static int start_target(struct txn *t, int ctl_qemu, int mig_new)
 	size_t n = 0;
 	int errpipe[2] = { -1, -1 };
 
-	fds[n++] = (struct qu_launch_fd){ ctl_qemu, QU_FD_CTL, QU_FD_CONTROL, "private monitor" };
-	fds[n++] = (struct qu_launch_fd){ mig_new, QU_FD_MIG, QU_FD_MIGRATION, "migration channel" };
+	fds[n++] = (struct qu_launch_fd){ ctl_qemu, QU_FD_CTL, QU_FD_CONTROL, "private monitor", NULL };
+	fds[n++] = (struct qu_launch_fd){ mig_new, QU_FD_MIG, QU_FD_MIGRATION, "migration channel", NULL };
 	for (size_t i = 0; i < p->nfds; i++)
-		fds[n++] = (struct qu_launch_fd){ t->local[i], p->fds[i].target, p->fds[i].kind, p->fds[i].name };
+		fds[n++] = (struct qu_launch_fd){ t->local[i], p->fds[i].target, p->fds[i].kind, p->fds[i].name,
+						   p->fds[i].spec };
 	if (p->capture_stderr) {
 		if (pipe2(errpipe, O_CLOEXEC) < 0)
 			return qu_err(-errno, "pipe: %s", strerror(errno));
-		fds[n++] = (struct qu_launch_fd){ errpipe[1], 2, QU_FD_STDIO, "stderr (captured)" };
+		fds[n++] = (struct qu_launch_fd){ errpipe[1], 2, QU_FD_STDIO, "stderr (captured)", NULL };
 	}
 	char **argv = qu_argv_flatten(&p->argv);
 	if (!argv) {

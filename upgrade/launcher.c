@@ -20,7 +20,7 @@
 #define LAUNCH_MAX_WORDS 4096
 #define LAUNCH_MAX_FDS 256
 
-int qu_launch_send(int sock, const struct qu_launch *spec)
+int qu_launch_send_records(int sock, const struct qu_launch *spec)
 {
 	uint8_t hello[8] = { QU_STREAM_VERSION, 0, 0, 0, 0, 0, 0, 0 };
 	int r = qu_stream_send(sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1);
@@ -34,10 +34,16 @@ int qu_launch_send(int sock, const struct qu_launch *spec)
 		r = qu_stream_send_str(sock, QU_REC_ARG, *a);
 	for (size_t i = 0; r == 0 && i < spec->nfds; i++)
 		r = qu_stream_send_fd(sock, spec->fds[i].fd, (uint32_t)spec->fds[i].target,
-				      spec->fds[i].kind, spec->fds[i].name);
-	if (r == 0)
-		r = qu_stream_send(sock, QU_REC_EXEC, 0, NULL, 0, -1);
+				      spec->fds[i].kind, spec->fds[i].name, spec->fds[i].spec);
 	return r < 0 ? qu_err(r, "handover stream: send: %s", strerror(-r)) : 0;
+}
+
+int qu_launch_send(int sock, const struct qu_launch *spec)
+{
+	int r = qu_launch_send_records(sock, spec);
+	if (r == 0 && (r = qu_stream_send(sock, QU_REC_EXEC, 0, NULL, 0, -1)) < 0)
+		return qu_err(r, "handover stream: send: %s", strerror(-r));
+	return r;
 }
 
 int qu_launch_wait(int sock, uint64_t deadline_us, pid_t *pid)

@@ -13,6 +13,7 @@ struct qu_launch_fd {
 	int target;      /* number in the started program */
 	uint32_t kind;   /* enum qu_fd_kind */
 	const char *name;
+	const char *spec;  /* NULL, or "key=value" lines for an agent that re-creates it */
 };
 
 struct qu_launch {
@@ -24,8 +25,10 @@ struct qu_launch {
 	size_t nfds;
 };
 
-/* Source side: writes the whole launch request. sock may be a file (descriptors elided). */
+/* Source side: writes the whole launch request, EXEC last. sock may be a file (descriptors
+ * elided). qu_launch_send_records() leaves the EXEC out (the remote agent gets more first). */
 int qu_launch_send(int sock, const struct qu_launch *spec);
+int qu_launch_send_records(int sock, const struct qu_launch *spec);
 /* Source side: waits for STARTED (the pid) or ERROR (-errno, message set). */
 int qu_launch_wait(int sock, uint64_t deadline_us, pid_t *pid);
 

@@ -244,11 +244,13 @@ static int add_stdio(const struct qu_vm *vm, struct qu_plan *p)
 		struct qu_carried *c = &p->fds[p->nfds++];
 		*c = (struct qu_carried){ .old_fd = 1, .target = 1, .kind = QU_FD_STDIO };
 		snprintf(c->name, sizeof(c->name), "stdout (%.100s)", vm->stdout_link);
+		snprintf(c->spec, sizeof(c->spec), "path=%.*s\n", (int)sizeof(c->spec) - 8, vm->stdout_link);
 	}
 	if (strcmp(vm->stderr_link, "/dev/null") && vm->stderr_link[0]) {
 		struct qu_carried *c = &p->fds[p->nfds++];
 		*c = (struct qu_carried){ .old_fd = 2, .target = 2, .kind = QU_FD_STDIO };
 		snprintf(c->name, sizeof(c->name), "stderr (%.100s)", vm->stderr_link);
+		snprintf(c->spec, sizeof(c->spec), "path=%.*s\n", (int)sizeof(c->spec) - 8, vm->stderr_link);
 	} else {
 		p->capture_stderr = 1;
 	}

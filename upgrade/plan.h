@@ -17,6 +17,8 @@ struct qu_carried {
 	int target;       /* number in the new QEMU */
 	unsigned kind;    /* enum qu_fd_kind */
 	char name[128];   /* what it is, for the plan and the stream */
+	char spec[QU_SUN_PATH_MAX + 64]; /* "key=value" lines: what an agent on another host needs
+				 * to re-create it (size=, path=, ifname=, queues=) */
 	unsigned long long size; /* a memfd the tool makes (old_fd -1, kind RAM): its size */
 };
 

@@ -59,9 +59,17 @@ int qu_stream_validate(const struct qu_rec *r)
 	case QU_REC_ENV:
 	case QU_REC_CWD:
 	case QU_REC_CONTEXT:
+	case QU_REC_CALL:
+	case QU_REC_REPLY:
 		return has_nul_end(r, 0) ? 0 : -EBADMSG;
-	case QU_REC_FD:
-		return r->len > 8 && has_nul_end(r, 8) ? 0 : -EBADMSG;
+	case QU_REC_FD: {
+		/* The name, and optionally the spec: one or two strings, each NUL-terminated. */
+		if (r->len <= 8 || r->payload[r->len - 1] != '\0')
+			return -EBADMSG;
+		const uint8_t *first = memchr(r->payload + 8, '\0', r->len - 8);
+		const uint8_t *end = r->payload + r->len - 1;
+		return first == end || memchr(first + 1, '\0', (size_t)(end - first)) == end ? 0 : -EBADMSG;
+	}
 	case QU_REC_EXEC:
 	case QU_REC_END:
 		return r->len == 0 ? 0 : -EBADMSG;
@@ -142,16 +150,25 @@ int qu_stream_send_str(int sock, uint16_t type, const char *s)
 	return qu_stream_send(sock, type, 0, s, (uint32_t)n, -1);
 }
 
-int qu_stream_send_fd(int sock, int fd, uint32_t target, uint32_t kind, const char *name)
+int qu_stream_send_fd(int sock, int fd, uint32_t target, uint32_t kind, const char *name, const char *spec)
 {
-	size_t n = strlen(name) + 1;
-	if (n > 4096)
+	size_t n = strlen(name) + 1, m = spec && *spec ? strlen(spec) + 1 : 0;
+	if (n > 4096 || m > 4096)
 		return -EMSGSIZE;
-	uint8_t p[8 + 4096];
+	uint8_t p[8 + 4096 + 4096];
 	put_u32(p, target);
 	put_u32(p + 4, kind);
 	memcpy(p + 8, name, n);
-	return qu_stream_send(sock, QU_REC_FD, fd < 0 ? QU_REC_FLAG_FD_ELIDED : 0, p, (uint32_t)(8 + n), fd);
+	if (m)
+		memcpy(p + 8 + n, spec, m);
+	return qu_stream_send(sock, QU_REC_FD, fd < 0 ? QU_REC_FLAG_FD_ELIDED : 0, p, (uint32_t)(8 + n + m), fd);
+}
+
+const char *qu_rec_fd_spec(const struct qu_rec *rec)
+{
+	const char *name = (const char *)rec->payload + 8;
+	size_t n = strlen(name) + 1;
+	return 8 + n < rec->len ? name + n : "";
 }
 
 int qu_stream_send_error(int sock, int err, const char *msg)
@@ -236,7 +253,7 @@ void qu_rec_free(struct qu_rec *rec)
 const char *qu_rec_type_name(uint16_t type)
 {
 	static const char *const names[] = { "?", "HELLO", "ARG", "ENV", "FD", "CWD", "EXEC",
-					     "STARTED", "ERROR", "END", "CONTEXT" };
+					     "STARTED", "ERROR", "END", "CONTEXT", "CALL", "REPLY" };
 	return type <= QU_REC_TYPE_MAX ? names[type] : "?";
 }
 
@@ -253,18 +270,27 @@ void qu_rec_describe(const struct qu_rec *r, char *buf, size_t len)
 	case QU_REC_CWD:
 		snprintf(buf, len, "%s %s", name, (const char *)p);
 		break;
-	case QU_REC_CONTEXT: {
+	case QU_REC_CONTEXT:
+	case QU_REC_CALL:
+	case QU_REC_REPLY: {
 		/* One line per setting, so that a dump stays one record per line. */
-		size_t n = (size_t)snprintf(buf, len, "CONTEXT ");
+		size_t n = (size_t)snprintf(buf, len, "%s ", name);
 		for (const uint8_t *c = p; *c && n + 2 < len; c++)
 			buf[n++] = *c == '\n' ? ' ' : (char)*c;
 		buf[n < len ? n : len - 1] = '\0';
 		break;
 	}
-	case QU_REC_FD:
-		snprintf(buf, len, "FD target=%u kind=%u name=%s%s", qu_get_u32(p), qu_get_u32(p + 4),
-			 (const char *)p + 8, (r->flags & QU_REC_FLAG_FD_ELIDED) ? " (descriptor not stored)" : "");
+	case QU_REC_FD: {
+		/* The spec's lines joined with spaces, so that a dump stays one record per line. */
+		char spec[512];
+		snprintf(spec, sizeof(spec), "%s", qu_rec_fd_spec(r));
+		for (char *c = spec; *c; c++)
+			*c = *c == '\n' ? (c[1] ? ' ' : '\0') : *c;
+		snprintf(buf, len, "FD target=%u kind=%u name=%s%s%s%s", qu_get_u32(p), qu_get_u32(p + 4),
+			 (const char *)p + 8, spec[0] ? " spec=" : "", spec,
+			 (r->flags & QU_REC_FLAG_FD_ELIDED) ? " (descriptor not stored)" : "");
 		break;
+	}
 	case QU_REC_STARTED:
 		snprintf(buf, len, "STARTED pid=%u", qu_get_u32(p));
 		break;

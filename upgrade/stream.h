@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #define QU_STREAM_MAGIC 0x47505551u /* "QUPG" in little-endian byte order */
-#define QU_STREAM_VERSION 2u
+#define QU_STREAM_VERSION 3u
 #define QU_STREAM_HDR_LEN 16u
 #define QU_STREAM_MAX_PAYLOAD (1u << 20)
 
@@ -17,14 +17,18 @@ enum qu_rec_type {
 	QU_REC_HELLO = 1,   /* u32 version, u32 flags (0) */
 	QU_REC_ARG = 2,     /* one argv word, NUL-terminated */
 	QU_REC_ENV = 3,     /* one "NAME=value", NUL-terminated */
-	QU_REC_FD = 4,      /* u32 target fd, u32 kind, name NUL-terminated; one descriptor */
+	QU_REC_FD = 4,      /* u32 target fd, u32 kind, name NUL-terminated, then (v3, optional)
+			     * "key=value" lines NUL-terminated: what the agent needs to
+			     * re-create it; one descriptor, or none with FD_ELIDED */
 	QU_REC_CWD = 5,     /* path, NUL-terminated */
 	QU_REC_EXEC = 6,    /* empty: start the program now */
 	QU_REC_STARTED = 7, /* u32 pid of the started program */
 	QU_REC_ERROR = 8,   /* i32 errno, message NUL-terminated */
 	QU_REC_END = 9,     /* empty: the sender is done */
 	QU_REC_CONTEXT = 10, /* "key=value" lines, NUL-terminated: the process context (v2) */
-	QU_REC_TYPE_MAX = 10,
+	QU_REC_CALL = 11,   /* "key=value" lines, NUL-terminated: a request to the agent (v3) */
+	QU_REC_REPLY = 12,  /* "key=value" lines, NUL-terminated: the agent's answer (v3) */
+	QU_REC_TYPE_MAX = 12,
 };
 
 /* Flag on FD records written to a file: the descriptor itself could not be stored. */
@@ -61,7 +65,10 @@ int qu_stream_validate(const struct qu_rec *rec);
 
 int qu_stream_send(int sock, uint16_t type, uint16_t flags, const void *payload, uint32_t len, int fd);
 int qu_stream_send_str(int sock, uint16_t type, const char *s);
-int qu_stream_send_fd(int sock, int fd, uint32_t target, uint32_t kind, const char *name);
+/* spec: NULL, or "key=value" lines describing the descriptor (for an agent that re-creates it). */
+int qu_stream_send_fd(int sock, int fd, uint32_t target, uint32_t kind, const char *name, const char *spec);
+/* An FD record's spec lines ("" when it has none). */
+const char *qu_rec_fd_spec(const struct qu_rec *rec);
 int qu_stream_send_error(int sock, int err, const char *msg);
 /* Reads one whole record; descriptors are accepted only on FD records. */
 int qu_stream_recv(int sock, uint64_t deadline_us, struct qu_rec *rec);

@@ -95,18 +95,20 @@ static void send_recv_every_type(void **state)
 	assert_int_equal(qu_stream_send(s, QU_REC_HELLO, 0, hello, sizeof(hello), -1), 0);
 	assert_int_equal(qu_stream_send_str(s, QU_REC_ARG, "/usr/bin/qemu-system-x86_64"), 0);
 	assert_int_equal(qu_stream_send_str(s, QU_REC_ENV, "HOME=/root"), 0);
-	assert_int_equal(qu_stream_send_fd(s, -1, 9, QU_FD_RAM, "ram elided"), 0);
+	assert_int_equal(qu_stream_send_fd(s, -1, 9, QU_FD_RAM, "ram elided", "size=268435456\n"), 0);
 	assert_int_equal(qu_stream_send_str(s, QU_REC_CWD, "/var/lib/vm"), 0);
 	assert_int_equal(qu_stream_send(s, QU_REC_EXEC, 0, NULL, 0, -1), 0);
 	assert_int_equal(qu_stream_send(s, QU_REC_STARTED, 0, started, sizeof(started), -1), 0);
 	assert_int_equal(qu_stream_send_error(s, ENOENT, "cannot execute /x"), 0);
 	assert_int_equal(qu_stream_send(s, QU_REC_END, 0, NULL, 0, -1), 0);
 	assert_int_equal(qu_stream_send_str(s, QU_REC_CONTEXT, "uid=107\ngid=107\n"), 0);
+	assert_int_equal(qu_stream_send_str(s, QU_REC_CALL, "op=resume\n"), 0);
+	assert_int_equal(qu_stream_send_str(s, QU_REC_REPLY, "ok=1\n"), 0);
 
-	const char *want[] = { "HELLO version=2", "ARG /usr/bin/qemu-system-x86_64", "ENV HOME=/root",
-			       "FD target=9 kind=4 name=ram elided (descriptor not stored)", "CWD /var/lib/vm",
-			       "EXEC", "STARTED pid=12345", "ERROR errno=2 cannot execute /x", "END",
-			       "CONTEXT uid=107 gid=107 " };
+	const char *want[] = { "HELLO version=3", "ARG /usr/bin/qemu-system-x86_64", "ENV HOME=/root",
+			       "FD target=9 kind=4 name=ram elided spec=size=268435456 (descriptor not stored)",
+			       "CWD /var/lib/vm", "EXEC", "STARTED pid=12345", "ERROR errno=2 cannot execute /x",
+			       "END", "CONTEXT uid=107 gid=107 ", "CALL op=resume ", "REPLY ok=1 " };
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
 		struct qu_rec rec;
 		char line[256];
@@ -222,7 +224,7 @@ static void send_over_max_payload(void **state)
 	char name[5000];
 	memset(name, 'n', sizeof(name) - 1);
 	name[sizeof(name) - 1] = '\0';
-	assert_int_equal(qu_stream_send_fd(p->s[0], -1, 5, QU_FD_RAM, name), -EMSGSIZE);
+	assert_int_equal(qu_stream_send_fd(p->s[0], -1, 5, QU_FD_RAM, name, NULL), -EMSGSIZE);
 }
 
 static volatile sig_atomic_t sigpipes;
@@ -241,7 +243,7 @@ static void send_to_closed_peer_is_epipe(void **state)
 	sigpipes = 0;
 	assert_int_equal(sigaction(SIGPIPE, &count, &old), 0);
 	int r1 = qu_stream_send_str(p->s[0], QU_REC_ARG, "x");
-	int r2 = qu_stream_send_fd(p->s[0], pfd[1], 5, QU_FD_RAM, "ram");
+	int r2 = qu_stream_send_fd(p->s[0], pfd[1], 5, QU_FD_RAM, "ram", NULL);
 	sigaction(SIGPIPE, &old, NULL);
 	close(pfd[0]);
 	close(pfd[1]);
@@ -259,7 +261,7 @@ static void fd_record_carries_working_pipe(void **state)
 	struct qu_rec rec;
 	char buf[16] = "";
 	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
-	assert_int_equal(qu_stream_send_fd(p->s[0], pfd[1], 7, QU_FD_LISTENER, "pipe write end"), 0);
+	assert_int_equal(qu_stream_send_fd(p->s[0], pfd[1], 7, QU_FD_LISTENER, "pipe write end", NULL), 0);
 	close(pfd[1]); /* from now on only the received copy can write */
 	assert_int_equal(qu_stream_recv(p->s[1], deadline_ms(2000), &rec), 0);
 	assert_int_equal(rec.type, QU_REC_FD);
@@ -361,7 +363,7 @@ static void descriptor_stays_with_its_record(void **state)
 	assert_int_equal(pipe2(pfd, O_CLOEXEC), 0);
 	/* Records before and after the FD record arrive without a descriptor. */
 	assert_int_equal(qu_stream_send_str(p->s[0], QU_REC_ARG, "a"), 0);
-	assert_int_equal(qu_stream_send_fd(p->s[0], pfd[0], 5, QU_FD_MIGRATION, "mig"), 0);
+	assert_int_equal(qu_stream_send_fd(p->s[0], pfd[0], 5, QU_FD_MIGRATION, "mig", NULL), 0);
 	assert_int_equal(qu_stream_send_str(p->s[0], QU_REC_ARG, "b"), 0);
 	assert_int_equal(qu_stream_recv(p->s[1], deadline_ms(2000), &rec), 0);
 	assert_int_equal(rec.fd, -1);
