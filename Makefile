@@ -13,14 +13,14 @@ BUILD   ?= build
 SANITIZE =
 endif
 
-PKGS     = json-c zlib libcap
+PKGS     = json-c zlib libcap libcrypto
 WARN     = -Wall -Wextra -Werror -Wvla -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wframe-larger-than=16384 -Wno-unused-parameter
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=gnu11 $(WARN) $(SANITIZE) -D_GNU_SOURCE -Iinclude -I. $(shell pkg-config --cflags $(PKGS))
 LDLIBS  += $(SANITIZE) $(shell pkg-config --libs $(PKGS))
 
-LIB_SRC  = $(wildcard upgrade/*.c upgrade/fdpass/*.c upgrade/pageflip/*.c qemu-integration/*.c)
+LIB_SRC  = $(wildcard upgrade/*.c upgrade/fdpass/*.c upgrade/pageflip/*.c qemu-integration/*.c remote/*.c remote/*/*.c)
 LIB_SRC := $(filter-out upgrade/main.c,$(LIB_SRC))
 LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(wildcard tests/unit/test-*.c)

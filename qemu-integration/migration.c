@@ -23,6 +23,8 @@ int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s
 			s->postcopy = json_object_get_boolean(state);
 		if (!strcmp(json_object_get_string(name), "release-ram"))
 			s->release_ram = json_object_get_boolean(state);
+		if (!strcmp(json_object_get_string(name), "pause-before-switchover"))
+			s->pause_switchover = json_object_get_boolean(state);
 	}
 	json_object_put(caps);
 	r = qu_qmp_execute(q, "query-migrate-parameters", NULL, -1, deadline_us, &params);
@@ -51,6 +53,7 @@ int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadl
 	json_object_array_add(caps, capability("events", s->events));
 	json_object_array_add(caps, capability("postcopy-ram", s->postcopy));
 	json_object_array_add(caps, capability("release-ram", s->release_ram));
+	json_object_array_add(caps, capability("pause-before-switchover", s->pause_switchover));
 	json_object_object_add(args, "capabilities", caps);
 	int r = qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
 	if (r == 0 && (s->max_bandwidth > 0 || s->downtime_limit > 0 || s->mode[0])) {

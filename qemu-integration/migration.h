@@ -11,6 +11,8 @@ struct qu_mig_settings {
 	int events;            /* capability events (MIGRATION events) */
 	int postcopy;          /* capability postcopy-ram (--low-memory) */
 	int release_ram;       /* capability release-ram: the source frees pages once sent */
+	int pause_switchover;  /* capability pause-before-switchover: the source stops in
+				* pre-switchover until migrate-continue (remote disk mirrors end there) */
 	int64_t max_bandwidth; /* parameter max-bandwidth, bytes/s; <= 0: leave as it is */
 	int64_t downtime_limit; /* parameter downtime-limit, ms; <= 0: leave as it is */
 	char mode[24];         /* parameter mode (QEMU >= 10.0: normal, cpr-transfer); "": leave */

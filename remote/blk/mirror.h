@@ -1,0 +1,45 @@
+/* The source side of the disk copy to another host: which disks the VM has (query-block),
+ * and the old QEMU's mirror jobs into the new QEMU's NBD exports (remote/blk/nbd.c). */
+#ifndef QU_REMOTE_MIRROR_H
+#define QU_REMOTE_MIRROR_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define QU_MAX_DISKS 16
+
+struct qu_qmp;
+
+struct qu_disk {
+	char device[64];  /* what QMP calls it in both QEMUs: the -drive id, or the -blockdev
+			   * root node name (a -drive's node names are generated, differently
+			   * in each QEMU) */
+	char file[PATH_MAX];
+	char format[16];
+	unsigned long long size;  /* virtual size */
+	int readonly;
+	int backing;      /* the image has a backing file */
+	int removable;    /* a CD-ROM or floppy drive */
+};
+
+struct qu_disks {
+	struct qu_disk d[QU_MAX_DISKS];
+	size_t n;
+};
+
+/* Every block device with a medium. */
+int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out);
+
+/* Starts one mirror job per disk to copy (mask: bit i = out->d[i]) into nbd://addr/DEVICE. */
+int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mask, const char *addr,
+		    uint64_t deadline_us);
+/* Waits until every job is READY (source and copy in step; writes go to both). */
+int qu_mirror_wait_ready(struct qu_qmp *q, uint64_t deadline_us);
+/* With the source paused before the switch-over: completes each ready job (cancel of a ready
+ * mirror = done, the copy is exact) and waits for them to end. */
+int qu_mirror_complete(struct qu_qmp *q, uint64_t deadline_us);
+/* Rollback: cancels the jobs at once (the copy is dropped with the new QEMU). */
+void qu_mirror_abort(struct qu_qmp *q, uint64_t deadline_us);
+
+#endif

@@ -1,0 +1,175 @@
+#include "remote/client.h"
+#include "remote/tcp/transport.h"
+#include "upgrade/io.h"
+#include "upgrade/kv.h"
+#include "upgrade/log.h"
+#include "upgrade/stream.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define TEXT_MAX 4096
+
+/* Waits for the agent's REPLY (its text into buf) or ERROR (-errno, with its message). */
+static int await_reply(struct qu_remote *r, uint64_t deadline_us, char *buf, size_t len)
+{
+	struct qu_rec rec;
+	int e = qu_stream_recv(r->sock, deadline_us, &rec);
+	if (e < 0)
+		return qu_err(e, "no answer from the agent on %s: %s", r->host, strerror(-e));
+	if (rec.type == QU_REC_REPLY) {
+		snprintf(buf, len, "%s", (const char *)rec.payload);
+		e = 0;
+	} else if (rec.type == QU_REC_ERROR) {
+		e = -(int)qu_get_u32(rec.payload);
+		e = qu_err(e ? e : -EIO, "agent on %s: %s", r->host, (const char *)rec.payload + 4);
+	} else {
+		e = qu_err(-EBADMSG, "agent on %s: unexpected %s record", r->host, qu_rec_type_name(rec.type));
+	}
+	qu_rec_free(&rec);
+	return e;
+}
+
+static int call(struct qu_remote *r, const char *text, uint64_t deadline_us, char *buf, size_t len)
+{
+	int e = qu_stream_send_str(r->sock, QU_REC_CALL, text);
+	if (e < 0)
+		return qu_err(e, "cannot reach the agent on %s: %s", r->host, strerror(-e));
+	return buf ? await_reply(r, deadline_us, buf, len) : 0;
+}
+
+int qu_remote_connect(const char *host, const char *key_path, uint64_t deadline_us, struct qu_remote **out)
+{
+	unsigned char key[QU_AUTH_KEY_MAX];
+	size_t keylen;
+	char text[TEXT_MAX], nonce[2 * QU_AUTH_NONCE_LEN + 1], agent_nonce[2 * QU_AUTH_NONCE_LEN + 1];
+	char mac[QU_AUTH_HEX_LEN], theirs[QU_AUTH_HEX_LEN];
+	int e = qu_auth_key_load(key_path, key, &keylen);
+	if (e < 0)
+		return e;
+	struct qu_remote *r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	r->mem_available = -1;
+	snprintf(r->host, sizeof(r->host), "%s", host);
+	r->sock = qu_tcp_connect(host, QU_AGENT_PORT, deadline_us);
+	if (r->sock < 0) {
+		e = r->sock;
+		free(r);
+		return e;
+	}
+	uint8_t hello[8] = { QU_STREAM_VERSION, 0, 0, 0, 0, 0, 0, 0 };
+	if ((e = qu_stream_send(r->sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1)) < 0 ||
+	    (e = await_reply(r, deadline_us, text, sizeof(text))) < 0)
+		goto fail;
+	qu_kv_get(text, "nonce", agent_nonce, sizeof(agent_nonce));
+	if (qu_auth_nonce(nonce, QU_AUTH_NONCE_LEN) < 0 || qu_auth_mac(key, keylen, "tool", agent_nonce, mac) < 0) {
+		e = qu_err(-EIO, "cannot compute the authentication");
+		goto fail;
+	}
+	text[0] = '\0';
+	qu_kv_add(text, sizeof(text), "op", "auth");
+	qu_kv_add(text, sizeof(text), "mac", mac);
+	qu_kv_add(text, sizeof(text), "nonce", nonce);
+	if ((e = call(r, text, deadline_us, text, sizeof(text))) < 0)
+		goto fail;
+	/* The agent proves it has the key too: guest memory and disks go only to it. */
+	qu_kv_get(text, "mac", theirs, sizeof(theirs));
+	if (qu_auth_mac(key, keylen, "agent", nonce, mac) < 0 || !qu_auth_equal(mac, theirs)) {
+		e = qu_err(-EACCES, "the agent on %s does not hold our key: not sending it anything", host);
+		goto fail;
+	}
+	*out = r;
+	return 0;
+fail:
+	qu_remote_close(r);
+	return e;
+}
+
+void qu_remote_close(struct qu_remote *r)
+{
+	if (!r)
+		return;
+	if (r->sock >= 0)
+		qu_stream_send(r->sock, QU_REC_END, 0, NULL, 0, -1);
+	qu_close(&r->sock);
+	free(r);
+}
+
+int qu_remote_probe(struct qu_remote *r, const char *path, char *const *envp, const char *machine,
+		    uint64_t deadline_us, struct qu_binary *b, int *has_machine)
+{
+	char text[TEXT_MAX] = "", ver[48];
+	int e = 0;
+	for (char *const *v = envp; e == 0 && v && *v; v++)
+		e = qu_stream_send_str(r->sock, QU_REC_ENV, *v);
+	qu_kv_add(text, sizeof(text), "op", "probe");
+	qu_kv_add(text, sizeof(text), "binary", path);
+	qu_kv_add(text, sizeof(text), "machine", machine);
+	if (e < 0 || (e = call(r, text, deadline_us, text, sizeof(text))) < 0)
+		return e < 0 && !qu_err_msg()[0] ? qu_err(e, "agent: %s", strerror(-e)) : e;
+	memset(b, 0, sizeof(*b));
+	snprintf(b->path, sizeof(b->path), "%s", path);
+	qu_kv_get(text, "version_line", b->version_line, sizeof(b->version_line));
+	qu_kv_get(text, "version", ver, sizeof(ver));
+	if (sscanf(ver, "%d.%d.%d", &b->ver[0], &b->ver[1], &b->ver[2]) < 2)
+		return qu_err(-EBADMSG, "the agent on %s did not say which QEMU %s is", r->host, path);
+	*has_machine = (int)qu_kv_num(text, "machine", 0);
+	r->mem_available = qu_kv_num(text, "mem_available", -1);
+	return 0;
+}
+
+int qu_remote_disk(struct qu_remote *r, const char *path, const char *format, unsigned long long size,
+		   const char *device)
+{
+	char text[TEXT_MAX] = "";
+	qu_kv_add(text, sizeof(text), "op", "disk");
+	qu_kv_add(text, sizeof(text), "path", path);
+	qu_kv_add(text, sizeof(text), "format", format);
+	qu_kv_addf(text, sizeof(text), "size", "%llu", size);
+	qu_kv_add(text, sizeof(text), "device", device);
+	return call(r, text, 0, NULL, 0);
+}
+
+int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us)
+{
+	char text[TEXT_MAX];
+	int e = qu_launch_send_records(r->sock, spec);
+	if (e == 0 && (e = qu_stream_send(r->sock, QU_REC_EXEC, 0, NULL, 0, -1)) < 0)
+		qu_err(e, "cannot reach the agent on %s: %s", r->host, strerror(-e));
+	if (e < 0 || (e = await_reply(r, deadline_us, text, sizeof(text))) < 0)
+		return e;
+	r->new_pid = (pid_t)qu_kv_num(text, "pid", 0);
+	qu_kv_get(text, "migrate", r->migrate_uri, sizeof(r->migrate_uri));
+	qu_kv_get(text, "nbd", r->nbd_addr, sizeof(r->nbd_addr));
+	if (r->new_pid <= 0 || strncmp(r->migrate_uri, "tcp:", 4))
+		return qu_err(-EBADMSG, "the agent on %s started the new QEMU but did not say where it listens", r->host);
+	return 0;
+}
+
+int qu_remote_resume(struct qu_remote *r, uint64_t deadline_us)
+{
+	char text[TEXT_MAX];
+	int e = call(r, "op=resume\n", deadline_us, text, sizeof(text));
+	if (e < 0)
+		return e;
+	r->resumed_us = qu_kv_num(text, "resumed_us", 0);
+	r->announced = (int)qu_kv_num(text, "announced", 0);
+	if (!r->announced) {
+		char why[512];
+		qu_kv_get(text, "announce_error", why, sizeof(why));
+		qu_info("warning: the guest runs on %s, but its MAC addresses were not announced: %s", r->host, why);
+	}
+	return 0;
+}
+
+int qu_remote_abort(struct qu_remote *r, uint64_t deadline_us)
+{
+	char text[TEXT_MAX];
+	/* The agent answers an abort with an ERROR record ("called off") once it has cleaned up. */
+	int e = call(r, "op=abort\n", deadline_us, text, sizeof(text));
+	return e == -ECANCELED ? 0 : e;
+}

@@ -1,0 +1,44 @@
+/* The tool's end of `--remote`: a connection to the agent on the destination host, over which
+ * the handover stream travels (descriptors as specs) and the agent is asked to probe, start,
+ * resume or give up the new QEMU. */
+#ifndef QU_REMOTE_CLIENT_H
+#define QU_REMOTE_CLIENT_H
+
+#include "qemu-integration/binary.h"
+#include "upgrade/launcher.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct qu_remote {
+	int sock;
+	char host[256];        /* as the user gave it (HOST[:PORT]) */
+	char migrate_uri[128]; /* tcp:ADDR:PORT where the new QEMU waits for the migration */
+	char nbd_addr[128];    /* ADDR:PORT of its NBD server, when disks are copied */
+	pid_t new_pid;         /* the new QEMU, in the destination's PID namespace */
+	long long mem_available; /* the destination's MemAvailable at the probe, or -1 */
+	int64_t resumed_us;    /* wall clock of the new QEMU's RESUME event */
+	int announced;
+};
+
+/* Connects and authenticates both ways with the key at key_path. */
+int qu_remote_connect(const char *host, const char *key_path, uint64_t deadline_us, struct qu_remote **out);
+void qu_remote_close(struct qu_remote *r);
+
+/* What the QEMU at path is on the destination (envp: the VM's environment), and whether it
+ * has machine type `machine` (has_machine 0/1). */
+int qu_remote_probe(struct qu_remote *r, const char *path, char *const *envp, const char *machine,
+		    uint64_t deadline_us, struct qu_binary *b, int *has_machine);
+/* An image the agent creates before the start, and exports for the disk copy. */
+int qu_remote_disk(struct qu_remote *r, const char *path, const char *format, unsigned long long size,
+		   const char *device);
+/* Sends the launch (descriptors elided, with specs) and EXEC; fills new_pid, migrate_uri and
+ * nbd_addr. */
+int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us);
+/* The source has sent everything: the agent resumes the guest there. */
+int qu_remote_resume(struct qu_remote *r, uint64_t deadline_us);
+/* Before the resume: the agent stops the new QEMU and removes what it made. */
+int qu_remote_abort(struct qu_remote *r, uint64_t deadline_us);
+
+#endif

@@ -1,0 +1,520 @@
+#include "remote/target.h"
+#include "qemu-integration/binary.h"
+#include "qemu-integration/migration.h"
+#include "qemu-integration/qmp.h"
+#include "remote/announce.h"
+#include "remote/blk/nbd.h"
+#include "upgrade/clock.h"
+#include "upgrade/context.h"
+#include "upgrade/fdpass/pidfd.h"
+#include "upgrade/io.h"
+#include "upgrade/journal.h"
+#include "upgrade/kv.h"
+#include "upgrade/launcher.h"
+#include "upgrade/log.h"
+#include "upgrade/plan.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define TARGET_MAX_WORDS 4096
+#define TARGET_MAX_FDS 64
+#define TARGET_MAX_DISKS 16
+#define TARGET_MAX_CREATED (TARGET_MAX_FDS + TARGET_MAX_DISKS)
+
+struct target_fd {
+	int target;
+	unsigned kind;
+	char name[128];
+	char spec[QU_SUN_PATH_MAX + 64];
+};
+
+struct target_disk {
+	char path[PATH_MAX];
+	char format[16];
+	unsigned long long size;
+	char device[64];
+};
+
+struct qu_target {
+	char *argv[TARGET_MAX_WORDS + 1], *envp[TARGET_MAX_WORDS + 1];
+	size_t nargv, nenvp;
+	char *cwd, *context;
+	struct target_fd fds[TARGET_MAX_FDS];
+	size_t nfds;
+	struct target_disk disks[TARGET_MAX_DISKS];
+	size_t ndisks;
+	char created[TARGET_MAX_CREATED][PATH_MAX]; /* files made here, removed if not resumed */
+	size_t ncreated;
+	char ctl_path[QU_SUN_PATH_MAX];
+	pid_t pid;
+	int pidfd;
+	int stderr_rd;
+	struct qu_qmp *ctl;
+	int resumed;
+};
+
+struct qu_target *qu_target_new(void)
+{
+	struct qu_target *t = calloc(1, sizeof(*t));
+	if (t) {
+		t->pidfd = -1;
+		t->stderr_rd = -1;
+	}
+	return t;
+}
+
+void qu_target_free(struct qu_target *t)
+{
+	if (!t)
+		return;
+	qu_qmp_close(t->ctl);
+	if (!t->resumed && t->pidfd >= 0) {
+		qu_pidfd_kill(t->pidfd, SIGKILL);
+		waitpid(t->pid, NULL, 0); /* our child: the launcher made us its subreaper */
+		qu_info("agent: new QEMU %d stopped (not resumed)", (int)t->pid);
+	}
+	if (!t->resumed)
+		for (size_t i = 0; i < t->ncreated; i++)
+			unlink(t->created[i]);
+	if (t->ctl_path[0])
+		unlink(t->ctl_path);
+	qu_close(&t->pidfd);
+	qu_close(&t->stderr_rd);
+	for (size_t i = 0; i < t->nargv; i++)
+		free(t->argv[i]);
+	for (size_t i = 0; i < t->nenvp; i++)
+		free(t->envp[i]);
+	free(t->cwd);
+	free(t->context);
+	free(t);
+}
+
+int qu_target_add(struct qu_target *t, struct qu_rec *rec)
+{
+	char **slot = NULL;
+	switch (rec->type) {
+	case QU_REC_ARG:
+		if (t->nargv == TARGET_MAX_WORDS)
+			return -E2BIG;
+		slot = &t->argv[t->nargv++];
+		break;
+	case QU_REC_ENV:
+		if (t->nenvp == TARGET_MAX_WORDS)
+			return -E2BIG;
+		slot = &t->envp[t->nenvp++];
+		break;
+	case QU_REC_CWD:
+		free(t->cwd);
+		slot = &t->cwd;
+		break;
+	case QU_REC_CONTEXT:
+		free(t->context);
+		slot = &t->context;
+		break;
+	case QU_REC_FD: {
+		/* Nothing but specs cross hosts. */
+		if (rec->fd >= 0 || t->nfds == TARGET_MAX_FDS || qu_get_u32(rec->payload) >= 259)
+			return -EINVAL;
+		struct target_fd *f = &t->fds[t->nfds++];
+		f->target = (int)qu_get_u32(rec->payload);
+		f->kind = qu_get_u32(rec->payload + 4);
+		snprintf(f->name, sizeof(f->name), "%s", (const char *)rec->payload + 8);
+		snprintf(f->spec, sizeof(f->spec), "%s", qu_rec_fd_spec(rec));
+		return 0;
+	}
+	default:
+		return -EBADMSG;
+	}
+	*slot = (char *)rec->payload;
+	rec->payload = NULL;
+	return 0;
+}
+
+int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us, char *reply, size_t len)
+{
+	char path[PATH_MAX], machine[128];
+	struct qu_binary *b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	qu_kv_get(call, "binary", path, sizeof(path));
+	qu_kv_get(call, "machine", machine, sizeof(machine));
+	int r = qu_binary_probe(path, t->envp, deadline_us, b), has = 0;
+	if (r == 0 && machine[0] && (has = qu_binary_has_machine(b, t->envp, machine, deadline_us)) < 0)
+		r = qu_err(has, "%s: `-machine help` failed", path);
+	if (r == 0) {
+		char ver[48];
+		snprintf(ver, sizeof(ver), "%d.%d.%d", b->ver[0], b->ver[1], b->ver[2]);
+		reply[0] = '\0';
+		qu_kv_add(reply, len, "version", ver);
+		qu_kv_add(reply, len, "version_line", b->version_line);
+		qu_kv_addf(reply, len, "machine", "%d", has);
+		/* What this host could give a copy of the guest. */
+		char *mi = NULL;
+		if (qu_read_file("/proc/meminfo", &mi, NULL) == 0) {
+			char *m = strstr(mi, "MemAvailable:");
+			if (m)
+				qu_kv_addf(reply, len, "mem_available", "%llu", strtoull(m + 13, NULL, 10) * 1024ull);
+			free(mi);
+		}
+	}
+	free(b);
+	return r;
+}
+
+int qu_target_disk(struct qu_target *t, const char *call)
+{
+	if (t->ndisks == TARGET_MAX_DISKS)
+		return qu_err(-E2BIG, "more than %d disks to copy", TARGET_MAX_DISKS);
+	struct target_disk *d = &t->disks[t->ndisks];
+	qu_kv_get(call, "path", d->path, sizeof(d->path));
+	qu_kv_get(call, "format", d->format, sizeof(d->format));
+	qu_kv_get(call, "device", d->device, sizeof(d->device));
+	long long size = qu_kv_num(call, "size", -1);
+	if (d->path[0] != '/' || !d->format[0] || !d->device[0] || size <= 0 || strspn(d->format, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(d->format))
+		return qu_err(-EINVAL, "disk request without an absolute path, format, device and size");
+	d->size = (unsigned long long)size;
+	t->ndisks++;
+	return 0;
+}
+
+static void remember(struct qu_target *t, const char *path)
+{
+	if (t->ncreated < TARGET_MAX_CREATED)
+		snprintf(t->created[t->ncreated++], sizeof(t->created[0]), "%s", path);
+}
+
+/* The VM's user, from the context: files made for it belong to it. */
+static void give_to_vm_user(struct qu_target *t, const char *path)
+{
+	long long uid = t->context ? qu_kv_num(t->context, "uid", 0) : 0;
+	long long gid = t->context ? qu_kv_num(t->context, "gid", 0) : 0;
+	if ((uid || gid) && lchown(path, (uid_t)uid, (gid_t)gid) < 0)
+		qu_info("agent: warning: cannot give %s to uid %lld: %s", path, uid, strerror(errno));
+}
+
+static const char *find_qemu_img(char *buf, size_t len)
+{
+	const char *path = getenv("PATH");
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%s", path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		snprintf(buf, len, "%s/qemu-img", dir);
+		if (access(buf, X_OK) == 0)
+			return buf;
+	}
+	return NULL;
+}
+
+/* Images to copy into: never over an existing file (that would be another VM's disk, or
+ * this one's, if the storage is shared after all). */
+static int make_disks(struct qu_target *t, uint64_t deadline_us)
+{
+	char img[PATH_MAX], size[32], out[1024];
+	if (t->ndisks && !find_qemu_img(img, sizeof(img)))
+		return qu_err(-ENOENT, "qemu-img is not installed on this host: it makes the images to copy the disks into");
+	for (size_t i = 0; i < t->ndisks; i++) {
+		struct target_disk *d = &t->disks[i];
+		if (access(d->path, F_OK) == 0)
+			return qu_err(-EEXIST, "%s exists on this host already: the disk copy would overwrite it; "
+				      "remove it, or pass --shared-storage if it is the same storage", d->path);
+		snprintf(size, sizeof(size), "%llu", d->size);
+		char *argv[] = { img, (char *)"create", (char *)"-q", (char *)"-f", d->format, d->path, size, NULL };
+		int r = qu_run_capture(img, argv, NULL, deadline_us, out, sizeof(out));
+		if (r != 0)
+			return qu_err(r < 0 ? r : -EIO, "cannot create %s (%s, %s bytes): %s", d->path, d->format, size,
+				      r < 0 ? strerror(-r) : out);
+		remember(t, d->path);
+		give_to_vm_user(t, d->path);
+	}
+	return 0;
+}
+
+static int make_listener(struct qu_target *t, const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	if (path[0] != '/' || strlen(path) >= sizeof(sa.sun_path))
+		return qu_err(-EINVAL, "listening socket path '%s' is not usable here", path);
+	if (access(path, F_OK) == 0)
+		return qu_err(-EEXIST, "%s exists on this host already (another VM's socket?): remove it first", path);
+	strcpy(sa.sun_path, path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return qu_err(-errno, "socket: %s", strerror(errno));
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
+		int e = errno;
+		close(fd);
+		return qu_err(-e, "cannot listen on %s: %s", path, strerror(e));
+	}
+	remember(t, path);
+	give_to_vm_user(t, path);
+	return fd;
+}
+
+/* The tap must exist here already (made and bridged by the host's network setup): a tap
+ * that TUNSETIFF would create on the fly would be attached to nothing. */
+static int open_tap(const char *spec)
+{
+	char ifname[IFNAMSIZ + 8], sys[64];
+	qu_kv_get(spec, "ifname", ifname, sizeof(ifname));
+	if (!ifname[0] || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
+		return qu_err(-EINVAL, "a tap without a usable interface name ('%s')", ifname);
+	snprintf(sys, sizeof(sys), "/sys/class/net/%s", ifname);
+	if (access(sys, F_OK) < 0)
+		return qu_err(-ENODEV, "tap '%s' does not exist on this host: create it there first (e.g. `ip tuntap add "
+			      "dev %s mode tap`, attached like on the source)", ifname, ifname);
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return qu_err(-errno, "cannot open /dev/net/tun: %s", strerror(errno));
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (qu_kv_num(spec, "queues", 1) > 1)
+		ifr.ifr_flags |= IFF_MULTI_QUEUE;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int e = errno;
+		close(fd);
+		return qu_err(-e, "cannot open tap '%s': %s", ifname, strerror(e));
+	}
+	return fd;
+}
+
+/* Log files reopen at their path (appending); anything else (a pipe, a socket, a terminal of
+ * the source host) has no meaning here and becomes /dev/null. */
+static int open_stdio(const char *spec)
+{
+	char path[PATH_MAX];
+	qu_kv_get(spec, "path", path, sizeof(path));
+	if (path[0] != '/' || !strncmp(path, "/dev/pts/", 9) || !strncmp(path, "/proc/", 6))
+		snprintf(path, sizeof(path), "/dev/null");
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	return fd < 0 ? qu_err(-errno, "cannot open %s for the new QEMU's output: %s", path, strerror(errno)) : fd;
+}
+
+static int make_fd(struct qu_target *t, const struct target_fd *f)
+{
+	switch (f->kind) {
+	case QU_FD_RAM: {
+		long long size = qu_kv_num(f->spec, "size", -1);
+		int fd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
+		if (size <= 0 || fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+			int e = size <= 0 ? EINVAL : errno;
+			if (fd >= 0)
+				close(fd);
+			return qu_err(-e, "cannot make a %lld-byte memfd for %s: %s", size, f->name, strerror(e));
+		}
+		return fd;
+	}
+	case QU_FD_LISTENER: {
+		char path[PATH_MAX];
+		qu_kv_get(f->spec, "path", path, sizeof(path));
+		return make_listener(t, path);
+	}
+	case QU_FD_TAP:
+		return open_tap(f->spec);
+	case QU_FD_VHOST: {
+		int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+		return fd < 0 ? qu_err(-errno, "cannot open /dev/vhost-net for %s: %s", f->name, strerror(errno)) : fd;
+	}
+	case QU_FD_STDIO:
+		return open_stdio(f->spec);
+	}
+	return qu_err(-EOPNOTSUPP, "%s (kind %u) cannot be re-created on another host", f->name, f->kind);
+}
+
+static int ctl_listen(struct qu_target *t)
+{
+	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
+		return qu_err(-errno, "cannot create %s: %s", qu_state_dir(), strerror(errno));
+	snprintf(t->ctl_path, sizeof(t->ctl_path), "%s/agent-%d.ctl", qu_state_dir(), (int)getpid());
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t->ctl_path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	unlink(t->ctl_path);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 2) < 0) {
+		int e = errno;
+		close(fd);
+		return qu_err(-e, "cannot listen on %s: %s", t->ctl_path, strerror(e));
+	}
+	return fd;
+}
+
+/* What the new QEMU printed before it died, appended to the current error. */
+static void add_stderr(struct qu_target *t)
+{
+	char buf[1024], msg[1024];
+	if (t->stderr_rd < 0)
+		return;
+	fcntl(t->stderr_rd, F_SETFL, O_NONBLOCK);
+	ssize_t n = read(t->stderr_rd, buf, sizeof(buf) - 1);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	snprintf(msg, sizeof(msg), "%s", qu_err_msg());
+	qu_err(-qu_err_errno(), "%s; the new QEMU said: %s", msg, buf);
+}
+
+/* The port QEMU bound for `migrate-incoming tcp:HOST:0` (query-migrate's socket-address). */
+static int incoming_port(struct qu_qmp *q, uint64_t deadline_us)
+{
+	json_object *mig = NULL, *sa, *e, *port;
+	int r = qu_qmp_execute(q, "query-migrate", NULL, -1, deadline_us, &mig), p = -ENOENT;
+	if (r < 0)
+		return r;
+	if (json_object_object_get_ex(mig, "socket-address", &sa) && json_object_array_length(sa) > 0 &&
+	    (e = json_object_array_get_idx(sa, 0)) && json_object_object_get_ex(e, "port", &port))
+		p = atoi(json_object_get_string(port));
+	json_object_put(mig);
+	return p > 0 ? p : -ENOENT;
+}
+
+static int start_incoming(struct qu_target *t, const char *host, uint64_t deadline_us, char *uri, size_t len)
+{
+	struct qu_mig_settings want = { .events = 1 };
+	int r = qu_mig_set(t->ctl, &want, deadline_us);
+	if (r < 0)
+		return r;
+	json_object *args = json_object_new_object();
+	char any[96];
+	snprintf(any, sizeof(any), "tcp:%s:0", host);
+	json_object_object_add(args, "uri", json_object_new_string(any));
+	if ((r = qu_qmp_execute(t->ctl, "migrate-incoming", args, -1, deadline_us, NULL)) < 0)
+		return r;
+	int port = incoming_port(t->ctl, deadline_us);
+	if (port < 0)
+		return qu_err(port, "the new QEMU does not say which port it listens on for the migration");
+	snprintf(uri, len, "tcp:%s:%d", host, port);
+	return 0;
+}
+
+int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us, char *reply, size_t len)
+{
+	struct qu_launch_fd fds[TARGET_MAX_FDS + 2];
+	int made[TARGET_MAX_FDS + 2], r = 0, have_stderr = 0, errpipe[2] = { -1, -1 };
+	size_t n = 0;
+
+	if (t->nargv == 0 || t->pidfd >= 0)
+		return qu_err(-EINVAL, "nothing to start, or started already");
+	t->argv[t->nargv] = NULL;
+	t->envp[t->nenvp] = NULL;
+	if ((r = make_disks(t, deadline_us)) < 0)
+		return r;
+	int ctl = ctl_listen(t);
+	if (ctl < 0)
+		return ctl;
+	made[n] = ctl;
+	fds[n++] = (struct qu_launch_fd){ ctl, QU_FD_CTL, QU_FD_CONTROL, "private monitor", NULL };
+	for (size_t i = 0; i < t->nfds; i++) {
+		int fd = make_fd(t, &t->fds[i]);
+		if (fd < 0) {
+			r = fd;
+			goto out;
+		}
+		have_stderr |= t->fds[i].target == 2;
+		made[n] = fd;
+		fds[n++] = (struct qu_launch_fd){ fd, t->fds[i].target, t->fds[i].kind, t->fds[i].name, NULL };
+	}
+	/* With no log for stderr, a pipe: a new QEMU that fails to start can say why. */
+	if (!have_stderr) {
+		if (pipe2(errpipe, O_CLOEXEC) < 0) {
+			r = qu_err(-errno, "pipe: %s", strerror(errno));
+			goto out;
+		}
+		made[n] = errpipe[1];
+		fds[n++] = (struct qu_launch_fd){ errpipe[1], 2, QU_FD_STDIO, "stderr (captured)", NULL };
+		t->stderr_rd = errpipe[0];
+	}
+	struct qu_launch spec = { .argv = t->argv, .envp = t->envp, .cwd = t->cwd, .context = t->context,
+				  .fds = fds, .nfds = n };
+	r = qu_launch_local(&spec, deadline_us, &t->pid);
+	if (r < 0) {
+		qu_err_wrap(r, "starting the new QEMU");
+		goto out;
+	}
+	t->pidfd = qu_pidfd_open(t->pid);
+	if (t->pidfd < 0) {
+		r = qu_err(t->pidfd, "pidfd_open(%d): %s", (int)t->pid, strerror(-t->pidfd));
+		goto out;
+	}
+	qu_info("agent: new QEMU started: PID %d", (int)t->pid);
+	char uri[128], nbd[128] = "";
+	if ((r = qu_qmp_connect(t->ctl_path, deadline_us, &t->ctl)) < 0 ||
+	    (r = start_incoming(t, host, deadline_us, uri, sizeof(uri))) < 0) {
+		add_stderr(t);
+		goto out;
+	}
+	if (t->ndisks) {
+		const char *devices[TARGET_MAX_DISKS];
+		for (size_t i = 0; i < t->ndisks; i++)
+			devices[i] = t->disks[i].device;
+		if ((r = qu_nbd_export(t->ctl, host, devices, t->ndisks, deadline_us, nbd, sizeof(nbd))) < 0)
+			goto out;
+	}
+	reply[0] = '\0';
+	qu_kv_addf(reply, len, "pid", "%d", (int)t->pid);
+	qu_kv_add(reply, len, "migrate", uri);
+	if (nbd[0])
+		qu_kv_add(reply, len, "nbd", nbd);
+out:
+	for (size_t i = 0; i < n; i++)
+		close(made[i]);
+	return r;
+}
+
+int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len)
+{
+	static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };
+	json_object *data = NULL, *st;
+	char state[32];
+	if (!t->ctl)
+		return qu_err(-EINVAL, "no new QEMU to resume");
+	int r = qu_qmp_wait_event(t->ctl, "MIGRATION", mig_end, t->pidfd, deadline_us, &data);
+	if (r < 0) {
+		qu_err_wrap(r, "the new QEMU did not load the VM state");
+		add_stderr(t);
+		return r;
+	}
+	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
+	if (strcmp(status, "completed"))
+		r = qu_err(-EIO, "the new QEMU's incoming migration ended with status '%s'", status);
+	json_object_put(data);
+	if (r < 0)
+		return r;
+	if (t->ndisks && (r = qu_nbd_stop(t->ctl, deadline_us)) < 0)
+		return qu_err_wrap(r, "closing the disk exports");
+	/* From the `cont` on, the guest runs here: whatever happens next, this QEMU stays. */
+	t->resumed = 1;
+	if ((r = qu_qmp_execute(t->ctl, "cont", NULL, -1, deadline_us, NULL)) < 0 ||
+	    (r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, state, sizeof(state))) < 0)
+		return r;
+	if (strcmp(state, "running"))
+		return qu_err(-EIO, "the new QEMU is in run state '%s' after cont", state);
+	int64_t resumed = 0;
+	qu_qmp_event_time(t->ctl, "RESUME", qu_now_us() + 1000000u, &resumed);
+	int a = qu_announce(t->ctl, deadline_us);
+	reply[0] = '\0';
+	qu_kv_addf(reply, len, "resumed_us", "%lld", (long long)resumed);
+	qu_kv_addf(reply, len, "announced", "%d", a == 0);
+	if (a < 0)
+		qu_kv_add(reply, len, "announce_error", qu_err_msg());
+	return 0;
+}

@@ -1,0 +1,35 @@
+/* The destination side of an upgrade to another host, run by the agent for one connection:
+ * it collects the launch records the tool sends (argv, environment, context, descriptors as
+ * specs), re-creates the descriptors here (guest RAM memfds, listening sockets, taps by name,
+ * vhost-net, log files), creates the disk images to copy into, starts the new QEMU paused
+ * with its incoming migration and NBD exports open, and on the tool's word resumes it (or
+ * stops it and removes what it made). */
+#ifndef QU_REMOTE_TARGET_H
+#define QU_REMOTE_TARGET_H
+
+#include "upgrade/stream.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct qu_target;
+
+struct qu_target *qu_target_new(void);
+/* Stops a new QEMU that was not resumed and removes the files made for it; frees t. */
+void qu_target_free(struct qu_target *t);
+
+/* ARG, ENV, CWD, CONTEXT and FD (elided, with a spec) records: kept for the start. */
+int qu_target_add(struct qu_target *t, struct qu_rec *rec);
+/* CALL op=probe binary=PATH machine=TYPE: what that QEMU here is and offers, as REPLY text. */
+int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us, char *reply, size_t len);
+/* CALL op=disk path= format= size= device=: an image to create and export for the copy. */
+int qu_target_disk(struct qu_target *t, const char *call);
+/* EXEC: makes the descriptors and images, starts the new QEMU paused and listening for the
+ * migration on host (this host's address the tool reached), exports the disks over NBD.
+ * REPLY text: pid=, migrate=tcp:HOST:PORT, nbd=HOST:PORT (when disks are copied). */
+int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us, char *reply, size_t len);
+/* CALL op=resume: waits for the state to load, ends the NBD exports, resumes the guest and
+ * announces its MACs. From here the new QEMU is never stopped by the agent. */
+int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);
+
+#endif

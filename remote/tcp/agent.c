@@ -1,0 +1,189 @@
+#include "remote/tcp/agent.h"
+#include "remote/target.h"
+#include "remote/tcp/transport.h"
+#include "upgrade/clock.h"
+#include "upgrade/io.h"
+#include "upgrade/kv.h"
+#include "upgrade/log.h"
+#include "upgrade/stream.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Between two records of one upgrade the tool may mirror disks for a long time. */
+#define IDLE_TIMEOUT_US (6ull * 3600 * 1000000u)
+/* Starting, or resuming, the new QEMU. */
+#define STEP_TIMEOUT_US (120ull * 1000000u)
+#define REPLY_MAX 4096
+
+static int send_reply(int sock, const char *text)
+{
+	return qu_stream_send_str(sock, QU_REC_REPLY, text);
+}
+
+static int fail(int sock, int r)
+{
+	qu_info("agent: %s", qu_err_msg());
+	qu_stream_send_error(sock, r < 0 ? -r : EIO, qu_err_msg());
+	return r;
+}
+
+/* HELLO, the agent's nonce, the tool's proof and nonce, the agent's proof. */
+static int handshake(int sock, const unsigned char *key, size_t keylen)
+{
+	struct qu_rec rec;
+	char nonce[2 * QU_AUTH_NONCE_LEN + 1], text[512], mac[QU_AUTH_HEX_LEN], theirs[QU_AUTH_HEX_LEN];
+	char tool_nonce[2 * QU_AUTH_NONCE_LEN + 1];
+	int r = qu_stream_recv(sock, qu_now_us() + 30000000u, &rec);
+	if (r < 0)
+		return r;
+	uint32_t version = rec.type == QU_REC_HELLO ? qu_get_u32(rec.payload) : 0;
+	qu_rec_free(&rec);
+	if (version != QU_STREAM_VERSION)
+		return fail(sock, qu_err(-EPROTO, "the tool speaks handover stream version %u and this agent %u: "
+					 "install the same qemu-upgrade on both hosts", version, QU_STREAM_VERSION));
+	if (qu_auth_nonce(nonce, QU_AUTH_NONCE_LEN) < 0)
+		return fail(sock, qu_err(-EIO, "no random numbers"));
+	text[0] = '\0';
+	qu_kv_add(text, sizeof(text), "agent", "qemu-upgrade");
+	qu_kv_addf(text, sizeof(text), "version", "%u", QU_STREAM_VERSION);
+	qu_kv_add(text, sizeof(text), "nonce", nonce);
+	if ((r = send_reply(sock, text)) < 0 || (r = qu_stream_recv(sock, qu_now_us() + 30000000u, &rec)) < 0)
+		return r;
+	const char *call = rec.type == QU_REC_CALL ? (const char *)rec.payload : "";
+	qu_kv_get(call, "mac", theirs, sizeof(theirs));
+	qu_kv_get(call, "nonce", tool_nonce, sizeof(tool_nonce));
+	int ok = qu_auth_mac(key, keylen, "tool", nonce, mac) == 0 && qu_auth_equal(mac, theirs) &&
+		 strlen(tool_nonce) == 2 * QU_AUTH_NONCE_LEN;
+	qu_rec_free(&rec);
+	if (!ok)
+		return fail(sock, qu_err(-EACCES, "authentication failed: the tool's key is not this agent's "
+					 "(both hosts need the same key file, see --remote-key)"));
+	if (qu_auth_mac(key, keylen, "agent", tool_nonce, mac) < 0)
+		return fail(sock, qu_err(-EIO, "HMAC failed"));
+	text[0] = '\0';
+	qu_kv_add(text, sizeof(text), "mac", mac);
+	return send_reply(sock, text);
+}
+
+/* One upgrade: records until END, or until the tool goes away (then a new QEMU that was not
+ * resumed is stopped and what was made for it removed). */
+static int serve(int sock, const unsigned char *key, size_t keylen)
+{
+	char host[80], reply[REPLY_MAX], op[32];
+	int r = handshake(sock, key, keylen);
+	if (r < 0)
+		return r;
+	if ((r = qu_tcp_local_host(sock, host, sizeof(host))) < 0)
+		return r;
+	struct qu_target *t = qu_target_new();
+	if (!t)
+		return -ENOMEM;
+	for (;;) {
+		struct qu_rec rec;
+		if ((r = qu_stream_recv(sock, qu_now_us() + IDLE_TIMEOUT_US, &rec)) < 0) {
+			qu_info("agent: the tool went away (%s)", strerror(-r));
+			break;
+		}
+		reply[0] = '\0';
+		if (rec.type == QU_REC_END) {
+			qu_rec_free(&rec);
+			r = 0;
+			break;
+		} else if (rec.type == QU_REC_EXEC) {
+			r = qu_target_start(t, host, qu_now_us() + STEP_TIMEOUT_US, reply, sizeof(reply));
+		} else if (rec.type == QU_REC_CALL) {
+			const char *call = (const char *)rec.payload;
+			qu_kv_get(call, "op", op, sizeof(op));
+			if (!strcmp(op, "probe"))
+				r = qu_target_probe(t, call, qu_now_us() + STEP_TIMEOUT_US, reply, sizeof(reply));
+			else if (!strcmp(op, "disk"))
+				r = qu_target_disk(t, call);
+			else if (!strcmp(op, "resume"))
+				r = qu_target_resume(t, qu_now_us() + STEP_TIMEOUT_US, reply, sizeof(reply));
+			else if (!strcmp(op, "abort"))
+				r = qu_err(-ECANCELED, "the tool called the upgrade off");
+			else
+				r = qu_err(-EBADMSG, "unknown request '%s'", op);
+			if (r == 0 && strcmp(op, "disk") && !reply[0])
+				qu_kv_add(reply, sizeof(reply), "ok", "1");
+		} else {
+			r = qu_target_add(t, &rec);
+			if (r < 0)
+				qu_err(r, "bad %s record: %s", qu_rec_type_name(rec.type), strerror(-r));
+		}
+		qu_rec_free(&rec);
+		if (r < 0) {
+			fail(sock, r);
+			break;
+		}
+		if (reply[0] && (r = send_reply(sock, reply)) < 0)
+			break;
+	}
+	qu_target_free(t);
+	return r;
+}
+
+static void keepalive(int fd)
+{
+	int on = 1, idle = 10, intvl = 5, cnt = 3;
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+}
+
+int qu_agent_run(const char *listen_addr, const char *key_path, int once)
+{
+	unsigned char key[QU_AUTH_KEY_MAX];
+	size_t keylen;
+	int r = qu_auth_key_load(key_path, key, &keylen);
+	if (r < 0)
+		return -1;
+	int lfd = qu_tcp_listen(listen_addr, QU_AGENT_PORT);
+	if (lfd < 0)
+		return -1;
+	qu_info("agent: listening on %s", listen_addr);
+	/* Sessions are reaped as they end; the QEMUs they start are reparented away from us. */
+	signal(SIGCHLD, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			qu_err(-errno, "accept: %s", strerror(errno));
+			close(lfd);
+			return -1;
+		}
+		keepalive(fd);
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(lfd);
+			signal(SIGCHLD, SIG_DFL);
+			prctl(PR_SET_PDEATHSIG, 0);
+			_exit(serve(fd, key, keylen) < 0 ? 1 : 0);
+		}
+		close(fd);
+		if (pid < 0)
+			qu_info("agent: fork: %s", strerror(errno));
+		if (once) {
+			if (pid > 0) {
+				signal(SIGCHLD, SIG_DFL);
+				waitpid(pid, NULL, 0);
+			}
+			close(lfd);
+			return 0;
+		}
+	}
+}
