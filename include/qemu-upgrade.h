@@ -32,6 +32,11 @@ struct qu_handle;
  * of the guest, but from the switch on, a QEMU that dies takes the guest with it. Implies
  * QU_FLAG_ALLOW_COPY; without it, postcopy is still chosen when a precopy would not fit. */
 #define QU_FLAG_LOW_MEMORY 0x4u
+/* With qu_set_remote(): copy the VM's writable disks to the other host (into new images at
+ * the same paths, which must not exist there), or rely on them being there already (shared
+ * storage). A VM with writable disks needs one of the two. */
+#define QU_FLAG_COPY_STORAGE 0x8u
+#define QU_FLAG_SHARED_STORAGE 0x10u
 
 struct qu_handle *qu_new(void);
 void qu_free(struct qu_handle *h);
@@ -41,6 +46,12 @@ int qu_set_pid(struct qu_handle *h, pid_t pid);
 int qu_set_new_binary(struct qu_handle *h, const char *path);
 /* Default: the QMP socket found in the VM's command line. */
 int qu_set_qmp_socket(struct qu_handle *h, const char *path);
+/* Upgrade onto another host: `qemu-upgrade agent` runs there (HOST, HOST:PORT or
+ * [IPV6]:PORT; port 4779 by default) with the same key file as key_path here (NULL:
+ * /etc/qemu-upgrade/agent.key). The new binary is the path on that host. Guest RAM is
+ * copied over TCP, disks per QU_FLAG_COPY_STORAGE or QU_FLAG_SHARED_STORAGE, and the guest's
+ * MACs are announced there after the switch. */
+int qu_set_remote(struct qu_handle *h, const char *host, const char *key_path);
 /* Deadline for the whole upgrade; default 60000 ms. */
 int qu_set_timeout_ms(struct qu_handle *h, unsigned ms);
 /* QU_FLAG_*; unknown bits are EINVAL. */

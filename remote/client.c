@@ -24,6 +24,7 @@ static int await_reply(struct qu_remote *r, uint64_t deadline_us, char *buf, siz
 		snprintf(buf, len, "%s", (const char *)rec.payload);
 		e = 0;
 	} else if (rec.type == QU_REC_ERROR) {
+		r->agent_said = 1;
 		e = -(int)qu_get_u32(rec.payload);
 		e = qu_err(e ? e : -EIO, "agent on %s: %s", r->host, (const char *)rec.payload + 4);
 	} else {
@@ -153,7 +154,16 @@ int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t 
 int qu_remote_resume(struct qu_remote *r, uint64_t deadline_us)
 {
 	char text[TEXT_MAX];
+	r->agent_said = 0;
 	int e = call(r, "op=resume\n", deadline_us, text, sizeof(text));
+	/* An agent that answers with an error before its `cont` has stopped the new QEMU: the
+	 * guest is still only here (-ECANCELED). Past its `cont`, or without an answer, nobody
+	 * can tell. */
+	if (e < 0 && r->agent_said && e != -ENOTRECOVERABLE) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
+		return qu_err(-ECANCELED, "%s (the new QEMU there was stopped)", msg);
+	}
 	if (e < 0)
 		return e;
 	r->resumed_us = qu_kv_num(text, "resumed_us", 0);

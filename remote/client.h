@@ -20,6 +20,7 @@ struct qu_remote {
 	long long mem_available; /* the destination's MemAvailable at the probe, or -1 */
 	int64_t resumed_us;    /* wall clock of the new QEMU's RESUME event */
 	int announced;
+	int agent_said;        /* the last failure was the agent's own ERROR answer */
 };
 
 /* Connects and authenticates both ways with the key at key_path. */

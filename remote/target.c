@@ -480,6 +480,8 @@ out:
 	return r;
 }
 
+int qu_target_resumed(const struct qu_target *t) { return t->resumed; }
+
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len)
 {
 	static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };

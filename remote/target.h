@@ -31,5 +31,7 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 /* CALL op=resume: waits for the state to load, ends the NBD exports, resumes the guest and
  * announces its MACs. From here the new QEMU is never stopped by the agent. */
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);
+/* 1 once the resume reached the point where the guest may run here (the `cont`). */
+int qu_target_resumed(const struct qu_target *t);
 
 #endif

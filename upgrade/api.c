@@ -14,6 +14,9 @@
 #include "upgrade/plan.h"
 #include "upgrade/report.h"
 #include "upgrade/vm.h"
+#include "remote/blk/mirror.h"
+#include "remote/client.h"
+#include "remote/tcp/transport.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -33,6 +36,10 @@ struct qu_handle {
 	unsigned long long booking; /* its token */
 	int lock_fd;
 	struct qu_copy_options copy;
+	char remote_host[256];
+	char remote_key[PATH_MAX];
+	struct qu_remote *remote;  /* the agent's connection, while the upgrade runs */
+	struct qu_disks *disks;
 	struct qu_vm vm;
 	struct qu_plan plan;
 	struct qu_report rep;
@@ -70,6 +77,8 @@ void qu_free(struct qu_handle *h)
 	}
 	qu_vm_free(&h->vm);
 	qu_plan_free(&h->plan);
+	qu_remote_close(h->remote);
+	free(h->disks);
 	free(h->json);
 	free(h);
 }
@@ -98,6 +107,21 @@ int qu_set_qmp_socket(struct qu_handle *h, const char *path)
 	return 0;
 }
 
+int qu_set_remote(struct qu_handle *h, const char *host, const char *key_path)
+{
+	char name[256];
+	int port;
+	if (!host || !*host || strlen(host) >= sizeof(h->remote_host) ||
+	    qu_tcp_split(host, QU_AGENT_PORT, name, sizeof(name), &port) < 0 || !name[0] || port == 0)
+		return fail(-EINVAL, "invalid remote host: give HOST, HOST:PORT or [IPV6]:PORT of a host where "
+				     "`qemu-upgrade agent` runs");
+	if (key_path && (!*key_path || strlen(key_path) >= sizeof(h->remote_key)))
+		return fail(-EINVAL, "invalid key file path");
+	snprintf(h->remote_host, sizeof(h->remote_host), "%s", host);
+	snprintf(h->remote_key, sizeof(h->remote_key), "%s", key_path ? key_path : QU_AGENT_KEY);
+	return 0;
+}
+
 int qu_set_timeout_ms(struct qu_handle *h, unsigned ms)
 {
 	if (ms == 0)
@@ -108,8 +132,12 @@ int qu_set_timeout_ms(struct qu_handle *h, unsigned ms)
 
 int qu_set_flags(struct qu_handle *h, unsigned flags)
 {
-	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY))
+	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_COPY_STORAGE |
+		      QU_FLAG_SHARED_STORAGE))
 		return fail(-EINVAL, "unknown flags");
+	if ((flags & QU_FLAG_COPY_STORAGE) && (flags & QU_FLAG_SHARED_STORAGE))
+		return fail(-EINVAL, "--copy-storage and --shared-storage exclude each other: the disks are either "
+				     "copied or already there");
 	h->flags = flags;
 	return 0;
 }
@@ -130,8 +158,31 @@ int qu_set_progress(struct qu_handle *h, qu_progress_fn fn, void *arg)
 	return 0;
 }
 
+/* --remote: the agent's connection (the plan probes the new binary there) and the VM's disks. */
+static int remote_prepare(struct qu_handle *h, struct qu_qmp *old, uint64_t deadline)
+{
+	int r;
+	snprintf(h->rep.remote, sizeof(h->rep.remote), "%s", h->remote_host);
+	if (!h->remote && (r = qu_remote_connect(h->remote_host, h->remote_key, deadline, &h->remote)) < 0)
+		return r;
+	if (!h->disks && !(h->disks = calloc(1, sizeof(*h->disks))))
+		return qu_err(-ENOMEM, "out of memory");
+	if ((r = qu_disks_query(old, deadline, h->disks)) < 0)
+		return qu_err_wrap(r, "listing the VM's disks");
+	h->plan.remote = h->remote;
+	h->plan.disks = h->disks;
+	h->plan.copy_storage = !!(h->flags & QU_FLAG_COPY_STORAGE);
+	h->plan.shared_storage = !!(h->flags & QU_FLAG_SHARED_STORAGE);
+	qu_info("connected to the agent on %s", h->remote_host);
+	return 0;
+}
+
 static void finish(struct qu_handle *h, const char *result, uint64_t start)
 {
+	/* The agent's session ends with the connection (a new QEMU it did not resume goes). */
+	qu_remote_close(h->remote);
+	h->remote = NULL;
+	h->plan.remote = NULL;
 	if (h->booked)
 		qu_memory_unbook(h->booking);
 	h->booked = 0;
@@ -178,6 +229,8 @@ inspect:
 		h->vm.ver[2], h->vm.machine, h->vm.runstate);
 	h->plan.allow_copy = !!(h->flags & QU_FLAG_ALLOW_COPY);
 	h->plan.low_memory = !!(h->flags & QU_FLAG_LOW_MEMORY);
+	if (h->remote_host[0] && (r = remote_prepare(h, old, deadline)) < 0)
+		goto failed;
 	r = qu_plan_make(&h->vm, h->new_binary[0] ? h->new_binary : h->vm.exe_path, deadline, &h->plan);
 	qu_report_from_plan(&h->rep, &h->vm, r == 0 ? &h->plan : NULL);
 	if (r < 0)
@@ -197,7 +250,7 @@ inspect:
 	}
 	/* A copy books its memory in the host-wide ledger, so that copies side by side (--all,
 	 * or other invocations) never overcommit the host; it may wait for others to finish. */
-	if (h->plan.ram_copy_bytes) {
+	if (h->plan.ram_copy_bytes && !h->plan.remote) {
 		r = qu_memory_book(h->plan.memory_needed, &h->vm.ctx, &h->booking);
 		if (r == -EBUSY && rounds++ < 100) {
 			/* Wait without holding the VM's only QMP connection, then look at the VM and plan

@@ -16,6 +16,8 @@
 #include "upgrade/log.h"
 #include "upgrade/settle.h"
 #include "upgrade/stream.h"
+#include "remote/blk/mirror.h"
+#include "remote/client.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -62,6 +64,7 @@ struct txn {
 	int switched;             /* postcopy: the old QEMU handed the guest over; no way back */
 	int unsettled;            /* postcopy failed past the point of asking and could not be settled */
 	int postcopy_asked;       /* migrate-start-postcopy was accepted (or its answer lost) */
+	int continued;            /* remote: migrate-continue sent after the pre-switchover pause */
 	int relay_go[QU_MAX_PTYS]; /* per pty relay: a byte at the commit point lets it start */
 	size_t nrelays;
 };
@@ -323,6 +326,7 @@ static int start_migration(struct txn *t, int mig_old)
 		return r;
 	struct qu_mig_settings want = { .ignore_shared = t->plan->ignore_shared, .events = 1,
 					.postcopy = t->plan->postcopy, .release_ram = t->plan->postcopy,
+					.pause_switchover = t->plan->pause_switchover,
 					.max_bandwidth = (int64_t)UNLIMITED_BANDWIDTH };
 	if (t->copy && t->copy->max_bandwidth)
 		want.max_bandwidth = (int64_t)t->copy->max_bandwidth;
@@ -330,11 +334,18 @@ static int start_migration(struct txn *t, int mig_old)
 		want.downtime_limit = t->copy->max_downtime_ms;
 	if ((r = qu_mig_set(t->old, &want, t->deadline)) < 0)
 		return r;
-	json_object *args = json_object_new_object();
-	json_object_object_add(args, "fdname", json_object_new_string(MIG_FDNAME));
-	if ((r = qu_qmp_execute(t->old, "getfd", args, mig_old, t->deadline, NULL)) < 0)
-		return r;
-	t->getfd_done = 1;
+	json_object *args;
+	const char *uri = "fd:" MIG_FDNAME;
+	if (t->plan->remote) {
+		/* Straight to the new QEMU over TCP. */
+		uri = t->plan->remote->migrate_uri;
+	} else {
+		args = json_object_new_object();
+		json_object_object_add(args, "fdname", json_object_new_string(MIG_FDNAME));
+		if ((r = qu_qmp_execute(t->old, "getfd", args, mig_old, t->deadline, NULL)) < 0)
+			return r;
+		t->getfd_done = 1;
+	}
 	/* Postcopy is asked for before the old QEMU stops (the journal write takes time) and
 	 * right after `migrate`, before the migration thread's first round: QEMU then switches
 	 * without sending any page first, and the pause is the device state alone. */
@@ -350,7 +361,7 @@ static int start_migration(struct txn *t, int mig_old)
 	if (t->plan->postcopy)
 		qu_cancel_enable(0);
 	args = json_object_new_object();
-	json_object_object_add(args, "uri", json_object_new_string("fd:" MIG_FDNAME));
+	json_object_object_add(args, "uri", json_object_new_string(uri));
 	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)
 		return r;
 	t->getfd_done = 0; /* migrate consumed the named descriptor */
@@ -527,15 +538,20 @@ static int copy_timed_out(struct txn *t)
 		      "limit: raise --timeout or --max-downtime, or lift --max-bandwidth", sent, left, mbps / 8.0);
 }
 
+static const char *const mig_end_or_pause[] = { "completed", "failed", "cancelled", "pre-switchover", NULL };
+
+/* Waits for the old QEMU to send everything: status completed, or, when the plan pauses it
+ * before the switch-over (remote disk mirrors), pre-switchover until migrate-continue. */
 static int wait_source(struct txn *t)
 {
 	json_object *data = NULL, *st;
+	const char *const *until = t->plan->pause_switchover && !t->continued ? mig_end_or_pause : mig_end;
 	int r;
 	/* A copy takes seconds: report progress every half second until it ends. */
 	int progress = t->copy && t->copy->progress && !t->plan->ignore_shared;
 	for (;;) {
 		uint64_t step = progress ? qu_now_us() + 500000u : t->deadline;
-		r = qu_qmp_wait_event(t->old, "MIGRATION", mig_end, t->switched ? t->pidfd_old : -1,
+		r = qu_qmp_wait_event(t->old, "MIGRATION", until, t->switched ? t->pidfd_old : -1,
 				      step < t->deadline ? step : t->deadline, &data);
 		if (r != -ETIMEDOUT || qu_now_us() >= t->deadline)
 			break;
@@ -546,7 +562,7 @@ static int wait_source(struct txn *t)
 	if (r < 0)
 		return r;
 	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
-	r = strcmp(status, "completed") ? -EIO : 0;
+	r = strcmp(status, "completed") && (until != mig_end_or_pause || strcmp(status, "pre-switchover")) ? -EIO : 0;
 	if (r < 0) {
 		json_object *mig = NULL, *e;
 		const char *why = "";
@@ -650,6 +666,18 @@ static void retire_source(struct txn *t)
 	uint64_t deadline = qu_now_us() + RETIRE_TIMEOUT_US;
 	const char *paths[QU_MAX_LISTENERS + 1];
 	size_t n = doomed_paths(t, paths);
+	/* Moved to another host, the VM leaves nothing here: its sockets and pidfile go too. */
+	if (t->plan->remote) {
+		qu_pidfd_kill(t->pidfd_old, t->j.kill_old ? SIGKILL : SIGTERM);
+		if (qu_pidfd_wait_exit(t->pidfd_old, deadline) < 0) {
+			qu_pidfd_kill(t->pidfd_old, SIGKILL);
+			qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
+		}
+		for (size_t i = 0; i < n; i++)
+			if (paths[i][0])
+				unlink(paths[i]);
+		return;
+	}
 	qu_keep_paths(paths, n, 1);
 	if (t->j.kill_old) {
 		/* A clean exit would unlink the socket paths and the pidfile that the new QEMU now
@@ -681,6 +709,15 @@ static void rollback(struct txn *t)
 		waitpid(t->new_pid, NULL, 0); /* reparented to us: we are its subreaper */
 		strcat(done, "new QEMU stopped; ");
 	}
+	if (t->j.mirrors) {
+		qu_mirror_abort(t->old, deadline);
+		strcat(done, "disk copy cancelled; ");
+	}
+	/* The agent stops the new QEMU there and removes the images and sockets it made (it does
+	 * the same by itself when our connection ends). */
+	if (t->plan->remote && t->j.phase >= QU_PH_TARGET_STARTING)
+		strcat(done, qu_remote_abort(t->plan->remote, deadline) == 0 ? "new QEMU on the other host stopped; "
+			     : "agent unreachable (it stops the new QEMU when the connection ends); ");
 	qu_pidfile_settle(t->j.pidfile, 0);
 	if (t->j.phase >= QU_PH_MIGRATING) {
 		json_object *mig = NULL, *st;
@@ -895,7 +932,10 @@ static void journal_init(struct txn *t)
 	j->old_start = qu_proc_starttime(vm->pid);
 	j->was_running = !strcmp(vm->runstate, "running");
 	snprintf(j->qmp, sizeof(j->qmp), "%s", vm->qmp_path);
-	qu_state_path(vm->pid, "ctl", j->ctl, sizeof(j->ctl));
+	if (t->plan->remote)
+		snprintf(j->remote, sizeof(j->remote), "%s", t->plan->remote->host);
+	else
+		qu_state_path(vm->pid, "ctl", j->ctl, sizeof(j->ctl));
 	snprintf(j->pidfile, sizeof(j->pidfile), "%s", vm->pidfile);
 	for (size_t i = 0; i < vm->nlis; i++)
 		if (vm->lis[i].path[0])
@@ -906,6 +946,104 @@ static void journal_init(struct txn *t)
 	j->kill_old = !how || strcmp(how, "quit");
 	for (size_t i = 0; i < vm->ntaps; i++)
 		j->kill_old |= vm->taps[i].downscript;
+}
+
+/* --remote: the agent creates the images to copy into, re-creates the descriptors from their
+ * specs and starts the new QEMU paused, listening for the migration and exporting the disks.
+ * The context goes without cgroups and CPU numbers: they are this host's. */
+static int start_target_remote(struct txn *t)
+{
+	const struct qu_plan *p = t->plan;
+	struct qu_remote *rm = p->remote;
+	struct qu_launch_fd fds[QU_MAX_CARRIED];
+	size_t n = 0;
+	int r = 0;
+	for (size_t i = 0; r == 0 && p->disks && i < p->disks->n; i++)
+		if (p->copy_disks & (1u << i))
+			r = qu_remote_disk(rm, p->disks->d[i].file, p->disks->d[i].format, p->disks->d[i].size,
+					   p->disks->d[i].device);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < p->nfds; i++)
+		if (p->fds[i].kind != QU_FD_NAMESPACE)
+			fds[n++] = (struct qu_launch_fd){ -1, p->fds[i].target, p->fds[i].kind, p->fds[i].name, p->fds[i].spec };
+	struct qu_context *ctx = malloc(sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	*ctx = t->vm->ctx;
+	ctx->ncgroups = 0;
+	CPU_ZERO(&ctx->affinity);
+	char *context = qu_context_encode(ctx), **argv = qu_argv_flatten(&p->argv);
+	free(ctx);
+	struct qu_launch spec = { .argv = argv, .envp = t->vm->env, .cwd = t->vm->cwd[0] ? t->vm->cwd : NULL,
+				  .context = context, .fds = fds, .nfds = n };
+	r = context && argv ? qu_remote_start(rm, &spec, t->deadline) : -ENOMEM;
+	qu_strv_free(argv);
+	free(context);
+	if (r < 0)
+		return qu_err_wrap(r, "starting the new QEMU on %s", rm->host);
+	qu_info("new QEMU started on %s: PID %d (%s), waiting at %s", rm->host, (int)rm->new_pid,
+		p->target.version_line, rm->migrate_uri);
+	return 0;
+}
+
+/* With the old QEMU paused before the switch-over, the disk copies end exact (no write can
+ * come any more), then the old QEMU sends the last of the state. */
+static int finish_mirrors(struct txn *t)
+{
+	int r = qu_mirror_complete(t->old, t->deadline);
+	if (r < 0)
+		return r;
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "state", json_object_new_string("pre-switchover"));
+	if ((r = qu_qmp_execute(t->old, "migrate-continue", args, -1, t->deadline, NULL)) < 0)
+		return r;
+	t->continued = 1;
+	t->j.mirrors = 0;
+	return wait_source(t);
+}
+
+/* The upgrade onto another host: the same transaction, with the new QEMU behind the agent.
+ * Once the agent is asked to resume the guest there, the old QEMU is never resumed. */
+static int run_remote(struct txn *t)
+{
+	struct qu_remote *rm = t->plan->remote;
+	int r;
+	if ((r = journal_step(t, QU_PH_TARGET_STARTING)) < 0 || (r = start_target_remote(t)) < 0 ||
+	    (r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 || (r = checkpoint(QU_FI_TARGET_STARTED)) < 0)
+		return r;
+	if (t->plan->copy_disks) {
+		t->j.mirrors = 1;
+		if ((r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 ||
+		    (r = qu_mirror_start(t->old, t->plan->disks, t->plan->copy_disks, rm->nbd_addr, t->deadline)) < 0 ||
+		    (r = qu_mirror_wait_ready(t->old, t->deadline)) < 0)
+			return r;
+		qu_info("disks copied to %s; the guest's writes now go to both", rm->host);
+	}
+	if ((r = checkpoint(QU_FI_TARGET_PREPARED)) < 0 || (r = start_migration(t, -1)) < 0)
+		return r;
+	qu_info("migration started (copying RAM to %s)", rm->host);
+	if ((r = checkpoint(QU_FI_MIGRATING)) < 0 || (r = wait_source(t)) < 0 ||
+	    (t->plan->pause_switchover && (r = finish_mirrors(t)) < 0))
+		return r;
+	if ((r = journal_step(t, QU_PH_SOURCE_COMPLETED)) < 0 || (r = checkpoint(QU_FI_SOURCE_COMPLETED)) < 0)
+		return r;
+	qu_cancel_enable(0);
+	if ((r = journal_step(t, QU_PH_RESUMING)) < 0 || (r = qu_remote_resume(rm, t->deadline)) < 0)
+		return r;
+	commit(t);
+	collect_stats(t);
+	int64_t stop = 0;
+	t->rep->pause_ms = -1;
+	if (qu_qmp_event_time(t->old, "STOP", qu_now_us() + 1000000u, &stop) == 0 && rm->resumed_us >= stop)
+		t->rep->pause_ms = (double)(rm->resumed_us - stop) / 1000.0;
+	if (t->rep->downtime_ms < 0)
+		t->rep->downtime_ms = t->rep->pause_ms;
+	retire_source(t);
+	qu_info("old QEMU PID %d retired; the guest runs on %s", (int)t->vm->pid, rm->host);
+	if (journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)
+		qu_info("warning after the upgrade: %s", qu_err_msg());
+	return 0;
 }
 
 static int run(struct txn *t)
@@ -921,6 +1059,8 @@ static int run(struct txn *t)
 	t->pidfd_old = qu_pidfd_open(t->vm->pid);
 	if (t->pidfd_old < 0)
 		return qu_err(t->pidfd_old, "pidfd_open(%d): %s", (int)t->vm->pid, strerror(-t->pidfd_old));
+	if (t->plan->remote)
+		return run_remote(t);
 	if ((r = harvest(t)) < 0)
 		return r;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, mig) < 0) {
@@ -996,7 +1136,16 @@ static int settle_failure(struct txn *t, int r)
 	struct qu_report *rep = t->rep;
 	char msg[sizeof(rep->error)];
 	snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-	if (t->postcopy_asked && t->j.phase < QU_PH_RETIRED &&
+	if (t->plan->remote && t->j.phase >= QU_PH_RESUMING && t->j.phase < QU_PH_COMMITTED &&
+	    r != -ECANCELED) {
+		/* The agent may have resumed the guest there (only its "called off" answer says it
+		 * certainly did not): the old QEMU stays paused, for the operator to decide. */
+		t->unsettled = 1;
+		rep->unsettled = 1;
+		qu_err(r, "%s; the agent on %s was asked to resume the guest there, so the old QEMU (PID %d) is left "
+		       "paused and will not be resumed: check on %s whether the guest runs (then kill PID %d)",
+		       msg, t->plan->remote->host, (int)t->vm->pid, t->plan->remote->host, (int)t->vm->pid);
+	} else if (t->postcopy_asked && t->j.phase < QU_PH_RETIRED &&
 	    (t->switched || t->j.phase >= QU_PH_RESUMING || !postcopy_called_off(t))) {
 		char what[512] = "";
 		qu_info("%s; postcopy had been asked for: no way back, settling forward", msg);

@@ -98,6 +98,8 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "kill_old", json_object_new_boolean(j->kill_old));
 	json_object_object_add(o, "postcopy", json_object_new_boolean(j->postcopy));
 	json_object_object_add(o, "postcopy_asked", json_object_new_boolean(j->postcopy_asked));
+	json_object_object_add(o, "remote", json_object_new_string(j->remote));
+	json_object_object_add(o, "mirrors", json_object_new_boolean(j->mirrors));
 	json_object_object_add(o, "qmp", json_object_new_string(j->qmp));
 	json_object_object_add(o, "ctl", json_object_new_string(j->ctl));
 	json_object_object_add(o, "pidfile", json_object_new_string(j->pidfile));
@@ -180,6 +182,8 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->kill_old = (int)get_int(o, "kill_old");
 	j->postcopy = (int)get_int(o, "postcopy");
 	j->postcopy_asked = (int)get_int(o, "postcopy_asked");
+	get_str(o, "remote", j->remote, sizeof(j->remote));
+	j->mirrors = (int)get_int(o, "mirrors");
 	get_str(o, "qmp", j->qmp, sizeof(j->qmp));
 	get_str(o, "ctl", j->ctl, sizeof(j->ctl));
 	get_str(o, "pidfile", j->pidfile, sizeof(j->pidfile));

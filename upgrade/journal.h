@@ -36,6 +36,9 @@ struct qu_journal {
 	int kill_old;   /* retire the old QEMU with SIGKILL: its exit would run a tap downscript */
 	int postcopy;   /* RAM moves by postcopy: the old QEMU may go only once it completed */
 	int postcopy_asked; /* migrate-start-postcopy was accepted: from here, forward only */
+	char remote[256];  /* --remote: the other host; new_pid is 0 (its PID is not ours), and
+			    * once phase reaches resuming the old QEMU is never resumed */
+	int mirrors;       /* disk mirror jobs to the other host may run in the old QEMU */
 	char qmp[QU_SUN_PATH_MAX];
 	char ctl[QU_SUN_PATH_MAX];
 	char pidfile[PATH_MAX];

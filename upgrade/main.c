@@ -3,6 +3,8 @@
 #include "upgrade/all.h"
 #include "upgrade/check.h"
 #include "upgrade/stream.h"
+#include "remote/tcp/agent.h"
+#include "remote/tcp/transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +20,8 @@ enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3,
 static void usage(FILE *f)
 {
 	fputs("Usage: qemu-upgrade --pid PID [--new-binary PATH] [options]\n"
+	      "       qemu-upgrade --pid PID --remote HOST [--copy-storage | --shared-storage] [options]\n"
+	      "       qemu-upgrade agent [--listen [ADDR:]PORT] [--key FILE]\n"
 	      "       qemu-upgrade inspect --pid PID [--json]\n"
 	      "       qemu-upgrade check [--binary PATH] [--json]\n"
 	      "       qemu-upgrade --all [--binary PATH] [--jobs N] [--dry-run] [--json]\n"
@@ -45,6 +49,14 @@ static void usage(FILE *f)
 	      "                         if a QEMU dies while pages still move, the guest is lost\n"
 	      "      --max-downtime MS  when RAM must be copied: QEMU's downtime limit (default 300)\n"
 	      "      --max-bandwidth MIB  when RAM must be copied: cap in MiB/s (default: none)\n"
+	      "  -r, --remote HOST[:PORT]  move the VM to another host, where `qemu-upgrade agent` runs\n"
+	      "                         (port 4779 by default): a new QEMU starts there, guest RAM is\n"
+	      "                         copied over TCP, and the guest's MACs are announced there.\n"
+	      "                         --new-binary is then a path on that host\n"
+	      "      --copy-storage     with --remote: copy the VM's writable disks into new images at\n"
+	      "                         the same paths there (NBD mirror while the guest runs)\n"
+	      "      --shared-storage   with --remote: the other host sees the same disk files\n"
+	      "      --remote-key FILE  the key shared with the agent (default " QU_AGENT_KEY ")\n"
 	      "  -v, --verbose          more progress lines (twice: QMP traffic)\n"
 	      "      --write-stream FILE  plan only, and write the handover stream the new QEMU's\n"
 	      "                         launcher would get to FILE (read it with dump-stream)\n"
@@ -65,14 +77,17 @@ static void usage(FILE *f)
 	      "  qemu-upgrade --pid 1234 --dry-run          # show the plan, touch nothing\n"
 	      "  qemu-upgrade --pid 1234 --json             # for programs\n"
 	      "  qemu-upgrade --all --dry-run              # which VMs a package upgrade left behind\n"
+	      "  qemu-upgrade --pid 1234 --remote host2 --copy-storage   # move it to host2, disks too\n"
+	      "  qemu-upgrade agent --listen 10.0.0.2:4779  # on host2, to receive VMs\n"
 	      "  qemu-upgrade inspect --pid 1234           # the plan in words, as --dry-run\n"
 	      "  qemu-upgrade check --binary /usr/bin/qemu-system-x86_64\n"
 	      "  qemu-upgrade --pid 1234 --write-stream s.bin && qemu-upgrade dump-stream s.bin\n"
 	      "\n"
 	      "Exit status: 0 upgraded (or planned); 1 failed and rolled back (the old QEMU runs the\n"
 	      "guest, also after Ctrl-C before the commit point); 2 error before anything was touched (bad usage or input, VM unreachable);\n"
-	      "3 refused (the VM cannot be upgraded; it was not touched); 4 a low-memory (postcopy) upgrade failed\n"
-	      "past the point of no return: not rolled back (the message says what happened to the guest).\n",
+	      "3 refused (the VM cannot be upgraded; it was not touched); 4 a low-memory (postcopy) upgrade, or a\n"
+	      "--remote one, failed past the point of no return: not rolled back (the message says what\n"
+	      "happened to the guest).\n",
 	      f);
 }
 
@@ -185,6 +200,45 @@ static int check_command(int argc, char **argv)
 	return qu_check(binary, json, stdout) ? EXIT_FAILED : EXIT_OK;
 }
 
+static int agent_command(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, 'l' }, { "key", required_argument, NULL, 'k' },
+		{ "once", no_argument, NULL, 'o' },         { "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+	};
+	const char *listen = "4779", *key = QU_AGENT_KEY;
+	int once = 0, verbose = 1, c;
+	while ((c = getopt_long(argc, argv, "l:k:ovh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': listen = optarg; break;
+		case 'k': key = optarg; break;
+		case 'o': once = 1; break;
+		case 'v': verbose++; break;
+		case 'h':
+			printf("Usage: qemu-upgrade agent [--listen [ADDR:]PORT] [--key FILE] [--once]\n"
+			       "Receives VMs that `qemu-upgrade --pid PID --remote THIS-HOST` moves here: listens on\n"
+			       "TCP (default: port 4779, every address), lets in only a tool holding the same key\n"
+			       "(default " QU_AGENT_KEY ", mode 0600), and starts each new QEMU as the VM ran\n"
+			       "on its old host. --once: serve one upgrade, then exit.\n");
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'qemu-upgrade agent --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "qemu-upgrade agent: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	qu_set_log_level(verbose);
+	if (qu_agent_run(listen, key, once) < 0) {
+		fprintf(stderr, "qemu-upgrade agent: %s\n", qu_get_error());
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
+}
+
 static int parse_pid(const char *s, pid_t *pid)
 {
 	char *end;
@@ -206,14 +260,16 @@ int main(int argc, char **argv)
 		{ "recover", no_argument, NULL, 'R' },        { "all", no_argument, NULL, 'A' },
 		{ "binary", required_argument, NULL, 'B' },  { "jobs", required_argument, NULL, 'J' },
 		{ "from-hook", no_argument, NULL, 'H' },      { "allow-copy", no_argument, NULL, 'C' },
-		{ "low-memory", no_argument, NULL, 'L' },
+		{ "low-memory", no_argument, NULL, 'L' },     { "remote", required_argument, NULL, 'r' },
+		{ "remote-key", required_argument, NULL, 'K' }, { "copy-storage", no_argument, NULL, 'S' },
+		{ "shared-storage", no_argument, NULL, 'S' + 256 },
 		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
 	};
 	int json = 0, verbose = 1, recover = 0, all = 0, from_hook = 0, jobs = 0, c;
 	const char *all_binary = NULL;
 	unsigned timeout_ms = 0, max_downtime = 0;
 	unsigned long long max_bandwidth = 0;
-	const char *stream_out = NULL;
+	const char *stream_out = NULL, *remote = NULL, *remote_key = NULL;
 	unsigned flags = 0;
 	struct qu_handle *h;
 
@@ -221,6 +277,8 @@ int main(int argc, char **argv)
 		return dump_stream(argv[2]);
 	if (argc >= 2 && !strcmp(argv[1], "check"))
 		return check_command(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "agent"))
+		return agent_command(argc - 1, argv + 1);
 	/* `inspect` is --dry-run under its own name: read the VM and the plan, change nothing. */
 	int inspect = argc >= 2 && !strcmp(argv[1], "inspect");
 	if (inspect) {
@@ -230,7 +288,7 @@ int main(int argc, char **argv)
 	if (!h)
 		return EXIT_FAILED;
 	pid_t pid = 0;
-	while ((c = getopt_long(argc, argv, "p:b:q:njt:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "p:b:q:njt:vhr:", opts, NULL)) != -1) {
 		int r = 0;
 		char *end;
 		switch (c) {
@@ -246,6 +304,10 @@ int main(int argc, char **argv)
 		case 'n': flags |= QU_FLAG_DRY_RUN; break;
 		case 'C': flags |= QU_FLAG_ALLOW_COPY; break;
 		case 'L': flags |= QU_FLAG_LOW_MEMORY; break;
+		case 'r': remote = optarg; break;
+		case 'K': remote_key = optarg; break;
+		case 'S': flags |= QU_FLAG_COPY_STORAGE; break;
+		case 'S' + 256: flags |= QU_FLAG_SHARED_STORAGE; break;
 		case 'j': json = 1; break;
 		case 't': {
 			double s = strtod(optarg, &end);
@@ -302,6 +364,18 @@ int main(int argc, char **argv)
 		goto usage_error;
 	}
 	qu_set_log_level(verbose);
+	if (!remote && (remote_key || (flags & (QU_FLAG_COPY_STORAGE | QU_FLAG_SHARED_STORAGE)))) {
+		fprintf(stderr, "qemu-upgrade: --copy-storage, --shared-storage and --remote-key go with --remote HOST\n");
+		goto usage_error;
+	}
+	if (remote && (all || recover)) {
+		fprintf(stderr, "qemu-upgrade: --remote moves one VM: give --pid PID, without --all or --recover\n");
+		goto usage_error;
+	}
+	if (remote && qu_set_remote(h, remote, remote_key) < 0) {
+		fprintf(stderr, "qemu-upgrade: --remote %s: %s\n", remote, qu_get_error());
+		goto usage_error;
+	}
 	if ((all_binary || jobs) && !all) {
 		fprintf(stderr, "qemu-upgrade: --binary and --jobs go with --all\n");
 		goto usage_error;
@@ -341,7 +415,10 @@ int main(int argc, char **argv)
 		goto usage_error;
 	}
 	install_signal_handlers();
-	qu_set_flags(h, flags);
+	if (qu_set_flags(h, flags) < 0) {
+		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
+		goto usage_error;
+	}
 	qu_set_copy_limits(h, max_downtime, max_bandwidth);
 	progress_json = json;
 	if (json || isatty(STDERR_FILENO) || verbose > 1)

@@ -1,5 +1,6 @@
 /* plan: choose a strategy and refuse, before anything is touched, what cannot be carried. */
 #include "upgrade/plan.h"
+#include "remote/client.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/memory.h"
@@ -20,6 +21,8 @@
 #define STRATEGY_STOP_COPY "stop-and-copy"
 #define STRATEGY_POSTCOPY "postcopy"
 #define STRATEGY_CPR "cpr-transfer"
+#define STRATEGY_REMOTE "remote-precopy"
+#define STRATEGY_REMOTE_STOP "remote-stop-and-copy"
 /* What a copy needs beyond the guest's pages: the new QEMU's own memory, buffers. */
 #define COPY_MARGIN (256LL << 20)
 /* What a postcopy needs at its peak: the new QEMU's own memory (35-60 MiB) and the pages in
@@ -219,6 +222,79 @@ static void check_ram(const struct qu_vm *vm, struct qu_plan *p)
 	snprintf(p->strategy, sizeof(p->strategy), STRATEGY_SHARED);
 }
 
+/* The disks on another host: copied (mirrored into images the agent creates), or already
+ * there (shared storage, or read-only media the operator put there). */
+static void plan_remote_disks(struct qu_plan *p)
+{
+	const char *host = p->remote ? p->remote->host : "the other host";
+	for (size_t i = 0; p->disks && i < p->disks->n && !p->refusal[0]; i++) {
+		const struct qu_disk *d = &p->disks->d[i];
+		if (d->readonly || d->removable || p->shared_storage)
+			continue; /* must be at the same path there: QEMU says so at its start if not */
+		if (!p->copy_storage) {
+			snprintf(p->refusal, sizeof(p->refusal), "the VM has disk '%s' (%s): pass --copy-storage to "
+				 "copy its disks to %s, or --shared-storage if %s sees the same files", d->device,
+				 d->file, host, host);
+		} else if (d->file[0] != '/' || d->backing || !d->size || !d->device[0]) {
+			snprintf(p->refusal, sizeof(p->refusal), "disk '%s' (%s) cannot be copied: --copy-storage copies "
+				 "standalone image files (no backing file) opened by path; copy it to %s yourself and "
+				 "pass --shared-storage", d->device, d->file, host);
+		} else {
+			p->copy_disks |= 1u << i;
+		}
+	}
+	p->pause_switchover = p->copy_disks != 0;
+}
+
+/* To another host every byte of RAM is copied, straight between the QEMUs over TCP, into a
+ * shared memfd the agent makes (so that upgrades there are zero-copy). The source keeps its
+ * memory until the switch; the destination needs a copy's worth. */
+static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
+{
+	if (p->low_memory) {
+		snprintf(p->refusal, sizeof(p->refusal), "--low-memory with --remote is not built yet: the copy to "
+			 "another host is a precopy (this host's memory is not needed for it)");
+		return;
+	}
+	for (size_t i = 0; i < vm->nram; i++) {
+		const struct qu_ram *r = &vm->ram[i];
+		if (r->arg < 0 && vm->nram > 1) {
+			snprintf(p->refusal, sizeof(p->refusal), "memory backend '%s' is not on the command line "
+				 "and is not the machine's only RAM: it cannot be recreated", r->id);
+			return;
+		}
+		p->ram_copy_bytes += r->size;
+		p->convert_mask |= 1u << i;
+	}
+	p->memory_needed = (long long)p->ram_copy_bytes + COPY_MARGIN;
+	p->memory_room = p->remote ? p->remote->mem_available : -1;
+	if (p->memory_room >= 0 && p->memory_room < p->memory_needed) {
+		snprintf(p->refusal, sizeof(p->refusal), "%s has %lld MiB of memory available and the guest needs "
+			 "about %lld MiB there: free memory on %s first", p->remote->host, p->memory_room >> 20,
+			 p->memory_needed >> 20, p->remote->host);
+		return;
+	}
+	plan_remote_disks(p);
+	/* The same TCG hazard as a local copy (plan_copy). */
+	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !getenv("QEMU_UPGRADE_ALLOW_TCG_COPY");
+	snprintf(p->strategy, sizeof(p->strategy), p->stop_first ? STRATEGY_REMOTE_STOP : STRATEGY_REMOTE);
+}
+
+/* What the agent cannot re-create on another host. */
+static void refuse_remote_fds(const struct qu_vm *vm, struct qu_plan *p)
+{
+	for (size_t i = 0; i < p->nfds && !p->refusal[0]; i++) {
+		const struct qu_carried *c = &p->fds[i];
+		if (c->kind == QU_FD_PTY || c->kind == QU_FD_SOCKET)
+			snprintf(p->refusal, sizeof(p->refusal), "%s cannot follow the VM to another host (its other "
+				 "end stays here): use a UNIX socket server chardev instead", c->name);
+		else if (c->kind == QU_FD_TAP && strstr(c->spec, "ifname=\n"))
+			snprintf(p->refusal, sizeof(p->refusal), "%s: its interface name is unknown, so it cannot be "
+				 "opened on the other host", c->name);
+	}
+	(void)vm;
+}
+
 static void check_state(const struct qu_vm *vm, struct qu_plan *p)
 {
 	for (const char *const *s = active_migration; *s; s++)
@@ -274,28 +350,46 @@ static int add_namespaces(const struct qu_vm *vm, struct qu_plan *p)
 int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us,
 		 struct qu_plan *p)
 {
-	int r, allow_copy = p->allow_copy, low_memory = p->low_memory;
+	int r, allow_copy = p->allow_copy, low_memory = p->low_memory, has_machine = 0;
+	struct qu_remote *remote = p->remote;
+	int copy_storage = p->copy_storage, shared_storage = p->shared_storage;
+	const struct qu_disks *disks = p->disks;
 	memset(p, 0, sizeof(*p));
 	p->allow_copy = allow_copy || low_memory;
 	p->low_memory = low_memory;
+	p->remote = remote;
+	p->copy_storage = copy_storage;
+	p->shared_storage = shared_storage;
+	p->disks = disks;
 	p->memory_room = -1;
 	snprintf(p->strategy, sizeof(p->strategy), "none");
-	if ((r = qu_binary_probe(new_binary, vm->env, deadline_us, &p->target)) < 0)
+	/* The new binary is probed where it will run. */
+	if (remote)
+		r = qu_remote_probe(remote, new_binary, vm->env, vm->machine, deadline_us, &p->target, &has_machine);
+	else
+		r = qu_binary_probe(new_binary, vm->env, deadline_us, &p->target);
+	if (r < 0)
 		return r;
 	check_state(vm, p);
 	if (!p->refusal[0])
 		qu_systemd_main_process(vm->pid, deadline_us, p->refusal, sizeof(p->refusal));
-	if (!p->refusal[0])
+	if (!p->refusal[0] && remote)
+		plan_remote(vm, p);
+	else if (!p->refusal[0])
 		check_ram(vm, p);
-	r = qu_binary_has_machine(&p->target, vm->env, vm->machine, deadline_us);
+	r = remote ? has_machine : qu_binary_has_machine(&p->target, vm->env, vm->machine, deadline_us);
 	if (r < 0)
 		return qu_err(r, "new binary %s: `-machine help` failed", new_binary);
 	if (r == 0 && !p->refusal[0])
 		snprintf(p->refusal, sizeof(p->refusal), "the new binary (QEMU %d.%d.%d) does not offer "
 			 "machine type '%s' that the VM runs", p->target.ver[0], p->target.ver[1],
 			 p->target.ver[2], vm->machine);
-	if ((r = add_stdio(vm, p)) < 0 || (r = add_namespaces(vm, p)) < 0 || (r = qu_rewrite(vm, p)) < 0)
+	if ((r = add_stdio(vm, p)) < 0 || (!remote && (r = add_namespaces(vm, p)) < 0) || (r = qu_rewrite(vm, p)) < 0)
 		return r;
+	if (remote) {
+		refuse_remote_fds(vm, p);
+		return 0; /* the agent opens vhost-net there */
+	}
 	for (size_t i = 0; i < vm->ntaps && !p->refusal[0]; i++)
 		if (vm->taps[i].vhost && access("/dev/vhost-net", R_OK | W_OK) < 0)
 			snprintf(p->refusal, sizeof(p->refusal), "tap '%s' uses vhost-net, but /dev/vhost-net cannot be "

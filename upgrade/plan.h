@@ -5,6 +5,7 @@
 
 #include "qemu-integration/argv.h"
 #include "qemu-integration/binary.h"
+#include "remote/blk/mirror.h"
 #include "upgrade/vm.h"
 
 #define QU_MAX_CARRIED 48
@@ -21,6 +22,8 @@ struct qu_carried {
 				 * to re-create it (size=, path=, ifname=, queues=) */
 	unsigned long long size; /* a memfd the tool makes (old_fd -1, kind RAM): its size */
 };
+
+struct qu_remote;
 
 struct qu_plan {
 	char strategy[48];
@@ -43,6 +46,14 @@ struct qu_plan {
 	int low_memory;             /* in: copy with postcopy whatever the memory (QU_FLAG_LOW_MEMORY) */
 	long long memory_needed;    /* bytes of host memory the copy needs */
 	long long memory_room;      /* bytes it may take (MemAvailable or the VM's cgroup limit) */
+	/* --remote: the new QEMU starts on another host, through its agent; RAM is always copied,
+	 * and disks are copied (mirrored over NBD) or shared. */
+	struct qu_remote *remote;   /* in: the agent's connection, or NULL for this host */
+	int copy_storage;           /* in: --copy-storage */
+	int shared_storage;         /* in: --shared-storage */
+	const struct qu_disks *disks; /* in: the VM's disks (query-block), for --remote */
+	unsigned copy_disks;        /* disks.d[i] to mirror to the other host */
+	int pause_switchover;       /* the source waits in pre-switchover for the mirrors to end */
 	char warning[512];          /* what the user must know before it runs (postcopy's risk) */
 	char refusal[1024];         /* non-empty: cannot upgrade, and why */
 };

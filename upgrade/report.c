@@ -47,6 +47,8 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 	if (plan && plan->target.path[0])
 		fprintf(f, "new binary:    %s (QEMU %s)\n", plan->target.path, rep->new_version);
 	fprintf(f, "strategy:      %s\n", rep->strategy);
+	if (rep->remote[0])
+		fprintf(f, "remote host:   %s (through its agent)\n", rep->remote);
 	if (plan && plan->refusal[0])
 		fprintf(f, "refused:       %s\n", plan->refusal);
 	if (plan && !plan->refusal[0] && plan->warning[0])
@@ -68,6 +70,12 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 					   "               guest RAM is shared, not copied)\n",
 					mib((uint64_t)(vm->anon_bytes > 0 ? vm->anon_bytes : 0)));
 			fprintf(f, "expected pause: a few milliseconds (only device state moves, ~200 KiB)\n");
+		}
+		for (size_t i = 0; rep->remote[0] && plan->disks && i < plan->disks->n; i++) {
+			const struct qu_disk *d = &plan->disks->d[i];
+			fprintf(f, "disk %-8s %s (%s, %.0f MiB): %s\n", d->device, d->file, d->format, mib(d->size),
+				(plan->copy_disks & (1u << i)) ? "copied into a new image there (NBD mirror)"
+				: "must be at the same path there (shared or read-only)");
 		}
 		if (plan->cpr)
 			fprintf(f, "cpr-transfer:  the old QEMU passes its RAM descriptors itself over @%s, the device\n"
@@ -111,6 +119,8 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "result", json_object_new_string(rep->result));
 	json_object_object_add(o, "strategy", json_object_new_string(rep->strategy));
+	if (rep->remote[0])
+		json_object_object_add(o, "remote", json_object_new_string(rep->remote));
 	json_object_object_add(o, "old_pid", json_object_new_int(rep->old_pid));
 	json_object_object_add(o, "new_pid", rep->new_pid ? json_object_new_int(rep->new_pid) : NULL);
 	json_object_object_add(o, "old_version", json_object_new_string(rep->old_version));
@@ -148,6 +158,19 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 			json_object_array_add(argv, json_object_new_string(*a));
 		qu_strv_free(words);
 		json_object_object_add(o, "descriptors", fds);
+		if (rep->remote[0] && plan->disks) {
+			json_object *disks = json_object_new_array();
+			for (size_t i = 0; i < plan->disks->n; i++) {
+				json_object *d = json_object_new_object();
+				json_object_object_add(d, "device", json_object_new_string(plan->disks->d[i].device));
+				json_object_object_add(d, "file", json_object_new_string(plan->disks->d[i].file));
+				json_object_object_add(d, "format", json_object_new_string(plan->disks->d[i].format));
+				json_object_object_add(d, "size", json_object_new_int64((int64_t)plan->disks->d[i].size));
+				json_object_object_add(d, "copied", json_object_new_boolean(!!(plan->copy_disks & (1u << i))));
+				json_object_array_add(disks, d);
+			}
+			json_object_object_add(o, "disks", disks);
+		}
 		if (plan->ram_copy_bytes) {
 			json_object_object_add(o, "memory_needed_bytes", json_object_new_int64(plan->memory_needed));
 			json_object_object_add(o, "memory_room_bytes", json_object_new_int64(plan->memory_room));

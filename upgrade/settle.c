@@ -7,6 +7,7 @@
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/paths.h"
+#include "remote/blk/mirror.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -63,6 +64,14 @@ static void retire_old(const struct qu_journal *j)
 	for (size_t i = 0; i < j->nlisteners; i++)
 		paths[n++] = j->listeners[i];
 	paths[n++] = j->pidfile;
+	if (j->remote[0]) {
+		/* The VM lives on another host now: nothing of it stays here. */
+		stop_process(j->old_pid, j->old_start, j->kill_old ? SIGKILL : SIGTERM);
+		for (size_t i = 0; i < n; i++)
+			if (paths[i][0])
+				unlink(paths[i]);
+		return;
+	}
 	qu_keep_paths(paths, n, 1);
 	/* SIGTERM: QEMU shuts down cleanly (it is paused in postmigrate, its disks inactive),
 	 * unless that would run a tap downscript on the tap the new QEMU uses. */
@@ -98,6 +107,8 @@ static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done,
 		qu_qmp_execute(q, "migrate_cancel", NULL, -1, deadline, NULL);
 		qu_qmp_wait_event(q, "MIGRATION", mig_end, -1, deadline, NULL);
 	}
+	if (j->mirrors)
+		qu_mirror_abort(q, deadline); /* disk copies to the other host */
 	json_object *args = json_object_new_object();
 	json_object_object_add(args, "fdname", json_object_new_string("qemu-upgrade-mig"));
 	qu_qmp_execute(q, "closefd", args, -1, deadline, NULL); /* fails harmlessly if never given */
@@ -229,6 +240,16 @@ int qu_settle(const struct qu_journal *j, char *what, size_t len)
 	int new_alive = j->new_pid > 0 && qu_proc_alive(j->new_pid, j->new_start);
 	int committed = j->phase == QU_PH_COMMITTED || j->phase == QU_PH_RETIRED;
 	int r = 0;
+
+	if (j->remote[0] && j->phase == QU_PH_RESUMING) {
+		/* The agent there was asked to resume the guest and nobody heard its answer: the old
+		 * QEMU must never run it again. */
+		snprintf(what, len, "PID %d: upgrade to %s: the agent there was asked to resume the guest; the old "
+			 "QEMU is left paused and will not be resumed: check on %s that the guest runs, then kill PID %d",
+			 (int)j->old_pid, j->remote, j->remote, (int)j->old_pid);
+		qu_journal_remove(j->old_pid);
+		return 0;
+	}
 
 	if (j->postcopy && j->postcopy_asked && j->phase >= QU_PH_POSTCOPY && j->phase <= QU_PH_COMMITTED) {
 		r = settle_postcopy(j, what, len);

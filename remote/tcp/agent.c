@@ -99,7 +99,20 @@ static int serve(int sock, const unsigned char *key, size_t keylen)
 			qu_rec_free(&rec);
 			r = 0;
 			break;
-		} else if (rec.type == QU_REC_EXEC) {
+		}
+		if (!t) {
+			/* After a failure (its new QEMU stopped already) only a late abort is answered. */
+			qu_kv_get(rec.type == QU_REC_CALL ? (const char *)rec.payload : "", "op", op, sizeof(op));
+			if (!strcmp(op, "abort"))
+				r = send_reply(sock, "ok=1\n");
+			else
+				r = qu_stream_send_error(sock, EBADMSG, "this upgrade failed already: start a new one");
+			qu_rec_free(&rec);
+			if (r < 0)
+				break;
+			continue;
+		}
+		if (rec.type == QU_REC_EXEC) {
 			r = qu_target_start(t, host, qu_now_us() + STEP_TIMEOUT_US, reply, sizeof(reply));
 		} else if (rec.type == QU_REC_CALL) {
 			const char *call = (const char *)rec.payload;
@@ -123,8 +136,16 @@ static int serve(int sock, const unsigned char *key, size_t keylen)
 		}
 		qu_rec_free(&rec);
 		if (r < 0) {
+			/* Past the `cont` the guest may run here: the tool must never resume its old QEMU,
+			 * and this one stays. Before it, the new QEMU goes at once. */
+			if (qu_target_resumed(t)) {
+				fail(sock, -ENOTRECOVERABLE);
+				break;
+			}
 			fail(sock, r);
-			break;
+			qu_target_free(t);
+			t = NULL;
+			continue;
 		}
 		if (reply[0] && (r = send_reply(sock, reply)) < 0)
 			break;
