@@ -153,6 +153,7 @@ int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us,
 		return -ENOMEM;
 	qu_kv_get(call, "binary", path, sizeof(path));
 	qu_kv_get(call, "machine", machine, sizeof(machine));
+	t->envp[t->nenvp] = NULL;
 	int r = qu_binary_probe(path, t->envp, deadline_us, b), has = 0;
 	if (r == 0 && machine[0] && (has = qu_binary_has_machine(b, t->envp, machine, deadline_us)) < 0)
 		r = qu_err(has, "%s: `-machine help` failed", path);
@@ -173,6 +174,10 @@ int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us,
 		}
 	}
 	free(b);
+	/* The environment sent before a probe was for the probe: the launch brings its own. */
+	for (size_t i = 0; i < t->nenvp; i++)
+		free(t->envp[i]);
+	t->nenvp = 0;
 	return r;
 }
 

@@ -1032,6 +1032,7 @@ static int run_remote(struct txn *t)
 	if ((r = journal_step(t, QU_PH_RESUMING)) < 0 || (r = qu_remote_resume(rm, t->deadline)) < 0)
 		return r;
 	commit(t);
+	t->rep->announced = rm->announced;
 	collect_stats(t);
 	int64_t stop = 0;
 	t->rep->pause_ms = -1;
@@ -1197,7 +1198,7 @@ int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp
 	if (r == 0 && t.j.ctl[0])
 		unlink(t.j.ctl);
 	if (r == 0)
-		rep->new_pid = t.new_pid;
+		rep->new_pid = plan->remote ? plan->remote->new_pid : t.new_pid;
 	relays_go(&t, 0);
 	close_harvest(&t);
 	qu_qmp_close(t.ctl);

@@ -22,9 +22,8 @@
 
 int qu_launch_send_records(int sock, const struct qu_launch *spec)
 {
-	uint8_t hello[8] = { QU_STREAM_VERSION, 0, 0, 0, 0, 0, 0, 0 };
-	int r = qu_stream_send(sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1);
-	if (r == 0 && spec->cwd)
+	int r = 0;
+	if (spec->cwd)
 		r = qu_stream_send_str(sock, QU_REC_CWD, spec->cwd);
 	if (r == 0 && spec->context)
 		r = qu_stream_send_str(sock, QU_REC_CONTEXT, spec->context);
@@ -40,7 +39,11 @@ int qu_launch_send_records(int sock, const struct qu_launch *spec)
 
 int qu_launch_send(int sock, const struct qu_launch *spec)
 {
-	int r = qu_launch_send_records(sock, spec);
+	uint8_t hello[8] = { QU_STREAM_VERSION, 0, 0, 0, 0, 0, 0, 0 };
+	int r = qu_stream_send(sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1);
+	if (r < 0)
+		return qu_err(r, "handover stream: send: %s", strerror(-r));
+	r = qu_launch_send_records(sock, spec);
 	if (r == 0 && (r = qu_stream_send(sock, QU_REC_EXEC, 0, NULL, 0, -1)) < 0)
 		return qu_err(r, "handover stream: send: %s", strerror(-r));
 	return r;

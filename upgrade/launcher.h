@@ -25,8 +25,9 @@ struct qu_launch {
 	size_t nfds;
 };
 
-/* Source side: writes the whole launch request, EXEC last. sock may be a file (descriptors
- * elided). qu_launch_send_records() leaves the EXEC out (the remote agent gets more first). */
+/* Source side: writes the whole launch request, HELLO first and EXEC last. sock may be a file
+ * (descriptors elided). qu_launch_send_records() writes only what lies between (the remote
+ * agent's connection has its HELLO already, and gets more before the EXEC). */
 int qu_launch_send(int sock, const struct qu_launch *spec);
 int qu_launch_send_records(int sock, const struct qu_launch *spec);
 /* Source side: waits for STARTED (the pid) or ERROR (-errno, message set). */

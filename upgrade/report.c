@@ -93,7 +93,10 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		qu_strv_free(argv);
 	}
 	if (!strcmp(rep->result, "upgraded")) {
-		fprintf(f, "new PID:       %d\n", (int)rep->new_pid);
+		fprintf(f, "new PID:       %d%s\n", (int)rep->new_pid, rep->remote[0] ? " (on the remote host)" : "");
+		if (rep->remote[0])
+			fprintf(f, "announce:      %s\n", rep->announced ? "the guest's MAC addresses were announced there"
+				: "FAILED: the network may still send the guest's frames to this host");
 		fprintf(f, "downtime:      %.0f ms (QEMU), guest paused %.1f ms (old QEMU's STOP to new QEMU's RESUME)\n",
 			rep->downtime_ms, rep->pause_ms);
 		fprintf(f, "total time:    %.1f ms (the new QEMU ran the guest after %.1f ms; the rest is the old\n"
@@ -121,6 +124,8 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 	json_object_object_add(o, "strategy", json_object_new_string(rep->strategy));
 	if (rep->remote[0])
 		json_object_object_add(o, "remote", json_object_new_string(rep->remote));
+	if (rep->remote[0] && !strcmp(rep->result, "upgraded"))
+		json_object_object_add(o, "announced", json_object_new_boolean(rep->announced));
 	json_object_object_add(o, "old_pid", json_object_new_int(rep->old_pid));
 	json_object_object_add(o, "new_pid", rep->new_pid ? json_object_new_int(rep->new_pid) : NULL);
 	json_object_object_add(o, "old_version", json_object_new_string(rep->old_version));

@@ -1,0 +1,74 @@
+# remote.sh: two "hosts" on one machine for --remote tests. Host A and host B are network
+# namespaces joined by a veth pair (10.77.0.1 and 10.77.0.2); the agent runs in B, in a
+# private mount namespace where a tmpfs hides each VM directory it is given, so the new
+# QEMU's sockets, pidfile, logs and disk images land at the same paths without touching
+# A's. Read them through /proc/PID/root. Source after vm.sh; everything goes at exit.
+
+REMOTE_A_IP=10.77.0.1
+REMOTE_B_IP=10.77.0.2
+REMOTE_PORT=4779
+
+# remote_hosts: creates the namespaces (REMOTE_NS_A, REMOTE_NS_B) and the shared key
+# (REMOTE_KEY).
+remote_hosts() {
+	REMOTE_NS_A=qu-ra-$$ REMOTE_NS_B=qu-rb-$$
+	ip netns add "$REMOTE_NS_A" && ip netns add "$REMOTE_NS_B" || return 1
+	vm_defer "ip netns del $REMOTE_NS_A; ip netns del $REMOTE_NS_B"
+	ip link add "qua$$" netns "$REMOTE_NS_A" type veth peer name "qub$$" netns "$REMOTE_NS_B" || return 1
+	ip -n "$REMOTE_NS_A" addr add "$REMOTE_A_IP/24" dev "qua$$"
+	ip -n "$REMOTE_NS_B" addr add "$REMOTE_B_IP/24" dev "qub$$"
+	for ns in "$REMOTE_NS_A" "$REMOTE_NS_B"; do
+		ip -n "$ns" link set lo up
+	done
+	ip -n "$REMOTE_NS_A" link set "qua$$" up && ip -n "$REMOTE_NS_B" link set "qub$$" up || return 1
+	local keydir
+	keydir=$(mktemp -d) && _vm_paths+=("$keydir")
+	REMOTE_KEY=$keydir/agent.key
+	head -c 32 /dev/urandom | base64 >"$REMOTE_KEY" && chmod 600 "$REMOTE_KEY"
+}
+
+# remote_agent_start DIR...: starts `qemu-upgrade agent` on host B with a tmpfs over each DIR;
+# sets REMOTE_AGENT (its PID) and REMOTE_AGENT_LOG. Waits until it listens.
+remote_agent_start() {
+	local mounts="" d i
+	for d in "$@"; do
+		mounts+="mount -t tmpfs qu-remote '$d' && "
+	done
+	REMOTE_AGENT_LOG=$(mktemp) && _vm_paths+=("$REMOTE_AGENT_LOG")
+	ip netns exec "$REMOTE_NS_B" unshare -m --propagation private \
+		sh -c "${mounts}exec '$QU_BIN' agent --listen $REMOTE_B_IP:$REMOTE_PORT --key '$REMOTE_KEY'" \
+		>"$REMOTE_AGENT_LOG" 2>&1 &
+	REMOTE_AGENT=$!
+	for i in $(seq 100); do
+		grep -q 'agent: listening' "$REMOTE_AGENT_LOG" 2>/dev/null && break
+		kill -0 "$REMOTE_AGENT" 2>/dev/null || break
+		sleep 0.05
+	done
+	vm_track_pid "$REMOTE_AGENT" || return 1
+	grep -q 'agent: listening' "$REMOTE_AGENT_LOG" || { cat "$REMOTE_AGENT_LOG" >&2; return 1; }
+}
+
+# remote_upgrade ARGS...: the tool on host A moves VM_PID to host B; sets REPORT, and VM_PID
+# (tracked) and VM_SERIAL/VM_QMP (through /proc/PID/root) to the new QEMU when it moved.
+remote_upgrade() {
+	local rc new
+	REPORT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" \
+		--remote-key "$REMOTE_KEY" "$@" --json --quiet 2>"$VM_DIR/err")
+	rc=$?
+	new=$(jq -r '.new_pid // empty' <<<"$REPORT" 2>/dev/null)
+	if [ "$(jq -r .result <<<"$REPORT" 2>/dev/null)" = upgraded ] && [ -n "$new" ]; then
+		VM_PID=$new
+		vm_track_pid "$VM_PID"
+		VM_SERIAL=/proc/$VM_PID/root$VM_DIR/serial.log
+		VM_QMP=/proc/$VM_PID/root$VM_DIR/qmp.sock
+	fi
+	return $rc
+}
+
+# remote_qemus: PIDs of QEMUs in host B's network namespace.
+remote_qemus() {
+	local p
+	for p in $(ip netns pids "$REMOTE_NS_B"); do
+		case $(readlink "/proc/$p/exe" 2>/dev/null) in *qemu-system*) echo "$p" ;; esac
+	done
+}
