@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# --remote with QEMU 10.0 (bookworm-backports) on both hosts: RAM is copied live (the TCG
+# dirty-tracking bug is fixed since 9.0) while the guest rewrites its memory, onto storage
+# both hosts see (--shared-storage). First, a fault that must cost nothing: the tool killed
+# while RAM moves (its guardian resumes the VM on A, the agent stops the new QEMU on B).
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+. "$here/../lib/remote.sh"
+
+tap_plan 14
+vm_qemu10
+remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
+# A disk outside the VM's directory: B sees the same file (shared storage).
+shared=$(mktemp -d) && _vm_paths+=("$shared")
+qemu-img create -q -f qcow2 "$shared/shared.qcow2" 32M
+qemu-io -f qcow2 -c 'write -P 0x5e 0 1M' "$shared/shared.qcow2" >/dev/null
+
+QEMU=$Q10 VM_WRAP="ip netns exec $REMOTE_NS_A" VM_MEMCHECK_MIB=96 vm_start remote10 \
+	-drive "file=$shared/shared.qcow2,format=qcow2,if=virtio,id=disk0" || exit 1
+vm_wait_ready || exit 1
+remote_agent_start "$VM_DIR" || { echo "Bail out! the agent did not start"; exit 1; }
+old=$VM_PID
+
+# 1. The tool dies while RAM moves: its guardian rolls back on A; the agent, seeing the
+# connection end, stops the new QEMU on B.
+QEMU_UPGRADE_FAULT=4:kill remote_upgrade --shared-storage --new-binary "$Q10"
+rc=$?
+tap_diag "tool killed while migrating: exit $rc"
+for _ in $(seq 100); do [ "$(vm_runstate)" = running ] && [ -z "$(remote_qemus)" ] && break; sleep 0.1; done
+tap_is "$(vm_runstate)" running "tool killed while migrating: the guardian resumed the VM on A"
+tap_is "$(remote_qemus)" "" "and the agent stopped the new QEMU on B"
+[ ! -e "/proc/$REMOTE_AGENT/root$VM_DIR/qmp.sock" ]
+tap_ok $? "and removed the socket it made for it"
+ip netns exec "$REMOTE_NS_A" "$QU_BIN" --recover >/dev/null 2>&1
+tap_ok $? "--recover afterwards finds nothing wrong"
+
+# 2. The move.
+remote_upgrade --shared-storage --new-binary "$Q10"
+rc=$?
+tap_diag "the move (after that rollback): exit $rc: $REPORT $(cat "$VM_DIR/err")"
+tap_is "$(json_get "$REPORT" result)" upgraded "after the rollback, the move works: 10.0 -> 10.0 onto B"
+[ "$VM_PID" != "$old" ] || { echo "Bail out! the VM did not move"; exit 1; }
+tap_is "$(json_get "$REPORT" strategy)" remote-precopy "live precopy (QEMU 10.0 under TCG needs no stop)"
+tap_is "$(readlink "/proc/$VM_PID/exe")" "$Q10" "the new QEMU on B is 10.0"
+tap_check "the old QEMU is gone" proc_gone "$old"
+tap_is "$(vm_runstate "$VM_QMP")" running "the VM's QMP socket on B answers: running"
+vm_memcheck_progress 60
+tap_ok $? "the guest makes progress on B"
+tap_is "$(vm_memcheck_errors)" 0 "the guest, rewriting 96 MiB while it moved, reports no corruption"
+pause=$(json_get "$REPORT" pause_ms)
+awk -v p="$pause" 'BEGIN { exit !(p > 0 && p < 5000) }'
+tap_ok $? "the pause was measured ($pause ms)"
+[ "$(json_get "$REPORT" disks)" = null ] || [ "$(jq '[.disks[]? | select(.copied)] | length' <<<"$REPORT")" = 0 ]
+tap_ok $? "no disk was copied (shared storage)"
+qemu-img check -U -q "$shared/shared.qcow2"
+tap_ok $? "the shared image is sound, now open in the new QEMU"
+tap_done
