@@ -227,7 +227,7 @@ static const char *find_qemu_img(char *buf, size_t len)
 
 /* Images to copy into: never over an existing file (that would be another VM's disk, or
  * this one's, if the storage is shared after all). */
-static int make_disks(struct qu_target *t, uint64_t deadline_us)
+__attribute__((noinline)) static int make_disks(struct qu_target *t, uint64_t deadline_us)
 {
 	char img[PATH_MAX], size[32], out[1024];
 	if (t->ndisks && !find_qemu_img(img, sizeof(img)))
@@ -311,7 +311,9 @@ static int open_stdio(const char *spec)
 	return fd < 0 ? qu_err(-errno, "cannot open %s for the new QEMU's output: %s", path, strerror(errno)) : fd;
 }
 
-static int make_fd(struct qu_target *t, const struct target_fd *f)
+/* Not inlined: each helper has its own path buffers, and together they would overflow the
+ * frame limit of the sanitizer build. */
+__attribute__((noinline)) static int make_fd(struct qu_target *t, const struct target_fd *f)
 {
 	switch (f->kind) {
 	case QU_FD_RAM: {
