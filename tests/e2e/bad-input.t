@@ -5,7 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 37
+tap_plan 43
 vm_start bad || exit 1
 vm_wait_ready || exit 1
 
@@ -103,6 +103,14 @@ expect_error_raw "inspect without --pid" 2 "which VM\\? Give --pid PID" inspect
 expect_error_raw "dump-stream of a missing file" 2 "cannot open /nonexistent.bin: No such file" dump-stream /nonexistent.bin
 head -c 100 /dev/urandom >"$VM_DIR/junk.bin"
 expect_error_raw "dump-stream of a file that is not a stream" 1 "junk.bin: damaged record at byte 0" dump-stream "$VM_DIR/junk.bin"
+expect_error_raw "--copy-storage without --remote" 2 "go with --remote HOST" --pid 1 --copy-storage
+expect_error_raw "--remote with --all" 2 "--remote moves one VM: give --pid PID" --all --remote host2
+expect_error_raw "--remote with a bad port" 2 "--remote host2:99999: invalid remote host" --pid 1 --remote host2:99999
+expect_error_raw "--copy-storage with --shared-storage" 2 "exclude each other" --pid 1 --remote host2 --copy-storage --shared-storage
+head -c 32 /dev/urandom | base64 >"$VM_DIR/open.key" && chmod 644 "$VM_DIR/open.key"
+expect_error_raw "--remote with a key file that is world-readable" 2 "must be a regular file that only its owner can read.*chmod 600" \
+	--pid "$VM_PID" --remote 127.0.0.1:1 --remote-key "$VM_DIR/open.key"
+expect_error_raw "agent with no key file" 2 "cannot read the agent key /nonexistent/key.*--remote-key" agent --listen 127.0.0.1:0 --key /nonexistent/key
 expect_error_raw "check of a binary that does not exist" 1 "new binary /nonexistent/qemu: No such file or directory" check --binary /nonexistent/qemu
 
 # Another client holds the VM's only QMP connection: a clear error within seconds.

@@ -9,7 +9,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 tap_plan 13
 help=$("$QU_BIN" --help)
 tap_is "$?" 0 "--help exits 0"
-for mode in "--pid PID" "--all" "--recover" "inspect --pid" "check" "dump-stream" "--dry-run" "--json" "--new-binary"; do
+for mode in "--pid PID" "--all" "--recover" "inspect --pid" "check" "dump-stream" "--dry-run" "--json" "--new-binary" \
+	"--remote HOST" "--copy-storage" "--shared-storage" "agent"; do
 	grep -q -- "$mode" <<<"$help" || { tap_diag "--help does not mention $mode"; false; }
 done
 tap_ok $? "--help names every mode and option"
@@ -17,7 +18,7 @@ tap_ok $? "--help names every mode and option"
 tap_ok $? "--help gives examples"
 page=$(MANWIDTH=100 man -l "$QU_ROOT/docs/qemu-upgrade.1" 2>&1)
 grep -q 'EXIT STATUS' <<<"$page" && grep -q -- '--recover' <<<"$page" && grep -q -- '--all' <<<"$page" &&
-	grep -q 'qemu-upgrade.conf' <<<"$page"
+	grep -q 'qemu-upgrade.conf' <<<"$page" && grep -q -- '--remote' <<<"$page" && grep -q 'agent.key' <<<"$page"
 tap_ok $? "the man page renders with modes, exit status and files"
 
 out=$("$QU_BIN" check --binary "$QEMU" --json)
