@@ -27,7 +27,7 @@ tap_ok $? "the plan carries the file-backed guest RAM"
 "$QU_BIN" --pid "$VM_PID" --write-stream "$sockdir/stream.bin" --quiet >/dev/null
 dump=$("$QU_BIN" dump-stream "$sockdir/stream.bin")
 tap_ok $? "dump-stream decodes the planned handover stream"
-grep -q '^ *[0-9]* HELLO version=2' <<<"$dump" && grep -q "FD target=5 kind=4" <<<"$dump" && grep -q "^ *[0-9]* CONTEXT uid=" <<<"$dump" &&
+grep -q '^ *[0-9]* HELLO version=3' <<<"$dump" && grep -q "FD target=5 kind=4" <<<"$dump" && grep -q "^ *[0-9]* CONTEXT uid=" <<<"$dump" &&
 	grep -q 'ARG -incoming' <<<"$dump" && tail -n 1 <<<"$dump" | grep -q EXEC
 tap_ok $? "the stream holds HELLO, the command line, the RAM descriptor, the context and EXEC"
 
