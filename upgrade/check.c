@@ -1,4 +1,5 @@
 #include "upgrade/check.h"
+#include "remote/tcp/transport.h"
 #include "qemu-integration/binary.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/clock.h"
@@ -151,6 +152,23 @@ static void check_devices(struct report *rep)
 	}
 }
 
+/* --remote and `qemu-upgrade agent` need the shared key; qemu-img makes the images that
+ * --copy-storage copies into (on the receiving host). */
+static void check_remote(struct report *rep)
+{
+	unsigned char key[QU_AUTH_KEY_MAX];
+	size_t len;
+	struct stat st;
+	int exists = stat(QU_AGENT_KEY, &st) == 0;
+	int ok = exists && qu_auth_key_load(QU_AGENT_KEY, key, &len) == 0;
+	const char *detail = ok ? "present, mode 0600" : !exists ? "missing" :
+			     (st.st_mode & 077) ? "readable by others" : "unusable (too short?)";
+	item(rep, "agent key", ok, 0, detail, "--remote and `qemu-upgrade agent`: " QU_AGENT_KEY " on both hosts");
+	int img = access("/usr/bin/qemu-img", X_OK) == 0;
+	item(rep, "qemu-img", img, 0, img ? "/usr/bin/qemu-img" : "not installed",
+	     "an agent host makes the images --copy-storage copies into");
+}
+
 /* Starts the binary with -M none and a private monitor, and asks it about migration. */
 static void check_binary(struct report *rep, const char *path)
 {
@@ -220,6 +238,7 @@ int qu_check(const char *binary, int json, FILE *out)
 	check_uffd(&rep);
 	check_splice(&rep);
 	check_devices(&rep);
+	check_remote(&rep);
 	if (binary)
 		check_binary(&rep, binary);
 	if (json) {
