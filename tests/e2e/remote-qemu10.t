@@ -3,12 +3,13 @@
 # dirty-tracking bug is fixed since 9.0) while the guest rewrites its memory, onto storage
 # both hosts see (--shared-storage). First, a fault that must cost nothing: the tool killed
 # while RAM moves (its guardian resumes the VM on A, the agent stops the new QEMU on B).
+# Last, the upgrade and the move in one: a VM on 7.2 on A comes up on 10.0 on B.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 14
+tap_plan 19
 vm_qemu10
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 # A disk outside the VM's directory: B sees the same file (shared storage).
@@ -55,4 +56,21 @@ tap_ok $? "the pause was measured ($pause ms)"
 tap_ok $? "no disk was copied (shared storage)"
 qemu-img check -U -q "$shared/shared.qcow2"
 tap_ok $? "the shared image is sound, now open in the new QEMU"
+
+# 7.2 on A -> 10.0 on B (the agent serves several upgrades; a second VM directory is hidden
+# by a second agent's tmpfs).
+QEMU=/usr/bin/qemu-system-x86_64 VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start remote72 || exit 1
+vm_wait_ready || exit 1
+old=$VM_PID
+kill "$REMOTE_AGENT" && REMOTE_PORT=4780 remote_agent_start "$VM_DIR" || { echo "Bail out! the second agent did not start"; exit 1; }
+REMOTE_B_IP=10.77.0.2:4780 remote_upgrade --new-binary "$Q10"
+rc=$?
+tap_diag "7.2 -> 10.0 onto B: exit $rc: $REPORT $(cat "$VM_DIR/err")"
+tap_is "$(json_get "$REPORT" result)" upgraded "7.2 on A -> 10.0 on B: moved and upgraded in one"
+[ "$VM_PID" != "$old" ] || { echo "Bail out! the 7.2 VM did not move"; exit 1; }
+tap_is "$(json_get "$REPORT" strategy)" remote-stop-and-copy "stopped for the copy (the 7.2 source under TCG)"
+tap_is "$(readlink "/proc/$VM_PID/exe")" "$Q10" "it runs on 10.0 on B"
+tap_check "the 7.2 QEMU is gone" proc_gone "$old"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the guest is clean and makes progress on 10.0"
 tap_done
