@@ -1,5 +1,8 @@
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
+#include "upgrade/log.h"
+
+#include <errno.h>
 
 #include <stdio.h>
 #include <string.h>
@@ -36,6 +39,30 @@ int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s
 		snprintf(s->mode, sizeof(s->mode), "%s", json_object_get_string(v));
 	json_object_put(params);
 	return 0;
+}
+
+int qu_mig_incoming(struct qu_qmp *q, const struct qu_mig_settings *s, const char *uri, uint64_t deadline_us)
+{
+	int r = qu_mig_set(q, s, deadline_us);
+	if (r < 0)
+		return r;
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "uri", json_object_new_string(uri));
+	return qu_qmp_execute(q, "migrate-incoming", args, -1, deadline_us, NULL);
+}
+
+int qu_mig_wait_incoming(struct qu_qmp *q, int pidfd, uint64_t deadline_us)
+{
+	static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };
+	json_object *data = NULL, *st;
+	int r = qu_qmp_wait_event(q, "MIGRATION", mig_end, pidfd, deadline_us, &data);
+	if (r < 0)
+		return qu_err_wrap(r, "the new QEMU did not load the VM state");
+	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
+	if (strcmp(status, "completed"))
+		r = qu_err(-EIO, "the new QEMU's incoming migration ended with status '%s'", status);
+	json_object_put(data);
+	return r;
 }
 
 static json_object *capability(const char *name, int state)

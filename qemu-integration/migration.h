@@ -20,5 +20,10 @@ struct qu_mig_settings {
 
 int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s);
 int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadline_us);
+/* The new QEMU's side: sets s, then `migrate-incoming uri`. */
+int qu_mig_incoming(struct qu_qmp *q, const struct qu_mig_settings *s, const char *uri, uint64_t deadline_us);
+/* The new QEMU has loaded the state when its incoming migration completes; if it exits
+ * instead (pidfd readable), or the migration fails, the load failed: -errno with why. */
+int qu_mig_wait_incoming(struct qu_qmp *q, int pidfd, uint64_t deadline_us);
 
 #endif

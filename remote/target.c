@@ -366,18 +366,7 @@ static int ctl_listen(struct qu_target *t)
 /* What the new QEMU printed before it died, appended to the current error. */
 static void add_stderr(struct qu_target *t)
 {
-	char buf[1024], msg[1024];
-	if (t->stderr_rd < 0)
-		return;
-	fcntl(t->stderr_rd, F_SETFL, O_NONBLOCK);
-	ssize_t n = read(t->stderr_rd, buf, sizeof(buf) - 1);
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	if (n <= 0)
-		return;
-	buf[n] = '\0';
-	snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-	qu_err(-qu_err_errno(), "%s; the new QEMU said: %s", msg, buf);
+	qu_err_append_output(t->stderr_rd, "the new QEMU");
 }
 
 /* The port QEMU bound for `migrate-incoming tcp:HOST:0` (query-migrate's socket-address). */
@@ -397,14 +386,10 @@ static int incoming_port(struct qu_qmp *q, uint64_t deadline_us)
 static int start_incoming(struct qu_target *t, const char *host, uint64_t deadline_us, char *uri, size_t len)
 {
 	struct qu_mig_settings want = { .events = 1 };
-	int r = qu_mig_set(t->ctl, &want, deadline_us);
-	if (r < 0)
-		return r;
-	json_object *args = json_object_new_object();
 	char any[96];
 	snprintf(any, sizeof(any), "tcp:%s:0", host);
-	json_object_object_add(args, "uri", json_object_new_string(any));
-	if ((r = qu_qmp_execute(t->ctl, "migrate-incoming", args, -1, deadline_us, NULL)) < 0)
+	int r = qu_mig_incoming(t->ctl, &want, any, deadline_us);
+	if (r < 0)
 		return r;
 	int port = incoming_port(t->ctl, deadline_us);
 	if (port < 0)
@@ -491,23 +476,14 @@ int qu_target_resumed(const struct qu_target *t) { return t->resumed; }
 
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len)
 {
-	static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };
-	json_object *data = NULL, *st;
 	char state[32];
 	if (!t->ctl)
 		return qu_err(-EINVAL, "no new QEMU to resume");
-	int r = qu_qmp_wait_event(t->ctl, "MIGRATION", mig_end, t->pidfd, deadline_us, &data);
+	int r = qu_mig_wait_incoming(t->ctl, t->pidfd, deadline_us);
 	if (r < 0) {
-		qu_err_wrap(r, "the new QEMU did not load the VM state");
 		add_stderr(t);
 		return r;
 	}
-	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
-	if (strcmp(status, "completed"))
-		r = qu_err(-EIO, "the new QEMU's incoming migration ended with status '%s'", status);
-	json_object_put(data);
-	if (r < 0)
-		return r;
 	if (t->ndisks && (r = qu_nbd_stop(t->ctl, deadline_us)) < 0)
 		return qu_err_wrap(r, "closing the disk exports");
 	/* From the `cont` on, the guest runs here: whatever happens next, this QEMU stays. */

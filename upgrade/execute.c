@@ -264,19 +264,7 @@ static int start_target(struct txn *t, int ctl_qemu, int mig_new)
 /* What the new QEMU printed before it died, appended to the current error. */
 static void add_target_stderr(struct txn *t)
 {
-	char buf[1024];
-	if (t->stderr_rd < 0)
-		return;
-	fcntl(t->stderr_rd, F_SETFL, O_NONBLOCK);
-	ssize_t n = read(t->stderr_rd, buf, sizeof(buf) - 1);
-	if (n <= 0)
-		return;
-	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-		n--;
-	buf[n] = '\0';
-	char msg[1024];
-	snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-	qu_err(-qu_err_errno(), "%s; the new QEMU said: %s", msg, buf);
+	qu_err_append_output(t->stderr_rd, "the new QEMU");
 }
 
 /* Firmware and ROMs are RAM blocks: a new release whose files changed size would have its
@@ -307,14 +295,9 @@ static int prepare_target(struct txn *t)
 		return r;
 	struct qu_mig_settings want = { .ignore_shared = t->plan->ignore_shared, .events = 1,
 					.postcopy = t->plan->postcopy };
-	r = qu_mig_set(t->ctl, &want, t->deadline);
-	if (r < 0)
-		return r;
-	json_object *args = json_object_new_object();
 	char uri[32];
 	snprintf(uri, sizeof(uri), "fd:%d", QU_FD_MIG);
-	json_object_object_add(args, "uri", json_object_new_string(uri));
-	return qu_qmp_execute(t->ctl, "migrate-incoming", args, -1, t->deadline, NULL);
+	return qu_mig_incoming(t->ctl, &want, uri, t->deadline);
 }
 
 static int journal_step(struct txn *t, enum qu_phase phase);
@@ -580,19 +563,11 @@ static int wait_source(struct txn *t)
  * instead, the load failed (QEMU exits on a failed incoming migration). */
 static int wait_target_loaded(struct txn *t)
 {
-	json_object *data = NULL, *st;
-	int r = qu_qmp_wait_event(t->ctl, "MIGRATION", mig_end, t->pidfd_new, t->deadline, &data);
+	int r = qu_mig_wait_incoming(t->ctl, t->pidfd_new, t->deadline);
 	if (r < 0) {
-		qu_err_wrap(r, "the new QEMU did not load the VM state");
 		add_target_stderr(t);
 		return r;
 	}
-	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
-	if (strcmp(status, "completed"))
-		r = qu_err(-EIO, "the new QEMU's incoming migration ended with status '%s'", status);
-	json_object_put(data);
-	if (r < 0)
-		return r;
 	char state[32];
 	if ((r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state))) < 0)
 		return r;

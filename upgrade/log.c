@@ -2,6 +2,7 @@
 #include "upgrade/clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -91,6 +92,24 @@ int qu_err_wrap(int err, const char *fmt, ...)
 	memcpy(err_msg, prefix, (size_t)pl);
 	err_errno = err < 0 ? -err : err;
 	return err;
+}
+
+void qu_err_append_output(int fd, const char *who)
+{
+	char buf[1024];
+	if (fd < 0)
+		return;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		n--;
+	if (n <= 0)
+		return;
+	buf[n] = '\0';
+	/* Room for what it said: the message before it is cut short if need be. */
+	size_t used = strnlen(err_msg, sizeof(err_msg) - sizeof(buf) - 64);
+	err_msg[used] = '\0';
+	snprintf(err_msg + used, sizeof(err_msg) - used, "; %.48s said: %s", who, buf);
 }
 
 const char *qu_err_msg(void) { return err_msg; }

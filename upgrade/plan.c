@@ -91,24 +91,32 @@ static void plan_postcopy(const struct qu_vm *vm, struct qu_plan *p, const char 
 	snprintf(p->strategy, sizeof(p->strategy), STRATEGY_POSTCOPY);
 }
 
+/* Every RAM block is copied, into a shared memfd made for the new QEMU. The machine's own RAM
+ * from -m can move into a backend only if it is the only one (it becomes -machine
+ * memory-backend=...). -1 with a refusal when a block cannot be recreated. */
+static int copy_all_ram(const struct qu_vm *vm, struct qu_plan *p)
+{
+	for (size_t i = 0; i < vm->nram; i++) {
+		const struct qu_ram *r = &vm->ram[i];
+		if (r->arg < 0 && vm->nram > 1) {
+			snprintf(p->refusal, sizeof(p->refusal), "memory backend '%s' is not on the command line "
+				 "and is not the machine's only RAM: it cannot be recreated", r->id);
+			return -1;
+		}
+		p->ram_copy_bytes += r->size;
+		p->convert_mask |= 1u << i;
+	}
+	return 0;
+}
+
 /* RAM that cannot be handed over is copied once, into a shared memfd the tool makes, so
  * that every later upgrade is zero-copy. Precopy when the host can hold a second copy of
  * what the guest uses; postcopy with release-ram (--low-memory) when it cannot, or when
  * asked. */
 static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 {
-	for (size_t i = 0; i < vm->nram; i++) {
-		const struct qu_ram *r = &vm->ram[i];
-		/* The machine's own RAM from -m can move into a backend only if it is the only one
-		 * (it becomes -machine memory-backend=...). */
-		if (r->arg < 0 && vm->nram > 1) {
-			snprintf(p->refusal, sizeof(p->refusal), "memory backend '%s' is not on the command line "
-				 "and is not the machine's only RAM: it cannot be recreated", r->id);
-			return;
-		}
-		p->ram_copy_bytes += r->size;
-		p->convert_mask |= 1u << i;
-	}
+	if (copy_all_ram(vm, p) < 0)
+		return;
 	if (!p->allow_copy) {
 		char why[256];
 		const struct qu_ram *r = &vm->ram[0];
@@ -256,16 +264,8 @@ static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
 			 "another host is a precopy (this host's memory is not needed for it)");
 		return;
 	}
-	for (size_t i = 0; i < vm->nram; i++) {
-		const struct qu_ram *r = &vm->ram[i];
-		if (r->arg < 0 && vm->nram > 1) {
-			snprintf(p->refusal, sizeof(p->refusal), "memory backend '%s' is not on the command line "
-				 "and is not the machine's only RAM: it cannot be recreated", r->id);
-			return;
-		}
-		p->ram_copy_bytes += r->size;
-		p->convert_mask |= 1u << i;
-	}
+	if (copy_all_ram(vm, p) < 0)
+		return;
 	p->memory_needed = (long long)p->ram_copy_bytes + COPY_MARGIN;
 	p->memory_room = p->remote ? p->remote->mem_available : -1;
 	if (p->memory_room >= 0 && p->memory_room < p->memory_needed) {
