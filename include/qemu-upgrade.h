@@ -87,7 +87,9 @@ void qu_cancel(void);
  * Returns the number settled (0: nothing to do), or -1 if one could not be settled. */
 int qu_recover(FILE *out);
 
-/* After qu_upgrade(): "upgraded", "planned", "refused" or "failed"; NULL before. */
+/* After qu_upgrade(): "upgraded", "planned", "refused", "failed" (rolled back, or nothing was
+ * touched) or "unsettled" (past the point of no return: a postcopy that switched, or a
+ * --remote resume whose answer was lost; the error says where the guest is); NULL before. */
 const char *qu_get_result(const struct qu_handle *h);
 /* After a failure: 1 if the upgrade had begun changing things (and was rolled back), 0 if it
  * failed while inspecting or planning, before anything was touched. */
