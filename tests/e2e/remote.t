@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 25
+tap_plan 26
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 img=$(mktemp -d)
 _vm_paths+=("$img")
@@ -73,6 +73,8 @@ tap_diag "dry run: $REPORT"
 [ "$(json_get "$REPORT" result)" = planned ] && [ "$(json_get "$REPORT" strategy)" = remote-stop-and-copy ] &&
 	[ "$(jq -r '.disks[0].copied' <<<"$REPORT")" = true ] && [ "$(json_get "$REPORT" remote)" = "$REMOTE_B_IP" ]
 tap_ok $? "--dry-run: planned, remote-stop-and-copy (TCG 7.2), the disk to be copied, the host named"
+[ "$(vm_runstate)" = running ] && [ -z "$(remote_qemus)" ] && [ ! -e "/proc/$REMOTE_AGENT/root$VM_DIR/disk.qcow2" ]
+tap_ok $? "--dry-run changed nothing: the VM runs on A, no QEMU and no image on B"
 
 # 5. A failure after the new QEMU started on B: rolled back, and B is clean.
 QEMU_UPGRADE_FAULT=3 remote_upgrade --copy-storage
