@@ -966,7 +966,7 @@ static int start_target_remote(struct txn *t)
  * come any more), then the old QEMU sends the last of the state. */
 static int finish_mirrors(struct txn *t)
 {
-	int r = qu_mirror_complete(t->old, t->deadline);
+	int r = qu_mirror_complete(t->old, __builtin_popcount(t->plan->copy_disks), t->deadline);
 	if (r < 0)
 		return r;
 	json_object *args = json_object_new_object();
@@ -991,7 +991,7 @@ static int run_remote(struct txn *t)
 		t->j.mirrors = 1;
 		if ((r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 ||
 		    (r = qu_mirror_start(t->old, t->plan->disks, t->plan->copy_disks, rm->nbd_addr, t->deadline)) < 0 ||
-		    (r = qu_mirror_wait_ready(t->old, t->deadline)) < 0)
+		    (r = qu_mirror_wait_ready(t->old, __builtin_popcount(t->plan->copy_disks), t->deadline)) < 0)
 			return r;
 		qu_info("disks copied to %s; the guest's writes now go to both", rm->host);
 	}

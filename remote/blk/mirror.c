@@ -31,10 +31,14 @@ int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out)
 	if (r < 0)
 		return r;
 	out->n = 0;
-	for (size_t i = 0; i < json_object_array_length(blocks) && out->n < QU_MAX_DISKS; i++) {
+	for (size_t i = 0; i < json_object_array_length(blocks); i++) {
 		json_object *b = json_object_array_get_idx(blocks, i);
 		if (!json_object_object_get_ex(b, "inserted", &ins))
 			continue;
+		if (out->n == QU_MAX_DISKS) {
+			json_object_put(blocks);
+			return qu_err(-E2BIG, "the VM has more than %d disks: more than qemu-upgrade handles", QU_MAX_DISKS);
+		}
 		struct qu_disk *d = &out->d[out->n++];
 		memset(d, 0, sizeof(*d));
 		snprintf(d->device, sizeof(d->device), "%s", *str(b, "device") ? str(b, "device") : str(ins, "node-name"));
@@ -67,6 +71,8 @@ int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mas
 		json_object_object_add(args, "format", json_object_new_string("raw"));
 		json_object_object_add(args, "mode", json_object_new_string("existing"));
 		json_object_object_add(args, "sync", json_object_new_string("full"));
+		/* A failed job stays listed until dismissed (see jobs()). */
+		json_object_object_add(args, "auto-dismiss", json_object_new_boolean(0));
 		int r = qu_qmp_execute(q, "drive-mirror", args, -1, deadline_us, NULL);
 		if (r < 0)
 			return qu_err_wrap(r, "copying disk '%s' (%s)", disks->d[i].device, disks->d[i].file);
@@ -74,55 +80,75 @@ int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mas
 	return 0;
 }
 
-/* Our jobs now: how many, how many ready, bytes done and to do. */
-static int jobs(struct qu_qmp *q, uint64_t deadline_us, int *ready, long long *done, long long *total)
+/* Our jobs now. They are started with auto-dismiss off, so a job that failed stays listed
+ * (status "concluded", with its error) until we dismiss it: nothing depends on an event
+ * that could be missed. */
+struct job_state {
+	int n, ready, concluded;
+	long long done, total;
+	char error[512]; /* the first failed job's error */
+};
+
+static int jobs(struct qu_qmp *q, uint64_t deadline_us, struct job_state *js)
 {
 	json_object *list = NULL;
-	int r = qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &list), n = 0;
+	int r = qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &list);
 	if (r < 0)
 		return r;
-	*ready = 0;
-	*done = *total = 0;
+	memset(js, 0, sizeof(*js));
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		json_object *j = json_object_array_get_idx(list, i), *v;
 		if (strncmp(str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)))
 			continue;
-		n++;
-		*ready += json_object_object_get_ex(j, "ready", &v) && json_object_get_boolean(v);
-		*done += num(j, "offset");
-		*total += num(j, "len");
+		js->n++;
+		js->ready += json_object_object_get_ex(j, "ready", &v) && json_object_get_boolean(v);
+		js->concluded += !strcmp(str(j, "status"), "concluded") || !strcmp(str(j, "status"), "null");
+		if (*str(j, "error") && !js->error[0])
+			snprintf(js->error, sizeof(js->error), "%s: %s", str(j, "device"), str(j, "error"));
+		js->done += num(j, "offset");
+		js->total += num(j, "len");
 	}
 	json_object_put(list);
-	return n;
+	return js->n;
 }
 
-int qu_mirror_wait_ready(struct qu_qmp *q, uint64_t deadline_us)
+static void dismiss_all(struct qu_qmp *q, uint64_t deadline_us)
 {
-	int n0 = -1, ready = 0;
-	long long done, total;
+	json_object *list = NULL;
+	if (qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &list) < 0)
+		return;
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *j = json_object_array_get_idx(list, i);
+		if (strncmp(str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || strcmp(str(j, "status"), "concluded"))
+			continue;
+		json_object *args = json_object_new_object();
+		json_object_object_add(args, "id", json_object_new_string(str(j, "device")));
+		qu_qmp_execute(q, "job-dismiss", args, -1, deadline_us, NULL);
+	}
+	json_object_put(list);
+}
+
+int qu_mirror_wait_ready(struct qu_qmp *q, int expected, uint64_t deadline_us)
+{
+	struct job_state js;
 	uint64_t next_info = qu_now_us() + 2000000u;
 	for (;;) {
-		int n = jobs(q, deadline_us, &ready, &done, &total);
-		if (n < 0)
-			return n;
-		if (n0 < 0)
-			n0 = n;
-		if (n < n0) {
-			/* A job that ended before it was in step failed: QEMU says why in its event. */
-			json_object *data = NULL;
-			char why[512] = "";
-			if (qu_qmp_wait_event(q, "BLOCK_JOB_COMPLETED", NULL, -1, qu_now_us() + 200000u, &data) == 0)
-				snprintf(why, sizeof(why), ": %s", str(data, "error"));
-			json_object_put(data);
-			return qu_err(-EIO, "a disk copy job ended before the copy was complete%s", why);
-		}
-		if (ready == n)
+		int r = jobs(q, deadline_us, &js);
+		if (r < 0)
+			return r;
+		if (js.error[0] || js.concluded)
+			return qu_err(-EIO, "a disk copy job failed before the copy was complete: %s",
+				      js.error[0] ? js.error : "it ended early");
+		if (js.n != expected)
+			return qu_err(-EIO, "%d disk copy job(s) running, %d started: one ended before the copy "
+				      "was complete", js.n, expected);
+		if (js.ready == expected)
 			return 0;
 		if (qu_now_us() >= deadline_us)
 			return qu_err(-ETIMEDOUT, "the disk copy did not finish in time: %lld of %lld MiB copied; "
-				      "raise --timeout", done >> 20, total >> 20);
+				      "raise --timeout", js.done >> 20, js.total >> 20);
 		if (qu_now_us() >= next_info) {
-			qu_info("copying disks: %lld of %lld MiB", done >> 20, total >> 20);
+			qu_info("copying disks: %lld of %lld MiB", js.done >> 20, js.total >> 20);
 			next_info = qu_now_us() + 2000000u;
 		}
 		int c = qu_cancel_check();
@@ -140,7 +166,7 @@ static int cancel_all(struct qu_qmp *q, int force, uint64_t deadline_us)
 		return r;
 	for (size_t i = 0; i < json_object_array_length(list) && r == 0; i++) {
 		json_object *j = json_object_array_get_idx(list, i);
-		if (strncmp(str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)))
+		if (strncmp(str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || !strcmp(str(j, "status"), "concluded"))
 			continue;
 		json_object *args = json_object_new_object();
 		json_object_object_add(args, "device", json_object_new_string(str(j, "device")));
@@ -149,43 +175,45 @@ static int cancel_all(struct qu_qmp *q, int force, uint64_t deadline_us)
 		r = qu_qmp_execute(q, "block-job-cancel", args, -1, deadline_us, NULL);
 	}
 	json_object_put(list);
-	if (r < 0)
-		return r;
-	int ready;
-	long long done, total;
-	while ((r = jobs(q, deadline_us, &ready, &done, &total)) > 0 && qu_now_us() < deadline_us)
-		usleep(POLL_US / 5);
-	return r < 0 ? r : r > 0 ? qu_err(-ETIMEDOUT, "%d disk copy job(s) did not end", r) : 0;
+	return r;
 }
 
-int qu_mirror_complete(struct qu_qmp *q, uint64_t deadline_us)
+/* Until every one of our jobs has concluded. */
+static int wait_concluded(struct qu_qmp *q, uint64_t deadline_us, struct job_state *js)
 {
-	int ready;
-	long long done, total;
-	int n = jobs(q, deadline_us, &ready, &done, &total);
-	int r = n < 0 ? n : cancel_all(q, 0, deadline_us);
+	int r;
+	while ((r = jobs(q, deadline_us, js)) >= 0 && js->concluded < js->n && qu_now_us() < deadline_us)
+		usleep(POLL_US / 5);
+	if (r >= 0 && js->concluded < js->n)
+		r = qu_err(-ETIMEDOUT, "%d disk copy job(s) did not end", js->n - js->concluded);
+	return r < 0 ? r : 0;
+}
+
+int qu_mirror_complete(struct qu_qmp *q, int expected, uint64_t deadline_us)
+{
+	struct job_state js;
+	int r = jobs(q, deadline_us, &js);
+	if (r >= 0 && (js.n != expected || js.ready != expected || js.error[0]))
+		r = qu_err(-EIO, "the disk copy is not in step: %d of %d job(s) ready%s%s", js.ready, expected,
+			   js.error[0] ? "; " : "", js.error);
+	/* Cancelling a ready mirror completes it: the copy is exact once it concludes without an
+	 * error. */
+	if (r >= 0)
+		r = cancel_all(q, 0, deadline_us);
+	if (r >= 0)
+		r = wait_concluded(q, deadline_us, &js);
+	if (r >= 0 && (js.error[0] || js.n != expected))
+		r = qu_err(-EIO, "a disk copy job failed at the end: %s", js.error[0] ? js.error : "it vanished");
 	if (r < 0)
 		return qu_err_wrap(r, "completing the disk copy");
-	/* Cancelling a ready mirror completes it: each job's end event must carry no error, or
-	 * the copy is not exact. */
-	for (int k = 0; k < n; k++) {
-		json_object *data = NULL;
-		r = qu_qmp_wait_event(q, "BLOCK_JOB_COMPLETED", NULL, -1, qu_now_us() + 5000000u, &data);
-		if (r < 0)
-			return qu_err_wrap(r, "no completion from disk copy job %d of %d", k + 1, n);
-		if (strncmp(str(data, "device"), JOB_PREFIX, strlen(JOB_PREFIX))) {
-			k--; /* someone else's job */
-		} else if (*str(data, "error")) {
-			r = qu_err(-EIO, "disk copy job %s failed at the end: %s", str(data, "device"), str(data, "error"));
-		}
-		json_object_put(data);
-		if (r < 0)
-			return r;
-	}
+	dismiss_all(q, deadline_us);
 	return 0;
 }
 
 void qu_mirror_abort(struct qu_qmp *q, uint64_t deadline_us)
 {
-	cancel_all(q, 1, deadline_us);
+	struct job_state js;
+	if (cancel_all(q, 1, deadline_us) == 0)
+		wait_concluded(q, deadline_us, &js);
+	dismiss_all(q, deadline_us);
 }

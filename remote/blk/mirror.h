@@ -28,17 +28,17 @@ struct qu_disks {
 	size_t n;
 };
 
-/* Every block device with a medium. */
+/* Every block device with a medium (-E2BIG beyond QU_MAX_DISKS). */
 int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out);
 
 /* Starts one mirror job per disk to copy (mask: bit i = out->d[i]) into nbd://addr/DEVICE. */
 int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mask, const char *addr,
 		    uint64_t deadline_us);
-/* Waits until every job is READY (source and copy in step; writes go to both). */
-int qu_mirror_wait_ready(struct qu_qmp *q, uint64_t deadline_us);
+/* Waits until all `expected` jobs are READY (source and copy in step; writes go to both). */
+int qu_mirror_wait_ready(struct qu_qmp *q, int expected, uint64_t deadline_us);
 /* With the source paused before the switch-over: completes each ready job (cancel of a ready
  * mirror = done, the copy is exact) and waits for them to end. */
-int qu_mirror_complete(struct qu_qmp *q, uint64_t deadline_us);
+int qu_mirror_complete(struct qu_qmp *q, int expected, uint64_t deadline_us);
 /* Rollback: cancels the jobs at once (the copy is dropped with the new QEMU). */
 void qu_mirror_abort(struct qu_qmp *q, uint64_t deadline_us);
 
