@@ -4,6 +4,7 @@
 #include "upgrade/log.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -16,6 +17,12 @@
 
 int qu_run_capture(const char *path, char *const *argv, char *const *envp, uint64_t deadline_us,
 		   char *out, size_t len)
+{
+	return qu_run_capture_as(path, argv, envp, (uid_t)-1, (gid_t)-1, deadline_us, out, len);
+}
+
+int qu_run_capture_as(const char *path, char *const *argv, char *const *envp, uid_t uid, gid_t gid,
+		      uint64_t deadline_us, char *out, size_t len)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -32,6 +39,9 @@ int qu_run_capture(const char *path, char *const *argv, char *const *envp, uint6
 		dup2(nul, 0);
 		dup2(p[1], 1);
 		dup2(p[1], 2);
+		if (uid != (uid_t)-1 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
+					 setresuid(uid, uid, uid) < 0))
+			_exit(126);
 		extern char **environ;
 		execve(path, argv, envp ? envp : environ);
 		_exit(127);

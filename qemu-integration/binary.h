@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct qu_binary {
 	char path[PATH_MAX];
@@ -22,5 +23,8 @@ int qu_binary_has_machine(const struct qu_binary *b, char *const *envp, const ch
  * (0-255) or -errno. */
 int qu_run_capture(const char *path, char *const *argv, char *const *envp, uint64_t deadline_us,
 		   char *out, size_t len);
+/* The same as user uid and group gid (no supplementary groups); -1: as we are. */
+int qu_run_capture_as(const char *path, char *const *argv, char *const *envp, uid_t uid, gid_t gid,
+		      uint64_t deadline_us, char *out, size_t len);
 
 #endif

@@ -6,6 +6,7 @@
 #include "upgrade/stream.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,15 +18,22 @@
 static int await_reply(struct qu_remote *r, uint64_t deadline_us, char *buf, size_t len)
 {
 	struct qu_rec rec;
+	if (r->sock < 0)
+		return qu_err(-ENOTCONN, "the connection to the agent on %s is closed", r->host);
 	int e = qu_stream_recv(r->sock, deadline_us, &rec);
-	if (e < 0)
+	if (e < 0) {
+		/* A late answer would be taken for the next one's: hang up instead (the agent
+		 * stops a new QEMU it did not resume when the connection ends). */
+		qu_close(&r->sock);
 		return qu_err(e, "no answer from the agent on %s: %s", r->host, strerror(-e));
+	}
 	if (rec.type == QU_REC_REPLY) {
 		snprintf(buf, len, "%s", (const char *)rec.payload);
 		e = 0;
 	} else if (rec.type == QU_REC_ERROR) {
 		r->agent_said = 1;
-		e = -(int)qu_get_u32(rec.payload);
+		uint32_t code = qu_get_u32(rec.payload);
+		e = code >= 1 && code < 4096 ? -(int)code : -EIO;
 		e = qu_err(e ? e : -EIO, "agent on %s: %s", r->host, (const char *)rec.payload + 4);
 	} else {
 		e = qu_err(-EBADMSG, "agent on %s: unexpected %s record", r->host, qu_rec_type_name(rec.type));
@@ -36,7 +44,7 @@ static int await_reply(struct qu_remote *r, uint64_t deadline_us, char *buf, siz
 
 static int call(struct qu_remote *r, const char *text, uint64_t deadline_us, char *buf, size_t len)
 {
-	int e = qu_stream_send_str(r->sock, QU_REC_CALL, text);
+	int e = r->sock < 0 ? -ENOTCONN : qu_stream_send_str(r->sock, QU_REC_CALL, text);
 	if (e < 0)
 		return qu_err(e, "cannot reach the agent on %s: %s", r->host, strerror(-e));
 	return buf ? await_reply(r, deadline_us, buf, len) : 0;
@@ -172,6 +180,20 @@ int qu_remote_resume(struct qu_remote *r, uint64_t deadline_us)
 		char why[512];
 		qu_kv_get(text, "announce_error", why, sizeof(why));
 		qu_info("warning: the guest runs on %s, but its MAC addresses were not announced: %s", r->host, why);
+	}
+	return 0;
+}
+
+int qu_remote_check(struct qu_remote *r)
+{
+	/* Between requests the agent says nothing: anything to read is its end (EOF, or an
+	 * error it sent when its session failed). */
+	int p = r->sock < 0 ? -ENOTCONN : qu_poll_one(r->sock, POLLIN, 0);
+	if (p == -ECANCELED)
+		return p; /* a Ctrl-C: rolled back as such */
+	if (p != -ETIMEDOUT) {
+		qu_close(&r->sock);
+		return qu_err(-ECONNRESET, "the agent on %s went away before the resume", r->host);
 	}
 	return 0;
 }

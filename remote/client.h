@@ -37,6 +37,8 @@ int qu_remote_disk(struct qu_remote *r, const char *path, const char *format, un
 /* Sends the launch (descriptors elided, with specs) and EXEC; fills new_pid, migrate_uri and
  * nbd_addr. */
 int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us);
+/* Just before the resume: -ECONNRESET (and hung up) if the agent's session has ended. */
+int qu_remote_check(struct qu_remote *r);
 /* The source has sent everything: the agent resumes the guest there. */
 int qu_remote_resume(struct qu_remote *r, uint64_t deadline_us);
 /* Before the resume: the agent stops the new QEMU and removes what it made. */

@@ -7,6 +7,7 @@
 #include "upgrade/clock.h"
 #include "upgrade/context.h"
 #include "upgrade/fdpass/pidfd.h"
+#include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
 #include "upgrade/journal.h"
 #include "upgrade/kv.h"
@@ -68,6 +69,58 @@ struct qu_target {
 	int resumed;
 };
 
+/* The session's record, <state dir>/agent-<session pid>.session: what the agent's listener
+ * must undo if this session process dies without doing it itself (killed, out of memory):
+ * the new QEMU unless it was resumed, and the files made for it. Rewritten at each change. */
+static void record_path(pid_t session, char *buf, size_t len)
+{
+	snprintf(buf, len, "%s/agent-%d.session", qu_state_dir(), (int)session);
+}
+
+static void record_write(const struct qu_target *t)
+{
+	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	record_path(getpid(), path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	FILE *f = fopen(tmp, "we");
+	if (!f)
+		return;
+	fprintf(f, "qemu=%d\nqemu_start=%llu\nresumed=%d\nctl=%s\n", (int)t->pid,
+		t->pid > 0 ? qu_proc_starttime(t->pid) : 0ULL, t->resumed, t->ctl_path);
+	for (size_t i = 0; i < t->ncreated; i++)
+		fprintf(f, "created=%s\n", t->created[i]);
+	if (fclose(f) == 0)
+		rename(tmp, path);
+}
+
+int qu_target_cleanup_session(pid_t session, char *what, size_t len)
+{
+	char path[PATH_MAX], *text = NULL;
+	record_path(session, path, sizeof(path));
+	if (qu_read_file(path, &text, NULL) < 0)
+		return 0;
+	pid_t qemu = (pid_t)qu_kv_num(text, "qemu", 0);
+	unsigned long long start = (unsigned long long)qu_kv_num(text, "qemu_start", 0);
+	int resumed = (int)qu_kv_num(text, "resumed", 0), killed = 0;
+	if (!resumed && qemu > 0 && qu_proc_alive(qemu, start)) {
+		int pfd = qu_pidfd_open(qemu);
+		if (pfd >= 0 && qu_proc_alive(qemu, start) && qu_pidfd_kill(pfd, SIGKILL) == 0)
+			killed = qu_pidfd_wait_exit(pfd, qu_now_us() + 10000000u) == 0;
+		qu_close(&pfd);
+	}
+	if (!resumed) {
+		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+			if (!strncmp(line, "created=", 8) || !strncmp(line, "ctl=", 4))
+				unlink(strchr(line, '=') + 1);
+	}
+	free(text);
+	unlink(path);
+	snprintf(what, len, "session %d ended without cleaning up: %s", (int)session,
+		 resumed ? "its QEMU runs the guest, left as it is" : killed ? "its new QEMU stopped, its files removed"
+								 : "its files removed");
+	return 1;
+}
+
 struct qu_target *qu_target_new(void)
 {
 	struct qu_target *t = calloc(1, sizeof(*t));
@@ -83,9 +136,12 @@ void qu_target_free(struct qu_target *t)
 	if (!t)
 		return;
 	qu_qmp_close(t->ctl);
-	if (!t->resumed && t->pidfd >= 0) {
-		qu_pidfd_kill(t->pidfd, SIGKILL);
-		waitpid(t->pid, NULL, 0); /* our child: the launcher made us its subreaper */
+	if (!t->resumed && t->pid > 0) {
+		/* Our child (the launcher made us its subreaper), so its PID cannot be reused
+		 * before we reap it. */
+		if (t->pidfd < 0 || qu_pidfd_kill(t->pidfd, SIGKILL) < 0)
+			kill(t->pid, SIGKILL);
+		waitpid(t->pid, NULL, 0);
 		qu_info("agent: new QEMU %d stopped (not resumed)", (int)t->pid);
 	}
 	if (!t->resumed)
@@ -93,6 +149,9 @@ void qu_target_free(struct qu_target *t)
 			unlink(t->created[i]);
 	if (t->ctl_path[0])
 		unlink(t->ctl_path);
+	char record[PATH_MAX];
+	record_path(getpid(), record, sizeof(record));
+	unlink(record);
 	qu_close(&t->pidfd);
 	qu_close(&t->stderr_rd);
 	for (size_t i = 0; i < t->nargv; i++)
@@ -201,6 +260,7 @@ static void remember(struct qu_target *t, const char *path)
 {
 	if (t->ncreated < TARGET_MAX_CREATED)
 		snprintf(t->created[t->ncreated++], sizeof(t->created[0]), "%s", path);
+	record_write(t);
 }
 
 /* The VM's user, from the context: files made for it belong to it. */
@@ -225,26 +285,47 @@ static const char *find_qemu_img(char *buf, size_t len)
 	return NULL;
 }
 
-/* Images to copy into: never over an existing file (that would be another VM's disk, or
- * this one's, if the storage is shared after all). */
+/* A new file of the VM's user, mode 0600, that did not exist: never over an existing file
+ * (another VM's disk, or this one's if the storage is shared after all), never through a
+ * symlink. Returns the open descriptor. */
+static int create_new(struct qu_target *t, const char *path, const char *what)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == EEXIST)
+		return qu_err(-EEXIST, "%s exists on this host already: the %s would overwrite it; remove it%s", path,
+			      what, strcmp(what, "disk copy") ? "" : ", or pass --shared-storage if it is the same storage");
+	if (fd < 0)
+		return qu_err(-errno, "cannot create %s: %s", path, strerror(errno));
+	remember(t, path);
+	long long uid = t->context ? qu_kv_num(t->context, "uid", 0) : 0;
+	long long gid = t->context ? qu_kv_num(t->context, "gid", 0) : 0;
+	if ((uid || gid) && fchown(fd, (uid_t)uid, (gid_t)gid) < 0)
+		qu_info("agent: warning: cannot give %s to uid %lld: %s", path, uid, strerror(errno));
+	return fd;
+}
+
+/* Images to copy into: created empty here, then formatted by qemu-img running as the VM's
+ * user, who can touch nothing the VM could not. */
 __attribute__((noinline)) static int make_disks(struct qu_target *t, uint64_t deadline_us)
 {
 	char img[PATH_MAX], size[32], out[1024];
 	if (t->ndisks && !find_qemu_img(img, sizeof(img)))
 		return qu_err(-ENOENT, "qemu-img is not installed on this host: it makes the images to copy the disks into");
+	uid_t uid = t->context ? (uid_t)qu_kv_num(t->context, "uid", 0) : 0;
+	gid_t gid = t->context ? (gid_t)qu_kv_num(t->context, "gid", 0) : 0;
 	for (size_t i = 0; i < t->ndisks; i++) {
 		struct target_disk *d = &t->disks[i];
-		if (access(d->path, F_OK) == 0)
-			return qu_err(-EEXIST, "%s exists on this host already: the disk copy would overwrite it; "
-				      "remove it, or pass --shared-storage if it is the same storage", d->path);
+		int fd = create_new(t, d->path, "disk copy");
+		if (fd < 0)
+			return fd;
+		close(fd);
 		snprintf(size, sizeof(size), "%llu", d->size);
 		char *argv[] = { img, (char *)"create", (char *)"-q", (char *)"-f", d->format, d->path, size, NULL };
-		int r = qu_run_capture(img, argv, NULL, deadline_us, out, sizeof(out));
+		int r = qu_run_capture_as(img, argv, NULL, uid ? uid : (uid_t)-1, uid ? gid : (gid_t)-1, deadline_us,
+					  out, sizeof(out));
 		if (r != 0)
 			return qu_err(r < 0 ? r : -EIO, "cannot create %s (%s, %s bytes): %s", d->path, d->format, size,
 				      r < 0 ? strerror(-r) : out);
-		remember(t, d->path);
-		give_to_vm_user(t, d->path);
 	}
 	return 0;
 }
@@ -299,15 +380,22 @@ static int open_tap(const char *spec)
 	return fd;
 }
 
-/* Log files reopen at their path (appending); anything else (a pipe, a socket, a terminal of
- * the source host) has no meaning here and becomes /dev/null. */
-static int open_stdio(const char *spec)
+/* Log files reopen at their path (appending; a new one belongs to the VM's user); anything
+ * else (a pipe, a socket, a terminal of the source host) has no meaning here and becomes
+ * /dev/null. Never through a symlink: the directory may be the VM user's. */
+static int open_stdio(struct qu_target *t, const char *spec)
 {
 	char path[PATH_MAX];
 	qu_kv_get(spec, "path", path, sizeof(path));
-	if (path[0] != '/' || !strncmp(path, "/dev/pts/", 9) || !strncmp(path, "/proc/", 6))
-		snprintf(path, sizeof(path), "/dev/null");
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+	if (path[0] != '/' || !strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6))
+		return open("/dev/null", O_WRONLY | O_CLOEXEC);
+	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	if (fd < 0 && errno == ENOENT) {
+		if ((fd = create_new(t, path, "log")) < 0)
+			return fd;
+		close(fd);
+		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
+	}
 	return fd < 0 ? qu_err(-errno, "cannot open %s for the new QEMU's output: %s", path, strerror(errno)) : fd;
 }
 
@@ -339,7 +427,7 @@ __attribute__((noinline)) static int make_fd(struct qu_target *t, const struct t
 		return fd < 0 ? qu_err(-errno, "cannot open /dev/vhost-net for %s: %s", f->name, strerror(errno)) : fd;
 	}
 	case QU_FD_STDIO:
-		return open_stdio(f->spec);
+		return open_stdio(t, f->spec);
 	}
 	return qu_err(-EOPNOTSUPP, "%s (kind %u) cannot be re-created on another host", f->name, f->kind);
 }
@@ -404,15 +492,25 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 	int made[TARGET_MAX_FDS + 2], r = 0, have_stderr = 0, errpipe[2] = { -1, -1 };
 	size_t n = 0;
 
-	if (t->nargv == 0 || t->pidfd >= 0)
+	if (t->nargv == 0 || t->pid > 0)
 		return qu_err(-EINVAL, "nothing to start, or started already");
 	t->argv[t->nargv] = NULL;
 	t->envp[t->nenvp] = NULL;
+	/* Whatever the tool sent, the new QEMU must wait paused for the migration: one that ran
+	 * the guest on its own would be a second copy of it. */
+	int paused = 0, incoming = 0;
+	for (size_t i = 1; i < t->nargv; i++) {
+		paused |= !strcmp(t->argv[i], "-S");
+		incoming |= !strcmp(t->argv[i], "-incoming") && i + 1 < t->nargv && !strcmp(t->argv[i + 1], "defer");
+	}
+	if (!paused || !incoming)
+		return qu_err(-EINVAL, "the command line lacks -S or -incoming defer: not starting it");
 	if ((r = make_disks(t, deadline_us)) < 0)
 		return r;
 	int ctl = ctl_listen(t);
 	if (ctl < 0)
 		return ctl;
+	record_write(t);
 	made[n] = ctl;
 	fds[n++] = (struct qu_launch_fd){ ctl, QU_FD_CTL, QU_FD_CONTROL, "private monitor", NULL };
 	for (size_t i = 0; i < t->nfds; i++) {
@@ -447,6 +545,7 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 		r = qu_err(t->pidfd, "pidfd_open(%d): %s", (int)t->pid, strerror(-t->pidfd));
 		goto out;
 	}
+	record_write(t);
 	qu_info("agent: new QEMU started: PID %d", (int)t->pid);
 	char uri[128], nbd[128] = "";
 	if ((r = qu_qmp_connect(t->ctl_path, deadline_us, &t->ctl)) < 0 ||
@@ -488,6 +587,7 @@ int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, siz
 		return qu_err_wrap(r, "closing the disk exports");
 	/* From the `cont` on, the guest runs here: whatever happens next, this QEMU stays. */
 	t->resumed = 1;
+	record_write(t);
 	if ((r = qu_qmp_execute(t->ctl, "cont", NULL, -1, deadline_us, NULL)) < 0 ||
 	    (r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, state, sizeof(state))) < 0)
 		return r;

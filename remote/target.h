@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct qu_target;
 
@@ -33,5 +34,10 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);
 /* 1 once the resume reached the point where the guest may run here (the `cont`). */
 int qu_target_resumed(const struct qu_target *t);
+
+/* For the agent's listener, after session process `session` ended: undoes what its record
+ * says it left (a new QEMU not resumed, files made for it). 1 when there was a record (what
+ * says what was done), 0 when the session had cleaned up itself. */
+int qu_target_cleanup_session(pid_t session, char *what, size_t len);
 
 #endif

@@ -44,6 +44,8 @@
 /* After a postcopy switch there is no rollback: wait for the pages as long as both QEMUs
  * live (each one's death ends the wait at once). */
 #define POSTCOPY_TIMEOUT_US (3600ull * 1000000u)
+/* The agent waits up to 120 s to load and resume. */
+#define REMOTE_RESUME_TIMEOUT_US (150ull * 1000000u)
 
 struct txn {
 	const struct qu_vm *vm;
@@ -65,6 +67,7 @@ struct txn {
 	int unsettled;            /* postcopy failed past the point of asking and could not be settled */
 	int postcopy_asked;       /* migrate-start-postcopy was accepted (or its answer lost) */
 	int continued;            /* remote: migrate-continue sent after the pre-switchover pause */
+	int resume_sent;          /* remote: the agent was asked to resume the guest there */
 	int relay_go[QU_MAX_PTYS]; /* per pty relay: a byte at the commit point lets it start */
 	size_t nrelays;
 };
@@ -1003,8 +1006,15 @@ static int run_remote(struct txn *t)
 		return r;
 	if ((r = journal_step(t, QU_PH_SOURCE_COMPLETED)) < 0 || (r = checkpoint(QU_FI_SOURCE_COMPLETED)) < 0)
 		return r;
+	if ((r = qu_remote_check(rm)) < 0)
+		return r;
 	qu_cancel_enable(0);
-	if ((r = journal_step(t, QU_PH_RESUMING)) < 0 || (r = qu_remote_resume(rm, t->deadline)) < 0)
+	if ((r = journal_step(t, QU_PH_RESUMING)) < 0)
+		return r;
+	/* The resume has its own time: the copy may have used most of the deadline, and an
+	 * answer lost to a timeout leaves the guest undecided. Longer than the agent's own wait. */
+	t->resume_sent = 1;
+	if ((r = qu_remote_resume(rm, qu_now_us() + REMOTE_RESUME_TIMEOUT_US)) < 0)
 		return r;
 	commit(t);
 	t->rep->announced = rm->announced;
@@ -1112,8 +1122,7 @@ static int settle_failure(struct txn *t, int r)
 	struct qu_report *rep = t->rep;
 	char msg[sizeof(rep->error)];
 	snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-	if (t->plan->remote && t->j.phase >= QU_PH_RESUMING && t->j.phase < QU_PH_COMMITTED &&
-	    r != -ECANCELED) {
+	if (t->plan->remote && t->resume_sent && t->j.phase < QU_PH_COMMITTED && r != -ECANCELED) {
 		/* The agent may have resumed the guest there (only its "called off" answer says it
 		 * certainly did not): the old QEMU stays paused, for the operator to decide. */
 		t->unsettled = 1;

@@ -288,6 +288,9 @@ static void refuse_remote_fds(const struct qu_vm *vm, struct qu_plan *p)
 		if (c->kind == QU_FD_PTY || c->kind == QU_FD_SOCKET)
 			snprintf(p->refusal, sizeof(p->refusal), "%s cannot follow the VM to another host (its other "
 				 "end stays here): use a UNIX socket server chardev instead", c->name);
+		else if (c->kind == QU_FD_STDIO && (!c->spec[0] || c->spec[strlen(c->spec) - 1] != '\n'))
+			snprintf(p->refusal, sizeof(p->refusal), "%s: the path is too long to carry to another host "
+				 "(at most %zu bytes)", c->name, sizeof(c->spec) - 7);
 		else if (c->kind == QU_FD_TAP && strstr(c->spec, "ifname=\n"))
 			snprintf(p->refusal, sizeof(p->refusal), "%s: its interface name is unknown, so it cannot be "
 				 "opened on the other host", c->name);

@@ -3,11 +3,14 @@
 #include "remote/tcp/transport.h"
 #include "upgrade/clock.h"
 #include "upgrade/io.h"
+#include "upgrade/journal.h"
 #include "upgrade/kv.h"
 #include "upgrade/log.h"
 #include "upgrade/stream.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -24,6 +27,8 @@
 /* Starting, or resuming, the new QEMU. */
 #define STEP_TIMEOUT_US (120ull * 1000000u)
 #define REPLY_MAX 4096
+/* Upgrades served at once (each a process); more connections are told to come back. */
+#define MAX_SESSIONS 32
 
 static int send_reply(int sock, const char *text)
 {
@@ -142,9 +147,11 @@ static int serve(int sock, const unsigned char *key, size_t keylen)
 				fail(sock, -ENOTRECOVERABLE);
 				break;
 			}
-			fail(sock, r);
+			/* The answer comes once the new QEMU is gone and its files removed: the tool
+			 * resumes the old one on it (shared storage: the image's lock must be free). */
 			qu_target_free(t);
 			t = NULL;
+			fail(sock, r);
 			continue;
 		}
 		if (reply[0] && (r = send_reply(sock, reply)) < 0)
@@ -152,6 +159,26 @@ static int serve(int sock, const unsigned char *key, size_t keylen)
 	}
 	qu_target_free(t);
 	return r;
+}
+
+/* New QEMUs live in the agent's cgroup: a systemd service that kills its whole control group
+ * when stopped or restarted would take every guest that moved here with it. */
+static void warn_if_service(void)
+{
+	char *text = NULL;
+	if (qu_read_file("/proc/self/cgroup", &text, NULL) < 0)
+		return;
+	char *nl = strrchr(text, '\n');
+	while (nl && nl > text && !nl[1]) {
+		*nl = '\0';
+		nl = strrchr(text, '\n');
+	}
+	size_t n = strlen(text);
+	if (n > 8 && !strcmp(text + n - 8, ".service"))
+		qu_info("agent: warning: running in a systemd service (%s): the QEMUs started here live in its "
+			"cgroup; set KillMode=process (as qemu-upgrade-agent.service does), or stopping the "
+			"service kills every guest that moved here", strrchr(text, '/') ? strrchr(text, '/') + 1 : text);
+	free(text);
 }
 
 static void keepalive(int fd)
@@ -164,47 +191,87 @@ static void keepalive(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
 
+/* A session that ended: reaped, and what it left undone (killed, out of memory) undone. */
+static void session_ended(pid_t pid, int status)
+{
+	char what[256];
+	if (qu_target_cleanup_session(pid, what, sizeof(what)) > 0)
+		qu_info("agent: %s (%s %d)", what, WIFSIGNALED(status) ? "signal" : "exit",
+			WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+/* Records of sessions of an agent that died before it could clean up after them. */
+static void sweep_records(void)
+{
+	DIR *d = opendir(qu_state_dir());
+	if (!d)
+		return;
+	for (struct dirent *e; (e = readdir(d));) {
+		int pid;
+		char tail[16], what[256];
+		if (sscanf(e->d_name, "agent-%d.%15s", &pid, tail) == 2 && !strcmp(tail, "session") &&
+		    (kill(pid, 0) < 0 && errno == ESRCH) && qu_target_cleanup_session(pid, what, sizeof(what)) > 0)
+			qu_info("agent: %s", what);
+	}
+	closedir(d);
+}
+
 int qu_agent_run(const char *listen_addr, const char *key_path, int once)
 {
 	unsigned char key[QU_AUTH_KEY_MAX];
 	size_t keylen;
+	pid_t sessions[MAX_SESSIONS];
+	size_t nsessions = 0;
 	int r = qu_auth_key_load(key_path, key, &keylen);
 	if (r < 0)
 		return -1;
 	int lfd = qu_tcp_listen(listen_addr, QU_AGENT_PORT);
 	if (lfd < 0)
 		return -1;
-	qu_info("agent: listening on %s", listen_addr);
-	/* Sessions are reaped as they end; the QEMUs they start are reparented away from us. */
-	signal(SIGCHLD, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	sweep_records();
+	warn_if_service();
+	qu_info("agent: listening on %s", listen_addr);
 	for (;;) {
+		/* Reap ended sessions (the QEMUs they started are not our children: they go to the
+		 * init process when their session ends). */
+		int status;
+		pid_t done;
+		while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
+			session_ended(done, status);
+			for (size_t i = 0; i < nsessions; i++)
+				if (sessions[i] == done)
+					sessions[i] = sessions[--nsessions];
+			if (once) {
+				close(lfd);
+				return 0;
+			}
+		}
+		if (qu_poll_one(lfd, POLLIN, qu_now_us() + 500000u) == -ETIMEDOUT)
+			continue;
 		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			qu_err(-errno, "accept: %s", strerror(errno));
-			close(lfd);
-			return -1;
+			if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM)
+				continue; /* the peer's trouble (reset, aborted, ...) */
+			qu_info("agent: accept: %s", strerror(errno));
+			usleep(100000);
+			continue;
+		}
+		if (nsessions == MAX_SESSIONS) {
+			qu_stream_send_error(fd, EBUSY, "the agent serves as many upgrades as it may at once: try again later");
+			close(fd);
+			continue;
 		}
 		keepalive(fd);
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(lfd);
-			signal(SIGCHLD, SIG_DFL);
-			prctl(PR_SET_PDEATHSIG, 0);
 			_exit(serve(fd, key, keylen) < 0 ? 1 : 0);
 		}
 		close(fd);
 		if (pid < 0)
 			qu_info("agent: fork: %s", strerror(errno));
-		if (once) {
-			if (pid > 0) {
-				signal(SIGCHLD, SIG_DFL);
-				waitpid(pid, NULL, 0);
-			}
-			close(lfd);
-			return 0;
-		}
+		else
+			sessions[nsessions++] = pid;
 	}
 }

@@ -165,10 +165,11 @@ int qu_auth_key_load(const char *path, unsigned char *key, size_t *len)
 		return qu_err(-errno, "cannot read the agent key %s: %s (create it on both hosts, e.g. "
 			      "`head -c 32 /dev/urandom | base64 >%s; chmod 600 %s`, or give another with --remote-key)",
 			      path, strerror(errno), path, path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077)) {
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_uid != geteuid()) {
 		close(fd);
-		return qu_err(-EPERM, "the agent key %s must be a regular file that only its owner can read "
-			      "(chmod 600 %s)", path, path);
+		return qu_err(-EPERM, "the agent key %s must be a regular file of this user (uid %u) that only its "
+			      "owner can read (chown; chmod 600 %s): whoever can write it is root through the agent",
+			      path, (unsigned)geteuid(), path);
 	}
 	ssize_t n = qu_read_full(fd, key, QU_AUTH_KEY_MAX);
 	close(fd);

@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 26
+tap_plan 28
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 img=$(mktemp -d)
 _vm_paths+=("$img")
@@ -88,6 +88,30 @@ tap_is "$(remote_qemus)" "" "no QEMU is left on B"
 tap_ok $? "the agent removed the image and the socket it made on B"
 grep -q "new QEMU on the other host stopped" <<<"$(json_get "$REPORT" rolled_back)"
 tap_ok $? "the report says the new QEMU on B was stopped"
+
+# 5b. The agent's session process dies (killed, as the OOM killer would) while the tool waits
+# with the new QEMU started on B: the tool rolls back, and the agent's listener stops that
+# QEMU and removes what the session made.
+QEMU_UPGRADE_FAULT=3:pause=4000 remote_upgrade --copy-storage &
+tool=$!
+for _ in $(seq 100); do
+	session=$(ps -o pid= --ppid "$REMOTE_AGENT" | tr -d ' ' | head -n 1)
+	[ -n "$session" ] && [ -n "$(remote_qemus)" ] && break
+	sleep 0.1
+done
+# Into the tool's pause (after the start, the export and the disk copy; were it slower, the
+# kill lands during the start, and the outcome must be the same).
+sleep 2
+kill -KILL "$session" 2>/dev/null
+wait "$tool"
+rc=$?
+tap_diag "session killed: exit $rc: $(cat "$VM_DIR/err")"
+for _ in $(seq 50); do [ -z "$(remote_qemus)" ] && break; sleep 0.1; done
+[ "$rc" = 1 ] && [ "$(vm_runstate)" = running ]
+tap_ok $? "the agent's session killed mid-upgrade: rolled back (exit 1), the VM runs on A"
+[ -z "$(remote_qemus)" ] && [ ! -e "/proc/$REMOTE_AGENT/root$VM_DIR/disk.qcow2" ] &&
+	grep -q "ended without cleaning up: its new QEMU stopped" "$REMOTE_AGENT_LOG"
+tap_ok $? "and the agent stopped that session's QEMU and removed its image"
 
 # 6. The move.
 frames=$(ip netns exec "$REMOTE_NS_B" cat /sys/class/net/tap0/statistics/rx_packets)
