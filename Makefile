@@ -76,6 +76,9 @@ install: all
 		install -D -m 0644 qemu-integration/hooks/qemu-upgrade.conf $(DESTDIR)$(SYSCONFDIR)/qemu-upgrade.conf
 	install -D -m 0644 qemu-integration/hooks/rpm-qemu-upgrade.filetrigger \
 		$(DESTDIR)$(PREFIX)/share/qemu-upgrade/rpm-qemu-upgrade.filetrigger
+	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system
+	sed 's|@BINDIR@|$(PREFIX)/bin|g' qemu-integration/hooks/qemu-upgrade-agent.service \
+		>$(DESTDIR)$(PREFIX)/lib/systemd/system/qemu-upgrade-agent.service
 
 clean:
 	rm -rf build

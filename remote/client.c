@@ -1,4 +1,5 @@
 #include "remote/client.h"
+#include "remote/tcp/seal.h"
 #include "remote/tcp/transport.h"
 #include "upgrade/io.h"
 #include "upgrade/kv.h"
@@ -14,6 +15,14 @@
 
 #define TEXT_MAX 4096
 
+/* The socket goes, and its sealer first: a later socket may get the same number. */
+static void hang_up(struct qu_remote *r)
+{
+	if (r->sock >= 0)
+		qu_stream_set_sealer(r->sock, NULL);
+	qu_close(&r->sock);
+}
+
 /* Waits for the agent's REPLY (its text into buf) or ERROR (-errno, with its message). */
 static int await_reply(struct qu_remote *r, uint64_t deadline_us, char *buf, size_t len)
 {
@@ -24,7 +33,7 @@ static int await_reply(struct qu_remote *r, uint64_t deadline_us, char *buf, siz
 	if (e < 0) {
 		/* A late answer would be taken for the next one's: hang up instead (the agent
 		 * stops a new QEMU it did not resume when the connection ends). */
-		qu_close(&r->sock);
+		hang_up(r);
 		return qu_err(e, "no answer from the agent on %s: %s", r->host, strerror(-e));
 	}
 	if (rec.type == QU_REC_REPLY) {
@@ -91,6 +100,12 @@ int qu_remote_connect(const char *host, const char *key_path, uint64_t deadline_
 		e = qu_err(-EACCES, "the agent on %s does not hold our key: not sending it anything", host);
 		goto fail;
 	}
+	/* From here every record is sealed under the session key. */
+	if ((e = qu_seal_init(&r->seal, key, keylen, agent_nonce, nonce, 1)) < 0 ||
+	    (e = qu_stream_set_sealer(r->sock, &r->seal.base)) < 0) {
+		e = qu_err(e, "cannot seal the connection to the agent: %s", strerror(-e));
+		goto fail;
+	}
 	*out = r;
 	return 0;
 fail:
@@ -104,7 +119,7 @@ void qu_remote_close(struct qu_remote *r)
 		return;
 	if (r->sock >= 0)
 		qu_stream_send(r->sock, QU_REC_END, 0, NULL, 0, -1);
-	qu_close(&r->sock);
+	hang_up(r);
 	free(r);
 }
 
@@ -192,7 +207,7 @@ int qu_remote_check(struct qu_remote *r)
 	if (p == -ECANCELED)
 		return p; /* a Ctrl-C: rolled back as such */
 	if (p != -ETIMEDOUT) {
-		qu_close(&r->sock);
+		hang_up(r);
 		return qu_err(-ECONNRESET, "the agent on %s went away before the resume", r->host);
 	}
 	return 0;

@@ -5,6 +5,7 @@
 #define QU_REMOTE_CLIENT_H
 
 #include "qemu-integration/binary.h"
+#include "remote/tcp/seal.h"
 #include "upgrade/launcher.h"
 
 #include <stddef.h>
@@ -21,6 +22,7 @@ struct qu_remote {
 	int64_t resumed_us;    /* wall clock of the new QEMU's RESUME event */
 	int announced;
 	int agent_said;        /* the last failure was the agent's own ERROR answer */
+	struct qu_seal seal;   /* every record after the handshake is sealed */
 };
 
 /* Connects and authenticates both ways with the key at key_path. */

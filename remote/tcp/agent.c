@@ -1,5 +1,6 @@
 #include "remote/tcp/agent.h"
 #include "remote/target.h"
+#include "remote/tcp/seal.h"
 #include "remote/tcp/transport.h"
 #include "upgrade/clock.h"
 #include "upgrade/io.h"
@@ -42,8 +43,9 @@ static int fail(int sock, int r)
 	return r;
 }
 
-/* HELLO, the agent's nonce, the tool's proof and nonce, the agent's proof. */
-static int handshake(int sock, const unsigned char *key, size_t keylen)
+/* HELLO, the agent's nonce, the tool's proof and nonce, the agent's proof; then the
+ * connection is sealed under the session key both can derive. */
+static int handshake(int sock, const unsigned char *key, size_t keylen, struct qu_seal *seal)
 {
 	struct qu_rec rec;
 	char nonce[2 * QU_AUTH_NONCE_LEN + 1], text[512], mac[QU_AUTH_HEX_LEN], theirs[QU_AUTH_HEX_LEN];
@@ -77,7 +79,9 @@ static int handshake(int sock, const unsigned char *key, size_t keylen)
 		return fail(sock, qu_err(-EIO, "HMAC failed"));
 	text[0] = '\0';
 	qu_kv_add(text, sizeof(text), "mac", mac);
-	return send_reply(sock, text);
+	if ((r = send_reply(sock, text)) < 0 || (r = qu_seal_init(seal, key, keylen, nonce, tool_nonce, 0)) < 0)
+		return r;
+	return qu_stream_set_sealer(sock, &seal->base);
 }
 
 /* One upgrade: records until END, or until the tool goes away (then a new QEMU that was not
@@ -85,7 +89,8 @@ static int handshake(int sock, const unsigned char *key, size_t keylen)
 static int serve(int sock, const unsigned char *key, size_t keylen)
 {
 	char host[80], reply[REPLY_MAX], op[32];
-	int r = handshake(sock, key, keylen);
+	struct qu_seal seal;
+	int r = handshake(sock, key, keylen, &seal);
 	if (r < 0)
 		return r;
 	if ((r = qu_tcp_local_host(sock, host, sizeof(host))) < 0)

@@ -5,6 +5,7 @@
 #include "unit.h"
 #include "remote/client.h"
 #include "remote/tcp/agent.h"
+#include "remote/tcp/seal.h"
 #include "remote/tcp/transport.h"
 #include "upgrade/kv.h"
 #include "upgrade/stream.h"
@@ -134,6 +135,80 @@ static void fd_spec_round_trip_and_limits(void **state)
 	close(sv[1]);
 }
 
+/* One record sealed by the tool, as raw bytes off the wire. */
+static ssize_t sealed_bytes(struct qu_seal *tool, const char *text, uint8_t *buf, size_t len)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(qu_stream_set_sealer(sv[0], &tool->base), 0);
+	assert_int_equal(qu_stream_send_str(sv[0], QU_REC_CALL, text), 0);
+	qu_stream_set_sealer(sv[0], NULL);
+	ssize_t n = read(sv[1], buf, len);
+	close(sv[0]);
+	close(sv[1]);
+	return n;
+}
+
+/* What the agent makes of raw bytes arriving on its sealed socket. */
+static int agent_reads(struct qu_seal *agent, const uint8_t *buf, size_t len, struct qu_rec *rec)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(qu_stream_set_sealer(sv[1], &agent->base), 0);
+	assert_int_equal(write(sv[0], buf, len), (ssize_t)len);
+	int r = qu_stream_recv(sv[1], qu_now_us() + 1000000u, rec);
+	qu_stream_set_sealer(sv[1], NULL);
+	close(sv[0]);
+	close(sv[1]);
+	return r;
+}
+
+static void sealed_records_resist_tampering(void **state)
+{
+	(void)state;
+	const unsigned char key[] = "0123456789abcdef0123456789abcdef";
+	struct qu_seal tool, agent, other;
+	struct qu_rec rec;
+	uint8_t buf[512], copy[512];
+	assert_int_equal(qu_seal_init(&tool, key, 32, "aa", "tt", 1), 0);
+	assert_int_equal(qu_seal_init(&agent, key, 32, "aa", "tt", 0), 0);
+
+	ssize_t n = sealed_bytes(&tool, "op=resume\n", buf, sizeof(buf));
+	assert_true(n > 48);
+	assert_int_equal(agent_reads(&agent, buf, (size_t)n, &rec), 0);
+	assert_int_equal(rec.type, QU_REC_CALL);
+	assert_string_equal((const char *)rec.payload, "op=resume\n");
+	qu_rec_free(&rec);
+	/* The same bytes again: a replay (the sequence number moved on). */
+	assert_int_equal(agent_reads(&agent, buf, (size_t)n, &rec), -EBADMSG);
+
+	/* One byte changed inside: rejected. */
+	assert_int_equal(qu_seal_init(&tool, key, 32, "aa", "tt", 1), 0);
+	assert_int_equal(qu_seal_init(&agent, key, 32, "aa", "tt", 0), 0);
+	n = sealed_bytes(&tool, "op=abort\n", buf, sizeof(buf));
+	memcpy(copy, buf, (size_t)n);
+	copy[16 + 16 + 3] ^= 1; /* inside the inner payload */
+	assert_int_equal(agent_reads(&agent, copy, (size_t)n, &rec), -EBADMSG);
+
+	/* Sent back to the tool that sealed it: a reflection, rejected. */
+	assert_int_equal(qu_seal_init(&other, key, 32, "aa", "tt", 1), 0);
+	assert_int_equal(agent_reads(&other, buf, (size_t)n, &rec), -EBADMSG);
+
+	/* Another session's nonces, or another key: rejected. */
+	assert_int_equal(qu_seal_init(&agent, key, 32, "ab", "tt", 0), 0);
+	assert_int_equal(agent_reads(&agent, buf, (size_t)n, &rec), -EBADMSG);
+
+	/* A plain record where sealed ones are due: rejected. */
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(qu_stream_send_str(sv[0], QU_REC_CALL, "op=resume\n"), 0);
+	n = read(sv[1], buf, sizeof(buf));
+	close(sv[0]);
+	close(sv[1]);
+	assert_int_equal(qu_seal_init(&agent, key, 32, "aa", "tt", 0), 0);
+	assert_int_equal(agent_reads(&agent, buf, (size_t)n, &rec), -EBADMSG);
+}
+
 static int free_port(void)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -197,6 +272,7 @@ int main(void)
 		cmocka_unit_test(split_host_port),
 		cmocka_unit_test_teardown(key_rules_and_macs, remove_keys),
 		cmocka_unit_test(fd_spec_round_trip_and_limits),
+		cmocka_unit_test(sealed_records_resist_tampering),
 		cmocka_unit_test_teardown(agent_lets_in_the_key_only, remove_keys),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
