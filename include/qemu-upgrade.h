@@ -37,6 +37,9 @@ struct qu_handle;
  * storage). A VM with writable disks needs one of the two. */
 #define QU_FLAG_COPY_STORAGE 0x8u
 #define QU_FLAG_SHARED_STORAGE 0x10u
+/* With qu_set_remote(): QEMU's migration stream and the disk copy go over plain TCP instead of
+ * TLS (a key both sides derive from the authenticated session). For trusted networks only. */
+#define QU_FLAG_NO_TLS 0x20u
 
 struct qu_handle *qu_new(void);
 void qu_free(struct qu_handle *h);

@@ -158,6 +158,11 @@ int qu_remote_disk(struct qu_remote *r, const char *path, const char *format, un
 	return call(r, text, 0, NULL, 0);
 }
 
+int qu_remote_tls(struct qu_remote *r, int on)
+{
+	return call(r, on ? "op=tls\non=1\n" : "op=tls\non=0\n", 0, NULL, 0);
+}
+
 int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us)
 {
 	char text[TEXT_MAX];
@@ -191,6 +196,7 @@ int qu_remote_resume(struct qu_remote *r, uint64_t deadline_us)
 		return e;
 	r->resumed_us = qu_kv_num(text, "resumed_us", 0);
 	r->announced = (int)qu_kv_num(text, "announced", 0);
+	r->tls = (int)qu_kv_num(text, "tls", 0);
 	if (!r->announced) {
 		char why[512];
 		qu_kv_get(text, "announce_error", why, sizeof(why));

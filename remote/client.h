@@ -21,6 +21,7 @@ struct qu_remote {
 	long long mem_available; /* the destination's MemAvailable at the probe, or -1 */
 	int64_t resumed_us;    /* wall clock of the new QEMU's RESUME event */
 	int announced;
+	int tls;               /* the new QEMU loaded the state over TLS (its own word) */
 	int agent_said;        /* the last failure was the agent's own ERROR answer */
 	struct qu_seal seal;   /* every record after the handshake is sealed */
 };
@@ -36,6 +37,8 @@ int qu_remote_probe(struct qu_remote *r, const char *path, char *const *envp, co
 /* An image the agent creates before the start, and exports for the disk copy. */
 int qu_remote_disk(struct qu_remote *r, const char *path, const char *format, unsigned long long size,
 		   const char *device);
+/* Whether the agent's QEMU takes the migration and the disk copy over TLS (before the start). */
+int qu_remote_tls(struct qu_remote *r, int on);
 /* Sends the launch (descriptors elided, with specs) and EXEC; fills new_pid, migrate_uri and
  * nbd_addr. */
 int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us);

@@ -4,6 +4,7 @@
 #include "qemu-integration/qmp.h"
 #include "remote/announce.h"
 #include "remote/blk/nbd.h"
+#include "remote/tls.h"
 #include "upgrade/clock.h"
 #include "upgrade/context.h"
 #include "upgrade/fdpass/pidfd.h"
@@ -67,6 +68,9 @@ struct qu_target {
 	int stderr_rd;
 	struct qu_qmp *ctl;
 	int resumed;
+	int no_tls;                 /* the tool asked for plain TCP (--no-tls) */
+	const struct qu_seal *seal; /* the session, whose key the TLS key derives from */
+	struct qu_tls tls;
 };
 
 /* The session's record, <state dir>/agent-<session pid>.session: what the agent's listener
@@ -111,7 +115,7 @@ int qu_target_cleanup_session(pid_t session, char *what, size_t len)
 	if (!resumed) {
 		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
 			if (!strncmp(line, "created=", 8) || !strncmp(line, "ctl=", 4))
-				unlink(strchr(line, '=') + 1);
+				remove(strchr(line, '=') + 1); /* files, then the directories they were in */
 	}
 	free(text);
 	unlink(path);
@@ -146,7 +150,7 @@ void qu_target_free(struct qu_target *t)
 	}
 	if (!t->resumed)
 		for (size_t i = 0; i < t->ncreated; i++)
-			unlink(t->created[i]);
+			remove(t->created[i]);
 	if (t->ctl_path[0])
 		unlink(t->ctl_path);
 	char record[PATH_MAX];
@@ -238,6 +242,13 @@ int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us,
 		free(t->envp[i]);
 	t->nenvp = 0;
 	return r;
+}
+
+int qu_target_tls(struct qu_target *t, const char *call, const struct qu_seal *seal)
+{
+	t->no_tls = qu_kv_num(call, "on", 1) == 0;
+	t->seal = seal;
+	return 0;
 }
 
 int qu_target_disk(struct qu_target *t, const char *call)
@@ -474,6 +485,22 @@ static int incoming_port(struct qu_qmp *q, uint64_t deadline_us)
 static int start_incoming(struct qu_target *t, const char *host, uint64_t deadline_us, char *uri, size_t len)
 {
 	struct qu_mig_settings want = { .events = 1 };
+	if (!t->no_tls) {
+		if (!t->seal)
+			return qu_err(-EPROTO, "TLS asked for without a sealed session");
+		uid_t uid = t->context ? (uid_t)qu_kv_num(t->context, "uid", 0) : 0;
+		gid_t gid = t->context ? (gid_t)qu_kv_num(t->context, "gid", 0) : 0;
+		int r = qu_tls_add(t->ctl, t->seal, "server", uid, gid, deadline_us, &t->tls);
+		if (r < 0)
+			return r;
+		/* The key file is read at each handshake: it stays until the resume. */
+		char key[PATH_MAX];
+		snprintf(key, sizeof(key), "%.*s/keys.psk", PATH_MAX - 16, t->tls.dir);
+		remember(t, key);
+		remember(t, t->tls.dir);
+		want.tls_set = 1;
+		snprintf(want.tls_creds, sizeof(want.tls_creds), "%s", QU_TLS_ID);
+	}
 	char any[96];
 	snprintf(any, sizeof(any), "tcp:%s:0", host);
 	int r = qu_mig_incoming(t->ctl, &want, any, deadline_us);
@@ -557,12 +584,14 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 		const char *devices[TARGET_MAX_DISKS];
 		for (size_t i = 0; i < t->ndisks; i++)
 			devices[i] = t->disks[i].device;
-		if ((r = qu_nbd_export(t->ctl, host, devices, t->ndisks, deadline_us, nbd, sizeof(nbd))) < 0)
+		if ((r = qu_nbd_export(t->ctl, host, devices, t->ndisks, t->no_tls ? NULL : QU_TLS_ID, deadline_us, nbd,
+				       sizeof(nbd))) < 0)
 			goto out;
 	}
 	reply[0] = '\0';
 	qu_kv_addf(reply, len, "pid", "%d", (int)t->pid);
 	qu_kv_add(reply, len, "migrate", uri);
+	qu_kv_addf(reply, len, "tls", "%d", !t->no_tls);
 	if (nbd[0])
 		qu_kv_add(reply, len, "nbd", nbd);
 out:
@@ -595,10 +624,22 @@ int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, siz
 		return qu_err(-EIO, "the new QEMU is in run state '%s' after cont", state);
 	int64_t resumed = 0;
 	qu_qmp_event_time(t->ctl, "RESUME", qu_now_us() + 1000000u, &resumed);
+	/* No handshake comes any more: the key goes, and the VM is left as one started here
+	 * (a later upgrade of it, local or not, chooses its own transport). */
+	char creds[64] = "";
+	qu_qmp_query_string(t->ctl, "query-migrate-parameters", "tls-creds", deadline_us, creds, sizeof(creds));
+	if (t->tls.added) {
+		json_object *args = json_object_new_object();
+		json_object_object_add(args, "tls-creds", json_object_new_string(""));
+		if (qu_qmp_execute(t->ctl, "migrate-set-parameters", args, -1, deadline_us, NULL) < 0)
+			qu_info("agent: warning: the new QEMU keeps migration parameter tls-creds: %s", qu_err_msg());
+	}
+	qu_tls_remove(t->ctl, &t->tls, deadline_us);
 	int a = qu_announce(t->ctl, deadline_us);
 	reply[0] = '\0';
 	qu_kv_addf(reply, len, "resumed_us", "%lld", (long long)resumed);
 	qu_kv_addf(reply, len, "announced", "%d", a == 0);
+	qu_kv_addf(reply, len, "tls", "%d", !strcmp(creds, QU_TLS_ID)); /* what the load went through */
 	if (a < 0)
 		qu_kv_add(reply, len, "announce_error", qu_err_msg());
 	return 0;

@@ -133,7 +133,7 @@ int qu_set_timeout_ms(struct qu_handle *h, unsigned ms)
 int qu_set_flags(struct qu_handle *h, unsigned flags)
 {
 	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_COPY_STORAGE |
-		      QU_FLAG_SHARED_STORAGE))
+		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS))
 		return fail(-EINVAL, "unknown flags");
 	if ((flags & QU_FLAG_COPY_STORAGE) && (flags & QU_FLAG_SHARED_STORAGE))
 		return fail(-EINVAL, "--copy-storage and --shared-storage exclude each other: the disks are either "
@@ -173,6 +173,7 @@ static int remote_prepare(struct qu_handle *h, struct qu_qmp *old, uint64_t dead
 	h->plan.disks = h->disks;
 	h->plan.copy_storage = !!(h->flags & QU_FLAG_COPY_STORAGE);
 	h->plan.shared_storage = !!(h->flags & QU_FLAG_SHARED_STORAGE);
+	h->plan.no_tls = !!(h->flags & QU_FLAG_NO_TLS);
 	qu_info("connected to the agent on %s", h->remote_host);
 	return 0;
 }

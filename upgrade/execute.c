@@ -18,6 +18,7 @@
 #include "upgrade/stream.h"
 #include "remote/blk/mirror.h"
 #include "remote/client.h"
+#include "remote/tls.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -68,6 +69,7 @@ struct txn {
 	int postcopy_asked;       /* migrate-start-postcopy was accepted (or its answer lost) */
 	int continued;            /* remote: migrate-continue sent after the pre-switchover pause */
 	int resume_sent;          /* remote: the agent was asked to resume the guest there */
+	struct qu_tls tls;        /* remote: the old QEMU's TLS credentials */
 	int relay_go[QU_MAX_PTYS]; /* per pty relay: a byte at the commit point lets it start */
 	size_t nrelays;
 };
@@ -318,6 +320,10 @@ static int start_migration(struct txn *t, int mig_old)
 		want.max_bandwidth = (int64_t)t->copy->max_bandwidth;
 	if (t->copy && t->copy->max_downtime_ms)
 		want.downtime_limit = t->copy->max_downtime_ms;
+	if (t->plan->remote && !t->plan->no_tls) {
+		want.tls_set = 1;
+		snprintf(want.tls_creds, sizeof(want.tls_creds), "%s", QU_TLS_ID);
+	}
 	if ((r = qu_mig_set(t->old, &want, t->deadline)) < 0)
 		return r;
 	json_object *args;
@@ -724,6 +730,7 @@ static void rollback(struct txn *t)
 	}
 	if (t->j.caps_saved && qu_mig_set(t->old, &t->j.old_settings, deadline) == 0)
 		strcat(done, "migration settings restored");
+	qu_tls_remove(t->old, &t->tls, deadline);
 	snprintf(t->rep->rolled_back, sizeof(t->rep->rolled_back), "%s", done);
 }
 
@@ -940,7 +947,7 @@ static int start_target_remote(struct txn *t)
 		if (p->copy_disks & (1u << i))
 			r = qu_remote_disk(rm, p->disks->d[i].file, p->disks->d[i].format, p->disks->d[i].size,
 					   p->disks->d[i].device);
-	if (r < 0)
+	if (r < 0 || (r = qu_remote_tls(rm, !p->no_tls)) < 0)
 		return r;
 	for (size_t i = 0; i < p->nfds; i++)
 		if (p->fds[i].kind != QU_FD_NAMESPACE)
@@ -990,10 +997,21 @@ static int run_remote(struct txn *t)
 	if ((r = journal_step(t, QU_PH_TARGET_STARTING)) < 0 || (r = start_target_remote(t)) < 0 ||
 	    (r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 || (r = checkpoint(QU_FI_TARGET_STARTED)) < 0)
 		return r;
+	/* The old QEMU's end of TLS: the key is read when the object is made, so its file goes
+	 * at once. */
+	if (!t->plan->no_tls) {
+		t->j.tls = 1;
+		if ((r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 ||
+		    (r = qu_tls_add(t->old, &rm->seal, "client", t->vm->ctx.uid, t->vm->ctx.gid, t->deadline, &t->tls)) < 0)
+			return r;
+		qu_tls_remove(NULL, &t->tls, t->deadline);
+		t->tls.added = 1;
+	}
 	if (t->plan->copy_disks) {
 		t->j.mirrors = 1;
 		if ((r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 ||
-		    (r = qu_mirror_start(t->old, t->plan->disks, t->plan->copy_disks, rm->nbd_addr, t->deadline)) < 0 ||
+		    (r = qu_mirror_start(t->old, t->plan->disks, t->plan->copy_disks, rm->nbd_addr,
+					 t->plan->no_tls ? NULL : QU_TLS_ID, t->deadline)) < 0 ||
 		    (r = qu_mirror_wait_ready(t->old, __builtin_popcount(t->plan->copy_disks), t->deadline)) < 0)
 			return r;
 		qu_info("disks copied to %s; the guest's writes now go to both", rm->host);
@@ -1018,6 +1036,7 @@ static int run_remote(struct txn *t)
 		return r;
 	commit(t);
 	t->rep->announced = rm->announced;
+	t->rep->tls = rm->tls;
 	collect_stats(t);
 	int64_t stop = 0;
 	t->rep->pause_ms = -1;

@@ -100,6 +100,7 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "postcopy_asked", json_object_new_boolean(j->postcopy_asked));
 	json_object_object_add(o, "remote", json_object_new_string(j->remote));
 	json_object_object_add(o, "mirrors", json_object_new_boolean(j->mirrors));
+	json_object_object_add(o, "tls", json_object_new_boolean(j->tls));
 	json_object_object_add(o, "qmp", json_object_new_string(j->qmp));
 	json_object_object_add(o, "ctl", json_object_new_string(j->ctl));
 	json_object_object_add(o, "pidfile", json_object_new_string(j->pidfile));
@@ -114,6 +115,8 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "old_bandwidth", json_object_new_int64(j->old_settings.max_bandwidth));
 	json_object_object_add(o, "old_downtime_limit", json_object_new_int64(j->old_settings.downtime_limit));
 	json_object_object_add(o, "old_mode", json_object_new_string(j->old_settings.mode));
+	json_object_object_add(o, "old_tls_set", json_object_new_boolean(j->old_settings.tls_set));
+	json_object_object_add(o, "old_tls_creds", json_object_new_string(j->old_settings.tls_creds));
 	return o;
 }
 
@@ -184,6 +187,7 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->postcopy_asked = (int)get_int(o, "postcopy_asked");
 	get_str(o, "remote", j->remote, sizeof(j->remote));
 	j->mirrors = (int)get_int(o, "mirrors");
+	j->tls = (int)get_int(o, "tls");
 	get_str(o, "qmp", j->qmp, sizeof(j->qmp));
 	get_str(o, "ctl", j->ctl, sizeof(j->ctl));
 	get_str(o, "pidfile", j->pidfile, sizeof(j->pidfile));
@@ -199,6 +203,8 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->old_settings.max_bandwidth = get_int(o, "old_bandwidth");
 	j->old_settings.downtime_limit = get_int(o, "old_downtime_limit");
 	get_str(o, "old_mode", j->old_settings.mode, sizeof(j->old_settings.mode));
+	j->old_settings.tls_set = (int)get_int(o, "old_tls_set");
+	get_str(o, "old_tls_creds", j->old_settings.tls_creds, sizeof(j->old_settings.tls_creds));
 	json_object_put(o);
 	if (!j->phase || j->old_pid <= 0)
 		return qu_err(-EBADMSG, "the journal %s is damaged (no phase or PID)", path);

@@ -39,6 +39,7 @@ struct qu_journal {
 	char remote[256];  /* --remote: the other host; new_pid is 0 (its PID is not ours), and
 			    * once phase reaches resuming the old QEMU is never resumed */
 	int mirrors;       /* disk mirror jobs to the other host may run in the old QEMU */
+	int tls;           /* the old QEMU may hold our TLS credentials object */
 	char qmp[QU_SUN_PATH_MAX];
 	char ctl[QU_SUN_PATH_MAX];
 	char pidfile[PATH_MAX];

@@ -57,6 +57,8 @@ static void usage(FILE *f)
 	      "                         the same paths there (NBD mirror while the guest runs)\n"
 	      "      --shared-storage   with --remote: the other host sees the same disk files\n"
 	      "      --remote-key FILE  the key shared with the agent (default " QU_AGENT_KEY ")\n"
+	      "      --no-tls           with --remote: QEMU's migration and the disk copy over plain TCP\n"
+	      "                         (default: TLS with a key derived from the agent's session)\n"
 	      "  -v, --verbose          more progress lines (twice: QMP traffic)\n"
 	      "      --write-stream FILE  plan only, and write the handover stream the new QEMU's\n"
 	      "                         launcher would get to FILE (read it with dump-stream)\n"
@@ -262,7 +264,7 @@ int main(int argc, char **argv)
 		{ "from-hook", no_argument, NULL, 'H' },      { "allow-copy", no_argument, NULL, 'C' },
 		{ "low-memory", no_argument, NULL, 'L' },     { "remote", required_argument, NULL, 'r' },
 		{ "remote-key", required_argument, NULL, 'K' }, { "copy-storage", no_argument, NULL, 'S' },
-		{ "shared-storage", no_argument, NULL, 'S' + 256 },
+		{ "shared-storage", no_argument, NULL, 'S' + 256 }, { "no-tls", no_argument, NULL, 'T' + 256 },
 		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
 	};
 	int json = 0, verbose = 1, recover = 0, all = 0, from_hook = 0, jobs = 0, c;
@@ -308,6 +310,7 @@ int main(int argc, char **argv)
 		case 'K': remote_key = optarg; break;
 		case 'S': flags |= QU_FLAG_COPY_STORAGE; break;
 		case 'S' + 256: flags |= QU_FLAG_SHARED_STORAGE; break;
+		case 'T' + 256: flags |= QU_FLAG_NO_TLS; break;
 		case 'j': json = 1; break;
 		case 't': {
 			double s = strtod(optarg, &end);
@@ -364,8 +367,8 @@ int main(int argc, char **argv)
 		goto usage_error;
 	}
 	qu_set_log_level(verbose);
-	if (!remote && (remote_key || (flags & (QU_FLAG_COPY_STORAGE | QU_FLAG_SHARED_STORAGE)))) {
-		fprintf(stderr, "qemu-upgrade: --copy-storage, --shared-storage and --remote-key go with --remote HOST\n");
+	if (!remote && (remote_key || (flags & (QU_FLAG_COPY_STORAGE | QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS)))) {
+		fprintf(stderr, "qemu-upgrade: --copy-storage, --shared-storage, --no-tls and --remote-key go with --remote HOST\n");
 		goto usage_error;
 	}
 	if (remote && (all || recover)) {

@@ -355,7 +355,7 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 {
 	int r, allow_copy = p->allow_copy, low_memory = p->low_memory, has_machine = 0;
 	struct qu_remote *remote = p->remote;
-	int copy_storage = p->copy_storage, shared_storage = p->shared_storage;
+	int copy_storage = p->copy_storage, shared_storage = p->shared_storage, no_tls = p->no_tls;
 	const struct qu_disks *disks = p->disks;
 	memset(p, 0, sizeof(*p));
 	p->allow_copy = allow_copy || low_memory;
@@ -363,6 +363,7 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	p->remote = remote;
 	p->copy_storage = copy_storage;
 	p->shared_storage = shared_storage;
+	p->no_tls = no_tls;
 	p->disks = disks;
 	p->memory_room = -1;
 	snprintf(p->strategy, sizeof(p->strategy), "none");

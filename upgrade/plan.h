@@ -50,6 +50,7 @@ struct qu_plan {
 	 * and disks are copied (mirrored over NBD) or shared. */
 	struct qu_remote *remote;   /* in: the agent's connection, or NULL for this host */
 	int copy_storage;           /* in: --copy-storage */
+	int no_tls;                 /* in: --no-tls: migration and disk copy over plain TCP */
 	int shared_storage;         /* in: --shared-storage */
 	const struct qu_disks *disks; /* in: the VM's disks (query-block), for --remote */
 	unsigned copy_disks;        /* disks.d[i] to mirror to the other host */

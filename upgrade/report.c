@@ -48,7 +48,8 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		fprintf(f, "new binary:    %s (QEMU %s)\n", plan->target.path, rep->new_version);
 	fprintf(f, "strategy:      %s\n", rep->strategy);
 	if (rep->remote[0])
-		fprintf(f, "remote host:   %s (through its agent)\n", rep->remote);
+		fprintf(f, "remote host:   %s (through its agent; migration and disk copy %s)\n", rep->remote,
+			plan && plan->no_tls ? "over plain TCP (--no-tls)" : "over TLS");
 	if (plan && plan->refusal[0])
 		fprintf(f, "refused:       %s\n", plan->refusal);
 	if (plan && !plan->refusal[0] && plan->warning[0])
@@ -126,6 +127,10 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 		json_object_object_add(o, "remote", json_object_new_string(rep->remote));
 	if (rep->remote[0] && !strcmp(rep->result, "upgraded"))
 		json_object_object_add(o, "announced", json_object_new_boolean(rep->announced));
+	if (rep->remote[0] && !strcmp(rep->result, "upgraded"))
+		json_object_object_add(o, "tls", json_object_new_boolean(rep->tls));
+	else if (rep->remote[0] && plan)
+		json_object_object_add(o, "tls", json_object_new_boolean(!plan->no_tls));
 	json_object_object_add(o, "old_pid", json_object_new_int(rep->old_pid));
 	json_object_object_add(o, "new_pid", rep->new_pid ? json_object_new_int(rep->new_pid) : NULL);
 	json_object_object_add(o, "old_version", json_object_new_string(rep->old_version));

@@ -14,6 +14,7 @@ struct qu_report {
 	char strategy[48];
 	char remote[256];         /* --remote: the other host */
 	int announced;            /* --remote: the new QEMU announced the guest's MACs there */
+	int tls;                  /* --remote: the migration came over TLS (the agent's word) */
 	pid_t old_pid, new_pid;
 	char old_version[32], new_version[32], machine[128];
 	double downtime_ms;       /* as QEMU reports it */

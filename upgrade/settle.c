@@ -8,6 +8,7 @@
 #include "upgrade/log.h"
 #include "upgrade/paths.h"
 #include "remote/blk/mirror.h"
+#include "remote/tls.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -114,6 +115,10 @@ static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done,
 	qu_qmp_execute(q, "closefd", args, -1, deadline, NULL); /* fails harmlessly if never given */
 	if (j->caps_saved)
 		qu_mig_set(q, &j->old_settings, deadline);
+	if (j->tls) {
+		struct qu_tls tls = { .added = 1 };
+		qu_tls_remove(q, &tls, deadline);
+	}
 	r = qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state));
 	if (r == 0 && strcmp(state, "running") && j->was_running) {
 		r = qu_qmp_execute(q, "cont", NULL, -1, deadline, NULL);

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #define JOB_PREFIX "qemu-upgrade-mirror-"
+#define NODE_PREFIX "qemu-upgrade-nbd-"
 #define POLL_US 50000u
 
 static const char *str(json_object *o, const char *key)
@@ -54,30 +55,69 @@ int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out)
 	return 0;
 }
 
+/* The export as a block node of the old QEMU: an NBD client (over TLS with tls_creds). The
+ * export is the guest's view of the disk: raw, whatever the image format. */
+static int add_target_node(struct qu_qmp *q, const char *node, const char *addr, const char *export,
+			   const char *tls_creds, uint64_t deadline_us)
+{
+	char host[128];
+	const char *colon = strrchr(addr, ':');
+	if (!colon || (size_t)(colon - addr) >= sizeof(host))
+		return qu_err(-EINVAL, "bad NBD address '%s'", addr);
+	/* "[::1]:PORT" -> "::1" */
+	size_t n = (size_t)(colon - addr);
+	if (n >= 2 && addr[0] == '[' && addr[n - 1] == ']')
+		snprintf(host, sizeof(host), "%.*s", (int)(n - 2), addr + 1);
+	else
+		snprintf(host, sizeof(host), "%.*s", (int)n, addr);
+	json_object *args = json_object_new_object(), *server = json_object_new_object();
+	json_object_object_add(server, "type", json_object_new_string("inet"));
+	json_object_object_add(server, "host", json_object_new_string(host));
+	json_object_object_add(server, "port", json_object_new_string(colon + 1));
+	json_object_object_add(args, "driver", json_object_new_string("nbd"));
+	json_object_object_add(args, "node-name", json_object_new_string(node));
+	json_object_object_add(args, "server", server);
+	json_object_object_add(args, "export", json_object_new_string(export));
+	if (tls_creds)
+		json_object_object_add(args, "tls-creds", json_object_new_string(tls_creds));
+	return qu_qmp_execute(q, "blockdev-add", args, -1, deadline_us, NULL);
+}
+
 int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mask, const char *addr,
-		    uint64_t deadline_us)
+		    const char *tls_creds, uint64_t deadline_us)
 {
 	for (size_t i = 0; i < disks->n; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		char job[64], target[256];
+		char job[64], node[64];
 		snprintf(job, sizeof(job), JOB_PREFIX "%zu", i);
-		snprintf(target, sizeof(target), "nbd://%s/%s", addr, disks->d[i].device);
+		snprintf(node, sizeof(node), NODE_PREFIX "%zu", i);
+		int r = add_target_node(q, node, addr, disks->d[i].device, tls_creds, deadline_us);
+		if (r < 0)
+			return qu_err_wrap(r, "connecting to the copy of disk '%s' on the other host", disks->d[i].device);
 		json_object *args = json_object_new_object();
 		json_object_object_add(args, "job-id", json_object_new_string(job));
 		json_object_object_add(args, "device", json_object_new_string(disks->d[i].device));
-		json_object_object_add(args, "target", json_object_new_string(target));
-		/* The export is the guest's view of the disk: raw, whatever the image format. */
-		json_object_object_add(args, "format", json_object_new_string("raw"));
-		json_object_object_add(args, "mode", json_object_new_string("existing"));
+		json_object_object_add(args, "target", json_object_new_string(node));
 		json_object_object_add(args, "sync", json_object_new_string("full"));
 		/* A failed job stays listed until dismissed (see jobs()). */
 		json_object_object_add(args, "auto-dismiss", json_object_new_boolean(0));
-		int r = qu_qmp_execute(q, "drive-mirror", args, -1, deadline_us, NULL);
-		if (r < 0)
+		if ((r = qu_qmp_execute(q, "blockdev-mirror", args, -1, deadline_us, NULL)) < 0)
 			return qu_err_wrap(r, "copying disk '%s' (%s)", disks->d[i].device, disks->d[i].file);
 	}
 	return 0;
+}
+
+/* The NBD client nodes, once their jobs are gone (errors: a node never added). */
+static void delete_nodes(struct qu_qmp *q, uint64_t deadline_us)
+{
+	for (int i = 0; i < QU_MAX_DISKS; i++) {
+		char node[64];
+		snprintf(node, sizeof(node), NODE_PREFIX "%d", i);
+		json_object *args = json_object_new_object();
+		json_object_object_add(args, "node-name", json_object_new_string(node));
+		qu_qmp_execute(q, "blockdev-del", args, -1, deadline_us, NULL);
+	}
 }
 
 /* Our jobs now. They are started with auto-dismiss off, so a job that failed stays listed
@@ -207,6 +247,7 @@ int qu_mirror_complete(struct qu_qmp *q, int expected, uint64_t deadline_us)
 	if (r < 0)
 		return qu_err_wrap(r, "completing the disk copy");
 	dismiss_all(q, deadline_us);
+	delete_nodes(q, deadline_us);
 	return 0;
 }
 
@@ -216,4 +257,5 @@ void qu_mirror_abort(struct qu_qmp *q, uint64_t deadline_us)
 	if (cancel_all(q, 1, deadline_us) == 0)
 		wait_concluded(q, deadline_us, &js);
 	dismiss_all(q, deadline_us);
+	delete_nodes(q, deadline_us);
 }

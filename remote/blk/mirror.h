@@ -31,9 +31,10 @@ struct qu_disks {
 /* Every block device with a medium (-E2BIG beyond QU_MAX_DISKS). */
 int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out);
 
-/* Starts one mirror job per disk to copy (mask: bit i = out->d[i]) into nbd://addr/DEVICE. */
+/* Starts one mirror job per disk to copy (mask: bit i = out->d[i]) into the export DEVICE at
+ * addr ("HOST:PORT"), over TLS with the tls-creds object tls_creds unless NULL. */
 int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mask, const char *addr,
-		    uint64_t deadline_us);
+		    const char *tls_creds, uint64_t deadline_us);
 /* Waits until all `expected` jobs are READY (source and copy in step; writes go to both). */
 int qu_mirror_wait_ready(struct qu_qmp *q, int expected, uint64_t deadline_us);
 /* With the source paused before the switch-over: completes each ready job (cancel of a ready

@@ -13,7 +13,7 @@
 
 #define NBD_FDNAME "qemu-upgrade-nbd"
 
-int qu_nbd_export(struct qu_qmp *q, const char *host, const char *const *devices, size_t n,
+int qu_nbd_export(struct qu_qmp *q, const char *host, const char *const *devices, size_t n, const char *tls_creds,
 		  uint64_t deadline_us, char *addr, size_t len)
 {
 	char where[96];
@@ -44,6 +44,8 @@ int qu_nbd_export(struct qu_qmp *q, const char *host, const char *const *devices
 	json_object_object_add(a, "type", json_object_new_string("fd"));
 	json_object_object_add(a, "data", d);
 	json_object_object_add(args, "addr", a);
+	if (tls_creds)
+		json_object_object_add(args, "tls-creds", json_object_new_string(tls_creds));
 	if ((r = qu_qmp_execute(q, "nbd-server-start", args, -1, deadline_us, NULL)) < 0)
 		return qu_err_wrap(r, "the new QEMU's NBD server");
 	for (size_t i = 0; i < n; i++) {

@@ -98,6 +98,7 @@ static int serve(int sock, const unsigned char *key, size_t keylen)
 	struct qu_target *t = qu_target_new();
 	if (!t)
 		return -ENOMEM;
+	qu_target_tls(t, "", &seal); /* on unless the tool says otherwise */
 	for (;;) {
 		struct qu_rec rec;
 		if ((r = qu_stream_recv(sock, qu_now_us() + IDLE_TIMEOUT_US, &rec)) < 0) {
@@ -131,13 +132,15 @@ static int serve(int sock, const unsigned char *key, size_t keylen)
 				r = qu_target_probe(t, call, qu_now_us() + STEP_TIMEOUT_US, reply, sizeof(reply));
 			else if (!strcmp(op, "disk"))
 				r = qu_target_disk(t, call);
+			else if (!strcmp(op, "tls"))
+				r = qu_target_tls(t, call, &seal);
 			else if (!strcmp(op, "resume"))
 				r = qu_target_resume(t, qu_now_us() + STEP_TIMEOUT_US, reply, sizeof(reply));
 			else if (!strcmp(op, "abort"))
 				r = qu_err(-ECANCELED, "the tool called the upgrade off");
 			else
 				r = qu_err(-EBADMSG, "unknown request '%s'", op);
-			if (r == 0 && strcmp(op, "disk") && !reply[0])
+			if (r == 0 && strcmp(op, "disk") && strcmp(op, "tls") && !reply[0])
 				qu_kv_add(reply, sizeof(reply), "ok", "1");
 		} else {
 			r = qu_target_add(t, &rec);

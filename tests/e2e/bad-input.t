@@ -108,7 +108,7 @@ expect_error_raw "--remote with --all" 2 "--remote moves one VM: give --pid PID"
 expect_error_raw "--remote with a bad port" 2 "--remote host2:99999: invalid remote host" --pid 1 --remote host2:99999
 expect_error_raw "--copy-storage with --shared-storage" 2 "exclude each other" --pid 1 --remote host2 --copy-storage --shared-storage
 head -c 32 /dev/urandom | base64 >"$VM_DIR/open.key" && chmod 644 "$VM_DIR/open.key"
-expect_error_raw "--remote with a key file that is world-readable" 2 "must be a regular file that only its owner can read.*chmod 600" \
+expect_error_raw "--remote with a key file that is world-readable" 2 "that only its owner can read.*chmod 600" \
 	--pid "$VM_PID" --remote 127.0.0.1:1 --remote-key "$VM_DIR/open.key"
 expect_error_raw "agent with no key file" 2 "cannot read the agent key /nonexistent/key.*--remote-key" agent --listen 127.0.0.1:0 --key /nonexistent/key
 expect_error_raw "check of a binary that does not exist" 1 "new binary /nonexistent/qemu: No such file or directory" check --binary /nonexistent/qemu

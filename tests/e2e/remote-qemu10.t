@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 20
+tap_plan 22
 vm_qemu10
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 # The 10.0 VM's disk is copied (its directory is hidden on B); the 7.2 VM's is shared (B sees
@@ -50,6 +50,7 @@ tap_diag "the move (after that rollback): exit $rc: $REPORT $(cat "$VM_DIR/err")
 tap_is "$(json_get "$REPORT" result)" upgraded "after the rollback, the move works: 10.0 -> 10.0 onto B"
 [ "$VM_PID" != "$old" ] || { echo "Bail out! the VM did not move"; exit 1; }
 tap_is "$(json_get "$REPORT" strategy)" remote-precopy "live precopy (QEMU 10.0 under TCG needs no stop)"
+tap_is "$(json_get "$REPORT" tls)" true "over TLS by default (RAM and the disk mirror)"
 tap_is "$(readlink "/proc/$VM_PID/exe")" "$Q10" "the new QEMU on B is 10.0"
 tap_check "the old QEMU is gone" proc_gone "$old"
 tap_is "$(vm_runstate "$VM_QMP")" running "the VM's QMP socket on B answers: running"
@@ -69,12 +70,13 @@ QEMU=/usr/bin/qemu-system-x86_64 VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start r
 vm_wait_ready || exit 1
 old=$VM_PID
 kill "$REMOTE_AGENT" && REMOTE_PORT=4780 remote_agent_start "$VM_DIR" || { echo "Bail out! the second agent did not start"; exit 1; }
-REMOTE_B_IP=10.77.0.2:4780 remote_upgrade --shared-storage --new-binary "$Q10"
+REMOTE_B_IP=10.77.0.2:4780 remote_upgrade --shared-storage --no-tls --new-binary "$Q10"
 rc=$?
 tap_diag "7.2 -> 10.0 onto B: exit $rc: $REPORT $(cat "$VM_DIR/err")"
 tap_is "$(json_get "$REPORT" result)" upgraded "7.2 on A -> 10.0 on B: moved and upgraded in one"
 [ "$VM_PID" != "$old" ] || { echo "Bail out! the 7.2 VM did not move"; exit 1; }
 tap_is "$(json_get "$REPORT" strategy)" remote-stop-and-copy "stopped for the copy (the 7.2 source under TCG)"
+tap_is "$(json_get "$REPORT" tls)" false "--no-tls: over plain TCP, as asked"
 tap_is "$(readlink "/proc/$VM_PID/exe")" "$Q10" "it runs on 10.0 on B"
 tap_check "the 7.2 QEMU is gone" proc_gone "$old"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]

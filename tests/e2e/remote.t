@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 28
+tap_plan 29
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 img=$(mktemp -d)
 _vm_paths+=("$img")
@@ -137,6 +137,12 @@ tap_ok $? "the new QEMU runs in host B's network namespace"
 tap_ok $? "nothing of the VM is left on A (QMP socket, pidfile)"
 tap_is "$(cat "/proc/$VM_PID/root$VM_DIR/qemu.pid" 2>/dev/null)" "$VM_PID" "B's pidfile names the new QEMU"
 tap_is "$(vm_runstate "$VM_QMP")" running "the VM's QMP socket on B answers: running"
+# The state was loaded over TLS (the agent read the new QEMU's tls-creds before it cleared
+# them), and neither the key files nor the settings stay: the new QEMU is as if started there.
+[ "$(json_get "$REPORT" tls)" = true ] &&
+	vm_qmp "$VM_QMP" '{"execute":"query-migrate-parameters"}' | grep -q '"tls-creds": ""' &&
+	! ls -d /run/qemu-upgrade-tls-* "/proc/$VM_PID/root/run/qemu-upgrade-tls-"* 2>/dev/null | grep -q .
+tap_ok $? "RAM came over TLS; no key file and no TLS setting is left on either host"
 vm_memcheck_progress 60
 tap_ok $? "the guest makes progress on B"
 tap_is "$(vm_memcheck_errors)" 0 "the guest reports no memory corruption"

@@ -13,7 +13,8 @@ REMOTE_PORT=4779
 remote_hosts() {
 	REMOTE_NS_A=qu-ra-$$ REMOTE_NS_B=qu-rb-$$
 	ip netns add "$REMOTE_NS_A" && ip netns add "$REMOTE_NS_B" || return 1
-	vm_defer "ip netns del $REMOTE_NS_A; ip netns del $REMOTE_NS_B"
+	# Whatever a failed test left running on either "host" goes by PID, then the namespaces.
+	vm_defer "remote_kill_all; ip netns del $REMOTE_NS_A; ip netns del $REMOTE_NS_B"
 	ip link add "qua$$" netns "$REMOTE_NS_A" type veth peer name "qub$$" netns "$REMOTE_NS_B" || return 1
 	ip -n "$REMOTE_NS_A" addr add "$REMOTE_A_IP/24" dev "qua$$"
 	ip -n "$REMOTE_NS_B" addr add "$REMOTE_B_IP/24" dev "qub$$"
@@ -65,10 +66,20 @@ remote_upgrade() {
 	return $rc
 }
 
-# remote_qemus: PIDs of QEMUs in host B's network namespace.
+# remote_qemus [NS]: PIDs of QEMUs in host B's (or NS's) network namespace.
 remote_qemus() {
 	local p
-	for p in $(ip netns pids "$REMOTE_NS_B"); do
+	for p in $(ip netns pids "${1:-$REMOTE_NS_B}"); do
 		case $(readlink "/proc/$p/exe" 2>/dev/null) in *qemu-system*) echo "$p" ;; esac
 	done
+}
+
+# remote_kill_all: every process left in either namespace (this test's alone: they are its
+# own), by PID.
+remote_kill_all() {
+	local p
+	for p in $(ip netns pids "$REMOTE_NS_A" 2>/dev/null) $(ip netns pids "$REMOTE_NS_B" 2>/dev/null); do
+		kill -KILL "$p" 2>/dev/null
+	done
+	sleep 0.2
 }
