@@ -37,6 +37,10 @@ int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s
 	s->downtime_limit = json_object_object_get_ex(params, "downtime-limit", &v) ? json_object_get_int64(v) : -1;
 	if (json_object_object_get_ex(params, "mode", &v))
 		snprintf(s->mode, sizeof(s->mode), "%s", json_object_get_string(v));
+	/* Read back as it is, so that a restore puts it back (usually "": no TLS). */
+	s->tls_set = 1;
+	if (json_object_object_get_ex(params, "tls-creds", &v))
+		snprintf(s->tls_creds, sizeof(s->tls_creds), "%s", json_object_get_string(v));
 	json_object_put(params);
 	return 0;
 }
@@ -83,8 +87,10 @@ int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadl
 	json_object_array_add(caps, capability("pause-before-switchover", s->pause_switchover));
 	json_object_object_add(args, "capabilities", caps);
 	int r = qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
-	if (r == 0 && (s->max_bandwidth > 0 || s->downtime_limit > 0 || s->mode[0])) {
+	if (r == 0 && (s->max_bandwidth > 0 || s->downtime_limit > 0 || s->mode[0] || s->tls_set)) {
 		args = json_object_new_object();
+		if (s->tls_set)
+			json_object_object_add(args, "tls-creds", json_object_new_string(s->tls_creds));
 		if (s->mode[0])
 			json_object_object_add(args, "mode", json_object_new_string(s->mode));
 		if (s->max_bandwidth > 0)

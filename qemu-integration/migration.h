@@ -16,6 +16,8 @@ struct qu_mig_settings {
 	int64_t max_bandwidth; /* parameter max-bandwidth, bytes/s; <= 0: leave as it is */
 	int64_t downtime_limit; /* parameter downtime-limit, ms; <= 0: leave as it is */
 	char mode[24];         /* parameter mode (QEMU >= 10.0: normal, cpr-transfer); "": leave */
+	int tls_set;           /* set parameter tls-creds to tls_creds ("" turns TLS off) */
+	char tls_creds[64];    /* the id of a tls-creds object (--remote) */
 };
 
 int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s);

@@ -527,7 +527,8 @@ static int copy_timed_out(struct txn *t)
 	json_object_put(mig);
 	return qu_err(-ETIMEDOUT, "copying guest RAM did not finish in time: %.0f MiB sent, %.0f MiB still dirty, "
 		      "%.0f MB/s; the guest rewrites its memory faster than it can be sent within the downtime "
-		      "limit: raise --timeout or --max-downtime, or lift --max-bandwidth", sent, left, mbps / 8.0);
+		      "limit: raise --timeout or --max-downtime, or lift --max-bandwidth%s", sent, left, mbps / 8.0,
+		      t->plan->remote && !t->plan->no_tls ? " (TLS costs throughput: --no-tls on a network you trust)" : "");
 }
 
 static const char *const mig_end_or_pause[] = { "completed", "failed", "cancelled", "pre-switchover", NULL };
