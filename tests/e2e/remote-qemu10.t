@@ -43,14 +43,17 @@ tap_is "$(vm_qmp "$VM_QMP" '{"execute":"query-block-jobs"}' | jq -c .return)" "[
 ip netns exec "$REMOTE_NS_A" "$QU_BIN" --recover >/dev/null 2>&1
 tap_ok $? "--recover afterwards finds nothing wrong"
 
-# 2. The move, the disk mirrored while the guest runs.
-remote_upgrade --copy-storage --new-binary "$Q10"
+# 2. The move, the disk mirrored while the guest runs. Over plain TCP: this guest rewrites
+# 96 MiB as fast as TCG lets it, which QEMU's TLS cannot outrun on two loaded cores (measured:
+# 111 MB/s against 56 MiB always dirty); the TLS path is taken by the fault above and the
+# 7.2 -> 10.0 move below.
+remote_upgrade --copy-storage --no-tls --new-binary "$Q10"
 rc=$?
 tap_diag "the move (after that rollback): exit $rc: $REPORT $(cat "$VM_DIR/err")"
 tap_is "$(json_get "$REPORT" result)" upgraded "after the rollback, the move works: 10.0 -> 10.0 onto B"
 [ "$VM_PID" != "$old" ] || { echo "Bail out! the VM did not move"; exit 1; }
 tap_is "$(json_get "$REPORT" strategy)" remote-precopy "live precopy (QEMU 10.0 under TCG needs no stop)"
-tap_is "$(json_get "$REPORT" tls)" true "over TLS by default (RAM and the disk mirror)"
+tap_is "$(json_get "$REPORT" tls)" false "--no-tls: over plain TCP, as asked"
 tap_is "$(readlink "/proc/$VM_PID/exe")" "$Q10" "the new QEMU on B is 10.0"
 tap_check "the old QEMU is gone" proc_gone "$old"
 tap_is "$(vm_runstate "$VM_QMP")" running "the VM's QMP socket on B answers: running"
@@ -70,13 +73,13 @@ QEMU=/usr/bin/qemu-system-x86_64 VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start r
 vm_wait_ready || exit 1
 old=$VM_PID
 kill "$REMOTE_AGENT" && REMOTE_PORT=4780 remote_agent_start "$VM_DIR" || { echo "Bail out! the second agent did not start"; exit 1; }
-REMOTE_B_IP=10.77.0.2:4780 remote_upgrade --shared-storage --no-tls --new-binary "$Q10"
+REMOTE_B_IP=10.77.0.2:4780 remote_upgrade --shared-storage --new-binary "$Q10"
 rc=$?
 tap_diag "7.2 -> 10.0 onto B: exit $rc: $REPORT $(cat "$VM_DIR/err")"
 tap_is "$(json_get "$REPORT" result)" upgraded "7.2 on A -> 10.0 on B: moved and upgraded in one"
 [ "$VM_PID" != "$old" ] || { echo "Bail out! the 7.2 VM did not move"; exit 1; }
 tap_is "$(json_get "$REPORT" strategy)" remote-stop-and-copy "stopped for the copy (the 7.2 source under TCG)"
-tap_is "$(json_get "$REPORT" tls)" false "--no-tls: over plain TCP, as asked"
+tap_is "$(json_get "$REPORT" tls)" true "over TLS by default: a 7.2 client, a 10.0 server"
 tap_is "$(readlink "/proc/$VM_PID/exe")" "$Q10" "it runs on 10.0 on B"
 tap_check "the 7.2 QEMU is gone" proc_gone "$old"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
