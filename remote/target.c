@@ -86,6 +86,7 @@ static void record_write(const struct qu_target *t)
 	char path[PATH_MAX], tmp[PATH_MAX + 8];
 	record_path(getpid(), path, sizeof(path));
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	mkdir(qu_state_dir(), 0700); /* the images may come before anything else made it */
 	FILE *f = fopen(tmp, "we");
 	if (!f)
 		return;
