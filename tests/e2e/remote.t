@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # --remote on QEMU 7.2: a VM on host A (a network namespace) with a qcow2 disk and a tap
-# moves to host B (another namespace, with its own mount namespace) through the agent there.
-# The guest keeps checking its memory, its disk arrives block for block, it answers pings on
-# B's tap, and nothing of it stays on A. Before that, what must not touch the VM: a disk and
-# no storage choice, a wrong key, no agent, and a failure after the new QEMU started there
-# (the agent stops it and removes the image it made).
+# moves to host B (another namespace, with its own mount namespace) through the agent there,
+# over TLS. The guest keeps checking its memory, its disk arrives block for block, its MAC is
+# announced and it answers pings on B's tap, nothing of it stays on A, and a later upgrade
+# on B is zero-copy. Before that, what must not touch the VM: no agent, a disk and no storage
+# choice, a wrong key, a dry run; and what must cost nothing: a failure after the new QEMU
+# started there, and the agent's session killed mid-upgrade (B is left clean both times).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
