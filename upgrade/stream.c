@@ -155,6 +155,22 @@ int qu_stream_set_sealer(int sock, struct qu_sealer *s)
 
 static int send_plain(int sock, uint16_t type, uint16_t flags, const void *payload, uint32_t len, int fd);
 
+/* A record's bytes as sent (header with its CRC, payload), with room for `extra` more. */
+static uint8_t *encode(uint16_t type, uint16_t flags, const void *payload, uint32_t len, size_t extra)
+{
+	uint8_t *msg = malloc(QU_STREAM_HDR_LEN + len + extra);
+	if (!msg)
+		return NULL;
+	put_u32(msg, QU_STREAM_MAGIC);
+	put_u16(msg + 4, type);
+	put_u16(msg + 6, flags);
+	put_u32(msg + 8, len);
+	if (len)
+		memcpy(msg + QU_STREAM_HDR_LEN, payload, len);
+	put_u32(msg + 12, record_crc(msg, msg + QU_STREAM_HDR_LEN, len));
+	return msg;
+}
+
 /* The record as it would be sent, then its MAC, inside a SEALED record. */
 static int send_sealed(int sock, struct qu_sealer *s, uint16_t type, uint16_t flags, const void *payload,
 		       uint32_t len, int fd)
@@ -164,16 +180,9 @@ static int send_sealed(int sock, struct qu_sealer *s, uint16_t type, uint16_t fl
 	if (len > QU_STREAM_MAX_PAYLOAD - QU_STREAM_HDR_LEN - QU_SEAL_MAC_LEN)
 		return -EMSGSIZE;
 	size_t n = QU_STREAM_HDR_LEN + len;
-	uint8_t *inner = malloc(n + QU_SEAL_MAC_LEN);
+	uint8_t *inner = encode(type, flags, payload, len, QU_SEAL_MAC_LEN);
 	if (!inner)
 		return -ENOMEM;
-	put_u32(inner, QU_STREAM_MAGIC);
-	put_u16(inner + 4, type);
-	put_u16(inner + 6, flags);
-	put_u32(inner + 8, len);
-	if (len)
-		memcpy(inner + QU_STREAM_HDR_LEN, payload, len);
-	put_u32(inner + 12, record_crc(inner, inner + QU_STREAM_HDR_LEN, len));
 	int r = s->mac(s, 1, inner, n, inner + n);
 	if (r == 0)
 		r = send_plain(sock, QU_REC_SEALED, 0, inner, (uint32_t)(n + QU_SEAL_MAC_LEN), -1);
@@ -191,16 +200,9 @@ static int send_plain(int sock, uint16_t type, uint16_t flags, const void *paylo
 {
 	if (len > QU_STREAM_MAX_PAYLOAD)
 		return -EMSGSIZE;
-	uint8_t *msg = malloc(QU_STREAM_HDR_LEN + len);
+	uint8_t *msg = encode(type, flags, payload, len, 0);
 	if (!msg)
 		return -ENOMEM;
-	put_u32(msg, QU_STREAM_MAGIC);
-	put_u16(msg + 4, type);
-	put_u16(msg + 6, flags);
-	put_u32(msg + 8, len);
-	if (len)
-		memcpy(msg + QU_STREAM_HDR_LEN, payload, len);
-	put_u32(msg + 12, record_crc(msg, msg + QU_STREAM_HDR_LEN, len));
 	/* One write per record keeps a descriptor attached to its own record's first byte. */
 	int r = fd >= 0 ? qu_scm_send(sock, msg, QU_STREAM_HDR_LEN + len, &fd, 1)
 			: qu_write_full(sock, msg, QU_STREAM_HDR_LEN + len);
