@@ -16,7 +16,7 @@ struct qu_seal;
 #define QU_TLS_ID "qemu-upgrade-tls"
 
 struct qu_tls {
-	char dir[PATH_MAX];   /* the key file's directory; "" when none */
+	char dir[64];         /* the key file's directory ("/run/qemu-upgrade-tls-PID-RANDOM"); "" when none */
 	int added;            /* the tls-creds object exists in the QEMU */
 };
 

@@ -1183,31 +1183,42 @@ static int settle_failure(struct txn *t, int r)
 	return r;
 }
 
+/* The transaction's state is large (the journal, the harvested descriptors): on the heap. */
+static int execute(struct txn *t)
+{
+	int r = run(t);
+	if (r < 0)
+		r = settle_failure(t, r);
+	/* Settled either way: nothing for the guardian or --recover to do (an unsettled one
+	 * keeps its journal for --recover). */
+	if (t->j.phase && !t->unsettled)
+		qu_journal_remove(t->vm->pid);
+	qu_guardian_release(&t->guardian);
+	if (r == 0 && t->j.ctl[0])
+		unlink(t->j.ctl);
+	if (r == 0)
+		t->rep->new_pid = t->plan->remote ? t->plan->remote->new_pid : t->new_pid;
+	relays_go(t, 0);
+	close_harvest(t);
+	qu_qmp_close(t->ctl);
+	qu_close(&t->pidfd_old);
+	qu_close(&t->pidfd_new);
+	qu_close(&t->stderr_rd);
+	return r;
+}
+
 int qu_execute(const struct qu_vm *vm, const struct qu_plan *plan, struct qu_qmp *old_qmp, int lock_fd,
 	       const struct qu_copy_options *copy, uint64_t deadline_us, struct qu_report *rep)
 {
-	struct txn t = { .vm = vm, .plan = plan, .old = old_qmp, .rep = rep, .copy = copy, .deadline = deadline_us,
-			 .lock_fd = lock_fd, .guardian = { .link = -1 }, .pidfd_old = -1, .pidfd_new = -1,
-			 .stderr_rd = -1 };
+	struct txn *t = malloc(sizeof(*t));
+	if (!t)
+		return qu_err(-ENOMEM, "out of memory");
+	*t = (struct txn){ .vm = vm, .plan = plan, .old = old_qmp, .rep = rep, .copy = copy, .deadline = deadline_us,
+			   .lock_fd = lock_fd, .guardian = { .link = -1 }, .pidfd_old = -1, .pidfd_new = -1,
+			   .stderr_rd = -1 };
 	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
-		t.local[i] = -1;
-	int r = run(&t);
-	if (r < 0)
-		r = settle_failure(&t, r);
-	/* Settled either way: nothing for the guardian or --recover to do (an unsettled one
-	 * keeps its journal for --recover). */
-	if (t.j.phase && !t.unsettled)
-		qu_journal_remove(vm->pid);
-	qu_guardian_release(&t.guardian);
-	if (r == 0 && t.j.ctl[0])
-		unlink(t.j.ctl);
-	if (r == 0)
-		rep->new_pid = plan->remote ? plan->remote->new_pid : t.new_pid;
-	relays_go(&t, 0);
-	close_harvest(&t);
-	qu_qmp_close(t.ctl);
-	qu_close(&t.pidfd_old);
-	qu_close(&t.pidfd_new);
-	qu_close(&t.stderr_rd);
+		t->local[i] = -1;
+	int r = execute(t);
+	free(t);
 	return r;
 }
