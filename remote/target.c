@@ -16,6 +16,7 @@
 #include "upgrade/log.h"
 #include "upgrade/plan.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -363,8 +364,45 @@ static int make_listener(struct qu_target *t, const char *path)
 	return fd;
 }
 
+/* A process of this network namespace that holds a queue of tap ifname (its fdinfo says
+ * "iff: NAME"), or 0. */
+static pid_t tap_holder(const char *ifname)
+{
+	char ours[64], theirs[64], path[600], *text = NULL, want[IFNAMSIZ + 8];
+	ssize_t n = readlink("/proc/self/ns/net", ours, sizeof(ours) - 1);
+	if (n < 0)
+		return 0;
+	ours[n] = '\0';
+	snprintf(want, sizeof(want), "iff:\t%s\n", ifname);
+	DIR *proc = opendir("/proc");
+	pid_t found = 0;
+	for (struct dirent *p; proc && !found && (p = readdir(proc));) {
+		if (p->d_name[0] < '1' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/ns/net", p->d_name);
+		n = readlink(path, theirs, sizeof(theirs) - 1);
+		if (n < 0 || (theirs[n] = '\0', strcmp(theirs, ours)))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fdinfo", p->d_name);
+		DIR *fds = opendir(path);
+		for (struct dirent *f; fds && !found && (f = readdir(fds));) {
+			snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", p->d_name, f->d_name);
+			if (f->d_name[0] != '.' && qu_read_file(path, &text, NULL) == 0) {
+				found = strstr(text, want) ? (pid_t)atoi(p->d_name) : 0;
+				free(text);
+			}
+		}
+		if (fds)
+			closedir(fds);
+	}
+	if (proc)
+		closedir(proc);
+	return found;
+}
+
 /* The tap must exist here already (made and bridged by the host's network setup): a tap
- * that TUNSETIFF would create on the fly would be attached to nothing. */
+ * that TUNSETIFF would create on the fly would be attached to nothing. Nobody may hold it:
+ * a multiqueue tap would take us in as one more queue of another VM's network. */
 static int open_tap(const char *spec)
 {
 	char ifname[IFNAMSIZ + 8], sys[64];
@@ -375,6 +413,10 @@ static int open_tap(const char *spec)
 	if (access(sys, F_OK) < 0)
 		return qu_err(-ENODEV, "tap '%s' does not exist on this host: create it there first (e.g. `ip tuntap add "
 			      "dev %s mode tap`, attached like on the source)", ifname, ifname);
+	pid_t holder = tap_holder(ifname);
+	if (holder)
+		return qu_err(-EBUSY, "tap '%s' is in use on this host by PID %d (another VM?): give the VM a tap of its "
+			      "own there", ifname, (int)holder);
 	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
 	if (fd < 0)
 		return qu_err(-errno, "cannot open /dev/net/tun: %s", strerror(errno));

@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 29
+tap_plan 30
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 img=$(mktemp -d)
 _vm_paths+=("$img")
@@ -89,6 +89,21 @@ tap_is "$(remote_qemus)" "" "no QEMU is left on B"
 tap_ok $? "the agent removed the image and the socket it made on B"
 grep -q "new QEMU on the other host stopped" <<<"$(json_get "$REPORT" rolled_back)"
 tap_ok $? "the report says the new QEMU on B was stopped"
+
+# 5a. B's tap held by someone else (a multiqueue tap would take the VM in as another queue of
+# that network): refused at the start there, rolled back.
+ip netns exec "$REMOTE_NS_B" "$QU_BUILD/tests/helpers/tapopen" tap0 3 sleep 60 &
+holder=$!
+vm_track_pid "$holder" 2>/dev/null
+sleep 0.3
+remote_upgrade --copy-storage
+rc=$?
+tap_diag "tap held on B: exit $rc: $(cat "$VM_DIR/err")"
+[ "$rc" = 1 ] && grep -q "tap 'tap0' is in use on this host by PID" "$VM_DIR/err" && [ "$(vm_runstate)" = running ] &&
+	[ -z "$(remote_qemus)" ]
+tap_ok $? "a tap another process holds on B is refused there (exit 1, rolled back, the reason given)"
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
 
 # 5b. The agent's session process dies (killed, as the OOM killer would) while the tool waits
 # with the new QEMU started on B: the tool rolls back, and the agent's listener stops that
