@@ -13,6 +13,7 @@
 #include "upgrade/journal.h"
 #include "upgrade/kv.h"
 #include "upgrade/launcher.h"
+#include "upgrade/memory.h"
 #include "upgrade/log.h"
 #include "upgrade/plan.h"
 
@@ -71,6 +72,7 @@ struct qu_target {
 	int resumed;
 	int no_tls;                 /* the tool asked for plain TCP (--no-tls) */
 	const struct qu_seal *seal; /* the session, whose key the TLS key derives from */
+	unsigned long long booking; /* this host's memory ledger: the copy's room, while we run */
 	struct qu_tls tls;
 };
 
@@ -158,6 +160,8 @@ void qu_target_free(struct qu_target *t)
 	char record[PATH_MAX];
 	record_path(getpid(), record, sizeof(record));
 	unlink(record);
+	if (t->booking)
+		qu_memory_unbook(t->booking);
 	qu_close(&t->pidfd);
 	qu_close(&t->stderr_rd);
 	for (size_t i = 0; i < t->nargv; i++)
@@ -556,6 +560,26 @@ static int start_incoming(struct qu_target *t, const char *host, uint64_t deadli
 	return 0;
 }
 
+/* Moves into this host side by side must not overcommit it: the guest's RAM (and a margin
+ * for the new QEMU) is booked in the same ledger local copies use, for as long as this
+ * session runs; the plan checked MemAvailable alone. */
+static int book_memory(struct qu_target *t)
+{
+	long long need = 256LL << 20;
+	for (size_t i = 0; i < t->nfds; i++)
+		if (t->fds[i].kind == QU_FD_RAM)
+			need += qu_kv_num(t->fds[i].spec, "size", 0);
+	struct qu_context *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return -ENOMEM;
+	if (t->context)
+		qu_context_decode(t->context, ctx);
+	ctx->ncgroups = 0; /* this host's room, not the source's cgroups */
+	int r = qu_memory_book(need, ctx, &t->booking);
+	free(ctx);
+	return r < 0 ? qu_err_wrap(r, "this host's memory") : 0;
+}
+
 int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us, char *reply, size_t len)
 {
 	struct qu_launch_fd fds[TARGET_MAX_FDS + 2];
@@ -575,6 +599,8 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 	}
 	if (!paused || !incoming)
 		return qu_err(-EINVAL, "the command line lacks -S or -incoming defer: not starting it");
+	if ((r = book_memory(t)) < 0)
+		return r;
 	if ((r = make_disks(t, deadline_us)) < 0)
 		return r;
 	int ctl = ctl_listen(t);
