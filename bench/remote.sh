@@ -4,7 +4,7 @@
 # runs each (default 3); writes bench/REMOTE-RESULTS.md.
 #
 # The two hosts are network namespaces A and B joined by a veth pair (10.77.0.1, 10.77.0.2),
-# as in tests/lib/remote.sh. Both methods move the same kind of VM (firmware only, plain
+# as in tests/lib/remote.sh. Every method moves the same kind of VM (firmware only, plain
 # anonymous `-m` RAM, no disk) from A to B over that veth:
 #   remote:  `qemu-upgrade --pid PID --remote 10.77.0.2 --remote-key KEY --json --quiet` run
 #            in A; `qemu-upgrade agent` in B, in a private mount namespace with a tmpfs over
@@ -13,8 +13,17 @@
 #            tcp:10.77.0.2:PORT`, capability `events` and `max-bandwidth` 1 TiB/s (what
 #            qemu-upgrade sets: UNLIMITED_BANDWIDTH in upgrade/execute.c) on the source,
 #            `migrate`, wait for `completed`, `cont` on the destination, `quit` the source.
+#   migrate-memfd: the same by hand, but the destination's RAM is a shared memfd, as the
+#            agent gives its new QEMU (a control: how much of the difference is the kind of
+#            memory the copy lands in): `-object memory-backend-memfd,id=pc.ram,size=SIZE,
+#            share=on -machine memory-backend=pc.ram` added to the destination's command line
+#            (the source keeps its plain `-m`). The backend's id must be `pc.ram`, q35's
+#            default-ram-id: QEMU 7.2 names the RAM block of implicit `-m` RAM `pc.ram` and
+#            refuses an incoming stream whose block it does not have (with id=mem0 the
+#            destination fails with `Unknown ramblock "pc.ram", cannot accept migration`).
 #
-# Environment: RUNS (3), COLD_WAIT (seconds between filling guest RAM and the measured
+# Environment: METHODS (default "remote migrate migrate-memfd", run in that order within each
+# run), RUNS (3), COLD_WAIT (seconds between filling guest RAM and the measured
 # operation, default 10 + 3 per GiB: see README.md, Caveats), QEMU
 # (/usr/bin/qemu-system-x86_64), ACCEL (default: kvm if a SeaBIOS guest runs under it, else
 # tcg, probed by bench.py), QU_BIN (<repo>/build/qemu-upgrade), OUT (bench/REMOTE-RESULTS.md),
@@ -30,8 +39,10 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH/.." && pwd)
 SIZES=("$@")
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(1 2 4)
-SET_RUNS=${RUNS+set}
+DEFAULT_METHODS="remote migrate migrate-memfd"
+SET_RUNS=${RUNS+set} SET_METHODS=${METHODS+set}
 RUNS=${RUNS:-3}
+METHODS=${METHODS:-$DEFAULT_METHODS}
 COLD_WAIT=${COLD_WAIT:-}
 QEMU=${QEMU:-/usr/bin/qemu-system-x86_64}
 QU_BIN=${QU_BIN:-$ROOT/build/qemu-upgrade}
@@ -40,6 +51,7 @@ QU_ARGS=${QU_ARGS:-}
 # The command line recorded in the results names every setting that was given.
 COMMAND="bench/remote.sh${*:+ $*}"
 [ -z "$SET_RUNS" ] && [ "$RUNS" = 3 ] || COMMAND="RUNS=$RUNS $COMMAND"
+[ -z "$SET_METHODS" ] && [ "$METHODS" = "$DEFAULT_METHODS" ] || COMMAND="METHODS=\"$METHODS\" $COMMAND"
 [ -z "$COLD_WAIT" ] || COMMAND="COLD_WAIT=$COLD_WAIT $COMMAND"
 [ -z "${ACCEL:-}" ] || COMMAND="ACCEL=$ACCEL $COMMAND"
 [ "$QEMU" = /usr/bin/qemu-system-x86_64 ] || COMMAND="QEMU=$QEMU $COMMAND"
@@ -63,6 +75,14 @@ for s in "${SIZES[@]}"; do
 	[[ $s =~ ^[1-9][0-9]*$ ]] || die "sizes are whole GiB: '$s'"
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS is a positive number: '$RUNS'"
+read -ra METHOD_LIST <<<"$METHODS"
+[ ${#METHOD_LIST[@]} -gt 0 ] || die "METHODS is empty"
+for m in "${METHOD_LIST[@]}"; do
+	case $m in
+	remote | migrate | migrate-memfd) ;;
+	*) die "unknown method '$m' in METHODS (remote, migrate, migrate-memfd)" ;;
+	esac
+done
 [ -z "$COLD_WAIT" ] || [[ $COLD_WAIT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "COLD_WAIT is seconds: '$COLD_WAIT'"
 for c in ip unshare python3 gcc jq; do
 	command -v "$c" >/dev/null || die "needs $c"
@@ -584,10 +604,26 @@ memwatch_stop() {
 	ROW[mem_max_gap_ms]=${gap:+$((gap / 1000))}
 }
 
-vm_args() { # DIR NAME SIZE: the VM's command line (both methods, source and destination)
+vm_args() { # DIR NAME SIZE [memfd]: the VM's command line (every method, source and destination)
 	echo "-accel $ACCEL -machine q35 -m ${3}G -nodefaults -display none" \
 		"-qmp unix:$1/$2.qmp,server=on,wait=off -daemonize -pidfile $1/$2.pid"
+	# migrate-memfd's destination: the RAM in a shared memfd. The id is q35's default-ram-id,
+	# so that the RAM block is named `pc.ram` as the source's implicit one is (the header).
+	[ "${4:-}" != memfd ] ||
+		echo "-object memory-backend-memfd,id=pc.ram,size=${3}G,share=on -machine memory-backend=pc.ram"
 }
+
+# ram_mapping PID SIZE: what backs the QEMU's guest RAM (the mapping of SIZE bytes), for the
+# run's note.
+ram_mapping() {
+	local range perms off dev inode name
+	while read -r range perms off dev inode name; do
+		[ $((16#${range#*-} - 16#${range%-*})) = "$2" ] || continue
+		echo "${name:-anonymous} $([ "${perms:3:1}" = s ] && echo shared || echo private)"
+		return
+	done <"/proc/$1/maps"
+	echo "? (no mapping of $2 bytes)"
+} 2>/dev/null
 
 # prepare SIZE: a fresh VM in A, its RAM filled, COLD_WAIT. Sets VM_PID, SEED, SKIP.
 prepare() {
@@ -663,18 +699,20 @@ run_remote() {
 	ROW[downtime_ms]=$(jq -r .downtime_ms <<<"$report")
 	ROW[ram_bytes]=$(jq -r .ram_copied_bytes <<<"$report")
 	ROW[sent_bytes]=$(jq -r .transferred_bytes <<<"$report")
-	ROW[note]="tool wall $(((t1 - t0) / 1000000)) ms; "
+	ROW[note]="tool wall $(((t1 - t0) / 1000000)) ms; new QEMU's RAM $(ram_mapping "$new" "$((SIZE * GiB))"); "
 	check_after "$new" "/proc/$new/root$RUN_DIR/vm.qmp"
 }
 
+# run_migrate [memfd]: plain migration by hand; with memfd, into a destination whose RAM is a
+# shared memfd.
 run_migrate() {
-	local out
+	local out kind=${1:-}
 	prepare "$SIZE" || return 1
 	memwatch_start || { ROW[note]="memwatch did not start"; return 1; }
 	# shellcheck disable=SC2046
 	out=$(python3 "$HELPERS/rbench.py" migrate "$RUN_DIR/vm.qmp" "$VM_PID" "$RUN_DIR/dst.qmp" \
 		"$RUN_DIR/dst.pid" "tcp:$B_IP:$MIG_PORT" -- ip netns exec "$NS_B" "$QEMU" \
-		$(vm_args "$RUN_DIR" dst "$SIZE") -S -incoming "tcp:$B_IP:$MIG_PORT" 2>"$RUN_DIR/mig.err")
+		$(vm_args "$RUN_DIR" dst "$SIZE" "$kind") -S -incoming "tcp:$B_IP:$MIG_PORT" 2>"$RUN_DIR/mig.err")
 	memwatch_stop
 	local dst
 	dst=$(jq -r '.dst_pid // empty' <<<"$out" 2>/dev/null)
@@ -694,10 +732,11 @@ run_migrate() {
 	ROW[strategy]=precopy
 	ROW[note]=$(jq -r '"destination start \(.dst_start_ms | floor) ms; QEMU total-time \(.qemu_total_ms) ms, setup \(.setup_ms) ms, \(.mbps | floor) Mbit/s, dirty-sync-count \(.dirty_syncs); "' <<<"$out")
 	[ "$(jq -r .dst_state <<<"$out")" = running ] || ROW[note]+="destination run state $(jq -r .dst_state <<<"$out"); "
+	ROW[note]+="destination RAM $(ram_mapping "$dst" "$((SIZE * GiB))"); "
 	check_after "$dst" "$RUN_DIR/dst.qmp"
 }
 
-echo "remote.sh: $("$QEMU" --version | head -n 1), -accel $ACCEL, sizes ${SIZES[*]} GiB, $RUNS runs each, namespaces $NS_A/$NS_B" >&2
+echo "remote.sh: $("$QEMU" --version | head -n 1), -accel $ACCEL, sizes ${SIZES[*]} GiB, $RUNS runs each of ${METHOD_LIST[*]}, namespaces $NS_A/$NS_B" >&2
 SKIPPED=()
 for SIZE in "${SIZES[@]}"; do
 	need=$((2 * SIZE * GiB + MARGIN))
@@ -709,7 +748,7 @@ for SIZE in "${SIZES[@]}"; do
 		continue
 	fi
 	for run in $(seq "$RUNS"); do
-		for method in remote migrate; do
+		for method in "${METHOD_LIST[@]}"; do
 			if ! wait_for_memory "$need"; then
 				say "skipped $method at $SIZE GiB run $run: not enough free memory"
 				SKIPPED+=("$method $SIZE GiB run $run (not enough MemAvailable)")
@@ -718,12 +757,17 @@ for SIZE in "${SIZES[@]}"; do
 			ROW=([size_gib]=$SIZE [method]=$method [run]=$run [loadavg]=$(cut -d' ' -f1 /proc/loadavg)
 				[timestamp]=$(date +%Y-%m-%dT%H:%M:%S%z))
 			RUN_DIR=$(mktemp -d /tmp/qu-rbench-run.XXXXXX)
-			if "run_$method"; then ROW[result]=ok; else ROW[result]=failed; fi
+			case $method in
+			remote) run_remote ;;
+			migrate) run_migrate ;;
+			migrate-memfd) run_migrate memfd ;;
+			esac
+			if [ $? = 0 ]; then ROW[result]=ok; else ROW[result]=failed; fi
 			end_run
 			settle_memory
 			emit
 			if [ "${ROW[result]}" = ok ]; then
-				say "$(printf '%-7s %s GiB run %s: total %s ms, guest on B %s ms, pause %s ms, downtime %s ms, RAM %s MiB, extra mem %s MiB' \
+				say "$(printf '%-13s %s GiB run %s: total %s ms, guest on B %s ms, pause %s ms, downtime %s ms, RAM %s MiB, extra mem %s MiB' \
 					"$method" "$SIZE" "$run" "${ROW[total_ms]}" "${ROW[running_ms]}" "${ROW[pause_ms]}" \
 					"${ROW[downtime_ms]}" "$((${ROW[ram_bytes]:-0} / MiB))" "$((${ROW[peak_extra_bytes]:-0} / MiB))")"
 			else
