@@ -180,6 +180,12 @@ sys.path.insert(0, os.environ["BENCH"])
 from bench import QMP, BenchError, MAX_BANDWIDTH
 
 GiB, MiB = 1 << 30, 1 << 20
+# The methods in the report's order, and their column headings.
+METHODS = [("remote", "qemu-upgrade --remote"), ("migrate", "plain migration"),
+           ("migrate-memfd", "plain migration into a memfd")]
+# The ratios given (numerator / denominator, medians), where both were measured.
+RATIOS = [("remote", "migrate", "remote / plain"), ("migrate-memfd", "migrate", "memfd / plain"),
+          ("remote", "migrate-memfd", "remote / memfd")]
 
 
 def status(path):
@@ -279,6 +285,14 @@ def median(rows, key, scale=1):
     return statistics.median(v) if v else None
 
 
+def shmem_thp():
+    try:
+        with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
+            return f.read().split("[")[1].split("]")[0]
+    except (OSError, IndexError):
+        return "?"
+
+
 def report(tsv, out, command, accel, qemu, skipped):
     with open(tsv) as f:
         lines = [l.rstrip("\n").split("\t") for l in f if l.strip()]
@@ -314,7 +328,7 @@ def report(tsv, out, command, accel, qemu, skipped):
     o.append(f"- qemu-upgrade: `{os.environ.get('QU_BUILD_ID', '?')}` (build time and sha256 of the "
              "binary, copied once at the start: every run used the same one)")
     o.append(f"- QEMU: {qver} (`{qemu}`), the same binary on both \"hosts\"")
-    o.append(f"- Accelerator: `-accel {accel}` (both methods; probed as bench/run.sh does: kvm "
+    o.append(f"- Accelerator: `-accel {accel}` (every method; probed as bench/run.sh does: kvm "
              "if a SeaBIOS guest keeps running under it)")
     o.append(f"- Machine: {os.cpu_count()} CPUs ({model}), MemTotal {memtotal / GiB:.1f} GiB, "
              f"kernel {os.uname().release}; load average (1 min) when the measured operations "
@@ -342,6 +356,23 @@ def report(tsv, out, command, accel, qemu, skipped):
              "`downtime-limit` (300 ms, also qemu-upgrade's default); `migrate "
              "tcp:10.77.0.2:4444`, wait for `completed` (source and destination), `cont` on "
              "the destination (as libvirt and qemu-upgrade's agent do), `quit` the source")
+    o.append("- **plain migration into a memfd** (a control: the destination's RAM in the same "
+             "kind of memory as qemu-upgrade's new QEMU gets): the same, with "
+             "`-object memory-backend-memfd,id=pc.ram,size=SIZE,share=on -machine "
+             "memory-backend=pc.ram` added to the destination's command line (the source keeps "
+             "its plain `-m`; the id must be q35's default-ram-id `pc.ram`, the RAM block name "
+             "of implicit `-m` RAM, or QEMU 7.2 refuses the stream: `Unknown ramblock`). The "
+             "agent gives its new QEMU a `memory-backend-file` over a memfd it creates (`share=on`); "
+             "both are shmem in 4 KiB pages here (shmem THP `never`)"
+             if shmem_thp() == "never" else
+             "- **plain migration into a memfd** (a control: the destination's RAM in the same "
+             "kind of memory as qemu-upgrade's new QEMU gets): the same, with "
+             "`-object memory-backend-memfd,id=pc.ram,size=SIZE,share=on -machine "
+             "memory-backend=pc.ram` added to the destination's command line (the source keeps "
+             "its plain `-m`; the id must be q35's default-ram-id `pc.ram`, the RAM block name "
+             "of implicit `-m` RAM, or QEMU 7.2 refuses the stream: `Unknown ramblock`). The "
+             "agent gives its new QEMU a `memory-backend-file` over a memfd it creates (`share=on`); "
+             f"shmem THP here: `{shmem_thp()}`")
     waits = sorted({(int(r["size_gib"]), r["wait_s"]) for r in rows if r["wait_s"]})
     o.append("- Guest RAM filled with a non-zero pattern (`bench/fill-ram`, all but the first "
              "MiB and the 32 MiB below the top of low memory) before every run, then a wait "
@@ -351,8 +382,12 @@ def report(tsv, out, command, accel, qemu, skipped):
     if skipped:
         o.append(f"- Skipped: {skipped}")
     o.append("")
-    o.append("Median of the measured runs, min–max in parentheses; ratio = qemu-upgrade / "
-             "plain migration (medians).\n")
+    present = {r["method"] for r in rows}
+    meths = [(m, h) for m, h in METHODS if m in present]
+    ratios = [x for x in RATIOS if x[0] in present and x[1] in present]
+    o.append("Median of the measured runs, min–max in parentheses; ratios of the medians "
+             "(remote = qemu-upgrade --remote, plain = plain migration, memfd = plain migration "
+             "into a memfd).\n")
     metrics = [
         ("total time¹", "total_ms", 1, " ms"),
         ("until the guest runs on B²", "running_ms", 1, " ms"),
@@ -364,16 +399,18 @@ def report(tsv, out, command, accel, qemu, skipped):
         ("... held by processes (AnonPages + Shmem rise)⁵", "held_extra_bytes", MiB, " MiB"),
     ]
     for s in sizes:
-        R = [r for r in ok if int(r["size_gib"]) == s and r["method"] == "remote"]
-        M = [r for r in ok if int(r["size_gib"]) == s and r["method"] == "migrate"]
+        by = {m: [r for r in ok if int(r["size_gib"]) == s and r["method"] == m] for m, _ in meths}
         bad = [r for r in rows if int(r["size_gib"]) == s and r["result"] != "ok"]
-        o.append(f"## {s} GiB guest ({len(R)} + {len(M)} runs measured)\n")
-        o.append("| metric | qemu-upgrade --remote | plain migration | ratio |")
-        o.append("| --- | --- | --- | --- |")
+        o.append(f"## {s} GiB guest ({' + '.join(str(len(by[m])) for m, _ in meths)} runs measured)\n")
+        o.append("| metric | " + " | ".join(h for _, h in meths) + "".join(f" | {n}" for _, _, n in ratios) + " |")
+        o.append("|" + " --- |" * (1 + len(meths) + len(ratios)))
         for name, key, scale, unit in metrics:
-            a, b = median(R, key, scale), median(M, key, scale)
-            rat = f"{a / b:.2f}x" if a is not None and b else "n/a"
-            o.append(f"| {name} | {cell(R, key, scale, unit)} | {cell(M, key, scale, unit)} | {rat} |")
+            rats = []
+            for x, y, _ in ratios:
+                a, b = median(by[x], key, scale), median(by[y], key, scale)
+                rats.append(f"{a / b:.2f}x" if a is not None and b else "n/a")
+            o.append(f"| {name} | " + " | ".join(cell(by[m], key, scale, unit) for m, _ in meths)
+                     + "".join(f" | {x}" for x in rats) + " |")
         for r in bad:
             o.append(f"\n- run {r['run']} {r['method']}: **{r['result']}**: {r['note']}")
         o.append("")
@@ -382,13 +419,13 @@ def report(tsv, out, command, accel, qemu, skipped):
              "migrate, resume, announce) until the old QEMU has exited. Plain migration: from "
              "the `migrate` command to the destination's RESUME event (the destination already "
              "started: what the brief of this benchmark asked for; the two rows below compare "
-             "like with like).")
+             "like with like); the same for plain migration into a memfd.")
     o.append("2. qemu-upgrade: its report's `commit_ms` (the new QEMU runs the guest). Plain "
-             "migration: from starting the destination QEMU to its RESUME event.")
-    o.append("3. qemu-upgrade: `total_ms` again. Plain migration: from starting the destination "
+             "migration (both): from starting the destination QEMU to its RESUME event.")
+    o.append("3. qemu-upgrade: `total_ms` again. Plain migration (both): from starting the destination "
              "QEMU until the source, sent `quit` after the `cont`, has exited (pidfd readable).")
     o.append("4. qemu-upgrade: its report's `ram_copied_bytes` (`transferred_bytes` is in the "
-             "runs table); plain migration: `ram.transferred` of `query-migrate`.")
+             "runs table); plain migration (both): `ram.transferred` of `query-migrate`.")
     o.append("5. bench/memwatch: the median MemAvailable over 250 ms before the operation minus "
              "its lowest value during it (every 5 ms); and the same for AnonPages + Shmem (its highest value), which leaves out what the kernel parks on its per-CPU free lists. Both host-wide: both \"hosts\" are this "
              "machine, so this is the destination's copy of the guest RAM plus whatever else "
@@ -399,20 +436,22 @@ def report(tsv, out, command, accel, qemu, skipped):
     o.append("## What this shows, and caveats\n")
     parts = []
     for s in sizes:
-        R = [r for r in ok if int(r["size_gib"]) == s and r["method"] == "remote"]
-        M = [r for r in ok if int(r["size_gib"]) == s and r["method"] == "migrate"]
-        if not R or not M:
+        by = {m: [r for r in ok if int(r["size_gib"]) == s and r["method"] == m] for m, _ in METHODS}
+        got = [m for m, _ in METHODS if by[m]]
+        if len(got) < 2:
             continue
-        rr, mr = median(R, "running_ms"), median(M, "running_ms")
-        rt, mt = median(R, "retired_ms"), median(M, "retired_ms")
-        rp, mp = median(R, "pause_ms"), median(M, "pause_ms")
-        parts.append(f"{s} GiB: guest on B after {fnum(rr)} against {fnum(mr)} ms "
-                     f"({rr - mr:+.0f} ms, {rr / mr:.2f}x), old QEMU gone after {fnum(rt)} "
-                     f"against {fnum(mt)} ms ({rt / mt:.2f}x), pause {fnum(rp)} against "
-                     f"{fnum(mp)} ms")
+        med = {m: (median(by[m], "running_ms"), median(by[m], "retired_ms"), median(by[m], "pause_ms"))
+               for m in got}
+        short = {"remote": "qemu-upgrade", "migrate": "plain", "migrate-memfd": "plain into a memfd"}
+        p = f"{s} GiB: guest on B after " + ", ".join(f"{fnum(med[m][0])} ({short[m]})" for m in got) + " ms"
+        p += "".join(f"; {n} {med[x][0] / med[y][0]:.2f}x ({med[x][0] - med[y][0]:+.0f} ms)"
+                     for x, y, n in RATIOS if x in got and y in got)
+        p += "; old QEMU gone after " + ", ".join(f"{fnum(med[m][1])}" for m in got) + " ms"
+        p += "; pause " + ", ".join(f"{fnum(med[m][2])}" for m in got) + " ms"
+        parts.append(p)
     if parts:
         o.append("Like for like (from the start of the operation, new QEMU's start included), "
-                 "medians, qemu-upgrade against plain migration: " + "; ".join(parts) + ".\n")
+                 "medians: " + "; ".join(parts) + ".\n")
     others = [int(r["other_qemus"]) for r in rows if r.get("other_qemus") not in ("", None)]
     loads = [float(r["loadavg"]) for r in rows]
     o.append("@@NOTES@@")
@@ -432,7 +471,7 @@ def report(tsv, out, command, accel, qemu, skipped):
                  f"{f(r, 'held_extra_bytes', MiB)} | {r['mem_max_gap_ms']} | {r['loadavg']} | "
                  f"{r.get('other_qemus', '')} | {r['note'].strip().rstrip(';')} |")
     text = "\n".join(o) + "\n"
-    text = text.replace("@@NOTES@@", default_notes(others, loads))
+    text = text.replace("@@NOTES@@", default_notes(others, loads, memfd_note(ok, sizes)))
     with open(out, "w") as f:
         f.write(text)
 
