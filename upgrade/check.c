@@ -1,4 +1,5 @@
 #include "upgrade/check.h"
+#include "remote/client.h"
 #include "remote/tcp/transport.h"
 #include "qemu-integration/binary.h"
 #include "qemu-integration/qmp.h"
@@ -228,7 +229,38 @@ static void check_binary(struct report *rep, const char *path)
 	}
 }
 
-int qu_check(const char *binary, int json, FILE *out)
+/* The other host, through its agent: reachable, the same key, and what the QEMU there is. */
+static void check_agent(struct report *rep, const char *host, const char *key, const char *binary)
+{
+	struct qu_remote *r = NULL;
+	char detail[48], why[256];
+	uint64_t deadline = qu_now_us() + 10000000u;
+	int ok = qu_remote_connect(host, key ? key : QU_AGENT_KEY, deadline, &r) == 0;
+	snprintf(detail, sizeof(detail), "%.47s", ok ? "reachable, same key" : "NOT reached");
+	snprintf(why, sizeof(why), "%s", ok ? "--remote can move VMs there" : qu_err_msg());
+	item(rep, "agent on the other host", ok, 1, detail, why);
+	if (!ok)
+		return;
+	struct qu_binary *b = calloc(1, sizeof(*b));
+	const char *path = binary ? binary : "/usr/bin/qemu-system-x86_64";
+	int has = 0;
+	extern char **environ;
+	ok = b && qu_remote_probe(r, path, environ, "q35", deadline, b, &has) == 0;
+	if (ok)
+		snprintf(detail, sizeof(detail), "QEMU %d.%d.%d", b->ver[0], b->ver[1], b->ver[2]);
+	else
+		snprintf(detail, sizeof(detail), "not usable");
+	snprintf(why, sizeof(why), "%s there%s%s", path, ok ? ": the new QEMU" : ": ", ok ? "" : qu_err_msg());
+	item(rep, "QEMU on the other host", ok, 1, detail, why);
+	if (ok && r->mem_available >= 0) {
+		snprintf(detail, sizeof(detail), "%lld MiB available", r->mem_available >> 20);
+		item(rep, "memory on the other host", 1, 0, detail, "a moved guest's RAM is copied there");
+	}
+	free(b);
+	qu_remote_close(r);
+}
+
+int qu_check(const char *binary, const char *remote, const char *remote_key, int json, FILE *out)
 {
 	struct report rep = { .items = json_object_new_array(), .json = json, .out = out };
 	if (!json)
@@ -239,7 +271,9 @@ int qu_check(const char *binary, int json, FILE *out)
 	check_splice(&rep);
 	check_devices(&rep);
 	check_remote(&rep);
-	if (binary)
+	if (remote)
+		check_agent(&rep, remote, remote_key, binary);
+	else if (binary)
 		check_binary(&rep, binary);
 	if (json) {
 		json_object *o = json_object_new_object();

@@ -5,8 +5,9 @@
 
 #include <stdio.h>
 
-/* binary: a QEMU to probe too (NULL: none). Returns 0 when everything the zero-copy upgrade
- * needs is there, 1 otherwise. */
-int qu_check(const char *binary, int json, FILE *out);
+/* binary: a QEMU to probe too (NULL: none). remote: an agent to reach with the key at
+ * remote_key (NULL: the default) and ask about binary there (or the default path). Returns 0
+ * when everything needed is there, 1 otherwise. */
+int qu_check(const char *binary, const char *remote, const char *remote_key, int json, FILE *out);
 
 #endif

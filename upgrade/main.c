@@ -23,7 +23,7 @@ static void usage(FILE *f)
 	      "       qemu-upgrade --pid PID --remote HOST [--copy-storage | --shared-storage] [options]\n"
 	      "       qemu-upgrade agent [--listen [ADDR:]PORT] [--key FILE]\n"
 	      "       qemu-upgrade inspect --pid PID [--json]\n"
-	      "       qemu-upgrade check [--binary PATH] [--json]\n"
+	      "       qemu-upgrade check [--binary PATH] [--remote HOST] [--json]\n"
 	      "       qemu-upgrade --all [--binary PATH] [--jobs N] [--dry-run] [--json]\n"
 	      "       qemu-upgrade --recover\n"
 	      "       qemu-upgrade dump-stream FILE\n"
@@ -178,17 +178,22 @@ static int check_command(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "binary", required_argument, NULL, 'b' }, { "json", no_argument, NULL, 'j' },
+		{ "remote", required_argument, NULL, 'r' }, { "remote-key", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
 	};
-	const char *binary = NULL;
+	const char *binary = NULL, *remote = NULL, *remote_key = NULL;
 	int json = 0, c;
-	while ((c = getopt_long(argc, argv, "b:jh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "b:jr:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b': binary = optarg; break;
 		case 'j': json = 1; break;
+		case 'r': remote = optarg; break;
+		case 'k': remote_key = optarg; break;
 		case 'h':
-			printf("Usage: qemu-upgrade check [--binary PATH] [--json]\n"
-			       "What this host offers qemu-upgrade (and, with --binary, what that QEMU does).\n");
+			printf("Usage: qemu-upgrade check [--binary PATH] [--remote HOST [--remote-key FILE]] [--json]\n"
+			       "What this host offers qemu-upgrade (and, with --binary, what that QEMU does). With\n"
+			       "--remote: whether the agent there answers and holds the same key, and what the QEMU\n"
+			       "at PATH (default /usr/bin/qemu-system-x86_64) is there.\n");
 			return EXIT_OK;
 		default:
 			fprintf(stderr, "Try 'qemu-upgrade check --help'.\n");
@@ -199,7 +204,11 @@ static int check_command(int argc, char **argv)
 		fprintf(stderr, "qemu-upgrade check: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	return qu_check(binary, json, stdout) ? EXIT_FAILED : EXIT_OK;
+	if (remote_key && !remote) {
+		fprintf(stderr, "qemu-upgrade check: --remote-key goes with --remote HOST\n");
+		return EXIT_USAGE;
+	}
+	return qu_check(binary, remote, remote_key, json, stdout) ? EXIT_FAILED : EXIT_OK;
 }
 
 static int agent_command(int argc, char **argv)

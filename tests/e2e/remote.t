@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 30
+tap_plan 31
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 img=$(mktemp -d)
 _vm_paths+=("$img")
@@ -60,6 +60,17 @@ tap_ok $? "a VM with a disk and no storage choice is refused (exit 3) and told t
 
 # 3. A wrong key: the agent lets nothing in.
 badkey=$(mktemp) && _vm_paths+=("$badkey") && head -c 32 /dev/urandom | base64 >"$badkey" && chmod 600 "$badkey"
+# `check --remote`: the agent answers, holds the key, and names the QEMU there; with another
+# key it says why not.
+out=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" check --remote "$REMOTE_B_IP" --remote-key "$REMOTE_KEY")
+rc=$?
+bad=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" check --remote "$REMOTE_B_IP" --remote-key "$badkey")
+badrc=$?
+tap_diag "check --remote: exit $rc; with another key: exit $badrc: $(grep agent <<<"$bad")"
+[ "$rc" = 0 ] && grep -q '^yes  agent on the other host .*reachable, same key' <<<"$out" &&
+	grep -q '^yes  QEMU on the other host .*QEMU 7\.2' <<<"$out" && [ "$badrc" = 1 ] &&
+	grep -q '^NO   agent on the other host .*authentication failed' <<<"$bad"
+tap_ok $? "check --remote: the agent, the key and the QEMU there; another key: NO, and why"
 ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --remote-key "$badkey" \
 	--copy-storage --quiet >/dev/null 2>"$VM_DIR/err"
 rc=$?
