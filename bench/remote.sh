@@ -476,7 +476,34 @@ def report(tsv, out, command, accel, qemu, skipped):
         f.write(text)
 
 
-def default_notes(others, loads):
+def memfd_note(ok, sizes):
+    """What the memfd control says about qemu-upgrade's lead over plain migration, from the
+    medians of "until the guest runs on B"; None without all three methods."""
+    parts = []
+    for s in sizes:
+        m = {k: median([r for r in ok if int(r["size_gib"]) == s and r["method"] == k], "running_ms")
+             for k in ("remote", "migrate", "migrate-memfd")}
+        if None in m.values():
+            continue
+        lead, mem, rest = m["migrate"] - m["remote"], m["migrate"] - m["migrate-memfd"], m["remote"] - m["migrate-memfd"]
+        p = (f"{s} GiB: into a memfd {fnum(m['migrate-memfd'])} against {fnum(m['migrate'])} ms into "
+             f"anonymous RAM ({-mem:+.0f} ms, {m['migrate-memfd'] / m['migrate']:.2f}x); qemu-upgrade "
+             f"{fnum(m['remote'])} ms, {rest:+.0f} ms against the memfd control")
+        if lead > 0:
+            p += f" (the kind of memory is {100 * mem / lead:.0f}% of its {lead:.0f} ms lead over plain migration)"
+        parts.append(p)
+    if not parts:
+        return None
+    return ("- **The kind of memory the copy lands in**: the agent gives the new QEMU its RAM in a "
+            "memfd (so that its next upgrade on B is zero-copy), plain migration's destination has "
+            "anonymous RAM (transparent huge pages); the third method is plain migration into a "
+            "memfd, by hand. Until the guest runs on B, medians: " + "; ".join(parts) + ". What is "
+            "left against the control is qemu-upgrade's own cost or gain over the same copy by "
+            "hand into the same kind of memory (the fixed costs in the previous item; its "
+            "`memory-backend-file` over a memfd against `memory-backend-memfd`) and noise.")
+
+
+def default_notes(others, loads, memfd=None):
     return "\n".join([
         "- **No real network.** Both \"hosts\" are namespaces on one machine joined by a veth: "
         "the copy runs at memory speed through the kernel's loopback path, bounded by the "
@@ -490,6 +517,7 @@ def default_notes(others, loads):
         "`migrate-incoming`, then after the copy the resume round trip, `cont`, "
         "`announce-self`, and retiring the old QEMU. Plain migration's destination start is "
         "counted in the like-for-like rows above, not in its \"total time\" row.",
+        memfd or (
         "- **The two copies do not land in the same kind of memory**, and that, not the tool, "
         "is most likely why qemu-upgrade's copy was the faster one where it was: the agent gives "
         "the new QEMU its RAM in a memfd (so that its next upgrade on B is zero-copy), plain "
@@ -498,15 +526,16 @@ def default_notes(others, loads):
         "`memory-backend-memfd,share=on` (tried by hand, twice each) took 1.3 s against 1.9 s "
         "into anonymous RAM; bench/RESULTS.md shows the same gap between qemu-upgrade's local "
         "precopy (into a memfd) and plain migration at 1 and 4 GiB. The fixed costs in the previous item are "
-        "hidden inside that difference, not measured apart.",
+        "hidden inside that difference, not measured apart. (METHODS with migrate-memfd "
+        "measures it.)"),
         "- **Memory**: both QEMUs are on this machine, so the MemAvailable drop is the "
         "destination's whole copy; on two hosts the source host needs nothing extra. "
         "qemu-upgrade's destination RAM is a memfd (shared memory, 4 KiB pages unless shmem "
-        "THP is on), plain migration's is anonymous memory (transparent huge pages): the "
+        "THP is on), as is the memfd control's, plain migration's is anonymous memory (transparent huge pages): the "
         "kernel's per-CPU free lists grow differently under the two (README.md, Caveats), "
         "which moves MemAvailable without a process holding more.",
         "- **The guest is idle** (firmware only): precopy converges at once; a busy guest "
-        "would make both methods send more and pause longer, in the same QEMU code.",
+        "would make every method send more and pause longer, in the same QEMU code.",
         "- **Shared machine**: " + (
             f"other QEMUs (the test suite, run concurrently) were running at the start of "
             f"{sum(1 for x in others if x)} of {len(others)} measured operations (up to "
