@@ -43,9 +43,10 @@ grep -q '^WARNING: .*if either QEMU dies before the copy ends, the guest is lost
 tap_ok $? "the plan in words carries the warning"
 
 oom_before=$(memcg_oom_kills)
-memcg_reset_peak
+memcg_watch_start
 vm_upgrade --allow-copy
-peak=$(memcg_peak)
+memcg_watch_stop
+peak=$MEMCG_WATCH_PEAK
 report=$REPORT
 tap_diag "postcopy: $report $(cat "$VM_DIR/err")"
 tap_diag "peak extra in the cgroup: $(((peak - base) >> 20)) MiB for a 512 MiB guest"

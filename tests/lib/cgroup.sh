@@ -41,6 +41,26 @@ memcg_limit() {
 }
 memcg_reset_peak() { echo 0 >"$MEMCG/$_memcg_peak" 2>/dev/null || echo reset >"$MEMCG/$_memcg_peak"; }
 memcg_peak() { cat "$MEMCG/$_memcg_peak"; }
+
+# memcg_watch_start, then memcg_watch_stop sets MEMCG_WATCH_PEAK to the highest usage seen in
+# between (sampled every 5 ms; call it in this shell, not in $(...): it waits for the sampler). Since Linux 6.12 a write to memory.peak resets it only for the file
+# descriptor written to, so a reset-then-read of memory.peak can report an older peak.
+memcg_watch_start() {
+	_memcg_watch_stop=$(mktemp -u) _memcg_watch_out=$(mktemp)
+	_vm_paths+=("$_memcg_watch_stop" "$_memcg_watch_out")
+	(
+		while [ ! -e "$_memcg_watch_stop" ]; do
+			cat "$MEMCG/$_memcg_usage"
+			sleep 0.005
+		done | awk 'max < $1 { max = $1 } END { print max + 0 }' >"$_memcg_watch_out"
+	) &
+	_memcg_watcher=$!
+}
+memcg_watch_stop() {
+	touch "$_memcg_watch_stop"
+	wait "$_memcg_watcher"
+	MEMCG_WATCH_PEAK=$(cat "$_memcg_watch_out")
+}
 memcg_oom_kills() {
 	sed -n 's/^oom_kill \([0-9]*\)/\1/p' "$MEMCG/memory.oom_control" "$MEMCG/memory.events" 2>/dev/null | head -n 1
 }
