@@ -3,7 +3,8 @@
 # memcg_new NAME: a memory cgroup (v1 where the memory controller is mounted there, else v2);
 # call it before tap_plan: a host without one skips the test. Sets MEMCG (its directory) and
 # MEMCG_WRAP (a VM_WRAP that starts QEMU in it). Then memcg_usage, memcg_limit BYTES|max,
-# memcg_reset_peak, memcg_peak (bytes) and memcg_oom_kills (QEMUs the kernel killed in it).
+# memcg_watch_start / memcg_watch_stop (the highest usage in between: MEMCG_WATCH_PEAK) and
+# memcg_oom_kills (QEMUs the kernel killed in it).
 #
 # cg_all_new NAME: a cgroup of that name in every hierarchy there is (v1 memory and cpu, and
 # v2); sets CGDIRS; bails out of the TAP run if there is none.
@@ -23,9 +24,9 @@ memcg_new() {
 	fi
 	vm_defer "rmdir $MEMCG 2>/dev/null || { sleep 1; rmdir $MEMCG; }"
 	if [ -e "$MEMCG/memory.limit_in_bytes" ]; then
-		_memcg_usage=memory.usage_in_bytes _memcg_limit=memory.limit_in_bytes _memcg_peak=memory.max_usage_in_bytes
+		_memcg_usage=memory.usage_in_bytes _memcg_limit=memory.limit_in_bytes
 	else
-		_memcg_usage=memory.current _memcg_limit=memory.max _memcg_peak=memory.peak
+		_memcg_usage=memory.current _memcg_limit=memory.max
 	fi
 	MEMCG_WRAP=${TMPDIR:-/tmp}/$name-wrap-$$.sh
 	printf '#!/bin/sh\necho $$ >%s/cgroup.procs\nexec "$@"\n' "$MEMCG" >"$MEMCG_WRAP" && chmod +x "$MEMCG_WRAP"
@@ -39,9 +40,6 @@ memcg_limit() {
 		echo "$1" >"$MEMCG/$_memcg_limit"
 	fi
 }
-memcg_reset_peak() { echo 0 >"$MEMCG/$_memcg_peak" 2>/dev/null || echo reset >"$MEMCG/$_memcg_peak"; }
-memcg_peak() { cat "$MEMCG/$_memcg_peak"; }
-
 # memcg_watch_start, then memcg_watch_stop sets MEMCG_WATCH_PEAK to the highest usage seen in
 # between (sampled every 5 ms; call it in this shell, not in $(...): it waits for the sampler). Since Linux 6.12 a write to memory.peak resets it only for the file
 # descriptor written to, so a reset-then-read of memory.peak can report an older peak.
