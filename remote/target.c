@@ -7,6 +7,7 @@
 #include "remote/tls.h"
 #include "upgrade/clock.h"
 #include "upgrade/context.h"
+#include "upgrade/fault.h"
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
@@ -683,11 +684,14 @@ int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, siz
 	}
 	if (t->ndisks && (r = qu_nbd_stop(t->ctl, deadline_us)) < 0)
 		return qu_err_wrap(r, "closing the disk exports");
+	if ((r = qu_fault(QU_FI_AGENT_BEFORE_CONT)) < 0)
+		return r;
 	/* From the `cont` on, the guest runs here: whatever happens next, this QEMU stays. */
 	t->resumed = 1;
 	record_write(t);
 	if ((r = qu_qmp_execute(t->ctl, "cont", NULL, -1, deadline_us, NULL)) < 0 ||
-	    (r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, state, sizeof(state))) < 0)
+	    (r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, state, sizeof(state))) < 0 ||
+	    (r = qu_fault(QU_FI_AGENT_AFTER_CONT)) < 0)
 		return r;
 	if (strcmp(state, "running"))
 		return qu_err(-EIO, "the new QEMU is in run state '%s' after cont", state);

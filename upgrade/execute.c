@@ -1198,6 +1198,8 @@ static int execute(struct txn *t)
 		unlink(t->j.ctl);
 	if (r == 0)
 		t->rep->new_pid = t->plan->remote ? t->plan->remote->new_pid : t->new_pid;
+	else if (t->unsettled && t->plan->remote)
+		t->rep->new_pid = t->plan->remote->new_pid; /* where the guest may run: the operator checks it */
 	relays_go(t, 0);
 	close_harvest(t);
 	qu_qmp_close(t->ctl);

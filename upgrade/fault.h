@@ -18,6 +18,9 @@ enum qu_fault_point {
 	QU_FI_COMMITTED = 7,        /* new QEMU runs the guest */
 	QU_FI_RETIRED = 8,          /* old QEMU gone */
 	QU_FI_POSTCOPY_SWITCHED = 9, /* postcopy: the old QEMU switched, pages still move */
+	/* In `qemu-upgrade agent` (set in the agent's environment): */
+	QU_FI_AGENT_BEFORE_CONT = 10, /* the state is loaded there, the guest not yet resumed */
+	QU_FI_AGENT_AFTER_CONT = 11,  /* the guest runs there, its answer not yet sent */
 };
 
 /* 0, or -EIO (with a message) when the environment names this point. */

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# --remote's point of no return, with faults injected in the agent (QEMU_UPGRADE_FAULT in its
+# environment). The agent fails after the state loaded there but before its `cont`: it stops
+# the new QEMU and says so, and the tool rolls back (exit 1). The agent fails after its
+# `cont`: the guest runs there, so the tool must never resume the old QEMU: exit 4
+# ("unsettled"), the old QEMU stays paused, --recover leaves it so, and the guest lives on B.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+. "$here/../lib/remote.sh"
+
+tap_plan 10
+remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
+VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start remote-faults || exit 1
+vm_wait_ready || exit 1
+old=$VM_PID
+journal=${QEMU_UPGRADE_STATE_DIR:-/run/qemu-upgrade}/$old.journal
+
+# 1. Before the agent's `cont`.
+QEMU_UPGRADE_FAULT=10 remote_agent_start "$VM_DIR" || { echo "Bail out! the agent did not start"; exit 1; }
+remote_upgrade
+rc=$?
+tap_diag "fault before cont: exit $rc: $(cat "$VM_DIR/err")"
+[ "$rc" = 1 ] && grep -q "injected fault at point 10.*the new QEMU there was stopped" "$VM_DIR/err"
+tap_ok $? "the agent fails before its cont: exit 1, and it says the new QEMU there was stopped"
+tap_is "$(vm_runstate)" running "the old QEMU runs the guest again"
+tap_is "$(remote_qemus)" "" "no QEMU is left on B"
+[ ! -e "$journal" ]
+tap_ok $? "no journal is left"
+kill "$REMOTE_AGENT"
+
+# 2. After the agent's `cont`.
+QEMU_UPGRADE_FAULT=11 remote_agent_start "$VM_DIR" || { echo "Bail out! the second agent did not start"; exit 1; }
+remote_upgrade
+rc=$?
+tap_diag "fault after cont: exit $rc: $REPORT $(cat "$VM_DIR/err")"
+[ "$rc" = 4 ] && [ "$(json_get "$REPORT" result)" = unsettled ] && grep -q "will not be resumed" "$VM_DIR/err"
+tap_ok $? "the agent fails after its cont: exit 4 (unsettled), and the message says the old QEMU will not be resumed"
+state=$(vm_runstate)
+[ "$state" = postmigrate ] || [ "$state" = paused ]
+tap_ok $? "the old QEMU is paused ($state), not resumed"
+new=$(remote_qemus)
+[ -n "$new" ] && vm_track_pid "$new"
+[ "$(json_get "$REPORT" new_pid)" = "$new" ] || tap_diag "the report names new_pid $(json_get "$REPORT" new_pid), B runs $new"
+[ -n "$new" ] && [ "$(json_get "$REPORT" new_pid)" = "$new" ] &&
+	VM_PID=$new VM_SERIAL=/proc/$new/root$VM_DIR/serial.log vm_memcheck_progress 60 &&
+	[ "$(VM_SERIAL=/proc/$new/root$VM_DIR/serial.log vm_memcheck_errors)" = 0 ]
+tap_ok $? "the guest runs on B (the QEMU the report names), its memory intact"
+out=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --recover 2>&1)
+tap_diag "recover: $out"
+grep -q "PID $old: upgrade to $REMOTE_B_IP: .*left paused and will not be resumed" <<<"$out" && [ ! -e "$journal" ]
+tap_ok $? "--recover says the old QEMU stays paused, and settles the journal"
+state=$(vm_runstate)
+[ "$state" = postmigrate ] || [ "$state" = paused ]
+tap_ok $? "and leaves it paused ($state)"
+# The operator's step, once B is checked: the old QEMU goes; the guest lives on.
+vm_stop "$old"
+VM_PID=$new VM_SERIAL=/proc/$new/root$VM_DIR/serial.log vm_memcheck_progress 30
+tap_ok $? "with the old QEMU gone, the guest keeps running on B"
+tap_done
