@@ -163,6 +163,8 @@ void qu_target_free(struct qu_target *t)
 	unlink(record);
 	if (t->booking)
 		qu_memory_unbook(t->booking);
+	/* The key is of no use once the session ends, whatever became of the guest. */
+	qu_tls_remove(NULL, &t->tls, 0);
 	qu_close(&t->pidfd);
 	qu_close(&t->stderr_rd);
 	for (size_t i = 0; i < t->nargv; i++)

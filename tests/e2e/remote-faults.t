@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 10
+tap_plan 11
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start remote-faults || exit 1
 vm_wait_ready || exit 1
@@ -57,4 +57,10 @@ tap_ok $? "and leaves it paused ($state)"
 vm_stop "$old"
 VM_PID=$new VM_SERIAL=/proc/$new/root$VM_DIR/serial.log vm_memcheck_progress 30
 tap_ok $? "with the old QEMU gone, the guest keeps running on B"
+leaked=
+for d in $(ls -d /run/qemu-upgrade-tls-* 2>/dev/null); do
+	maker=${d#/run/qemu-upgrade-tls-} maker=${maker%%-*}
+	kill -0 "$maker" 2>/dev/null || leaked+=" $d"
+done
+tap_is "$leaked" "" "no TLS key is left behind on either host, also when the resume failed past the cont"
 tap_done
