@@ -87,3 +87,52 @@ int qu_ramblocks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_rambloc
 	json_object_put(ret);
 	return r;
 }
+
+int qu_ramblocks_pack(const struct qu_ramblock *b, size_t n, char *out, size_t len)
+{
+	size_t used = 0;
+	if (len)
+		out[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		if (strpbrk(b[i].name, ";\n"))
+			return -EINVAL;
+		int w = snprintf(out + used, len - used, "%s%s:%llu:%llu", i ? ";" : "", b[i].name,
+				 (unsigned long long)b[i].used, (unsigned long long)b[i].total);
+		if (w < 0 || (size_t)w >= len - used)
+			return -ENOSPC;
+		used += (size_t)w;
+	}
+	return 0;
+}
+
+int qu_ramblocks_unpack(const char *text, struct qu_ramblock *b, size_t max)
+{
+	size_t n = 0;
+	for (const char *p = text; *p && n < max;) {
+		const char *end = strchr(p, ';');
+		size_t l = end ? (size_t)(end - p) : strlen(p);
+		char item[sizeof(b->name) + 48];
+		if (l >= sizeof(item))
+			return -EBADMSG;
+		memcpy(item, p, l);
+		item[l] = '\0';
+		/* The numbers are the last two fields; the name is all before them. */
+		char *c2 = strrchr(item, ':'), *c1;
+		if (!c2)
+			return -EBADMSG;
+		*c2 = '\0';
+		if (!(c1 = strrchr(item, ':')))
+			return -EBADMSG;
+		*c1 = '\0';
+		char *e1, *e2;
+		unsigned long long used = strtoull(c1 + 1, &e1, 10), total = strtoull(c2 + 1, &e2, 10);
+		if (*e1 || *e2 || !item[0] || strlen(item) >= sizeof(b->name))
+			return -EBADMSG;
+		snprintf(b[n].name, sizeof(b[n].name), "%s", item);
+		b[n].used = used;
+		b[n].total = total;
+		n++;
+		p = end ? end + 1 : p + l;
+	}
+	return (int)n;
+}

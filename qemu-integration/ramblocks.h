@@ -23,6 +23,11 @@ int qu_ramblocks_parse(const char *text, struct qu_ramblock *b, size_t max);
  * naming the block and both sizes). */
 int qu_ramblocks_compare(const struct qu_ramblock *old, size_t nold, const struct qu_ramblock *new_,
 			 size_t nnew, char *why, size_t len);
+/* One line for another host: "NAME:USED:TOTAL" joined by ';' (a name may hold ':', the
+ * numbers never). pack returns -ENOSPC when it does not fit; unpack the number of blocks or
+ * -EBADMSG. */
+int qu_ramblocks_pack(const struct qu_ramblock *b, size_t n, char *out, size_t len);
+int qu_ramblocks_unpack(const char *text, struct qu_ramblock *b, size_t max);
 /* Asks a QEMU for its blocks (HMP through QMP). */
 int qu_ramblocks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_ramblock *b, size_t max);
 

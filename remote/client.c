@@ -120,6 +120,7 @@ void qu_remote_close(struct qu_remote *r)
 	if (r->sock >= 0)
 		qu_stream_send(r->sock, QU_REC_END, 0, NULL, 0, -1);
 	hang_up(r);
+	free(r->ramblocks);
 	free(r);
 }
 
@@ -174,6 +175,12 @@ int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t 
 	r->new_pid = (pid_t)qu_kv_num(text, "pid", 0);
 	qu_kv_get(text, "migrate", r->migrate_uri, sizeof(r->migrate_uri));
 	qu_kv_get(text, "nbd", r->nbd_addr, sizeof(r->nbd_addr));
+	free(r->ramblocks);
+	r->ramblocks = strdup(text);
+	if (r->ramblocks && qu_kv_get(text, "ramblocks", r->ramblocks, strlen(text) + 1) < 0) {
+		free(r->ramblocks);
+		r->ramblocks = NULL;
+	}
 	if (r->new_pid <= 0 || strncmp(r->migrate_uri, "tcp:", 4))
 		return qu_err(-EBADMSG, "the agent on %s started the new QEMU but did not say where it listens", r->host);
 	return 0;

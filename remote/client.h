@@ -17,6 +17,7 @@ struct qu_remote {
 	char host[256];        /* as the user gave it (HOST[:PORT]) */
 	char migrate_uri[128]; /* tcp:ADDR:PORT where the new QEMU waits for the migration */
 	char nbd_addr[128];    /* ADDR:PORT of its NBD server, when disks are copied */
+	char *ramblocks;       /* its RAM blocks, "NAME:USED:TOTAL;..." (NULL: not told) */
 	pid_t new_pid;         /* the new QEMU, in the destination's PID namespace */
 	long long mem_available; /* the destination's MemAvailable at the probe, or -1 */
 	int64_t resumed_us;    /* wall clock of the new QEMU's RESUME event */

@@ -2,6 +2,7 @@
 #include "qemu-integration/binary.h"
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
+#include "qemu-integration/ramblocks.h"
 #include "remote/announce.h"
 #include "remote/blk/nbd.h"
 #include "remote/tls.h"
@@ -563,6 +564,20 @@ static int start_incoming(struct qu_target *t, const char *host, uint64_t deadli
 	return 0;
 }
 
+/* The new QEMU's RAM blocks (firmware and ROMs among them), for the tool to compare with the
+ * old QEMU's before it pauses it. Left out when they cannot be read or do not fit: the tool
+ * then relies on the load. */
+__attribute__((noinline)) static void add_ramblocks(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len)
+{
+	struct qu_ramblock *b = calloc(QU_MAX_RAMBLOCKS, sizeof(*b));
+	char *text = malloc(len);
+	int n = b && text ? qu_ramblocks_query(t->ctl, deadline_us, b, QU_MAX_RAMBLOCKS) : -ENOMEM;
+	if (n > 0 && qu_ramblocks_pack(b, (size_t)n, text, len) == 0)
+		qu_kv_add(reply, len, "ramblocks", text);
+	free(text);
+	free(b);
+}
+
 /* Moves into this host side by side must not overcommit it: the guest's RAM (and a margin
  * for the new QEMU) is booked in the same ledger local copies use, for as long as this
  * session runs; the plan checked MemAvailable alone. */
@@ -666,6 +681,7 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 	qu_kv_addf(reply, len, "tls", "%d", !t->no_tls);
 	if (nbd[0])
 		qu_kv_add(reply, len, "nbd", nbd);
+	add_ramblocks(t, deadline_us, reply, len);
 out:
 	for (size_t i = 0; i < n; i++)
 		close(made[i]);

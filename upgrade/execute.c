@@ -281,7 +281,11 @@ static int check_ramblocks(struct txn *t)
 	if (!old)
 		return -ENOMEM;
 	int nold = qu_ramblocks_query(t->old, t->deadline, old, QU_MAX_RAMBLOCKS), nnew = -1, r = 0;
-	if (nold >= 0)
+	/* On another host the agent read them for us. */
+	if (nold >= 0 && t->plan->remote)
+		nnew = t->plan->remote->ramblocks ? qu_ramblocks_unpack(t->plan->remote->ramblocks, old + QU_MAX_RAMBLOCKS,
+								       QU_MAX_RAMBLOCKS) : -ENOENT;
+	else if (nold >= 0)
 		nnew = qu_ramblocks_query(t->ctl, t->deadline, old + QU_MAX_RAMBLOCKS, QU_MAX_RAMBLOCKS);
 	if (nold < 0 || nnew < 0)
 		qu_debug("RAM blocks not compared (info ramblock: %s)", strerror(-(nold < 0 ? nold : nnew)));
@@ -996,7 +1000,8 @@ static int run_remote(struct txn *t)
 	struct qu_remote *rm = t->plan->remote;
 	int r;
 	if ((r = journal_step(t, QU_PH_TARGET_STARTING)) < 0 || (r = start_target_remote(t)) < 0 ||
-	    (r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 || (r = checkpoint(QU_FI_TARGET_STARTED)) < 0)
+	    (r = journal_step(t, QU_PH_TARGET_STARTED)) < 0 || (r = checkpoint(QU_FI_TARGET_STARTED)) < 0 ||
+	    (r = check_ramblocks(t)) < 0)
 		return r;
 	/* The old QEMU's end of TLS: the key is read when the object is made, so its file goes
 	 * at once. */

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # --remote's point of no return, with faults injected in the agent (QEMU_UPGRADE_FAULT in its
-# environment). The agent fails after the state loaded there but before its `cont`: it stops
+# environment). First, before it: B's BIOS file is twice the size of A's, so the new QEMU
+# there has another pc.bios block: stopped before the old QEMU pauses, with both sizes named,
+# B left clean. Then the agent fails after the state loaded there but before its `cont`: it stops
 # the new QEMU and says so, and the tool rolls back (exit 1). The agent fails after its
 # `cont`: the guest runs there, so the tool must never resume the old QEMU: exit 4
 # ("unsettled"), the old QEMU stays paused, --recover leaves it so, and the guest lives on B.
@@ -9,15 +11,41 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 11
+bios_src=/usr/share/seabios/bios-256k.bin
+[ -r "$bios_src" ] || { echo "1..0 # SKIP no SeaBIOS image at $bios_src"; exit 0; }
+tap_plan 14
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
-VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start remote-faults || exit 1
-vm_wait_ready || exit 1
+fw=$(mktemp -d) && _vm_paths+=("$fw") && cp "$bios_src" "$fw/bios.bin"
+VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start remote-faults -bios "$fw/bios.bin" || exit 1
+vm_wait_ready 120 || exit 1
 old=$VM_PID
 journal=${QEMU_UPGRADE_STATE_DIR:-/run/qemu-upgrade}/$old.journal
 
+# remote_bios SIZE_FACTOR: the BIOS at the same path on B (under the agent's tmpfs over $fw).
+remote_bios() {
+	local b=/proc/$REMOTE_AGENT/root$fw/bios.bin
+	if [ "$1" = 2 ]; then
+		{ head -c "$(stat -c %s "$bios_src")" /dev/zero; cat "$bios_src"; } >"$b"
+	else
+		cp "$bios_src" "$b"
+	fi
+}
+
+# 0. Another firmware size on B.
+remote_agent_start "$VM_DIR" "$fw" || { echo "Bail out! the agent did not start"; exit 1; }
+remote_bios 2
+remote_upgrade
+rc=$?
+tap_diag "bigger BIOS on B: exit $rc: $(cat "$VM_DIR/err")"
+[ "$rc" = 1 ] && grep -q "RAM block 'pc.bios' is 256 KiB in the running VM but 512 KiB in the new QEMU" "$VM_DIR/err"
+tap_ok $? "a BIOS of another size on B: stopped before the pause, the block and both sizes named"
+tap_is "$(vm_runstate)" running "the old QEMU runs on, untouched"
+tap_is "$(remote_qemus)" "" "no QEMU is left on B"
+kill "$REMOTE_AGENT"
+
 # 1. Before the agent's `cont`.
-QEMU_UPGRADE_FAULT=10 remote_agent_start "$VM_DIR" || { echo "Bail out! the agent did not start"; exit 1; }
+QEMU_UPGRADE_FAULT=10 remote_agent_start "$VM_DIR" "$fw" || { echo "Bail out! the agent did not start"; exit 1; }
+remote_bios 1
 remote_upgrade
 rc=$?
 tap_diag "fault before cont: exit $rc: $(cat "$VM_DIR/err")"
@@ -30,7 +58,8 @@ tap_ok $? "no journal is left"
 kill "$REMOTE_AGENT"
 
 # 2. After the agent's `cont`.
-QEMU_UPGRADE_FAULT=11 remote_agent_start "$VM_DIR" || { echo "Bail out! the second agent did not start"; exit 1; }
+QEMU_UPGRADE_FAULT=11 remote_agent_start "$VM_DIR" "$fw" || { echo "Bail out! the second agent did not start"; exit 1; }
+remote_bios 1
 remote_upgrade
 rc=$?
 tap_diag "fault after cont: exit $rc: $REPORT $(cat "$VM_DIR/err")"

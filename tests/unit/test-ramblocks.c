@@ -72,6 +72,27 @@ static void missing_block_is_named(void **state)
 	assert_non_null(strstr(why, "no RAM block '0000:00:01.0/virtio-net-pci.rom'"));
 }
 
+/* To another host and back (the agent's reply): names with ':' survive, damage does not. */
+static void pack_and_unpack(void **state)
+{
+	(void)state;
+	char line[4096];
+	int na = qu_ramblocks_parse(info_72, a, QU_MAX_RAMBLOCKS);
+	assert_true(na > 2);
+	assert_int_equal(qu_ramblocks_pack(a, (size_t)na, line, sizeof(line)), 0);
+	assert_non_null(strstr(line, "0000:00:01.0/virtio-net-pci.rom:"));
+	int nn = qu_ramblocks_unpack(line, n, QU_MAX_RAMBLOCKS);
+	assert_int_equal(nn, na);
+	for (int i = 0; i < na; i++) {
+		assert_string_equal(n[i].name, a[i].name);
+		assert_true(n[i].used == a[i].used && n[i].total == a[i].total);
+	}
+	assert_int_equal(qu_ramblocks_pack(a, (size_t)na, line, 40), -ENOSPC);
+	assert_int_equal(qu_ramblocks_unpack("pc.ram:12", n, QU_MAX_RAMBLOCKS), -EBADMSG);
+	assert_int_equal(qu_ramblocks_unpack("pc.ram:12:x", n, QU_MAX_RAMBLOCKS), -EBADMSG);
+	assert_int_equal(qu_ramblocks_unpack(":1:2", n, QU_MAX_RAMBLOCKS), -EBADMSG);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -81,6 +102,7 @@ int main(void)
 		cmocka_unit_test(bigger_bios_is_named),
 		cmocka_unit_test(resizable_block_over_its_maximum),
 		cmocka_unit_test(missing_block_is_named),
+		cmocka_unit_test(pack_and_unpack),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
