@@ -284,13 +284,21 @@ static void remember(struct qu_target *t, const char *path)
 	record_write(t);
 }
 
-/* The VM's user, from the context: files made for it belong to it. */
-static void give_to_vm_user(struct qu_target *t, const char *path)
+/* The VM's user and group, from the context (root when none came). */
+static void vm_owner(const struct qu_target *t, uid_t *uid, gid_t *gid)
 {
-	long long uid = t->context ? qu_kv_num(t->context, "uid", 0) : 0;
-	long long gid = t->context ? qu_kv_num(t->context, "gid", 0) : 0;
-	if ((uid || gid) && lchown(path, (uid_t)uid, (gid_t)gid) < 0)
-		qu_info("agent: warning: cannot give %s to uid %lld: %s", path, uid, strerror(errno));
+	*uid = t->context ? (uid_t)qu_kv_num(t->context, "uid", 0) : 0;
+	*gid = t->context ? (gid_t)qu_kv_num(t->context, "gid", 0) : 0;
+}
+
+/* Files made for the VM belong to its user: by path (fd < 0) or by descriptor. */
+static void give_to_vm_user(const struct qu_target *t, const char *path, int fd)
+{
+	uid_t uid;
+	gid_t gid;
+	vm_owner(t, &uid, &gid);
+	if ((uid || gid) && (fd >= 0 ? fchown(fd, uid, gid) : lchown(path, uid, gid)) < 0)
+		qu_info("agent: warning: cannot give %s to uid %u: %s", path, (unsigned)uid, strerror(errno));
 }
 
 static const char *find_qemu_img(char *buf, size_t len)
@@ -318,10 +326,7 @@ static int create_new(struct qu_target *t, const char *path, const char *what)
 	if (fd < 0)
 		return qu_err(-errno, "cannot create %s: %s", path, strerror(errno));
 	remember(t, path);
-	long long uid = t->context ? qu_kv_num(t->context, "uid", 0) : 0;
-	long long gid = t->context ? qu_kv_num(t->context, "gid", 0) : 0;
-	if ((uid || gid) && fchown(fd, (uid_t)uid, (gid_t)gid) < 0)
-		qu_info("agent: warning: cannot give %s to uid %lld: %s", path, uid, strerror(errno));
+	give_to_vm_user(t, path, fd);
 	return fd;
 }
 
@@ -332,8 +337,9 @@ __attribute__((noinline)) static int make_disks(struct qu_target *t, uint64_t de
 	char img[PATH_MAX], size[32], out[1024];
 	if (t->ndisks && !find_qemu_img(img, sizeof(img)))
 		return qu_err(-ENOENT, "qemu-img is not installed on this host: it makes the images to copy the disks into");
-	uid_t uid = t->context ? (uid_t)qu_kv_num(t->context, "uid", 0) : 0;
-	gid_t gid = t->context ? (gid_t)qu_kv_num(t->context, "gid", 0) : 0;
+	uid_t uid;
+	gid_t gid;
+	vm_owner(t, &uid, &gid);
 	for (size_t i = 0; i < t->ndisks; i++) {
 		struct target_disk *d = &t->disks[i];
 		int fd = create_new(t, d->path, "disk copy");
@@ -368,7 +374,7 @@ static int make_listener(struct qu_target *t, const char *path)
 		return qu_err(-e, "cannot listen on %s: %s", path, strerror(e));
 	}
 	remember(t, path);
-	give_to_vm_user(t, path);
+	give_to_vm_user(t, path, -1);
 	return fd;
 }
 
@@ -539,8 +545,9 @@ static int start_incoming(struct qu_target *t, const char *host, uint64_t deadli
 	if (!t->no_tls) {
 		if (!t->seal)
 			return qu_err(-EPROTO, "TLS asked for without a sealed session");
-		uid_t uid = t->context ? (uid_t)qu_kv_num(t->context, "uid", 0) : 0;
-		gid_t gid = t->context ? (gid_t)qu_kv_num(t->context, "gid", 0) : 0;
+		uid_t uid;
+		gid_t gid;
+		vm_owner(t, &uid, &gid);
 		int r = qu_tls_add(t->ctl, t->seal, "server", uid, gid, deadline_us, &t->tls);
 		if (r < 0)
 			return r;

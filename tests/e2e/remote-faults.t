@@ -86,10 +86,5 @@ tap_ok $? "and leaves it paused ($state)"
 vm_stop "$old"
 VM_PID=$new VM_SERIAL=/proc/$new/root$VM_DIR/serial.log vm_memcheck_progress 30
 tap_ok $? "with the old QEMU gone, the guest keeps running on B"
-leaked=
-for d in $(ls -d /run/qemu-upgrade-tls-* 2>/dev/null); do
-	maker=${d#/run/qemu-upgrade-tls-} maker=${maker%%-*}
-	kill -0 "$maker" 2>/dev/null || leaked+=" $d"
-done
-tap_is "$leaked" "" "no TLS key is left behind on either host, also when the resume failed past the cont"
+tap_is "$(remote_tls_leaks)" "" "no TLS key is left behind on either host, also when the resume failed past the cont"
 tap_done

@@ -167,13 +167,7 @@ tap_is "$(cat "/proc/$VM_PID/root$VM_DIR/qemu.pid" 2>/dev/null)" "$VM_PID" "B's 
 tap_is "$(vm_runstate "$VM_QMP")" running "the VM's QMP socket on B answers: running"
 # The state was loaded over TLS (the agent read the new QEMU's tls-creds before it cleared
 # them), and neither the key files nor the settings stay: the new QEMU is as if started there.
-# Key directories are named after the process that made them; other tests may hold theirs
-# meanwhile: a leak is a new one whose maker is gone.
-leaked=
-for d in $(ls -d /run/qemu-upgrade-tls-* 2>/dev/null); do
-	maker=${d#/run/qemu-upgrade-tls-} maker=${maker%%-*}
-	grep -qxF "$d" <<<"$tls_before" || kill -0 "$maker" 2>/dev/null || leaked+=" $d"
-done
+leaked=$(remote_tls_leaks "$tls_before")
 [ "$(json_get "$REPORT" tls)" = true ] &&
 	vm_qmp "$VM_QMP" '{"execute":"query-migrate-parameters"}' | grep -q '"tls-creds": ""' && [ -z "$leaked" ]
 tap_ok $? "RAM came over TLS; no key file and no TLS setting is left on either host"

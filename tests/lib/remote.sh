@@ -74,6 +74,17 @@ remote_qemus() {
 	done
 }
 
+# remote_tls_leaks [BEFORE]: TLS key directories (/run/qemu-upgrade-tls-MAKER-RANDOM) whose
+# maker is gone, and that are not in BEFORE (an earlier listing): a key left behind. Other
+# tests may hold theirs meanwhile; theirs have a living maker.
+remote_tls_leaks() {
+	local d maker
+	for d in $(ls -d /run/qemu-upgrade-tls-* 2>/dev/null); do
+		maker=${d#/run/qemu-upgrade-tls-} maker=${maker%%-*}
+		grep -qxF "$d" <<<"${1:-}" || kill -0 "$maker" 2>/dev/null || echo "$d"
+	done
+}
+
 # remote_kill_all: every process left in either namespace (this test's alone: they are its
 # own), by PID.
 remote_kill_all() {
