@@ -1,5 +1,6 @@
 #include "upgrade/config.h"
 #include "upgrade/log.h"
+#include "upgrade/testhooks.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -58,7 +59,7 @@ static int apply(struct qu_config *c, const char *key, char *val)
 
 int qu_config_load(struct qu_config *c)
 {
-	const char *path = getenv("QEMU_UPGRADE_CONF");
+	const char *path = qu_test_env("QEMU_UPGRADE_CONF");
 	memset(c, 0, sizeof(*c));
 	c->enabled = 1;
 	c->jobs = 4;

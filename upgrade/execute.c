@@ -14,6 +14,7 @@
 #include "upgrade/launcher.h"
 #include "upgrade/ptyrelay.h"
 #include "upgrade/log.h"
+#include "upgrade/testhooks.h"
 #include "upgrade/settle.h"
 #include "upgrade/stream.h"
 #include "remote/blk/mirror.h"
@@ -662,9 +663,7 @@ static void retire_source(struct txn *t)
 			qu_pidfd_kill(t->pidfd_old, SIGKILL);
 			qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
 		}
-		for (size_t i = 0; i < n; i++)
-			if (paths[i][0])
-				unlink(paths[i]);
+		qu_forget_paths(paths, n);
 		return;
 	}
 	qu_keep_paths(paths, n, 1);
@@ -932,7 +931,7 @@ static void journal_init(struct txn *t)
 			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s", vm->lis[i].path);
 	/* Retire the old QEMU with SIGKILL (retire_source says why); QEMU_UPGRADE_RETIRE=quit
 	 * asks it to quit instead, where no tap downscript would run. */
-	const char *how = getenv("QEMU_UPGRADE_RETIRE");
+	const char *how = qu_test_env("QEMU_UPGRADE_RETIRE");
 	j->kill_old = !how || strcmp(how, "quit");
 	for (size_t i = 0; i < vm->ntaps; i++)
 		j->kill_old |= vm->taps[i].downscript;

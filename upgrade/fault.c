@@ -1,6 +1,7 @@
 #include "upgrade/fault.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/testhooks.h"
 
 #include <poll.h>
 
@@ -11,7 +12,7 @@
 
 int qu_fault(enum qu_fault_point point)
 {
-	const char *spec = getenv("QEMU_UPGRADE_FAULT");
+	const char *spec = qu_test_env("QEMU_UPGRADE_FAULT");
 	char *end;
 	if (!spec || !*spec)
 		return 0;

@@ -1,6 +1,7 @@
 #include "upgrade/journal.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/testhooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -40,7 +41,7 @@ static enum qu_phase phase_from_name(const char *s)
 
 const char *qu_state_dir(void)
 {
-	const char *d = getenv("QEMU_UPGRADE_STATE_DIR");
+	const char *d = qu_test_env("QEMU_UPGRADE_STATE_DIR");
 	return d && *d ? d : "/run/qemu-upgrade";
 }
 

@@ -1,5 +1,7 @@
 /* Paths that must outlive the old QEMU: it unlinks its listening sockets' paths and its
- * pidfile when it exits, though the new QEMU holds the same sockets and writes the pidfile. */
+ * pidfile when it exits, though the new QEMU holds the same sockets and writes the pidfile.
+ * They come from the VM's command line: each is reached without following a link the VM's
+ * user could have made (upgrade/safepath.h), and one that cannot be is left alone. */
 #ifndef QU_PATHS_H
 #define QU_PATHS_H
 
@@ -17,5 +19,7 @@ void qu_keep_paths(const char *const *paths, size_t n, int keep);
 void qu_pidfile_aside(const char *pidfile);
 /* After the commit: drop the aside copy. Before it (rollback): put it back. */
 void qu_pidfile_settle(const char *pidfile, int committed);
+/* A VM that moved to another host leaves nothing here: its sockets' paths and pidfile go. */
+void qu_forget_paths(const char *const *paths, size_t n);
 
 #endif

@@ -3,6 +3,7 @@
 #include "remote/client.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/testhooks.h"
 #include "upgrade/memory.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/stream.h"
@@ -158,7 +159,7 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 	 * runs (fixed upstream by 03bfc2188f, "physmem: Fix migration dirty bitmap coherency with
 	 * TCG memory access"): the copy is then made with the guest stopped, a pause as long as
 	 * the copy. QEMU_UPGRADE_ALLOW_TCG_COPY forces the live copy (tests of non-convergence). */
-	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !getenv("QEMU_UPGRADE_ALLOW_TCG_COPY");
+	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !qu_test_env("QEMU_UPGRADE_ALLOW_TCG_COPY");
 	snprintf(p->strategy, sizeof(p->strategy), p->stop_first ? STRATEGY_STOP_COPY : STRATEGY_COPY);
 }
 
@@ -276,7 +277,7 @@ static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
 	}
 	plan_remote_disks(p);
 	/* The same TCG hazard as a local copy (plan_copy). */
-	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !getenv("QEMU_UPGRADE_ALLOW_TCG_COPY");
+	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !qu_test_env("QEMU_UPGRADE_ALLOW_TCG_COPY");
 	snprintf(p->strategy, sizeof(p->strategy), p->stop_first ? STRATEGY_REMOTE_STOP : STRATEGY_REMOTE);
 }
 

@@ -68,9 +68,7 @@ static void retire_old(const struct qu_journal *j)
 	if (j->remote[0]) {
 		/* The VM lives on another host now: nothing of it stays here. */
 		stop_process(j->old_pid, j->old_start, j->kill_old ? SIGKILL : SIGTERM);
-		for (size_t i = 0; i < n; i++)
-			if (paths[i][0])
-				unlink(paths[i]);
+		qu_forget_paths(paths, n);
 		return;
 	}
 	qu_keep_paths(paths, n, 1);

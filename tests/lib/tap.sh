@@ -47,7 +47,7 @@ proc_gone() {
 # json_get JSON KEY: one member of the report, as jq prints it.
 json_get() { jq -r ".$2" <<<"$1"; }
 
-QU_BIN=${QU_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/qemu-upgrade}
+QU_BIN=${QU_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/qemu-upgrade-test}
 
 # qemu_pids_for DIR: PIDs of live QEMU processes whose command line mentions DIR.
 qemu_pids_for() {
