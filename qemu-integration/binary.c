@@ -2,6 +2,7 @@
 #include "upgrade/clock.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/safepath.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -11,18 +12,80 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-int qu_run_capture(const char *path, char *const *argv, char *const *envp, uint64_t deadline_us,
-		   char *out, size_t len)
+char *const qu_clean_env[] = { (char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			       (char *)"LC_ALL=C", NULL };
+
+int qu_binary_open(const char *path, uid_t allowed, uid_t *owner, dev_t *dev, ino_t *ino)
 {
-	return qu_run_capture_as(path, argv, envp, (uid_t)-1, (gid_t)-1, deadline_us, out, len);
+	struct qu_safe_dir d;
+	struct stat st;
+	int r = qu_safe_open_dir(path, allowed, 1, &d);
+	if (r < 0)
+		return r;
+	if (!d.trusted) {
+		r = qu_err(-EPERM, "%s: %s, so another user could change what runs: refused (install QEMU as root, in "
+			   "directories only root can write)", path, d.doubt);
+		qu_safe_close(&d);
+		return r;
+	}
+	int fd = qu_safe_open(&d, O_PATH);
+	qu_safe_close(&d);
+	if (fd < 0)
+		return qu_err(fd, "%s: %s", path, strerror(-fd));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+		r = qu_err(-EACCES, "%s is not an executable file", path);
+	else if (st.st_uid != 0 && st.st_uid != allowed)
+		r = qu_err(-EPERM, "%s belongs to uid %u: another user could change what runs: refused (install QEMU "
+			   "as root)", path, (unsigned)st.st_uid);
+	else if (st.st_mode & 022)
+		r = qu_err(-EPERM, "%s can be written by group or others: refused (chmod go-w it)", path);
+	if (r < 0) {
+		close(fd);
+		return r;
+	}
+	if (owner)
+		*owner = st.st_uid;
+	if (dev)
+		*dev = st.st_dev;
+	if (ino)
+		*ino = st.st_ino;
+	return fd;
 }
 
-int qu_run_capture_as(const char *path, char *const *argv, char *const *envp, uid_t uid, gid_t gid,
-		      uint64_t deadline_us, char *out, size_t len)
+int qu_binary_reopen(const struct qu_binary *b)
+{
+	dev_t dev;
+	ino_t ino;
+	int fd = qu_binary_open(b->path, b->owner, NULL, &dev, &ino);
+	if (fd >= 0 && (dev != b->dev || ino != b->ino)) {
+		close(fd);
+		return qu_err(-ESTALE, "%s was replaced since it was probed: run the upgrade again", b->path);
+	}
+	return fd;
+}
+
+int qu_exec_fd(int fd, char *const *argv, char *const *envp)
+{
+	syscall(SYS_execveat, fd, "", argv, envp, AT_EMPTY_PATH);
+	if (errno != ENOENT)
+		return -errno;
+	int open_fd = fcntl(fd, F_DUPFD, 3);
+	if (open_fd < 0)
+		return -ENOENT;
+	syscall(SYS_execveat, open_fd, "", argv, envp, AT_EMPTY_PATH);
+	int e = errno;
+	close(open_fd);
+	return -e;
+}
+
+int qu_run_capture(const char *path, int exe_fd, char *const *argv, uid_t uid, gid_t gid, uint64_t deadline_us,
+		   char *out, size_t len)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -42,8 +105,13 @@ int qu_run_capture_as(const char *path, char *const *argv, char *const *envp, ui
 		if (uid != (uid_t)-1 && (setgroups(0, NULL) < 0 || setresgid(gid, gid, gid) < 0 ||
 					 setresuid(uid, uid, uid) < 0))
 			_exit(126);
-		extern char **environ;
-		execve(path, argv, envp ? envp : environ);
+		/* Whatever it is, it gains nothing by executing something else. */
+		if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+			_exit(126);
+		if (exe_fd >= 0)
+			qu_exec_fd(exe_fd, argv, qu_clean_env);
+		else
+			execve(path, argv, qu_clean_env);
 		_exit(127);
 	}
 	close(p[1]);
@@ -77,13 +145,15 @@ int qu_run_capture_as(const char *path, char *const *argv, char *const *envp, ui
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-/* What a binary printed for one probe, remembered per (path, inode, mtime): `--all` probes
- * each distinct binary once in the parent, and the upgrades it forks inherit the answers
- * instead of starting that QEMU twice each (a third of an upgrade's time on a busy host). */
+/* What a binary printed for one probe, remembered per (file, who ran it): `--all` probes each
+ * distinct binary once in the parent, and the upgrades it forks inherit the answers instead
+ * of starting that QEMU twice each (a third of an upgrade's time on a busy host). Per user:
+ * an answer one VM's user could have tampered with (the probe runs as that user) is never
+ * given to another VM. */
 struct probe_memo {
-	char path[PATH_MAX];
 	const char *what;
 	struct stat st;
+	uid_t uid;
 	int status;
 	char *out;
 };
@@ -96,30 +166,39 @@ static int same_file(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* Runs `path what...` (what: "--version" or "-machine help") or answers from the memo.
+/* Runs `binary what...` (what: "--version" or "-machine help") or answers from the memo.
  * Returns the exit status or -errno; *out stays owned by the memo. */
-static int probe(const char *path, const char *what, char *const *envp, uint64_t deadline_us,
-		 const char **out)
+static int probe(const struct qu_binary *b, const char *what, uint64_t deadline_us, const char **out)
 {
 	struct stat st;
-	if (stat(path, &st) < 0)
-		return -errno;
+	int fd = qu_binary_reopen(b);
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) < 0) {
+		int e = -errno;
+		close(fd);
+		return e;
+	}
 	for (size_t i = 0; i < nmemo; i++) {
-		if (!strcmp(memo[i].path, path) && memo[i].what == what && same_file(&memo[i].st, &st)) {
+		if (memo[i].what == what && memo[i].uid == b->probe_uid && same_file(&memo[i].st, &st)) {
+			close(fd);
 			*out = memo[i].out;
 			return memo[i].status;
 		}
 	}
 	size_t cap = 1 << 16;
 	char *buf = malloc(cap);
-	if (!buf)
+	if (!buf) {
+		close(fd);
 		return -ENOMEM;
-	char *argv[4] = { (char *)path, (char *)what, NULL, NULL };
+	}
+	char *argv[4] = { (char *)b->path, (char *)what, NULL, NULL };
 	if (!strcmp(what, "-machine help")) {
 		argv[1] = (char *)"-machine";
 		argv[2] = (char *)"help";
 	}
-	int r = qu_run_capture(path, argv, envp, deadline_us, buf, cap);
+	int r = qu_run_capture(b->path, fd, argv, b->probe_uid, b->probe_gid, deadline_us, buf, cap);
+	close(fd);
 	if (r < 0) {
 		free(buf);
 		return r;
@@ -127,9 +206,9 @@ static int probe(const char *path, const char *what, char *const *envp, uint64_t
 	struct probe_memo *m = &memo[nmemo < 16 ? nmemo++ : 15];
 	if (m->out && m == &memo[15])
 		free(m->out);
-	snprintf(m->path, sizeof(m->path), "%s", path);
 	m->what = what;
 	m->st = st;
+	m->uid = b->probe_uid;
 	m->status = r;
 	m->out = buf;
 	*out = buf;
@@ -139,33 +218,38 @@ static int probe(const char *path, const char *what, char *const *envp, uint64_t
 static const char probe_version[] = "--version";
 static const char probe_machines[] = "-machine help";
 
-int qu_binary_probe(const char *path, char *const *envp, uint64_t deadline_us, struct qu_binary *b)
+int qu_binary_probe(const char *path, uid_t allowed, uid_t uid, gid_t gid, uint64_t deadline_us,
+		    struct qu_binary *b)
 {
-	struct stat st;
 	const char *out;
 	memset(b, 0, sizeof(*b));
 	snprintf(b->path, sizeof(b->path), "%s", path);
-	if (stat(path, &st) < 0)
-		return qu_err(-errno, "new binary %s: %s", path, strerror(errno));
-	if (!S_ISREG(st.st_mode) || access(path, X_OK) < 0)
-		return qu_err(-EACCES, "new binary %s is not an executable file", path);
-	int r = probe(path, probe_version, envp, deadline_us, &out);
+	b->probe_uid = uid;
+	b->probe_gid = gid;
+	int fd = qu_binary_open(path, allowed, &b->owner, &b->dev, &b->ino);
+	if (fd < 0) {
+		char why[1024];
+		snprintf(why, sizeof(why), "%s", qu_err_msg());
+		return qu_err(fd, "new binary %s", why);
+	}
+	close(fd);
+	int r = probe(b, probe_version, deadline_us, &out);
 	if (r < 0)
-		return qu_err(r, "new binary %s: cannot run it: %s", path, strerror(-r));
+		return qu_err(r, "new binary %s: cannot run it: %s", path, r == -ESTALE ? qu_err_msg() : strerror(-r));
 	const char *v = strstr(out, "QEMU emulator version ");
 	if (r != 0 || !v || sscanf(v + 22, "%d.%d.%d", &b->ver[0], &b->ver[1], &b->ver[2]) < 2)
 		return qu_err(-EINVAL, "new binary %s is not QEMU: `%s --version` did not print "
-			      "\"QEMU emulator version\"", path, path);
+			      "\"QEMU emulator version\"%s", path, path, r == 126 ? " (it could not run as the VM's "
+			      "user)" : "");
 	const char *eol = strchr(v, '\n');
 	snprintf(b->version_line, sizeof(b->version_line), "%.*s", eol ? (int)(eol - v) : (int)strlen(v), v);
 	return 0;
 }
 
-int qu_binary_has_machine(const struct qu_binary *b, char *const *envp, const char *machine,
-			  uint64_t deadline_us)
+int qu_binary_has_machine(const struct qu_binary *b, const char *machine, uint64_t deadline_us)
 {
 	const char *out;
-	int r = probe(b->path, probe_machines, envp, deadline_us, &out);
+	int r = probe(b, probe_machines, deadline_us, &out);
 	if (r > 0)
 		return -EIO;
 	if (r < 0)

@@ -1,4 +1,11 @@
-/* What a QEMU binary on disk is and can do, asked by running it (it never sees the VM). */
+/* What a QEMU binary on disk is and can do, asked by running it (it never sees the VM).
+ *
+ * A binary is run only once it is known that nobody but root (or, for a VM user's own build,
+ * that user) could have changed it: the file and every directory above it are theirs and
+ * writable by no one else (upgrade/safepath.h walks the path). What is checked is what runs:
+ * an O_PATH descriptor of the file, executed with execveat(), never the path again. A probe
+ * runs as the VM's user (or nobody), with no_new_privs and a fixed environment: never the
+ * VM's, whose LD_PRELOAD would otherwise load into whoever runs the probe. */
 #ifndef QU_BINARY_H
 #define QU_BINARY_H
 
@@ -7,24 +14,45 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define QU_NOBODY 65534
+
 struct qu_binary {
 	char path[PATH_MAX];
 	int ver[3];
 	char version_line[256];
+	dev_t dev;            /* the file that was checked and probed */
+	ino_t ino;
+	uid_t owner;          /* root, or the VM user whose own build it is */
+	uid_t probe_uid;      /* who ran the probes */
+	gid_t probe_gid;
 };
 
-/* Checks path is an executable QEMU system emulator and reads its version. envp: the VM's
- * environment (module directories), or NULL. */
-int qu_binary_probe(const char *path, char *const *envp, uint64_t deadline_us, struct qu_binary *b);
+/* Opens path for running it: -errno with a message naming the file or directory another
+ * user could change. allowed_uid: a user besides root who may own it ((uid_t)-1: none).
+ * Returns an O_PATH descriptor; *owner gets the file's owner. */
+int qu_binary_open(const char *path, uid_t allowed_uid, uid_t *owner, dev_t *dev, ino_t *ino);
+/* The same file again, for running it: -ESTALE when path leads to another file than b. */
+int qu_binary_reopen(const struct qu_binary *b);
+
+/* Checks path is a QEMU system emulator nobody but root or allowed_uid could change, and reads
+ * its version, running it as uid:gid. */
+int qu_binary_probe(const char *path, uid_t allowed_uid, uid_t uid, gid_t gid, uint64_t deadline_us,
+		    struct qu_binary *b);
 /* 1 when `path -machine help` lists machine, 0 when not, -errno on failure. */
-int qu_binary_has_machine(const struct qu_binary *b, char *const *envp, const char *machine,
-			  uint64_t deadline_us);
-/* Runs path with args; collects up to len-1 bytes of stdout+stderr. Returns the exit status
- * (0-255) or -errno. */
-int qu_run_capture(const char *path, char *const *argv, char *const *envp, uint64_t deadline_us,
+int qu_binary_has_machine(const struct qu_binary *b, const char *machine, uint64_t deadline_us);
+
+/* Runs a program and collects up to len-1 bytes of its stdout+stderr: exe_fd (an O_PATH
+ * descriptor, executed) or, when it is -1, path; as uid:gid without supplementary groups
+ * ((uid_t)-1: as we are), with no_new_privs and the fixed environment below. Returns the exit
+ * status (0-255) or -errno. */
+int qu_run_capture(const char *path, int exe_fd, char *const *argv, uid_t uid, gid_t gid, uint64_t deadline_us,
 		   char *out, size_t len);
-/* The same as user uid and group gid (no supplementary groups); -1: as we are. */
-int qu_run_capture_as(const char *path, char *const *argv, char *const *envp, uid_t uid, gid_t gid,
-		      uint64_t deadline_us, char *out, size_t len);
+/* PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin, LC_ALL=C: all that a
+ * program we run for a VM gets. */
+extern char *const qu_clean_env[];
+/* execveat(fd, "", ...): returns only on failure (-errno). An interpreted file (#!) needs its
+ * descriptor open in the interpreter (it reads /dev/fd/N), so it is retried without
+ * close-on-exec; a binary leaves nothing behind. */
+int qu_exec_fd(int fd, char *const *argv, char *const *envp);
 
 #endif

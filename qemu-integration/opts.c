@@ -5,6 +5,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+int qu_qemu_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= 64 || !((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= '0' && s[0] <= '9')))
+		return 0;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") == n;
+}
+
+char *qu_opts_from(int implied, const char *const *kv)
+{
+	struct qu_opts o = { 0 };
+	for (size_t i = 0; kv[i]; i += 2)
+		if (qu_opts_set(&o, kv[i], kv[i + 1]) < 0) {
+			qu_opts_free(&o);
+			return NULL;
+		}
+	o.implied = implied && o.n > 0;
+	char *text = qu_opts_format(&o);
+	qu_opts_free(&o);
+	return text;
+}
+
 void qu_opts_free(struct qu_opts *o)
 {
 	for (size_t i = 0; i < o->n; i++) {
@@ -171,7 +193,8 @@ char *qu_opts_format(const struct qu_opts *o)
 	for (size_t i = 0; i < o->n; i++) {
 		if (i)
 			fputc(',', f);
-		if (i == 0 && o->implied) {
+		/* An implied value with '=' in it would read as key=value: it gets its key. */
+		if (i == 0 && o->implied && !strchr(o->v[i].val ? o->v[i].val : "", '=')) {
 			put_escaped(f, o->v[i].val ? o->v[i].val : "");
 			continue;
 		}

@@ -26,7 +26,15 @@ int qu_opts_get_bool(const struct qu_opts *o, const char *key);
 /* Replaces the first occurrence of key (dropping later ones) or appends it. */
 int qu_opts_set(struct qu_opts *o, const char *key, const char *val);
 void qu_opts_del(struct qu_opts *o, const char *key);
-/* malloc'd text; NULL on allocation failure. */
+/* malloc'd text; NULL on allocation failure. Values are escaped (",," for a comma; an
+ * implied first value holding '=' is written with its key), so no value can add an option. */
 char *qu_opts_format(const struct qu_opts *o);
+/* The same from key, value, key, value, ..., NULL (implied: the first value is written alone
+ * when it can be): for options made of values QMP answered. */
+char *qu_opts_from(int implied, const char *const *kv);
+/* A name QEMU itself gives an object, a device or a machine type: letters, digits, '-', '.',
+ * '_', starting with a letter or digit, under 64 bytes. What QMP answers is checked with it
+ * before it goes on a command line: a QEMU is not trusted to say only such names. */
+int qu_qemu_name_ok(const char *s);
 
 #endif

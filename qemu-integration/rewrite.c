@@ -176,7 +176,7 @@ static int rewrite_listeners(const struct qu_vm *vm, struct qu_plan *p)
  * (several -machine options merge in QEMU). */
 static int convert_ram(const struct qu_ram *ram, struct qu_plan *p)
 {
-	char name[128], path[32], obj[256], mach[96];
+	char name[128], path[32], size[32];
 	snprintf(name, sizeof(name), "guest RAM '%s' (copied into a new shared memfd)", ram->id);
 	int t = carry(p, -1, QU_FD_RAM, name);
 	if (t < 0)
@@ -186,11 +186,16 @@ static int convert_ram(const struct qu_ram *ram, struct qu_plan *p)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", t);
 	if (ram->arg >= 0)
 		return rewrite_backend(&p->argv, (size_t)ram->arg, path);
-	snprintf(obj, sizeof(obj), "memory-backend-file,id=%s,size=%llu,share=on,mem-path=%s", ram->id,
-		 (unsigned long long)ram->size, path);
-	snprintf(mach, sizeof(mach), "memory-backend=%s", ram->id);
-	int r = qu_argv_add(&p->argv, "object", obj);
-	return r ?: qu_argv_add(&p->argv, "machine", mach);
+	/* The block's name came from QMP: escaped like every value. */
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)ram->size);
+	char *obj = qu_opts_from(1, (const char *const[]){ "qom-type", "memory-backend-file", "id", ram->id, "size", size,
+						    "share", "on", "mem-path", path, NULL });
+	char *mach = qu_opts_from(0, (const char *const[]){ "memory-backend", ram->id, NULL });
+	int r = obj && mach ? qu_argv_add(&p->argv, "object", obj) : -ENOMEM;
+	r = r ?: qu_argv_add(&p->argv, "machine", mach);
+	free(obj);
+	free(mach);
+	return r;
 }
 
 /* A client socket chardev (QEMU connects to a server: a log collector, an agent) cannot keep
@@ -370,7 +375,10 @@ static int pin_machine(const struct qu_vm *vm, struct qu_plan *p)
 		if (r < 0 || has_type)
 			return r;
 	}
-	return qu_argv_add(&p->argv, "machine", vm->machine);
+	char *text = qu_opts_from(1, (const char *const[]){ "type", vm->machine, NULL });
+	int r = text ? qu_argv_add(&p->argv, "machine", text) : -ENOMEM;
+	free(text);
+	return r;
 }
 
 /* File chardevs must append: the new QEMU would otherwise truncate the guest's log. */

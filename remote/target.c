@@ -226,9 +226,9 @@ int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us,
 		return -ENOMEM;
 	qu_kv_get(call, "binary", path, sizeof(path));
 	qu_kv_get(call, "machine", machine, sizeof(machine));
-	t->envp[t->nenvp] = NULL;
-	int r = qu_binary_probe(path, t->envp, deadline_us, b), has = 0;
-	if (r == 0 && machine[0] && (has = qu_binary_has_machine(b, t->envp, machine, deadline_us)) < 0)
+	/* As nobody, with a fixed environment: what the peer sent is for the new QEMU alone. */
+	int r = qu_binary_probe(path, (uid_t)-1, QU_NOBODY, QU_NOBODY, deadline_us, b), has = 0;
+	if (r == 0 && machine[0] && (has = qu_binary_has_machine(b, machine, deadline_us)) < 0)
 		r = qu_err(has, "%s: `-machine help` failed", path);
 	if (r == 0) {
 		char ver[48];
@@ -348,8 +348,8 @@ __attribute__((noinline)) static int make_disks(struct qu_target *t, uint64_t de
 		close(fd);
 		snprintf(size, sizeof(size), "%llu", d->size);
 		char *argv[] = { img, (char *)"create", (char *)"-q", (char *)"-f", d->format, d->path, size, NULL };
-		int r = qu_run_capture_as(img, argv, NULL, uid ? uid : (uid_t)-1, uid ? gid : (gid_t)-1, deadline_us,
-					  out, sizeof(out));
+		int r = qu_run_capture(img, -1, argv, uid ? uid : (uid_t)-1, uid ? gid : (gid_t)-1, deadline_us, out,
+				       sizeof(out));
 		if (r != 0)
 			return qu_err(r < 0 ? r : -EIO, "cannot create %s (%s, %s bytes): %s", d->path, d->format, size,
 				      r < 0 ? strerror(-r) : out);
@@ -607,8 +607,8 @@ static int book_memory(struct qu_target *t)
 
 int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us, char *reply, size_t len)
 {
-	struct qu_launch_fd fds[TARGET_MAX_FDS + 2];
-	int made[TARGET_MAX_FDS + 2], r = 0, have_stderr = 0, errpipe[2] = { -1, -1 };
+	struct qu_launch_fd fds[TARGET_MAX_FDS + 3];
+	int made[TARGET_MAX_FDS + 3], r = 0, have_stderr = 0, errpipe[2] = { -1, -1 };
 	size_t n = 0;
 
 	if (t->nargv == 0 || t->pid > 0)
@@ -634,6 +634,14 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 	record_write(t);
 	made[n] = ctl;
 	fds[n++] = (struct qu_launch_fd){ ctl, QU_FD_CTL, QU_FD_CONTROL, "private monitor", NULL };
+	/* Only a binary root installed, and exactly the file checked: by descriptor. */
+	int prog = qu_binary_open(t->argv[0], (uid_t)-1, NULL, NULL, NULL);
+	if (prog < 0) {
+		r = qu_err_wrap(prog, "the new QEMU");
+		goto out;
+	}
+	made[n] = prog;
+	fds[n++] = (struct qu_launch_fd){ prog, 0, QU_FD_PROGRAM, "program", NULL };
 	for (size_t i = 0; i < t->nfds; i++) {
 		int fd = make_fd(t, &t->fds[i]);
 		if (fd < 0) {

@@ -27,7 +27,10 @@ struct vm_entry {
 	pid_t pid;
 	char exe_path[PATH_MAX];
 	char name[64];
-	const char *skip;        /* why --all leaves it alone, or NULL */
+	const char *skip;        /* why --all leaves it alone, or NULL (often skip_why) */
+	char skip_why[512];
+	uid_t uid;               /* the VM's user: probes of its new binary run as that user */
+	gid_t gid;
 	json_object *report;     /* the child's report */
 	pid_t child;
 	int pipe;
@@ -81,6 +84,44 @@ static const char *replacement_state(pid_t pid, char *exe_path, size_t len)
 	return NULL;
 }
 
+/* The package hook runs as root after every dpkg run: it considers only binaries root could
+ * have installed (root's, in directories only root can write), and, when the configuration
+ * lists some, only those. Anything else is named with the reason and never executed: a user
+ * can start a program called qemu-system-x86_64 of their own. */
+static const char *untrusted_binary(const struct qu_config *c, struct vm_entry *x)
+{
+	if (c->nbinaries && !qu_config_allows_binary(c, x->exe_path)) {
+		snprintf(x->skip_why, sizeof(x->skip_why), "its binary %.200s is not among the binaries listed in %.200s",
+			 x->exe_path, c->path);
+		return x->skip_why;
+	}
+	int fd = qu_binary_open(x->exe_path, (uid_t)-1, NULL, NULL, NULL);
+	if (fd >= 0) {
+		close(fd);
+		return NULL;
+	}
+	snprintf(x->skip_why, sizeof(x->skip_why), "not a binary root installed, never run by --all: %.440s", qu_err_msg());
+	return x->skip_why;
+}
+
+/* The effective user and group, as the VM's QEMU acts. */
+static void vm_user(pid_t pid, struct vm_entry *x)
+{
+	char path[64], *text = NULL;
+	unsigned u = QU_NOBODY, g = QU_NOBODY;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (qu_read_file(path, &text, NULL) == 0) {
+		char *a = strstr(text, "\nUid:"), *b = strstr(text, "\nGid:");
+		if (!a || sscanf(a + 5, "%*u %u", &u) != 1)
+			u = QU_NOBODY;
+		if (!b || sscanf(b + 5, "%*u %u", &g) != 1)
+			g = QU_NOBODY;
+		free(text);
+	}
+	x->uid = u;
+	x->gid = g;
+}
+
 static int find_vms(const struct qu_all_options *o, const struct qu_config *c, struct vm_entry *v, int *n)
 {
 	DIR *d = opendir("/proc");
@@ -105,6 +146,9 @@ static int find_vms(const struct qu_all_options *o, const struct qu_config *c, s
 			x->skip = "runs another binary than --binary";
 		if (!x->skip && qu_config_excludes(c, x->name, pid))
 			x->skip = "excluded in the configuration";
+		if (!x->skip)
+			x->skip = untrusted_binary(c, x);
+		vm_user(pid, x);
 	}
 	closedir(d);
 	return 0;
@@ -248,8 +292,9 @@ int qu_all(const struct qu_all_options *o, FILE *out)
 	o = &opts;
 	/* Probe each new binary once, here: the forked upgrades inherit the answers. */
 	for (int i = 0; i < n; i++) {
-		if (!v[i].skip && qu_binary_probe(v[i].exe_path, NULL, qu_now_us() + 30000000u, bin) == 0)
-			qu_binary_has_machine(bin, NULL, "", qu_now_us() + 30000000u);
+		if (!v[i].skip && qu_binary_probe(v[i].exe_path, (uid_t)-1, v[i].uid, v[i].gid, qu_now_us() + 30000000u,
+						  bin) == 0)
+			qu_binary_has_machine(bin, "", qu_now_us() + 30000000u);
 	}
 	/* Copies book their memory in a host-wide ledger and wait for each other when it is
 	 * short (upgrade/memory.c): upgrades run side by side whatever their strategy. */

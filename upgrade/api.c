@@ -278,6 +278,9 @@ inspect:
 			goto failed;
 		h->booked = 1;
 	}
+	/* The plan read more of /proc/PID: still the process inspect pinned? */
+	if ((r = qu_pin_check(&h->vm.pin)) < 0)
+		goto failed;
 	h->touched = 1;
 	r = qu_execute(&h->vm, &h->plan, old, h->lock_fd, &h->copy, deadline, &h->rep);
 	if (r < 0)

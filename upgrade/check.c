@@ -176,7 +176,7 @@ static void check_binary(struct report *rep, const char *path)
 	struct qu_binary b;
 	uint64_t deadline = qu_now_us() + 20000000u;
 	char detail[128];
-	int r = qu_binary_probe(path, NULL, deadline, &b);
+	int r = qu_binary_probe(path, (uid_t)-1, QU_NOBODY, QU_NOBODY, deadline, &b);
 	item(rep, "QEMU binary", r == 0, 1, r == 0 ? b.version_line + 22 : qu_err_msg(), path);
 	if (r < 0)
 		return;

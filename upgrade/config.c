@@ -45,6 +45,15 @@ static int apply(struct qu_config *c, const char *key, char *val)
 		c->jobs = (int)n;
 		return 0;
 	}
+	if (!strcmp(key, "binaries")) {
+		char *save = NULL;
+		for (char *w = strtok_r(val, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+			if (c->nbinaries == QU_CONF_MAX_BINARIES || w[0] != '/' || strlen(w) >= sizeof(c->binaries[0]))
+				return -EINVAL;
+			snprintf(c->binaries[c->nbinaries++], sizeof(c->binaries[0]), "%s", w);
+		}
+		return 0;
+	}
 	if (!strcmp(key, "exclude")) {
 		char *save = NULL;
 		for (char *w = strtok_r(val, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
@@ -60,10 +69,15 @@ static int apply(struct qu_config *c, const char *key, char *val)
 int qu_config_load(struct qu_config *c)
 {
 	const char *path = qu_test_env("QEMU_UPGRADE_CONF");
+	return qu_config_load_file(c, path ? path : "/etc/qemu-upgrade.conf");
+}
+
+int qu_config_load_file(struct qu_config *c, const char *path)
+{
 	memset(c, 0, sizeof(*c));
 	c->enabled = 1;
 	c->jobs = 4;
-	snprintf(c->path, sizeof(c->path), "%s", path && *path ? path : "/etc/qemu-upgrade.conf");
+	snprintf(c->path, sizeof(c->path), "%s", path);
 	FILE *f = fopen(c->path, "re");
 	if (!f)
 		return errno == ENOENT ? 0 : qu_err(-errno, "cannot read %s: %s", c->path, strerror(errno));
@@ -85,12 +99,20 @@ int qu_config_load(struct qu_config *c)
 		char *key = trim(s), *val = trim(eq + 1);
 		int e = apply(c, key, val);
 		if (e == -ENOENT)
-			r = qu_err(e, "%s:%d: unknown setting '%s' (known: enabled, jobs, exclude, allow_copy, low_memory)", c->path, n, key);
+			r = qu_err(e, "%s:%d: unknown setting '%s' (known: enabled, jobs, exclude, allow_copy, low_memory, binaries)", c->path, n, key);
 		else if (e < 0)
 			r = qu_err(e, "%s:%d: bad value '%s' for '%s'", c->path, n, val, key);
 	}
 	fclose(f);
 	return r;
+}
+
+int qu_config_allows_binary(const struct qu_config *c, const char *path)
+{
+	for (int i = 0; i < c->nbinaries; i++)
+		if (!strcmp(c->binaries[i], path))
+			return 1;
+	return 0;
 }
 
 int qu_config_excludes(const struct qu_config *c, const char *name, int pid)

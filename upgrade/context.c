@@ -1,4 +1,5 @@
 #include "upgrade/context.h"
+#include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 
@@ -112,6 +113,66 @@ static int read_limits(pid_t pid, struct qu_context *c)
 	return i == RLIM_NLIMITS ? 0 : qu_err(-EPROTO, "cannot parse %s", path);
 }
 
+/* The LSM label, from the module's own file when the kernel has one (AppArmor since 5.8),
+ * else the shared one (SELinux, older AppArmor). Without an LSM that labels processes the
+ * read fails (EINVAL): nothing to carry. */
+static void read_label(pid_t pid, struct qu_context *c)
+{
+	char path[64], *text = NULL;
+	snprintf(path, sizeof(path), "/proc/%d/attr/apparmor/current", (int)pid);
+	int apparmor = qu_read_file(path, &text, NULL) == 0;
+	if (!apparmor) {
+		snprintf(path, sizeof(path), "/proc/%d/attr/current", (int)pid);
+		if (qu_read_file(path, &text, NULL) < 0)
+			return;
+	}
+	text[strcspn(text, "\n")] = '\0';
+	/* AppArmor writes "profile (mode)" or "unconfined"; SELinux "user:role:type:level". */
+	char *mode = strstr(text, " (");
+	apparmor |= mode != NULL || !strcmp(text, "unconfined");
+	if (mode)
+		*mode = '\0';
+	if (text[0] && strcmp(text, "unconfined") && strlen(text) < sizeof(c->label)) {
+		snprintf(c->lsm, sizeof(c->lsm), "%s", apparmor ? "apparmor" : "selinux");
+		snprintf(c->label, sizeof(c->label), "%s", text);
+	}
+	free(text);
+}
+
+/* host ID -> the ID it has in the user namespace whose map (as this host sees it: "inside
+ * outside count" lines) is in file; -ENOENT when it is not mapped there. */
+static long long map_in(pid_t pid, const char *file, unsigned long long host)
+{
+	char path[64], *text = NULL, *save = NULL;
+	long long id = -ENOENT;
+	snprintf(path, sizeof(path), "/proc/%d/%s", (int)pid, file);
+	if (qu_read_file(path, &text, NULL) < 0)
+		return -ENOENT;
+	for (char *line = strtok_r(text, "\n", &save); line && id < 0; line = strtok_r(NULL, "\n", &save)) {
+		unsigned long long in, out, n;
+		if (sscanf(line, "%llu %llu %llu", &in, &out, &n) == 3 && host >= out && host - out < n)
+			id = (long long)(in + (host - out));
+	}
+	free(text);
+	return id;
+}
+
+static int read_userns(pid_t pid, struct qu_context *c)
+{
+	char theirs[64], ours[64];
+	if (qu_proc_readlink(pid, "ns/user", theirs, sizeof(theirs)) < 0 ||
+	    qu_proc_readlink(getpid(), "ns/user", ours, sizeof(ours)) < 0 || !strcmp(theirs, ours))
+		return 0;
+	long long u = map_in(pid, "uid_map", c->uid), g = map_in(pid, "gid_map", c->gid);
+	if (u < 0 || g < 0)
+		return qu_err(-EPROTO, "PID %d runs in a user namespace where its own uid %u or gid %u is not mapped",
+			      (int)pid, (unsigned)c->uid, (unsigned)c->gid);
+	c->userns = 1;
+	c->ns_uid = (uid_t)u;
+	c->ns_gid = (gid_t)g;
+	return 0;
+}
+
 int qu_context_read(pid_t pid, struct qu_context *c)
 {
 	char path[64], *status = NULL, *oom = NULL;
@@ -135,6 +196,9 @@ int qu_context_read(pid_t pid, struct qu_context *c)
 	for (int i = 0; i < 5; i++)
 		if (!(v = status_field(status, capk[i])) || sscanf(v, "%llx", capv[i]) != 1)
 			*capv[i] = 0;
+	c->nnp = (v = status_field(status, "\nNoNewPrivs:")) && atoi(v) == 1;
+	c->seccomp = (v = status_field(status, "\nSeccomp:")) ? atoi(v) : 0;
+	c->seccomp_filters = (v = status_field(status, "\nSeccomp_filters:")) ? atoi(v) : 0;
 	if ((v = status_field(status, "\nGroups:"))) {
 		const char *end = strchr(v, '\n');
 		for (char *p = (char *)v; p < end && c->ngroups < QU_CTX_MAX_GROUPS;) {
@@ -161,7 +225,8 @@ int qu_context_read(pid_t pid, struct qu_context *c)
 	if (sched_getaffinity(pid, sizeof(c->affinity), &c->affinity) < 0)
 		return qu_err(-errno, "sched_getaffinity(%d): %s", (int)pid, strerror(errno));
 	read_cgroups(pid, c);
-	return 0;
+	read_label(pid, c);
+	return read_userns(pid, c);
 }
 
 char *qu_context_encode(const struct qu_context *c)
@@ -189,6 +254,11 @@ char *qu_context_encode(const struct qu_context *c)
 			(unsigned long long)c->rlim[i].rlim_max);
 	for (int i = 0; i < c->ncgroups; i++)
 		fprintf(f, "cgroup=%s\n", c->cgroup_procs[i]);
+	fprintf(f, "nnp=%d\nseccomp=%d\nseccomp_filters=%d\n", c->nnp, c->seccomp, c->seccomp_filters);
+	if (c->label[0])
+		fprintf(f, "lsm=%s\nlabel=%s\n", c->lsm, c->label);
+	if (c->userns)
+		fprintf(f, "userns=1\nns_uid=%u\nns_gid=%u\n", (unsigned)c->ns_uid, (unsigned)c->ns_gid);
 	if (fclose(f) != 0) {
 		free(buf);
 		return NULL;
@@ -252,6 +322,22 @@ int qu_context_decode(const char *text, struct qu_context *c)
 			c->rlim[idx].rlim_max = (rlim_t)max;
 		} else if (!strcmp(k, "cgroup") && c->ncgroups < QU_CTX_MAX_CGROUPS)
 			snprintf(c->cgroup_procs[c->ncgroups++], sizeof(c->cgroup_procs[0]), "%s", v);
+		else if (!strcmp(k, "nnp"))
+			c->nnp = atoi(v) != 0;
+		else if (!strcmp(k, "seccomp"))
+			c->seccomp = atoi(v);
+		else if (!strcmp(k, "seccomp_filters"))
+			c->seccomp_filters = atoi(v);
+		else if (!strcmp(k, "lsm"))
+			snprintf(c->lsm, sizeof(c->lsm), "%s", v);
+		else if (!strcmp(k, "label"))
+			snprintf(c->label, sizeof(c->label), "%s", v);
+		else if (!strcmp(k, "userns"))
+			c->userns = atoi(v) != 0;
+		else if (!strcmp(k, "ns_uid"))
+			c->ns_uid = (uid_t)strtoul(v, NULL, 10);
+		else if (!strcmp(k, "ns_gid"))
+			c->ns_gid = (gid_t)strtoul(v, NULL, 10);
 	}
 	free(copy);
 	return 0;
@@ -273,22 +359,34 @@ static int cap_last(void)
 	return last > 63 ? 63 : last;
 }
 
-/* Root: drop what the old QEMU's bounding set lacked (execve grants root the rest). */
-static int apply_caps_before(const struct qu_context *c)
+/* The user the new QEMU acts as where it runs: in its user namespace when it has one. */
+static uid_t acting_uid(const struct qu_context *c)
+{
+	return c->userns ? c->ns_uid : c->uid;
+}
+
+/* The bounding set: what the old QEMU's lacked goes. For root it is also what execve grants
+ * (root gets its whole bounding set), so it is narrowed to what the old QEMU holds: a root
+ * QEMU whose starter dropped capabilities (or set SECBIT_NOROOT, which no other process can
+ * read) does not get them back. */
+static int apply_bounding_set(const struct qu_context *c)
 {
 	if (!c->cap_bnd)
 		return 0; /* not given (an older sender): leave the bounding set alone */
+	unsigned long long keep = c->cap_bnd;
+	if (acting_uid(c) == 0)
+		keep &= c->cap_prm;
 	for (int cap = 0; cap <= cap_last(); cap++)
-		if (!(c->cap_bnd & (1ULL << cap)) && CAP_IS_SUPPORTED(cap) && cap_drop_bound(cap) < 0)
+		if (!(keep & (1ULL << cap)) && CAP_IS_SUPPORTED(cap) && cap_drop_bound(cap) < 0)
 			return -errno;
-	return prctl(PR_SET_KEEPCAPS, c->uid != 0 && c->cap_amb, 0, 0, 0) < 0 ? -errno : 0;
+	return prctl(PR_SET_KEEPCAPS, acting_uid(c) != 0 && c->cap_amb, 0, 0, 0) < 0 ? -errno : 0;
 }
 
 /* A non-root QEMU keeps capabilities across execve only as ambient ones: set them, with
  * the permitted and inheritable sets they need. */
 static int apply_caps_after(const struct qu_context *c)
 {
-	if (c->uid == 0 || !c->cap_amb)
+	if (acting_uid(c) == 0 || !c->cap_amb)
 		return 0;
 	cap_t caps = cap_init();
 	if (!caps)
@@ -310,6 +408,21 @@ static int apply_caps_after(const struct qu_context *c)
 		if ((c->cap_amb & (1ULL << cap)) && cap_set_ambient(cap, CAP_SET) < 0)
 			r = -errno;
 	return r < 0 ? r : 0;
+}
+
+/* The label the new QEMU gets at its execve (an exec transition, as aa_change_onexec() and
+ * setexeccon() do): it never starts unconfined. A write that fails stops the launch. */
+static int apply_label(const struct qu_context *c)
+{
+	char text[sizeof(c->label) + 8];
+	if (!c->label[0])
+		return 0;
+	int apparmor = !strcmp(c->lsm, "apparmor");
+	snprintf(text, sizeof(text), "%s%s", apparmor ? "exec " : "", c->label);
+	int r = apparmor ? write_text("/proc/self/attr/apparmor/exec", text) : -ENOENT;
+	if (r == -ENOENT)
+		r = write_text("/proc/self/attr/exec", text);
+	return r;
 }
 
 int qu_context_apply(const struct qu_context *c, char *what, size_t len)
@@ -335,17 +448,31 @@ int qu_context_apply(const struct qu_context *c, char *what, size_t len)
 	if ((r = write_text("/proc/self/oom_score_adj", num)) < 0)
 		FAIL("cannot set oom_score_adj %d", c->oom_score_adj);
 	umask(c->umask);
-	if ((r = apply_caps_before(c)) < 0)
-		FAIL("cannot drop capabilities from the bounding set");
-	/* Identity last: after it the launcher may no longer do the above. */
+	if ((r = apply_label(c)) < 0)
+		FAIL("cannot give the new QEMU the %s label '%s'", c->lsm, c->label);
+	/* As this host sees them: inside a user namespace the old QEMU's groups are kept as they
+	 * are, and could not be set there. */
 	if (setgroups((size_t)c->ngroups, c->groups) < 0 && (r = -errno))
 		FAIL("cannot set the supplementary groups");
-	if (setresgid(c->gid, c->gid, c->gid) < 0 && (r = -errno))
-		FAIL("cannot set group %u", (unsigned)c->gid);
-	if (setresuid(c->uid, c->uid, c->uid) < 0 && (r = -errno))
-		FAIL("cannot set user %u", (unsigned)c->uid);
+#undef FAIL
+	return 0;
+}
+
+int qu_context_apply_identity(const struct qu_context *c, char *what, size_t len)
+{
+	int r;
+	gid_t gid = c->userns ? c->ns_gid : c->gid;
+#define FAIL(...) do { snprintf(what, len, __VA_ARGS__); return r; } while (0)
+	if ((r = apply_bounding_set(c)) < 0)
+		FAIL("cannot drop capabilities from the bounding set");
+	if (setresgid(gid, gid, gid) < 0 && (r = -errno))
+		FAIL("cannot set group %u", (unsigned)gid);
+	if (setresuid(acting_uid(c), acting_uid(c), acting_uid(c)) < 0 && (r = -errno))
+		FAIL("cannot set user %u", (unsigned)acting_uid(c));
 	if ((r = apply_caps_after(c)) < 0)
 		FAIL("cannot set the capabilities (permitted %llx, ambient %llx)", c->cap_prm, c->cap_amb);
+	if (c->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 && (r = -errno))
+		FAIL("cannot set no_new_privs");
 #undef FAIL
 	return 0;
 }

@@ -128,10 +128,12 @@ static int harvest(struct txn *t)
 				return qu_err(-errno, "cannot open /dev/vhost-net for %s: %s", p->fds[i].name, strerror(errno));
 			continue;
 		}
-		if (p->fds[i].kind == QU_FD_NAMESPACE) {
+		if (p->fds[i].kind == QU_FD_NAMESPACE || p->fds[i].kind == QU_FD_DIRECTORY) {
+			/* By PID: the pin check after the harvest proves they were the old QEMU's. */
 			char path[64];
-			snprintf(path, sizeof(path), "/proc/%d/ns/%s", (int)t->vm->pid, p->fds[i].name);
-			t->local[i] = open(path, O_RDONLY | O_CLOEXEC);
+			int dir = p->fds[i].kind == QU_FD_DIRECTORY;
+			snprintf(path, sizeof(path), "/proc/%d/%s%s", (int)t->vm->pid, dir ? "" : "ns/", p->fds[i].name);
+			t->local[i] = open(path, dir ? O_PATH | O_DIRECTORY | O_CLOEXEC : O_RDONLY | O_CLOEXEC);
 			if (t->local[i] < 0)
 				return qu_err(-errno, "cannot open %s: %s", path, strerror(errno));
 			continue;
@@ -230,10 +232,15 @@ static void close_harvest(struct txn *t)
 static int start_target(struct txn *t, int ctl_qemu, int mig_new)
 {
 	const struct qu_plan *p = t->plan;
-	struct qu_launch_fd fds[QU_MAX_CARRIED + 3];
+	struct qu_launch_fd fds[QU_MAX_CARRIED + 4];
 	size_t n = 0;
 	int errpipe[2] = { -1, -1 };
 
+	/* The binary that was checked and probed, and no other: by descriptor. */
+	int prog = qu_binary_reopen(&p->target);
+	if (prog < 0)
+		return prog;
+	fds[n++] = (struct qu_launch_fd){ prog, 0, QU_FD_PROGRAM, "program", NULL };
 	fds[n++] = (struct qu_launch_fd){ ctl_qemu, QU_FD_CTL, QU_FD_CONTROL, "private monitor", NULL };
 	fds[n++] = (struct qu_launch_fd){ mig_new, QU_FD_MIG, QU_FD_MIGRATION, "migration channel", NULL };
 	for (size_t i = 0; i < p->nfds; i++)
@@ -248,12 +255,14 @@ static int start_target(struct txn *t, int ctl_qemu, int mig_new)
 	if (!argv) {
 		qu_close(&errpipe[0]);
 		qu_close(&errpipe[1]);
+		close(prog);
 		return -ENOMEM;
 	}
 	char *context = qu_context_encode(&t->vm->ctx);
 	struct qu_launch spec = { .argv = argv, .envp = t->vm->env, .cwd = t->vm->cwd[0] ? t->vm->cwd : NULL,
 				  .context = context, .fds = fds, .nfds = n };
 	int r = context ? qu_launch_local(&spec, t->deadline, &t->new_pid) : -ENOMEM;
+	close(prog);
 	qu_strv_free(argv);
 	free(context);
 	qu_close(&errpipe[1]);
@@ -918,7 +927,7 @@ static void journal_init(struct txn *t)
 	memset(j, 0, sizeof(*j));
 	j->tool_pid = getpid();
 	j->old_pid = vm->pid;
-	j->old_start = qu_proc_starttime(vm->pid);
+	j->old_start = vm->pin.start;
 	j->was_running = !strcmp(vm->runstate, "running");
 	snprintf(j->qmp, sizeof(j->qmp), "%s", vm->qmp_path);
 	if (t->plan->remote)
@@ -954,13 +963,14 @@ static int start_target_remote(struct txn *t)
 	if (r < 0 || (r = qu_remote_tls(rm, !p->no_tls)) < 0)
 		return r;
 	for (size_t i = 0; i < p->nfds; i++)
-		if (p->fds[i].kind != QU_FD_NAMESPACE)
+		if (p->fds[i].kind != QU_FD_NAMESPACE && p->fds[i].kind != QU_FD_DIRECTORY)
 			fds[n++] = (struct qu_launch_fd){ -1, p->fds[i].target, p->fds[i].kind, p->fds[i].name, p->fds[i].spec };
 	struct qu_context *ctx = malloc(sizeof(*ctx));
 	if (!ctx)
 		return -ENOMEM;
 	*ctx = t->vm->ctx;
 	ctx->ncgroups = 0;
+	ctx->userns = 0; /* refused by the plan */
 	CPU_ZERO(&ctx->affinity);
 	char *context = qu_context_encode(ctx), **argv = qu_argv_flatten(&p->argv);
 	free(ctx);
@@ -1066,12 +1076,16 @@ static int run(struct txn *t)
 	if ((r = qu_guardian_start(t->vm->pid, t->lock_fd, &t->guardian)) < 0 ||
 	    (r = checkpoint(QU_FI_PLANNED)) < 0)
 		return r;
-	t->pidfd_old = qu_pidfd_open(t->vm->pid);
+	/* The process inspect pinned, and no other that got its PID since. */
+	if ((r = qu_pin_check(&t->vm->pin)) < 0)
+		return r;
+	t->pidfd_old = fcntl(t->vm->pin.pidfd, F_DUPFD_CLOEXEC, 3);
 	if (t->pidfd_old < 0)
-		return qu_err(t->pidfd_old, "pidfd_open(%d): %s", (int)t->vm->pid, strerror(-t->pidfd_old));
+		return qu_err(-errno, "dup: %s", strerror(errno));
 	if (t->plan->remote)
 		return run_remote(t);
-	if ((r = harvest(t)) < 0)
+	/* Namespaces and directories were opened by PID: still the same process? */
+	if ((r = harvest(t)) < 0 || (r = qu_pin_check(&t->vm->pin)) < 0)
 		return r;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, mig) < 0) {
 		r = qu_err(-errno, "socketpair: %s", strerror(errno));

@@ -21,6 +21,8 @@ enum qu_fault_point {
 	/* In `qemu-upgrade agent` (set in the agent's environment): */
 	QU_FI_AGENT_BEFORE_CONT = 10, /* the state is loaded there, the guest not yet resumed */
 	QU_FI_AGENT_AFTER_CONT = 11,  /* the guest runs there, its answer not yet sent */
+	/* In the tool again: */
+	QU_FI_INSPECT_PINNED = 12,  /* the PID is pinned (pidfd), nothing read yet */
 };
 
 /* 0, or -EIO (with a message) when the environment names this point. */

@@ -2,6 +2,7 @@
 #include "qemu-integration/opts.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/fdpass/procfd.h"
+#include "upgrade/fault.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/pageflip/ram.h"
@@ -15,6 +16,7 @@
 
 void qu_vm_free(struct qu_vm *vm)
 {
+	qu_pin_close(&vm->pin);
 	qu_argv_free(&vm->argv);
 	qu_strv_free(vm->env);
 	vm->env = NULL;
@@ -27,9 +29,6 @@ static int read_proc(struct qu_vm *vm)
 	pid_t pid = vm->pid;
 	int r;
 
-	snprintf(p, sizeof(p), "/proc/%d", (int)pid);
-	if (access(p, F_OK) < 0)
-		return qu_err(-ESRCH, "no process with PID %d", (int)pid);
 	if ((r = qu_proc_readlink(pid, "exe", vm->exe, sizeof(vm->exe))) < 0)
 		return qu_err(r, "cannot read /proc/%d/exe: %s (run as root or as the VM's user)",
 			      (int)pid, strerror(-r));
@@ -219,11 +218,16 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 
 	memset(vm, 0, sizeof(*vm));
 	vm->pid = pid;
-	if ((r = read_proc(vm)) < 0)
+	vm->pin.pidfd = -1;
+	/* Pinned first: everything read by PID below is this process's if it still runs at the
+	 * end (checked there, and before each step that acts). */
+	if ((r = qu_pin_open(pid, &vm->pin)) < 0 || (r = qu_fault(QU_FI_INSPECT_PINNED)) < 0)
 		return r;
+	if ((r = read_proc(vm)) < 0)
+		return qu_pin_check(&vm->pin) ?: r;
 	if ((r = qu_find_listeners(vm)) < 0 || (r = qu_find_taps(vm)) < 0 ||
 	    (r = qu_context_read(pid, &vm->ctx)) < 0)
-		return r;
+		return qu_pin_check(&vm->pin) ?: r;
 	if (qmp_override)
 		snprintf(vm->qmp_path, sizeof(vm->qmp_path), "%s", qmp_override);
 	else if (qu_find_qmp_path(vm, vm->qmp_path, sizeof(vm->qmp_path)) < 0)
@@ -236,9 +240,9 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 		return qu_err_wrap(r, "QEMU PID %d", (int)pid);
 	vm->anon_bytes = qu_proc_anon_bytes(pid);
 	if ((r = query_qmp(vm, q, deadline_us)) < 0 || (r = qu_ram_find_fds(vm)) < 0 ||
-	    (r = qu_find_ptys(vm, q, deadline_us)) < 0) {
+	    (r = qu_find_ptys(vm, q, deadline_us)) < 0 || (r = qu_pin_check(&vm->pin)) < 0) {
 		qu_qmp_close(q);
-		return r;
+		return qu_pin_check(&vm->pin) ?: r;
 	}
 	*qmp = q;
 	return 0;

@@ -1,4 +1,5 @@
 #include "upgrade/launcher.h"
+#include "qemu-integration/binary.h"
 #include "upgrade/context.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
@@ -12,8 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sched.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -75,8 +79,10 @@ struct request {
 	char *context;
 	int fd[LAUNCH_MAX_FDS], target[LAUNCH_MAX_FDS];
 	size_t nfds;
-	int ns[4];           /* namespaces to enter before exec */
+	int ns[QU_LAUNCH_MAX_NS]; /* namespaces to enter before exec */
 	size_t nns;
+	int root_fd, cwd_fd;  /* the old QEMU's root and working directories, or -1 */
+	int prog_fd;          /* the program as the sender checked it, or -1: argv[0] */
 };
 
 static void request_free(struct request *q)
@@ -89,6 +95,9 @@ static void request_free(struct request *q)
 		close(q->fd[i]);
 	for (size_t i = 0; i < q->nns; i++)
 		close(q->ns[i]);
+	qu_close(&q->root_fd);
+	qu_close(&q->cwd_fd);
+	qu_close(&q->prog_fd);
 	free(q->cwd);
 	free(q->context);
 }
@@ -118,11 +127,21 @@ static int request_add(struct request *q, struct qu_rec *rec)
 		rec->payload = NULL;
 		return 0;
 	case QU_REC_FD: {
-		uint32_t target = qu_get_u32(rec->payload);
-		if (qu_get_u32(rec->payload + 4) == QU_FD_NAMESPACE) {
-			if (rec->fd < 0 || q->nns == sizeof(q->ns) / sizeof(q->ns[0]))
+		uint32_t target = qu_get_u32(rec->payload), kind = qu_get_u32(rec->payload + 4);
+		const char *name = (const char *)rec->payload + 8;
+		if (kind == QU_FD_NAMESPACE) {
+			if (rec->fd < 0 || q->nns == QU_LAUNCH_MAX_NS)
 				return -EINVAL;
 			q->ns[q->nns++] = rec->fd;
+			rec->fd = -1;
+			return 0;
+		}
+		if (kind == QU_FD_PROGRAM || kind == QU_FD_DIRECTORY) {
+			int *slot = kind == QU_FD_PROGRAM ? &q->prog_fd : !strcmp(name, "root") ? &q->root_fd :
+				    !strcmp(name, "cwd") ? &q->cwd_fd : NULL;
+			if (rec->fd < 0 || !slot || *slot >= 0)
+				return -EINVAL;
+			*slot = rec->fd;
 			rec->fd = -1;
 			return 0;
 		}
@@ -138,8 +157,9 @@ static int request_add(struct request *q, struct qu_rec *rec)
 }
 
 /* In the child about to exec: received descriptors to their target numbers, stdio that was
- * not given to /dev/null, and nothing else open. */
-static int place_fds(struct request *q, int keep_fd)
+ * not given to /dev/null, and nothing else open but keep_fd and keep2 (close-on-exec, above
+ * every target; keep2 may be -1). */
+static int place_fds(struct request *q, int keep_fd, int keep2)
 {
 	int maxt = 2;
 	for (size_t i = 0; i < q->nfds; i++)
@@ -176,9 +196,16 @@ static int place_fds(struct request *q, int keep_fd)
 		if (!keep)
 			close(fd);
 	}
-	if (keep_fd > maxt + 1 && close_range((unsigned)maxt + 1, (unsigned)keep_fd - 1, 0) < 0)
-		return -errno;
-	return close_range((unsigned)keep_fd + 1, ~0U, 0) < 0 ? -errno : 0;
+	int keep[2] = { keep_fd < keep2 || keep2 < 0 ? keep_fd : keep2, keep_fd < keep2 || keep2 < 0 ? keep2 : keep_fd };
+	int from = maxt + 1;
+	for (int k = 0; k < 2; k++) {
+		if (keep[k] < 0)
+			continue;
+		if (keep[k] > from && close_range((unsigned)from, (unsigned)keep[k] - 1, 0) < 0)
+			return -errno;
+		from = keep[k] + 1;
+	}
+	return close_range((unsigned)from, ~0U, 0) < 0 ? -errno : 0;
 }
 
 static void reset_signals(void)
@@ -190,11 +217,112 @@ static void reset_signals(void)
 		signal(s, SIG_DFL);
 }
 
-/* What the child reports when it could not exec: errno and, for a context step, which. */
+/* What the child reports: that it could not exec (errno and, for a context step, which), or
+ * the PID of the grandchild that runs the program (in a PID namespace it needed a fork). */
 struct launch_status {
 	int err;
+	pid_t pid;
 	char what[200];
 };
+
+static const char *ns_name(int type)
+{
+	switch (type) {
+	case CLONE_NEWNS: return "mount";
+	case CLONE_NEWUSER: return "user";
+	case CLONE_NEWPID: return "PID";
+	case CLONE_NEWNET: return "network";
+	case CLONE_NEWIPC: return "IPC";
+	case CLONE_NEWUTS: return "UTS";
+	case CLONE_NEWCGROUP: return "cgroup";
+	case CLONE_NEWTIME: return "time";
+	}
+	return "unknown";
+}
+
+enum ns_step { NS_OTHERS, NS_MOUNT, NS_USER };
+
+/* Namespaces are entered in three steps: those owned by the user namespace we act in first,
+ * then the mount namespace (after it, paths are the old QEMU's; its root and working directory
+ * come next), the user namespace last (joining it gives up our capabilities over the others,
+ * and resets the bounding set, which the identity step then narrows). Sets *fork_after when
+ * the PID or time namespace is entered: only children are born there. */
+static int enter_namespaces(struct request *q, enum ns_step step, int *fork_after, char *what, size_t len)
+{
+	for (size_t i = 0; i < q->nns; i++) {
+		int type = ioctl(q->ns[i], NS_GET_NSTYPE);
+		if (type < 0) {
+			snprintf(what, len, "cannot tell the type of a namespace");
+			return -errno;
+		}
+		enum ns_step its = type == CLONE_NEWUSER ? NS_USER : type == CLONE_NEWNS ? NS_MOUNT : NS_OTHERS;
+		if (its != step)
+			continue;
+		if (setns(q->ns[i], type) < 0) {
+			int e = errno;
+			snprintf(what, len, "cannot enter the old QEMU's %s namespace", ns_name(type));
+			return -e;
+		}
+		*fork_after |= type == CLONE_NEWPID || type == CLONE_NEWTIME;
+	}
+	return 0;
+}
+
+/* The child's way from the launcher to the program; never returns. */
+static void child(struct request *q, int st)
+{
+	struct launch_status ls = { 0, 0, "" };
+	struct qu_context *ctx = NULL;
+	int r = 0, fork_after = 0, prog = -1;
+	if (q->prog_fd >= 0 && (prog = fcntl(q->prog_fd, F_DUPFD_CLOEXEC, st + 1)) < 0)
+		r = -errno;
+	if (r == 0 && q->context) {
+		ctx = malloc(sizeof(*ctx));
+		r = ctx ? qu_context_decode(q->context, ctx) : -ENOMEM;
+		/* This host's view first: cgroups, limits, label, groups. */
+		if (r == 0)
+			r = qu_context_apply(ctx, ls.what, sizeof(ls.what));
+	}
+	if (r == 0)
+		r = enter_namespaces(q, NS_OTHERS, &fork_after, ls.what, sizeof(ls.what));
+	if (r == 0)
+		r = enter_namespaces(q, NS_MOUNT, &fork_after, ls.what, sizeof(ls.what));
+	if (r == 0 && q->root_fd >= 0 && (fchdir(q->root_fd) < 0 || chroot(".") < 0)) {
+		r = -errno;
+		snprintf(ls.what, sizeof(ls.what), "cannot enter the old QEMU's root directory");
+	}
+	if (r == 0 && (q->cwd_fd >= 0 ? fchdir(q->cwd_fd) : q->cwd ? chdir(q->cwd) : 0) < 0) {
+		r = -errno;
+		snprintf(ls.what, sizeof(ls.what), "cannot enter the old QEMU's working directory");
+	}
+	if (r == 0)
+		r = enter_namespaces(q, NS_USER, &fork_after, ls.what, sizeof(ls.what));
+	if (r == 0)
+		r = place_fds(q, st, prog);
+	if (r == 0 && ctx)
+		r = qu_context_apply_identity(ctx, ls.what, sizeof(ls.what));
+	free(ctx);
+	if (r == 0 && fork_after) {
+		pid_t g = fork();
+		if (g > 0) {
+			ls.pid = g;
+			_exit(write(st, &ls, sizeof(ls)) == (ssize_t)sizeof(ls) ? 0 : 127);
+		}
+		if (g < 0)
+			r = -errno;
+	}
+	if (r == 0) {
+		if (prog >= 0)
+			r = qu_exec_fd(prog, q->argv, q->envp);
+		else
+			r = execve(q->argv[0], q->argv, q->envp) < 0 ? -errno : -EIO;
+	}
+	ls.err = -r;
+	ls.pid = 0;
+	if (write(st, &ls, sizeof(ls)) < 0)
+		_exit(127);
+	_exit(127);
+}
 
 /* Forks the program; returns its pid once exec succeeded, or -errno (the exec's error, or
  * the context step that failed, named in what). */
@@ -211,8 +339,6 @@ static pid_t start_program(struct request *q, char *what, size_t what_len)
 		return -e;
 	}
 	if (pid == 0) {
-		struct launch_status ls = { 0, "" };
-		int err = 0;
 		close(pipefd[0]);
 		setsid();
 		reset_signals();
@@ -221,46 +347,27 @@ static pid_t start_program(struct request *q, char *what, size_t what_len)
 		if (st < 0)
 			_exit(127);
 		close(pipefd[1]);
-		/* The old QEMU's namespaces first: the cwd and everything after live there. */
-		for (size_t i = 0; !err && i < q->nns; i++)
-			if (setns(q->ns[i], 0) < 0)
-				err = errno;
-		if (!err && q->cwd && chdir(q->cwd) < 0)
-			err = errno;
-		if (!err) {
-			int r = place_fds(q, st);
-			if (r < 0)
-				err = -r;
-		}
-		if (!err && q->context) {
-			struct qu_context *ctx = malloc(sizeof(*ctx));
-			int r = ctx ? qu_context_decode(q->context, ctx) : -ENOMEM;
-			if (r == 0)
-				r = qu_context_apply(ctx, ls.what, sizeof(ls.what));
-			if (r < 0)
-				err = -r;
-			free(ctx);
-		}
-		if (!err && fcntl(st, F_SETFD, FD_CLOEXEC) == 0) {
-			execve(q->argv[0], q->argv, q->envp);
-			err = errno;
-		}
-		ls.err = err;
-		if (write(st, &ls, sizeof(ls)) < 0)
-			_exit(127);
-		_exit(127);
+		child(q, st);
 	}
 	close(pipefd[1]);
+	/* EOF: close-on-exec closed the pipe, the exec happened (a grandchild's PID may come first). */
 	struct launch_status ls;
-	ssize_t n = qu_read_full(pipefd[0], &ls, sizeof(ls));
+	pid_t started = pid;
+	ssize_t n;
+	while ((n = qu_read_full(pipefd[0], &ls, sizeof(ls))) == (ssize_t)sizeof(ls) && !ls.err && ls.pid > 0) {
+		waitpid(pid, NULL, 0); /* the child that forked it into the namespace */
+		started = ls.pid;
+	}
 	close(pipefd[0]);
 	if (n == (ssize_t)sizeof(ls)) {
-		waitpid(pid, NULL, 0);
+		waitpid(started, NULL, 0); /* ours: the launcher is a subreaper */
+		if (started != pid)
+			waitpid(pid, NULL, WNOHANG);
 		ls.what[sizeof(ls.what) - 1] = '\0';
 		snprintf(what, what_len, "%s", ls.what);
 		return -ls.err;
 	}
-	return pid; /* EOF: close-on-exec closed the pipe, the exec happened */
+	return started;
 }
 
 int qu_launcher_serve(int sock, uint64_t deadline_us)
@@ -271,6 +378,9 @@ int qu_launcher_serve(int sock, uint64_t deadline_us)
 
 	if (!q)
 		return qu_stream_send_error(sock, ENOMEM, "launcher: out of memory");
+	q->root_fd = q->cwd_fd = q->prog_fd = -1;
+	/* A program that dies before its exec is reaped here, not left to whoever started us. */
+	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	for (;;) {
 		r = qu_stream_recv(sock, deadline_us, &rec);
 		if (r < 0)

@@ -8,6 +8,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define QU_LAUNCH_MAX_NS 8
+
 struct qu_launch_fd {
 	int fd;          /* in the sender */
 	int target;      /* number in the started program */

@@ -1,5 +1,6 @@
 /* plan: choose a strategy and refuse, before anything is touched, what cannot be carried. */
 #include "upgrade/plan.h"
+#include "qemu-integration/opts.h"
 #include "remote/client.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
@@ -284,6 +285,10 @@ static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
 /* What the agent cannot re-create on another host. */
 static void refuse_remote_fds(const struct qu_vm *vm, struct qu_plan *p)
 {
+	if (vm->ctx.userns)
+		snprintf(p->refusal, sizeof(p->refusal), "QEMU PID %d runs in a user namespace of this host, which "
+			 "cannot follow it to another host (its new QEMU would run with less confinement)",
+			 (int)vm->pid);
 	for (size_t i = 0; i < p->nfds && !p->refusal[0]; i++) {
 		const struct qu_carried *c = &p->fds[i];
 		if (c->kind == QU_FD_PTY || c->kind == QU_FD_SOCKET)
@@ -297,6 +302,33 @@ static void refuse_remote_fds(const struct qu_vm *vm, struct qu_plan *p)
 				 "opened on the other host", c->name);
 	}
 	(void)vm;
+}
+
+/* s for a message: at most 64 bytes, control characters as '?'. */
+static const char *printable(const char *s, char *buf, size_t len)
+{
+	size_t i = 0;
+	for (; s[i] && i + 1 < len && i < 64; i++)
+		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	buf[i] = '\0';
+	return buf;
+}
+
+/* Names QMP answered go on the new command line (the machine type, the RAM blocks' ids):
+ * a QEMU taken over by its guest, or whoever answers at its socket, must not be able to add
+ * options there. The rewriter escapes them as well. */
+static void check_qmp_names(const struct qu_vm *vm, struct qu_plan *p)
+{
+	char shown[72];
+	if (!qu_qemu_name_ok(vm->machine))
+		snprintf(p->refusal, sizeof(p->refusal), "QMP gave the machine type as '%s', which is not a name QEMU "
+			 "gives: not put on a command line (is the QMP socket really the VM's QEMU?)",
+			 printable(vm->machine, shown, sizeof(shown)));
+	for (size_t i = 0; i < vm->nram && !p->refusal[0]; i++)
+		if (!qu_qemu_name_ok(vm->ram[i].id))
+			snprintf(p->refusal, sizeof(p->refusal), "QMP gave a memory backend's id as '%s', which is not a "
+				 "name QEMU gives: not put on a command line (is the QMP socket really the VM's QEMU?)",
+				 printable(vm->ram[i].id, shown, sizeof(shown)));
 }
 
 static void check_state(const struct qu_vm *vm, struct qu_plan *p)
@@ -337,18 +369,69 @@ static int add_stdio(const struct qu_vm *vm, struct qu_plan *p)
 	return 0;
 }
 
-/* The new QEMU enters the old one's network namespace (its user networking, its sockets by
- * address), when that is not ours. */
+/* The new QEMU enters every namespace of the old one that is not ours (its network for user
+ * networking and sockets by address, its mounts for paths, its user namespace for who it
+ * is, ...), and gets its root and working directory: the same confinement. */
 static int add_namespaces(const struct qu_vm *vm, struct qu_plan *p)
 {
-	char theirs[64], ours[64];
-	if (qu_proc_readlink(vm->pid, "ns/net", theirs, sizeof(theirs)) < 0 ||
-	    qu_proc_readlink(getpid(), "ns/net", ours, sizeof(ours)) < 0 || !strcmp(theirs, ours))
-		return 0;
-	struct qu_carried *c = &p->fds[p->nfds++];
-	*c = (struct qu_carried){ .old_fd = -1, .target = 0, .kind = QU_FD_NAMESPACE };
-	snprintf(c->name, sizeof(c->name), "net");
+	static const char *const kinds[] = { "cgroup", "ipc", "uts", "net", "time", "pid", "mnt", "user", NULL };
+	for (const char *const *k = kinds; *k; k++) {
+		char theirs[64], ours[64], rel[16];
+		snprintf(rel, sizeof(rel), "ns/%s", *k);
+		if (qu_proc_readlink(vm->pid, rel, theirs, sizeof(theirs)) < 0 ||
+		    qu_proc_readlink(getpid(), rel, ours, sizeof(ours)) < 0 || !strcmp(theirs, ours))
+			continue;
+		if (p->nfds == QU_MAX_CARRIED)
+			return qu_err(-E2BIG, "more than %d descriptors to carry", QU_MAX_CARRIED);
+		struct qu_carried *c = &p->fds[p->nfds++];
+		*c = (struct qu_carried){ .old_fd = -1, .target = 0, .kind = QU_FD_NAMESPACE };
+		snprintf(c->name, sizeof(c->name), "%s", *k);
+	}
+	for (int i = 0; i < 2 && p->nfds < QU_MAX_CARRIED; i++) {
+		struct qu_carried *c = &p->fds[p->nfds++];
+		*c = (struct qu_carried){ .old_fd = -1, .target = 0, .kind = QU_FD_DIRECTORY };
+		snprintf(c->name, sizeof(c->name), "%s", i ? "cwd" : "root");
+	}
 	return 0;
+}
+
+/* Seccomp filters cannot be read from another process without stopping it (ptrace), nor
+ * copied: QEMU's own -sandbox filter comes back by itself (it is on the command line), but
+ * one that whatever started QEMU installed (systemd's SystemCallFilter=, a container runtime)
+ * would be lost, so such a VM is refused. */
+static void check_seccomp(const struct qu_vm *vm, struct qu_plan *p)
+{
+	const struct qu_context *c = &vm->ctx;
+	int own = 0;
+	for (long i = -1; (i = qu_argv_find(&vm->argv, "sandbox", (size_t)(i + 1))) >= 0;) {
+		struct qu_opts o;
+		if (qu_opts_parse(vm->argv.a[i].val, "enable", &o) == 0) {
+			own = qu_opts_get_bool(&o, "enable");
+			qu_opts_free(&o);
+		}
+	}
+	if (c->seccomp == 1)
+		snprintf(p->refusal, sizeof(p->refusal), "QEMU PID %d runs in seccomp strict mode, which no new "
+			 "process can be given", (int)vm->pid);
+	else if (c->seccomp == 2 && c->seccomp_filters > own)
+		snprintf(p->refusal, sizeof(p->refusal), "QEMU PID %d runs under %d seccomp filter(s) that %s: they "
+			 "cannot be read or carried, and the new QEMU must not run with less confinement; start "
+			 "the VM without them, or with QEMU's own -sandbox", (int)vm->pid, c->seccomp_filters - own,
+			 own ? "it did not install itself (besides its own -sandbox)" : "whatever started it installed "
+			 "(it has no -sandbox)");
+}
+
+/* The new binary is probed as the VM's user. It may be that user's own build only when it
+ * would run with no more than that user's privileges: no capabilities, not root. */
+static int probe_here(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us, struct qu_plan *p)
+{
+	const struct qu_context *c = &vm->ctx;
+	int r = qu_binary_probe(new_binary, c->uid ? c->uid : (uid_t)-1, c->uid, c->gid, deadline_us, &p->target);
+	if (r == 0 && p->target.owner != 0 && (c->cap_prm || c->cap_eff || c->cap_amb))
+		snprintf(p->refusal, sizeof(p->refusal), "the new binary %s belongs to uid %u, and the VM's QEMU holds "
+			 "capabilities (permitted %llx, ambient %llx): a program its user can change would get them; "
+			 "install QEMU as root", new_binary, (unsigned)p->target.owner, c->cap_prm, c->cap_amb);
+	return r;
 }
 
 int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us,
@@ -372,17 +455,21 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	if (remote)
 		r = qu_remote_probe(remote, new_binary, vm->env, vm->machine, deadline_us, &p->target, &has_machine);
 	else
-		r = qu_binary_probe(new_binary, vm->env, deadline_us, &p->target);
+		r = probe_here(vm, new_binary, deadline_us, p);
 	if (r < 0)
 		return r;
-	check_state(vm, p);
+	check_qmp_names(vm, p);
+	if (!p->refusal[0])
+		check_state(vm, p);
+	if (!p->refusal[0])
+		check_seccomp(vm, p);
 	if (!p->refusal[0])
 		qu_systemd_main_process(vm->pid, deadline_us, p->refusal, sizeof(p->refusal));
 	if (!p->refusal[0] && remote)
 		plan_remote(vm, p);
 	else if (!p->refusal[0])
 		check_ram(vm, p);
-	r = remote ? has_machine : qu_binary_has_machine(&p->target, vm->env, vm->machine, deadline_us);
+	r = remote ? has_machine : qu_binary_has_machine(&p->target, vm->machine, deadline_us);
 	if (r < 0)
 		return qu_err(r, "new binary %s: `-machine help` failed", new_binary);
 	if (r == 0 && !p->refusal[0])

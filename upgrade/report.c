@@ -33,6 +33,8 @@ static const char *kind_name(unsigned kind)
 	case QU_FD_VHOST: return "vhost";
 	case QU_FD_PTY: return "pty";
 	case QU_FD_SOCKET: return "socket";
+	case QU_FD_PROGRAM: return "program";
+	case QU_FD_DIRECTORY: return "directory";
 	}
 	return "?";
 }

@@ -79,6 +79,7 @@ int qu_safe_open_dir(const char *path, uid_t allowed, int follow_last, struct qu
 {
 	d->fd = -1;
 	d->name[0] = '\0';
+	d->doubt[0] = '\0';
 	if (!path || path[0] != '/' || strlen(path) >= PATH_MAX)
 		return qu_err(-EINVAL, "%s: not an absolute path", path ? path : "(none)");
 	if (path[strlen(path) - 1] == '/')
@@ -103,6 +104,8 @@ static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe
 	if (dfd < 0 || fstat(dfd, &dst) < 0)
 		return qu_err(-errno, "cannot open /: %s", strerror(errno));
 	int safe = keeps_entries(&dst, allowed);
+	if (!safe)
+		snprintf(d->doubt, sizeof(d->doubt), "/ is not root's alone");
 	char *p = rest;
 	for (;;) {
 		while (*p == '/')
@@ -143,7 +146,11 @@ static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0) {
 			r = fd < 0 ? fd : -errno;
-			qu_err(r, "%s: cannot open '%s' in %s: %s", path, comp, w.walked[0] ? w.walked : "/", strerror(-r));
+			if (r == -ENOENT)
+				qu_err(r, "%s: %s", path, strerror(-r));
+			else
+				qu_err(r, "%s: cannot open '%s' in %s: %s", path, comp, w.walked[0] ? w.walked : "/",
+				       strerror(-r));
 			if (fd >= 0)
 				close(fd);
 			goto fail;
@@ -174,6 +181,7 @@ static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe
 					return qu_err(-errno, "cannot open /: %s", strerror(errno));
 				safe = keeps_entries(&dst, allowed);
 				w.walked[0] = '\0';
+				d->doubt[0] = '\0';
 			}
 			continue;
 		}
@@ -188,8 +196,11 @@ static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe
 			r = qu_err(-ENOTDIR, "%s: '%s' in %s is not a directory", path, comp, w.walked[0] ? w.walked : "/");
 			goto fail;
 		}
-		safe = safe && keeps_entries(&st, allowed);
 		walked_add(&w, comp);
+		if (safe && !keeps_entries(&st, allowed))
+			snprintf(d->doubt, sizeof(d->doubt), "%.100s %s", w.walked, owner_ok(&st, allowed) ?
+				 "can be written by group or others" : "belongs to another user");
+		safe = safe && keeps_entries(&st, allowed);
 		close(dfd);
 		dfd = fd;
 		dst = st;

@@ -42,10 +42,15 @@ enum qu_fd_kind {
 	QU_FD_RAM = 4,       /* a guest RAM backend (memfd or shared file) */
 	QU_FD_LISTENER = 5,  /* a listening UNIX socket of a chardev (QMP, HMP, ...) */
 	QU_FD_TAP = 6,       /* one queue of a tap device */
-	QU_FD_NAMESPACE = 7, /* a namespace to enter (name: "net"); not installed, setns()'d */
+	QU_FD_NAMESPACE = 7, /* a namespace to enter (name: "net", "mnt", "user", ...); not
+			      * installed, setns()'d */
 	QU_FD_VHOST = 8,     /* /dev/vhost-net opened by the tool for one tap queue */
 	QU_FD_PTY = 9,       /* a socket to the relay that keeps a pty (old_fd: its master) */
 	QU_FD_SOCKET = 10,   /* a connected socket of a chardev (fd=, no server=on) */
+	QU_FD_PROGRAM = 11,  /* the program to run, as it was checked: executed (execveat), not
+			      * installed */
+	QU_FD_DIRECTORY = 12, /* the old QEMU's root ("root") or working ("cwd") directory:
+			       * chroot()/fchdir()'d, not installed */
 };
 
 struct qu_rec {

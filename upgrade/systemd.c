@@ -55,7 +55,7 @@ int qu_systemd_main_process(pid_t pid, uint64_t deadline_us, char *why, size_t l
 		return 0;
 	char *const argv[] = { (char *)"systemctl", (char *)"show", (char *)"--property=MainPID", (char *)"--value",
 			       unit, NULL };
-	int r = qu_run_capture("/bin/systemctl", argv, NULL, deadline_us, out, sizeof(out));
+	int r = qu_run_capture("/bin/systemctl", -1, argv, (uid_t)-1, (gid_t)-1, deadline_us, out, sizeof(out));
 	int main_pid = r == 0 ? atoi(out) : -1;
 	/* The service's main process must be neither QEMU nor what started it (a script that
 	 * ends when QEMU does, a manager that acts on its child's exit). */

@@ -4,6 +4,7 @@
 
 #include "qemu-integration/argv.h"
 #include "upgrade/context.h"
+#include "upgrade/fdpass/pidfd.h"
 
 #include <limits.h>
 #include <stdint.h>
@@ -67,6 +68,7 @@ struct qu_pty {
 
 struct qu_vm {
 	pid_t pid;
+	struct qu_pin pin;       /* held from before the first read of /proc/PID to the end */
 	char exe[PATH_MAX];      /* /proc/PID/exe as the kernel shows it */
 	char exe_path[PATH_MAX]; /* the same path without " (deleted)" */
 	int exe_deleted;

@@ -314,9 +314,58 @@ static void realistic_round_trips(void **state)
 	assert_round_trip("virtio-net-pci,netdev=n0,mac=52:54:00:12:34:56", "driver", NULL);
 }
 
+/* Values QMP answered, as a hostile QEMU would answer them: each stays one value. */
+static void hostile_values_stay_values(void **state)
+{
+	const char *hostile[] = { "pc,accel=xen", "a=b,c", "line\nnext=1", ",,", "=", "x,mem-path=/etc/shadow,",
+				  "-chardev", "type=q35", NULL };
+	for (const char *const *h = hostile; *h; h++) {
+		char *t = qu_opts_from(1, (const char *const[]){ "type", *h, "id", *h, "share", "on", NULL });
+		assert_non_null(t);
+		struct qu_opts o;
+		assert_int_equal(qu_opts_parse(t, "type", &o), 0);
+		if (o.n != 3)
+			fail_msg("'%s' became %zu options: %s", *h, o.n, t);
+		assert_string_equal(qu_opts_get(&o, "type"), *h);
+		assert_string_equal(qu_opts_get(&o, "id"), *h);
+		assert_string_equal(qu_opts_get(&o, "share"), "on");
+		qu_opts_free(&o);
+		free(t);
+	}
+}
+
+static void implied_value_with_equals_gets_its_key(void **state)
+{
+	char *t = qu_opts_from(1, (const char *const[]){ "type", "pc=x", NULL });
+	assert_string_equal(t, "type=pc=x");
+	free(t);
+	t = qu_opts_from(1, (const char *const[]){ "type", "pc-q35-7.2", "x", "1", NULL });
+	assert_string_equal(t, "pc-q35-7.2,x=1");
+	free(t);
+	t = qu_opts_from(0, (const char *const[]){ "memory-backend", "pc.ram", NULL });
+	assert_string_equal(t, "memory-backend=pc.ram");
+	free(t);
+}
+
+static void qemu_names(void **state)
+{
+	const char *good[] = { "pc-q35-7.2", "pc.ram", "mem0", "q35", "pc-i440fx-11.1", "A_b", NULL };
+	const char *bad[] = { "", "pc,accel=xen", "a=b", "x\ny", "-opt", ".hidden", "a b", "a/b",
+			      "0123456789012345678901234567890123456789012345678901234567890123", NULL };
+	for (const char *const *g = good; *g; g++)
+		if (!qu_qemu_name_ok(*g))
+			fail_msg("'%s' refused", *g);
+	for (const char *const *b = bad; *b; b++)
+		if (qu_qemu_name_ok(*b))
+			fail_msg("'%s' accepted", *b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(hostile_values_stay_values),
+		cmocka_unit_test(implied_value_with_equals_gets_its_key),
+		cmocka_unit_test(qemu_names),
 		cmocka_unit_test(implied_first_key),
 		cmocka_unit_test(explicit_first_key_is_not_implied),
 		cmocka_unit_test(implied_only_for_first_element),

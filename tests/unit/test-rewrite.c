@@ -503,6 +503,46 @@ static void machine_added_when_absent(void **state)
 	assert_int_equal(count_opt_val(&FIX(state)->plan->argv, "machine", MACHINE), 1);
 }
 
+/* The machine type and RAM block names come from QMP: a hostile answer stays one value. */
+static void hostile_machine_type_stays_a_value(void **state)
+{
+	struct fix *f = FIX(state);
+	snprintf(f->vm->machine, sizeof(f->vm->machine), "pc-q35-7.2,accel=xen,x=y");
+	const char *w[] = { "qemu", "-m", "1G", NULL };
+	rewrite_words(f, w);
+	long i = qu_argv_find(&f->plan->argv, "machine", 0);
+	assert_true(i >= 0);
+	struct qu_opts o;
+	assert_int_equal(qu_opts_parse(f->plan->argv.a[i].val, "type", &o), 0);
+	assert_int_equal(o.n, 1);
+	assert_string_equal(qu_opts_get(&o, "type"), "pc-q35-7.2,accel=xen,x=y");
+	qu_opts_free(&o);
+}
+
+static void hostile_ram_id_stays_a_value(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-m", "1G", NULL };
+	set_cmdline(f->vm, w);
+	struct qu_ram *r = &f->vm->ram[f->vm->nram++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->id, sizeof(r->id), "pc.ram,mem-path=/etc/shadow");
+	snprintf(r->qom_type, sizeof(r->qom_type), "memory-backend-ram");
+	r->size = 1u << 30;
+	r->arg = -1;
+	r->old_fd = -1;
+	f->plan->convert_mask = 1;
+	assert_int_equal(qu_rewrite(f->vm, f->plan), 0);
+	long i = object_index(&f->plan->argv, "pc.ram,mem-path=/etc/shadow");
+	assert_true(i >= 0);
+	struct qu_opts o;
+	assert_int_equal(qu_opts_parse(f->plan->argv.a[i].val, "qom-type", &o), 0);
+	assert_int_equal(o.n, 5);
+	assert_string_equal(qu_opts_get(&o, "mem-path"), "/proc/self/fd/5");
+	qu_opts_free(&o);
+	assert_true(opt_index(&f->plan->argv, "machine", NULL, "memory-backend", "pc.ram,mem-path=/etc/shadow") >= 0);
+}
+
 static void backend_opts_drops_memfd_props(void **state)
 {
 	struct fix *f = FIX(state);
@@ -868,6 +908,8 @@ int main(void)
 		T(machine_M_pinned),
 		T(machine_type_key_pinned),
 		T(machine_added_when_absent),
+		T(hostile_machine_type_stays_a_value),
+		T(hostile_ram_id_stays_a_value),
 		T(backend_opts_drops_memfd_props),
 		T(backend_opts_drops_hugetlb),
 		T(backend_opts_explicit_qom_type),
