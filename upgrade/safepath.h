@@ -24,6 +24,7 @@ struct qu_safe_dir {
 	int trusted;                  /* the directory and all above it are root's (or the allowed
 				       * user's) and writable by nobody else */
 	int sticky;                   /* the directory is sticky (others may create entries) */
+	char doubt[160];              /* when not trusted: the first directory that is not, and why */
 };
 
 /* Walks to the directory of path's last component. allowed_uid: another owner besides root
