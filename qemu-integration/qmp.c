@@ -304,6 +304,11 @@ int qu_qmp_connect(const char *path, uint64_t deadline_us, struct qu_qmp **out)
 		close(fd);
 		return qu_err(-e, "cannot connect to QMP socket %s: %s", path, strerror(e));
 	}
+	return qu_qmp_connected(fd, path, deadline_us, out);
+}
+
+int qu_qmp_connected(int fd, const char *path, uint64_t deadline_us, struct qu_qmp **out)
+{
 	/* QEMU serves one client per monitor socket: a second one is queued without a greeting.
 	 * Don't spend the whole upgrade's time budget finding that out. */
 	uint64_t greet = qu_now_us() + QMP_GREETING_TIMEOUT_US;

@@ -8,8 +8,13 @@
 
 struct qu_qmp;
 
-/* Connects to a UNIX socket path, reads the greeting and leaves negotiation mode. */
+/* Connects to a UNIX socket path, reads the greeting and leaves negotiation mode. For paths
+ * only root controls (the tool's own monitors): a VM's socket is connected as the VM's user
+ * (upgrade/fdpass/asuser.h) and handed to qu_qmp_connected(). */
 int qu_qmp_connect(const char *path, uint64_t deadline_us, struct qu_qmp **out);
+/* The same on a socket already connected to path (named in messages); takes ownership of fd,
+ * and tells a monitor that another client holds from a slow one. */
+int qu_qmp_connected(int fd, const char *path, uint64_t deadline_us, struct qu_qmp **out);
 /* The same on an already-connected socket; takes ownership of fd (closed on failure too). */
 int qu_qmp_attach(int fd, uint64_t deadline_us, struct qu_qmp **out);
 /* Hangs up but keeps the handle (its owner closes it later); later commands fail. QEMU

@@ -474,6 +474,11 @@ static void refuse_uncarried(struct qu_plan *p)
 				refuse_net(p, opt, val);
 			continue;
 		}
+		if (!strcmp(opt, "runas") || !strcmp(opt, "chroot") ||
+		    (!strcmp(opt, "run-with") && (strstr(val, "user=") || strstr(val, "chroot="))))
+			refuse(p, "-%s %s: QEMU starts as root and drops its privileges itself; its new QEMU would "
+			       "have to start as root, from an environment the VM's user may have changed: not "
+			       "carried (start the VM as its user, in its root, as libvirt does)", opt, val);
 		if (!strcmp(opt, "readconfig"))
 			refuse(p, "-readconfig %s: devices and descriptors in configuration files are not "
 			       "inspected yet, so they could not be carried", val);

@@ -930,6 +930,10 @@ static void journal_init(struct txn *t)
 	j->old_start = vm->pin.start;
 	j->was_running = !strcmp(vm->runstate, "running");
 	snprintf(j->qmp, sizeof(j->qmp), "%s", vm->qmp_path);
+	j->vm_uid = vm->ctx.uid;
+	j->vm_gid = vm->ctx.gid;
+	j->vm_ngroups = vm->ctx.ngroups;
+	memcpy(j->vm_groups, vm->ctx.groups, sizeof(j->vm_groups));
 	if (t->plan->remote)
 		snprintf(j->remote, sizeof(j->remote), "%s", t->plan->remote->host);
 	else

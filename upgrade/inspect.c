@@ -1,6 +1,7 @@
 /* inspect: facts about a running VM from /proc/PID and QMP query commands. Changes nothing. */
 #include "qemu-integration/opts.h"
 #include "qemu-integration/qmp.h"
+#include "upgrade/fdpass/asuser.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/fault.h"
 #include "upgrade/io.h"
@@ -236,8 +237,10 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 			      "-mon mode=control), or name the socket with --qmp", (int)pid);
 	if ((r = find_listener_fds(vm)) < 0)
 		return r;
-	if ((r = qu_qmp_connect(vm->qmp_path, deadline_us, &q)) < 0)
-		return qu_err_wrap(r, "QEMU PID %d", (int)pid);
+	/* As the VM's user: the path is theirs to point anywhere. */
+	int fd = qu_connect_as(vm->qmp_path, vm->ctx.uid, vm->ctx.gid, vm->ctx.groups, vm->ctx.ngroups);
+	if (fd < 0 || (r = qu_qmp_connected(fd, vm->qmp_path, deadline_us, &q)) < 0)
+		return qu_err_wrap(fd < 0 ? fd : r, "QEMU PID %d", (int)pid);
 	vm->anon_bytes = qu_proc_anon_bytes(pid);
 	if ((r = query_qmp(vm, q, deadline_us)) < 0 || (r = qu_ram_find_fds(vm)) < 0 ||
 	    (r = qu_find_ptys(vm, q, deadline_us)) < 0 || (r = qu_pin_check(&vm->pin)) < 0) {

@@ -103,6 +103,12 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "mirrors", json_object_new_boolean(j->mirrors));
 	json_object_object_add(o, "tls", json_object_new_boolean(j->tls));
 	json_object_object_add(o, "qmp", json_object_new_string(j->qmp));
+	json_object_object_add(o, "vm_uid", json_object_new_int64(j->vm_uid));
+	json_object_object_add(o, "vm_gid", json_object_new_int64(j->vm_gid));
+	json_object *g = json_object_new_array();
+	for (int i = 0; i < j->vm_ngroups; i++)
+		json_object_array_add(g, json_object_new_int64(j->vm_groups[i]));
+	json_object_object_add(o, "vm_groups", g);
 	json_object_object_add(o, "ctl", json_object_new_string(j->ctl));
 	json_object_object_add(o, "pidfile", json_object_new_string(j->pidfile));
 	for (size_t i = 0; i < j->nlisteners; i++)
@@ -190,6 +196,13 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->mirrors = (int)get_int(o, "mirrors");
 	j->tls = (int)get_int(o, "tls");
 	get_str(o, "qmp", j->qmp, sizeof(j->qmp));
+	/* A journal without them (an older tool's): nobody, whom no VM's socket trusts more. */
+	json_object *g;
+	j->vm_uid = json_object_object_get_ex(o, "vm_uid", NULL) ? (uid_t)get_int(o, "vm_uid") : 65534;
+	j->vm_gid = json_object_object_get_ex(o, "vm_gid", NULL) ? (gid_t)get_int(o, "vm_gid") : 65534;
+	if (json_object_object_get_ex(o, "vm_groups", &g) && json_object_is_type(g, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(g) && i < QU_CTX_MAX_GROUPS; i++)
+			j->vm_groups[j->vm_ngroups++] = (gid_t)json_object_get_int64(json_object_array_get_idx(g, i));
 	get_str(o, "ctl", j->ctl, sizeof(j->ctl));
 	get_str(o, "pidfile", j->pidfile, sizeof(j->pidfile));
 	if (json_object_object_get_ex(o, "listeners", &l))

@@ -40,7 +40,11 @@ struct qu_journal {
 			    * once phase reaches resuming the old QEMU is never resumed */
 	int mirrors;       /* disk mirror jobs to the other host may run in the old QEMU */
 	int tls;           /* the old QEMU may hold our TLS credentials object */
-	char qmp[QU_SUN_PATH_MAX];
+	char qmp[QU_SUN_PATH_MAX]; /* the old QEMU's monitor, connected to as the VM's user: */
+	uid_t vm_uid;
+	gid_t vm_gid;
+	gid_t vm_groups[QU_CTX_MAX_GROUPS];
+	int vm_ngroups;
 	char ctl[QU_SUN_PATH_MAX];
 	char pidfile[PATH_MAX];
 	char listeners[QU_MAX_LISTENERS][QU_SUN_PATH_MAX];

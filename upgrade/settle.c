@@ -6,6 +6,7 @@
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/fdpass/asuser.h"
 #include "upgrade/paths.h"
 #include "remote/blk/mirror.h"
 #include "remote/tls.h"
@@ -79,13 +80,20 @@ static void retire_old(const struct qu_journal *j)
 	qu_pidfile_settle(j->pidfile, 1);
 }
 
+/* The VM's own monitor, reached as the VM's user: its path is theirs. */
+static int connect_old(const struct qu_journal *j, uint64_t deadline, struct qu_qmp **q)
+{
+	int fd = qu_connect_as(j->qmp, j->vm_uid, j->vm_gid, j->vm_groups, j->vm_ngroups);
+	return fd < 0 ? fd : qu_qmp_connected(fd, j->qmp, deadline, q);
+}
+
 /* With the new QEMU gone, the VM's QMP socket leads to the old QEMU only. */
 static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done, size_t len)
 {
 	struct qu_qmp *q = NULL;
 	int r;
 	do {
-		r = qu_qmp_connect(j->qmp, deadline, &q);
+		r = connect_old(j, deadline, &q);
 	} while (r < 0 && qu_ms_left(deadline) > 0 && usleep(100000) == 0);
 	if (r < 0)
 		return qu_err_wrap(r, "cannot reach the old QEMU to resume it");
@@ -133,7 +141,7 @@ static int resume_old(const struct qu_journal *j, uint64_t deadline, char *done,
 static int old_status(const struct qu_journal *j, uint64_t deadline, char *mig, size_t len)
 {
 	struct qu_qmp *q = NULL;
-	int r = qu_qmp_connect(j->qmp, deadline, &q);
+	int r = connect_old(j, deadline, &q);
 	if (r == 0)
 		r = qu_qmp_query_string(q, "query-migrate", "status", deadline, mig, len);
 	qu_qmp_close(q);
