@@ -55,11 +55,15 @@ $(BUILD)/upgrade/testhooks-on.o: upgrade/testhooks.c
 $(BUILD)/qemu-upgrade-test: $(BUILD)/upgrade/main.o $(BUILD)/upgrade/testhooks-on.o $(BUILD)/libqemu-upgrade.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-HELPERS  = $(BUILD)/tests/helpers/tapopen
+HELPERS  = $(BUILD)/tests/helpers/tapopen $(BUILD)/tests/helpers/evilpreload.so
 
 $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $<
+
+$(BUILD)/tests/helpers/%.so: tests/helpers/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out $(SANITIZE),$(CFLAGS)) -fPIC -shared -o $@ $< -ldl
 
 units: $(UNIT_BIN) $(HELPERS) $(BUILD)/qemu-upgrade-test
 

@@ -197,9 +197,10 @@ static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe
 			goto fail;
 		}
 		walked_add(&w, comp);
-		if (safe && !keeps_entries(&st, allowed))
-			snprintf(d->doubt, sizeof(d->doubt), "%.100s %s", w.walked, owner_ok(&st, allowed) ?
-				 "can be written by group or others" : "belongs to another user");
+		if (safe && !keeps_entries(&st, allowed) && owner_ok(&st, allowed))
+			snprintf(d->doubt, sizeof(d->doubt), "%.100s can be written by group or others", w.walked);
+		else if (safe && !keeps_entries(&st, allowed))
+			snprintf(d->doubt, sizeof(d->doubt), "%.100s belongs to uid %u", w.walked, (unsigned)st.st_uid);
 		safe = safe && keeps_entries(&st, allowed);
 		close(dfd);
 		dfd = fd;
