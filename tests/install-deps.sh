@@ -13,5 +13,5 @@ apt-get install -y -qq --no-install-recommends \
 	build-essential pkg-config libjson-c-dev zlib1g-dev libcap-dev libcmocka-dev libssl-dev \
 	qemu-system-x86 qemu-utils \
 	busybox-static cpio gzip xz-utils \
-	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates \
+	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates inotify-tools python3 \
 	rpm >/dev/null   # rpm: the RPM file trigger is tested with rpm itself (rpm-hook.t)

@@ -18,7 +18,7 @@ static int open_parent(const char *path, struct qu_safe_dir *d)
 {
 	int r = qu_safe_open_dir(path, (uid_t)-1, 0, d);
 	if (r < 0)
-		qu_info("warning: not touching %s: %s", path, qu_err_msg());
+		qu_info("warning: left alone: %s", qu_err_msg());
 	return r;
 }
 
