@@ -13,7 +13,7 @@ BUILD   ?= build
 SANITIZE =
 endif
 
-PKGS     = json-c zlib libcap libcrypto
+PKGS     = json-c zlib libcap libcrypto libseccomp
 WARN     = -Wall -Wextra -Werror -Wvla -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wframe-larger-than=16384 -Wno-unused-parameter
 CFLAGS  ?= -O2 -g

@@ -40,6 +40,10 @@ struct qu_handle;
 /* With qu_set_remote(): QEMU's migration stream and the disk copy go over plain TCP instead of
  * TLS (a key both sides derive from the authenticated session). For trusted networks only. */
 #define QU_FLAG_NO_TLS 0x20u
+/* Once the VM is inspected, this process (if root) drops every capability the rest of the
+ * upgrade does not need (docs/security.md lists them). For a process that does nothing else
+ * afterwards, as the qemu-upgrade command: the capabilities do not come back. */
+#define QU_FLAG_DROP_PRIVILEGES 0x40u
 
 struct qu_handle *qu_new(void);
 void qu_free(struct qu_handle *h);

@@ -5,6 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+void qu_copy_printable(char *dst, size_t len, const char *src)
+{
+	size_t i = 0;
+	for (; src && src[i] && i + 1 < len; i++)
+		dst[i] = (unsigned char)src[i] < 0x20 || src[i] == 0x7f ? '?' : src[i];
+	if (len)
+		dst[i] = '\0';
+}
+
 int qu_qemu_name_ok(const char *s)
 {
 	size_t n = strlen(s);

@@ -36,5 +36,8 @@ char *qu_opts_from(int implied, const char *const *kv);
  * '_', starting with a letter or digit, under 64 bytes. What QMP answers is checked with it
  * before it goes on a command line: a QEMU is not trusted to say only such names. */
 int qu_qemu_name_ok(const char *s);
+/* A string QMP answered, kept for logs and reports: control characters (a newline would forge
+ * a line in root's logs) become '?'; NULL (JSON null) becomes "". */
+void qu_copy_printable(char *dst, size_t len, const char *src);
 
 #endif

@@ -140,7 +140,7 @@ int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 			if (json_object_object_get_ex(c, "label", &label) && json_object_object_get_ex(c, "filename", &file) &&
 			    !strcmp(json_object_get_string(label), p->chardev) &&
 			    !strncmp(json_object_get_string(file), "pty:", 4))
-				snprintf(p->pts, sizeof(p->pts), "%s", json_object_get_string(file) + 4);
+				qu_copy_printable(p->pts, sizeof(p->pts), json_object_get_string(file) + 4);
 		}
 		if (!p->relayed && p->pts[0])
 			p->old_fd = master_fd(vm->pid, p->pts);

@@ -1,4 +1,5 @@
 #include "qemu-integration/qmp.h"
+#include "qemu-integration/opts.h"
 #include "upgrade/clock.h"
 #include "upgrade/fdpass/scm.h"
 #include "upgrade/io.h"
@@ -241,7 +242,7 @@ int qu_qmp_query_string(struct qu_qmp *q, const char *cmd, const char *member,
 		json_object_put(ret);
 		return qu_err(-EPROTO, "QMP %s: the answer has no '%s'", cmd, member);
 	}
-	snprintf(buf, len, "%s", json_object_get_string(v));
+	qu_copy_printable(buf, len, json_object_get_string(v));
 	json_object_put(ret);
 	return 0;
 }

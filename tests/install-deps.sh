@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 # The package lists may be stale or missing on a fresh machine.
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-	build-essential pkg-config libjson-c-dev zlib1g-dev libcap-dev libcmocka-dev libssl-dev \
+	build-essential pkg-config libjson-c-dev zlib1g-dev libcap-dev libcmocka-dev libssl-dev libseccomp-dev \
 	qemu-system-x86 qemu-utils \
 	busybox-static cpio gzip xz-utils \
 	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates inotify-tools python3 \

@@ -161,7 +161,7 @@ static void run_child(const struct qu_all_options *o, const struct vm_entry *x, 
 	qu_set_pid(h, x->pid);
 	qu_set_new_binary(h, x->exe_path);
 	qu_set_flags(h, (o->dry_run ? QU_FLAG_DRY_RUN : 0) | (o->allow_copy ? QU_FLAG_ALLOW_COPY : 0) |
-			(o->low_memory ? QU_FLAG_LOW_MEMORY : 0));
+			(o->low_memory ? QU_FLAG_LOW_MEMORY : 0) | QU_FLAG_DROP_PRIVILEGES);
 	if (o->timeout_ms)
 		qu_set_timeout_ms(h, o->timeout_ms);
 	int r = qu_upgrade(h);

@@ -13,6 +13,7 @@
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/plan.h"
 #include "upgrade/report.h"
+#include "upgrade/sandbox.h"
 #include "upgrade/vm.h"
 #include "remote/blk/mirror.h"
 #include "remote/client.h"
@@ -133,7 +134,7 @@ int qu_set_timeout_ms(struct qu_handle *h, unsigned ms)
 int qu_set_flags(struct qu_handle *h, unsigned flags)
 {
 	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_COPY_STORAGE |
-		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS))
+		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS | QU_FLAG_DROP_PRIVILEGES))
 		return fail(-EINVAL, "unknown flags");
 	if ((flags & QU_FLAG_COPY_STORAGE) && (flags & QU_FLAG_SHARED_STORAGE))
 		return fail(-EINVAL, "--copy-storage and --shared-storage exclude each other: the disks are either "
@@ -226,6 +227,8 @@ inspect:
 		return -1;
 	}
 	h->inspected = 1;
+	if ((h->flags & QU_FLAG_DROP_PRIVILEGES) && (r = qu_privs_drop(&h->vm.ctx)) < 0)
+		goto failed;
 	qu_info("inspected PID %d: QEMU %d.%d.%d, machine %s, %s", (int)h->pid, h->vm.ver[0], h->vm.ver[1],
 		h->vm.ver[2], h->vm.machine, h->vm.runstate);
 	h->plan.allow_copy = !!(h->flags & QU_FLAG_ALLOW_COPY);

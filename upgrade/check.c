@@ -10,7 +10,9 @@
 #include "upgrade/journal.h"
 #include "upgrade/launcher.h"
 #include "upgrade/log.h"
+#include "upgrade/sandbox.h"
 #include "upgrade/stream.h"
+#include "upgrade/testhooks.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +24,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -153,6 +156,66 @@ static void check_devices(struct report *rep)
 	}
 }
 
+/* Which LSM labels processes here, from securityfs's list or, without it, from what a
+ * process's label files say. */
+static void lsm_here(char *out, size_t len)
+{
+	char *text = NULL;
+	out[0] = '\0';
+	if (qu_read_file("/sys/kernel/security/lsm", &text, NULL) == 0) {
+		int aa = strstr(text, "apparmor") != NULL, se = strstr(text, "selinux") != NULL;
+		snprintf(out, len, "%s%s%s", aa ? "AppArmor" : "", aa && se ? ", " : "", se ? "SELinux" : "");
+		free(text);
+		return;
+	}
+	if (access("/proc/self/attr/apparmor/current", R_OK) == 0 && qu_read_file("/proc/self/attr/apparmor/current", &text, NULL) == 0)
+		snprintf(out, len, "AppArmor");
+	else if (qu_read_file("/proc/self/attr/current", &text, NULL) == 0)
+		snprintf(out, len, "%s", strstr(text, " (") || !strncmp(text, "unconfined", 10) ? "AppArmor" : "SELinux");
+	free(text);
+}
+
+/* The confinement a VM's QEMU may run under, and what becomes of each (docs/security.md). */
+static void check_confinement(struct report *rep)
+{
+	char lsm[64], detail[96];
+	int nnp = prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) >= 0;
+	item(rep, "no_new_privs", nnp, 0, nnp ? "carried" : "not available", "the new QEMU gets it when the old one had it");
+	pid_t pid = fork();
+	if (pid == 0)
+		_exit(unshare(CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER) == 0 ? 0 : 1);
+	int st = 1;
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	int ns = pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	item(rep, "namespaces", ns, 0, ns ? "carried (setns)" : "cannot create: not checked",
+	     "mnt, user (with its own IDs), pid, time, ipc, uts, cgroup, net; root and working directory");
+	lsm_here(lsm, sizeof(lsm));
+	snprintf(detail, sizeof(detail), "%s", lsm[0] ? lsm : "none here");
+	item(rep, "LSM label", 1, 0, detail, lsm[0] ? "carried by an exec transition (attr/exec): never unconfined"
+						   : "no AppArmor or SELinux: no labels to carry");
+	item(rep, "seccomp", 1, 0, "QEMU's own -sandbox: carried",
+	     "it installs it again itself; filters a VM's starter installed cannot be read: such VMs are refused");
+	item(rep, "capabilities", 1, 0, "carried", "sets and bounding set as the old QEMU had them; root's narrowed to what it held");
+	item(rep, "Landlock", 1, 0, "not visible", "a domain cannot be seen from another process: not carried (QEMU uses none)");
+}
+
+/* What the tool does to itself (docs/security.md). */
+static void check_self(struct report *rep)
+{
+	int filt = qu_sandbox_available();
+	item(rep, "seccomp filters", filt, 0, filt ? "active where bytes are untrusted" : "not available here",
+	     "the agent's handshake runs as nobody under an allow list (libseccomp)");
+	char kept[96];
+	snprintf(kept, sizeof(kept), "%.90s", qu_privs_kept_names());
+	item(rep, "capabilities dropped", geteuid() == 0, 0, geteuid() == 0 ? "after inspection" : "not root: none held",
+	     "the upgrade keeps sys_ptrace, kill, setuid/gid, setpcap, sys_admin, sys_chroot, dac_*, fowner, chown, "
+	     "sys_resource, sys_nice, net_admin, mac_admin, and what the new QEMU inherits");
+	(void)kept;
+	if (qu_test_hooks_enabled())
+		item(rep, "test hooks", 0, 0, "ON: a build for tests", "QEMU_UPGRADE_FAULT and the rest are honoured: never install this build");
+}
+
 /* --remote and `qemu-upgrade agent` need the shared key; qemu-img makes the images that
  * --copy-storage copies into (on the receiving host). */
 static void check_remote(struct report *rep)
@@ -270,6 +333,8 @@ int qu_check(const char *binary, const char *remote, const char *remote_key, int
 	check_uffd(&rep);
 	check_splice(&rep);
 	check_devices(&rep);
+	check_confinement(&rep);
+	check_self(&rep);
 	check_remote(&rep);
 	if (remote)
 		check_agent(&rep, remote, remote_key, binary);

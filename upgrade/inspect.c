@@ -98,7 +98,7 @@ static int qom_get_string(struct qu_qmp *q, const char *path, const char *prop,
 	int r = qu_qmp_execute(q, "qom-get", args, -1, deadline_us, &ret);
 	if (r < 0)
 		return r;
-	snprintf(buf, len, "%s", json_object_get_string(ret));
+	qu_copy_printable(buf, len, json_object_get_string(ret));
 	json_object_put(ret);
 	return 0;
 }
@@ -146,7 +146,7 @@ static int query_memdevs(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_u
 		memset(ram, 0, sizeof(*ram));
 		ram->old_fd = -1;
 		if (json_object_object_get_ex(m, "id", &v))
-			snprintf(ram->id, sizeof(ram->id), "%s", json_object_get_string(v));
+			qu_copy_printable(ram->id, sizeof(ram->id), json_object_get_string(v));
 		if (json_object_object_get_ex(m, "size", &v))
 			ram->size = (uint64_t)json_object_get_uint64(v);
 		if (json_object_object_get_ex(m, "share", &v))
@@ -173,14 +173,18 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 	json_object *mig = NULL, *st;
 	if ((r = qu_qmp_execute(q, "query-migrate", NULL, -1, deadline_us, &mig)) < 0)
 		return r;
-	snprintf(vm->migration, sizeof(vm->migration), "%s",
-		 json_object_object_get_ex(mig, "status", &st) ? json_object_get_string(st) : "none");
+	qu_copy_printable(vm->migration, sizeof(vm->migration),
+			  json_object_object_get_ex(mig, "status", &st) ? json_object_get_string(st) : "none");
 	/* QEMU >= 6.0 lists what blocks a migration (e.g. a device without migration support). */
 	json_object *reasons;
 	if (json_object_object_get_ex(mig, "blocked-reasons", &reasons))
-		for (size_t i = 0; i < json_object_array_length(reasons); i++)
-			snprintf(vm->blockers + strlen(vm->blockers), sizeof(vm->blockers) - strlen(vm->blockers), "%s%s",
-				 i ? "; " : "", json_object_get_string(json_object_array_get_idx(reasons, i)));
+		for (size_t i = 0; i < json_object_array_length(reasons); i++) {
+			size_t at = strlen(vm->blockers);
+			snprintf(vm->blockers + at, sizeof(vm->blockers) - at, "%s", i ? "; " : "");
+			at = strlen(vm->blockers);
+			qu_copy_printable(vm->blockers + at, sizeof(vm->blockers) - at,
+					  json_object_get_string(json_object_array_get_idx(reasons, i)));
+		}
 	json_object_put(mig);
 	json_object *kvm = NULL, *en;
 	if (qu_qmp_execute(q, "query-kvm", NULL, -1, deadline_us, &kvm) == 0 &&
@@ -226,21 +230,25 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 		return r;
 	if ((r = read_proc(vm)) < 0)
 		return qu_pin_check(&vm->pin) ?: r;
+	/* What /proc said must be this process's before anyone is talked to on its behalf. */
 	if ((r = qu_find_listeners(vm)) < 0 || (r = qu_find_taps(vm)) < 0 ||
-	    (r = qu_context_read(pid, &vm->ctx)) < 0)
+	    (r = qu_context_read(pid, &vm->ctx)) < 0 || (r = qu_pin_check(&vm->pin)) < 0)
 		return qu_pin_check(&vm->pin) ?: r;
 	if (qmp_override)
 		snprintf(vm->qmp_path, sizeof(vm->qmp_path), "%s", qmp_override);
 	else if (qu_find_qmp_path(vm, vm->qmp_path, sizeof(vm->qmp_path)) < 0)
-		return qu_err(-ENOENT, "QEMU PID %d has no QMP monitor on a UNIX socket; start it with "
+		return qu_pin_check(&vm->pin) ?:
+		       qu_err(-ENOENT, "QEMU PID %d has no QMP monitor on a UNIX socket; start it with "
 			      "-qmp unix:PATH,server=on,wait=off (or -chardev socket,...,server=on with "
 			      "-mon mode=control), or name the socket with --qmp", (int)pid);
 	if ((r = find_listener_fds(vm)) < 0)
-		return r;
+		return qu_pin_check(&vm->pin) ?: r;
 	/* As the VM's user: the path is theirs to point anywhere. */
 	int fd = qu_connect_as(vm->qmp_path, vm->ctx.uid, vm->ctx.gid, vm->ctx.groups, vm->ctx.ngroups);
-	if (fd < 0 || (r = qu_qmp_connected(fd, vm->qmp_path, deadline_us, &q)) < 0)
-		return qu_err_wrap(fd < 0 ? fd : r, "QEMU PID %d", (int)pid);
+	if (fd < 0 || (r = qu_qmp_connected(fd, vm->qmp_path, deadline_us, &q)) < 0) {
+		r = fd < 0 ? fd : r;
+		return qu_pin_check(&vm->pin) ?: qu_err_wrap(r, "QEMU PID %d", (int)pid);
+	}
 	vm->anon_bytes = qu_proc_anon_bytes(pid);
 	if ((r = query_qmp(vm, q, deadline_us)) < 0 || (r = qu_ram_find_fds(vm)) < 0 ||
 	    (r = qu_find_ptys(vm, q, deadline_us)) < 0 || (r = qu_pin_check(&vm->pin)) < 0) {

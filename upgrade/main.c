@@ -427,7 +427,7 @@ int main(int argc, char **argv)
 		goto usage_error;
 	}
 	install_signal_handlers();
-	if (qu_set_flags(h, flags) < 0) {
+	if (qu_set_flags(h, flags | QU_FLAG_DROP_PRIVILEGES) < 0) {
 		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
 		goto usage_error;
 	}

@@ -107,14 +107,17 @@ static int scan_unix(pid_t pid, int (*fn)(unsigned long flags, unsigned long ino
 }
 
 struct listener_query {
+	pid_t pid;
 	const char *path;
 	unsigned long ino;
 };
 
+/* Another process may listen on a socket bound to the same path (the table keeps the name a
+ * socket was bound to, even once its file is gone or replaced): only one pid holds counts. */
 static int find_listener(unsigned long flags, unsigned long ino, const char *path, void *arg)
 {
 	struct listener_query *q = arg;
-	if (!(flags & UNIX_FLAG_ACCEPTCON) || strcmp(path, q->path) != 0)
+	if (!(flags & UNIX_FLAG_ACCEPTCON) || strcmp(path, q->path) != 0 || qu_proc_fd_by_socket(q->pid, ino) < 0)
 		return 0;
 	q->ino = ino;
 	return 1;
@@ -122,7 +125,7 @@ static int find_listener(unsigned long flags, unsigned long ino, const char *pat
 
 int qu_proc_unix_listener(pid_t pid, const char *path, unsigned long *ino)
 {
-	struct listener_query q = { .path = path };
+	struct listener_query q = { .pid = pid, .path = path };
 	int r = scan_unix(pid, find_listener, &q);
 	if (r == 0)
 		*ino = q.ino;

@@ -14,7 +14,8 @@ int qu_proc_fd_by_inode(pid_t pid, dev_t dev, ino_t ino);
 /* The descriptor of pid that is socket inode ino, or -ENOENT. */
 int qu_proc_fd_by_socket(pid_t pid, unsigned long ino);
 
-/* In pid's network namespace, the inode of the listening UNIX socket bound to path. */
+/* In pid's network namespace, the inode of the listening UNIX socket bound to path that pid
+ * holds (another process's socket bound to the same path does not count). */
 int qu_proc_unix_listener(pid_t pid, const char *path, unsigned long *ino);
 /* The path a UNIX socket inode is bound to (empty for unnamed ones). */
 int qu_proc_unix_path(pid_t pid, unsigned long ino, char *path, size_t len, int *listening);
