@@ -9,6 +9,7 @@
 #include "upgrade/clock.h"
 #include "upgrade/context.h"
 #include "upgrade/fault.h"
+#include "upgrade/fdpass/asuser.h"
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
@@ -64,7 +65,8 @@ struct qu_target {
 	size_t nfds;
 	struct target_disk disks[TARGET_MAX_DISKS];
 	size_t ndisks;
-	char created[TARGET_MAX_CREATED][PATH_MAX]; /* files made here, removed if not resumed */
+	char created[TARGET_MAX_CREATED][PATH_MAX]; /* files made here, removed if not resumed: */
+	int own[TARGET_MAX_CREATED];                /* 1: the agent's own (as root); 0: the VM's */
 	size_t ncreated;
 	char ctl_path[QU_SUN_PATH_MAX];
 	pid_t pid;
@@ -80,10 +82,37 @@ struct qu_target {
 
 /* The session's record, <state dir>/agent-<session pid>.session: what the agent's listener
  * must undo if this session process dies without doing it itself (killed, out of memory):
- * the new QEMU unless it was resumed, and the files made for it. Rewritten at each change. */
+ * the new QEMU unless it was resumed, and the files made for it: "created=" the VM user's
+ * (removed as that user, "uid=", "gid=", "groups="), "own=" the agent's (the TLS key).
+ * Rewritten at each change. */
 static void record_path(pid_t session, char *buf, size_t len)
 {
 	snprintf(buf, len, "%s/agent-%d.session", qu_state_dir(), (int)session);
+}
+
+/* The VM's user, from the context (root when none came): what is made for the VM is made as
+ * that user, only where that user may make it (upgrade/fdpass/asuser.h). */
+static void vm_ident(const struct qu_target *t, struct qu_ident *who)
+{
+	struct qu_context *c = calloc(1, sizeof(*c));
+	memset(who, 0, sizeof(*who));
+	who->umask = 077;
+	if (c && t->context && qu_context_decode(t->context, c) == 0)
+		qu_ident_of(c, who);
+	free(c);
+}
+
+/* The identity a record names, for removing the VM's files of a session that died. */
+static void record_ident(const char *text, struct qu_ident *who)
+{
+	char groups[1024];
+	memset(who, 0, sizeof(*who));
+	who->uid = (uid_t)qu_kv_num(text, "uid", 65534);
+	who->gid = (gid_t)qu_kv_num(text, "gid", 65534);
+	if (qu_kv_get(text, "groups", groups, sizeof(groups)) == 0)
+		for (char *s = NULL, *g = strtok_r(groups, ",", &s); g && who->ngroups < QU_CTX_MAX_GROUPS;
+		     g = strtok_r(NULL, ",", &s))
+			who->groups[who->ngroups++] = (gid_t)strtoul(g, NULL, 10);
 }
 
 static void record_write(const struct qu_target *t)
@@ -97,8 +126,14 @@ static void record_write(const struct qu_target *t)
 		return;
 	fprintf(f, "qemu=%d\nqemu_start=%llu\nresumed=%d\nctl=%s\n", (int)t->pid,
 		t->pid > 0 ? qu_proc_starttime(t->pid) : 0ULL, t->resumed, t->ctl_path);
+	struct qu_ident who;
+	vm_ident(t, &who);
+	fprintf(f, "uid=%u\ngid=%u\ngroups=", (unsigned)who.uid, (unsigned)who.gid);
+	for (int i = 0; i < who.ngroups; i++)
+		fprintf(f, "%s%u", i ? "," : "", (unsigned)who.groups[i]);
+	fprintf(f, "\n");
 	for (size_t i = 0; i < t->ncreated; i++)
-		fprintf(f, "created=%s\n", t->created[i]);
+		fprintf(f, "%s=%s\n", t->own[i] ? "own" : "created", t->created[i]);
 	if (fclose(f) == 0)
 		rename(tmp, path);
 }
@@ -119,9 +154,14 @@ int qu_target_cleanup_session(pid_t session, char *what, size_t len)
 		qu_close(&pfd);
 	}
 	if (!resumed) {
-		for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-			if (!strncmp(line, "created=", 8) || !strncmp(line, "ctl=", 4))
-				remove(strchr(line, '=') + 1); /* files, then the directories they were in */
+		struct qu_ident who;
+		record_ident(text, &who);
+		/* Files, then the directories they were in: the VM's as its user, ours as root. */
+		for (char *s = NULL, *line = strtok_r(text, "\n", &s); line; line = strtok_r(NULL, "\n", &s))
+			if (!strncmp(line, "created=", 8))
+				qu_remove_as(&who, line + 8);
+			else if (!strncmp(line, "own=", 4) || !strncmp(line, "ctl=", 4))
+				remove(strchr(line, '=') + 1);
 	}
 	free(text);
 	unlink(path);
@@ -154,9 +194,15 @@ void qu_target_free(struct qu_target *t)
 		waitpid(t->pid, NULL, 0);
 		qu_info("agent: new QEMU %d stopped (not resumed)", (int)t->pid);
 	}
-	if (!t->resumed)
+	if (!t->resumed) {
+		struct qu_ident who;
+		vm_ident(t, &who);
 		for (size_t i = 0; i < t->ncreated; i++)
-			remove(t->created[i]);
+			if (t->own[i])
+				remove(t->created[i]);
+			else
+				qu_remove_as(&who, t->created[i]);
+	}
 	if (t->ctl_path[0])
 		unlink(t->ctl_path);
 	char record[PATH_MAX];
@@ -277,29 +323,25 @@ int qu_target_disk(struct qu_target *t, const char *call)
 	return 0;
 }
 
-static void remember(struct qu_target *t, const char *path)
+/* own: made by the agent for itself (removed as root); else made as the VM's user. */
+static void remember(struct qu_target *t, const char *path, int own)
 {
-	if (t->ncreated < TARGET_MAX_CREATED)
+	if (t->ncreated < TARGET_MAX_CREATED) {
+		t->own[t->ncreated] = own;
 		snprintf(t->created[t->ncreated++], sizeof(t->created[0]), "%s", path);
+	}
 	record_write(t);
 }
 
 /* The VM's user and group, from the context (root when none came). */
 static void vm_owner(const struct qu_target *t, uid_t *uid, gid_t *gid)
 {
-	*uid = t->context ? (uid_t)qu_kv_num(t->context, "uid", 0) : 0;
-	*gid = t->context ? (gid_t)qu_kv_num(t->context, "gid", 0) : 0;
+	struct qu_ident who;
+	vm_ident(t, &who);
+	*uid = who.uid;
+	*gid = who.gid;
 }
 
-/* Files made for the VM belong to its user: by path (fd < 0) or by descriptor. */
-static void give_to_vm_user(const struct qu_target *t, const char *path, int fd)
-{
-	uid_t uid;
-	gid_t gid;
-	vm_owner(t, &uid, &gid);
-	if ((uid || gid) && (fd >= 0 ? fchown(fd, uid, gid) : lchown(path, uid, gid)) < 0)
-		qu_info("agent: warning: cannot give %s to uid %u: %s", path, (unsigned)uid, strerror(errno));
-}
 
 static const char *find_qemu_img(char *buf, size_t len)
 {
@@ -314,19 +356,22 @@ static const char *find_qemu_img(char *buf, size_t len)
 	return NULL;
 }
 
-/* A new file of the VM's user, mode 0600, that did not exist: never over an existing file
- * (another VM's disk, or this one's if the storage is shared after all), never through a
- * symlink. Returns the open descriptor. */
-static int create_new(struct qu_target *t, const char *path, const char *what)
+/* A new file of the VM's user, mode 0600, that did not exist: made as that user (so only
+ * where that user may make files, and never through a link), never over an existing file
+ * (another VM's disk, or this one's if the storage is shared after all). flags: O_WRONLY and
+ * perhaps O_APPEND. Returns the open descriptor. */
+static int create_new(struct qu_target *t, const char *path, const char *what, int flags)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	if (fd < 0 && errno == EEXIST)
+	struct qu_ident who;
+	vm_ident(t, &who);
+	int fd = qu_open_as(&who, path, flags | O_CREAT | O_EXCL | O_NOCTTY, 0600);
+	if (fd == -EEXIST)
 		return qu_err(-EEXIST, "%s exists on this host already: the %s would overwrite it; remove it%s", path,
 			      what, strcmp(what, "disk copy") ? "" : ", or pass --shared-storage if it is the same storage");
 	if (fd < 0)
-		return qu_err(-errno, "cannot create %s: %s", path, strerror(errno));
-	remember(t, path);
-	give_to_vm_user(t, path, fd);
+		return qu_err(fd, "cannot create %s as uid %u (the VM's user): %s", path, (unsigned)who.uid,
+			      strerror(-fd));
+	remember(t, path, 0);
 	return fd;
 }
 
@@ -342,7 +387,7 @@ __attribute__((noinline)) static int make_disks(struct qu_target *t, uint64_t de
 	vm_owner(t, &uid, &gid);
 	for (size_t i = 0; i < t->ndisks; i++) {
 		struct target_disk *d = &t->disks[i];
-		int fd = create_new(t, d->path, "disk copy");
+		int fd = create_new(t, d->path, "disk copy", O_WRONLY);
 		if (fd < 0)
 			return fd;
 		close(fd);
@@ -357,24 +402,20 @@ __attribute__((noinline)) static int make_disks(struct qu_target *t, uint64_t de
 	return 0;
 }
 
+/* Bound as the VM's user: the socket file is that user's, made where that user may. */
 static int make_listener(struct qu_target *t, const char *path)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if (path[0] != '/' || strlen(path) >= sizeof(sa.sun_path))
+	struct qu_ident who;
+	if (path[0] != '/' || strlen(path) >= QU_SUN_PATH_MAX)
 		return qu_err(-EINVAL, "listening socket path '%s' is not usable here", path);
-	if (access(path, F_OK) == 0)
+	vm_ident(t, &who);
+	int fd = qu_listen_as(&who, path, 16);
+	if (fd == -EADDRINUSE)
 		return qu_err(-EEXIST, "%s exists on this host already (another VM's socket?): remove it first", path);
-	strcpy(sa.sun_path, path);
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return qu_err(-errno, "socket: %s", strerror(errno));
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 16) < 0) {
-		int e = errno;
-		close(fd);
-		return qu_err(-e, "cannot listen on %s: %s", path, strerror(e));
-	}
-	remember(t, path);
-	give_to_vm_user(t, path, -1);
+		return qu_err(fd, "cannot listen on %s as uid %u (the VM's user): %s", path, (unsigned)who.uid,
+			      strerror(-fd));
+	remember(t, path, 0);
 	return fd;
 }
 
@@ -448,23 +489,22 @@ static int open_tap(const char *spec)
 	return fd;
 }
 
-/* Log files reopen at their path (appending; a new one belongs to the VM's user); anything
- * else (a pipe, a socket, a terminal of the source host) has no meaning here and becomes
- * /dev/null. Never through a symlink: the directory may be the VM user's. */
+/* Log files reopen at their path, appending, as the VM's user (who may write only what it
+ * could write anyway; a new one is that user's); anything else (a pipe, a socket, a terminal
+ * of the source host) has no meaning here and becomes /dev/null. */
 static int open_stdio(struct qu_target *t, const char *spec)
 {
 	char path[PATH_MAX];
+	struct qu_ident who;
 	qu_kv_get(spec, "path", path, sizeof(path));
 	if (path[0] != '/' || !strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6))
 		return open("/dev/null", O_WRONLY | O_CLOEXEC);
-	int fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-	if (fd < 0 && errno == ENOENT) {
-		if ((fd = create_new(t, path, "log")) < 0)
-			return fd;
-		close(fd);
-		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
-	}
-	return fd < 0 ? qu_err(-errno, "cannot open %s for the new QEMU's output: %s", path, strerror(errno)) : fd;
+	vm_ident(t, &who);
+	int fd = qu_open_as(&who, path, O_WRONLY | O_APPEND | O_NOCTTY, 0);
+	if (fd == -ENOENT)
+		return create_new(t, path, "log", O_WRONLY | O_APPEND);
+	return fd < 0 ? qu_err(fd, "cannot open %s for the new QEMU's output as uid %u (the VM's user): %s", path,
+			       (unsigned)who.uid, strerror(-fd)) : fd;
 }
 
 /* Not inlined: each helper has its own path buffers, and together they would overflow the
@@ -554,8 +594,8 @@ static int start_incoming(struct qu_target *t, const char *host, uint64_t deadli
 		/* The key file is read at each handshake: it stays until the resume. */
 		char key[PATH_MAX];
 		snprintf(key, sizeof(key), "%.*s/keys.psk", PATH_MAX - 16, t->tls.dir);
-		remember(t, key);
-		remember(t, t->tls.dir);
+		remember(t, key, 1);
+		remember(t, t->tls.dir, 1);
 		want.tls_set = 1;
 		snprintf(want.tls_creds, sizeof(want.tls_creds), "%s", QU_TLS_ID);
 	}

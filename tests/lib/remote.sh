@@ -40,7 +40,8 @@ remote_agent_start() {
 		sh -c "${mounts}exec '$QU_BIN' agent --listen $REMOTE_B_IP:$REMOTE_PORT --key '$REMOTE_KEY'" \
 		>"$REMOTE_AGENT_LOG" 2>&1 &
 	REMOTE_AGENT=$!
-	for i in $(seq 100); do
+	# Up to 30 s: a loaded machine starts processes slowly (the agent is up within ms otherwise).
+	for i in $(seq 600); do
 		grep -q 'agent: listening' "$REMOTE_AGENT_LOG" 2>/dev/null && break
 		kill -0 "$REMOTE_AGENT" 2>/dev/null || break
 		sleep 0.05
