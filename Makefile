@@ -99,3 +99,4 @@ clean:
 
 .PHONY: all units check check-unit demo install clean
 -include $(LIB_OBJ:.o=.d) $(BUILD)/upgrade/main.d
+include tests/fuzz/fuzz.mk

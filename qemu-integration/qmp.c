@@ -170,14 +170,16 @@ int qu_qmp_execute(struct qu_qmp *q, const char *cmd, json_object *args, int sen
 static int event_matches(json_object *ev, const char *name, const char *const *statuses)
 {
 	json_object *n, *data, *st;
-	if (!json_object_object_get_ex(ev, "event", &n) || strcmp(json_object_get_string(n), name))
+	const char *s; /* NULL for a JSON null */
+	if (!json_object_object_get_ex(ev, "event", &n) || !(s = json_object_get_string(n)) || strcmp(s, name))
 		return 0;
 	if (!statuses)
 		return 1;
-	if (!json_object_object_get_ex(ev, "data", &data) || !json_object_object_get_ex(data, "status", &st))
+	if (!json_object_object_get_ex(ev, "data", &data) || !json_object_object_get_ex(data, "status", &st) ||
+	    !(s = json_object_get_string(st)))
 		return 0;
 	for (; *statuses; statuses++)
-		if (!strcmp(json_object_get_string(st), *statuses))
+		if (!strcmp(s, *statuses))
 			return 1;
 	return 0;
 }
@@ -190,7 +192,9 @@ static int take_event(json_object *ev, json_object **data, int64_t *realtime_us)
 		*data = json_object_object_get_ex(ev, "data", &d) ? json_object_get(d) : NULL;
 	if (realtime_us && json_object_object_get_ex(ev, "timestamp", &ts) &&
 	    json_object_object_get_ex(ts, "seconds", &sec) && json_object_object_get_ex(ts, "microseconds", &usec))
-		*realtime_us = json_object_get_int64(sec) * 1000000 + json_object_get_int64(usec);
+		/* Unsigned: a nonsense stamp wraps instead of overflowing. */
+		*realtime_us = (int64_t)((uint64_t)json_object_get_int64(sec) * 1000000u +
+					 (uint64_t)json_object_get_int64(usec));
 	json_object_put(ev);
 	return 0;
 }

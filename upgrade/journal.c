@@ -205,7 +205,7 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 			j->vm_groups[j->vm_ngroups++] = (gid_t)json_object_get_int64(json_object_array_get_idx(g, i));
 	get_str(o, "ctl", j->ctl, sizeof(j->ctl));
 	get_str(o, "pidfile", j->pidfile, sizeof(j->pidfile));
-	if (json_object_object_get_ex(o, "listeners", &l))
+	if (json_object_object_get_ex(o, "listeners", &l) && json_object_is_type(l, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(l) && i < QU_MAX_LISTENERS; i++)
 			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s",
 				 json_object_get_string(json_object_array_get_idx(l, i)));

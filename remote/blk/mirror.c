@@ -16,7 +16,8 @@
 static const char *str(json_object *o, const char *key)
 {
 	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : "";
+	const char *s = json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
+	return s ? s : ""; /* NULL for a JSON null */
 }
 
 static long long num(json_object *o, const char *key)
@@ -31,6 +32,10 @@ int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out)
 	int r = qu_qmp_execute(q, "query-block", NULL, -1, deadline_us, &blocks);
 	if (r < 0)
 		return r;
+	if (!json_object_is_type(blocks, json_type_array)) {
+		json_object_put(blocks);
+		return qu_err(-EPROTO, "QMP query-block: the answer is not a list");
+	}
 	out->n = 0;
 	for (size_t i = 0; i < json_object_array_length(blocks); i++) {
 		json_object *b = json_object_array_get_idx(blocks, i);
@@ -135,6 +140,10 @@ static int jobs(struct qu_qmp *q, uint64_t deadline_us, struct job_state *js)
 	int r = qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &list);
 	if (r < 0)
 		return r;
+	if (!json_object_is_type(list, json_type_array)) {
+		json_object_put(list);
+		return qu_err(-EPROTO, "QMP query-block-jobs: the answer is not a list");
+	}
 	memset(js, 0, sizeof(*js));
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		json_object *j = json_object_array_get_idx(list, i), *v;
@@ -145,8 +154,9 @@ static int jobs(struct qu_qmp *q, uint64_t deadline_us, struct job_state *js)
 		js->concluded += !strcmp(str(j, "status"), "concluded") || !strcmp(str(j, "status"), "null");
 		if (*str(j, "error") && !js->error[0])
 			snprintf(js->error, sizeof(js->error), "%s: %s", str(j, "device"), str(j, "error"));
-		js->done += num(j, "offset");
-		js->total += num(j, "len");
+		/* Unsigned: nonsense sizes wrap instead of overflowing. */
+		js->done = (long long)((unsigned long long)js->done + (unsigned long long)num(j, "offset"));
+		js->total = (long long)((unsigned long long)js->total + (unsigned long long)num(j, "len"));
 	}
 	json_object_put(list);
 	return js->n;
@@ -157,6 +167,10 @@ static void dismiss_all(struct qu_qmp *q, uint64_t deadline_us)
 	json_object *list = NULL;
 	if (qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &list) < 0)
 		return;
+	if (!json_object_is_type(list, json_type_array)) {
+		json_object_put(list);
+		return;
+	}
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		json_object *j = json_object_array_get_idx(list, i);
 		if (strncmp(str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || strcmp(str(j, "status"), "concluded"))
@@ -204,6 +218,10 @@ static int cancel_all(struct qu_qmp *q, int force, uint64_t deadline_us)
 	int r = qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &list);
 	if (r < 0)
 		return r;
+	if (!json_object_is_type(list, json_type_array)) {
+		json_object_put(list);
+		return qu_err(-EPROTO, "QMP query-block-jobs: the answer is not a list");
+	}
 	for (size_t i = 0; i < json_object_array_length(list) && r == 0; i++) {
 		json_object *j = json_object_array_get_idx(list, i);
 		if (strncmp(str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || !strcmp(str(j, "status"), "concluded"))

@@ -568,6 +568,35 @@ static void stale_answers_skipped_and_events_filtered(void **state)
 	reap_peer(peer);
 }
 
+/* Found by tests/fuzz/fuzz-qmp: an event whose name or status is JSON null (json-c gives a
+ * NULL string for it) was compared with strcmp. It matches nothing now. */
+static void events_with_null_name_or_status_skipped(void **state)
+{
+	int s[2];
+	struct qu_qmp *q = NULL;
+	json_object *data = NULL, *v;
+	const char *statuses[] = { "completed", NULL };
+	const char *replies[] = {
+		OK_REPLY,
+		"{\"event\": null}\n"
+		"{\"event\": \"MIGRATION\", \"data\": {\"status\": null}}\n"
+		"{\"event\": \"MIGRATION\", \"data\": {\"status\": \"completed\"}}\n"
+		"{\"return\": {}, \"id\": ID}\n",
+		NULL,
+	};
+	assert_int_equal(peer_pair(s), 0);
+	pid_t peer = scripted_peer(s, GREETING, replies);
+	close(s[1]);
+	assert_int_equal(qu_qmp_attach(s[0], deadline_ms(5000), &q), 0);
+	assert_int_equal(qu_qmp_execute(q, "query-status", NULL, -1, deadline_ms(5000), NULL), 0);
+	assert_int_equal(qu_qmp_wait_event(q, "MIGRATION", statuses, -1, qu_now_us(), &data), 0);
+	assert_true(json_object_object_get_ex(data, "status", &v));
+	assert_string_equal(json_object_get_string(v), "completed");
+	json_object_put(data);
+	qu_qmp_close(q);
+	reap_peer(peer);
+}
+
 static void answer_that_is_not_an_object(void **state)
 {
 	int s[2];
@@ -705,6 +734,7 @@ int main(void)
 		cmocka_unit_test(attach_capabilities_refused),
 		cmocka_unit_test(attach_scripted_peer),
 		cmocka_unit_test(stale_answers_skipped_and_events_filtered),
+		cmocka_unit_test(events_with_null_name_or_status_skipped),
 		cmocka_unit_test(answer_that_is_not_an_object),
 		cmocka_unit_test(monitor_closes_during_command),
 		cmocka_unit_test(greeting_in_pieces),
