@@ -231,3 +231,13 @@ void qu_journal_remove(pid_t old_pid)
 	qu_state_path(old_pid, "journal", path, sizeof(path));
 	unlink(path);
 }
+
+void qu_journal_vm_user(const struct qu_journal *j, struct qu_ident *who)
+{
+	memset(who, 0, sizeof(*who));
+	who->uid = j->vm_uid;
+	who->gid = j->vm_gid;
+	who->ngroups = j->vm_ngroups;
+	memcpy(who->groups, j->vm_groups, sizeof(who->groups));
+	who->umask = 077;
+}

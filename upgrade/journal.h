@@ -7,6 +7,7 @@
 #define QU_JOURNAL_H
 
 #include "qemu-integration/migration.h"
+#include "upgrade/fdpass/asuser.h"
 #include "upgrade/vm.h"
 
 #include <limits.h>
@@ -64,5 +65,7 @@ int qu_lock_vm(pid_t pid);
 int qu_journal_write(const struct qu_journal *j);
 int qu_journal_read(const char *path, struct qu_journal *j);
 void qu_journal_remove(pid_t old_pid);
+/* The VM's user the journal names (what is done to the VM's paths is done as that user). */
+void qu_journal_vm_user(const struct qu_journal *j, struct qu_ident *who);
 
 #endif

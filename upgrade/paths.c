@@ -1,10 +1,9 @@
-/* Every path here comes from the VM's command line and may lie in a directory its user
- * controls: each is reached through upgrade/safepath.h (no link followed where the user could
- * have made one) and changed only by *at() calls on its own directory. When that walk
- * refuses a path, the path is left alone with a warning: the upgrade does not need it. */
+/* Every path here comes from the VM's command line and lies where its user may point it: each
+ * step runs as the VM's user (upgrade/fdpass/asuser.h), so the kernel lets it do only what
+ * that user could do; a directory swapped for a link to someone else's stops it there. A
+ * step that fails leaves the path alone with a warning: the upgrade does not need it. */
 #include "upgrade/paths.h"
 #include "upgrade/log.h"
-#include "upgrade/safepath.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -14,19 +13,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int open_parent(const char *path, struct qu_safe_dir *d)
-{
-	int r = qu_safe_open_dir(path, (uid_t)-1, 0, d);
-	if (r < 0)
-		qu_info("warning: left alone: %s", qu_err_msg());
-	return r;
-}
-
-/* name+suffix in the same directory; -ENAMETOOLONG when it does not fit. */
-static int sibling(const struct qu_safe_dir *d, const char *suffix, char *buf, size_t len)
-{
-	return (size_t)snprintf(buf, len, "%s%s", d->name, suffix) >= len ? -ENAMETOOLONG : 0;
-}
+struct step {
+	const char *path;
+	const char *suffix;
+	int keep;       /* qu_keep_path: 1 keep, 0 put back */
+	int committed;  /* qu_pidfile_settle */
+};
 
 /* Only what the VM made there is linked or renamed: its socket or its pidfile. */
 static int ours_to_touch(const struct stat *st)
@@ -34,114 +26,135 @@ static int ours_to_touch(const struct stat *st)
 	return S_ISSOCK(st->st_mode) || S_ISREG(st->st_mode);
 }
 
-static void keep_in(const struct qu_safe_dir *d, const char *path, const char *suffix, int keep)
+/* As the VM's user. */
+static int keep_step(void *arg)
 {
-	char tmp[QU_SAFE_NAME_MAX];
+	const struct step *s = arg;
+	char tmp[PATH_MAX + 32];
 	struct stat a, b;
-	if (sibling(d, suffix, tmp, sizeof(tmp)) < 0)
-		return;
-	if (keep) {
-		qu_safe_unlink(d, tmp, 0);
-		int r = qu_safe_stat(d, NULL, &a);
-		if (r == 0 && !ours_to_touch(&a))
-			qu_info("warning: %s is neither a socket nor a file any more: left alone", path);
-		else if (r == 0 && (r = qu_safe_link(d, tmp)) < 0)
-			qu_info("warning: cannot keep %s across the old QEMU's exit: %s", path, strerror(-r));
-		return;
+	snprintf(tmp, sizeof(tmp), "%s%s", s->path, s->suffix);
+	if (s->keep) {
+		unlink(tmp);
+		if (lstat(s->path, &a) < 0)
+			return errno == ENOENT ? 0 : -errno;
+		if (!ours_to_touch(&a)) {
+			qu_info("warning: %s is neither a socket nor a file any more: left alone", s->path);
+			return 0;
+		}
+		if (link(s->path, tmp) < 0) /* link(2) never follows a link at its source */
+			qu_info("warning: cannot keep %s across the old QEMU's exit: %s", s->path, strerror(errno));
+		return 0;
 	}
 	/* Still there (the old QEMU did not unlink it): rename() between two links of one file
 	 * does nothing, so the spare link goes. */
-	if (qu_safe_stat(d, NULL, &a) == 0 && qu_safe_stat(d, tmp, &b) == 0 && a.st_ino == b.st_ino &&
-	    a.st_dev == b.st_dev) {
-		qu_safe_unlink(d, tmp, 0);
-		return;
+	if (lstat(s->path, &a) == 0 && lstat(tmp, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev) {
+		unlink(tmp);
+		return 0;
 	}
-	int r = qu_safe_rename(d, tmp, d->name);
-	if (r < 0 && r != -ENOENT)
-		qu_info("warning: cannot restore %s: %s", path, strerror(-r));
+	if (rename(tmp, s->path) < 0 && errno != ENOENT)
+		qu_info("warning: cannot restore %s: %s", s->path, strerror(errno));
+	return 0;
 }
 
-void qu_keep_path(const char *path, const char *suffix, int keep)
+static void as_user(const struct qu_ident *who, int (*fn)(void *), struct step *s)
 {
-	struct qu_safe_dir d;
-	if (!path[0] || open_parent(path, &d) < 0)
-		return;
-	keep_in(&d, path, suffix, keep);
-	qu_safe_close(&d);
+	int r = qu_run_as(who, fn, s);
+	if (r < 0)
+		qu_info("warning: left alone: %s (as uid %u: %s)", s->path, (unsigned)who->uid, strerror(-r));
 }
 
-void qu_keep_paths(const char *const *paths, size_t n, int keep)
+void qu_keep_path(const struct qu_ident *who, const char *path, const char *suffix, int keep)
+{
+	struct step s = { .path = path, .suffix = suffix, .keep = keep };
+	if (path[0])
+		as_user(who, keep_step, &s);
+}
+
+void qu_keep_paths(const struct qu_ident *who, const char *const *paths, size_t n, int keep)
 {
 	for (size_t i = 0; i < n; i++)
-		qu_keep_path(paths[i], QU_KEEP_SUFFIX, keep);
+		qu_keep_path(who, paths[i], QU_KEEP_SUFFIX, keep);
 }
 
 /* The old QEMU holds a lock on its pidfile, so the new one cannot write that file: the old
  * inode moves aside (a hard link, for a rollback) and an unlocked copy with the same
- * contents, owner and mode is renamed over the path, which the new QEMU then locks and
- * rewrites with its PID. Readers never find the path missing (only, for microseconds, the
- * new QEMU's truncate-then-write). */
-void qu_pidfile_aside(const char *pidfile)
+ * contents and mode is renamed over the path, which the new QEMU then locks and rewrites
+ * with its PID. Readers never find the path missing (only, for microseconds, the new QEMU's
+ * truncate-then-write). As the VM's user, whose file it is. */
+static int aside_step(void *arg)
 {
-	struct qu_safe_dir d;
-	char tmp[QU_SAFE_NAME_MAX], buf[64];
+	struct step *s = arg;
+	char tmp[PATH_MAX + 32], buf[64];
 	struct stat st;
-	if (!pidfile[0] || open_parent(pidfile, &d) < 0)
-		return;
-	keep_in(&d, pidfile, QU_PIDFILE_ASIDE_SUFFIX, 1);
-	if (sibling(&d, ".qemu-upgrade-tmp", tmp, sizeof(tmp)) < 0) {
-		qu_safe_close(&d);
-		return;
-	}
-	/* The copy is made under a name of our own, O_EXCL after the unlink: a file of ours or
-	 * nothing, never something the VM's user left there. */
-	qu_safe_unlink(&d, tmp, 0);
-	struct qu_safe_dir t = d;
-	snprintf(t.name, sizeof(t.name), "%s", tmp);
-	int in = qu_safe_open(&d, O_RDONLY | O_NONBLOCK), out = -1;
+	s->suffix = QU_PIDFILE_ASIDE_SUFFIX;
+	s->keep = 1;
+	keep_step(s);
+	snprintf(tmp, sizeof(tmp), "%s.qemu-upgrade-tmp", s->path);
+	/* A file of our own under that name (O_EXCL after the unlink), or nothing. */
+	unlink(tmp);
+	int in = open(s->path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC), out = -1;
 	ssize_t n = in >= 0 ? read(in, buf, sizeof(buf)) : -1;
 	if (in >= 0 && fstat(in, &st) == 0 && S_ISREG(st.st_mode) && n >= 0 &&
-	    (out = qu_safe_create(&t, O_WRONLY, 0600)) >= 0 && write(out, buf, (size_t)n) == n &&
-	    fchown(out, st.st_uid, st.st_gid) == 0 && fchmod(out, st.st_mode & 0666) == 0 &&
-	    qu_safe_rename(&d, tmp, d.name) == 0) {
+	    (out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600)) >= 0 &&
+	    write(out, buf, (size_t)n) == n && fchmod(out, st.st_mode & 0666) == 0 && rename(tmp, s->path) == 0) {
 		close(in);
 		close(out);
-		qu_safe_close(&d);
-		return;
+		return 0;
 	}
 	/* No copy: the path goes until the new QEMU writes it. */
 	if (in >= 0)
 		close(in);
 	if (out >= 0)
 		close(out);
-	qu_safe_unlink(&d, tmp, 0);
-	qu_safe_unlink(&d, NULL, 0);
-	qu_safe_close(&d);
+	unlink(tmp);
+	unlink(s->path);
+	return 0;
 }
 
-void qu_pidfile_settle(const char *pidfile, int committed)
+void qu_pidfile_aside(const struct qu_ident *who, const char *pidfile)
 {
-	struct qu_safe_dir d;
-	char aside[QU_SAFE_NAME_MAX];
-	struct stat st;
-	if (!pidfile[0] || open_parent(pidfile, &d) < 0)
-		return;
-	if (sibling(&d, QU_PIDFILE_ASIDE_SUFFIX, aside, sizeof(aside)) == 0) {
-		if (committed)
-			qu_safe_unlink(&d, aside, 0);
-		else if (qu_safe_stat(&d, aside, &st) == 0)
-			keep_in(&d, pidfile, QU_PIDFILE_ASIDE_SUFFIX, 0);
-	}
-	qu_safe_close(&d);
+	struct step s = { .path = pidfile };
+	if (pidfile[0])
+		as_user(who, aside_step, &s);
 }
 
-void qu_forget_paths(const char *const *paths, size_t n)
+static int settle_step(void *arg)
+{
+	struct step *s = arg;
+	char aside[PATH_MAX + 32];
+	snprintf(aside, sizeof(aside), "%s%s", s->path, QU_PIDFILE_ASIDE_SUFFIX);
+	if (s->committed) {
+		unlink(aside);
+		return 0;
+	}
+	if (access(aside, F_OK) == 0) {
+		s->suffix = QU_PIDFILE_ASIDE_SUFFIX;
+		s->keep = 0;
+		keep_step(s);
+	}
+	return 0;
+}
+
+void qu_pidfile_settle(const struct qu_ident *who, const char *pidfile, int committed)
+{
+	struct step s = { .path = pidfile, .committed = committed };
+	if (pidfile[0])
+		as_user(who, settle_step, &s);
+}
+
+static int forget_step(void *arg)
+{
+	const struct step *s = arg;
+	if (unlink(s->path) < 0 && errno != ENOENT)
+		qu_info("warning: cannot remove %s: %s", s->path, strerror(errno));
+	return 0;
+}
+
+void qu_forget_paths(const struct qu_ident *who, const char *const *paths, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (!paths[i][0])
-			continue;
-		int r = qu_safe_unlink_path(paths[i], 0);
-		if (r < 0 && r != -ENOENT)
-			qu_info("warning: cannot remove %s: %s", paths[i], r == -ELOOP ? qu_err_msg() : strerror(-r));
+		struct step s = { .path = paths[i] };
+		if (paths[i][0])
+			as_user(who, forget_step, &s);
 	}
 }

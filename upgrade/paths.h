@@ -1,9 +1,11 @@
 /* Paths that must outlive the old QEMU: it unlinks its listening sockets' paths and its
  * pidfile when it exits, though the new QEMU holds the same sockets and writes the pidfile.
- * They come from the VM's command line: each is reached without following a link the VM's
- * user could have made (upgrade/safepath.h), and one that cannot be is left alone. */
+ * They come from the VM's command line: everything done to them is done as the VM's user
+ * (who, upgrade/fdpass/asuser.h), and a path that user cannot change is left alone. */
 #ifndef QU_PATHS_H
 #define QU_PATHS_H
+
+#include "upgrade/fdpass/asuser.h"
 
 #include <stddef.h>
 
@@ -11,15 +13,15 @@
 #define QU_PIDFILE_ASIDE_SUFFIX ".qemu-upgrade-old"
 
 /* keep=1: hard-link path to path+suffix; keep=0: rename it back over path. */
-void qu_keep_path(const char *path, const char *suffix, int keep);
+void qu_keep_path(const struct qu_ident *who, const char *path, const char *suffix, int keep);
 /* The same for each path in a list (empty strings skipped). */
-void qu_keep_paths(const char *const *paths, size_t n, int keep);
+void qu_keep_paths(const struct qu_ident *who, const char *const *paths, size_t n, int keep);
 /* The old QEMU holds a lock on its pidfile, so the new QEMU (same -pidfile) could not take
  * it: move the old file aside before the new QEMU starts. */
-void qu_pidfile_aside(const char *pidfile);
+void qu_pidfile_aside(const struct qu_ident *who, const char *pidfile);
 /* After the commit: drop the aside copy. Before it (rollback): put it back. */
-void qu_pidfile_settle(const char *pidfile, int committed);
+void qu_pidfile_settle(const struct qu_ident *who, const char *pidfile, int committed);
 /* A VM that moved to another host leaves nothing here: its sockets' paths and pidfile go. */
-void qu_forget_paths(const char *const *paths, size_t n);
+void qu_forget_paths(const struct qu_ident *who, const char *const *paths, size_t n);
 
 #endif

@@ -8,10 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define MAX_LINKS 40
@@ -226,66 +224,4 @@ void qu_safe_close(struct qu_safe_dir *d)
 int qu_safe_open(const struct qu_safe_dir *d, int flags)
 {
 	return openat2_fd(d->fd, d->name, (flags & ~O_CREAT) | O_NOFOLLOW | O_CLOEXEC, 0, BENEATH);
-}
-
-int qu_safe_create(const struct qu_safe_dir *d, int flags, mode_t mode)
-{
-	return openat2_fd(d->fd, d->name, flags | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode, BENEATH);
-}
-
-static int one_name(const char *name)
-{
-	return name && *name && !strchr(name, '/') && strcmp(name, ".") && strcmp(name, "..");
-}
-
-int qu_safe_stat(const struct qu_safe_dir *d, const char *name, struct stat *st)
-{
-	name = name ? name : d->name;
-	if (!one_name(name))
-		return -EINVAL;
-	return fstatat(d->fd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-}
-
-int qu_safe_link(const struct qu_safe_dir *d, const char *to)
-{
-	if (!one_name(to))
-		return -EINVAL;
-	/* No AT_SYMLINK_FOLLOW: a link at the name is linked as a link, never its target. */
-	return linkat(d->fd, d->name, d->fd, to, 0) < 0 ? -errno : 0;
-}
-
-int qu_safe_rename(const struct qu_safe_dir *d, const char *from, const char *to)
-{
-	if (!one_name(from) || !one_name(to))
-		return -EINVAL;
-	return renameat(d->fd, from, d->fd, to) < 0 ? -errno : 0;
-}
-
-int qu_safe_unlink(const struct qu_safe_dir *d, const char *name, int dir)
-{
-	name = name ? name : d->name;
-	if (!one_name(name))
-		return -EINVAL;
-	/* An O_PATH descriptor does for *at() calls what a directory opened for reading does. */
-	return unlinkat(d->fd, name, dir ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
-}
-
-int qu_safe_bind(const struct qu_safe_dir *d, int sock)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	if ((size_t)snprintf(sa.sun_path, sizeof(sa.sun_path), "/proc/self/fd/%d/%s", d->fd, d->name) >=
-	    sizeof(sa.sun_path))
-		return -ENAMETOOLONG;
-	return bind(sock, (struct sockaddr *)&sa, sizeof(sa)) < 0 ? -errno : 0;
-}
-
-int qu_safe_unlink_path(const char *path, int dir)
-{
-	struct qu_safe_dir d;
-	int r = qu_safe_open_dir(path, (uid_t)-1, 0, &d);
-	if (r < 0)
-		return r;
-	r = qu_safe_unlink(&d, NULL, dir);
-	qu_safe_close(&d);
-	return r;
 }

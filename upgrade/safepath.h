@@ -1,14 +1,13 @@
-/* Paths that a VM's user may control, used by root without letting that user send root
- * elsewhere (docs/security.md, "one mechanism per job": files and sockets by path).
+/* Whether anyone but root could have changed what a path leads to (docs/security.md: the job
+ * "decide whether a program may run"; what is done to a VM's own paths is done as its user,
+ * upgrade/fdpass/asuser.h).
  *
  * A path is walked once, from /, one component at a time with openat2(): a symbolic link is
  * followed only where nobody but root could have made it (a link owned by root, in a
  * directory that only root can change); from the first directory that another user can
  * change, every component is opened with RESOLVE_NO_SYMLINKS. The walk yields a descriptor of
- * the directory that holds the last component, and everything done to that component (link,
- * rename, unlink, create, open, bind) is an *at() call on that descriptor and that one name,
- * which never follows a link. A user who swaps a directory for a link to a root directory,
- * before or during the upgrade, gets a refusal, never a file written there. */
+ * the directory that holds the last component, whether every directory on the way is root's
+ * alone (trusted), and if not, the first that is not (doubt). */
 #ifndef QU_SAFEPATH_H
 #define QU_SAFEPATH_H
 
@@ -34,18 +33,7 @@ struct qu_safe_dir {
 int qu_safe_open_dir(const char *path, uid_t allowed_uid, int follow_last, struct qu_safe_dir *d);
 void qu_safe_close(struct qu_safe_dir *d);
 
-/* Operations on the last component, never following a link. */
-int qu_safe_open(const struct qu_safe_dir *d, int flags);       /* an existing entry; O_NOFOLLOW */
-int qu_safe_create(const struct qu_safe_dir *d, int flags, mode_t mode); /* O_CREAT|O_EXCL */
-int qu_safe_stat(const struct qu_safe_dir *d, const char *name, struct stat *st); /* name NULL: the last */
-int qu_safe_link(const struct qu_safe_dir *d, const char *to);   /* hard link d->name to "to" */
-int qu_safe_rename(const struct qu_safe_dir *d, const char *from, const char *to);
-int qu_safe_unlink(const struct qu_safe_dir *d, const char *name, int dir);
-/* Binds the UNIX socket sock at the last component (through /proc/self/fd/N/NAME, so the
- * kernel resolves nothing but that name in that directory). */
-int qu_safe_bind(const struct qu_safe_dir *d, int sock);
-
-/* The whole job in one call, for one-shot uses. */
-int qu_safe_unlink_path(const char *path, int dir);
+/* Opens the last component (an existing entry), never through a link: O_NOFOLLOW. */
+int qu_safe_open(const struct qu_safe_dir *d, int flags);
 
 #endif

@@ -59,25 +59,35 @@ static int target_runs_guest(const struct qu_journal *j, int old_alive, uint64_t
 	return runs;
 }
 
+/* The pidfile's aside copy, settled as the VM's user. */
+static void pidfile_settle_as_vm(const struct qu_journal *j, int committed)
+{
+	struct qu_ident who;
+	qu_journal_vm_user(j, &who);
+	qu_pidfile_settle(&who, j->pidfile, committed);
+}
+
 static void retire_old(const struct qu_journal *j)
 {
 	const char *paths[QU_MAX_LISTENERS + 1];
+	struct qu_ident who;
 	size_t n = 0;
+	qu_journal_vm_user(j, &who);
 	for (size_t i = 0; i < j->nlisteners; i++)
 		paths[n++] = j->listeners[i];
 	paths[n++] = j->pidfile;
 	if (j->remote[0]) {
 		/* The VM lives on another host now: nothing of it stays here. */
 		stop_process(j->old_pid, j->old_start, j->kill_old ? SIGKILL : SIGTERM);
-		qu_forget_paths(paths, n);
+		qu_forget_paths(&who, paths, n);
 		return;
 	}
-	qu_keep_paths(paths, n, 1);
+	qu_keep_paths(&who, paths, n, 1);
 	/* SIGTERM: QEMU shuts down cleanly (it is paused in postmigrate, its disks inactive),
 	 * unless that would run a tap downscript on the tap the new QEMU uses. */
 	stop_process(j->old_pid, j->old_start, j->kill_old ? SIGKILL : SIGTERM);
-	qu_keep_paths(paths, n, 0);
-	qu_pidfile_settle(j->pidfile, 1);
+	qu_keep_paths(&who, paths, n, 0);
+	qu_pidfile_settle(&who, j->pidfile, 1);
 }
 
 /* The VM's own monitor, reached as the VM's user: its path is theirs. */
@@ -238,7 +248,7 @@ static int settle_postcopy(const struct qu_journal *j, char *what, size_t len)
 	if (qu_proc_alive(j->old_pid, j->old_start))
 		retire_old(j);
 	else
-		qu_pidfile_settle(j->pidfile, 1);
+		pidfile_settle_as_vm(j, 1);
 	snprintf(what, len, "PID %d: finished the postcopy upgrade: new QEMU %d runs the guest, old QEMU retired",
 		 (int)j->old_pid, (int)j->new_pid);
 	return 1;
@@ -287,14 +297,14 @@ int qu_settle(const struct qu_journal *j, char *what, size_t len)
 		if (old_alive)
 			retire_old(j);
 		else
-			qu_pidfile_settle(j->pidfile, 1);
+			pidfile_settle_as_vm(j, 1);
 		snprintf(what, len, "PID %d: finished the upgrade: new QEMU %d runs the guest, old QEMU retired",
 			 (int)j->old_pid, (int)j->new_pid);
 	} else {
 		char done[64] = "old QEMU is gone";
 		if (new_alive)
 			stop_process(j->new_pid, j->new_start, SIGKILL);
-		qu_pidfile_settle(j->pidfile, 0);
+		pidfile_settle_as_vm(j, 0);
 		if (old_alive)
 			r = resume_old(j, deadline, done, sizeof(done));
 		snprintf(what, len, "PID %d: rolled back from phase %s: %snew QEMU stopped, %s%s%s",

@@ -23,7 +23,7 @@ void qu_ident_of(const struct qu_context *c, struct qu_ident *who)
 	who->umask = c->umask;
 }
 
-enum op { OP_CONNECT, OP_OPEN, OP_LISTEN, OP_REMOVE };
+enum op { OP_CONNECT, OP_OPEN, OP_LISTEN, OP_REMOVE, OP_CALL };
 
 struct request {
 	enum op op;
@@ -31,6 +31,8 @@ struct request {
 	int flags;
 	mode_t mode;
 	int backlog;
+	int (*fn)(void *arg);
+	void *arg;
 };
 
 static int unix_addr(const char *path, struct sockaddr_un *sa)
@@ -52,6 +54,10 @@ static int do_op(const struct request *q)
 	case OP_OPEN:
 		fd = open(q->path, q->flags | O_NOFOLLOW | O_CLOEXEC, q->mode);
 		return fd < 0 ? -errno : fd;
+	case OP_CALL: {
+		r = q->fn(q->arg);
+		return r > 0 ? 0 : r;
+	}
 	case OP_REMOVE:
 		if (unlink(q->path) == 0)
 			return 0;
@@ -150,6 +156,15 @@ int qu_listen_as(const struct qu_ident *who, const char *path, int backlog)
 {
 	struct request q = { .op = OP_LISTEN, .path = path, .backlog = backlog };
 	return with_fd(who, &q);
+}
+
+int qu_run_as(const struct qu_ident *who, int (*fn)(void *arg), void *arg)
+{
+	struct request q = { .op = OP_CALL, .fn = fn, .arg = arg };
+	int fd, r = run_as(who, &q, &fd);
+	if (fd >= 0)
+		close(fd);
+	return r;
 }
 
 int qu_remove_as(const struct qu_ident *who, const char *path)

@@ -30,5 +30,8 @@ int qu_open_as(const struct qu_ident *who, const char *path, int flags, mode_t m
 int qu_listen_as(const struct qu_ident *who, const char *path, int backlog);
 /* Removes path (a file, a socket, or an empty directory) as who: 0, or -errno. */
 int qu_remove_as(const struct qu_ident *who, const char *path);
+/* Runs fn(arg) in a child as who, for a job of several steps on the user's paths: what fn
+ * returns (0 or -errno, or -EIO when the child could not become who or died). */
+int qu_run_as(const struct qu_ident *who, int (*fn)(void *arg), void *arg);
 
 #endif
