@@ -54,6 +54,13 @@ static int add_pty(struct qu_vm *vm, const struct qu_pty *p)
 	return 0;
 }
 
+/* A member QMP answered, as a string: "" for a JSON null (a hostile QEMU may send one). */
+static const char *str_of(json_object *o)
+{
+	const char *s = json_object_get_string(o);
+	return s ? s : "";
+}
+
 int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 {
 	int serial = 0, monitor = 0, r = 0;
@@ -111,6 +118,10 @@ int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 	json_object *list = NULL;
 	if ((r = qu_qmp_execute(q, "query-chardev", NULL, -1, deadline_us, &list)) < 0)
 		return r;
+	if (!json_object_is_type(list, json_type_array)) {
+		json_object_put(list);
+		return qu_err(-EPROTO, "QMP query-chardev: the answer is not a list");
+	}
 	/* -monitor pty: the n-th one is the n-th compat_monitor chardev on a pty, by number. */
 	for (size_t k = 0; k < vm->nptys; k++) {
 		struct qu_pty *p = &vm->ptys[k];
@@ -121,8 +132,8 @@ int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 				json_object *c = json_object_array_get_idx(list, i), *label, *file;
 				int num;
 				if (json_object_object_get_ex(c, "label", &label) && json_object_object_get_ex(c, "filename", &file) &&
-				    sscanf(json_object_get_string(label), "compat_monitor%d", &num) == 1 &&
-				    !strncmp(json_object_get_string(file), "pty:", 4) && num > last && (best < 0 || num < best))
+				    sscanf(str_of(label), "compat_monitor%d", &num) == 1 &&
+				    !strncmp(str_of(file), "pty:", 4) && num > last && (best < 0 || num < best))
 					best = num;
 			}
 			if (best < 0)
@@ -138,9 +149,8 @@ int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 		for (size_t i = 0; !p->relayed && i < json_object_array_length(list); i++) {
 			json_object *c = json_object_array_get_idx(list, i), *label, *file;
 			if (json_object_object_get_ex(c, "label", &label) && json_object_object_get_ex(c, "filename", &file) &&
-			    !strcmp(json_object_get_string(label), p->chardev) &&
-			    !strncmp(json_object_get_string(file), "pty:", 4))
-				qu_copy_printable(p->pts, sizeof(p->pts), json_object_get_string(file) + 4);
+			    !strcmp(str_of(label), p->chardev) && !strncmp(str_of(file), "pty:", 4))
+				qu_copy_printable(p->pts, sizeof(p->pts), str_of(file) + 4);
 		}
 		if (!p->relayed && p->pts[0])
 			p->old_fd = master_fd(vm->pid, p->pts);

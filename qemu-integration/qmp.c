@@ -29,6 +29,12 @@ struct qu_qmp {
 	size_t nevents;
 };
 
+const char *qu_json_str(json_object *o)
+{
+	const char *s = json_object_get_string(o);
+	return s ? s : "";
+}
+
 void qu_qmp_close(struct qu_qmp *q)
 {
 	if (!q)
@@ -155,7 +161,7 @@ int qu_qmp_execute(struct qu_qmp *q, const char *cmd, json_object *args, int sen
 		if (json_object_object_get_ex(m, "error", &v)) {
 			json_object *desc = NULL;
 			json_object_object_get_ex(v, "desc", &desc);
-			r = qu_err(-EREMOTEIO, "QMP %s: %s", cmd, desc ? json_object_get_string(desc) : "error");
+			r = qu_err(-EREMOTEIO, "QMP %s: %s", cmd, desc ? qu_json_str(desc) : "error");
 			json_object_put(m);
 			return r;
 		}

@@ -8,6 +8,10 @@
 
 struct qu_qmp;
 
+/* A value QMP answered, as a string: "" for a JSON null (json-c gives NULL), which a hostile
+ * QEMU may send where a string belongs. */
+const char *qu_json_str(json_object *o);
+
 /* Connects to a UNIX socket path, reads the greeting and leaves negotiation mode. For paths
  * only root controls (the tool's own monitors): a VM's socket is connected as the VM's user
  * (upgrade/fdpass/asuser.h) and handed to qu_qmp_connected(). */

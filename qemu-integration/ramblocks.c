@@ -83,7 +83,7 @@ int qu_ramblocks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_rambloc
 	int r = qu_qmp_execute(q, "human-monitor-command", args, -1, deadline_us, &ret);
 	if (r < 0)
 		return r;
-	r = qu_ramblocks_parse(json_object_get_string(ret), b, max);
+	r = qu_ramblocks_parse(qu_json_str(ret), b, max);
 	json_object_put(ret);
 	return r;
 }

@@ -572,8 +572,9 @@ static int incoming_port(struct qu_qmp *q, uint64_t deadline_us)
 	int r = qu_qmp_execute(q, "query-migrate", NULL, -1, deadline_us, &mig), p = -ENOENT;
 	if (r < 0)
 		return r;
-	if (json_object_object_get_ex(mig, "socket-address", &sa) && json_object_array_length(sa) > 0 &&
-	    (e = json_object_array_get_idx(sa, 0)) && json_object_object_get_ex(e, "port", &port))
+	if (json_object_object_get_ex(mig, "socket-address", &sa) && json_object_is_type(sa, json_type_array) &&
+	    json_object_array_length(sa) > 0 && (e = json_object_array_get_idx(sa, 0)) &&
+	    json_object_object_get_ex(e, "port", &port) && json_object_get_string(port))
 		p = atoi(json_object_get_string(port));
 	json_object_put(mig);
 	return p > 0 ? p : -ENOENT;

@@ -273,7 +273,7 @@ static void check_binary(struct report *rep, const char *path)
 		int have = 0;
 		for (size_t k = 0; caps && k < json_object_array_length(caps); k++) {
 			json_object *c = json_object_array_get_idx(caps, k), *n;
-			have |= json_object_object_get_ex(c, "capability", &n) && !strcmp(json_object_get_string(n), want[i]);
+			have |= json_object_object_get_ex(c, "capability", &n) && !strcmp(qu_json_str(n), want[i]);
 		}
 		item(rep, want[i], have, i == 0, r == 0 ? (have ? "supported" : "missing") : qu_err_msg(), why[i]);
 	}

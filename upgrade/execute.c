@@ -576,7 +576,7 @@ static int wait_source(struct txn *t)
 		const char *why = "";
 		if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, t->deadline, &mig) == 0 &&
 		    json_object_object_get_ex(mig, "error-desc", &e))
-			why = json_object_get_string(e);
+			why = qu_json_str(e);
 		qu_err(r, "the old QEMU's migration ended with status '%s'%s%s", status, *why ? ": " : "", why);
 		json_object_put(mig);
 	}
@@ -721,8 +721,8 @@ static void rollback(struct txn *t)
 		json_object *mig = NULL, *st;
 		if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, deadline, &mig) == 0 &&
 		    json_object_object_get_ex(mig, "status", &st) &&
-		    strcmp(json_object_get_string(st), "completed") && strcmp(json_object_get_string(st), "failed") &&
-		    strcmp(json_object_get_string(st), "cancelled")) {
+		    strcmp(qu_json_str(st), "completed") && strcmp(qu_json_str(st), "failed") &&
+		    strcmp(qu_json_str(st), "cancelled")) {
 			qu_qmp_execute(t->old, "migrate_cancel", NULL, -1, deadline, NULL);
 			qu_qmp_wait_event(t->old, "MIGRATION", mig_end, -1, deadline, NULL);
 			strcat(done, "migration cancelled; ");

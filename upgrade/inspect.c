@@ -110,7 +110,7 @@ static long backend_arg(const struct qu_vm *vm, const char *id)
 		const char *val = vm->argv.a[i].val;
 		if (val[0] == '{') {
 			json_object *o = json_tokener_parse(val), *v;
-			int hit = o && json_object_object_get_ex(o, "id", &v) && !strcmp(json_object_get_string(v), id);
+			int hit = o && json_object_object_get_ex(o, "id", &v) && !strcmp(qu_json_str(v), id);
 			json_object_put(o);
 			if (hit)
 				return i;
