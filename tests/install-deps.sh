@@ -14,4 +14,6 @@ apt-get install -y -qq --no-install-recommends \
 	qemu-system-x86 qemu-utils \
 	busybox-static cpio gzip xz-utils \
 	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates inotify-tools python3 \
-	rpm >/dev/null   # rpm: the RPM file trigger is tested with rpm itself (rpm-hook.t)
+	clang-14 libclang-rt-14-dev llvm-14 libcap2-bin \
+	rpm >/dev/null   # rpm: the RPM file trigger is tested with rpm itself (rpm-hook.t);
+	                 # clang's libFuzzer and sanitizer runtimes: make fuzz (tests/fuzz/)
