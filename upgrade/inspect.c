@@ -245,10 +245,12 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 		return qu_pin_check(&vm->pin) ?: r;
 	/* As the VM's user: the path is theirs to point anywhere. */
 	int fd = qu_connect_as(vm->qmp_path, vm->ctx.uid, vm->ctx.gid, vm->ctx.groups, vm->ctx.ngroups);
-	if (fd < 0 || (r = qu_qmp_connected(fd, vm->qmp_path, deadline_us, &q)) < 0) {
-		r = fd < 0 ? fd : r;
+	if (fd < 0)
+		return qu_pin_check(&vm->pin) ?:
+		       qu_err(fd, "QEMU PID %d: cannot connect to QMP socket %s as uid %u (the VM's user): %s", (int)pid,
+			      vm->qmp_path, (unsigned)vm->ctx.uid, strerror(-fd));
+	if ((r = qu_qmp_connected(fd, vm->qmp_path, deadline_us, &q)) < 0)
 		return qu_pin_check(&vm->pin) ?: qu_err_wrap(r, "QEMU PID %d", (int)pid);
-	}
 	vm->anon_bytes = qu_proc_anon_bytes(pid);
 	if ((r = query_qmp(vm, q, deadline_us)) < 0 || (r = qu_ram_find_fds(vm)) < 0 ||
 	    (r = qu_find_ptys(vm, q, deadline_us)) < 0 || (r = qu_pin_check(&vm->pin)) < 0) {
