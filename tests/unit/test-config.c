@@ -83,6 +83,23 @@ static void bad_values_are_refused(void **state)
 	}
 }
 
+static void binaries_allow_list(void **state)
+{
+	(void)state;
+	struct qu_config c;
+	write_conf("binaries = /usr/bin/qemu-system-x86_64 /opt/qemu/bin/qemu-system-x86_64\n");
+	assert_int_equal(qu_config_load(&c), 0);
+	assert_int_equal(c.nbinaries, 2);
+	assert_true(qu_config_allows_binary(&c, "/opt/qemu/bin/qemu-system-x86_64"));
+	assert_false(qu_config_allows_binary(&c, "/home/u/qemu-system-x86_64"));
+	/* Only absolute paths. */
+	write_conf("binaries = qemu-system-x86_64\n");
+	assert_int_equal(qu_config_load(&c), -EINVAL);
+	/* The same through the explicit path, as the fuzzer and tools call it. */
+	assert_int_equal(qu_config_load_file(&c, "/nonexistent/qemu-upgrade.conf"), 0);
+	assert_int_equal(c.nbinaries, 0);
+}
+
 static void line_without_equals(void **state)
 {
 	(void)state;
@@ -101,6 +118,7 @@ int main(void)
 		cmocka_unit_test_teardown(unknown_key_names_line, teardown),
 		cmocka_unit_test_teardown(bad_values_are_refused, teardown),
 		cmocka_unit_test_teardown(line_without_equals, teardown),
+		cmocka_unit_test_teardown(binaries_allow_list, teardown),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,6 +3,7 @@
 #include "unit.h"
 #include "upgrade/context.h"
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 static void encode_decode_round_trip(void **state)
@@ -100,9 +101,69 @@ static void apply_in_child(void **state)
 	free(c);
 }
 
+/* The confinement fields: no_new_privs, seccomp, the LSM label, the user namespace's IDs. */
+static void confinement_round_trip(void **state)
+{
+	(void)state;
+	struct qu_context *a = calloc(1, sizeof(*a)), *b = calloc(1, sizeof(*b));
+	a->nnp = 1;
+	a->seccomp = 2;
+	a->seccomp_filters = 3;
+	snprintf(a->lsm, sizeof(a->lsm), "apparmor");
+	snprintf(a->label, sizeof(a->label), "libvirt-0f1e2d3c");
+	a->userns = 1;
+	a->uid = 100000;
+	a->ns_uid = 0;
+	a->ns_gid = 7;
+	char *text = qu_context_encode(a);
+	assert_non_null(text);
+	assert_int_equal(qu_context_decode(text, b), 0);
+	assert_int_equal(b->nnp, 1);
+	assert_int_equal(b->seccomp, 2);
+	assert_int_equal(b->seccomp_filters, 3);
+	assert_string_equal(b->lsm, "apparmor");
+	assert_string_equal(b->label, "libvirt-0f1e2d3c");
+	assert_int_equal(b->userns, 1);
+	assert_int_equal(b->uid, 100000);
+	assert_int_equal(b->ns_uid, 0);
+	assert_int_equal(b->ns_gid, 7);
+	free(text);
+	free(a);
+	free(b);
+}
+
+/* This process's own: no_new_privs and seccomp as /proc says, no user namespace of its own. */
+static void reads_confinement_of_a_child(void **state)
+{
+	(void)state;
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char x;
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		close(p[1]);
+		if (read(p[0], &x, 1) < 0)
+			_exit(1);
+		_exit(0);
+	}
+	close(p[0]);
+	struct qu_context *c = calloc(1, sizeof(*c));
+	/* The child sets no_new_privs before it blocks on the pipe: wait until /proc says so. */
+	for (int i = 0; i < 500 && (qu_context_read(pid, c) != 0 || !c->nnp); i++)
+		usleep(10000);
+	assert_int_equal(c->nnp, 1);
+	assert_int_equal(c->userns, 0);
+	close(p[1]);
+	waitpid(pid, NULL, 0);
+	free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(confinement_round_trip),
+		cmocka_unit_test(reads_confinement_of_a_child),
 		cmocka_unit_test(encode_decode_round_trip),
 		cmocka_unit_test(reads_limits_of_this_process),
 		cmocka_unit_test(apply_in_child),
