@@ -33,11 +33,7 @@ static void get_all_sizes(const char *text, const char *key)
 		FUZZ_CHECK(n == -7);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

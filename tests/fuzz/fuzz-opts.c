@@ -22,11 +22,7 @@ static void check_same(const struct qu_opts *a, const struct qu_opts *b)
 }
 
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -77,11 +77,7 @@ static void (*const readers[])(struct qu_qmp *, uint64_t) = {
 };
 #define NREADERS (sizeof(readers) / sizeof(readers[0]))
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

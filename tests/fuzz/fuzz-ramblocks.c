@@ -29,11 +29,7 @@ static void round_trip(int n)
 	qu_ramblocks_compare(a, (size_t)n, b, n > 0 ? (size_t)n - 1 : 0, why, sizeof(why));
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -51,11 +51,7 @@ static void abort_call(struct qu_remote *r, uint64_t deadline)
 
 static void (*const calls[])(struct qu_remote *, uint64_t) = { probe, start, resume, abort_call };
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

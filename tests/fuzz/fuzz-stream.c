@@ -43,11 +43,7 @@ static void unseal(const struct qu_rec *outer)
 	qu_rec_free(&inner);
 }
 
-int LLVMFuzzerInitialize(int *argc, char ***argv)
-{
-	fuzz_quiet();
-	return 0;
-}
+FUZZ_QUIET_INIT
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

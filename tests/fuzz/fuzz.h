@@ -50,6 +50,16 @@ static inline void fuzz_quiet(void)
 	qu_log_set_level(getenv("FUZZ_VERBOSE") ? QU_LOG_DEBUG : QU_LOG_QUIET);
 }
 
+/* The LLVMFuzzerInitialize of a target that needs nothing but quiet. */
+#define FUZZ_QUIET_INIT                                      \
+	int LLVMFuzzerInitialize(int *argc, char ***argv)    \
+	{                                                    \
+		(void)argc;                                  \
+		(void)argv;                                  \
+		fuzz_quiet();                                \
+		return 0;                                    \
+	}
+
 /* A socketpair whose peer end already holds data and is shut for writing, so that a reader
  * of the returned end gets exactly data, then EOF: deterministic, never blocks. The peer end
  * stays open (in *peer) so that the reader may still write (its writes are never read).
