@@ -124,13 +124,11 @@ void qu_remote_close(struct qu_remote *r)
 	free(r);
 }
 
-int qu_remote_probe(struct qu_remote *r, const char *path, char *const *envp, const char *machine,
-		    uint64_t deadline_us, struct qu_binary *b, int *has_machine)
+int qu_remote_probe(struct qu_remote *r, const char *path, const char *machine, uint64_t deadline_us,
+		    struct qu_binary *b, int *has_machine)
 {
 	char text[TEXT_MAX] = "", ver[48];
 	int e = 0;
-	for (char *const *v = envp; e == 0 && v && *v; v++)
-		e = qu_stream_send_str(r->sock, QU_REC_ENV, *v);
 	qu_kv_add(text, sizeof(text), "op", "probe");
 	qu_kv_add(text, sizeof(text), "binary", path);
 	qu_kv_add(text, sizeof(text), "machine", machine);

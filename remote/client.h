@@ -31,10 +31,11 @@ struct qu_remote {
 int qu_remote_connect(const char *host, const char *key_path, uint64_t deadline_us, struct qu_remote **out);
 void qu_remote_close(struct qu_remote *r);
 
-/* What the QEMU at path is on the destination (envp: the VM's environment), and whether it
- * has machine type `machine` (has_machine 0/1). */
-int qu_remote_probe(struct qu_remote *r, const char *path, char *const *envp, const char *machine,
-		    uint64_t deadline_us, struct qu_binary *b, int *has_machine);
+/* What the QEMU at path is on the destination (the agent probes it as nobody, with a fixed
+ * environment: the VM's does not cross), and whether it has machine type `machine`
+ * (has_machine 0/1). */
+int qu_remote_probe(struct qu_remote *r, const char *path, const char *machine, uint64_t deadline_us,
+		    struct qu_binary *b, int *has_machine);
 /* An image the agent creates before the start, and exports for the disk copy. */
 int qu_remote_disk(struct qu_remote *r, const char *path, const char *format, unsigned long long size,
 		   const char *device);

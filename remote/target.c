@@ -293,7 +293,8 @@ int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us,
 		}
 	}
 	free(b);
-	/* The environment sent before a probe was for the probe: the launch brings its own. */
+	/* An older tool sent the VM's environment before a probe: never used, the launch brings
+	 * its own. */
 	for (size_t i = 0; i < t->nenvp; i++)
 		free(t->envp[i]);
 	t->nenvp = 0;

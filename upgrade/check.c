@@ -250,14 +250,21 @@ static void check_binary(struct report *rep, const char *path)
 	char *argv[] = { (char *)path, (char *)"-M", (char *)"none", (char *)"-nodefaults", (char *)"-display",
 			 (char *)"none", (char *)"-S", (char *)"-chardev", (char *)"socket,id=c,fd=3",
 			 (char *)"-mon", (char *)"chardev=c,mode=control", NULL };
-	struct qu_launch_fd fds[1] = { { sv[1], 3, QU_FD_CONTROL, "monitor", NULL } };
-	extern char **environ;
-	struct qu_launch spec = { .argv = argv, .envp = environ, .fds = fds, .nfds = 1 };
+	/* The file probed, by descriptor, with the fixed environment. */
+	int prog = qu_binary_reopen(&b);
+	if (prog < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return;
+	}
+	struct qu_launch_fd fds[2] = { { sv[1], 3, QU_FD_CONTROL, "monitor", NULL }, { prog, 0, QU_FD_PROGRAM, "program", NULL } };
+	struct qu_launch spec = { .argv = argv, .envp = (char **)qu_clean_env, .fds = fds, .nfds = 2 };
 	pid_t pid = 0;
 	struct qu_qmp *q = NULL;
 	json_object *caps = NULL;
 	r = qu_launch_local(&spec, deadline, &pid);
 	close(sv[1]);
+	close(prog);
 	if (r == 0)
 		r = qu_qmp_attach(sv[0], deadline, &q);
 	else
@@ -305,8 +312,7 @@ static void check_agent(struct report *rep, const char *host, const char *key, c
 	struct qu_binary *b = calloc(1, sizeof(*b));
 	const char *path = binary ? binary : "/usr/bin/qemu-system-x86_64";
 	int has = 0;
-	extern char **environ;
-	ok = b && qu_remote_probe(r, path, environ, "q35", deadline, b, &has) == 0;
+	ok = b && qu_remote_probe(r, path, "q35", deadline, b, &has) == 0;
 	if (ok)
 		snprintf(detail, sizeof(detail), "QEMU %d.%d.%d", b->ver[0], b->ver[1], b->ver[2]);
 	else

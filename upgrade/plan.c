@@ -453,7 +453,7 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	snprintf(p->strategy, sizeof(p->strategy), "none");
 	/* The new binary is probed where it will run. */
 	if (remote)
-		r = qu_remote_probe(remote, new_binary, vm->env, vm->machine, deadline_us, &p->target, &has_machine);
+		r = qu_remote_probe(remote, new_binary, vm->machine, deadline_us, &p->target, &has_machine);
 	else
 		r = probe_here(vm, new_binary, deadline_us, p);
 	if (r < 0)
