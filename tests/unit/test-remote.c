@@ -253,9 +253,7 @@ static void agent_lets_in_the_key_only(void **state)
 	assert_int_equal(qu_remote_connect(where, key_path, qu_now_us() + 2000000u, &r), 0);
 	struct qu_binary b;
 	int has = 0;
-	char *env[] = { (char *)"PATH=/usr/bin", NULL };
-	assert_true(qu_remote_probe(r, "/nonexistent/qemu-system-x86_64", env, "q35", qu_now_us() + 5000000u,
-				    &b, &has) < 0);
+	assert_true(qu_remote_probe(r, "/nonexistent/qemu-system-x86_64", "q35", qu_now_us() + 5000000u, &b, &has) < 0);
 	assert_non_null(strstr(qu_err_msg(), "/nonexistent/qemu-system-x86_64"));
 	/* After a failed step only an abort is answered, and it succeeds. */
 	assert_int_equal(qu_remote_abort(r, qu_now_us() + 2000000u), 0);
