@@ -96,14 +96,17 @@ VM_RAM=anon VM_MEM=256M VM_MEMCHECK_MIB=160 vm_start lowmem-lost || exit 1
 vm_wait_ready 180 || exit 1
 export QEMU_UPGRADE_STATE_DIR=$VM_DIR/state
 old=$VM_PID
-QEMU_UPGRADE_FAULT=9:pause=2000 "$QU_BIN" --pid "$old" --low-memory --quiet >/dev/null 2>"$VM_DIR/err" &
+# The tool stands at fault point 9, right after the switch, until the new QEMU is killed (a
+# condition, not a delay: on a loaded machine the scan for the new QEMU may take seconds).
+QEMU_UPGRADE_FAULT=9:pause=8000 "$QU_BIN" --pid "$old" --low-memory >/dev/null 2>"$VM_DIR/err" &
 tool=$!
-for _ in $(seq 100); do
-	new=$(qemu_pids_for "$VM_DIR" | grep -vx "$old" | head -n 1)
-	[ -n "$new" ] && grep -q '"phase":"resuming"\|"phase":"postcopy"' "$QEMU_UPGRADE_STATE_DIR"/*.journal 2>/dev/null && break
+for _ in $(seq 1200); do
+	grep -q "fault point 9: pausing" "$VM_DIR/err" && break
+	kill -0 "$tool" 2>/dev/null || break
 	sleep 0.05
 done
-sleep 0.3
+new=$(qemu_pids_for "$VM_DIR" | grep -vx "$old" | head -n 1)
+tap_diag "the tool after the switch: $(grep -c 'fault point 9: pausing' "$VM_DIR/err") pause line(s); the new QEMU: ${new:-none}"
 [ -n "$new" ] && kill -9 "$new"
 wait "$tool"
 rc=$?
