@@ -21,9 +21,11 @@ kept() {
 		[ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ]
 }
 
-report=$("$QU_BIN" --pid "$VM_PID" --allow-copy --json --quiet --max-bandwidth 300 --max-downtime 100 --timeout 6 2>"$VM_DIR/err")
+report=$("$QU_BIN" --pid "$VM_PID" --allow-copy --json --quiet --max-bandwidth 300 --max-downtime 100 --timeout 10 2>"$VM_DIR/err")
 rc=$?
-tap_diag "$(grep -v '"progress"' "$VM_DIR/err")"
+# A progress event every half second of the copy: 10 s leave room for a slow start on a loaded
+# machine (the start-up once took most of a 6 s budget).
+tap_diag "$(grep -c '"progress"' "$VM_DIR/err") progress events; $(grep -v '"progress"' "$VM_DIR/err")"
 [ "$(grep -c '"event":"progress"' "$VM_DIR/err")" -ge 3 ] &&
 	grep '"event":"progress"' "$VM_DIR/err" | jq -e -s 'all(.[]; .transferred_bytes > 0 and .total_bytes > 0)' >/dev/null
 tap_ok $? "--json: progress events with bytes sent and total on stderr"
