@@ -291,7 +291,7 @@ static void child(struct request *q, int st)
 		r = -errno;
 		snprintf(ls.what, sizeof(ls.what), "cannot enter the old QEMU's root directory");
 	}
-	if (r == 0 && (q->cwd_fd >= 0 ? fchdir(q->cwd_fd) : q->cwd ? chdir(q->cwd) : 0) < 0) {
+	if (r == 0 && q->cwd_fd >= 0 && fchdir(q->cwd_fd) < 0) {
 		r = -errno;
 		snprintf(ls.what, sizeof(ls.what), "cannot enter the old QEMU's working directory");
 	}
@@ -302,6 +302,11 @@ static void child(struct request *q, int st)
 	if (r == 0 && ctx)
 		r = qu_context_apply_identity(ctx, ls.what, sizeof(ls.what));
 	free(ctx);
+	/* A working directory by path (from another host): walked as the VM's user, whose path it is. */
+	if (r == 0 && q->cwd_fd < 0 && q->cwd && chdir(q->cwd) < 0) {
+		r = -errno;
+		snprintf(ls.what, sizeof(ls.what), "cannot enter the working directory %.150s", q->cwd);
+	}
 	if (r == 0 && fork_after) {
 		pid_t g = fork();
 		if (g > 0) {
