@@ -628,6 +628,19 @@ static void measure_pause(struct txn *t)
 		t->rep->pause_ms = -1;
 }
 
+/* The commit leaves the new QEMU configured for migration as the old one was: a later
+ * savevm, snapshot or migration of the VM must not inherit what the upgrade set
+ * (x-ignore-shared would write no RAM at all, and the load of what it wrote then fails).
+ * After the commit a failure here is a warning: the guest runs. */
+static void settings_as_before(struct txn *t)
+{
+	if (!t->j.caps_saved || !t->ctl)
+		return;
+	if (qu_mig_set(t->ctl, &t->j.old_settings, qu_now_us() + 10000000u) < 0)
+		qu_info("warning: the new QEMU keeps the upgrade's migration settings (x-ignore-shared ...): %s; "
+			"set them back with QMP migrate-set-capabilities before migrating or saving it", qu_err_msg());
+}
+
 static void collect_stats(struct txn *t)
 {
 	json_object *mig = NULL, *v, *ram;
@@ -1141,6 +1154,7 @@ static int run(struct txn *t)
 		goto out;
 	collect_stats(t);
 	measure_pause(t);
+	settings_as_before(t);
 	/* QEMU 7.2 reports its own clock as the downtime of a postcopy whose switch took under
 	 * a millisecond: a number longer than the whole upgrade is not a downtime. */
 	if (t->rep->downtime_ms < 0 || t->rep->downtime_ms > (double)(qu_now_us() - t->rep->start_us) / 1000.0)
