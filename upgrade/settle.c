@@ -59,6 +59,19 @@ static int target_runs_guest(const struct qu_journal *j, int old_alive, uint64_t
 	return runs;
 }
 
+/* Finishing forward: the new QEMU gets the old one's migration settings back, as the tool
+ * itself does after its commit (a later save of the VM must not inherit x-ignore-shared). */
+static void settings_back_on_new(const struct qu_journal *j)
+{
+	struct qu_qmp *q = NULL;
+	if (!j->caps_saved || !j->ctl[0] || j->new_pid <= 0 || !qu_proc_alive(j->new_pid, j->new_start) ||
+	    qu_qmp_connect(j->ctl, qu_now_us() + 5000000u, &q) < 0)
+		return;
+	if (qu_mig_set(q, &j->old_settings, qu_now_us() + 5000000u) < 0)
+		qu_info("warning: the new QEMU %d keeps the upgrade's migration settings: %s", (int)j->new_pid, qu_err_msg());
+	qu_qmp_close(q);
+}
+
 /* The pidfile's aside copy, settled as the VM's user. */
 static void pidfile_settle_as_vm(const struct qu_journal *j, int committed)
 {
@@ -244,6 +257,7 @@ static int settle_postcopy(const struct qu_journal *j, char *what, size_t len)
 	    !strcmp(state, "paused") && j->was_running)
 		qu_qmp_execute(q, "cont", NULL, -1, deadline, NULL);
 	qu_qmp_close(q);
+	settings_back_on_new(j);
 	/* The old QEMU's last page went out before the new one completed. */
 	if (qu_proc_alive(j->old_pid, j->old_start))
 		retire_old(j);
@@ -294,6 +308,7 @@ int qu_settle(const struct qu_journal *j, char *what, size_t len)
 	if (j->phase == QU_PH_ROLLED_BACK || (j->phase == QU_PH_RETIRED && !old_alive)) {
 		snprintf(what, len, "PID %d: nothing to do (%s)", (int)j->old_pid, qu_phase_name(j->phase));
 	} else if (committed) {
+		settings_back_on_new(j);
 		if (old_alive)
 			retire_old(j);
 		else

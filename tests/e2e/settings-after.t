@@ -9,7 +9,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 8
+tap_plan 10
 # migration_settings [SOCKET]: capabilities and the parameters an upgrade sets, one per line.
 migration_settings() {
 	local sock=${1:-$VM_QMP}
@@ -69,4 +69,25 @@ for ram in memfd anon; do
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 	tap_ok $? "$name: clean after the load"
 done
+
+# The tool killed right after its commit (fault point 7): its guardian finishes the upgrade,
+# and puts the settings back too.
+vm_start settings-guardian || exit 1
+vm_wait_ready || exit 1
+before=$(migration_settings)
+export QEMU_UPGRADE_STATE_DIR=$VM_DIR/state
+old=$VM_PID
+QEMU_UPGRADE_FAULT=7:kill "$QU_BIN" --pid "$old" --quiet 2>"$VM_DIR/err"
+rc=$?
+end=$((SECONDS + 60))
+until [ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ] && proc_gone "$old" || [ $SECONDS -ge $end ]; do sleep 0.1; done
+VM_PID=$(cat "$VM_DIR/qemu.pid")
+vm_track_pid "$VM_PID"
+tap_diag "killed after the commit: exit $rc, new PID $VM_PID, journal: $(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)"
+[ "$rc" = 137 ] && [ "$VM_PID" != "$old" ] && proc_gone "$old" && [ "$(vm_runstate)" = running ]
+tap_ok $? "killed after its commit: the guardian finished the upgrade"
+after=$(migration_settings)
+[ "$after" = "$before" ] || tap_diag "before: $(tr '\n' ' ' <<<"$before"); after: $(tr '\n' ' ' <<<"$after")"
+[ -n "$before" ] && [ "$after" = "$before" ]
+tap_ok $? "and the new QEMU's migration settings are the old one's again"
 tap_done
