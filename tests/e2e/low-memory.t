@@ -105,7 +105,7 @@ for _ in $(seq 1200); do
 	kill -0 "$tool" 2>/dev/null || break
 	sleep 0.05
 done
-new=$(qemu_pids_for "$VM_DIR" | grep -vx "$old" | head -n 1)
+new=$(started_qemu "$VM_DIR/err")
 tap_diag "the tool after the switch: $(grep -c 'fault point 9: pausing' "$VM_DIR/err") pause line(s); the new QEMU: ${new:-none}"
 [ -n "$new" ] && kill -9 "$new"
 wait "$tool"

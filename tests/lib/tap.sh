@@ -50,11 +50,18 @@ json_get() { jq -r ".$2" <<<"$1"; }
 QU_BIN=${QU_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build/qemu-upgrade-test}
 
 # qemu_pids_for DIR: PIDs of live QEMU processes whose command line mentions DIR.
+# One find over /proc, not a readlink per process: on a loaded machine that took seconds
+# (longer than the pauses the fault tests stand in).
 qemu_pids_for() {
-	local p
-	for p in /proc/[0-9]*; do
-		case $(readlink "$p/exe" 2>/dev/null) in *qemu-system*) ;; *) continue ;; esac
-		proc_gone "${p#/proc/}" && continue
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF -- "$1" && echo "${p#/proc/}"
+	local e p
+	for e in $(find /proc -maxdepth 2 -path '/proc/[0-9]*/exe' -lname '*qemu-system*' 2>/dev/null); do
+		p=${e#/proc/}
+		p=${p%/exe}
+		proc_gone "$p" && continue
+		tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -qF -- "$1" && echo "$p"
 	done
 }
+
+# started_qemu ERRFILE: the PID of the new QEMU, as the tool logged it ("new QEMU started:
+# PID N"): no scan, and exactly the process the tool started.
+started_qemu() { sed -n 's/.*new QEMU started: PID \([0-9]*\).*/\1/p' "$1" | tail -n 1; }
