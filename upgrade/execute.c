@@ -57,7 +57,6 @@ struct txn {
 	const struct qu_copy_options *copy;
 	uint64_t deadline;
 	struct qu_journal j;      /* j.phase is where the transaction is */
-	struct qu_ident who;      /* the VM's user: what is done to its paths is done as it */
 	struct qu_guardian guardian;
 	int lock_fd;
 	int pidfd_old, pidfd_new;
@@ -686,10 +685,10 @@ static void retire_source(struct txn *t)
 			qu_pidfd_kill(t->pidfd_old, SIGKILL);
 			qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
 		}
-		qu_forget_paths(&t->who, paths, n);
+		qu_forget_paths(&t->j.vm_user, paths, n);
 		return;
 	}
-	qu_keep_paths(&t->who, paths, n, 1);
+	qu_keep_paths(&t->j.vm_user, paths, n, 1);
 	if (t->j.kill_old) {
 		/* A clean exit would unlink the socket paths and the pidfile that the new QEMU now
 		 * owns (the hard links above would only put them back after the exit: a window in
@@ -704,8 +703,8 @@ static void retire_source(struct txn *t)
 		qu_pidfd_kill(t->pidfd_old, SIGKILL);
 		qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
 	}
-	qu_keep_paths(&t->who, paths, n, 0);
-	qu_pidfile_settle(&t->who, t->j.pidfile, 1);
+	qu_keep_paths(&t->j.vm_user, paths, n, 0);
+	qu_pidfile_settle(&t->j.vm_user, t->j.pidfile, 1);
 }
 
 /* Before the commit point: the new QEMU goes, the old one runs as before. */
@@ -729,7 +728,7 @@ static void rollback(struct txn *t)
 	if (t->plan->remote && t->j.phase >= QU_PH_TARGET_STARTING)
 		strcat(done, qu_remote_abort(t->plan->remote, deadline) == 0 ? "new QEMU on the other host stopped; "
 			     : "agent unreachable (it stops the new QEMU when the connection ends); ");
-	qu_pidfile_settle(&t->who, t->j.pidfile, 0);
+	qu_pidfile_settle(&t->j.vm_user, t->j.pidfile, 0);
 	if (t->j.phase >= QU_PH_MIGRATING) {
 		json_object *mig = NULL, *st;
 		if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, deadline, &mig) == 0 &&
@@ -944,11 +943,7 @@ static void journal_init(struct txn *t)
 	j->old_start = vm->pin.start;
 	j->was_running = !strcmp(vm->runstate, "running");
 	snprintf(j->qmp, sizeof(j->qmp), "%s", vm->qmp_path);
-	qu_ident_of(&vm->ctx, &t->who);
-	j->vm_uid = vm->ctx.uid;
-	j->vm_gid = vm->ctx.gid;
-	j->vm_ngroups = vm->ctx.ngroups;
-	memcpy(j->vm_groups, vm->ctx.groups, sizeof(j->vm_groups));
+	qu_ident_of(&vm->ctx, &j->vm_user); /* what is done to the VM's paths is done as its user */
 	if (t->plan->remote)
 		snprintf(j->remote, sizeof(j->remote), "%s", t->plan->remote->host);
 	else
@@ -1116,7 +1111,7 @@ static int run(struct txn *t)
 	}
 	if ((r = journal_step(t, QU_PH_TARGET_STARTING)) < 0)
 		goto out;
-	qu_pidfile_aside(&t->who, t->j.pidfile);
+	qu_pidfile_aside(&t->j.vm_user, t->j.pidfile);
 	tap_headers(t, 0);
 	struct tap_watch watch;
 	tap_watch_start(t, &watch);

@@ -244,7 +244,9 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 	if ((r = find_listener_fds(vm)) < 0)
 		return qu_pin_check(&vm->pin) ?: r;
 	/* As the VM's user: the path is theirs to point anywhere. */
-	int fd = qu_connect_as(vm->qmp_path, vm->ctx.uid, vm->ctx.gid, vm->ctx.groups, vm->ctx.ngroups);
+	struct qu_ident who;
+	qu_ident_of(&vm->ctx, &who);
+	int fd = qu_connect_as(&who, vm->qmp_path);
 	if (fd < 0)
 		return qu_pin_check(&vm->pin) ?:
 		       qu_err(fd, "QEMU PID %d: cannot connect to QMP socket %s as uid %u (the VM's user): %s", (int)pid,

@@ -1,6 +1,7 @@
 #include "upgrade/journal.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/run.h"
 #include "upgrade/testhooks.h"
 
 #include <errno.h>
@@ -103,11 +104,11 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "mirrors", json_object_new_boolean(j->mirrors));
 	json_object_object_add(o, "tls", json_object_new_boolean(j->tls));
 	json_object_object_add(o, "qmp", json_object_new_string(j->qmp));
-	json_object_object_add(o, "vm_uid", json_object_new_int64(j->vm_uid));
-	json_object_object_add(o, "vm_gid", json_object_new_int64(j->vm_gid));
+	json_object_object_add(o, "vm_uid", json_object_new_int64(j->vm_user.uid));
+	json_object_object_add(o, "vm_gid", json_object_new_int64(j->vm_user.gid));
 	json_object *g = json_object_new_array();
-	for (int i = 0; i < j->vm_ngroups; i++)
-		json_object_array_add(g, json_object_new_int64(j->vm_groups[i]));
+	for (int i = 0; i < j->vm_user.ngroups; i++)
+		json_object_array_add(g, json_object_new_int64(j->vm_user.groups[i]));
 	json_object_object_add(o, "vm_groups", g);
 	json_object_object_add(o, "ctl", json_object_new_string(j->ctl));
 	json_object_object_add(o, "pidfile", json_object_new_string(j->pidfile));
@@ -198,11 +199,13 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	get_str(o, "qmp", j->qmp, sizeof(j->qmp));
 	/* A journal without them (an older tool's): nobody, whom no VM's socket trusts more. */
 	json_object *g;
-	j->vm_uid = json_object_object_get_ex(o, "vm_uid", NULL) ? (uid_t)get_int(o, "vm_uid") : 65534;
-	j->vm_gid = json_object_object_get_ex(o, "vm_gid", NULL) ? (gid_t)get_int(o, "vm_gid") : 65534;
+	struct qu_ident *who = &j->vm_user;
+	who->uid = json_object_object_get_ex(o, "vm_uid", NULL) ? (uid_t)get_int(o, "vm_uid") : QU_NOBODY;
+	who->gid = json_object_object_get_ex(o, "vm_gid", NULL) ? (gid_t)get_int(o, "vm_gid") : QU_NOBODY;
+	who->umask = 077;
 	if (json_object_object_get_ex(o, "vm_groups", &g) && json_object_is_type(g, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(g) && i < QU_CTX_MAX_GROUPS; i++)
-			j->vm_groups[j->vm_ngroups++] = (gid_t)json_object_get_int64(json_object_array_get_idx(g, i));
+			who->groups[who->ngroups++] = (gid_t)json_object_get_int64(json_object_array_get_idx(g, i));
 	get_str(o, "ctl", j->ctl, sizeof(j->ctl));
 	get_str(o, "pidfile", j->pidfile, sizeof(j->pidfile));
 	if (json_object_object_get_ex(o, "listeners", &l) && json_object_is_type(l, json_type_array))
@@ -230,14 +233,4 @@ void qu_journal_remove(pid_t old_pid)
 	char path[PATH_MAX];
 	qu_state_path(old_pid, "journal", path, sizeof(path));
 	unlink(path);
-}
-
-void qu_journal_vm_user(const struct qu_journal *j, struct qu_ident *who)
-{
-	memset(who, 0, sizeof(*who));
-	who->uid = j->vm_uid;
-	who->gid = j->vm_gid;
-	who->ngroups = j->vm_ngroups;
-	memcpy(who->groups, j->vm_groups, sizeof(who->groups));
-	who->umask = 077;
 }

@@ -42,10 +42,7 @@ struct qu_journal {
 	int mirrors;       /* disk mirror jobs to the other host may run in the old QEMU */
 	int tls;           /* the old QEMU may hold our TLS credentials object */
 	char qmp[QU_SUN_PATH_MAX]; /* the old QEMU's monitor, connected to as the VM's user: */
-	uid_t vm_uid;
-	gid_t vm_gid;
-	gid_t vm_groups[QU_CTX_MAX_GROUPS];
-	int vm_ngroups;
+	struct qu_ident vm_user;
 	char ctl[QU_SUN_PATH_MAX];
 	char pidfile[PATH_MAX];
 	char listeners[QU_MAX_LISTENERS][QU_SUN_PATH_MAX];
@@ -65,7 +62,5 @@ int qu_lock_vm(pid_t pid);
 int qu_journal_write(const struct qu_journal *j);
 int qu_journal_read(const char *path, struct qu_journal *j);
 void qu_journal_remove(pid_t old_pid);
-/* The VM's user the journal names (what is done to the VM's paths is done as that user). */
-void qu_journal_vm_user(const struct qu_journal *j, struct qu_ident *who);
 
 #endif

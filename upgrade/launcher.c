@@ -1,8 +1,8 @@
 #include "upgrade/launcher.h"
-#include "qemu-integration/binary.h"
 #include "upgrade/context.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/run.h"
 #include "upgrade/stream.h"
 
 #include <errno.h>
@@ -158,7 +158,7 @@ static int request_add(struct request *q, struct qu_rec *rec)
 
 /* In the child about to exec: received descriptors to their target numbers, stdio that was
  * not given to /dev/null, and nothing else open but keep_fd and keep2 (close-on-exec, above
- * every target; keep2 may be -1). */
+ * every target; keep2 is -1 or above keep_fd). */
 static int place_fds(struct request *q, int keep_fd, int keep2)
 {
 	int maxt = 2;
@@ -196,8 +196,7 @@ static int place_fds(struct request *q, int keep_fd, int keep2)
 		if (!keep)
 			close(fd);
 	}
-	int keep[2] = { keep_fd < keep2 || keep2 < 0 ? keep_fd : keep2, keep_fd < keep2 || keep2 < 0 ? keep2 : keep_fd };
-	int from = maxt + 1;
+	int keep[2] = { keep_fd, keep2 }, from = maxt + 1;
 	for (int k = 0; k < 2; k++) {
 		if (keep[k] < 0)
 			continue;

@@ -301,17 +301,6 @@ static void refuse_remote_fds(const struct qu_vm *vm, struct qu_plan *p)
 			snprintf(p->refusal, sizeof(p->refusal), "%s: its interface name is unknown, so it cannot be "
 				 "opened on the other host", c->name);
 	}
-	(void)vm;
-}
-
-/* s for a message: at most 64 bytes, control characters as '?'. */
-static const char *printable(const char *s, char *buf, size_t len)
-{
-	size_t i = 0;
-	for (; s[i] && i + 1 < len && i < 64; i++)
-		buf[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
-	buf[i] = '\0';
-	return buf;
 }
 
 /* Names QMP answered go on the new command line (the machine type, the RAM blocks' ids):
@@ -319,16 +308,19 @@ static const char *printable(const char *s, char *buf, size_t len)
  * options there. The rewriter escapes them as well. */
 static void check_qmp_names(const struct qu_vm *vm, struct qu_plan *p)
 {
-	char shown[72];
-	if (!qu_qemu_name_ok(vm->machine))
+	char shown[72]; /* inspect kept them printable already; shown no longer than this */
+	if (!qu_qemu_name_ok(vm->machine)) {
+		qu_copy_printable(shown, sizeof(shown), vm->machine);
 		snprintf(p->refusal, sizeof(p->refusal), "QMP gave the machine type as '%s', which is not a name QEMU "
-			 "gives: not put on a command line (is the QMP socket really the VM's QEMU?)",
-			 printable(vm->machine, shown, sizeof(shown)));
-	for (size_t i = 0; i < vm->nram && !p->refusal[0]; i++)
-		if (!qu_qemu_name_ok(vm->ram[i].id))
-			snprintf(p->refusal, sizeof(p->refusal), "QMP gave a memory backend's id as '%s', which is not a "
-				 "name QEMU gives: not put on a command line (is the QMP socket really the VM's QEMU?)",
-				 printable(vm->ram[i].id, shown, sizeof(shown)));
+			 "gives: not put on a command line (is the QMP socket really the VM's QEMU?)", shown);
+	}
+	for (size_t i = 0; i < vm->nram && !p->refusal[0]; i++) {
+		if (qu_qemu_name_ok(vm->ram[i].id))
+			continue;
+		qu_copy_printable(shown, sizeof(shown), vm->ram[i].id);
+		snprintf(p->refusal, sizeof(p->refusal), "QMP gave a memory backend's id as '%s', which is not a name "
+			 "QEMU gives: not put on a command line (is the QMP socket really the VM's QEMU?)", shown);
+	}
 }
 
 static void check_state(const struct qu_vm *vm, struct qu_plan *p)
@@ -458,7 +450,8 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		r = probe_here(vm, new_binary, deadline_us, p);
 	if (r < 0)
 		return r;
-	check_qmp_names(vm, p);
+	if (!p->refusal[0])
+		check_qmp_names(vm, p);
 	if (!p->refusal[0])
 		check_state(vm, p);
 	if (!p->refusal[0])

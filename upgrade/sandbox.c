@@ -1,5 +1,6 @@
 #include "upgrade/sandbox.h"
 #include "upgrade/log.h"
+#include "upgrade/run.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -9,8 +10,6 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 #include <unistd.h>
-
-#define NOBODY 65534
 
 /* What a process that only reads and writes descriptors it was given, allocates memory and
  * logs needs. */
@@ -26,8 +25,8 @@ static const int preauth_calls[] = {
 
 int qu_sandbox_preauth(void)
 {
-	if (getuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
-			      setresuid(NOBODY, NOBODY, NOBODY) < 0))
+	if (getuid() == 0 && (setgroups(0, NULL) < 0 || setresgid(QU_NOBODY, QU_NOBODY, QU_NOBODY) < 0 ||
+			      setresuid(QU_NOBODY, QU_NOBODY, QU_NOBODY) < 0))
 		return qu_err(-errno, "cannot become nobody: %s", strerror(errno));
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	if (!ctx)

@@ -75,38 +75,35 @@ static void settings_back_on_new(const struct qu_journal *j)
 /* The pidfile's aside copy, settled as the VM's user. */
 static void pidfile_settle_as_vm(const struct qu_journal *j, int committed)
 {
-	struct qu_ident who;
-	qu_journal_vm_user(j, &who);
-	qu_pidfile_settle(&who, j->pidfile, committed);
+	qu_pidfile_settle(&j->vm_user, j->pidfile, committed);
 }
 
 static void retire_old(const struct qu_journal *j)
 {
 	const char *paths[QU_MAX_LISTENERS + 1];
-	struct qu_ident who;
+	const struct qu_ident *who = &j->vm_user;
 	size_t n = 0;
-	qu_journal_vm_user(j, &who);
 	for (size_t i = 0; i < j->nlisteners; i++)
 		paths[n++] = j->listeners[i];
 	paths[n++] = j->pidfile;
 	if (j->remote[0]) {
 		/* The VM lives on another host now: nothing of it stays here. */
 		stop_process(j->old_pid, j->old_start, j->kill_old ? SIGKILL : SIGTERM);
-		qu_forget_paths(&who, paths, n);
+		qu_forget_paths(who, paths, n);
 		return;
 	}
-	qu_keep_paths(&who, paths, n, 1);
+	qu_keep_paths(who, paths, n, 1);
 	/* SIGTERM: QEMU shuts down cleanly (it is paused in postmigrate, its disks inactive),
 	 * unless that would run a tap downscript on the tap the new QEMU uses. */
 	stop_process(j->old_pid, j->old_start, j->kill_old ? SIGKILL : SIGTERM);
-	qu_keep_paths(&who, paths, n, 0);
-	qu_pidfile_settle(&who, j->pidfile, 1);
+	qu_keep_paths(who, paths, n, 0);
+	qu_pidfile_settle(who, j->pidfile, 1);
 }
 
 /* The VM's own monitor, reached as the VM's user: its path is theirs. */
 static int connect_old(const struct qu_journal *j, uint64_t deadline, struct qu_qmp **q)
 {
-	int fd = qu_connect_as(j->qmp, j->vm_uid, j->vm_gid, j->vm_groups, j->vm_ngroups);
+	int fd = qu_connect_as(&j->vm_user, j->qmp);
 	return fd < 0 ? fd : qu_qmp_connected(fd, j->qmp, deadline, q);
 }
 

@@ -1,5 +1,5 @@
 #include "upgrade/systemd.h"
-#include "qemu-integration/binary.h"
+#include "upgrade/run.h"
 #include "upgrade/io.h"
 #include "upgrade/fdpass/procfd.h"
 

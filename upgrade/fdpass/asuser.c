@@ -125,17 +125,14 @@ static int run_as(const struct qu_ident *who, const struct request *q, int *fd_o
 	return -(int)(n == 1 && err ? err : EIO);
 }
 
-int qu_connect_as(const char *path, uid_t uid, gid_t gid, const gid_t *groups, int ngroups)
+int qu_connect_as(const struct qu_ident *who, const char *path)
 {
-	struct qu_ident who = { .uid = uid, .gid = gid, .ngroups = ngroups < QU_CTX_MAX_GROUPS ? ngroups : QU_CTX_MAX_GROUPS,
-				.umask = 077 };
-	memcpy(who.groups, groups, sizeof(gid_t) * (size_t)who.ngroups);
 	struct request q = { .op = OP_CONNECT, .path = path };
-	int fd, r = run_as(&who, &q, &fd);
+	int fd, r = run_as(who, &q, &fd);
 	if (r == 0 && fd < 0)
 		r = -EIO;
 	if (r < 0)
-		return qu_err(r, "cannot connect to %s as uid %u: %s", path, (unsigned)uid, strerror(-r));
+		return qu_err(r, "cannot connect to %s as uid %u: %s", path, (unsigned)who->uid, strerror(-r));
 	return fd;
 }
 

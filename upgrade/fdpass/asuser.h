@@ -23,7 +23,7 @@ struct qu_ident {
 void qu_ident_of(const struct qu_context *c, struct qu_ident *who);
 
 /* A socket connected to path, close-on-exec, or -errno with a message. */
-int qu_connect_as(const char *path, uid_t uid, gid_t gid, const gid_t *groups, int ngroups);
+int qu_connect_as(const struct qu_ident *who, const char *path);
 /* open(path, flags | O_NOFOLLOW | O_CLOEXEC, mode) as who: a descriptor or -errno. */
 int qu_open_as(const struct qu_ident *who, const char *path, int flags, mode_t mode);
 /* A UNIX socket bound at path and listening, as who. */
