@@ -16,6 +16,7 @@
 #include "upgrade/log.h"
 #include "upgrade/testhooks.h"
 #include "upgrade/settle.h"
+#include "upgrade/undo.h"
 #include "upgrade/stream.h"
 #include "remote/blk/mirror.h"
 #include "remote/client.h"
@@ -39,10 +40,8 @@
 #include <net/if.h>
 #include <unistd.h>
 
-#define MIG_FDNAME "qemu-upgrade-mig"
 /* No cap on the local channel: QEMU 7.2's default of 128 MiB/s would stretch every copy. */
 #define UNLIMITED_BANDWIDTH (1ULL << 40)
-#define RETIRE_TIMEOUT_US (10u * 1000000u)
 /* After a postcopy switch there is no rollback: wait for the pages as long as both QEMUs
  * live (each one's death ends the wait at once). */
 #define POSTCOPY_TIMEOUT_US (3600ull * 1000000u)
@@ -64,7 +63,6 @@ struct txn {
 	int stderr_rd;            /* the new QEMU's stderr, when the tool captures it */
 	int local[QU_MAX_CARRIED]; /* harvested copies of the carried descriptors */
 	int tap_hdr[QU_MAX_CARRIED]; /* vnet header size of each tap queue before the new QEMU */
-	int getfd_done;
 	int switched;             /* postcopy: the old QEMU handed the guest over; no way back */
 	int unsettled;            /* postcopy failed past the point of asking and could not be settled */
 	int postcopy_asked;       /* migrate-start-postcopy was accepted (or its answer lost) */
@@ -279,6 +277,10 @@ static int start_target(struct txn *t, int ctl_qemu, int mig_new)
 /* What the new QEMU printed before it died, appended to the current error. */
 static void add_target_stderr(struct txn *t)
 {
+	/* A step that failed on the new QEMU's monitor says why in socket words (Broken pipe):
+	 * when the process is gone, say that first. */
+	if (t->pidfd_new >= 0 && qu_pidfd_wait_exit(t->pidfd_new, qu_now_us()) == 0)
+		qu_err_wrap(-ECHILD, "the new QEMU %d is gone", (int)t->new_pid);
 	qu_err_append_output(t->stderr_rd, "the new QEMU");
 }
 
@@ -341,16 +343,15 @@ static int start_migration(struct txn *t, int mig_old)
 	if ((r = qu_mig_set(t->old, &want, t->deadline)) < 0)
 		return r;
 	json_object *args;
-	const char *uri = "fd:" MIG_FDNAME;
+	const char *uri = "fd:" QU_MIG_FDNAME;
 	if (t->plan->remote) {
 		/* Straight to the new QEMU over TCP. */
 		uri = t->plan->remote->migrate_uri;
 	} else {
 		args = json_object_new_object();
-		json_object_object_add(args, "fdname", json_object_new_string(MIG_FDNAME));
+		json_object_object_add(args, "fdname", json_object_new_string(QU_MIG_FDNAME));
 		if ((r = qu_qmp_execute(t->old, "getfd", args, mig_old, t->deadline, NULL)) < 0)
 			return r;
-		t->getfd_done = 1;
 	}
 	/* Postcopy is asked for before the old QEMU stops (the journal write takes time) and
 	 * right after `migrate`, before the migration thread's first round: QEMU then switches
@@ -370,7 +371,6 @@ static int start_migration(struct txn *t, int mig_old)
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0)
 		return r;
-	t->getfd_done = 0; /* migrate consumed the named descriptor */
 	if (!t->plan->postcopy)
 		return 0;
 	/* A QMP error answer means QEMU did not take the request: nothing to fear yet. Anything
@@ -499,46 +499,25 @@ static int cpr_start(struct txn *t)
 	return qu_qmp_execute(t->ctl, "migrate-incoming", args, -1, t->deadline, NULL);
 }
 
-static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };
-
 /* While QEMU copies guest RAM: its own counters, for the caller's progress display. */
 static void report_progress(struct txn *t)
 {
-	json_object *mig = NULL, *ram, *v;
-	if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, t->deadline, &mig) < 0)
+	struct qu_mig_status m;
+	if (qu_mig_query(t->old, t->deadline, &m) < 0)
 		return;
-	struct qu_progress p = { .eta_s = -1 };
-	if (json_object_object_get_ex(mig, "ram", &ram)) {
-		if (json_object_object_get_ex(ram, "transferred", &v))
-			p.transferred = (unsigned long long)json_object_get_int64(v);
-		if (json_object_object_get_ex(ram, "remaining", &v))
-			p.remaining = (unsigned long long)json_object_get_int64(v);
-		if (json_object_object_get_ex(ram, "total", &v))
-			p.total = (unsigned long long)json_object_get_int64(v);
-		if (json_object_object_get_ex(ram, "mbps", &v))
-			p.mbps = json_object_get_double(v);
-	}
+	struct qu_progress p = { .transferred = m.transferred, .remaining = m.remaining, .total = m.total,
+				 .mbps = m.mbps, .eta_s = -1 };
 	if (p.mbps > 0)
 		p.eta_s = (double)p.remaining * 8.0 / (p.mbps * 1e6);
-	json_object_put(mig);
 	t->copy->progress(&p, t->copy->progress_arg);
 }
 
 /* A copy that did not converge in time: say how far it got and what to change. */
 static int copy_timed_out(struct txn *t)
 {
-	json_object *mig = NULL, *ram, *v;
-	double sent = 0, left = 0, mbps = 0;
-	if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, qu_now_us() + 2000000u, &mig) == 0 &&
-	    json_object_object_get_ex(mig, "ram", &ram)) {
-		if (json_object_object_get_ex(ram, "transferred", &v))
-			sent = (double)json_object_get_int64(v) / 1048576.0;
-		if (json_object_object_get_ex(ram, "remaining", &v))
-			left = (double)json_object_get_int64(v) / 1048576.0;
-		if (json_object_object_get_ex(ram, "mbps", &v))
-			mbps = json_object_get_double(v);
-	}
-	json_object_put(mig);
+	struct qu_mig_status m;
+	qu_mig_query(t->old, qu_now_us() + 2000000u, &m); /* zeros when it does not answer */
+	double sent = (double)m.transferred / 1048576.0, left = (double)m.remaining / 1048576.0, mbps = m.mbps;
 	return qu_err(-ETIMEDOUT, "copying guest RAM did not finish in time: %.0f MiB sent, %.0f MiB still dirty, "
 		      "%.0f MB/s; the guest rewrites its memory faster than it can be sent within the downtime "
 		      "limit: raise --timeout or --max-downtime, or lift --max-bandwidth%s", sent, left, mbps / 8.0,
@@ -552,7 +531,7 @@ static const char *const mig_end_or_pause[] = { "completed", "failed", "cancelle
 static int wait_source(struct txn *t)
 {
 	json_object *data = NULL, *st;
-	const char *const *until = t->plan->pause_switchover && !t->continued ? mig_end_or_pause : mig_end;
+	const char *const *until = t->plan->pause_switchover && !t->continued ? mig_end_or_pause : qu_mig_end;
 	int r;
 	/* A copy takes seconds: report progress every half second until it ends. */
 	int progress = t->copy && t->copy->progress && !t->plan->ignore_shared;
@@ -571,13 +550,9 @@ static int wait_source(struct txn *t)
 	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
 	r = strcmp(status, "completed") && (until != mig_end_or_pause || strcmp(status, "pre-switchover")) ? -EIO : 0;
 	if (r < 0) {
-		json_object *mig = NULL, *e;
-		const char *why = "";
-		if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, t->deadline, &mig) == 0 &&
-		    json_object_object_get_ex(mig, "error-desc", &e))
-			why = qu_json_str(e);
-		qu_err(r, "the old QEMU's migration ended with status '%s'%s%s", status, *why ? ": " : "", why);
-		json_object_put(mig);
+		struct qu_mig_status m;
+		qu_mig_query(t->old, t->deadline, &m);
+		qu_err(r, "the old QEMU's migration ended with status '%s'%s%s", status, m.error[0] ? ": " : "", m.error);
 	}
 	json_object_put(data);
 	return r;
@@ -593,17 +568,41 @@ static int wait_target_loaded(struct txn *t)
 		return r;
 	}
 	char state[32];
-	if ((r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state))) < 0)
+	if ((r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state))) < 0) {
+		add_target_stderr(t);
 		return r;
+	}
 	if (strcmp(state, "paused") && strcmp(state, "prelaunch"))
 		return qu_err(-EIO, "the new QEMU is in run state '%s' after loading, expected 'paused'", state);
 	return 0;
 }
 
+/* What the transaction holds, for the steps it shares with the guardian (upgrade/undo.h). */
+static struct qu_hold held(const struct txn *t)
+{
+	return (struct qu_hold){ .old = t->old, .ctl = t->ctl, .pidfd_old = t->pidfd_old, .pidfd_new = t->pidfd_new };
+}
+
+/* Every commit decision is proven against the process, not inferred from an earlier answer:
+ * right before `cont`, the new QEMU's pidfd says it lives and its private monitor that it
+ * holds the guest, paused. */
+static int target_ready(struct txn *t)
+{
+	char state[32] = "";
+	if (qu_pidfd_wait_exit(t->pidfd_new, qu_now_us()) == 0)
+		return qu_err(-ECHILD, "the new QEMU %d exited before its cont", (int)t->new_pid);
+	int r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state));
+	if (r < 0)
+		return qu_err_wrap(r, "the new QEMU %d does not answer before its cont", (int)t->new_pid);
+	if (strcmp(state, "paused") && strcmp(state, "running"))
+		return qu_err(-EIO, "the new QEMU %d is in run state '%s' before its cont", (int)t->new_pid, state);
+	return 0;
+}
+
 static int resume_target(struct txn *t)
 {
-	int r = qu_qmp_execute(t->ctl, "cont", NULL, -1, t->deadline, NULL);
-	if (r < 0)
+	int r = target_ready(t);
+	if (r < 0 || (r = qu_qmp_execute(t->ctl, "cont", NULL, -1, t->deadline, NULL)) < 0)
 		return r;
 	char state[32];
 	r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state));
@@ -627,137 +626,19 @@ static void measure_pause(struct txn *t)
 		t->rep->pause_ms = -1;
 }
 
-/* The commit leaves the new QEMU configured for migration as the old one was: a later
- * savevm, snapshot or migration of the VM must not inherit what the upgrade set
- * (x-ignore-shared would write no RAM at all, and the load of what it wrote then fails).
- * After the commit a failure here is a warning: the guest runs. */
-static void settings_as_before(struct txn *t)
-{
-	if (!t->j.caps_saved || !t->ctl)
-		return;
-	if (qu_mig_set(t->ctl, &t->j.old_settings, qu_now_us() + 10000000u) < 0)
-		qu_info("warning: the new QEMU keeps the upgrade's migration settings (x-ignore-shared ...): %s; "
-			"set them back with QMP migrate-set-capabilities before migrating or saving it", qu_err_msg());
-}
-
 static void collect_stats(struct txn *t)
 {
-	json_object *mig = NULL, *v, *ram;
-	if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, t->deadline, &mig) < 0)
+	struct qu_mig_status m;
+	if (qu_mig_query(t->old, t->deadline, &m) < 0)
 		return;
 	/* QEMU's downtime counts from its own stop, which a VM we stopped first never had (its
 	 * number is then meaningless): the pause the host saw stands in for it. */
-	if (json_object_object_get_ex(mig, "downtime", &v))
-		t->rep->downtime_ms = (double)json_object_get_int64(v);
+	if (m.downtime_ms >= 0)
+		t->rep->downtime_ms = (double)m.downtime_ms;
 	if (t->plan->stop_first)
 		t->rep->downtime_ms = -1;
-	if (json_object_object_get_ex(mig, "ram", &ram)) {
-		if (json_object_object_get_ex(ram, "transferred", &v))
-			t->rep->transferred_bytes = (uint64_t)json_object_get_int64(v);
-		json_object *normal, *pagesize;
-		if (json_object_object_get_ex(ram, "normal", &normal) &&
-		    json_object_object_get_ex(ram, "page-size", &pagesize))
-			t->rep->ram_copied_bytes = (uint64_t)json_object_get_int64(normal) *
-						   (uint64_t)json_object_get_int64(pagesize);
-	}
-	json_object_put(mig);
-}
-
-/* The paths the old QEMU unlinks when it exits: listening sockets and the pidfile. */
-static size_t doomed_paths(const struct txn *t, const char **paths)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < t->j.nlisteners; i++)
-		paths[n++] = t->j.listeners[i];
-	paths[n++] = t->j.pidfile;
-	return n;
-}
-
-static void retire_source(struct txn *t)
-{
-	uint64_t deadline = qu_now_us() + RETIRE_TIMEOUT_US;
-	const char *paths[QU_MAX_LISTENERS + 1];
-	size_t n = doomed_paths(t, paths);
-	/* Moved to another host, the VM leaves nothing here: its sockets and pidfile go too. */
-	if (t->plan->remote) {
-		qu_pidfd_kill(t->pidfd_old, t->j.kill_old ? SIGKILL : SIGTERM);
-		if (qu_pidfd_wait_exit(t->pidfd_old, deadline) < 0) {
-			qu_pidfd_kill(t->pidfd_old, SIGKILL);
-			qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
-		}
-		qu_forget_paths(&t->j.vm_user, paths, n);
-		return;
-	}
-	qu_keep_paths(&t->j.vm_user, paths, n, 1);
-	if (t->j.kill_old) {
-		/* A clean exit would unlink the socket paths and the pidfile that the new QEMU now
-		 * owns (the hard links above would only put them back after the exit: a window in
-		 * which they are missing) and run tap downscripts on the taps it now uses. The
-		 * state has moved and the old QEMU's disks are inactive (flushed when the migration
-		 * completed): nothing is lost by skipping its cleanup. */
-		qu_pidfd_kill(t->pidfd_old, SIGKILL);
-	} else if (qu_qmp_execute(t->old, "quit", NULL, -1, deadline, NULL) < 0) {
-		qu_info("warning: quit on the old QEMU failed (%s); killing it", qu_err_msg());
-	}
-	if (qu_pidfd_wait_exit(t->pidfd_old, deadline) < 0) {
-		qu_pidfd_kill(t->pidfd_old, SIGKILL);
-		qu_pidfd_wait_exit(t->pidfd_old, qu_now_us() + RETIRE_TIMEOUT_US);
-	}
-	qu_keep_paths(&t->j.vm_user, paths, n, 0);
-	qu_pidfile_settle(&t->j.vm_user, t->j.pidfile, 1);
-}
-
-/* Before the commit point: the new QEMU goes, the old one runs as before. */
-static void rollback(struct txn *t)
-{
-	char done[256] = "";
-	/* A pending Ctrl-C asked for this rollback: it must not cut the rollback's own waits. */
-	qu_cancel_enable(0);
-	uint64_t deadline = qu_now_us() + RETIRE_TIMEOUT_US;
-	if (t->pidfd_new >= 0) {
-		qu_pidfd_kill(t->pidfd_new, SIGKILL);
-		waitpid(t->new_pid, NULL, 0); /* reparented to us: we are its subreaper */
-		strcat(done, "new QEMU stopped; ");
-	}
-	if (t->j.mirrors) {
-		qu_mirror_abort(t->old, deadline);
-		strcat(done, "disk copy cancelled; ");
-	}
-	/* The agent stops the new QEMU there and removes the images and sockets it made (it does
-	 * the same by itself when our connection ends). */
-	if (t->plan->remote && t->j.phase >= QU_PH_TARGET_STARTING)
-		strcat(done, qu_remote_abort(t->plan->remote, deadline) == 0 ? "new QEMU on the other host stopped; "
-			     : "agent unreachable (it stops the new QEMU when the connection ends); ");
-	qu_pidfile_settle(&t->j.vm_user, t->j.pidfile, 0);
-	if (t->j.phase >= QU_PH_MIGRATING) {
-		json_object *mig = NULL, *st;
-		if (qu_qmp_execute(t->old, "query-migrate", NULL, -1, deadline, &mig) == 0 &&
-		    json_object_object_get_ex(mig, "status", &st) &&
-		    strcmp(qu_json_str(st), "completed") && strcmp(qu_json_str(st), "failed") &&
-		    strcmp(qu_json_str(st), "cancelled")) {
-			qu_qmp_execute(t->old, "migrate_cancel", NULL, -1, deadline, NULL);
-			qu_qmp_wait_event(t->old, "MIGRATION", mig_end, -1, deadline, NULL);
-			strcat(done, "migration cancelled; ");
-		}
-		json_object_put(mig);
-	}
-	if (t->getfd_done) {
-		json_object *args = json_object_new_object();
-		json_object_object_add(args, "fdname", json_object_new_string(MIG_FDNAME));
-		qu_qmp_execute(t->old, "closefd", args, -1, deadline, NULL);
-	}
-	char state[32] = "";
-	if (qu_qmp_query_string(t->old, "query-status", "status", deadline, state, sizeof(state)) == 0 &&
-	    strcmp(state, "running")) {
-		if (qu_qmp_execute(t->old, "cont", NULL, -1, deadline, NULL) == 0)
-			strcat(done, "old QEMU resumed; ");
-		else
-			strcat(done, "old QEMU could NOT be resumed; ");
-	}
-	if (t->j.caps_saved && qu_mig_set(t->old, &t->j.old_settings, deadline) == 0)
-		strcat(done, "migration settings restored");
-	qu_tls_remove(t->old, &t->tls, deadline);
-	snprintf(t->rep->rolled_back, sizeof(t->rep->rolled_back), "%s", done);
+	t->rep->transferred_bytes = m.transferred;
+	t->rep->ram_copied_bytes = m.copied;
 }
 
 static int journal_step(struct txn *t, enum qu_phase phase)
@@ -823,23 +704,13 @@ static int precopy_finish(struct txn *t)
  * ran): 1 when that is certain, 0 otherwise (a switch may have happened or may come). */
 static int postcopy_called_off(struct txn *t)
 {
-	char status[32] = "";
+	struct qu_mig_status m = { .status = "" };
 	uint64_t deadline = qu_now_us() + 10000000u;
-	while (qu_qmp_query_string(t->old, "query-migrate", "status", deadline, status, sizeof(status)) == 0 &&
-	       (!strcmp(status, "setup") || !strcmp(status, "active") || !strcmp(status, "device")) &&
+	while (qu_mig_query(t->old, deadline, &m) == 0 &&
+	       (!strcmp(m.status, "setup") || !strcmp(m.status, "active") || !strcmp(m.status, "device")) &&
 	       qu_now_us() < deadline)
 		usleep(20000);
-	return !strcmp(status, "failed") || !strcmp(status, "cancelled");
-}
-
-/* The settle rules of the guardian, run here: the tool waits for the pages itself. The
- * old QEMU's monitor connection is ours: QEMU serves one client, so it goes first. */
-static int settle_here(struct txn *t, char *what, size_t len)
-{
-	qu_qmp_close(t->ctl);
-	t->ctl = NULL;
-	qu_qmp_disconnect(t->old);
-	return qu_settle(&t->j, what, len);
+	return !strcmp(m.status, "failed") || !strcmp(m.status, "cancelled");
 }
 
 /* After the switch the new QEMU loads the device state and, started with -S, stays paused
@@ -903,7 +774,7 @@ static int postcopy(struct txn *t)
 	commit(t);
 	if (!finished && (r = wait_source(t)) < 0)
 		return r;
-	r = qu_qmp_wait_event(t->ctl, "MIGRATION", mig_end, t->pidfd_new, t->deadline, &data);
+	r = qu_qmp_wait_event(t->ctl, "MIGRATION", qu_mig_end, t->pidfd_new, t->deadline, &data);
 	if (r < 0)
 		return qu_err_wrap(r, "the new QEMU did not receive the last pages");
 	status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";
@@ -952,8 +823,8 @@ static void journal_init(struct txn *t)
 	for (size_t i = 0; i < vm->nlis; i++)
 		if (vm->lis[i].path[0])
 			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s", vm->lis[i].path);
-	/* Retire the old QEMU with SIGKILL (retire_source says why); QEMU_UPGRADE_RETIRE=quit
-	 * asks it to quit instead, where no tap downscript would run. */
+	/* Retire the old QEMU with SIGKILL (qu_retire_old says why); QEMU_UPGRADE_RETIRE=quit
+	 * lets it exit cleanly (SIGTERM) instead, where no tap downscript would run. */
 	const char *how = qu_test_env("QEMU_UPGRADE_RETIRE");
 	j->kill_old = !how || strcmp(how, "quit");
 	for (size_t i = 0; i < vm->ntaps; i++)
@@ -1073,8 +944,37 @@ static int run_remote(struct txn *t)
 		t->rep->pause_ms = (double)(rm->resumed_us - stop) / 1000.0;
 	if (t->rep->downtime_ms < 0)
 		t->rep->downtime_ms = t->rep->pause_ms;
-	retire_source(t);
+	struct qu_hold h = held(t);
+	qu_retire_old(&t->j, &h);
 	qu_info("old QEMU PID %d retired; the guest runs on %s", (int)t->vm->pid, rm->host);
+	if (journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)
+		qu_info("warning after the upgrade: %s", qu_err_msg());
+	return 0;
+}
+
+/* After the commit: the report's numbers, the new QEMU configured for migration as the old
+ * one was (a later save or migration of the VM must not inherit x-ignore-shared), and the old
+ * QEMU retired, but only once the new QEMU is proven to hold the guest: alive by its pidfd
+ * and answering on its private monitor. A new QEMU that died after taking over leaves the
+ * guest lost, and the old QEMU paused (settled by the same rules as the guardian's). */
+static int finish(struct txn *t)
+{
+	struct qu_hold h = held(t);
+	collect_stats(t);
+	measure_pause(t);
+	qu_settings_back_on_new(&t->j, &h);
+	/* QEMU 7.2 reports its own clock as the downtime of a postcopy whose switch took under
+	 * a millisecond: a number longer than the whole upgrade is not a downtime. */
+	if (t->rep->downtime_ms < 0 || t->rep->downtime_ms > (double)(qu_now_us() - t->rep->start_us) / 1000.0)
+		t->rep->downtime_ms = t->rep->pause_ms;
+	qu_debug("%d threads got the CPU affinity of the old QEMU's thread of the same name",
+		 qu_thread_affinity_copy(t->vm->pid, t->new_pid));
+	enum qu_new_state now = qu_new_state(&t->j, &h, t->deadline);
+	if (now == QU_NEW_GONE || now == QU_NEW_SILENT)
+		return qu_err(-EIO, "the new QEMU %d is %s after it took over the guest", (int)t->new_pid,
+			      now == QU_NEW_GONE ? "gone" : "not answering its monitor");
+	qu_retire_old(&t->j, &h);
+	qu_info("old QEMU PID %d retired", (int)t->vm->pid);
 	if (journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)
 		qu_info("warning after the upgrade: %s", qu_err_msg());
 	return 0;
@@ -1145,21 +1045,8 @@ static int run(struct txn *t)
 		r = postcopy(t);
 	else
 		r = precopy_finish(t);
-	if (r < 0)
-		goto out;
-	collect_stats(t);
-	measure_pause(t);
-	settings_as_before(t);
-	/* QEMU 7.2 reports its own clock as the downtime of a postcopy whose switch took under
-	 * a millisecond: a number longer than the whole upgrade is not a downtime. */
-	if (t->rep->downtime_ms < 0 || t->rep->downtime_ms > (double)(qu_now_us() - t->rep->start_us) / 1000.0)
-		t->rep->downtime_ms = t->rep->pause_ms;
-	qu_debug("%d threads got the CPU affinity of the old QEMU's thread of the same name",
-		 qu_thread_affinity_copy(t->vm->pid, t->new_pid));
-	retire_source(t);
-	qu_info("old QEMU PID %d retired", (int)t->vm->pid);
-	if (journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)
-		qu_info("warning after the upgrade: %s", qu_err_msg());
+	if (r == 0)
+		r = finish(t);
 out:
 	qu_close(&ctl);
 	qu_close(&mig[0]);
@@ -1167,53 +1054,77 @@ out:
 	return r;
 }
 
-/* After a failure: before postcopy was accepted (or when QEMU called it off) roll back;
- * past that point, settle forward by the guardian's rules (which stays on guard meanwhile,
- * in case this process dies). Returns r, or 0 when the upgrade went through after all. */
+/* After a failure, the guardian's rules (upgrade/settle.c) with what this process holds:
+ * before the commit, back (the old QEMU as it was); where the new QEMU proves it has the
+ * guest, forward; once postcopy was asked for and QEMU did not call it off, forward only.
+ * Returns r, or 0 when the upgrade went through after all. */
 static int settle_failure(struct txn *t, int r)
 {
 	struct qu_report *rep = t->rep;
-	char msg[sizeof(rep->error)];
+	char msg[sizeof(rep->error)], what[768] = "", there[96] = "";
 	snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-	if (t->plan->remote && t->resume_sent && t->j.phase < QU_PH_COMMITTED && r != -ECANCELED) {
-		/* The agent may have resumed the guest there (only its "called off" answer says it
-		 * certainly did not): the old QEMU stays paused, for the operator to decide. */
-		t->unsettled = 1;
-		rep->unsettled = 1;
-		qu_err(r, "%s; the agent on %s was asked to resume the guest there, so the old QEMU (PID %d) is left "
-		       "paused and will not be resumed: check on %s whether the guest runs (then kill PID %d)",
-		       msg, t->plan->remote->host, (int)t->vm->pid, t->plan->remote->host, (int)t->vm->pid);
-	} else if (t->postcopy_asked && t->j.phase < QU_PH_RETIRED &&
-	    (t->switched || t->j.phase >= QU_PH_RESUMING || !postcopy_called_off(t))) {
-		char what[512] = "";
-		qu_info("%s; postcopy had been asked for: no way back, settling forward", msg);
-		int s = settle_here(t, what, sizeof(what));
-		if (s == 0 && strstr(what, "finished the postcopy upgrade")) {
-			qu_info("%s", what);
-			relays_go(t, 1);
-			r = 0; /* the upgrade went through after all */
-		} else if (s == 0) {
-			/* Settled, but not by a working upgrade (the guest lost), or rolled back after
-			 * QEMU called the postcopy off: either way, not "rolled back as before". */
-			t->unsettled = !strstr(what, "rolled back");
-			rep->unsettled = t->unsettled;
-			qu_err(r, "%s; postcopy had been asked for, so there is no way back: %s", msg, what);
-		} else {
-			t->unsettled = 1;
-			rep->unsettled = 1;
-			qu_err(r, "%s; postcopy had been asked for, so there is no way back, and it could not be settled: "
-			       "%s (the journal stays: run qemu-upgrade --recover)", msg, qu_err_msg());
-		}
-		if (s == 0)
-			t->j.phase = QU_PH_RETIRED;
-	} else if (t->j.phase < QU_PH_COMMITTED) {
-		if (t->j.phase >= QU_PH_TARGET_STARTING)
-			rollback(t);
+	/* A pending Ctrl-C asked for this: it must not cut the settling's own waits. */
+	qu_cancel_enable(0);
+	if (t->j.phase >= QU_PH_RETIRED)
+		return r;
+	if (t->j.phase < QU_PH_TARGET_STARTING) {
 		if (t->j.ctl[0])
 			unlink(t->j.ctl);
 		qu_err(r, "%s", msg);
+		return r;
 	}
-	return r;
+	struct qu_hold h = held(t);
+	int forward_only = t->postcopy_asked &&
+			   (t->switched || t->j.phase >= QU_PH_RESUMING || !postcopy_called_off(t));
+	if (t->postcopy_asked && !forward_only)
+		t->j.postcopy_asked = 0; /* QEMU itself called the postcopy off: nothing switched */
+	if (forward_only) {
+		/* The settling waits on both monitors for as long as the pages take, each of which
+		 * serves one client: ours go first. */
+		qu_info("%s; postcopy had been asked for: no way back, settling forward", msg);
+		qu_qmp_close(t->ctl);
+		t->ctl = NULL;
+		qu_qmp_disconnect(t->old);
+		h = held(t);
+		h.old = NULL;
+	}
+	/* --remote: until the agent was asked to resume, or when it answered that it did not,
+	 * it stops the new QEMU there and removes what it made (as it does by itself when our
+	 * connection ends). */
+	int refused = t->plan->remote && t->resume_sent && r == -ECANCELED;
+	if (t->plan->remote && (!t->resume_sent || refused))
+		snprintf(there, sizeof(there), "%s; ", qu_remote_abort(t->plan->remote, qu_now_us() + 10000000u) == 0 ?
+			 "new QEMU on the other host stopped" : "agent unreachable (it stops the new QEMU when the connection ends)");
+	enum qu_settle_way way = QU_SETTLE_UNKNOWN;
+	int s = qu_settle_held(&t->j, &h, refused, what, sizeof(what), &way);
+	switch (way) {
+	case QU_SETTLE_FORWARD:
+	case QU_SETTLE_RESUME_NEW:
+		qu_info("%s (after: %s)", what, msg);
+		relays_go(t, 1);
+		t->j.phase = QU_PH_RETIRED;
+		return 0; /* the new QEMU had the guest: the upgrade went through after all */
+	case QU_SETTLE_BACK:
+	case QU_SETTLE_NOTHING:
+		snprintf(rep->rolled_back, sizeof(rep->rolled_back), "%s%s", there, what);
+		t->j.phase = QU_PH_ROLLED_BACK;
+		if (forward_only)
+			qu_err(r, "%s; postcopy had been asked for, but QEMU called it off: %s", msg, what);
+		else
+			qu_err(r, "%s", msg);
+		return r;
+	default:
+		/* The guest is lost, or it may run elsewhere, or nobody can tell: not "rolled back". */
+		t->unsettled = 1;
+		rep->unsettled = 1;
+		/* The guest may run on the other host: the journal stays, so that the VM reads as
+		 * unsettled until the operator has looked there and run --recover. */
+		if (way == QU_SETTLE_LEAVE_PAUSED && t->plan->remote && qu_journal_write(&t->j) < 0)
+			qu_info("warning: the journal could not be kept: %s", qu_err_msg());
+		qu_err(r, "%s; %s%s%s", msg, forward_only ? "postcopy had been asked for, so there is no way back: " : "",
+		       what, s == -EAGAIN ? " (the journal stays: run qemu-upgrade --recover)" : "");
+		return r;
+	}
 }
 
 /* The transaction's state is large (the journal, the harvested descriptors): on the heap. */
