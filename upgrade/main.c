@@ -3,7 +3,7 @@
 #include "upgrade/all.h"
 #include "upgrade/check.h"
 #include "upgrade/stream.h"
-#include "remote/tcp/agent.h"
+#include "remote/agent.h"
 #include "remote/tcp/transport.h"
 
 #include <errno.h>
