@@ -1,0 +1,51 @@
+#include "remote/agent.h"
+#include "remote/record.h"
+#include "remote/session.h"
+#include "remote/tcp/server.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+/* New QEMUs live in the agent's cgroup: a systemd service that kills its whole control group
+ * when stopped or restarted would take every guest that moved here with it. */
+static void warn_if_service(void)
+{
+	char *text = NULL;
+	if (qu_read_file("/proc/self/cgroup", &text, NULL) < 0)
+		return;
+	char *nl = strrchr(text, '\n');
+	while (nl && nl > text && !nl[1]) {
+		*nl = '\0';
+		nl = strrchr(text, '\n');
+	}
+	size_t n = strlen(text);
+	if (n > 8 && !strcmp(text + n - 8, ".service"))
+		qu_info("agent: warning: running in a systemd service (%s): the QEMUs started here live in its "
+			"cgroup; set KillMode=process (as qemu-upgrade-agent.service does), or stopping the "
+			"service kills every guest that moved here", strrchr(text, '/') ? strrchr(text, '/') + 1 : text);
+	free(text);
+}
+
+/* A session that ended: what it left undone (killed, out of memory) is undone. */
+static void session_ended(pid_t pid, int status)
+{
+	char what[256];
+	if (qu_session_record_cleanup(pid, what, sizeof(what)) > 0)
+		qu_info("agent: %s (%s %d)", what, WIFSIGNALED(status) ? "signal" : "exit",
+			WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+int qu_agent_run(const char *listen_addr, const char *key_path, int once)
+{
+	struct qu_tcp_server server;
+	if (qu_tcp_server_open(listen_addr, key_path, &server) < 0)
+		return -1;
+	/* Sessions of an agent that died before it could clean up after them. */
+	qu_session_record_sweep();
+	warn_if_service();
+	qu_info("agent: listening on %s", listen_addr);
+	return qu_tcp_server_run(&server, qu_session_serve, session_ended, once);
+}
