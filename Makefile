@@ -26,6 +26,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(wildcard tests/unit/test-*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.t)
 E2E      = $(wildcard tests/e2e/*.t)
+STATIC   = $(wildcard tests/static/*.t)
 
 all: $(BUILD)/qemu-upgrade $(BUILD)/libqemu-upgrade.a $(BUILD)/examples/upgrade-one
 
@@ -69,11 +70,11 @@ units: $(UNIT_BIN) $(HELPERS) $(BUILD)/qemu-upgrade-test
 
 # Unit tests: fast, no VM. Safe under ASan.
 check-unit: all units
-	prove --exec '' $(UNIT_BIN)
+	prove --exec '' $(UNIT_BIN) $(STATIC)
 
 # The whole suite: unit tests plus end-to-end tests against real QEMU, two at a time.
 check: all units
-	QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) prove -j2 --exec '' $(UNIT_BIN) $(E2E)
+	QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) prove -j2 --exec '' $(UNIT_BIN) $(STATIC) $(E2E)
 
 # The fault and interrupt tests with two CPUs kept busy, each new-QEMU kill repeated: they
 # must pass on a loaded machine as on an idle one (CI runs this too).

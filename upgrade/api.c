@@ -14,8 +14,9 @@
 #include "upgrade/plan.h"
 #include "upgrade/report.h"
 #include "upgrade/sandbox.h"
-#include "upgrade/vm.h"
-#include "remote/blk/mirror.h"
+#include "qemu-integration/vm.h"
+#include "upgrade/inspect.h"
+#include "qemu-integration/disks.h"
 #include "remote/client.h"
 #include "remote/tcp/transport.h"
 
