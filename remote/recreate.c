@@ -1,4 +1,5 @@
 #include "remote/recreate.h"
+#include "upgrade/fdpass/carried.h"
 #include "upgrade/io.h"
 #include "upgrade/kv.h"
 #include "upgrade/log.h"
@@ -171,34 +172,59 @@ static int open_stdio(const struct qu_ident *who, struct qu_session_record *made
 			       (unsigned)who->uid, strerror(-fd)) : fd;
 }
 
-int qu_recreate_fd(const struct qu_ident *who, struct qu_session_record *made, unsigned kind, const char *name,
-		   const char *spec)
+static int recreate_ram(const struct qu_ident *who, struct qu_session_record *made, const struct qu_carried *c)
 {
-	switch (kind) {
-	case QU_FD_RAM: {
-		long long size = qu_kv_num(spec, "size", -1);
-		int fd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
-		if (size <= 0 || fd < 0 || ftruncate(fd, (off_t)size) < 0) {
-			int e = size <= 0 ? EINVAL : errno;
-			if (fd >= 0)
-				close(fd);
-			return qu_err(-e, "cannot make a %lld-byte memfd for %s: %s", size, name, strerror(e));
-		}
-		return fd;
+	long long size = qu_kv_num(c->spec, "size", -1);
+	int fd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
+	if (size <= 0 || fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+		int e = size <= 0 ? EINVAL : errno;
+		if (fd >= 0)
+			close(fd);
+		return qu_err(-e, "cannot make a %lld-byte memfd for %s: %s", size, c->name, strerror(e));
 	}
-	case QU_FD_LISTENER: {
-		char path[PATH_MAX];
-		qu_kv_get(spec, "path", path, sizeof(path));
-		return make_listener(who, made, path);
-	}
-	case QU_FD_TAP:
-		return open_tap(spec);
-	case QU_FD_VHOST: {
-		int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
-		return fd < 0 ? qu_err(-errno, "cannot open /dev/vhost-net for %s: %s", name, strerror(errno)) : fd;
-	}
-	case QU_FD_STDIO:
-		return open_stdio(who, made, spec);
-	}
-	return qu_err(-EOPNOTSUPP, "%s (kind %u) cannot be re-created on another host", name, kind);
+	return fd;
+}
+
+static int recreate_listener(const struct qu_ident *who, struct qu_session_record *made, const struct qu_carried *c)
+{
+	char path[PATH_MAX];
+	qu_kv_get(c->spec, "path", path, sizeof(path));
+	return make_listener(who, made, path);
+}
+
+static int recreate_tap(const struct qu_ident *who, struct qu_session_record *made, const struct qu_carried *c)
+{
+	return open_tap(c->spec);
+}
+
+static int recreate_vhost(const struct qu_ident *who, struct qu_session_record *made, const struct qu_carried *c)
+{
+	int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+	return fd < 0 ? qu_err(-errno, "cannot open /dev/vhost-net for %s: %s", c->name, strerror(errno)) : fd;
+}
+
+static int recreate_stdio(const struct qu_ident *who, struct qu_session_record *made, const struct qu_carried *c)
+{
+	return open_stdio(who, made, c->spec);
+}
+
+/* One entry per kind that can follow a VM to this host (upgrade/fdpass/kinds.h). */
+static int (*const recreate[])(const struct qu_ident *, struct qu_session_record *, const struct qu_carried *) = {
+	[QU_FD_RAM] = recreate_ram,
+	[QU_FD_LISTENER] = recreate_listener,
+	[QU_FD_TAP] = recreate_tap,
+	[QU_FD_VHOST] = recreate_vhost,
+	[QU_FD_STDIO] = recreate_stdio,
+};
+
+int qu_recreate_knows(unsigned kind)
+{
+	return kind < sizeof(recreate) / sizeof(recreate[0]) && recreate[kind];
+}
+
+int qu_recreate_fd(const struct qu_ident *who, struct qu_session_record *made, const struct qu_carried *c)
+{
+	if (!qu_recreate_knows(c->kind))
+		return qu_err(-EOPNOTSUPP, "%s (kind %u) cannot be re-created on another host", c->name, c->kind);
+	return recreate[c->kind](who, made, c);
 }

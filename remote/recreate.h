@@ -12,10 +12,14 @@
 
 #include <stdint.h>
 
-/* A descriptor of kind (QU_FD_*) for the new QEMU, named name, from its spec: the open
+struct qu_carried;
+
+/* A descriptor for the new QEMU, as the tool described it (kind, name, spec): the open
  * descriptor, or -errno with a message. who: the VM's user. */
-int qu_recreate_fd(const struct qu_ident *who, struct qu_session_record *made, unsigned kind, const char *name,
-		   const char *spec);
+int qu_recreate_fd(const struct qu_ident *who, struct qu_session_record *made, const struct qu_carried *c);
+/* Whether this side can re-create a descriptor of kind (upgrade/fdpass/kinds.h says which
+ * kinds may go to another host: tests/unit/test-kinds.c checks that the two agree). */
+int qu_recreate_knows(unsigned kind);
 /* An image of format and size at path, which must not exist here: created empty as who, then
  * formatted by qemu-img running as who. */
 int qu_recreate_image(const struct qu_ident *who, struct qu_session_record *made, const char *path,

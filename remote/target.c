@@ -1,4 +1,5 @@
 #include "remote/target.h"
+#include "upgrade/fdpass/carried.h"
 #include "qemu-integration/binary.h"
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
@@ -36,13 +37,6 @@
 #define TARGET_MAX_FDS 64
 #define TARGET_MAX_DISKS 16
 
-struct target_fd {
-	int target;
-	unsigned kind;
-	char name[128];
-	char spec[QU_SUN_PATH_MAX + 64];
-};
-
 struct target_disk {
 	char path[PATH_MAX];
 	char format[16];
@@ -54,7 +48,7 @@ struct qu_target {
 	char *argv[TARGET_MAX_WORDS + 1], *envp[TARGET_MAX_WORDS + 1];
 	size_t nargv, nenvp;
 	char *cwd, *context;
-	struct target_fd fds[TARGET_MAX_FDS];
+	struct qu_carried fds[TARGET_MAX_FDS]; /* as the tool described them: no descriptor crosses */
 	size_t nfds;
 	struct target_disk disks[TARGET_MAX_DISKS];
 	size_t ndisks;
@@ -152,7 +146,8 @@ int qu_target_add(struct qu_target *t, struct qu_rec *rec)
 		/* Nothing but specs cross hosts. */
 		if (rec->fd >= 0 || t->nfds == TARGET_MAX_FDS || qu_get_u32(rec->payload) >= 259)
 			return -EINVAL;
-		struct target_fd *f = &t->fds[t->nfds++];
+		struct qu_carried *f = &t->fds[t->nfds++];
+		*f = (struct qu_carried){ .old_fd = -1 };
 		f->target = (int)qu_get_u32(rec->payload);
 		f->kind = qu_get_u32(rec->payload + 4);
 		snprintf(f->name, sizeof(f->name), "%s", (const char *)rec->payload + 8);
@@ -372,7 +367,7 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 	made[n] = prog;
 	fds[n++] = (struct qu_launch_fd){ prog, 0, QU_FD_PROGRAM, "program", NULL };
 	for (size_t i = 0; i < t->nfds; i++) {
-		int fd = qu_recreate_fd(&t->record.who, &t->record, t->fds[i].kind, t->fds[i].name, t->fds[i].spec);
+		int fd = qu_recreate_fd(&t->record.who, &t->record, &t->fds[i]);
 		if (fd < 0) {
 			r = fd;
 			goto out;

@@ -330,15 +330,13 @@ int qu_write_stream(const struct qu_handle *h, int fd)
 	if (!h->planned)
 		return fail(-EINVAL, "no plan to write: run qu_upgrade() with QU_FLAG_DRY_RUN first");
 	struct qu_launch_fd fds[QU_MAX_CARRIED];
-	for (size_t i = 0; i < h->plan.nfds; i++)
-		fds[i] = (struct qu_launch_fd){ -1, h->plan.fds[i].target, h->plan.fds[i].kind,
-						h->plan.fds[i].name, h->plan.fds[i].spec };
+	size_t n = qu_launch_fds_of(h->plan.fds, h->plan.nfds, NULL, 0, fds);
 	char **argv = qu_argv_flatten(&h->plan.argv);
 	if (!argv)
 		return fail(-ENOMEM, "out of memory");
 	char *context = qu_context_encode(&h->vm.ctx);
 	struct qu_launch spec = { .argv = argv, .envp = h->vm.env, .cwd = h->vm.cwd[0] ? h->vm.cwd : NULL,
-				  .context = context, .fds = fds, .nfds = h->plan.nfds };
+				  .context = context, .fds = fds, .nfds = n };
 	int r = qu_launch_send(fd, &spec);
 	qu_strv_free(argv);
 	free(context);

@@ -1,4 +1,5 @@
 #include "upgrade/launcher.h"
+#include "upgrade/fdpass/kinds.h"
 #include "upgrade/context.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
@@ -129,15 +130,18 @@ static int request_add(struct request *q, struct qu_rec *rec)
 	case QU_REC_FD: {
 		uint32_t target = qu_get_u32(rec->payload), kind = qu_get_u32(rec->payload + 4);
 		const char *name = (const char *)rec->payload + 8;
-		if (kind == QU_FD_NAMESPACE) {
+		const struct qu_fd_kind_ops *k = qu_fd_kind(kind);
+		if (!k)
+			return -EINVAL;
+		if (k->use == QU_FD_USE_ENTER) {
 			if (rec->fd < 0 || q->nns == QU_LAUNCH_MAX_NS)
 				return -EINVAL;
 			q->ns[q->nns++] = rec->fd;
 			rec->fd = -1;
 			return 0;
 		}
-		if (kind == QU_FD_PROGRAM || kind == QU_FD_DIRECTORY) {
-			int *slot = kind == QU_FD_PROGRAM ? &q->prog_fd : !strcmp(name, "root") ? &q->root_fd :
+		if (k->use == QU_FD_USE_EXEC || k->use == QU_FD_USE_DIRECTORY) {
+			int *slot = k->use == QU_FD_USE_EXEC ? &q->prog_fd : !strcmp(name, "root") ? &q->root_fd :
 				    !strcmp(name, "cwd") ? &q->cwd_fd : NULL;
 			if (rec->fd < 0 || !slot || *slot >= 0)
 				return -EINVAL;
@@ -456,4 +460,17 @@ int qu_launch_local(const struct qu_launch *spec, uint64_t deadline_us, pid_t *p
 	close(sv[0]);
 	waitpid(launcher, NULL, 0);
 	return r;
+}
+
+size_t qu_launch_fds_of(const struct qu_carried *c, size_t n, const int *local, int installed_only,
+			struct qu_launch_fd *out)
+{
+	size_t m = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct qu_fd_kind_ops *k = qu_fd_kind(c[i].kind);
+		if (installed_only && (!k || k->use != QU_FD_USE_INSTALL))
+			continue;
+		out[m++] = (struct qu_launch_fd){ local ? local[i] : -1, c[i].target, c[i].kind, c[i].name, c[i].spec };
+	}
+	return m;
 }

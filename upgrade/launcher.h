@@ -16,13 +16,24 @@
 #define QU_FD_MIG 4
 #define QU_FD_FIRST_CARRIED 5
 
+/* A descriptor as the launch request sends it: the sender's copy and its description (a
+ * view of a struct qu_carried, upgrade/fdpass/carried.h, or of one the sender makes). */
 struct qu_launch_fd {
-	int fd;          /* in the sender */
+	int fd;          /* in the sender; -1: the description alone (another host, a file) */
 	int target;      /* number in the started program */
 	uint32_t kind;   /* enum qu_fd_kind */
 	const char *name;
 	const char *spec;  /* NULL, or "key=value" lines for an agent that re-creates it */
 };
+
+struct qu_carried;
+
+/* The one place a plan's carried descriptors become a launch request's: out[] gets c[i]
+ * with our copy local[i] (local NULL: descriptions alone); with installed_only, the kinds a
+ * launcher does not install (namespaces, directories: this host's) are left out. Returns
+ * how many it wrote (at most n). */
+size_t qu_launch_fds_of(const struct qu_carried *c, size_t n, const int *local, int installed_only,
+			struct qu_launch_fd *out);
 
 struct qu_launch {
 	char **argv;

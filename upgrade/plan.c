@@ -1,5 +1,6 @@
 /* plan: choose a strategy and refuse, before anything is touched, what cannot be carried. */
 #include "upgrade/plan.h"
+#include "upgrade/fdpass/kinds.h"
 #include "qemu-integration/opts.h"
 #include "remote/client.h"
 #include "upgrade/io.h"
@@ -280,9 +281,10 @@ static void refuse_remote_fds(const struct qu_vm *vm, struct qu_plan *p)
 			 (int)vm->pid);
 	for (size_t i = 0; i < p->nfds && !p->refusal[0]; i++) {
 		const struct qu_carried *c = &p->fds[i];
-		if (c->kind == QU_FD_PTY || c->kind == QU_FD_SOCKET)
-			snprintf(p->refusal, sizeof(p->refusal), "%s cannot follow the VM to another host (its other "
-				 "end stays here): use a UNIX socket server chardev instead", c->name);
+		const struct qu_fd_kind_ops *k = qu_fd_kind(c->kind);
+		if (!k || k->not_remote)
+			snprintf(p->refusal, sizeof(p->refusal), "%s cannot follow the VM to another host: %s", c->name,
+				 k ? k->not_remote : "a descriptor of an unknown kind");
 		else if (c->kind == QU_FD_STDIO && (!c->spec[0] || c->spec[strlen(c->spec) - 1] != '\n'))
 			snprintf(p->refusal, sizeof(p->refusal), "%s: the path is too long to carry to another host "
 				 "(at most %zu bytes)", c->name, sizeof(c->spec) - 7);

@@ -1,4 +1,5 @@
 #include "upgrade/report.h"
+#include "upgrade/fdpass/kinds.h"
 #include "upgrade/plan.h"
 #include "upgrade/stream.h"
 #include "qemu-integration/vm.h"
@@ -18,25 +19,6 @@ void qu_report_from_plan(struct qu_report *rep, const struct qu_vm *vm, const st
 	snprintf(rep->new_version, sizeof(rep->new_version), "%d.%d.%d", plan->target.ver[0],
 		 plan->target.ver[1], plan->target.ver[2]);
 	rep->ram_shared_bytes = plan->ram_shared_bytes;
-}
-
-static const char *kind_name(unsigned kind)
-{
-	switch (kind) {
-	case QU_FD_STDIO: return "stdio";
-	case QU_FD_CONTROL: return "control";
-	case QU_FD_MIGRATION: return "migration";
-	case QU_FD_RAM: return "ram";
-	case QU_FD_LISTENER: return "listener";
-	case QU_FD_TAP: return "tap";
-	case QU_FD_NAMESPACE: return "namespace";
-	case QU_FD_VHOST: return "vhost";
-	case QU_FD_PTY: return "pty";
-	case QU_FD_SOCKET: return "socket";
-	case QU_FD_PROGRAM: return "program";
-	case QU_FD_DIRECTORY: return "directory";
-	}
-	return "?";
 }
 
 static double mib(uint64_t b) { return (double)b / (1024.0 * 1024.0); }
@@ -87,7 +69,7 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		fprintf(f, "descriptors carried to the new QEMU:\n");
 		for (size_t i = 0; i < plan->nfds; i++)
 			fprintf(f, "  fd %d -> %d  %-9s %s\n", plan->fds[i].old_fd, plan->fds[i].target,
-				kind_name(plan->fds[i].kind), plan->fds[i].name);
+				qu_fd_kind_name(plan->fds[i].kind), plan->fds[i].name);
 		fprintf(f, "new command line:\n ");
 		char **argv = qu_argv_flatten(&plan->argv);
 		for (char **a = argv; a && *a; a++)
@@ -161,7 +143,7 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 			json_object *d = json_object_new_object();
 			json_object_object_add(d, "old_fd", json_object_new_int(plan->fds[i].old_fd));
 			json_object_object_add(d, "new_fd", json_object_new_int(plan->fds[i].target));
-			json_object_object_add(d, "kind", json_object_new_string(kind_name(plan->fds[i].kind)));
+			json_object_object_add(d, "kind", json_object_new_string(qu_fd_kind_name(plan->fds[i].kind)));
 			json_object_object_add(d, "what", json_object_new_string(plan->fds[i].name));
 			json_object_array_add(fds, d);
 		}

@@ -63,9 +63,7 @@ int txn_start_target(struct qu_txn *t, int ctl_qemu, int mig_new)
 	fds[n++] = (struct qu_launch_fd){ prog, 0, QU_FD_PROGRAM, "program", NULL };
 	fds[n++] = (struct qu_launch_fd){ ctl_qemu, QU_FD_CTL, QU_FD_CONTROL, "private monitor", NULL };
 	fds[n++] = (struct qu_launch_fd){ mig_new, QU_FD_MIG, QU_FD_MIGRATION, "migration channel", NULL };
-	for (size_t i = 0; i < p->nfds; i++)
-		fds[n++] = (struct qu_launch_fd){ t->h.local[i], p->fds[i].target, p->fds[i].kind, p->fds[i].name,
-						   p->fds[i].spec };
+	n += qu_launch_fds_of(p->fds, p->nfds, t->h.local, 0, fds + n);
 	if (p->capture_stderr) {
 		if (pipe2(errpipe, O_CLOEXEC) < 0)
 			return qu_err(-errno, "pipe: %s", strerror(errno));

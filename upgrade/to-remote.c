@@ -35,9 +35,7 @@ static int start_target_remote(struct qu_txn *t)
 					   p->disks->d[i].device);
 	if (r < 0 || (r = qu_remote_tls(rm, !p->no_tls)) < 0)
 		return r;
-	for (size_t i = 0; i < p->nfds; i++)
-		if (p->fds[i].kind != QU_FD_NAMESPACE && p->fds[i].kind != QU_FD_DIRECTORY)
-			fds[n++] = (struct qu_launch_fd){ -1, p->fds[i].target, p->fds[i].kind, p->fds[i].name, p->fds[i].spec };
+	n = qu_launch_fds_of(p->fds, p->nfds, NULL, 1, fds);
 	struct qu_context *ctx = malloc(sizeof(*ctx));
 	if (!ctx)
 		return -ENOMEM;

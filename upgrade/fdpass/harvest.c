@@ -1,19 +1,16 @@
 #include "upgrade/fdpass/harvest.h"
+#include "upgrade/fdpass/kinds.h"
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
-#include "upgrade/ptyrelay.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 void qu_harvest_init(struct qu_harvest *h)
@@ -27,59 +24,13 @@ int qu_harvest(struct qu_harvest *h, const struct qu_carried *fds, size_t n, pid
 	       const struct qu_context *ctx)
 {
 	for (size_t i = 0; i < n; i++) {
-		if (fds[i].kind == QU_FD_RAM && fds[i].old_fd < 0) {
-			/* Converted RAM: a fresh memfd the migration fills. */
-			h->local[i] = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
-			if (h->local[i] < 0 || ftruncate(h->local[i], (off_t)fds[i].size) < 0)
-				return qu_err(-errno, "cannot make a %llu-byte memfd for the guest's RAM: %s",
-					      fds[i].size, strerror(errno));
-			continue;
-		}
-		if (fds[i].kind == QU_FD_PTY) {
-			/* The master goes to a relay; the new QEMU gets a socket to it. */
-			int master = qu_pidfd_getfd(pidfd, fds[i].old_fd), sv[2];
-			if (master < 0)
-				return qu_err(master, "cannot take %s (fd %d) from PID %d: %s", fds[i].name,
-					      fds[i].old_fd, (int)pid, strerror(-master));
-			int go[2];
-			if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0 || pipe2(go, O_CLOEXEC) < 0) {
-				int e = errno;
-				close(master);
-				return qu_err(-e, "socketpair: %s", strerror(e));
-			}
-			int r = qu_ptyrelay_start(master, sv[0], go[0], ctx);
-			close(master);
-			close(sv[0]);
-			close(go[0]);
-			h->relay_go[h->nrelays++] = go[1];
-			if (r < 0) {
-				close(sv[1]);
-				return r;
-			}
-			h->local[i] = sv[1];
-			continue;
-		}
-		if (fds[i].kind == QU_FD_VHOST) {
-			/* The new QEMU becomes its owner (VHOST_SET_OWNER) when it sets the tap up. */
-			h->local[i] = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
-			if (h->local[i] < 0)
-				return qu_err(-errno, "cannot open /dev/vhost-net for %s: %s", fds[i].name, strerror(errno));
-			continue;
-		}
-		if (fds[i].kind == QU_FD_NAMESPACE || fds[i].kind == QU_FD_DIRECTORY) {
-			/* By PID: the pin check after the harvest proves they were the old QEMU's. */
-			char path[sizeof(fds[i].name) + 32];
-			int dir = fds[i].kind == QU_FD_DIRECTORY;
-			snprintf(path, sizeof(path), "/proc/%d/%s%s", (int)pid, dir ? "" : "ns/", fds[i].name);
-			h->local[i] = open(path, dir ? O_PATH | O_DIRECTORY | O_CLOEXEC : O_RDONLY | O_CLOEXEC);
-			if (h->local[i] < 0)
-				return qu_err(-errno, "cannot open %s: %s", path, strerror(errno));
-			continue;
-		}
-		h->local[i] = qu_pidfd_getfd(pidfd, fds[i].old_fd);
-		if (h->local[i] < 0)
-			return qu_err(h->local[i], "cannot take %s (fd %d) from PID %d: %s", fds[i].name,
-				      fds[i].old_fd, (int)pid, strerror(-h->local[i]));
+		struct qu_take_from from = { .pid = pid, .pidfd = pidfd, .ctx = ctx };
+		int fd = qu_fd_take(&fds[i], &from);
+		if (from.relay_go >= 0)
+			h->relay_go[h->nrelays++] = from.relay_go;
+		if (fd < 0)
+			return fd;
+		h->local[i] = fd;
 	}
 	return 0;
 }
