@@ -9,13 +9,9 @@
 int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out)
 {
 	json_object *blocks = NULL, *ins, *img, *v;
-	int r = qu_qmp_execute(q, "query-block", NULL, -1, deadline_us, &blocks);
+	int r = qu_qmp_query_list(q, "query-block", deadline_us, &blocks);
 	if (r < 0)
 		return r;
-	if (!json_object_is_type(blocks, json_type_array)) {
-		json_object_put(blocks);
-		return qu_err(-EPROTO, "QMP query-block: the answer is not a list");
-	}
 	out->n = 0;
 	for (size_t i = 0; i < json_object_array_length(blocks); i++) {
 		json_object *b = json_object_array_get_idx(blocks, i);

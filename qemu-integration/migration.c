@@ -11,13 +11,9 @@
 int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s)
 {
 	json_object *caps = NULL, *params = NULL, *v;
-	int r = qu_qmp_execute(q, "query-migrate-capabilities", NULL, -1, deadline_us, &caps);
+	int r = qu_qmp_query_list(q, "query-migrate-capabilities", deadline_us, &caps);
 	if (r < 0)
 		return r;
-	if (!json_object_is_type(caps, json_type_array)) {
-		json_object_put(caps);
-		return qu_err(-EPROTO, "QMP query-migrate-capabilities: the answer is not a list");
-	}
 	memset(s, 0, sizeof(*s));
 	for (size_t i = 0; i < json_object_array_length(caps); i++) {
 		json_object *c = json_object_array_get_idx(caps, i), *name, *state;

@@ -117,12 +117,8 @@ int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 		return r;
 	/* Which /dev/pts each one has: query-chardev's "pty:/dev/pts/N". */
 	json_object *list = NULL;
-	if ((r = qu_qmp_execute(q, "query-chardev", NULL, -1, deadline_us, &list)) < 0)
+	if ((r = qu_qmp_query_list(q, "query-chardev", deadline_us, &list)) < 0)
 		return r;
-	if (!json_object_is_type(list, json_type_array)) {
-		json_object_put(list);
-		return qu_err(-EPROTO, "QMP query-chardev: the answer is not a list");
-	}
 	/* -monitor pty: the n-th one is the n-th compat_monitor chardev on a pty, by number. */
 	for (size_t k = 0; k < vm->nptys; k++) {
 		struct qu_pty *p = &vm->ptys[k];

@@ -35,6 +35,20 @@ const char *qu_json_str(json_object *o)
 	return s ? s : "";
 }
 
+int qu_qmp_query_list(struct qu_qmp *q, const char *cmd, uint64_t deadline_us, json_object **list)
+{
+	*list = NULL;
+	int r = qu_qmp_execute(q, cmd, NULL, -1, deadline_us, list);
+	if (r < 0)
+		return r;
+	if (!json_object_is_type(*list, json_type_array)) {
+		json_object_put(*list);
+		*list = NULL;
+		return qu_err(-EPROTO, "QMP %s: the answer is not a list", cmd);
+	}
+	return 0;
+}
+
 const char *qu_json_member_str(json_object *o, const char *key)
 {
 	json_object *v;

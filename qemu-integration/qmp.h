@@ -11,6 +11,10 @@ struct qu_qmp;
 /* A value QMP answered, as a string: "" for a JSON null (json-c gives NULL), which a hostile
  * QEMU may send where a string belongs. */
 const char *qu_json_str(json_object *o);
+/* A query whose answer is a list (query-block, query-chardev, ...): *list, or -EPROTO with a
+ * message when QEMU answered something else. */
+struct qu_qmp;
+int qu_qmp_query_list(struct qu_qmp *q, const char *cmd, uint64_t deadline_us, json_object **list);
 /* A member of an object QMP answered: its string ("" when absent or null), its number (0). */
 const char *qu_json_member_str(json_object *o, const char *key);
 long long qu_json_member_int(json_object *o, const char *key);

@@ -90,13 +90,9 @@ struct job_state {
 static int jobs(struct qu_qmp *q, uint64_t deadline_us, struct job_state *js)
 {
 	json_object *list = NULL;
-	int r = qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &list);
+	int r = qu_qmp_query_list(q, "query-block-jobs", deadline_us, &list);
 	if (r < 0)
 		return r;
-	if (!json_object_is_type(list, json_type_array)) {
-		json_object_put(list);
-		return qu_err(-EPROTO, "QMP query-block-jobs: the answer is not a list");
-	}
 	memset(js, 0, sizeof(*js));
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		json_object *j = json_object_array_get_idx(list, i), *v;
@@ -118,12 +114,8 @@ static int jobs(struct qu_qmp *q, uint64_t deadline_us, struct job_state *js)
 static void dismiss_all(struct qu_qmp *q, uint64_t deadline_us)
 {
 	json_object *list = NULL;
-	if (qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &list) < 0)
+	if (qu_qmp_query_list(q, "query-block-jobs", deadline_us, &list) < 0)
 		return;
-	if (!json_object_is_type(list, json_type_array)) {
-		json_object_put(list);
-		return;
-	}
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		json_object *j = json_object_array_get_idx(list, i);
 		if (strncmp(qu_json_member_str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || strcmp(qu_json_member_str(j, "status"), "concluded"))
@@ -168,13 +160,9 @@ int qu_mirror_wait_ready(struct qu_qmp *q, int expected, uint64_t deadline_us)
 static int cancel_all(struct qu_qmp *q, int force, uint64_t deadline_us)
 {
 	json_object *list = NULL;
-	int r = qu_qmp_execute(q, "query-block-jobs", NULL, -1, deadline_us, &list);
+	int r = qu_qmp_query_list(q, "query-block-jobs", deadline_us, &list);
 	if (r < 0)
 		return r;
-	if (!json_object_is_type(list, json_type_array)) {
-		json_object_put(list);
-		return qu_err(-EPROTO, "QMP query-block-jobs: the answer is not a list");
-	}
 	for (size_t i = 0; i < json_object_array_length(list) && r == 0; i++) {
 		json_object *j = json_object_array_get_idx(list, i);
 		if (strncmp(qu_json_member_str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || !strcmp(qu_json_member_str(j, "status"), "concluded"))
