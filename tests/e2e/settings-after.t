@@ -2,14 +2,15 @@
 # The commit leaves the new QEMU configured for migration exactly as the old one was: every
 # capability and parameter the upgrade set (x-ignore-shared above all) is back to the old
 # QEMU's values. Without that, a later save of the VM writes no RAM and its load fails (found
-# through libvirt: `virsh save` then `virsh restore` lost the guest). After a zero-copy
-# upgrade and after a copy (precopy), the VM's state is saved to a file by migration, loaded
-# into a fresh QEMU, and the guest runs on there with its memory checker clean.
+# through libvirt: `virsh save` then `virsh restore` lost the guest). After each local
+# strategy (zero-copy handover, a copy, a low-memory copy by postcopy, cpr-transfer on QEMU
+# 10.0), the VM's state is saved to a file by migration, loaded into a fresh QEMU, and the
+# guest runs on there with its memory checker clean.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 10
+tap_plan 18
 # migration_settings [SOCKET]: capabilities and the parameters an upgrade sets, one per line.
 migration_settings() {
 	local sock=${1:-$VM_QMP}
@@ -34,7 +35,7 @@ save_and_load() {
 	size=$(stat -c %s "$state" 2>/dev/null || echo 0)
 	tap_diag "$name: saved with status '$status', $size bytes"
 	local saved_pid=$VM_PID saved_dir=$VM_DIR
-	VM_RAM=$2 vm_start "$name-loaded" -incoming "exec:cat $state" || return 1
+	VM_RAM=$2 vm_start "$name-loaded" "${@:3}" -incoming "exec:cat $state" || return 1
 	# Saved paused, it loads paused: resume it once the load is done.
 	end=$((SECONDS + 120))
 	until [ "$(vm_runstate 2>/dev/null)" = paused ] || [ $SECONDS -ge $end ]; do
@@ -50,21 +51,29 @@ save_and_load() {
 	[ "$status" = completed ] && [ "$size" -gt $((32 << 20)) ] && [ $ok = 0 ]
 }
 
-for ram in memfd anon; do
-	if [ $ram = memfd ]; then name=zero-copy args=(); else name=copy args=(--allow-copy); fi
-	VM_RAM=$ram vm_start "settings-$name" || exit 1
-	vm_wait_ready || exit 1
+vm_qemu10
+q10=$Q10
+# case NAME: the VM's RAM (VM_RAM), QEMU, extra arguments of the VM (vmargs) and of the tool.
+for name in zero-copy copy postcopy cpr-transfer; do
+	ram=memfd qemu=$QEMU vmargs=() args=() want=shared-ram-handover
+	case $name in
+	copy) ram=anon args=(--allow-copy) want=stop-and-copy ;; # TCG before 9.0 copies stopped
+	postcopy) ram=anon args=(--low-memory) want=postcopy ;;
+	cpr-transfer) qemu=$q10 vmargs=(-machine aux-ram-share=on) args=(--new-binary "$q10") want=cpr-transfer ;;
+	esac
+	QEMU=$qemu VM_RAM=$ram vm_start "settings-$name" "${vmargs[@]}" || exit 1
+	vm_wait_ready 120 || exit 1
 	before=$(migration_settings)
 	vm_upgrade "${args[@]}"
 	tap_diag "$name: $(json_get "$REPORT" result) $(json_get "$REPORT" strategy) $(json_get "$REPORT" error)"
-	[ "$(json_get "$REPORT" result)" = upgraded ]
-	tap_ok $? "$name: upgraded ($(json_get "$REPORT" strategy))"
+	[ "$(json_get "$REPORT" result)" = upgraded ] && [ "$(json_get "$REPORT" strategy)" = "$want" ]
+	tap_ok $? "$name: upgraded by $want ($(json_get "$REPORT" strategy))"
 	after=$(migration_settings)
 	[ -n "$before" ] && [ "$after" = "$before" ] ||
 		tap_diag "$name: before: $(tr '\n' ' ' <<<"$before"); after: $(tr '\n' ' ' <<<"$after")"
 	[ -n "$before" ] && [ "$after" = "$before" ]
 	tap_ok $? "$name: the new QEMU's migration settings are the old one's (x-ignore-shared $(grep -o 'x-ignore-shared=[a-z]*' <<<"$after"))"
-	save_and_load "$name" $ram
+	QEMU=$qemu save_and_load "$name" $ram "${vmargs[@]}"
 	tap_ok $? "$name: saved to a file (all of its RAM) and loaded into a fresh QEMU, the guest runs on there, clean"
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 	tap_ok $? "$name: clean after the load"
