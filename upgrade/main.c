@@ -1,10 +1,6 @@
-/* The qemu-upgrade command. */
+/* The qemu-upgrade command: options in, the public API (include/qemu-upgrade.h) out. It links
+ * against the shared library, so it can reach nothing a management daemon could not. */
 #include "qemu-upgrade.h"
-#include "upgrade/all.h"
-#include "upgrade/check.h"
-#include "upgrade/stream.h"
-#include "remote/tcp/agent.h"
-#include "remote/tcp/transport.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -100,41 +96,11 @@ static int dump_stream(const char *path)
 		fprintf(stderr, "qemu-upgrade: cannot open %s: %s\n", path, strerror(errno));
 		return EXIT_USAGE;
 	}
-	size_t cap = QU_STREAM_HDR_LEN + QU_STREAM_MAX_PAYLOAD, len = 0, off = 0;
-	uint8_t *buf = malloc(cap);
-	ssize_t n;
-	int rc = EXIT_OK;
-	while (buf && (n = read(fd, buf + len, cap - len)) > 0) {
-		len += (size_t)n;
-		for (;;) {
-			struct qu_rec rec;
-			size_t used;
-			char line[8192];
-			int r = qu_stream_decode(buf + off, len - off, &rec, &used);
-			if (r == -EAGAIN)
-				break;
-			if (r < 0) {
-				fprintf(stderr, "qemu-upgrade: %s: damaged record at byte %zu\n", path, off);
-				rc = EXIT_FAILED;
-				goto out;
-			}
-			qu_rec_describe(&rec, line, sizeof(line));
-			printf("%8zu %s\n", off, line);
-			qu_rec_free(&rec);
-			off += used;
-		}
-		memmove(buf, buf + off, len - off);
-		len -= off;
-		off = 0;
-	}
-	if (len) {
-		fprintf(stderr, "qemu-upgrade: %s: %zu bytes of a truncated record at the end\n", path, len);
-		rc = EXIT_FAILED;
-	}
-out:
-	free(buf);
+	int r = qu_dump_stream(fd, stdout);
+	if (r < 0)
+		fprintf(stderr, "qemu-upgrade: %s: %s\n", path, qu_get_error());
 	close(fd);
-	return rc;
+	return r < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
 static int progress_json, progress_shown;
@@ -208,7 +174,10 @@ static int check_command(int argc, char **argv)
 		fprintf(stderr, "qemu-upgrade check: --remote-key goes with --remote HOST\n");
 		return EXIT_USAGE;
 	}
-	return qu_check(binary, remote, remote_key, json, stdout) ? EXIT_FAILED : EXIT_OK;
+	int r = qu_check(binary, remote, remote_key, json ? QU_OUT_JSON : 0, stdout);
+	if (r < 0)
+		fprintf(stderr, "qemu-upgrade check: %s\n", qu_get_error());
+	return r < 0 ? EXIT_USAGE : r ? EXIT_FAILED : EXIT_OK;
 }
 
 static int agent_command(int argc, char **argv)
@@ -243,7 +212,7 @@ static int agent_command(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	qu_set_log_level(verbose);
-	if (qu_agent_run(listen, key, once) < 0) {
+	if (qu_agent_run(listen, key, once ? QU_AGENT_ONCE : 0) < 0) {
 		fprintf(stderr, "qemu-upgrade agent: %s\n", qu_get_error());
 		return EXIT_USAGE;
 	}
@@ -397,15 +366,15 @@ int main(int argc, char **argv)
 			fprintf(stderr, "qemu-upgrade: --all upgrades every replaced VM; it takes no --pid or --recover\n");
 			goto usage_error;
 		}
-		struct qu_all_options o = { .binary = all_binary, .jobs = jobs, .dry_run = !!(flags & QU_FLAG_DRY_RUN),
-					    .allow_copy = !!(flags & QU_FLAG_ALLOW_COPY),
-					    .low_memory = !!(flags & QU_FLAG_LOW_MEMORY),
-					    .json = json, .from_hook = from_hook, .timeout_ms = timeout_ms };
+		unsigned all_flags = (flags & (QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY)) |
+				     (json ? QU_OUT_JSON : 0) | (from_hook ? QU_ALL_FROM_HOOK : 0);
 		qu_free(h);
 		install_signal_handlers();
-		int rc = qu_all(&o, stdout);
+		int rc = qu_upgrade_all(all_binary, (unsigned)jobs, timeout_ms, all_flags, stdout);
+		if (rc < 0)
+			fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
 		/* A package manager must never fail because of us: the summary went to syslog. */
-		return from_hook ? EXIT_OK : rc;
+		return from_hook ? EXIT_OK : rc < 0 ? EXIT_USAGE : rc;
 	}
 	if (recover) {
 		if (pid) {

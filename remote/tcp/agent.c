@@ -1,4 +1,4 @@
-#include "remote/tcp/agent.h"
+#include "qemu-upgrade.h"
 #include "remote/target.h"
 #include "remote/tcp/seal.h"
 #include "remote/tcp/transport.h"
@@ -281,12 +281,21 @@ static void sweep_records(void)
 	closedir(d);
 }
 
-int qu_agent_run(const char *listen_addr, const char *key_path, int once)
+int qu_agent_run(const char *listen_addr, const char *key_path, unsigned flags)
 {
 	unsigned char key[QU_AUTH_KEY_MAX];
 	size_t keylen;
 	pid_t sessions[MAX_SESSIONS];
 	size_t nsessions = 0;
+	int once = !!(flags & QU_AGENT_ONCE);
+	if (flags & ~QU_AGENT_ONCE) {
+		qu_err(-EINVAL, "unknown flags 0x%x", flags & ~QU_AGENT_ONCE);
+		return -1;
+	}
+	if (!listen_addr)
+		listen_addr = "4779";
+	if (!key_path)
+		key_path = QU_AGENT_KEY;
 	int r = qu_auth_key_load(key_path, key, &keylen);
 	if (r < 0)
 		return -1;

@@ -3,11 +3,12 @@
 #ifndef QU_REMOTE_TRANSPORT_H
 #define QU_REMOTE_TRANSPORT_H
 
+#include "qemu-upgrade.h" /* QU_AGENT_KEY */
+
 #include <stddef.h>
 #include <stdint.h>
 
 #define QU_AGENT_PORT 4779
-#define QU_AGENT_KEY "/etc/qemu-upgrade/agent.key"
 #define QU_AUTH_NONCE_LEN 32
 #define QU_AUTH_HEX_LEN 65 /* SHA-256 in hex, NUL-terminated */
 #define QU_AUTH_KEY_MAX 512

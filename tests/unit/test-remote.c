@@ -3,8 +3,8 @@
  * lets in the right key only, answers a probe of a missing binary with the reason, and an
  * abort with "called off" (remote/tcp/agent.c, remote/client.c). */
 #include "unit.h"
+#include "qemu-upgrade.h"
 #include "remote/client.h"
-#include "remote/tcp/agent.h"
 #include "remote/tcp/seal.h"
 #include "remote/tcp/transport.h"
 #include "upgrade/kv.h"
