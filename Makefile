@@ -1,9 +1,7 @@
 # qemu-upgrade: `make` builds the library and the CLI, `make check` runs the whole TAP suite.
 # `make ASAN=1 check-unit` runs the unit tests under AddressSanitizer and UBSan.
 PREFIX  ?= /usr/local
-# A Debian package: PREFIX=/usr LIBDIR=/usr/lib/$(cc -print-multiarch). The library must land in
-# a directory ld.so searches (/usr/local/lib is one on Debian, after ldconfig): the installed
-# command carries no RUNPATH.
+# A Debian package: PREFIX=/usr LIBDIR=/usr/lib/$(cc -print-multiarch).
 LIBDIR  ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
 DESTDIR ?=
@@ -40,8 +38,7 @@ LIB_SYMS = lib/libqemu-upgrade.syms
 # The shared library's own tests (header, exports, linkage, pkg-config), in shell.
 LIB_TESTS = $(wildcard tests/library/*.t)
 
-all: $(BUILD)/qemu-upgrade $(BUILD)/dist/qemu-upgrade $(BUILD)/libqemu-upgrade.so $(BUILD)/libqemu-upgrade.a \
-     $(BUILD)/examples/upgrade-one
+all: $(BUILD)/qemu-upgrade $(BUILD)/libqemu-upgrade.so $(BUILD)/libqemu-upgrade.a $(BUILD)/examples/upgrade-one
 
 # Objects are compiled again when the compiler or its flags change (-fPIC came in with the
 # shared library; an old object without it cannot go into one).
@@ -69,15 +66,9 @@ $(BUILD)/libqemu-upgrade.so: $(LIB_SO)
 	ln -sf $(SONAME) $@
 
 # The command and the example link against the shared library as a daemon does. In the build
-# tree they find it through an $$ORIGIN-relative RUNPATH (tests and `make demo` run them here);
-# the command make install copies is $(BUILD)/dist/qemu-upgrade, linked without one, as a
-# Debian package's binaries are (ld.so's own search path, ldconfig).
+# tree they find it through an $$ORIGIN-relative RUNPATH (tests and `make demo` run them here).
 $(BUILD)/qemu-upgrade: $(BUILD)/upgrade/main.o $(LIB_SO)
 	$(CC) $(SANITIZE) -o $@ $^ -Wl,-rpath,'$$ORIGIN'
-
-$(BUILD)/dist/qemu-upgrade: $(BUILD)/upgrade/main.o $(LIB_SO)
-	@mkdir -p $(dir $@)
-	$(CC) $(SANITIZE) -o $@ $^
 
 $(BUILD)/examples/upgrade-one: $(BUILD)/examples/upgrade-one.o $(LIB_SO)
 	$(CC) $(SANITIZE) -o $@ $^ -Wl,-rpath,'$$ORIGIN/..'
@@ -107,12 +98,17 @@ $(BUILD)/tests/helpers/%.so: tests/helpers/%.c
 
 units: $(UNIT_BIN) $(HELPERS) $(BUILD)/qemu-upgrade-test
 
-# A `make install` into $(BUILD)/stage, for tests/library/ to use as a consumer would.
+# `make install` into $(BUILD)/stage, for tests/library/ to use as a consumer would, and again
+# into $(BUILD)/stage-opt for a PREFIX ld.so does not search.
+STAGE_OPT_PREFIX = /opt/qemu-upgrade
 stage: all
-	rm -rf $(BUILD)/stage
+	rm -rf $(BUILD)/stage $(BUILD)/stage-opt
 	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(BUILD)/stage)
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(BUILD)/stage-opt) PREFIX=$(STAGE_OPT_PREFIX) \
+		LIBDIR=$(STAGE_OPT_PREFIX)/lib SYSCONFDIR=$(STAGE_OPT_PREFIX)/etc
 
 LIB_TEST_ENV = QU_BUILD=$(abspath $(BUILD)) QU_STAGE=$(abspath $(BUILD)/stage) QU_PREFIX=$(PREFIX) \
+	       QU_STAGE_OPT=$(abspath $(BUILD)/stage-opt) QU_OPT_PREFIX=$(STAGE_OPT_PREFIX) \
 	       QU_LIBDIR=$(LIBDIR) QU_INCLUDEDIR=$(INCLUDEDIR) QU_SONAME=$(SONAME) QU_SANITIZE='$(SANITIZE)' \
 	       CC='$(CC)' CXX='$(CXX)'
 
@@ -127,9 +123,19 @@ check: all units stage
 demo: all
 	tests/demo.sh $(abspath $(BUILD)/qemu-upgrade)
 
+# Where ld.so finds a library with no RUNPATH: its own directories, and Debian's /usr/local
+# ones (/etc/ld.so.conf.d/libc.conf, once ldconfig ran). The command make install puts in place
+# is linked there and then (as libtool relinks on install), into DESTDIR only, so installs to
+# two prefixes at once cannot mix: with no RUNPATH when LIBDIR is one of these (a Debian
+# package's binaries carry none), else with RUNPATH LIBDIR, so that it runs in any PREFIX.
+MULTIARCH  := $(shell $(CC) -print-multiarch 2>/dev/null)
+LD_SO_DIRS  = /lib /usr/lib /lib/$(MULTIARCH) /usr/lib/$(MULTIARCH) /usr/local/lib /usr/local/lib/$(MULTIARCH)
+INSTALL_RUNPATH = $(if $(filter $(LIBDIR),$(LD_SO_DIRS)),,-Wl,-rpath,$(LIBDIR))
+
 # The shared library only: a static archive would hand a consumer every internal function.
 install: all
-	install -D -m 0755 $(BUILD)/dist/qemu-upgrade $(DESTDIR)$(PREFIX)/bin/qemu-upgrade
+	mkdir -p $(DESTDIR)$(PREFIX)/bin
+	$(CC) $(SANITIZE) -o $(DESTDIR)$(PREFIX)/bin/qemu-upgrade $(BUILD)/upgrade/main.o $(LIB_SO) $(INSTALL_RUNPATH)
 	install -D -m 0644 $(LIB_SO) $(DESTDIR)$(LIBDIR)/$(SONAME)
 	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libqemu-upgrade.so
 	install -D -m 0644 include/qemu-upgrade.h $(DESTDIR)$(INCLUDEDIR)/qemu-upgrade.h

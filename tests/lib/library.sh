@@ -4,6 +4,8 @@ QU_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 QU_BUILD=${QU_BUILD:-$QU_ROOT/build}
 QU_STAGE=${QU_STAGE:-$QU_BUILD/stage}          # a `make install DESTDIR=$QU_STAGE`
 QU_PREFIX=${QU_PREFIX:-/usr/local}
+QU_STAGE_OPT=${QU_STAGE_OPT:-$QU_BUILD/stage-opt}  # the same, PREFIX=$QU_OPT_PREFIX
+QU_OPT_PREFIX=${QU_OPT_PREFIX:-/opt/qemu-upgrade}
 QU_LIBDIR=${QU_LIBDIR:-$QU_PREFIX/lib}
 QU_INCLUDEDIR=${QU_INCLUDEDIR:-$QU_PREFIX/include}
 QU_SONAME=${QU_SONAME:-libqemu-upgrade.so.0}
