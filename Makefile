@@ -153,9 +153,9 @@ install: all
 	mkdir -p $(DESTDIR)$(PREFIX)/lib/systemd/system
 	sed 's|@BINDIR@|$(PREFIX)/bin|g' qemu-integration/hooks/qemu-upgrade-agent.service \
 		>$(DESTDIR)$(PREFIX)/lib/systemd/system/qemu-upgrade-agent.service
-	@# Installed for real (no DESTDIR), as root: ld.so's cache learns the new library, as
-	@# a package's ldconfig trigger does.
-	[ -n "$(DESTDIR)" ] || [ "$$(id -u)" != 0 ] || ldconfig
+	@# Installed for real (no DESTDIR), as root, where ld.so looks: its cache learns the new
+	@# library, as a package's ldconfig trigger does (elsewhere the RUNPATH finds it).
+	$(if $(DESTDIR)$(INSTALL_RUNPATH),,[ "$$(id -u)" != 0 ] || ldconfig)
 
 clean:
 	rm -rf build
