@@ -120,6 +120,13 @@ check-unit: all units stage
 check: all units stage
 	$(LIB_TEST_ENV) QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) prove -j2 --exec '' $(UNIT_BIN) $(LIB_TESTS) $(E2E)
 
+# The fault and interrupt tests with two CPUs kept busy, each new-QEMU kill repeated: they
+# must pass on a loaded machine as on an idle one (CI runs this too).
+LOAD_E2E = tests/e2e/faults-error.t tests/e2e/faults-kill.t tests/e2e/interrupts.t \
+           tests/e2e/new-qemu-killed.t tests/e2e/settings-after.t tests/e2e/low-memory.t
+check-load: all units
+	QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) QU_REPEAT=4 tests/under-load.sh 2 prove --exec '' $(LOAD_E2E)
+
 demo: all
 	tests/demo.sh $(abspath $(BUILD)/qemu-upgrade)
 
@@ -160,6 +167,6 @@ install: all
 clean:
 	rm -rf build
 
-.PHONY: all units stage check check-unit demo install clean FORCE
+.PHONY: all units stage check check-unit check-load demo install clean FORCE
 -include $(LIB_OBJ:.o=.d) $(BUILD)/upgrade/main.d $(BUILD)/examples/upgrade-one.d
 include tests/fuzz/fuzz.mk

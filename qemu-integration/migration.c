@@ -1,5 +1,6 @@
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
+#include "qemu-integration/opts.h"
 #include "upgrade/log.h"
 
 #include <errno.h>
@@ -60,11 +61,72 @@ int qu_mig_incoming(struct qu_qmp *q, const struct qu_mig_settings *s, const cha
 	return qu_qmp_execute(q, "migrate-incoming", args, -1, deadline_us, NULL);
 }
 
+const char *const qu_mig_end[] = { "completed", "failed", "cancelled", NULL };
+
+static unsigned long long member_u64(json_object *o, const char *name)
+{
+	json_object *v;
+	long long n = json_object_object_get_ex(o, name, &v) ? json_object_get_int64(v) : 0;
+	return n > 0 ? (unsigned long long)n : 0;
+}
+
+int qu_mig_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_status *s)
+{
+	json_object *mig = NULL, *v, *ram;
+	*s = (struct qu_mig_status){ .downtime_ms = -1 };
+	int r = qu_qmp_execute(q, "query-migrate", NULL, -1, deadline_us, &mig);
+	if (r < 0)
+		return r;
+	/* A QEMU that never migrated answers {} (7.2): status none. */
+	snprintf(s->status, sizeof(s->status), "%s",
+		 json_object_object_get_ex(mig, "status", &v) ? qu_json_str(v) : "none");
+	if (json_object_object_get_ex(mig, "error-desc", &v))
+		qu_copy_printable(s->error, sizeof(s->error), qu_json_str(v));
+	if (json_object_object_get_ex(mig, "downtime", &v))
+		s->downtime_ms = json_object_get_int64(v);
+	if (json_object_object_get_ex(mig, "ram", &ram)) {
+		s->transferred = member_u64(ram, "transferred");
+		s->remaining = member_u64(ram, "remaining");
+		s->total = member_u64(ram, "total");
+		s->copied = member_u64(ram, "normal") * member_u64(ram, "page-size");
+		if (json_object_object_get_ex(ram, "mbps", &v))
+			s->mbps = json_object_get_double(v);
+	}
+	json_object_put(mig);
+	return 0;
+}
+
+int qu_mig_running(const char *status)
+{
+	if (!status[0] || !strcmp(status, "none"))
+		return 0;
+	for (size_t i = 0; qu_mig_end[i]; i++)
+		if (!strcmp(status, qu_mig_end[i]))
+			return 0;
+	return 1;
+}
+
+int qu_mig_postcopy_status(const char *status)
+{
+	return !strncmp(status, "postcopy", 8);
+}
+
+int qu_mig_cancel(struct qu_qmp *q, uint64_t deadline_us)
+{
+	struct qu_mig_status s;
+	int r = qu_mig_query(q, deadline_us, &s);
+	if (r < 0 || !qu_mig_running(s.status))
+		return r;
+	if ((r = qu_qmp_execute(q, "migrate_cancel", NULL, -1, deadline_us, NULL)) < 0)
+		return r;
+	qu_qmp_wait_event(q, "MIGRATION", qu_mig_end, -1, deadline_us, NULL);
+	return 1;
+}
+
 int qu_mig_wait_incoming(struct qu_qmp *q, int pidfd, uint64_t deadline_us)
 {
-	static const char *const mig_end[] = { "completed", "failed", "cancelled", NULL };
 	json_object *data = NULL, *st;
-	int r = qu_qmp_wait_event(q, "MIGRATION", mig_end, pidfd, deadline_us, &data);
+	int r = qu_qmp_wait_event(q, "MIGRATION", qu_mig_end, pidfd, deadline_us, &data);
 	if (r < 0)
 		return qu_err_wrap(r, "the new QEMU did not load the VM state");
 	const char *status = json_object_object_get_ex(data, "status", &st) ? json_object_get_string(st) : "?";

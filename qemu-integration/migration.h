@@ -20,6 +20,34 @@ struct qu_mig_settings {
 	char tls_creds[64];    /* the id of a tls-creds object (--remote) */
 };
 
+/* The name under which the old QEMU gets the migration channel (QMP getfd), and the one
+ * under which an undo closes it. */
+#define QU_MIG_FDNAME "qemu-upgrade-mig"
+
+/* The statuses a migration ends in (MIGRATION events and query-migrate), NULL-terminated. */
+extern const char *const qu_mig_end[];
+
+/* What query-migrate says; counters are 0 and downtime -1 when QEMU did not report them. */
+struct qu_mig_status {
+	char status[32];          /* "none", "setup", "active", "postcopy-active", "completed", ... */
+	char error[256];          /* error-desc, printable, when it failed */
+	unsigned long long transferred, remaining, total;
+	unsigned long long copied; /* pages sent whole ("normal") times the page size */
+	double mbps;
+	long long downtime_ms;
+};
+
+/* The one parser of query-migrate. */
+int qu_mig_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_status *s);
+/* A migration runs (neither none nor ended): it can be cancelled. */
+int qu_mig_running(const char *status);
+/* The source handed the guest over by postcopy: it freed the pages it sent. (With the run
+ * state: a "completed" that followed a postcopy counts too, see upgrade/settle.c.) */
+int qu_mig_postcopy_status(const char *status);
+/* Cancels a running migration and waits for its end: 1 when it cancelled one, 0 when none
+ * ran, -errno. */
+int qu_mig_cancel(struct qu_qmp *q, uint64_t deadline_us);
+
 int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s);
 int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadline_us);
 /* The new QEMU's side: sets s, then `migrate-incoming uri`. */

@@ -103,7 +103,7 @@ static int rewrite_ram(const struct qu_vm *vm, struct qu_plan *p)
 {
 	/* cpr-transfer: the new QEMU looks its RAM descriptors up by backend id in what the old
 	 * one sends; the backends must stay exactly as they are. */
-	if (p->cpr)
+	if (qu_strategy_cpr(p->strategy))
 		return 0;
 	for (size_t k = 0; k < vm->nram; k++) {
 		const struct qu_ram *ram = &vm->ram[k];
@@ -542,7 +542,7 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_plan *p)
 	r = qu_argv_add(&p->argv, "chardev", ctl);
 	r = r ?: qu_argv_add(&p->argv, "mon", "chardev=" QU_CTL_CHARDEV ",mode=control");
 	r = r ?: qu_argv_add(&p->argv, "incoming", "defer");
-	if (p->cpr) {
+	if (qu_strategy_cpr(p->strategy)) {
 		char cpr[256];
 		snprintf(cpr, sizeof(cpr), "{\"channel-type\":\"cpr\",\"addr\":{\"transport\":\"socket\","
 			 "\"type\":\"unix\",\"path\":\"%s\",\"abstract\":true}}", p->cpr_channel);

@@ -5,11 +5,11 @@
 #include "qemu-integration/ramblocks.h"
 #include "remote/announce.h"
 #include "remote/blk/nbd.h"
+#include "remote/recreate.h"
 #include "remote/tls.h"
 #include "upgrade/clock.h"
 #include "upgrade/context.h"
 #include "upgrade/fault.h"
-#include "upgrade/fdpass/asuser.h"
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
@@ -20,18 +20,13 @@
 #include "upgrade/log.h"
 #include "upgrade/plan.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/if_tun.h>
-#include <net/if.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -41,7 +36,6 @@
 #define TARGET_MAX_WORDS 4096
 #define TARGET_MAX_FDS 64
 #define TARGET_MAX_DISKS 16
-#define TARGET_MAX_CREATED (TARGET_MAX_FDS + TARGET_MAX_DISKS)
 
 struct target_fd {
 	int target;
@@ -65,30 +59,18 @@ struct qu_target {
 	size_t nfds;
 	struct target_disk disks[TARGET_MAX_DISKS];
 	size_t ndisks;
-	char created[TARGET_MAX_CREATED][PATH_MAX]; /* files made here, removed if not resumed: */
-	int own[TARGET_MAX_CREATED];                /* 1: the agent's own (as root); 0: the VM's */
-	size_t ncreated;
-	char ctl_path[QU_SUN_PATH_MAX];
+	/* What this session made (files removed if not resumed, the new QEMU, whether it was
+	 * resumed), kept on disk for the listener in case this process dies. */
+	struct qu_session_record record;
 	pid_t pid;
 	int pidfd;
 	int stderr_rd;
 	struct qu_qmp *ctl;
-	int resumed;
 	int no_tls;                 /* the tool asked for plain TCP (--no-tls) */
 	const struct qu_seal *seal; /* the session, whose key the TLS key derives from */
 	unsigned long long booking; /* this host's memory ledger: the copy's room, while we run */
 	struct qu_tls tls;
 };
-
-/* The session's record, <state dir>/agent-<session pid>.session: what the agent's listener
- * must undo if this session process dies without doing it itself (killed, out of memory):
- * the new QEMU unless it was resumed, and the files made for it: "created=" the VM user's
- * (removed as that user, "uid=", "gid=", "groups="), "own=" the agent's (the TLS key).
- * Rewritten at each change. */
-static void record_path(pid_t session, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/agent-%d.session", qu_state_dir(), (int)session);
-}
 
 /* The VM's user, from the context (root when none came): what is made for the VM is made as
  * that user, only where that user may make it (upgrade/fdpass/asuser.h). */
@@ -100,75 +82,6 @@ static void vm_ident(const struct qu_target *t, struct qu_ident *who)
 	if (c && t->context && qu_context_decode(t->context, c) == 0)
 		qu_ident_of(c, who);
 	free(c);
-}
-
-/* The identity a record names, for removing the VM's files of a session that died. */
-static void record_ident(const char *text, struct qu_ident *who)
-{
-	char groups[1024];
-	memset(who, 0, sizeof(*who));
-	who->uid = (uid_t)qu_kv_num(text, "uid", 65534);
-	who->gid = (gid_t)qu_kv_num(text, "gid", 65534);
-	if (qu_kv_get(text, "groups", groups, sizeof(groups)) == 0)
-		for (char *s = NULL, *g = strtok_r(groups, ",", &s); g && who->ngroups < QU_CTX_MAX_GROUPS;
-		     g = strtok_r(NULL, ",", &s))
-			who->groups[who->ngroups++] = (gid_t)strtoul(g, NULL, 10);
-}
-
-static void record_write(const struct qu_target *t)
-{
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
-	record_path(getpid(), path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	mkdir(qu_state_dir(), 0700); /* the images may come before anything else made it */
-	FILE *f = fopen(tmp, "we");
-	if (!f)
-		return;
-	fprintf(f, "qemu=%d\nqemu_start=%llu\nresumed=%d\nctl=%s\n", (int)t->pid,
-		t->pid > 0 ? qu_proc_starttime(t->pid) : 0ULL, t->resumed, t->ctl_path);
-	struct qu_ident who;
-	vm_ident(t, &who);
-	fprintf(f, "uid=%u\ngid=%u\ngroups=", (unsigned)who.uid, (unsigned)who.gid);
-	for (int i = 0; i < who.ngroups; i++)
-		fprintf(f, "%s%u", i ? "," : "", (unsigned)who.groups[i]);
-	fprintf(f, "\n");
-	for (size_t i = 0; i < t->ncreated; i++)
-		fprintf(f, "%s=%s\n", t->own[i] ? "own" : "created", t->created[i]);
-	if (fclose(f) == 0)
-		rename(tmp, path);
-}
-
-int qu_target_cleanup_session(pid_t session, char *what, size_t len)
-{
-	char path[PATH_MAX], *text = NULL;
-	record_path(session, path, sizeof(path));
-	if (qu_read_file(path, &text, NULL) < 0)
-		return 0;
-	pid_t qemu = (pid_t)qu_kv_num(text, "qemu", 0);
-	unsigned long long start = (unsigned long long)qu_kv_num(text, "qemu_start", 0);
-	int resumed = (int)qu_kv_num(text, "resumed", 0), killed = 0;
-	if (!resumed && qemu > 0 && qu_proc_alive(qemu, start)) {
-		int pfd = qu_pidfd_open(qemu);
-		if (pfd >= 0 && qu_proc_alive(qemu, start) && qu_pidfd_kill(pfd, SIGKILL) == 0)
-			killed = qu_pidfd_wait_exit(pfd, qu_now_us() + 10000000u) == 0;
-		qu_close(&pfd);
-	}
-	if (!resumed) {
-		struct qu_ident who;
-		record_ident(text, &who);
-		/* Files, then the directories they were in: the VM's as its user, ours as root. */
-		for (char *s = NULL, *line = strtok_r(text, "\n", &s); line; line = strtok_r(NULL, "\n", &s))
-			if (!strncmp(line, "created=", 8))
-				qu_remove_as(&who, line + 8);
-			else if (!strncmp(line, "own=", 4) || !strncmp(line, "ctl=", 4))
-				remove(strchr(line, '=') + 1);
-	}
-	free(text);
-	unlink(path);
-	snprintf(what, len, "session %d ended without cleaning up: %s", (int)session,
-		 resumed ? "its QEMU runs the guest, left as it is" : killed ? "its new QEMU stopped, its files removed"
-								 : "its files removed");
-	return 1;
 }
 
 struct qu_target *qu_target_new(void)
@@ -186,7 +99,7 @@ void qu_target_free(struct qu_target *t)
 	if (!t)
 		return;
 	qu_qmp_close(t->ctl);
-	if (!t->resumed && t->pid > 0) {
+	if (!t->record.resumed && t->pid > 0) {
 		/* Our child (the launcher made us its subreaper), so its PID cannot be reused
 		 * before we reap it. */
 		if (t->pidfd < 0 || qu_pidfd_kill(t->pidfd, SIGKILL) < 0)
@@ -194,20 +107,11 @@ void qu_target_free(struct qu_target *t)
 		waitpid(t->pid, NULL, 0);
 		qu_info("agent: new QEMU %d stopped (not resumed)", (int)t->pid);
 	}
-	if (!t->resumed) {
-		struct qu_ident who;
-		vm_ident(t, &who);
-		for (size_t i = 0; i < t->ncreated; i++)
-			if (t->own[i])
-				remove(t->created[i]);
-			else
-				qu_remove_as(&who, t->created[i]);
-	}
-	if (t->ctl_path[0])
-		unlink(t->ctl_path);
-	char record[PATH_MAX];
-	record_path(getpid(), record, sizeof(record));
-	unlink(record);
+	if (!t->record.resumed)
+		qu_session_record_remove_files(&t->record, &t->record.who);
+	if (t->record.ctl[0])
+		unlink(t->record.ctl);
+	qu_session_record_remove();
 	if (t->booking)
 		qu_memory_unbook(t->booking);
 	/* The key is of no use once the session ends, whatever became of the guest. */
@@ -324,238 +228,21 @@ int qu_target_disk(struct qu_target *t, const char *call)
 	return 0;
 }
 
-/* own: made by the agent for itself (removed as root); else made as the VM's user. */
-static void remember(struct qu_target *t, const char *path, int own)
-{
-	if (t->ncreated < TARGET_MAX_CREATED) {
-		t->own[t->ncreated] = own;
-		snprintf(t->created[t->ncreated++], sizeof(t->created[0]), "%s", path);
-	}
-	record_write(t);
-}
-
-/* The VM's user and group, from the context (root when none came). */
-static void vm_owner(const struct qu_target *t, uid_t *uid, gid_t *gid)
-{
-	struct qu_ident who;
-	vm_ident(t, &who);
-	*uid = who.uid;
-	*gid = who.gid;
-}
-
-
-static const char *find_qemu_img(char *buf, size_t len)
-{
-	const char *path = getenv("PATH");
-	char copy[4096];
-	snprintf(copy, sizeof(copy), "%s", path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
-	for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
-		snprintf(buf, len, "%s/qemu-img", dir);
-		if (access(buf, X_OK) == 0)
-			return buf;
-	}
-	return NULL;
-}
-
-/* A new file of the VM's user, mode 0600, that did not exist: made as that user (so only
- * where that user may make files, and never through a link), never over an existing file
- * (another VM's disk, or this one's if the storage is shared after all). flags: O_WRONLY and
- * perhaps O_APPEND. Returns the open descriptor. */
-static int create_new(struct qu_target *t, const char *path, const char *what, int flags)
-{
-	struct qu_ident who;
-	vm_ident(t, &who);
-	int fd = qu_open_as(&who, path, flags | O_CREAT | O_EXCL | O_NOCTTY, 0600);
-	if (fd == -EEXIST)
-		return qu_err(-EEXIST, "%s exists on this host already: the %s would overwrite it; remove it%s", path,
-			      what, strcmp(what, "disk copy") ? "" : ", or pass --shared-storage if it is the same storage");
-	if (fd < 0)
-		return qu_err(fd, "cannot create %s as uid %u (the VM's user): %s", path, (unsigned)who.uid,
-			      strerror(-fd));
-	remember(t, path, 0);
-	return fd;
-}
-
-/* Images to copy into: created empty here, then formatted by qemu-img running as the VM's
- * user, who can touch nothing the VM could not. */
-__attribute__((noinline)) static int make_disks(struct qu_target *t, uint64_t deadline_us)
-{
-	char img[PATH_MAX], size[32], out[1024];
-	if (t->ndisks && !find_qemu_img(img, sizeof(img)))
-		return qu_err(-ENOENT, "qemu-img is not installed on this host: it makes the images to copy the disks into");
-	uid_t uid;
-	gid_t gid;
-	vm_owner(t, &uid, &gid);
-	for (size_t i = 0; i < t->ndisks; i++) {
-		struct target_disk *d = &t->disks[i];
-		int fd = create_new(t, d->path, "disk copy", O_WRONLY);
-		if (fd < 0)
-			return fd;
-		close(fd);
-		snprintf(size, sizeof(size), "%llu", d->size);
-		char *argv[] = { img, (char *)"create", (char *)"-q", (char *)"-f", d->format, d->path, size, NULL };
-		int r = qu_run_capture(img, -1, argv, uid ? uid : (uid_t)-1, uid ? gid : (gid_t)-1, deadline_us, out,
-				       sizeof(out));
-		if (r != 0)
-			return qu_err(r < 0 ? r : -EIO, "cannot create %s (%s, %s bytes): %s", d->path, d->format, size,
-				      r < 0 ? strerror(-r) : out);
-	}
-	return 0;
-}
-
-/* Bound as the VM's user: the socket file is that user's, made where that user may. */
-static int make_listener(struct qu_target *t, const char *path)
-{
-	struct qu_ident who;
-	if (path[0] != '/' || strlen(path) >= QU_SUN_PATH_MAX)
-		return qu_err(-EINVAL, "listening socket path '%s' is not usable here", path);
-	vm_ident(t, &who);
-	int fd = qu_listen_as(&who, path, 16);
-	if (fd == -EADDRINUSE)
-		return qu_err(-EEXIST, "%s exists on this host already (another VM's socket?): remove it first", path);
-	if (fd < 0)
-		return qu_err(fd, "cannot listen on %s as uid %u (the VM's user): %s", path, (unsigned)who.uid,
-			      strerror(-fd));
-	remember(t, path, 0);
-	return fd;
-}
-
-/* A process of this network namespace that holds a queue of tap ifname (its fdinfo says
- * "iff: NAME"), or 0. */
-static pid_t tap_holder(const char *ifname)
-{
-	char ours[64], theirs[64], path[600], *text = NULL, want[IFNAMSIZ + 8];
-	ssize_t n = readlink("/proc/self/ns/net", ours, sizeof(ours) - 1);
-	if (n < 0)
-		return 0;
-	ours[n] = '\0';
-	snprintf(want, sizeof(want), "iff:\t%s\n", ifname);
-	DIR *proc = opendir("/proc");
-	pid_t found = 0;
-	for (struct dirent *p; proc && !found && (p = readdir(proc));) {
-		if (p->d_name[0] < '1' || p->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/ns/net", p->d_name);
-		n = readlink(path, theirs, sizeof(theirs) - 1);
-		if (n < 0 || (theirs[n] = '\0', strcmp(theirs, ours)))
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/fdinfo", p->d_name);
-		DIR *fds = opendir(path);
-		for (struct dirent *f; fds && !found && (f = readdir(fds));) {
-			snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", p->d_name, f->d_name);
-			if (f->d_name[0] != '.' && qu_read_file(path, &text, NULL) == 0) {
-				found = strstr(text, want) ? (pid_t)atoi(p->d_name) : 0;
-				free(text);
-			}
-		}
-		if (fds)
-			closedir(fds);
-	}
-	if (proc)
-		closedir(proc);
-	return found;
-}
-
-/* The tap must exist here already (made and bridged by the host's network setup): a tap
- * that TUNSETIFF would create on the fly would be attached to nothing. Nobody may hold it:
- * a multiqueue tap would take us in as one more queue of another VM's network. */
-static int open_tap(const char *spec)
-{
-	char ifname[IFNAMSIZ + 8], sys[64];
-	qu_kv_get(spec, "ifname", ifname, sizeof(ifname));
-	if (!ifname[0] || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
-		return qu_err(-EINVAL, "a tap without a usable interface name ('%s')", ifname);
-	snprintf(sys, sizeof(sys), "/sys/class/net/%s", ifname);
-	if (access(sys, F_OK) < 0)
-		return qu_err(-ENODEV, "tap '%s' does not exist on this host: create it there first (e.g. `ip tuntap add "
-			      "dev %s mode tap`, attached like on the source)", ifname, ifname);
-	pid_t holder = tap_holder(ifname);
-	if (holder)
-		return qu_err(-EBUSY, "tap '%s' is in use on this host by PID %d (another VM?): give the VM a tap of its "
-			      "own there", ifname, (int)holder);
-	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
-	if (fd < 0)
-		return qu_err(-errno, "cannot open /dev/net/tun: %s", strerror(errno));
-	struct ifreq ifr;
-	memset(&ifr, 0, sizeof(ifr));
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
-	if (qu_kv_num(spec, "queues", 1) > 1)
-		ifr.ifr_flags |= IFF_MULTI_QUEUE;
-	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
-		int e = errno;
-		close(fd);
-		return qu_err(-e, "cannot open tap '%s': %s", ifname, strerror(e));
-	}
-	return fd;
-}
-
-/* Log files reopen at their path, appending, as the VM's user (who may write only what it
- * could write anyway; a new one is that user's); anything else (a pipe, a socket, a terminal
- * of the source host) has no meaning here and becomes /dev/null. */
-static int open_stdio(struct qu_target *t, const char *spec)
-{
-	char path[PATH_MAX];
-	struct qu_ident who;
-	qu_kv_get(spec, "path", path, sizeof(path));
-	if (path[0] != '/' || !strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6))
-		return open("/dev/null", O_WRONLY | O_CLOEXEC);
-	vm_ident(t, &who);
-	int fd = qu_open_as(&who, path, O_WRONLY | O_APPEND | O_NOCTTY, 0);
-	if (fd == -ENOENT)
-		return create_new(t, path, "log", O_WRONLY | O_APPEND);
-	return fd < 0 ? qu_err(fd, "cannot open %s for the new QEMU's output as uid %u (the VM's user): %s", path,
-			       (unsigned)who.uid, strerror(-fd)) : fd;
-}
-
-/* Not inlined: each helper has its own path buffers, and together they would overflow the
- * frame limit of the sanitizer build. */
-__attribute__((noinline)) static int make_fd(struct qu_target *t, const struct target_fd *f)
-{
-	switch (f->kind) {
-	case QU_FD_RAM: {
-		long long size = qu_kv_num(f->spec, "size", -1);
-		int fd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
-		if (size <= 0 || fd < 0 || ftruncate(fd, (off_t)size) < 0) {
-			int e = size <= 0 ? EINVAL : errno;
-			if (fd >= 0)
-				close(fd);
-			return qu_err(-e, "cannot make a %lld-byte memfd for %s: %s", size, f->name, strerror(e));
-		}
-		return fd;
-	}
-	case QU_FD_LISTENER: {
-		char path[PATH_MAX];
-		qu_kv_get(f->spec, "path", path, sizeof(path));
-		return make_listener(t, path);
-	}
-	case QU_FD_TAP:
-		return open_tap(f->spec);
-	case QU_FD_VHOST: {
-		int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
-		return fd < 0 ? qu_err(-errno, "cannot open /dev/vhost-net for %s: %s", f->name, strerror(errno)) : fd;
-	}
-	case QU_FD_STDIO:
-		return open_stdio(t, f->spec);
-	}
-	return qu_err(-EOPNOTSUPP, "%s (kind %u) cannot be re-created on another host", f->name, f->kind);
-}
-
 static int ctl_listen(struct qu_target *t)
 {
 	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
 		return qu_err(-errno, "cannot create %s: %s", qu_state_dir(), strerror(errno));
-	snprintf(t->ctl_path, sizeof(t->ctl_path), "%s/agent-%d.ctl", qu_state_dir(), (int)getpid());
+	snprintf(t->record.ctl, sizeof(t->record.ctl), "%s/agent-%d.ctl", qu_state_dir(), (int)getpid());
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t->ctl_path);
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", t->record.ctl);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	unlink(t->ctl_path);
+	unlink(t->record.ctl);
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 2) < 0) {
 		int e = errno;
 		close(fd);
-		return qu_err(-e, "cannot listen on %s: %s", t->ctl_path, strerror(e));
+		return qu_err(-e, "cannot listen on %s: %s", t->record.ctl, strerror(e));
 	}
 	return fd;
 }
@@ -587,17 +274,14 @@ static int start_incoming(struct qu_target *t, const char *host, uint64_t deadli
 	if (!t->no_tls) {
 		if (!t->seal)
 			return qu_err(-EPROTO, "TLS asked for without a sealed session");
-		uid_t uid;
-		gid_t gid;
-		vm_owner(t, &uid, &gid);
-		int r = qu_tls_add(t->ctl, t->seal, "server", uid, gid, deadline_us, &t->tls);
+		int r = qu_tls_add(t->ctl, t->seal, "server", t->record.who.uid, t->record.who.gid, deadline_us, &t->tls);
 		if (r < 0)
 			return r;
 		/* The key file is read at each handshake: it stays until the resume. */
 		char key[PATH_MAX];
 		snprintf(key, sizeof(key), "%.*s/keys.psk", PATH_MAX - 16, t->tls.dir);
-		remember(t, key, 1);
-		remember(t, t->tls.dir, 1);
+		qu_session_record_add_file(&t->record, key, 1);
+		qu_session_record_add_file(&t->record, t->tls.dir, 1);
 		want.tls_set = 1;
 		snprintf(want.tls_creds, sizeof(want.tls_creds), "%s", QU_TLS_ID);
 	}
@@ -666,14 +350,18 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 	}
 	if (!paused || !incoming)
 		return qu_err(-EINVAL, "the command line lacks -S or -incoming defer: not starting it");
+	/* What is made for the VM is made, and removed, as the user the context names. */
+	vm_ident(t, &t->record.who);
 	if ((r = book_memory(t)) < 0)
 		return r;
-	if ((r = make_disks(t, deadline_us)) < 0)
-		return r;
+	for (size_t i = 0; i < t->ndisks; i++)
+		if ((r = qu_recreate_image(&t->record.who, &t->record, t->disks[i].path, t->disks[i].format,
+					   t->disks[i].size, deadline_us)) < 0)
+			return r;
 	int ctl = ctl_listen(t);
 	if (ctl < 0)
 		return ctl;
-	record_write(t);
+	qu_session_record_write(&t->record);
 	made[n] = ctl;
 	fds[n++] = (struct qu_launch_fd){ ctl, QU_FD_CTL, QU_FD_CONTROL, "private monitor", NULL };
 	/* Only a binary root installed, and exactly the file checked: by descriptor. */
@@ -685,7 +373,7 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 	made[n] = prog;
 	fds[n++] = (struct qu_launch_fd){ prog, 0, QU_FD_PROGRAM, "program", NULL };
 	for (size_t i = 0; i < t->nfds; i++) {
-		int fd = make_fd(t, &t->fds[i]);
+		int fd = qu_recreate_fd(&t->record.who, &t->record, t->fds[i].kind, t->fds[i].name, t->fds[i].spec);
 		if (fd < 0) {
 			r = fd;
 			goto out;
@@ -716,10 +404,12 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 		r = qu_err(t->pidfd, "pidfd_open(%d): %s", (int)t->pid, strerror(-t->pidfd));
 		goto out;
 	}
-	record_write(t);
+	t->record.qemu = t->pid;
+	t->record.qemu_start = qu_proc_starttime(t->pid);
+	qu_session_record_write(&t->record);
 	qu_info("agent: new QEMU started: PID %d", (int)t->pid);
 	char uri[128], nbd[128] = "";
-	if ((r = qu_qmp_connect(t->ctl_path, deadline_us, &t->ctl)) < 0 ||
+	if ((r = qu_qmp_connect(t->record.ctl, deadline_us, &t->ctl)) < 0 ||
 	    (r = start_incoming(t, host, deadline_us, uri, sizeof(uri))) < 0) {
 		add_stderr(t);
 		goto out;
@@ -745,7 +435,7 @@ out:
 	return r;
 }
 
-int qu_target_resumed(const struct qu_target *t) { return t->resumed; }
+int qu_target_resumed(const struct qu_target *t) { return t->record.resumed; }
 
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len)
 {
@@ -762,8 +452,8 @@ int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, siz
 	if ((r = qu_fault(QU_FI_AGENT_BEFORE_CONT)) < 0)
 		return r;
 	/* From the `cont` on, the guest runs here: whatever happens next, this QEMU stays. */
-	t->resumed = 1;
-	record_write(t);
+	t->record.resumed = 1;
+	qu_session_record_write(&t->record);
 	if ((r = qu_qmp_execute(t->ctl, "cont", NULL, -1, deadline_us, NULL)) < 0 ||
 	    (r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, state, sizeof(state))) < 0 ||
 	    (r = qu_fault(QU_FI_AGENT_AFTER_CONT)) < 0)

@@ -1,9 +1,9 @@
-/* The destination side of an upgrade to another host, run by the agent for one connection:
- * it collects the launch records the tool sends (argv, environment, context, descriptors as
- * specs), re-creates the descriptors here (guest RAM memfds, listening sockets, taps by name,
- * vhost-net, log files), creates the disk images to copy into, starts the new QEMU paused
- * with its incoming migration and NBD exports open, and on the tool's word resumes it (or
- * stops it and removes what it made). */
+/* The new QEMU on the destination of an upgrade to another host, one per agent session: it
+ * collects the launch records the tool sends (argv, environment, context, descriptors as
+ * specs), has the descriptors and disk images re-created here (remote/recreate.h), starts the
+ * new QEMU paused with its incoming migration and NBD exports open, and on the tool's word
+ * resumes it (or stops it and removes what was made). What it made is kept in the session's
+ * record (remote/record.h). */
 #ifndef QU_REMOTE_TARGET_H
 #define QU_REMOTE_TARGET_H
 
@@ -12,7 +12,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 
 struct qu_target;
 
@@ -38,10 +37,5 @@ int qu_target_tls(struct qu_target *t, const char *call, const struct qu_seal *s
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);
 /* 1 once the resume reached the point where the guest may run here (the `cont`). */
 int qu_target_resumed(const struct qu_target *t);
-
-/* For the agent's listener, after session process `session` ended: undoes what its record
- * says it left (a new QEMU not resumed, files made for it). 1 when there was a record (what
- * says what was done), 0 when the session had cleaned up itself. */
-int qu_target_cleanup_session(pid_t session, char *what, size_t len);
 
 #endif

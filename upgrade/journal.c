@@ -40,17 +40,6 @@ static enum qu_phase phase_from_name(const char *s)
 	return 0;
 }
 
-const char *qu_state_dir(void)
-{
-	const char *d = qu_test_env("QEMU_UPGRADE_STATE_DIR");
-	return d && *d ? d : "/run/qemu-upgrade";
-}
-
-void qu_state_path(pid_t old_pid, const char *ext, char *buf, size_t len)
-{
-	snprintf(buf, len, "%s/%d.%s", qu_state_dir(), (int)old_pid, ext);
-}
-
 static int ensure_dir(void)
 {
 	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)

@@ -8,6 +8,7 @@
 
 #include "qemu-integration/migration.h"
 #include "upgrade/fdpass/asuser.h"
+#include "upgrade/statedir.h"
 #include "upgrade/vm.h"
 
 #include <limits.h>
@@ -51,10 +52,7 @@ struct qu_journal {
 	struct qu_mig_settings old_settings;
 };
 
-const char *qu_state_dir(void);
 const char *qu_phase_name(enum qu_phase phase);
-/* <state dir>/<old pid>.<ext> */
-void qu_state_path(pid_t old_pid, const char *ext, char *buf, size_t len);
 
 /* Takes the per-VM lock (non-blocking): -EBUSY when another upgrade holds it. Returns the fd. */
 int qu_lock_vm(pid_t pid);

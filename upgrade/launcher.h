@@ -10,6 +10,12 @@
 
 #define QU_LAUNCH_MAX_NS 8
 
+/* The launch protocol's fixed descriptor numbers in the new QEMU: its private monitor, its
+ * end of the migration channel, then the carried descriptors. */
+#define QU_FD_CTL 3
+#define QU_FD_MIG 4
+#define QU_FD_FIRST_CARRIED 5
+
 struct qu_launch_fd {
 	int fd;          /* in the sender */
 	int target;      /* number in the started program */

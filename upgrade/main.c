@@ -1,5 +1,7 @@
-/* The qemu-upgrade command: options in, the public API (include/qemu-upgrade.h) out. It links
- * against the shared library, so it can reach nothing a management daemon could not. */
+/* The qemu-upgrade command: its commands from a table (commands[], below); the upgrade of
+ * one VM, --all and --recover share one set of options and are picked by them. It calls only
+ * the public API (include/qemu-upgrade.h) and links against the shared library, so it can do
+ * nothing a management daemon could not. */
 #include "qemu-upgrade.h"
 
 #include <errno.h>
@@ -13,81 +15,29 @@
 
 enum exit_code { EXIT_OK = 0, EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_REFUSED = 3, EXIT_UNSETTLED = 4 };
 
-static void usage(FILE *f)
-{
-	fputs("Usage: qemu-upgrade --pid PID [--new-binary PATH] [options]\n"
-	      "       qemu-upgrade --pid PID --remote HOST [--copy-storage | --shared-storage] [options]\n"
-	      "       qemu-upgrade agent [--listen [ADDR:]PORT] [--key FILE]\n"
-	      "       qemu-upgrade inspect --pid PID [--json]\n"
-	      "       qemu-upgrade check [--binary PATH] [--remote HOST] [--json]\n"
-	      "       qemu-upgrade --all [--binary PATH] [--jobs N] [--dry-run] [--json]\n"
-	      "       qemu-upgrade --recover\n"
-	      "       qemu-upgrade dump-stream FILE\n"
-	      "\n"
-	      "Puts a new QEMU binary under a running VM: a new QEMU process takes the guest over\n"
-	      "within milliseconds. Guest RAM in a shared memory backend (memory-backend-memfd or\n"
-	      "-file with share=on) stays where it is; only device state is sent, over a socketpair.\n"
-	      "\n"
-	      "Options:\n"
-	      "  -p, --pid PID          the running QEMU to upgrade\n"
-	      "  -b, --new-binary PATH  the QEMU to run it on (default: the binary now on disk at the\n"
-	      "                         running QEMU's executable path, e.g. after a package upgrade)\n"
-	      "  -q, --qmp SOCKET       the VM's QMP socket (default: found in its command line)\n"
-	      "  -n, --dry-run          inspect and plan only: print what would happen, change nothing\n"
-	      "  -j, --json             print the report as one JSON object on stdout\n"
-	      "  -t, --timeout SECONDS  give up and roll back after this long (default 60)\n"
-	      "      --allow-copy       RAM that cannot be handed over (plain -m, share=off, memfd on\n"
-	      "                         QEMU >= 8.1) may be copied once into shared memory; later\n"
-	      "                         upgrades of the VM are zero-copy\n"
-	      "      --low-memory       copy such RAM with postcopy: the old QEMU frees each page once\n"
-	      "                         sent, so the host needs little more than one copy (chosen by\n"
-	      "                         itself with --allow-copy when a precopy would not fit). RISK:\n"
-	      "                         if a QEMU dies while pages still move, the guest is lost\n"
-	      "      --max-downtime MS  when RAM must be copied: QEMU's downtime limit (default 300)\n"
-	      "      --max-bandwidth MIB  when RAM must be copied: cap in MiB/s (default: none)\n"
-	      "  -r, --remote HOST[:PORT]  move the VM to another host, where `qemu-upgrade agent` runs\n"
-	      "                         (port 4779 by default): a new QEMU starts there, guest RAM is\n"
-	      "                         copied over TCP, and the guest's MACs are announced there.\n"
-	      "                         --new-binary is then a path on that host\n"
-	      "      --copy-storage     with --remote: copy the VM's writable disks into new images at\n"
-	      "                         the same paths there (NBD mirror while the guest runs)\n"
-	      "      --shared-storage   with --remote: the other host sees the same disk files\n"
-	      "      --remote-key FILE  the key shared with the agent (default " QU_AGENT_KEY ")\n"
-	      "      --no-tls           with --remote: QEMU's migration and the disk copy over plain TCP\n"
-	      "                         (default: TLS with a key derived from the agent's session)\n"
-	      "  -v, --verbose          more progress lines (twice: QMP traffic)\n"
-	      "      --write-stream FILE  plan only, and write the handover stream the new QEMU's\n"
-	      "                         launcher would get to FILE (read it with dump-stream)\n"
-	      "      --quiet            no progress lines, only the report\n"
-	      "      --all              every running QEMU whose binary was replaced on disk (a package\n"
-	      "                         upgrade) moves to the binary now at its path; others are left\n"
-	      "                         alone. Reads /etc/qemu-upgrade.conf (jobs, exclude)\n"
-	      "      --binary PATH      with --all: only VMs running PATH\n"
-	      "      --jobs N           with --all: N upgrades at once (default: jobs in the config, 4)\n"
-	      "      --from-hook        --all as the package hook runs it: obeys 'enabled' in the\n"
-	      "                         config, logs to syslog, always exits 0\n"
-	      "      --recover          settle upgrades left behind by a tool and guardian that both\n"
-	      "                         died (journals in /run/qemu-upgrade): finish or roll back\n"
-	      "  -h, --help             this text\n"
-	      "\n"
-	      "Examples:\n"
-	      "  qemu-upgrade --pid 1234 --new-binary /usr/bin/qemu-system-x86_64\n"
-	      "  qemu-upgrade --pid 1234 --dry-run          # show the plan, touch nothing\n"
-	      "  qemu-upgrade --pid 1234 --json             # for programs\n"
-	      "  qemu-upgrade --all --dry-run              # which VMs a package upgrade left behind\n"
-	      "  qemu-upgrade --pid 1234 --remote host2 --copy-storage   # move it to host2, disks too\n"
-	      "  qemu-upgrade agent --listen 10.0.0.2:4779  # on host2, to receive VMs\n"
-	      "  qemu-upgrade inspect --pid 1234           # the plan in words, as --dry-run\n"
-	      "  qemu-upgrade check --binary /usr/bin/qemu-system-x86_64\n"
-	      "  qemu-upgrade --pid 1234 --write-stream s.bin && qemu-upgrade dump-stream s.bin\n"
-	      "\n"
-	      "Exit status: 0 upgraded (or planned); 1 failed and rolled back (the old QEMU runs the\n"
-	      "guest, also after Ctrl-C before the commit point); 2 error before anything was touched (bad usage or input, VM unreachable);\n"
-	      "3 refused (the VM cannot be upgraded; it was not touched); 4 a low-memory (postcopy) upgrade, or a\n"
-	      "--remote one, failed past the point of no return: not rolled back (the message says what\n"
-	      "happened to the guest).\n",
-	      f);
-}
+/* The command line, and what the upgrade's options asked for. */
+struct cli {
+	int argc;
+	char **argv;
+	struct qu_handle *h; /* the upgrade's: the options that concern one VM go straight to it */
+	pid_t pid;
+	int json, verbose, recover, all, from_hook, jobs;
+	const char *all_binary, *stream_out, *remote, *remote_key;
+	unsigned timeout_ms, max_downtime, flags;
+	unsigned long long max_bandwidth;
+};
+
+struct command {
+	/* The first argument that names it ("agent"); an option of the upgrade's that picks it
+	 * ("--all"); NULL: the upgrade of one VM, when nothing else is named or picked. */
+	const char *name;
+	int nargs; /* a named command: how many arguments it takes after its name (-1: any) */
+	int (*run)(struct cli *cli);
+	const char *usage; /* its lines of --help, each after "qemu-upgrade " */
+};
+
+static void usage(FILE *f);
+static const struct command *command_named(const char *name);
 
 static int dump_stream(const char *path)
 {
@@ -140,8 +90,10 @@ static void install_signal_handlers(void)
 	sigaction(SIGHUP, &sa, NULL);
 }
 
-static int check_command(int argc, char **argv)
+static int check_command(struct cli *cli)
 {
+	int argc = cli->argc - 1;
+	char **argv = cli->argv + 1;
 	static const struct option opts[] = {
 		{ "binary", required_argument, NULL, 'b' }, { "json", no_argument, NULL, 'j' },
 		{ "remote", required_argument, NULL, 'r' }, { "remote-key", required_argument, NULL, 'k' },
@@ -180,8 +132,10 @@ static int check_command(int argc, char **argv)
 	return r < 0 ? EXIT_USAGE : r ? EXIT_FAILED : EXIT_OK;
 }
 
-static int agent_command(int argc, char **argv)
+static int agent_command(struct cli *cli)
 {
+	int argc = cli->argc - 1;
+	char **argv = cli->argv + 1;
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' }, { "key", required_argument, NULL, 'k' },
 		{ "once", no_argument, NULL, 'o' },         { "verbose", no_argument, NULL, 'v' },
@@ -230,7 +184,21 @@ static int parse_pid(const char *s, pid_t *pid)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* After a usage error's message: the hint, and exit 2 (nothing was touched). */
+static int usage_error(struct cli *cli)
+{
+	qu_free(cli->h);
+	cli->h = NULL;
+	fprintf(stderr, "Try 'qemu-upgrade --help'.\n");
+	return EXIT_USAGE;
+}
+
+/* read_options: every option read, the command goes on. */
+#define READ_ON (-1)
+
+/* The upgrade's options, into cli and its handle: READ_ON, or the exit code when done
+ * (--help, or a usage error). */
+static int read_options(struct cli *cli)
 {
 	static const struct option opts[] = {
 		{ "pid", required_argument, NULL, 'p' },      { "new-binary", required_argument, NULL, 'b' },
@@ -243,201 +211,339 @@ int main(int argc, char **argv)
 		{ "low-memory", no_argument, NULL, 'L' },     { "remote", required_argument, NULL, 'r' },
 		{ "remote-key", required_argument, NULL, 'K' }, { "copy-storage", no_argument, NULL, 'S' },
 		{ "shared-storage", no_argument, NULL, 'S' + 256 }, { "no-tls", no_argument, NULL, 'T' + 256 },
-		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },        { "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },           { NULL, 0, NULL, 0 },
+		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },
+		{ "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },
+		{ NULL, 0, NULL, 0 },
 	};
-	int json = 0, verbose = 1, recover = 0, all = 0, from_hook = 0, jobs = 0, c;
-	const char *all_binary = NULL;
-	unsigned timeout_ms = 0, max_downtime = 0;
-	unsigned long long max_bandwidth = 0;
-	const char *stream_out = NULL, *remote = NULL, *remote_key = NULL;
-	unsigned flags = 0;
-	struct qu_handle *h;
-
-	if (argc == 3 && !strcmp(argv[1], "dump-stream"))
-		return dump_stream(argv[2]);
-	if (argc >= 2 && !strcmp(argv[1], "check"))
-		return check_command(argc - 1, argv + 1);
-	if (argc >= 2 && !strcmp(argv[1], "agent"))
-		return agent_command(argc - 1, argv + 1);
-	/* `inspect` is --dry-run under its own name: read the VM and the plan, change nothing. */
-	int inspect = argc >= 2 && !strcmp(argv[1], "inspect");
-	if (inspect) {
-		argv[1] = (char *)"--dry-run";
-	}
-	h = qu_new();
-	if (!h)
-		return EXIT_FAILED;
-	pid_t pid = 0;
-	while ((c = getopt_long(argc, argv, "p:b:q:njt:vhr:", opts, NULL)) != -1) {
+	int c;
+	while ((c = getopt_long(cli->argc, cli->argv, "p:b:q:njt:vhr:", opts, NULL)) != -1) {
 		int r = 0;
 		char *end;
 		switch (c) {
 		case 'p':
-			if (parse_pid(optarg, &pid) < 0) {
+			if (parse_pid(optarg, &cli->pid) < 0) {
 				fprintf(stderr, "qemu-upgrade: --pid %s: not a process ID\n", optarg);
-				goto usage_error;
+				return usage_error(cli);
 			}
-			r = qu_set_pid(h, pid);
+			r = qu_set_pid(cli->h, cli->pid);
 			break;
-		case 'b': r = qu_set_new_binary(h, optarg); break;
-		case 'q': r = qu_set_qmp_socket(h, optarg); break;
-		case 'n': flags |= QU_FLAG_DRY_RUN; break;
-		case 'C': flags |= QU_FLAG_ALLOW_COPY; break;
-		case 'L': flags |= QU_FLAG_LOW_MEMORY; break;
-		case 'r': remote = optarg; break;
-		case 'K': remote_key = optarg; break;
-		case 'S': flags |= QU_FLAG_COPY_STORAGE; break;
-		case 'S' + 256: flags |= QU_FLAG_SHARED_STORAGE; break;
-		case 'T' + 256: flags |= QU_FLAG_NO_TLS; break;
-		case 'j': json = 1; break;
+		case 'b': r = qu_set_new_binary(cli->h, optarg); break;
+		case 'q': r = qu_set_qmp_socket(cli->h, optarg); break;
+		case 'n': cli->flags |= QU_FLAG_DRY_RUN; break;
+		case 'C': cli->flags |= QU_FLAG_ALLOW_COPY; break;
+		case 'L': cli->flags |= QU_FLAG_LOW_MEMORY; break;
+		case 'r': cli->remote = optarg; break;
+		case 'K': cli->remote_key = optarg; break;
+		case 'S': cli->flags |= QU_FLAG_COPY_STORAGE; break;
+		case 'S' + 256: cli->flags |= QU_FLAG_SHARED_STORAGE; break;
+		case 'T' + 256: cli->flags |= QU_FLAG_NO_TLS; break;
+		case 'j': cli->json = 1; break;
 		case 't': {
 			double s = strtod(optarg, &end);
 			if (*end || s <= 0 || s > 86400) {
 				fprintf(stderr, "qemu-upgrade: --timeout %s: give seconds, e.g. --timeout 30\n", optarg);
-				goto usage_error;
+				return usage_error(cli);
 			}
-			timeout_ms = (unsigned)(s * 1000);
-			r = qu_set_timeout_ms(h, timeout_ms);
+			cli->timeout_ms = (unsigned)(s * 1000);
+			r = qu_set_timeout_ms(cli->h, cli->timeout_ms);
 			break;
 		}
-		case 'v': verbose++; break;
-		case 'Q': verbose = 0; break;
-		case 'R': recover = 1; break;
-		case 'A': all = 1; break;
-		case 'H': all = from_hook = 1; break;
-		case 'B': all_binary = optarg; break;
+		case 'v': cli->verbose++; break;
+		case 'Q': cli->verbose = 0; break;
+		case 'R': cli->recover = 1; break;
+		case 'A': cli->all = 1; break;
+		case 'H': cli->all = cli->from_hook = 1; break;
+		case 'B': cli->all_binary = optarg; break;
 		case 'D': {
 			long ms = strtol(optarg, &end, 10);
 			if (*end || ms < 1 || ms > 60000) {
 				fprintf(stderr, "qemu-upgrade: --max-downtime %s: give milliseconds, 1 to 60000\n", optarg);
-				goto usage_error;
+				return usage_error(cli);
 			}
-			max_downtime = (unsigned)ms;
+			cli->max_downtime = (unsigned)ms;
 			break;
 		}
 		case 'W' + 256: {
 			double mib = strtod(optarg, &end);
 			if (*end || mib <= 0 || mib > 1e7) {
 				fprintf(stderr, "qemu-upgrade: --max-bandwidth %s: give MiB/s, e.g. 1000\n", optarg);
-				goto usage_error;
+				return usage_error(cli);
 			}
-			max_bandwidth = (unsigned long long)(mib * 1048576.0);
+			cli->max_bandwidth = (unsigned long long)(mib * 1048576.0);
 			break;
 		}
 		case 'J':
-			jobs = (int)strtol(optarg, &end, 10);
-			if (*end || jobs < 1 || jobs > 64) {
+			cli->jobs = (int)strtol(optarg, &end, 10);
+			if (*end || cli->jobs < 1 || cli->jobs > 64) {
 				fprintf(stderr, "qemu-upgrade: --jobs %s: give a number from 1 to 64\n", optarg);
-				goto usage_error;
+				return usage_error(cli);
 			}
 			break;
-		case 'W': stream_out = optarg; flags |= QU_FLAG_DRY_RUN; break;
-		case 'h': usage(stdout); qu_free(h); return EXIT_OK;
-		default: goto usage_error;
+		case 'W': cli->stream_out = optarg; cli->flags |= QU_FLAG_DRY_RUN; break;
+		case 'h':
+			usage(stdout);
+			qu_free(cli->h);
+			return EXIT_OK;
+		default: return usage_error(cli);
 		}
 		if (r < 0) {
 			fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
-			goto usage_error;
+			return usage_error(cli);
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "qemu-upgrade: unexpected argument '%s'\n", argv[optind]);
-		goto usage_error;
+	if (optind < cli->argc) {
+		fprintf(stderr, "qemu-upgrade: unexpected argument '%s'\n", cli->argv[optind]);
+		return usage_error(cli);
 	}
-	qu_set_log_level(verbose);
-	if (!remote && (remote_key || (flags & (QU_FLAG_COPY_STORAGE | QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS)))) {
+	return READ_ON;
+}
+
+/* The upgrade's options: read, checked against each other, then the one that picks the
+ * command (--all, --recover; none: the upgrade of one VM) runs it. */
+static int upgrade_command(struct cli *cli)
+{
+	cli->h = qu_new();
+	if (!cli->h)
+		return EXIT_FAILED;
+	int rc = read_options(cli);
+	if (rc != READ_ON)
+		return rc;
+	qu_set_log_level(cli->verbose);
+	unsigned remote_only = QU_FLAG_COPY_STORAGE | QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS;
+	if (!cli->remote && (cli->remote_key || (cli->flags & remote_only))) {
 		fprintf(stderr, "qemu-upgrade: --copy-storage, --shared-storage, --no-tls and --remote-key go with --remote HOST\n");
-		goto usage_error;
+		return usage_error(cli);
 	}
-	if (remote && (all || recover)) {
+	if (cli->remote && (cli->all || cli->recover)) {
 		fprintf(stderr, "qemu-upgrade: --remote moves one VM: give --pid PID, without --all or --recover\n");
-		goto usage_error;
+		return usage_error(cli);
 	}
-	if (remote && qu_set_remote(h, remote, remote_key) < 0) {
-		fprintf(stderr, "qemu-upgrade: --remote %s: %s\n", remote, qu_get_error());
-		goto usage_error;
+	if (cli->remote && qu_set_remote(cli->h, cli->remote, cli->remote_key) < 0) {
+		fprintf(stderr, "qemu-upgrade: --remote %s: %s\n", cli->remote, qu_get_error());
+		return usage_error(cli);
 	}
-	if ((all_binary || jobs) && !all) {
+	if ((cli->all_binary || cli->jobs) && !cli->all) {
 		fprintf(stderr, "qemu-upgrade: --binary and --jobs go with --all\n");
-		goto usage_error;
+		return usage_error(cli);
 	}
-	if (all) {
-		if (pid || recover) {
-			fprintf(stderr, "qemu-upgrade: --all upgrades every replaced VM; it takes no --pid or --recover\n");
-			goto usage_error;
-		}
-		unsigned all_flags = (flags & (QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY)) |
-				     (json ? QU_OUT_JSON : 0) | (from_hook ? QU_ALL_FROM_HOOK : 0);
-		qu_free(h);
-		install_signal_handlers();
-		int rc = qu_upgrade_all(all_binary, (unsigned)jobs, timeout_ms, all_flags, stdout);
-		if (rc < 0)
-			fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
-		/* A package manager must never fail because of us: the summary went to syslog. */
-		return from_hook ? EXIT_OK : rc < 0 ? EXIT_USAGE : rc;
+	return command_named(cli->all ? "--all" : cli->recover ? "--recover" : NULL)->run(cli);
+}
+
+/* `inspect` is --dry-run under its own name: read the VM and the plan, change nothing. */
+static int inspect_command(struct cli *cli)
+{
+	cli->argv[1] = (char *)"--dry-run";
+	return upgrade_command(cli);
+}
+
+static int dump_stream_command(struct cli *cli)
+{
+	return dump_stream(cli->argv[2]);
+}
+
+static int all_command(struct cli *cli)
+{
+	if (cli->pid || cli->recover) {
+		fprintf(stderr, "qemu-upgrade: --all upgrades every replaced VM; it takes no --pid or --recover\n");
+		return usage_error(cli);
 	}
-	if (recover) {
-		if (pid) {
-			fprintf(stderr, "qemu-upgrade: --recover settles every interrupted upgrade; it takes no --pid\n");
-			goto usage_error;
-		}
-		qu_free(h);
-		int n = qu_recover(stdout);
-		if (n < 0) {
-			fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
-			return EXIT_FAILED;
-		}
-		if (n == 0)
-			printf("nothing to recover\n");
-		return EXIT_OK;
+	unsigned flags = (cli->flags & (QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY)) |
+			 (cli->json ? QU_OUT_JSON : 0) | (cli->from_hook ? QU_ALL_FROM_HOOK : 0);
+	qu_free(cli->h);
+	cli->h = NULL;
+	install_signal_handlers();
+	int rc = qu_upgrade_all(cli->all_binary, (unsigned)cli->jobs, cli->timeout_ms, flags, stdout);
+	if (rc < 0)
+		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
+	/* A package manager must never fail because of us: the summary went to syslog. */
+	return cli->from_hook ? EXIT_OK : rc < 0 ? EXIT_USAGE : rc;
+}
+
+static int recover_command(struct cli *cli)
+{
+	if (cli->pid) {
+		fprintf(stderr, "qemu-upgrade: --recover settles every interrupted upgrade; it takes no --pid\n");
+		return usage_error(cli);
 	}
-	if (!pid) {
+	qu_free(cli->h);
+	cli->h = NULL;
+	int n = qu_recover(stdout);
+	if (n < 0) {
+		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
+		return EXIT_FAILED;
+	}
+	if (n == 0)
+		printf("nothing to recover\n");
+	return EXIT_OK;
+}
+
+/* The exit code of an upgrade that failed (r < 0): refused, unsettled, rolled back, or
+ * stopped before anything was touched. */
+static int failure_code(struct qu_handle *h, const char *result)
+{
+	if (qu_get_errno() == EOPNOTSUPP)
+		return EXIT_REFUSED;
+	if (result && !strcmp(result, "unsettled"))
+		return EXIT_UNSETTLED;
+	return qu_was_touched(h) ? EXIT_FAILED : EXIT_USAGE;
+}
+
+/* --write-stream FILE: the stream the new QEMU's launcher would get. */
+static int write_stream(struct qu_handle *h, const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644), rc = EXIT_OK;
+	if (fd < 0 || qu_write_stream(h, fd) < 0) {
+		fprintf(stderr, "qemu-upgrade: cannot write the stream to %s: %s\n", path,
+			fd < 0 ? strerror(errno) : qu_get_error());
+		rc = EXIT_USAGE; /* nothing was touched: a bad path */
+	}
+	if (fd >= 0)
+		close(fd);
+	return rc;
+}
+
+static int upgrade_one_command(struct cli *cli)
+{
+	if (!cli->pid) {
 		fprintf(stderr, "qemu-upgrade: which VM? Give --pid PID (see --help)\n");
-		goto usage_error;
+		return usage_error(cli);
 	}
 	install_signal_handlers();
-	if (qu_set_flags(h, flags | QU_FLAG_DROP_PRIVILEGES) < 0) {
+	if (qu_set_flags(cli->h, cli->flags | QU_FLAG_DROP_PRIVILEGES) < 0) {
 		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
-		goto usage_error;
+		return usage_error(cli);
 	}
-	qu_set_copy_limits(h, max_downtime, max_bandwidth);
-	progress_json = json;
-	if (json || isatty(STDERR_FILENO) || verbose > 1)
-		qu_set_progress(h, show_progress, NULL);
-	int r = qu_upgrade(h), rc = EXIT_OK;
-	if (progress_shown && !json)
+	qu_set_copy_limits(cli->h, cli->max_downtime, cli->max_bandwidth);
+	progress_json = cli->json;
+	if (cli->json || isatty(STDERR_FILENO) || cli->verbose > 1)
+		qu_set_progress(cli->h, show_progress, NULL);
+	int r = qu_upgrade(cli->h), rc = EXIT_OK;
+	if (progress_shown && !cli->json)
 		fputc('\n', stderr);
-	const char *result = qu_get_result(h);
+	const char *result = qu_get_result(cli->h);
 	if (r < 0) {
-		int e = qu_get_errno();
 		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
-		if (e == EOPNOTSUPP)
-			rc = EXIT_REFUSED;
-		else if (result && !strcmp(result, "unsettled"))
-			rc = EXIT_UNSETTLED;
-		else
-			rc = qu_was_touched(h) ? EXIT_FAILED : EXIT_USAGE;
+		rc = failure_code(cli->h, result);
 	}
-	if (r == 0 && stream_out) {
-		int fd = open(stream_out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0 || qu_write_stream(h, fd) < 0) {
-			fprintf(stderr, "qemu-upgrade: cannot write the stream to %s: %s\n", stream_out,
-				fd < 0 ? strerror(errno) : qu_get_error());
-			rc = EXIT_USAGE; /* nothing was touched: a bad path */
-		}
-		if (fd >= 0)
-			close(fd);
-	}
+	if (r == 0 && cli->stream_out)
+		rc = write_stream(cli->h, cli->stream_out);
 	if (result) {
-		if (json)
-			printf("%s\n", qu_get_report_json(h));
+		if (cli->json)
+			printf("%s\n", qu_get_report_json(cli->h));
 		else
-			qu_print_report(h, stdout);
+			qu_print_report(cli->h, stdout);
 	}
-	qu_free(h);
+	qu_free(cli->h);
 	return rc;
-usage_error:
-	qu_free(h);
-	fprintf(stderr, "Try 'qemu-upgrade --help'.\n");
-	return EXIT_USAGE;
+}
+
+/* In the order --help lists them. */
+static const struct command commands[] = {
+	{ NULL, -1, upgrade_one_command,
+	  "--pid PID [--new-binary PATH] [options]\n"
+	  "--pid PID --remote HOST [--copy-storage | --shared-storage] [options]" },
+	{ "agent", -1, agent_command, "agent [--listen [ADDR:]PORT] [--key FILE]" },
+	{ "inspect", -1, inspect_command, "inspect --pid PID [--json]" },
+	{ "check", -1, check_command, "check [--binary PATH] [--remote HOST] [--json]" },
+	{ "--all", -1, all_command, "--all [--binary PATH] [--jobs N] [--dry-run] [--json]" },
+	{ "--recover", -1, recover_command, "--recover" },
+	{ "dump-stream", 1, dump_stream_command, "dump-stream FILE" },
+};
+
+static const struct command *command_named(const char *name)
+{
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (name ? commands[i].name && !strcmp(commands[i].name, name) : !commands[i].name)
+			return &commands[i];
+	return NULL;
+}
+
+/* --help, after the commands' lines. */
+static const char help_text[] =
+	"\n"
+	"Puts a new QEMU binary under a running VM: a new QEMU process takes the guest over\n"
+	"within milliseconds. Guest RAM in a shared memory backend (memory-backend-memfd or\n"
+	"-file with share=on) stays where it is; only device state is sent, over a socketpair.\n"
+	"\n"
+	"Options:\n"
+	"  -p, --pid PID          the running QEMU to upgrade\n"
+	"  -b, --new-binary PATH  the QEMU to run it on (default: the binary now on disk at the\n"
+	"                         running QEMU's executable path, e.g. after a package upgrade)\n"
+	"  -q, --qmp SOCKET       the VM's QMP socket (default: found in its command line)\n"
+	"  -n, --dry-run          inspect and plan only: print what would happen, change nothing\n"
+	"  -j, --json             print the report as one JSON object on stdout\n"
+	"  -t, --timeout SECONDS  give up and roll back after this long (default 60)\n"
+	"      --allow-copy       RAM that cannot be handed over (plain -m, share=off, memfd on\n"
+	"                         QEMU >= 8.1) may be copied once into shared memory; later\n"
+	"                         upgrades of the VM are zero-copy\n"
+	"      --low-memory       copy such RAM with postcopy: the old QEMU frees each page once\n"
+	"                         sent, so the host needs little more than one copy (chosen by\n"
+	"                         itself with --allow-copy when a precopy would not fit). RISK:\n"
+	"                         if a QEMU dies while pages still move, the guest is lost\n"
+	"      --max-downtime MS  when RAM must be copied: QEMU's downtime limit (default 300)\n"
+	"      --max-bandwidth MIB  when RAM must be copied: cap in MiB/s (default: none)\n"
+	"  -r, --remote HOST[:PORT]  move the VM to another host, where `qemu-upgrade agent` runs\n"
+	"                         (port 4779 by default): a new QEMU starts there, guest RAM is\n"
+	"                         copied over TCP, and the guest's MACs are announced there.\n"
+	"                         --new-binary is then a path on that host\n"
+	"      --copy-storage     with --remote: copy the VM's writable disks into new images at\n"
+	"                         the same paths there (NBD mirror while the guest runs)\n"
+	"      --shared-storage   with --remote: the other host sees the same disk files\n"
+	"      --remote-key FILE  the key shared with the agent (default " QU_AGENT_KEY ")\n"
+	"      --no-tls           with --remote: QEMU's migration and the disk copy over plain TCP\n"
+	"                         (default: TLS with a key derived from the agent's session)\n"
+	"  -v, --verbose          more progress lines (twice: QMP traffic)\n"
+	"      --write-stream FILE  plan only, and write the handover stream the new QEMU's\n"
+	"                         launcher would get to FILE (read it with dump-stream)\n"
+	"      --quiet            no progress lines, only the report\n"
+	"      --all              every running QEMU whose binary was replaced on disk (a package\n"
+	"                         upgrade) moves to the binary now at its path; others are left\n"
+	"                         alone. Reads /etc/qemu-upgrade.conf (jobs, exclude)\n"
+	"      --binary PATH      with --all: only VMs running PATH\n"
+	"      --jobs N           with --all: N upgrades at once (default: jobs in the config, 4)\n"
+	"      --from-hook        --all as the package hook runs it: obeys 'enabled' in the\n"
+	"                         config, logs to syslog, always exits 0\n"
+	"      --recover          settle upgrades left behind by a tool and guardian that both\n"
+	"                         died (journals in /run/qemu-upgrade): finish or roll back\n"
+	"  -h, --help             this text\n"
+	"\n"
+	"Examples:\n"
+	"  qemu-upgrade --pid 1234 --new-binary /usr/bin/qemu-system-x86_64\n"
+	"  qemu-upgrade --pid 1234 --dry-run          # show the plan, touch nothing\n"
+	"  qemu-upgrade --pid 1234 --json             # for programs\n"
+	"  qemu-upgrade --all --dry-run              # which VMs a package upgrade left behind\n"
+	"  qemu-upgrade --pid 1234 --remote host2 --copy-storage   # move it to host2, disks too\n"
+	"  qemu-upgrade agent --listen 10.0.0.2:4779  # on host2, to receive VMs\n"
+	"  qemu-upgrade inspect --pid 1234           # the plan in words, as --dry-run\n"
+	"  qemu-upgrade check --binary /usr/bin/qemu-system-x86_64\n"
+	"  qemu-upgrade --pid 1234 --write-stream s.bin && qemu-upgrade dump-stream s.bin\n"
+	"\n"
+	"Exit status: 0 upgraded (or planned); 1 failed and rolled back (the old QEMU runs the\n"
+	"guest, also after Ctrl-C before the commit point); 2 error before anything was touched (bad usage or input, VM unreachable);\n"
+	"3 refused (the VM cannot be upgraded; it was not touched); 4 a low-memory (postcopy) upgrade, or a\n"
+	"--remote one, failed past the point of no return: not rolled back (the message says what\n"
+	"happened to the guest).\n";
+
+static void usage(FILE *f)
+{
+	const char *lead = "Usage: ";
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		for (const char *line = commands[i].usage; *line;) {
+			size_t n = strcspn(line, "\n");
+			fprintf(f, "%sqemu-upgrade %.*s\n", lead, (int)n, line);
+			lead = "       ";
+			line += n + (line[n] == '\n');
+		}
+	fputs(help_text, f);
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { .argc = argc, .argv = argv, .verbose = 1 };
+	/* A command named by the first argument, taking as many arguments as it does; anything
+	 * else is the upgrade's options (an option such as --all picks its command there). */
+	const struct command *cmd = argc >= 2 ? command_named(argv[1]) : NULL;
+	if (!cmd || cmd->name[0] == '-' || (cmd->nargs >= 0 && argc - 2 != cmd->nargs))
+		return upgrade_command(&cli);
+	return cmd->run(&cli);
 }

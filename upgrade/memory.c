@@ -1,7 +1,7 @@
 #include "upgrade/memory.h"
 #include "upgrade/clock.h"
 #include "upgrade/io.h"
-#include "upgrade/journal.h"
+#include "upgrade/statedir.h"
 #include "upgrade/log.h"
 #include "upgrade/fdpass/procfd.h"
 

@@ -18,13 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define STRATEGY_SHARED "shared-ram-handover"
-#define STRATEGY_COPY "precopy"
-#define STRATEGY_STOP_COPY "stop-and-copy"
-#define STRATEGY_POSTCOPY "postcopy"
-#define STRATEGY_CPR "cpr-transfer"
-#define STRATEGY_REMOTE "remote-precopy"
-#define STRATEGY_REMOTE_STOP "remote-stop-and-copy"
 /* What a copy needs beyond the guest's pages: the new QEMU's own memory, buffers. */
 #define COPY_MARGIN (256LL << 20)
 /* What a postcopy needs at its peak: the new QEMU's own memory (35-60 MiB) and the pages in
@@ -76,7 +69,6 @@ static void plan_postcopy(const struct qu_vm *vm, struct qu_plan *p, const char 
 		snprintf(p->refusal, sizeof(p->refusal), "%s%s", p->low_memory ? "--low-memory: " : "", why);
 		return;
 	}
-	p->postcopy = 1;
 	p->memory_needed = POSTCOPY_MARGIN;
 	if (p->memory_room >= 0 && p->memory_room < p->memory_needed) {
 		snprintf(p->refusal, sizeof(p->refusal), "not even a low-memory copy fits: it needs about %lld MiB "
@@ -90,7 +82,7 @@ static void plan_postcopy(const struct qu_vm *vm, struct qu_plan *p, const char 
 	snprintf(p->warning, sizeof(p->warning), "low-memory copy (postcopy): the guest runs on the new QEMU "
 		 "while its RAM is still being moved; if either QEMU dies before the copy ends, the guest is "
 		 "lost (no rollback past the switch)");
-	snprintf(p->strategy, sizeof(p->strategy), STRATEGY_POSTCOPY);
+	p->strategy = QU_STRATEGY_POSTCOPY;
 }
 
 /* Every RAM block is copied, into a shared memfd made for the new QEMU. The machine's own RAM
@@ -139,7 +131,6 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 		return;
 	}
 	char where[PATH_MAX + 64];
-	p->ignore_shared = 0;
 	p->memory_room = qu_memory_room(&vm->ctx, where, sizeof(where));
 	if (p->low_memory) {
 		plan_postcopy(vm, p, where);
@@ -161,7 +152,7 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 	 * TCG memory access"): the copy is then made with the guest stopped, a pause as long as
 	 * the copy. QEMU_UPGRADE_ALLOW_TCG_COPY forces the live copy (tests of non-convergence). */
 	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !qu_test_env("QEMU_UPGRADE_ALLOW_TCG_COPY");
-	snprintf(p->strategy, sizeof(p->strategy), p->stop_first ? STRATEGY_STOP_COPY : STRATEGY_COPY);
+	p->strategy = p->stop_first ? QU_STRATEGY_STOP_COPY : QU_STRATEGY_COPY;
 }
 
 /* cpr-transfer (QEMU >= 10.0 on both sides): the old QEMU hands its RAM descriptors to the
@@ -191,12 +182,11 @@ static void plan_cpr(const struct qu_vm *vm, struct qu_plan *p)
 		rnd = (unsigned)getpid() ^ (unsigned)time(NULL);
 	for (size_t i = 0; i < vm->nram; i++)
 		p->ram_shared_bytes += vm->ram[i].size;
-	p->cpr = 1;
 	/* Abstract names: no file to clean up, and no permission to get wrong; random, since
 	 * anyone in the namespace could bind them. */
 	snprintf(p->cpr_channel, sizeof(p->cpr_channel), "qemu-upgrade-%d-%08x-cpr", (int)vm->pid, rnd);
 	snprintf(p->main_channel, sizeof(p->main_channel), "qemu-upgrade-%d-%08x-main", (int)vm->pid, rnd);
-	snprintf(p->strategy, sizeof(p->strategy), STRATEGY_CPR);
+	p->strategy = QU_STRATEGY_CPR;
 }
 
 static void check_ram(const struct qu_vm *vm, struct qu_plan *p)
@@ -228,8 +218,7 @@ static void check_ram(const struct qu_vm *vm, struct qu_plan *p)
 		}
 		p->ram_shared_bytes += r->size;
 	}
-	p->ignore_shared = 1;
-	snprintf(p->strategy, sizeof(p->strategy), STRATEGY_SHARED);
+	p->strategy = QU_STRATEGY_SHARED;
 }
 
 /* The disks on another host: copied (mirrored into images the agent creates), or already
@@ -279,7 +268,7 @@ static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
 	plan_remote_disks(p);
 	/* The same TCG hazard as a local copy (plan_copy). */
 	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !qu_test_env("QEMU_UPGRADE_ALLOW_TCG_COPY");
-	snprintf(p->strategy, sizeof(p->strategy), p->stop_first ? STRATEGY_REMOTE_STOP : STRATEGY_REMOTE);
+	p->strategy = p->stop_first ? QU_STRATEGY_REMOTE_STOP : QU_STRATEGY_REMOTE;
 }
 
 /* What the agent cannot re-create on another host. */
@@ -442,7 +431,6 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	p->no_tls = no_tls;
 	p->disks = disks;
 	p->memory_room = -1;
-	snprintf(p->strategy, sizeof(p->strategy), "none");
 	/* The new binary is probed where it will run. */
 	if (remote)
 		r = qu_remote_probe(remote, new_binary, vm->machine, deadline_us, &p->target, &has_machine);

@@ -6,36 +6,20 @@
 #include "qemu-integration/argv.h"
 #include "qemu-integration/binary.h"
 #include "remote/blk/mirror.h"
+#include "upgrade/fdpass/carried.h"
+#include "upgrade/launcher.h"
+#include "upgrade/strategy.h"
 #include "upgrade/vm.h"
-
-#define QU_MAX_CARRIED 48
-#define QU_FD_CTL 3       /* the new QEMU's private monitor */
-#define QU_FD_MIG 4       /* the new QEMU's end of the migration channel */
-#define QU_FD_FIRST_CARRIED 5
-
-struct qu_carried {
-	int old_fd;       /* in the old QEMU; -1 for descriptors the tool makes */
-	int target;       /* number in the new QEMU */
-	unsigned kind;    /* enum qu_fd_kind */
-	char name[128];   /* what it is, for the plan and the stream */
-	char spec[QU_SUN_PATH_MAX + 64]; /* "key=value" lines: what an agent on another host needs
-				 * to re-create it (size=, path=, ifname=, queues=) */
-	unsigned long long size; /* a memfd the tool makes (old_fd -1, kind RAM): its size */
-};
 
 struct qu_remote;
 
 struct qu_plan {
-	char strategy[48];
+	enum qu_strategy strategy;
 	struct qu_binary target;
 	struct qu_argv argv;        /* the new QEMU's command line */
 	struct qu_carried fds[QU_MAX_CARRIED];
 	size_t nfds;
-	int ignore_shared;          /* x-ignore-shared on both sides */
-	int stop_first;             /* copy with the old QEMU stopped (TCG before 9.0) */
-	int postcopy;               /* low-memory copy: postcopy with release-ram */
-	int cpr;                    /* cpr-transfer (QEMU >= 10.0 both sides): QEMU passes its RAM
-				     * descriptors itself over the cpr channel */
+	int stop_first;             /* copy with the old QEMU stopped (TCG before 9.0; postcopy too) */
 	char cpr_channel[64];       /* abstract UNIX socket names (in the VM's network namespace) */
 	char main_channel[64];
 	unsigned convert_mask;      /* vm->ram[i] arrives in a shared memfd the tool makes */

@@ -14,7 +14,7 @@ void qu_report_from_plan(struct qu_report *rep, const struct qu_vm *vm, const st
 	snprintf(rep->machine, sizeof(rep->machine), "%s", vm->machine);
 	if (!plan)
 		return;
-	snprintf(rep->strategy, sizeof(rep->strategy), "%s", plan->strategy);
+	snprintf(rep->strategy, sizeof(rep->strategy), "%s", qu_strategy_name(plan->strategy));
 	snprintf(rep->new_version, sizeof(rep->new_version), "%d.%d.%d", plan->target.ver[0],
 		 plan->target.ver[1], plan->target.ver[2]);
 	rep->ram_shared_bytes = plan->ram_shared_bytes;
@@ -62,9 +62,9 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		if (plan->ram_copy_bytes) {
 			fprintf(f, "memory needed: about %.0f MiB for the copy; %.0f MiB free for it (%s)\n",
 				mib((uint64_t)plan->memory_needed), mib((uint64_t)(plan->memory_room > 0 ? plan->memory_room : 0)),
-				plan->postcopy ? "postcopy frees each page on the old side once sent"
+				qu_strategy_postcopy(plan->strategy) ? "postcopy frees each page on the old side once sent"
 					       : "a second copy of what the guest uses, plus a margin");
-			fprintf(f, "expected pause: %s\n", plan->postcopy ? "milliseconds; then the guest runs while its pages follow"
+			fprintf(f, "expected pause: %s\n", qu_strategy_postcopy(plan->strategy) ? "milliseconds; then the guest runs while its pages follow"
 					 : plan->stop_first ? "as long as the copy (the guest is stopped while it is made)"
 					 : "up to the downtime limit (--max-downtime, default 300 ms)");
 		} else {
@@ -80,7 +80,7 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 				(plan->copy_disks & (1u << i)) ? "copied into a new image there (NBD mirror)"
 				: "must be at the same path there (shared or read-only)");
 		}
-		if (plan->cpr)
+		if (qu_strategy_cpr(plan->strategy))
 			fprintf(f, "cpr-transfer:  the old QEMU passes its RAM descriptors itself over @%s, the device\n"
 				   "               state follows over @%s (abstract UNIX sockets in the VM's namespace)\n",
 				plan->cpr_channel, plan->main_channel);

@@ -249,6 +249,13 @@ int qu_stream_send_error(int sock, int err, const char *msg)
 	return qu_stream_send(sock, QU_REC_ERROR, 0, p, (uint32_t)(4 + n + 1), -1);
 }
 
+int qu_stream_send_failure(int sock, const char *who, int r)
+{
+	qu_info("%s: %s", who, qu_err_msg());
+	qu_stream_send_error(sock, r < 0 ? -r : EIO, qu_err_msg());
+	return r;
+}
+
 /* Reads exactly len bytes, gathering any descriptors that arrive with them. */
 static int recv_exact(int sock, uint8_t *buf, size_t len, uint64_t deadline_us, int *fds,
 		      size_t *nfds, size_t max_fds)

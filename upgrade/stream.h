@@ -87,6 +87,9 @@ int qu_stream_send_fd(int sock, int fd, uint32_t target, uint32_t kind, const ch
 /* An FD record's spec lines ("" when it has none). */
 const char *qu_rec_fd_spec(const struct qu_rec *rec);
 int qu_stream_send_error(int sock, int err, const char *msg);
+/* Logs "who: <the current error message>" and sends it as an ERROR record with errno -r
+ * (EIO when r is not an errno): how an agent tells the tool why it stops. Returns r. */
+int qu_stream_send_failure(int sock, const char *who, int r);
 /* Reads one whole record; descriptors are accepted only on FD records. */
 int qu_stream_recv(int sock, uint64_t deadline_us, struct qu_rec *rec);
 void qu_rec_free(struct qu_rec *rec);

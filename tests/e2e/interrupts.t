@@ -6,45 +6,12 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
+. "$here/../lib/interrupt.sh"
 
 tap_plan 54
 vm_start interrupts || exit 1
 vm_wait_ready || exit 1
 export QEMU_UPGRADE_STATE_DIR=$VM_DIR/state
-
-# bg_tool FAULT MARK: runs the tool in the background with QEMU_UPGRADE_FAULT=FAULT and
-# waits until its log says MARK; sets tool and err (a fresh log file each time, so that a
-# previous run's lines cannot be mistaken for this one's).
-_bg=0
-bg_tool() {
-	_bg=$((_bg + 1))
-	err=$VM_DIR/err.$_bg
-	QEMU_UPGRADE_FAULT=$1 "$QU_BIN" --pid "$VM_PID" >/dev/null 2>"$err" &
-	tool=$!
-	for _ in $(seq 200); do grep -q "$2" "$err" 2>/dev/null && return 0; sleep 0.05; done
-	tap_diag "the tool never said '$2': $(cat "$err")"
-}
-
-# sane DESC WANT(old|new) OLD_PID: one QEMU, on the expected side, running and clean.
-sane() {
-	local desc=$1 want=$2 old=$3 owners i
-	for i in $(seq 300); do
-		[ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ] && break
-		sleep 0.1
-	done
-	owners=$(qemu_pids_for "$VM_DIR")
-	VM_PID=$owners
-	vm_track_pid "$VM_PID" 2>/dev/null
-	{ [ "$want" = old ] && [ "$owners" = "$old" ]; } || { [ "$want" = new ] && [ "$owners" != "$old" ] && [ "$(wc -w <<<"$owners")" = 1 ]; }
-	tap_ok $? "$desc: exactly one QEMU, the $want one, owns the guest" ||
-		tap_diag "owners: $(echo $owners) (old $old); state: $(ls "$QEMU_UPGRADE_STATE_DIR" 2>&1 | tr '\n' ' ')"
-	[ "$(vm_runstate)" = running ] && [ "$(cat "$VM_DIR/qemu.pid")" = "$VM_PID" ] &&
-		vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
-	tap_ok $? "$desc: running, QMP at its path, pidfile right, guest clean"
-	[ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ] && [ "$(ls "$VM_DIR" | grep -c qemu-upgrade)" = 0 ]
-	tap_ok $? "$desc: no journal, lock, socket or link left"
-}
-
 
 for sig in INT TERM HUP; do
 	old=$VM_PID

@@ -1,5 +1,5 @@
 /* The agent's side of `--remote` (remote/target.c): the records a tool sends once the
- * connection is sealed, as remote/tcp/agent.c serve() dispatches them: ARG, ENV, CWD, CONTEXT
+ * connection is sealed, as remote/session.c dispatches them: ARG, ENV, CWD, CONTEXT
  * and FD records (qu_target_add), CALL op=disk (qu_target_disk) and op=tls (qu_target_tls).
  * The calls that start programs (probe, EXEC, resume) are left out. The handshake before the
  * seal is qu_stream_recv and qu_kv_get: fuzz-stream-recv and fuzz-kv.
@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		qu_rec_free(&rec);
 		if (r < 0 || end)
-			break; /* serve() drops the target after a failure */
+			break; /* the session drops the target after a failure */
 	}
 	FUZZ_CHECK(!qu_target_resumed(t));
 	qu_target_free(t);

@@ -1,6 +1,6 @@
 /* FD records' payloads: u32 target, u32 kind, the name, then optionally the spec, "key=value"
  * lines describing the descriptor for the agent that re-creates it (upgrade/stream.c
- * qu_stream_validate and qu_rec_fd_spec; upgrade/kv.c on the spec, as remote/target.c reads
+ * qu_stream_validate and qu_rec_fd_spec; upgrade/kv.c on the spec, as remote/recreate.c reads
  * it). Input: the payload. */
 #include "tests/fuzz/fuzz.h"
 #include "upgrade/kv.h"

@@ -1,7 +1,8 @@
 /* The remote layer without QEMU: key=value text (upgrade/kv.c), HOST:PORT parsing and the
  * shared-key authentication (remote/tcp/transport.c), and a real agent on loopback TCP that
  * lets in the right key only, answers a probe of a missing binary with the reason, and an
- * abort with "called off" (remote/tcp/agent.c, remote/client.c). */
+ * abort with "called off" (remote/agent.c, remote/tcp/server.c, remote/session.c,
+ * remote/client.c). */
 #include "unit.h"
 #include "qemu-upgrade.h"
 #include "remote/client.h"

@@ -1,0 +1,204 @@
+#include "remote/recreate.h"
+#include "upgrade/io.h"
+#include "upgrade/kv.h"
+#include "upgrade/log.h"
+#include "upgrade/run.h"
+#include "upgrade/stream.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static const char *find_qemu_img(char *buf, size_t len)
+{
+	const char *path = getenv("PATH");
+	char copy[4096];
+	snprintf(copy, sizeof(copy), "%s", path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (char *save = NULL, *dir = strtok_r(copy, ":", &save); dir; dir = strtok_r(NULL, ":", &save)) {
+		snprintf(buf, len, "%s/qemu-img", dir);
+		if (access(buf, X_OK) == 0)
+			return buf;
+	}
+	return NULL;
+}
+
+/* A new file of the VM's user, mode 0600, that did not exist: made as that user (so only
+ * where that user may make files, and never through a link), never over an existing file
+ * (another VM's disk, or this one's if the storage is shared after all). flags: O_WRONLY and
+ * perhaps O_APPEND. Returns the open descriptor. */
+static int create_new(const struct qu_ident *who, struct qu_session_record *made, const char *path,
+		      const char *what, int flags)
+{
+	int fd = qu_open_as(who, path, flags | O_CREAT | O_EXCL | O_NOCTTY, 0600);
+	if (fd == -EEXIST)
+		return qu_err(-EEXIST, "%s exists on this host already: the %s would overwrite it; remove it%s", path,
+			      what, strcmp(what, "disk copy") ? "" : ", or pass --shared-storage if it is the same storage");
+	if (fd < 0)
+		return qu_err(fd, "cannot create %s as uid %u (the VM's user): %s", path, (unsigned)who->uid,
+			      strerror(-fd));
+	qu_session_record_add_file(made, path, 0);
+	return fd;
+}
+
+/* Created empty here, then formatted by qemu-img running as the VM's user, who can touch
+ * nothing the VM could not. */
+int qu_recreate_image(const struct qu_ident *who, struct qu_session_record *made, const char *path,
+		      const char *format, unsigned long long size, uint64_t deadline_us)
+{
+	char img[PATH_MAX], bytes[32], out[1024];
+	if (!find_qemu_img(img, sizeof(img)))
+		return qu_err(-ENOENT, "qemu-img is not installed on this host: it makes the images to copy the disks into");
+	int fd = create_new(who, made, path, "disk copy", O_WRONLY);
+	if (fd < 0)
+		return fd;
+	close(fd);
+	snprintf(bytes, sizeof(bytes), "%llu", size);
+	char *argv[] = { img, (char *)"create", (char *)"-q", (char *)"-f", (char *)format, (char *)path, bytes, NULL };
+	int r = qu_run_capture(img, -1, argv, who->uid ? who->uid : (uid_t)-1, who->uid ? who->gid : (gid_t)-1,
+			       deadline_us, out, sizeof(out));
+	if (r != 0)
+		return qu_err(r < 0 ? r : -EIO, "cannot create %s (%s, %s bytes): %s", path, format, bytes,
+			      r < 0 ? strerror(-r) : out);
+	return 0;
+}
+
+/* Bound as the VM's user: the socket file is that user's, made where that user may. */
+static int make_listener(const struct qu_ident *who, struct qu_session_record *made, const char *path)
+{
+	if (path[0] != '/' || strlen(path) >= QU_SUN_PATH_MAX)
+		return qu_err(-EINVAL, "listening socket path '%s' is not usable here", path);
+	int fd = qu_listen_as(who, path, 16);
+	if (fd == -EADDRINUSE)
+		return qu_err(-EEXIST, "%s exists on this host already (another VM's socket?): remove it first", path);
+	if (fd < 0)
+		return qu_err(fd, "cannot listen on %s as uid %u (the VM's user): %s", path, (unsigned)who->uid,
+			      strerror(-fd));
+	qu_session_record_add_file(made, path, 0);
+	return fd;
+}
+
+/* A process of this network namespace that holds a queue of tap ifname (its fdinfo says
+ * "iff: NAME"), or 0. */
+static pid_t tap_holder(const char *ifname)
+{
+	char ours[64], theirs[64], path[600], *text = NULL, want[IFNAMSIZ + 8];
+	ssize_t n = readlink("/proc/self/ns/net", ours, sizeof(ours) - 1);
+	if (n < 0)
+		return 0;
+	ours[n] = '\0';
+	snprintf(want, sizeof(want), "iff:\t%s\n", ifname);
+	DIR *proc = opendir("/proc");
+	pid_t found = 0;
+	for (struct dirent *p; proc && !found && (p = readdir(proc));) {
+		if (p->d_name[0] < '1' || p->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/ns/net", p->d_name);
+		n = readlink(path, theirs, sizeof(theirs) - 1);
+		if (n < 0 || (theirs[n] = '\0', strcmp(theirs, ours)))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/fdinfo", p->d_name);
+		DIR *fds = opendir(path);
+		for (struct dirent *f; fds && !found && (f = readdir(fds));) {
+			snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", p->d_name, f->d_name);
+			if (f->d_name[0] != '.' && qu_read_file(path, &text, NULL) == 0) {
+				found = strstr(text, want) ? (pid_t)atoi(p->d_name) : 0;
+				free(text);
+			}
+		}
+		if (fds)
+			closedir(fds);
+	}
+	if (proc)
+		closedir(proc);
+	return found;
+}
+
+/* The tap must exist here already (made and bridged by the host's network setup): a tap
+ * that TUNSETIFF would create on the fly would be attached to nothing. Nobody may hold it:
+ * a multiqueue tap would take us in as one more queue of another VM's network. */
+static int open_tap(const char *spec)
+{
+	char ifname[IFNAMSIZ + 8], sys[64];
+	qu_kv_get(spec, "ifname", ifname, sizeof(ifname));
+	if (!ifname[0] || strlen(ifname) >= IFNAMSIZ || strchr(ifname, '/'))
+		return qu_err(-EINVAL, "a tap without a usable interface name ('%s')", ifname);
+	snprintf(sys, sizeof(sys), "/sys/class/net/%s", ifname);
+	if (access(sys, F_OK) < 0)
+		return qu_err(-ENODEV, "tap '%s' does not exist on this host: create it there first (e.g. `ip tuntap add "
+			      "dev %s mode tap`, attached like on the source)", ifname, ifname);
+	pid_t holder = tap_holder(ifname);
+	if (holder)
+		return qu_err(-EBUSY, "tap '%s' is in use on this host by PID %d (another VM?): give the VM a tap of its "
+			      "own there", ifname, (int)holder);
+	int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+	if (fd < 0)
+		return qu_err(-errno, "cannot open /dev/net/tun: %s", strerror(errno));
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	if (qu_kv_num(spec, "queues", 1) > 1)
+		ifr.ifr_flags |= IFF_MULTI_QUEUE;
+	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+		int e = errno;
+		close(fd);
+		return qu_err(-e, "cannot open tap '%s': %s", ifname, strerror(e));
+	}
+	return fd;
+}
+
+/* Log files reopen at their path, appending, as the VM's user (who may write only what it
+ * could write anyway; a new one is that user's); anything else (a pipe, a socket, a terminal
+ * of the source host) has no meaning here and becomes /dev/null. */
+static int open_stdio(const struct qu_ident *who, struct qu_session_record *made, const char *spec)
+{
+	char path[PATH_MAX];
+	qu_kv_get(spec, "path", path, sizeof(path));
+	if (path[0] != '/' || !strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6))
+		return open("/dev/null", O_WRONLY | O_CLOEXEC);
+	int fd = qu_open_as(who, path, O_WRONLY | O_APPEND | O_NOCTTY, 0);
+	if (fd == -ENOENT)
+		return create_new(who, made, path, "log", O_WRONLY | O_APPEND);
+	return fd < 0 ? qu_err(fd, "cannot open %s for the new QEMU's output as uid %u (the VM's user): %s", path,
+			       (unsigned)who->uid, strerror(-fd)) : fd;
+}
+
+int qu_recreate_fd(const struct qu_ident *who, struct qu_session_record *made, unsigned kind, const char *name,
+		   const char *spec)
+{
+	switch (kind) {
+	case QU_FD_RAM: {
+		long long size = qu_kv_num(spec, "size", -1);
+		int fd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
+		if (size <= 0 || fd < 0 || ftruncate(fd, (off_t)size) < 0) {
+			int e = size <= 0 ? EINVAL : errno;
+			if (fd >= 0)
+				close(fd);
+			return qu_err(-e, "cannot make a %lld-byte memfd for %s: %s", size, name, strerror(e));
+		}
+		return fd;
+	}
+	case QU_FD_LISTENER: {
+		char path[PATH_MAX];
+		qu_kv_get(spec, "path", path, sizeof(path));
+		return make_listener(who, made, path);
+	}
+	case QU_FD_TAP:
+		return open_tap(spec);
+	case QU_FD_VHOST: {
+		int fd = open("/dev/vhost-net", O_RDWR | O_CLOEXEC);
+		return fd < 0 ? qu_err(-errno, "cannot open /dev/vhost-net for %s: %s", name, strerror(errno)) : fd;
+	}
+	case QU_FD_STDIO:
+		return open_stdio(who, made, spec);
+	}
+	return qu_err(-EOPNOTSUPP, "%s (kind %u) cannot be re-created on another host", name, kind);
+}

@@ -1,0 +1,249 @@
+#include "upgrade/undo.h"
+#include "qemu-integration/migration.h"
+#include "qemu-integration/qmp.h"
+#include "remote/blk/mirror.h"
+#include "remote/tls.h"
+#include "upgrade/clock.h"
+#include "upgrade/fdpass/asuser.h"
+#include "upgrade/fdpass/pidfd.h"
+#include "upgrade/fdpass/procfd.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+#include "upgrade/paths.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define EXIT_WAIT_US (10u * 1000000u)
+#define ANSWER_US (5u * 1000000u)
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static int exited(int pidfd)
+{
+	return qu_pidfd_wait_exit(pidfd, qu_now_us()) == 0;
+}
+
+int qu_old_alive(const struct qu_journal *j, const struct qu_hold *h)
+{
+	return h->pidfd_old >= 0 ? !exited(h->pidfd_old) : qu_proc_alive(j->old_pid, j->old_start);
+}
+
+int qu_new_alive(const struct qu_journal *j, const struct qu_hold *h)
+{
+	if (h->pidfd_new >= 0)
+		return !exited(h->pidfd_new);
+	return j->new_pid > 0 && qu_proc_alive(j->new_pid, j->new_start);
+}
+
+/* A pidfd for a process of the journal, or -1 when it is gone (or its PID is another's). */
+static int pidfd_of(pid_t pid, unsigned long long start)
+{
+	if (pid <= 0)
+		return -1;
+	int pfd = qu_pidfd_open(pid);
+	if (pfd >= 0 && !qu_proc_alive(pid, start)) /* checked after the open: the pidfd pins it */
+		qu_close(&pfd);
+	return pfd < 0 ? -1 : pfd;
+}
+
+/* Signals a process, waits until it is gone (SIGKILL if sig did not do it), and reaps it
+ * when it is our child (the tool is the new QEMU's subreaper). */
+static void stop_by_pidfd(int pidfd, int sig)
+{
+	qu_pidfd_kill(pidfd, sig);
+	if (qu_pidfd_wait_exit(pidfd, qu_now_us() + EXIT_WAIT_US) < 0 && sig != SIGKILL) {
+		qu_pidfd_kill(pidfd, SIGKILL);
+		qu_pidfd_wait_exit(pidfd, qu_now_us() + EXIT_WAIT_US);
+	}
+	siginfo_t si;
+	waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG); /* ECHILD when not ours */
+}
+
+void qu_stop_new(const struct qu_journal *j, struct qu_hold *h)
+{
+	if (h->pidfd_new >= 0) {
+		stop_by_pidfd(h->pidfd_new, SIGKILL);
+		return;
+	}
+	int pfd = pidfd_of(j->new_pid, j->new_start);
+	if (pfd >= 0) {
+		stop_by_pidfd(pfd, SIGKILL);
+		close(pfd);
+	}
+}
+
+/* The new QEMU's private monitor: the held one, or a connection of our own in *mine. */
+static struct qu_qmp *ctl_monitor(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline,
+				  struct qu_qmp **mine)
+{
+	*mine = NULL;
+	if (h->ctl)
+		return h->ctl;
+	if (j->ctl[0] && qu_qmp_connect(j->ctl, deadline, mine) == 0)
+		return *mine;
+	return NULL;
+}
+
+enum qu_new_state qu_new_state(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us)
+{
+	if (j->remote[0] || (j->new_pid <= 0 && h->pidfd_new < 0))
+		return QU_NEW_NONE;
+	if (!qu_new_alive(j, h))
+		return QU_NEW_GONE;
+	uint64_t soon = qu_now_us() + ANSWER_US;
+	if (soon > deadline_us)
+		soon = deadline_us;
+	struct qu_qmp *mine, *q = ctl_monitor(j, h, soon, &mine);
+	char state[32] = "";
+	struct qu_mig_status mig = { .status = "" };
+	enum qu_new_state s = QU_NEW_SILENT;
+	if (q && qu_qmp_query_string(q, "query-status", "status", soon, state, sizeof(state)) == 0) {
+		if (!strcmp(state, "running"))
+			s = QU_NEW_RUNNING;
+		else if (!strcmp(state, "inmigrate") || !strcmp(state, "prelaunch"))
+			s = QU_NEW_INCOMING;
+		else if (!strcmp(state, "paused"))
+			s = qu_mig_query(q, soon, &mig) == 0 && !strcmp(mig.status, "completed") ? QU_NEW_LOADED
+												 : QU_NEW_INCOMING;
+		else
+			s = QU_NEW_OTHER;
+	}
+	qu_qmp_close(mine);
+	/* Its monitor may have failed because it died meanwhile. */
+	if (s == QU_NEW_SILENT && !qu_new_alive(j, h))
+		s = QU_NEW_GONE;
+	qu_debug("the new QEMU: %s (run state '%s', incoming '%s')", qu_new_state_name(s), state, mig.status);
+	return s;
+}
+
+static void say(char *done, size_t len, const char *what)
+{
+	size_t used = strlen(done);
+	if (used < len)
+		snprintf(done + used, len - used, "%s%s", used ? "; " : "", what);
+}
+
+int qu_connect_old(const struct qu_journal *j, uint64_t deadline, struct qu_qmp **q)
+{
+	int r;
+	do {
+		int fd = qu_connect_as(&j->vm_user, j->qmp);
+		r = fd < 0 ? fd : qu_qmp_connected(fd, j->qmp, deadline, q);
+	} while (r < 0 && qu_ms_left(deadline) > 0 && usleep(100000) == 0);
+	return r;
+}
+
+/* An old QEMU that handed the guest over by postcopy has freed what it sent: never resume
+ * it. (A "completed" alone proves nothing: a QEMU that was itself a migration target reports
+ * its incoming migration's status until it starts one of its own; its run state tells.) */
+static int postcopy_gone(const struct qu_journal *j, int known, const char *mig, const char *state)
+{
+	return (!known && j->postcopy && j->postcopy_asked) || qu_mig_postcopy_status(mig) ||
+	       (j->postcopy && !strcmp(mig, "completed") &&
+		(!strcmp(state, "postmigrate") || !strcmp(state, "finish-migrate")));
+}
+
+static int undo_old(const struct qu_journal *j, struct qu_qmp *q, uint64_t deadline, char *done, size_t len)
+{
+	struct qu_mig_status mig;
+	char state[32] = "";
+	int known = qu_mig_query(q, deadline, &mig) == 0;
+	qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state));
+	if (postcopy_gone(j, known, known ? mig.status : "", state))
+		return qu_err(-EIO, "the old QEMU switched to postcopy (status '%s', run state '%s'): not resumed, "
+			      "the guest is lost", known ? mig.status : "?", state);
+	if (known && qu_mig_cancel(q, deadline) == 1)
+		say(done, len, "migration cancelled");
+	if (j->mirrors) {
+		qu_mirror_abort(q, deadline); /* disk copies to the other host */
+		say(done, len, "disk copy cancelled");
+	}
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "fdname", json_object_new_string(QU_MIG_FDNAME));
+	qu_qmp_execute(q, "closefd", args, -1, deadline, NULL); /* fails harmlessly if never given */
+	if (j->caps_saved && qu_mig_set(q, &j->old_settings, deadline) == 0)
+		say(done, len, "migration settings restored");
+	if (j->tls) {
+		struct qu_tls tls = { .added = 1 };
+		qu_tls_remove(q, &tls, deadline);
+	}
+	int r = qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state));
+	if (r == 0 && strcmp(state, "running") && j->was_running) {
+		r = qu_qmp_execute(q, "cont", NULL, -1, deadline, NULL);
+		say(done, len, r == 0 ? "old QEMU resumed" : "old QEMU could NOT be resumed");
+	} else if (r == 0) {
+		char what[64];
+		snprintf(what, sizeof(what), "old QEMU %s", state);
+		say(done, len, what);
+	}
+	return r;
+}
+
+int qu_undo(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us, char *done, size_t len)
+{
+	if (qu_new_alive(j, h)) {
+		qu_stop_new(j, h);
+		say(done, len, "new QEMU stopped");
+	}
+	qu_pidfile_settle(&j->vm_user, j->pidfile, 0);
+	if (!qu_old_alive(j, h)) {
+		say(done, len, "old QEMU is gone");
+		return qu_err(-ESRCH, "the old QEMU %d is gone: the guest is lost", (int)j->old_pid);
+	}
+	struct qu_qmp *q = h->old;
+	int r = q ? 0 : qu_connect_old(j, deadline_us, &q);
+	if (r < 0)
+		return qu_err_wrap(r, "cannot reach the old QEMU to resume it");
+	r = undo_old(j, q, deadline_us, done, len);
+	if (q != h->old)
+		qu_qmp_close(q);
+	return r;
+}
+
+void qu_settings_back_on_new(const struct qu_journal *j, struct qu_hold *h)
+{
+	uint64_t deadline = qu_now_us() + ANSWER_US;
+	struct qu_qmp *mine, *q;
+	if (!j->caps_saved || j->remote[0] || !qu_new_alive(j, h) || !(q = ctl_monitor(j, h, deadline, &mine)))
+		return;
+	if (qu_mig_set(q, &j->old_settings, deadline) < 0)
+		qu_info("warning: the new QEMU %d keeps the upgrade's migration settings (x-ignore-shared ...): %s; "
+			"set them back with QMP migrate-set-capabilities before migrating or saving it",
+			(int)j->new_pid, qu_err_msg());
+	qu_qmp_close(mine);
+}
+
+void qu_retire_old(const struct qu_journal *j, struct qu_hold *h)
+{
+	const char *paths[QU_MAX_LISTENERS + 1];
+	size_t n = 0;
+	for (size_t i = 0; i < j->nlisteners; i++)
+		paths[n++] = j->listeners[i];
+	paths[n++] = j->pidfile;
+	int pfd = h->pidfd_old >= 0 ? h->pidfd_old : pidfd_of(j->old_pid, j->old_start);
+	/* A clean exit (SIGTERM) would unlink the socket paths and pidfile the new QEMU now owns
+	 * (the hard links below put them back only after the exit: a window without them) and
+	 * run tap downscripts on the taps it now uses. The state has moved and the old QEMU's
+	 * disks are inactive (flushed when the migration completed): its cleanup is not needed. */
+	int sig = j->kill_old ? SIGKILL : SIGTERM;
+	if (j->remote[0]) {
+		if (pfd >= 0)
+			stop_by_pidfd(pfd, sig);
+		qu_forget_paths(&j->vm_user, paths, n);
+	} else {
+		qu_keep_paths(&j->vm_user, paths, n, 1);
+		if (pfd >= 0)
+			stop_by_pidfd(pfd, sig);
+		qu_keep_paths(&j->vm_user, paths, n, 0);
+		qu_pidfile_settle(&j->vm_user, j->pidfile, 1);
+	}
+	if (pfd != h->pidfd_old)
+		qu_close(&pfd);
+}
