@@ -32,6 +32,7 @@ LIB_OBJ  = $(LIB_SRC:%.c=$(BUILD)/%.o)
 UNIT_SRC = $(wildcard tests/unit/test-*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.t)
 E2E      = $(wildcard tests/e2e/*.t)
+STATIC   = $(wildcard tests/static/*.t)
 
 LIB_SO   = $(BUILD)/$(SONAME)
 LIB_SYMS = lib/libqemu-upgrade.syms
@@ -114,11 +115,11 @@ LIB_TEST_ENV = QU_BUILD=$(abspath $(BUILD)) QU_STAGE=$(abspath $(BUILD)/stage) Q
 
 # Unit tests: fast, no VM. Safe under ASan.
 check-unit: all units stage
-	$(LIB_TEST_ENV) prove --exec '' $(UNIT_BIN) $(LIB_TESTS)
+	$(LIB_TEST_ENV) prove --exec '' $(UNIT_BIN) $(STATIC) $(LIB_TESTS)
 
 # The whole suite: unit tests plus end-to-end tests against real QEMU, two at a time.
 check: all units stage
-	$(LIB_TEST_ENV) QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) prove -j2 --exec '' $(UNIT_BIN) $(LIB_TESTS) $(E2E)
+	$(LIB_TEST_ENV) QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) prove -j2 --exec '' $(UNIT_BIN) $(STATIC) $(LIB_TESTS) $(E2E)
 
 # The fault and interrupt tests with two CPUs kept busy, each new-QEMU kill repeated: they
 # must pass on a loaded machine as on an idle one (CI runs this too).

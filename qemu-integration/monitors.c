@@ -1,8 +1,9 @@
 /* Where a QEMU command line puts its monitors and other listening UNIX sockets. */
+#include "qemu-integration/monitors.h"
 #include "qemu-integration/opts.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/log.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -1,9 +1,10 @@
 /* Tap network backends: which descriptors of the old QEMU are the tap's queues. */
+#include "qemu-integration/netdev.h"
 #include "qemu-integration/opts.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -3,12 +3,13 @@
  * nobody holds the other end. So a pty's master stays with a small relay process
  * (upgrade/ptyrelay.c) and QEMU gets a connected socket to it instead: the guest keeps its
  * /dev/pts/N, and later upgrades carry that socket like any descriptor. */
+#include "qemu-integration/ptys.h"
 #include "qemu-integration/opts.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
 
 #include <dirent.h>
 #include <errno.h>

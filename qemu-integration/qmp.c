@@ -35,6 +35,18 @@ const char *qu_json_str(json_object *o)
 	return s ? s : "";
 }
 
+const char *qu_json_member_str(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? qu_json_str(v) : "";
+}
+
+long long qu_json_member_int(json_object *o, const char *key)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
+}
+
 void qu_qmp_close(struct qu_qmp *q)
 {
 	if (!q)

@@ -11,6 +11,9 @@ struct qu_qmp;
 /* A value QMP answered, as a string: "" for a JSON null (json-c gives NULL), which a hostile
  * QEMU may send where a string belongs. */
 const char *qu_json_str(json_object *o);
+/* A member of an object QMP answered: its string ("" when absent or null), its number (0). */
+const char *qu_json_member_str(json_object *o, const char *key);
+long long qu_json_member_int(json_object *o, const char *key);
 
 /* Connects to a UNIX socket path, reads the greeting and leaves negotiation mode. For paths
  * only root controls (the tool's own monitors): a VM's socket is connected as the VM's user

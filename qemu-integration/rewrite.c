@@ -1,11 +1,10 @@
-/* The new QEMU's command line: the old one, with guest RAM, listening sockets and the
- * tool's own channels turned into inherited descriptors, the machine type pinned, and the
- * options that only make sense for a fresh start taken out. */
+#include "qemu-integration/rewrite.h"
 #include "qemu-integration/opts.h"
-#include <json-c/json.h>
+#include "upgrade/launcher.h"
 #include "upgrade/log.h"
-#include "upgrade/plan.h"
 #include "upgrade/stream.h"
+
+#include <json-c/json.h>
 
 #include <errno.h>
 #include <stdarg.h>
@@ -13,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int refuse(struct qu_plan *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int refuse(struct qu_plan *p, const char *fmt, ...)
+static int refuse(struct qu_rewrite *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int refuse(struct qu_rewrite *p, const char *fmt, ...)
 {
 	va_list ap;
 	if (p->refusal[0])
@@ -25,7 +24,7 @@ static int refuse(struct qu_plan *p, const char *fmt, ...)
 	return 0;
 }
 
-static int carry(struct qu_plan *p, int old_fd, unsigned kind, const char *name)
+static int carry(struct qu_rewrite *p, int old_fd, unsigned kind, const char *name)
 {
 	if (p->nfds == QU_MAX_CARRIED)
 		return qu_err(-E2BIG, "more than %d descriptors to carry", QU_MAX_CARRIED);
@@ -97,9 +96,9 @@ static int rewrite_backend(struct qu_argv *argv, size_t i, const char *mem_path)
 	return r;
 }
 
-static int convert_ram(const struct qu_ram *ram, struct qu_plan *p);
+static int convert_ram(const struct qu_ram *ram, struct qu_rewrite *p);
 
-static int rewrite_ram(const struct qu_vm *vm, struct qu_plan *p)
+static int rewrite_ram(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	/* cpr-transfer: the new QEMU looks its RAM descriptors up by backend id in what the old
 	 * one sends; the backends must stay exactly as they are. */
@@ -129,7 +128,7 @@ static int rewrite_ram(const struct qu_vm *vm, struct qu_plan *p)
 	return 0;
 }
 
-static int rewrite_listeners(const struct qu_vm *vm, struct qu_plan *p)
+static int rewrite_listeners(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	for (size_t k = 0; k < vm->nlis; k++) {
 		const struct qu_listener *l = &vm->lis[k];
@@ -174,7 +173,7 @@ static int rewrite_listeners(const struct qu_vm *vm, struct qu_plan *p)
  * -1: made, not taken), as a file backend with the same block name: from then on the VM's
  * RAM can be handed over. The machine's own RAM (-m, no backend) becomes an explicit backend
  * (several -machine options merge in QEMU). */
-static int convert_ram(const struct qu_ram *ram, struct qu_plan *p)
+static int convert_ram(const struct qu_ram *ram, struct qu_rewrite *p)
 {
 	char name[128], path[32], size[32];
 	snprintf(name, sizeof(name), "guest RAM '%s' (copied into a new shared memfd)", ram->id);
@@ -201,7 +200,7 @@ static int convert_ram(const struct qu_ram *ram, struct qu_plan *p)
 /* A client socket chardev (QEMU connects to a server: a log collector, an agent) cannot keep
  * the old QEMU's connection; the new QEMU connects anew, and retries until the server takes
  * it (reconnect; since QEMU 9.2 spelled reconnect-ms). */
-static int reconnect_clients(struct qu_plan *p)
+static int reconnect_clients(struct qu_rewrite *p)
 {
 	int ms = p->target.ver[0] > 9 || (p->target.ver[0] == 9 && p->target.ver[1] >= 2);
 	for (size_t i = 0; i < p->argv.n; i++) {
@@ -234,7 +233,7 @@ static const char *const dropped_tap_props[] = { "ifname", "script", "downscript
 						 "fd", "fds", "queues", "vhostfd", "vhostfds", "vhost",
 						 "vhostforce", NULL };
 
-static int rewrite_taps(const struct qu_vm *vm, struct qu_plan *p)
+static int rewrite_taps(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	for (size_t k = 0; k < vm->ntaps; k++) {
 		const struct qu_tap *t = &vm->taps[k];
@@ -277,7 +276,7 @@ static int rewrite_taps(const struct qu_vm *vm, struct qu_plan *p)
  * chardev:qemu-upgrade-ptyK and -monitor pty -> -mon chardev=qemu-upgrade-ptyK, with that
  * chardev. A socket an earlier upgrade made is carried as
  * it is (kind socket). */
-static int rewrite_ptys(const struct qu_vm *vm, struct qu_plan *p)
+static int rewrite_ptys(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	for (size_t k = 0; k < vm->nptys; k++) {
 		const struct qu_pty *t = &vm->ptys[k];
@@ -323,7 +322,7 @@ static int rewrite_ptys(const struct qu_vm *vm, struct qu_plan *p)
 }
 
 /* A chardev whose fd= is a socket this plan carries (a pty's relay, a connected socket). */
-static int carried_socket(const struct qu_plan *p, const char *fd)
+static int carried_socket(const struct qu_rewrite *p, const char *fd)
 {
 	for (size_t i = 0; fd && i < p->nfds; i++)
 		if ((p->fds[i].kind == QU_FD_PTY || p->fds[i].kind == QU_FD_SOCKET) && p->fds[i].target == atoi(fd))
@@ -332,7 +331,7 @@ static int carried_socket(const struct qu_plan *p, const char *fd)
 }
 
 /* Drops options that belong to a fresh start or to the previous upgrade's private monitor. */
-static int drop_options(struct qu_plan *p)
+static int drop_options(struct qu_rewrite *p)
 {
 	for (size_t i = 0; i < p->argv.n;) {
 		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
@@ -356,7 +355,7 @@ static int drop_options(struct qu_plan *p)
 }
 
 /* -machine q35 -> -machine pc-q35-7.2: the alias may point elsewhere in the new binary. */
-static int pin_machine(const struct qu_vm *vm, struct qu_plan *p)
+static int pin_machine(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	for (size_t i = 0; i < p->argv.n; i++) {
 		const char *opt = p->argv.a[i].opt;
@@ -382,7 +381,7 @@ static int pin_machine(const struct qu_vm *vm, struct qu_plan *p)
 }
 
 /* File chardevs must append: the new QEMU would otherwise truncate the guest's log. */
-static int append_files(struct qu_plan *p)
+static int append_files(struct qu_rewrite *p)
 {
 	for (size_t i = 0; i < p->argv.n; i++) {
 		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
@@ -423,7 +422,7 @@ static int append_files(struct qu_plan *p)
 
 /* Networking whose backend holds a device that cannot be opened twice (tap) or a peer
  * connection (vhost-user): the type may be implied, given as type=, or in JSON. */
-static void refuse_net(struct qu_plan *p, const char *opt, const char *val)
+static void refuse_net(struct qu_rewrite *p, const char *opt, const char *val)
 {
 	static const char *const refused[] = { "bridge", "vhost-user", "vhost-vdpa", "l2tpv3",
 					       "vde", "socket", "af-xdp", NULL };
@@ -453,7 +452,7 @@ static void refuse_net(struct qu_plan *p, const char *opt, const char *val)
 }
 
 /* Anything else holding a descriptor or a device that cannot be opened twice is refused. */
-static void refuse_uncarried(struct qu_plan *p)
+static void refuse_uncarried(struct qu_rewrite *p)
 {
 	static const char *const fd_keys[] = { "fd", "fds", "vhostfd", "vhostfds", NULL };
 	static const char *const chardev_refused[] = { "pty", "stdio", "pipe", "serial", "tty",
@@ -519,7 +518,7 @@ static void refuse_uncarried(struct qu_plan *p)
 	}
 }
 
-int qu_rewrite(const struct qu_vm *vm, struct qu_plan *p)
+int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	int r;
 	qu_argv_free(&p->argv);

@@ -3,7 +3,7 @@
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
-#include "upgrade/journal.h"
+#include "upgrade/statedir.h"
 #include "upgrade/kv.h"
 #include "upgrade/log.h"
 

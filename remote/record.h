@@ -7,7 +7,7 @@
 #define QU_REMOTE_RECORD_H
 
 #include "upgrade/fdpass/asuser.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
 
 #include <limits.h>
 #include <stddef.h>

@@ -13,12 +13,11 @@
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
-#include "upgrade/journal.h"
+#include "upgrade/statedir.h"
 #include "upgrade/kv.h"
 #include "upgrade/launcher.h"
 #include "upgrade/memory.h"
 #include "upgrade/log.h"
-#include "upgrade/plan.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -6,7 +6,7 @@
 
 #include "upgrade/plan.h"
 #include "upgrade/report.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
 
 struct qu_qmp;
 struct qu_progress;

@@ -7,7 +7,11 @@
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/pageflip/ram.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
+#include "upgrade/inspect.h"
+#include "qemu-integration/monitors.h"
+#include "qemu-integration/netdev.h"
+#include "qemu-integration/ptys.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -9,7 +9,7 @@
 #include "qemu-integration/migration.h"
 #include "upgrade/fdpass/asuser.h"
 #include "upgrade/statedir.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
 
 #include <limits.h>
 #include <stdint.h>

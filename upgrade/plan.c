@@ -457,7 +457,7 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		snprintf(p->refusal, sizeof(p->refusal), "the new binary (QEMU %d.%d.%d) does not offer "
 			 "machine type '%s' that the VM runs", p->target.ver[0], p->target.ver[1],
 			 p->target.ver[2], vm->machine);
-	if ((r = add_stdio(vm, p)) < 0 || (!remote && (r = add_namespaces(vm, p)) < 0) || (r = qu_rewrite(vm, p)) < 0)
+	if ((r = add_stdio(vm, p)) < 0 || (!remote && (r = add_namespaces(vm, p)) < 0) || (r = qu_rewrite(vm, &p->rw)) < 0)
 		return r;
 	if (remote) {
 		refuse_remote_fds(vm, p);

@@ -1,7 +1,7 @@
 #include "upgrade/report.h"
 #include "upgrade/plan.h"
 #include "upgrade/stream.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
 
 #include <json-c/json.h>
 #include <stdlib.h>

@@ -13,53 +13,6 @@
 #define NODE_PREFIX "qemu-upgrade-nbd-"
 #define POLL_US 50000u
 
-static const char *str(json_object *o, const char *key)
-{
-	json_object *v;
-	const char *s = json_object_object_get_ex(o, key, &v) ? json_object_get_string(v) : NULL;
-	return s ? s : ""; /* NULL for a JSON null */
-}
-
-static long long num(json_object *o, const char *key)
-{
-	json_object *v;
-	return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v) : 0;
-}
-
-int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out)
-{
-	json_object *blocks = NULL, *ins, *img, *v;
-	int r = qu_qmp_execute(q, "query-block", NULL, -1, deadline_us, &blocks);
-	if (r < 0)
-		return r;
-	if (!json_object_is_type(blocks, json_type_array)) {
-		json_object_put(blocks);
-		return qu_err(-EPROTO, "QMP query-block: the answer is not a list");
-	}
-	out->n = 0;
-	for (size_t i = 0; i < json_object_array_length(blocks); i++) {
-		json_object *b = json_object_array_get_idx(blocks, i);
-		if (!json_object_object_get_ex(b, "inserted", &ins))
-			continue;
-		if (out->n == QU_MAX_DISKS) {
-			json_object_put(blocks);
-			return qu_err(-E2BIG, "the VM has more than %d disks: more than qemu-upgrade handles", QU_MAX_DISKS);
-		}
-		struct qu_disk *d = &out->d[out->n++];
-		memset(d, 0, sizeof(*d));
-		snprintf(d->device, sizeof(d->device), "%s", *str(b, "device") ? str(b, "device") : str(ins, "node-name"));
-		snprintf(d->file, sizeof(d->file), "%s", str(ins, "file"));
-		snprintf(d->format, sizeof(d->format), "%s", str(ins, "drv"));
-		d->readonly = json_object_object_get_ex(ins, "ro", &v) && json_object_get_boolean(v);
-		d->removable = json_object_object_get_ex(b, "removable", &v) && json_object_get_boolean(v);
-		d->backing = num(ins, "backing_file_depth") > 0;
-		if (json_object_object_get_ex(ins, "image", &img))
-			d->size = (unsigned long long)num(img, "virtual-size");
-	}
-	json_object_put(blocks);
-	return 0;
-}
-
 /* The export as a block node of the old QEMU: an NBD client (over TLS with tls_creds). The
  * export is the guest's view of the disk: raw, whatever the image format. */
 static int add_target_node(struct qu_qmp *q, const char *node, const char *addr, const char *export,
@@ -147,16 +100,16 @@ static int jobs(struct qu_qmp *q, uint64_t deadline_us, struct job_state *js)
 	memset(js, 0, sizeof(*js));
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		json_object *j = json_object_array_get_idx(list, i), *v;
-		if (strncmp(str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)))
+		if (strncmp(qu_json_member_str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)))
 			continue;
 		js->n++;
 		js->ready += json_object_object_get_ex(j, "ready", &v) && json_object_get_boolean(v);
-		js->concluded += !strcmp(str(j, "status"), "concluded") || !strcmp(str(j, "status"), "null");
-		if (*str(j, "error") && !js->error[0])
-			snprintf(js->error, sizeof(js->error), "%s: %s", str(j, "device"), str(j, "error"));
+		js->concluded += !strcmp(qu_json_member_str(j, "status"), "concluded") || !strcmp(qu_json_member_str(j, "status"), "null");
+		if (*qu_json_member_str(j, "error") && !js->error[0])
+			snprintf(js->error, sizeof(js->error), "%s: %s", qu_json_member_str(j, "device"), qu_json_member_str(j, "error"));
 		/* Unsigned: nonsense sizes wrap instead of overflowing. */
-		js->done = (long long)((unsigned long long)js->done + (unsigned long long)num(j, "offset"));
-		js->total = (long long)((unsigned long long)js->total + (unsigned long long)num(j, "len"));
+		js->done = (long long)((unsigned long long)js->done + (unsigned long long)qu_json_member_int(j, "offset"));
+		js->total = (long long)((unsigned long long)js->total + (unsigned long long)qu_json_member_int(j, "len"));
 	}
 	json_object_put(list);
 	return js->n;
@@ -173,10 +126,10 @@ static void dismiss_all(struct qu_qmp *q, uint64_t deadline_us)
 	}
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		json_object *j = json_object_array_get_idx(list, i);
-		if (strncmp(str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || strcmp(str(j, "status"), "concluded"))
+		if (strncmp(qu_json_member_str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || strcmp(qu_json_member_str(j, "status"), "concluded"))
 			continue;
 		json_object *args = json_object_new_object();
-		json_object_object_add(args, "id", json_object_new_string(str(j, "device")));
+		json_object_object_add(args, "id", json_object_new_string(qu_json_member_str(j, "device")));
 		qu_qmp_execute(q, "job-dismiss", args, -1, deadline_us, NULL);
 	}
 	json_object_put(list);
@@ -224,10 +177,10 @@ static int cancel_all(struct qu_qmp *q, int force, uint64_t deadline_us)
 	}
 	for (size_t i = 0; i < json_object_array_length(list) && r == 0; i++) {
 		json_object *j = json_object_array_get_idx(list, i);
-		if (strncmp(str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || !strcmp(str(j, "status"), "concluded"))
+		if (strncmp(qu_json_member_str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)) || !strcmp(qu_json_member_str(j, "status"), "concluded"))
 			continue;
 		json_object *args = json_object_new_object();
-		json_object_object_add(args, "device", json_object_new_string(str(j, "device")));
+		json_object_object_add(args, "device", json_object_new_string(qu_json_member_str(j, "device")));
 		if (force)
 			json_object_object_add(args, "force", json_object_new_boolean(1));
 		r = qu_qmp_execute(q, "block-job-cancel", args, -1, deadline_us, NULL);

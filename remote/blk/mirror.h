@@ -1,35 +1,13 @@
-/* The source side of the disk copy to another host: which disks the VM has (query-block),
- * and the old QEMU's mirror jobs into the new QEMU's NBD exports (remote/blk/nbd.c). */
+/* The source side of the disk copy to another host: the old QEMU's mirror jobs into the new
+ * QEMU's NBD exports (remote/blk/nbd.c). Which disks there are: qemu-integration/disks.h. */
 #ifndef QU_REMOTE_MIRROR_H
 #define QU_REMOTE_MIRROR_H
 
-#include <limits.h>
-#include <stddef.h>
+#include "qemu-integration/disks.h"
+
 #include <stdint.h>
 
-#define QU_MAX_DISKS 16
-
 struct qu_qmp;
-
-struct qu_disk {
-	char device[64];  /* what QMP calls it in both QEMUs: the -drive id, or the -blockdev
-			   * root node name (a -drive's node names are generated, differently
-			   * in each QEMU) */
-	char file[PATH_MAX];
-	char format[16];
-	unsigned long long size;  /* virtual size */
-	int readonly;
-	int backing;      /* the image has a backing file */
-	int removable;    /* a CD-ROM or floppy drive */
-};
-
-struct qu_disks {
-	struct qu_disk d[QU_MAX_DISKS];
-	size_t n;
-};
-
-/* Every block device with a medium (-E2BIG beyond QU_MAX_DISKS). */
-int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out);
 
 /* Starts one mirror job per disk to copy (mask: bit i = out->d[i]) into the export DEVICE at
  * addr ("HOST:PORT"), over TLS with the tls-creds object tls_creds unless NULL. */

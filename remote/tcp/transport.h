@@ -3,8 +3,6 @@
 #ifndef QU_REMOTE_TRANSPORT_H
 #define QU_REMOTE_TRANSPORT_H
 
-#include "qemu-upgrade.h" /* QU_AGENT_KEY */
-
 #include <stddef.h>
 #include <stdint.h>
 

@@ -8,6 +8,7 @@
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 #include "qemu-integration/ramblocks.h"
+#include "qemu-integration/disks.h"
 #include "remote/blk/mirror.h"
 #include "upgrade/clock.h"
 

@@ -5,7 +5,11 @@
 #include "qemu-integration/opts.h"
 #include "upgrade/plan.h"
 #include "upgrade/stream.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
+#include "upgrade/inspect.h"
+#include "qemu-integration/monitors.h"
+#include "qemu-integration/netdev.h"
+#include "qemu-integration/ptys.h"
 
 #include <json-c/json.h>
 
@@ -311,7 +315,7 @@ static void check_listener_chardev(const struct qu_plan *p, long arg, const char
 
 static void rewrite_ok(struct qu_vm *vm, struct qu_plan *p)
 {
-	int r = qu_rewrite(vm, p);
+	int r = qu_rewrite(vm, &p->rw);
 	if (r < 0)
 		fail_msg("qu_rewrite: %d %s", r, qu_err_msg());
 	if (p->refusal[0])
@@ -464,7 +468,7 @@ static void find_listeners_agrees_with_hand_made(void **state)
 static void rewrite_words(struct fix *f, const char *const *words)
 {
 	set_cmdline(f->vm, words);
-	int r = qu_rewrite(f->vm, f->plan);
+	int r = qu_rewrite(f->vm, &f->plan->rw);
 	if (r < 0)
 		fail_msg("qu_rewrite: %d %s", r, qu_err_msg());
 }
@@ -532,7 +536,7 @@ static void hostile_ram_id_stays_a_value(void **state)
 	r->arg = -1;
 	r->old_fd = -1;
 	f->plan->convert_mask = 1;
-	assert_int_equal(qu_rewrite(f->vm, f->plan), 0);
+	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
 	long i = object_index(&f->plan->argv, "pc.ram,mem-path=/etc/shadow");
 	assert_true(i >= 0);
 	struct qu_opts o;
@@ -613,7 +617,7 @@ static void ram_without_descriptor_not_carried(void **state)
 	const char *w[] = { "qemu", "-object", val, NULL };
 	set_cmdline(f->vm, w);
 	add_ram(f->vm, "m0", "memory-backend-memfd", -1);
-	assert_int_equal(qu_rewrite(f->vm, f->plan), 0);
+	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
 	assert_int_equal(f->plan->nfds, 0);
 	assert_string_equal(f->plan->argv.a[0].val, val);
 }
@@ -729,7 +733,7 @@ static void too_many_descriptors(void **state)
 	f->plan->nfds = QU_MAX_CARRIED;
 	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
 		f->plan->fds[i] = (struct qu_carried){ .old_fd = 100 + (int)i, .target = 5 + (int)i };
-	assert_int_equal(qu_rewrite(f->vm, f->plan), -E2BIG);
+	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), -E2BIG);
 	assert_int_equal(f->plan->nfds, QU_MAX_CARRIED);
 }
 
@@ -832,7 +836,7 @@ static void legacy_serial_unix_server_carried_or_refused(void **state)
 	const char *w[] = { "qemu", "-serial", "unix:/run/vm1/serial.sock,server=on,wait=off", NULL };
 	set_cmdline(f->vm, w);
 	assert_int_equal(qu_find_listeners(f->vm), 0);
-	int r = qu_rewrite(f->vm, f->plan);
+	int r = qu_rewrite(f->vm, &f->plan->rw);
 	assert_int_equal(r, 0);
 	if (f->vm->nlis == 0 && !f->plan->refusal[0])
 		fail_msg("-serial unix:...,server=on: not found as a listener and not refused; new "
@@ -850,7 +854,7 @@ static void vhost_tap_gets_fresh_vhost_descriptors(void **state)
 	assert_int_equal(qu_find_taps(f->vm), 0);
 	assert_int_equal(f->vm->ntaps, 1);
 	assert_true(f->vm->taps[0].vhost);
-	assert_int_equal(qu_rewrite(f->vm, f->plan), 0);
+	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
 	assert_string_equal(f->plan->refusal, "");
 	const char *nd = NULL;
 	for (size_t i = 0; i < f->plan->argv.n; i++)

@@ -6,7 +6,7 @@
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
 
 #include <errno.h>
 #include <json-c/json.h>

@@ -2,7 +2,7 @@
 #ifndef QU_RAM_H
 #define QU_RAM_H
 
-#include "upgrade/vm.h"
+#include "qemu-integration/vm.h"
 
 /* The name QEMU gives every memfd it makes for memory-backend-memfd (not the object id). */
 #define QU_MEMFD_BACKEND_NAME "/memfd:memory-backend-memfd"

@@ -99,23 +99,4 @@ struct qu_vm {
 	char refusal[1024];      /* set when inspect found something that cannot be carried */
 };
 
-struct qu_qmp;
-
-/* Reads /proc/PID and asks QMP (query commands only). qmp_override: --qmp, or NULL.
- * On success *qmp is the open monitor connection, kept for the upgrade. */
-int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct qu_vm *vm,
-	       struct qu_qmp **qmp);
-void qu_vm_free(struct qu_vm *vm);
-
-/* Finds the QMP socket path in the command line (-qmp unix:..., -chardev + -mon). */
-int qu_find_qmp_path(const struct qu_vm *vm, char *path, size_t len);
-/* Fills vm->lis from -chardev socket servers and -qmp/-monitor unix:...,server options. */
-int qu_find_listeners(struct qu_vm *vm);
-/* Fills vm->taps from -netdev tap options (QemuOpts or JSON), finding each queue's
- * descriptor in the old QEMU (fd=/fds= numbers, or its tun descriptors by interface name). */
-int qu_find_taps(struct qu_vm *vm);
-/* Fills vm->ptys: pty chardevs (their /dev/pts from query-chardev, their master descriptor
- * by the tty-index in /proc/PID/fdinfo) and connected socket chardevs passed as fd=. */
-int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us);
-
 #endif

@@ -1,0 +1,18 @@
+/* inspect: what a running VM is, read from /proc and its monitor; nothing changed. */
+#ifndef QU_INSPECT_H
+#define QU_INSPECT_H
+
+#include "qemu-integration/vm.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct qu_qmp;
+
+/* Reads /proc/PID and asks QMP (query commands only). qmp_override: --qmp, or NULL.
+ * On success *qmp is the open monitor connection, kept for the upgrade. */
+int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct qu_vm *vm,
+	       struct qu_qmp **qmp);
+void qu_vm_free(struct qu_vm *vm);
+
+#endif
