@@ -55,7 +55,7 @@ int qu_set_new_binary(struct qu_handle *h, const char *path);
 int qu_set_qmp_socket(struct qu_handle *h, const char *path);
 /* Upgrade onto another host: `qemu-upgrade agent` runs there (HOST, HOST:PORT or
  * [IPV6]:PORT; port 4779 by default) with the same key file as key_path here (NULL:
- * /etc/qemu-upgrade/agent.key). The new binary is the path on that host. Guest RAM is
+ * QU_AGENT_KEY, below). The new binary is the path on that host. Guest RAM is
  * copied over TCP, disks per QU_FLAG_COPY_STORAGE or QU_FLAG_SHARED_STORAGE, and the guest's
  * MACs are announced there after the switch. */
 int qu_set_remote(struct qu_handle *h, const char *host, const char *key_path);
@@ -114,6 +114,50 @@ int qu_get_errno(void);
 
 /* Verbosity of progress lines on stderr: 0 quiet, 1 phases (default), 2 debug (QMP traffic). */
 void qu_set_log_level(int level);
+
+/* What the command's other subcommands do, for a management daemon that runs no command. */
+
+/* The key file qu_set_remote() and qu_agent_run() read when given NULL. */
+#define QU_AGENT_KEY "/etc/qemu-upgrade/agent.key"
+/* qu_check(), qu_upgrade_all(): print one JSON object instead of a table. Its bits do not
+ * overlap the QU_FLAG_* ones, which qu_upgrade_all() takes in the same word. */
+#define QU_OUT_JSON 0x100u
+/* qu_upgrade_all() as the package hook runs it: nothing happens unless `enabled` is set in
+ * /etc/qemu-upgrade.conf, and each VM's result goes to syslog too. */
+#define QU_ALL_FROM_HOOK 0x200u
+/* qu_agent_run(): serve one upgrade, then return. */
+#define QU_AGENT_ONCE 0x400u
+
+/* Every running QEMU whose executable was replaced on disk (a package upgrade) moves to the
+ * binary now at that path, each in a child process of its own, jobs at a time (1 to 64; 0:
+ * `jobs` in /etc/qemu-upgrade.conf). All other VMs are left alone, and so is one whose new
+ * binary someone other than root could have changed. binary: only VMs running this path
+ * (NULL: any). timeout_ms: each VM's deadline (0: the default). flags: QU_FLAG_DRY_RUN,
+ * QU_FLAG_ALLOW_COPY, QU_FLAG_LOW_MEMORY (the last two also from the configuration),
+ * QU_OUT_JSON, QU_ALL_FROM_HOOK; any other bit is EINVAL. Prints a table, or one JSON object,
+ * to out. Returns 0 when every replaced VM was upgraded (or planned), 1 when any failed or
+ * was refused, -1 when it could not begin (the configuration, /proc, an argument). */
+int qu_upgrade_all(const char *binary, unsigned jobs, unsigned timeout_ms, unsigned flags, FILE *out);
+
+/* What this host offers an upgrade (pidfd_getfd, descriptor passing, userfaultfd, ...), one
+ * line each with why it matters; with binary, what that QEMU offers too. With remote (as for
+ * qu_set_remote()): whether the agent there answers and holds the same key (key_path, NULL:
+ * QU_AGENT_KEY), and what the QEMU at binary (NULL: /usr/bin/qemu-system-x86_64) is there.
+ * flags: 0 or QU_OUT_JSON. Returns 0 when everything an upgrade needs is here, 1 when
+ * something is missing (out says what), -1 on a bad argument. */
+int qu_check(const char *binary, const char *remote, const char *key_path, unsigned flags, FILE *out);
+
+/* The other host's end of qu_set_remote(): listens on listen_addr ("[ADDR:]PORT", "PORT"
+ * alone on every address; NULL: port 4779 on every address), admits only a peer holding the
+ * key at key_path (NULL: QU_AGENT_KEY; a file only root may read), and serves each upgrade
+ * in a child process. Serves until the process is killed, or with QU_AGENT_ONCE returns 0
+ * after one upgrade; -1 when it cannot begin (no key, cannot listen, an unknown flag). */
+int qu_agent_run(const char *listen_addr, const char *key_path, unsigned flags);
+
+/* Decodes a handover stream, as qu_write_stream() writes it, read from fd to its end: one
+ * line per record on out, after the record's byte offset. Returns 0, or -1 (EBADMSG) at a
+ * damaged or truncated record; the error says at which byte. */
+int qu_dump_stream(int fd, FILE *out);
 
 #ifdef __cplusplus
 }

@@ -38,7 +38,7 @@ static void session_ended(pid_t pid, int status)
 			WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
 
-int qu_agent_run(const char *listen_addr, const char *key_path, int once)
+int qu_agent_serve(const char *listen_addr, const char *key_path, int once)
 {
 	struct qu_tcp_server server;
 	if (qu_tcp_server_open(listen_addr, key_path, &server) < 0)

@@ -6,8 +6,9 @@
 #ifndef QU_REMOTE_AGENT_H
 #define QU_REMOTE_AGENT_H
 
-/* Serves until killed (or, with once, after one connection). Returns -1 with a message when
- * it cannot start (no key, cannot listen). */
-int qu_agent_run(const char *listen_addr, const char *key_path, int once);
+/* What the public qu_agent_run() (upgrade/api.c) runs, its defaults filled in. Serves until
+ * killed (or, with once, after one connection). Returns -1 with a message when it cannot
+ * start (no key, cannot listen). */
+int qu_agent_serve(const char *listen_addr, const char *key_path, int once);
 
 #endif

@@ -10,10 +10,11 @@ export DEBIAN_FRONTEND=noninteractive
 # The package lists may be stale or missing on a fresh machine.
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-	build-essential pkg-config libjson-c-dev zlib1g-dev libcap-dev libcmocka-dev libssl-dev libseccomp-dev \
+	build-essential g++ pkg-config libjson-c-dev zlib1g-dev libcap-dev libcmocka-dev libssl-dev libseccomp-dev \
 	qemu-system-x86 qemu-utils \
 	busybox-static cpio gzip xz-utils \
 	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates inotify-tools python3 \
 	clang-14 libclang-rt-14-dev llvm-14 libcap2-bin \
 	rpm >/dev/null   # rpm: the RPM file trigger is tested with rpm itself (rpm-hook.t);
 	                 # clang's libFuzzer and sanitizer runtimes: make fuzz (tests/fuzz/)
+	                 # g++ (build-essential has it too): the header compiles as C++ (tests/library/)

@@ -1,4 +1,7 @@
-#include "upgrade/all.h"
+/* qu_upgrade_all(), `qemu-upgrade --all`: every running QEMU whose executable was replaced on
+ * disk (a package upgrade) moves to the binary now at its path; all others are left alone.
+ * Each upgrade runs in a child process of its own (isolated state, a crash costs one VM's
+ * upgrade, not the others'), N at a time. */
 #include "qemu-upgrade.h"
 #include "qemu-integration/argv.h"
 #include "qemu-integration/binary.h"
@@ -22,6 +25,17 @@
 #include <unistd.h>
 
 #define MAX_VMS 1024
+
+struct all_options {
+	const char *binary;   /* only VMs running this path (NULL: any QEMU) */
+	int jobs;             /* 0: from the config file */
+	int dry_run;
+	int allow_copy;       /* also from the config's allow_copy */
+	int low_memory;       /* also from the config's low_memory */
+	int json;
+	int from_hook;        /* the package hook: obey `enabled`, log to syslog, never fail */
+	unsigned timeout_ms;  /* per VM */
+};
 
 struct vm_entry {
 	pid_t pid;
@@ -122,7 +136,7 @@ static void vm_user(pid_t pid, struct vm_entry *x)
 	x->gid = g;
 }
 
-static int find_vms(const struct qu_all_options *o, const struct qu_config *c, struct vm_entry *v, int *n)
+static int find_vms(const struct all_options *o, const struct qu_config *c, struct vm_entry *v, int *n)
 {
 	DIR *d = opendir("/proc");
 	if (!d)
@@ -154,7 +168,7 @@ static int find_vms(const struct qu_all_options *o, const struct qu_config *c, s
 	return 0;
 }
 
-static void run_child(const struct qu_all_options *o, const struct vm_entry *x, int fd)
+static void run_child(const struct all_options *o, const struct vm_entry *x, int fd)
 {
 	struct qu_handle *h = qu_new();
 	qu_set_log_level(0);
@@ -180,7 +194,7 @@ static void run_child(const struct qu_all_options *o, const struct vm_entry *x, 
 	_exit(r < 0 ? 1 : 0);
 }
 
-static int start(const struct qu_all_options *o, struct vm_entry *x)
+static int start(const struct all_options *o, struct vm_entry *x)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -226,7 +240,7 @@ static void collect(struct vm_entry *x)
 	x->out = NULL;
 }
 
-static void run_all(const struct qu_all_options *o, struct vm_entry *v, int n, int jobs)
+static void run_all(const struct all_options *o, struct vm_entry *v, int n, int jobs)
 {
 	int running = 0, next = 0;
 	while (next < n || running) {
@@ -264,19 +278,22 @@ static double jnum(json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_double(v) : 0;
 }
 
-int qu_all(const struct qu_all_options *o, FILE *out)
+/* Prints a summary table (or one JSON object) to out. Returns 0 when every replaced VM was
+ * upgraded (or planned), 1 when any failed or was refused, -1 (message set) when it could not
+ * begin. */
+static int all(const struct all_options *o, FILE *out)
 {
 	/* Large (paths, tables): on the heap, not the stack. */
 	struct qu_config *confp = calloc(1, sizeof(*confp));
 	struct qu_binary *bin = calloc(1, sizeof(*bin));
 	struct vm_entry *v = calloc(MAX_VMS, sizeof(*v));
-	int n = 0, failed = 0, done = 0, left = 0, rc = 2;
-	if (!v || !confp || !bin)
-		goto out;
-	if (qu_config_load(confp) < 0 || find_vms(o, confp, v, &n) < 0) {
-		fprintf(stderr, "qemu-upgrade: %s\n", qu_err_msg());
+	int n = 0, failed = 0, done = 0, left = 0, rc = -1;
+	if (!v || !confp || !bin) {
+		qu_err(-ENOMEM, "out of memory");
 		goto out;
 	}
+	if (qu_config_load(confp) < 0 || find_vms(o, confp, v, &n) < 0)
+		goto out;
 	const struct qu_config *conf = confp;
 	if (o->from_hook) {
 		openlog("qemu-upgrade", LOG_PID, LOG_DAEMON);
@@ -286,7 +303,7 @@ int qu_all(const struct qu_all_options *o, FILE *out)
 			goto out;
 		}
 	}
-	struct qu_all_options opts = *o;
+	struct all_options opts = *o;
 	opts.allow_copy |= conf->allow_copy;
 	opts.low_memory |= conf->low_memory;
 	o = &opts;
@@ -354,4 +371,25 @@ out:
 	free(confp);
 	free(bin);
 	return rc;
+}
+
+int qu_upgrade_all(const char *binary, unsigned jobs, unsigned timeout_ms, unsigned flags, FILE *out)
+{
+	const unsigned known = QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_OUT_JSON | QU_ALL_FROM_HOOK;
+	int err = 0;
+	if (flags & ~known)
+		err = qu_err(-EINVAL, "unknown flags 0x%x", flags & ~known);
+	else if (jobs > 64)
+		err = qu_err(-EINVAL, "jobs %u: give 1 to 64, or 0 for the configuration's", jobs);
+	else if (!out)
+		err = qu_err(-EINVAL, "no stream to print to");
+	if (err)
+		return -1;
+	struct all_options o = {
+		.binary = binary, .jobs = (int)jobs, .timeout_ms = timeout_ms,
+		.dry_run = !!(flags & QU_FLAG_DRY_RUN), .allow_copy = !!(flags & QU_FLAG_ALLOW_COPY),
+		.low_memory = !!(flags & QU_FLAG_LOW_MEMORY), .json = !!(flags & QU_OUT_JSON),
+		.from_hook = !!(flags & QU_ALL_FROM_HOOK),
+	};
+	return all(&o, out);
 }

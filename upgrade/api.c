@@ -17,6 +17,7 @@
 #include "qemu-integration/vm.h"
 #include "upgrade/inspect.h"
 #include "qemu-integration/disks.h"
+#include "remote/agent.h"
 #include "remote/client.h"
 #include "remote/tcp/transport.h"
 
@@ -387,6 +388,17 @@ int qu_recover(FILE *out)
 	if (failed)
 		return fail(-EIO, "some upgrades could not be settled: see above");
 	return settled;
+}
+
+/* Here, not in remote/: the public API sits above the remote floor (README, "Layout"). */
+int qu_agent_run(const char *listen_addr, const char *key_path, unsigned flags)
+{
+	char port[16]; /* NULL: the agent's port on every address */
+	if (flags & ~QU_AGENT_ONCE)
+		return fail(-EINVAL, "unknown flags: give 0 or QU_AGENT_ONCE");
+	snprintf(port, sizeof(port), "%d", QU_AGENT_PORT);
+	return qu_agent_serve(listen_addr ? listen_addr : port, key_path ? key_path : QU_AGENT_KEY,
+			      !!(flags & QU_AGENT_ONCE));
 }
 
 const char *qu_get_error(void) { return qu_err_msg(); }

@@ -1,4 +1,4 @@
-#include "upgrade/check.h"
+#include "qemu-upgrade.h"
 #include "remote/client.h"
 #include "remote/tcp/transport.h"
 #include "qemu-integration/binary.h"
@@ -327,8 +327,17 @@ static void check_agent(struct report *rep, const char *host, const char *key, c
 	qu_remote_close(r);
 }
 
-int qu_check(const char *binary, const char *remote, const char *remote_key, int json, FILE *out)
+int qu_check(const char *binary, const char *remote, const char *remote_key, unsigned flags, FILE *out)
 {
+	if (flags & ~QU_OUT_JSON) {
+		qu_err(-EINVAL, "unknown flags 0x%x", flags & ~QU_OUT_JSON);
+		return -1;
+	}
+	if (!out) {
+		qu_err(-EINVAL, "no stream to print to");
+		return -1;
+	}
+	int json = !!(flags & QU_OUT_JSON);
 	struct report rep = { .items = json_object_new_array(), .json = json, .out = out };
 	if (!json)
 		fprintf(out, "%-4s %-26s %-34s %s\n", "", "FEATURE", "HERE", "WHY IT MATTERS");

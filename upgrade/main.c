@@ -1,11 +1,8 @@
 /* The qemu-upgrade command: its commands from a table (commands[], below); the upgrade of
- * one VM, --all and --recover share one set of options and are picked by them. */
+ * one VM, --all and --recover share one set of options and are picked by them. It calls only
+ * the public API (include/qemu-upgrade.h) and links against the shared library, so it can do
+ * nothing a management daemon could not. */
 #include "qemu-upgrade.h"
-#include "remote/agent.h"
-#include "remote/tcp/transport.h"
-#include "upgrade/all.h"
-#include "upgrade/check.h"
-#include "upgrade/stream.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -49,41 +46,11 @@ static int dump_stream(const char *path)
 		fprintf(stderr, "qemu-upgrade: cannot open %s: %s\n", path, strerror(errno));
 		return EXIT_USAGE;
 	}
-	size_t cap = QU_STREAM_HDR_LEN + QU_STREAM_MAX_PAYLOAD, len = 0, off = 0;
-	uint8_t *buf = malloc(cap);
-	ssize_t n;
-	int rc = EXIT_OK;
-	while (buf && (n = read(fd, buf + len, cap - len)) > 0) {
-		len += (size_t)n;
-		for (;;) {
-			struct qu_rec rec;
-			size_t used;
-			char line[8192];
-			int r = qu_stream_decode(buf + off, len - off, &rec, &used);
-			if (r == -EAGAIN)
-				break;
-			if (r < 0) {
-				fprintf(stderr, "qemu-upgrade: %s: damaged record at byte %zu\n", path, off);
-				rc = EXIT_FAILED;
-				goto out;
-			}
-			qu_rec_describe(&rec, line, sizeof(line));
-			printf("%8zu %s\n", off, line);
-			qu_rec_free(&rec);
-			off += used;
-		}
-		memmove(buf, buf + off, len - off);
-		len -= off;
-		off = 0;
-	}
-	if (len) {
-		fprintf(stderr, "qemu-upgrade: %s: %zu bytes of a truncated record at the end\n", path, len);
-		rc = EXIT_FAILED;
-	}
-out:
-	free(buf);
+	int r = qu_dump_stream(fd, stdout);
+	if (r < 0)
+		fprintf(stderr, "qemu-upgrade: %s: %s\n", path, qu_get_error());
 	close(fd);
-	return rc;
+	return r < 0 ? EXIT_FAILED : EXIT_OK;
 }
 
 static int progress_json, progress_shown;
@@ -159,7 +126,10 @@ static int check_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade check: --remote-key goes with --remote HOST\n");
 		return EXIT_USAGE;
 	}
-	return qu_check(binary, remote, remote_key, json, stdout) ? EXIT_FAILED : EXIT_OK;
+	int r = qu_check(binary, remote, remote_key, json ? QU_OUT_JSON : 0, stdout);
+	if (r < 0)
+		fprintf(stderr, "qemu-upgrade check: %s\n", qu_get_error());
+	return r < 0 ? EXIT_USAGE : r ? EXIT_FAILED : EXIT_OK;
 }
 
 static int agent_command(struct cli *cli)
@@ -196,7 +166,7 @@ static int agent_command(struct cli *cli)
 		return EXIT_USAGE;
 	}
 	qu_set_log_level(verbose);
-	if (qu_agent_run(listen, key, once) < 0) {
+	if (qu_agent_run(listen, key, once ? QU_AGENT_ONCE : 0) < 0) {
 		fprintf(stderr, "qemu-upgrade agent: %s\n", qu_get_error());
 		return EXIT_USAGE;
 	}
@@ -377,17 +347,16 @@ static int all_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade: --all upgrades every replaced VM; it takes no --pid or --recover\n");
 		return usage_error(cli);
 	}
-	struct qu_all_options o = { .binary = cli->all_binary, .jobs = cli->jobs,
-				    .dry_run = !!(cli->flags & QU_FLAG_DRY_RUN),
-				    .allow_copy = !!(cli->flags & QU_FLAG_ALLOW_COPY),
-				    .low_memory = !!(cli->flags & QU_FLAG_LOW_MEMORY),
-				    .json = cli->json, .from_hook = cli->from_hook, .timeout_ms = cli->timeout_ms };
+	unsigned flags = (cli->flags & (QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY)) |
+			 (cli->json ? QU_OUT_JSON : 0) | (cli->from_hook ? QU_ALL_FROM_HOOK : 0);
 	qu_free(cli->h);
 	cli->h = NULL;
 	install_signal_handlers();
-	int rc = qu_all(&o, stdout);
+	int rc = qu_upgrade_all(cli->all_binary, (unsigned)cli->jobs, cli->timeout_ms, flags, stdout);
+	if (rc < 0)
+		fprintf(stderr, "qemu-upgrade: %s\n", qu_get_error());
 	/* A package manager must never fail because of us: the summary went to syslog. */
-	return cli->from_hook ? EXIT_OK : rc;
+	return cli->from_hook ? EXIT_OK : rc < 0 ? EXIT_USAGE : rc;
 }
 
 static int recover_command(struct cli *cli)

@@ -7,7 +7,6 @@
 #include <stdint.h>
 
 #define QU_AGENT_PORT 4779
-#define QU_AGENT_KEY "/etc/qemu-upgrade/agent.key"
 #define QU_AUTH_NONCE_LEN 32
 #define QU_AUTH_HEX_LEN 65 /* SHA-256 in hex, NUL-terminated */
 #define QU_AUTH_KEY_MAX 512

@@ -4,8 +4,8 @@
  * abort with "called off" (remote/agent.c, remote/tcp/server.c, remote/session.c,
  * remote/client.c). */
 #include "unit.h"
+#include "qemu-upgrade.h"
 #include "remote/client.h"
-#include "remote/agent.h"
 #include "remote/tcp/seal.h"
 #include "remote/tcp/transport.h"
 #include "upgrade/kv.h"
