@@ -88,20 +88,20 @@ static int take_by_pid(const struct qu_carried *c, struct qu_take_from *from)
 static const char ITS_END_STAYS[] = "its other end stays on this host: use a UNIX socket server chardev instead";
 
 static const struct qu_fd_kind_ops kinds[] = {
-	[QU_FD_STDIO] = { "stdio", QU_FD_USE_INSTALL, NULL, NULL },
-	[QU_FD_CONTROL] = { "control", QU_FD_USE_INSTALL, NULL, NULL, 1 },
-	[QU_FD_MIGRATION] = { "migration", QU_FD_USE_INSTALL, NULL, NULL, 1 },
-	[QU_FD_RAM] = { "ram", QU_FD_USE_INSTALL, take_ram, NULL },
-	[QU_FD_LISTENER] = { "listener", QU_FD_USE_INSTALL, NULL, NULL },
-	[QU_FD_TAP] = { "tap", QU_FD_USE_INSTALL, NULL, NULL },
-	[QU_FD_NAMESPACE] = { "namespace", QU_FD_USE_ENTER, take_by_pid,
-			      "a namespace of this host cannot follow the VM to another host" },
-	[QU_FD_VHOST] = { "vhost", QU_FD_USE_INSTALL, take_vhost, NULL },
-	[QU_FD_PTY] = { "pty", QU_FD_USE_INSTALL, take_pty, ITS_END_STAYS },
-	[QU_FD_SOCKET] = { "socket", QU_FD_USE_INSTALL, NULL, ITS_END_STAYS },
-	[QU_FD_PROGRAM] = { "program", QU_FD_USE_EXEC, NULL, NULL, 1 },
-	[QU_FD_DIRECTORY] = { "directory", QU_FD_USE_DIRECTORY, take_by_pid,
-			      "a directory of this host cannot follow the VM to another host" },
+	[QU_FD_STDIO] = { .name = "stdio", .use = QU_FD_USE_INSTALL },
+	[QU_FD_CONTROL] = { .name = "control", .use = QU_FD_USE_INSTALL, .made_at_launch = 1 },
+	[QU_FD_MIGRATION] = { .name = "migration", .use = QU_FD_USE_INSTALL, .made_at_launch = 1 },
+	[QU_FD_RAM] = { .name = "ram", .use = QU_FD_USE_INSTALL, .take = take_ram },
+	[QU_FD_LISTENER] = { .name = "listener", .use = QU_FD_USE_INSTALL },
+	[QU_FD_TAP] = { .name = "tap", .use = QU_FD_USE_INSTALL },
+	[QU_FD_NAMESPACE] = { .name = "namespace", .use = QU_FD_USE_ENTER, .take = take_by_pid,
+			      .not_remote = "a namespace of this host cannot follow the VM to another host" },
+	[QU_FD_VHOST] = { .name = "vhost", .use = QU_FD_USE_INSTALL, .take = take_vhost },
+	[QU_FD_PTY] = { .name = "pty", .use = QU_FD_USE_INSTALL, .take = take_pty, .not_remote = ITS_END_STAYS },
+	[QU_FD_SOCKET] = { .name = "socket", .use = QU_FD_USE_INSTALL, .not_remote = ITS_END_STAYS },
+	[QU_FD_PROGRAM] = { .name = "program", .use = QU_FD_USE_EXEC, .made_at_launch = 1 },
+	[QU_FD_DIRECTORY] = { .name = "directory", .use = QU_FD_USE_DIRECTORY, .take = take_by_pid,
+			      .not_remote = "a directory of this host cannot follow the VM to another host" },
 };
 
 const struct qu_fd_kind_ops *qu_fd_kind(unsigned kind)
