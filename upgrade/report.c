@@ -102,7 +102,8 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 			fprintf(f, "memory wait:   %.1f s for other copies to free the memory this one needed\n",
 				rep->memory_wait_ms / 1000.0);
 	}
-	if (rep->error[0])
+	/* A refusal's error only repeats the list above. */
+	if (rep->error[0] && !(plan && plan->refusals.n && !strcmp(rep->result, "refused")))
 		fprintf(f, "error:         %s\n", rep->error);
 	if (rep->rolled_back[0])
 		fprintf(f, "rolled back:   %s\n", rep->rolled_back);
