@@ -12,17 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int refuse(struct qu_rewrite *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int refuse(struct qu_rewrite *p, const char *fmt, ...)
-{
-	va_list ap;
-	if (p->refusal[0])
-		return 0; /* the first reason is the one to tell */
-	va_start(ap, fmt);
-	vsnprintf(p->refusal, sizeof(p->refusal), fmt, ap);
-	va_end(ap);
-	return 0;
-}
+/* Every reason is kept (qemu-integration/refusals.h): the operator sees all blockers at once. */
+#define refuse(p, ...) qu_refusals_add(&(p)->refusals, __VA_ARGS__)
 
 static int carry(struct qu_rewrite *p, int old_fd, unsigned kind, const char *name)
 {
@@ -451,70 +442,80 @@ static void refuse_net(struct qu_rewrite *p, const char *opt, const char *val)
 		       "descriptors are found: fd=, fds= or ifname=)", opt, val);
 }
 
-/* Anything else holding a descriptor or a device that cannot be opened twice is refused. */
-static void refuse_uncarried(struct qu_rewrite *p)
+/* Anything else holding a descriptor or a device that cannot be opened twice is refused:
+ * the reasons against option i. */
+static void refuse_option(struct qu_rewrite *p, size_t i)
 {
 	static const char *const fd_keys[] = { "fd", "fds", "vhostfd", "vhostfds", NULL };
 	static const char *const chardev_refused[] = { "pty", "stdio", "pipe", "serial", "tty",
 						       "parallel", "parport", "udp", NULL };
-	for (size_t i = 0; i < p->argv.n; i++) {
-		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
-		struct qu_opts o;
-		if (opt && !strcmp(opt, "snapshot"))
-			refuse(p, "-snapshot: its temporary disk overlay lives in the old QEMU and cannot be "
-			       "carried; the guest's writes since the start would be lost");
-		if (!opt || !val)
-			continue;
-		if (!strcmp(opt, "device") && (!strncmp(val, "vfio", 4) || strstr(val, "driver\":\"vfio")))
-			refuse(p, "-device %s: VFIO passthrough devices cannot be carried (the device "
-			       "cannot be opened twice, and its state is not migrated)", val);
-		if (val[0] == '{') {
-			if (!strcmp(opt, "netdev"))
-				refuse_net(p, opt, val);
-			continue;
-		}
-		if (!strcmp(opt, "runas") || !strcmp(opt, "chroot") ||
-		    (!strcmp(opt, "run-with") && (strstr(val, "user=") || strstr(val, "chroot="))))
-			refuse(p, "-%s %s: QEMU starts as root and drops its privileges itself; its new QEMU would "
-			       "have to start as root, from an environment the VM's user may have changed: not "
-			       "carried (start the VM as its user, in its root, as libvirt does)", opt, val);
-		if (!strcmp(opt, "readconfig"))
-			refuse(p, "-readconfig %s: devices and descriptors in configuration files are not "
-			       "inspected yet, so they could not be carried", val);
-		if (!strcmp(opt, "add-fd"))
-			refuse(p, "-add-fd %s: passed-in descriptor sets cannot be carried yet", val);
-		if (!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net"))
+	const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
+	struct qu_opts o;
+	if (opt && !strcmp(opt, "snapshot"))
+		refuse(p, "-snapshot: its temporary disk overlay lives in the old QEMU and cannot be "
+		       "carried; the guest's writes since the start would be lost");
+	if (!opt || !val)
+		return;
+	if (!strcmp(opt, "device") && (!strncmp(val, "vfio", 4) || strstr(val, "driver\":\"vfio")))
+		refuse(p, "-device %s: VFIO passthrough devices cannot be carried (the device "
+		       "cannot be opened twice, and its state is not migrated)", val);
+	if (val[0] == '{') {
+		if (!strcmp(opt, "netdev"))
 			refuse_net(p, opt, val);
-		if ((!strcmp(opt, "serial") || !strcmp(opt, "parallel") || !strcmp(opt, "monitor") ||
-		     !strcmp(opt, "qmp")) && (!strcmp(val, "stdio") || !strncmp(val, "mon:", 4) ||
-					       !strcmp(val, "pty") || !strncmp(val, "tcp:", 4) ||
-					       (strcmp(opt, "qmp") && strcmp(opt, "monitor") && !strncmp(val, "unix:", 5))))
-			refuse(p, "-%s %s: this character device cannot be carried yet", opt, val);
-		if (qu_opts_parse(val, NULL, &o) < 0)
-			continue;
-		/* Carried listeners are server=on by now and carried taps are -netdev tap with fd=;
-		 * any other fd= is a stranger's descriptor. */
-		int carried_tap = !strcmp(opt, "netdev") && !strncmp(val, "tap,", 4);
-		int carried_sock = !strcmp(opt, "chardev") && carried_socket(p, qu_opts_get(&o, "fd"));
-		for (const char *const *k = fd_keys; *k; k++)
-			if (qu_opts_get(&o, *k) && !carried_tap && !carried_sock &&
-			    (strcmp(opt, "chardev") || !qu_opts_get_bool(&o, "server")))
-				refuse(p, "-%s %s: passed-in descriptors (%s=) cannot be carried yet", opt, val, *k);
+		return;
+	}
+	if (!strcmp(opt, "runas") || !strcmp(opt, "chroot") ||
+	    (!strcmp(opt, "run-with") && (strstr(val, "user=") || strstr(val, "chroot="))))
+		refuse(p, "-%s %s: QEMU starts as root and drops its privileges itself; its new QEMU would "
+		       "have to start as root, from an environment the VM's user may have changed: not "
+		       "carried (start the VM as its user, in its root, as libvirt does)", opt, val);
+	if (!strcmp(opt, "readconfig"))
+		refuse(p, "-readconfig %s: devices and descriptors in configuration files are not "
+		       "inspected yet, so they could not be carried", val);
+	if (!strcmp(opt, "add-fd"))
+		refuse(p, "-add-fd %s: passed-in descriptor sets cannot be carried yet", val);
+	if (!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net"))
+		refuse_net(p, opt, val);
+	if ((!strcmp(opt, "serial") || !strcmp(opt, "parallel") || !strcmp(opt, "monitor") ||
+	     !strcmp(opt, "qmp")) && (!strcmp(val, "stdio") || !strncmp(val, "mon:", 4) ||
+				       !strcmp(val, "pty") || !strncmp(val, "tcp:", 4) ||
+				       (strcmp(opt, "qmp") && strcmp(opt, "monitor") && !strncmp(val, "unix:", 5))))
+		refuse(p, "-%s %s: this character device cannot be carried yet", opt, val);
+	if (qu_opts_parse(val, NULL, &o) < 0)
+		return;
+	/* Carried listeners are server=on by now and carried taps are -netdev tap with fd=;
+	 * any other fd= is a stranger's descriptor. */
+	int carried_tap = !strcmp(opt, "netdev") && !strncmp(val, "tap,", 4);
+	int carried_sock = !strcmp(opt, "chardev") && carried_socket(p, qu_opts_get(&o, "fd"));
+	for (const char *const *k = fd_keys; *k; k++)
+		if (qu_opts_get(&o, *k) && !carried_tap && !carried_sock &&
+		    (strcmp(opt, "chardev") || !qu_opts_get_bool(&o, "server")))
+			refuse(p, "-%s %s: passed-in descriptors (%s=) cannot be carried yet", opt, val, *k);
+	qu_opts_free(&o);
+	if (!strcmp(opt, "chardev") && qu_opts_parse(val, "backend", &o) == 0) {
+		const char *b = qu_opts_get(&o, "backend");
+		for (const char *const *k = chardev_refused; b && *k; k++)
+			if (!strcmp(b, *k) && !strcmp(b, "pty"))
+				refuse(p, "-chardev %s: its pty master was not found in the QEMU process (no "
+				       "/dev/ptmx descriptor with the tty-index query-chardev names), so the pty "
+				       "cannot be kept", val);
+			else if (!strcmp(b, *k))
+				refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
+		if (b && !strcmp(b, "socket") && qu_opts_get(&o, "host"))
+			refuse(p, "-chardev %s: TCP socket servers cannot be carried yet (only UNIX "
+			       "sockets)", val);
 		qu_opts_free(&o);
-		if (!strcmp(opt, "chardev") && qu_opts_parse(val, "backend", &o) == 0) {
-			const char *b = qu_opts_get(&o, "backend");
-			for (const char *const *k = chardev_refused; b && *k; k++)
-				if (!strcmp(b, *k) && !strcmp(b, "pty"))
-					refuse(p, "-chardev %s: its pty master was not found in the QEMU process (no "
-					       "/dev/ptmx descriptor with the tty-index query-chardev names), so the pty "
-					       "cannot be kept", val);
-				else if (!strcmp(b, *k))
-					refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
-			if (b && !strcmp(b, "socket") && qu_opts_get(&o, "host"))
-				refuse(p, "-chardev %s: TCP socket servers cannot be carried yet (only UNIX "
-				       "sockets)", val);
-			qu_opts_free(&o);
-		}
+	}
+}
+
+/* One reason per option (the first found): whatever else is wrong with it, the operator
+ * changes or removes that option once. Every option is looked at. */
+static void refuse_uncarried(struct qu_rewrite *p)
+{
+	for (size_t i = 0; i < p->argv.n; i++) {
+		unsigned before = qu_refusals_count(&p->refusals);
+		refuse_option(p, i);
+		qu_refusals_keep(&p->refusals, before + 1);
 	}
 }
 

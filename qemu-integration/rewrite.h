@@ -6,6 +6,7 @@
 
 #include "qemu-integration/argv.h"
 #include "qemu-integration/binary.h"
+#include "qemu-integration/refusals.h"
 #include "qemu-integration/vm.h"
 #include "upgrade/fdpass/carried.h"
 #include "upgrade/strategy.h"
@@ -26,14 +27,15 @@
 						* namespace) for cpr-transfer */ \
 	char main_channel[64]; \
 	unsigned convert_mask;                 /* in: vm->ram[i] arrives in a shared memfd the tool makes */ \
-	char refusal[1024];                    /* out: non-empty: cannot upgrade, and why */
+	struct qu_refusals refusals;           /* out: n > 0: cannot upgrade, and every reason */
 
 struct qu_rewrite {
 	QU_REWRITE_MEMBERS
 };
 
 /* The new command line (fds numbered from QU_FD_FIRST_CARRIED, upgrade/launcher.h): fills
- * rw->argv and rw->fds; what cannot be carried goes to rw->refusal. */
+ * rw->argv and rw->fds; everything that cannot be carried goes to rw->refusals (one reason
+ * per option), on top of what is there already. */
 int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *rw);
 
 #endif

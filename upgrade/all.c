@@ -278,6 +278,23 @@ static double jnum(json_object *o, const char *k)
 	return json_object_object_get_ex(o, k, &v) && v ? json_object_get_double(v) : 0;
 }
 
+/* The table's last column: the new PID, or why not. A refused VM shows its first blocker and
+ * how many more there are ("(+2 more)", kept when the line is cut): `--pid PID --dry-run`
+ * lists them all, and syslog and --json get them all. */
+static void table_reason(json_object *r, int ok, const char *why, char *out, size_t len)
+{
+	json_object *list;
+	size_t n = json_object_object_get_ex(r, "refusals", &list) && json_object_is_type(list, json_type_array)
+			   ? json_object_array_length(list) : 0;
+	if (ok || n < 2) {
+		snprintf(out, len, "%s", ok ? jstr(r, "new_pid") : why);
+		return;
+	}
+	char more[32];
+	int w = snprintf(more, sizeof(more), " (+%zu more)", n - 1 + (size_t)jnum(r, "refusals_not_listed"));
+	snprintf(out, len, "%.*s%s", (int)(len - 1) - w, json_object_get_string(json_object_array_get_idx(list, 0)), more);
+}
+
 /* Prints a summary table (or one JSON object) to out. Returns 0 when every replaced VM was
  * upgraded (or planned), 1 when any failed or was refused, -1 (message set) when it could not
  * begin. */
@@ -341,7 +358,7 @@ static int all(const struct all_options *o, FILE *out)
 		done += ok;
 		const char *why = jstr(r, "refusal")[0] ? jstr(r, "refusal") : jstr(r, "error");
 		char newpid[160];
-		snprintf(newpid, sizeof(newpid), "%s", ok ? jstr(r, "new_pid") : why);
+		table_reason(r, ok, why, newpid, sizeof(newpid));
 		if (!o->json)
 			fprintf(out, "%-8d %-16.16s %-9s %-9s %-9s %7.1fms %7.0fms  %s\n", (int)x->pid,
 				x->name[0] ? x->name : "-", jstr(r, "old_version"), jstr(r, "new_version"), result,

@@ -242,8 +242,15 @@ inspect:
 	if (r < 0)
 		goto failed;
 	h->planned = 1;
-	if (h->plan.refusal[0]) {
-		r = qu_err(-EOPNOTSUPP, "cannot upgrade PID %d: %s", (int)h->pid, h->plan.refusal);
+	if (h->plan.refusals.n) {
+		char *all = qu_refusals_join(&h->plan.refusals, "; ");
+		unsigned n = qu_refusals_count(&h->plan.refusals);
+		if (n == 1)
+			r = qu_err(-EOPNOTSUPP, "cannot upgrade PID %d: %s", (int)h->pid, all ? all : h->plan.refusals.why[0]);
+		else
+			r = qu_err(-EOPNOTSUPP, "cannot upgrade PID %d, %u blockers: %s", (int)h->pid, n,
+				   all ? all : h->plan.refusals.why[0]);
+		free(all);
 		qu_qmp_close(old);
 		finish(h, "refused", start);
 		errno = EOPNOTSUPP;

@@ -67,12 +67,12 @@ static void plan_postcopy(const struct qu_vm *vm, struct qu_plan *p, const char 
 {
 	char why[256] = "";
 	if (!userfaultfd_allowed(vm, why, sizeof(why))) {
-		snprintf(p->refusal, sizeof(p->refusal), "%s%s", p->low_memory ? "--low-memory: " : "", why);
+		qu_refusals_add(&p->refusals, "%s%s", p->low_memory ? "--low-memory: " : "", why);
 		return;
 	}
 	p->memory_needed = POSTCOPY_MARGIN;
 	if (p->memory_room >= 0 && p->memory_room < p->memory_needed) {
-		snprintf(p->refusal, sizeof(p->refusal), "not even a low-memory copy fits: it needs about %lld MiB "
+		qu_refusals_add(&p->refusals, "not even a low-memory copy fits: it needs about %lld MiB "
 			 "(the new QEMU and pages in flight) and %s leaves %lld MiB; free memory first",
 			 p->memory_needed >> 20, room_where, p->memory_room >> 20);
 		return;
@@ -88,20 +88,23 @@ static void plan_postcopy(const struct qu_vm *vm, struct qu_plan *p, const char 
 
 /* Every RAM block is copied, into a shared memfd made for the new QEMU. The machine's own RAM
  * from -m can move into a backend only if it is the only one (it becomes -machine
- * memory-backend=...). -1 with a refusal when a block cannot be recreated. */
+ * memory-backend=...). -1 with a refusal for each block that cannot be recreated; the bytes
+ * count every block, so that the memory needed is still right. */
 static int copy_all_ram(const struct qu_vm *vm, struct qu_plan *p)
 {
+	int r = 0;
 	for (size_t i = 0; i < vm->nram; i++) {
-		const struct qu_ram *r = &vm->ram[i];
-		if (r->arg < 0 && vm->nram > 1) {
-			snprintf(p->refusal, sizeof(p->refusal), "memory backend '%s' is not on the command line "
-				 "and is not the machine's only RAM: it cannot be recreated", r->id);
-			return -1;
+		const struct qu_ram *ram = &vm->ram[i];
+		p->ram_copy_bytes += ram->size;
+		if (ram->arg < 0 && vm->nram > 1) {
+			qu_refusals_add(&p->refusals, "memory backend '%s' is not on the command line and is not "
+					"the machine's only RAM: it cannot be recreated", ram->id);
+			r = -1;
+			continue;
 		}
-		p->ram_copy_bytes += r->size;
 		p->convert_mask |= 1u << i;
 	}
-	return 0;
+	return r;
 }
 
 /* RAM that cannot be handed over is copied once, into a shared memfd the tool makes, so
@@ -110,6 +113,8 @@ static int copy_all_ram(const struct qu_vm *vm, struct qu_plan *p)
  * asked. */
 static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 {
+	/* A block that cannot be recreated cannot be copied at all: --allow-copy or the memory
+	 * for the copy would not help, so saying more would mislead. */
 	if (copy_all_ram(vm, p) < 0)
 		return;
 	if (!p->allow_copy) {
@@ -123,7 +128,7 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 			snprintf(why, sizeof(why), "plain -m: private memory");
 		else
 			snprintf(why, sizeof(why), "'%s' is %s with share=off", r->id, r->qom_type);
-		snprintf(p->refusal, sizeof(p->refusal), "guest RAM (%llu MiB) cannot be handed over (%s) and would "
+		qu_refusals_add(&p->refusals, "guest RAM (%llu MiB) cannot be handed over (%s) and would "
 			 "have to be copied with QEMU's precopy: pass --allow-copy to do that (the guest pauses "
 			 "for up to --max-downtime, the host needs a second copy of its memory; afterwards the "
 			 "RAM is shared and later upgrades copy nothing), or --low-memory to copy it with "
@@ -140,8 +145,9 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 	p->memory_needed = (vm->anon_bytes > 0 ? vm->anon_bytes : (long long)p->ram_copy_bytes) + COPY_MARGIN;
 	if (p->memory_room >= 0 && p->memory_room < p->memory_needed) {
 		long long precopy_needed = p->memory_needed;
+		unsigned before = qu_refusals_count(&p->refusals);
 		plan_postcopy(vm, p, where);
-		if (p->refusal[0])
+		if (qu_refusals_count(&p->refusals) != before)
 			return;
 		snprintf(p->warning + strlen(p->warning), sizeof(p->warning) - strlen(p->warning),
 			 "; chosen because a precopy needs about %lld MiB and %s leaves %lld MiB",
@@ -210,16 +216,18 @@ static void check_ram(const struct qu_vm *vm, struct qu_plan *p)
 		plan_copy(vm, p);
 		return;
 	}
+	int recreated = 1;
 	for (size_t i = 0; i < vm->nram; i++) {
 		const struct qu_ram *r = &vm->ram[i];
 		if (r->arg < 0) {
-			snprintf(p->refusal, sizeof(p->refusal), "memory backend '%s' is not on the command "
-				 "line (added with object-add?), so the new QEMU could not recreate it", r->id);
-			return;
+			qu_refusals_add(&p->refusals, "memory backend '%s' is not on the command line (added "
+					"with object-add?), so the new QEMU could not recreate it", r->id);
+			recreated = 0;
 		}
 		p->ram_shared_bytes += r->size;
 	}
-	p->strategy = QU_STRATEGY_SHARED;
+	if (recreated)
+		p->strategy = QU_STRATEGY_SHARED;
 }
 
 /* The disks on another host: copied (mirrored into images the agent creates), or already
@@ -227,18 +235,18 @@ static void check_ram(const struct qu_vm *vm, struct qu_plan *p)
 static void plan_remote_disks(struct qu_plan *p)
 {
 	const char *host = p->remote ? p->remote->host : "the other host";
-	for (size_t i = 0; p->disks && i < p->disks->n && !p->refusal[0]; i++) {
+	for (size_t i = 0; p->disks && i < p->disks->n; i++) {
 		const struct qu_disk *d = &p->disks->d[i];
 		if (d->readonly || d->removable || p->shared_storage)
 			continue; /* must be at the same path there: QEMU says so at its start if not */
 		if (!p->copy_storage) {
-			snprintf(p->refusal, sizeof(p->refusal), "the VM has disk '%s' (%s): pass --copy-storage to "
-				 "copy its disks to %s, or --shared-storage if %s sees the same files", d->device,
-				 d->file, host, host);
+			qu_refusals_add(&p->refusals, "the VM has disk '%s' (%s): pass --copy-storage to copy its "
+					"disks to %s, or --shared-storage if %s sees the same files", d->device, d->file,
+					host, host);
 		} else if (d->file[0] != '/' || d->backing || !d->size || !d->device[0]) {
-			snprintf(p->refusal, sizeof(p->refusal), "disk '%s' (%s) cannot be copied: --copy-storage copies "
-				 "standalone image files (no backing file) opened by path; copy it to %s yourself and "
-				 "pass --shared-storage", d->device, d->file, host);
+			qu_refusals_add(&p->refusals, "disk '%s' (%s) cannot be copied: --copy-storage copies "
+					"standalone image files (no backing file) opened by path; copy it to %s yourself "
+					"and pass --shared-storage", d->device, d->file, host);
 		} else {
 			p->copy_disks |= 1u << i;
 		}
@@ -251,21 +259,17 @@ static void plan_remote_disks(struct qu_plan *p)
  * memory until the switch; the destination needs a copy's worth. */
 static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
 {
-	if (p->low_memory) {
-		snprintf(p->refusal, sizeof(p->refusal), "--low-memory with --remote is not built yet: the copy to "
-			 "another host is a precopy (this host's memory is not needed for it)");
-		return;
-	}
-	if (copy_all_ram(vm, p) < 0)
-		return;
+	/* The checks below do not depend on each other: each blocker is told. */
+	if (p->low_memory)
+		qu_refusals_add(&p->refusals, "--low-memory with --remote is not built yet: the copy to "
+				"another host is a precopy (this host's memory is not needed for it)");
+	copy_all_ram(vm, p);
 	p->memory_needed = (long long)p->ram_copy_bytes + COPY_MARGIN;
 	p->memory_room = p->remote ? p->remote->mem_available : -1;
-	if (p->memory_room >= 0 && p->memory_room < p->memory_needed) {
-		snprintf(p->refusal, sizeof(p->refusal), "%s has %lld MiB of memory available and the guest needs "
-			 "about %lld MiB there: free memory on %s first", p->remote->host, p->memory_room >> 20,
-			 p->memory_needed >> 20, p->remote->host);
-		return;
-	}
+	if (p->memory_room >= 0 && p->memory_room < p->memory_needed)
+		qu_refusals_add(&p->refusals, "%s has %lld MiB of memory available and the guest needs about "
+				"%lld MiB there: free memory on %s first", p->remote->host, p->memory_room >> 20,
+				p->memory_needed >> 20, p->remote->host);
 	plan_remote_disks(p);
 	/* The same TCG hazard as a local copy (plan_copy). */
 	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !qu_test_env("QEMU_UPGRADE_ALLOW_TCG_COPY");
@@ -276,59 +280,61 @@ static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
 static void refuse_remote_fds(const struct qu_vm *vm, struct qu_plan *p)
 {
 	if (vm->ctx.userns)
-		snprintf(p->refusal, sizeof(p->refusal), "QEMU PID %d runs in a user namespace of this host, which "
-			 "cannot follow it to another host (its new QEMU would run with less confinement)",
-			 (int)vm->pid);
-	for (size_t i = 0; i < p->nfds && !p->refusal[0]; i++) {
+		qu_refusals_add(&p->refusals, "QEMU PID %d runs in a user namespace of this host, which cannot "
+				"follow it to another host (its new QEMU would run with less confinement)", (int)vm->pid);
+	for (size_t i = 0; i < p->nfds; i++) {
 		const struct qu_carried *c = &p->fds[i];
 		const struct qu_fd_kind_ops *k = qu_fd_kind(c->kind);
 		if (!k || k->not_remote)
-			snprintf(p->refusal, sizeof(p->refusal), "%s cannot follow the VM to another host: %s", c->name,
-				 k ? k->not_remote : "a descriptor of an unknown kind");
+			qu_refusals_add(&p->refusals, "%s cannot follow the VM to another host: %s", c->name,
+					k ? k->not_remote : "a descriptor of an unknown kind");
 		else if (c->kind == QU_FD_STDIO && (!c->spec[0] || c->spec[strlen(c->spec) - 1] != '\n'))
-			snprintf(p->refusal, sizeof(p->refusal), "%s: the path is too long to carry to another host "
-				 "(at most %zu bytes)", c->name, sizeof(c->spec) - 7);
+			qu_refusals_add(&p->refusals, "%s: the path is too long to carry to another host (at most "
+					"%zu bytes)", c->name, sizeof(c->spec) - 7);
 		else if (c->kind == QU_FD_TAP && strstr(c->spec, "ifname=\n"))
-			snprintf(p->refusal, sizeof(p->refusal), "%s: its interface name is unknown, so it cannot be "
-				 "opened on the other host", c->name);
+			qu_refusals_add(&p->refusals, "%s: its interface name is unknown, so it cannot be opened on "
+					"the other host", c->name);
 	}
 }
 
 /* Names QMP answered go on the new command line (the machine type, the RAM blocks' ids):
  * a QEMU taken over by its guest, or whoever answers at its socket, must not be able to add
  * options there. The rewriter escapes them as well. */
-static void check_qmp_names(const struct qu_vm *vm, struct qu_plan *p)
+static int check_qmp_names(const struct qu_vm *vm, struct qu_plan *p)
 {
+	int ok = 1;
 	char shown[72]; /* inspect kept them printable already; shown no longer than this */
 	if (!qu_qemu_name_ok(vm->machine)) {
 		qu_copy_printable(shown, sizeof(shown), vm->machine);
-		snprintf(p->refusal, sizeof(p->refusal), "QMP gave the machine type as '%s', which is not a name QEMU "
-			 "gives: not put on a command line (is the QMP socket really the VM's QEMU?)", shown);
+		qu_refusals_add(&p->refusals, "QMP gave the machine type as '%s', which is not a name QEMU gives: "
+				"not put on a command line (is the QMP socket really the VM's QEMU?)", shown);
+		ok = 0;
 	}
-	for (size_t i = 0; i < vm->nram && !p->refusal[0]; i++) {
+	for (size_t i = 0; i < vm->nram; i++) {
 		if (qu_qemu_name_ok(vm->ram[i].id))
 			continue;
 		qu_copy_printable(shown, sizeof(shown), vm->ram[i].id);
-		snprintf(p->refusal, sizeof(p->refusal), "QMP gave a memory backend's id as '%s', which is not a name "
-			 "QEMU gives: not put on a command line (is the QMP socket really the VM's QEMU?)", shown);
+		qu_refusals_add(&p->refusals, "QMP gave a memory backend's id as '%s', which is not a name QEMU "
+				"gives: not put on a command line (is the QMP socket really the VM's QEMU?)", shown);
+		ok = 0;
 	}
+	return ok;
 }
 
 static void check_state(const struct qu_vm *vm, struct qu_plan *p)
 {
 	for (const char *const *s = active_migration; *s; s++)
 		if (!strcmp(vm->migration, *s))
-			snprintf(p->refusal, sizeof(p->refusal), "a migration is already running (status '%s'); "
-				 "wait for it to end or cancel it with QMP migrate_cancel", vm->migration);
-	if (!p->refusal[0] && vm->blockers[0])
-		snprintf(p->refusal, sizeof(p->refusal), "QEMU reports that this VM cannot migrate: %s",
-			 vm->blockers);
-	if (!p->refusal[0] && vm->block_jobs)
-		snprintf(p->refusal, sizeof(p->refusal), "%d block job(s) running (query-block-jobs); wait "
-			 "for them to finish or cancel them first", vm->block_jobs);
-	if (!p->refusal[0] && strcmp(vm->runstate, "running"))
-		snprintf(p->refusal, sizeof(p->refusal), "the VM is not running (run state '%s'); "
-			 "qemu-upgrade upgrades running VMs: resume it with QMP 'cont' first", vm->runstate);
+			qu_refusals_add(&p->refusals, "a migration is already running (status '%s'); wait for it to "
+					"end or cancel it with QMP migrate_cancel", vm->migration);
+	if (vm->blockers[0])
+		qu_refusals_add(&p->refusals, "QEMU reports that this VM cannot migrate: %s", vm->blockers);
+	if (vm->block_jobs)
+		qu_refusals_add(&p->refusals, "%d block job(s) running (query-block-jobs); wait for them to "
+				"finish or cancel them first", vm->block_jobs);
+	if (strcmp(vm->runstate, "running"))
+		qu_refusals_add(&p->refusals, "the VM is not running (run state '%s'); qemu-upgrade upgrades "
+				"running VMs: resume it with QMP 'cont' first", vm->runstate);
 }
 
 static int add_stdio(const struct qu_vm *vm, struct qu_plan *p)
@@ -394,14 +400,14 @@ static void check_seccomp(const struct qu_vm *vm, struct qu_plan *p)
 		}
 	}
 	if (c->seccomp == 1)
-		snprintf(p->refusal, sizeof(p->refusal), "QEMU PID %d runs in seccomp strict mode, which no new "
-			 "process can be given", (int)vm->pid);
+		qu_refusals_add(&p->refusals, "QEMU PID %d runs in seccomp strict mode, which no new process can "
+				"be given", (int)vm->pid);
 	else if (c->seccomp == 2 && c->seccomp_filters > own)
-		snprintf(p->refusal, sizeof(p->refusal), "QEMU PID %d runs under %d seccomp filter(s) that %s: they "
-			 "cannot be read or carried, and the new QEMU must not run with less confinement; start "
-			 "the VM without them, or with QEMU's own -sandbox", (int)vm->pid, c->seccomp_filters - own,
-			 own ? "it did not install itself (besides its own -sandbox)" : "whatever started it installed "
-			 "(it has no -sandbox)");
+		qu_refusals_add(&p->refusals, "QEMU PID %d runs under %d seccomp filter(s) that %s: they cannot be "
+				"read or carried, and the new QEMU must not run with less confinement; start the VM "
+				"without them, or with QEMU's own -sandbox", (int)vm->pid, c->seccomp_filters - own,
+				own ? "it did not install itself (besides its own -sandbox)" : "whatever started it "
+				"installed (it has no -sandbox)");
 }
 
 /* The new binary is probed as the VM's user. It may be that user's own build only when it
@@ -411,9 +417,10 @@ static int probe_here(const struct qu_vm *vm, const char *new_binary, uint64_t d
 	const struct qu_context *c = &vm->ctx;
 	int r = qu_binary_probe(new_binary, c->uid ? c->uid : (uid_t)-1, c->uid, c->gid, deadline_us, &p->target);
 	if (r == 0 && p->target.owner != 0 && (c->cap_prm || c->cap_eff || c->cap_amb))
-		snprintf(p->refusal, sizeof(p->refusal), "the new binary %s belongs to uid %u, and the VM's QEMU holds "
-			 "capabilities (permitted %llx, ambient %llx): a program its user can change would get them; "
-			 "install QEMU as root", new_binary, (unsigned)p->target.owner, c->cap_prm, c->cap_amb);
+		qu_refusals_add(&p->refusals, "the new binary %s belongs to uid %u, and the VM's QEMU holds "
+				"capabilities (permitted %llx, ambient %llx): a program its user can change would get "
+				"them; install QEMU as root", new_binary, (unsigned)p->target.owner, c->cap_prm,
+				c->cap_amb);
 	return r;
 }
 
@@ -440,34 +447,37 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		r = probe_here(vm, new_binary, deadline_us, p);
 	if (r < 0)
 		return r;
-	if (!p->refusal[0])
-		check_qmp_names(vm, p);
-	if (!p->refusal[0])
+	/* Names QMP gave that no QEMU gives mean the socket may not be the VM's QEMU at all: the
+	 * VM's state, RAM and machine came from it too, so nothing more is judged from them (the
+	 * command line, from /proc, still is). Otherwise each check stands on its own and every
+	 * blocker is told, so that fixing one does not reveal the next on the following try. */
+	int qmp_trusted = check_qmp_names(vm, p);
+	char why[QU_REFUSAL_LEN];
+	check_seccomp(vm, p);
+	if (qu_systemd_main_process(vm->pid, deadline_us, why, sizeof(why)))
+		qu_refusals_add(&p->refusals, "%s", why);
+	if (qmp_trusted) {
 		check_state(vm, p);
-	if (!p->refusal[0])
-		check_seccomp(vm, p);
-	if (!p->refusal[0])
-		qu_systemd_main_process(vm->pid, deadline_us, p->refusal, sizeof(p->refusal));
-	if (!p->refusal[0] && remote)
-		plan_remote(vm, p);
-	else if (!p->refusal[0])
-		check_ram(vm, p);
+		if (remote)
+			plan_remote(vm, p);
+		else
+			check_ram(vm, p);
+	}
 	r = remote ? has_machine : qu_binary_has_machine(&p->target, vm->machine, deadline_us);
 	if (r < 0)
 		return qu_err(r, "new binary %s: `-machine help` failed", new_binary);
-	if (r == 0 && !p->refusal[0])
-		snprintf(p->refusal, sizeof(p->refusal), "the new binary (QEMU %d.%d.%d) does not offer "
-			 "machine type '%s' that the VM runs", p->target.ver[0], p->target.ver[1],
-			 p->target.ver[2], vm->machine);
+	if (r == 0 && qmp_trusted)
+		qu_refusals_add(&p->refusals, "the new binary (QEMU %d.%d.%d) does not offer machine type '%s' "
+				"that the VM runs", p->target.ver[0], p->target.ver[1], p->target.ver[2], vm->machine);
 	if ((r = add_stdio(vm, p)) < 0 || (!remote && (r = add_namespaces(vm, p)) < 0) || (r = qu_rewrite(vm, &p->rw)) < 0)
 		return r;
 	if (remote) {
 		refuse_remote_fds(vm, p);
 		return 0; /* the agent opens vhost-net there */
 	}
-	for (size_t i = 0; i < vm->ntaps && !p->refusal[0]; i++)
+	for (size_t i = 0; i < vm->ntaps; i++)
 		if (vm->taps[i].vhost && access("/dev/vhost-net", R_OK | W_OK) < 0)
-			snprintf(p->refusal, sizeof(p->refusal), "tap '%s' uses vhost-net, but /dev/vhost-net cannot be "
-				 "opened here (%s): load the vhost_net module", vm->taps[i].id, strerror(errno));
+			qu_refusals_add(&p->refusals, "tap '%s' uses vhost-net, but /dev/vhost-net cannot be opened "
+					"here (%s): load the vhost_net module", vm->taps[i].id, strerror(errno));
 	return 0;
 }

@@ -1,5 +1,5 @@
 /* plan: from the facts about a VM and the new binary's abilities to what execute will do:
- * the strategy, the new command line and the descriptors to carry, or a refusal. */
+ * the strategy, the new command line and the descriptors to carry, or every refusal. */
 #ifndef QU_PLAN_H
 #define QU_PLAN_H
 
@@ -12,7 +12,7 @@ struct qu_remote;
 
 struct qu_plan {
 	/* What the rewriter reads and writes (qemu-integration/rewrite.h), by the same names:
-	 * strategy, target, argv, fds, nfds, cpr_channel, main_channel, convert_mask, refusal. */
+	 * strategy, target, argv, fds, nfds, cpr_channel, main_channel, convert_mask, refusals. */
 	union {
 		struct qu_rewrite rw;
 		struct { QU_REWRITE_MEMBERS };
@@ -37,8 +37,8 @@ struct qu_plan {
 	char warning[512];          /* what the user must know before it runs (postcopy's risk) */
 };
 
-/* Fills plan; a VM that cannot be upgraded gets plan->refusal (and returns 0). Errors in
- * probing the new binary return -errno with a message. */
+/* Fills plan; a VM that cannot be upgraded gets every reason in plan->refusals (and returns
+ * 0). Errors in probing the new binary return -errno with a message. */
 int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us,
 		 struct qu_plan *plan);
 void qu_plan_free(struct qu_plan *plan);

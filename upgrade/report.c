@@ -34,9 +34,16 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 	if (rep->remote[0])
 		fprintf(f, "remote host:   %s (through its agent; migration and disk copy %s)\n", rep->remote,
 			plan && plan->no_tls ? "over plain TCP (--no-tls)" : "over TLS");
-	if (plan && plan->refusal[0])
-		fprintf(f, "refused:       %s\n", plan->refusal);
-	if (plan && !plan->refusal[0] && plan->warning[0])
+	/* Every blocker on its own line: all of them must go before the upgrade can run. */
+	if (plan && plan->refusals.n) {
+		unsigned n = qu_refusals_count(&plan->refusals);
+		fprintf(f, "refused:       %u blocker%s, each to resolve before the upgrade:\n", n, n == 1 ? "" : "s");
+		for (unsigned i = 0; i < plan->refusals.n; i++)
+			fprintf(f, "  - %s\n", plan->refusals.why[i]);
+		if (plan->refusals.more)
+			fprintf(f, "  - (%u more, not listed: resolve these first)\n", plan->refusals.more);
+	}
+	if (plan && !plan->refusals.n && plan->warning[0])
 		fprintf(f, "WARNING:       %s\n", plan->warning);
 	if (!strcmp(rep->result, "planned") && plan) {
 		fprintf(f, "guest RAM:     %.1f MiB handed over in place, %.1f MiB to copy\n",
@@ -95,7 +102,8 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 			fprintf(f, "memory wait:   %.1f s for other copies to free the memory this one needed\n",
 				rep->memory_wait_ms / 1000.0);
 	}
-	if (rep->error[0])
+	/* A refusal's error only repeats the list above. */
+	if (rep->error[0] && !(plan && plan->refusals.n && !strcmp(rep->result, "refused")))
 		fprintf(f, "error:         %s\n", rep->error);
 	if (rep->rolled_back[0])
 		fprintf(f, "rolled back:   %s\n", rep->rolled_back);
@@ -129,9 +137,19 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 	json_object_object_add(o, "transferred_bytes", json_object_new_int64((int64_t)rep->transferred_bytes));
 	json_object_object_add(o, "extra_memory_bytes", json_object_new_int64(rep->extra_memory_bytes));
 	json_object_object_add(o, "memory_wait_ms", json_object_new_double(rep->memory_wait_ms));
-	if (plan && plan->refusal[0])
-		json_object_object_add(o, "refusal", json_object_new_string(plan->refusal));
-	if (plan && !plan->refusal[0] && plan->warning[0])
+	if (plan && plan->refusals.n) {
+		/* "refusal": every reason in one string, as before there was a list. */
+		char *all = qu_refusals_join(&plan->refusals, "; ");
+		json_object *list = json_object_new_array();
+		json_object_object_add(o, "refusal", json_object_new_string(all ? all : plan->refusals.why[0]));
+		free(all);
+		for (unsigned i = 0; i < plan->refusals.n; i++)
+			json_object_array_add(list, json_object_new_string(plan->refusals.why[i]));
+		json_object_object_add(o, "refusals", list);
+		if (plan->refusals.more)
+			json_object_object_add(o, "refusals_not_listed", json_object_new_int((int)plan->refusals.more));
+	}
+	if (plan && !plan->refusals.n && plan->warning[0])
 		json_object_object_add(o, "warning", json_object_new_string(plan->warning));
 	if (rep->error[0])
 		json_object_object_add(o, "error", json_object_new_string(rep->error));

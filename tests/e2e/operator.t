@@ -48,7 +48,8 @@ for kind in memfd file anon; do
 	dry=$("$QU_BIN" --pid "$VM_PID" --dry-run --quiet 2>/dev/null)
 	after=$(snapshot)
 	if [ "$kind" = anon ]; then
-		[ "$(json_get "$plan" result)" = refused ] && grep -q "refused: .*would have to be copied" <<<"$dry"
+		[ "$(json_get "$plan" result)" = refused ] && grep -q "^refused: *1 blocker" <<<"$dry" &&
+			grep -q "^  - .*would have to be copied" <<<"$dry"
 	else
 		[ "$(json_get "$plan" result)" = planned ] && grep -q "strategy: *shared-ram-handover" <<<"$dry" &&
 			grep -q "memory needed" <<<"$dry" && grep -q "expected pause" <<<"$dry"

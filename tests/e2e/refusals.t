@@ -4,12 +4,13 @@
 # server chardev. Each VM keeps
 # its PID, runs, has no second QEMU and no changed migration capability, and its guest makes
 # progress. (VFIO, bridge, vhost-user, -add-fd and the -nic/-net tap forms need hardware or
-# setups these machines lack; tests/unit/test-rewrite.c checks their refusals.)
+# setups these machines lack; tests/unit/test-rewrite.c checks their refusals.) A VM with two
+# blockers at once gets both in one answer, so that fixing one does not reveal the other.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 6
+tap_plan 11
 port=$((20000 + $$ % 20000))
 # refused NAME PATTERN QEMU-ARGS...: the refusal names the problem; the VM is untouched.
 refused() {
@@ -33,4 +34,26 @@ fifo=$(mktemp -u "${TMPDIR:-/tmp}/qu-refuse-fifo.XXXXXX")
 mkfifo "$fifo" && vm_defer "rm -f $fifo"
 refused pipe "-chardev pipe,id=pipe0,path=$fifo: pipe character devices cannot be carried yet" -chardev "pipe,id=pipe0,path=$fifo" -device isa-serial,chardev=pipe0
 refused tcp-server "TCP" -chardev "socket,id=tcp0,host=127.0.0.1,port=$port,server=on,wait=off" -device isa-serial,chardev=tcp0
+
+# Two independent blockers: QEMU's own (ivshmem in peer mode) and a pipe chardev.
+blocker="QEMU reports that this VM cannot migrate: Migration is disabled when using feature 'peer mode' in device 'ivshmem'"
+pipe="-chardev pipe,id=pipe1,path=$fifo: pipe character devices cannot be carried yet"
+refused both "2 blockers: QEMU reports that this VM cannot migrate: .*; -chardev pipe,id=pipe1" -object memory-backend-memfd,id=sh,size=1M,share=on -device ivshmem-plain,memdev=sh \
+	-chardev "pipe,id=pipe1,path=$fifo" -device isa-serial,chardev=pipe1
+dry=$("$QU_BIN" --pid "$VM_PID" --dry-run --quiet 2>/dev/null)
+rc=$?
+tap_diag "both: --dry-run exit $rc: $dry"
+[ "$rc" = 3 ] && grep -q "^refused: *2 blockers" <<<"$dry" && grep -qxF -- "  - $blocker" <<<"$dry" &&
+	grep -qxF -- "  - $pipe" <<<"$dry"
+tap_ok $? "both: --dry-run lists both blockers, one line each"
+json=$("$QU_BIN" --pid "$VM_PID" --json --quiet 2>/dev/null)
+rc=$?
+tap_diag "both: --json exit $rc: $(jq -c '{result, refusals}' <<<"$json")"
+[ "$rc" = 3 ] && [ "$(jq -r .result <<<"$json")" = refused ] &&
+	[ "$(jq -r --arg a "$blocker" --arg b "$pipe" '.refusals == [$a, $b]' <<<"$json")" = true ] &&
+	[ "$(jq -r '.refusal' <<<"$json")" = "$blocker; $pipe" ]
+tap_ok $? "both: --json gives both in refusals, and joined in refusal"
+[ "$(qemu_pids_for "$VM_DIR")" = "$VM_PID" ] && [ "$(vm_runstate)" = running ] &&
+	vm_memcheck_progress 30 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "both: still untouched after --dry-run and --json"
 tap_done

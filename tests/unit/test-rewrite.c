@@ -313,13 +313,27 @@ static void check_listener_chardev(const struct qu_plan *p, long arg, const char
 		fail_msg("-chardev %s: %s", p->argv.a[arg].val, err);
 }
 
+static void assert_not_refused(const struct qu_plan *p)
+{
+	if (qu_refusals_count(&p->refusals))
+		fail_msg("unexpected refusal: %s", p->refusals.why[0]);
+}
+
+/* The refusal that mentions needle, or NULL. */
+static const char *refusal_with(const struct qu_plan *p, const char *needle)
+{
+	for (unsigned i = 0; i < p->refusals.n; i++)
+		if (strstr(p->refusals.why[i], needle))
+			return p->refusals.why[i];
+	return NULL;
+}
+
 static void rewrite_ok(struct qu_vm *vm, struct qu_plan *p)
 {
 	int r = qu_rewrite(vm, &p->rw);
 	if (r < 0)
 		fail_msg("qu_rewrite: %d %s", r, qu_err_msg());
-	if (p->refusal[0])
-		fail_msg("unexpected refusal: %s", p->refusal);
+	assert_not_refused(p);
 }
 
 /* ---- the realistic command line ---- */
@@ -673,7 +687,7 @@ static void fresh_start_options_dropped(void **state)
 	assert_int_equal(count_opt_val(a, "incoming", "defer"), 1);
 	assert_int_equal(count_opt(a, "chardev"), 1);
 	assert_int_equal(count_opt(a, "mon"), 1);
-	assert_string_equal(FIX(state)->plan->refusal, "");
+	assert_not_refused(FIX(state)->plan);
 }
 
 static void serial_file_becomes_appending_chardev(void **state)
@@ -743,10 +757,10 @@ static void assert_refused(void **state, const char *const *words, const char *n
 {
 	struct fix *f = FIX(state);
 	rewrite_words(f, words);
-	if (!f->plan->refusal[0])
+	if (!f->plan->refusals.n)
 		fail_msg("not refused (wanted a refusal mentioning '%s')", needle);
-	if (!strstr(f->plan->refusal, needle))
-		fail_msg("refusal '%s' does not mention '%s'", f->plan->refusal, needle);
+	if (!refusal_with(f->plan, needle))
+		fail_msg("no refusal mentions '%s'; the first: '%s'", needle, f->plan->refusals.why[0]);
 }
 
 static void refuse_netdev_tap(void **state)
@@ -801,7 +815,7 @@ static void client_socket_chardev_reconnects(void **state)
 {
 	const char *w[] = { "qemu", "-chardev", "socket,id=c0,path=/run/other.sock", NULL };
 	rewrite_words(FIX(state), w);
-	assert_string_equal(FIX(state)->plan->refusal, "");
+	assert_not_refused(FIX(state)->plan);
 	assert_int_equal(count_opt_val(&FIX(state)->plan->argv, "chardev", "socket,id=c0,path=/run/other.sock,reconnect=1"), 1);
 }
 
@@ -838,7 +852,7 @@ static void legacy_serial_unix_server_carried_or_refused(void **state)
 	assert_int_equal(qu_find_listeners(f->vm), 0);
 	int r = qu_rewrite(f->vm, &f->plan->rw);
 	assert_int_equal(r, 0);
-	if (f->vm->nlis == 0 && !f->plan->refusal[0])
+	if (f->vm->nlis == 0 && !f->plan->refusals.n)
 		fail_msg("-serial unix:...,server=on: not found as a listener and not refused; new "
 			 "command line keeps '-serial %s'", f->plan->argv.a[0].val);
 }
@@ -855,7 +869,7 @@ static void vhost_tap_gets_fresh_vhost_descriptors(void **state)
 	assert_int_equal(f->vm->ntaps, 1);
 	assert_true(f->vm->taps[0].vhost);
 	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
-	assert_string_equal(f->plan->refusal, "");
+	assert_not_refused(f->plan);
 	const char *nd = NULL;
 	for (size_t i = 0; i < f->plan->argv.n; i++)
 		if (f->plan->argv.a[i].opt && !strcmp(f->plan->argv.a[i].opt, "netdev"))
@@ -884,11 +898,78 @@ static void vhost_tap_gets_fresh_vhost_descriptors(void **state)
 	assert_non_null(strstr(nd, want));
 }
 
-static void first_refusal_is_kept(void **state)
+/* Issue 15: an operator who fixes one blocker must not meet the next on the following try:
+ * independent blockers on one command line are all reported. */
+static void every_blocker_is_reported(void **state)
 {
-	const char *w[] = { "qemu", "-add-fd", "fd=10,set=2", "-netdev", "tap,id=n0", NULL };
-	assert_refused(state, w, "-add-fd");
-	assert_null(strstr(FIX(state)->plan->refusal, "tap"));
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-snapshot", "-add-fd", "fd=10,set=2", "-netdev", "user,id=u0", "-chardev",
+			    "pipe,id=p0,path=/tmp/fifo", "-netdev", "tap,id=n0", "-serial", "stdio", NULL };
+	rewrite_words(f, w);
+	const char *const want[] = { "-snapshot", "-add-fd fd=10,set=2", "-chardev pipe,id=p0",
+				     "-netdev tap,id=n0", "-serial stdio", NULL };
+	for (const char *const *n = want; *n; n++)
+		if (!refusal_with(f->plan, *n))
+			fail_msg("no refusal mentions '%s' (%u reported)", *n, f->plan->refusals.n);
+	assert_int_equal(f->plan->refusals.n, 5);
+	assert_int_equal(f->plan->refusals.more, 0);
+}
+
+/* An option with several faults is one blocker: it gets its first reason only (before, the
+ * socket netdev's own reason; not also its fd=). */
+static void one_reason_per_option(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-netdev", "socket,id=n0,fd=9", "-add-fd", "fd=10,set=2", NULL };
+	rewrite_words(f, w);
+	assert_int_equal(f->plan->refusals.n, 2);
+	assert_non_null(strstr(f->plan->refusals.why[0], "socket networking cannot be carried"));
+	assert_non_null(strstr(f->plan->refusals.why[1], "-add-fd"));
+}
+
+/* The list is bounded: past QU_MAX_REFUSALS the reasons are counted, not kept, and the
+ * joined text says how many more there are. */
+static void refusals_past_the_limit_are_counted(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[2 * QU_MAX_REFUSALS + 8];
+	char vals[QU_MAX_REFUSALS + 3][32];
+	size_t k = 0;
+	w[k++] = "qemu";
+	for (int i = 0; i < QU_MAX_REFUSALS + 3; i++) {
+		snprintf(vals[i], sizeof(vals[i]), "fd=%d,set=%d", 10 + i, i);
+		w[k++] = "-add-fd";
+		w[k++] = vals[i];
+	}
+	w[k] = NULL;
+	rewrite_words(f, w);
+	assert_int_equal(f->plan->refusals.n, QU_MAX_REFUSALS);
+	assert_int_equal(f->plan->refusals.more, 3);
+	assert_int_equal(qu_refusals_count(&f->plan->refusals), QU_MAX_REFUSALS + 3);
+	char *all = qu_refusals_join(&f->plan->refusals, "; ");
+	assert_non_null(all);
+	assert_non_null(strstr(all, "-add-fd fd=10,set=0: "));
+	assert_non_null(strstr(all, "; (3 more)"));
+	assert_null(strstr(all, "set=16"));
+	free(all);
+}
+
+/* A reason already held is not told twice; the plan's own reasons come before the
+ * rewriter's and stay. */
+static void refusals_added_before_rewrite_stay(void **state)
+{
+	struct fix *f = FIX(state);
+	qu_refusals_add(&f->plan->refusals, "the VM is not running (run state '%s')", "paused");
+	qu_refusals_add(&f->plan->refusals, "the VM is not running (run state '%s')", "paused");
+	const char *w[] = { "qemu", "-add-fd", "fd=10,set=2", NULL };
+	rewrite_words(f, w);
+	assert_int_equal(f->plan->refusals.n, 2);
+	assert_string_equal(f->plan->refusals.why[0], "the VM is not running (run state 'paused')");
+	assert_non_null(strstr(f->plan->refusals.why[1], "-add-fd"));
+	char *all = qu_refusals_join(&f->plan->refusals, "; ");
+	assert_non_null(all);
+	assert_non_null(strstr(all, "'paused'); -add-fd fd=10,set=2: "));
+	free(all);
 }
 
 static void no_refusal_for_ordinary_options(void **state)
@@ -897,7 +978,7 @@ static void no_refusal_for_ordinary_options(void **state)
 			    "virtio-net-pci,netdev=n0", "-drive", "file=/img,if=virtio", "-chardev",
 			    "file,id=f,path=/tmp/f", NULL };
 	rewrite_words(FIX(state), w);
-	assert_string_equal(FIX(state)->plan->refusal, "");
+	assert_not_refused(FIX(state)->plan);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
@@ -941,7 +1022,10 @@ int main(void)
 		T(refuse_serial_stdio),
 		T(refuse_chardev_tcp_server),
 		T(legacy_serial_unix_server_carried_or_refused),
-		T(first_refusal_is_kept),
+		T(every_blocker_is_reported),
+		T(one_reason_per_option),
+		T(refusals_past_the_limit_are_counted),
+		T(refusals_added_before_rewrite_stay),
 		T(no_refusal_for_ordinary_options),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
