@@ -1036,28 +1036,29 @@ static void type_tap_ifname_two_queues(void **state)
 		fail_msg("second rewrite: %s", got);
 }
 
-static void refuse_json_tap_fd_name(void **state)
+/* A tap inspect finds whose descriptors it cannot read: found, with no queue, and refused. */
+static void assert_tap_unreadable(void **state, const char *netdev)
 {
-	/* QEMU takes a monitor's descriptor name for fd=: nothing this tool can find. */
 	struct fix *f = FIX(state);
-	const char *w[] = { "qemu", "-netdev", "{\"type\":\"tap\",\"fd\":\"tapfd\",\"id\":\"n\"}", NULL };
+	const char *w[] = { "qemu", "-netdev", netdev, NULL };
 	set_cmdline(f->vm, w);
 	assert_int_equal(qu_find_taps(f->vm), 0);
+	assert_int_equal(f->vm->ntaps, 1);
 	assert_int_equal(f->vm->taps[0].nfds, 0);
 	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
 	assert_non_null(strstr(f->plan->refusal, "this tap cannot be carried"));
 }
 
+static void refuse_json_tap_fd_name(void **state)
+{
+	/* QEMU takes a monitor's descriptor name for fd=: nothing this tool can find. */
+	assert_tap_unreadable(state, "{\"type\":\"tap\",\"fd\":\"tapfd\",\"id\":\"n\"}");
+}
+
 static void refuse_tap_too_many_queues(void **state)
 {
 	/* More queues than the tool carries: refused, never carried cut short. */
-	struct fix *f = FIX(state);
-	const char *w[] = { "qemu", "-netdev", "tap,id=n,fds=10:11:12:13:14:15:16:17:18", NULL };
-	set_cmdline(f->vm, w);
-	assert_int_equal(qu_find_taps(f->vm), 0);
-	assert_int_equal(f->vm->taps[0].nfds, 0);
-	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
-	assert_non_null(strstr(f->plan->refusal, "this tap cannot be carried"));
+	assert_tap_unreadable(state, "tap,id=n,fds=10:11:12:13:14:15:16:17:18");
 }
 
 static void refuse_tap_stranger_fd(void **state)
