@@ -54,15 +54,20 @@ static int taps_by_name(pid_t pid, const char *ifname, int *fds, int max)
 	return n;
 }
 
-/* fd=N or fds=N:M:... (also given as "fds" in JSON). */
-static int numbered_fds(const char *fd, const char *fds, int *out, int max)
+int qu_netdev_fd_list(const char *text, int *out, int max)
 {
 	int n = 0;
-	if (fd)
-		out[n++] = atoi(fd);
-	for (const char *p = fds; p && *p && n < max; p = strchr(p, ':') ? strchr(p, ':') + 1 : NULL)
-		out[n++] = atoi(p);
-	return n;
+	for (const char *p = text;; p++) {
+		const char *start = p;
+		long v = 0;
+		while (*p >= '0' && *p <= '9' && p - start < 8)
+			v = v * 10 + (*p++ - '0');
+		if (p == start || v >= (1 << 20) || n == max || (*p && *p != ':'))
+			return -EINVAL;
+		out[n++] = (int)v;
+		if (!*p)
+			return n;
+	}
 }
 
 static int add_tap(struct qu_vm *vm, long arg, const char *id, const char *ifname, const char *fd,
@@ -77,7 +82,10 @@ static int add_tap(struct qu_vm *vm, long arg, const char *id, const char *ifnam
 	snprintf(t->id, sizeof(t->id), "%s", id ? id : "");
 	t->vhost = vhost;
 	if (fd || fds) {
-		t->nfds = numbered_fds(fd, fds, t->old_fds, QU_MAX_QUEUES);
+		/* QEMU takes fd= or fds=, never both; a name or a list longer than this tool
+		 * carries leaves nfds 0, and the tap is refused rather than half carried. */
+		int n = fd && fds ? -EINVAL : qu_netdev_fd_list(fd ? fd : fds, t->old_fds, fd ? 1 : QU_MAX_QUEUES);
+		t->nfds = n > 0 ? n : 0;
 		if (t->nfds > 0)
 			tun_iff(vm->pid, t->old_fds[0], t->ifname, sizeof(t->ifname));
 	} else if (ifname) {
@@ -91,9 +99,43 @@ static int add_tap(struct qu_vm *vm, long arg, const char *id, const char *ifnam
 	return 0;
 }
 
-/* QemuOpts booleans: on/yes/true/y (QEMU's qapi_bool_parse). */
-static int opt_true(const char *v)
+json_object *qu_netdev_parse(const char *val)
 {
+	if (val[0] == '{') {
+		json_object *o = json_tokener_parse(val);
+		if (o && !json_object_is_type(o, json_type_object)) {
+			json_object_put(o);
+			return NULL;
+		}
+		return o;
+	}
+	struct qu_opts q;
+	if (qu_opts_parse(val, "type", &q) < 0)
+		return NULL;
+	json_object *o = json_object_new_object();
+	for (size_t i = 0; o && i < q.n; i++) {
+		json_object *s = json_object_new_string(q.v[i].val ? q.v[i].val : "on");
+		if (!s || json_object_object_add(o, q.v[i].key, s) < 0) {
+			json_object_put(s);
+			json_object_put(o);
+			o = NULL;
+		}
+	}
+	qu_opts_free(&q);
+	return o;
+}
+
+const char *qu_netdev_get(json_object *o, const char *key)
+{
+	json_object *v;
+	/* A JSON null is no value (QEMU refuses it for every tap option). */
+	return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : NULL;
+}
+
+/* QemuOpts booleans: on/yes/true/y (QEMU's qapi_bool_parse); a JSON true reads "true". */
+int qu_netdev_true(json_object *o, const char *key)
+{
+	const char *v = qu_netdev_get(o, key);
 	return v && (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "y"));
 }
 
@@ -101,33 +143,17 @@ int qu_find_taps(struct qu_vm *vm)
 {
 	vm->ntaps = 0;
 	for (long i = -1; (i = qu_argv_find(&vm->argv, "netdev", (size_t)(i + 1))) >= 0;) {
-		const char *val = vm->argv.a[i].val;
+		/* A value that is not an object cannot have started the old QEMU either. */
+		json_object *o = qu_netdev_parse(vm->argv.a[i].val);
+		const char *type = qu_netdev_get(o, "type");
 		int r = 0;
-		if (val[0] == '{') {
-			json_object *o = json_tokener_parse(val), *v;
-			const char *k[6] = { "type", "id", "ifname", "fd", "fds", "downscript" };
-			const char *s[6] = { NULL };
-			for (int j = 0; o && j < 6; j++)
-				if (json_object_object_get_ex(o, k[j], &v))
-					s[j] = json_object_get_string(v);
-			int vhost = o && ((json_object_object_get_ex(o, "vhost", &v) && json_object_get_boolean(v)) ||
-					  (json_object_object_get_ex(o, "vhostforce", &v) && json_object_get_boolean(v)) ||
-					  json_object_object_get_ex(o, "vhostfd", &v) || json_object_object_get_ex(o, "vhostfds", &v));
-			if (s[0] && !strcmp(s[0], "tap"))
-				r = add_tap(vm, i, s[1], s[2], s[3], s[4], s[5], vhost);
-			json_object_put(o);
-		} else {
-			struct qu_opts o;
-			if (qu_opts_parse(val, "type", &o) < 0)
-				return -ENOMEM;
-			const char *type = qu_opts_get(&o, "type");
-			int vhost = opt_true(qu_opts_get(&o, "vhost")) || opt_true(qu_opts_get(&o, "vhostforce")) ||
-				    qu_opts_get(&o, "vhostfd") || qu_opts_get(&o, "vhostfds");
-			if (type && !strcmp(type, "tap"))
-				r = add_tap(vm, i, qu_opts_get(&o, "id"), qu_opts_get(&o, "ifname"), qu_opts_get(&o, "fd"),
-					    qu_opts_get(&o, "fds"), qu_opts_get(&o, "downscript"), vhost);
-			qu_opts_free(&o);
+		if (type && !strcmp(type, "tap")) {
+			int vhost = qu_netdev_true(o, "vhost") || qu_netdev_true(o, "vhostforce") ||
+				    qu_netdev_get(o, "vhostfd") || qu_netdev_get(o, "vhostfds");
+			r = add_tap(vm, i, qu_netdev_get(o, "id"), qu_netdev_get(o, "ifname"), qu_netdev_get(o, "fd"),
+				    qu_netdev_get(o, "fds"), qu_netdev_get(o, "downscript"), vhost);
 		}
+		json_object_put(o);
 		if (r < 0)
 			return r;
 	}

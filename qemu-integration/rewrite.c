@@ -1,4 +1,5 @@
 #include "qemu-integration/rewrite.h"
+#include "qemu-integration/netdev.h"
 #include "qemu-integration/opts.h"
 #include "upgrade/launcher.h"
 #include "upgrade/log.h"
@@ -216,21 +217,62 @@ static int reconnect_clients(struct qu_rewrite *p)
 }
 
 /* -netdev tap,id=n0,ifname=tap0,... -> -netdev tap,id=n0,fd=N (fds=N:M:... for several
- * queues). The new QEMU gets the old one's queues; scripts never run again. A vhost
- * descriptor of the old QEMU cannot be reused (its owner is that process), and a QEMU that
- * runs unprivileged cannot open /dev/vhost-net itself: the tool opens one per queue and
- * passes it as vhostfd=/vhostfds=, as libvirt does. */
+ * queues), in the form it was written: QemuOpts ("tap,..." or "type=tap,...", as Proxmox
+ * writes it) or JSON (as libvirt writes it). The new QEMU gets the old one's queues; scripts
+ * never run again. A vhost descriptor of the old QEMU cannot be reused (its owner is that
+ * process), and a QEMU that runs unprivileged cannot open /dev/vhost-net itself: the tool
+ * opens one per queue and passes it as vhostfd=/vhostfds=, as libvirt does. QEMU refuses
+ * every dropped key beside fd= (vnet_hdr= too: it reads the header from the descriptor). */
 static const char *const dropped_tap_props[] = { "ifname", "script", "downscript", "helper", "br",
 						 "fd", "fds", "queues", "vhostfd", "vhostfds", "vhost",
-						 "vhostforce", NULL };
+						 "vhostforce", "vnet_hdr", NULL };
+
+/* QEMU's JSON -netdev takes these as strings only ("fd":25 stops it), so strings are written. */
+static int rewrite_tap_json(struct qu_argv *argv, size_t i, const char *const set[4])
+{
+	json_object *o = json_tokener_parse(argv->a[i].val);
+	if (!o)
+		return qu_err(-EINVAL, "cannot parse -netdev %s", argv->a[i].val);
+	for (const char *const *d = dropped_tap_props; *d; d++)
+		json_object_object_del(o, *d);
+	int r = 0;
+	for (int k = 0; k < 4 && r == 0; k += 2)
+		if (set[k]) {
+			json_object *v = json_object_new_string(set[k + 1]);
+			if (!v || json_object_object_add(o, set[k], v) < 0) {
+				json_object_put(v);
+				r = -ENOMEM;
+			}
+		}
+	if (r == 0)
+		r = qu_argv_set(argv, i, "netdev", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+	json_object_put(o);
+	return r;
+}
+
+static int rewrite_tap_opts(struct qu_argv *argv, size_t i, const char *const set[4])
+{
+	struct qu_opts o;
+	if (qu_opts_parse(argv->a[i].val, "type", &o) < 0)
+		return -ENOMEM;
+	for (const char *const *d = dropped_tap_props; *d; d++)
+		qu_opts_del(&o, *d);
+	int r = 0;
+	for (int k = 0; k < 4 && r == 0; k += 2)
+		if (set[k])
+			r = qu_opts_set(&o, set[k], set[k + 1]);
+	if (r == 0)
+		r = set_opts_arg(argv, i, "netdev", &o);
+	qu_opts_free(&o);
+	return r;
+}
 
 static int rewrite_taps(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	for (size_t k = 0; k < vm->ntaps; k++) {
 		const struct qu_tap *t = &vm->taps[k];
-		struct qu_opts o;
 		char fds[QU_MAX_QUEUES * 8] = "", vhostfds[QU_MAX_QUEUES * 8] = "", name[128];
-		if (t->nfds == 0 || p->argv.a[t->arg].val[0] == '{')
+		if (t->nfds == 0)
 			continue; /* refused below */
 		for (int q = 0; q < t->nfds; q++) {
 			snprintf(name, sizeof(name), "tap '%s' queue %d (%s)", t->id, q, t->ifname[0] ? t->ifname : "?");
@@ -246,16 +288,10 @@ static int rewrite_taps(const struct qu_vm *vm, struct qu_rewrite *p)
 				return target;
 			snprintf(vhostfds + strlen(vhostfds), sizeof(vhostfds) - strlen(vhostfds), "%s%d", q ? ":" : "", target);
 		}
-		if (qu_opts_parse(p->argv.a[t->arg].val, "type", &o) < 0)
-			return -ENOMEM;
-		for (const char *const *d = dropped_tap_props; *d; d++)
-			qu_opts_del(&o, *d);
-		int r = qu_opts_set(&o, t->nfds == 1 ? "fd" : "fds", fds);
-		if (r == 0 && t->vhost)
-			r = qu_opts_set(&o, t->nfds == 1 ? "vhostfd" : "vhostfds", vhostfds);
-		if (r == 0)
-			r = set_opts_arg(&p->argv, (size_t)t->arg, "netdev", &o);
-		qu_opts_free(&o);
+		const char *const set[4] = { t->nfds == 1 ? "fd" : "fds", fds,
+					     t->vhost ? (t->nfds == 1 ? "vhostfd" : "vhostfds") : NULL, vhostfds };
+		int r = p->argv.a[t->arg].val[0] == '{' ? rewrite_tap_json(&p->argv, (size_t)t->arg, set)
+							 : rewrite_tap_opts(&p->argv, (size_t)t->arg, set);
 		if (r < 0)
 			return r;
 	}
@@ -411,35 +447,57 @@ static int append_files(struct qu_rewrite *p)
 	return 0;
 }
 
+/* Whether every number of an fd=/fds=-style list is a descriptor this plan carries as kind. */
+static int carried_list(const struct qu_rewrite *p, const char *text, unsigned kind)
+{
+	int fds[QU_MAX_QUEUES], n = qu_netdev_fd_list(text, fds, QU_MAX_QUEUES);
+	for (int q = 0; q < n; q++) {
+		size_t i = 0;
+		while (i < p->nfds && !(p->fds[i].kind == kind && p->fds[i].target == fds[q]))
+			i++;
+		if (i == p->nfds)
+			return 0;
+	}
+	return n > 0;
+}
+
+/* A tap the rewriter carried, whatever the form: its queues (fd= or fds=) and any vhost
+ * descriptors are all ones this plan passes as such, and nothing names a device, a script or a
+ * helper the new QEMU would open or run. Judged on the options, not the text, so that the
+ * rewriter's own output in any form passes and a stranger's descriptor does not. */
+static int tap_carried(const struct qu_rewrite *p, json_object *o)
+{
+	static const char *const opens[] = { "ifname", "script", "downscript", "helper", "br", NULL };
+	const char *fd = qu_netdev_get(o, "fd"), *fds = qu_netdev_get(o, "fds");
+	const char *vfd = qu_netdev_get(o, "vhostfd"), *vfds = qu_netdev_get(o, "vhostfds");
+	for (const char *const *k = opens; *k; k++)
+		if (qu_netdev_get(o, *k))
+			return 0;
+	if (!fd == !fds || !carried_list(p, fd ? fd : fds, QU_FD_TAP))
+		return 0;
+	return (!vfd || carried_list(p, vfd, QU_FD_VHOST)) && (!vfds || carried_list(p, vfds, QU_FD_VHOST));
+}
+
 /* Networking whose backend holds a device that cannot be opened twice (tap) or a peer
- * connection (vhost-user): the type may be implied, given as type=, or in JSON. */
-static void refuse_net(struct qu_rewrite *p, const char *opt, const char *val)
+ * connection (vhost-user): the type may be implied, given as type=, or in JSON. Returns 1 for
+ * a tap (judged whole here), else 0. */
+static int refuse_net(struct qu_rewrite *p, const char *opt, const char *val)
 {
 	static const char *const refused[] = { "bridge", "vhost-user", "vhost-vdpa", "l2tpv3",
 					       "vde", "socket", "af-xdp", NULL };
+	json_object *o = qu_netdev_parse(val);
 	char type[64] = "";
-	if (val[0] == '{') {
-		json_object *o = json_tokener_parse(val), *t;
-		if (o && json_object_object_get_ex(o, "type", &t))
-			snprintf(type, sizeof(type), "%s", json_object_get_string(t));
-		json_object_put(o);
-	} else {
-		struct qu_opts o;
-		if (qu_opts_parse(val, "type", &o) < 0)
-			return;
-		const char *t = qu_opts_get(&o, "type");
-		snprintf(type, sizeof(type), "%s", t ? t : "");
-		qu_opts_free(&o);
-	}
+	snprintf(type, sizeof(type), "%s", qu_netdev_get(o, "type") ? qu_netdev_get(o, "type") : "");
 	for (const char *const *k = refused; *k; k++)
 		if (!strcmp(type, *k))
 			refuse(p, "-%s %s: %s networking cannot be carried yet (its device or connection "
 			       "cannot be opened twice)", opt, val, type);
-	/* A carried -netdev tap has become fd=/fds= and no ifname: anything else was not. */
-	if (!strcmp(type, "tap") && (strcmp(opt, "netdev") || val[0] == '{' || strstr(val, "ifname=") ||
-				     strstr(val, "helper=") || !(strstr(val, "fd=") || strstr(val, "fds="))))
-		refuse(p, "-%s %s: this tap cannot be carried (only -netdev tap in key=value form, whose "
-		       "descriptors are found: fd=, fds= or ifname=)", opt, val);
+	int tap = !strcmp(type, "tap");
+	if (tap && (strcmp(opt, "netdev") || !tap_carried(p, o)))
+		refuse(p, "-%s %s: this tap cannot be carried (only -netdev tap, in key=value or JSON form, "
+		       "whose descriptors are found: fd=, fds= or ifname=)", opt, val);
+	json_object_put(o);
+	return tap;
 }
 
 /* Anything else holding a descriptor or a device that cannot be opened twice is refused:
@@ -474,8 +532,8 @@ static void refuse_option(struct qu_rewrite *p, size_t i)
 		       "inspected yet, so they could not be carried", val);
 	if (!strcmp(opt, "add-fd"))
 		refuse(p, "-add-fd %s: passed-in descriptor sets cannot be carried yet", val);
-	if (!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net"))
-		refuse_net(p, opt, val);
+	int tap = (!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net")) &&
+		  refuse_net(p, opt, val);
 	if ((!strcmp(opt, "serial") || !strcmp(opt, "parallel") || !strcmp(opt, "monitor") ||
 	     !strcmp(opt, "qmp")) && (!strcmp(val, "stdio") || !strncmp(val, "mon:", 4) ||
 				       !strcmp(val, "pty") || !strncmp(val, "tcp:", 4) ||
@@ -483,9 +541,9 @@ static void refuse_option(struct qu_rewrite *p, size_t i)
 		refuse(p, "-%s %s: this character device cannot be carried yet", opt, val);
 	if (qu_opts_parse(val, NULL, &o) < 0)
 		return;
-	/* Carried listeners are server=on by now and carried taps are -netdev tap with fd=;
-	 * any other fd= is a stranger's descriptor. */
-	int carried_tap = !strcmp(opt, "netdev") && !strncmp(val, "tap,", 4);
+	/* Carried listeners are server=on by now and taps were judged whole above; any other
+	 * fd= is a stranger's descriptor. */
+	int carried_tap = !strcmp(opt, "netdev") && tap;
 	int carried_sock = !strcmp(opt, "chardev") && carried_socket(p, qu_opts_get(&o, "fd"));
 	for (const char *const *k = fd_keys; *k; k++)
 		if (qu_opts_get(&o, *k) && !carried_tap && !carried_sock &&

@@ -7,6 +7,7 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
+. "$here/../lib/net.sh"
 
 tap_plan 19
 ns=qu-tap-$$
@@ -29,34 +30,9 @@ ip -n "$ns" link set tap0 up && ip -n "$ns" addr add 10.0.2.1/24 dev tap0
 ip -n "$ns" link set tap1 up && ip -n "$ns" addr add 10.0.3.1/24 dev tap1
 for d in "$dir1" "$dir2"; do VM_SERIAL=$d/serial.log VM_PID=$(cat "$d/qemu.pid") vm_wait_ready || exit 1; done
 
-# upgrade_pinging NAME DIR IP: one upgrade while the host pings the guest every 10 ms.
-upgrade_pinging() {
-	local name=$1 dir=$2 ip=$3 old new report lost sent pause
-	old=$(cat "$dir/qemu.pid")
-	ip netns exec "$ns" ping -c 3 -W 5 "$ip" >/dev/null
-	tap_ok $? "$name: the guest answers pings before the upgrade"
-	ip netns exec "$ns" ping -i 0.01 -c 300 -q "$ip" >"$dir/ping" 2>&1 &
-	local pinger=$!
-	sleep 1
-	report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$dir/err")
-	wait "$pinger"
-	new=$(cat "$dir/qemu.pid")
-	vm_track_pid "$new" 2>/dev/null
-	sent=$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1/p' "$dir/ping")
-	lost=$((sent - $(sed -n 's/^[0-9]* packets transmitted, \([0-9]*\) received.*/\1/p' "$dir/ping")))
-	pause=$(json_get "$report" pause_ms)
-	tap_diag "$name: $(json_get "$report" result), pause $pause ms, $lost of $sent pings lost $(cat "$dir/err")"
-	[ "$(json_get "$report" result)" = upgraded ] && [ "$new" != "$old" ]
-	tap_ok $? "$name: upgraded"
-	[ "$sent" = 300 ] && [ "$lost" -le 3 ]
-	tap_ok $? "$name: at most 3 of 300 pings at 10 ms lost ($lost)"
-	[ "$(readlink "/proc/$new/ns/net")" = "$(readlink "/proc/$old/ns/net" 2>/dev/null || ip netns exec "$ns" readlink /proc/self/ns/net)" ]
-	tap_ok $? "$name: the new QEMU runs in the VM's network namespace"
-}
-
 for round in 1 2; do
-	upgrade_pinging "fd tap, round $round" "$dir1" 10.0.2.15
-	upgrade_pinging "named 2-queue tap, round $round" "$dir2" 10.0.3.15
+	upgrade_pinging "$ns" tap0 "fd tap, round $round" "$dir1" 10.0.2.15
+	upgrade_pinging "$ns" tap1 "named 2-queue tap, round $round" "$dir2" 10.0.3.15
 done
 [ ! -e "$marker" ]
 tap_ok $? "no downscript ran when the old QEMUs retired"

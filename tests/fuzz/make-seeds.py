@@ -201,6 +201,14 @@ SEEDS = {
         "object": b"\x00memory-backend-file,id=mem0,size=4G,share=on,mem-path=/dev/shm/vm1",
         "drive": b"\x03file=/var/lib/vm1.qcow2,if=none,id=drive0,format=qcow2",
     },
+    "netdev": {
+        "libvirt": b'{"type":"tap","fd":"25","vhost":true,"vhostfd":"27","id":"hostnet0"}',
+        "libvirt-mq": b'{"type":"tap","fds":"25:26","vhost":true,"vhostfds":"27:28","id":"hostnet0"}',
+        "proxmox": (b"type=tap,id=net0,ifname=tap100i0,script=/var/lib/qemu-server/pve-bridge,"
+                    b"downscript=/var/lib/qemu-server/pve-bridgedown,vhost=on"),
+        "rewritten": b"tap,id=n0,fds=5:6,vhostfds=7:8",
+        "socket": b"socket,id=n0,fd=9",
+    },
     "argv": {
         "libvirt-like": b"\0".join(w.encode() for w in CMDLINE) + b"\0",
         "flags": b"qemu\0-S\0-nodefaults\0-daemonize\0--enable-kvm\0-no-shutdown\0-m\0" b"512\0",

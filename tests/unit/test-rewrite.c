@@ -898,6 +898,214 @@ static void vhost_tap_gets_fresh_vhost_descriptors(void **state)
 	assert_non_null(strstr(nd, want));
 }
 
+/* ---- taps in every form management tools write ---- */
+
+/* The new command line's only -netdev. */
+static const char *the_netdev(const struct qu_plan *p)
+{
+	const char *nd = NULL;
+	for (size_t i = 0; i < p->argv.n; i++)
+		if (p->argv.a[i].opt && !strcmp(p->argv.a[i].opt, "netdev")) {
+			assert_null(nd);
+			nd = p->argv.a[i].val;
+		}
+	assert_non_null(nd);
+	return nd;
+}
+
+/* Rewrites words (taps found by qu_find_taps, as inspect does) without refusal; the new
+ * -netdev is the JSON object want, member for member and type for type (QEMU refuses "fd":5). */
+static void json_tap_becomes(void **state, const char *const *words, const char *want)
+{
+	struct fix *f = FIX(state);
+	set_cmdline(f->vm, words);
+	assert_int_equal(qu_find_taps(f->vm), 0);
+	assert_int_equal(f->vm->ntaps, 1);
+	rewrite_ok(f->vm, f->plan);
+	const char *nd = the_netdev(f->plan);
+	json_object *got = json_tokener_parse(nd), *exp = json_tokener_parse(want);
+	int same = got && exp && json_object_equal(got, exp);
+	json_object_put(got);
+	json_object_put(exp);
+	if (!same)
+		fail_msg("-netdev %s, wanted %s", nd, want);
+}
+
+static void json_tap_fd_string(void **state)
+{
+	/* As libvirt writes it: the descriptor as a string. */
+	const char *w[] = { "qemu", "-netdev", "{\"type\":\"tap\",\"fd\":\"25\",\"id\":\"hostnet0\"}", "-device",
+			    "{\"driver\":\"virtio-net-pci\",\"netdev\":\"hostnet0\",\"id\":\"net0\"}", NULL };
+	json_tap_becomes(state, w, "{\"type\":\"tap\",\"id\":\"hostnet0\",\"fd\":\"5\"}");
+	assert_int_equal(target_of(FIX(state)->plan, 25, QU_FD_TAP), QU_FD_FIRST_CARRIED);
+}
+
+static void json_tap_fd_number(void **state)
+{
+	/* A number is read as well; what is written is a string, the one type QEMU takes. */
+	const char *w[] = { "qemu", "-netdev", "{\"type\":\"tap\",\"fd\":25,\"id\":\"hostnet0\"}", NULL };
+	json_tap_becomes(state, w, "{\"type\":\"tap\",\"id\":\"hostnet0\",\"fd\":\"5\"}");
+	assert_int_equal(target_of(FIX(state)->plan, 25, QU_FD_TAP), QU_FD_FIRST_CARRIED);
+}
+
+static void json_tap_fds_two_queues(void **state)
+{
+	const char *w[] = { "qemu", "-netdev",
+			    "{\"type\":\"tap\",\"fds\":\"26:25\",\"id\":\"hostnet0\",\"sndbuf\":1048576}", NULL };
+	json_tap_becomes(state, w, "{\"type\":\"tap\",\"id\":\"hostnet0\",\"sndbuf\":1048576,\"fds\":\"5:6\"}");
+	/* Queue order is the list's order, not the descriptors' */
+	assert_int_equal(target_of(FIX(state)->plan, 26, QU_FD_TAP), QU_FD_FIRST_CARRIED);
+	assert_int_equal(target_of(FIX(state)->plan, 25, QU_FD_TAP), QU_FD_FIRST_CARRIED + 1);
+}
+
+static void json_tap_vhostfd(void **state)
+{
+	/* libvirt with vhost-net: the old vhost descriptor (27) stays behind; the tool opens a
+	 * new one (no old descriptor), and vhost=true goes (vhostfd= implies it). */
+	const char *w[] = { "qemu", "-netdev",
+			    "{\"type\":\"tap\",\"fd\":\"25\",\"vhost\":true,\"vhostfd\":\"27\",\"id\":\"hostnet0\"}",
+			    NULL };
+	json_tap_becomes(state, w, "{\"type\":\"tap\",\"id\":\"hostnet0\",\"fd\":\"5\",\"vhostfd\":\"6\"}");
+	assert_int_equal(target_of(FIX(state)->plan, -1, QU_FD_VHOST), QU_FD_FIRST_CARRIED + 1);
+	assert_int_equal(FIX(state)->plan->nfds, 2);
+}
+
+static void json_tap_vhostfds_two_queues(void **state)
+{
+	const char *w[] = { "qemu", "-netdev",
+			    "{\"type\":\"tap\",\"fds\":\"25:26\",\"vhost\":true,\"vhostfds\":\"27:28\",\"id\":\"n\"}", NULL };
+	json_tap_becomes(state, w, "{\"type\":\"tap\",\"id\":\"n\",\"fds\":\"5:7\",\"vhostfds\":\"6:8\"}");
+}
+
+static void json_tap_rewritten_twice(void **state)
+{
+	/* The next upgrade reads this upgrade's output: the same tap, carried again. */
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-netdev", "{\"type\":\"tap\",\"id\":\"n\",\"fds\":\"5:7\",\"vhostfds\":\"6:8\"}", NULL };
+	json_tap_becomes(state, w, "{\"type\":\"tap\",\"id\":\"n\",\"fds\":\"5:7\",\"vhostfds\":\"6:8\"}");
+	assert_int_equal(target_of(f->plan, 5, QU_FD_TAP), QU_FD_FIRST_CARRIED);
+	assert_int_equal(target_of(f->plan, 7, QU_FD_TAP), QU_FD_FIRST_CARRIED + 2);
+}
+
+/* A tap the old QEMU opened by name, as qu_find_taps fills it from the VM's tun descriptors. */
+static void add_named_tap(struct qu_vm *vm, const char *id, const char *ifname, int vhost, int downscript,
+			  const int *old_fds, int n)
+{
+	struct qu_tap *t = &vm->taps[vm->ntaps++];
+	memset(t, 0, sizeof(*t));
+	t->arg = qu_argv_find(&vm->argv, "netdev", 0);
+	assert_true(t->arg >= 0);
+	snprintf(t->id, sizeof(t->id), "%s", id);
+	snprintf(t->ifname, sizeof(t->ifname), "%s", ifname);
+	t->vhost = vhost;
+	t->downscript = downscript;
+	memcpy(t->old_fds, old_fds, sizeof(int) * (size_t)n);
+	t->nfds = n;
+}
+
+static void proxmox_tap_carried(void **state)
+{
+	/* Proxmox's form: type=tap, a bridge script and its down script, vhost=on. The tap's
+	 * descriptor goes over, the scripts and the name go, and the rewrite is not refused by
+	 * its own fd=. */
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-netdev",
+			    "type=tap,id=net0,ifname=tap100i0,script=/var/lib/qemu-server/pve-bridge,"
+			    "downscript=/var/lib/qemu-server/pve-bridgedown,vhost=on",
+			    "-device", "virtio-net-pci,mac=BC:24:11:00:00:01,netdev=net0,bus=pci.0,addr=0x12,id=net0", NULL };
+	set_cmdline(f->vm, w);
+	add_named_tap(f->vm, "net0", "tap100i0", 1, 1, (const int[]){ 30 }, 1);
+	rewrite_ok(f->vm, f->plan);
+	assert_string_equal(the_netdev(f->plan), "type=tap,id=net0,fd=5,vhostfd=6");
+	assert_int_equal(target_of(f->plan, 30, QU_FD_TAP), QU_FD_FIRST_CARRIED);
+}
+
+static void type_tap_ifname_two_queues(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-netdev", "type=tap,id=net0,ifname=tap100i0,script=no,downscript=no,queues=2,vnet_hdr=on",
+			    NULL };
+	set_cmdline(f->vm, w);
+	add_named_tap(f->vm, "net0", "tap100i0", 0, 0, (const int[]){ 30, 31 }, 2);
+	rewrite_ok(f->vm, f->plan);
+	assert_string_equal(the_netdev(f->plan), "type=tap,id=net0,fds=5:6");
+	/* And once more, from that output (qu_find_taps reads fds=). */
+	struct qu_vm *again = calloc(1, sizeof(*again));
+	struct qu_plan *p2 = calloc(1, sizeof(*p2));
+	assert_true(again && p2);
+	snprintf(again->machine, sizeof(again->machine), MACHINE);
+	snprintf(p2->target.path, sizeof(p2->target.path), NEW_QEMU);
+	const char *w2[] = { "qemu", "-netdev", the_netdev(f->plan), NULL };
+	set_cmdline(again, w2);
+	int r = qu_find_taps(again);
+	int ok = r == 0 && again->ntaps == 1 && again->taps[0].nfds == 2 && again->taps[0].old_fds[1] == 6 &&
+		 qu_rewrite(again, &p2->rw) == 0 && !p2->refusals.n;
+	char got[QU_REFUSAL_LEN];
+	snprintf(got, sizeof(got), "%s", ok ? the_netdev(p2) : p2->refusals.n ? p2->refusals.why[0] : "(no tap found)");
+	qu_vm_free(again);
+	qu_plan_free(p2);
+	free(again);
+	free(p2);
+	if (!ok || strcmp(got, "type=tap,id=net0,fds=5:6"))
+		fail_msg("second rewrite: %s", got);
+}
+
+/* A tap inspect finds whose descriptors it cannot read: found, with no queue, and refused. */
+static void assert_tap_unreadable(void **state, const char *netdev)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-netdev", netdev, NULL };
+	set_cmdline(f->vm, w);
+	assert_int_equal(qu_find_taps(f->vm), 0);
+	assert_int_equal(f->vm->ntaps, 1);
+	assert_int_equal(f->vm->taps[0].nfds, 0);
+	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
+	assert_non_null(refusal_with(f->plan, "this tap cannot be carried"));
+}
+
+static void refuse_json_tap_fd_name(void **state)
+{
+	/* QEMU takes a monitor's descriptor name for fd=: nothing this tool can find. */
+	assert_tap_unreadable(state, "{\"type\":\"tap\",\"fd\":\"tapfd\",\"id\":\"n\"}");
+}
+
+static void refuse_tap_too_many_queues(void **state)
+{
+	/* More queues than the tool carries: refused, never carried cut short. */
+	assert_tap_unreadable(state, "tap,id=n,fds=10:11:12:13:14:15:16:17:18");
+}
+
+static void refuse_tap_stranger_fd(void **state)
+{
+	/* fd= that no found tap carries (a stranger's descriptor), in each form: refused, and
+	 * vhostfd= alone is no carried tap either. */
+	const char *const lines[] = { "type=tap,id=n,fd=5", "tap,id=n,fd=5", "{\"type\":\"tap\",\"id\":\"n\",\"fd\":\"5\"}",
+				      "tap,id=n,vhostfd=5", NULL };
+	for (const char *const *l = lines; *l; l++) {
+		struct fix *f = FIX(state);
+		const char *w[] = { "qemu", "-netdev", *l, NULL };
+		qu_vm_free(f->vm);
+		qu_plan_free(f->plan);
+		memset(f->vm, 0, sizeof(*f->vm));
+		memset(f->plan, 0, sizeof(*f->plan));
+		snprintf(f->plan->target.path, sizeof(f->plan->target.path), NEW_QEMU);
+		assert_refused(state, w, "tap");
+	}
+}
+
+static void netdev_fd_list_strict(void **state)
+{
+	int fds[3];
+	assert_int_equal(qu_netdev_fd_list("25", fds, 1), 1);
+	assert_int_equal(fds[0], 25);
+	assert_int_equal(qu_netdev_fd_list("7:3:9", fds, 3), 3);
+	assert_int_equal(fds[1], 3);
+	const char *bad[] = { "", ":", "5:", ":5", "5::6", "-1", "5a", "x", "1048576", "99999999", "1:2:3:4", " 5", NULL };
+	for (const char **b = bad; *b; b++)
+		if (qu_netdev_fd_list(*b, fds, 3) != -EINVAL)
+			fail_msg("'%s' was read as descriptors", *b);
+}
+
 /* Issue 15: an operator who fixes one blocker must not meet the next on the following try:
  * independent blockers on one command line are all reported. */
 static void every_blocker_is_reported(void **state)
@@ -1014,6 +1222,18 @@ int main(void)
 		T(refuse_netdev_tap_type_key),
 		T(refuse_netdev_tap_json),
 		T(refuse_nic_tap),
+		T(json_tap_fd_string),
+		T(json_tap_fd_number),
+		T(json_tap_fds_two_queues),
+		T(json_tap_vhostfd),
+		T(json_tap_vhostfds_two_queues),
+		T(json_tap_rewritten_twice),
+		T(proxmox_tap_carried),
+		T(type_tap_ifname_two_queues),
+		T(refuse_json_tap_fd_name),
+		T(refuse_tap_too_many_queues),
+		T(refuse_tap_stranger_fd),
+		T(netdev_fd_list_strict),
 		T(refuse_vhost_user),
 		T(refuse_add_fd),
 		T(refuse_passed_in_fd),

@@ -1,0 +1,35 @@
+# net.sh: a VM's network checked across an upgrade (source after vm.sh and tap.sh).
+
+# _net_rx NS TAP: packets the host has received from the guest on TAP, inside NS.
+_net_rx() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_packets" 2>/dev/null || echo 0; }
+
+# upgrade_pinging NS TAP NAME DIR IP: one upgrade of the VM whose pidfile is DIR/qemu.pid
+# while the host (in NS) pings the guest at IP every 10 ms through TAP: the guest answers
+# before, at most 3 of 300 pings go unanswered (the guest pauses for a few ms), the upgrade
+# succeeds and the new QEMU runs in the VM's network namespace. Four TAP results.
+upgrade_pinging() {
+	local ns=$1 tap=$2 name=$3 dir=$4 ip=$5 old new report lost sent pause rx0 end
+	old=$(cat "$dir/qemu.pid")
+	ip netns exec "$ns" ping -c 3 -W 5 "$ip" >/dev/null
+	tap_ok $? "$name: the guest answers pings before the upgrade"
+	rx0=$(_net_rx "$ns" "$tap")
+	ip netns exec "$ns" ping -i 0.01 -c 300 -q "$ip" >"$dir/ping" 2>&1 &
+	local pinger=$!
+	# Upgrade once the guest is answering this run of pings (20 replies on the tap).
+	end=$((SECONDS + 10))
+	while [ "$(_net_rx "$ns" "$tap")" -lt $((rx0 + 20)) ] && [ $SECONDS -lt $end ]; do sleep 0.05; done
+	report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$dir/err")
+	wait "$pinger"
+	new=$(cat "$dir/qemu.pid")
+	vm_track_pid "$new" 2>/dev/null
+	sent=$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\1/p' "$dir/ping")
+	lost=$((sent - $(sed -n 's/^[0-9]* packets transmitted, \([0-9]*\) received.*/\1/p' "$dir/ping")))
+	pause=$(json_get "$report" pause_ms)
+	tap_diag "$name: $(json_get "$report" result), pause $pause ms, $lost of $sent pings lost $(cat "$dir/err")"
+	[ "$(json_get "$report" result)" = upgraded ] && [ "$new" != "$old" ]
+	tap_ok $? "$name: upgraded"
+	[ "$sent" = 300 ] && [ "$lost" -le 3 ]
+	tap_ok $? "$name: at most 3 of 300 pings at 10 ms lost ($lost)"
+	[ "$(readlink "/proc/$new/ns/net")" = "$(readlink "/proc/$old/ns/net" 2>/dev/null || ip netns exec "$ns" readlink /proc/self/ns/net)" ]
+	tap_ok $? "$name: the new QEMU runs in the VM's network namespace"
+}
