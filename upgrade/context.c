@@ -24,7 +24,7 @@ static const char *status_field(const char *status, const char *key)
 
 /* Where each cgroup hierarchy is mounted here, by its /proc/PID/cgroup "controllers" field
  * ("" for v2, "memory", "cpu,cpuacct", "name=systemd"). */
-static int cgroup_mount(const char *controllers, char *out, size_t len)
+int qu_cgroup_mount(const char *controllers, char *out, size_t len)
 {
 	char *text = NULL, *save = NULL;
 	int found = -ENOENT;
@@ -77,7 +77,7 @@ static void read_cgroups(pid_t pid, struct qu_context *c)
 		if (!c2)
 			continue;
 		*c2 = '\0';
-		if (cgroup_mount(c1 + 1, mnt, sizeof(mnt)) < 0)
+		if (qu_cgroup_mount(c1 + 1, mnt, sizeof(mnt)) < 0)
 			continue;
 		snprintf(c->cgroup_procs[c->ncgroups++], sizeof(c->cgroup_procs[0]), "%s%s/cgroup.procs",
 			 mnt, strcmp(c2 + 1, "/") ? c2 + 1 : "");

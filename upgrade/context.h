@@ -55,6 +55,9 @@ int qu_context_decode(const char *text, struct qu_context *c);
  * namespace, if it has one). -errno with what names the step that failed. */
 int qu_context_apply(const struct qu_context *c, char *what, size_t len);
 int qu_context_apply_identity(const struct qu_context *c, char *what, size_t len);
+/* Where the cgroup hierarchy with these controllers (a /proc/PID/cgroup field: "" for v2,
+ * "cpu,cpuacct", "name=systemd") is mounted in this tool's mount namespace; -ENOENT if not. */
+int qu_cgroup_mount(const char *controllers, char *out, size_t len);
 /* vCPU and other named threads: the new QEMU's thread gets the CPU affinity of the old
  * QEMU's thread of the same name ("CPU 0/KVM", "CPU 1/TCG", ...). Returns threads matched. */
 int qu_thread_affinity_copy(pid_t from, pid_t to);

@@ -12,6 +12,7 @@
 #include "upgrade/log.h"
 #include "upgrade/report.h"
 #include "upgrade/testhooks.h"
+#include "upgrade/threadcg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -422,6 +423,14 @@ int txn_finish(struct qu_txn *t)
 		t->rep->downtime_ms = t->rep->pause_ms;
 	qu_debug("%d threads got the CPU affinity of the old QEMU's thread of the same name",
 		 qu_thread_affinity_copy(t->vm->pid, t->new_pid));
+	/* Per-thread cgroups (libvirt's vcpuN, iothreadN, emulator) while the old threads still
+	 * show theirs; past the commit a thread that cannot join is a warning, not a rollback. */
+	int cg_failed, cg_moved = qu_thread_cgroups_copy(t->vm->pid, t->new_pid, &cg_failed);
+	if (cg_moved < 0)
+		qu_info("warning after the commit point: cannot carry the threads' cgroups: %s", strerror(-cg_moved));
+	else if (cg_moved || cg_failed)
+		qu_info("%d threads joined the cgroups of the old QEMU's thread of the same name, %d could not",
+			cg_moved, cg_failed);
 	enum qu_new_state now = qu_new_state(&t->j, &h, t->deadline);
 	if (now == QU_NEW_GONE || now == QU_NEW_SILENT)
 		return qu_err(-EIO, "the new QEMU %d is %s after it took over the guest", (int)t->new_pid,
