@@ -86,6 +86,28 @@ static void plan_postcopy(const struct qu_vm *vm, struct qu_plan *p, const char 
 	p->strategy = QU_STRATEGY_POSTCOPY;
 }
 
+static const char *hugetlb_what(const struct qu_ram *ram)
+{
+	if (!strcmp(ram->qom_type, "memory-backend-memfd"))
+		return "memory-backend-memfd,hugetlb=on";
+	return ram->arg < 0 ? "-mem-path on hugetlbfs" : "mem-path on hugetlbfs";
+}
+
+/* What makes such RAM hand over instead: shared, and (from 8.1 on) a named file. */
+static const char *hugetlb_fix(const struct qu_vm *vm, const struct qu_ram *ram)
+{
+	if (ram->arg < 0)
+		return "start the VM with -object memory-backend-file,id=ID,size=S,mem-path=DIR,share=on "
+		       "-machine memory-backend=ID instead of -mem-path, so that its file is handed over and "
+		       "nothing is copied";
+	if (!strcmp(ram->qom_type, "memory-backend-memfd") && (!ram->share || version_at_least(vm->ver, 8, 1)))
+		return "start the VM with memory-backend-file,mem-path=DIR,share=on (DIR on hugetlbfs) instead, "
+		       "so that its file is handed over and nothing is copied";
+	if (!ram->share)
+		return "make the backend share=on, so that its file is handed over and nothing is copied";
+	return "its file could not be handed over (see the other reasons)";
+}
+
 /* Every RAM block is copied, into a shared memfd made for the new QEMU. The machine's own RAM
  * from -m can move into a backend only if it is the only one (it becomes -machine
  * memory-backend=...). -1 with a refusal for each block that cannot be recreated; the bytes
@@ -96,6 +118,15 @@ static int copy_all_ram(const struct qu_vm *vm, struct qu_plan *p)
 	for (size_t i = 0; i < vm->nram; i++) {
 		const struct qu_ram *ram = &vm->ram[i];
 		p->ram_copy_bytes += ram->size;
+		/* The copy goes into a memfd of normal pages: a guest set up on huge pages must not
+		 * silently leave them (its owner reserved them for a reason: TLB reach, pinning). */
+		if (ram->page_size) {
+			qu_refusals_add(&p->refusals, "guest RAM '%s' is on %llu KiB huge pages (%s), and a copy would "
+					"move it onto normal 4 KiB pages: %s", ram->id,
+					(unsigned long long)(ram->page_size >> 10), hugetlb_what(ram), hugetlb_fix(vm, ram));
+			r = -1;
+			continue;
+		}
 		if (ram->arg < 0 && vm->nram > 1) {
 			qu_refusals_add(&p->refusals, "memory backend '%s' is not on the command line and is not "
 					"the machine's only RAM: it cannot be recreated", ram->id);
