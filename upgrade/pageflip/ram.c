@@ -147,14 +147,16 @@ static int match_file(struct qu_vm *vm, struct qu_ram *ram, struct mapped *m, si
 {
 	int dir;
 	long k = find_file_mapping(vm, ram, m, n, &dir);
-	if (dir)
-		return qu_err(-ENOENT, "memory backend '%s': mem-path %s is not a regular file (a "
-			      "directory makes QEMU create an unnamed file that cannot be found)",
-			      ram->id, ram->backing);
 	if (k >= 0 && m[k].fd >= 0) {
 		ram->old_fd = m[k].fd;
+		if (dir)
+			snprintf(ram->backing, sizeof(ram->backing), "%s", m[k].path);
 		return 0;
 	}
+	if (dir)
+		return qu_err(-ENOENT, "memory backend '%s': mem-path %s is a directory, and PID %d maps no "
+			      "%llu-byte file QEMU made in it through a descriptor (qemu_back_mem.%s.*)", ram->id,
+			      ram->backing, (int)vm->pid, (unsigned long long)ram->size, ram->id);
 	return qu_err(-ENOENT, "memory backend '%s': PID %d does not map %s through a descriptor",
 		      ram->id, (int)vm->pid, ram->backing);
 }

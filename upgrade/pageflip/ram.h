@@ -7,7 +7,8 @@
 /* The name QEMU gives every memfd it makes for memory-backend-memfd (not the object id). */
 #define QU_MEMFD_BACKEND_NAME "/memfd:memory-backend-memfd"
 
-/* Sets old_fd and backing of every shared backend in vm->ram, and every backend's page_size. -ENOENT with a message when
+/* Sets old_fd and backing of every shared backend in vm->ram (for a mem-path directory, the
+ * unlinked file QEMU made in it), and every backend's page_size. -ENOENT with a message when
  * a backend's descriptor cannot be found or the match is ambiguous. */
 int qu_ram_find_fds(struct qu_vm *vm);
 
