@@ -168,11 +168,17 @@ static int rewrite_listeners(const struct qu_vm *vm, struct qu_rewrite *p)
 static int convert_ram(const struct qu_ram *ram, struct qu_rewrite *p)
 {
 	char name[128], path[32], size[32];
-	snprintf(name, sizeof(name), "guest RAM '%s' (copied into a new shared memfd)", ram->id);
+	if (ram->page_size)
+		snprintf(name, sizeof(name), "guest RAM '%s' (copied into a new shared memfd on %llu KiB huge pages)",
+			 ram->id, (unsigned long long)(ram->page_size >> 10));
+	else
+		snprintf(name, sizeof(name), "guest RAM '%s' (copied into a new shared memfd)", ram->id);
 	int t = carry(p, -1, QU_FD_RAM, name);
 	if (t < 0)
 		return t;
 	p->fds[p->nfds - 1].size = ram->size;
+	/* The same page size as before: QEMU maps a file on hugetlbfs with its page size. */
+	p->fds[p->nfds - 1].page_size = ram->page_size;
 	snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "size=%llu\n", (unsigned long long)ram->size);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", t);
 	if (ram->arg >= 0)
