@@ -183,6 +183,10 @@ static int convert_ram(const struct qu_ram *ram, struct qu_rewrite *p)
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", t);
 	if (ram->arg >= 0)
 		return rewrite_backend(&p->argv, (size_t)ram->arg, path);
+	/* QEMU refuses -mem-path beside -machine memory-backend=; the copy's page size comes
+	 * from the memfd it gets instead. */
+	for (long i; (i = qu_argv_find(&p->argv, "mem-path", 0)) >= 0;)
+		qu_argv_remove(&p->argv, (size_t)i);
 	/* The block's name came from QMP: escaped like every value. */
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)ram->size);
 	char *obj = qu_opts_from(1, (const char *const[]){ "qom-type", "memory-backend-file", "id", ram->id, "size", size,

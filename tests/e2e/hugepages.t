@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 
 pages=/proc/sys/vm/nr_hugepages
-want=256 # 128 for the 256 MiB guest, 64 for the 128 MiB one, 64 for its copy
+want=384 # 128 for the 256 MiB guest; 64 for each 128 MiB one, 64 for each copy
 old_pages=$(cat "$pages") || { echo "1..0 # SKIP $pages is missing: the kernel has no hugetlbfs"; exit 0; }
 grep -q hugetlbfs /proc/filesystems || { echo "1..0 # SKIP the kernel has no hugetlbfs"; exit 0; }
 echo $((old_pages + want)) >"$pages" 2>/dev/null
@@ -33,7 +33,7 @@ ram_pagesize() {
 		"/proc/$1/smaps"
 }
 
-tap_plan 14
+tap_plan 16
 VM_RAM=anon vm_start huge-shared -object "memory-backend-file,id=mem0,size=256M,mem-path=$hugedir,share=on" \
 	-machine memory-backend=mem0 || exit 1
 vm_wait_ready || exit 1
@@ -98,4 +98,16 @@ tap_ok $? "the next upgrade hands the huge-page memfd over"
 vm_memcheck_progress 60
 tap_ok $? "the copied guest makes progress"
 tap_is "$(vm_memcheck_errors)" 0 "the copied guest reports no corruption"
+
+# Plain -m with -mem-path: copied into a huge-page backend (QEMU refuses -mem-path beside it).
+VM_MEM=128M VM_MEMCHECK_MIB=16 VM_RAM=anon vm_start huge-mem-path -mem-path "$hugedir" || exit 1
+vm_wait_ready || exit 1
+vm_upgrade --allow-copy
+tap_diag "-mem-path copy: $REPORT; page size $(ram_pagesize "$VM_PID" /memfd:memory-backend-memfd); $(tr '\0' ' ' <"/proc/$VM_PID/cmdline")"
+[ "$(json_get "$REPORT" result)" = upgraded ] && [ "$(json_get "$REPORT" strategy)" = stop-and-copy ] &&
+	[ "$(ram_pagesize "$VM_PID" /memfd:memory-backend-memfd)" = 2048kB ] &&
+	! tr '\0' '\n' <"/proc/$VM_PID/cmdline" | grep -qx -- -mem-path
+tap_ok $? "-mem-path: copied into 2 MiB pages, -mem-path gone from the new command line"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the -mem-path guest makes progress, no corruption"
 tap_done

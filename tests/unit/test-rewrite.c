@@ -561,6 +561,30 @@ static void hostile_ram_id_stays_a_value(void **state)
 	assert_true(opt_index(&f->plan->argv, "machine", NULL, "memory-backend", "pc.ram,mem-path=/etc/shadow") >= 0);
 }
 
+/* -mem-path (huge pages for plain -m) copied into a backend: QEMU refuses -mem-path beside
+ * -machine memory-backend=, so it goes. */
+static void copied_mem_path_is_dropped(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-m", "1G", "-mem-path", "/dev/hugepages", NULL };
+	set_cmdline(f->vm, w);
+	struct qu_ram *r = &f->vm->ram[f->vm->nram++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->id, sizeof(r->id), "pc.ram");
+	snprintf(r->qom_type, sizeof(r->qom_type), "memory-backend-file");
+	r->size = 1u << 30;
+	r->arg = -1;
+	r->old_fd = -1;
+	r->page_size = 2u << 20;
+	f->plan->convert_mask = 1;
+	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
+	assert_int_equal(qu_argv_find(&f->plan->argv, "mem-path", 0), -1);
+	assert_true(object_index(&f->plan->argv, "pc.ram") >= 0);
+	assert_true(opt_index(&f->plan->argv, "machine", NULL, "memory-backend", "pc.ram") >= 0);
+	/* The copy is made on huge pages of the same size. */
+	assert_int_equal(f->plan->fds[f->plan->nfds - 1].page_size, 2u << 20);
+}
+
 static void backend_opts_drops_memfd_props(void **state)
 {
 	struct fix *f = FIX(state);
@@ -1203,6 +1227,7 @@ int main(void)
 		T(machine_added_when_absent),
 		T(hostile_machine_type_stays_a_value),
 		T(hostile_ram_id_stays_a_value),
+		T(copied_mem_path_is_dropped),
 		T(backend_opts_drops_memfd_props),
 		T(backend_opts_drops_hugetlb),
 		T(backend_opts_explicit_qom_type),
