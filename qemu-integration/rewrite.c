@@ -168,15 +168,25 @@ static int rewrite_listeners(const struct qu_vm *vm, struct qu_rewrite *p)
 static int convert_ram(const struct qu_ram *ram, struct qu_rewrite *p)
 {
 	char name[128], path[32], size[32];
-	snprintf(name, sizeof(name), "guest RAM '%s' (copied into a new shared memfd)", ram->id);
+	if (ram->page_size)
+		snprintf(name, sizeof(name), "guest RAM '%s' (copied into a new shared memfd on %llu KiB huge pages)",
+			 ram->id, (unsigned long long)(ram->page_size >> 10));
+	else
+		snprintf(name, sizeof(name), "guest RAM '%s' (copied into a new shared memfd)", ram->id);
 	int t = carry(p, -1, QU_FD_RAM, name);
 	if (t < 0)
 		return t;
 	p->fds[p->nfds - 1].size = ram->size;
+	/* The same page size as before: QEMU maps a file on hugetlbfs with its page size. */
+	p->fds[p->nfds - 1].page_size = ram->page_size;
 	snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "size=%llu\n", (unsigned long long)ram->size);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", t);
 	if (ram->arg >= 0)
 		return rewrite_backend(&p->argv, (size_t)ram->arg, path);
+	/* QEMU refuses -mem-path beside -machine memory-backend=; the copy's page size comes
+	 * from the memfd it gets instead. */
+	for (long i; (i = qu_argv_find(&p->argv, "mem-path", 0)) >= 0;)
+		qu_argv_remove(&p->argv, (size_t)i);
 	/* The block's name came from QMP: escaped like every value. */
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)ram->size);
 	char *obj = qu_opts_from(1, (const char *const[]){ "qom-type", "memory-backend-file", "id", ram->id, "size", size,

@@ -25,6 +25,9 @@ struct qu_ram {
 	long arg;              /* index of its -object in the command line; -1: none */
 	int old_fd;            /* its descriptor in the old QEMU; -1: not found */
 	char backing[PATH_MAX]; /* what the descriptor points to */
+	int hugetlb;           /* memory-backend-memfd,hugetlb=on */
+	uint64_t hugetlb_size; /* its hugetlbsize= (0: the host's default) */
+	uint64_t page_size;    /* huge page size of its memory (hugetlbfs, hugetlb memfd); 0: normal pages */
 };
 
 struct qu_listener {

@@ -159,6 +159,13 @@ static int query_memdevs(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_u
 		r = qom_get_string(q, path, "type", deadline_us, ram->qom_type, sizeof(ram->qom_type));
 		if (r == 0 && !strcmp(ram->qom_type, "memory-backend-file"))
 			r = qom_get_string(q, path, "mem-path", deadline_us, ram->backing, sizeof(ram->backing));
+		if (r == 0 && !strcmp(ram->qom_type, "memory-backend-memfd")) {
+			/* A QEMU built without hugetlb memfds has no such property: normal pages. */
+			char flag[32] = "";
+			ram->hugetlb = qom_get_string(q, path, "hugetlb", deadline_us, flag, sizeof(flag)) == 0 && !strcmp(flag, "true");
+			if (ram->hugetlb && qom_get_string(q, path, "hugetlbsize", deadline_us, flag, sizeof(flag)) == 0)
+				ram->hugetlb_size = strtoull(flag, NULL, 10);
+		}
 		ram->arg = backend_arg(vm, ram->id);
 		vm->nram++;
 	}

@@ -278,3 +278,30 @@ void qu_memory_unbook(unsigned long long token)
 	}
 	free(b);
 }
+
+static long long read_count(const char *path)
+{
+	char *text = NULL;
+	int r = qu_read_file(path, &text, NULL);
+	if (r < 0)
+		return r;
+	long long v = atoll(text);
+	free(text);
+	return v;
+}
+
+long long qu_memory_free_hugepages(uint64_t page_size)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/free_hugepages",
+		 (unsigned long long)(page_size >> 10));
+	long long avail = read_count(path);
+	if (avail < 0)
+		return avail;
+	snprintf(path, sizeof(path), "/sys/kernel/mm/hugepages/hugepages-%llukB/resv_hugepages",
+		 (unsigned long long)(page_size >> 10));
+	long long resv = read_count(path);
+	if (resv < 0)
+		return resv;
+	return avail > resv ? avail - resv : 0;
+}

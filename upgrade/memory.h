@@ -26,4 +26,9 @@ int qu_memory_wait(long long need, const struct qu_context *ctx, uint64_t deadli
  * those; the guardian and --recover call it for a tool that died). */
 void qu_memory_unbook(unsigned long long token);
 
+/* Huge pages of page_size bytes that a new mapping can still get: the pool's free pages less
+ * those promised to mappings already made (resv_hugepages). -errno when the host has no such
+ * pool. They are not booked in the ledger. */
+long long qu_memory_free_hugepages(uint64_t page_size);
+
 #endif

@@ -86,6 +86,54 @@ static void plan_postcopy(const struct qu_vm *vm, struct qu_plan *p, const char 
 	p->strategy = QU_STRATEGY_POSTCOPY;
 }
 
+static const char *hugetlb_what(const struct qu_ram *ram)
+{
+	if (!strcmp(ram->qom_type, "memory-backend-memfd"))
+		return "memory-backend-memfd,hugetlb=on";
+	return ram->arg < 0 ? "-mem-path on hugetlbfs" : "mem-path on hugetlbfs";
+}
+
+/* What makes such RAM hand over instead: shared, and (from 8.1 on) a named file. */
+static const char *hugetlb_fix(const struct qu_vm *vm, const struct qu_ram *ram)
+{
+	if (ram->arg < 0)
+		return "start the VM with -object memory-backend-file,id=ID,size=S,mem-path=DIR,share=on "
+		       "-machine memory-backend=ID instead of -mem-path, so that its file is handed over and "
+		       "nothing is copied";
+	if (!strcmp(ram->qom_type, "memory-backend-memfd") && (!ram->share || version_at_least(vm->ver, 8, 1)))
+		return "start the VM with memory-backend-file,mem-path=DIR,share=on (DIR on hugetlbfs) instead, "
+		       "so that its file is handed over and nothing is copied";
+	if (!ram->share)
+		return "make the backend share=on, so that its file is handed over and nothing is copied";
+	return "hand its file over instead (see the other reasons)";
+}
+
+/* Whether the huge pages for a hugetlb block's copy are there: they come from the host's
+ * pool of that size, not from MemAvailable. -1 with a refusal if not. */
+static int huge_pages_missing(const struct qu_vm *vm, const struct qu_ram *ram, struct qu_plan *p)
+{
+	unsigned long long kib = ram->page_size >> 10, need = (ram->size + ram->page_size - 1) / ram->page_size;
+	long long have = qu_memory_free_hugepages(ram->page_size);
+	if (p->low_memory) {
+		qu_refusals_add(&p->refusals, "--low-memory: guest RAM '%s' is on %llu KiB huge pages (%s); a "
+				"postcopy into huge pages is not built yet: copy it with --allow-copy (it needs %llu free "
+				"%llu KiB pages), or %s", ram->id, kib, hugetlb_what(ram), need, kib, hugetlb_fix(vm, ram));
+		return -1;
+	}
+	if (have >= 0 && (unsigned long long)have >= need)
+		return 0;
+	if (have < 0)
+		qu_refusals_add(&p->refusals, "guest RAM '%s' is on %llu KiB huge pages (%s), and this host has no "
+				"pool of %llu KiB pages to copy it into (a copy never moves it onto normal pages): %s",
+				ram->id, kib, hugetlb_what(ram), kib, hugetlb_fix(vm, ram));
+	else
+		qu_refusals_add(&p->refusals, "guest RAM '%s' is on %llu KiB huge pages (%s): its copy needs %llu free "
+				"%llu KiB pages and the host has %lld (a copy never moves it onto normal pages): add "
+				"pages to the pool (/sys/kernel/mm/hugepages/hugepages-%llukB/nr_hugepages), or %s",
+				ram->id, kib, hugetlb_what(ram), need, kib, have, kib, hugetlb_fix(vm, ram));
+	return -1;
+}
+
 /* Every RAM block is copied, into a shared memfd made for the new QEMU. The machine's own RAM
  * from -m can move into a backend only if it is the only one (it becomes -machine
  * memory-backend=...). -1 with a refusal for each block that cannot be recreated; the bytes
@@ -96,6 +144,23 @@ static int copy_all_ram(const struct qu_vm *vm, struct qu_plan *p)
 	for (size_t i = 0; i < vm->nram; i++) {
 		const struct qu_ram *ram = &vm->ram[i];
 		p->ram_copy_bytes += ram->size;
+		/* A guest set up on huge pages must not silently leave them (its owner reserved them
+		 * for a reason: TLB reach, pinning): here it is copied into a hugetlb memfd of the
+		 * same page size; the agent on another host makes normal memfds. */
+		if (ram->page_size && p->remote) {
+			qu_refusals_add(&p->refusals, "guest RAM '%s' is on %llu KiB huge pages (%s), and the copy "
+					"to another host would move it onto normal 4 KiB pages: not built yet", ram->id,
+					(unsigned long long)(ram->page_size >> 10), hugetlb_what(ram));
+			r = -1;
+			continue;
+		}
+		if (ram->page_size) {
+			p->ram_huge_bytes += ram->size;
+			if (huge_pages_missing(vm, ram, p) < 0) {
+				r = -1;
+				continue;
+			}
+		}
 		if (ram->arg < 0 && vm->nram > 1) {
 			qu_refusals_add(&p->refusals, "memory backend '%s' is not on the command line and is not "
 					"the machine's only RAM: it cannot be recreated", ram->id);
@@ -142,9 +207,17 @@ static void plan_copy(const struct qu_vm *vm, struct qu_plan *p)
 		plan_postcopy(vm, p, where);
 		return;
 	}
-	p->memory_needed = (vm->anon_bytes > 0 ? vm->anon_bytes : (long long)p->ram_copy_bytes) + COPY_MARGIN;
+	/* Huge pages come from their own pool (checked in copy_all_ram), not from MemAvailable. */
+	p->memory_needed = (vm->anon_bytes > 0 ? vm->anon_bytes : (long long)(p->ram_copy_bytes - p->ram_huge_bytes)) +
+			   COPY_MARGIN;
 	if (p->memory_room >= 0 && p->memory_room < p->memory_needed) {
 		long long precopy_needed = p->memory_needed;
+		if (p->ram_huge_bytes) {
+			qu_refusals_add(&p->refusals, "a precopy needs about %lld MiB and %s leaves %lld MiB, and a "
+					"postcopy into huge pages is not built yet: free memory first", precopy_needed >> 20,
+					where, p->memory_room >> 20);
+			return;
+		}
 		unsigned before = qu_refusals_count(&p->refusals);
 		plan_postcopy(vm, p, where);
 		if (qu_refusals_count(&p->refusals) != before)

@@ -20,6 +20,7 @@ struct qu_plan {
 	int stop_first;             /* copy with the old QEMU stopped (TCG before 9.0; postcopy too) */
 	uint64_t ram_shared_bytes;  /* guest RAM handed over in place */
 	uint64_t ram_copy_bytes;    /* guest RAM the migration will copy */
+	uint64_t ram_huge_bytes;    /* of which on huge pages (copied into huge pages) */
 	int capture_stderr;         /* the old QEMU's stderr is /dev/null: give the new one a pipe */
 	int allow_copy;             /* in: the caller accepts the copy path (QU_FLAG_ALLOW_COPY) */
 	int low_memory;             /* in: copy with postcopy whatever the memory (QU_FLAG_LOW_MEMORY) */

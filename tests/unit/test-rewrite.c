@@ -537,20 +537,27 @@ static void hostile_machine_type_stays_a_value(void **state)
 	qu_opts_free(&o);
 }
 
+/* The machine's own 1 GiB block (plain -m: no -object) as QMP named it, copied, rewritten. */
+static void copy_machine_ram(struct fix *f, const char *id, const char *qom_type, uint64_t page_size)
+{
+	struct qu_ram *r = &f->vm->ram[f->vm->nram++];
+	memset(r, 0, sizeof(*r));
+	snprintf(r->id, sizeof(r->id), "%s", id);
+	snprintf(r->qom_type, sizeof(r->qom_type), "%s", qom_type);
+	r->size = 1u << 30;
+	r->arg = -1;
+	r->old_fd = -1;
+	r->page_size = page_size;
+	f->plan->convert_mask = 1;
+	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
+}
+
 static void hostile_ram_id_stays_a_value(void **state)
 {
 	struct fix *f = FIX(state);
 	const char *w[] = { "qemu", "-m", "1G", NULL };
 	set_cmdline(f->vm, w);
-	struct qu_ram *r = &f->vm->ram[f->vm->nram++];
-	memset(r, 0, sizeof(*r));
-	snprintf(r->id, sizeof(r->id), "pc.ram,mem-path=/etc/shadow");
-	snprintf(r->qom_type, sizeof(r->qom_type), "memory-backend-ram");
-	r->size = 1u << 30;
-	r->arg = -1;
-	r->old_fd = -1;
-	f->plan->convert_mask = 1;
-	assert_int_equal(qu_rewrite(f->vm, &f->plan->rw), 0);
+	copy_machine_ram(f, "pc.ram,mem-path=/etc/shadow", "memory-backend-ram", 0);
 	long i = object_index(&f->plan->argv, "pc.ram,mem-path=/etc/shadow");
 	assert_true(i >= 0);
 	struct qu_opts o;
@@ -559,6 +566,21 @@ static void hostile_ram_id_stays_a_value(void **state)
 	assert_string_equal(qu_opts_get(&o, "mem-path"), "/proc/self/fd/5");
 	qu_opts_free(&o);
 	assert_true(opt_index(&f->plan->argv, "machine", NULL, "memory-backend", "pc.ram,mem-path=/etc/shadow") >= 0);
+}
+
+/* -mem-path (huge pages for plain -m) copied into a backend: QEMU refuses -mem-path beside
+ * -machine memory-backend=, so it goes. */
+static void copied_mem_path_is_dropped(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-m", "1G", "-mem-path", "/dev/hugepages", NULL };
+	set_cmdline(f->vm, w);
+	copy_machine_ram(f, "pc.ram", "memory-backend-file", 2u << 20);
+	assert_int_equal(qu_argv_find(&f->plan->argv, "mem-path", 0), -1);
+	assert_true(object_index(&f->plan->argv, "pc.ram") >= 0);
+	assert_true(opt_index(&f->plan->argv, "machine", NULL, "memory-backend", "pc.ram") >= 0);
+	/* The copy is made on huge pages of the same size. */
+	assert_int_equal(f->plan->fds[f->plan->nfds - 1].page_size, 2u << 20);
 }
 
 static void backend_opts_drops_memfd_props(void **state)
@@ -1203,6 +1225,7 @@ int main(void)
 		T(machine_added_when_absent),
 		T(hostile_machine_type_stays_a_value),
 		T(hostile_ram_id_stays_a_value),
+		T(copied_mem_path_is_dropped),
 		T(backend_opts_drops_memfd_props),
 		T(backend_opts_drops_hugetlb),
 		T(backend_opts_explicit_qom_type),

@@ -16,6 +16,7 @@ struct qu_carried {
 	char spec[QU_CARRIED_SPEC_MAX]; /* "key=value" lines: what an agent on another host needs
 				 * to re-create it (size=, path=, ifname=, queues=) */
 	unsigned long long size; /* a memfd the tool makes (old_fd -1, kind RAM): its size */
+	unsigned long long page_size; /* and its huge page size (hugetlb memfd); 0: normal pages */
 };
 
 #endif

@@ -9,6 +9,11 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+
+/* glibc 2.36 has MFD_HUGETLB but not the size shift; <linux/memfd.h> would redefine the rest. */
+#ifndef MFD_HUGE_SHIFT
+#define MFD_HUGE_SHIFT 26
+#endif
 #include <unistd.h>
 
 /* The default: the old QEMU's own descriptor, through its pidfd. */
@@ -27,12 +32,21 @@ static int take_ram(const struct qu_carried *c, struct qu_take_from *from)
 {
 	if (c->old_fd >= 0)
 		return take_getfd(c, from);
-	int fd = memfd_create("memory-backend-memfd", MFD_CLOEXEC);
+	/* RAM on huge pages is copied into huge pages of the same size: the page size encoded as
+	 * its log2 in the flags (memfd_create(2)). */
+	unsigned flags = MFD_CLOEXEC;
+	if (c->page_size) {
+		if (c->page_size & (c->page_size - 1))
+			return qu_err(-EINVAL, "huge page size %llu is not a power of two", c->page_size);
+		flags |= MFD_HUGETLB | ((unsigned)__builtin_ctzll(c->page_size) << MFD_HUGE_SHIFT);
+	}
+	int fd = memfd_create("memory-backend-memfd", flags);
 	if (fd < 0 || ftruncate(fd, (off_t)c->size) < 0) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
-		return qu_err(-e, "cannot make a %llu-byte memfd for the guest's RAM: %s", c->size, strerror(e));
+		return qu_err(-e, "cannot make a %llu-byte memfd%s for the guest's RAM: %s", c->size,
+			      c->page_size ? " on huge pages" : "", strerror(e));
 	}
 	return fd;
 }
