@@ -71,13 +71,7 @@ tap_is "$?:$out" "0:nothing to recover" "--recover with nothing to do exits 0"
 # stands there (a kill after the commit would stop the VM's only QEMU: the test's doing).
 for point in 2 3 5 6; do
 	old=$VM_PID
-	bg_tool "$point:pause=3000" "pausing"
-	newq=$(started_qemu "$err")
-	late=$(grep -c 'commit point' "$err")
-	[ -n "$newq" ] && kill -KILL "$newq"
-	wait "$tool"
-	rc=$?
-	tap_diag "new QEMU $newq killed at $point ($late commit lines before the kill): $(grep -v '^\[' "$err" | tr '\n' ' ' | cut -c1-300)"
+	kill_new_at "$point"
 	[ -n "$newq" ] && [ "$late" = 0 ] && [ "$rc" = 1 ]
 	tap_ok $? "new QEMU SIGKILLed at point $point: exit 1"
 	sane "new QEMU killed at point $point" old "$old"

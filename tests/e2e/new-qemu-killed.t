@@ -19,20 +19,6 @@ vm_start new-qemu-killed || exit 1
 vm_wait_ready || exit 1
 export QEMU_UPGRADE_STATE_DIR=$VM_DIR/state
 
-# kill_new_at POINT: the tool stands at POINT for 3 s; the new QEMU it started (its PID from
-# the tool's own log line) is SIGKILLed there. Sets rc, newq and late (commit lines in the
-# tool's log before the kill: at points 2-6 a kill after the commit is not the case under
-# test; at point 7 the tool stands between the journal's commit and its log line).
-kill_new_at() {
-	bg_tool "$1:pause=3000" "fault point $1: pausing"
-	newq=$(started_qemu "$err")
-	late=$(grep -c 'commit point' "$err")
-	[ -n "$newq" ] && kill -KILL "$newq"
-	wait "$tool"
-	rc=$?
-	tap_diag "point $1: new QEMU ${newq:-?} killed ($late commit lines before): exit $rc: $(grep -v '^\[' "$err" | tr '\n' ' ' | cut -c1-400)"
-}
-
 for point in $points; do
 	for round in $(seq "$repeat"); do
 		old=$VM_PID
