@@ -367,6 +367,108 @@ static int carried_socket(const struct qu_rewrite *p, const char *fd)
 	return 0;
 }
 
+/* -add-fd set=N,fd=M[,opaque=X]: QEMU dups M into set N and closes M, so what is carried is
+ * the set's member as query-fdsets lists it (same set, same opaque), passed at a new number T:
+ * -add-fd set=N,fd=T[,opaque=X]. /dev/fdset/N keeps naming the same set. NULL when the option
+ * names exactly one member (*member: its index in vm->fdset_fds), else why it cannot be
+ * carried. */
+static int decimal(const char *s)
+{
+	if (!s || !*s || strlen(s) > 6 || strspn(s, "0123456789") != strlen(s))
+		return -1;
+	return atoi(s);
+}
+
+static const char *fdset_member(const struct qu_vm *vm, const struct qu_argv *argv, const char *val, int *member)
+{
+	static const char *const keys[] = { "set", "fd", "opaque", NULL };
+	struct qu_opts o;
+	const char *why = NULL;
+	if (qu_opts_parse(val, NULL, &o) < 0)
+		return "it cannot be read";
+	for (size_t k = 0; k < o.n && !why; k++) {
+		const char *const *ok = keys;
+		while (*ok && strcmp(*ok, o.v[k].key))
+			ok++;
+		if (!*ok)
+			why = "it has an option other than set=, fd= and opaque=";
+	}
+	int set = decimal(qu_opts_get(&o, "set")), fd = decimal(qu_opts_get(&o, "fd"));
+	const char *opaque = qu_opts_get(&o, "opaque");
+	if (!why && (set < 0 || fd < 0))
+		why = "it needs set= and fd= as numbers";
+	size_t matches = 0, same = 0;
+	for (size_t k = 0; !why && k < vm->nfdset_fds; k++) {
+		const struct qu_fdset_fd *e = &vm->fdset_fds[k];
+		if (e->set == set && e->has_opaque == (opaque != NULL) && (!opaque || !strcmp(e->opaque, opaque))) {
+			matches++;
+			*member = (int)k;
+		}
+	}
+	/* Options of the same set and opaque cannot be told apart from their members. */
+	for (size_t i = 0; !why && i < argv->n; i++) {
+		struct qu_opts x;
+		if (!argv->a[i].opt || strcmp(argv->a[i].opt, "add-fd") || !argv->a[i].val ||
+		    qu_opts_parse(argv->a[i].val, NULL, &x) < 0)
+			continue;
+		const char *xo = qu_opts_get(&x, "opaque");
+		if (decimal(qu_opts_get(&x, "set")) == set && !xo == !opaque && (!xo || !strcmp(xo, opaque)))
+			same++;
+		qu_opts_free(&x);
+	}
+	qu_opts_free(&o);
+	if (why)
+		return why;
+	if (vm->fdsets_truncated)
+		return "the old QEMU's descriptor sets have more members than can be carried";
+	if (matches == 0)
+		return "its descriptor is not in the old QEMU's set (query-fdsets lists no member with this "
+		       "set and opaque: it was removed, or QEMU did not take it)";
+	if (matches > 1 || same > 1)
+		return "several descriptors of this set have the same opaque, and cannot be told apart";
+	return NULL;
+}
+
+static int rewrite_fdsets(const struct qu_vm *vm, struct qu_rewrite *p)
+{
+	for (size_t i = 0; i < p->argv.n; i++) {
+		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
+		int m = -1;
+		if (!opt || strcmp(opt, "add-fd") || !val || fdset_member(vm, &vm->argv, val, &m))
+			continue; /* refused below */
+		const struct qu_fdset_fd *e = &vm->fdset_fds[m];
+		char name[192], num[16];
+		snprintf(name, sizeof(name), "descriptor set %d member (fd %d in the old QEMU%s%.100s)", e->set,
+			 e->old_fd, e->has_opaque ? ", opaque " : "", e->has_opaque ? e->opaque : "");
+		int t = carry(p, e->old_fd, QU_FD_FDSET, name);
+		if (t < 0)
+			return t;
+		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "set=%d\n", e->set);
+		struct qu_opts o;
+		if (qu_opts_parse(val, NULL, &o) < 0)
+			return -ENOMEM;
+		snprintf(num, sizeof(num), "%d", t);
+		int r = qu_opts_set(&o, "fd", num) ?: set_opts_arg(&p->argv, i, "add-fd", &o);
+		qu_opts_free(&o);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+/* An -add-fd this plan rewrote: its fd= is a descriptor carried as a set's member. */
+static int fdset_carried(const struct qu_rewrite *p, const char *val)
+{
+	struct qu_opts o;
+	if (qu_opts_parse(val, NULL, &o) < 0)
+		return 0;
+	int fd = decimal(qu_opts_get(&o, "fd")), hit = 0;
+	for (size_t i = 0; fd >= 0 && i < p->nfds; i++)
+		hit |= p->fds[i].kind == QU_FD_FDSET && p->fds[i].target == fd;
+	qu_opts_free(&o);
+	return hit;
+}
+
 /* Drops options that belong to a fresh start or to the previous upgrade's private monitor. */
 static int drop_options(struct qu_rewrite *p)
 {
@@ -512,7 +614,7 @@ static int refuse_net(struct qu_rewrite *p, const char *opt, const char *val)
 
 /* Anything else holding a descriptor or a device that cannot be opened twice is refused:
  * the reasons against option i. */
-static void refuse_option(struct qu_rewrite *p, size_t i)
+static void refuse_option(const struct qu_vm *vm, struct qu_rewrite *p, size_t i)
 {
 	static const char *const fd_keys[] = { "fd", "fds", "vhostfd", "vhostfds", NULL };
 	static const char *const chardev_refused[] = { "pty", "stdio", "pipe", "serial", "tty",
@@ -540,8 +642,13 @@ static void refuse_option(struct qu_rewrite *p, size_t i)
 	if (!strcmp(opt, "readconfig"))
 		refuse(p, "-readconfig %s: devices and descriptors in configuration files are not "
 		       "inspected yet, so they could not be carried", val);
-	if (!strcmp(opt, "add-fd"))
-		refuse(p, "-add-fd %s: passed-in descriptor sets cannot be carried yet", val);
+	if (!strcmp(opt, "add-fd")) {
+		int m;
+		const char *why = fdset_carried(p, val) ? NULL : fdset_member(vm, &p->argv, val, &m);
+		if (why)
+			refuse(p, "-add-fd %s: this descriptor cannot be carried: %s", val, why);
+		return;
+	}
 	int tap = (!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net")) &&
 		  refuse_net(p, opt, val);
 	if ((!strcmp(opt, "serial") || !strcmp(opt, "parallel") || !strcmp(opt, "monitor") ||
@@ -578,11 +685,11 @@ static void refuse_option(struct qu_rewrite *p, size_t i)
 
 /* One reason per option (the first found): whatever else is wrong with it, the operator
  * changes or removes that option once. Every option is looked at. */
-static void refuse_uncarried(struct qu_rewrite *p)
+static void refuse_uncarried(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	for (size_t i = 0; i < p->argv.n; i++) {
 		unsigned before = qu_refusals_count(&p->refusals);
-		refuse_option(p, i);
+		refuse_option(vm, p, i);
 		qu_refusals_keep(&p->refusals, before + 1);
 	}
 }
@@ -598,11 +705,11 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 			return r;
 	/* Indexes in vm refer to vm->argv; rewrite those options in place before anything moves. */
 	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0 ||
-	    (r = rewrite_taps(vm, p)) < 0 || (r = rewrite_ptys(vm, p)) < 0)
+	    (r = rewrite_taps(vm, p)) < 0 || (r = rewrite_ptys(vm, p)) < 0 || (r = rewrite_fdsets(vm, p)) < 0)
 		return r;
 	if ((r = drop_options(p)) < 0)
 		return r;
-	refuse_uncarried(p);
+	refuse_uncarried(vm, p);
 	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0 || (r = reconnect_clients(p)) < 0)
 		return r;
 	char ctl[64];

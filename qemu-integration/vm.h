@@ -69,6 +69,18 @@ struct qu_pty {
 	char pts[32];              /* /dev/pts/N, as query-chardev says */
 };
 
+#define QU_MAX_FDSET_FDS 16
+
+/* One descriptor of a descriptor set (-add-fd, QMP add-fd), as query-fdsets lists it: QEMU
+ * dups the passed descriptor into the set and closes the one it was given, so the number on
+ * the command line is not the member's. */
+struct qu_fdset_fd {
+	int set;                   /* fdset-id: /dev/fdset/N */
+	int old_fd;                /* the member's number in the old QEMU */
+	int has_opaque;
+	char opaque[128];
+};
+
 struct qu_vm {
 	pid_t pid;
 	struct qu_pin pin;       /* held from before the first read of /proc/PID to the end */
@@ -92,6 +104,9 @@ struct qu_vm {
 	size_t ntaps;
 	struct qu_pty ptys[QU_MAX_PTYS];
 	size_t nptys;
+	struct qu_fdset_fd fdset_fds[QU_MAX_FDSET_FDS]; /* query-fdsets */
+	size_t nfdset_fds;
+	int fdsets_truncated;    /* more members than fdset_fds holds */
 	char pidfile[PATH_MAX];
 	char stdout_link[PATH_MAX], stderr_link[PATH_MAX];
 	char blockers[512];      /* query-migrate blocked-reasons, joined */

@@ -173,6 +173,39 @@ static int query_memdevs(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_u
 	return r;
 }
 
+/* The descriptor sets' members (-add-fd): their numbers in the old QEMU are QEMU's dups, not
+ * the fd= of the command line (which QEMU closed after it started). */
+static int query_fdsets(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
+{
+	json_object *sets = NULL;
+	int r = qu_qmp_execute(q, "query-fdsets", NULL, -1, deadline_us, &sets);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; json_object_is_type(sets, json_type_array) && i < json_object_array_length(sets); i++) {
+		json_object *set = json_object_array_get_idx(sets, i), *id, *fds;
+		if (!json_object_object_get_ex(set, "fdset-id", &id) || !json_object_object_get_ex(set, "fds", &fds) ||
+		    !json_object_is_type(fds, json_type_array))
+			continue;
+		for (size_t k = 0; k < json_object_array_length(fds); k++) {
+			json_object *m = json_object_array_get_idx(fds, k), *fd, *op;
+			if (!json_object_object_get_ex(m, "fd", &fd))
+				continue;
+			if (vm->nfdset_fds == QU_MAX_FDSET_FDS) {
+				vm->fdsets_truncated = 1;
+				break;
+			}
+			struct qu_fdset_fd *e = &vm->fdset_fds[vm->nfdset_fds++];
+			e->set = json_object_get_int(id);
+			e->old_fd = json_object_get_int(fd);
+			e->has_opaque = json_object_object_get_ex(m, "opaque", &op);
+			if (e->has_opaque)
+				qu_copy_printable(e->opaque, sizeof(e->opaque), json_object_get_string(op));
+		}
+	}
+	json_object_put(sets);
+	return 0;
+}
+
 static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 {
 	char type[160];
@@ -223,6 +256,8 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 			vm->aux_ram_share = json_object_get_boolean(ret);
 		json_object_put(ret);
 	}
+	if ((r = query_fdsets(vm, q, deadline_us)) < 0)
+		return r;
 	return query_memdevs(vm, q, deadline_us);
 }
 

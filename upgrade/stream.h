@@ -51,6 +51,7 @@ enum qu_fd_kind {
 			      * installed */
 	QU_FD_DIRECTORY = 12, /* the old QEMU's root ("root") or working ("cwd") directory:
 			       * chroot()/fchdir()'d, not installed */
+	QU_FD_FDSET = 13,     /* a member of a descriptor set (-add-fd set=N,fd=M) */
 };
 
 struct qu_rec {

@@ -3,7 +3,7 @@
 # reports as a migration blocker (ivshmem in peer mode), a pipe chardev, and a TCP socket
 # server chardev. Each VM keeps
 # its PID, runs, has no second QEMU and no changed migration capability, and its guest makes
-# progress. (VFIO, bridge, vhost-user, -add-fd and the -nic/-net tap forms need hardware or
+# progress. (VFIO, bridge, vhost-user and the -nic/-net tap forms need hardware or
 # setups these machines lack; tests/unit/test-rewrite.c checks their refusals.) A VM with two
 # blockers at once gets both in one answer, so that fixing one does not reveal the other.
 here=$(cd "$(dirname "$0")" && pwd)

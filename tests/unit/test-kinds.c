@@ -8,7 +8,7 @@
 
 #include <sys/stat.h>
 
-#define LAST_KIND QU_FD_DIRECTORY
+#define LAST_KIND QU_FD_FDSET
 
 static void every_kind_has_an_entry(void **state)
 {

@@ -824,6 +824,89 @@ static void refuse_add_fd(void **state)
 {
 	const char *w[] = { "qemu", "-add-fd", "fd=10,set=2,opaque=rdonly:/img", NULL };
 	assert_refused(state, w, "-add-fd");
+	assert_non_null(refusal_with(FIX(state)->plan, "query-fdsets lists no member"));
+}
+
+static void add_fdset_member(struct qu_vm *vm, int set, int old_fd, const char *opaque)
+{
+	struct qu_fdset_fd *e = &vm->fdset_fds[vm->nfdset_fds++];
+	*e = (struct qu_fdset_fd){ .set = set, .old_fd = old_fd, .has_opaque = opaque != NULL };
+	if (opaque)
+		snprintf(e->opaque, sizeof(e->opaque), "%s", opaque);
+}
+
+/* libvirt 9.0's serial log: -add-fd and a file chardev on /dev/fdset/N. QEMU closed the fd=
+ * of the command line; the set's member (its dup, as query-fdsets lists it) is carried to a new
+ * number, in the same set, with the same opaque, and the chardev's path stays. */
+static void add_fd_carried(void **state)
+{
+	struct fix *f = FIX(state);
+	add_fdset_member(f->vm, 0, 27, "serial0-log");
+	add_fdset_member(f->vm, 1, 28, NULL);
+	const char *w[] = { "qemu", "-add-fd", "set=0,fd=23,opaque=serial0-log", "-add-fd", "set=1,fd=24",
+			    "-chardev", "file,id=charserial0,path=/dev/fdset/0,append=on", "-serial",
+			    "chardev:charserial0", NULL };
+	rewrite_words(f, w);
+	assert_int_equal(f->plan->refusals.n, 0);
+	assert_int_equal(f->plan->nfds, 2);
+	for (size_t k = 0; k < 2; k++) {
+		const struct qu_carried *c = &f->plan->fds[k];
+		char want[64];
+		assert_int_equal(c->kind, QU_FD_FDSET);
+		assert_int_equal(c->old_fd, k ? 28 : 27);
+		assert_true(c->target >= QU_FD_FIRST_CARRIED);
+		if (k)
+			snprintf(want, sizeof(want), "set=1,fd=%d", c->target);
+		else
+			snprintf(want, sizeof(want), "set=0,fd=%d,opaque=serial0-log", c->target);
+		assert_int_equal(count_opt_val(&f->plan->argv, "add-fd", want), 1);
+	}
+	assert_int_equal(count_opt(&f->plan->argv, "add-fd"), 2);
+	assert_int_equal(count_opt_val(&f->plan->argv, "chardev", "file,id=charserial0,path=/dev/fdset/0,append=on"), 1);
+}
+
+/* What cannot be carried stays refused, each with its reason. */
+static void add_fd_refused_forms(void **state)
+{
+	static const struct {
+		const char *val, *why;
+	} cases[] = {
+		{ "set=3,fd=10", "query-fdsets lists no member" },          /* not in the old QEMU */
+		{ "set=0,fd=10,opaque=other", "query-fdsets lists no member" }, /* another opaque */
+		{ "fd=10", "needs set= and fd= as numbers" },
+		{ "set=0,fd=x", "needs set= and fd= as numbers" },
+		{ "set=-1,fd=10", "needs set= and fd= as numbers" },
+		{ "set=0,fd=10,opaque=a,flags=1", "other than set=" },
+	};
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		struct fix *f = FIX(state);
+		qu_vm_free(f->vm);
+		qu_plan_free(f->plan);
+		memset(f->vm, 0, sizeof(*f->vm));
+		memset(f->plan, 0, sizeof(*f->plan));
+		snprintf(f->vm->machine, sizeof(f->vm->machine), MACHINE);
+		snprintf(f->plan->target.path, sizeof(f->plan->target.path), NEW_QEMU);
+		add_fdset_member(f->vm, 0, 27, "a");
+		const char *w[] = { "qemu", "-add-fd", cases[k].val, NULL };
+		rewrite_words(f, w);
+		if (f->plan->refusals.n != 1 || !refusal_with(f->plan, cases[k].why) || !refusal_with(f->plan, cases[k].val))
+			fail_msg("-add-fd %s: wanted one refusal saying '%s', got %u: %s", cases[k].val, cases[k].why,
+				 f->plan->refusals.n, f->plan->refusals.n ? f->plan->refusals.why[0] : "");
+		assert_int_equal(f->plan->nfds, 0);
+	}
+}
+
+/* Two options of one set with the same opaque cannot be matched to their members. */
+static void add_fd_ambiguous_refused(void **state)
+{
+	struct fix *f = FIX(state);
+	add_fdset_member(f->vm, 0, 27, NULL);
+	add_fdset_member(f->vm, 0, 28, NULL);
+	const char *w[] = { "qemu", "-add-fd", "set=0,fd=10", "-add-fd", "set=0,fd=11", NULL };
+	rewrite_words(f, w);
+	assert_int_equal(f->plan->refusals.n, 2);
+	assert_non_null(refusal_with(f->plan, "cannot be told apart"));
+	assert_int_equal(f->plan->nfds, 0);
 }
 
 static void refuse_passed_in_fd(void **state)
@@ -1259,6 +1342,9 @@ int main(void)
 		T(netdev_fd_list_strict),
 		T(refuse_vhost_user),
 		T(refuse_add_fd),
+		T(add_fd_carried),
+		T(add_fd_refused_forms),
+		T(add_fd_ambiguous_refused),
 		T(refuse_passed_in_fd),
 		T(client_socket_chardev_reconnects),
 		T(refuse_pty_chardev),

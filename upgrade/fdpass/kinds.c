@@ -116,6 +116,8 @@ static const struct qu_fd_kind_ops kinds[] = {
 	[QU_FD_PROGRAM] = { .name = "program", .use = QU_FD_USE_EXEC, .made_at_launch = 1 },
 	[QU_FD_DIRECTORY] = { .name = "directory", .use = QU_FD_USE_DIRECTORY, .take = take_by_pid,
 			      .not_remote = "a directory of this host cannot follow the VM to another host" },
+	[QU_FD_FDSET] = { .name = "fdset", .use = QU_FD_USE_INSTALL,
+			  .not_remote = "a descriptor passed in by the VM's manager (-add-fd) stays on this host" },
 };
 
 const struct qu_fd_kind_ops *qu_fd_kind(unsigned kind)
