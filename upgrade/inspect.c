@@ -256,7 +256,9 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 			vm->aux_ram_share = json_object_get_boolean(ret);
 		json_object_put(ret);
 	}
-	if ((r = query_fdsets(vm, q, deadline_us)) < 0)
+	/* Asked only of a VM that has descriptor sets: a question less for every other QEMU
+	 * (and for whoever answers at its socket). */
+	if (qu_argv_find(&vm->argv, "add-fd", 0) >= 0 && (r = query_fdsets(vm, q, deadline_us)) < 0)
 		return r;
 	return query_memdevs(vm, q, deadline_us);
 }
