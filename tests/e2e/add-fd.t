@@ -17,18 +17,16 @@ vm_start addfd -add-fd set=1,fd=3,opaque=monitor-log \
 	-chardev file,id=mon1,path=/dev/fdset/1,append=on -mon chardev=mon1,mode=readline || exit 1
 exec 3>&-
 banners() { grep -c 'QEMU .* monitor' "$log" 2>/dev/null || true; }
-for _ in $(seq 100); do [ "$(banners)" -ge 1 ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ "$(banners)" -ge 1 ] && break; sleep 0.1; done
 tap_is "$(banners)" 1 "the old QEMU writes its monitor to the passed-in descriptor"
 vm_wait_ready || exit 1
 vm_upgrade
 tap_is "$(json_get "$REPORT" result)" upgraded "the VM with an -add-fd descriptor is upgraded" ||
 	cat "$VM_DIR/err" >&2
-for _ in $(seq 100); do [ "$(banners)" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 600); do [ "$(banners)" -ge 2 ] && break; sleep 0.1; done
 tap_is "$(banners)" 2 "the new QEMU writes to the same file through /dev/fdset/1"
 tr '\0' '\n' <"/proc/$VM_PID/cmdline" | grep -qx 'set=1,fd=[0-9]*,opaque=monitor-log'
 tap_ok $? "the new QEMU gets the set at a new number, with its opaque"
-before=$(vm_memcheck_status)
-sleep 3
-tap_ok "$([ "$(vm_memcheck_status)" != "$before" ] && [ "$(vm_memcheck_errors)" = 0 ]; echo $?)" \
-	"the guest keeps running without memory errors"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the guest keeps running without memory errors"
 tap_done
