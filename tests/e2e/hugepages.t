@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 
 pages=/proc/sys/vm/nr_hugepages
-want=384 # 128 for the 256 MiB guest; 64 for each 128 MiB one, 64 for each copy
+want=448 # 128 for the 256 MiB guest; 64 for each 128 MiB one, 64 for each copy
 old_pages=$(cat "$pages") || { echo "1..0 # SKIP $pages is missing: the kernel has no hugetlbfs"; exit 0; }
 grep -q hugetlbfs /proc/filesystems || { echo "1..0 # SKIP the kernel has no hugetlbfs"; exit 0; }
 echo $((old_pages + want)) >"$pages" 2>/dev/null
@@ -33,7 +33,7 @@ ram_pagesize() {
 		"/proc/$1/smaps"
 }
 
-tap_plan 16
+tap_plan 19
 VM_RAM=anon vm_start huge-shared -object "memory-backend-file,id=mem0,size=256M,mem-path=$hugedir,share=on" \
 	-machine memory-backend=mem0 || exit 1
 vm_wait_ready || exit 1
@@ -110,4 +110,35 @@ tap_diag "-mem-path copy: $REPORT; page size $(ram_pagesize "$VM_PID" /memfd:mem
 tap_ok $? "-mem-path: copied into 2 MiB pages, -mem-path gone from the new command line"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the -mem-path guest makes progress, no corruption"
+# The mem-path directory exists only in the VM's private mount namespace (libvirt runs QEMU in
+# one), and the VM is an unprivileged user's: the directory is looked at as that user, inside
+# that QEMU's root. In the tool's namespace the path does not exist.
+nsdir=$(mktemp -d)
+chmod 755 "$nsdir"
+_vm_paths+=("$nsdir")
+nswrap=$(mktemp)
+_vm_paths+=("$nswrap")
+cat >"$nswrap" <<WRAP
+#!/bin/sh
+exec unshare -m --propagation private sh -c 'mount -t tmpfs none $nsdir && mkdir -m 755 $nsdir/huge &&
+	mount -t hugetlbfs -o pagesize=2M,uid=65534 none $nsdir/huge &&
+	exec setpriv --reuid=65534 --regid=65534 --clear-groups "\$@"' sh "\$@"
+WRAP
+chmod +x "$nswrap"
+VM_OWNER=nobody VM_WRAP=$nswrap VM_MEM=128M VM_MEMCHECK_MIB=16 VM_RAM=anon vm_start huge-ns \
+	-object "memory-backend-file,id=mem0,size=128M,mem-path=$nsdir/huge,share=on" -machine memory-backend=mem0 || exit 1
+vm_wait_ready || exit 1
+tap_diag "QEMU $VM_PID runs as uid $(awk '/^Uid:/ { print $2 }' "/proc/$VM_PID/status"); mount ns $(readlink "/proc/$VM_PID/ns/mnt") (ours $(readlink /proc/self/ns/mnt)); maps: $(awk -v d="$nsdir/" 'index($6, d) == 1 { print $5, $6; exit }' "/proc/$VM_PID/maps")"
+[ "$(readlink "/proc/$VM_PID/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] && [ ! -e "$nsdir/huge" ]
+tap_ok $? "the VM runs in a mount namespace of its own, its hugetlbfs directory not seen from ours"
+before=$(awk -v d="$nsdir/" 'index($6, d) == 1 { print $5; exit }' "/proc/$VM_PID/maps")
+old=$VM_PID
+vm_upgrade
+tap_diag "upgrade: $REPORT $(cat "$VM_DIR/err")"
+[ "$(json_get "$REPORT" result)" = upgraded ] && [ "$(json_get "$REPORT" strategy)" = shared-ram-handover ] &&
+	[ "$(json_get "$REPORT" ram_copied_bytes)" -lt 1048576 ] && [ "$VM_PID" != "$old" ] && [ -n "$before" ] &&
+	[ "$(awk -v d="$nsdir/" 'index($6, d) == 1 { print $5; exit }' "/proc/$VM_PID/maps")" = "$before" ]
+tap_ok $? "handed over from the VM's own namespace: the same hugetlbfs file (inode $before), nothing copied"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the namespaced guest makes progress, no corruption"
 tap_done

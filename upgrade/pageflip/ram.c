@@ -1,12 +1,15 @@
 #include "upgrade/pageflip/ram.h"
+#include "upgrade/fdpass/asuser.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -112,41 +115,82 @@ int qu_ram_dir_file(const char *mapped, const char *dir, const char *id)
 	       !strcmp(name + 7, deleted);
 }
 
+/* A backend's mem-path, opened (O_PATH: nothing is read) as the VM's user and inside its
+ * QEMU's root, never walked as root: the VM's owner chose the path and may have put links or
+ * a FUSE mount on it, and a private mount namespace (libvirt's) has its own view of it. The
+ * directory test goes through "PATH/.", so a link to a directory still leads there, under the
+ * kernel's checks for that user. A descriptor, *is_dir set, or -errno. */
+static int open_mem_path(const struct qu_vm *vm, const char *path, int *is_dir)
+{
+	char p[PATH_MAX + 96];
+	struct qu_ident who;
+	if (path[0] != '/')
+		return -EINVAL;
+	int n = snprintf(p, sizeof(p), "/proc/%d/root%s/.", (int)vm->pid, path);
+	if (n < 0 || (size_t)n >= sizeof(p))
+		return -ENAMETOOLONG;
+	qu_ident_of(&vm->ctx, &who);
+	int fd = qu_open_as(&who, p, O_PATH | O_DIRECTORY, 0);
+	*is_dir = fd >= 0;
+	if (fd >= 0)
+		return fd;
+	p[n - 2] = '\0';
+	return qu_open_as(&who, p, O_PATH, 0);
+}
+
+/* Whether a mapped path names a file QEMU made for backend id in some directory. */
+static int made_for(const char *mapped, const char *id)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(mapped, '/');
+	if (!slash || (size_t)(slash - mapped) >= sizeof(dir))
+		return 0;
+	memcpy(dir, mapped, (size_t)(slash - mapped));
+	dir[slash - mapped] = '\0';
+	return qu_ram_dir_file(mapped, dir[0] ? dir : "/", id);
+}
+
 /* The mapping of a file backend: the file itself, or, for a mem-path directory, the unlinked
- * file QEMU made in it (the same size as the block: several blocks may share a directory).
- * -1 when none. */
+ * file QEMU made in it (named for the block, the same size, on the directory's filesystem:
+ * several blocks may share a directory). Also the page size of that filesystem (0: not
+ * hugetlbfs). -1 when none. */
 static long find_file_mapping(const struct qu_vm *vm, const struct qu_ram *ram, const struct mapped *m, size_t n,
-			      int *is_dir)
+			      int *is_dir, uint64_t *page)
 {
 	int fd;
 	struct stat st;
-	char p[PATH_MAX + 64], real[PATH_MAX];
+	struct statfs sf;
+	char p[64];
 	*is_dir = 0;
-	if (sscanf(ram->backing, "/proc/self/fd/%d", &fd) == 1)
+	*page = 0;
+	if (sscanf(ram->backing, "/proc/self/fd/%d", &fd) == 1) {
+		/* QEMU's own descriptor: a link the kernel keeps, not a path anyone chose. */
 		snprintf(p, sizeof(p), "/proc/%d/fd/%d", (int)vm->pid, fd);
-	else
-		snprintf(p, sizeof(p), "%s", ram->backing);
-	if (stat(p, &st) < 0)
-		return -1;
-	if (S_ISDIR(st.st_mode)) {
-		*is_dir = 1;
-		/* The kernel shows the path without symlinks. */
-		const char *dir = realpath(ram->backing, real) ? real : ram->backing;
-		for (size_t k = 0; k < n; k++)
-			if (m[k].bytes == ram->size && qu_ram_dir_file(m[k].path, dir, ram->id))
-				return (long)k;
-		return -1;
+		fd = open(p, O_PATH | O_CLOEXEC);
+	} else {
+		fd = open_mem_path(vm, ram->backing, is_dir);
 	}
-	for (size_t k = 0; k < n; k++)
-		if (m[k].ino == st.st_ino && m[k].dev == st.st_dev)
+	if (fd < 0)
+		return -1;
+	int ok = fstat(fd, &st) == 0;
+	if (ok && fstatfs(fd, &sf) == 0 && (unsigned long)sf.f_type == (unsigned long)HUGETLBFS_MAGIC)
+		*page = (uint64_t)sf.f_bsize;
+	close(fd);
+	if (!ok)
+		return -1;
+	for (size_t k = 0; k < n; k++) {
+		if (*is_dir ? m[k].dev == st.st_dev && m[k].bytes == ram->size && made_for(m[k].path, ram->id)
+			    : m[k].ino == st.st_ino && m[k].dev == st.st_dev)
 			return (long)k;
+	}
 	return -1;
 }
 
 static int match_file(struct qu_vm *vm, struct qu_ram *ram, struct mapped *m, size_t n)
 {
 	int dir;
-	long k = find_file_mapping(vm, ram, m, n, &dir);
+	uint64_t page;
+	long k = find_file_mapping(vm, ram, m, n, &dir, &page);
 	if (k >= 0 && m[k].fd >= 0) {
 		ram->old_fd = m[k].fd;
 		if (dir)
@@ -186,7 +230,7 @@ static void find_page_sizes(struct qu_vm *vm, const struct mapped *m, size_t n)
 {
 	for (size_t i = 0; i < vm->nram; i++) {
 		struct qu_ram *ram = &vm->ram[i];
-		char p[PATH_MAX + 64];
+		char p[64];
 		int dir;
 		if (!strcmp(ram->qom_type, "memory-backend-memfd") && ram->hugetlb) {
 			char *text = NULL;
@@ -200,14 +244,14 @@ static void find_page_sizes(struct qu_vm *vm, const struct mapped *m, size_t n)
 		}
 		if (strcmp(ram->qom_type, "memory-backend-file") || !ram->backing[0])
 			continue;
-		long k = find_file_mapping(vm, ram, m, n, &dir);
-		if (k >= 0 && m[k].fd >= 0)
+		uint64_t page;
+		long k = find_file_mapping(vm, ram, m, n, &dir, &page);
+		ram->page_size = page;
+		if (k >= 0 && m[k].fd >= 0) {
+			/* The file QEMU has open says best what its memory is. */
 			snprintf(p, sizeof(p), "/proc/%d/fd/%d", (int)vm->pid, m[k].fd);
-		else if (sscanf(ram->backing, "/proc/self/fd/%d", &dir) == 1)
-			snprintf(p, sizeof(p), "/proc/%d/fd/%d", (int)vm->pid, dir);
-		else
-			snprintf(p, sizeof(p), "%s", ram->backing);
-		ram->page_size = hugetlb_page(p);
+			ram->page_size = hugetlb_page(p);
+		}
 	}
 }
 
