@@ -80,7 +80,7 @@ static void vm_name(pid_t pid, char *buf, size_t len)
 static const char *replacement_state(pid_t pid, char *exe_path, size_t len)
 {
 	char link[PATH_MAX];
-	struct stat running, ondisk;
+	struct stat running;
 	if (qu_proc_readlink(pid, "exe", link, sizeof(link)) < 0)
 		return "cannot read its executable";
 	snprintf(exe_path, len, "%s", link);
@@ -91,9 +91,18 @@ static const char *replacement_state(pid_t pid, char *exe_path, size_t len)
 	snprintf(proc_exe, sizeof(proc_exe), "/proc/%d/exe", (int)pid);
 	if (stat(proc_exe, &running) < 0)
 		return "cannot read its executable";
-	if (stat(exe_path, &ondisk) < 0)
+	/* The path is walked as root only through root's directories (qu_binary_open): a VM's
+	 * owner may run a binary of their own from a directory they can change. One that is not
+	 * root's is named by untrusted_binary(). */
+	dev_t dev;
+	ino_t ino;
+	int fd = qu_binary_open(exe_path, (uid_t)-1, NULL, &dev, &ino);
+	if (fd == -ENOENT)
 		return "its binary was removed and nothing replaced it";
-	if (ondisk.st_ino == running.st_ino && ondisk.st_dev == running.st_dev)
+	if (fd < 0)
+		return NULL;
+	close(fd);
+	if (ino == running.st_ino && dev == running.st_dev)
 		return "runs the binary on disk";
 	return NULL;
 }
