@@ -15,6 +15,7 @@ apt-get install -y -qq --no-install-recommends \
 	busybox-static cpio gzip xz-utils \
 	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates inotify-tools python3 \
 	clang-14 libclang-rt-14-dev llvm-14 libcap2-bin \
-	rpm >/dev/null   # rpm: the RPM file trigger is tested with rpm itself (rpm-hook.t);
+	rpm patchelf >/dev/null   # rpm: the RPM file trigger is tested with rpm itself (rpm-hook.t);
+	                 # patchelf: other suites' QEMU runs here on its own loader (tests/qemu-versions/);
 	                 # clang's libFuzzer and sanitizer runtimes: make fuzz (tests/fuzz/)
 	                 # g++ (build-essential has it too): the header compiles as C++ (tests/library/)

@@ -153,10 +153,17 @@ static int query_memdevs(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_u
 			qu_copy_printable(ram->id, sizeof(ram->id), json_object_get_string(v));
 		if (json_object_object_get_ex(m, "size", &v))
 			ram->size = (uint64_t)json_object_get_uint64(v);
-		if (json_object_object_get_ex(m, "share", &v))
+		int has_share = json_object_object_get_ex(m, "share", &v);
+		if (has_share)
 			ram->share = json_object_get_boolean(v);
 		snprintf(path, sizeof(path), "/objects/%s", ram->id);
 		r = qom_get_string(q, path, "type", deadline_us, ram->qom_type, sizeof(ram->qom_type));
+		if (r == 0 && !has_share) {
+			/* query-memdev says "share" only since QEMU 6.1; the property is older. */
+			char flag[32] = "";
+			ram->share = qom_get_string(q, path, "share", deadline_us, flag, sizeof(flag)) == 0 &&
+				     !strcmp(flag, "true");
+		}
 		if (r == 0 && !strcmp(ram->qom_type, "memory-backend-file"))
 			r = qom_get_string(q, path, "mem-path", deadline_us, ram->backing, sizeof(ram->backing));
 		if (r == 0 && !strcmp(ram->qom_type, "memory-backend-memfd")) {

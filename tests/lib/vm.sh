@@ -231,3 +231,14 @@ vm_qemu10() {
 	Q10=$( (flock 9; "$QU_ROOT/tests/qemu10/fetch.sh" "$QU_BUILD/qemu-10.0") 9>"$QU_BUILD/qemu-10.0.lock" 2>/dev/null | tail -n 1)
 	[ -x "$Q10" ] || { echo "Bail out! cannot fetch QEMU 10.0 from bookworm-backports"; exit 1; }
 }
+
+# vm_qemu_suite SUITE: QEMU from Debian's bullseye (5.2), trixie (10.0.13) or sid (11.1),
+# made runnable here as a prefix (tests/qemu-versions/fetch.sh), fetched once and cached in
+# /var/cache/qemu-upgrade-tests. Sets QS to its binary.
+vm_qemu_suite() {
+	local cache=/var/cache/qemu-upgrade-tests
+	mkdir -p "$cache"
+	QS=$( (flock 9; "$QU_ROOT/tests/qemu-versions/fetch.sh" "$1" "$cache") 9>"$cache/.lock" 2>"$cache/.fetch-$1.err" |
+		tail -n 1)
+	[ -x "$QS" ] || { echo "Bail out! cannot fetch QEMU from Debian $1: $(tail -n 3 "$cache/.fetch-$1.err")"; exit 1; }
+}

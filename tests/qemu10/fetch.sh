@@ -11,17 +11,19 @@ if [ -x "$bin" ]; then
 	echo "$bin"
 	exit 0
 fi
-src=/etc/apt/sources.list.d/debian.sources
-# Add the backports suite to the configured Debian source once (apt keeps preferring
-# bookworm's own packages: backports are never installed by default).
-if ! grep -q 'bookworm-backports' "$src" /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null; then
-	sed -i '0,/^Suites: bookworm bookworm-updates$/s//Suites: bookworm bookworm-updates bookworm-backports/' "$src"
-	apt-get update -qq
-fi
 V=1:10.0.2+ds-2+deb13u1~bpo12+1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-(cd "$tmp" && apt-get -o APT::Sandbox::User=root download -q \
+# A private sources file, lists and cache: the system's apt configuration is not touched
+# (field-notes.md, "Other QEMU versions"; tests/qemu-versions/fetch.sh does the same).
+mkdir -p "$tmp/lists/partial" "$tmp/archives/partial"
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main" \
+	>"$tmp/sources.list"
+apt=(-o "Dir::Etc::sourcelist=$tmp/sources.list" -o Dir::Etc::sourceparts=/dev/null
+	-o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp" -o "Dir::Cache::archives=$tmp/archives"
+	-o APT::Sandbox::User=root -o Debug::NoLocking=true)
+apt-get "${apt[@]}" -qq update >&2
+(cd "$tmp" && apt-get "${apt[@]}" download -q \
 	"qemu-system-x86=$V" "qemu-system-common=$V" "qemu-system-data=$V" "seabios=1.16.3-2~bpo12+1" >&2)
 for d in "$tmp"/*.deb; do dpkg-deb -x "$d" "$tmp/ROOT"; done
 rm -rf "$out/ROOT"
