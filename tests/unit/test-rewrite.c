@@ -924,6 +924,36 @@ static void client_socket_chardev_reconnects(void **state)
 	assert_int_equal(count_opt_val(&FIX(state)->plan->argv, "chardev", "socket,id=c0,path=/run/other.sock,reconnect=1"), 1);
 }
 
+/* What Proxmox's qemu-server and qmeventd read back from /proc/PID/cmdline stays word for
+ * word (docs/proxmox.md): argv[0] aside (the rewriter writes the new binary's path; upgrade/argv0.c decides), "-pidfile"
+ * and its value as two words (qmeventd takes the VMID from it), -id, -name, -cpu (read
+ * for a live migration), and the event socket keeps the reconnect it was given. */
+static void proxmox_words_kept(void **state)
+{
+	const char *w[] = { "/usr/bin/kvm", "-id", "100", "-name", "vm100,debug-threads=on", "-no-shutdown",
+			    "-chardev", "socket,id=qmp-event,path=/var/run/qmeventd.sock,reconnect=5",
+			    "-mon", "chardev=qmp-event,mode=control", "-pidfile", "/var/run/qemu-server/100.pid",
+			    "-daemonize", "-cpu", "kvm64,enforce,+kvm_pv_eoi", NULL };
+	rewrite_words(FIX(state), w);
+	const struct qu_argv *v = &FIX(state)->plan->argv;
+	assert_not_refused(FIX(state)->plan);
+	assert_string_equal(v->prog, FIX(state)->plan->target.path);
+	assert_int_equal(count_opt_val(v, "id", "100"), 1);
+	assert_int_equal(count_opt_val(v, "name", "vm100,debug-threads=on"), 1);
+	assert_int_equal(count_opt_val(v, "pidfile", "/var/run/qemu-server/100.pid"), 1);
+	assert_int_equal(count_opt_val(v, "cpu", "kvm64,enforce,+kvm_pv_eoi"), 1);
+	assert_int_equal(count_opt_val(v, "chardev", "socket,id=qmp-event,path=/var/run/qmeventd.sock,reconnect=5"), 1);
+	assert_int_equal(count_opt(v, "no-shutdown"), 1);
+	assert_int_equal(count_opt(v, "daemonize"), 0);
+	char **flat = qu_argv_flatten(v);
+	size_t i = 0;
+	while (flat[i] && strcmp(flat[i], "-pidfile"))
+		i++;
+	assert_non_null(flat[i]);
+	assert_string_equal(flat[i + 1], "/var/run/qemu-server/100.pid");
+	qu_strv_free(flat);
+}
+
 static void refuse_pty_chardev(void **state)
 {
 	const char *w[] = { "qemu", "-chardev", "pty,id=c0", NULL };
@@ -1347,6 +1377,7 @@ int main(void)
 		T(add_fd_ambiguous_refused),
 		T(refuse_passed_in_fd),
 		T(client_socket_chardev_reconnects),
+		T(proxmox_words_kept),
 		T(refuse_pty_chardev),
 		T(refuse_serial_stdio),
 		T(refuse_chardev_tcp_server),
