@@ -188,11 +188,16 @@ static int undo_old(const struct qu_journal *j, struct qu_qmp *q, uint64_t deadl
 
 int qu_undo(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us, char *done, size_t len)
 {
+	/* The pidfile names the old QEMU again before the new one dies: a manager that watches
+	 * QEMU's connections (Proxmox's qmeventd runs `qm cleanup` when one closes) looks at the
+	 * pidfile the moment the new QEMU's connection closes, and a pidfile naming a dead QEMU
+	 * makes it tear the running VM down (docs/proxmox.md). The new QEMU dies by SIGKILL, so
+	 * it does not unlink the path on its way out. */
+	qu_pidfile_settle(&j->vm_user, j->pidfile, 0);
 	if (qu_new_alive(j, h)) {
 		qu_stop_new(j, h);
 		say(done, len, "new QEMU stopped");
 	}
-	qu_pidfile_settle(&j->vm_user, j->pidfile, 0);
 	if (!qu_old_alive(j, h)) {
 		say(done, len, "old QEMU is gone");
 		return qu_err(-ESRCH, "the old QEMU %d is gone: the guest is lost", (int)j->old_pid);

@@ -37,8 +37,8 @@ enum qu_new_state qu_new_state(const struct qu_journal *j, struct qu_hold *h, ui
 /* SIGKILLs the new QEMU and waits until it is gone (and reaps it when it is our child). */
 void qu_stop_new(const struct qu_journal *j, struct qu_hold *h);
 
-/* The undo, in this order: the new QEMU stopped (so the stream breaks first), the pidfile put
- * back, the old QEMU's migration cancelled if it runs, its disk mirrors aborted, the channel
+/* The undo, in this order: the pidfile put back (it must name the old QEMU before the new
+ * one's connections close), the new QEMU stopped (so the stream breaks), the old QEMU's migration cancelled if it runs, its disk mirrors aborted, the channel
  * closed, its migration settings and TLS object as before, and only then, if it ran before
  * the upgrade, `cont`: the guest resumes on a QEMU configured as it was. Never resumes an
  * old QEMU that switched to postcopy. Appends what it did to done ("; "-separated). 0, or
