@@ -4,9 +4,10 @@
  * in ps. The new QEMU runs from the probed file by descriptor, so argv[0] is only a name: it
  * stays the old one while that still names the program that runs, and becomes the new
  * binary's path when it would name another, so that nobody reads a name for a program that is
- * not running. Either way it is never run: no wrapper, no path walked to execute it. */
+ * not running. Either way it is never executed: the probed file runs by descriptor, no wrapper. */
 #include "upgrade/argv0.h"
 #include "qemu-integration/binary.h"
+#include "qemu-integration/opts.h"
 #include "upgrade/log.h"
 
 #include <errno.h>
@@ -40,9 +41,12 @@ int qu_plan_argv0(const struct qu_vm *vm, struct qu_plan *p)
 	 * package upgrade replaced it): whatever name the VM was started by (/usr/bin/kvm)
 	 * named that path and names it still. */
 	if (strcmp(p->target.path, vm->exe_path) && !names_target(old, &p->target)) {
-		if (strcmp(old, p->argv.prog))
+		if (strcmp(old, p->argv.prog)) {
+			char shown[256]; /* the VM's string: no control characters in root's output */
+			qu_copy_printable(shown, sizeof(shown), old);
 			qu_info("argv[0] %s names another program than the new binary: the new QEMU's argv[0] is %s",
-				old, p->argv.prog);
+				shown, p->argv.prog);
+		}
 		return 0;
 	}
 	char *name = strdup(old);
