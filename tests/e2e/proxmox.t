@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 35
+tap_plan 38
 vm_qemu10
 vm_guest_build || { echo "Bail out! cannot build the guest"; exit 1; }
 standin=$here/../helpers/qmeventd.py
@@ -124,20 +124,36 @@ tap_is "$(jq -r '.new_argv[0]' <<<"$plan")" "$Q10" "kvm still leads to 7.2: the 
 # A package upgrade: the link now leads to the new QEMU, whose argv[0] keeps the name.
 ln -sfn "$Q10" "$root/kvm"
 
-# A rollback (a fault before the commit point): the new QEMU, connected to qmeventd, is killed
-# and its connection closes. By then the pidfile must name the old QEMU again, or qm cleanup
-# would find no VM and tear the running one down.
-old=$VM_PID
-QEMU_UPGRADE_FAULT=6 "$QU_BIN" --pid "$old" --new-binary "$Q10" --json --quiet >/dev/null 2>"$root/err"
-rc=$?
-failed=$(sed -n 's/^connect pid=\([0-9]*\) .*/\1/p' "$evlog" | grep -vx "$old" | tail -n 1)
-tap_diag "rollback: exit $rc, the new QEMU was ${failed:-not seen}: $(tr '\n' ' ' <"$root/err" | cut -c1-300)"
-[ "$rc" = 1 ] && [ -n "$failed" ] && [ "$(cat "$pidfile")" = "$old" ] && wait_log "^check close=$failed vmid=$vmid running="
-tap_ok $? "rolled back after the new QEMU had connected to qmeventd; its connection closed"
-tap_is "$(sed -n "s/^check close=$failed vmid=$vmid running=//p" "$evlog")" "$old" \
-	"at that close, vm_running_locally found the VM running as the old QEMU (the pidfile was put back first)"
-! grep -q '^teardown' "$evlog"
-tap_ok $? "no cleanup would have run after the rollback ($(grep '^teardown' "$evlog"))"
+# Rollbacks (a fault before the commit point; then the tool killed there, the guardian
+# settles): the new QEMU, connected to qmeventd, is killed and its connection closes. By then
+# the pidfile must name the old QEMU again, or qm cleanup would find no VM and tear the
+# running one down.
+export QEMU_UPGRADE_STATE_DIR=$root/state
+settled() {
+	local end=$((SECONDS + 30))
+	until [ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ]; do
+		[ $SECONDS -lt $end ] || { echo "# not settled: $(ls "$QEMU_UPGRADE_STATE_DIR")"; return 1; }
+		sleep 0.1
+	done
+}
+for fault in 6 6:kill; do
+	old=$VM_PID
+	seen=$(grep -c '^connect ' "$evlog")
+	QEMU_UPGRADE_FAULT=$fault "$QU_BIN" --pid "$old" --new-binary "$Q10" --json --quiet >/dev/null 2>"$root/err"
+	rc=$?
+	failed=$(grep '^connect ' "$evlog" | tail -n +$((seen + 1)) | sed -n 's/^connect pid=\([0-9]*\) .*/\1/p' | tail -n 1)
+	tap_diag "fault $fault: exit $rc, the new QEMU was ${failed:-not seen}: $(tr '\n' ' ' <"$root/err" | cut -c1-300)"
+	want=1
+	[ "$fault" = 6:kill ] && want=137
+	[ "$rc" = "$want" ] && settled && [ -n "$failed" ] && [ "$(cat "$pidfile")" = "$old" ] &&
+		wait_log "^check close=$failed vmid=$vmid running="
+	tap_ok $? "fault $fault: rolled back after the new QEMU had connected to qmeventd; its connection closed"
+	tap_is "$(sed -n "s/^check close=$failed vmid=$vmid running=//p" "$evlog")" "$old" \
+		"fault $fault: at that close, vm_running_locally found the VM running as the old QEMU"
+	! grep -q '^teardown' "$evlog"
+	tap_ok $? "fault $fault: no cleanup would have run ($(grep '^teardown' "$evlog"))"
+done
+unset QEMU_UPGRADE_STATE_DIR
 
 for round in "7.2 -> 10.0" "10.0 -> 10.0"; do
 	old=$VM_PID
