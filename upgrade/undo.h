@@ -34,6 +34,11 @@ int qu_connect_old(const struct qu_journal *j, uint64_t deadline_us, struct qu_q
 /* The new QEMU, proven: its pidfd says it lives and its private monitor answers. */
 enum qu_new_state qu_new_state(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us);
 
+/* The paths the new QEMU took over: the pidfile and the sockets it bound anew (-vnc unix:).
+ * committed=0: given back to the old QEMU (its pidfile, its sockets' links); committed=1: the
+ * spare links kept for that go. */
+void qu_paths_settle(const struct qu_journal *j, int committed);
+
 /* SIGKILLs the new QEMU and waits until it is gone (and reaps it when it is our child). */
 void qu_stop_new(const struct qu_journal *j, struct qu_hold *h);
 

@@ -3,7 +3,7 @@
 # qmeventd watching (tests/helpers/qmeventd.py: what qmeventd and `qm cleanup` do, from
 # qemu-server's sources; docs/proxmox.md). QEMU runs as root from a /usr/bin/kvm-like link
 # with -name, -no-shutdown, the qmp socket and the qmeventd event socket as qemu-server writes
-# them, -pidfile DIR/VMID.pid, -daemonize, -cpu, guest RAM in a mem-path directory (hugetlbfs
+# them, -pidfile DIR/VMID.pid, -daemonize, the VNC console socket, -cpu, guest RAM in a mem-path directory (hugetlbfs
 # when the kernel gives huge pages) bound to a NUMA node, and a tap by ifname whose up script
 # puts it on a bridge (pve-bridge) and whose down script only writes that it ran.
 # Asserted at each upgrade: the new QEMU's argv[0], -pidfile, -name and -cpu are what
@@ -18,7 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 38
+tap_plan 43
 vm_qemu10
 vm_guest_build || { echo "Bail out! cannot build the guest"; exit 1; }
 standin=$here/../helpers/qmeventd.py
@@ -87,6 +87,8 @@ wait_log '^listening$' || { echo "Bail out! the stand-in qmeventd did not start"
 # word N PID: the Nth word (0: argv[0]) of PID's command line; after OPT PID: the word after OPT.
 word() { tr '\0' '\n' <"/proc/$2/cmdline" | sed -n "$(($1 + 1))p"; }
 after() { tr '\0' '\n' <"/proc/$2/cmdline" | sed -n "/^$1\$/{n;p;q}"; }
+# vnc_ok: the console socket qemu-server's vncproxy connects to answers with VNC's greeting.
+vnc_ok() { [ "$(timeout 5 socat -t 2 - "UNIX-CONNECT:$run/$vmid.vnc" </dev/null 2>/dev/null | head -c 12)" = "RFB 003.008" ]; }
 # qm_check: what vm_running_locally says now.
 qm_check() { python3 "$standin" --check "$pidfile"; }
 
@@ -94,7 +96,7 @@ tap=tap${vmid}i0
 if ! ip netns exec "$ns" "$root/kvm" -name "vm$vmid,debug-threads=on" -no-shutdown \
 	-chardev "socket,id=qmp,path=$run/$vmid.qmp,server=on,wait=off" -mon chardev=qmp,mode=control \
 	-chardev "socket,id=qmp-event,path=$evsock,reconnect=5" -mon chardev=qmp-event,mode=control \
-	-pidfile "$pidfile" -daemonize -smbios type=1,uuid=7b10d7af-b932-4c66-b2c3-3996152ec465 \
+	-pidfile "$pidfile" -daemonize -vnc "unix:$run/$vmid.vnc,password=on" -smbios type=1,uuid=7b10d7af-b932-4c66-b2c3-3996152ec465 \
 	-smp 1,sockets=1,cores=1,maxcpus=1 -nodefaults -display none -cpu qemu64,+lahf_lm -m 256 \
 	-object "memory-backend-file,id=ram-node0,size=256M,mem-path=$memdir,share=on,prealloc=yes" \
 	-numa node,nodeid=0,cpus=0,memdev=ram-node0 \
@@ -152,6 +154,8 @@ for fault in 6 6:kill; do
 		"fault $fault: at that close, vm_running_locally found the VM running as the old QEMU"
 	! grep -q '^teardown' "$evlog"
 	tap_ok $? "fault $fault: no cleanup would have run ($(grep '^teardown' "$evlog"))"
+	vnc_ok
+	tap_ok $? "fault $fault: the VNC socket answers (the old QEMU's, put back over the new one's)"
 done
 unset QEMU_UPGRADE_STATE_DIR
 
@@ -190,10 +194,13 @@ for round in "7.2 -> 10.0" "10.0 -> 10.0"; do
 	tap_ok $? "$round: no cleanup would have run ($(grep '^teardown' "$evlog"))"
 	ip netns exec "$ns" ping -c 3 -W 5 10.0.6.15 >/dev/null
 	tap_ok $? "$round: the guest answers pings through the tap"
+	vnc_ok
+	tap_ok $? "$round: the VNC socket answers (the new QEMU's)"
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 	tap_ok $? "$round: the guest runs and its memory checker is clean"
 done
 
+tap_is "$(cd "$run" && ls -A | tr '\n' ' ')" "$vmid.pid $vmid.qmp $vmid.vnc " "nothing left beside the pidfile and sockets"
 tap_is "$(cat "$root/scripts.log")" "up $tap" "the up script ran once (at the first start), the down script never"
 if [ -n "$huge" ]; then
 	size=$(awk -v d="$memdir/qemu_back_mem.ram-node0." '/^[0-9a-f]+-/ { on = index($6, d) == 1; next }

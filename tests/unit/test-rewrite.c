@@ -954,6 +954,23 @@ static void proxmox_words_kept(void **state)
 	qu_strv_free(flat);
 }
 
+/* -vnc unix:PATH cannot be passed as a descriptor: its path is found, to be given back to
+ * the old QEMU's socket on a rollback; a TCP display or a path too long for a socket is not. */
+static void vnc_unix_path_found(void **state)
+{
+	char longpath[200];
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = 0;
+	memcpy(longpath, "unix:/", 6);
+	const char *w[] = { "qemu", "-vnc", "unix:/var/run/qemu-server/100.vnc,password=on", "-vnc", ":1",
+			    "-vnc", longpath, NULL };
+	struct qu_vm *vm = FIX(state)->vm;
+	set_cmdline(vm, w);
+	assert_int_equal(qu_find_rebound(vm), 0);
+	assert_int_equal(vm->nrebound, 1);
+	assert_string_equal(vm->rebound[0], "/var/run/qemu-server/100.vnc");
+}
+
 static void refuse_pty_chardev(void **state)
 {
 	const char *w[] = { "qemu", "-chardev", "pty,id=c0", NULL };
@@ -1378,6 +1395,7 @@ int main(void)
 		T(refuse_passed_in_fd),
 		T(client_socket_chardev_reconnects),
 		T(proxmox_words_kept),
+		T(vnc_unix_path_found),
 		T(refuse_pty_chardev),
 		T(refuse_serial_stdio),
 		T(refuse_chardev_tcp_server),
