@@ -3,15 +3,19 @@
 # qmeventd watching (tests/helpers/qmeventd.py: what qmeventd and `qm cleanup` do, from
 # qemu-server's sources; docs/proxmox.md). QEMU runs as root from a /usr/bin/kvm-like link
 # with -name, -no-shutdown, the qmp socket and the qmeventd event socket as qemu-server writes
-# them, -pidfile DIR/VMID.pid, -daemonize, the VNC console socket, -cpu, guest RAM in a mem-path directory (hugetlbfs
-# when the kernel gives huge pages) bound to a NUMA node, and a tap by ifname whose up script
-# puts it on a bridge (pve-bridge) and whose down script only writes that it ran.
-# Asserted at each upgrade: the new QEMU's argv[0], -pidfile, -name and -cpu are what
-# qemu-server reads back; the new QEMU connects to qmeventd and is identified as the VM; the
-# old QEMU's connection closes without SHUTDOWN, and the check `qm cleanup` then makes
-# (vm_running_locally) finds the VM running under the new PID (so qm cleanup would abort and
-# unplug nothing), at that moment and at every later poll; the down script never runs; the
-# guest answers pings on the bridge and its memory checker stays clean.
+# them, -pidfile DIR/VMID.pid, -daemonize, the VNC console socket, -cpu, guest RAM in a
+# mem-path directory (hugetlbfs when the kernel gives huge pages) bound to a NUMA node, and a
+# tap by ifname whose up script puts it on a bridge (pve-bridge) and whose down script only
+# writes that it ran.
+# First two rollbacks (a fault before the commit point; the tool failing, then killed): when
+# the dead new QEMU's qmeventd connection closes, qm cleanup's check finds the old QEMU, and
+# the VNC socket is the old QEMU's again. Then at each upgrade: the new QEMU's argv[0],
+# -pidfile, -name and -cpu are what qemu-server reads back; the new QEMU connects to qmeventd,
+# is identified as the VM and delivers events; the old QEMU's connection closes without
+# SHUTDOWN, and the check `qm cleanup` then makes (vm_running_locally) finds the VM running
+# under the new PID (so qm cleanup would abort and unplug nothing), at that moment and at
+# every later poll; the down script never runs; VNC answers; the guest answers pings on the
+# bridge and its memory checker stays clean.
 # Stock QEMU has no -id (a Proxmox patch adds it): it is left out here, and
 # tests/unit/test-rewrite.c (proxmox_words_kept) checks that the rewrite keeps it.
 here=$(cd "$(dirname "$0")" && pwd)
