@@ -113,6 +113,22 @@ int qu_find_listeners(struct qu_vm *vm)
 	return 0;
 }
 
+int qu_find_rebound(struct qu_vm *vm)
+{
+	vm->nrebound = 0;
+	for (size_t i = 0; i < vm->argv.n && vm->nrebound < QU_MAX_REBOUND; i++) {
+		const char *opt = vm->argv.a[i].opt, *val = vm->argv.a[i].val;
+		struct qu_opts o;
+		if (!opt || !val || strcmp(opt, "vnc") || qu_opts_parse(val, "vnc", &o) < 0)
+			continue;
+		const char *display = qu_opts_get(&o, "vnc");
+		if (display && !strncmp(display, "unix:", 5) && display[5] && strlen(display + 5) < QU_SUN_PATH_MAX)
+			snprintf(vm->rebound[vm->nrebound++], QU_SUN_PATH_MAX, "%s", display + 5);
+		qu_opts_free(&o);
+	}
+	return 0;
+}
+
 int qu_find_qmp_path(const struct qu_vm *vm, char *path, size_t len)
 {
 	for (size_t i = 0; i < vm->nlis; i++) {

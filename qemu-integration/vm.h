@@ -13,6 +13,7 @@
 #define QU_MAX_RAM 16
 #define QU_MAX_LISTENERS 16
 #define QU_SUN_PATH_MAX 108
+#define QU_MAX_REBOUND 4
 
 /* Our private monitor's chardev id; a command line that has it came from an earlier upgrade. */
 #define QU_CTL_CHARDEV "qemu-upgrade-ctl"
@@ -99,6 +100,10 @@ struct qu_vm {
 	size_t nram;
 	struct qu_listener lis[QU_MAX_LISTENERS];
 	size_t nlis;
+	/* UNIX socket paths the new QEMU binds anew (unlinking the old QEMU's): -vnc unix:PATH.
+	 * Kept aside so that a rollback can give the path back to the old QEMU's socket. */
+	char rebound[QU_MAX_REBOUND][QU_SUN_PATH_MAX];
+	size_t nrebound;
 	struct qu_context ctx;   /* user, cgroups, limits, affinity, ... to reproduce */
 	struct qu_tap taps[QU_MAX_NETDEVS];
 	size_t ntaps;

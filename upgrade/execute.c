@@ -62,6 +62,10 @@ static int run(struct qu_txn *t)
 	if ((r = txn_journal_step(t, QU_PH_TARGET_STARTING)) < 0)
 		goto out;
 	qu_pidfile_aside(&t->j.vm_user, t->j.pidfile);
+	const char *rebound[QU_MAX_REBOUND];
+	for (size_t i = 0; i < t->j.nrebound; i++)
+		rebound[i] = t->j.rebound[i];
+	qu_rebound_aside(&t->j.vm_user, rebound, t->j.nrebound);
 	qu_tap_headers(&t->h, fds, nfds, 0);
 	struct qu_tap_watch watch;
 	qu_tap_watch_start(&watch, &t->h, fds, nfds);

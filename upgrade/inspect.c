@@ -286,7 +286,7 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 	if ((r = read_proc(vm)) < 0)
 		return qu_pin_check(&vm->pin) ?: r;
 	/* What /proc said must be this process's before anyone is talked to on its behalf. */
-	if ((r = qu_find_listeners(vm)) < 0 || (r = qu_find_taps(vm)) < 0 ||
+	if ((r = qu_find_listeners(vm)) < 0 || (r = qu_find_rebound(vm)) < 0 || (r = qu_find_taps(vm)) < 0 ||
 	    (r = qu_context_read(pid, &vm->ctx)) < 0 || (r = qu_pin_check(&vm->pin)) < 0)
 		return qu_pin_check(&vm->pin) ?: r;
 	if (qmp_override)

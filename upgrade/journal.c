@@ -104,6 +104,10 @@ static json_object *to_json(const struct qu_journal *j)
 	for (size_t i = 0; i < j->nlisteners; i++)
 		json_object_array_add(l, json_object_new_string(j->listeners[i]));
 	json_object_object_add(o, "listeners", l);
+	json_object *rb = json_object_new_array();
+	for (size_t i = 0; i < j->nrebound; i++)
+		json_object_array_add(rb, json_object_new_string(j->rebound[i]));
+	json_object_object_add(o, "rebound", rb);
 	json_object_object_add(o, "caps_saved", json_object_new_boolean(j->caps_saved));
 	json_object_object_add(o, "old_ignore_shared", json_object_new_boolean(j->old_settings.ignore_shared));
 	json_object_object_add(o, "old_events", json_object_new_boolean(j->old_settings.events));
@@ -200,6 +204,10 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	if (json_object_object_get_ex(o, "listeners", &l) && json_object_is_type(l, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(l) && i < QU_MAX_LISTENERS; i++)
 			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s",
+				 json_object_get_string(json_object_array_get_idx(l, i)));
+	if (json_object_object_get_ex(o, "rebound", &l) && json_object_is_type(l, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(l) && i < QU_MAX_REBOUND; i++)
+			snprintf(j->rebound[j->nrebound++], QU_SUN_PATH_MAX, "%s",
 				 json_object_get_string(json_object_array_get_idx(l, i)));
 	j->caps_saved = (int)get_int(o, "caps_saved");
 	j->old_settings.ignore_shared = (int)get_int(o, "old_ignore_shared");

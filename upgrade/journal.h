@@ -48,6 +48,8 @@ struct qu_journal {
 	char pidfile[PATH_MAX];
 	char listeners[QU_MAX_LISTENERS][QU_SUN_PATH_MAX];
 	size_t nlisteners;
+	char rebound[QU_MAX_REBOUND][QU_SUN_PATH_MAX]; /* vm->rebound: kept aside for a rollback */
+	size_t nrebound;
 	int caps_saved;                        /* old_settings holds the old QEMU's values */
 	struct qu_mig_settings old_settings;
 };

@@ -142,6 +142,35 @@ void qu_pidfile_settle(const struct qu_ident *who, const char *pidfile, int comm
 		as_user(who, settle_step, &s);
 }
 
+void qu_rebound_aside(const struct qu_ident *who, const char *const *paths, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		qu_keep_path(who, paths[i], QU_REBOUND_SUFFIX, 1);
+}
+
+static int rebound_step(void *arg)
+{
+	struct step *s = arg;
+	char aside[PATH_MAX + 32];
+	snprintf(aside, sizeof(aside), "%s%s", s->path, QU_REBOUND_SUFFIX);
+	if (s->committed) {
+		unlink(aside);
+		return 0;
+	}
+	s->suffix = QU_REBOUND_SUFFIX;
+	s->keep = 0;
+	return keep_step(s); /* renames the old socket's link back over the path */
+}
+
+void qu_rebound_settle(const struct qu_ident *who, const char *const *paths, size_t n, int committed)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct step s = { .path = paths[i], .committed = committed };
+		if (paths[i][0])
+			as_user(who, rebound_step, &s);
+	}
+}
+
 static int forget_step(void *arg)
 {
 	const struct step *s = arg;

@@ -11,6 +11,7 @@
 
 #define QU_KEEP_SUFFIX ".qemu-upgrade"
 #define QU_PIDFILE_ASIDE_SUFFIX ".qemu-upgrade-old"
+#define QU_REBOUND_SUFFIX ".qemu-upgrade-old"
 
 /* keep=1: hard-link path to path+suffix; keep=0: rename it back over path. */
 void qu_keep_path(const struct qu_ident *who, const char *path, const char *suffix, int keep);
@@ -21,6 +22,12 @@ void qu_keep_paths(const struct qu_ident *who, const char *const *paths, size_t 
 void qu_pidfile_aside(const struct qu_ident *who, const char *pidfile);
 /* After the commit: drop the aside copy. Before it (rollback): put it back. */
 void qu_pidfile_settle(const struct qu_ident *who, const char *pidfile, int committed);
+/* Sockets the new QEMU binds anew at the same path (-vnc unix:PATH), unlinking the old
+ * QEMU's: each old socket gets a hard link beside it before the new QEMU starts. Settled
+ * after the commit, the links go; before it (rollback), each goes back over its path, so the
+ * old QEMU's socket answers there again instead of the dead new QEMU's. */
+void qu_rebound_aside(const struct qu_ident *who, const char *const *paths, size_t n);
+void qu_rebound_settle(const struct qu_ident *who, const char *const *paths, size_t n, int committed);
 /* A VM that moved to another host leaves nothing here: its sockets' paths and pidfile go. */
 void qu_forget_paths(const struct qu_ident *who, const char *const *paths, size_t n);
 

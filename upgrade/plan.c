@@ -1,5 +1,6 @@
 /* plan: choose a strategy and refuse, before anything is touched, what cannot be carried. */
 #include "upgrade/plan.h"
+#include "upgrade/argv0.h"
 #include "upgrade/fdpass/kinds.h"
 #include "qemu-integration/opts.h"
 #include "remote/client.h"
@@ -548,6 +549,8 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		refuse_remote_fds(vm, p);
 		return 0; /* the agent opens vhost-net there */
 	}
+	if ((r = qu_plan_argv0(vm, p)) < 0)
+		return r;
 	for (size_t i = 0; i < vm->ntaps; i++)
 		if (vm->taps[i].vhost && access("/dev/vhost-net", R_OK | W_OK) < 0)
 			qu_refusals_add(&p->refusals, "tap '%s' uses vhost-net, but /dev/vhost-net cannot be opened "

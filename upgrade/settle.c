@@ -126,7 +126,7 @@ static int settle_postcopy(const struct qu_journal *j, struct qu_hold *h, char *
 	if (qu_old_alive(j, h))
 		qu_retire_old(j, h);
 	else
-		qu_pidfile_settle(&j->vm_user, j->pidfile, 1);
+		qu_paths_settle(j, 1);
 	snprintf(what, len, "PID %d: finished the postcopy upgrade: new QEMU %d runs the guest, old QEMU retired",
 		 (int)j->old_pid, (int)j->new_pid);
 	return 1;
@@ -246,7 +246,7 @@ int qu_settle_held(const struct qu_journal *j, struct qu_hold *h, int remote_ref
 				 "PID %d", old, j->remote, j->remote, old);
 			break;
 		}
-		qu_pidfile_settle(&j->vm_user, j->pidfile, 0);
+		qu_paths_settle(j, 0);
 		snprintf(what, len, "PID %d: the new QEMU %d died after it took over the guest (the commit point): the "
 			 "guest is lost; the old QEMU is left paused with the guest as it was at the handover, not "
 			 "resumed, since the guest has run on since (its memory and disks moved on); resume it (QMP "
@@ -260,7 +260,7 @@ int qu_settle_held(const struct qu_journal *j, struct qu_hold *h, int remote_ref
 	case QU_SETTLE_LOST:
 		if (qu_new_alive(j, h))
 			qu_stop_new(j, h); /* it never got the whole guest */
-		qu_pidfile_settle(&j->vm_user, j->pidfile, 0);
+		qu_paths_settle(j, 0);
 		snprintf(what, len, "PID %d: the old QEMU died at phase %s, before the new QEMU had the whole guest: "
 			 "the guest is lost", old, qu_phase_name(j->phase));
 		break;

@@ -398,6 +398,8 @@ void txn_journal_init(struct qu_txn *t)
 	for (size_t i = 0; i < vm->nlis; i++)
 		if (vm->lis[i].path[0])
 			snprintf(j->listeners[j->nlisteners++], QU_SUN_PATH_MAX, "%s", vm->lis[i].path);
+	for (size_t i = 0; i < vm->nrebound; i++)
+		snprintf(j->rebound[j->nrebound++], QU_SUN_PATH_MAX, "%s", vm->rebound[i]);
 	/* Retire the old QEMU with SIGKILL (qu_retire_old says why); QEMU_UPGRADE_RETIRE=quit
 	 * lets it exit cleanly (SIGTERM) instead, where no tap downscript would run. */
 	const char *how = qu_test_env("QEMU_UPGRADE_RETIRE");

@@ -186,13 +186,28 @@ static int undo_old(const struct qu_journal *j, struct qu_qmp *q, uint64_t deadl
 	return r;
 }
 
+void qu_paths_settle(const struct qu_journal *j, int committed)
+{
+	const char *rebound[QU_MAX_REBOUND];
+	for (size_t i = 0; i < j->nrebound; i++)
+		rebound[i] = j->rebound[i];
+	qu_pidfile_settle(&j->vm_user, j->pidfile, committed);
+	qu_rebound_settle(&j->vm_user, rebound, j->nrebound, committed);
+}
+
 int qu_undo(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us, char *done, size_t len)
 {
+	/* The pidfile names the old QEMU again before the new one dies: a manager that watches
+	 * QEMU's connections (Proxmox's qmeventd runs `qm cleanup` when one closes) looks at the
+	 * pidfile the moment the new QEMU's connection closes, and a pidfile naming a dead QEMU
+	 * makes it tear the running VM down (docs/proxmox.md). The new QEMU dies by SIGKILL, so
+	 * it does not unlink the path on its way out. Its VNC socket's path goes back to the old
+	 * QEMU's socket the same way. */
+	qu_paths_settle(j, 0);
 	if (qu_new_alive(j, h)) {
 		qu_stop_new(j, h);
 		say(done, len, "new QEMU stopped");
 	}
-	qu_pidfile_settle(&j->vm_user, j->pidfile, 0);
 	if (!qu_old_alive(j, h)) {
 		say(done, len, "old QEMU is gone");
 		return qu_err(-ESRCH, "the old QEMU %d is gone: the guest is lost", (int)j->old_pid);
@@ -242,7 +257,7 @@ void qu_retire_old(const struct qu_journal *j, struct qu_hold *h)
 		if (pfd >= 0)
 			stop_by_pidfd(pfd, sig);
 		qu_keep_paths(&j->vm_user, paths, n, 0);
-		qu_pidfile_settle(&j->vm_user, j->pidfile, 1);
+		qu_paths_settle(j, 1);
 	}
 	if (pfd != h->pidfd_old)
 		qu_close(&pfd);

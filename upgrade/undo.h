@@ -34,11 +34,16 @@ int qu_connect_old(const struct qu_journal *j, uint64_t deadline_us, struct qu_q
 /* The new QEMU, proven: its pidfd says it lives and its private monitor answers. */
 enum qu_new_state qu_new_state(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us);
 
+/* The paths the new QEMU took over: the pidfile and the sockets it bound anew (-vnc unix:).
+ * committed=0: given back to the old QEMU (its pidfile, its sockets' links); committed=1: the
+ * spare links kept for that go. */
+void qu_paths_settle(const struct qu_journal *j, int committed);
+
 /* SIGKILLs the new QEMU and waits until it is gone (and reaps it when it is our child). */
 void qu_stop_new(const struct qu_journal *j, struct qu_hold *h);
 
-/* The undo, in this order: the new QEMU stopped (so the stream breaks first), the pidfile put
- * back, the old QEMU's migration cancelled if it runs, its disk mirrors aborted, the channel
+/* The undo, in this order: the pidfile put back (it must name the old QEMU before the new
+ * one's connections close), the new QEMU stopped (so the stream breaks), the old QEMU's migration cancelled if it runs, its disk mirrors aborted, the channel
  * closed, its migration settings and TLS object as before, and only then, if it ran before
  * the upgrade, `cont`: the guest resumes on a QEMU configured as it was. Never resumes an
  * old QEMU that switched to postcopy. Appends what it did to done ("; "-separated). 0, or

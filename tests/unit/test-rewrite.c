@@ -924,6 +924,53 @@ static void client_socket_chardev_reconnects(void **state)
 	assert_int_equal(count_opt_val(&FIX(state)->plan->argv, "chardev", "socket,id=c0,path=/run/other.sock,reconnect=1"), 1);
 }
 
+/* What Proxmox's qemu-server and qmeventd read back from /proc/PID/cmdline stays word for
+ * word (docs/proxmox.md): argv[0] aside (the rewriter writes the new binary's path; upgrade/argv0.c decides), "-pidfile"
+ * and its value as two words (qmeventd takes the VMID from it), -id, -name, -cpu (read
+ * for a live migration), and the event socket keeps the reconnect it was given. */
+static void proxmox_words_kept(void **state)
+{
+	const char *w[] = { "/usr/bin/kvm", "-id", "100", "-name", "vm100,debug-threads=on", "-no-shutdown",
+			    "-chardev", "socket,id=qmp-event,path=/var/run/qmeventd.sock,reconnect=5",
+			    "-mon", "chardev=qmp-event,mode=control", "-pidfile", "/var/run/qemu-server/100.pid",
+			    "-daemonize", "-cpu", "kvm64,enforce,+kvm_pv_eoi", NULL };
+	rewrite_words(FIX(state), w);
+	const struct qu_argv *v = &FIX(state)->plan->argv;
+	assert_not_refused(FIX(state)->plan);
+	assert_string_equal(v->prog, FIX(state)->plan->target.path);
+	assert_int_equal(count_opt_val(v, "id", "100"), 1);
+	assert_int_equal(count_opt_val(v, "name", "vm100,debug-threads=on"), 1);
+	assert_int_equal(count_opt_val(v, "pidfile", "/var/run/qemu-server/100.pid"), 1);
+	assert_int_equal(count_opt_val(v, "cpu", "kvm64,enforce,+kvm_pv_eoi"), 1);
+	assert_int_equal(count_opt_val(v, "chardev", "socket,id=qmp-event,path=/var/run/qmeventd.sock,reconnect=5"), 1);
+	assert_int_equal(count_opt(v, "no-shutdown"), 1);
+	assert_int_equal(count_opt(v, "daemonize"), 0);
+	char **flat = qu_argv_flatten(v);
+	size_t i = 0;
+	while (flat[i] && strcmp(flat[i], "-pidfile"))
+		i++;
+	assert_non_null(flat[i]);
+	assert_string_equal(flat[i + 1], "/var/run/qemu-server/100.pid");
+	qu_strv_free(flat);
+}
+
+/* -vnc unix:PATH cannot be passed as a descriptor: its path is found, to be given back to
+ * the old QEMU's socket on a rollback; a TCP display or a path too long for a socket is not. */
+static void vnc_unix_path_found(void **state)
+{
+	char longpath[200];
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[sizeof(longpath) - 1] = 0;
+	memcpy(longpath, "unix:/", 6);
+	const char *w[] = { "qemu", "-vnc", "unix:/var/run/qemu-server/100.vnc,password=on", "-vnc", ":1",
+			    "-vnc", longpath, NULL };
+	struct qu_vm *vm = FIX(state)->vm;
+	set_cmdline(vm, w);
+	assert_int_equal(qu_find_rebound(vm), 0);
+	assert_int_equal(vm->nrebound, 1);
+	assert_string_equal(vm->rebound[0], "/var/run/qemu-server/100.vnc");
+}
+
 static void refuse_pty_chardev(void **state)
 {
 	const char *w[] = { "qemu", "-chardev", "pty,id=c0", NULL };
@@ -1347,6 +1394,8 @@ int main(void)
 		T(add_fd_ambiguous_refused),
 		T(refuse_passed_in_fd),
 		T(client_socket_chardev_reconnects),
+		T(proxmox_words_kept),
+		T(vnc_unix_path_found),
 		T(refuse_pty_chardev),
 		T(refuse_serial_stdio),
 		T(refuse_chardev_tcp_server),
