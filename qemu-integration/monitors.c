@@ -51,8 +51,10 @@ static int chardev_listener(struct qu_vm *vm, long i)
 	snprintf(l.chardev, sizeof(l.chardev), "%s", id);
 	if (path) {
 		snprintf(l.path, sizeof(l.path), "%s", path);
-	} else if (fd) {
-		/* Handed over by an earlier upgrade: the path is in the socket table. */
+	} else if (fd && *fd && strspn(fd, "0123456789") == strlen(fd) && strlen(fd) <= 6) {
+		/* Handed over by an earlier upgrade (or by a manager, as libvirt passes its
+		 * monitor): the path is in the socket table. A name (getfd) is no number to find;
+		 * the rewriter refuses it. */
 		char link[64];
 		unsigned long ino;
 		l.old_fd = atoi(fd);
@@ -60,7 +62,7 @@ static int chardev_listener(struct qu_vm *vm, long i)
 		    sscanf(link, "socket:[%lu]", &ino) == 1)
 			qu_proc_unix_path(vm->pid, ino, l.path, sizeof(l.path), NULL);
 	} else {
-		goto out; /* a TCP server: not a UNIX socket we can carry here */
+		goto out; /* a TCP server, or fd= by name: not a UNIX socket we can carry here */
 	}
 	r = mon_is_control(&vm->argv, id, &l.pretty);
 	if (r >= 0) {

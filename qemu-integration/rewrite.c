@@ -1,5 +1,6 @@
 #include "qemu-integration/rewrite.h"
 #include "qemu-integration/netdev.h"
+#include "qemu-integration/option.h"
 #include "qemu-integration/opts.h"
 #include "upgrade/launcher.h"
 #include "upgrade/log.h"
@@ -42,6 +43,35 @@ static int set_opts_arg(struct qu_argv *argv, size_t i, const char *opt, struct 
 	return r;
 }
 
+static int set_option_arg(struct qu_argv *argv, size_t i, const char *opt, const struct qu_option *o)
+{
+	char *text = qu_option_format(o);
+	if (!text)
+		return -ENOMEM;
+	int r = qu_argv_set(argv, i, opt, text);
+	free(text);
+	return r;
+}
+
+/* Option i of argv opened for editing in its own form; a JSON value that is not an object
+ * cannot have started the old QEMU, and is said so. */
+static int open_option(const struct qu_argv *argv, size_t i, struct qu_option *o)
+{
+	int r = qu_option_open(argv->a[i].opt, argv->a[i].val, o);
+	if (r == -EINVAL)
+		return qu_err(r, "cannot parse -%s %s", argv->a[i].opt, argv->a[i].val);
+	return r;
+}
+
+/* Which of QEMU's options take JSON (7.2 and 10.0 alike, measured): -object, -device, -netdev
+ * and -blockdev, as libvirt writes them. -chardev, -machine, -mon and -add-fd do not: 7.2 and
+ * 10.0 read "-chardev {...}" as key=value (a bare key '{"backend"...' and its garbage), and
+ * "-machine {...}" as a machine type named '{...}' (unsupported). libvirt 9.0 writes them as
+ * key=value too (qemuChardevBuildCommandline). So the rewrites of those options below (file
+ * chardevs' append=, client sockets' reconnect=, the machine type, listeners, ptys) have no
+ * JSON twin to write; QMP's chardev-add JSON is a nested form of its own, not a command line.
+ * The rewrites that meet JSON (memory backends, taps) are written once, on a qu_option. */
+
 /* Properties of memfd/file backends that must not reach the new QEMU: the memfd-only ones,
  * preallocation (the memory is there already) and discard-data (it would drop guest RAM when
  * the new QEMU exits). */
@@ -50,41 +80,23 @@ static const char *const dropped_backend_props[] = {
 	"share", "qom-type", NULL,
 };
 
-static int rewrite_backend_json(struct qu_argv *argv, size_t i, const char *mem_path)
-{
-	json_object *o = json_tokener_parse(argv->a[i].val);
-	if (!o)
-		return qu_err(-EINVAL, "cannot parse -object %s", argv->a[i].val);
-	for (const char *const *k = dropped_backend_props; *k; k++)
-		json_object_object_del(o, *k);
-	json_object_object_add(o, "qom-type", json_object_new_string("memory-backend-file"));
-	json_object_object_add(o, "share", json_object_new_boolean(1));
-	json_object_object_add(o, "mem-path", json_object_new_string(mem_path));
-	int r = qu_argv_set(argv, i, "object", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return r;
-}
-
 static int rewrite_backend(struct qu_argv *argv, size_t i, const char *mem_path)
 {
-	struct qu_opts o;
-	if (argv->a[i].val[0] == '{')
-		return rewrite_backend_json(argv, i, mem_path);
-	if (qu_opts_parse(argv->a[i].val, "qom-type", &o) < 0)
-		return -ENOMEM;
+	struct qu_option o;
+	int r = open_option(argv, i, &o);
+	if (r < 0)
+		return r;
 	for (const char *const *k = dropped_backend_props; *k; k++)
 		if (strcmp(*k, "qom-type"))
-			qu_opts_del(&o, *k);
-	int r = qu_opts_set(&o, "qom-type", "memory-backend-file");
-	if (r == 0 && !o.implied)
-		o.implied = !strcmp(o.v[0].key, "qom-type");
-	if (r == 0)
-		r = qu_opts_set(&o, "share", "on");
-	if (r == 0)
-		r = qu_opts_set(&o, "mem-path", mem_path);
-	if (r == 0)
-		r = set_opts_arg(argv, i, "object", &o);
-	qu_opts_free(&o);
+			qu_option_del(&o, *k);
+	r = qu_option_set(&o, "qom-type", "memory-backend-file");
+	/* key=value: the type goes first without its key, as QEMU's own examples write it. */
+	if (r == 0 && !o.json && !o.kv.implied)
+		o.kv.implied = !strcmp(o.kv.v[0].key, "qom-type");
+	r = r ?: qu_option_set_bool(&o, "share", 1);
+	r = r ?: qu_option_set(&o, "mem-path", mem_path);
+	r = r ?: set_option_arg(argv, i, "object", &o);
+	qu_option_close(&o);
 	return r;
 }
 
@@ -237,43 +249,21 @@ static const char *const dropped_tap_props[] = { "ifname", "script", "downscript
 						 "fd", "fds", "queues", "vhostfd", "vhostfds", "vhost",
 						 "vhostforce", "vnet_hdr", NULL };
 
-/* QEMU's JSON -netdev takes these as strings only ("fd":25 stops it), so strings are written. */
-static int rewrite_tap_json(struct qu_argv *argv, size_t i, const char *const set[4])
+/* QEMU's JSON -netdev takes these as strings only ("fd":25 stops it), so strings are written
+ * (qu_option_set writes strings in both forms). */
+static int rewrite_tap(struct qu_argv *argv, size_t i, const char *const set[4])
 {
-	json_object *o = json_tokener_parse(argv->a[i].val);
-	if (!o)
-		return qu_err(-EINVAL, "cannot parse -netdev %s", argv->a[i].val);
+	struct qu_option o;
+	int r = open_option(argv, i, &o);
+	if (r < 0)
+		return r;
 	for (const char *const *d = dropped_tap_props; *d; d++)
-		json_object_object_del(o, *d);
-	int r = 0;
-	for (int k = 0; k < 4 && r == 0; k += 2)
-		if (set[k]) {
-			json_object *v = json_object_new_string(set[k + 1]);
-			if (!v || json_object_object_add(o, set[k], v) < 0) {
-				json_object_put(v);
-				r = -ENOMEM;
-			}
-		}
-	if (r == 0)
-		r = qu_argv_set(argv, i, "netdev", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return r;
-}
-
-static int rewrite_tap_opts(struct qu_argv *argv, size_t i, const char *const set[4])
-{
-	struct qu_opts o;
-	if (qu_opts_parse(argv->a[i].val, "type", &o) < 0)
-		return -ENOMEM;
-	for (const char *const *d = dropped_tap_props; *d; d++)
-		qu_opts_del(&o, *d);
-	int r = 0;
+		qu_option_del(&o, *d);
 	for (int k = 0; k < 4 && r == 0; k += 2)
 		if (set[k])
-			r = qu_opts_set(&o, set[k], set[k + 1]);
-	if (r == 0)
-		r = set_opts_arg(argv, i, "netdev", &o);
-	qu_opts_free(&o);
+			r = qu_option_set(&o, set[k], set[k + 1]);
+	r = r ?: set_option_arg(argv, i, "netdev", &o);
+	qu_option_close(&o);
 	return r;
 }
 
@@ -300,8 +290,7 @@ static int rewrite_taps(const struct qu_vm *vm, struct qu_rewrite *p)
 		}
 		const char *const set[4] = { t->nfds == 1 ? "fd" : "fds", fds,
 					     t->vhost ? (t->nfds == 1 ? "vhostfd" : "vhostfds") : NULL, vhostfds };
-		int r = p->argv.a[t->arg].val[0] == '{' ? rewrite_tap_json(&p->argv, (size_t)t->arg, set)
-							 : rewrite_tap_opts(&p->argv, (size_t)t->arg, set);
+		int r = rewrite_tap(&p->argv, (size_t)t->arg, set);
 		if (r < 0)
 			return r;
 	}
@@ -358,11 +347,23 @@ static int rewrite_ptys(const struct qu_vm *vm, struct qu_rewrite *p)
 	return 0;
 }
 
-/* A chardev whose fd= is a socket this plan carries (a pty's relay, a connected socket). */
+/* A descriptor number as QEMU's options write it: plain decimal; -1 for anything else (a name
+ * the monitor was given with getfd, a sign, a space, a number too long to be a descriptor). */
+static int decimal(const char *s)
+{
+	if (!s || !*s || strlen(s) > 6 || strspn(s, "0123456789") != strlen(s))
+		return -1;
+	return atoi(s);
+}
+
+/* A chardev whose fd= is a socket this plan carries (a pty's relay, a connected socket, a
+ * listener). */
 static int carried_socket(const struct qu_rewrite *p, const char *fd)
 {
-	for (size_t i = 0; fd && i < p->nfds; i++)
-		if ((p->fds[i].kind == QU_FD_PTY || p->fds[i].kind == QU_FD_SOCKET) && p->fds[i].target == atoi(fd))
+	int n = decimal(fd);
+	for (size_t i = 0; n >= 0 && i < p->nfds; i++)
+		if ((p->fds[i].kind == QU_FD_PTY || p->fds[i].kind == QU_FD_SOCKET || p->fds[i].kind == QU_FD_LISTENER) &&
+		    p->fds[i].target == n)
 			return 1;
 	return 0;
 }
@@ -372,13 +373,6 @@ static int carried_socket(const struct qu_rewrite *p, const char *fd)
  * -add-fd set=N,fd=T[,opaque=X]. /dev/fdset/N keeps naming the same set. NULL when the option
  * names exactly one member (*member: its index in vm->fdset_fds), else why it cannot be
  * carried. */
-static int decimal(const char *s)
-{
-	if (!s || !*s || strlen(s) > 6 || strspn(s, "0123456789") != strlen(s))
-		return -1;
-	return atoi(s);
-}
-
 static const char *fdset_member(const struct qu_vm *vm, const struct qu_argv *argv, const char *val, int *member)
 {
 	static const char *const keys[] = { "set", "fd", "opaque", NULL };
@@ -429,21 +423,65 @@ static const char *fdset_member(const struct qu_vm *vm, const struct qu_argv *ar
 	return NULL;
 }
 
-static int rewrite_fdsets(const struct qu_vm *vm, struct qu_rewrite *p)
+static int carry_member(struct qu_rewrite *p, const struct qu_fdset_fd *e, const char *how)
 {
-	for (size_t i = 0; i < p->argv.n; i++) {
-		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
-		int m = -1;
-		if (!opt || strcmp(opt, "add-fd") || !val || fdset_member(vm, &vm->argv, val, &m))
-			continue; /* refused below */
-		const struct qu_fdset_fd *e = &vm->fdset_fds[m];
-		char name[192], num[16];
-		snprintf(name, sizeof(name), "descriptor set %d member (fd %d in the old QEMU%s%.100s)", e->set,
-			 e->old_fd, e->has_opaque ? ", opaque " : "", e->has_opaque ? e->opaque : "");
-		int t = carry(p, e->old_fd, QU_FD_FDSET, name);
+	char name[192];
+	snprintf(name, sizeof(name), "descriptor set %d member (fd %d in the old QEMU%s%.100s%s)", e->set, e->old_fd,
+		 e->has_opaque ? ", opaque " : "", e->has_opaque ? e->opaque : "", how);
+	int t = carry(p, e->old_fd, QU_FD_FDSET, name);
+	if (t >= 0)
+		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "set=%d\n", e->set);
+	return t;
+}
+
+/* Members QMP add-fd put in a set at run time (libvirt: hot-plugged disks, some chardevs) are
+ * on no command line: each gets an -add-fd of its own, so that /dev/fdset/N names the same
+ * descriptors in the new QEMU (what opened them there, a hot-plugged device, is the
+ * manager's to plug again). claimed[k]: member k is an -add-fd option's. */
+static int add_runtime_members(const struct qu_vm *vm, struct qu_rewrite *p, const char *claimed)
+{
+	for (size_t k = 0; k < vm->nfdset_fds; k++) {
+		const struct qu_fdset_fd *e = &vm->fdset_fds[k];
+		char set[16], fd[16];
+		if (claimed[k])
+			continue;
+		int t = carry_member(p, e, ", added at run time");
 		if (t < 0)
 			return t;
-		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "set=%d\n", e->set);
+		snprintf(set, sizeof(set), "%d", e->set);
+		snprintf(fd, sizeof(fd), "%d", t);
+		/* The opaque came from QMP: escaped like every value (inspect let through only
+		 * printable ones short enough to be kept whole). */
+		char *text = qu_opts_from(0, (const char *const[]){ "set", set, "fd", fd,
+								     e->has_opaque ? "opaque" : NULL, e->opaque, NULL });
+		int r = text ? qu_argv_add(&p->argv, "add-fd", text) : -ENOMEM;
+		free(text);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int rewrite_fdsets(const struct qu_vm *vm, struct qu_rewrite *p)
+{
+	char claimed[QU_MAX_FDSET_FDS] = { 0 };
+	int unmatched = 0;
+	size_t n = p->argv.n;
+	for (size_t i = 0; i < n; i++) {
+		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
+		int m = -1;
+		if (!opt || strcmp(opt, "add-fd") || !val)
+			continue;
+		if (fdset_member(vm, &vm->argv, val, &m)) {
+			unmatched = 1; /* refused below */
+			continue;
+		}
+		const struct qu_fdset_fd *e = &vm->fdset_fds[m];
+		char num[16];
+		claimed[m] = 1;
+		int t = carry_member(p, e, "");
+		if (t < 0)
+			return t;
 		struct qu_opts o;
 		if (qu_opts_parse(val, NULL, &o) < 0)
 			return -ENOMEM;
@@ -453,7 +491,11 @@ static int rewrite_fdsets(const struct qu_vm *vm, struct qu_rewrite *p)
 		if (r < 0)
 			return r;
 	}
-	return 0;
+	/* Sets that query-fdsets could not list whole are refused (refuse_fdsets), and a member
+	 * an -add-fd option could not be matched to may be that option's: refused too. */
+	if (vm->fdsets_truncated || vm->fdsets_invalid || unmatched)
+		return 0;
+	return add_runtime_members(vm, p, claimed);
 }
 
 /* An -add-fd this plan rewrote: its fd= is a descriptor carried as a set's member. */
@@ -580,10 +622,10 @@ static int carried_list(const struct qu_rewrite *p, const char *text, unsigned k
 static int tap_carried(const struct qu_rewrite *p, json_object *o)
 {
 	static const char *const opens[] = { "ifname", "script", "downscript", "helper", "br", NULL };
-	const char *fd = qu_netdev_get(o, "fd"), *fds = qu_netdev_get(o, "fds");
-	const char *vfd = qu_netdev_get(o, "vhostfd"), *vfds = qu_netdev_get(o, "vhostfds");
+	const char *fd = qu_option_get(o, "fd"), *fds = qu_option_get(o, "fds");
+	const char *vfd = qu_option_get(o, "vhostfd"), *vfds = qu_option_get(o, "vhostfds");
 	for (const char *const *k = opens; *k; k++)
-		if (qu_netdev_get(o, *k))
+		if (qu_option_get(o, *k))
 			return 0;
 	if (!fd == !fds || !carried_list(p, fd ? fd : fds, QU_FD_TAP))
 		return 0;
@@ -591,15 +633,14 @@ static int tap_carried(const struct qu_rewrite *p, json_object *o)
 }
 
 /* Networking whose backend holds a device that cannot be opened twice (tap) or a peer
- * connection (vhost-user): the type may be implied, given as type=, or in JSON. Returns 1 for
- * a tap (judged whole here), else 0. */
-static int refuse_net(struct qu_rewrite *p, const char *opt, const char *val)
+ * connection (vhost-user, a stream socket): the type may be implied, given as type=, or in
+ * JSON (o: the option read in either form). Returns 1 for a tap (judged whole here), else 0. */
+static int refuse_net(struct qu_rewrite *p, const char *opt, const char *val, json_object *o)
 {
-	static const char *const refused[] = { "bridge", "vhost-user", "vhost-vdpa", "l2tpv3",
-					       "vde", "socket", "af-xdp", NULL };
-	json_object *o = qu_netdev_parse(val);
+	static const char *const refused[] = { "bridge", "vhost-user", "vhost-vdpa", "l2tpv3", "vde", "socket",
+					       "stream", "dgram", "af-xdp", "passt", NULL };
 	char type[64] = "";
-	snprintf(type, sizeof(type), "%s", qu_netdev_get(o, "type") ? qu_netdev_get(o, "type") : "");
+	snprintf(type, sizeof(type), "%s", qu_option_get(o, "type") ? qu_option_get(o, "type") : "");
 	for (const char *const *k = refused; *k; k++)
 		if (!strcmp(type, *k))
 			refuse(p, "-%s %s: %s networking cannot be carried yet (its device or connection "
@@ -608,32 +649,70 @@ static int refuse_net(struct qu_rewrite *p, const char *opt, const char *val)
 	if (tap && (strcmp(opt, "netdev") || !tap_carried(p, o)))
 		refuse(p, "-%s %s: this tap cannot be carried (only -netdev tap, in key=value or JSON form, "
 		       "whose descriptors are found: fd=, fds= or ifname=)", opt, val);
-	json_object_put(o);
 	return tap;
 }
 
+/* Options that hand QEMU a descriptor by number or by name, on any option: a device's
+ * vhostfd=, an iommufd object's fd=, a chardev's or a netdev's fd=. */
+static const char *const fd_keys[] = { "fd", "fds", "vhostfd", "vhostfds", NULL };
+
+/* Whether every descriptor of an fd=/fds=-style value is a number ("5", "5:6"); a name is
+ * one the old QEMU's monitor was given with getfd, kept in that QEMU alone. */
+static int fd_numbers(const char *text)
+{
+	int fds[QU_MAX_QUEUES];
+	return qu_netdev_fd_list(text, fds, QU_MAX_QUEUES) > 0 || decimal(text) >= 0;
+}
+
+/* Descriptors the option names that this plan does not carry (o: the option read in either
+ * form; tap: a tap judged whole by refuse_net). */
+static void refuse_descriptors(struct qu_rewrite *p, const char *opt, const char *val, json_object *o, int tap)
+{
+	/* Carried listeners, ptys and sockets have fd= this plan passes by now, and taps were
+	 * judged whole above; any other descriptor is a stranger's. */
+	if ((!strcmp(opt, "netdev") && tap) || (!strcmp(opt, "chardev") && carried_socket(p, qu_option_get(o, "fd"))))
+		return;
+	for (const char *const *k = fd_keys; *k; k++) {
+		const char *v = qu_option_get(o, *k);
+		if (!v)
+			continue;
+		if (!fd_numbers(v))
+			refuse(p, "-%s %s: %s=%s names a descriptor the old QEMU's monitor was given (getfd), "
+			       "which no other process can be given by name: pass it by number, or remove "
+			       "the option", opt, val, *k, v);
+		else
+			refuse(p, "-%s %s: passed-in descriptors (%s=) cannot be carried yet", opt, val, *k);
+	}
+}
+
+/* Character devices judged on their backend, in whatever form they were written. */
+static void refuse_chardev(struct qu_rewrite *p, const char *val, json_object *o)
+{
+	static const char *const refused[] = { "stdio", "pipe", "serial", "tty", "parallel", "parport", "udp", NULL };
+	const char *b = qu_option_get(o, "backend");
+	if (!b)
+		return;
+	if (!strcmp(b, "pty"))
+		refuse(p, "-chardev %s: its pty master was not found in the QEMU process (no /dev/ptmx "
+		       "descriptor with the tty-index query-chardev names), so the pty cannot be kept", val);
+	for (const char *const *k = refused; *k; k++)
+		if (!strcmp(b, *k))
+			refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
+	if (!strcmp(b, "socket") && qu_option_get(o, "host"))
+		refuse(p, "-chardev %s: TCP socket servers cannot be carried yet (only UNIX sockets)", val);
+}
+
 /* Anything else holding a descriptor or a device that cannot be opened twice is refused:
- * the reasons against option i. */
+ * the reasons against option i. Options QEMU takes as JSON (-object, -device, -netdev,
+ * -blockdev) are judged on the same parsed options as key=value ones. */
 static void refuse_option(const struct qu_vm *vm, struct qu_rewrite *p, size_t i)
 {
-	static const char *const fd_keys[] = { "fd", "fds", "vhostfd", "vhostfds", NULL };
-	static const char *const chardev_refused[] = { "pty", "stdio", "pipe", "serial", "tty",
-						       "parallel", "parport", "udp", NULL };
 	const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
-	struct qu_opts o;
 	if (opt && !strcmp(opt, "snapshot"))
 		refuse(p, "-snapshot: its temporary disk overlay lives in the old QEMU and cannot be "
 		       "carried; the guest's writes since the start would be lost");
 	if (!opt || !val)
 		return;
-	if (!strcmp(opt, "device") && (!strncmp(val, "vfio", 4) || strstr(val, "driver\":\"vfio")))
-		refuse(p, "-device %s: VFIO passthrough devices cannot be carried (the device "
-		       "cannot be opened twice, and its state is not migrated)", val);
-	if (val[0] == '{') {
-		if (!strcmp(opt, "netdev"))
-			refuse_net(p, opt, val);
-		return;
-	}
 	if (!strcmp(opt, "runas") || !strcmp(opt, "chroot") ||
 	    (!strcmp(opt, "run-with") && (strstr(val, "user=") || strstr(val, "chroot="))))
 		refuse(p, "-%s %s: QEMU starts as root and drops its privileges itself; its new QEMU would "
@@ -649,38 +728,40 @@ static void refuse_option(const struct qu_vm *vm, struct qu_rewrite *p, size_t i
 			refuse(p, "-add-fd %s: this descriptor cannot be carried: %s", val, why);
 		return;
 	}
-	int tap = (!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net")) &&
-		  refuse_net(p, opt, val);
 	if ((!strcmp(opt, "serial") || !strcmp(opt, "parallel") || !strcmp(opt, "monitor") ||
 	     !strcmp(opt, "qmp")) && (!strcmp(val, "stdio") || !strncmp(val, "mon:", 4) ||
 				       !strcmp(val, "pty") || !strncmp(val, "tcp:", 4) ||
 				       (strcmp(opt, "qmp") && strcmp(opt, "monitor") && !strncmp(val, "unix:", 5))))
 		refuse(p, "-%s %s: this character device cannot be carried yet", opt, val);
-	if (qu_opts_parse(val, NULL, &o) < 0)
+	json_object *o = qu_option_parse(opt, val);
+	if (!o) {
+		/* Only a JSON option can fail to parse, and such a value cannot have started QEMU. */
+		refuse(p, "-%s %s: this JSON value cannot be read, so what it holds cannot be judged", opt, val);
 		return;
-	/* Carried listeners are server=on by now and taps were judged whole above; any other
-	 * fd= is a stranger's descriptor. */
-	int carried_tap = !strcmp(opt, "netdev") && tap;
-	int carried_sock = !strcmp(opt, "chardev") && carried_socket(p, qu_opts_get(&o, "fd"));
-	for (const char *const *k = fd_keys; *k; k++)
-		if (qu_opts_get(&o, *k) && !carried_tap && !carried_sock &&
-		    (strcmp(opt, "chardev") || !qu_opts_get_bool(&o, "server")))
-			refuse(p, "-%s %s: passed-in descriptors (%s=) cannot be carried yet", opt, val, *k);
-	qu_opts_free(&o);
-	if (!strcmp(opt, "chardev") && qu_opts_parse(val, "backend", &o) == 0) {
-		const char *b = qu_opts_get(&o, "backend");
-		for (const char *const *k = chardev_refused; b && *k; k++)
-			if (!strcmp(b, *k) && !strcmp(b, "pty"))
-				refuse(p, "-chardev %s: its pty master was not found in the QEMU process (no "
-				       "/dev/ptmx descriptor with the tty-index query-chardev names), so the pty "
-				       "cannot be kept", val);
-			else if (!strcmp(b, *k))
-				refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
-		if (b && !strcmp(b, "socket") && qu_opts_get(&o, "host"))
-			refuse(p, "-chardev %s: TCP socket servers cannot be carried yet (only UNIX "
-			       "sockets)", val);
-		qu_opts_free(&o);
 	}
+	const char *driver = qu_option_get(o, "driver");
+	if (!strcmp(opt, "device") && driver && !strncmp(driver, "vfio", 4))
+		refuse(p, "-device %s: VFIO passthrough devices cannot be carried (the device "
+		       "cannot be opened twice, and its state is not migrated)", val);
+	int tap = (!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net")) && refuse_net(p, opt, val, o);
+	refuse_descriptors(p, opt, val, o, tap);
+	if (!strcmp(opt, "chardev"))
+		refuse_chardev(p, val, o);
+	json_object_put(o);
+}
+
+/* Descriptor sets that query-fdsets did not list whole: not an option's fault, refused once. */
+static void refuse_fdsets(const struct qu_vm *vm, struct qu_rewrite *p)
+{
+	if (vm->fdsets_truncated)
+		refuse(p, "the old QEMU's descriptor sets (query-fdsets) have more than %d members, more than "
+		       "can be carried: remove the members no device uses (QMP remove-fd) and try again",
+		       QU_MAX_FDSET_FDS);
+	if (vm->fdsets_invalid)
+		refuse(p, "the old QEMU's monitor listed descriptor set members no QEMU has (query-fdsets: a "
+		       "set above %d, a descriptor out of range, an opaque that is not a string of at most %zu "
+		       "printable bytes): the sets cannot be carried as they are",
+		       QU_MAX_FDSET_ID, sizeof(vm->fdset_fds[0].opaque) - 1);
 }
 
 /* One reason per option (the first found): whatever else is wrong with it, the operator
@@ -710,6 +791,7 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 	if ((r = drop_options(p)) < 0)
 		return r;
 	refuse_uncarried(vm, p);
+	refuse_fdsets(vm, p);
 	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0 || (r = reconnect_clients(p)) < 0)
 		return r;
 	char ctl[64];

@@ -173,33 +173,69 @@ static int query_memdevs(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_u
 	return r;
 }
 
-/* The descriptor sets' members (-add-fd): their numbers in the old QEMU are QEMU's dups, not
- * the fd= of the command line (which QEMU closed after it started). */
+/* A member as QMP listed it, when every part of it is one a QEMU could have said: a set number
+ * and a descriptor number in range, an opaque string short and printable enough to be written
+ * back as it is. 0, or -EINVAL (the answer is not believed). */
+static int fdset_entry(json_object *id, json_object *fd, json_object *op, struct qu_fdset_fd *e)
+{
+	if (!json_object_is_type(id, json_type_int) || !json_object_is_type(fd, json_type_int))
+		return -EINVAL;
+	int64_t set = json_object_get_int64(id), num = json_object_get_int64(fd);
+	if (set < 0 || set > QU_MAX_FDSET_ID || num < 0 || num >= (1 << 20))
+		return -EINVAL;
+	e->set = (int)set;
+	e->old_fd = (int)num;
+	e->has_opaque = op != NULL;
+	if (!op)
+		return 0;
+	const char *text = json_object_get_string(op);
+	if (!json_object_is_type(op, json_type_string) || strlen(text) >= sizeof(e->opaque))
+		return -EINVAL;
+	for (const char *c = text; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return -EINVAL;
+	snprintf(e->opaque, sizeof(e->opaque), "%s", text);
+	return 0;
+}
+
+/* The descriptor sets' members, whoever added them (-add-fd on the command line, or QMP add-fd
+ * at run time, as libvirt does for hot-plugged disks): their numbers in the old QEMU are
+ * QEMU's dups, not the fd= of the command line (which QEMU closed after it started). A
+ * monitor that does not know the command (only a stand-in could not: QEMU has it since 1.2)
+ * has no sets, unless the command line says it has. */
 static int query_fdsets(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 {
 	json_object *sets = NULL;
 	int r = qu_qmp_execute(q, "query-fdsets", NULL, -1, deadline_us, &sets);
+	if (r == -EREMOTEIO && qu_argv_find(&vm->argv, "add-fd", 0) < 0) {
+		qu_debug("%s: taken as no descriptor sets", qu_err_msg());
+		return 0;
+	}
 	if (r < 0)
 		return r;
 	for (size_t i = 0; json_object_is_type(sets, json_type_array) && i < json_object_array_length(sets); i++) {
 		json_object *set = json_object_array_get_idx(sets, i), *id, *fds;
 		if (!json_object_object_get_ex(set, "fdset-id", &id) || !json_object_object_get_ex(set, "fds", &fds) ||
-		    !json_object_is_type(fds, json_type_array))
+		    !json_object_is_type(fds, json_type_array)) {
+			vm->fdsets_invalid = 1;
 			continue;
+		}
 		for (size_t k = 0; k < json_object_array_length(fds); k++) {
-			json_object *m = json_object_array_get_idx(fds, k), *fd, *op;
+			json_object *m = json_object_array_get_idx(fds, k), *fd = NULL, *op = NULL;
+			struct qu_fdset_fd e = { 0 };
 			if (!json_object_object_get_ex(m, "fd", &fd))
+				fd = NULL;
+			if (!json_object_object_get_ex(m, "opaque", &op))
+				op = NULL;
+			if (fdset_entry(id, fd, op, &e) < 0) {
+				vm->fdsets_invalid = 1;
 				continue;
+			}
 			if (vm->nfdset_fds == QU_MAX_FDSET_FDS) {
 				vm->fdsets_truncated = 1;
 				break;
 			}
-			struct qu_fdset_fd *e = &vm->fdset_fds[vm->nfdset_fds++];
-			e->set = json_object_get_int(id);
-			e->old_fd = json_object_get_int(fd);
-			e->has_opaque = json_object_object_get_ex(m, "opaque", &op);
-			if (e->has_opaque)
-				qu_copy_printable(e->opaque, sizeof(e->opaque), json_object_get_string(op));
+			vm->fdset_fds[vm->nfdset_fds++] = e;
 		}
 	}
 	json_object_put(sets);
@@ -256,9 +292,8 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 			vm->aux_ram_share = json_object_get_boolean(ret);
 		json_object_put(ret);
 	}
-	/* Asked only of a VM that has descriptor sets: a question less for every other QEMU
-	 * (and for whoever answers at its socket). */
-	if (qu_argv_find(&vm->argv, "add-fd", 0) >= 0 && (r = query_fdsets(vm, q, deadline_us)) < 0)
+	/* Asked of every VM: sets added at run time are on no command line. */
+	if ((r = query_fdsets(vm, q, deadline_us)) < 0)
 		return r;
 	return query_memdevs(vm, q, deadline_us);
 }
