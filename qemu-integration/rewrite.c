@@ -213,13 +213,13 @@ static int convert_ram(const struct qu_ram *ram, struct qu_rewrite *p)
 
 /* A client socket chardev (QEMU connects to a server: a log collector, an agent) cannot keep
  * the old QEMU's connection; the new QEMU connects anew, and retries until the server takes
- * it (reconnect; since QEMU 9.2 spelled reconnect-ms). */
+ * it (reconnect; since QEMU 9.2 spelled reconnect-ms). -chardev has no JSON form (above). */
 static int reconnect_clients(struct qu_rewrite *p)
 {
 	int ms = p->target.ver[0] > 9 || (p->target.ver[0] == 9 && p->target.ver[1] >= 2);
 	for (size_t i = 0; i < p->argv.n; i++) {
 		struct qu_opts o;
-		if (!p->argv.a[i].opt || strcmp(p->argv.a[i].opt, "chardev") || p->argv.a[i].val[0] == '{')
+		if (!p->argv.a[i].opt || strcmp(p->argv.a[i].opt, "chardev"))
 			continue;
 		if (qu_opts_parse(p->argv.a[i].val, "backend", &o) < 0)
 			return -ENOMEM;
@@ -535,13 +535,14 @@ static int drop_options(struct qu_rewrite *p)
 	return 0;
 }
 
-/* -machine q35 -> -machine pc-q35-7.2: the alias may point elsewhere in the new binary. */
+/* -machine q35 -> -machine pc-q35-7.2: the alias may point elsewhere in the new binary.
+ * -machine has no JSON form (see the note on JSON above). */
 static int pin_machine(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	for (size_t i = 0; i < p->argv.n; i++) {
 		const char *opt = p->argv.a[i].opt;
 		struct qu_opts o;
-		if (!opt || (strcmp(opt, "machine") && strcmp(opt, "M")) || p->argv.a[i].val[0] == '{')
+		if (!opt || (strcmp(opt, "machine") && strcmp(opt, "M")))
 			continue;
 		if (qu_opts_parse(p->argv.a[i].val, "type", &o) < 0)
 			return -ENOMEM;

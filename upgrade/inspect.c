@@ -1,5 +1,6 @@
 /* inspect: facts about a running VM from /proc/PID and QMP query commands. Changes nothing. */
 #include "qemu-integration/fdsets.h"
+#include "qemu-integration/option.h"
 #include "qemu-integration/opts.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/fdpass/asuser.h"
@@ -112,21 +113,10 @@ static int qom_get_string(struct qu_qmp *q, const char *path, const char *prop,
 static long backend_arg(const struct qu_vm *vm, const char *id)
 {
 	for (long i = -1; (i = qu_argv_find(&vm->argv, "object", (size_t)(i + 1))) >= 0;) {
-		const char *val = vm->argv.a[i].val;
-		if (val[0] == '{') {
-			json_object *o = json_tokener_parse(val), *v;
-			int hit = o && json_object_object_get_ex(o, "id", &v) && !strcmp(qu_json_str(v), id);
-			json_object_put(o);
-			if (hit)
-				return i;
-			continue;
-		}
-		struct qu_opts o;
-		if (qu_opts_parse(val, "qom-type", &o) < 0)
-			return -1;
-		const char *oid = qu_opts_get(&o, "id");
+		json_object *o = qu_option_parse("object", vm->argv.a[i].val);
+		const char *oid = qu_option_get(o, "id");
 		int hit = oid && !strcmp(oid, id);
-		qu_opts_free(&o);
+		json_object_put(o);
 		if (hit)
 			return i;
 	}

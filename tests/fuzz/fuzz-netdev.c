@@ -1,5 +1,5 @@
 /* A -netdev value from the old QEMU's command line (qemu-integration/netdev.c and the tap part
- * of rewrite.c): qu_netdev_parse reads both forms alike, qu_netdev_fd_list reads only plain
+ * of rewrite.c): qu_option_parse reads both forms alike, qu_netdev_fd_list reads only plain
  * descriptor lists, and what the rewriter leaves unrefused is a tap it carried: a value that
  * would make the new QEMU open a device or take a stranger's descriptor is always refused.
  * Input: the value. */

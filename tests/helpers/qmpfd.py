@@ -7,8 +7,9 @@ Opens FILE (MODE: r, w, rw, a: read, write, read-write, append-write), connects 
 monitor at SOCKET and sends {"execute":"add-fd","arguments":{"fdset-id":N,"opaque":X}} with
 the descriptor attached (SCM_RIGHTS), as libvirt passes a hot-plugged disk's or a chardev's
 file; then each COMMAND (a QMP command as JSON, e.g. a blockdev-add of /dev/fdset/N), in the
-same session: QEMU before 9.1 drops a set's descriptors that nothing uses once no monitor is
-connected, so libvirt uses the set before it lets go of the monitor, and so does this.
+same session: QEMU 7.2 drops a set's descriptors that nothing uses once no monitor is
+connected (10.0 keeps them; measured), so libvirt uses the set while it holds the monitor, and
+so does this.
 Prints each answer (one JSON line); exits 1 when QEMU answers an error or not at all.
 """
 import json
