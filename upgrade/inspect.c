@@ -175,6 +175,7 @@ static int query_fdsets(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us
 	int r = qu_qmp_execute(q, "query-fdsets", NULL, -1, deadline_us, &sets);
 	if (r == -EREMOTEIO && qu_argv_find(&vm->argv, "add-fd", 0) < 0) {
 		qu_debug("%s: taken as no descriptor sets", qu_err_msg());
+		qu_err_clear();
 		return 0;
 	}
 	if (r < 0)

@@ -3,6 +3,7 @@
  * descriptor sets added at run time (QMP add-fd, on no command line) get an -add-fd each. */
 #include "tests/unit/unit.h"
 #include "qemu-integration/argv.h"
+#include "qemu-integration/monitors.h"
 #include "qemu-integration/opts.h"
 #include "qemu-integration/vm.h"
 #include "upgrade/inspect.h"
@@ -162,6 +163,19 @@ static void kv_chardev_fd_name_refused(void **state)
 	/* A listener passed by name (server=on): no listener inspect can find; refused by name. */
 	const char *w[] = { "qemu", "-chardev", "socket,id=charmonitor,fd=monfd,server=on,wait=off", NULL };
 	refused_for(state, w, (const char *const[]){ "fd=monfd", "getfd", NULL });
+}
+
+static void fd_name_is_no_listener(void **state)
+{
+	/* inspect does not take a name for descriptor 0 (atoi would): no listener is found, so
+	 * the rewriter sees the name and refuses it, as above. */
+	struct qu_vm *vm = FIX(state)->vm;
+	const char *w[] = { "qemu", "-chardev", "socket,id=charmonitor,fd=monfd,server=on,wait=off", "-mon",
+			    "chardev=charmonitor,mode=control", "-chardev", "socket,id=c2,fd=,server=on", NULL };
+	assert_int_equal(qu_argv_from_array(7, (char *const *)w, &vm->argv), 0);
+	vm->pid = getpid();
+	assert_int_equal(qu_find_listeners(vm), 0);
+	assert_int_equal(vm->nlis, 0);
 }
 
 static void kv_chardev_listener_fd_not_found_refused(void **state)
@@ -364,6 +378,7 @@ int main(void)
 		T(json_device_fd_name_refused),
 		T(json_netdev_fds_name_refused),
 		T(kv_chardev_fd_name_refused),
+		T(fd_name_is_no_listener),
 		T(kv_chardev_listener_fd_not_found_refused),
 		T(json_netdev_stream_refused),
 		T(json_netdev_vhost_user_refused),
