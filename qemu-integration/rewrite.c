@@ -66,8 +66,9 @@ static int open_option(const struct qu_argv *argv, size_t i, struct qu_option *o
 /* Which of QEMU's options take JSON (7.2 and 10.0 alike, measured): -object, -device, -netdev
  * and -blockdev, as libvirt writes them. -chardev, -machine, -mon and -add-fd do not: 7.2 and
  * 10.0 read "-chardev {...}" as key=value (a bare key '{"backend"...' and its garbage), and
- * "-machine {...}" as a machine type named '{...}' (unsupported). libvirt 9.0 writes them as
- * key=value too (qemuChardevBuildCommandline). So the rewrites of those options below (file
+ * "-machine {...}" as a machine type named '{...}' (unsupported). libvirt writes them as
+ * key=value too (qemuChardevBuildCommandline: its JSON -chardev capability is set only by its
+ * own tests, since QEMU takes none). So the rewrites of those options below (file
  * chardevs' append=, client sockets' reconnect=, the machine type, listeners, ptys) have no
  * JSON twin to write; QMP's chardev-add JSON is a nested form of its own, not a command line.
  * The rewrites that meet JSON (memory backends, taps) are written once, on a qu_option. */
