@@ -1,7 +1,9 @@
 #include "qemu-integration/fdsets.h"
+#include "qemu-integration/opts.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A member as QMP listed it, when every part of it is one a QEMU could have said: a set number
@@ -60,4 +62,55 @@ void qu_fdsets_read(json_object *sets, struct qu_vm *vm)
 			vm->fdset_fds[vm->nfdset_fds++] = e;
 		}
 	}
+}
+
+
+const char *qu_fdset_member(const struct qu_vm *vm, const struct qu_argv *argv, const char *val, int *member)
+{
+	static const char *const keys[] = { "set", "fd", "opaque", NULL };
+	struct qu_opts o;
+	const char *why = NULL;
+	if (qu_opts_parse(val, NULL, &o) < 0)
+		return "it cannot be read";
+	for (size_t k = 0; k < o.n && !why; k++) {
+		const char *const *ok = keys;
+		while (*ok && strcmp(*ok, o.v[k].key))
+			ok++;
+		if (!*ok)
+			why = "it has an option other than set=, fd= and opaque=";
+	}
+	int set = qu_fd_number(qu_opts_get(&o, "set")), fd = qu_fd_number(qu_opts_get(&o, "fd"));
+	const char *opaque = qu_opts_get(&o, "opaque");
+	if (!why && (set < 0 || fd < 0))
+		why = "it needs set= and fd= as numbers";
+	size_t matches = 0, same = 0;
+	for (size_t k = 0; !why && k < vm->nfdset_fds; k++) {
+		const struct qu_fdset_fd *e = &vm->fdset_fds[k];
+		if (e->set == set && e->has_opaque == (opaque != NULL) && (!opaque || !strcmp(e->opaque, opaque))) {
+			matches++;
+			*member = (int)k;
+		}
+	}
+	/* Options of the same set and opaque cannot be told apart from their members. */
+	for (size_t i = 0; !why && i < argv->n; i++) {
+		struct qu_opts x;
+		if (!argv->a[i].opt || strcmp(argv->a[i].opt, "add-fd") || !argv->a[i].val ||
+		    qu_opts_parse(argv->a[i].val, NULL, &x) < 0)
+			continue;
+		const char *xo = qu_opts_get(&x, "opaque");
+		if (qu_fd_number(qu_opts_get(&x, "set")) == set && !xo == !opaque && (!xo || !strcmp(xo, opaque)))
+			same++;
+		qu_opts_free(&x);
+	}
+	qu_opts_free(&o);
+	if (why)
+		return why;
+	if (vm->fdsets_truncated)
+		return "the old QEMU's descriptor sets have more members than can be carried";
+	if (matches == 0)
+		return "its descriptor is not in the old QEMU's set (query-fdsets lists no member with this "
+		       "set and opaque: it was removed, or QEMU did not take it)";
+	if (matches > 1 || same > 1)
+		return "several descriptors of this set have the same opaque, and cannot be told apart";
+	return NULL;
 }
