@@ -3,20 +3,23 @@
 # (memfd RAM, an iothread, an RNG), JSON -device and -blockdev (a raw disk), a JSON tap
 # -netdev whose descriptor the starter passed (tapopen stands in for libvirtd), the monitor
 # and serial as key=value chardevs (libvirt has no JSON -chardev: QEMU takes none), not
-# daemonized, under libvirt's full -sandbox, as an unprivileged user. Before each upgrade a
+# daemonized, its monitor a listening socket passed as fd=N (listenfd.py stands in for libvirtd),
+# under libvirt's full -sandbox, as an unprivileged user. Before each upgrade a
 # descriptor set is added at run time with QMP add-fd (SCM_RIGHTS, as libvirt hot-plugs a
-# disk) and a block node writes through /dev/fdset/N; after the upgrade the new QEMU has each
+# disk) and a block node writes through /dev/fdset/N; a dry run names the set's member as
+# query-fdsets does; after the upgrade the new QEMU has each
 # set at the same number with the same opaque, and a node opened there writes into the same
 # file through the carried descriptor. The sandbox is the old one's; the guest stays clean.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 18
+tap_plan 20
 vm_qemu10
 vm_guest_build || exit 1
 tapopen=$QU_BUILD/tests/helpers/tapopen
 qmpfd=$QU_ROOT/tests/helpers/qmpfd.py
+listenfd=$QU_ROOT/tests/helpers/listenfd.py
 [ -x "$tapopen" ] || { echo "Bail out! $tapopen is missing: run make units"; exit 1; }
 ns=qu-lvf-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
@@ -30,13 +33,14 @@ truncate -s 16M "$dir/disk.img" && chown nobody "$dir/disk.img"
 export VM_DIR=$dir VM_QMP=$dir/qmp.sock VM_SERIAL=$dir/serial.log
 # Not daemonized (libvirt keeps QEMU in the foreground of its own fork): started in the
 # background here; its PID is the one setsid execs into.
-setsid ip netns exec "$ns" "$tapopen" tapl0 3 setpriv --reuid=65534 --regid=65534 --clear-groups \
+setsid ip netns exec "$ns" "$tapopen" tapl0 3 python3 "$listenfd" "$dir/qmp.sock" 4 65534 \
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
 	/usr/bin/qemu-system-x86_64 -name guest=libvirt,debug-threads=on \
 	-machine pc-q35-7.2,usb=off,dump-guest-core=off,memory-backend=pc.ram -accel tcg \
 	-object '{"qom-type":"memory-backend-memfd","id":"pc.ram","share":true,"x-use-canonical-path-for-ramblock-id":false,"size":268435456}' \
 	-m size=262144k -overcommit mem-lock=off -smp 1,sockets=1,cores=1,threads=1 \
-	-object '{"qom-type":"iothread","id":"iothread1"}' -no-user-config -nodefaults \
-	-chardev "socket,id=charmonitor,path=$dir/qmp.sock,server=on,wait=off" \
+	-object '{"qom-type":"iothread","id":"iothread1"}' -display none -no-user-config -nodefaults \
+	-chardev socket,id=charmonitor,fd=4,server=on,wait=off \
 	-mon chardev=charmonitor,id=monitor,mode=control -rtc base=utc -no-shutdown -boot strict=on \
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD" \
 	-append "console=ttyS0 quiet loglevel=3 memcheck_mib=32 net_ip=10.0.7.15/24" \
@@ -58,7 +62,7 @@ VM_PID=$(cat "$dir/qemu.pid" 2>/dev/null)
 [ "$VM_PID" = "$first" ] && vm_track_pid "$VM_PID" ||
 	{ echo "Bail out! the libvirt-style QEMU did not start: $(cat "$dir/qemu.err")"; exit 1; }
 export VM_PID
-vm_wait_ready || exit 1
+vm_wait_ready || { echo "Bail out! the guest did not come up; QEMU said: $(cat "$dir/qemu.err")"; exit 1; }
 grep -q 'Seccomp:[[:space:]]*2' "/proc/$VM_PID/status"
 tap_ok $? "the old QEMU runs under its own sandbox, not daemonized (parent $(ps -o ppid= -p "$VM_PID" | tr -d ' '))"
 
@@ -84,6 +88,11 @@ for k in 0 1; do
 		"$(blockdev_add "$set" "hot$set")" "$(qemu_io "hot$set" 0x1$k 0)")
 	answered_all "$r" && [ "$(bytes_at "${file[$set]}" 0)" = "1$k " ]
 	tap_ok $? "$hop: a set added at run time (add-fd) is written through /dev/fdset/$set by a hot-added node ($(tr '\n' ' ' <<<"$r"))"
+	member=$(head -n 1 <<<"$r" | jq -r .return.fd)
+	plan=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --dry-run --json --quiet 2>/dev/null)
+	jq -e --argjson fd "$member" --arg s "descriptor set $set member" '[.descriptors[] | select(.kind == "fdset" and .old_fd == $fd
+		and (.what | startswith($s)) and (.what | contains("added at run time")))] | length == 1' <<<"$plan" >/dev/null
+	tap_ok $? "$hop: a dry run carries the set's member, fd $member of the old QEMU ($(jq -c '[.descriptors[] | select(.kind == "fdset")]' <<<"$plan"))"
 	old=$VM_PID
 	vm_upgrade --new-binary "$Q10"
 	tap_diag "$hop: $REPORT $(tail -n 3 "$VM_DIR/err" | tr '\n' ' ')"
