@@ -51,16 +51,18 @@ static int chardev_listener(struct qu_vm *vm, long i)
 	snprintf(l.chardev, sizeof(l.chardev), "%s", id);
 	if (path) {
 		snprintf(l.path, sizeof(l.path), "%s", path);
-	} else if (fd) {
-		/* Handed over by an earlier upgrade: the path is in the socket table. */
+	} else if (qu_fd_number(fd) >= 0) {
+		/* Handed over by an earlier upgrade (or by a manager, as libvirt passes its
+		 * monitor): the path is in the socket table. A name (getfd) is no number to find;
+		 * the rewriter refuses it. */
 		char link[64];
 		unsigned long ino;
-		l.old_fd = atoi(fd);
+		l.old_fd = qu_fd_number(fd);
 		if (qu_proc_fd_link(vm->pid, l.old_fd, link, sizeof(link)) == 0 &&
 		    sscanf(link, "socket:[%lu]", &ino) == 1)
 			qu_proc_unix_path(vm->pid, ino, l.path, sizeof(l.path), NULL);
 	} else {
-		goto out; /* a TCP server: not a UNIX socket we can carry here */
+		goto out; /* a TCP server, or fd= by name: not a UNIX socket we can carry here */
 	}
 	r = mon_is_control(&vm->argv, id, &l.pretty);
 	if (r >= 0) {

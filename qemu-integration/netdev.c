@@ -1,6 +1,6 @@
 /* Tap network backends: which descriptors of the old QEMU are the tap's queues. */
 #include "qemu-integration/netdev.h"
-#include "qemu-integration/opts.h"
+#include "qemu-integration/option.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
@@ -99,59 +99,19 @@ static int add_tap(struct qu_vm *vm, long arg, const char *id, const char *ifnam
 	return 0;
 }
 
-json_object *qu_netdev_parse(const char *val)
-{
-	if (val[0] == '{') {
-		json_object *o = json_tokener_parse(val);
-		if (o && !json_object_is_type(o, json_type_object)) {
-			json_object_put(o);
-			return NULL;
-		}
-		return o;
-	}
-	struct qu_opts q;
-	if (qu_opts_parse(val, "type", &q) < 0)
-		return NULL;
-	json_object *o = json_object_new_object();
-	for (size_t i = 0; o && i < q.n; i++) {
-		json_object *s = json_object_new_string(q.v[i].val ? q.v[i].val : "on");
-		if (!s || json_object_object_add(o, q.v[i].key, s) < 0) {
-			json_object_put(s);
-			json_object_put(o);
-			o = NULL;
-		}
-	}
-	qu_opts_free(&q);
-	return o;
-}
-
-const char *qu_netdev_get(json_object *o, const char *key)
-{
-	json_object *v;
-	/* A JSON null is no value (QEMU refuses it for every tap option). */
-	return o && json_object_object_get_ex(o, key, &v) && v ? json_object_get_string(v) : NULL;
-}
-
-/* QemuOpts booleans: on/yes/true/y (QEMU's qapi_bool_parse); a JSON true reads "true". */
-int qu_netdev_true(json_object *o, const char *key)
-{
-	const char *v = qu_netdev_get(o, key);
-	return v && (!strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true") || !strcmp(v, "y"));
-}
-
 int qu_find_taps(struct qu_vm *vm)
 {
 	vm->ntaps = 0;
 	for (long i = -1; (i = qu_argv_find(&vm->argv, "netdev", (size_t)(i + 1))) >= 0;) {
 		/* A value that is not an object cannot have started the old QEMU either. */
-		json_object *o = qu_netdev_parse(vm->argv.a[i].val);
-		const char *type = qu_netdev_get(o, "type");
+		json_object *o = qu_option_parse("netdev", vm->argv.a[i].val);
+		const char *type = qu_option_get(o, "type");
 		int r = 0;
 		if (type && !strcmp(type, "tap")) {
-			int vhost = qu_netdev_true(o, "vhost") || qu_netdev_true(o, "vhostforce") ||
-				    qu_netdev_get(o, "vhostfd") || qu_netdev_get(o, "vhostfds");
-			r = add_tap(vm, i, qu_netdev_get(o, "id"), qu_netdev_get(o, "ifname"), qu_netdev_get(o, "fd"),
-				    qu_netdev_get(o, "fds"), qu_netdev_get(o, "downscript"), vhost);
+			int vhost = qu_option_true(o, "vhost") || qu_option_true(o, "vhostforce") ||
+				    qu_option_get(o, "vhostfd") || qu_option_get(o, "vhostfds");
+			r = add_tap(vm, i, qu_option_get(o, "id"), qu_option_get(o, "ifname"), qu_option_get(o, "fd"),
+				    qu_option_get(o, "fds"), qu_option_get(o, "downscript"), vhost);
 		}
 		json_object_put(o);
 		if (r < 0)

@@ -14,6 +14,13 @@ void qu_copy_printable(char *dst, size_t len, const char *src)
 		dst[i] = '\0';
 }
 
+int qu_fd_number(const char *s)
+{
+	if (!s || !*s || strlen(s) > 6 || strspn(s, "0123456789") != strlen(s))
+		return -1;
+	return atoi(s);
+}
+
 int qu_qemu_name_ok(const char *s)
 {
 	size_t n = strlen(s);

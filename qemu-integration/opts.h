@@ -32,6 +32,10 @@ char *qu_opts_format(const struct qu_opts *o);
 /* The same from key, value, key, value, ..., NULL (implied: the first value is written alone
  * when it can be): for options made of values QMP answered. */
 char *qu_opts_from(int implied, const char *const *kv);
+/* A descriptor number as QEMU's options write it: plain decimal, at most 6 digits; -1 for
+ * anything else (a name the monitor was given with getfd, a sign, a space). */
+int qu_fd_number(const char *s);
+
 /* A name QEMU itself gives an object, a device or a machine type: letters, digits, '-', '.',
  * '_', starting with a letter or digit, under 64 bytes. What QMP answers is checked with it
  * before it goes on a command line: a QEMU is not trusted to say only such names. */

@@ -1,5 +1,8 @@
 #include "qemu-integration/rewrite.h"
+#include "qemu-integration/fdsets.h"
 #include "qemu-integration/netdev.h"
+#include "qemu-integration/refuse.h"
+#include "qemu-integration/option.h"
 #include "qemu-integration/opts.h"
 #include "upgrade/launcher.h"
 #include "upgrade/log.h"
@@ -12,9 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Every reason is kept (qemu-integration/refusals.h): the operator sees all blockers at once. */
-#define refuse(p, ...) qu_refusals_add(&(p)->refusals, __VA_ARGS__)
 
 static int carry(struct qu_rewrite *p, int old_fd, unsigned kind, const char *name)
 {
@@ -42,6 +42,36 @@ static int set_opts_arg(struct qu_argv *argv, size_t i, const char *opt, struct 
 	return r;
 }
 
+static int set_option_arg(struct qu_argv *argv, size_t i, const char *opt, const struct qu_option *o)
+{
+	char *text = qu_option_format(o);
+	if (!text)
+		return -ENOMEM;
+	int r = qu_argv_set(argv, i, opt, text);
+	free(text);
+	return r;
+}
+
+/* Option i of argv opened for editing in its own form; a JSON value that is not an object
+ * cannot have started the old QEMU, and is said so. */
+static int open_option(const struct qu_argv *argv, size_t i, struct qu_option *o)
+{
+	int r = qu_option_open(argv->a[i].opt, argv->a[i].val, o);
+	if (r == -EINVAL)
+		return qu_err(r, "cannot parse -%s %s", argv->a[i].opt, argv->a[i].val);
+	return r;
+}
+
+/* Which of QEMU's options take JSON (7.2 and 10.0 alike, measured): -object, -device, -netdev
+ * and -blockdev, as libvirt writes them. -chardev, -machine, -mon and -add-fd do not: 7.2 and
+ * 10.0 read "-chardev {...}" as key=value (a bare key '{"backend"...' and its garbage), and
+ * "-machine {...}" as a machine type named '{...}' (unsupported). libvirt writes them as
+ * key=value too (qemuChardevBuildCommandline: its JSON -chardev capability is set only by its
+ * own tests, since QEMU takes none). So the rewrites of those options below (file
+ * chardevs' append=, client sockets' reconnect=, the machine type, listeners, ptys) have no
+ * JSON twin to write; QMP's chardev-add JSON is a nested form of its own, not a command line.
+ * The rewrites that meet JSON (memory backends, taps) are written once, on a qu_option. */
+
 /* Properties of memfd/file backends that must not reach the new QEMU: the memfd-only ones,
  * preallocation (the memory is there already) and discard-data (it would drop guest RAM when
  * the new QEMU exits). */
@@ -50,41 +80,23 @@ static const char *const dropped_backend_props[] = {
 	"share", "qom-type", NULL,
 };
 
-static int rewrite_backend_json(struct qu_argv *argv, size_t i, const char *mem_path)
-{
-	json_object *o = json_tokener_parse(argv->a[i].val);
-	if (!o)
-		return qu_err(-EINVAL, "cannot parse -object %s", argv->a[i].val);
-	for (const char *const *k = dropped_backend_props; *k; k++)
-		json_object_object_del(o, *k);
-	json_object_object_add(o, "qom-type", json_object_new_string("memory-backend-file"));
-	json_object_object_add(o, "share", json_object_new_boolean(1));
-	json_object_object_add(o, "mem-path", json_object_new_string(mem_path));
-	int r = qu_argv_set(argv, i, "object", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return r;
-}
-
 static int rewrite_backend(struct qu_argv *argv, size_t i, const char *mem_path)
 {
-	struct qu_opts o;
-	if (argv->a[i].val[0] == '{')
-		return rewrite_backend_json(argv, i, mem_path);
-	if (qu_opts_parse(argv->a[i].val, "qom-type", &o) < 0)
-		return -ENOMEM;
+	struct qu_option o;
+	int r = open_option(argv, i, &o);
+	if (r < 0)
+		return r;
 	for (const char *const *k = dropped_backend_props; *k; k++)
 		if (strcmp(*k, "qom-type"))
-			qu_opts_del(&o, *k);
-	int r = qu_opts_set(&o, "qom-type", "memory-backend-file");
-	if (r == 0 && !o.implied)
-		o.implied = !strcmp(o.v[0].key, "qom-type");
-	if (r == 0)
-		r = qu_opts_set(&o, "share", "on");
-	if (r == 0)
-		r = qu_opts_set(&o, "mem-path", mem_path);
-	if (r == 0)
-		r = set_opts_arg(argv, i, "object", &o);
-	qu_opts_free(&o);
+			qu_option_del(&o, *k);
+	r = qu_option_set(&o, "qom-type", "memory-backend-file");
+	/* key=value: the type goes first without its key, as QEMU's own examples write it. */
+	if (r == 0 && !o.json && !o.kv.implied)
+		o.kv.implied = !strcmp(o.kv.v[0].key, "qom-type");
+	r = r ?: qu_option_set_bool(&o, "share", 1);
+	r = r ?: qu_option_set(&o, "mem-path", mem_path);
+	r = r ?: set_option_arg(argv, i, "object", &o);
+	qu_option_close(&o);
 	return r;
 }
 
@@ -201,13 +213,13 @@ static int convert_ram(const struct qu_ram *ram, struct qu_rewrite *p)
 
 /* A client socket chardev (QEMU connects to a server: a log collector, an agent) cannot keep
  * the old QEMU's connection; the new QEMU connects anew, and retries until the server takes
- * it (reconnect; since QEMU 9.2 spelled reconnect-ms). */
+ * it (reconnect; since QEMU 9.2 spelled reconnect-ms). -chardev has no JSON form (above). */
 static int reconnect_clients(struct qu_rewrite *p)
 {
 	int ms = p->target.ver[0] > 9 || (p->target.ver[0] == 9 && p->target.ver[1] >= 2);
 	for (size_t i = 0; i < p->argv.n; i++) {
 		struct qu_opts o;
-		if (!p->argv.a[i].opt || strcmp(p->argv.a[i].opt, "chardev") || p->argv.a[i].val[0] == '{')
+		if (!p->argv.a[i].opt || strcmp(p->argv.a[i].opt, "chardev"))
 			continue;
 		if (qu_opts_parse(p->argv.a[i].val, "backend", &o) < 0)
 			return -ENOMEM;
@@ -237,43 +249,21 @@ static const char *const dropped_tap_props[] = { "ifname", "script", "downscript
 						 "fd", "fds", "queues", "vhostfd", "vhostfds", "vhost",
 						 "vhostforce", "vnet_hdr", NULL };
 
-/* QEMU's JSON -netdev takes these as strings only ("fd":25 stops it), so strings are written. */
-static int rewrite_tap_json(struct qu_argv *argv, size_t i, const char *const set[4])
+/* QEMU's JSON -netdev takes these as strings only ("fd":25 stops it), so strings are written
+ * (qu_option_set writes strings in both forms). */
+static int rewrite_tap(struct qu_argv *argv, size_t i, const char *const set[4])
 {
-	json_object *o = json_tokener_parse(argv->a[i].val);
-	if (!o)
-		return qu_err(-EINVAL, "cannot parse -netdev %s", argv->a[i].val);
+	struct qu_option o;
+	int r = open_option(argv, i, &o);
+	if (r < 0)
+		return r;
 	for (const char *const *d = dropped_tap_props; *d; d++)
-		json_object_object_del(o, *d);
-	int r = 0;
-	for (int k = 0; k < 4 && r == 0; k += 2)
-		if (set[k]) {
-			json_object *v = json_object_new_string(set[k + 1]);
-			if (!v || json_object_object_add(o, set[k], v) < 0) {
-				json_object_put(v);
-				r = -ENOMEM;
-			}
-		}
-	if (r == 0)
-		r = qu_argv_set(argv, i, "netdev", json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
-	json_object_put(o);
-	return r;
-}
-
-static int rewrite_tap_opts(struct qu_argv *argv, size_t i, const char *const set[4])
-{
-	struct qu_opts o;
-	if (qu_opts_parse(argv->a[i].val, "type", &o) < 0)
-		return -ENOMEM;
-	for (const char *const *d = dropped_tap_props; *d; d++)
-		qu_opts_del(&o, *d);
-	int r = 0;
+		qu_option_del(&o, *d);
 	for (int k = 0; k < 4 && r == 0; k += 2)
 		if (set[k])
-			r = qu_opts_set(&o, set[k], set[k + 1]);
-	if (r == 0)
-		r = set_opts_arg(argv, i, "netdev", &o);
-	qu_opts_free(&o);
+			r = qu_option_set(&o, set[k], set[k + 1]);
+	r = r ?: set_option_arg(argv, i, "netdev", &o);
+	qu_option_close(&o);
 	return r;
 }
 
@@ -300,8 +290,7 @@ static int rewrite_taps(const struct qu_vm *vm, struct qu_rewrite *p)
 		}
 		const char *const set[4] = { t->nfds == 1 ? "fd" : "fds", fds,
 					     t->vhost ? (t->nfds == 1 ? "vhostfd" : "vhostfds") : NULL, vhostfds };
-		int r = p->argv.a[t->arg].val[0] == '{' ? rewrite_tap_json(&p->argv, (size_t)t->arg, set)
-							 : rewrite_tap_opts(&p->argv, (size_t)t->arg, set);
+		int r = rewrite_tap(&p->argv, (size_t)t->arg, set);
 		if (r < 0)
 			return r;
 	}
@@ -358,92 +347,65 @@ static int rewrite_ptys(const struct qu_vm *vm, struct qu_rewrite *p)
 	return 0;
 }
 
-/* A chardev whose fd= is a socket this plan carries (a pty's relay, a connected socket). */
-static int carried_socket(const struct qu_rewrite *p, const char *fd)
+static int carry_member(struct qu_rewrite *p, const struct qu_fdset_fd *e, const char *how)
 {
-	for (size_t i = 0; fd && i < p->nfds; i++)
-		if ((p->fds[i].kind == QU_FD_PTY || p->fds[i].kind == QU_FD_SOCKET) && p->fds[i].target == atoi(fd))
-			return 1;
-	return 0;
+	char name[192];
+	snprintf(name, sizeof(name), "descriptor set %d member (fd %d in the old QEMU%s%.100s%s)", e->set, e->old_fd,
+		 e->has_opaque ? ", opaque " : "", e->has_opaque ? e->opaque : "", how);
+	int t = carry(p, e->old_fd, QU_FD_FDSET, name);
+	if (t >= 0)
+		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "set=%d\n", e->set);
+	return t;
 }
 
-/* -add-fd set=N,fd=M[,opaque=X]: QEMU dups M into set N and closes M, so what is carried is
- * the set's member as query-fdsets lists it (same set, same opaque), passed at a new number T:
- * -add-fd set=N,fd=T[,opaque=X]. /dev/fdset/N keeps naming the same set. NULL when the option
- * names exactly one member (*member: its index in vm->fdset_fds), else why it cannot be
- * carried. */
-static int decimal(const char *s)
+/* Members QMP add-fd put in a set at run time (libvirt: hot-plugged disks, some chardevs) are
+ * on no command line: each gets an -add-fd of its own, so that /dev/fdset/N names the same
+ * descriptors in the new QEMU (what opened them there, a hot-plugged device, is the
+ * manager's to plug again). claimed[k]: member k is an -add-fd option's. */
+static int add_runtime_members(const struct qu_vm *vm, struct qu_rewrite *p, const char *claimed)
 {
-	if (!s || !*s || strlen(s) > 6 || strspn(s, "0123456789") != strlen(s))
-		return -1;
-	return atoi(s);
-}
-
-static const char *fdset_member(const struct qu_vm *vm, const struct qu_argv *argv, const char *val, int *member)
-{
-	static const char *const keys[] = { "set", "fd", "opaque", NULL };
-	struct qu_opts o;
-	const char *why = NULL;
-	if (qu_opts_parse(val, NULL, &o) < 0)
-		return "it cannot be read";
-	for (size_t k = 0; k < o.n && !why; k++) {
-		const char *const *ok = keys;
-		while (*ok && strcmp(*ok, o.v[k].key))
-			ok++;
-		if (!*ok)
-			why = "it has an option other than set=, fd= and opaque=";
-	}
-	int set = decimal(qu_opts_get(&o, "set")), fd = decimal(qu_opts_get(&o, "fd"));
-	const char *opaque = qu_opts_get(&o, "opaque");
-	if (!why && (set < 0 || fd < 0))
-		why = "it needs set= and fd= as numbers";
-	size_t matches = 0, same = 0;
-	for (size_t k = 0; !why && k < vm->nfdset_fds; k++) {
+	for (size_t k = 0; k < vm->nfdset_fds; k++) {
 		const struct qu_fdset_fd *e = &vm->fdset_fds[k];
-		if (e->set == set && e->has_opaque == (opaque != NULL) && (!opaque || !strcmp(e->opaque, opaque))) {
-			matches++;
-			*member = (int)k;
-		}
-	}
-	/* Options of the same set and opaque cannot be told apart from their members. */
-	for (size_t i = 0; !why && i < argv->n; i++) {
-		struct qu_opts x;
-		if (!argv->a[i].opt || strcmp(argv->a[i].opt, "add-fd") || !argv->a[i].val ||
-		    qu_opts_parse(argv->a[i].val, NULL, &x) < 0)
+		char set[16], fd[16];
+		if (claimed[k])
 			continue;
-		const char *xo = qu_opts_get(&x, "opaque");
-		if (decimal(qu_opts_get(&x, "set")) == set && !xo == !opaque && (!xo || !strcmp(xo, opaque)))
-			same++;
-		qu_opts_free(&x);
+		int t = carry_member(p, e, ", added at run time");
+		if (t < 0)
+			return t;
+		snprintf(set, sizeof(set), "%d", e->set);
+		snprintf(fd, sizeof(fd), "%d", t);
+		/* The opaque came from QMP: escaped like every value (inspect let through only
+		 * printable ones short enough to be kept whole). */
+		char *text = qu_opts_from(0, (const char *const[]){ "set", set, "fd", fd,
+								     e->has_opaque ? "opaque" : NULL, e->opaque, NULL });
+		int r = text ? qu_argv_add(&p->argv, "add-fd", text) : -ENOMEM;
+		free(text);
+		if (r < 0)
+			return r;
 	}
-	qu_opts_free(&o);
-	if (why)
-		return why;
-	if (vm->fdsets_truncated)
-		return "the old QEMU's descriptor sets have more members than can be carried";
-	if (matches == 0)
-		return "its descriptor is not in the old QEMU's set (query-fdsets lists no member with this "
-		       "set and opaque: it was removed, or QEMU did not take it)";
-	if (matches > 1 || same > 1)
-		return "several descriptors of this set have the same opaque, and cannot be told apart";
-	return NULL;
+	return 0;
 }
 
 static int rewrite_fdsets(const struct qu_vm *vm, struct qu_rewrite *p)
 {
-	for (size_t i = 0; i < p->argv.n; i++) {
+	char claimed[QU_MAX_FDSET_FDS] = { 0 };
+	int unmatched = 0;
+	size_t n = p->argv.n;
+	for (size_t i = 0; i < n; i++) {
 		const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
 		int m = -1;
-		if (!opt || strcmp(opt, "add-fd") || !val || fdset_member(vm, &vm->argv, val, &m))
-			continue; /* refused below */
+		if (!opt || strcmp(opt, "add-fd") || !val)
+			continue;
+		if (qu_fdset_member(vm, &vm->argv, val, &m)) {
+			unmatched = 1; /* refused below */
+			continue;
+		}
 		const struct qu_fdset_fd *e = &vm->fdset_fds[m];
-		char name[192], num[16];
-		snprintf(name, sizeof(name), "descriptor set %d member (fd %d in the old QEMU%s%.100s)", e->set,
-			 e->old_fd, e->has_opaque ? ", opaque " : "", e->has_opaque ? e->opaque : "");
-		int t = carry(p, e->old_fd, QU_FD_FDSET, name);
+		char num[16];
+		claimed[m] = 1;
+		int t = carry_member(p, e, "");
 		if (t < 0)
 			return t;
-		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "set=%d\n", e->set);
 		struct qu_opts o;
 		if (qu_opts_parse(val, NULL, &o) < 0)
 			return -ENOMEM;
@@ -453,20 +415,11 @@ static int rewrite_fdsets(const struct qu_vm *vm, struct qu_rewrite *p)
 		if (r < 0)
 			return r;
 	}
-	return 0;
-}
-
-/* An -add-fd this plan rewrote: its fd= is a descriptor carried as a set's member. */
-static int fdset_carried(const struct qu_rewrite *p, const char *val)
-{
-	struct qu_opts o;
-	if (qu_opts_parse(val, NULL, &o) < 0)
+	/* Sets that query-fdsets could not list whole are refused (refuse_fdsets), and a member
+	 * an -add-fd option could not be matched to may be that option's: refused too. */
+	if (vm->fdsets_truncated || vm->fdsets_invalid || unmatched)
 		return 0;
-	int fd = decimal(qu_opts_get(&o, "fd")), hit = 0;
-	for (size_t i = 0; fd >= 0 && i < p->nfds; i++)
-		hit |= p->fds[i].kind == QU_FD_FDSET && p->fds[i].target == fd;
-	qu_opts_free(&o);
-	return hit;
+	return add_runtime_members(vm, p, claimed);
 }
 
 /* Drops options that belong to a fresh start or to the previous upgrade's private monitor. */
@@ -493,13 +446,14 @@ static int drop_options(struct qu_rewrite *p)
 	return 0;
 }
 
-/* -machine q35 -> -machine pc-q35-7.2: the alias may point elsewhere in the new binary. */
+/* -machine q35 -> -machine pc-q35-7.2: the alias may point elsewhere in the new binary.
+ * -machine has no JSON form (see the note on JSON above). */
 static int pin_machine(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	for (size_t i = 0; i < p->argv.n; i++) {
 		const char *opt = p->argv.a[i].opt;
 		struct qu_opts o;
-		if (!opt || (strcmp(opt, "machine") && strcmp(opt, "M")) || p->argv.a[i].val[0] == '{')
+		if (!opt || (strcmp(opt, "machine") && strcmp(opt, "M")))
 			continue;
 		if (qu_opts_parse(p->argv.a[i].val, "type", &o) < 0)
 			return -ENOMEM;
@@ -559,141 +513,6 @@ static int append_files(struct qu_rewrite *p)
 	return 0;
 }
 
-/* Whether every number of an fd=/fds=-style list is a descriptor this plan carries as kind. */
-static int carried_list(const struct qu_rewrite *p, const char *text, unsigned kind)
-{
-	int fds[QU_MAX_QUEUES], n = qu_netdev_fd_list(text, fds, QU_MAX_QUEUES);
-	for (int q = 0; q < n; q++) {
-		size_t i = 0;
-		while (i < p->nfds && !(p->fds[i].kind == kind && p->fds[i].target == fds[q]))
-			i++;
-		if (i == p->nfds)
-			return 0;
-	}
-	return n > 0;
-}
-
-/* A tap the rewriter carried, whatever the form: its queues (fd= or fds=) and any vhost
- * descriptors are all ones this plan passes as such, and nothing names a device, a script or a
- * helper the new QEMU would open or run. Judged on the options, not the text, so that the
- * rewriter's own output in any form passes and a stranger's descriptor does not. */
-static int tap_carried(const struct qu_rewrite *p, json_object *o)
-{
-	static const char *const opens[] = { "ifname", "script", "downscript", "helper", "br", NULL };
-	const char *fd = qu_netdev_get(o, "fd"), *fds = qu_netdev_get(o, "fds");
-	const char *vfd = qu_netdev_get(o, "vhostfd"), *vfds = qu_netdev_get(o, "vhostfds");
-	for (const char *const *k = opens; *k; k++)
-		if (qu_netdev_get(o, *k))
-			return 0;
-	if (!fd == !fds || !carried_list(p, fd ? fd : fds, QU_FD_TAP))
-		return 0;
-	return (!vfd || carried_list(p, vfd, QU_FD_VHOST)) && (!vfds || carried_list(p, vfds, QU_FD_VHOST));
-}
-
-/* Networking whose backend holds a device that cannot be opened twice (tap) or a peer
- * connection (vhost-user): the type may be implied, given as type=, or in JSON. Returns 1 for
- * a tap (judged whole here), else 0. */
-static int refuse_net(struct qu_rewrite *p, const char *opt, const char *val)
-{
-	static const char *const refused[] = { "bridge", "vhost-user", "vhost-vdpa", "l2tpv3",
-					       "vde", "socket", "af-xdp", NULL };
-	json_object *o = qu_netdev_parse(val);
-	char type[64] = "";
-	snprintf(type, sizeof(type), "%s", qu_netdev_get(o, "type") ? qu_netdev_get(o, "type") : "");
-	for (const char *const *k = refused; *k; k++)
-		if (!strcmp(type, *k))
-			refuse(p, "-%s %s: %s networking cannot be carried yet (its device or connection "
-			       "cannot be opened twice)", opt, val, type);
-	int tap = !strcmp(type, "tap");
-	if (tap && (strcmp(opt, "netdev") || !tap_carried(p, o)))
-		refuse(p, "-%s %s: this tap cannot be carried (only -netdev tap, in key=value or JSON form, "
-		       "whose descriptors are found: fd=, fds= or ifname=)", opt, val);
-	json_object_put(o);
-	return tap;
-}
-
-/* Anything else holding a descriptor or a device that cannot be opened twice is refused:
- * the reasons against option i. */
-static void refuse_option(const struct qu_vm *vm, struct qu_rewrite *p, size_t i)
-{
-	static const char *const fd_keys[] = { "fd", "fds", "vhostfd", "vhostfds", NULL };
-	static const char *const chardev_refused[] = { "pty", "stdio", "pipe", "serial", "tty",
-						       "parallel", "parport", "udp", NULL };
-	const char *opt = p->argv.a[i].opt, *val = p->argv.a[i].val;
-	struct qu_opts o;
-	if (opt && !strcmp(opt, "snapshot"))
-		refuse(p, "-snapshot: its temporary disk overlay lives in the old QEMU and cannot be "
-		       "carried; the guest's writes since the start would be lost");
-	if (!opt || !val)
-		return;
-	if (!strcmp(opt, "device") && (!strncmp(val, "vfio", 4) || strstr(val, "driver\":\"vfio")))
-		refuse(p, "-device %s: VFIO passthrough devices cannot be carried (the device "
-		       "cannot be opened twice, and its state is not migrated)", val);
-	if (val[0] == '{') {
-		if (!strcmp(opt, "netdev"))
-			refuse_net(p, opt, val);
-		return;
-	}
-	if (!strcmp(opt, "runas") || !strcmp(opt, "chroot") ||
-	    (!strcmp(opt, "run-with") && (strstr(val, "user=") || strstr(val, "chroot="))))
-		refuse(p, "-%s %s: QEMU starts as root and drops its privileges itself; its new QEMU would "
-		       "have to start as root, from an environment the VM's user may have changed: not "
-		       "carried (start the VM as its user, in its root, as libvirt does)", opt, val);
-	if (!strcmp(opt, "readconfig"))
-		refuse(p, "-readconfig %s: devices and descriptors in configuration files are not "
-		       "inspected yet, so they could not be carried", val);
-	if (!strcmp(opt, "add-fd")) {
-		int m;
-		const char *why = fdset_carried(p, val) ? NULL : fdset_member(vm, &p->argv, val, &m);
-		if (why)
-			refuse(p, "-add-fd %s: this descriptor cannot be carried: %s", val, why);
-		return;
-	}
-	int tap = (!strcmp(opt, "netdev") || !strcmp(opt, "nic") || !strcmp(opt, "net")) &&
-		  refuse_net(p, opt, val);
-	if ((!strcmp(opt, "serial") || !strcmp(opt, "parallel") || !strcmp(opt, "monitor") ||
-	     !strcmp(opt, "qmp")) && (!strcmp(val, "stdio") || !strncmp(val, "mon:", 4) ||
-				       !strcmp(val, "pty") || !strncmp(val, "tcp:", 4) ||
-				       (strcmp(opt, "qmp") && strcmp(opt, "monitor") && !strncmp(val, "unix:", 5))))
-		refuse(p, "-%s %s: this character device cannot be carried yet", opt, val);
-	if (qu_opts_parse(val, NULL, &o) < 0)
-		return;
-	/* Carried listeners are server=on by now and taps were judged whole above; any other
-	 * fd= is a stranger's descriptor. */
-	int carried_tap = !strcmp(opt, "netdev") && tap;
-	int carried_sock = !strcmp(opt, "chardev") && carried_socket(p, qu_opts_get(&o, "fd"));
-	for (const char *const *k = fd_keys; *k; k++)
-		if (qu_opts_get(&o, *k) && !carried_tap && !carried_sock &&
-		    (strcmp(opt, "chardev") || !qu_opts_get_bool(&o, "server")))
-			refuse(p, "-%s %s: passed-in descriptors (%s=) cannot be carried yet", opt, val, *k);
-	qu_opts_free(&o);
-	if (!strcmp(opt, "chardev") && qu_opts_parse(val, "backend", &o) == 0) {
-		const char *b = qu_opts_get(&o, "backend");
-		for (const char *const *k = chardev_refused; b && *k; k++)
-			if (!strcmp(b, *k) && !strcmp(b, "pty"))
-				refuse(p, "-chardev %s: its pty master was not found in the QEMU process (no "
-				       "/dev/ptmx descriptor with the tty-index query-chardev names), so the pty "
-				       "cannot be kept", val);
-			else if (!strcmp(b, *k))
-				refuse(p, "-chardev %s: %s character devices cannot be carried yet", val, b);
-		if (b && !strcmp(b, "socket") && qu_opts_get(&o, "host"))
-			refuse(p, "-chardev %s: TCP socket servers cannot be carried yet (only UNIX "
-			       "sockets)", val);
-		qu_opts_free(&o);
-	}
-}
-
-/* One reason per option (the first found): whatever else is wrong with it, the operator
- * changes or removes that option once. Every option is looked at. */
-static void refuse_uncarried(const struct qu_vm *vm, struct qu_rewrite *p)
-{
-	for (size_t i = 0; i < p->argv.n; i++) {
-		unsigned before = qu_refusals_count(&p->refusals);
-		refuse_option(vm, p, i);
-		qu_refusals_keep(&p->refusals, before + 1);
-	}
-}
-
 int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	int r;
@@ -709,7 +528,7 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 		return r;
 	if ((r = drop_options(p)) < 0)
 		return r;
-	refuse_uncarried(vm, p);
+	qu_refuse_uncarried(vm, p);
 	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0 || (r = reconnect_clients(p)) < 0)
 		return r;
 	char ctl[64];

@@ -71,6 +71,8 @@ struct qu_pty {
 };
 
 #define QU_MAX_FDSET_FDS 16
+/* The highest set number believed from QMP (QEMU's own are small: it picks the lowest free). */
+#define QU_MAX_FDSET_ID 65535
 
 /* One descriptor of a descriptor set (-add-fd, QMP add-fd), as query-fdsets lists it: QEMU
  * dups the passed descriptor into the set and closes the one it was given, so the number on
@@ -112,6 +114,7 @@ struct qu_vm {
 	struct qu_fdset_fd fdset_fds[QU_MAX_FDSET_FDS]; /* query-fdsets */
 	size_t nfdset_fds;
 	int fdsets_truncated;    /* more members than fdset_fds holds */
+	int fdsets_invalid;      /* query-fdsets listed a member no QEMU could have (left out of fdset_fds) */
 	char pidfile[PATH_MAX];
 	char stdout_link[PATH_MAX], stderr_link[PATH_MAX];
 	char blockers[512];      /* query-migrate blocked-reasons, joined */

@@ -1,4 +1,6 @@
 /* inspect: facts about a running VM from /proc/PID and QMP query commands. Changes nothing. */
+#include "qemu-integration/fdsets.h"
+#include "qemu-integration/option.h"
 #include "qemu-integration/opts.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/fdpass/asuser.h"
@@ -111,21 +113,10 @@ static int qom_get_string(struct qu_qmp *q, const char *path, const char *prop,
 static long backend_arg(const struct qu_vm *vm, const char *id)
 {
 	for (long i = -1; (i = qu_argv_find(&vm->argv, "object", (size_t)(i + 1))) >= 0;) {
-		const char *val = vm->argv.a[i].val;
-		if (val[0] == '{') {
-			json_object *o = json_tokener_parse(val), *v;
-			int hit = o && json_object_object_get_ex(o, "id", &v) && !strcmp(qu_json_str(v), id);
-			json_object_put(o);
-			if (hit)
-				return i;
-			continue;
-		}
-		struct qu_opts o;
-		if (qu_opts_parse(val, "qom-type", &o) < 0)
-			return -1;
-		const char *oid = qu_opts_get(&o, "id");
+		json_object *o = qu_option_parse("object", vm->argv.a[i].val);
+		const char *oid = qu_option_get(o, "id");
 		int hit = oid && !strcmp(oid, id);
-		qu_opts_free(&o);
+		json_object_put(o);
 		if (hit)
 			return i;
 	}
@@ -180,35 +171,23 @@ static int query_memdevs(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_u
 	return r;
 }
 
-/* The descriptor sets' members (-add-fd): their numbers in the old QEMU are QEMU's dups, not
- * the fd= of the command line (which QEMU closed after it started). */
+/* The descriptor sets' members, whoever added them (-add-fd on the command line, or QMP add-fd
+ * at run time, as libvirt does for hot-plugged disks): their numbers in the old QEMU are
+ * QEMU's dups, not the fd= of the command line (which QEMU closed after it started). A
+ * monitor that does not know the command (only a stand-in could not: QEMU has it since 1.2)
+ * has no sets, unless the command line says it has. */
 static int query_fdsets(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 {
 	json_object *sets = NULL;
 	int r = qu_qmp_execute(q, "query-fdsets", NULL, -1, deadline_us, &sets);
+	if (r == -EREMOTEIO && qu_argv_find(&vm->argv, "add-fd", 0) < 0) {
+		qu_debug("%s: taken as no descriptor sets", qu_err_msg());
+		qu_err_clear();
+		return 0;
+	}
 	if (r < 0)
 		return r;
-	for (size_t i = 0; json_object_is_type(sets, json_type_array) && i < json_object_array_length(sets); i++) {
-		json_object *set = json_object_array_get_idx(sets, i), *id, *fds;
-		if (!json_object_object_get_ex(set, "fdset-id", &id) || !json_object_object_get_ex(set, "fds", &fds) ||
-		    !json_object_is_type(fds, json_type_array))
-			continue;
-		for (size_t k = 0; k < json_object_array_length(fds); k++) {
-			json_object *m = json_object_array_get_idx(fds, k), *fd, *op;
-			if (!json_object_object_get_ex(m, "fd", &fd))
-				continue;
-			if (vm->nfdset_fds == QU_MAX_FDSET_FDS) {
-				vm->fdsets_truncated = 1;
-				break;
-			}
-			struct qu_fdset_fd *e = &vm->fdset_fds[vm->nfdset_fds++];
-			e->set = json_object_get_int(id);
-			e->old_fd = json_object_get_int(fd);
-			e->has_opaque = json_object_object_get_ex(m, "opaque", &op);
-			if (e->has_opaque)
-				qu_copy_printable(e->opaque, sizeof(e->opaque), json_object_get_string(op));
-		}
-	}
+	qu_fdsets_read(sets, vm);
 	json_object_put(sets);
 	return 0;
 }
@@ -263,9 +242,8 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 			vm->aux_ram_share = json_object_get_boolean(ret);
 		json_object_put(ret);
 	}
-	/* Asked only of a VM that has descriptor sets: a question less for every other QEMU
-	 * (and for whoever answers at its socket). */
-	if (qu_argv_find(&vm->argv, "add-fd", 0) >= 0 && (r = query_fdsets(vm, q, deadline_us)) < 0)
+	/* Asked of every VM: sets added at run time are on no command line. */
+	if ((r = query_fdsets(vm, q, deadline_us)) < 0)
 		return r;
 	return query_memdevs(vm, q, deadline_us);
 }

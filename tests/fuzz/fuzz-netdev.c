@@ -1,10 +1,11 @@
 /* A -netdev value from the old QEMU's command line (qemu-integration/netdev.c and the tap part
- * of rewrite.c): qu_netdev_parse reads both forms alike, qu_netdev_fd_list reads only plain
+ * of rewrite.c): qu_option_parse reads both forms alike, qu_netdev_fd_list reads only plain
  * descriptor lists, and what the rewriter leaves unrefused is a tap it carried: a value that
  * would make the new QEMU open a device or take a stranger's descriptor is always refused.
  * Input: the value. */
 #include "tests/fuzz/fuzz.h"
 #include "qemu-integration/netdev.h"
+#include "qemu-integration/option.h"
 #include "qemu-integration/opts.h"
 #include "qemu-integration/rewrite.h"
 
@@ -20,10 +21,10 @@ static void check_list(const char *text)
  * nothing that opens a device or runs a script. */
 static void check_carried(const struct qu_rewrite *rw, const char *val)
 {
-	json_object *o = qu_netdev_parse(val);
-	const char *type = qu_netdev_get(o, "type");
+	json_object *o = qu_option_parse("netdev", val);
+	const char *type = qu_option_get(o, "type");
 	if (type && !strcmp(type, "tap")) {
-		const char *fd = qu_netdev_get(o, "fd"), *fds = qu_netdev_get(o, "fds");
+		const char *fd = qu_option_get(o, "fd"), *fds = qu_option_get(o, "fds");
 		int list[QU_MAX_QUEUES], n = fd && fds ? -EINVAL : qu_netdev_fd_list(fd ? fd : fds ? fds : "", list, QU_MAX_QUEUES);
 		FUZZ_CHECK(n > 0);
 		for (int q = 0; q < n; q++) {
@@ -32,8 +33,8 @@ static void check_carried(const struct qu_rewrite *rw, const char *val)
 				i++;
 			FUZZ_CHECK(i < rw->nfds);
 		}
-		FUZZ_CHECK(!qu_netdev_get(o, "ifname") && !qu_netdev_get(o, "script") && !qu_netdev_get(o, "helper") &&
-			   !qu_netdev_get(o, "downscript") && !qu_netdev_get(o, "br"));
+		FUZZ_CHECK(!qu_option_get(o, "ifname") && !qu_option_get(o, "script") && !qu_option_get(o, "helper") &&
+			   !qu_option_get(o, "downscript") && !qu_option_get(o, "br"));
 	}
 	json_object_put(o);
 }
@@ -43,17 +44,17 @@ FUZZ_QUIET_INIT
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *text = fuzz_strdup(data, size);
-	json_object *o = qu_netdev_parse(text);
+	json_object *o = qu_option_parse("netdev", text);
 	if (text[0] != '{') {
 		/* QemuOpts always parse, and both readers see the same type. */
 		struct qu_opts q;
 		FUZZ_CHECK(o && qu_opts_parse(text, "type", &q) == 0);
-		const char *a = qu_opts_get(&q, "type"), *b = qu_netdev_get(o, "type");
+		const char *a = qu_opts_get(&q, "type"), *b = qu_option_get(o, "type");
 		FUZZ_CHECK((!a && !b) || (a && b && !strcmp(a, b)));
 		qu_opts_free(&q);
 	}
-	check_list(qu_netdev_get(o, "fd"));
-	check_list(qu_netdev_get(o, "fds"));
+	check_list(qu_option_get(o, "fd"));
+	check_list(qu_option_get(o, "fds"));
 	json_object_put(o);
 
 	struct qu_vm *vm = calloc(1, sizeof(*vm));

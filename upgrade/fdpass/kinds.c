@@ -117,7 +117,7 @@ static const struct qu_fd_kind_ops kinds[] = {
 	[QU_FD_DIRECTORY] = { .name = "directory", .use = QU_FD_USE_DIRECTORY, .take = take_by_pid,
 			      .not_remote = "a directory of this host cannot follow the VM to another host" },
 	[QU_FD_FDSET] = { .name = "fdset", .use = QU_FD_USE_INSTALL,
-			  .not_remote = "a descriptor passed in by the VM's manager (-add-fd) stays on this host" },
+			  .not_remote = "a descriptor passed in by the VM's manager (-add-fd, or QMP add-fd at run time) stays on this host" },
 };
 
 const struct qu_fd_kind_ops *qu_fd_kind(unsigned kind)
