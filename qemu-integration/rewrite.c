@@ -1,4 +1,5 @@
 #include "qemu-integration/rewrite.h"
+#include "qemu-integration/hotplug.h"
 #include "qemu-integration/fdsets.h"
 #include "qemu-integration/netdev.h"
 #include "qemu-integration/refuse.h"
@@ -526,7 +527,7 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0 ||
 	    (r = rewrite_taps(vm, p)) < 0 || (r = rewrite_ptys(vm, p)) < 0 || (r = rewrite_fdsets(vm, p)) < 0)
 		return r;
-	if ((r = drop_options(p)) < 0)
+	if ((r = drop_options(p)) < 0 || (r = qu_hotplug_rewrite(vm, p)) < 0)
 		return r;
 	qu_refuse_uncarried(vm, p);
 	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0 || (r = reconnect_clients(p)) < 0)

@@ -71,6 +71,8 @@ struct qu_pty {
 };
 
 #define QU_MAX_FDSET_FDS 16
+#define QU_MAX_PERIPHERALS 256
+#define QU_MAX_DEVICE_ID 128  /* QEMU does not bound ids; longer ones are not matched */
 /* The highest set number believed from QMP (QEMU's own are small: it picks the lowest free). */
 #define QU_MAX_FDSET_ID 65535
 
@@ -115,6 +117,11 @@ struct qu_vm {
 	size_t nfdset_fds;
 	int fdsets_truncated;    /* more members than fdset_fds holds */
 	int fdsets_invalid;      /* query-fdsets listed a member no QEMU could have (left out of fdset_fds) */
+	/* The ids of the devices QEMU has now (qom-list /machine/peripheral): the command line's
+	 * -device ids, less what the guest unplugged, plus what device_add added. */
+	char peripherals[QU_MAX_PERIPHERALS][QU_MAX_DEVICE_ID];
+	size_t nperipherals;
+	int peripherals_known;   /* the list was read whole (else nothing is judged by it) */
 	char pidfile[PATH_MAX];
 	char stdout_link[PATH_MAX], stderr_link[PATH_MAX];
 	char blockers[512];      /* query-migrate blocked-reasons, joined */

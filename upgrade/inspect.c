@@ -123,6 +123,37 @@ static long backend_arg(const struct qu_vm *vm, const char *id)
 	return -1;
 }
 
+/* The devices with an id QEMU has now. Unknown (nothing judged by it) when the answer is not
+ * a whole, plausible list: a monitor that does not know qom-list, or one that lists more than
+ * fit. A name QEMU could not have given (not printable, too long) is kept as it reads, and
+ * then matches no -device id: the plan names it. */
+static void query_peripherals(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
+{
+	json_object *args = json_object_new_object(), *list = NULL;
+	json_object_object_add(args, "path", json_object_new_string("/machine/peripheral"));
+	vm->peripherals_known = 0;
+	vm->nperipherals = 0;
+	if (qu_qmp_execute(q, "qom-list", args, -1, deadline_us, &list) < 0) {
+		qu_err_clear();
+		return;
+	}
+	size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+	int ok = json_object_is_type(list, json_type_array);
+	for (size_t i = 0; ok && i < n; i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		const char *type = qu_json_member_str(e, "type");
+		if (strncmp(type, "child<", 6))
+			continue; /* "type" and other properties of the container */
+		if (vm->nperipherals == QU_MAX_PERIPHERALS) {
+			ok = 0;
+			break;
+		}
+		qu_copy_printable(vm->peripherals[vm->nperipherals++], QU_MAX_DEVICE_ID, qu_json_member_str(e, "name"));
+	}
+	vm->peripherals_known = ok;
+	json_object_put(list);
+}
+
 static int query_memdevs(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 {
 	json_object *list = NULL;
@@ -242,6 +273,7 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 			vm->aux_ram_share = json_object_get_boolean(ret);
 		json_object_put(ret);
 	}
+	query_peripherals(vm, q, deadline_us);
 	/* Asked of every VM: sets added at run time are on no command line. */
 	if ((r = query_fdsets(vm, q, deadline_us)) < 0)
 		return r;

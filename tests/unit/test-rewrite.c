@@ -1341,6 +1341,44 @@ static void no_refusal_for_ordinary_options(void **state)
 	assert_not_refused(FIX(state)->plan);
 }
 
+/* QEMU's devices now (qom-list /machine/peripheral), as inspect reads them. */
+static void peripherals(struct qu_vm *vm, const char *const *ids)
+{
+	vm->peripherals_known = 1;
+	vm->nperipherals = 0;
+	for (; *ids; ids++)
+		snprintf(vm->peripherals[vm->nperipherals++], QU_MAX_DEVICE_ID, "%s", *ids);
+}
+
+/* A device the guest unplugged leaves the new command line (in either form); one added by
+ * device_add is refused by name; devices without an id are not judged. */
+static void hotplug_judged(void **state)
+{
+	struct fix *f = FIX(state);
+	peripherals(f->vm, (const char *const[]){ "rp0", "hot0", "bal0", NULL });
+	const char *w[] = { "qemu", "-device", "pcie-root-port,id=rp0,chassis=1", "-device",
+			    "virtio-rng-pci,id=rng0,bus=rp0", "-device", "{\"driver\":\"virtio-rng-pci\",\"id\":\"rng1\"}",
+			    "-device", "{\"driver\":\"virtio-balloon-pci\",\"id\":\"bal0\"}", "-device", "virtio-serial-pci",
+			    NULL };
+	rewrite_words(f, w);
+	assert_int_equal(count_opt(&f->plan->argv, "device"), 3);
+	assert_int_equal(count_opt_val(&f->plan->argv, "device", "pcie-root-port,id=rp0,chassis=1"), 1);
+	assert_int_equal(count_opt_val(&f->plan->argv, "device", "{\"driver\":\"virtio-balloon-pci\",\"id\":\"bal0\"}"), 1);
+	assert_int_equal(count_opt_val(&f->plan->argv, "device", "virtio-serial-pci"), 1);
+	assert_int_equal(f->plan->refusals.n, 1);
+	assert_non_null(strstr(f->plan->refusals.why[0], "device 'hot0' was added while the VM ran (device_add)"));
+}
+
+/* Without QEMU's list (a monitor that does not know qom-list) nothing is dropped or refused. */
+static void hotplug_unknown_judges_nothing(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-device", "virtio-rng-pci,id=rng0", NULL };
+	rewrite_words(f, w);
+	assert_int_equal(count_opt(&f->plan->argv, "device"), 1);
+	assert_not_refused(f->plan);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1405,6 +1443,8 @@ int main(void)
 		T(refusals_past_the_limit_are_counted),
 		T(refusals_added_before_rewrite_stay),
 		T(no_refusal_for_ordinary_options),
+		T(hotplug_judged),
+		T(hotplug_unknown_judges_nothing),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
