@@ -115,11 +115,11 @@ static int probe(const struct qu_binary *b, const char *what, uint64_t deadline_
 		close(fd);
 		return -ENOMEM;
 	}
-	char *argv[4] = { (char *)b->path, (char *)what, NULL, NULL };
-	if (!strcmp(what, "-machine help")) {
-		argv[1] = (char *)"-machine";
-		argv[2] = (char *)"help";
-	}
+	/* what: up to three words, split at spaces. */
+	char words[64], *save = NULL, *argv[5] = { (char *)b->path, NULL, NULL, NULL, NULL };
+	snprintf(words, sizeof(words), "%s", what);
+	for (size_t k = 1; k < 4; k++)
+		argv[k] = strtok_r(k == 1 ? words : NULL, " ", &save);
 	int r = qu_run_capture(b->path, fd, argv, b->probe_uid, b->probe_gid, deadline_us, buf, cap);
 	close(fd);
 	if (r < 0) {
@@ -140,6 +140,13 @@ static int probe(const struct qu_binary *b, const char *what, uint64_t deadline_
 
 static const char probe_version[] = "--version";
 static const char probe_machines[] = "-machine help";
+/* QEMU reads its options in order: one it does not know stops it before --version. */
+static const struct {
+	const char *opt, *probe;
+} option_probes[] = {
+	{ "id", "-id 0 --version" },
+	{ "name", "-name 0 --version" },
+};
 
 int qu_binary_probe(const char *path, uid_t allowed, uid_t uid, gid_t gid, uint64_t deadline_us,
 		    struct qu_binary *b)
@@ -183,4 +190,18 @@ int qu_binary_has_machine(const struct qu_binary *b, const char *machine, uint64
 		if (ml && !strncmp(line, machine, ml) && (line[ml] == ' ' || line[ml] == '\n'))
 			return 1;
 	return 0;
+}
+
+int qu_binary_takes_option(const struct qu_binary *b, const char *opt, uint64_t deadline_us)
+{
+	const char *out;
+	for (size_t i = 0; i < sizeof(option_probes) / sizeof(option_probes[0]); i++) {
+		if (strcmp(option_probes[i].opt, opt))
+			continue;
+		int r = probe(b, option_probes[i].probe, deadline_us, &out);
+		if (r < 0)
+			return r;
+		return r == 0 && strstr(out, "QEMU emulator version ") != NULL;
+	}
+	return -EINVAL;
 }

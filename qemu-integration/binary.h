@@ -41,4 +41,8 @@ int qu_binary_probe(const char *path, uid_t allowed_uid, uid_t uid, gid_t gid, u
 /* 1 when `path -machine help` lists machine, 0 when not, -errno on failure. */
 int qu_binary_has_machine(const struct qu_binary *b, const char *machine, uint64_t deadline_us);
 
+/* Whether the binary takes option -opt with an argument: 1, 0, or -errno (-EINVAL: an option
+ * this does not know how to ask about: "id", Proxmox's pve-qemu-kvm's own, or "name"). */
+int qu_binary_takes_option(const struct qu_binary *b, const char *opt, uint64_t deadline_us);
+
 #endif

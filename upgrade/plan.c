@@ -543,6 +543,11 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	if (r == 0 && qmp_trusted)
 		qu_refusals_add(&p->refusals, "the new binary (QEMU %d.%d.%d) does not offer machine type '%s' "
 				"that the VM runs", p->target.ver[0], p->target.ver[1], p->target.ver[2], vm->machine);
+	/* Proxmox starts its VMs with -id VMID, an option of its own QEMU build only. */
+	if (!remote && qu_argv_find(&vm->argv, "id", 0) >= 0 && qu_binary_takes_option(&p->target, "id", deadline_us) == 0)
+		qu_refusals_add(&p->refusals, "the VM runs with -id (an option of Proxmox's own QEMU build, "
+				"pve-qemu-kvm) and the new binary %s does not take it: upgrade to a pve-qemu-kvm "
+				"binary", new_binary);
 	if ((r = add_stdio(vm, p)) < 0 || (!remote && (r = add_namespaces(vm, p)) < 0) || (r = qu_rewrite(vm, &p->rw)) < 0)
 		return r;
 	if (remote) {
