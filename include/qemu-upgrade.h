@@ -44,6 +44,11 @@ struct qu_handle;
  * upgrade does not need (docs/security.md lists them). For a process that does nothing else
  * afterwards, as the qemu-upgrade command: the capabilities do not come back. */
 #define QU_FLAG_DROP_PRIVILEGES 0x40u
+/* A VM that libvirt runs: while libvirt's daemon (libvirtd or virtqemud) runs it holds the
+ * VM's monitor, and the upgrade is refused (EOPNOTSUPP). With this flag the daemon is stopped
+ * (its VMs keep running), the VM upgraded, libvirt's status file made to name the new QEMU,
+ * and the daemon started again, whatever happened (docs/libvirt.md). */
+#define QU_FLAG_LIBVIRT_RESTART 0x80u
 
 struct qu_handle *qu_new(void);
 void qu_free(struct qu_handle *h);

@@ -1,0 +1,363 @@
+#include "upgrade/libvirt.h"
+#include "qemu-integration/argv.h"
+#include "qemu-integration/opts.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+#include "upgrade/safepath.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+int qu_libvirt_name_ok(const char *name)
+{
+	size_t n = strnlen(name, QU_LIBVIRT_NAME_MAX + 1);
+	if (n == 0 || n > QU_LIBVIRT_NAME_MAX || !strcmp(name, ".") || !strcmp(name, ".."))
+		return 0;
+	for (const unsigned char *c = (const unsigned char *)name; *c; c++)
+		if (*c == '/' || *c < 0x20 || *c == 0x7f)
+			return 0;
+	return 1;
+}
+
+int qu_libvirt_name_from_argv(const struct qu_argv *v, char *name, size_t len)
+{
+	long i = qu_argv_find(v, "name", 0);
+	if (i < 0 || !v->a[i].val)
+		return -ENOENT;
+	struct qu_opts o;
+	if (qu_opts_parse(v->a[i].val, "guest", &o) < 0)
+		return -EINVAL;
+	const char *g = qu_opts_get(&o, "guest");
+	int r = g && qu_libvirt_name_ok(g) && strlen(g) < len ? 0 : -EINVAL;
+	if (r == 0)
+		snprintf(name, len, "%s", g);
+	qu_opts_free(&o);
+	return r;
+}
+
+int qu_libvirt_cgroup_is(const char *text)
+{
+	/* cgroupfs: machine/qemu-1-NAME.libvirt-qemu; systemd: machine-qemu\x2d1\x2dNAME.scope */
+	return text && (strstr(text, ".libvirt-qemu") || strstr(text, "/machine-qemu\\x2d"));
+}
+
+/* The root element of a status file, or NULL (with the document freed) when it is not
+ * <domstatus>. No network, no entities, no DTD: the file is data, not a program. */
+static xmlNodePtr status_root(const char *xml, size_t len, xmlDocPtr *doc)
+{
+	if (len > QU_LIBVIRT_STATUS_MAX)
+		return NULL;
+	*doc = xmlReadMemory(xml, (int)len, "status.xml", NULL, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	xmlNodePtr root = *doc ? xmlDocGetRootElement(*doc) : NULL;
+	if (!root || root->type != XML_ELEMENT_NODE || xmlStrcmp(root->name, BAD_CAST "domstatus")) {
+		xmlFreeDoc(*doc);
+		*doc = NULL;
+		return NULL;
+	}
+	return root;
+}
+
+static int parse_pid(const char *s, pid_t *pid)
+{
+	char *end;
+	errno = 0;
+	long v = s ? strtol(s, &end, 10) : 0;
+	if (!s || errno || end == s || *end || v <= 0 || v > INT_MAX)
+		return -EBADMSG;
+	*pid = (pid_t)v;
+	return 0;
+}
+
+int qu_libvirt_status_parse(const char *xml, size_t len, pid_t *pid, char *monitor, size_t mlen)
+{
+	xmlDocPtr doc;
+	xmlNodePtr root = status_root(xml, len, &doc);
+	if (!root)
+		return -EBADMSG;
+	xmlChar *p = xmlGetProp(root, BAD_CAST "pid");
+	int r = parse_pid((const char *)p, pid);
+	xmlFree(p);
+	if (monitor && mlen) {
+		monitor[0] = '\0';
+		for (xmlNodePtr c = root->children; c; c = c->next) {
+			if (c->type != XML_ELEMENT_NODE || xmlStrcmp(c->name, BAD_CAST "monitor"))
+				continue;
+			xmlChar *m = xmlGetProp(c, BAD_CAST "path");
+			if (m && strlen((const char *)m) < mlen)
+				snprintf(monitor, mlen, "%s", (const char *)m);
+			xmlFree(m);
+			break;
+		}
+	}
+	xmlFreeDoc(doc);
+	return r;
+}
+
+/* Where the root element's start tag begins: libxml2 found <domstatus> as the root, so the
+ * first '<' that opens neither a comment, a processing instruction nor a declaration is it. */
+static const char *root_tag(const char *xml, const char *end)
+{
+	const char *p = xml;
+	while (p < end) {
+		p = memchr(p, '<', (size_t)(end - p));
+		if (!p || end - p < 2)
+			return NULL;
+		const char *close = NULL;
+		if (end - p >= 4 && !memcmp(p, "<!--", 4))
+			close = memmem(p + 4, (size_t)(end - p - 4), "-->", 3);
+		else if (p[1] == '?' || p[1] == '!')
+			close = memchr(p, '>', (size_t)(end - p));
+		else
+			return p;
+		if (!close)
+			return NULL;
+		p = close + 1;
+	}
+	return NULL;
+}
+
+int qu_libvirt_status_set_pid(const char *xml, size_t len, pid_t old_pid, pid_t new_pid, char **out, size_t *out_len)
+{
+	pid_t cur;
+	if (qu_libvirt_status_parse(xml, len, &cur, NULL, 0) < 0 || cur != old_pid)
+		return -EBADMSG;
+	const char *end = xml + len, *tag = root_tag(xml, end);
+	/* The start tag ends at the first '>': attribute values hold '>' only as &gt;. */
+	const char *tag_end = tag ? memchr(tag, '>', (size_t)(end - tag)) : NULL;
+	if (!tag || !tag_end || (size_t)(tag_end - tag) < 10 || memcmp(tag, "<domstatus", 10))
+		return -EBADMSG;
+	char attr[2][32];
+	snprintf(attr[0], sizeof(attr[0]), " pid='%d'", (int)old_pid);
+	snprintf(attr[1], sizeof(attr[1]), " pid=\"%d\"", (int)old_pid);
+	const char *at = NULL;
+	char quote = '\'';
+	for (int q = 0; q < 2 && !at; q++) {
+		at = memmem(tag, (size_t)(tag_end - tag), attr[q], strlen(attr[q]));
+		quote = q ? '"' : '\'';
+	}
+	if (!at)
+		return -EBADMSG;
+	char repl[32];
+	int rl = snprintf(repl, sizeof(repl), " pid=%c%d%c", quote, (int)new_pid, quote);
+	size_t before = (size_t)(at - xml), oldl = strlen(attr[0]);
+	size_t n = len - oldl + (size_t)rl;
+	char *s = malloc(n + 1);
+	if (!s)
+		return -ENOMEM;
+	memcpy(s, xml, before);
+	memcpy(s + before, repl, (size_t)rl);
+	memcpy(s + before + rl, at + oldl, len - before - oldl);
+	s[n] = '\0';
+	*out = s;
+	*out_len = n;
+	return 0;
+}
+
+/* libvirt's run directory: root's, writable by root alone, every directory above too. A
+ * descriptor of it, or -errno with a message. */
+static int run_dir(void)
+{
+	struct qu_safe_dir d;
+	int r = qu_safe_open_dir(QU_LIBVIRT_RUN_DIR "/x", (uid_t)-1, 0, &d);
+	if (r < 0)
+		return r;
+	if (!d.trusted) {
+		r = qu_err(-EPERM, "%s: %s: libvirt's record there cannot be trusted", QU_LIBVIRT_RUN_DIR, d.doubt);
+		qu_safe_close(&d);
+		return r;
+	}
+	return d.fd; /* the O_PATH directory; qu_safe_close only closes it */
+}
+
+/* Opens NAME under libvirt's run directory as root's own file (a regular file, no link,
+ * owned by root, writable by nobody else): the descriptor, -ENOENT, or -errno with a message. */
+static int open_root_file(int dir, const char *name, struct stat *st)
+{
+	int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? -ENOENT : qu_err(-errno, "%s/%s: %s", QU_LIBVIRT_RUN_DIR, name, strerror(errno));
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode) || st->st_uid != 0 || (st->st_mode & 022) || st->st_nlink != 1) {
+		close(fd);
+		return qu_err(-EPERM, "%s/%s is not root's own regular file (owner, mode or links): libvirt's record "
+			      "cannot be trusted", QU_LIBVIRT_RUN_DIR, name);
+	}
+	return fd;
+}
+
+static int read_root_file(int dir, const char *name, char **text, size_t *len)
+{
+	struct stat st;
+	int fd = open_root_file(dir, name, &st);
+	if (fd < 0)
+		return fd;
+	if ((unsigned long long)st.st_size > QU_LIBVIRT_STATUS_MAX) {
+		close(fd);
+		return qu_err(-EFBIG, "%s/%s is larger than %u bytes", QU_LIBVIRT_RUN_DIR, name, QU_LIBVIRT_STATUS_MAX);
+	}
+	char *buf = malloc((size_t)st.st_size + 1);
+	ssize_t n = buf ? qu_read_full(fd, buf, (size_t)st.st_size) : -ENOMEM;
+	close(fd);
+	if (n < 0) {
+		free(buf);
+		return qu_err((int)n, "reading %s/%s", QU_LIBVIRT_RUN_DIR, name);
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = (size_t)n;
+	return 0;
+}
+
+int qu_libvirt_detect(pid_t pid, const struct qu_argv *argv, const char *cgroup_text, struct qu_libvirt *lv)
+{
+	char name[QU_LIBVIRT_NAME_MAX + 1], file[QU_LIBVIRT_NAME_MAX + 8], *xml = NULL;
+	size_t len;
+	pid_t recorded;
+	memset(lv, 0, sizeof(*lv));
+	if (qu_libvirt_name_from_argv(argv, name, sizeof(name)) < 0)
+		return 0;
+	snprintf(file, sizeof(file), "%s.xml", name);
+	int dir = open(QU_LIBVIRT_RUN_DIR, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return 0; /* no libvirt here */
+	close(dir);
+	if ((dir = run_dir()) < 0)
+		return dir;
+	int r = read_root_file(dir, file, &xml, &len);
+	if (r == -ENOENT) {
+		/* A VM with libvirt's cgroup but no status file: libvirt lost it, or it is someone
+		 * else's VM named like one. Either way nothing of libvirt's is to be kept true. */
+		r = 0;
+		goto out;
+	}
+	if (r < 0)
+		goto out;
+	if (qu_libvirt_status_parse(xml, len, &recorded, lv->monitor, sizeof(lv->monitor)) < 0) {
+		r = qu_err(-EBADMSG, "%s/%s: no <domstatus pid='N'> in it: refused (libvirt would lose the VM)",
+			   QU_LIBVIRT_RUN_DIR, file);
+		goto out;
+	}
+	int monitor_is = !strncmp(lv->monitor, "/var/lib/libvirt/qemu/domain-", 29);
+	if (!monitor_is && !qu_libvirt_cgroup_is(cgroup_text)) {
+		r = 0; /* a status file of that name, but neither the monitor nor the cgroup is libvirt's */
+		goto out;
+	}
+	if (recorded != pid) {
+		r = qu_err(-ESRCH, "%s/%s names PID %d, not %d: this QEMU is not the domain libvirt runs as %s: "
+			   "refused (libvirt would lose track of it)", QU_LIBVIRT_RUN_DIR, file, (int)recorded, (int)pid, name);
+		goto out;
+	}
+	lv->is = 1;
+	snprintf(lv->name, sizeof(lv->name), "%s", name);
+	snprintf(lv->status, sizeof(lv->status), "%s/%s", QU_LIBVIRT_RUN_DIR, file);
+	snprintf(file, sizeof(file), "%s.pid", name);
+	struct stat st;
+	int pf = open_root_file(dir, file, &st);
+	if (pf >= 0) {
+		close(pf);
+		snprintf(lv->pidfile, sizeof(lv->pidfile), "%s/%s", QU_LIBVIRT_RUN_DIR, file);
+	}
+	r = 1;
+out:
+	free(xml);
+	close(dir);
+	return r;
+}
+
+/* Replaces dir/name with text: a temporary file in the same directory (O_EXCL, no link
+ * followed), the old file's owner and mode, fsync, rename over, fsync of the directory. */
+static int replace_file(int dir, const char *name, const struct stat *st, const char *text, size_t len)
+{
+	char tmp[QU_LIBVIRT_NAME_MAX + 40];
+	snprintf(tmp, sizeof(tmp), ".%s.qemu-upgrade.%d", name, (int)getpid());
+	int fd = openat(dir, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return qu_err(-errno, "%s/%s: %s", QU_LIBVIRT_RUN_DIR, tmp, strerror(errno));
+	int r = qu_write_full(fd, text, len);
+	if (r == 0 && (fchown(fd, st->st_uid, st->st_gid) < 0 || fchmod(fd, st->st_mode & 07777) < 0 || fsync(fd) < 0))
+		r = -errno;
+	close(fd);
+	if (r == 0 && renameat(dir, tmp, dir, name) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dir, tmp, 0);
+		return qu_err(r, "rewriting %s/%s: %s", QU_LIBVIRT_RUN_DIR, name, strerror(-r));
+	}
+	/* The rename itself lasts once the directory is on disk (dir is O_PATH: open it). */
+	int dfd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+}
+
+static int rewrite_status(int dir, const char *name, pid_t old_pid, pid_t new_pid)
+{
+	struct stat st;
+	char *xml = NULL, *out = NULL;
+	size_t len, out_len;
+	int r = read_root_file(dir, name, &xml, &len);
+	if (r < 0)
+		return r == -ENOENT ? qu_err(r, "%s/%s is gone", QU_LIBVIRT_RUN_DIR, name) : r;
+	int fd = open_root_file(dir, name, &st);
+	if (fd < 0) {
+		free(xml);
+		return fd;
+	}
+	close(fd);
+	r = qu_libvirt_status_set_pid(xml, len, old_pid, new_pid, &out, &out_len);
+	if (r < 0)
+		r = qu_err(r, "%s/%s no longer says <domstatus pid='%d'>", QU_LIBVIRT_RUN_DIR, name, (int)old_pid);
+	else
+		r = replace_file(dir, name, &st, out, out_len);
+	free(xml);
+	free(out);
+	return r;
+}
+
+/* libvirt's PID file holds the number alone (and a newline, or not): it is rewritten only when
+ * it names the old PID. */
+static int rewrite_pidfile(int dir, const char *name, pid_t old_pid, pid_t new_pid)
+{
+	struct stat st;
+	char buf[32] = "", want[16], text[24];
+	int fd = open_root_file(dir, name, &st);
+	if (fd < 0)
+		return fd == -ENOENT ? 0 : fd;
+	ssize_t n = qu_read_full(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	snprintf(want, sizeof(want), "%d", (int)old_pid);
+	if (strcmp(buf, want))
+		return 0;
+	int tl = snprintf(text, sizeof(text), "%d", (int)new_pid);
+	return replace_file(dir, name, &st, text, (size_t)tl);
+}
+
+int qu_libvirt_rewrite(const struct qu_libvirt *lv, pid_t old_pid, pid_t new_pid)
+{
+	char file[QU_LIBVIRT_NAME_MAX + 8];
+	if (!lv->is || !qu_libvirt_name_ok(lv->name))
+		return qu_err(-EINVAL, "not a libvirt domain");
+	int dir = run_dir();
+	if (dir < 0)
+		return dir;
+	snprintf(file, sizeof(file), "%s.xml", lv->name);
+	int r = rewrite_status(dir, file, old_pid, new_pid);
+	if (r == 0) {
+		snprintf(file, sizeof(file), "%s.pid", lv->name);
+		r = rewrite_pidfile(dir, file, old_pid, new_pid);
+	}
+	close(dir);
+	return r;
+}
