@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# libvirt mode against a real libvirt 9.0 daemon (docs/libvirt.md): a TCG domain with shared
+# memfd RAM, a tap, a file serial log and an iothread, upgraded 7.2 -> 10.0 -> 10.0 with
+# --libvirt-restart; after each upgrade libvirt still manages it (dominfo, domstats,
+# suspend/resume, its monitor, a disk hotplug and unplug, vCPU cgroups), and then destroy,
+# start, another upgrade and save/restore. Without --libvirt-restart, while libvirtd runs,
+# the VM is refused (exit 3) and nothing is touched.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+. "$here/../lib/libvirt.sh"
+
+lv_require
+tap_plan 38
+vm_qemu10
+vm_guest_build || exit 1
+
+LV_DOMAIN=qu-lvtest-$$
+LV_TAP=qulv$$
+dir=$(mktemp -d /tmp/qu-libvirt.XXXXXX) && chmod 755 "$dir" || exit 1
+vm_defer "rm -rf '$dir'"
+cp "$VM_KERNEL" "$VM_INITRD" "$dir/" || exit 1
+lv_start_daemons || { echo "Bail out! cannot start libvirt's daemons"; exit 1; }
+ip tuntap add dev "$LV_TAP" mode tap vnet_hdr && ip link set "$LV_TAP" up || { echo "Bail out! cannot make a tap"; exit 1; }
+lv_domain_xml "$LV_DOMAIN" "$dir" "$LV_TAP" >"$dir/domain.xml"
+export VM_SERIAL=$dir/serial.log VM_DIR=$dir
+
+# lv_boot: start the domain and wait for the guest's checker.
+lv_boot() {
+	lv_virsh start "$LV_DOMAIN" >/dev/null || return
+	VM_PID=$(lv_status_pid)
+	[ -n "$VM_PID" ] && lv_track_qemu "$VM_PID" && vm_wait_ready
+}
+lv_virsh define "$dir/domain.xml" >/dev/null && lv_boot || { echo "Bail out! the domain does not start"; exit 1; }
+
+# --- refused while libvirtd runs -------------------------------------------------------
+daemon=$(lv_libvirtd_pid)
+err=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --quiet 2>&1 >/dev/null)
+rc=$?
+tap_diag "$err"
+tap_is "$rc" 3 "without --libvirt-restart, while libvirtd runs: refused (exit 3)"
+grep -q "libvirtd (PID $daemon)" <<<"$err" && grep -q -- --libvirt-restart <<<"$err" && grep -q "$LV_DOMAIN" <<<"$err"
+tap_ok $? "the refusal names the domain, the daemon and --libvirt-restart"
+[ "$(lv_libvirtd_pid)" = "$daemon" ] && [ "$(lv_status_pid)" = "$VM_PID" ] && ! proc_gone "$VM_PID" &&
+	[ "$(lv_virsh domstate "$LV_DOMAIN")" = running ]
+tap_ok $? "nothing touched: the same QEMU runs, the same libvirtd, the status file unchanged"
+
+report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --dry-run --libvirt-restart --json --quiet 2>/dev/null)
+tap_diag "$report"
+[ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" libvirt.daemon_pid)" = "$daemon" ] &&
+	grep -q "would stop it" <<<"$(json_get "$report" libvirt.action)" && [ "$(lv_libvirtd_pid)" = "$daemon" ]
+tap_ok $? "a dry run says what it would do to libvirt, and does nothing"
+
+# --- checks after an upgrade -----------------------------------------------------------
+# lv_upgrade LABEL: with --libvirt-restart onto 10.0; sets VM_PID to the new QEMU.
+lv_upgrade() {
+	local old=$VM_PID daemon_before
+	daemon_before=$(lv_libvirtd_pid)
+	report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart --json --quiet 2>"$dir/err")
+	local rc=$? new
+	new=$(json_get "$report" new_pid)
+	[[ $new =~ ^[0-9]+$ ]] && lv_track_qemu "$new" && VM_PID=$new
+	tap_diag "$1: $(jq -c '{result,old_pid,new_pid,pause_ms,total_ms,libvirt}' <<<"$report") $(cat "$dir/err")"
+	[ "$rc" = 0 ] && [ "$(json_get "$report" result)" = upgraded ] && [ "$VM_PID" != "$old" ] &&
+		[ "$(readlink "/proc/$VM_PID/exe")" = "$Q10" ] && proc_gone "$old"
+	tap_ok $? "$1: upgraded with --libvirt-restart, onto QEMU 10.0, the old QEMU gone"
+	[ "$(json_get "$report" libvirt.stopped)" = true ] && [ "$(json_get "$report" libvirt.pid_rewritten)" = true ] &&
+		[ "$(json_get "$report" libvirt.restarted)" = true ] && [ -n "$(lv_libvirtd_pid)" ] &&
+		[ "$(lv_libvirtd_pid)" != "$daemon_before" ]
+	tap_ok $? "$1: libvirtd was stopped and runs again (the report's libvirt object says so)"
+}
+
+# lv_checks LABEL: libvirt manages the upgraded VM as before.
+lv_checks() {
+	lv_wait_state running
+	tap_ok $? "$1: virsh domstate: running (libvirt reconnected)"
+	[ "$(lv_status_pid)" = "$VM_PID" ] && [ "$(cat "/run/libvirt/qemu/$LV_DOMAIN.pid")" = "$VM_PID" ]
+	tap_ok $? "$1: libvirt's status file and PID file name the new QEMU ($VM_PID)"
+	local info
+	info=$(lv_virsh dominfo "$LV_DOMAIN")
+	grep -q '^State: *running' <<<"$info" && grep -q "^Id: *$(lv_virsh domid "$LV_DOMAIN")" <<<"$info"
+	tap_ok $? "$1: virsh dominfo"
+	lv_virsh domstats "$LV_DOMAIN" --state --vcpu | grep -q 'state.state=1' &&
+		lv_virsh domstats "$LV_DOMAIN" --vcpu | grep -q 'vcpu.0.state=1'
+	tap_ok $? "$1: virsh domstats (state, vCPUs)"
+	lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"running"'
+	tap_ok $? "$1: virsh qemu-monitor-command query-status: running"
+	lv_virsh suspend "$LV_DOMAIN" >/dev/null && [ "$(lv_virsh domstate "$LV_DOMAIN")" = paused ] &&
+		lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"paused"' &&
+		lv_virsh resume "$LV_DOMAIN" >/dev/null && [ "$(lv_virsh domstate "$LV_DOMAIN")" = running ]
+	tap_ok $? "$1: virsh suspend and resume"
+	# A disk on the virtio-scsi bus: plugged and unplugged with no guest's say, a file image
+	# (no node in /dev); libvirt's /dev nodes belong in the VM's mount namespace.
+	local img=$dir/hotplug.img devs
+	truncate -s 1M "$img"
+	devs=$(ls -l /dev)
+	lv_virsh attach-disk "$LV_DOMAIN" "$img" sda --targetbus scsi --live >/dev/null &&
+		lv_virsh domblklist "$LV_DOMAIN" | grep -q "sda .*hotplug.img" &&
+		lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-block"}' | grep -q hotplug.img &&
+		lv_virsh detach-disk "$LV_DOMAIN" sda --live >/dev/null &&
+		! lv_virsh domblklist "$LV_DOMAIN" | grep -q sda
+	tap_ok $? "$1: a disk hotplugged and unplugged"
+	[ "$(ls -l /dev)" = "$devs" ]
+	tap_ok $? "$1: nothing changed in the host's /dev"
+	# Each vCPU thread in libvirt's vcpuN cgroup, the iothread in iothread1 (v2 and v1 cpu).
+	local t name bad=0 n=0
+	for t in /proc/"$VM_PID"/task/*; do
+		name=$(cat "$t/comm")
+		local want=
+		case $name in "CPU "*/TCG) want=vcpu${name//[^0-9]/} ;; "IO iothread1") want=iothread1 ;; *) continue ;; esac
+		n=$((n + 1))
+		grep -E '^(0::|[0-9]+:cpu[,:])' "$t/cgroup" | grep -qv "/$want\$" && { bad=1; tap_diag "$name: $(cat "$t/cgroup")"; }
+	done
+	[ "$bad" = 0 ] && [ "$n" = 2 ]
+	tap_ok $? "$1: the vCPU and iothread threads in libvirt's vcpu0 and iothread1 cgroups"
+	vm_memcheck_progress 60
+	tap_ok $? "$1: the guest makes progress"
+	tap_is "$(vm_memcheck_errors)" 0 "$1: the guest's memory checker is clean"
+}
+
+lv_upgrade "7.2 -> 10.0"
+lv_checks "7.2 -> 10.0"
+lv_upgrade "10.0 -> 10.0"
+lv_checks "10.0 -> 10.0"
+
+# --- destroy, start, upgrade, save and restore -----------------------------------------
+upgraded=$VM_PID
+lv_virsh destroy "$LV_DOMAIN" >/dev/null && proc_gone "$upgraded" && [ ! -e "/run/libvirt/qemu/$LV_DOMAIN.xml" ]
+tap_ok $? "virsh destroy ends the upgraded QEMU and libvirt's record of it"
+: >"$VM_SERIAL"
+lv_boot
+tap_ok $? "virsh start: the domain boots again"
+lv_upgrade "after start"
+lv_virsh save "$LV_DOMAIN" "$dir/saved.img" >/dev/null && proc_gone "$VM_PID" &&
+	[ "$(lv_virsh domstate "$LV_DOMAIN")" = "shut off" ]
+tap_ok $? "virsh save of the upgraded VM"
+# The domain's definition names 7.2: libvirt restores the 10.0 QEMU's state into it.
+lv_virsh restore "$dir/saved.img" >/dev/null && lv_wait_state running
+tap_ok $? "virsh restore"
+VM_PID=$(lv_status_pid)
+[ -n "$VM_PID" ] && lv_track_qemu "$VM_PID"
+vm_memcheck_progress 60
+tap_ok $? "after restore: the guest makes progress"
+tap_is "$(vm_memcheck_errors)" 0 "after restore: the guest's memory checker is clean"
+tap_done
