@@ -430,6 +430,17 @@ int qu_recover(FILE *out)
 	}
 	closedir(d);
 	qu_memory_unbook(0); /* bookings of tools that died */
+	/* After the VMs are settled: libvirt's daemon, stopped by a tool that died, reconnects
+	 * to them as they now are. */
+	char what[768];
+	int lr = qu_libvirtd_recover(what, sizeof(what));
+	if (lr > 0) {
+		fprintf(out, "%s\n", what);
+		settled++;
+	} else if (lr < 0) {
+		fprintf(out, "%s\n", qu_err_msg());
+		failed++;
+	}
 	if (failed)
 		return fail(-EIO, "some upgrades could not be settled: see above");
 	return settled;

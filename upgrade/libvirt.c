@@ -2,8 +2,10 @@
 #include "qemu-integration/argv.h"
 #include "qemu-integration/opts.h"
 #include "upgrade/io.h"
+#include "upgrade/kv.h"
 #include "upgrade/log.h"
 #include "upgrade/safepath.h"
+#include "upgrade/statedir.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -360,4 +362,79 @@ int qu_libvirt_rewrite(const struct qu_libvirt *lv, pid_t old_pid, pid_t new_pid
 	}
 	close(dir);
 	return r;
+}
+
+int qu_libvirt_recorded_pid(const struct qu_libvirt *lv, pid_t *pid)
+{
+	char file[QU_LIBVIRT_NAME_MAX + 8], *xml = NULL;
+	size_t len;
+	if (!qu_libvirt_name_ok(lv->name))
+		return qu_err(-EINVAL, "not a libvirt domain");
+	int dir = run_dir();
+	if (dir < 0)
+		return dir;
+	snprintf(file, sizeof(file), "%s.xml", lv->name);
+	int r = read_root_file(dir, file, &xml, &len);
+	close(dir);
+	if (r == 0 && qu_libvirt_status_parse(xml, len, pid, NULL, 0) < 0)
+		r = qu_err(-EBADMSG, "%s/%s: no <domstatus pid='N'> in it", QU_LIBVIRT_RUN_DIR, file);
+	else if (r == -ENOENT)
+		r = qu_err(r, "%s/%s is gone", QU_LIBVIRT_RUN_DIR, file);
+	free(xml);
+	return r;
+}
+
+int qu_libvirt_record(const struct qu_libvirt *lv, pid_t old_pid)
+{
+	char path[512], tmp[560], text[QU_LIBVIRT_NAME_MAX + 16] = "";
+	if (qu_kv_add(text, sizeof(text), "name", lv->name) < 0)
+		return qu_err(-EINVAL, "libvirt domain name %s cannot be recorded", lv->name);
+	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
+		return qu_err(-errno, "%s: %s", qu_state_dir(), strerror(errno));
+	qu_state_path(old_pid, "libvirt", path, sizeof(path));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	unlink(tmp);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	int r = fd < 0 ? -errno : qu_write_full(fd, text, strlen(text));
+	if (fd >= 0 && r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (fd >= 0)
+		close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlink(tmp);
+		return qu_err(r, "recording libvirt domain %s in %s: %s", lv->name, path, strerror(-r));
+	}
+	return 0;
+}
+
+int qu_libvirt_settle(pid_t old_pid, pid_t new_pid, int committed)
+{
+	char path[512], text[QU_LIBVIRT_NAME_MAX + 16];
+	struct stat st;
+	struct qu_libvirt lv = { .is = 1 };
+	qu_state_path(old_pid, "libvirt", path, sizeof(path));
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : qu_err(-errno, "%s: %s", path, strerror(errno));
+	ssize_t n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == geteuid() ?
+			    qu_read_full(fd, text, sizeof(text) - 1) : -EPERM;
+	close(fd);
+	if (n < 0)
+		return qu_err((int)n, "%s: not our record", path);
+	text[n] = '\0';
+	if (!committed || new_pid <= 0) {
+		unlink(path);
+		return 0;
+	}
+	if (qu_kv_get(text, "name", lv.name, sizeof(lv.name)) < 0 || !qu_libvirt_name_ok(lv.name))
+		return qu_err(-EBADMSG, "%s: damaged", path);
+	snprintf(lv.status, sizeof(lv.status), "%s/%s.xml", QU_LIBVIRT_RUN_DIR, lv.name);
+	int r = qu_libvirt_rewrite(&lv, old_pid, new_pid);
+	if (r < 0)
+		return r;
+	unlink(path);
+	qu_info("libvirt domain %s: pid='%d' in %s", lv.name, (int)new_pid, lv.status);
+	return 1;
 }

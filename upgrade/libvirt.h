@@ -50,4 +50,15 @@ int qu_libvirt_detect(pid_t pid, const struct qu_argv *argv, const char *cgroup_
  * -errno with a message. */
 int qu_libvirt_rewrite(const struct qu_libvirt *lv, pid_t old_pid, pid_t new_pid);
 
+/* The PID the domain's status file names now: 0 and *pid, or -errno with a message. */
+int qu_libvirt_recorded_pid(const struct qu_libvirt *lv, pid_t *pid);
+
+/* The rewrite outlives the tool: before the upgrade, <state dir>/<old pid>.libvirt records
+ * the domain's name; the one retirement of the old QEMU (upgrade/undo.c: the tool's, the
+ * guardian's and --recover's alike) makes the rewrite from it, and a rollback drops it. */
+int qu_libvirt_record(const struct qu_libvirt *lv, pid_t old_pid);
+/* committed: the new QEMU new_pid holds the guest (rewrite, then drop the record); else drop
+ * it. 1 rewritten, 0 no record, -errno with a message (the record stays). */
+int qu_libvirt_settle(pid_t old_pid, pid_t new_pid, int committed);
+
 #endif

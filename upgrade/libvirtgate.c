@@ -53,7 +53,7 @@ int qu_libvirt_gate_open(pid_t pid, int dry_run, int restart_ok, int remote, uin
 		snprintf(rep->action, sizeof(rep->action), "libvirt domain %s: no libvirt daemon running: %s, rewrite pid= in "
 			 "%s%s%s", g->lv.name, dry_run ? "would upgrade" : "upgrade", g->lv.status,
 			 g->lv.pidfile[0] ? " and " : "", g->lv.pidfile);
-		return 0;
+		return dry_run ? 0 : qu_libvirt_record(&g->lv, pid);
 	}
 	snprintf(rep->daemon, sizeof(rep->daemon), "%s", g->daemon.name);
 	rep->daemon_pid = g->daemon.pid;
@@ -72,6 +72,8 @@ int qu_libvirt_gate_open(pid_t pid, int dry_run, int restart_ok, int remote, uin
 		 g->lv.pidfile[0] ? " and " : "", g->lv.pidfile, g->daemon.unit[0] ? "systemctl start" : "restart");
 	if (dry_run)
 		return 1;
+	if ((r = qu_libvirt_record(&g->lv, pid)) < 0)
+		return r;
 	r = qu_libvirtd_stop(&g->daemon, deadline_us);
 	rep->stopped = g->daemon.stopped;
 	return r;
@@ -86,7 +88,11 @@ int qu_libvirt_gate_close(struct qu_libvirt_gate *g, pid_t old_pid, pid_t new_pi
 	/* What follows must happen even after a Ctrl-C: the daemon comes back. */
 	qu_cancel_enable(0);
 	if (committed && new_pid > 0 && new_pid != old_pid) {
-		r = qu_libvirt_rewrite(&g->lv, old_pid, new_pid);
+		/* The retirement rewrote it (upgrade/undo.c); if it could not, once more here. */
+		pid_t now = 0;
+		r = qu_libvirt_settle(old_pid, new_pid, 1);
+		if (r >= 0 && (r = qu_libvirt_recorded_pid(&g->lv, &now)) == 0 && now != new_pid)
+			r = qu_err(-ESTALE, "%s names PID %d", g->lv.status, (int)now);
 		rep->rewritten = r == 0;
 		if (r < 0) {
 			/* Started now, the daemon would take the domain for dead, delete its state and
@@ -98,7 +104,8 @@ int qu_libvirt_gate_close(struct qu_libvirt_gate *g, pid_t old_pid, pid_t new_pi
 			snprintf(rep->error, sizeof(rep->error), "%s", qu_err_msg());
 			return r;
 		}
-		qu_info("libvirt domain %s: pid='%d' in %s", g->lv.name, (int)new_pid, g->lv.status);
+	} else {
+		qu_libvirt_settle(old_pid, 0, 0); /* nothing committed: the record goes */
 	}
 	if (g->daemon.stopped) {
 		r = qu_libvirtd_start(&g->daemon, qu_now_us() + 60ull * 1000000u);

@@ -1,4 +1,5 @@
 #include "upgrade/undo.h"
+#include "upgrade/libvirt.h"
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 #include "remote/blk/mirror.h"
@@ -193,6 +194,7 @@ int qu_undo(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us,
 		say(done, len, "new QEMU stopped");
 	}
 	qu_pidfile_settle(&j->vm_user, j->pidfile, 0);
+	qu_libvirt_settle(j->old_pid, 0, 0);
 	if (!qu_old_alive(j, h)) {
 		say(done, len, "old QEMU is gone");
 		return qu_err(-ESRCH, "the old QEMU %d is gone: the guest is lost", (int)j->old_pid);
@@ -220,6 +222,14 @@ void qu_settings_back_on_new(const struct qu_journal *j, struct qu_hold *h)
 	qu_qmp_close(mine);
 }
 
+void qu_libvirt_committed(const struct qu_journal *j)
+{
+	/* libvirt's record follows the new QEMU now: its daemon (stopped) must find it there. */
+	if (qu_libvirt_settle(j->old_pid, j->new_pid, 1) < 0)
+		qu_info("warning: %s: libvirt would take the domain for dead; set pid='%d' in its status file "
+			"before its daemon starts", qu_err_msg(), (int)j->new_pid);
+}
+
 void qu_retire_old(const struct qu_journal *j, struct qu_hold *h)
 {
 	const char *paths[QU_MAX_LISTENERS + 1];
@@ -243,6 +253,7 @@ void qu_retire_old(const struct qu_journal *j, struct qu_hold *h)
 			stop_by_pidfd(pfd, sig);
 		qu_keep_paths(&j->vm_user, paths, n, 0);
 		qu_pidfile_settle(&j->vm_user, j->pidfile, 1);
+		qu_libvirt_committed(j);
 	}
 	if (pfd != h->pidfd_old)
 		qu_close(&pfd);

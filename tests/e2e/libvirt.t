@@ -4,14 +4,16 @@
 # --libvirt-restart; after each upgrade libvirt still manages it (dominfo, domstats,
 # suspend/resume, its monitor, a disk hotplug and unplug, vCPU cgroups), and then destroy,
 # start, another upgrade and save/restore. Without --libvirt-restart, while libvirtd runs,
-# the VM is refused (exit 3) and nothing is touched.
+# the VM is refused (exit 3) and nothing is touched. A failure rolls back and the daemon comes
+# back; a tool killed after the commit leaves the rewrite to its guardian and the daemon's
+# restart to --recover.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 38
+tap_plan 46
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -24,6 +26,8 @@ lv_start_daemons || { echo "Bail out! cannot start libvirt's daemons"; exit 1; }
 ip tuntap add dev "$LV_TAP" mode tap vnet_hdr && ip link set "$LV_TAP" up || { echo "Bail out! cannot make a tap"; exit 1; }
 lv_domain_xml "$LV_DOMAIN" "$dir" "$LV_TAP" >"$dir/domain.xml"
 export VM_SERIAL=$dir/serial.log VM_DIR=$dir
+# Journals of its own: --recover below must not meet other tests' upgrades.
+export QEMU_UPGRADE_STATE_DIR=$dir/state
 
 # lv_boot: start the domain and wait for the guest's checker.
 lv_boot() {
@@ -142,4 +146,39 @@ VM_PID=$(lv_status_pid)
 vm_memcheck_progress 60
 tap_ok $? "after restore: the guest makes progress"
 tap_is "$(vm_memcheck_errors)" 0 "after restore: the guest's memory checker is clean"
+
+# --- faults ------------------------------------------------------------------------------
+# A failure before the commit (fault point 2: the new QEMU started): rolled back, nothing
+# rewritten, the daemon started again.
+old=$VM_PID daemon=$(lv_libvirtd_pid)
+QEMU_UPGRADE_FAULT=2 "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart --quiet >/dev/null 2>"$dir/err"
+rc=$?
+tap_diag "fault 2: $(cat "$dir/err")"
+tap_is "$rc" 1 "a failure before the commit: rolled back (exit 1)"
+[ "$(lv_status_pid)" = "$old" ] && ! proc_gone "$old" && [ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR")" ]
+tap_ok $? "the old QEMU runs the guest, the status file still names it, no journal left"
+[ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] && lv_wait_state running
+tap_ok $? "libvirtd was started again after the rollback, and manages the domain"
+
+# The tool killed right after the commit (point 7): its guardian finishes the upgrade, and
+# the retirement makes the status file name the new QEMU; the daemon stays stopped until
+# --recover starts it from its journal.
+QEMU_UPGRADE_FAULT=7:kill "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart >/dev/null 2>"$dir/err"
+new=$(started_qemu "$dir/err")
+[ -n "$new" ] && lv_track_qemu "$new"
+end=$((SECONDS + 30))
+until proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ] || [ $SECONDS -ge $end ]; do sleep 0.1; done
+[ -n "$new" ] && proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ] && [ "$(readlink "/proc/$new/exe")" = "$Q10" ]
+tap_ok $? "killed after the commit: the guardian finished, and the status file names the new QEMU ($new)"
+[ -z "$(lv_libvirtd_pid)" ] && [ -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ]
+tap_ok $? "libvirtd stays stopped, its restart journaled"
+out=$("$QU_BIN" --recover 2>&1)
+tap_diag "$(tr "\n" " " <<<"$out")"
+grep -q "libvirtd: started again" <<<"$out" && [ -n "$(lv_libvirtd_pid)" ] && [ ! -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ]
+tap_ok $? "--recover starts libvirtd again"
+VM_PID=$new
+lv_wait_state running && lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"running"'
+tap_ok $? "libvirt manages the domain on the new QEMU"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the guest makes progress, its memory checker clean"
 tap_done
