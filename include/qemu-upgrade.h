@@ -139,7 +139,9 @@ void qu_set_log_level(int level);
  * binary someone other than root could have changed. binary: only VMs running this path
  * (NULL: any). timeout_ms: each VM's deadline (0: the default). flags: QU_FLAG_DRY_RUN,
  * QU_FLAG_ALLOW_COPY, QU_FLAG_LOW_MEMORY (the last two also from the configuration),
- * QU_OUT_JSON, QU_ALL_FROM_HOOK; any other bit is EINVAL. Prints a table, or one JSON object,
+ * QU_FLAG_LIBVIRT_RESTART (libvirt's daemon stopped once for the batch when one of its VMs is
+ * in it, and started again after the last), QU_OUT_JSON, QU_ALL_FROM_HOOK; any other bit is
+ * EINVAL. Prints a table, or one JSON object,
  * to out. Returns 0 when every replaced VM was upgraded (or planned), 1 when any failed or
  * was refused, -1 when it could not begin (the configuration, /proc, an argument). */
 int qu_upgrade_all(const char *binary, unsigned jobs, unsigned timeout_ms, unsigned flags, FILE *out);

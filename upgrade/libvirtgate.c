@@ -12,7 +12,7 @@
 
 /* The VM's command line and cgroups, read by PID: what detection needs before any monitor is
  * touched (the daemon may hold it). */
-static int detect(pid_t pid, struct qu_libvirt *lv)
+int qu_libvirt_detect_pid(pid_t pid, struct qu_libvirt *lv)
 {
 	char path[64], *cmd = NULL, *cg = NULL;
 	size_t len;
@@ -35,7 +35,7 @@ int qu_libvirt_gate_open(pid_t pid, int dry_run, int restart_ok, int remote, uin
 {
 	memset(g, 0, sizeof(*g));
 	memset(rep, 0, sizeof(*rep));
-	int r = detect(pid, &g->lv);
+	int r = qu_libvirt_detect_pid(pid, &g->lv);
 	if (r <= 0)
 		return r;
 	rep->is = 1;

@@ -20,6 +20,8 @@ struct qu_libvirt_gate {
 	int daemon_running;           /* found running before the upgrade */
 };
 
+/* qu_libvirt_detect() from /proc/PID alone (no monitor touched): 1, 0 or -errno. */
+int qu_libvirt_detect_pid(pid_t pid, struct qu_libvirt *lv);
 /* Whether PID is libvirt's, and what its daemon allows: 0 go ahead (not libvirt's, or the
  * daemon is not running, or it was stopped), 1 a dry run that cannot look further (the
  * daemon holds the monitor; rep says what would be done), -EOPNOTSUPP refused (the daemon

@@ -6,14 +6,15 @@
 # start, another upgrade and save/restore. Without --libvirt-restart, while libvirtd runs,
 # the VM is refused (exit 3) and nothing is touched. A failure rolls back and the daemon comes
 # back; a tool killed after the commit leaves the rewrite to its guardian and the daemon's
-# restart to --recover.
+# restart to --recover. --all, after a "package upgrade" of the domain's emulator, stops the
+# daemon once for the batch.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 46
+tap_plan 51
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -181,4 +182,34 @@ lv_wait_state running && lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":
 tap_ok $? "libvirt manages the domain on the new QEMU"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the guest makes progress, its memory checker clean"
+
+# --- --all ---------------------------------------------------------------------------------
+# The domain's emulator at a path of its own (root's, in root's directories: --all runs only
+# such binaries), 7.2 first; then 10.0 copied over it, as a package upgrade does. QEMU looks
+# for its firmware beside its binary (../share, ../lib): links to the system's.
+alt=/usr/local/lib/qu-lvtest-$$
+vm_defer "rm -rf '$alt'"
+mkdir -p "$alt/bin" && ln -s /usr/share "$alt/share" && ln -s /usr/lib "$alt/lib" &&
+	cp /usr/bin/qemu-system-x86_64 "$alt/bin/" || { echo "Bail out! cannot make $alt"; exit 1; }
+QEMU=$alt/bin/qemu-system-x86_64 lv_domain_xml "$LV_DOMAIN" "$dir" "$LV_TAP" >"$dir/domain.xml"
+lv_virsh destroy "$LV_DOMAIN" >/dev/null && lv_virsh undefine "$LV_DOMAIN" >/dev/null &&
+	lv_virsh define "$dir/domain.xml" >/dev/null && : >"$VM_SERIAL" && lv_boot
+tap_ok $? "the domain boots on the emulator at $alt/bin"
+old=$VM_PID
+cp "$Q10" "$alt/bin/.new" && mv -f "$alt/bin/.new" "$alt/bin/qemu-system-x86_64"
+report=$("$QU_BIN" --all --binary "$alt/bin/qemu-system-x86_64" --libvirt-restart --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "--all: $report $(cat "$dir/err")"
+new=$(jq -r '.vms[0].new_pid' <<<"$report")
+[[ $new =~ ^[0-9]+$ ]] && lv_track_qemu "$new" && VM_PID=$new
+[ "$rc" = 0 ] && [ "$(json_get "$report" result)" = upgraded ] && [ "$(jq -r '.vms | length' <<<"$report")" = 1 ] &&
+	proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ]
+tap_ok $? "--all --libvirt-restart upgrades the domain whose binary was replaced; the status file names it"
+[ "$(json_get "$report" libvirt.stopped)" = true ] && [ "$(json_get "$report" libvirt.restarted)" = true ] &&
+	[ "$(jq -r '.vms[0].libvirt.stopped' <<<"$report")" = false ] && [ -n "$(lv_libvirtd_pid)" ]
+tap_ok $? "libvirtd stopped once by the batch (the VM's upgrade found it stopped), and started again"
+lv_wait_state running && lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"running"'
+tap_ok $? "libvirt manages the domain after --all"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "after --all: the guest makes progress, its memory checker clean"
 tap_done
