@@ -14,16 +14,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 51
+tap_plan 53
 vm_qemu10
 vm_guest_build || exit 1
 
 LV_DOMAIN=qu-lvtest-$$
 LV_TAP=qulv$$
 dir=$(mktemp -d /tmp/qu-libvirt.XXXXXX) && chmod 755 "$dir" || exit 1
-vm_defer "rm -rf '$dir'"
 cp "$VM_KERNEL" "$VM_INITRD" "$dir/" || exit 1
-lv_start_daemons || { echo "Bail out! cannot start libvirt's daemons"; exit 1; }
+lv_start_daemons
+rc=$?
+vm_defer "rm -rf '$dir'" # after lv_cleanup: libvirt gives the kernel back its owner on destroy
+[ "$rc" = 0 ] || { echo "Bail out! cannot start libvirt's daemons"; exit 1; }
 ip tuntap add dev "$LV_TAP" mode tap vnet_hdr && ip link set "$LV_TAP" up || { echo "Bail out! cannot make a tap"; exit 1; }
 lv_domain_xml "$LV_DOMAIN" "$dir" "$LV_TAP" >"$dir/domain.xml"
 export VM_SERIAL=$dir/serial.log VM_DIR=$dir
@@ -55,6 +57,16 @@ tap_diag "$report"
 [ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" libvirt.daemon_pid)" = "$daemon" ] &&
 	grep -q "would stop it" <<<"$(json_get "$report" libvirt.action)" && [ "$(lv_libvirtd_pid)" = "$daemon" ]
 tap_ok $? "a dry run says what it would do to libvirt, and does nothing"
+
+# Refused after the daemon was stopped (a new binary that does not exist): started again.
+err=$("$QU_BIN" --pid "$VM_PID" --new-binary "$dir/no-such-qemu" --libvirt-restart --quiet 2>&1 >/dev/null)
+rc=$?
+tap_diag "$err"
+[ "$rc" != 0 ] && [ "$(lv_status_pid)" = "$VM_PID" ] && ! proc_gone "$VM_PID"
+tap_ok $? "an upgrade that stops after the daemon's stop (no such binary) touches nothing"
+[ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] && lv_wait_state running &&
+	[ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ]
+tap_ok $? "and libvirtd was started again, its journal dropped"
 
 # --- checks after an upgrade -----------------------------------------------------------
 # lv_upgrade LABEL: with --libvirt-restart onto 10.0; sets VM_PID to the new QEMU.
