@@ -299,10 +299,12 @@ int qu_inspect(pid_t pid, const char *qmp_override, int root_monitor, uint64_t d
 	struct qu_ident who;
 	qu_ident_of(&vm->ctx, &who);
 	int fd = root_monitor ? qu_connect_root_socket(vm->qmp_path) : qu_connect_as(&who, vm->qmp_path);
+	if (fd < 0 && root_monitor)
+		return qu_pin_check(&vm->pin) ?: qu_err_wrap(fd, "QEMU PID %d: libvirt's monitor", (int)pid);
 	if (fd < 0)
 		return qu_pin_check(&vm->pin) ?:
-		       qu_err(fd, "QEMU PID %d: cannot connect to QMP socket %s as %s: %s", (int)pid, vm->qmp_path,
-			      root_monitor ? "root (libvirt's monitor)" : "the VM's user", qu_err_msg());
+		       qu_err(fd, "QEMU PID %d: cannot connect to QMP socket %s as uid %u (the VM's user): %s", (int)pid,
+			      vm->qmp_path, (unsigned)vm->ctx.uid, strerror(-fd));
 	int peer_fd = root_monitor ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
 	if ((r = qu_qmp_connected(fd, vm->qmp_path, deadline_us, &q)) < 0) {
 		if (peer_fd >= 0)

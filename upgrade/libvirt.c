@@ -252,6 +252,10 @@ int qu_libvirt_detect(pid_t pid, const struct qu_argv *argv, const char *cgroup_
 		r = 0; /* a status file of that name, but neither the monitor nor the cgroup is libvirt's */
 		goto out;
 	}
+	if (recorded != pid && !qu_libvirt_cgroup_is(cgroup_text)) {
+		r = 0; /* a VM of someone else's that has a libvirt domain's name */
+		goto out;
+	}
 	if (recorded != pid) {
 		r = qu_err(-ESRCH, "%s/%s names PID %d, not %d: this QEMU is not the domain libvirt runs as %s: "
 			   "refused (libvirt would lose track of it)", QU_LIBVIRT_RUN_DIR, file, (int)recorded, (int)pid, name);

@@ -70,8 +70,12 @@ int qu_libvirt_gate_open(pid_t pid, int dry_run, int restart_ok, int remote, uin
 		 "rewrite pid= in %s%s%s, %s it", g->lv.name, g->daemon.name, (int)g->daemon.pid,
 		 dry_run ? "would stop it" : "stop it", g->daemon.unit[0] ? " (systemctl)" : "", g->lv.status,
 		 g->lv.pidfile[0] ? " and " : "", g->lv.pidfile, g->daemon.unit[0] ? "systemctl start" : "restart");
-	if (dry_run)
+	if (dry_run) {
+		size_t l = strlen(rep->action);
+		snprintf(rep->action + l, sizeof(rep->action) - l, " (the rest of the plan needs the VM's monitor, "
+			 "which %s holds: not looked at)", g->daemon.name);
 		return 1;
+	}
 	if ((r = qu_libvirt_record(&g->lv, pid)) < 0)
 		return r;
 	r = qu_libvirtd_stop(&g->daemon, deadline_us);

@@ -27,7 +27,10 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 			  const struct qu_plan *plan, FILE *f)
 {
 	fprintf(f, "result:        %s\n", rep->result);
-	fprintf(f, "VM:            PID %d, QEMU %s, machine %s\n", (int)rep->old_pid, rep->old_version, rep->machine);
+	if (rep->old_version[0])
+		fprintf(f, "VM:            PID %d, QEMU %s, machine %s\n", (int)rep->old_pid, rep->old_version, rep->machine);
+	else
+		fprintf(f, "VM:            PID %d (not inspected)\n", (int)rep->old_pid);
 	if (plan && plan->target.path[0])
 		fprintf(f, "new binary:    %s (QEMU %s)\n", plan->target.path, rep->new_version);
 	fprintf(f, "strategy:      %s\n", rep->strategy);

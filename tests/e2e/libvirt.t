@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 53
+tap_plan 54
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -57,6 +57,17 @@ tap_diag "$report"
 [ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" libvirt.daemon_pid)" = "$daemon" ] &&
 	grep -q "would stop it" <<<"$(json_get "$report" libvirt.action)" && [ "$(lv_libvirtd_pid)" = "$daemon" ]
 tap_ok $? "a dry run says what it would do to libvirt, and does nothing"
+
+# A VM of someone else's under the domain's name (not in libvirt's cgroup, not the PID in
+# its status file) is an ordinary VM: no libvirt mode, no refusal.
+lv_pid=$VM_PID lv_serial=$VM_SERIAL lv_dir=$VM_DIR
+vm_start same-name -name "guest=$LV_DOMAIN,debug-threads=on" || exit 1
+report=$("$QU_BIN" --pid "$VM_PID" --dry-run --json --quiet 2>/dev/null)
+tap_diag "$(jq -c '{result,libvirt}' <<<"$report")"
+[ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" libvirt)" = null ]
+tap_ok $? "a plain VM named like the libvirt domain is not taken for it"
+vm_stop
+VM_PID=$lv_pid VM_SERIAL=$lv_serial VM_DIR=$lv_dir
 
 # Refused after the daemon was stopped (a new binary that does not exist): started again.
 err=$("$QU_BIN" --pid "$VM_PID" --new-binary "$dir/no-such-qemu" --libvirt-restart --quiet 2>&1 >/dev/null)
