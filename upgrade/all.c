@@ -315,7 +315,10 @@ static void libvirt_batch_stop(const struct all_options *o, struct vm_entry *v, 
 		mine += !v[i].skip && qu_libvirt_detect_pid(v[i].pid, &lv) > 0;
 	if (!mine || o->dry_run)
 		return;
-	int r = qu_libvirtd_find(d);
+	/* Held for the batch; its children inherit it. */
+	int r = qu_libvirt_lock(qu_now_us() + 600ull * 1000000u);
+	if (r == 0)
+		r = qu_libvirtd_find(d);
 	if (r > 0)
 		r = qu_libvirtd_stop(d, qu_now_us() + 60ull * 1000000u);
 	if (r > 0 || (r == 0 && d->stopped)) {
@@ -330,8 +333,10 @@ static void libvirt_batch_stop(const struct all_options *o, struct vm_entry *v, 
 
 static void libvirt_batch_start(struct qu_libvirtd *d, json_object *rep)
 {
-	if (!d->stopped)
+	if (!d->stopped) {
+		qu_libvirt_unlock();
 		return;
+	}
 	int r = qu_libvirtd_start(d, qu_now_us() + 60ull * 1000000u);
 	json_object_object_add(rep, "restarted", json_object_new_boolean(r == 0));
 	struct qu_libvirtd now;
@@ -339,6 +344,7 @@ static void libvirt_batch_start(struct qu_libvirtd *d, json_object *rep)
 		json_object_object_add(rep, "daemon_new_pid", json_object_new_int(now.pid));
 	if (r < 0)
 		json_object_object_add(rep, "error", json_object_new_string(qu_err_msg()));
+	qu_libvirt_unlock();
 }
 
 static int all(const struct all_options *o, FILE *out)

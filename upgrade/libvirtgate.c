@@ -4,11 +4,51 @@
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/report.h"
+#include "upgrade/statedir.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static int lock_fd = -1; /* inherited by the children of an --all batch that holds it */
+
+int qu_libvirt_lock(uint64_t deadline_us)
+{
+	char path[512];
+	if (lock_fd >= 0)
+		return 0;
+	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
+		return qu_err(-errno, "%s: %s", qu_state_dir(), strerror(errno));
+	snprintf(path, sizeof(path), "%s/libvirt.lock", qu_state_dir());
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return qu_err(-errno, "%s: %s", path, strerror(errno));
+	while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK || qu_now_us() >= deadline_us) {
+			int e = errno == EWOULDBLOCK ? EBUSY : errno;
+			close(fd);
+			return qu_err(-e, "another qemu-upgrade is upgrading a libvirt domain (it holds %s, and may start "
+				      "libvirt's daemon again at any moment): try again when it is done", path);
+		}
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	lock_fd = fd;
+	return 0;
+}
+
+void qu_libvirt_unlock(void)
+{
+	if (lock_fd >= 0)
+		close(lock_fd);
+	lock_fd = -1;
+}
 
 /* The VM's command line and cgroups, read by PID: what detection needs before any monitor is
  * touched (the daemon may hold it). */
@@ -46,6 +86,14 @@ int qu_libvirt_gate_open(pid_t pid, int dry_run, int restart_ok, int remote, uin
 			      "which keeps libvirt's record on both hosts (--remote would leave libvirt here a domain "
 			      "that is gone)", (int)pid, g->lv.name);
 	r = qu_libvirtd_find(&g->daemon);
+	/* Unless refused at once (the daemon runs, no restart allowed): the lock, then the daemon
+	 * looked at again (the upgrade waited for may have started it). */
+	if (r >= 0 && !dry_run && lock_fd < 0 && !(r > 0 && !restart_ok)) {
+		if ((r = qu_libvirt_lock(deadline_us)) < 0)
+			return r;
+		g->locked = 1;
+		r = qu_libvirtd_find(&g->daemon);
+	}
 	if (r < 0)
 		return r;
 	g->daemon_running = r;
@@ -122,5 +170,8 @@ int qu_libvirt_gate_close(struct qu_libvirt_gate *g, pid_t old_pid, pid_t new_pi
 			snprintf(rep->error, sizeof(rep->error), "%s", qu_err_msg());
 		}
 	}
+	if (g->locked)
+		qu_libvirt_unlock();
+	g->locked = 0;
 	return r;
 }

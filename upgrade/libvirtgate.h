@@ -18,7 +18,15 @@ struct qu_libvirt_gate {
 	struct qu_libvirt lv;
 	struct qu_libvirtd daemon;
 	int daemon_running;           /* found running before the upgrade */
+	int locked;                   /* this gate took the libvirt lock (below) */
 };
+
+/* One libvirt-mode upgrade on the host at a time (<state dir>/libvirt.lock, flock): another
+ * one would start the daemon again while this one still holds a domain's monitor, or rewrite
+ * a status file under a running daemon. Waits until deadline_us (-EBUSY with a message). A
+ * process that holds it (an --all batch) passes it to its forked children. */
+int qu_libvirt_lock(uint64_t deadline_us);
+void qu_libvirt_unlock(void);
 
 /* qu_libvirt_detect() from /proc/PID alone (no monitor touched): 1, 0 or -errno. */
 int qu_libvirt_detect_pid(pid_t pid, struct qu_libvirt *lv);

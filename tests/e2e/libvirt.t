@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 54
+tap_plan 56
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -31,6 +31,8 @@ lv_domain_xml "$LV_DOMAIN" "$dir" "$LV_TAP" >"$dir/domain.xml"
 export VM_SERIAL=$dir/serial.log VM_DIR=$dir
 # Journals of its own: --recover below must not meet other tests' upgrades.
 export QEMU_UPGRADE_STATE_DIR=$dir/state
+# Nothing left in it but the lock file: no journal, no libvirt record or restart.
+lv_state_clean() { ! ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null | grep -qv '^libvirt\.lock$'; }
 
 # lv_boot: start the domain and wait for the guest's checker.
 lv_boot() {
@@ -58,6 +60,22 @@ tap_diag "$report"
 	grep -q "would stop it" <<<"$(json_get "$report" libvirt.action)" && [ "$(lv_libvirtd_pid)" = "$daemon" ]
 tap_ok $? "a dry run says what it would do to libvirt, and does nothing"
 
+# Another libvirt-mode upgrade holds the lock: this one waits, then gives up untouched.
+mkdir -p "$QEMU_UPGRADE_STATE_DIR"
+flock -o "$QEMU_UPGRADE_STATE_DIR/libvirt.lock" sleep 60 &
+holder=$!
+vm_track_pid "$holder"
+until sleeper=$(pgrep -P "$holder" -x sleep); do sleep 0.05; done
+vm_track_pid "$sleeper"
+err=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart --timeout 2 --quiet 2>&1 >/dev/null)
+rc=$?
+tap_diag "$err"
+[ "$rc" = 2 ] && grep -q "another qemu-upgrade is upgrading a libvirt domain" <<<"$err"
+tap_ok $? "while another libvirt-mode upgrade holds the lock: waits, then gives up (exit 2)"
+[ "$(lv_libvirtd_pid)" = "$daemon" ] && [ "$(lv_status_pid)" = "$VM_PID" ] && ! proc_gone "$VM_PID"
+tap_ok $? "and touches nothing: the same libvirtd, the same QEMU"
+vm_stop "$holder" && vm_stop "$sleeper"
+
 # A VM of someone else's under the domain's name (not in libvirt's cgroup, not the PID in
 # its status file) is an ordinary VM: no libvirt mode, no refusal.
 lv_pid=$VM_PID lv_serial=$VM_SERIAL lv_dir=$VM_DIR
@@ -76,7 +94,7 @@ tap_diag "$err"
 [ "$rc" != 0 ] && [ "$(lv_status_pid)" = "$VM_PID" ] && ! proc_gone "$VM_PID"
 tap_ok $? "an upgrade that stops after the daemon's stop (no such binary) touches nothing"
 [ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] && lv_wait_state running &&
-	[ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ]
+	lv_state_clean
 tap_ok $? "and libvirtd was started again, its journal dropped"
 
 # --- checks after an upgrade -----------------------------------------------------------
@@ -179,7 +197,7 @@ QEMU_UPGRADE_FAULT=2 "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-res
 rc=$?
 tap_diag "fault 2: $(cat "$dir/err")"
 tap_is "$rc" 1 "a failure before the commit: rolled back (exit 1)"
-[ "$(lv_status_pid)" = "$old" ] && ! proc_gone "$old" && [ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR")" ]
+[ "$(lv_status_pid)" = "$old" ] && ! proc_gone "$old" && lv_state_clean
 tap_ok $? "the old QEMU runs the guest, the status file still names it, no journal left"
 [ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] && lv_wait_state running
 tap_ok $? "libvirtd was started again after the rollback, and manages the domain"
