@@ -298,6 +298,7 @@ int qu_inspect(pid_t pid, const char *qmp_override, int root_monitor, uint64_t d
 	 * a link, and talked to only once its other end proves to be this QEMU's. */
 	struct qu_ident who;
 	qu_ident_of(&vm->ctx, &who);
+	vm->qmp_root = root_monitor;
 	int fd = root_monitor ? qu_connect_root_socket(vm->qmp_path) : qu_connect_as(&who, vm->qmp_path);
 	if (fd < 0 && root_monitor)
 		return qu_pin_check(&vm->pin) ?: qu_err_wrap(fd, "QEMU PID %d: libvirt's monitor", (int)pid);

@@ -8,11 +8,13 @@
 #include "upgrade/fdpass/asuser.h"
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
+#include "upgrade/fdpass/rootsock.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/paths.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -135,8 +137,17 @@ int qu_connect_old(const struct qu_journal *j, uint64_t deadline, struct qu_qmp 
 {
 	int r;
 	do {
-		int fd = qu_connect_as(&j->vm_user, j->qmp);
+		int fd = j->qmp_root ? qu_connect_root_socket(j->qmp) : qu_connect_as(&j->vm_user, j->qmp);
+		int peer = j->qmp_root && fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
 		r = fd < 0 ? fd : qu_qmp_connected(fd, j->qmp, deadline, q);
+		/* libvirt's monitor, reached as root: talked to only if its other end is the old QEMU. */
+		if (r == 0 && j->qmp_root && (peer < 0 || qu_socket_peer_of(peer, j->old_pid) < 0)) {
+			qu_qmp_close(*q);
+			*q = NULL;
+			r = -EPERM;
+		}
+		if (peer >= 0)
+			close(peer);
 	} while (r < 0 && qu_ms_left(deadline) > 0 && usleep(100000) == 0);
 	return r;
 }

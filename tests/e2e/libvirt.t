@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 56
+tap_plan 58
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -201,6 +201,23 @@ tap_is "$rc" 1 "a failure before the commit: rolled back (exit 1)"
 tap_ok $? "the old QEMU runs the guest, the status file still names it, no journal left"
 [ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] && lv_wait_state running
 tap_ok $? "libvirtd was started again after the rollback, and manages the domain"
+
+# The tool killed before the commit (point 5: the old QEMU sent everything and is paused): its
+# guardian resumes the old QEMU through libvirt's monitor (as root, its other end checked),
+# rewrites nothing; --recover starts the daemon.
+QEMU_UPGRADE_FAULT=5:kill "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart >/dev/null 2>"$dir/err"
+new=$(started_qemu "$dir/err")
+[ -n "$new" ] && lv_track_qemu "$new"
+end=$((SECONDS + 30))
+until [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] || [ $SECONDS -ge $end ]; do sleep 0.1; done
+tap_diag "killed at 5: $(tr '\n' ' ' <"$dir/err")"
+[ -n "$new" ] && proc_gone "$new" && ! proc_gone "$old" && [ "$(lv_status_pid)" = "$old" ] &&
+	[ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] && [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.libvirt" ] &&
+	vm_memcheck_progress 60
+tap_ok $? "killed before the commit: the guardian resumed the old QEMU through libvirt's monitor, nothing rewritten"
+out=$("$QU_BIN" --recover 2>&1)
+grep -q "libvirtd: started again" <<<"$out" && lv_wait_state running
+tap_ok $? "--recover starts libvirtd again, which manages the domain on the old QEMU"
 
 # The tool killed right after the commit (point 7): its guardian finishes the upgrade, and
 # the retirement makes the status file name the new QEMU; the daemon stays stopped until
