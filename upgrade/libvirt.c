@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/SAX2.h>
 #include <libxml/tree.h>
 
 int qu_libvirt_name_ok(const char *name)
@@ -104,62 +106,78 @@ int qu_libvirt_status_parse(const char *xml, size_t len, pid_t *pid, char *monit
 	return r;
 }
 
-/* Where the root element's start tag begins: libxml2 found <domstatus> as the root, so the
- * first '<' that opens neither a comment, a processing instruction nor a declaration is it. */
-static const char *root_tag(const char *xml, const char *end)
+/* Where the root element's pid= value lies in the text, found by libxml2 itself: its SAX2
+ * start-element callback gets attribute values as pointers into its copy of the input, which
+ * give their byte offsets. The root element only; then the parse stops. */
+struct pid_attr {
+	int seen;              /* the root element was reached */
+	long off, len;         /* the pid value's bytes in the input; -1 when not found there */
+};
+
+static void root_start(void *ctx, const xmlChar *name, const xmlChar *prefix, const xmlChar *uri, int nns,
+		       const xmlChar **ns, int nattr, int ndefaulted, const xmlChar **attrs)
 {
-	const char *p = xml;
-	while (p < end) {
-		p = memchr(p, '<', (size_t)(end - p));
-		if (!p || end - p < 2)
-			return NULL;
-		const char *close = NULL;
-		if (end - p >= 4 && !memcmp(p, "<!--", 4))
-			close = memmem(p + 4, (size_t)(end - p - 4), "-->", 3);
-		else if (p[1] == '?' || p[1] == '!')
-			close = memchr(p, '>', (size_t)(end - p));
-		else
-			return p;
-		if (!close)
-			return NULL;
-		p = close + 1;
+	xmlParserCtxtPtr ctxt = ctx;
+	struct pid_attr *a = ctxt->_private;
+	(void)prefix, (void)uri, (void)nns, (void)ns, (void)ndefaulted;
+	if (a->seen++)
+		return;
+	const xmlChar *base = ctxt->input->base, *end = ctxt->input->end;
+	for (int i = 0; i < nattr; i++) {
+		const xmlChar *an = attrs[i * 5], *ap = attrs[i * 5 + 1], *v = attrs[i * 5 + 3], *ve = attrs[i * 5 + 4];
+		if (ap || xmlStrcmp(an, BAD_CAST "pid") || !xmlStrEqual(name, BAD_CAST "domstatus"))
+			continue;
+		/* A value libxml2 had to rewrite (an entity in it) lives elsewhere: not found. */
+		if (v >= base && ve <= end && v <= ve)
+			a->off = (long)(v - base) + (long)ctxt->input->consumed, a->len = (long)(ve - v);
 	}
-	return NULL;
+	xmlStopParser(ctxt);
+}
+
+static int find_pid_attr(const char *xml, size_t len, struct pid_attr *a)
+{
+	a->seen = 0;
+	a->off = a->len = -1;
+	xmlSAXHandler sax;
+	memset(&sax, 0, sizeof(sax));
+	sax.initialized = XML_SAX2_MAGIC;
+	sax.startElementNs = root_start;
+	xmlParserCtxtPtr ctxt = xmlCreateMemoryParserCtxt(xml, (int)len);
+	if (!ctxt)
+		return -ENOMEM;
+	xmlSAXHandlerPtr saved = ctxt->sax;
+	ctxt->sax = &sax;
+	ctxt->_private = a;
+	xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	xmlParseDocument(ctxt);
+	ctxt->sax = saved;
+	xmlFreeParserCtxt(ctxt);
+	return a->seen && a->off >= 0 ? 0 : -EBADMSG;
 }
 
 int qu_libvirt_status_set_pid(const char *xml, size_t len, pid_t old_pid, pid_t new_pid, char **out, size_t *out_len)
 {
 	pid_t cur;
-	if (qu_libvirt_status_parse(xml, len, &cur, NULL, 0) < 0 || cur != old_pid)
+	struct pid_attr a;
+	char old_s[16], new_s[16];
+	if (qu_libvirt_status_parse(xml, len, &cur, NULL, 0) < 0 || cur != old_pid || find_pid_attr(xml, len, &a) < 0)
 		return -EBADMSG;
-	const char *end = xml + len, *tag = root_tag(xml, end);
-	/* The start tag ends at the first '>': attribute values hold '>' only as &gt;. */
-	const char *tag_end = tag ? memchr(tag, '>', (size_t)(end - tag)) : NULL;
-	if (!tag || !tag_end || (size_t)(tag_end - tag) < 10 || memcmp(tag, "<domstatus", 10))
+	int ol = snprintf(old_s, sizeof(old_s), "%d", (int)old_pid), nl = snprintf(new_s, sizeof(new_s), "%d", (int)new_pid);
+	/* The offsets hold only if libxml2 saw these very bytes (no other encoding): the value
+	 * there must be the old PID's digits, between quotes, after "pid=". */
+	size_t off = (size_t)a.off;
+	if (a.len != ol || off < 5 || off + (size_t)ol >= len || memcmp(xml + off, old_s, (size_t)ol) ||
+	    (xml[off - 1] != '\'' && xml[off - 1] != '"') || xml[off + ol] != xml[off - 1])
 		return -EBADMSG;
-	char attr[2][32];
-	snprintf(attr[0], sizeof(attr[0]), " pid='%d'", (int)old_pid);
-	snprintf(attr[1], sizeof(attr[1]), " pid=\"%d\"", (int)old_pid);
-	const char *at = NULL;
-	char quote = '\'';
-	for (int q = 0; q < 2 && !at; q++) {
-		at = memmem(tag, (size_t)(tag_end - tag), attr[q], strlen(attr[q]));
-		quote = q ? '"' : '\'';
-	}
-	if (!at)
-		return -EBADMSG;
-	char repl[32];
-	int rl = snprintf(repl, sizeof(repl), " pid=%c%d%c", quote, (int)new_pid, quote);
-	size_t before = (size_t)(at - xml), oldl = strlen(attr[0]);
-	size_t n = len - oldl + (size_t)rl;
-	char *s = malloc(n + 1);
-	if (!s)
+	size_t n = len - (size_t)ol + (size_t)nl;
+	char *t = malloc(n + 1);
+	if (!t)
 		return -ENOMEM;
-	memcpy(s, xml, before);
-	memcpy(s + before, repl, (size_t)rl);
-	memcpy(s + before + rl, at + oldl, len - before - oldl);
-	s[n] = '\0';
-	*out = s;
+	memcpy(t, xml, off);
+	memcpy(t + off, new_s, (size_t)nl);
+	memcpy(t + off + nl, xml + off + ol, len - off - (size_t)ol);
+	t[n] = '\0';
+	*out = t;
 	*out_len = n;
 	return 0;
 }

@@ -121,6 +121,15 @@ static void rewrite_refuses(void **state)
 	assert_int_equal(qu_libvirt_status_set_pid(tricky, strlen(tricky), 5, 6, &out, &len), 0);
 	assert_string_equal(out, "<!-- <domstatus pid='5'> -->\n<domstatus pid='6' state='running'/>");
 	free(out);
+	/* A processing instruction and another attribute's value that hold the same words: only
+	 * the root's own attribute changes (found by fuzz-libvirt: a hand-made scan took the PI's). */
+	const char pi[] = "<?x <domstatus pid='5'> ?><domstatus state=\" pid='5'\" pid='5'/>";
+	assert_int_equal(qu_libvirt_status_set_pid(pi, strlen(pi), 5, 6, &out, &len), 0);
+	assert_string_equal(out, "<?x <domstatus pid='5'> ?><domstatus state=\" pid='5'\" pid='6'/>");
+	free(out);
+	/* A value written with a character reference: not rewritten by hand, refused. */
+	const char ref[] = "<domstatus pid='&#53;'/>";
+	assert_int_equal(qu_libvirt_status_set_pid(ref, strlen(ref), 5, 6, &out, &len), -EBADMSG);
 	/* A child's pid= that matches while the root's does not. */
 	const char child[] = "<domstatus pid='5'><vcpu pid='9'/></domstatus>";
 	out = NULL;
