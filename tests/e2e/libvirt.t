@@ -254,12 +254,16 @@ lv_virsh destroy "$LV_DOMAIN" >/dev/null && lv_virsh undefine "$LV_DOMAIN" >/dev
 	lv_virsh define "$dir/domain.xml" >/dev/null && : >"$VM_SERIAL" && lv_boot
 tap_ok $? "the domain boots on the emulator at $alt/bin"
 old=$VM_PID
+# Other tests' --all (package-hook.t, rpm-hook.t) take every replaced VM: not while this one is.
+exec 8>"$QU_BUILD/package-hooks.lock"
+flock 8
 cp "$Q10" "$alt/bin/.new" && mv -f "$alt/bin/.new" "$alt/bin/qemu-system-x86_64"
 report=$("$QU_BIN" --all --binary "$alt/bin/qemu-system-x86_64" --libvirt-restart --json --quiet 2>"$dir/err")
 rc=$?
 tap_diag "--all: $report $(cat "$dir/err")"
 new=$(jq -r '.vms[0].new_pid' <<<"$report")
 [[ $new =~ ^[0-9]+$ ]] && lv_track_qemu "$new" && VM_PID=$new
+exec 8>&- # the domain runs the binary on disk again
 [ "$rc" = 0 ] && [ "$(json_get "$report" result)" = upgraded ] && [ "$(jq -r '.vms | length' <<<"$report")" = 1 ] &&
 	proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ]
 tap_ok $? "--all --libvirt-restart upgrades the domain whose binary was replaced; the status file names it"
