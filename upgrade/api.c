@@ -433,7 +433,12 @@ int qu_recover(FILE *out)
 	/* After the VMs are settled: libvirt's daemon, stopped by a tool that died, reconnects
 	 * to them as they now are. */
 	char what[768];
-	int lr = qu_libvirtd_recover(what, sizeof(what));
+	int lr = 0;
+	if (failed) /* started now, it would find a VM still between two QEMUs */
+		fprintf(out, "libvirt's daemon, if a tool stopped it, stays stopped until the upgrades above are "
+			     "settled: run --recover again then\n");
+	else
+		lr = qu_libvirtd_recover(what, sizeof(what));
 	if (lr > 0) {
 		fprintf(out, "%s\n", what);
 		settled++;
