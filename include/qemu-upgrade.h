@@ -44,6 +44,11 @@ struct qu_handle;
  * upgrade does not need (docs/security.md lists them). For a process that does nothing else
  * afterwards, as the qemu-upgrade command: the capabilities do not come back. */
 #define QU_FLAG_DROP_PRIVILEGES 0x40u
+/* A VM that libvirt runs: while libvirt's daemon (libvirtd or virtqemud) runs it holds the
+ * VM's monitor, and the upgrade is refused (EOPNOTSUPP). With this flag the daemon is stopped
+ * (its VMs keep running), the VM upgraded, libvirt's status file made to name the new QEMU,
+ * and the daemon started again, whatever happened (docs/libvirt.md). */
+#define QU_FLAG_LIBVIRT_RESTART 0x80u
 
 struct qu_handle *qu_new(void);
 void qu_free(struct qu_handle *h);
@@ -134,7 +139,9 @@ void qu_set_log_level(int level);
  * binary someone other than root could have changed. binary: only VMs running this path
  * (NULL: any). timeout_ms: each VM's deadline (0: the default). flags: QU_FLAG_DRY_RUN,
  * QU_FLAG_ALLOW_COPY, QU_FLAG_LOW_MEMORY (the last two also from the configuration),
- * QU_OUT_JSON, QU_ALL_FROM_HOOK; any other bit is EINVAL. Prints a table, or one JSON object,
+ * QU_FLAG_LIBVIRT_RESTART (libvirt's daemon stopped once for the batch when one of its VMs is
+ * in it, and started again after the last), QU_OUT_JSON, QU_ALL_FROM_HOOK; any other bit is
+ * EINVAL. Prints a table, or one JSON object,
  * to out. Returns 0 when every replaced VM was upgraded (or planned), 1 when any failed or
  * was refused, -1 when it could not begin (the configuration, /proc, an argument). */
 int qu_upgrade_all(const char *binary, unsigned jobs, unsigned timeout_ms, unsigned flags, FILE *out);

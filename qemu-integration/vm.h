@@ -96,6 +96,7 @@ struct qu_vm {
 	char **env;              /* NULL-terminated */
 	char cwd[PATH_MAX];
 	char qmp_path[QU_SUN_PATH_MAX];
+	int qmp_root;            /* the monitor is root's socket (libvirt's), connected to as root */
 	int ver[3];
 	char machine[128];       /* the concrete type, e.g. pc-q35-7.2 */
 	char runstate[32];

@@ -10,7 +10,7 @@ export DEBIAN_FRONTEND=noninteractive
 # The package lists may be stale or missing on a fresh machine.
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends \
-	build-essential g++ pkg-config libjson-c-dev zlib1g-dev libcap-dev libcmocka-dev libssl-dev libseccomp-dev \
+	build-essential g++ pkg-config libxml2-dev libjson-c-dev zlib1g-dev libcap-dev libcmocka-dev libssl-dev libseccomp-dev \
 	qemu-system-x86 qemu-utils \
 	busybox-static cpio gzip xz-utils \
 	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates inotify-tools python3 \
@@ -19,3 +19,7 @@ apt-get install -y -qq --no-install-recommends \
 	                 # patchelf: other suites' QEMU runs here on its own loader (tests/qemu-versions/);
 	                 # clang's libFuzzer and sanitizer runtimes: make fuzz (tests/fuzz/)
 	                 # g++ (build-essential has it too): the header compiles as C++ (tests/library/)
+	                 # libxml2-dev: libvirt's status file is read with libxml2 (upgrade/libvirt.c)
+# A real libvirt daemon for tests/e2e/libvirt.t (the test starts it itself when PID 1 is not
+# systemd; the systemd units these packages bring are not started on such a machine).
+apt-get install -y -qq --no-install-recommends libvirt-daemon-system libvirt-clients >/dev/null

@@ -10,6 +10,7 @@
 #include "upgrade/config.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
+#include "upgrade/libvirtgate.h"
 #include "upgrade/log.h"
 
 #include <dirent.h>
@@ -34,6 +35,7 @@ struct all_options {
 	int low_memory;       /* also from the config's low_memory */
 	int json;
 	int from_hook;        /* the package hook: obey `enabled`, log to syslog, never fail */
+	int libvirt_restart;  /* stop libvirt's daemon once for the batch, start it after */
 	unsigned timeout_ms;  /* per VM */
 };
 
@@ -183,8 +185,11 @@ static void run_child(const struct all_options *o, const struct vm_entry *x, int
 	qu_set_log_level(0);
 	qu_set_pid(h, x->pid);
 	qu_set_new_binary(h, x->exe_path);
+	/* A real batch stopped libvirt's daemon itself, once (libvirt_batch_stop): the children
+	 * find it stopped. A dry run's children say what they would do. */
 	qu_set_flags(h, (o->dry_run ? QU_FLAG_DRY_RUN : 0) | (o->allow_copy ? QU_FLAG_ALLOW_COPY : 0) |
-			(o->low_memory ? QU_FLAG_LOW_MEMORY : 0) | QU_FLAG_DROP_PRIVILEGES);
+			(o->low_memory ? QU_FLAG_LOW_MEMORY : 0) | QU_FLAG_DROP_PRIVILEGES |
+			(o->libvirt_restart && o->dry_run ? QU_FLAG_LIBVIRT_RESTART : 0));
 	if (o->timeout_ms)
 		qu_set_timeout_ms(h, o->timeout_ms);
 	int r = qu_upgrade(h);
@@ -307,6 +312,50 @@ static void table_reason(json_object *r, int ok, const char *why, char *out, siz
 /* Prints a summary table (or one JSON object) to out. Returns 0 when every replaced VM was
  * upgraded (or planned), 1 when any failed or was refused, -1 (message set) when it could not
  * begin. */
+/* --libvirt-restart: libvirt's daemon holds the monitors of its VMs; when one of the batch
+ * is libvirt's, the daemon is stopped once here, before any upgrade, and started again after
+ * the last (docs/libvirt.md). What happened goes into the batch's report. */
+static void libvirt_batch_stop(const struct all_options *o, struct vm_entry *v, int n, struct qu_libvirtd *d,
+			       json_object *rep)
+{
+	struct qu_libvirt lv;
+	int mine = 0;
+	for (int i = 0; i < n; i++)
+		mine += !v[i].skip && qu_libvirt_detect_pid(v[i].pid, &lv) > 0;
+	if (!mine || o->dry_run)
+		return;
+	/* Held for the batch; its children inherit it. */
+	int r = qu_libvirt_lock(qu_now_us() + 600ull * 1000000u);
+	if (r == 0)
+		r = qu_libvirtd_find(d);
+	if (r > 0)
+		r = qu_libvirtd_stop(d, qu_now_us() + 60ull * 1000000u);
+	if (r > 0 || (r == 0 && d->stopped)) {
+		json_object_object_add(rep, "daemon", json_object_new_string(d->name));
+		json_object_object_add(rep, "daemon_pid", json_object_new_int(d->pid));
+		json_object_object_add(rep, "stopped", json_object_new_boolean(1));
+	}
+	json_object_object_add(rep, "domains", json_object_new_int(mine));
+	if (r < 0)
+		json_object_object_add(rep, "error", json_object_new_string(qu_err_msg()));
+}
+
+static void libvirt_batch_start(struct qu_libvirtd *d, json_object *rep)
+{
+	if (!d->stopped) {
+		qu_libvirt_unlock();
+		return;
+	}
+	int r = qu_libvirtd_start(d, qu_now_us() + 60ull * 1000000u);
+	json_object_object_add(rep, "restarted", json_object_new_boolean(r == 0));
+	struct qu_libvirtd now;
+	if (r == 0 && qu_libvirtd_find(&now) > 0)
+		json_object_object_add(rep, "daemon_new_pid", json_object_new_int(now.pid));
+	if (r < 0)
+		json_object_object_add(rep, "error", json_object_new_string(qu_err_msg()));
+	qu_libvirt_unlock();
+}
+
 static int all(const struct all_options *o, FILE *out)
 {
 	/* Large (paths, tables): on the heap, not the stack. */
@@ -342,7 +391,14 @@ static int all(const struct all_options *o, FILE *out)
 	/* Copies book their memory in a host-wide ledger and wait for each other when it is
 	 * short (upgrade/memory.c): upgrades run side by side whatever their strategy. */
 	int jobs = o->jobs > 0 ? o->jobs : conf->jobs;
+	struct qu_libvirtd *lvd = calloc(1, sizeof(*lvd)); /* 12 KiB: its command line */
+	json_object *lvrep = json_object_new_object();
+	if (o->libvirt_restart && lvd)
+		libvirt_batch_stop(o, v, n, lvd, lvrep);
 	run_all(o, v, n, jobs);
+	if (lvd)
+		libvirt_batch_start(lvd, lvrep);
+	free(lvd);
 	json_object *all = json_object_new_object(), *list = json_object_new_array(), *alone = json_object_new_array();
 	if (!o->json)
 		fprintf(out, "%-8s %-16s %-9s %-9s %-9s %9s %9s  %s\n", "PID", "NAME", "FROM", "TO", "RESULT",
@@ -384,6 +440,12 @@ static int all(const struct all_options *o, FILE *out)
 	json_object_object_add(all, "result", json_object_new_string(failed ? "failed" : done ? (o->dry_run ? "planned" : "upgraded") : "nothing"));
 	json_object_object_add(all, "vms", list);
 	json_object_object_add(all, "left_alone", alone);
+	if (json_object_object_length(lvrep)) {
+		if (!o->json)
+			fprintf(out, "libvirt: %s\n", json_object_to_json_string_ext(lvrep, JSON_C_TO_STRING_PLAIN));
+		json_object_object_add(all, "libvirt", json_object_get(lvrep));
+	}
+	json_object_put(lvrep);
 	if (o->json)
 		fprintf(out, "%s\n", json_object_to_json_string_ext(all, JSON_C_TO_STRING_PLAIN));
 	json_object_put(all);
@@ -401,7 +463,8 @@ out:
 
 int qu_upgrade_all(const char *binary, unsigned jobs, unsigned timeout_ms, unsigned flags, FILE *out)
 {
-	const unsigned known = QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_OUT_JSON | QU_ALL_FROM_HOOK;
+	const unsigned known = QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_OUT_JSON | QU_ALL_FROM_HOOK |
+			       QU_FLAG_LIBVIRT_RESTART;
 	int err = 0;
 	if (flags & ~known)
 		err = qu_err(-EINVAL, "unknown flags 0x%x", flags & ~known);
@@ -415,7 +478,7 @@ int qu_upgrade_all(const char *binary, unsigned jobs, unsigned timeout_ms, unsig
 		.binary = binary, .jobs = (int)jobs, .timeout_ms = timeout_ms,
 		.dry_run = !!(flags & QU_FLAG_DRY_RUN), .allow_copy = !!(flags & QU_FLAG_ALLOW_COPY),
 		.low_memory = !!(flags & QU_FLAG_LOW_MEMORY), .json = !!(flags & QU_OUT_JSON),
-		.from_hook = !!(flags & QU_ALL_FROM_HOOK),
+		.from_hook = !!(flags & QU_ALL_FROM_HOOK), .libvirt_restart = !!(flags & QU_FLAG_LIBVIRT_RESTART),
 	};
 	return all(&o, out);
 }

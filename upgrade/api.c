@@ -5,6 +5,7 @@
 #include "upgrade/execute.h"
 #include "upgrade/io.h"
 #include "upgrade/journal.h"
+#include "upgrade/libvirtgate.h"
 #include "upgrade/settle.h"
 #include "upgrade/launcher.h"
 #include "upgrade/plan.h"
@@ -46,6 +47,7 @@ struct qu_handle {
 	struct qu_vm vm;
 	struct qu_plan plan;
 	struct qu_report rep;
+	struct qu_libvirt_gate libvirt; /* a VM libvirt runs: its daemon and status file */
 	char *json;
 };
 
@@ -136,7 +138,7 @@ int qu_set_timeout_ms(struct qu_handle *h, unsigned ms)
 int qu_set_flags(struct qu_handle *h, unsigned flags)
 {
 	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_COPY_STORAGE |
-		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS | QU_FLAG_DROP_PRIVILEGES))
+		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS | QU_FLAG_DROP_PRIVILEGES | QU_FLAG_LIBVIRT_RESTART))
 		return fail(-EINVAL, "unknown flags");
 	if ((flags & QU_FLAG_COPY_STORAGE) && (flags & QU_FLAG_SHARED_STORAGE))
 		return fail(-EINVAL, "--copy-storage and --shared-storage exclude each other: the disks are either "
@@ -197,10 +199,11 @@ static void finish(struct qu_handle *h, const char *result, uint64_t start)
 	h->done = 1;
 }
 
+static int pipeline(struct qu_handle *h, uint64_t start, uint64_t deadline);
+
 int qu_upgrade(struct qu_handle *h)
 {
 	uint64_t start = qu_now_us(), deadline = start + (uint64_t)h->timeout_ms * 1000u;
-	struct qu_qmp *old = NULL;
 	int r;
 
 	if (h->done || h->pid <= 0)
@@ -219,9 +222,44 @@ int qu_upgrade(struct qu_handle *h)
 			return -1;
 		}
 	}
+	/* libvirt's daemon holds the monitor of its VMs: it is dealt with before inspect. */
+	r = qu_libvirt_gate_open(h->pid, !!(h->flags & QU_FLAG_DRY_RUN), !!(h->flags & QU_FLAG_LIBVIRT_RESTART),
+				 !!h->remote_host[0], deadline, &h->libvirt, &h->rep.libvirt);
+	if (r == 1) {
+		finish(h, "planned", start);
+		return 0;
+	}
+	if (r < 0) {
+		int e = errno = -r;
+		finish(h, r == -EOPNOTSUPP ? "refused" : "failed", start);
+		qu_libvirt_gate_close(&h->libvirt, h->pid, 0, 0, &h->rep.libvirt);
+		qu_err(r, "%s", h->rep.error);
+		errno = e;
+		return -1;
+	}
+	int rc = pipeline(h, start, deadline);
+	int e = errno;
+	/* Committed: the new QEMU runs the guest (a postcopy past its switch, too). */
+	int committed = !strcmp(h->rep.result, "upgraded") || h->rep.unsettled;
+	if (h->libvirt.lv.is && !(h->flags & QU_FLAG_DRY_RUN) &&
+	    qu_libvirt_gate_close(&h->libvirt, h->pid, h->rep.new_pid, committed, &h->rep.libvirt) < 0 && rc == 0) {
+		qu_info("WARNING: %s", h->rep.libvirt.error);
+	}
+	if (rc < 0 && h->rep.libvirt.error[0])
+		qu_info("WARNING: %s", h->rep.libvirt.error);
+	h->rep.total_ms = (double)(qu_now_us() - start) / 1000.0;
+	errno = e;
+	return rc;
+}
+
+/* inspect -> plan -> execute; finish() sets the result. 0, or -1 with errno. */
+static int pipeline(struct qu_handle *h, uint64_t start, uint64_t deadline)
+{
+	struct qu_qmp *old = NULL;
+	int r;
 	int rounds = 0;
 inspect:
-	r = qu_inspect(h->pid, h->qmp[0] ? h->qmp : NULL, deadline, &h->vm, &old);
+	r = qu_inspect(h->pid, h->qmp[0] ? h->qmp : NULL, h->libvirt.lv.is, deadline, &h->vm, &old);
 	h->rep.old_pid = h->pid;
 	if (r < 0) {
 		finish(h, "failed", start);
@@ -229,7 +267,7 @@ inspect:
 		return -1;
 	}
 	h->inspected = 1;
-	if ((h->flags & QU_FLAG_DROP_PRIVILEGES) && (r = qu_privs_drop(&h->vm.ctx)) < 0)
+	if ((h->flags & QU_FLAG_DROP_PRIVILEGES) && (r = qu_privs_drop(&h->vm.ctx, h->libvirt.daemon.stopped ? h->libvirt.daemon.cap_bnd : 0)) < 0)
 		goto failed;
 	qu_info("inspected PID %d: QEMU %d.%d.%d, machine %s, %s", (int)h->pid, h->vm.ver[0], h->vm.ver[1],
 		h->vm.ver[2], h->vm.machine, h->vm.runstate);
@@ -392,6 +430,22 @@ int qu_recover(FILE *out)
 	}
 	closedir(d);
 	qu_memory_unbook(0); /* bookings of tools that died */
+	/* After the VMs are settled: libvirt's daemon, stopped by a tool that died, reconnects
+	 * to them as they now are. */
+	char what[768];
+	int lr = 0;
+	if (failed) /* started now, it would find a VM still between two QEMUs */
+		fprintf(out, "libvirt's daemon, if a tool stopped it, stays stopped until the upgrades above are "
+			     "settled: run --recover again then\n");
+	else
+		lr = qu_libvirtd_recover(what, sizeof(what));
+	if (lr > 0) {
+		fprintf(out, "%s\n", what);
+		settled++;
+	} else if (lr < 0) {
+		fprintf(out, "%s\n", qu_err_msg());
+		failed++;
+	}
 	if (failed)
 		return fail(-EIO, "some upgrades could not be settled: see above");
 	return settled;

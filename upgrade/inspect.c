@@ -11,11 +11,13 @@
 #include "upgrade/pageflip/ram.h"
 #include "qemu-integration/vm.h"
 #include "upgrade/inspect.h"
+#include "upgrade/fdpass/rootsock.h"
 #include "qemu-integration/monitors.h"
 #include "qemu-integration/netdev.h"
 #include "qemu-integration/ptys.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -280,7 +282,7 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 	return query_memdevs(vm, q, deadline_us);
 }
 
-int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct qu_vm *vm,
+int qu_inspect(pid_t pid, const char *qmp_override, int root_monitor, uint64_t deadline_us, struct qu_vm *vm,
 	       struct qu_qmp **qmp)
 {
 	struct qu_qmp *q = NULL;
@@ -308,16 +310,35 @@ int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct
 			      "-mon mode=control), or name the socket with --qmp", (int)pid);
 	if ((r = find_listener_fds(vm)) < 0)
 		return qu_pin_check(&vm->pin) ?: r;
-	/* As the VM's user: the path is theirs to point anywhere. */
+	/* As the VM's user: the path is theirs to point anywhere. A libvirt VM's monitor is
+	 * root's socket, which only root may connect to: connected to as root, without following
+	 * a link, and talked to only once its other end proves to be this QEMU's. */
 	struct qu_ident who;
 	qu_ident_of(&vm->ctx, &who);
-	int fd = qu_connect_as(&who, vm->qmp_path);
+	vm->qmp_root = root_monitor;
+	int fd = root_monitor ? qu_connect_root_socket(vm->qmp_path) : qu_connect_as(&who, vm->qmp_path);
+	if (fd < 0 && root_monitor)
+		return qu_pin_check(&vm->pin) ?: qu_err_wrap(fd, "QEMU PID %d: libvirt's monitor", (int)pid);
 	if (fd < 0)
 		return qu_pin_check(&vm->pin) ?:
 		       qu_err(fd, "QEMU PID %d: cannot connect to QMP socket %s as uid %u (the VM's user): %s", (int)pid,
 			      vm->qmp_path, (unsigned)vm->ctx.uid, strerror(-fd));
-	if ((r = qu_qmp_connected(fd, vm->qmp_path, deadline_us, &q)) < 0)
+	int peer_fd = root_monitor ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+	if ((r = qu_qmp_connected(fd, vm->qmp_path, deadline_us, &q)) < 0) {
+		if (peer_fd >= 0)
+			close(peer_fd);
 		return qu_pin_check(&vm->pin) ?: qu_err_wrap(r, "QEMU PID %d", (int)pid);
+	}
+	/* After the greeting: QEMU has accepted, so the other end is among its descriptors. */
+	if (root_monitor) {
+		r = peer_fd < 0 ? qu_err(-errno, "dup: %s", strerror(errno)) : qu_socket_peer_of(peer_fd, pid);
+		if (peer_fd >= 0)
+			close(peer_fd);
+		if (r < 0) {
+			qu_qmp_close(q);
+			return qu_pin_check(&vm->pin) ?: qu_err_wrap(r, "QEMU PID %d", (int)pid);
+		}
+	}
 	vm->anon_bytes = qu_proc_anon_bytes(pid);
 	if ((r = query_qmp(vm, q, deadline_us)) < 0 || (r = qu_ram_find_fds(vm)) < 0 ||
 	    (r = qu_find_ptys(vm, q, deadline_us)) < 0 || (r = qu_pin_check(&vm->pin)) < 0) {

@@ -10,8 +10,10 @@
 struct qu_qmp;
 
 /* Reads /proc/PID and asks QMP (query commands only). qmp_override: --qmp, or NULL.
+ * root_monitor: the monitor is root's socket (a libvirt VM's, upgrade/libvirt.h), connected
+ * to as root (upgrade/fdpass/rootsock.h) rather than as the VM's user.
  * On success *qmp is the open monitor connection, kept for the upgrade. */
-int qu_inspect(pid_t pid, const char *qmp_override, uint64_t deadline_us, struct qu_vm *vm,
+int qu_inspect(pid_t pid, const char *qmp_override, int root_monitor, uint64_t deadline_us, struct qu_vm *vm,
 	       struct qu_qmp **qmp);
 void qu_vm_free(struct qu_vm *vm);
 

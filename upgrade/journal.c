@@ -87,6 +87,7 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "new_start", json_object_new_uint64(j->new_start));
 	json_object_object_add(o, "was_running", json_object_new_boolean(j->was_running));
 	json_object_object_add(o, "kill_old", json_object_new_boolean(j->kill_old));
+	json_object_object_add(o, "qmp_root", json_object_new_boolean(j->qmp_root));
 	json_object_object_add(o, "postcopy", json_object_new_boolean(j->postcopy));
 	json_object_object_add(o, "postcopy_asked", json_object_new_boolean(j->postcopy_asked));
 	json_object_object_add(o, "remote", json_object_new_string(j->remote));
@@ -184,6 +185,7 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->new_start = (unsigned long long)get_int(o, "new_start");
 	j->was_running = (int)get_int(o, "was_running");
 	j->kill_old = (int)get_int(o, "kill_old");
+	j->qmp_root = (int)get_int(o, "qmp_root");
 	j->postcopy = (int)get_int(o, "postcopy");
 	j->postcopy_asked = (int)get_int(o, "postcopy_asked");
 	get_str(o, "remote", j->remote, sizeof(j->remote));

@@ -42,6 +42,7 @@ struct qu_journal {
 			    * once phase reaches resuming the old QEMU is never resumed */
 	int mirrors;       /* disk mirror jobs to the other host may run in the old QEMU */
 	int tls;           /* the old QEMU may hold our TLS credentials object */
+	int qmp_root;      /* ... or as root, checked (libvirt's monitor, upgrade/fdpass/rootsock.h) */
 	char qmp[QU_SUN_PATH_MAX]; /* the old QEMU's monitor, connected to as the VM's user: */
 	struct qu_ident vm_user;
 	char ctl[QU_SUN_PATH_MAX];

@@ -213,6 +213,7 @@ static int read_options(struct cli *cli)
 		{ "shared-storage", no_argument, NULL, 'S' + 256 }, { "no-tls", no_argument, NULL, 'T' + 256 },
 		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },
 		{ "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },
+		{ "libvirt-restart", no_argument, NULL, 'V' + 256 },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -232,6 +233,7 @@ static int read_options(struct cli *cli)
 		case 'n': cli->flags |= QU_FLAG_DRY_RUN; break;
 		case 'C': cli->flags |= QU_FLAG_ALLOW_COPY; break;
 		case 'L': cli->flags |= QU_FLAG_LOW_MEMORY; break;
+		case 'V' + 256: cli->flags |= QU_FLAG_LIBVIRT_RESTART; break;
 		case 'r': cli->remote = optarg; break;
 		case 'K': cli->remote_key = optarg; break;
 		case 'S': cli->flags |= QU_FLAG_COPY_STORAGE; break;
@@ -347,7 +349,7 @@ static int all_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade: --all upgrades every replaced VM; it takes no --pid or --recover\n");
 		return usage_error(cli);
 	}
-	unsigned flags = (cli->flags & (QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY)) |
+	unsigned flags = (cli->flags & (QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_LIBVIRT_RESTART)) |
 			 (cli->json ? QU_OUT_JSON : 0) | (cli->from_hook ? QU_ALL_FROM_HOOK : 0);
 	qu_free(cli->h);
 	cli->h = NULL;
@@ -492,6 +494,11 @@ static const char help_text[] =
 	"      --remote-key FILE  the key shared with the agent (default " QU_AGENT_KEY ")\n"
 	"      --no-tls           with --remote: QEMU's migration and the disk copy over plain TCP\n"
 	"                         (default: TLS with a key derived from the agent's session)\n"
+	"      --libvirt-restart  a VM libvirt runs: stop libvirt's daemon (libvirtd, virtqemud;\n"
+	"                         it holds the VM's monitor, and its VMs keep running), upgrade,\n"
+	"                         make libvirt's status file name the new QEMU, start the daemon\n"
+	"                         again whatever happened. Without it such a VM is refused while\n"
+	"                         the daemon runs. With --all: one stop for the whole batch\n"
 	"  -v, --verbose          more progress lines (twice: QMP traffic)\n"
 	"      --write-stream FILE  plan only, and write the handover stream the new QEMU's\n"
 	"                         launcher would get to FILE (read it with dump-stream)\n"

@@ -27,7 +27,10 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 			  const struct qu_plan *plan, FILE *f)
 {
 	fprintf(f, "result:        %s\n", rep->result);
-	fprintf(f, "VM:            PID %d, QEMU %s, machine %s\n", (int)rep->old_pid, rep->old_version, rep->machine);
+	if (rep->old_version[0])
+		fprintf(f, "VM:            PID %d, QEMU %s, machine %s\n", (int)rep->old_pid, rep->old_version, rep->machine);
+	else
+		fprintf(f, "VM:            PID %d (not inspected)\n", (int)rep->old_pid);
 	if (plan && plan->target.path[0])
 		fprintf(f, "new binary:    %s (QEMU %s)\n", plan->target.path, rep->new_version);
 	fprintf(f, "strategy:      %s\n", rep->strategy);
@@ -101,6 +104,15 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		if (rep->memory_wait_ms > 0.5)
 			fprintf(f, "memory wait:   %.1f s for other copies to free the memory this one needed\n",
 				rep->memory_wait_ms / 1000.0);
+	}
+	if (rep->libvirt.is) {
+		fprintf(f, "libvirt:       %s\n", rep->libvirt.action);
+		if (rep->libvirt.stopped || rep->libvirt.rewritten || rep->libvirt.restarted)
+			fprintf(f, "               done: %s%s%s\n", rep->libvirt.stopped ? "daemon stopped; " : "",
+				rep->libvirt.rewritten ? "status file names the new QEMU; " : "",
+				rep->libvirt.restarted ? "daemon started again" : "");
+		if (rep->libvirt.error[0])
+			fprintf(f, "               WARNING: %s\n", rep->libvirt.error);
 	}
 	/* A refusal's error only repeats the list above. */
 	if (rep->error[0] && !(plan && plan->refusals.n && !strcmp(rep->result, "refused")))
@@ -191,6 +203,21 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 		}
 		json_object_object_add(o, "ram_to_copy_bytes", json_object_new_int64((int64_t)plan->ram_copy_bytes));
 		json_object_object_add(o, "new_argv", argv);
+	}
+	if (rep->libvirt.is) {
+		const struct qu_report_libvirt *l = &rep->libvirt;
+		json_object *lv = json_object_new_object();
+		json_object_object_add(lv, "domain", json_object_new_string(l->domain));
+		json_object_object_add(lv, "status_file", json_object_new_string(l->status));
+		json_object_object_add(lv, "daemon", l->daemon[0] ? json_object_new_string(l->daemon) : NULL);
+		json_object_object_add(lv, "daemon_pid", l->daemon_pid ? json_object_new_int(l->daemon_pid) : NULL);
+		json_object_object_add(lv, "daemon_new_pid", l->daemon_new_pid ? json_object_new_int(l->daemon_new_pid) : NULL);
+		json_object_object_add(lv, "stopped", json_object_new_boolean(l->stopped));
+		json_object_object_add(lv, "pid_rewritten", json_object_new_boolean(l->rewritten));
+		json_object_object_add(lv, "restarted", json_object_new_boolean(l->restarted));
+		json_object_object_add(lv, "action", json_object_new_string(l->action));
+		json_object_object_add(lv, "error", l->error[0] ? json_object_new_string(l->error) : NULL);
+		json_object_object_add(o, "libvirt", lv);
 	}
 	(void)vm;
 	char *out = strdup(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));

@@ -9,6 +9,18 @@
 struct qu_vm;
 struct qu_plan;
 
+/* A VM that libvirt runs (upgrade/libvirtgate.h): what was found and done. */
+struct qu_report_libvirt {
+	int is;                   /* the VM is a libvirt domain (the rest is valid) */
+	char domain[132];
+	char status[256];         /* its status file */
+	char daemon[16];          /* libvirtd or virtqemud, "" when none ran */
+	pid_t daemon_pid, daemon_new_pid;
+	int stopped, restarted, rewritten;
+	char action[768];         /* what is (or would be) done to libvirt, in words */
+	char error[768];          /* what went wrong on libvirt's side ("" when nothing) */
+};
+
 struct qu_report {
 	char result[16];          /* upgraded, failed, planned, refused, unsettled */
 	char strategy[48];
@@ -30,6 +42,7 @@ struct qu_report {
 	char error[2048];
 	char rolled_back[256];    /* what the rollback did, after a failure */
 	int unsettled;            /* failed past the point of no return: the guardian finishes it */
+	struct qu_report_libvirt libvirt;
 };
 
 void qu_report_from_plan(struct qu_report *rep, const struct qu_vm *vm, const struct qu_plan *plan);

@@ -80,7 +80,7 @@ const char *qu_privs_kept_names(void)
 	return names;
 }
 
-int qu_privs_drop(const struct qu_context *c)
+int qu_privs_drop(const struct qu_context *c, unsigned long long also_bounding)
 {
 	if (geteuid() != 0)
 		return 0;
@@ -92,7 +92,7 @@ int qu_privs_drop(const struct qu_context *c)
 	keep |= c->cap_prm | c->cap_inh | c->cap_amb;
 	/* The bounding set is the new QEMU's too (the launcher narrows it to the old QEMU's, and
 	 * cannot widen it): only what neither needs leaves it. */
-	unsigned long long keep_bounding = keep | c->cap_bnd;
+	unsigned long long keep_bounding = keep | c->cap_bnd | also_bounding;
 	cap_t caps = cap_get_proc();
 	if (!caps)
 		return qu_err(-errno, "cap_get_proc: %s", strerror(errno));

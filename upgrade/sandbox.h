@@ -18,8 +18,10 @@
 
 /* -errno (with a message) when the filter cannot be installed: the caller must not go on. */
 int qu_sandbox_preauth(void);
-/* For the upgrade of a VM whose QEMU runs in ctx. Root only (others have nothing to drop). */
-int qu_privs_drop(const struct qu_context *ctx);
+/* For the upgrade of a VM whose QEMU runs in ctx. Root only (others have nothing to drop).
+ * also_bounding: bounding-set bits kept besides those (libvirt's daemon, stopped for the
+ * upgrade and started again by this process as root, gets its permitted set from it). */
+int qu_privs_drop(const struct qu_context *ctx, unsigned long long also_bounding);
 /* For `check`: whether this kernel and libseccomp can filter (1), and the capabilities an
  * upgrade keeps, as text. */
 int qu_sandbox_available(void);

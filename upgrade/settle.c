@@ -123,10 +123,12 @@ static int settle_postcopy(const struct qu_journal *j, struct qu_hold *h, char *
 	qu_qmp_close(q);
 	qu_settings_back_on_new(j, h);
 	/* The old QEMU's last page went out before the new one completed. */
-	if (qu_old_alive(j, h))
+	if (qu_old_alive(j, h)) {
 		qu_retire_old(j, h);
-	else
+	} else {
 		qu_paths_settle(j, 1);
+		qu_libvirt_committed(j);
+	}
 	snprintf(what, len, "PID %d: finished the postcopy upgrade: new QEMU %d runs the guest, old QEMU retired",
 		 (int)j->old_pid, (int)j->new_pid);
 	return 1;

@@ -389,6 +389,7 @@ void txn_journal_init(struct qu_txn *t)
 	j->old_start = vm->pin.start;
 	j->was_running = !strcmp(vm->runstate, "running");
 	snprintf(j->qmp, sizeof(j->qmp), "%s", vm->qmp_path);
+	j->qmp_root = vm->qmp_root;
 	qu_ident_of(&vm->ctx, &j->vm_user); /* what is done to the VM's paths is done as its user */
 	if (t->plan->remote)
 		snprintf(j->remote, sizeof(j->remote), "%s", t->plan->remote->host);

@@ -35,7 +35,7 @@ int qu_systemd_service_of(const char *cgroup_text, char *unit, size_t len)
 	return 0;
 }
 
-static int systemd_is_init(void)
+int qu_systemd_is_init(void)
 {
 	char *comm = NULL;
 	int yes = qu_read_file("/proc/1/comm", &comm, NULL) == 0 && !strncmp(comm, "systemd", 7);
@@ -47,7 +47,7 @@ int qu_systemd_main_process(pid_t pid, uint64_t deadline_us, char *why, size_t l
 {
 	char path[64], unit[256], *text = NULL, out[128] = "";
 	snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
-	if (!systemd_is_init() || qu_read_file(path, &text, NULL) < 0)
+	if (!qu_systemd_is_init() || qu_read_file(path, &text, NULL) < 0)
 		return 0;
 	int in = qu_systemd_service_of(text, unit, sizeof(unit));
 	free(text);

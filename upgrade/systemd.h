@@ -12,6 +12,8 @@
 /* The .service unit a process is in, from the text of /proc/PID/cgroup (the v2 line, or
  * v1's name=systemd): 1 and the unit name, or 0. */
 int qu_systemd_service_of(const char *cgroup_text, char *unit, size_t len);
+/* PID 1 is systemd. */
+int qu_systemd_is_init(void);
 /* Fills why (and returns 1) when pid is the main process of a systemd service, or when it
  * is in one and systemd cannot say which process is its main one. */
 int qu_systemd_main_process(pid_t pid, uint64_t deadline_us, char *why, size_t len);

@@ -1,4 +1,5 @@
 #include "upgrade/undo.h"
+#include "upgrade/libvirt.h"
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 #include "remote/blk/mirror.h"
@@ -7,11 +8,13 @@
 #include "upgrade/fdpass/asuser.h"
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
+#include "upgrade/fdpass/rootsock.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/paths.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -134,8 +137,17 @@ int qu_connect_old(const struct qu_journal *j, uint64_t deadline, struct qu_qmp 
 {
 	int r;
 	do {
-		int fd = qu_connect_as(&j->vm_user, j->qmp);
+		int fd = j->qmp_root ? qu_connect_root_socket(j->qmp) : qu_connect_as(&j->vm_user, j->qmp);
+		int peer = j->qmp_root && fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
 		r = fd < 0 ? fd : qu_qmp_connected(fd, j->qmp, deadline, q);
+		/* libvirt's monitor, reached as root: talked to only if its other end is the old QEMU. */
+		if (r == 0 && j->qmp_root && (peer < 0 || qu_socket_peer_of(peer, j->old_pid) < 0)) {
+			qu_qmp_close(*q);
+			*q = NULL;
+			r = -EPERM;
+		}
+		if (peer >= 0)
+			close(peer);
 	} while (r < 0 && qu_ms_left(deadline) > 0 && usleep(100000) == 0);
 	return r;
 }
@@ -208,6 +220,7 @@ int qu_undo(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us,
 		qu_stop_new(j, h);
 		say(done, len, "new QEMU stopped");
 	}
+	qu_libvirt_settle(j->old_pid, 0, 0);
 	if (!qu_old_alive(j, h)) {
 		say(done, len, "old QEMU is gone");
 		return qu_err(-ESRCH, "the old QEMU %d is gone: the guest is lost", (int)j->old_pid);
@@ -235,6 +248,14 @@ void qu_settings_back_on_new(const struct qu_journal *j, struct qu_hold *h)
 	qu_qmp_close(mine);
 }
 
+void qu_libvirt_committed(const struct qu_journal *j)
+{
+	/* libvirt's record follows the new QEMU now: its daemon (stopped) must find it there. */
+	if (qu_libvirt_settle(j->old_pid, j->new_pid, 1) < 0)
+		qu_info("warning: %s: libvirt would take the domain for dead; set pid='%d' in its status file "
+			"before its daemon starts", qu_err_msg(), (int)j->new_pid);
+}
+
 void qu_retire_old(const struct qu_journal *j, struct qu_hold *h)
 {
 	const char *paths[QU_MAX_LISTENERS + 1];
@@ -258,6 +279,7 @@ void qu_retire_old(const struct qu_journal *j, struct qu_hold *h)
 			stop_by_pidfd(pfd, sig);
 		qu_keep_paths(&j->vm_user, paths, n, 0);
 		qu_paths_settle(j, 1);
+		qu_libvirt_committed(j);
 	}
 	if (pfd != h->pidfd_old)
 		qu_close(&pfd);

@@ -59,5 +59,8 @@ void qu_settings_back_on_new(const struct qu_journal *j, struct qu_hold *h);
  * through hard links, and the pidfile names the new QEMU. Moved to another host, the VM
  * leaves nothing here: its paths go. */
 void qu_retire_old(const struct qu_journal *j, struct qu_hold *h);
+/* After the commit: libvirt's status file names the new QEMU (upgrade/libvirt.h; nothing for
+ * a VM that is not libvirt's). Part of the retirement; also where the old QEMU is gone. */
+void qu_libvirt_committed(const struct qu_journal *j);
 
 #endif

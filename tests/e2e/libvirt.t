@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# libvirt mode against a real libvirt 9.0 daemon (docs/libvirt.md): a TCG domain with shared
+# memfd RAM, a tap, a file serial log and an iothread, upgraded 7.2 -> 10.0 -> 10.0 with
+# --libvirt-restart; after each upgrade libvirt still manages it (dominfo, domstats,
+# suspend/resume, its monitor, a disk hotplug and unplug, vCPU cgroups), and then destroy,
+# start, another upgrade and save/restore. Without --libvirt-restart, while libvirtd runs,
+# the VM is refused (exit 3) and nothing is touched. A failure rolls back and the daemon comes
+# back; a tool killed after the commit leaves the rewrite to its guardian and the daemon's
+# restart to --recover. --all, after a "package upgrade" of the domain's emulator, stops the
+# daemon once for the batch.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+. "$here/../lib/libvirt.sh"
+
+lv_require
+tap_plan 58
+vm_qemu10
+vm_guest_build || exit 1
+
+LV_DOMAIN=qu-lvtest-$$
+LV_TAP=qulv$$
+dir=$(mktemp -d /tmp/qu-libvirt.XXXXXX) && chmod 755 "$dir" || exit 1
+cp "$VM_KERNEL" "$VM_INITRD" "$dir/" || exit 1
+lv_start_daemons
+rc=$?
+vm_defer "rm -rf '$dir'" # after lv_cleanup: libvirt gives the kernel back its owner on destroy
+[ "$rc" = 0 ] || { echo "Bail out! cannot start libvirt's daemons"; exit 1; }
+ip tuntap add dev "$LV_TAP" mode tap vnet_hdr && ip link set "$LV_TAP" up || { echo "Bail out! cannot make a tap"; exit 1; }
+lv_domain_xml "$LV_DOMAIN" "$dir" "$LV_TAP" >"$dir/domain.xml"
+export VM_SERIAL=$dir/serial.log VM_DIR=$dir
+# Journals of its own: --recover below must not meet other tests' upgrades.
+export QEMU_UPGRADE_STATE_DIR=$dir/state
+# Nothing left in it but the lock file: no journal, no libvirt record or restart.
+lv_state_clean() { ! ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null | grep -qv '^libvirt\.lock$'; }
+
+# lv_boot: start the domain and wait for the guest's checker.
+lv_boot() {
+	lv_virsh start "$LV_DOMAIN" >/dev/null || return
+	VM_PID=$(lv_status_pid)
+	[ -n "$VM_PID" ] && lv_track_qemu "$VM_PID" && vm_wait_ready
+}
+lv_virsh define "$dir/domain.xml" >/dev/null && lv_boot || { echo "Bail out! the domain does not start"; exit 1; }
+
+# --- refused while libvirtd runs -------------------------------------------------------
+daemon=$(lv_libvirtd_pid)
+err=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --quiet 2>&1 >/dev/null)
+rc=$?
+tap_diag "$err"
+tap_is "$rc" 3 "without --libvirt-restart, while libvirtd runs: refused (exit 3)"
+grep -q "libvirtd (PID $daemon)" <<<"$err" && grep -q -- --libvirt-restart <<<"$err" && grep -q "$LV_DOMAIN" <<<"$err"
+tap_ok $? "the refusal names the domain, the daemon and --libvirt-restart"
+[ "$(lv_libvirtd_pid)" = "$daemon" ] && [ "$(lv_status_pid)" = "$VM_PID" ] && ! proc_gone "$VM_PID" &&
+	[ "$(lv_virsh domstate "$LV_DOMAIN")" = running ]
+tap_ok $? "nothing touched: the same QEMU runs, the same libvirtd, the status file unchanged"
+
+report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --dry-run --libvirt-restart --json --quiet 2>/dev/null)
+tap_diag "$report"
+[ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" libvirt.daemon_pid)" = "$daemon" ] &&
+	grep -q "would stop it" <<<"$(json_get "$report" libvirt.action)" && [ "$(lv_libvirtd_pid)" = "$daemon" ]
+tap_ok $? "a dry run says what it would do to libvirt, and does nothing"
+
+# Another libvirt-mode upgrade holds the lock: this one waits, then gives up untouched.
+mkdir -p "$QEMU_UPGRADE_STATE_DIR"
+flock -o "$QEMU_UPGRADE_STATE_DIR/libvirt.lock" sleep 60 &
+holder=$!
+vm_track_pid "$holder"
+until sleeper=$(pgrep -P "$holder" -x sleep); do sleep 0.05; done
+vm_track_pid "$sleeper"
+err=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart --timeout 2 --quiet 2>&1 >/dev/null)
+rc=$?
+tap_diag "$err"
+[ "$rc" = 2 ] && grep -q "another qemu-upgrade is upgrading a libvirt domain" <<<"$err"
+tap_ok $? "while another libvirt-mode upgrade holds the lock: waits, then gives up (exit 2)"
+[ "$(lv_libvirtd_pid)" = "$daemon" ] && [ "$(lv_status_pid)" = "$VM_PID" ] && ! proc_gone "$VM_PID"
+tap_ok $? "and touches nothing: the same libvirtd, the same QEMU"
+vm_stop "$holder" && vm_stop "$sleeper"
+
+# A VM of someone else's under the domain's name (not in libvirt's cgroup, not the PID in
+# its status file) is an ordinary VM: no libvirt mode, no refusal.
+lv_pid=$VM_PID lv_serial=$VM_SERIAL lv_dir=$VM_DIR
+vm_start same-name -name "guest=$LV_DOMAIN,debug-threads=on" || exit 1
+report=$("$QU_BIN" --pid "$VM_PID" --dry-run --json --quiet 2>/dev/null)
+tap_diag "$(jq -c '{result,libvirt}' <<<"$report")"
+[ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" libvirt)" = null ]
+tap_ok $? "a plain VM named like the libvirt domain is not taken for it"
+vm_stop
+VM_PID=$lv_pid VM_SERIAL=$lv_serial VM_DIR=$lv_dir
+
+# Refused after the daemon was stopped (a new binary that does not exist): started again.
+err=$("$QU_BIN" --pid "$VM_PID" --new-binary "$dir/no-such-qemu" --libvirt-restart --quiet 2>&1 >/dev/null)
+rc=$?
+tap_diag "$err"
+[ "$rc" != 0 ] && [ "$(lv_status_pid)" = "$VM_PID" ] && ! proc_gone "$VM_PID"
+tap_ok $? "an upgrade that stops after the daemon's stop (no such binary) touches nothing"
+[ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] && lv_wait_state running &&
+	lv_state_clean
+tap_ok $? "and libvirtd was started again, its journal dropped"
+
+# --- checks after an upgrade -----------------------------------------------------------
+# lv_upgrade LABEL: with --libvirt-restart onto 10.0; sets VM_PID to the new QEMU.
+lv_upgrade() {
+	local old=$VM_PID daemon_before
+	daemon_before=$(lv_libvirtd_pid)
+	report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart --json --quiet 2>"$dir/err")
+	local rc=$? new
+	new=$(json_get "$report" new_pid)
+	[[ $new =~ ^[0-9]+$ ]] && lv_track_qemu "$new" && VM_PID=$new
+	tap_diag "$1: $(jq -c '{result,old_pid,new_pid,pause_ms,total_ms,libvirt}' <<<"$report") $(cat "$dir/err")"
+	[ "$rc" = 0 ] && [ "$(json_get "$report" result)" = upgraded ] && [ "$VM_PID" != "$old" ] &&
+		[ "$(readlink "/proc/$VM_PID/exe")" = "$Q10" ] && proc_gone "$old"
+	tap_ok $? "$1: upgraded with --libvirt-restart, onto QEMU 10.0, the old QEMU gone"
+	[ "$(json_get "$report" libvirt.stopped)" = true ] && [ "$(json_get "$report" libvirt.pid_rewritten)" = true ] &&
+		[ "$(json_get "$report" libvirt.restarted)" = true ] && [ -n "$(lv_libvirtd_pid)" ] &&
+		[ "$(lv_libvirtd_pid)" != "$daemon_before" ]
+	tap_ok $? "$1: libvirtd was stopped and runs again (the report's libvirt object says so)"
+}
+
+# lv_checks LABEL: libvirt manages the upgraded VM as before.
+lv_checks() {
+	lv_wait_state running
+	tap_ok $? "$1: virsh domstate: running (libvirt reconnected)"
+	[ "$(lv_status_pid)" = "$VM_PID" ] && [ "$(cat "/run/libvirt/qemu/$LV_DOMAIN.pid")" = "$VM_PID" ]
+	tap_ok $? "$1: libvirt's status file and PID file name the new QEMU ($VM_PID)"
+	local info
+	info=$(lv_virsh dominfo "$LV_DOMAIN")
+	grep -q '^State: *running' <<<"$info" && grep -q "^Id: *$(lv_virsh domid "$LV_DOMAIN")" <<<"$info"
+	tap_ok $? "$1: virsh dominfo"
+	lv_virsh domstats "$LV_DOMAIN" --state --vcpu | grep -q 'state.state=1' &&
+		lv_virsh domstats "$LV_DOMAIN" --vcpu | grep -q 'vcpu.0.state=1'
+	tap_ok $? "$1: virsh domstats (state, vCPUs)"
+	lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"running"'
+	tap_ok $? "$1: virsh qemu-monitor-command query-status: running"
+	lv_virsh suspend "$LV_DOMAIN" >/dev/null && [ "$(lv_virsh domstate "$LV_DOMAIN")" = paused ] &&
+		lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"paused"' &&
+		lv_virsh resume "$LV_DOMAIN" >/dev/null && [ "$(lv_virsh domstate "$LV_DOMAIN")" = running ]
+	tap_ok $? "$1: virsh suspend and resume"
+	# A disk on the virtio-scsi bus: plugged and unplugged with no guest's say, a file image
+	# (no node in /dev); libvirt's /dev nodes belong in the VM's mount namespace.
+	local img=$dir/hotplug.img devs
+	truncate -s 1M "$img"
+	devs=$(ls -l /dev)
+	lv_virsh attach-disk "$LV_DOMAIN" "$img" sda --targetbus scsi --live >/dev/null &&
+		lv_virsh domblklist "$LV_DOMAIN" | grep -q "sda .*hotplug.img" &&
+		lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-block"}' | grep -q hotplug.img &&
+		lv_virsh detach-disk "$LV_DOMAIN" sda --live >/dev/null &&
+		! lv_virsh domblklist "$LV_DOMAIN" | grep -q sda
+	tap_ok $? "$1: a disk hotplugged and unplugged"
+	[ "$(ls -l /dev)" = "$devs" ]
+	tap_ok $? "$1: nothing changed in the host's /dev"
+	# Each vCPU thread in libvirt's vcpuN cgroup, the iothread in iothread1 (v2 and v1 cpu).
+	local t name bad=0 n=0
+	for t in /proc/"$VM_PID"/task/*; do
+		name=$(cat "$t/comm")
+		local want=
+		case $name in "CPU "*/TCG) want=vcpu${name//[^0-9]/} ;; "IO iothread1") want=iothread1 ;; *) continue ;; esac
+		n=$((n + 1))
+		grep -E '^(0::|[0-9]+:cpu[,:])' "$t/cgroup" | grep -qv "/$want\$" && { bad=1; tap_diag "$name: $(cat "$t/cgroup")"; }
+	done
+	[ "$bad" = 0 ] && [ "$n" = 2 ]
+	tap_ok $? "$1: the vCPU and iothread threads in libvirt's vcpu0 and iothread1 cgroups"
+	vm_memcheck_progress 60
+	tap_ok $? "$1: the guest makes progress"
+	tap_is "$(vm_memcheck_errors)" 0 "$1: the guest's memory checker is clean"
+}
+
+lv_upgrade "7.2 -> 10.0"
+lv_checks "7.2 -> 10.0"
+lv_upgrade "10.0 -> 10.0"
+lv_checks "10.0 -> 10.0"
+
+# --- destroy, start, upgrade, save and restore -----------------------------------------
+upgraded=$VM_PID
+lv_virsh destroy "$LV_DOMAIN" >/dev/null && proc_gone "$upgraded" && [ ! -e "/run/libvirt/qemu/$LV_DOMAIN.xml" ]
+tap_ok $? "virsh destroy ends the upgraded QEMU and libvirt's record of it"
+: >"$VM_SERIAL"
+lv_boot
+tap_ok $? "virsh start: the domain boots again"
+lv_upgrade "after start"
+lv_virsh save "$LV_DOMAIN" "$dir/saved.img" >/dev/null && proc_gone "$VM_PID" &&
+	[ "$(lv_virsh domstate "$LV_DOMAIN")" = "shut off" ]
+tap_ok $? "virsh save of the upgraded VM"
+# The domain's definition names 7.2: libvirt restores the 10.0 QEMU's state into it.
+lv_virsh restore "$dir/saved.img" >/dev/null && lv_wait_state running
+tap_ok $? "virsh restore"
+VM_PID=$(lv_status_pid)
+[ -n "$VM_PID" ] && lv_track_qemu "$VM_PID"
+vm_memcheck_progress 60
+tap_ok $? "after restore: the guest makes progress"
+tap_is "$(vm_memcheck_errors)" 0 "after restore: the guest's memory checker is clean"
+
+# --- faults ------------------------------------------------------------------------------
+# A failure before the commit (fault point 2: the new QEMU started): rolled back, nothing
+# rewritten, the daemon started again.
+old=$VM_PID daemon=$(lv_libvirtd_pid)
+QEMU_UPGRADE_FAULT=2 "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart --quiet >/dev/null 2>"$dir/err"
+rc=$?
+tap_diag "fault 2: $(cat "$dir/err")"
+tap_is "$rc" 1 "a failure before the commit: rolled back (exit 1)"
+[ "$(lv_status_pid)" = "$old" ] && ! proc_gone "$old" && lv_state_clean
+tap_ok $? "the old QEMU runs the guest, the status file still names it, no journal left"
+[ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] && lv_wait_state running
+tap_ok $? "libvirtd was started again after the rollback, and manages the domain"
+
+# The tool killed before the commit (point 5: the old QEMU sent everything and is paused): its
+# guardian resumes the old QEMU through libvirt's monitor (as root, its other end checked),
+# rewrites nothing; --recover starts the daemon.
+QEMU_UPGRADE_FAULT=5:kill "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart >/dev/null 2>"$dir/err"
+new=$(started_qemu "$dir/err")
+[ -n "$new" ] && lv_track_qemu "$new"
+end=$((SECONDS + 30))
+until [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] || [ $SECONDS -ge $end ]; do sleep 0.1; done
+tap_diag "killed at 5: $(tr '\n' ' ' <"$dir/err")"
+[ -n "$new" ] && proc_gone "$new" && ! proc_gone "$old" && [ "$(lv_status_pid)" = "$old" ] &&
+	[ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] && [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.libvirt" ] &&
+	vm_memcheck_progress 60
+tap_ok $? "killed before the commit: the guardian resumed the old QEMU through libvirt's monitor, nothing rewritten"
+out=$("$QU_BIN" --recover 2>&1)
+grep -q "libvirtd: started again" <<<"$out" && lv_wait_state running
+tap_ok $? "--recover starts libvirtd again, which manages the domain on the old QEMU"
+
+# The tool killed right after the commit (point 7): its guardian finishes the upgrade, and
+# the retirement makes the status file name the new QEMU; the daemon stays stopped until
+# --recover starts it from its journal.
+QEMU_UPGRADE_FAULT=7:kill "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart >/dev/null 2>"$dir/err"
+new=$(started_qemu "$dir/err")
+[ -n "$new" ] && lv_track_qemu "$new"
+end=$((SECONDS + 30))
+until proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ] || [ $SECONDS -ge $end ]; do sleep 0.1; done
+[ -n "$new" ] && proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ] && [ "$(readlink "/proc/$new/exe")" = "$Q10" ]
+tap_ok $? "killed after the commit: the guardian finished, and the status file names the new QEMU ($new)"
+[ -z "$(lv_libvirtd_pid)" ] && [ -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ]
+tap_ok $? "libvirtd stays stopped, its restart journaled"
+out=$("$QU_BIN" --recover 2>&1)
+tap_diag "$(tr "\n" " " <<<"$out")"
+grep -q "libvirtd: started again" <<<"$out" && [ -n "$(lv_libvirtd_pid)" ] && [ ! -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ]
+tap_ok $? "--recover starts libvirtd again"
+VM_PID=$new
+lv_wait_state running && lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"running"'
+tap_ok $? "libvirt manages the domain on the new QEMU"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the guest makes progress, its memory checker clean"
+
+# --- --all ---------------------------------------------------------------------------------
+# The domain's emulator at a path of its own (root's, in root's directories: --all runs only
+# such binaries), 7.2 first; then 10.0 copied over it, as a package upgrade does. QEMU looks
+# for its firmware beside its binary (../share, ../lib): links to the system's.
+alt=/usr/local/lib/qu-lvtest-$$
+vm_defer "rm -rf '$alt'"
+mkdir -p "$alt/bin" && ln -s /usr/share "$alt/share" && ln -s /usr/lib "$alt/lib" &&
+	cp /usr/bin/qemu-system-x86_64 "$alt/bin/" || { echo "Bail out! cannot make $alt"; exit 1; }
+QEMU=$alt/bin/qemu-system-x86_64 lv_domain_xml "$LV_DOMAIN" "$dir" "$LV_TAP" >"$dir/domain.xml"
+lv_virsh destroy "$LV_DOMAIN" >/dev/null && lv_virsh undefine "$LV_DOMAIN" >/dev/null &&
+	lv_virsh define "$dir/domain.xml" >/dev/null && : >"$VM_SERIAL" && lv_boot
+tap_ok $? "the domain boots on the emulator at $alt/bin"
+old=$VM_PID
+# Other tests' --all (package-hook.t, rpm-hook.t) take every replaced VM: not while this one is.
+exec 8>"$QU_BUILD/package-hooks.lock"
+flock 8
+cp "$Q10" "$alt/bin/.new" && mv -f "$alt/bin/.new" "$alt/bin/qemu-system-x86_64"
+report=$("$QU_BIN" --all --binary "$alt/bin/qemu-system-x86_64" --libvirt-restart --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "--all: $report $(cat "$dir/err")"
+new=$(jq -r '.vms[0].new_pid' <<<"$report")
+[[ $new =~ ^[0-9]+$ ]] && lv_track_qemu "$new" && VM_PID=$new
+exec 8>&- # the domain runs the binary on disk again
+[ "$rc" = 0 ] && [ "$(json_get "$report" result)" = upgraded ] && [ "$(jq -r '.vms | length' <<<"$report")" = 1 ] &&
+	proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ]
+tap_ok $? "--all --libvirt-restart upgrades the domain whose binary was replaced; the status file names it"
+[ "$(json_get "$report" libvirt.stopped)" = true ] && [ "$(json_get "$report" libvirt.restarted)" = true ] &&
+	[ "$(jq -r '.vms[0].libvirt.stopped' <<<"$report")" = false ] && [ -n "$(lv_libvirtd_pid)" ]
+tap_ok $? "libvirtd stopped once by the batch (the VM's upgrade found it stopped), and started again"
+lv_wait_state running && lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"running"'
+tap_ok $? "libvirt manages the domain after --all"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "after --all: the guest makes progress, its memory checker clean"
+tap_done
