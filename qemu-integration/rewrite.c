@@ -447,6 +447,21 @@ static int drop_options(struct qu_rewrite *p)
 	return 0;
 }
 
+/* Options a newer QEMU no longer takes, written the way every version since 5.2 takes them:
+ * -no-acpi (libvirt 9.0 writes it for a domain without <acpi/>; gone since QEMU 9.0) is
+ * -machine acpi=off, the same machine property. */
+static int replace_removed_options(struct qu_rewrite *p)
+{
+	long i = qu_argv_find(&p->argv, "no-acpi", 0);
+	if (i < 0)
+		return 0;
+	while (i >= 0) {
+		qu_argv_remove(&p->argv, (size_t)i);
+		i = qu_argv_find(&p->argv, "no-acpi", 0);
+	}
+	return qu_argv_add(&p->argv, "machine", "acpi=off");
+}
+
 /* -machine q35 -> -machine pc-q35-7.2: the alias may point elsewhere in the new binary.
  * -machine has no JSON form (see the note on JSON above). */
 static int pin_machine(const struct qu_vm *vm, struct qu_rewrite *p)
@@ -527,7 +542,7 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0 ||
 	    (r = rewrite_taps(vm, p)) < 0 || (r = rewrite_ptys(vm, p)) < 0 || (r = rewrite_fdsets(vm, p)) < 0)
 		return r;
-	if ((r = drop_options(p)) < 0 || (r = qu_hotplug_rewrite(vm, p)) < 0)
+	if ((r = drop_options(p)) < 0 || (r = qu_hotplug_rewrite(vm, p)) < 0 || (r = replace_removed_options(p)) < 0)
 		return r;
 	qu_refuse_uncarried(vm, p);
 	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0 || (r = reconnect_clients(p)) < 0)

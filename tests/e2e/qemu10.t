@@ -6,7 +6,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 15
+tap_plan 17
 vm_qemu10
 q10=$Q10
 
@@ -50,4 +50,15 @@ for flags in --allow-copy ""; do
 	tap_ok $? "10.0 memfd VM ${flags:-again}: the guest is intact" ||
 		tap_diag "serial: $(tail -n 3 "$VM_SERIAL" | tr '\n' '|')"
 done
+# -no-acpi (libvirt 9.0 writes it for a domain without <acpi/>) is gone from QEMU 9.0 on: the
+# new QEMU gets the same machine property as -machine acpi=off, which every version takes.
+VM_RAM=file vm_start q10-noacpi -no-acpi || exit 1
+vm_wait_ready || exit 1
+vm_upgrade --new-binary "$q10"
+tap_diag "-no-acpi: $REPORT $(cat "$VM_DIR/err")"
+[ "$(json_get "$REPORT" result)" = upgraded ] && tr '\0' '\n' <"/proc/$VM_PID/cmdline" | grep -qx acpi=off &&
+	! tr '\0' '\n' <"/proc/$VM_PID/cmdline" | grep -qx -- -no-acpi
+tap_ok $? "a 7.2 VM started with -no-acpi upgraded to 10.0 with -machine acpi=off"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the -no-acpi guest is intact on 10.0"
 tap_done

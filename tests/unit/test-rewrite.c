@@ -1379,6 +1379,17 @@ static void hotplug_unknown_judges_nothing(void **state)
 	assert_not_refused(f->plan);
 }
 
+/* -no-acpi, gone since QEMU 9.0, becomes the machine property every version takes. */
+static void no_acpi_becomes_machine_property(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-machine", "q35", "-no-acpi", NULL };
+	rewrite_words(f, w);
+	assert_int_equal(count_opt(&f->plan->argv, "no-acpi"), 0);
+	assert_int_equal(count_opt_val(&f->plan->argv, "machine", "acpi=off"), 1);
+	assert_not_refused(f->plan);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -1445,6 +1456,7 @@ int main(void)
 		T(no_refusal_for_ordinary_options),
 		T(hotplug_judged),
 		T(hotplug_unknown_judges_nothing),
+		T(no_acpi_becomes_machine_property),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
