@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #define RELEASE_BYTE 'R'
@@ -27,13 +28,16 @@ static void guard(pid_t old_pid, int link)
 	if (n == 1 && c == RELEASE_BYTE)
 		return;
 	/* The tool is gone without a word: settle what its journal says. */
-	struct qu_journal j;
+	/* On the heap: a journal holds paths by the dozen, too much for one stack frame. */
+	struct qu_journal *j = calloc(1, sizeof(*j));
 	qu_state_path(old_pid, "journal", path, sizeof(path));
-	if (qu_journal_read(path, &j) < 0) {
+	if (!j || qu_journal_read(path, j) < 0) {
+		free(j);
 		qu_memory_unbook(0); /* the dead tool's booking, if it had one */
 		return; /* no journal: the tool died before touching anything, or after finishing */
 	}
-	int r = qu_settle(&j, what, sizeof(what));
+	int r = qu_settle(j, what, sizeof(what));
+	free(j);
 	qu_memory_unbook(0);
 	fprintf(stderr, "qemu-upgrade guardian: %s%s\n", what, r < 0 ? " (run qemu-upgrade --recover)" : "");
 }

@@ -10,6 +10,10 @@ int qu_write_full(int fd, const void *buf, size_t len);
 ssize_t qu_read_full(int fd, void *buf, size_t len);
 /* Reads a whole (small, procfs) file into a NUL-terminated malloc'd buffer; *len excludes the NUL. */
 int qu_read_file(const char *path, char **out, size_t *len);
+/* Replaces path (in a directory only root writes: the state directory) by a file holding buf,
+ * atomically and durably: written to PATH.tmp (made anew, never through a link), synced, and
+ * renamed over path. 0 or -errno; nothing is left behind on failure. */
+int qu_write_file_atomic(const char *path, const void *buf, size_t len);
 /* poll() one fd for events until deadline; -ETIMEDOUT when it passes. */
 int qu_poll_one(int fd, short events, unsigned long long deadline_us);
 void qu_close(int *fd);

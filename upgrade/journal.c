@@ -124,28 +124,22 @@ static json_object *to_json(const struct qu_journal *j)
 
 int qu_journal_write(const struct qu_journal *j)
 {
-	char path[PATH_MAX], tmp[PATH_MAX + 8];
+	char path[PATH_MAX];
 	int r = ensure_dir();
 	if (r < 0)
 		return r;
 	qu_state_path(j->old_pid, "journal", path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	json_object *o = to_json(j);
-	size_t len;
-	const char *text = json_object_to_json_string_length(o, JSON_C_TO_STRING_PRETTY, &len);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	r = fd < 0 ? -errno : qu_write_full(fd, text, len);
-	if (r == 0)
-		r = qu_write_full(fd, "\n", 1);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (fd >= 0 && close(fd) < 0 && r == 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
+	const char *text = json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY);
+	char *line = NULL;
+	if (!text || asprintf(&line, "%s\n", text) < 0) {
+		json_object_put(o);
+		return qu_err(-ENOMEM, "cannot write the journal %s: out of memory", path);
+	}
+	r = qu_write_file_atomic(path, line, strlen(line));
+	free(line);
 	json_object_put(o);
 	if (r < 0) {
-		unlink(tmp);
 		return qu_err(r, "cannot write the journal %s: %s (the upgrade needs it to be safe)", path,
 			      strerror(-r));
 	}

@@ -408,26 +408,15 @@ int qu_libvirt_recorded_pid(const struct qu_libvirt *lv, pid_t *pid)
 
 int qu_libvirt_record(const struct qu_libvirt *lv, pid_t old_pid)
 {
-	char path[512], tmp[560], text[QU_LIBVIRT_NAME_MAX + 16] = "";
+	char path[512], text[QU_LIBVIRT_NAME_MAX + 16] = "";
 	if (qu_kv_add(text, sizeof(text), "name", lv->name) < 0)
 		return qu_err(-EINVAL, "libvirt domain name %s cannot be recorded", lv->name);
 	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
 		return qu_err(-errno, "%s: %s", qu_state_dir(), strerror(errno));
 	qu_state_path(old_pid, "libvirt", path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	unlink(tmp);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	int r = fd < 0 ? -errno : qu_write_full(fd, text, strlen(text));
-	if (fd >= 0 && r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (fd >= 0)
-		close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r < 0) {
-		unlink(tmp);
+	int r = qu_write_file_atomic(path, text, strlen(text));
+	if (r < 0)
 		return qu_err(r, "recording libvirt domain %s in %s: %s", lv->name, path, strerror(-r));
-	}
 	return 0;
 }
 

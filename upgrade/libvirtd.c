@@ -174,7 +174,7 @@ int qu_libvirtd_find(struct qu_libvirtd *d)
 
 static int journal_write(const struct qu_libvirtd *d)
 {
-	char path[512], tmp[560], *text = calloc(1, JOURNAL_MAX);
+	char path[512], *text = calloc(1, JOURNAL_MAX);
 	if (!text)
 		return qu_err(-ENOMEM, "out of memory");
 	int r = qu_kv_add(text, JOURNAL_MAX, "name", d->name);
@@ -196,21 +196,10 @@ static int journal_write(const struct qu_libvirtd *d)
 		return qu_err(-errno, "%s: %s", qu_state_dir(), strerror(errno));
 	}
 	journal_path(path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	unlink(tmp);
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-	r = fd < 0 ? -errno : qu_write_full(fd, text, strlen(text));
-	if (fd >= 0 && r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (fd >= 0)
-		close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
+	r = qu_write_file_atomic(path, text, strlen(text));
 	free(text);
-	if (r < 0) {
-		unlink(tmp);
+	if (r < 0)
 		return qu_err(r, "journaling the restart of %s in %s: %s", d->name, path, strerror(-r));
-	}
 	return 0;
 }
 
