@@ -1,4 +1,7 @@
 #include "upgrade/guardian.h"
+#include "upgrade/clock.h"
+#include "upgrade/libvirtd.h"
+#include "upgrade/libvirtgate.h"
 #include "upgrade/io.h"
 #include "upgrade/journal.h"
 #include "upgrade/memory.h"
@@ -18,7 +21,26 @@
 
 #define RELEASE_BYTE 'R'
 
-static void guard(pid_t old_pid, int link)
+/* libvirt's daemon, if the tool that died stopped it (not an --all batch, which starts it after
+ * its last VM): started again once the VM is settled, under the host's libvirt lock (another
+ * libvirt-mode upgrade may run by now, holding a domain's monitor). */
+static void restart_libvirtd(pid_t tool)
+{
+	char what[768];
+	if (qu_libvirt_lock(qu_now_us() + 120ull * 1000000u) < 0) {
+		fprintf(stderr, "qemu-upgrade guardian: %s; libvirt's daemon, if stopped, is left to qemu-upgrade --recover\n",
+			qu_err_msg());
+		return;
+	}
+	int r = qu_libvirtd_recover_for(tool, what, sizeof(what));
+	qu_libvirt_unlock();
+	if (r > 0)
+		fprintf(stderr, "qemu-upgrade guardian: %s\n", what);
+	else if (r < 0)
+		fprintf(stderr, "qemu-upgrade guardian: %s\n", qu_err_msg());
+}
+
+static void guard(pid_t old_pid, int link, pid_t tool)
 {
 	char c = 0, path[PATH_MAX], what[512];
 	ssize_t n;
@@ -34,12 +56,17 @@ static void guard(pid_t old_pid, int link)
 	if (!j || qu_journal_read(path, j) < 0) {
 		free(j);
 		qu_memory_unbook(0); /* the dead tool's booking, if it had one */
-		return; /* no journal: the tool died before touching anything, or after finishing */
+		/* No journal: the tool died before touching the VM, or after finishing. */
+		restart_libvirtd(tool);
+		return;
 	}
 	int r = qu_settle(j, what, sizeof(what));
 	free(j);
 	qu_memory_unbook(0);
 	fprintf(stderr, "qemu-upgrade guardian: %s%s\n", what, r < 0 ? " (run qemu-upgrade --recover)" : "");
+	/* Started now, the daemon would find a VM still between two QEMUs: --recover's, then. */
+	if (r >= 0)
+		restart_libvirtd(tool);
 }
 
 int qu_guardian_start(pid_t old_pid, int lock_fd, struct qu_guardian *g)
@@ -55,6 +82,7 @@ int qu_guardian_start(pid_t old_pid, int lock_fd, struct qu_guardian *g)
 		return qu_err(-e, "cannot start the guardian: fork: %s", strerror(e));
 	}
 	if (pid == 0) {
+		pid_t tool = getppid();
 		/* Out of the tool's session (a Ctrl-C is the tool's to handle), holding only its
 		 * link, the lock and stdio. A log line must not kill it through a closed pipe. */
 		setsid();
@@ -68,7 +96,8 @@ int qu_guardian_start(pid_t old_pid, int lock_fd, struct qu_guardian *g)
 		    dup2(link_hi, 3) < 0 || dup2(lock_hi, 4) < 0)
 			_exit(1);
 		close_range(5, ~0U, 0);
-		guard(old_pid, 3);
+		qu_libvirt_lock_forget(); /* the tool's copy went with the rest */
+		guard(old_pid, 3, tool);
 		char lock[PATH_MAX];
 		qu_state_path(old_pid, "lock", lock, sizeof(lock));
 		unlink(lock); /* still holding it: nobody can take a stale one */

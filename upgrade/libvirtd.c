@@ -181,6 +181,7 @@ static int journal_write(const struct qu_libvirtd *d)
 	r = r ?: qu_kv_add(text, JOURNAL_MAX, "pidfile", d->pidfile);
 	r = r ?: qu_kv_add(text, JOURNAL_MAX, "exe", d->exe);
 	r = r ?: qu_kv_add(text, JOURNAL_MAX, "unit", d->unit);
+	r = r ?: qu_kv_addf(text, JOURNAL_MAX, "stopper", "%d", (int)getpid());
 	r = r ?: qu_kv_addf(text, JOURNAL_MAX, "argc", "%d", d->argc);
 	for (int i = 0; r == 0 && i < d->argc; i++) {
 		char key[16];
@@ -225,6 +226,7 @@ static int journal_read(struct qu_libvirtd *d)
 		       qu_kv_get(text, "pidfile", d->pidfile, sizeof(d->pidfile)) < 0))
 		r = -EBADMSG;
 	qu_kv_get(text ? text : "", "unit", d->unit, sizeof(d->unit));
+	d->stopper = text ? (pid_t)qu_kv_num(text, "stopper", 0) : 0;
 	long long argc = text ? qu_kv_num(text, "argc", -1) : -1;
 	if (r == 0 && (argc < 1 || argc > QU_LIBVIRTD_ARGS))
 		r = -EBADMSG;
@@ -373,15 +375,28 @@ int qu_libvirtd_start(struct qu_libvirtd *d, uint64_t deadline_us)
 	return 0;
 }
 
-int qu_libvirtd_recover(char *what, size_t len)
+/* only_stopper 0: whoever journaled it. */
+static int recover(pid_t only_stopper, char *what, size_t len)
 {
 	struct qu_libvirtd d;
 	int r = journal_read(&d);
 	if (r <= 0)
 		return r;
+	if (only_stopper && d.stopper != only_stopper)
+		return 0;
 	r = qu_libvirtd_start(&d, qu_now_us() + 60ull * 1000000u);
 	if (r < 0)
 		return r;
 	snprintf(what, len, "%s: started again (its restart was journaled by a qemu-upgrade that died)", d.name);
 	return 1;
+}
+
+int qu_libvirtd_recover(char *what, size_t len)
+{
+	return recover(0, what, len);
+}
+
+int qu_libvirtd_recover_for(pid_t stopper, char *what, size_t len)
+{
+	return stopper > 0 ? recover(stopper, what, len) : 0;
 }

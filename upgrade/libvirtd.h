@@ -25,6 +25,7 @@ struct qu_libvirtd {
 	int argc;                /* its command line, to run it again outside systemd */
 	char argv[QU_LIBVIRTD_ARGS][QU_LIBVIRTD_ARG_MAX];
 	int stopped;             /* stopped by us: to be started again */
+	pid_t stopper;           /* the process that stopped it (journaled): an --all batch, or one tool */
 };
 
 /* The running daemon: 1 (d filled), 0 when none runs, -errno with a message when a PID file
@@ -40,5 +41,9 @@ int qu_libvirtd_start(struct qu_libvirtd *d, uint64_t deadline_us);
 /* --recover: a restart journaled by a tool that died: starts the daemon if it is not running.
  * 1 started (what says so), 0 nothing to do, -errno with a message. */
 int qu_libvirtd_recover(char *what, size_t len);
+/* The same for a tool's guardian, once it has settled the upgrade of a tool that died: only a
+ * restart that tool journaled (an --all batch's belongs to the batch, which starts the daemon
+ * after its last VM). 1 started, 0 not that tool's or none, -errno with a message. */
+int qu_libvirtd_recover_for(pid_t stopper, char *what, size_t len);
 
 #endif

@@ -50,6 +50,11 @@ void qu_libvirt_unlock(void)
 	lock_fd = -1;
 }
 
+void qu_libvirt_lock_forget(void)
+{
+	lock_fd = -1;
+}
+
 /* The VM's command line and cgroups, read by PID: what detection needs before any monitor is
  * touched (the daemon may hold it). */
 int qu_libvirt_detect_pid(pid_t pid, struct qu_libvirt *lv)

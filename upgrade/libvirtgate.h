@@ -27,6 +27,9 @@ struct qu_libvirt_gate {
  * process that holds it (an --all batch) passes it to its forked children. */
 int qu_libvirt_lock(uint64_t deadline_us);
 void qu_libvirt_unlock(void);
+/* In a child that closed the descriptors it inherited (the guardian): the lock is not held
+ * there, whatever the parent held. */
+void qu_libvirt_lock_forget(void);
 
 /* qu_libvirt_detect() from /proc/PID alone (no monitor touched): 1, 0 or -errno. */
 int qu_libvirt_detect_pid(pid_t pid, struct qu_libvirt *lv);

@@ -5,8 +5,9 @@
 # suspend/resume, its monitor, a disk hotplug and unplug, vCPU cgroups), and then destroy,
 # start, another upgrade and save/restore. Without --libvirt-restart, while libvirtd runs,
 # the VM is refused (exit 3) and nothing is touched. A failure rolls back and the daemon comes
-# back; a tool killed after the commit leaves the rewrite to its guardian and the daemon's
-# restart to --recover. --all, after a "package upgrade" of the domain's emulator, stops the
+# back; a tool killed before the commit leaves the rollback and the daemon's restart to its
+# guardian; a tool killed after the commit together with its guardian leaves both the rewrite
+# and the daemon to --recover. --all, after a "package upgrade" of the domain's emulator, stops the
 # daemon once for the batch.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
@@ -14,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 58
+tap_plan 57
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -204,37 +205,50 @@ tap_ok $? "libvirtd was started again after the rollback, and manages the domain
 
 # The tool killed before the commit (point 5: the old QEMU sent everything and is paused): its
 # guardian resumes the old QEMU through libvirt's monitor (as root, its other end checked),
-# rewrites nothing; --recover starts the daemon.
+# rewrites nothing, and starts the daemon the tool stopped.
+daemon=$(lv_libvirtd_pid)
 QEMU_UPGRADE_FAULT=5:kill "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart >/dev/null 2>"$dir/err"
 new=$(started_qemu "$dir/err")
 [ -n "$new" ] && lv_track_qemu "$new"
-end=$((SECONDS + 30))
-until [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] || [ $SECONDS -ge $end ]; do sleep 0.1; done
+end=$((SECONDS + 60))
+until { [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] && [ -n "$(lv_libvirtd_pid)" ]; } || [ $SECONDS -ge $end ]; do
+	sleep 0.1
+done
 tap_diag "killed at 5: $(tr '\n' ' ' <"$dir/err")"
 [ -n "$new" ] && proc_gone "$new" && ! proc_gone "$old" && [ "$(lv_status_pid)" = "$old" ] &&
 	[ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] && [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.libvirt" ] &&
 	vm_memcheck_progress 60
 tap_ok $? "killed before the commit: the guardian resumed the old QEMU through libvirt's monitor, nothing rewritten"
-out=$("$QU_BIN" --recover 2>&1)
-grep -q "libvirtd: started again" <<<"$out" && lv_wait_state running
-tap_ok $? "--recover starts libvirtd again, which manages the domain on the old QEMU"
+[ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] &&
+	[ ! -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ] && lv_wait_state running
+tap_ok $? "the guardian started libvirtd again, which manages the domain on the old QEMU"
 
-# The tool killed right after the commit (point 7): its guardian finishes the upgrade, and
-# the retirement makes the status file name the new QEMU; the daemon stays stopped until
-# --recover starts it from its journal.
-QEMU_UPGRADE_FAULT=7:kill "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart >/dev/null 2>"$dir/err"
+# The tool and its guardian both killed right after the commit (point 7): nothing settles the
+# upgrade and libvirtd stays stopped, its restart journaled, until --recover finishes the
+# upgrade (the status file then names the new QEMU) and starts the daemon.
+QEMU_UPGRADE_FAULT=7:wait "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart >/dev/null 2>"$dir/err" &
+tool=$!
+for _ in $(seq 600); do grep -q "fault point 7: waiting" "$dir/err" 2>/dev/null && break; sleep 0.1; done
 new=$(started_qemu "$dir/err")
 [ -n "$new" ] && lv_track_qemu "$new"
-end=$((SECONDS + 30))
-until proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ] || [ $SECONDS -ge $end ]; do sleep 0.1; done
-[ -n "$new" ] && proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ] && [ "$(readlink "/proc/$new/exe")" = "$Q10" ]
-tap_ok $? "killed after the commit: the guardian finished, and the status file names the new QEMU ($new)"
-[ -z "$(lv_libvirtd_pid)" ] && [ -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ]
-tap_ok $? "libvirtd stays stopped, its restart journaled"
+# The guardian: the tool's child running the tool's own binary (the new QEMU is a child too).
+guardian=
+for c in $(ps -o pid= --ppid "$tool"); do
+	[ "$(readlink "/proc/$c/exe")" = "$(readlink "/proc/$tool/exe")" ] && guardian=$c
+done
+tap_diag "point 7: tool $tool, guardian ${guardian:-?}, new QEMU ${new:-?}"
+[ -n "$guardian" ] && kill -KILL "$guardian"
+kill -KILL "$tool"
+wait "$tool" 2>/dev/null
+[ -n "$guardian" ] && [ -n "$new" ] && [ -z "$(lv_libvirtd_pid)" ] && [ -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ] &&
+	[ -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ]
+tap_ok $? "tool and guardian killed after the commit: libvirtd stays stopped, the upgrade and the restart journaled"
 out=$("$QU_BIN" --recover 2>&1)
 tap_diag "$(tr "\n" " " <<<"$out")"
-grep -q "libvirtd: started again" <<<"$out" && [ -n "$(lv_libvirtd_pid)" ] && [ ! -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ]
-tap_ok $? "--recover starts libvirtd again"
+proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ] && [ "$(readlink "/proc/$new/exe")" = "$Q10" ] &&
+	grep -q "libvirtd: started again" <<<"$out" && [ -n "$(lv_libvirtd_pid)" ] &&
+	[ ! -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ]
+tap_ok $? "--recover finishes the upgrade (the status file names the new QEMU $new) and starts libvirtd again"
 VM_PID=$new
 lv_wait_state running && lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"running"'
 tap_ok $? "libvirt manages the domain on the new QEMU"
