@@ -204,14 +204,17 @@ int qu_proc_alive(pid_t pid, unsigned long long start)
 
 long long qu_proc_anon_bytes(pid_t pid)
 {
+	/* RssAnon of /proc/PID/status: the kernel's counter, read in constant time. Not
+	 * smaps_rollup, which walks the page tables of every mapping: about 100 ms for a guest of
+	 * 8 GiB (measured), on the upgrade's path, once of them inside the guest's pause. */
 	char path[64], *text = NULL;
 	long long kb = -1;
-	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
 	if (qu_read_file(path, &text, NULL) < 0)
 		return -1;
-	char *a = strstr(text, "\nAnonymous:");
+	char *a = strstr(text, "\nRssAnon:");
 	if (a)
-		sscanf(a + 11, "%lld", &kb);
+		sscanf(a + 9, "%lld", &kb);
 	free(text);
 	return kb < 0 ? -1 : kb * 1024;
 }

@@ -20,7 +20,7 @@ int qu_proc_unix_listener(pid_t pid, const char *path, unsigned long *ino);
 /* The path a UNIX socket inode is bound to (empty for unnamed ones). */
 int qu_proc_unix_path(pid_t pid, unsigned long ino, char *path, size_t len, int *listening);
 
-/* The process's private memory (Anonymous in /proc/PID/smaps_rollup), bytes; -1 unknown.
+/* The process's private memory (RssAnon in /proc/PID/status), bytes; -1 unknown.
  * For a new QEMU while the old one still runs, what the host pays extra. */
 long long qu_proc_anon_bytes(pid_t pid);
 
