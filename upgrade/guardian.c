@@ -27,6 +27,8 @@
 static void restart_libvirtd(pid_t tool)
 {
 	char what[768];
+	if (!qu_libvirtd_restart_journaled())
+		return; /* no libvirt daemon was stopped: nothing to lock or start */
 	if (qu_libvirt_lock(qu_now_us() + 120ull * 1000000u) < 0) {
 		fprintf(stderr, "qemu-upgrade guardian: %s; libvirt's daemon, if stopped, is left to qemu-upgrade --recover\n",
 			qu_err_msg());

@@ -400,3 +400,11 @@ int qu_libvirtd_recover_for(pid_t stopper, char *what, size_t len)
 {
 	return stopper > 0 ? recover(stopper, what, len) : 0;
 }
+
+int qu_libvirtd_restart_journaled(void)
+{
+	char path[512];
+	struct stat st;
+	journal_path(path, sizeof(path));
+	return lstat(path, &st) == 0;
+}

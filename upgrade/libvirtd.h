@@ -45,5 +45,7 @@ int qu_libvirtd_recover(char *what, size_t len);
  * restart that tool journaled (an --all batch's belongs to the batch, which starts the daemon
  * after its last VM). 1 started, 0 not that tool's or none, -errno with a message. */
 int qu_libvirtd_recover_for(pid_t stopper, char *what, size_t len);
+/* Whether a restart is journaled at all (nothing else is touched to tell). */
+int qu_libvirtd_restart_journaled(void);
 
 #endif
