@@ -118,26 +118,24 @@ void qu_pidfile_aside(const struct qu_ident *who, const char *pidfile)
 		as_user(who, aside_step, &s);
 }
 
+/* After the commit the spare link goes; after a rollback it is renamed back over the path
+ * (keep_step does nothing when there is none). */
 static int settle_step(void *arg)
 {
 	struct step *s = arg;
 	char aside[PATH_MAX + 32];
-	snprintf(aside, sizeof(aside), "%s%s", s->path, QU_PIDFILE_ASIDE_SUFFIX);
+	snprintf(aside, sizeof(aside), "%s%s", s->path, s->suffix);
 	if (s->committed) {
 		unlink(aside);
 		return 0;
 	}
-	if (access(aside, F_OK) == 0) {
-		s->suffix = QU_PIDFILE_ASIDE_SUFFIX;
-		s->keep = 0;
-		keep_step(s);
-	}
-	return 0;
+	s->keep = 0;
+	return keep_step(s);
 }
 
 void qu_pidfile_settle(const struct qu_ident *who, const char *pidfile, int committed)
 {
-	struct step s = { .path = pidfile, .committed = committed };
+	struct step s = { .path = pidfile, .suffix = QU_PIDFILE_ASIDE_SUFFIX, .committed = committed };
 	if (pidfile[0])
 		as_user(who, settle_step, &s);
 }
@@ -148,26 +146,13 @@ void qu_rebound_aside(const struct qu_ident *who, const char *const *paths, size
 		qu_keep_path(who, paths[i], QU_REBOUND_SUFFIX, 1);
 }
 
-static int rebound_step(void *arg)
-{
-	struct step *s = arg;
-	char aside[PATH_MAX + 32];
-	snprintf(aside, sizeof(aside), "%s%s", s->path, QU_REBOUND_SUFFIX);
-	if (s->committed) {
-		unlink(aside);
-		return 0;
-	}
-	s->suffix = QU_REBOUND_SUFFIX;
-	s->keep = 0;
-	return keep_step(s); /* renames the old socket's link back over the path */
-}
-
+/* The old QEMU's socket's link goes back over the path the new QEMU bound (or goes). */
 void qu_rebound_settle(const struct qu_ident *who, const char *const *paths, size_t n, int committed)
 {
 	for (size_t i = 0; i < n; i++) {
-		struct step s = { .path = paths[i], .committed = committed };
+		struct step s = { .path = paths[i], .suffix = QU_REBOUND_SUFFIX, .committed = committed };
 		if (paths[i][0])
-			as_user(who, rebound_step, &s);
+			as_user(who, settle_step, &s);
 	}
 }
 

@@ -41,6 +41,9 @@ expected() { # OLD NEW MACHINE KIND
 	esac
 }
 
+# A refusal (exit $rc) leaves the VM as it was: the same QEMU ($first), running.
+untouched() { [ "$rc" = 3 ] && [ "$VM_PID" = "$first" ] && kill -0 "$first" 2>/dev/null && vm_memcheck_progress 60; }
+
 for pair in "${pairs[@]}"; do
 	read -r old new machine <<<"$pair"
 	for kind in "${kinds[@]}"; do
@@ -53,8 +56,6 @@ for pair in "${pairs[@]}"; do
 		vm_upgrade --new-binary "${bin[$new]}"
 		rc=$?
 		tap_diag "$name: exit $rc: $REPORT"
-		# A refusal leaves the VM as it was: the same QEMU, running.
-		untouched() { [ "$rc" = 3 ] && [ "$VM_PID" = "$first" ] && kill -0 "$first" 2>/dev/null && vm_memcheck_progress 60; }
 		if [ "$rc" = 0 ] && [ "$(json_get "$REPORT" ram_copied_bytes)" -lt 1048576 ]; then
 			outcome=zero-copy
 		elif untouched; then
