@@ -6,6 +6,7 @@
 #include "upgrade/io.h"
 #include "upgrade/journal.h"
 #include "upgrade/libvirtgate.h"
+#include "upgrade/pvelock.h"
 #include "upgrade/settle.h"
 #include "upgrade/launcher.h"
 #include "upgrade/plan.h"
@@ -39,6 +40,7 @@ struct qu_handle {
 	int booked;              /* holds a booking in the memory ledger */
 	unsigned long long booking; /* its token */
 	int lock_fd;
+	struct qu_pve_lock pve;
 	struct qu_copy_options copy;
 	char remote_host[256];
 	char remote_key[PATH_MAX];
@@ -67,6 +69,7 @@ struct qu_handle *qu_new(void)
 	}
 	h->timeout_ms = 60000;
 	h->lock_fd = -1;
+	h->pve.fd = -1;
 	return h;
 }
 
@@ -80,6 +83,7 @@ void qu_free(struct qu_handle *h)
 		unlink(path); /* still held: nobody can take a stale one */
 		close(h->lock_fd);
 	}
+	qu_pve_lock_release(&h->pve);
 	qu_vm_free(&h->vm);
 	qu_plan_free(&h->plan);
 	qu_remote_close(h->remote);
@@ -237,8 +241,18 @@ int qu_upgrade(struct qu_handle *h)
 		errno = e;
 		return -1;
 	}
+	/* Proxmox's own lock of the VM, for the whole transaction (upgrade/pvelock.h says why). */
+	if (!(h->flags & QU_FLAG_DRY_RUN) && (r = qu_pve_lock_take(h->pid, deadline, &h->pve)) < 0) {
+		int e = errno = -r;
+		finish(h, "failed", start); /* exit 2, as when another upgrade holds the VM */
+		qu_libvirt_gate_close(&h->libvirt, h->pid, 0, 0, &h->rep.libvirt);
+		qu_err(r, "%s", h->rep.error);
+		errno = e;
+		return -1;
+	}
 	int rc = pipeline(h, start, deadline);
 	int e = errno;
+	qu_pve_lock_release(&h->pve);
 	/* Committed: the new QEMU runs the guest (a postcopy past its switch, too). */
 	int committed = !strcmp(h->rep.result, "upgraded") || h->rep.unsettled;
 	if (h->libvirt.lv.is && !(h->flags & QU_FLAG_DRY_RUN) &&
