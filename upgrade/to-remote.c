@@ -131,7 +131,7 @@ static int run_remote(struct qu_txn *t)
 	if (t->rep->downtime_ms < 0)
 		t->rep->downtime_ms = t->rep->pause_ms;
 	struct qu_hold h = txn_held(t);
-	qu_retire_old(&t->j, &h);
+	qu_retire_old(&t->j, &h, 1);
 	qu_info("old QEMU PID %d retired; the guest runs on %s", (int)t->vm->pid, rm->host);
 	if (txn_journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)
 		qu_info("warning after the upgrade: %s", qu_err_msg());
