@@ -265,8 +265,11 @@ static void option_paths(const struct qu_policy *p, const char *opt, const char 
 	else if (!strcmp(opt, "serial") || !strcmp(opt, "parallel") || !strcmp(opt, "monitor") || !strcmp(opt, "qmp") ||
 		 !strcmp(opt, "qmp-pretty") || !strcmp(opt, "debugcon"))
 		legacy_chardev(p, val, out);
-	else if (!strcmp(opt, "vnc") && !strncmp(val, "unix:", 5))
-		legacy_chardev(p, val, out);
+	else if (!strcmp(opt, "vnc") && !strncmp(val, "unix:", 5)) {
+		char path[PATH_MAX]; /* VNC always listens */
+		snprintf(path, sizeof(path), "%.*s", (int)strcspn(val + 5, ","), val + 5);
+		qu_policy_path(p, path, "server socket", 1, out);
+	}
 	if (strcmp(opt, "object") && strcmp(opt, "chardev") && strcmp(opt, "trace"))
 		return;
 	if (!(o = qu_option_parse(opt, val))) {
