@@ -1,10 +1,18 @@
 /* The agent's policy (remote/policy.c): programs, identities and paths against the agent_*
  * settings of the configuration ($QEMU_UPGRADE_CONF), with real files, directories and links
- * in a private directory. */
+ * in a private directory; and the agent's session (remote/session.c) answering admit, and
+ * refusing an EXEC outside the policy, before it makes anything. */
 #include "unit.h"
 #include "remote/policy.h"
+#include "remote/session.h"
+#include "upgrade/kv.h"
+#include "upgrade/launcher.h"
+#include "upgrade/stream.h"
 
 #include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 static char dir[64], conf[128];
 
@@ -332,6 +340,75 @@ static void unreadable_policy_refuses_all(void **state)
 	free(c);
 }
 
+/* The agent's session on a socketpair (no transport: the policy is the session's): the
+ * launch, then CALL op=admit or EXEC; the answer. */
+static void session_answer(int sock, const struct qu_launch *spec, const char *disk, int exec, struct qu_rec *rec)
+{
+	assert_int_equal(qu_stream_send_str(sock, QU_REC_CALL, disk), 0);
+	assert_int_equal(qu_launch_send_records(sock, spec), 0);
+	if (exec)
+		assert_int_equal(qu_stream_send(sock, QU_REC_EXEC, 0, NULL, 0, -1), 0);
+	else
+		assert_int_equal(qu_stream_send_str(sock, QU_REC_CALL, "op=admit\n"), 0);
+	assert_int_equal(qu_stream_recv(sock, qu_now_us() + 10000000u, rec), 0);
+}
+
+/* A tool that asks admit hears every reason and nothing is made; one that skips it and sends
+ * EXEC gets the same reasons as an ERROR, and nothing is made either. */
+static void session_checks_before_making(void **state)
+{
+	(void)state;
+	char sock_path[128], disk[512], img[128], listener[160], text[4096];
+	int sv[2], st;
+	snprintf(sock_path, sizeof(sock_path), "/tmp/qu-test-policy-%d.sock", (int)getpid());
+	snprintf(img, sizeof(img), "%s/d.img", dir);
+	snprintf(disk, sizeof(disk), "op=disk\npath=%s\nformat=raw\nsize=1048576\ndevice=d0\n", img);
+	snprintf(listener, sizeof(listener), "path=%s\n", sock_path);
+	struct qu_policy *p = policy(""); /* only the private directory; root not allowed */
+	qu_policy_free(p);
+	setenv("QEMU_UPGRADE_STATE_DIR", dir, 1);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		qu_log_set_level(0);
+		close(sv[0]);
+		_exit(qu_session_serve(sv[1], "127.0.0.1", NULL) < 0 ? 1 : 0);
+	}
+	close(sv[1]);
+	char *argv[] = { (char *)"/usr/bin/qemu-system-x86_64", (char *)"-S", (char *)"-incoming", (char *)"defer",
+			 (char *)"-pidfile", (char *)"/etc/qu-test.pid", NULL };
+	char *envp[] = { NULL };
+	struct qu_launch_fd fds[] = { { -1, 3, QU_FD_LISTENER, "qmp", listener } };
+	struct qu_launch spec = { .argv = argv, .envp = envp, .fds = fds, .nfds = 1 };
+	struct qu_rec rec;
+
+	session_answer(sv[0], &spec, disk, 0, &rec);
+	assert_int_equal(rec.type, QU_REC_REPLY);
+	snprintf(text, sizeof(text), "%s", (const char *)rec.payload);
+	qu_rec_free(&rec);
+	if (qu_kv_num(text, "allowed", -1) != 0 || qu_kv_num(text, "refused", 0) != 3)
+		fail_msg("admit answered: %s", text);
+	assert_non_null(strstr(text, "why.0=the VM's QEMU runs as root (uid 0)"));
+	assert_non_null(strstr(text, "the pidfile /etc/qu-test.pid is in /etc"));
+	assert_non_null(strstr(text, sock_path));
+
+	/* The admit forgot that launch: the same again, and EXEC without asking. */
+	session_answer(sv[0], &spec, disk, 1, &rec);
+	assert_int_equal(rec.type, QU_REC_ERROR);
+	assert_int_equal(qu_get_u32(rec.payload), EACCES);
+	snprintf(text, sizeof(text), "%s", (const char *)rec.payload + 4);
+	qu_rec_free(&rec);
+	if (!strstr(text, "refused by this host's policy (3 reasons)") || !strstr(text, "uid 0"))
+		fail_msg("EXEC answered: %s", text);
+	assert_int_equal(access(sock_path, F_OK), -1);
+	assert_int_equal(access(img, F_OK), -1);
+	assert_int_equal(qu_stream_send(sv[0], QU_REC_END, 0, NULL, 0, -1), 0);
+	close(sv[0]);
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	unsetenv("QEMU_UPGRADE_STATE_DIR");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,7 +419,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(paths_through_roots_links, setup, teardown),
 		cmocka_unit_test_setup_teardown(argv_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(unreadable_policy_refuses_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(session_checks_before_making, setup, teardown),
 	};
+	signal(SIGPIPE, SIG_IGN);
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
