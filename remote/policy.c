@@ -110,9 +110,16 @@ static int user_listed(const struct qu_agent_policy *a, uid_t uid, const char *n
  * /etc/group gives it), as text; "" when all are. */
 static void foreign_groups(const struct qu_context *c, const struct passwd *pw, char *buf, size_t len)
 {
-	gid_t own[256];
-	int n = (int)(sizeof(own) / sizeof(own[0]));
-	if (getgrouplist(pw->pw_name, pw->pw_gid, own, &n) < 0)
+	int n = 64;
+	gid_t *own = malloc(sizeof(*own) * (size_t)n);
+	if (own && getgrouplist(pw->pw_name, pw->pw_gid, own, &n) < 0) {
+		/* More than 64: n says how many. */
+		gid_t *more = realloc(own, sizeof(*own) * (size_t)n);
+		own = more ? more : own;
+		if (!more || getgrouplist(pw->pw_name, pw->pw_gid, own, &n) < 0)
+			n = 0;
+	}
+	if (!own)
 		n = 0;
 	buf[0] = '\0';
 	for (int i = -1; i < c->ngroups; i++) {
@@ -127,6 +134,7 @@ static void foreign_groups(const struct qu_context *c, const struct passwd *pw, 
 			snprintf(buf + l, len - l, "%s%u", l ? ", " : "", (unsigned)g);
 		}
 	}
+	free(own);
 }
 
 void qu_policy_identity(const struct qu_policy *p, const struct qu_context *c, struct qu_refusals *out)
@@ -222,6 +230,11 @@ void qu_policy_path(const struct qu_policy *p, const char *path, const char *wha
 	}
 	int exists = fstatat(d.fd, d.name, &st, AT_SYMLINK_NOFOLLOW) == 0;
 	qu_safe_close(&d);
+	/* An existing directory (a mem-path=DIR): what is made is made in it. */
+	if (exists && S_ISDIR(st.st_mode) && !must_be_new) {
+		size_t l = strlen(real);
+		snprintf(real + l, sizeof(real) - l, "%s%s", strcmp(real, "/") ? "/" : "", d.name);
+	}
 	dirs_text(p, dirs, sizeof(dirs));
 	if (!under_allowed(p, real))
 		qu_refusals_add(out, "the %s %s is in %s, outside the directories the agent may make files in (agent_dirs "

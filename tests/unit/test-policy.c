@@ -277,6 +277,29 @@ static void paths_through_roots_links(void **state)
 	qu_policy_free(p);
 }
 
+/* A mem-path that is a directory (huge pages): QEMU makes its file in it, so the directory
+ * itself must be allowed, not its parent. */
+static void directory_as_the_place(void **state)
+{
+	(void)state;
+	char hp[128], extra[192];
+	snprintf(hp, sizeof(hp), "%s/hugepages", dir);
+	assert_int_equal(mkdir(hp, 0755), 0);
+	snprintf(extra, sizeof(extra), "agent_dirs = %s\n", hp);
+	FILE *f = fopen(conf, "w");
+	fputs(extra, f);
+	fclose(f);
+	struct qu_policy *p = qu_policy_load();
+	struct qu_refusals *r = fresh();
+	qu_policy_path(p, hp, "RAM file (mem-path)", 0, r);
+	EXPECT(r, 0, NULL);
+	snprintf(hp, sizeof(hp), "%s/other", dir);
+	assert_int_equal(mkdir(hp, 0755), 0);
+	qu_policy_path(p, hp, "RAM file (mem-path)", 0, r);
+	EXPECT(r, 1, "outside the directories");
+	qu_policy_free(p);
+}
+
 static void argv_paths(void **state)
 {
 	(void)state;
@@ -417,6 +440,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(identity_root_users_groups, setup, teardown),
 		cmocka_unit_test_setup_teardown(paths_under_allowed_dirs, setup, teardown),
 		cmocka_unit_test_setup_teardown(paths_through_roots_links, setup, teardown),
+		cmocka_unit_test_setup_teardown(directory_as_the_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(argv_paths, setup, teardown),
 		cmocka_unit_test_setup_teardown(unreadable_policy_refuses_all, setup, teardown),
 		cmocka_unit_test_setup_teardown(session_checks_before_making, setup, teardown),
