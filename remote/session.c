@@ -111,7 +111,7 @@ static int call_probe(struct session *s, struct qu_rec *rec, char *reply, size_t
 	struct qu_refusals *why = calloc(1, sizeof(*why));
 	if (!why)
 		return -ENOMEM;
-	qu_kv_get(call_text(rec), "binary", path, sizeof(path));
+	qu_kv_get(call_text(rec), "binary", path, sizeof(path)); /* a kv value: no newline */
 	qu_policy_binary(s->policy, path, 0, why);
 	int r = why->n ? qu_err(-EACCES, "refused by this host's policy: %s", why->why[0]) : 0;
 	free(why);

@@ -143,6 +143,12 @@ void qu_target_check(const struct qu_target *t, const struct qu_policy *p, struc
 	}
 	if (t->nargv)
 		qu_policy_argv(p, t->argv, t->nargv, out);
+	/* The reasons quote what the tool sent: no control character reaches a log line or the
+	 * answer's key=value lines. */
+	for (unsigned i = 0; i < out->n; i++)
+		for (char *ch = out->why[i]; *ch; ch++)
+			if ((unsigned char)*ch < 0x20 || *ch == 0x7f)
+				*ch = '?';
 }
 
 void qu_target_free(struct qu_target *t)
