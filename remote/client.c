@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #define TEXT_MAX 4096
+#define QU_REFUSAL_TEXT_MAX 1024
 
 /* The socket goes, and its sealer first: a later socket may get the same number. */
 static void hang_up(struct qu_remote *r)
@@ -230,4 +231,33 @@ int qu_remote_abort(struct qu_remote *r, uint64_t deadline_us)
 	/* The agent answers an abort with an ERROR record ("called off") once it has cleaned up. */
 	int e = call(r, "op=abort\n", deadline_us, text, sizeof(text));
 	return e == -ECANCELED ? 0 : e;
+}
+
+int qu_remote_admit(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us, char *why, size_t len)
+{
+	char text[TEXT_MAX], one[QU_REFUSAL_TEXT_MAX], key[16];
+	int e = qu_launch_send_records(r->sock, spec);
+	if (e < 0)
+		return qu_err(e, "cannot reach the agent on %s: %s", r->host, strerror(-e));
+	if ((e = call(r, "op=admit\n", deadline_us, text, sizeof(text))) < 0)
+		return e;
+	why[0] = '\0';
+	if (qu_kv_num(text, "allowed", -1) == 1)
+		return 0;
+	long long n = qu_kv_num(text, "refused", 0);
+	for (unsigned i = 0; i < 64; i++) {
+		snprintf(key, sizeof(key), "why.%u", i);
+		if (qu_kv_get(text, key, one, sizeof(one)) < 0)
+			break;
+		size_t l = strlen(why);
+		snprintf(why + l, len - l, "%s%s", l ? "\n" : "", one);
+		n--;
+	}
+	if (n > 0) {
+		size_t l = strlen(why);
+		snprintf(why + l, len - l, "%s(%lld more reasons the agent did not fit in its answer)", l ? "\n" : "", n);
+	}
+	if (!why[0])
+		snprintf(why, len, "the agent on %s refuses the launch and does not say why", r->host);
+	return 1;
 }

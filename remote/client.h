@@ -44,6 +44,10 @@ int qu_remote_tls(struct qu_remote *r, int on);
 /* Sends the launch (descriptors elided, with specs) and EXEC; fills new_pid, migrate_uri and
  * nbd_addr. */
 int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us);
+/* Sends the launch as qu_remote_start does, after the disks, and asks whether the agent's
+ * policy allows it all (nothing is made there; the agent forgets it, and qu_remote_start sends
+ * it again). 0: allowed; 1: refused, each reason of the agent a line of why; -errno. */
+int qu_remote_admit(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us, char *why, size_t len);
 /* Just before the resume: -ECONNRESET (and hung up) if the agent's session has ended. */
 int qu_remote_check(struct qu_remote *r);
 /* The source has sent everything: the agent resumes the guest there. */

@@ -87,6 +87,70 @@ struct qu_target *qu_target_new(void)
 	return t;
 }
 
+static void forget_launch(struct qu_target *t)
+{
+	for (size_t i = 0; i < t->nargv; i++)
+		free(t->argv[i]);
+	for (size_t i = 0; i < t->nenvp; i++)
+		free(t->envp[i]);
+	free(t->cwd);
+	free(t->context);
+	t->nargv = t->nenvp = t->nfds = t->ndisks = 0;
+	t->cwd = t->context = NULL;
+}
+
+void qu_target_forget(struct qu_target *t)
+{
+	if (t->pid <= 0)
+		forget_launch(t);
+}
+
+/* The path the agent would open for a log (recreate.c: anything else becomes /dev/null). */
+static int log_path(const char *spec, char *path, size_t len)
+{
+	qu_kv_get(spec, "path", path, len);
+	return path[0] == '/' && strncmp(path, "/dev/", 5) && strncmp(path, "/proc/", 6);
+}
+
+void qu_target_check(const struct qu_target *t, const struct qu_policy *p, struct qu_refusals *out)
+{
+	char path[PATH_MAX];
+	struct qu_context *c = calloc(1, sizeof(*c));
+	if (!c) {
+		qu_refusals_add(out, "out of memory");
+		return;
+	}
+	if (t->nargv == 0)
+		qu_refusals_add(out, "no command line to start");
+	else
+		qu_policy_binary(p, t->argv[0], 1, out);
+	/* No context: the launcher would keep the agent's own identity, root's. */
+	if (t->context && qu_context_decode(t->context, c) < 0)
+		qu_refusals_add(out, "the process context cannot be read, so its identity cannot be checked");
+	else
+		qu_policy_identity(p, c, out);
+	free(c);
+	for (size_t i = 0; i < t->ndisks; i++)
+		qu_policy_path(p, t->disks[i].path, "disk image", 1, out);
+	for (size_t i = 0; i < t->nfds; i++) {
+		const struct qu_carried *f = &t->fds[i];
+		if (f->kind == QU_FD_LISTENER) {
+			qu_kv_get(f->spec, "path", path, sizeof(path));
+			qu_policy_path(p, path, "listening socket", 1, out);
+		} else if (f->kind == QU_FD_STDIO && log_path(f->spec, path, sizeof(path))) {
+			qu_policy_path(p, path, "log file", 0, out);
+		}
+	}
+	if (t->nargv)
+		qu_policy_argv(p, t->argv, t->nargv, out);
+	/* The reasons quote what the tool sent: no control character reaches a log line or the
+	 * answer's key=value lines. */
+	for (unsigned i = 0; i < out->n; i++)
+		for (char *ch = out->why[i]; *ch; ch++)
+			if ((unsigned char)*ch < 0x20 || *ch == 0x7f)
+				*ch = '?';
+}
+
 void qu_target_free(struct qu_target *t)
 {
 	if (!t)
@@ -111,12 +175,7 @@ void qu_target_free(struct qu_target *t)
 	qu_tls_remove(NULL, &t->tls, 0);
 	qu_close(&t->pidfd);
 	qu_close(&t->stderr_rd);
-	for (size_t i = 0; i < t->nargv; i++)
-		free(t->argv[i]);
-	for (size_t i = 0; i < t->nenvp; i++)
-		free(t->envp[i]);
-	free(t->cwd);
-	free(t->context);
+	forget_launch(t);
 	free(t);
 }
 

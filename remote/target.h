@@ -7,6 +7,8 @@
 #ifndef QU_REMOTE_TARGET_H
 #define QU_REMOTE_TARGET_H
 
+#include "qemu-integration/refusals.h"
+#include "remote/policy.h"
 #include "remote/tcp/seal.h"
 #include "upgrade/stream.h"
 
@@ -25,6 +27,12 @@ int qu_target_add(struct qu_target *t, struct qu_rec *rec);
 int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us, char *reply, size_t len);
 /* CALL op=disk path= format= size= device=: an image to create and export for the copy. */
 int qu_target_disk(struct qu_target *t, const char *call);
+/* Whether the launch collected so far (program, identity, and every file and socket it would
+ * make: images, listening sockets, logs, what its command line makes) stays inside this host's
+ * policy: each violation added to out. Nothing is made or started. */
+void qu_target_check(const struct qu_target *t, const struct qu_policy *p, struct qu_refusals *out);
+/* Forgets the launch collected so far (after a check alone: the tool sends it again to start). */
+void qu_target_forget(struct qu_target *t);
 /* EXEC: makes the descriptors and images, starts the new QEMU paused and listening for the
  * migration on host (this host's address the tool reached), exports the disks over NBD.
  * REPLY text: pid=, migrate=tcp:HOST:PORT, nbd=HOST:PORT (when disks are copied). */

@@ -484,6 +484,30 @@ static void check_seccomp(const struct qu_vm *vm, struct qu_plan *p)
 				"installed (it has no -sandbox)");
 }
 
+/* Asked before anything is touched: whether the agent's policy allows the whole launch (the
+ * program, the user, every file and socket it would make there). Each of its reasons is a
+ * refusal, beside the plan's own. probe_why: the agent refused to probe the binary (its
+ * admit answer says so again, among the rest). */
+static int ask_agent(const struct qu_vm *vm, struct qu_plan *p, uint64_t deadline_us, const char *probe_why)
+{
+	const size_t len = 16384;
+	char *why = p->argv.prog ? malloc(len) : NULL;
+	int r = why ? qu_remote_send(vm, p, deadline_us, why, len) : -ENOMEM;
+	if (r == 1) {
+		for (char *save = NULL, *line = strtok_r(why, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			qu_refusals_add(&p->refusals, "the policy of the agent on %s: %s", p->remote->host, line);
+		r = 0;
+	} else if (r < 0 && probe_why[0]) {
+		qu_refusals_add(&p->refusals, "%s", probe_why);
+		r = 0;
+	} else if (r == -EBADMSG && p->remote->agent_said) {
+		r = qu_err(r, "%s (an agent that checks no policy: update qemu-upgrade on %s)", qu_err_msg(),
+			   p->remote->host);
+	}
+	free(why);
+	return r;
+}
+
 /* The new binary is probed as the VM's user. It may be that user's own build only when it
  * would run with no more than that user's privileges: no capabilities, not root. */
 static int probe_here(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us, struct qu_plan *p)
@@ -514,11 +538,25 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	p->no_tls = no_tls;
 	p->disks = disks;
 	p->memory_room = -1;
-	/* The new binary is probed where it will run. */
-	if (remote)
+	/* The new binary is probed where it will run. An agent whose policy does not allow it runs
+	 * nothing: the plan goes on with the VM's own version in its place, so that every other
+	 * blocker is found too, and the agent's admit says why. */
+	char probe_why[QU_REFUSAL_LEN] = "";
+	if (remote) {
 		r = qu_remote_probe(remote, new_binary, vm->machine, deadline_us, &p->target, &has_machine);
-	else
+		if (r == -EACCES && remote->agent_said) {
+			snprintf(probe_why, sizeof(probe_why), "%s", qu_err_msg());
+			memset(&p->target, 0, sizeof(p->target));
+			snprintf(p->target.path, sizeof(p->target.path), "%s", new_binary);
+			snprintf(p->target.version_line, sizeof(p->target.version_line), "not probed: %.64s refuses it",
+				 remote->host);
+			memcpy(p->target.ver, vm->ver, sizeof(p->target.ver));
+			has_machine = 1;
+			r = 0;
+		}
+	} else {
 		r = probe_here(vm, new_binary, deadline_us, p);
+	}
 	if (r < 0)
 		return r;
 	/* Names QMP gave that no QEMU gives mean the socket may not be the VM's QEMU at all: the
@@ -552,7 +590,7 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		return r;
 	if (remote) {
 		refuse_remote_fds(vm, p);
-		return 0; /* the agent opens vhost-net there */
+		return ask_agent(vm, p, deadline_us, probe_why); /* the agent opens vhost-net there */
 	}
 	if ((r = qu_plan_argv0(vm, p)) < 0)
 		return r;

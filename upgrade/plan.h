@@ -43,5 +43,10 @@ struct qu_plan {
 int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us,
 		 struct qu_plan *plan);
 void qu_plan_free(struct qu_plan *plan);
+/* --remote (upgrade/to-remote.c): sends the agent the images to create and the launch
+ * (descriptors as specs, the context without this host's cgroups and CPU numbers), for it to
+ * judge against its policy (why: the agent's reasons, one a line; returns 1 when refused)
+ * or, with why NULL, to start (QEMU's TLS as the plan says). */
+int qu_remote_send(const struct qu_vm *vm, const struct qu_plan *p, uint64_t deadline_us, char *why, size_t len);
 
 #endif

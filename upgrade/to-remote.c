@@ -19,12 +19,9 @@
 
 /* The agent waits up to 120 s to load and resume. */
 #define REMOTE_RESUME_TIMEOUT_US (150ull * 1000000u)
-/* --remote: the agent creates the images to copy into, re-creates the descriptors from their
- * specs and starts the new QEMU paused, listening for the migration and exporting the disks.
- * The context goes without cgroups and CPU numbers: they are this host's. */
-static int start_target_remote(struct qu_txn *t)
+
+int qu_remote_send(const struct qu_vm *vm, const struct qu_plan *p, uint64_t deadline_us, char *why, size_t len)
 {
-	const struct qu_plan *p = t->plan;
 	struct qu_remote *rm = p->remote;
 	struct qu_launch_fd fds[QU_MAX_CARRIED];
 	size_t n = 0;
@@ -33,27 +30,39 @@ static int start_target_remote(struct qu_txn *t)
 		if (p->copy_disks & (1u << i))
 			r = qu_remote_disk(rm, p->disks->d[i].file, p->disks->d[i].format, p->disks->d[i].size,
 					   p->disks->d[i].device);
-	if (r < 0 || (r = qu_remote_tls(rm, !p->no_tls)) < 0)
+	if (r < 0 || (!why && (r = qu_remote_tls(rm, !p->no_tls)) < 0))
 		return r;
 	n = qu_launch_fds_of(p->fds, p->nfds, NULL, 1, fds);
 	struct qu_context *ctx = malloc(sizeof(*ctx));
 	if (!ctx)
 		return -ENOMEM;
-	*ctx = t->vm->ctx;
+	*ctx = vm->ctx;
 	ctx->ncgroups = 0;
 	ctx->userns = 0; /* refused by the plan */
 	CPU_ZERO(&ctx->affinity);
 	char *context = qu_context_encode(ctx), **argv = qu_argv_flatten(&p->argv);
 	free(ctx);
-	struct qu_launch spec = { .argv = argv, .envp = t->vm->env, .cwd = t->vm->cwd[0] ? t->vm->cwd : NULL,
+	struct qu_launch spec = { .argv = argv, .envp = vm->env, .cwd = vm->cwd[0] ? vm->cwd : NULL,
 				  .context = context, .fds = fds, .nfds = n };
-	r = context && argv ? qu_remote_start(rm, &spec, t->deadline) : -ENOMEM;
+	if (!context || !argv)
+		r = -ENOMEM;
+	else
+		r = why ? qu_remote_admit(rm, &spec, deadline_us, why, len) : qu_remote_start(rm, &spec, deadline_us);
 	qu_strv_free(argv);
 	free(context);
+	return r;
+}
+
+/* --remote: the agent creates the images to copy into, re-creates the descriptors from their
+ * specs and starts the new QEMU paused, listening for the migration and exporting the disks. */
+static int start_target_remote(struct qu_txn *t)
+{
+	struct qu_remote *rm = t->plan->remote;
+	int r = qu_remote_send(t->vm, t->plan, t->deadline, NULL, 0);
 	if (r < 0)
 		return qu_err_wrap(r, "starting the new QEMU on %s", rm->host);
 	qu_info("new QEMU started on %s: PID %d (%s), waiting at %s", rm->host, (int)rm->new_pid,
-		p->target.version_line, rm->migrate_uri);
+		t->plan->target.version_line, rm->migrate_uri);
 	return 0;
 }
 
