@@ -13,6 +13,8 @@
 /* Starting, or resuming, the new QEMU. */
 #define STEP_TIMEOUT_US (120ull * 1000000u)
 #define REPLY_MAX 4096
+/* Summing a copied disk reads all it holds: a whole disk at a few hundred MB/s. */
+#define VERIFY_TIMEOUT_US (3600ull * 1000000u)
 
 struct session {
 	int sock;
@@ -63,6 +65,16 @@ static int call_disk(struct session *s, struct qu_rec *rec, char *reply, size_t 
 	return qu_target_disk(s->target, call_text(rec));
 }
 
+static int call_chain(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	return qu_target_chain(s->target, call_text(rec), reply, len);
+}
+
+static int call_verify(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	return qu_target_verify(s->target, call_text(rec), qu_now_us() + VERIFY_TIMEOUT_US, reply, len);
+}
+
 static int call_tls(struct session *s, struct qu_rec *rec, char *reply, size_t len)
 {
 	return qu_target_tls(s->target, call_text(rec), s->seal);
@@ -88,6 +100,8 @@ static const struct session_op session_ops[] = {
 	{ QU_REC_EXEC, NULL, exec_start, 0 },
 	{ QU_REC_CALL, "probe", call_probe, 1 },
 	{ QU_REC_CALL, "disk", call_disk, 0 },
+	{ QU_REC_CALL, "chain", call_chain, 1 },
+	{ QU_REC_CALL, "verify", call_verify, 1 },
 	{ QU_REC_CALL, "tls", call_tls, 0 },
 	{ QU_REC_CALL, "resume", call_resume, 1 },
 	{ QU_REC_CALL, "abort", call_abort, 1 },

@@ -1,7 +1,7 @@
 /* The agent's session server: one upgrade to this host, served over a connection that the
  * transport (remote/tcp/) has authenticated and sealed already. It reads the tool's records
  * and dispatches each to its operation on the new QEMU (remote/target.h) from a table:
- * launch records, EXEC, and the CALLs probe, disk, tls, resume and abort (docs/remote.md,
+ * launch records, EXEC, and the CALLs probe, disk, chain, verify, tls, resume and abort (docs/remote.md,
  * "Protocol"). */
 #ifndef QU_REMOTE_SESSION_H
 #define QU_REMOTE_SESSION_H
