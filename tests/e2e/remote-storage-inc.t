@@ -2,6 +2,7 @@
 # --remote with --copy-storage-inc: VMs whose disk is a qcow2 overlay on a raw base (128 MiB,
 # 96 MiB of data) that both hosts hold at the same path. Only the overlay's data crosses; the
 # chain on B reads as the chain on A; the guest's memory checker stays clean; --verify agrees.
+# A copy changed on B before the resume fails --verify and rolls back.
 # Before that, what must not touch the VM: the base missing on B, the base different on B (same
 # size, other bytes), both disks named at once; and --copy-storage (full) with a chain: a -drive
 # disk is collapsed into one standalone image on B, a -blockdev disk whose command line names
@@ -12,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 25
+tap_plan 27
 vm_qemu10
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
@@ -159,7 +160,29 @@ tap_ok $? "the guest makes progress on B and reports no memory corruption"
 onb qemu-img compare -U -f raw -F qcow2 "$flat/a10.raw" "$odir/top10.qcow2" >/dev/null
 tap_ok $? "the chain on B reads as the chain on A"
 
-# 6. --copy-storage (full) of a -drive overlay: the chain becomes one standalone image on B.
+# 6. --verify catches a copy that differs: the tool stands still once the old QEMU has sent
+# everything (fault point 5, both QEMUs paused, the mirror complete), a byte of B's new top
+# image is changed meanwhile, and the sums disagree: rolled back, the VM runs on A again.
+on_b=$(remote_qemus)
+vm 3
+# (The tool holds the VM's QMP socket meanwhile: its own log says when it stands still.)
+QEMU_UPGRADE_FAULT=5:pause=8000 ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" \
+	--remote-key "$REMOTE_KEY" --copy-storage-inc --verify >/dev/null 2>"$VM_DIR/err" &
+tool=$!
+for _ in $(seq 1200); do grep -q "fault point 5: pausing" "$VM_DIR/err" && break; kill -0 "$tool" 2>/dev/null || break; sleep 0.1; done
+at=$(onb qemu-img map -U --output=json "$odir/topfull.qcow2" | jq -r '[.[] | select(.depth == 0 and .data)][0].offset')
+[[ $at =~ ^[0-9]+$ ]] && printf 'corrupted' | onb dd of="$odir/topfull.qcow2" bs=1 seek=$((at + 4096)) conv=notrunc status=none
+tap_diag "B's copy changed at byte $((at + 4096)) of its top image"
+wait "$tool"
+rc=$?
+tap_diag "verify mismatch: exit $rc: $(grep -v '^{' "$VM_DIR/err" | tail -n 4)"
+[ "$rc" = 1 ] && grep -q -- "--verify: disk 'disk0' ($odir/topfull.qcow2) differs on $REMOTE_B_IP after the copy" "$VM_DIR/err"
+tap_ok $? "--verify: a copy that differs fails the move before the resume (exit 1), the disk named"
+for _ in $(seq 50); do [ "$(remote_qemus)" = "$on_b" ] && break; sleep 0.1; done
+untouched 3 topfull.qcow2
+tap_ok $? "rolled back: the VM runs on A again, its QEMU and image on B are gone"
+
+# 7. --copy-storage (full) of a -drive overlay: the chain becomes one standalone image on B.
 vm 3
 qemu-img convert -U -f qcow2 -O raw "$odir/topfull.qcow2" "$flat/afull.raw"
 old=$VM_PID
