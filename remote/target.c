@@ -276,7 +276,7 @@ int qu_target_chain(struct qu_target *t, const char *call, char *reply, size_t l
 
 /* A new top's backing chain: its backing file must be the file this session checked for the
  * VM's user, and found as the old host has it. */
-static int chain_checked(const struct qu_target *t, const struct target_disk *d)
+__attribute__((noinline)) static int chain_checked(const struct qu_target *t, const struct target_disk *d)
 {
 	char joined[2 * PATH_MAX];
 	const char *slash = strrchr(d->path, '/');
