@@ -305,8 +305,6 @@ static void check_ram(const struct qu_vm *vm, struct qu_plan *p)
 		p->strategy = QU_STRATEGY_SHARED;
 }
 
-/* The disks on another host: copied (mirrored into images the agent creates), or already
- * there (shared storage, or read-only media the operator put there). */
 /* A backing file of d that the command line names (a -blockdev of its own, as libvirt
  * writes), or NULL: QEMU would open it whatever the image's header says. */
 static const char *argv_names_chain(const struct qu_vm *vm, const struct qu_disk *d)
@@ -318,6 +316,9 @@ static const char *argv_names_chain(const struct qu_vm *vm, const struct qu_disk
 	return NULL;
 }
 
+/* The disks on another host: copied (mirrored into images the agent creates: whole, or the
+ * top of a backing chain alone), or already there (shared storage, or read-only media the
+ * operator put there). */
 static void plan_remote_disks(const struct qu_vm *vm, struct qu_plan *p)
 {
 	const char *named;
@@ -328,8 +329,8 @@ static void plan_remote_disks(const struct qu_vm *vm, struct qu_plan *p)
 			continue; /* must be at the same path there: QEMU says so at its start if not */
 		if (!p->copy_storage && !p->copy_storage_inc) {
 			qu_refusals_add(&p->refusals, "the VM has disk '%s' (%s): pass --copy-storage to copy its "
-					"disks to %s (--copy-storage-inc: only the top of a backing chain), or --shared-storage if %s sees the same files", d->device, d->file,
-					host, host);
+					"disks to %s (--copy-storage-inc: only the top of a backing chain), or "
+					"--shared-storage if %s sees the same files", d->device, d->file, host, host);
 		} else if (d->file[0] != '/' || !d->size || !d->device[0]) {
 			qu_refusals_add(&p->refusals, "disk '%s' (%s) cannot be copied: --copy-storage copies "
 					"image files opened by path; copy it to %s yourself and pass --shared-storage",
