@@ -286,12 +286,22 @@ __attribute__((noinline)) static int chain_checked(const struct qu_target *t, co
 		snprintf(joined, sizeof(joined), "%.*s/%s", (int)(slash - d->path), d->path, d->backing);
 	if (strcmp(joined, d->base))
 		return qu_err(-EINVAL, "%s: backing file '%s' is not %s", d->path, d->backing, d->base);
-	for (size_t i = 0; i < t->nchecked; i++)
-		if (!strcmp(t->checked[i].path, d->base) && t->checked[i].uid == t->record.who.uid)
-			return strcmp(t->checked[i].f.sum, d->base_sum)
-				       ? qu_err(-EINVAL, "backing file %s differs on this host: not making %s over it",
-						d->base, d->path)
-				       : 0;
+	for (size_t i = 0; i < t->nchecked; i++) {
+		const struct checked_file *c = &t->checked[i];
+		struct qu_file_fact now;
+		if (strcmp(c->path, d->base) || c->uid != t->record.who.uid)
+			continue;
+		if (strcmp(c->f.sum, d->base_sum))
+			return qu_err(-EINVAL, "backing file %s differs on this host: not making %s over it", d->base, d->path);
+		/* Since the check (the plan, moments ago): the same file, unchanged. */
+		int r = qu_chain_stat(&t->record.who, d->base, &now);
+		if (r < 0)
+			return r;
+		if (now.dev != c->f.dev || now.ino != c->f.ino || now.size != c->f.size || now.mtime_ns != c->f.mtime_ns)
+			return qu_err(-ESTALE, "backing file %s changed on this host since it was checked: not making %s over it",
+				      d->base, d->path);
+		return 0;
+	}
 	return qu_err(-EINVAL, "backing file %s of %s was not checked on this host: not making a top over it",
 		      d->base, d->path);
 }

@@ -18,6 +18,7 @@
 /* What the child (as the VM's user) found, in memory shared with us. */
 struct fact_job {
 	const char *path;
+	int identity_only;
 	struct qu_file_fact f;
 	char why[256];
 };
@@ -118,18 +119,22 @@ static int fact_as_user(void *arg)
 		snprintf(j->why, sizeof(j->why), "it is not a regular file");
 		return -EINVAL;
 	}
-	ssize_t n = pread(fd, head, sizeof(head), 0);
 	j->f.size = (unsigned long long)st.st_size;
 	j->f.dev = st.st_dev;
 	j->f.ino = st.st_ino;
 	j->f.mtime_ns = (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec;
+	if (j->identity_only) {
+		close(fd);
+		return 0;
+	}
+	ssize_t n = pread(fd, head, sizeof(head), 0);
 	snprintf(j->f.format, sizeof(j->f.format), "%s", format_of(head, n > 0 ? (size_t)n : 0));
 	r = sum_file(fd, j->f.size, j->f.sum, j->why, sizeof(j->why));
 	close(fd);
 	return r;
 }
 
-int qu_chain_fact(const struct qu_ident *who, const char *path, struct qu_file_fact *f)
+static int describe(const struct qu_ident *who, const char *path, int identity_only, struct qu_file_fact *f)
 {
 	if (path[0] != '/')
 		return qu_err(-EINVAL, "backing file '%s' is not an absolute path", path);
@@ -138,6 +143,7 @@ int qu_chain_fact(const struct qu_ident *who, const char *path, struct qu_file_f
 		return qu_err(-errno, "mmap: %s", strerror(errno));
 	memset(j, 0, sizeof(*j));
 	j->path = path;
+	j->identity_only = identity_only;
 	int r = qu_run_as(who, fact_as_user, j);
 	if (r == 0)
 		*f = j->f;
@@ -146,6 +152,16 @@ int qu_chain_fact(const struct qu_ident *who, const char *path, struct qu_file_f
 			   j->why[0] ? j->why : r == -ENOENT ? "it does not exist" : strerror(-r));
 	munmap(j, sizeof(*j));
 	return r;
+}
+
+int qu_chain_fact(const struct qu_ident *who, const char *path, struct qu_file_fact *f)
+{
+	return describe(who, path, 0, f);
+}
+
+int qu_chain_stat(const struct qu_ident *who, const char *path, struct qu_file_fact *f)
+{
+	return describe(who, path, 1, f);
 }
 
 void qu_chain_compare(const struct qu_file_fact *here, const struct qu_file_fact *there, char *why, size_t len)

@@ -29,6 +29,10 @@ struct qu_file_fact {
  * agree. 0, or -errno with a message naming the file. */
 int qu_chain_fact(const struct qu_ident *who, const char *path, struct qu_file_fact *f);
 
+/* Only the identity (device, inode, size, mtime) of the file at path, read as `who` the same
+ * way: cheap, to notice a file changed since it was described. */
+int qu_chain_stat(const struct qu_ident *who, const char *path, struct qu_file_fact *f);
+
 /* The differences between two facts of one file, as text ("" when none). */
 void qu_chain_compare(const struct qu_file_fact *here, const struct qu_file_fact *there, char *why, size_t len);
 

@@ -2,7 +2,8 @@
 # --remote with --copy-storage-inc: VMs whose disk is a qcow2 overlay on a raw base (128 MiB,
 # 96 MiB of data) that both hosts hold at the same path. Only the overlay's data crosses; the
 # chain on B reads as the chain on A; the guest's memory checker stays clean; --verify agrees.
-# A copy changed on B before the resume fails --verify and rolls back.
+# A base changed on B after the check is refused before the top is made; a copy changed on B
+# before the resume fails --verify and rolls back.
 # Before that, what must not touch the VM: the base missing on B, the base different on B (same
 # size, other bytes), both disks named at once; and --copy-storage (full) with a chain: a -drive
 # disk is collapsed into one standalone image on B, a -blockdev disk whose command line names
@@ -13,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 27
+tap_plan 29
 vm_qemu10
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
@@ -94,9 +95,15 @@ tap_diag "dry run (base still different): $REPORT"
 [ "$(json_get "$REPORT" result)" = refused ]
 tap_ok $? "--dry-run shows the refusal too"
 
-# 3. The same base on B: the move, with --verify; a write made while it runs must cross.
+# 3. The same base on B: the move, with --verify; a write made while it runs must cross. The
+# plan first, in words.
 onb cp "$flat/base.copy" "$base"
 vm 1
+plan=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --remote-key "$REMOTE_KEY" \
+	--copy-storage-inc --dry-run 2>&1)
+tap_diag "$(grep '^disk' <<<"$plan" | tr '\n' ' ')"
+[ "$(grep -c "^disk disk[01] .*its top image copied onto the same backing files there (NBD mirror, sync=top)" <<<"$plan")" = 2 ]
+tap_ok $? "--dry-run with the same base on B: both disks' top images to be copied over it"
 vm_qmp "$VM_QMP" '{"execute":"human-monitor-command","arguments":{"command-line":"qemu-io disk0 \"write -P 0x77 8M 512k\""}}' >/dev/null
 qemu-img convert -U -f qcow2 -O raw "$odir/top72b.qcow2" "$flat/before72b.raw"
 old=$VM_PID
@@ -160,7 +167,22 @@ tap_ok $? "the guest makes progress on B and reports no memory corruption"
 onb qemu-img compare -U -f raw -F qcow2 "$flat/a10.raw" "$odir/top10.qcow2" >/dev/null
 tap_ok $? "the chain on B reads as the chain on A"
 
-# 6. --verify catches a copy that differs: the tool stands still once the old QEMU has sent
+# 6. B's base changes after the plan checked it (the tool stands still at fault point 1, the
+# plan made, nothing touched): the agent sees it before it makes the top, and nothing moves.
+on_b=$(remote_qemus)
+vm 3
+QEMU_UPGRADE_FAULT=1:pause=8000 ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" \
+	--remote-key "$REMOTE_KEY" --copy-storage-inc >/dev/null 2>"$VM_DIR/err" &
+tool=$!
+for _ in $(seq 1200); do grep -q "fault point 1: pausing" "$VM_DIR/err" && break; kill -0 "$tool" 2>/dev/null || break; sleep 0.1; done
+onb touch "$base"
+wait "$tool"
+rc=$?
+tap_diag "base changed after the plan: exit $rc: $(grep -v '^{' "$VM_DIR/err" | tail -n 2)"
+[ "$rc" = 1 ] && grep -q "backing file $base changed on this host since it was checked" "$VM_DIR/err" && untouched 3 topfull.qcow2
+tap_ok $? "a base changed on B after the check: the agent refuses to make the top (exit 1), nothing moved"
+
+# 7. --verify catches a copy that differs: the tool stands still once the old QEMU has sent
 # everything (fault point 5, both QEMUs paused, the mirror complete), a byte of B's new top
 # image is changed meanwhile, and the sums disagree: rolled back, the VM runs on A again.
 on_b=$(remote_qemus)
@@ -182,7 +204,7 @@ for _ in $(seq 50); do [ "$(remote_qemus)" = "$on_b" ] && break; sleep 0.1; done
 untouched 3 topfull.qcow2
 tap_ok $? "rolled back: the VM runs on A again, its QEMU and image on B are gone"
 
-# 7. --copy-storage (full) of a -drive overlay: the chain becomes one standalone image on B.
+# 8. --copy-storage (full) of a -drive overlay: the chain becomes one standalone image on B.
 vm 3
 qemu-img convert -U -f qcow2 -O raw "$odir/topfull.qcow2" "$flat/afull.raw"
 old=$VM_PID

@@ -137,6 +137,20 @@ static void read_as_the_user_without_links(void **state)
 	assert_int_equal(qu_chain_fact(&nobody, at(f, "nothere"), &a), -ENOENT);
 }
 
+static void identity_notices_a_change(void **state)
+{
+	struct fx *f = *state;
+	struct qu_file_fact a, b;
+	make(at(f, "base"), 1 << 20, 0, 7, 4096, 1);
+	assert_int_equal(qu_chain_fact(&root, at(f, "base"), &a), 0);
+	assert_int_equal(qu_chain_stat(&root, at(f, "base"), &b), 0);
+	assert_true(a.dev == b.dev && a.ino == b.ino && a.size == b.size && a.mtime_ns == b.mtime_ns);
+	struct timespec later[2] = { { 0, UTIME_OMIT }, { a.mtime_ns / 1000000000LL + 5, 0 } };
+	assert_int_equal(utimensat(AT_FDCWD, at(f, "base"), later, 0), 0);
+	assert_int_equal(qu_chain_stat(&root, at(f, "base"), &b), 0);
+	assert_true(b.mtime_ns != a.mtime_ns);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -146,6 +160,7 @@ int main(void)
 		T(a_byte_apart_differs),
 		T(format_from_the_header),
 		T(read_as_the_user_without_links),
+		T(identity_notices_a_change),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
