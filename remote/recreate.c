@@ -20,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static const char *find_qemu_img(char *buf, size_t len)
+const char *qu_find_qemu_img(char *buf, size_t len)
 {
 	const char *path = getenv("PATH");
 	char copy[4096];
@@ -84,17 +84,21 @@ static int create_new(const struct qu_ident *who, struct qu_session_record *made
 /* Created empty here, then formatted by qemu-img running as the VM's user, who can touch
  * nothing the VM could not. */
 int qu_recreate_image(const struct qu_ident *who, struct qu_session_record *made, const char *path,
-		      const char *format, unsigned long long size, uint64_t deadline_us)
+		      const char *format, unsigned long long size, const char *backing, const char *backing_format,
+		      uint64_t deadline_us)
 {
 	char img[PATH_MAX], bytes[32], out[1024];
-	if (!find_qemu_img(img, sizeof(img)))
+	if (!qu_find_qemu_img(img, sizeof(img)))
 		return qu_err(-ENOENT, "qemu-img is not installed on this host: it makes the images to copy the disks into");
 	int fd = create_new(who, made, path, "disk copy", O_WRONLY);
 	if (fd < 0)
 		return fd;
 	close(fd);
 	snprintf(bytes, sizeof(bytes), "%llu", size);
-	char *argv[] = { img, (char *)"create", (char *)"-q", (char *)"-f", (char *)format, (char *)path, bytes, NULL };
+	char *plain[] = { img, (char *)"create", (char *)"-q", (char *)"-f", (char *)format, (char *)path, bytes, NULL };
+	char *over[] = { img, (char *)"create", (char *)"-q", (char *)"-f", (char *)format, (char *)"-u", (char *)"-b",
+			 (char *)backing, (char *)"-F", (char *)backing_format, (char *)path, bytes, NULL };
+	char **argv = backing ? over : plain;
 	int r = qu_run_capture(img, -1, argv, who->uid ? who->uid : (uid_t)-1, who->uid ? who->gid : (gid_t)-1,
 			       deadline_us, out, sizeof(out));
 	if (r != 0)

@@ -17,6 +17,8 @@
 /* Starting, or resuming, the new QEMU. */
 #define STEP_TIMEOUT_US (120ull * 1000000u)
 #define REPLY_MAX 4096
+/* Summing a copied disk reads all it holds: a whole disk at a few hundred MB/s. */
+#define VERIFY_TIMEOUT_US (3600ull * 1000000u)
 
 struct session {
 	int sock;
@@ -123,6 +125,30 @@ static int call_disk(struct session *s, struct qu_rec *rec, char *reply, size_t 
 	return qu_target_disk(s->target, call_text(rec));
 }
 
+/* A backing file is read as the user the tool names: only as one the policy would start QEMU
+ * as (root only with agent_allow_root), or any file's sum would be the tool's to ask for. */
+static int call_chain(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	struct qu_refusals *why = calloc(1, sizeof(*why));
+	struct qu_context *who = calloc(1, sizeof(*who));
+	int r = why && who ? 0 : -ENOMEM;
+	if (r == 0) {
+		who->uid = (uid_t)qu_kv_num(call_text(rec), "uid", 0);
+		who->gid = (gid_t)qu_kv_num(call_text(rec), "gid", 0);
+		qu_policy_identity(s->policy, who, why);
+		if (why->n)
+			r = qu_err(-EACCES, "refused by this host's policy: %s", why->why[0]);
+	}
+	free(why);
+	free(who);
+	return r < 0 ? r : qu_target_chain(s->target, call_text(rec), reply, len);
+}
+
+static int call_verify(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	return qu_target_verify(s->target, call_text(rec), qu_now_us() + VERIFY_TIMEOUT_US, reply, len);
+}
+
 static int call_tls(struct session *s, struct qu_rec *rec, char *reply, size_t len)
 {
 	return qu_target_tls(s->target, call_text(rec), s->seal);
@@ -149,6 +175,8 @@ static const struct session_op session_ops[] = {
 	{ QU_REC_CALL, "probe", call_probe, 1, 1 },
 	{ QU_REC_CALL, "admit", call_admit, 1, 1 },
 	{ QU_REC_CALL, "disk", call_disk, 0, 0 },
+	{ QU_REC_CALL, "chain", call_chain, 1, 1 },
+	{ QU_REC_CALL, "verify", call_verify, 1, 0 },
 	{ QU_REC_CALL, "tls", call_tls, 0, 0 },
 	{ QU_REC_CALL, "resume", call_resume, 1, 0 },
 	{ QU_REC_CALL, "abort", call_abort, 1, 0 },

@@ -1,9 +1,9 @@
 /* The agent's session server: one upgrade to this host, served over a connection that the
  * transport (remote/tcp/) has authenticated and sealed already. It reads the tool's records
  * and dispatches each to its operation on the new QEMU (remote/target.h) from a table:
- * launch records, EXEC, and the CALLs probe, admit, disk, tls, resume and abort
+ * launch records, EXEC, and the CALLs probe, admit, chain, disk, verify, tls, resume and abort
  * (docs/remote.md, "Protocol"). The host's policy (remote/policy.h), read when the session
- * starts, is checked at probe, admit and EXEC, before anything is run or made. */
+ * starts, is checked at probe, admit, chain and EXEC, before anything is run, read or made. */
 #ifndef QU_REMOTE_SESSION_H
 #define QU_REMOTE_SESSION_H
 

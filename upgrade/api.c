@@ -142,11 +142,15 @@ int qu_set_timeout_ms(struct qu_handle *h, unsigned ms)
 int qu_set_flags(struct qu_handle *h, unsigned flags)
 {
 	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_COPY_STORAGE |
-		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS | QU_FLAG_DROP_PRIVILEGES | QU_FLAG_LIBVIRT_RESTART))
+		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS | QU_FLAG_DROP_PRIVILEGES | QU_FLAG_LIBVIRT_RESTART |
+		      QU_FLAG_COPY_STORAGE_INC | QU_FLAG_VERIFY))
 		return fail(-EINVAL, "unknown flags");
-	if ((flags & QU_FLAG_COPY_STORAGE) && (flags & QU_FLAG_SHARED_STORAGE))
+	if ((flags & (QU_FLAG_COPY_STORAGE | QU_FLAG_COPY_STORAGE_INC)) && (flags & QU_FLAG_SHARED_STORAGE))
 		return fail(-EINVAL, "--copy-storage and --shared-storage exclude each other: the disks are either "
 				     "copied or already there");
+	if ((flags & QU_FLAG_COPY_STORAGE) && (flags & QU_FLAG_COPY_STORAGE_INC))
+		return fail(-EINVAL, "--copy-storage and --copy-storage-inc exclude each other: pick how disks "
+				     "with a backing chain move (whole, or only their top image)");
 	h->flags = flags;
 	return 0;
 }
@@ -183,6 +187,8 @@ static int remote_prepare(struct qu_handle *h, struct qu_qmp *old, uint64_t dead
 	h->plan.copy_storage = !!(h->flags & QU_FLAG_COPY_STORAGE);
 	h->plan.shared_storage = !!(h->flags & QU_FLAG_SHARED_STORAGE);
 	h->plan.no_tls = !!(h->flags & QU_FLAG_NO_TLS);
+	h->plan.copy_storage_inc = !!(h->flags & QU_FLAG_COPY_STORAGE_INC);
+	h->plan.verify = !!(h->flags & QU_FLAG_VERIFY);
 	qu_info("connected to the agent on %s", h->remote_host);
 	return 0;
 }
