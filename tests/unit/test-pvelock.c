@@ -36,7 +36,8 @@ static void not_proxmox(void **state)
 }
 
 /* A process whose command line is qemu-server's: sh -c CMD -pidfile DIR/qemu-server/100.pid. */
-static pid_t proxmox_like(void)
+/* *hold: the write end of its stdin; closing it lets sh exit. */
+static pid_t proxmox_like(int *hold)
 {
 	int p[2];
 	assert_int_equal(pipe(p), 0);
@@ -60,7 +61,7 @@ static pid_t proxmox_like(void)
 			break;
 		usleep(1000);
 	}
-	close(p[1]); /* sh reads EOF and exits when the test is done with it */
+	*hold = p[1];
 	return pid;
 }
 
@@ -72,7 +73,8 @@ static void lock_dir_trusted_or_not(void **state)
 	snprintf(file, sizeof(file), "%s/lock-100.conf", dir);
 	setenv("QEMU_UPGRADE_PVE_LOCK_DIR", dir, 1);
 	struct qu_pve_lock l;
-	pid_t pid = proxmox_like();
+	int hold;
+	pid_t pid = proxmox_like(&hold);
 	if (geteuid() == 0) {
 		assert_int_equal(chmod(dir, 0755), 0);
 		assert_int_equal(qu_pve_lock_take(pid, qu_now_us() + 1000000u, &l), 0);
@@ -87,6 +89,7 @@ static void lock_dir_trusted_or_not(void **state)
 	assert_int_equal(l.vmid, 100);
 	assert_int_equal(l.fd, -1);
 	assert_int_not_equal(access(file, F_OK), 0);
+	close(hold); /* sh reads EOF and exits */
 	waitpid(pid, NULL, 0);
 	unsetenv("QEMU_UPGRADE_PVE_LOCK_DIR");
 	rmdir(dir);
