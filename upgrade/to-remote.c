@@ -32,6 +32,10 @@ int qu_remote_send(const struct qu_vm *vm, const struct qu_plan *p, uint64_t dea
 	for (size_t i = 0; r == 0 && p->disks && i < p->disks->n; i++) {
 		const struct qu_disk *d = &p->disks->d[i];
 		int top = !!(p->top_disks & (1u << i));
+		/* A top whose backing chain did not check out is refused by the plan already: the
+		 * policy's admit hears of the rest. */
+		if (top && !p->base_sum[i][0])
+			continue;
 		if (p->copy_disks & (1u << i))
 			r = qu_remote_disk(rm, d->file, d->format, d->size, d->device, top ? d->backing_name : NULL,
 					   d->chain[0].format, d->chain[0].file, p->base_sum[i]);
