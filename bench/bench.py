@@ -1124,10 +1124,11 @@ def notes(rows, sizes):
                                         for r in rs)
                 parts.append(f"{s} GiB: {run:.0f} ms to the commit point, then {ret:.0f} ms")
         if parts:
-            out.append("- qemu-upgrade's `total_ms` includes waiting for the old QEMU to exit "
-                       "after the guest already runs in the new one (" + "; ".join(parts) +
-                       "). The guest is not paused during that tail, and it grows with guest "
-                       "size: the old QEMU's main thread is already a zombie while its last "
+            out.append("- The old QEMU exits after the guest already runs in the new one (" +
+                       "; ".join(parts) + "); qemu-upgrade returns once it has killed it, without "
+                       "waiting for that exit (it waits only after a copy, whose freed memory the "
+                       "host's ledger counts). The guest is not paused during that tail, and it "
+                       "grows with guest size: the old QEMU's main thread is already a zombie while its last "
                        "thread (KVM's `kvm-nx-lpage-recovery` task, kernel stack in "
                        "`exit_mmap` -> `unmap_page_range`) drops the last reference to its "
                        "address space and unmaps the guest RAM: page tables over every page "
