@@ -18,8 +18,10 @@
 #define MAX_ARGS 24
 
 /* ssh's arguments, OpenSSH's syntax: no terminal (the stream is binary), no agent or X11
- * forwarding to the other host, never a prompt; the user and port as options of their own
- * and the host after "--", so that no part of the URI can be read as an option. */
+ * forwarding to the other host, never a prompt, a peer that went away noticed within half a
+ * minute (as the TCP transport's keepalive does); the user and port as options of their own
+ * and the host after "--", so that no part of the URI can be read as an option. Options in
+ * QEMU_UPGRADE_SSH come first, and ssh keeps the first value it reads. */
 static size_t ssh_args(const struct qu_ssh_uri *u, char *port, size_t portlen, const char **argv)
 {
 	size_t n = 0;
@@ -28,6 +30,10 @@ static size_t ssh_args(const struct qu_ssh_uri *u, char *port, size_t portlen, c
 	argv[n++] = "-x";
 	argv[n++] = "-o";
 	argv[n++] = "BatchMode=yes";
+	argv[n++] = "-o";
+	argv[n++] = "ServerAliveInterval=10";
+	argv[n++] = "-o";
+	argv[n++] = "ServerAliveCountMax=3";
 	if (u->user[0]) {
 		argv[n++] = "-l";
 		argv[n++] = u->user;

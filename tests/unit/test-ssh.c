@@ -198,12 +198,12 @@ static void ssh_arguments_and_complaint(void **state)
 	assert_null(r);
 	assert_non_null(strstr(qu_err_msg(), "ssh: debug: noise / Host key verification failed."));
 	assert_int_equal(qu_read_file(args, &text, NULL), 0);
-	assert_string_equal(text, "-T\n-a\n-x\n-o\nBatchMode=yes\n-l\nroot\n-p\n2222\n--\nhost2\nqemu-upgrade agent --stdio\n");
+	assert_string_equal(text, "-T\n-a\n-x\n-o\nBatchMode=yes\n-o\nServerAliveInterval=10\n-o\nServerAliveCountMax=3\n-l\nroot\n-p\n2222\n--\nhost2\nqemu-upgrade agent --stdio\n");
 	free(text);
 	/* Without user and port: ssh's own defaults (its config, the current user). */
 	assert_true(qu_remote_connect("ssh://[fd00::2]", NULL, qu_now_us() + 5000000u, &r) < 0);
 	assert_int_equal(qu_read_file(args, &text, NULL), 0);
-	assert_string_equal(text, "-T\n-a\n-x\n-o\nBatchMode=yes\n--\nfd00::2\nqemu-upgrade agent --stdio\n");
+	assert_string_equal(text, "-T\n-a\n-x\n-o\nBatchMode=yes\n-o\nServerAliveInterval=10\n-o\nServerAliveCountMax=3\n--\nfd00::2\nqemu-upgrade agent --stdio\n");
 	free(text);
 	/* A command that is not there. */
 	setenv(QU_SSH_ENV, "/nonexistent/ssh", 1);
