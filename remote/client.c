@@ -16,8 +16,6 @@
 #include <unistd.h>
 
 #define TEXT_MAX 4096
-/* Once the stream broke: how long ssh may take to say why and exit. */
-#define SSH_LAST_WORDS_US (3ull * 1000000u)
 
 /* The socket goes, and its sealer first: a later socket may get the same number. */
 static void hang_up(struct qu_remote *r)
@@ -26,6 +24,9 @@ static void hang_up(struct qu_remote *r)
 		qu_stream_set_sealer(r->sock, NULL);
 	qu_close(&r->sock);
 }
+
+/* Once the stream broke: how long ssh may take to say why and exit. */
+#define SSH_LAST_WORDS_US (3ull * 1000000u)
 
 /* ssh's last lines on stderr ("Host key verification failed.", the agent's last log line),
  * for an error: "; ssh: ..." or "". When the stream broke (not a timeout) ssh is ending:

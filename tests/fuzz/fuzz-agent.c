@@ -1,7 +1,6 @@
 /* The agent's side of `--remote` (remote/target.c): the records a tool sends once the
- * transport let it in (ssh, or the sealed TCP connection), as remote/session.c dispatches
- * them: ARG, ENV, CWD, CONTEXT and FD records (qu_target_add), CALL op=disk
- * (qu_target_disk) and op=tls (qu_target_tls, with the psk= an ssh tool sends).
+ * connection is sealed, as remote/session.c dispatches them: ARG, ENV, CWD, CONTEXT
+ * and FD records (qu_target_add), CALL op=disk (qu_target_disk) and op=tls (qu_target_tls).
  * The calls that start programs (probe, EXEC, resume) are left out. The handshake before the
  * seal is qu_stream_recv and qu_kv_get: fuzz-stream-recv and fuzz-kv.
  * Input: one mode byte (bit 0: put every record's CRC right first), then records. */
