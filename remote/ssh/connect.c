@@ -49,10 +49,36 @@ static size_t ssh_args(const struct qu_ssh_uri *u, char *port, size_t portlen, c
 	return n;
 }
 
+#define SH_LINE_MAX 4096
+
+/* The command line: ssh's arguments after "ssh", or (QEMU_UPGRADE_SSH, as git runs
+ * GIT_SSH_COMMAND) after `/bin/sh -c 'CMD "$@"' CMD`. Made before the fork: the child only
+ * execs. */
+static int command(const char *const *args, char *line, const char **argv)
+{
+	const char *cmd = getenv(QU_SSH_ENV);
+	size_t n = 0;
+	if (cmd && *cmd) {
+		if (strlen(cmd) + sizeof(" \"$@\"") > SH_LINE_MAX)
+			return qu_err(-E2BIG, "%s is longer than %d bytes", QU_SSH_ENV, SH_LINE_MAX - 8);
+		snprintf(line, SH_LINE_MAX, "%s \"$@\"", cmd);
+		argv[n++] = "/bin/sh";
+		argv[n++] = "-c";
+		argv[n++] = line;
+		argv[n++] = cmd;
+	} else {
+		argv[n++] = "ssh";
+	}
+	for (size_t i = 0; args[i]; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	return 0;
+}
+
 /* In the child: ssh's own session (a Ctrl-C at the tool's terminal is the tool's to handle: it
  * rolls back through the agent, which needs ssh alive), default signals, the socket as stdin
  * and stdout, the pipe as stderr, nothing else open. */
-static void exec_ssh(int sock, int err, const char *const *args)
+static void exec_ssh(int sock, int err, const char *const *argv)
 {
 	sigset_t none;
 	sigemptyset(&none);
@@ -60,60 +86,54 @@ static void exec_ssh(int sock, int err, const char *const *args)
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL);
 	setsid();
-	if (dup2(sock, 0) < 0 || dup2(sock, 1) < 0 || dup2(err, 2) < 0)
+	/* Above stdio first: a caller with stdio closed may have been given 0, 1 or 2. */
+	int s = fcntl(sock, F_DUPFD, 3), e = fcntl(err, F_DUPFD, 3);
+	if (s < 0 || e < 0 || dup2(s, 0) < 0 || dup2(s, 1) < 0 || dup2(e, 2) < 0)
 		_exit(127);
 	close_range(3, ~0U, 0);
-	const char *cmd = getenv(QU_SSH_ENV);
-	if (cmd && *cmd) {
-		/* As git runs GIT_SSH_COMMAND: a shell command line, with ssh's arguments appended. */
-		const char *argv[MAX_ARGS + 4];
-		size_t n = 0;
-		char line[4096];
-		snprintf(line, sizeof(line), "%s \"$@\"", cmd);
-		argv[n++] = "/bin/sh";
-		argv[n++] = "-c";
-		argv[n++] = line;
-		argv[n++] = cmd;
-		for (size_t i = 0; args[i]; i++)
-			argv[n++] = args[i];
-		argv[n] = NULL;
-		execv("/bin/sh", (char *const *)argv);
-		fprintf(stderr, "cannot run /bin/sh for %s: %s\n", QU_SSH_ENV, strerror(errno));
-	} else {
-		const char *argv[MAX_ARGS + 2];
-		size_t n = 0;
-		argv[n++] = "ssh";
-		for (size_t i = 0; args[i]; i++)
-			argv[n++] = args[i];
-		argv[n] = NULL;
+	if (!strcmp(argv[0], "ssh"))
 		execvp("ssh", (char *const *)argv);
-		fprintf(stderr, "cannot run ssh: %s (install openssh-client, or name the command in %s)\n",
-			strerror(errno), QU_SSH_ENV);
+	else
+		execv(argv[0], (char *const *)argv);
+	static const char msg[] = "cannot run ssh (install openssh-client, or name the command in " QU_SSH_ENV ")\n";
+	if (write(2, msg, sizeof(msg) - 1) < 0) {
+		/* nobody to tell */
 	}
 	_exit(127);
 }
 
 int qu_ssh_start(const struct qu_ssh_uri *u, struct qu_ssh *s)
 {
-	const char *args[MAX_ARGS];
-	char port[8];
-	int sv[2], ep[2];
+	const char *args[MAX_ARGS], *argv[MAX_ARGS + 5];
+	char port[8], *line = malloc(SH_LINE_MAX);
+	int sv[2], ep[2], r;
 	size_t n = ssh_args(u, port, sizeof(port), args);
 	args[n] = NULL;
 	memset(s, 0, sizeof(*s));
 	s->err = -1;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return qu_err(-errno, "socketpair: %s", strerror(errno));
+	if (!line)
+		return qu_err(-ENOMEM, "out of memory");
+	if ((r = command(args, line, argv)) < 0) {
+		free(line);
+		return r;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		r = -errno;
+		free(line);
+		return qu_err(r, "socketpair: %s", strerror(-r));
+	}
 	if (pipe2(ep, O_CLOEXEC) < 0) {
-		int e = errno;
+		r = -errno;
 		close(sv[0]);
 		close(sv[1]);
-		return qu_err(-e, "pipe: %s", strerror(e));
+		free(line);
+		return qu_err(r, "pipe: %s", strerror(-r));
 	}
 	pid_t pid = fork();
 	if (pid == 0)
-		exec_ssh(sv[1], ep[1], args);
+		exec_ssh(sv[1], ep[1], argv);
 	int e = errno;
+	free(line);
 	close(sv[1]);
 	close(ep[1]);
 	if (pid < 0) {
