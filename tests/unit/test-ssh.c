@@ -162,6 +162,30 @@ static void psk_hex(void **state)
 	assert_int_equal(qu_psk_parse(longer, &b), -EINVAL);
 }
 
+/* The public API reads the URI before anything runs, and takes no key file with it. */
+static void api_refusals(void **state)
+{
+	(void)state;
+	struct qu_handle *h = qu_new();
+	assert_non_null(h);
+	assert_int_equal(qu_set_remote(h, "ssh://root@host2:2222", NULL), 0);
+	assert_int_equal(qu_set_remote(h, "ssh://-oProxyCommand=sh", NULL), -1);
+	assert_int_equal(qu_get_errno(), EINVAL);
+	assert_non_null(strstr(qu_get_error(), "the host in"));
+	assert_int_equal(qu_set_remote(h, "ssh://root@host2", "/etc/qemu-upgrade/agent.key"), -1);
+	assert_non_null(strstr(qu_get_error(), "--remote-key"));
+	qu_free(h);
+	FILE *out = fopen("/dev/null", "w");
+	assert_non_null(out);
+	assert_int_equal(qu_check(NULL, "ssh://root@-oProxyCommand=sh", NULL, 0, out), -1);
+	assert_non_null(strstr(qu_get_error(), "the host in"));
+	assert_int_equal(qu_check(NULL, "ssh://root@host2", "/k", 0, out), -1);
+	assert_non_null(strstr(qu_get_error(), "--remote-key"));
+	assert_int_equal(qu_agent_run("4779", NULL, QU_AGENT_STDIO), -1);
+	assert_int_equal(qu_agent_run(NULL, NULL, QU_AGENT_STDIO | QU_AGENT_ONCE), -1);
+	fclose(out);
+}
+
 static int remove_tmp(void **state)
 {
 	(void)state;
@@ -257,6 +281,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(uri_refusals),
 		cmocka_unit_test(server_address),
 		cmocka_unit_test(psk_hex),
+		cmocka_unit_test(api_refusals),
 		cmocka_unit_test_setup_teardown(ssh_arguments_and_complaint, make_tmp, remove_tmp),
 		cmocka_unit_test_setup_teardown(client_and_agent_over_pipes, make_tmp, remove_tmp),
 	};
