@@ -58,8 +58,9 @@ remote_agent_start() {
 # agent is what sshd's PATH finds for the tool's own remote command. Sets REMOTE_SSHD (its
 # PID: read B's files through /proc/REMOTE_SSHD/root), REMOTE_SSHD_LOG, REMOTE_SSH_DIR,
 # REMOTE_SSH_URI (ssh://root@10.77.0.2:PORT), and exports QEMU_UPGRADE_SSH (ssh with that key
-# and a known_hosts file that holds B's host key, and no other configuration). Waits until
-# sshd listens.
+# and a known_hosts file that holds B's host key, and no other configuration). REMOTE_SSHD_ENV
+# ("VAR=VALUE ...", no spaces in a value): the environment sshd gives the agent on top of its
+# own (SetEnv; the test hooks, e.g. QEMU_UPGRADE_CONF). Waits until sshd listens.
 REMOTE_SSH_PORT=2222
 remote_sshd_start() {
 	local mounts="" d i dir bin
@@ -82,6 +83,7 @@ remote_sshd_start() {
 		PidFile none
 		LogLevel VERBOSE
 	EOF
+	[ -z "${REMOTE_SSHD_ENV:-}" ] || echo "SetEnv $REMOTE_SSHD_ENV" >>"$dir/sshd_config"
 	for d in "$@"; do
 		mounts+="mount -t tmpfs qu-remote '$d' && "
 	done
