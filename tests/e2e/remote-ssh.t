@@ -5,9 +5,10 @@
 # through QEMU_UPGRADE_SSH. Before anything runs, a hostile URI is refused; `check --remote
 # ssh://` reaches the agent; a host key that does not match is ssh's complaint, named, and the
 # VM is untouched; the agent's session killed mid-upgrade leaves B clean and the VM running on
-# A. Then a VM with a tap and a qcow2 disk checking its own memory moves over ssh, RAM and
-# disk over QEMU's TLS keyed by a PSK sent inside ssh: the guest is clean there, nothing of
-# it stays on A, and no agent process stays on B.
+# A. Then a VM with a tap and a qcow2 disk checking its own memory moves over ssh to B's IPv6
+# address (ssh://root@[fd00:77::2]:PORT: the agent takes that address from SSH_CONNECTION for
+# the migration and the NBD export), RAM and disk over QEMU's TLS keyed by a PSK sent inside
+# ssh: the guest is clean there, nothing of it stays on A, and no agent process stays on B.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -38,6 +39,10 @@ ip -n "$REMOTE_NS_B" tuntap add dev tap0 mode tap && ip -n "$REMOTE_NS_B" addr a
 vm_wait_ready || exit 1
 old=$VM_PID
 
+# B has an IPv6 address too (no duplicate address detection: usable at once).
+REMOTE_B_IP6=fd00:77::2
+ip -n "$REMOTE_NS_A" addr add fd00:77::1/64 dev "qua$$" nodad &&
+	ip -n "$REMOTE_NS_B" addr add "$REMOTE_B_IP6/64" dev "qub$$" nodad || { echo "Bail out! no IPv6 on the veth"; exit 1; }
 remote_sshd_start "$VM_DIR" || { echo "Bail out! sshd did not start on B"; exit 1; }
 
 # 1. Hostile URIs: refused before ssh runs (the command that would stand in for ssh leaves a
@@ -136,14 +141,16 @@ for _ in $(seq 100); do [ -z "$(remote_qemus)" ] && [ -z "$(remote_agents)" ] &&
 	[ ! -e "/proc/$REMOTE_SSHD/root$VM_DIR/disk.qcow2" ] && [ -z "$(remote_agents)" ]
 tap_ok $? "the agent's parent killed mid-upgrade: rolled back, the VM runs on A, B is clean"
 
-# 5. The move, over ssh.
+# 5. The move, over ssh to B's IPv6 address.
+REMOTE_SSH_URI="ssh://root@[$REMOTE_B_IP6]:$REMOTE_SSH_PORT"
 vm_qmp "$VM_QMP" '{"execute":"human-monitor-command","arguments":{"command-line":"qemu-io disk0 \"write -P 0x77 8M 512k\""}}' >/dev/null
 remote_upgrade --copy-storage
 rc=$?
 tap_diag "move: exit $rc: $REPORT $(cat "$VM_DIR/err")"
-tap_is "$(json_get "$REPORT" result)" upgraded "the VM moved to host B over ssh://"
+tap_is "$(json_get "$REPORT" result)" upgraded "the VM moved to host B over ssh:// to its IPv6 address (migration and NBD there too)"
 [ "$VM_PID" != "$old" ] || { echo "Bail out! the VM did not move"; exit 1; }
-tap_is "$(json_get "$REPORT" remote)" "$REMOTE_SSH_URI" "the report names the ssh:// destination"
+[ "$(json_get "$REPORT" remote)" = "$REMOTE_SSH_URI" ] && grep -q "Accepted publickey for root from fd00:77::1 " "$REMOTE_SSHD_LOG"
+tap_ok $? "the report names the ssh:// destination, and sshd let the tool in over IPv6"
 tap_check "the old QEMU is gone" proc_gone "$old"
 [ "$(readlink "/proc/$VM_PID/ns/net")" = "$(ip netns exec "$REMOTE_NS_B" readlink /proc/self/ns/net)" ]
 tap_ok $? "the new QEMU runs in host B's network namespace"

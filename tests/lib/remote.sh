@@ -60,7 +60,8 @@ remote_agent_start() {
 # REMOTE_SSH_URI (ssh://root@10.77.0.2:PORT), and exports QEMU_UPGRADE_SSH (ssh with that key
 # and a known_hosts file that holds B's host key, and no other configuration). REMOTE_SSHD_ENV
 # ("VAR=VALUE ...", no spaces in a value): the environment sshd gives the agent on top of its
-# own (SetEnv; the test hooks, e.g. QEMU_UPGRADE_CONF). Waits until sshd listens.
+# own (SetEnv; the test hooks, e.g. QEMU_UPGRADE_CONF). REMOTE_B_IP6: an IPv6 address of B
+# that sshd listens on too (known_hosts names it as well). Waits until sshd listens.
 REMOTE_SSH_PORT=2222
 remote_sshd_start() {
 	local mounts="" d i dir bin
@@ -70,6 +71,8 @@ remote_sshd_start() {
 		ssh-keygen -q -t ed25519 -N '' -C qu-test-tool -f "$dir/id" || return 1
 	cp "$dir/id.pub" "$dir/authorized_keys"
 	echo "[$REMOTE_B_IP]:$REMOTE_SSH_PORT $(cut -d' ' -f1,2 "$dir/host_key.pub")" >"$dir/known_hosts"
+	[ -z "${REMOTE_B_IP6:-}" ] ||
+		echo "[$REMOTE_B_IP6]:$REMOTE_SSH_PORT $(cut -d' ' -f1,2 "$dir/host_key.pub")" >>"$dir/known_hosts"
 	cat >"$dir/sshd_config" <<-EOF
 		Port $REMOTE_SSH_PORT
 		ListenAddress $REMOTE_B_IP
@@ -84,6 +87,7 @@ remote_sshd_start() {
 		LogLevel VERBOSE
 	EOF
 	[ -z "${REMOTE_SSHD_ENV:-}" ] || echo "SetEnv $REMOTE_SSHD_ENV" >>"$dir/sshd_config"
+	[ -z "${REMOTE_B_IP6:-}" ] || echo "ListenAddress $REMOTE_B_IP6" >>"$dir/sshd_config"
 	for d in "$@"; do
 		mounts+="mount -t tmpfs qu-remote '$d' && "
 	done
