@@ -274,6 +274,12 @@ static int incoming_port(struct qu_qmp *q, uint64_t deadline_us)
 	return p > 0 ? p : -ENOENT;
 }
 
+/* A file of the agent's own (the TLS key), in the session's record before it is made. */
+static void record_own_file(const char *path, void *record)
+{
+	qu_session_record_add_file(record, path, 1);
+}
+
 static int start_incoming(struct qu_target *t, const char *host, uint64_t deadline_us, char *uri, size_t len)
 {
 	struct qu_mig_settings want = { .events = 1 };
@@ -281,14 +287,11 @@ static int start_incoming(struct qu_target *t, const char *host, uint64_t deadli
 		if (!t->have_psk)
 			return qu_err(-EPROTO, "TLS asked for without a key (the tool sends one with op=tls; "
 				      "--no-tls for plain TCP)");
-		int r = qu_tls_add(t->ctl, &t->psk, "server", t->record.who.uid, t->record.who.gid, deadline_us, &t->tls);
+		/* The key file is read at each handshake: it stays until the resume. */
+		int r = qu_tls_add(t->ctl, &t->psk, "server", t->record.who.uid, t->record.who.gid, record_own_file,
+				   &t->record, deadline_us, &t->tls);
 		if (r < 0)
 			return r;
-		/* The key file is read at each handshake: it stays until the resume. */
-		char key[PATH_MAX];
-		snprintf(key, sizeof(key), "%.*s/keys.psk", PATH_MAX - 16, t->tls.dir);
-		qu_session_record_add_file(&t->record, key, 1);
-		qu_session_record_add_file(&t->record, t->tls.dir, 1);
 		want.tls_set = 1;
 		snprintf(want.tls_creds, sizeof(want.tls_creds), "%s", QU_TLS_ID);
 	}

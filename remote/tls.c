@@ -64,7 +64,7 @@ static int write_key(const struct qu_psk *psk, const char *dir, uid_t uid, gid_t
 }
 
 int qu_tls_add(struct qu_qmp *q, const struct qu_psk *psk, const char *endpoint, uid_t uid, gid_t gid,
-	       uint64_t deadline_us, struct qu_tls *tls)
+	       qu_tls_made_fn made, void *arg, uint64_t deadline_us, struct qu_tls *tls)
 {
 	unsigned rnd = 0;
 	memset(tls, 0, sizeof(*tls));
@@ -72,6 +72,12 @@ int qu_tls_add(struct qu_qmp *q, const struct qu_psk *psk, const char *endpoint,
 		return qu_err(-EIO, "no random numbers");
 	/* Not under the state directory: that is root's alone, and QEMU runs as the VM's user. */
 	snprintf(tls->dir, sizeof(tls->dir), "/run/qemu-upgrade-tls-%d-%08x", (int)getpid(), rnd);
+	if (made) {
+		char key[sizeof(tls->dir) + 16];
+		snprintf(key, sizeof(key), "%s/keys.psk", tls->dir);
+		made(key, arg);
+		made(tls->dir, arg);
+	}
 	if (mkdir(tls->dir, 0700) < 0) {
 		int e = errno;
 		tls->dir[0] = '\0';

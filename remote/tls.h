@@ -35,10 +35,14 @@ struct qu_tls {
 	int added;            /* the tls-creds object exists in the QEMU */
 };
 
+/* Told each path before it is made (the key file, then its directory): the agent's session
+ * record must name them before they exist, or a session killed in between leaves them. */
+typedef void (*qu_tls_made_fn)(const char *path, void *arg);
+
 /* Writes psk for uid/gid and adds the tls-creds-psk object with endpoint "client" (the old
- * QEMU) or "server" (the new one). */
+ * QEMU) or "server" (the new one). made (NULL: nobody) is told the paths first. */
 int qu_tls_add(struct qu_qmp *q, const struct qu_psk *psk, const char *endpoint, uid_t uid, gid_t gid,
-	       uint64_t deadline_us, struct qu_tls *tls);
+	       qu_tls_made_fn made, void *arg, uint64_t deadline_us, struct qu_tls *tls);
 /* Removes the key file (and, with q, the object). */
 void qu_tls_remove(struct qu_qmp *q, struct qu_tls *tls, uint64_t deadline_us);
 

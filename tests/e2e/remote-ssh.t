@@ -93,10 +93,7 @@ tap_ok $? "the VM runs on A untouched; nothing started on B"
 tool=$!
 session=
 for _ in $(seq 300); do
-	for p in $(remote_agents); do
-		pp=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)
-		grep -qx "$pp" <(remote_agents) && session=$p
-	done
+	session=$(remote_agent_pair | cut -d' ' -f2)
 	[ -n "$session" ] && [ -n "$(remote_qemus)" ] && break
 	sleep 0.1
 done
@@ -114,9 +111,11 @@ tap_diag "rolled back: $(json_get "$(cat "$VM_DIR/report")" rolled_back)"
 json_get "$(cat "$VM_DIR/report")" rolled_back | grep -q "agent unreachable.*it said: .*session $session ended without cleaning up: its new QEMU stopped"
 tap_ok $? "the report carries the agent's last words over ssh: it stopped that session's QEMU"
 for _ in $(seq 100); do [ -z "$(remote_qemus)" ] && [ -z "$(remote_agents)" ] && break; sleep 0.1; done
+leaked=$(remote_tls_leaks "$tls_before")
+tap_diag "TLS keys left: ${leaked:-none}"
 [ -z "$(remote_qemus)" ] && [ ! -e "/proc/$REMOTE_SSHD/root$VM_DIR/disk.qcow2" ] &&
-	[ ! -e "/proc/$REMOTE_SSHD/root$VM_DIR/qmp.sock" ] && [ -z "$(remote_agents)" ]
-tap_ok $? "nothing is left on B: no QEMU, no image, no socket, no agent process"
+	[ ! -e "/proc/$REMOTE_SSHD/root$VM_DIR/qmp.sock" ] && [ -z "$(remote_agents)" ] && [ -z "$leaked" ]
+tap_ok $? "nothing is left on B: no QEMU, no image, no socket, no TLS key, no agent process"
 
 # 4a. The agent's relaying parent dies instead: its session sees the end of the stream and
 # undoes what it made itself.
@@ -124,13 +123,11 @@ QEMU_UPGRADE_FAULT=3:pause=4000 remote_upgrade --copy-storage &
 tool=$!
 parent=
 for _ in $(seq 300); do
-	for p in $(remote_agents); do
-		pp=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)
-		grep -qx "$pp" <(remote_agents) || parent=$p
-	done
+	parent=$(remote_agent_pair | cut -d' ' -f1)
 	[ -n "$parent" ] && [ -n "$(remote_qemus)" ] && break
 	sleep 0.1
 done
+tap_diag "agent $parent, new QEMU $(remote_qemus)"
 sleep 2
 [ -n "$parent" ] && kill -KILL "$parent"
 wait "$tool"
@@ -138,8 +135,9 @@ rc=$?
 tap_diag "agent parent killed: exit $rc: $(cat "$VM_DIR/err")"
 for _ in $(seq 100); do [ -z "$(remote_qemus)" ] && [ -z "$(remote_agents)" ] && break; sleep 0.1; done
 [ "$rc" = 1 ] && [ "$(vm_runstate)" = running ] && [ -z "$(remote_qemus)" ] &&
-	[ ! -e "/proc/$REMOTE_SSHD/root$VM_DIR/disk.qcow2" ] && [ -z "$(remote_agents)" ]
-tap_ok $? "the agent's parent killed mid-upgrade: rolled back, the VM runs on A, B is clean"
+	[ ! -e "/proc/$REMOTE_SSHD/root$VM_DIR/disk.qcow2" ] && [ -z "$(remote_agents)" ] &&
+	[ -z "$(remote_tls_leaks "$tls_before")" ]
+tap_ok $? "the agent's parent killed mid-upgrade: rolled back, the VM runs on A, B is clean (no TLS key either)"
 
 # 5. The move, over ssh to B's IPv6 address.
 REMOTE_SSH_URI="ssh://root@[$REMOTE_B_IP6]:$REMOTE_SSH_PORT"

@@ -118,6 +118,22 @@ remote_agents() {
 	done
 }
 
+# remote_agent_pair: "PARENT SESSION", the agent sshd started on B and its session child (the
+# session's own children, forked before they exec, look like agents too: they are neither);
+# fails while there is no such pair.
+remote_agent_pair() {
+	local p pp top= session= all
+	all=$(remote_agents)
+	for p in $all; do
+		pp=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)
+		grep -qxF -- "$pp" <<<"$all" || top=$p
+	done
+	for p in $all; do
+		[ -n "$top" ] && [ "$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)" = "$top" ] && session=$p
+	done
+	[ -n "$session" ] && echo "$top $session"
+}
+
 # remote_upgrade ARGS...: the tool on host A moves VM_PID to host B (over REMOTE_SSH_URI once
 # remote_sshd_start set it, else to the TCP agent with the shared key); sets REPORT, and
 # VM_PID (tracked) and VM_SERIAL/VM_QMP (through /proc/PID/root) to the new QEMU when it moved.
