@@ -559,7 +559,10 @@ def run_upgrade(a, t, row, method="upgrade"):
         finally:
             procs, qemus_extra = pw.stop() if pw else ("", "")
         wall = (time.monotonic() - t0) * 1000
+        # The tool returns once it has killed the old QEMU of a handover (after a copy, once
+        # it has exited): its exit is timed here, by its pidfd.
         exited = old.exited(30)
+        gone_ms = (time.monotonic() - t0) * 1000
         mem = mw.stop()
     finally:
         mw.kill()
@@ -603,7 +606,7 @@ def run_upgrade(a, t, row, method="upgrade"):
     row.update(downtime_ms=rep["downtime_ms"], pause_ms=f"{rep['pause_ms']:.2f}",
                total_ms=f"{rep['total_ms']:.1f}", wall_ms=f"{wall:.1f}",
                running_ms=running,
-               retired_ms=progress_ms(p.stderr, "retired"),
+               retired_ms=f"{gone_ms:.1f}" if exited else "",
                ram_transferred_bytes=sent,
                stream_bytes=rep.get("transferred_bytes", ""),
                reported_extra_mem_bytes=rep.get("extra_memory_bytes", ""),
@@ -1291,11 +1294,13 @@ def cmd_report(a):
     out.append("Median of the runs, [min, max] in brackets. Pause for qemu-upgrade (every "
                "strategy) is its own `pause_ms`; for plain migration the destination's RESUME "
                "event timestamp minus the source's STOP event timestamp. Total time: "
-               "qemu-upgrade's `total_ms` (it returns once the old QEMU has exited); plain "
+               "qemu-upgrade's `total_ms` (it returns once it has killed the old QEMU of a handover, "
+               "once the old QEMU has exited after a copy); plain "
                "migration from starting the destination QEMU to its RESUME event (the source "
                "still exists). The two rows below it split all of them the same way: until the "
                "guest runs in the new QEMU (qemu-upgrade: the report's `commit_ms`), and until "
-               "the old QEMU has exited (plain migration: after `quit` on the source). For the "
+               "the old QEMU has exited (qemu-upgrade: its pidfd became readable, timed by the "
+               "bench from the tool's start; plain migration: after `quit` on the source). For the "
                "low-memory postcopy the guest runs on the new QEMU from the switch on while its "
                "pages still follow, and the report's `commit_ms` is stamped only after the last "
                "page: its \"until the new QEMU runs the guest\" is the tool's `postcopy switch` "

@@ -731,10 +731,17 @@ check_after() {
 run_remote() {
 	local report rc i new t0 t1
 	# The agent on B: a private mount namespace with a tmpfs over the run's directory, so
-	# the new QEMU's QMP socket and pidfile land at the same paths. Started before the
-	# measurement, as a daemon would be.
+	# the new QEMU's QMP socket and pidfile land at the same paths, and its policy (the VM
+	# runs as root, its files in the run's directory: docs/remote.md, "Authorization") in an
+	# /etc/qemu-upgrade.conf of B's own (an overlay on /etc, for any build: the installed one
+	# reads no other file). Started before the measurement, as a daemon would be.
+	mkdir -p "$HELPERS/etc"
 	ip netns exec "$NS_B" unshare -m --propagation private \
-		sh -c "mount -t tmpfs qu-rbench '$RUN_DIR' && exec '$QU_BIN' agent --listen $B_IP:$AGENT_PORT --key '$KEY'" \
+		sh -c "mount -t tmpfs qu-rbench '$RUN_DIR' && mount -t tmpfs qu-rbench-etc '$HELPERS/etc' &&
+			mkdir '$HELPERS/etc/up' '$HELPERS/etc/work' &&
+			mount -t overlay qu-rbench-etc -o 'lowerdir=/etc,upperdir=$HELPERS/etc/up,workdir=$HELPERS/etc/work' /etc &&
+			printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\n' '$RUN_DIR' '$QEMU' >/etc/qemu-upgrade.conf &&
+			exec '$QU_BIN' agent --listen $B_IP:$AGENT_PORT --key '$KEY'" \
 		>"$RUN_DIR/agent.log" 2>&1 &
 	local agent=$!
 	for i in $(seq 100); do

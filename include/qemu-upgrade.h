@@ -49,6 +49,14 @@ struct qu_handle;
  * (its VMs keep running), the VM upgraded, libvirt's status file made to name the new QEMU,
  * and the daemon started again, whatever happened (docs/libvirt.md). */
 #define QU_FLAG_LIBVIRT_RESTART 0x80u
+/* With qu_set_remote(): as QU_FLAG_COPY_STORAGE, but of a disk whose image has a backing
+ * chain only the top image moves, onto a new top over the same backing files, which must be at
+ * the same paths on the other host (checked before anything moves: size, format and a sum of
+ * their data). (0x100-0x400 are qu_check()'s, qu_upgrade_all()'s and the agent's.) */
+#define QU_FLAG_COPY_STORAGE_INC 0x800u
+/* With a disk copy: both hosts sum what was copied before the guest resumes on the other
+ * host; a difference rolls the move back (the guest stays paused longer by the summing). */
+#define QU_FLAG_VERIFY 0x1000u
 
 struct qu_handle *qu_new(void);
 void qu_free(struct qu_handle *h);

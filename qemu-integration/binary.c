@@ -1,4 +1,5 @@
 #include "qemu-integration/binary.h"
+#include "qemu-integration/probecache.h"
 #include "upgrade/run.h"
 #include "upgrade/clock.h"
 #include "upgrade/io.h"
@@ -77,6 +78,7 @@ struct probe_memo {
 	const char *what;
 	struct stat st;
 	uid_t uid;
+	gid_t gid;
 	int status;
 	char *out;
 };
@@ -103,7 +105,8 @@ static int probe(const struct qu_binary *b, const char *what, uint64_t deadline_
 		return e;
 	}
 	for (size_t i = 0; i < nmemo; i++) {
-		if (memo[i].what == what && memo[i].uid == b->probe_uid && same_file(&memo[i].st, &st)) {
+		if (memo[i].what == what && memo[i].uid == b->probe_uid && memo[i].gid == b->probe_gid &&
+		    same_file(&memo[i].st, &st)) {
 			close(fd);
 			*out = memo[i].out;
 			return memo[i].status;
@@ -115,16 +118,22 @@ static int probe(const struct qu_binary *b, const char *what, uint64_t deadline_
 		close(fd);
 		return -ENOMEM;
 	}
-	/* what: up to three words, split at spaces. */
-	char words[64], *save = NULL, *argv[5] = { (char *)b->path, NULL, NULL, NULL, NULL };
-	snprintf(words, sizeof(words), "%s", what);
-	for (size_t k = 1; k < 4; k++)
-		argv[k] = strtok_r(k == 1 ? words : NULL, " ", &save);
-	int r = qu_run_capture(b->path, fd, argv, b->probe_uid, b->probe_gid, deadline_us, buf, cap);
-	close(fd);
-	if (r < 0) {
-		free(buf);
-		return r;
+	int r;
+	if (qu_probe_cache_get(what, b->probe_uid, b->probe_gid, &st, &r, buf, cap) == 0) {
+		close(fd);
+	} else {
+		/* what: up to three words, split at spaces. */
+		char words[64], *save = NULL, *argv[5] = { (char *)b->path, NULL, NULL, NULL, NULL };
+		snprintf(words, sizeof(words), "%s", what);
+		for (size_t k = 1; k < 4; k++)
+			argv[k] = strtok_r(k == 1 ? words : NULL, " ", &save);
+		r = qu_run_capture(b->path, fd, argv, b->probe_uid, b->probe_gid, deadline_us, buf, cap);
+		close(fd);
+		if (r < 0) {
+			free(buf);
+			return r;
+		}
+		qu_probe_cache_put(what, b->probe_uid, b->probe_gid, &st, r, buf);
 	}
 	struct probe_memo *m = &memo[nmemo < 16 ? nmemo++ : 15];
 	if (m->out && m == &memo[15])
@@ -132,6 +141,7 @@ static int probe(const struct qu_binary *b, const char *what, uint64_t deadline_
 	m->what = what;
 	m->st = st;
 	m->uid = b->probe_uid;
+	m->gid = b->probe_gid;
 	m->status = r;
 	m->out = buf;
 	*out = buf;

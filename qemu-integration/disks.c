@@ -6,9 +6,29 @@
 #include <stdio.h>
 #include <string.h>
 
+/* query-block's image info nests each backing image in the one above ("backing-image"). */
+static void read_chain(json_object *img, struct qu_disk *d)
+{
+	json_object *b;
+	snprintf(d->backing_name, sizeof(d->backing_name), "%s", qu_json_member_str(img, "backing-filename"));
+	d->nchain = 0;
+	while (json_object_object_get_ex(img, "backing-image", &b)) {
+		if (d->nchain == QU_MAX_BACKING) {
+			d->nchain = -1;
+			return;
+		}
+		struct qu_backing *c = &d->chain[d->nchain++];
+		snprintf(c->file, sizeof(c->file), "%s", qu_json_member_str(b, "filename"));
+		snprintf(c->format, sizeof(c->format), "%s", qu_json_member_str(b, "format"));
+		img = b;
+	}
+	if (d->nchain == 0 || !d->backing_name[0])
+		d->nchain = -1; /* a backing file QEMU did not describe */
+}
+
 int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out)
 {
-	json_object *blocks = NULL, *ins, *img, *v;
+	json_object *blocks = NULL, *ins, *img = NULL, *v;
 	int r = qu_qmp_query_list(q, "query-block", deadline_us, &blocks);
 	if (r < 0)
 		return r;
@@ -29,8 +49,13 @@ int qu_disks_query(struct qu_qmp *q, uint64_t deadline_us, struct qu_disks *out)
 		d->readonly = json_object_object_get_ex(ins, "ro", &v) && json_object_get_boolean(v);
 		d->removable = json_object_object_get_ex(b, "removable", &v) && json_object_get_boolean(v);
 		d->backing = qu_json_member_int(ins, "backing_file_depth") > 0;
-		if (json_object_object_get_ex(ins, "image", &img))
+		if (json_object_object_get_ex(ins, "image", &img)) {
 			d->size = (unsigned long long)qu_json_member_int(img, "virtual-size");
+			if (d->backing)
+				read_chain(img, d);
+		}
+		if (d->backing && !img)
+			d->nchain = -1;
 	}
 	json_object_put(blocks);
 	return 0;

@@ -10,6 +10,14 @@
 struct qu_qmp;
 
 #define QU_MAX_DISKS 16
+/* Backing files below a disk's top image that a move follows (deeper chains are refused). */
+#define QU_MAX_BACKING 8
+
+/* One backing file, as the old QEMU opened it. */
+struct qu_backing {
+	char file[PATH_MAX]; /* absolute, as QEMU resolved the name in the image above */
+	char format[16];
+};
 
 struct qu_disk {
 	char device[64];  /* what QMP calls it in both QEMUs: the -drive id, or the -blockdev
@@ -20,6 +28,10 @@ struct qu_disk {
 	unsigned long long size;  /* virtual size */
 	int readonly;
 	int backing;      /* the image has a backing file */
+	/* Its backing chain, top down (chain[0] is the top's backing file), when backing. */
+	char backing_name[PATH_MAX]; /* as written in the top image's header (maybe relative) */
+	struct qu_backing chain[QU_MAX_BACKING];
+	int nchain;       /* entries in chain; -1: deeper than QU_MAX_BACKING, or not told */
 	int removable;    /* a CD-ROM or floppy drive */
 };
 

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #define TEXT_MAX 4096
+#define QU_REFUSAL_TEXT_MAX 1024
 
 /* The socket goes, and its sealer first: a later socket may get the same number. */
 static void hang_up(struct qu_remote *r)
@@ -232,15 +233,69 @@ int qu_remote_probe(struct qu_remote *r, const char *path, const char *machine, 
 }
 
 int qu_remote_disk(struct qu_remote *r, const char *path, const char *format, unsigned long long size,
-		   const char *device)
+		   const char *device, const char *backing, const char *backing_format, const char *base,
+		   const char *base_sum)
 {
 	char text[TEXT_MAX] = "";
-	qu_kv_add(text, sizeof(text), "op", "disk");
-	qu_kv_add(text, sizeof(text), "path", path);
-	qu_kv_add(text, sizeof(text), "format", format);
-	qu_kv_addf(text, sizeof(text), "size", "%llu", size);
-	qu_kv_add(text, sizeof(text), "device", device);
+	int e = qu_kv_add(text, sizeof(text), "op", "disk");
+	e |= qu_kv_add(text, sizeof(text), "path", path);
+	e |= qu_kv_add(text, sizeof(text), "format", format);
+	e |= qu_kv_addf(text, sizeof(text), "size", "%llu", size);
+	e |= qu_kv_add(text, sizeof(text), "device", device);
+	if (backing) {
+		e |= qu_kv_add(text, sizeof(text), "backing", backing);
+		e |= qu_kv_add(text, sizeof(text), "backing_format", backing_format);
+		e |= qu_kv_add(text, sizeof(text), "base", base);
+		e |= qu_kv_add(text, sizeof(text), "base_sum", base_sum);
+	}
+	if (e)
+		return qu_err(-ENAMETOOLONG, "disk '%s': its paths are too long to send", device);
 	return call(r, text, 0, NULL, 0);
+}
+
+int qu_remote_chain_ask(struct qu_remote *r, const char *path, unsigned uid, unsigned gid)
+{
+	char text[TEXT_MAX] = "";
+	int e = qu_kv_add(text, sizeof(text), "op", "chain");
+	e |= qu_kv_add(text, sizeof(text), "path", path);
+	e |= qu_kv_addf(text, sizeof(text), "uid", "%u", uid);
+	e |= qu_kv_addf(text, sizeof(text), "gid", "%u", gid);
+	return e ? qu_err(-ENAMETOOLONG, "backing file path too long: %.200s", path) : call(r, text, 0, NULL, 0);
+}
+
+int qu_remote_chain_answer(struct qu_remote *r, uint64_t deadline_us, struct qu_file_fact *f, char *why, size_t len)
+{
+	char text[TEXT_MAX];
+	int e = await_reply(r, deadline_us, text, sizeof(text));
+	if (e < 0)
+		return e;
+	if (qu_kv_get(text, "error", why, len) == 0)
+		return 1;
+	if (qu_chain_fact_get(text, f) < 0)
+		return qu_err(-EBADMSG, "the agent on %s described a backing file without its size, format or sum", r->host);
+	return 0;
+}
+
+int qu_remote_verify_ask(struct qu_remote *r, const char *device, int top)
+{
+	char text[TEXT_MAX] = "";
+	int e = qu_kv_add(text, sizeof(text), "op", "verify");
+	e |= qu_kv_add(text, sizeof(text), "device", device);
+	e |= qu_kv_addf(text, sizeof(text), "top", "%d", !!top);
+	return e ? qu_err(-ENAMETOOLONG, "device name too long") : call(r, text, 0, NULL, 0);
+}
+
+int qu_remote_verify_answer(struct qu_remote *r, uint64_t deadline_us, char *hex, char *why, size_t len)
+{
+	char text[TEXT_MAX];
+	int e = await_reply(r, deadline_us, text, sizeof(text));
+	if (e < 0)
+		return e;
+	if (qu_kv_get(text, "error", why, len) == 0)
+		return 1;
+	if (qu_kv_get(text, "sum", hex, QU_DIGEST_HEX) < 0 || strlen(hex) != 64)
+		return qu_err(-EBADMSG, "the agent on %s answered the verification without a sum", r->host);
+	return 0;
 }
 
 int qu_remote_tls(struct qu_remote *r, int on)
@@ -336,4 +391,33 @@ int qu_remote_abort(struct qu_remote *r, uint64_t deadline_us)
 	/* The agent answers an abort with an ERROR record ("called off") once it has cleaned up. */
 	int e = call(r, "op=abort\n", deadline_us, text, sizeof(text));
 	return e == -ECANCELED ? 0 : e;
+}
+
+int qu_remote_admit(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us, char *why, size_t len)
+{
+	char text[TEXT_MAX], one[QU_REFUSAL_TEXT_MAX], key[16];
+	int e = qu_launch_send_records(r->sock, spec);
+	if (e < 0)
+		return qu_err(e, "cannot reach the agent on %s: %s", r->host, strerror(-e));
+	if ((e = call(r, "op=admit\n", deadline_us, text, sizeof(text))) < 0)
+		return e;
+	why[0] = '\0';
+	if (qu_kv_num(text, "allowed", -1) == 1)
+		return 0;
+	long long n = qu_kv_num(text, "refused", 0);
+	for (unsigned i = 0; i < 64; i++) {
+		snprintf(key, sizeof(key), "why.%u", i);
+		if (qu_kv_get(text, key, one, sizeof(one)) < 0)
+			break;
+		size_t l = strlen(why);
+		snprintf(why + l, len - l, "%s%s", l ? "\n" : "", one);
+		n--;
+	}
+	if (n > 0) {
+		size_t l = strlen(why);
+		snprintf(why + l, len - l, "%s(%lld more reasons the agent did not fit in its answer)", l ? "\n" : "", n);
+	}
+	if (!why[0])
+		snprintf(why, len, "the agent on %s refuses the launch and does not say why", r->host);
+	return 1;
 }

@@ -8,6 +8,7 @@
 #define QU_REMOTE_CLIENT_H
 
 #include "qemu-integration/binary.h"
+#include "remote/blk/chain.h"
 #include "remote/tcp/seal.h"
 #include "remote/tls.h"
 #include "upgrade/launcher.h"
@@ -46,14 +47,31 @@ void qu_remote_close(struct qu_remote *r);
  * (has_machine 0/1). */
 int qu_remote_probe(struct qu_remote *r, const char *path, const char *machine, uint64_t deadline_us,
 		    struct qu_binary *b, int *has_machine);
-/* An image the agent creates before the start, and exports for the disk copy. */
+/* An image the agent creates before the start, and exports for the disk copy; with backing
+ * (as written in the old top's header, of backing_format), a new top over the file base (that
+ * name resolved), which the agent must have found as base_sum says (qu_remote_chain_ask). */
 int qu_remote_disk(struct qu_remote *r, const char *path, const char *format, unsigned long long size,
-		   const char *device);
+		   const char *device, const char *backing, const char *backing_format, const char *base,
+		   const char *base_sum);
+/* --copy-storage-inc: asks the agent to describe the backing file at path there as uid:gid
+ * (remote/blk/chain.h); the answer is read with qu_remote_chain_answer(), so that both hosts
+ * read their copy at once. */
+int qu_remote_chain_ask(struct qu_remote *r, const char *path, unsigned uid, unsigned gid);
+/* 0 with *f filled; 1 with why set when the agent could not read its file; -errno. */
+int qu_remote_chain_answer(struct qu_remote *r, uint64_t deadline_us, struct qu_file_fact *f, char *why, size_t len);
+/* --verify: the agent sums its copy of disk `device` (top: the top layer alone); the answer
+ * (sum hex, or 1 with why) comes with qu_remote_verify_answer(). */
+int qu_remote_verify_ask(struct qu_remote *r, const char *device, int top);
+int qu_remote_verify_answer(struct qu_remote *r, uint64_t deadline_us, char *hex, char *why, size_t len);
 /* Whether the agent's QEMU takes the migration and the disk copy over TLS (before the start). */
 int qu_remote_tls(struct qu_remote *r, int on);
 /* Sends the launch (descriptors elided, with specs) and EXEC; fills new_pid, migrate_uri and
  * nbd_addr. */
 int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us);
+/* Sends the launch as qu_remote_start does, after the disks, and asks whether the agent's
+ * policy allows it all (nothing is made there; the agent forgets it, and qu_remote_start sends
+ * it again). 0: allowed; 1: refused, each reason of the agent a line of why; -errno. */
+int qu_remote_admit(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us, char *why, size_t len);
 /* Just before the resume: -ECONNRESET (and hung up) if the agent's session has ended. */
 int qu_remote_check(struct qu_remote *r);
 /* The source has sent everything: the agent resumes the guest there. */

@@ -4,6 +4,7 @@
 #include "upgrade/kv.h"
 #include "upgrade/log.h"
 #include "upgrade/run.h"
+#include "upgrade/safepath.h"
 #include "upgrade/stream.h"
 
 #include <dirent.h>
@@ -16,9 +17,10 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-static const char *find_qemu_img(char *buf, size_t len)
+const char *qu_find_qemu_img(char *buf, size_t len)
 {
 	const char *path = getenv("PATH");
 	char copy[4096];
@@ -31,6 +33,36 @@ static const char *find_qemu_img(char *buf, size_t len)
 	return NULL;
 }
 
+/* path's directory, walked by root from / with no link followed but root's own (as the policy
+ * walked it: remote/policy.h), kept open, and the path to its entry through that descriptor
+ * (/proc/self/fd/N/NAME, in via): a file opened there as the VM's user is in that very
+ * directory, whatever link the user puts on the way after the check. */
+static int pin_dir(const char *path, struct qu_safe_dir *d, char *via, size_t len)
+{
+	int r = qu_safe_open_dir(path, (uid_t)-1, 0, d);
+	if (r < 0)
+		return r;
+	if ((size_t)snprintf(via, len, "/proc/self/fd/%d/%s", d->fd, d->name) >= len) {
+		qu_safe_close(d);
+		return qu_err(-ENAMETOOLONG, "%s: too long", path);
+	}
+	return 0;
+}
+
+/* open() as the VM's user in path's pinned directory (never through a link: the last
+ * component with O_NOFOLLOW, the rest walked by pin_dir). */
+static int open_pinned(const struct qu_ident *who, const char *path, int flags, mode_t mode)
+{
+	char via[PATH_MAX];
+	struct qu_safe_dir d;
+	int r = pin_dir(path, &d, via, sizeof(via));
+	if (r < 0)
+		return r;
+	r = qu_open_as(who, via, flags, mode);
+	qu_safe_close(&d);
+	return r;
+}
+
 /* A new file of the VM's user, mode 0600, that did not exist: made as that user (so only
  * where that user may make files, and never through a link), never over an existing file
  * (another VM's disk, or this one's if the storage is shared after all). flags: O_WRONLY and
@@ -38,7 +70,7 @@ static const char *find_qemu_img(char *buf, size_t len)
 static int create_new(const struct qu_ident *who, struct qu_session_record *made, const char *path,
 		      const char *what, int flags)
 {
-	int fd = qu_open_as(who, path, flags | O_CREAT | O_EXCL | O_NOCTTY, 0600);
+	int fd = open_pinned(who, path, flags | O_CREAT | O_EXCL | O_NOCTTY, 0600);
 	if (fd == -EEXIST)
 		return qu_err(-EEXIST, "%s exists on this host already: the %s would overwrite it; remove it%s", path,
 			      what, strcmp(what, "disk copy") ? "" : ", or pass --shared-storage if it is the same storage");
@@ -52,17 +84,21 @@ static int create_new(const struct qu_ident *who, struct qu_session_record *made
 /* Created empty here, then formatted by qemu-img running as the VM's user, who can touch
  * nothing the VM could not. */
 int qu_recreate_image(const struct qu_ident *who, struct qu_session_record *made, const char *path,
-		      const char *format, unsigned long long size, uint64_t deadline_us)
+		      const char *format, unsigned long long size, const char *backing, const char *backing_format,
+		      uint64_t deadline_us)
 {
 	char img[PATH_MAX], bytes[32], out[1024];
-	if (!find_qemu_img(img, sizeof(img)))
+	if (!qu_find_qemu_img(img, sizeof(img)))
 		return qu_err(-ENOENT, "qemu-img is not installed on this host: it makes the images to copy the disks into");
 	int fd = create_new(who, made, path, "disk copy", O_WRONLY);
 	if (fd < 0)
 		return fd;
 	close(fd);
 	snprintf(bytes, sizeof(bytes), "%llu", size);
-	char *argv[] = { img, (char *)"create", (char *)"-q", (char *)"-f", (char *)format, (char *)path, bytes, NULL };
+	char *plain[] = { img, (char *)"create", (char *)"-q", (char *)"-f", (char *)format, (char *)path, bytes, NULL };
+	char *over[] = { img, (char *)"create", (char *)"-q", (char *)"-f", (char *)format, (char *)"-u", (char *)"-b",
+			 (char *)backing, (char *)"-F", (char *)backing_format, (char *)path, bytes, NULL };
+	char **argv = backing ? over : plain;
 	int r = qu_run_capture(img, -1, argv, who->uid ? who->uid : (uid_t)-1, who->uid ? who->gid : (gid_t)-1,
 			       deadline_us, out, sizeof(out));
 	if (r != 0)
@@ -71,12 +107,42 @@ int qu_recreate_image(const struct qu_ident *who, struct qu_session_record *made
 	return 0;
 }
 
+/* Whether the socket at path is in the directory d pinned before the bind: a socket's address
+ * is its path (QEMU and the next upgrade read it back), so it is bound by path, and a link the
+ * VM's user put on the way meanwhile shows here. */
+static int still_there(const char *path, const struct qu_safe_dir *d)
+{
+	struct qu_safe_dir now;
+	struct stat a, b, e;
+	int r = qu_safe_open_dir(path, (uid_t)-1, 0, &now);
+	if (r < 0)
+		return r;
+	int same = fstat(d->fd, &a) == 0 && fstat(now.fd, &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino &&
+		   fstatat(now.fd, now.name, &e, AT_SYMLINK_NOFOLLOW) == 0 && S_ISSOCK(e.st_mode);
+	qu_safe_close(&now);
+	return same ? 0 : qu_err(-ELOOP, "%s: the directory changed while the socket was made (a link put on the way?)",
+				 path);
+}
+
 /* Bound as the VM's user: the socket file is that user's, made where that user may. */
 static int make_listener(const struct qu_ident *who, struct qu_session_record *made, const char *path)
 {
+	char via[PATH_MAX];
+	struct qu_safe_dir d;
 	if (path[0] != '/' || strlen(path) >= QU_SUN_PATH_MAX)
 		return qu_err(-EINVAL, "listening socket path '%s' is not usable here", path);
+	int r = pin_dir(path, &d, via, sizeof(via));
+	if (r < 0)
+		return r;
 	int fd = qu_listen_as(who, path, 16);
+	if (fd >= 0 && (r = still_there(path, &d)) < 0) {
+		qu_session_record_add_file(made, path, 0);
+		close(fd);
+		fd = r;
+	}
+	qu_safe_close(&d);
+	if (fd == -ELOOP)
+		return fd;
 	if (fd == -EADDRINUSE)
 		return qu_err(-EEXIST, "%s exists on this host already (another VM's socket?): remove it first", path);
 	if (fd < 0)
@@ -165,7 +231,7 @@ static int open_stdio(const struct qu_ident *who, struct qu_session_record *made
 	qu_kv_get(spec, "path", path, sizeof(path));
 	if (path[0] != '/' || !strncmp(path, "/dev/", 5) || !strncmp(path, "/proc/", 6))
 		return open("/dev/null", O_WRONLY | O_CLOEXEC);
-	int fd = qu_open_as(who, path, O_WRONLY | O_APPEND | O_NOCTTY, 0);
+	int fd = open_pinned(who, path, O_WRONLY | O_APPEND | O_NOCTTY, 0);
 	if (fd == -ENOENT)
 		return create_new(who, made, path, "log", O_WRONLY | O_APPEND);
 	return fd < 0 ? qu_err(fd, "cannot open %s for the new QEMU's output as uid %u (the VM's user): %s", path,

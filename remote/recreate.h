@@ -10,6 +10,7 @@
 #include "remote/record.h"
 #include "upgrade/fdpass/asuser.h"
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct qu_carried;
@@ -21,8 +22,13 @@ int qu_recreate_fd(const struct qu_ident *who, struct qu_session_record *made, c
  * kinds may go to another host: tests/unit/test-kinds.c checks that the two agree). */
 int qu_recreate_knows(unsigned kind);
 /* An image of format and size at path, which must not exist here: created empty as who, then
- * formatted by qemu-img running as who. */
+ * formatted by qemu-img running as who; over backing file `backing` (as written in the image's
+ * header, of backing_format) when not NULL: a new top for --copy-storage-inc, whose chain the
+ * caller checked (qemu-img does not open it: -u). */
 int qu_recreate_image(const struct qu_ident *who, struct qu_session_record *made, const char *path,
-		      const char *format, unsigned long long size, uint64_t deadline_us);
+		      const char *format, unsigned long long size, const char *backing, const char *backing_format,
+		      uint64_t deadline_us);
+/* qemu-img in PATH (buf), or NULL. */
+const char *qu_find_qemu_img(char *buf, size_t len);
 
 #endif

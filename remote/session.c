@@ -1,4 +1,5 @@
 #include "remote/session.h"
+#include "remote/policy.h"
 #include "remote/target.h"
 #include "upgrade/clock.h"
 #include "upgrade/kv.h"
@@ -6,6 +7,9 @@
 #include "upgrade/stream.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Between two records of one upgrade the tool may mirror disks for a long time. */
@@ -13,12 +17,15 @@
 /* Starting, or resuming, the new QEMU. */
 #define STEP_TIMEOUT_US (120ull * 1000000u)
 #define REPLY_MAX 4096
+/* Summing a copied disk reads all it holds: a whole disk at a few hundred MB/s. */
+#define VERIFY_TIMEOUT_US (3600ull * 1000000u)
 
 struct session {
 	int sock;
 	const char *host;
 	const struct qu_psk *psk; /* derived by both ends; NULL: the tool sends one */
 	struct qu_target *target; /* NULL once the upgrade failed (its new QEMU is gone) */
+	struct qu_policy *policy; /* this host's, read when the session starts */
 };
 
 /* An operation: for a record of type (CALL records: with op=verb), fills reply with what the
@@ -29,6 +36,8 @@ struct session_op {
 	int (*run)(struct session *s, struct qu_rec *rec, char *reply, size_t len);
 	int says_ok; /* a silent success is answered ok=1; the others only when they have something
 		      * to say (the tool does not wait for a launch record, a disk or tls) */
+	int keeps; /* a failure is answered and the session goes on: nothing was made (a probe the
+		    * policy refused: the tool goes on planning, and asks admit for every reason) */
 };
 
 static const char *call_text(const struct qu_rec *rec)
@@ -48,19 +57,96 @@ static int launch_record(struct session *s, struct qu_rec *rec, char *reply, siz
 	return r < 0 ? bad_record(rec->type, r) : 0;
 }
 
-static int exec_start(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+/* The whole launch against this host's policy: 0, or -EACCES with every reason. */
+static int check_launch(struct session *s, struct qu_refusals *why)
 {
-	return qu_target_start(s->target, s->host, qu_now_us() + STEP_TIMEOUT_US, reply, len);
+	qu_target_check(s->target, s->policy, why);
+	if (!why->n)
+		return 0;
+	char *all = qu_refusals_join(why, "; ");
+	int r = qu_err(-EACCES, "refused by this host's policy (%u reason%s): %s", qu_refusals_count(why),
+		       qu_refusals_count(why) > 1 ? "s" : "", all ? all : why->why[0]);
+	free(all);
+	return r;
 }
 
+/* Nothing is made before the whole launch passed the policy: a tool that did not ask admit
+ * first is refused here all the same. */
+static int exec_start(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	struct qu_refusals *why = calloc(1, sizeof(*why));
+	int r = why ? check_launch(s, why) : -ENOMEM;
+	free(why);
+	return r < 0 ? r : qu_target_start(s->target, s->host, qu_now_us() + STEP_TIMEOUT_US, reply, len);
+}
+
+/* The launch sent so far, judged and forgotten: REPLY allowed=1, or allowed=0 with each
+ * reason as why.N (as many as fit) and refused=N. */
+static int call_admit(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	struct qu_refusals *why = calloc(1, sizeof(*why));
+	if (!why)
+		return -ENOMEM;
+	qu_target_check(s->target, s->policy, why);
+	qu_target_forget(s->target);
+	unsigned n = qu_refusals_count(why);
+	reply[0] = '\0';
+	qu_kv_addf(reply, len, "allowed", "%d", n == 0);
+	qu_kv_addf(reply, len, "refused", "%u", n);
+	for (unsigned i = 0; i < why->n; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "why.%u", i);
+		if (qu_kv_add(reply, len, key, why->why[i]) < 0)
+			break;
+	}
+	if (n)
+		qu_info("agent: a launch was refused by this host's policy (%u reason%s): %s", n, n > 1 ? "s" : "",
+			why->why[0]);
+	free(why);
+	return 0;
+}
+
+/* Only a program the policy allows is run, even as nobody. */
 static int call_probe(struct session *s, struct qu_rec *rec, char *reply, size_t len)
 {
-	return qu_target_probe(s->target, call_text(rec), qu_now_us() + STEP_TIMEOUT_US, reply, len);
+	char path[PATH_MAX];
+	struct qu_refusals *why = calloc(1, sizeof(*why));
+	if (!why)
+		return -ENOMEM;
+	qu_kv_get(call_text(rec), "binary", path, sizeof(path)); /* a kv value: no newline */
+	qu_policy_binary(s->policy, path, 0, why);
+	int r = why->n ? qu_err(-EACCES, "refused by this host's policy: %s", why->why[0]) : 0;
+	free(why);
+	return r < 0 ? r : qu_target_probe(s->target, call_text(rec), qu_now_us() + STEP_TIMEOUT_US, reply, len);
 }
 
 static int call_disk(struct session *s, struct qu_rec *rec, char *reply, size_t len)
 {
 	return qu_target_disk(s->target, call_text(rec));
+}
+
+/* A backing file is read as the user the tool names: only as one the policy would start QEMU
+ * as (root only with agent_allow_root), or any file's sum would be the tool's to ask for. */
+static int call_chain(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	struct qu_refusals *why = calloc(1, sizeof(*why));
+	struct qu_context *who = calloc(1, sizeof(*who));
+	int r = why && who ? 0 : -ENOMEM;
+	if (r == 0) {
+		who->uid = (uid_t)qu_kv_num(call_text(rec), "uid", 0);
+		who->gid = (gid_t)qu_kv_num(call_text(rec), "gid", 0);
+		qu_policy_identity(s->policy, who, why);
+		if (why->n)
+			r = qu_err(-EACCES, "refused by this host's policy: %s", why->why[0]);
+	}
+	free(why);
+	free(who);
+	return r < 0 ? r : qu_target_chain(s->target, call_text(rec), reply, len);
+}
+
+static int call_verify(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	return qu_target_verify(s->target, call_text(rec), qu_now_us() + VERIFY_TIMEOUT_US, reply, len);
 }
 
 static int call_tls(struct session *s, struct qu_rec *rec, char *reply, size_t len)
@@ -80,17 +166,20 @@ static int call_abort(struct session *s, struct qu_rec *rec, char *reply, size_t
 }
 
 static const struct session_op session_ops[] = {
-	{ QU_REC_ARG, NULL, launch_record, 0 },
-	{ QU_REC_ENV, NULL, launch_record, 0 },
-	{ QU_REC_CWD, NULL, launch_record, 0 },
-	{ QU_REC_CONTEXT, NULL, launch_record, 0 },
-	{ QU_REC_FD, NULL, launch_record, 0 },
-	{ QU_REC_EXEC, NULL, exec_start, 0 },
-	{ QU_REC_CALL, "probe", call_probe, 1 },
-	{ QU_REC_CALL, "disk", call_disk, 0 },
-	{ QU_REC_CALL, "tls", call_tls, 0 },
-	{ QU_REC_CALL, "resume", call_resume, 1 },
-	{ QU_REC_CALL, "abort", call_abort, 1 },
+	{ QU_REC_ARG, NULL, launch_record, 0, 0 },
+	{ QU_REC_ENV, NULL, launch_record, 0, 0 },
+	{ QU_REC_CWD, NULL, launch_record, 0, 0 },
+	{ QU_REC_CONTEXT, NULL, launch_record, 0, 0 },
+	{ QU_REC_FD, NULL, launch_record, 0, 0 },
+	{ QU_REC_EXEC, NULL, exec_start, 0, 0 },
+	{ QU_REC_CALL, "probe", call_probe, 1, 1 },
+	{ QU_REC_CALL, "admit", call_admit, 1, 1 },
+	{ QU_REC_CALL, "disk", call_disk, 0, 0 },
+	{ QU_REC_CALL, "chain", call_chain, 1, 1 },
+	{ QU_REC_CALL, "verify", call_verify, 1, 0 },
+	{ QU_REC_CALL, "tls", call_tls, 0, 0 },
+	{ QU_REC_CALL, "resume", call_resume, 1, 0 },
+	{ QU_REC_CALL, "abort", call_abort, 1, 0 },
 };
 
 static const struct session_op *find_op(uint16_t type, const char *verb)
@@ -130,6 +219,10 @@ static int dispatch(struct session *s, struct qu_rec *rec)
 		r = qu_err(-EBADMSG, "unknown request '%s'", verb);
 	else
 		r = bad_record(rec->type, -EBADMSG);
+	if (r < 0 && op && op->keeps) {
+		qu_stream_send_failure(s->sock, "agent", r);
+		return 0;
+	}
 	if (r < 0)
 		return failed(s, r);
 	if (op->says_ok && !reply[0])
@@ -149,10 +242,16 @@ static int after_failure(struct session *s, const struct qu_rec *rec)
 
 int qu_session_serve(int sock, const char *host, const struct qu_psk *psk)
 {
-	struct session s = { .sock = sock, .host = host, .psk = psk, .target = qu_target_new() };
+	struct session s = { .sock = sock, .host = host, .psk = psk, .target = qu_target_new(),
+			     .policy = qu_policy_load() };
 	int r;
-	if (!s.target)
+	if (!s.target || !s.policy) {
+		qu_target_free(s.target);
+		qu_policy_free(s.policy);
 		return -ENOMEM;
+	}
+	if (s.policy->error < 0)
+		qu_info("agent: %s: every request is refused", s.policy->why);
 	qu_target_tls(s.target, "", psk); /* on unless the tool says otherwise */
 	for (;;) {
 		struct qu_rec rec;
@@ -171,5 +270,6 @@ int qu_session_serve(int sock, const char *host, const struct qu_psk *psk)
 			break;
 	}
 	qu_target_free(s.target);
+	qu_policy_free(s.policy);
 	return r;
 }

@@ -2,8 +2,9 @@
  * transport has authenticated already (remote/ssh/: ssh did, and encrypts; remote/tcp/: the
  * shared-key handshake, then every record sealed). It reads the tool's records
  * and dispatches each to its operation on the new QEMU (remote/target.h) from a table:
- * launch records, EXEC, and the CALLs probe, disk, tls, resume and abort (docs/remote.md,
- * "Protocol"). */
+ * launch records, EXEC, and the CALLs probe, admit, chain, disk, verify, tls, resume and abort
+ * (docs/remote.md, "Protocol"). The host's policy (remote/policy.h), read when the session
+ * starts, is checked at probe, admit, chain and EXEC, before anything is run, read or made. */
 #ifndef QU_REMOTE_SESSION_H
 #define QU_REMOTE_SESSION_H
 

@@ -5,7 +5,9 @@
 #include "qemu-integration/qmp.h"
 #include "qemu-integration/ramblocks.h"
 #include "remote/announce.h"
+#include "remote/blk/chain.h"
 #include "remote/blk/nbd.h"
+#include "remote/blk/verify.h"
 #include "remote/recreate.h"
 #include "remote/tls.h"
 #include "upgrade/clock.h"
@@ -36,12 +38,25 @@
 #define TARGET_MAX_WORDS 4096
 #define TARGET_MAX_FDS 64
 #define TARGET_MAX_DISKS 16
+#define TARGET_MAX_CHECKED 32
 
 struct target_disk {
 	char path[PATH_MAX];
 	char format[16];
 	unsigned long long size;
 	char device[64];
+	/* --copy-storage-inc: a new top over the same backing chain as the old host's. */
+	char backing[PATH_MAX];        /* as written in the top's header */
+	char backing_format[16];
+	char base[PATH_MAX];           /* backing, resolved: the file checked (op=chain) */
+	char base_sum[QU_DIGEST_HEX];  /* its sum on the old host */
+};
+
+/* A backing file this session described (op=chain), and as whom. */
+struct checked_file {
+	char path[PATH_MAX];
+	uid_t uid;
+	struct qu_file_fact f;
 };
 
 struct qu_target {
@@ -52,6 +67,8 @@ struct qu_target {
 	size_t nfds;
 	struct target_disk disks[TARGET_MAX_DISKS];
 	size_t ndisks;
+	struct checked_file checked[TARGET_MAX_CHECKED];
+	size_t nchecked;
 	/* What this session made (files removed if not resumed, the new QEMU, whether it was
 	 * resumed), kept on disk for the listener in case this process dies. */
 	struct qu_session_record record;
@@ -88,6 +105,70 @@ struct qu_target *qu_target_new(void)
 	return t;
 }
 
+static void forget_launch(struct qu_target *t)
+{
+	for (size_t i = 0; i < t->nargv; i++)
+		free(t->argv[i]);
+	for (size_t i = 0; i < t->nenvp; i++)
+		free(t->envp[i]);
+	free(t->cwd);
+	free(t->context);
+	t->nargv = t->nenvp = t->nfds = t->ndisks = 0;
+	t->cwd = t->context = NULL;
+}
+
+void qu_target_forget(struct qu_target *t)
+{
+	if (t->pid <= 0)
+		forget_launch(t);
+}
+
+/* The path the agent would open for a log (recreate.c: anything else becomes /dev/null). */
+static int log_path(const char *spec, char *path, size_t len)
+{
+	qu_kv_get(spec, "path", path, len);
+	return path[0] == '/' && strncmp(path, "/dev/", 5) && strncmp(path, "/proc/", 6);
+}
+
+void qu_target_check(const struct qu_target *t, const struct qu_policy *p, struct qu_refusals *out)
+{
+	char path[PATH_MAX];
+	struct qu_context *c = calloc(1, sizeof(*c));
+	if (!c) {
+		qu_refusals_add(out, "out of memory");
+		return;
+	}
+	if (t->nargv == 0)
+		qu_refusals_add(out, "no command line to start");
+	else
+		qu_policy_binary(p, t->argv[0], 1, out);
+	/* No context: the launcher would keep the agent's own identity, root's. */
+	if (t->context && qu_context_decode(t->context, c) < 0)
+		qu_refusals_add(out, "the process context cannot be read, so its identity cannot be checked");
+	else
+		qu_policy_identity(p, c, out);
+	free(c);
+	for (size_t i = 0; i < t->ndisks; i++)
+		qu_policy_path(p, t->disks[i].path, "disk image", 1, out);
+	for (size_t i = 0; i < t->nfds; i++) {
+		const struct qu_carried *f = &t->fds[i];
+		if (f->kind == QU_FD_LISTENER) {
+			qu_kv_get(f->spec, "path", path, sizeof(path));
+			qu_policy_path(p, path, "listening socket", 1, out);
+		} else if (f->kind == QU_FD_STDIO && log_path(f->spec, path, sizeof(path))) {
+			qu_policy_path(p, path, "log file", 0, out);
+		}
+	}
+	if (t->nargv)
+		qu_policy_argv(p, t->argv, t->nargv, out);
+	/* The reasons quote what the tool sent: no control character reaches a log line or the
+	 * answer's key=value lines. */
+	for (unsigned i = 0; i < out->n; i++)
+		for (char *ch = out->why[i]; *ch; ch++)
+			if ((unsigned char)*ch < 0x20 || *ch == 0x7f)
+				*ch = '?';
+}
+
 void qu_target_free(struct qu_target *t)
 {
 	if (!t)
@@ -113,12 +194,7 @@ void qu_target_free(struct qu_target *t)
 	explicit_bzero(&t->psk, sizeof(t->psk));
 	qu_close(&t->pidfd);
 	qu_close(&t->stderr_rd);
-	for (size_t i = 0; i < t->nargv; i++)
-		free(t->argv[i]);
-	for (size_t i = 0; i < t->nenvp; i++)
-		free(t->envp[i]);
-	free(t->cwd);
-	free(t->context);
+	forget_launch(t);
 	free(t);
 }
 
@@ -230,8 +306,95 @@ int qu_target_disk(struct qu_target *t, const char *call)
 	if (d->path[0] != '/' || !d->format[0] || !d->device[0] || size <= 0 || strspn(d->format, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(d->format))
 		return qu_err(-EINVAL, "disk request without an absolute path, format, device and size");
 	d->size = (unsigned long long)size;
+	qu_kv_get(call, "backing", d->backing, sizeof(d->backing));
+	qu_kv_get(call, "backing_format", d->backing_format, sizeof(d->backing_format));
+	qu_kv_get(call, "base", d->base, sizeof(d->base));
+	qu_kv_get(call, "base_sum", d->base_sum, sizeof(d->base_sum));
+	if (d->backing[0] && (!d->base[0] || !d->base_sum[0] || strspn(d->backing_format, "abcdefghijklmnopqrstuvwxyz0123456789") != strlen(d->backing_format) || !d->backing_format[0]))
+		return qu_err(-EINVAL, "disk request with a backing file but without its format, path or sum");
 	t->ndisks++;
 	return 0;
+}
+
+/* CALL op=chain path= uid= gid=: this host's facts about a backing file, read as that user.
+ * Answered in a REPLY either way (error= when it cannot be read): a difference is the tool's
+ * to report, with every other one, and ends nothing here. */
+int qu_target_chain(struct qu_target *t, const char *call, char *reply, size_t len)
+{
+	char path[PATH_MAX];
+	struct qu_ident who = { .umask = 077 };
+	long long uid = qu_kv_num(call, "uid", -1), gid = qu_kv_num(call, "gid", -1);
+	if (qu_kv_get(call, "path", path, sizeof(path)) < 0 || path[0] != '/' || uid < 0 || gid < 0 ||
+	    uid > 0xfffffffe || gid > 0xfffffffe)
+		return qu_err(-EINVAL, "chain request without an absolute path, uid and gid");
+	who.uid = (uid_t)uid;
+	who.gid = (gid_t)gid;
+	struct qu_file_fact f;
+	reply[0] = '\0';
+	if (qu_chain_fact(&who, path, &f) < 0) {
+		qu_kv_add(reply, len, "error", qu_err_msg());
+		return 0;
+	}
+	qu_chain_fact_put(&f, reply, len);
+	if (t->nchecked < TARGET_MAX_CHECKED) {
+		struct checked_file *c = &t->checked[t->nchecked++];
+		snprintf(c->path, sizeof(c->path), "%s", path);
+		c->uid = who.uid;
+		c->f = f;
+	}
+	return 0;
+}
+
+/* A new top's backing chain: its backing file must be the file this session checked for the
+ * VM's user, and found as the old host has it. */
+__attribute__((noinline)) static int chain_checked(const struct qu_target *t, const struct target_disk *d)
+{
+	char joined[2 * PATH_MAX];
+	const char *slash = strrchr(d->path, '/');
+	if (d->backing[0] == '/')
+		snprintf(joined, sizeof(joined), "%s", d->backing);
+	else
+		snprintf(joined, sizeof(joined), "%.*s/%s", (int)(slash - d->path), d->path, d->backing);
+	if (strcmp(joined, d->base))
+		return qu_err(-EINVAL, "%s: backing file '%s' is not %s", d->path, d->backing, d->base);
+	for (size_t i = 0; i < t->nchecked; i++) {
+		const struct checked_file *c = &t->checked[i];
+		struct qu_file_fact now;
+		if (strcmp(c->path, d->base) || c->uid != t->record.who.uid)
+			continue;
+		if (strcmp(c->f.sum, d->base_sum))
+			return qu_err(-EINVAL, "backing file %s differs on this host: not making %s over it", d->base, d->path);
+		/* Since the check (the plan, moments ago): the same file, unchanged. */
+		int r = qu_chain_stat(&t->record.who, d->base, &now);
+		if (r < 0)
+			return r;
+		if (now.dev != c->f.dev || now.ino != c->f.ino || now.size != c->f.size || now.mtime_ns != c->f.mtime_ns)
+			return qu_err(-ESTALE, "backing file %s changed on this host since it was checked: not making %s over it",
+				      d->base, d->path);
+		return 0;
+	}
+	return qu_err(-EINVAL, "backing file %s of %s was not checked on this host: not making a top over it",
+		      d->base, d->path);
+}
+
+int qu_target_verify(struct qu_target *t, const char *call, uint64_t deadline_us, char *reply, size_t len)
+{
+	char device[64], hex[QU_DIGEST_HEX];
+	qu_kv_get(call, "device", device, sizeof(device));
+	for (size_t i = 0; i < t->ndisks; i++) {
+		const struct target_disk *d = &t->disks[i];
+		if (strcmp(d->device, device))
+			continue;
+		int r = qu_verify_sum(&t->record.who, d->path, d->format, NULL, 0, qu_kv_num(call, "top", 0) == 1,
+				      deadline_us, hex);
+		reply[0] = '\0';
+		if (r < 0)
+			qu_kv_add(reply, len, "error", qu_err_msg());
+		else
+			qu_kv_add(reply, len, "sum", hex);
+		return 0;
+	}
+	return qu_err(-ENOENT, "no copied disk '%s' here", device);
 }
 
 static int ctl_listen(struct qu_target *t)
@@ -365,8 +528,12 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 	if ((r = book_memory(t)) < 0)
 		return r;
 	for (size_t i = 0; i < t->ndisks; i++)
+		if (t->disks[i].backing[0] && (r = chain_checked(t, &t->disks[i])) < 0)
+			return r;
+	for (size_t i = 0; i < t->ndisks; i++)
 		if ((r = qu_recreate_image(&t->record.who, &t->record, t->disks[i].path, t->disks[i].format,
-					   t->disks[i].size, deadline_us)) < 0)
+					   t->disks[i].size, t->disks[i].backing[0] ? t->disks[i].backing : NULL,
+					   t->disks[i].backing_format, deadline_us)) < 0)
 			return r;
 	int ctl = ctl_listen(t);
 	if (ctl < 0)

@@ -7,6 +7,8 @@
 #ifndef QU_REMOTE_TARGET_H
 #define QU_REMOTE_TARGET_H
 
+#include "qemu-integration/refusals.h"
+#include "remote/policy.h"
 #include "remote/tls.h"
 #include "upgrade/stream.h"
 
@@ -23,8 +25,22 @@ void qu_target_free(struct qu_target *t);
 int qu_target_add(struct qu_target *t, struct qu_rec *rec);
 /* CALL op=probe binary=PATH machine=TYPE: what that QEMU here is and offers, as REPLY text. */
 int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us, char *reply, size_t len);
-/* CALL op=disk path= format= size= device=: an image to create and export for the copy. */
+/* CALL op=disk path= format= size= device= [backing= backing_format= base= base_sum=]: an image
+ * to create and export for the copy; with backing=, a new top over that backing file, made only
+ * if this session checked it (op=chain) for the VM's user and found the old host's sum. */
 int qu_target_disk(struct qu_target *t, const char *call);
+/* Whether the launch collected so far (program, identity, and every file and socket it would
+ * make: images, listening sockets, logs, what its command line makes) stays inside this host's
+ * policy: each violation added to out. Nothing is made or started. */
+void qu_target_check(const struct qu_target *t, const struct qu_policy *p, struct qu_refusals *out);
+/* Forgets the launch collected so far (after a check alone: the tool sends it again to start). */
+void qu_target_forget(struct qu_target *t);
+/* CALL op=chain path= uid= gid= (--copy-storage-inc, at the plan): this host's facts about a
+ * backing file (remote/blk/chain.h), read as that user: REPLY size=, format=, sum=, or error=. */
+int qu_target_chain(struct qu_target *t, const char *call, char *reply, size_t len);
+/* CALL op=verify device= top=0|1 (--verify, with the copy complete and before the resume): the
+ * sum of the copy here (remote/blk/verify.h): REPLY sum=, or error=. */
+int qu_target_verify(struct qu_target *t, const char *call, uint64_t deadline_us, char *reply, size_t len);
 /* EXEC: makes the descriptors and images, starts the new QEMU paused and listening for the
  * migration on host (this host's address the tool reached), exports the disks over NBD.
  * REPLY text: pid=, migrate=tcp:HOST:PORT, nbd=HOST:PORT (when disks are copied). */

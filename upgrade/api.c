@@ -6,6 +6,7 @@
 #include "upgrade/io.h"
 #include "upgrade/journal.h"
 #include "upgrade/libvirtgate.h"
+#include "upgrade/pvelock.h"
 #include "upgrade/settle.h"
 #include "upgrade/launcher.h"
 #include "upgrade/plan.h"
@@ -40,6 +41,7 @@ struct qu_handle {
 	int booked;              /* holds a booking in the memory ledger */
 	unsigned long long booking; /* its token */
 	int lock_fd;
+	struct qu_pve_lock pve;
 	struct qu_copy_options copy;
 	char remote_host[256];
 	char remote_key[PATH_MAX];
@@ -68,6 +70,7 @@ struct qu_handle *qu_new(void)
 	}
 	h->timeout_ms = 60000;
 	h->lock_fd = -1;
+	h->pve.fd = -1;
 	return h;
 }
 
@@ -81,6 +84,7 @@ void qu_free(struct qu_handle *h)
 		unlink(path); /* still held: nobody can take a stale one */
 		close(h->lock_fd);
 	}
+	qu_pve_lock_release(&h->pve);
 	qu_vm_free(&h->vm);
 	qu_plan_free(&h->plan);
 	qu_remote_close(h->remote);
@@ -153,11 +157,15 @@ int qu_set_timeout_ms(struct qu_handle *h, unsigned ms)
 int qu_set_flags(struct qu_handle *h, unsigned flags)
 {
 	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_COPY_STORAGE |
-		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS | QU_FLAG_DROP_PRIVILEGES | QU_FLAG_LIBVIRT_RESTART))
+		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS | QU_FLAG_DROP_PRIVILEGES | QU_FLAG_LIBVIRT_RESTART |
+		      QU_FLAG_COPY_STORAGE_INC | QU_FLAG_VERIFY))
 		return fail(-EINVAL, "unknown flags");
-	if ((flags & QU_FLAG_COPY_STORAGE) && (flags & QU_FLAG_SHARED_STORAGE))
+	if ((flags & (QU_FLAG_COPY_STORAGE | QU_FLAG_COPY_STORAGE_INC)) && (flags & QU_FLAG_SHARED_STORAGE))
 		return fail(-EINVAL, "--copy-storage and --shared-storage exclude each other: the disks are either "
 				     "copied or already there");
+	if ((flags & QU_FLAG_COPY_STORAGE) && (flags & QU_FLAG_COPY_STORAGE_INC))
+		return fail(-EINVAL, "--copy-storage and --copy-storage-inc exclude each other: pick how disks "
+				     "with a backing chain move (whole, or only their top image)");
 	h->flags = flags;
 	return 0;
 }
@@ -194,6 +202,8 @@ static int remote_prepare(struct qu_handle *h, struct qu_qmp *old, uint64_t dead
 	h->plan.copy_storage = !!(h->flags & QU_FLAG_COPY_STORAGE);
 	h->plan.shared_storage = !!(h->flags & QU_FLAG_SHARED_STORAGE);
 	h->plan.no_tls = !!(h->flags & QU_FLAG_NO_TLS);
+	h->plan.copy_storage_inc = !!(h->flags & QU_FLAG_COPY_STORAGE_INC);
+	h->plan.verify = !!(h->flags & QU_FLAG_VERIFY);
 	qu_info("connected to the agent on %s", h->remote_host);
 	return 0;
 }
@@ -252,8 +262,18 @@ int qu_upgrade(struct qu_handle *h)
 		errno = e;
 		return -1;
 	}
+	/* Proxmox's own lock of the VM, for the whole transaction (upgrade/pvelock.h says why). */
+	if (!(h->flags & QU_FLAG_DRY_RUN) && (r = qu_pve_lock_take(h->pid, deadline, &h->pve)) < 0) {
+		int e = errno = -r;
+		finish(h, "failed", start); /* exit 2, as when another upgrade holds the VM */
+		qu_libvirt_gate_close(&h->libvirt, h->pid, 0, 0, &h->rep.libvirt);
+		qu_err(r, "%s", h->rep.error);
+		errno = e;
+		return -1;
+	}
 	int rc = pipeline(h, start, deadline);
 	int e = errno;
+	qu_pve_lock_release(&h->pve);
 	/* Committed: the new QEMU runs the guest (a postcopy past its switch, too). */
 	int committed = !strcmp(h->rep.result, "upgraded") || h->rep.unsettled;
 	if (h->libvirt.lv.is && !(h->flags & QU_FLAG_DRY_RUN) &&

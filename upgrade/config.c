@@ -29,8 +29,85 @@ static int set_bool(const char *v, int *out)
 	return 0;
 }
 
-static int apply(struct qu_config *c, const char *key, char *val)
+/* An absolute path with no '.' or '..' component, as the agent's policy compares paths:
+ * written to out with single slashes and no trailing one ("/" stays "/"). */
+static int norm_path(const char *w, char *out, size_t len)
 {
+	size_t n = 0;
+	if (w[0] != '/')
+		return -EINVAL;
+	for (const char *p = w; *p;) {
+		while (*p == '/')
+			p++;
+		size_t l = strcspn(p, "/");
+		if (!l)
+			break;
+		if ((l == 1 && p[0] == '.') || (l == 2 && p[0] == '.' && p[1] == '.') || n + 1 + l >= len)
+			return -EINVAL;
+		out[n++] = '/';
+		memcpy(out + n, p, l);
+		n += l;
+		p += l;
+	}
+	if (!n)
+		out[n++] = '/';
+	out[n] = '\0';
+	return 0;
+}
+
+/* A user name as shadow-utils accepts one, or a decimal uid; root is agent_allow_root's. */
+static int user_word(const char *w, const char **hint)
+{
+	if (!strcmp(w, "root") || strspn(w, "0") == strlen(w)) {
+		*hint = "uid 0 is allowed by 'agent_allow_root = yes' alone";
+		return -EINVAL;
+	}
+	if (strspn(w, "0123456789") == strlen(w))
+		return strlen(w) <= 10 && strtoull(w, NULL, 10) < 0xffffffffull ? 0 : -EINVAL;
+	if (!(isalpha((unsigned char)w[0]) || w[0] == '_') || strlen(w) > 32 ||
+	    strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-$") != strlen(w))
+		return -EINVAL;
+	return 0;
+}
+
+/* Words of a list setting, each checked and stored: lists grow line by line. */
+static int add_words(char *val, char *slots, size_t size, int max, int *n, int kind, const char **hint)
+{
+	char *save = NULL;
+	for (char *w = strtok_r(val, " \t,", &save); w; w = strtok_r(NULL, " \t,", &save)) {
+		if (*n == max)
+			return -E2BIG;
+		char *slot = slots + (size_t)*n * size;
+		int r = kind == 'u' ? user_word(w, hint) : norm_path(w, slot, size);
+		if (r < 0 && !*hint)
+			*hint = kind == 'u' ? "user names or numeric uids" : "absolute paths without '.' or '..', "
+				"of at most 255 bytes";
+		if (r < 0)
+			return r;
+		if (kind == 'u')
+			snprintf(slot, size, "%s", w);
+		(*n)++;
+	}
+	return 0;
+}
+
+static int apply_agent(struct qu_agent_policy *a, const char *key, char *val, const char **hint)
+{
+	if (!strcmp(key, "agent_allow_root"))
+		return set_bool(val, &a->allow_root);
+	if (!strcmp(key, "agent_binaries"))
+		return add_words(val, a->binaries[0], sizeof(a->binaries[0]), QU_CONF_MAX_BINARIES, &a->nbinaries, 'p', hint);
+	if (!strcmp(key, "agent_users"))
+		return add_words(val, a->users[0], sizeof(a->users[0]), QU_CONF_MAX_AGENT_USERS, &a->nusers, 'u', hint);
+	if (!strcmp(key, "agent_dirs"))
+		return add_words(val, a->dirs[0], sizeof(a->dirs[0]), QU_CONF_MAX_AGENT_DIRS, &a->ndirs, 'p', hint);
+	return -ENOENT;
+}
+
+static int apply(struct qu_config *c, const char *key, char *val, const char **hint)
+{
+	if (!strncmp(key, "agent_", 6))
+		return apply_agent(&c->agent, key, val, hint);
 	if (!strcmp(key, "enabled"))
 		return set_bool(val, &c->enabled);
 	if (!strcmp(key, "allow_copy"))
@@ -97,11 +174,18 @@ int qu_config_load_file(struct qu_config *c, const char *path)
 		}
 		*eq = '\0';
 		char *key = trim(s), *val = trim(eq + 1);
-		int e = apply(c, key, val);
+		const char *hint = NULL;
+		char shown[128];
+		snprintf(shown, sizeof(shown), "%s", val); /* the list settings cut val into words */
+		int e = apply(c, key, val, &hint);
 		if (e == -ENOENT)
-			r = qu_err(e, "%s:%d: unknown setting '%s' (known: enabled, jobs, exclude, allow_copy, low_memory, binaries)", c->path, n, key);
+			r = qu_err(e, "%s:%d: unknown setting '%s' (known: enabled, jobs, exclude, allow_copy, low_memory, "
+				   "binaries, agent_binaries, agent_users, agent_allow_root, agent_dirs)", c->path, n, key);
+		else if (e == -E2BIG)
+			r = qu_err(e, "%s:%d: too many values for '%s'", c->path, n, key);
 		else if (e < 0)
-			r = qu_err(e, "%s:%d: bad value '%s' for '%s'", c->path, n, val, key);
+			r = qu_err(e, "%s:%d: bad value '%s' for '%s'%s%s%s", c->path, n, shown, key, hint ? " (" : "",
+				   hint ? hint : "", hint ? ")" : "");
 	}
 	fclose(f);
 	return r;

@@ -226,6 +226,7 @@ static int read_options(struct cli *cli)
 		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },
 		{ "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },
 		{ "libvirt-restart", no_argument, NULL, 'V' + 256 },
+		{ "copy-storage-inc", no_argument, NULL, 'I' + 256 }, { "verify", no_argument, NULL, 'Y' + 256 },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -251,6 +252,8 @@ static int read_options(struct cli *cli)
 		case 'S': cli->flags |= QU_FLAG_COPY_STORAGE; break;
 		case 'S' + 256: cli->flags |= QU_FLAG_SHARED_STORAGE; break;
 		case 'T' + 256: cli->flags |= QU_FLAG_NO_TLS; break;
+		case 'I' + 256: cli->flags |= QU_FLAG_COPY_STORAGE_INC; break;
+		case 'Y' + 256: cli->flags |= QU_FLAG_VERIFY; break;
 		case 'j': cli->json = 1; break;
 		case 't': {
 			double s = strtod(optarg, &end);
@@ -323,9 +326,15 @@ static int upgrade_command(struct cli *cli)
 	if (rc != READ_ON)
 		return rc;
 	qu_set_log_level(cli->verbose);
-	unsigned remote_only = QU_FLAG_COPY_STORAGE | QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS;
+	unsigned remote_only = QU_FLAG_COPY_STORAGE | QU_FLAG_COPY_STORAGE_INC | QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS |
+			       QU_FLAG_VERIFY;
 	if (!cli->remote && (cli->remote_key || (cli->flags & remote_only))) {
-		fprintf(stderr, "qemu-upgrade: --copy-storage, --shared-storage, --no-tls and --remote-key go with --remote HOST\n");
+		fprintf(stderr, "qemu-upgrade: --copy-storage, --copy-storage-inc, --shared-storage, --verify, --no-tls and "
+				"--remote-key go with --remote HOST\n");
+		return usage_error(cli);
+	}
+	if ((cli->flags & QU_FLAG_VERIFY) && !(cli->flags & (QU_FLAG_COPY_STORAGE | QU_FLAG_COPY_STORAGE_INC))) {
+		fprintf(stderr, "qemu-upgrade: --verify checks a disk copy: it goes with --copy-storage or --copy-storage-inc\n");
 		return usage_error(cli);
 	}
 	if (cli->remote && (cli->all || cli->recover)) {
@@ -504,7 +513,13 @@ static const char help_text[] =
 	"                         then a path on that host. HOST[:PORT] without ssh:// is the\n"
 	"                         legacy TCP agent (`agent --listen`, port 4779, a shared key)\n"
 	"      --copy-storage     with --remote: copy the VM's writable disks into new images at\n"
-	"                         the same paths there (NBD mirror while the guest runs)\n"
+	"                         the same paths there (NBD mirror while the guest runs); a\n"
+	"                         backing chain becomes one standalone image there\n"
+	"      --copy-storage-inc with --remote: as --copy-storage, but of a disk with a backing\n"
+	"                         chain only the top image moves, onto the same backing files\n"
+	"                         there (checked first: size, format, a sum of their data)\n"
+	"      --verify           with a disk copy: both hosts sum what was copied before the\n"
+	"                         guest resumes there; a difference rolls the move back\n"
 	"      --shared-storage   with --remote: the other host sees the same disk files\n"
 	"      --remote-key FILE  the key shared with a TCP agent (default " QU_AGENT_KEY ")\n"
 	"      --no-tls           with --remote: QEMU's migration and the disk copy over plain TCP\n"

@@ -1,6 +1,7 @@
 /* plan: choose a strategy and refuse, before anything is touched, what cannot be carried. */
 #include "upgrade/plan.h"
 #include "upgrade/argv0.h"
+#include "upgrade/fdpass/asuser.h"
 #include "upgrade/fdpass/kinds.h"
 #include "qemu-integration/opts.h"
 #include "remote/client.h"
@@ -304,28 +305,99 @@ static void check_ram(const struct qu_vm *vm, struct qu_plan *p)
 		p->strategy = QU_STRATEGY_SHARED;
 }
 
-/* The disks on another host: copied (mirrored into images the agent creates), or already
- * there (shared storage, or read-only media the operator put there). */
-static void plan_remote_disks(struct qu_plan *p)
+/* A backing file of d that the command line names (a -blockdev of its own, as libvirt
+ * writes), or NULL: QEMU would open it whatever the image's header says. */
+static const char *argv_names_chain(const struct qu_vm *vm, const struct qu_disk *d)
 {
+	for (int k = 0; k < d->nchain; k++)
+		for (size_t a = 0; a < vm->argv.n; a++)
+			if (vm->argv.a[a].val && strstr(vm->argv.a[a].val, d->chain[k].file))
+				return d->chain[k].file;
+	return NULL;
+}
+
+/* The disks on another host: copied (mirrored into images the agent creates: whole, or the
+ * top of a backing chain alone), or already there (shared storage, or read-only media the
+ * operator put there). */
+static void plan_remote_disks(const struct qu_vm *vm, struct qu_plan *p)
+{
+	const char *named;
 	const char *host = p->remote ? p->remote->host : "the other host";
 	for (size_t i = 0; p->disks && i < p->disks->n; i++) {
 		const struct qu_disk *d = &p->disks->d[i];
 		if (d->readonly || d->removable || p->shared_storage)
 			continue; /* must be at the same path there: QEMU says so at its start if not */
-		if (!p->copy_storage) {
+		if (!p->copy_storage && !p->copy_storage_inc) {
 			qu_refusals_add(&p->refusals, "the VM has disk '%s' (%s): pass --copy-storage to copy its "
-					"disks to %s, or --shared-storage if %s sees the same files", d->device, d->file,
-					host, host);
-		} else if (d->file[0] != '/' || d->backing || !d->size || !d->device[0]) {
+					"disks to %s (--copy-storage-inc: only the top of a backing chain), or "
+					"--shared-storage if %s sees the same files", d->device, d->file, host, host);
+		} else if (d->file[0] != '/' || !d->size || !d->device[0]) {
 			qu_refusals_add(&p->refusals, "disk '%s' (%s) cannot be copied: --copy-storage copies "
-					"standalone image files (no backing file) opened by path; copy it to %s yourself "
-					"and pass --shared-storage", d->device, d->file, host);
+					"image files opened by path; copy it to %s yourself and pass --shared-storage",
+					d->device, d->file, host);
+		} else if (d->backing && d->nchain < 0) {
+			qu_refusals_add(&p->refusals, "disk '%s' (%s) has a backing chain QEMU does not describe, or "
+					"one deeper than %d files: copy it to %s yourself and pass --shared-storage",
+					d->device, d->file, QU_MAX_BACKING, host);
+		} else if (d->backing && p->copy_storage_inc) {
+			p->copy_disks |= 1u << i;
+			p->top_disks |= 1u << i;
+		} else if (d->backing && (named = argv_names_chain(vm, d))) {
+			qu_refusals_add(&p->refusals, "disk '%s' (%s) has backing file %s, which the VM's command line "
+					"names itself: --copy-storage would make one standalone image of the chain on %s, "
+					"which that command line cannot open; pass --copy-storage-inc with the backing "
+					"files present at the same paths on %s", d->device, d->file, named, host, host);
 		} else {
 			p->copy_disks |= 1u << i;
+			if (d->backing)
+				p->collapse_disks |= 1u << i;
 		}
 	}
 	p->pause_switchover = p->copy_disks != 0;
+	/* Before the pause, the mirrors become write-blocking where the old QEMU can switch them
+	 * (block-job-change, 8.2): each guest write then waits for the other host. */
+	p->write_blocking = version_at_least(vm->ver, 8, 2);
+}
+
+/* --copy-storage-inc: each backing file of a disk whose top moves must be on the other host,
+ * at the same path, the same file: both hosts describe it at once (as the VM's user, no link
+ * followed) and every difference is a refusal, all disks at once. */
+static int plan_remote_chains(const struct qu_vm *vm, struct qu_plan *p, uint64_t deadline_us)
+{
+	struct qu_ident who;
+	qu_ident_of(&vm->ctx, &who);
+	for (size_t i = 0; p->disks && i < p->disks->n; i++) {
+		const struct qu_disk *d = &p->disks->d[i];
+		if (!(p->top_disks & (1u << i)))
+			continue;
+		for (int k = 0; k < d->nchain; k++) {
+			struct qu_file_fact mine, theirs;
+			char why[QU_REFUSAL_LEN / 2], diff[256];
+			int r = qu_remote_chain_ask(p->remote, d->chain[k].file, (unsigned)who.uid, (unsigned)who.gid);
+			int here = r < 0 ? r : qu_chain_fact(&who, d->chain[k].file, &mine);
+			if (here < 0)
+				snprintf(why, sizeof(why), "%s", qu_err_msg());
+			if (r < 0 || (r = qu_remote_chain_answer(p->remote, deadline_us, &theirs, diff, sizeof(diff))) < 0)
+				return r;
+			if (here < 0) {
+				qu_refusals_add(&p->refusals, "disk '%s': cannot read its backing chain here: %s", d->device, why);
+				continue;
+			}
+			if (r == 1) {
+				qu_refusals_add(&p->refusals, "disk '%s': backing file %s on %s: %s", d->device,
+						d->chain[k].file, p->remote->host, diff);
+				continue;
+			}
+			qu_chain_compare(&mine, &theirs, diff, sizeof(diff));
+			if (diff[0])
+				qu_refusals_add(&p->refusals, "disk '%s': backing file %s differs on %s: %s; "
+						"--copy-storage-inc needs the same backing files there (or pass --copy-storage)",
+						d->device, d->chain[k].file, p->remote->host, diff);
+			if (k == 0)
+				snprintf(p->base_sum[i], sizeof(p->base_sum[i]), "%s", mine.sum);
+		}
+	}
+	return 0;
 }
 
 /* To another host every byte of RAM is copied, straight between the QEMUs over TCP, into a
@@ -344,7 +416,7 @@ static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
 		qu_refusals_add(&p->refusals, "%s has %lld MiB of memory available and the guest needs about "
 				"%lld MiB there: free memory on %s first", p->remote->host, p->memory_room >> 20,
 				p->memory_needed >> 20, p->remote->host);
-	plan_remote_disks(p);
+	plan_remote_disks(vm, p);
 	/* The same TCG hazard as a local copy (plan_copy). */
 	p->stop_first = !vm->kvm && !version_at_least(vm->ver, 9, 0) && !qu_test_env("QEMU_UPGRADE_ALLOW_TCG_COPY");
 	p->strategy = p->stop_first ? QU_STRATEGY_REMOTE_STOP : QU_STRATEGY_REMOTE;
@@ -484,6 +556,30 @@ static void check_seccomp(const struct qu_vm *vm, struct qu_plan *p)
 				"installed (it has no -sandbox)");
 }
 
+/* Asked before anything is touched: whether the agent's policy allows the whole launch (the
+ * program, the user, every file and socket it would make there). Each of its reasons is a
+ * refusal, beside the plan's own. probe_why: the agent refused to probe the binary (its
+ * admit answer says so again, among the rest). */
+static int ask_agent(const struct qu_vm *vm, struct qu_plan *p, uint64_t deadline_us, const char *probe_why)
+{
+	const size_t len = 16384;
+	char *why = p->argv.prog ? malloc(len) : NULL;
+	int r = why ? qu_remote_send(vm, p, deadline_us, why, len) : -ENOMEM;
+	if (r == 1) {
+		for (char *save = NULL, *line = strtok_r(why, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+			qu_refusals_add(&p->refusals, "the policy of the agent on %s: %s", p->remote->host, line);
+		r = 0;
+	} else if (r < 0 && probe_why[0]) {
+		qu_refusals_add(&p->refusals, "%s", probe_why);
+		r = 0;
+	} else if (r == -EBADMSG && p->remote->agent_said) {
+		r = qu_err(r, "%s (an agent that checks no policy: update qemu-upgrade on %s)", qu_err_msg(),
+			   p->remote->host);
+	}
+	free(why);
+	return r;
+}
+
 /* The new binary is probed as the VM's user. It may be that user's own build only when it
  * would run with no more than that user's privileges: no capabilities, not root. */
 static int probe_here(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us, struct qu_plan *p)
@@ -504,6 +600,7 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	int r, allow_copy = p->allow_copy, low_memory = p->low_memory, has_machine = 0;
 	struct qu_remote *remote = p->remote;
 	int copy_storage = p->copy_storage, shared_storage = p->shared_storage, no_tls = p->no_tls;
+	int copy_storage_inc = p->copy_storage_inc, verify = p->verify;
 	const struct qu_disks *disks = p->disks;
 	memset(p, 0, sizeof(*p));
 	p->allow_copy = allow_copy || low_memory;
@@ -512,13 +609,29 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	p->copy_storage = copy_storage;
 	p->shared_storage = shared_storage;
 	p->no_tls = no_tls;
+	p->copy_storage_inc = copy_storage_inc;
+	p->verify = verify;
 	p->disks = disks;
 	p->memory_room = -1;
-	/* The new binary is probed where it will run. */
-	if (remote)
+	/* The new binary is probed where it will run. An agent whose policy does not allow it runs
+	 * nothing: the plan goes on with the VM's own version in its place, so that every other
+	 * blocker is found too, and the agent's admit says why. */
+	char probe_why[QU_REFUSAL_LEN] = "";
+	if (remote) {
 		r = qu_remote_probe(remote, new_binary, vm->machine, deadline_us, &p->target, &has_machine);
-	else
+		if (r == -EACCES && remote->agent_said) {
+			snprintf(probe_why, sizeof(probe_why), "%s", qu_err_msg());
+			memset(&p->target, 0, sizeof(p->target));
+			snprintf(p->target.path, sizeof(p->target.path), "%s", new_binary);
+			snprintf(p->target.version_line, sizeof(p->target.version_line), "not probed: %.64s refuses it",
+				 remote->host);
+			memcpy(p->target.ver, vm->ver, sizeof(p->target.ver));
+			has_machine = 1;
+			r = 0;
+		}
+	} else {
 		r = probe_here(vm, new_binary, deadline_us, p);
+	}
 	if (r < 0)
 		return r;
 	/* Names QMP gave that no QEMU gives mean the socket may not be the VM's QEMU at all: the
@@ -532,10 +645,13 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		qu_refusals_add(&p->refusals, "%s", why);
 	if (qmp_trusted) {
 		check_state(vm, p);
-		if (remote)
+		if (remote) {
 			plan_remote(vm, p);
-		else
+			if (p->top_disks && (r = plan_remote_chains(vm, p, deadline_us)) < 0)
+				return r;
+		} else {
 			check_ram(vm, p);
+		}
 	}
 	r = remote ? has_machine : qu_binary_has_machine(&p->target, vm->machine, deadline_us);
 	if (r < 0)
@@ -552,7 +668,7 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		return r;
 	if (remote) {
 		refuse_remote_fds(vm, p);
-		return 0; /* the agent opens vhost-net there */
+		return ask_agent(vm, p, deadline_us, probe_why); /* the agent opens vhost-net there */
 	}
 	if ((r = qu_plan_argv0(vm, p)) < 0)
 		return r;

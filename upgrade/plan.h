@@ -33,7 +33,13 @@ struct qu_plan {
 	int no_tls;                 /* in: --no-tls: migration and disk copy over plain TCP */
 	int shared_storage;         /* in: --shared-storage */
 	const struct qu_disks *disks; /* in: the VM's disks (query-block), for --remote */
+	int copy_storage_inc;       /* in: --copy-storage-inc (only the top of a backing chain moves) */
+	int verify;                 /* in: --verify (both hosts sum the copy before the resume) */
 	unsigned copy_disks;        /* disks.d[i] to mirror to the other host */
+	unsigned top_disks;         /* of which only the top image moves (sync=top) */
+	unsigned collapse_disks;    /* of which the chain becomes one standalone image there */
+	char base_sum[QU_MAX_DISKS][65]; /* top_disks: the sum of the top's backing file here */
+	int write_blocking;         /* the old QEMU can switch its mirrors to write-blocking (8.2+) */
 	int pause_switchover;       /* the source waits in pre-switchover for the mirrors to end */
 	char warning[512];          /* what the user must know before it runs (postcopy's risk) */
 };
@@ -43,5 +49,10 @@ struct qu_plan {
 int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us,
 		 struct qu_plan *plan);
 void qu_plan_free(struct qu_plan *plan);
+/* --remote (upgrade/to-remote.c): sends the agent the images to create and the launch
+ * (descriptors as specs, the context without this host's cgroups and CPU numbers), for it to
+ * judge against its policy (why: the agent's reasons, one a line; returns 1 when refused)
+ * or, with why NULL, to start (QEMU's TLS as the plan says). */
+int qu_remote_send(const struct qu_vm *vm, const struct qu_plan *p, uint64_t deadline_us, char *why, size_t len);
 
 #endif

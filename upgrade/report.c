@@ -69,8 +69,10 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		for (size_t i = 0; rep->remote[0] && plan->disks && i < plan->disks->n; i++) {
 			const struct qu_disk *d = &plan->disks->d[i];
 			fprintf(f, "disk %-8s %s (%s, %.0f MiB): %s\n", d->device, d->file, d->format, mib(d->size),
-				(plan->copy_disks & (1u << i)) ? "copied into a new image there (NBD mirror)"
-				: "must be at the same path there (shared or read-only)");
+				(plan->top_disks & (1u << i))	   ? "its top image copied onto the same backing files there (NBD mirror, sync=top)"
+				: (plan->collapse_disks & (1u << i)) ? "copied whole into one standalone image there (the backing chain collapsed)"
+				: (plan->copy_disks & (1u << i))     ? "copied into a new image there (NBD mirror)"
+								     : "must be at the same path there (shared or read-only)");
 		}
 		if (qu_strategy_cpr(plan->strategy))
 			fprintf(f, "cpr-transfer:  the old QEMU passes its RAM descriptors itself over @%s, the device\n"
@@ -89,6 +91,9 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 	}
 	if (!strcmp(rep->result, "upgraded")) {
 		fprintf(f, "new PID:       %d%s\n", (int)rep->new_pid, rep->remote[0] ? " (on the remote host)" : "");
+		if (rep->remote[0] && plan && plan->copy_disks)
+			fprintf(f, "disks copied:  %llu bytes (%.1f MiB) written there by the mirrors%s\n", rep->disk_copied_bytes,
+				mib(rep->disk_copied_bytes), rep->verified ? "; --verify: both hosts' sums agree" : "");
 		if (rep->remote[0])
 			fprintf(f, "announce:      %s\n", rep->announced ? "the guest's MAC addresses were announced there"
 				: "FAILED: the network may still send the guest's frames to this host");
@@ -122,6 +127,29 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 	(void)vm;
 }
 
+/* --remote: each disk, and how it moves (in the plan and in the result). */
+static void add_disks(json_object *o, const struct qu_report *rep, const struct qu_plan *plan)
+{
+	if (rep->remote[0] && plan->disks) {
+		json_object *disks = json_object_new_array();
+		for (size_t i = 0; i < plan->disks->n; i++) {
+			json_object *d = json_object_new_object();
+			json_object_object_add(d, "device", json_object_new_string(plan->disks->d[i].device));
+			json_object_object_add(d, "file", json_object_new_string(plan->disks->d[i].file));
+			json_object_object_add(d, "format", json_object_new_string(plan->disks->d[i].format));
+			json_object_object_add(d, "size", json_object_new_int64((int64_t)plan->disks->d[i].size));
+			json_object_object_add(d, "copied", json_object_new_boolean(!!(plan->copy_disks & (1u << i))));
+			if (plan->copy_disks & (1u << i))
+				json_object_object_add(d, "copy", json_object_new_string((plan->top_disks & (1u << i)) ? "top"
+							: (plan->collapse_disks & (1u << i)) ? "collapsed" : "full"));
+			if (plan->disks->d[i].backing && plan->disks->d[i].nchain > 0)
+				json_object_object_add(d, "backing", json_object_new_string(plan->disks->d[i].chain[0].file));
+			json_object_array_add(disks, d);
+		}
+		json_object_object_add(o, "disks", disks);
+	}
+}
+
 char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const struct qu_plan *plan)
 {
 	json_object *o = json_object_new_object();
@@ -135,6 +163,15 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 		json_object_object_add(o, "tls", json_object_new_boolean(rep->tls));
 	else if (rep->remote[0] && plan)
 		json_object_object_add(o, "tls", json_object_new_boolean(!plan->no_tls));
+	if (rep->remote[0] && !strcmp(rep->result, "upgraded") && plan && plan->copy_disks) {
+		json_object_object_add(o, "disk_copied_bytes", json_object_new_int64((int64_t)rep->disk_copied_bytes));
+		/* What kept the copy exact at the switch: mirrors made write-blocking before the pause
+		 * (8.2+), or the guest stopped in pre-switchover while they completed. */
+		json_object_object_add(o, "disk_cutover", json_object_new_string(plan->write_blocking ? "write-blocking"
+													: "stopped"));
+		if (plan->verify)
+			json_object_object_add(o, "verified", json_object_new_boolean(rep->verified));
+	}
 	json_object_object_add(o, "old_pid", json_object_new_int(rep->old_pid));
 	json_object_object_add(o, "new_pid", rep->new_pid ? json_object_new_int(rep->new_pid) : NULL);
 	json_object_object_add(o, "old_version", json_object_new_string(rep->old_version));
@@ -167,6 +204,8 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 		json_object_object_add(o, "error", json_object_new_string(rep->error));
 	if (rep->rolled_back[0])
 		json_object_object_add(o, "rolled_back", json_object_new_string(rep->rolled_back));
+	if (plan && (!strcmp(rep->result, "planned") || !strcmp(rep->result, "upgraded")))
+		add_disks(o, rep, plan);
 	if (plan && !strcmp(rep->result, "planned")) {
 		json_object *fds = json_object_new_array(), *argv = json_object_new_array();
 		for (size_t i = 0; i < plan->nfds; i++) {
@@ -182,19 +221,6 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 			json_object_array_add(argv, json_object_new_string(*a));
 		qu_strv_free(words);
 		json_object_object_add(o, "descriptors", fds);
-		if (rep->remote[0] && plan->disks) {
-			json_object *disks = json_object_new_array();
-			for (size_t i = 0; i < plan->disks->n; i++) {
-				json_object *d = json_object_new_object();
-				json_object_object_add(d, "device", json_object_new_string(plan->disks->d[i].device));
-				json_object_object_add(d, "file", json_object_new_string(plan->disks->d[i].file));
-				json_object_object_add(d, "format", json_object_new_string(plan->disks->d[i].format));
-				json_object_object_add(d, "size", json_object_new_int64((int64_t)plan->disks->d[i].size));
-				json_object_object_add(d, "copied", json_object_new_boolean(!!(plan->copy_disks & (1u << i))));
-				json_object_array_add(disks, d);
-			}
-			json_object_object_add(o, "disks", disks);
-		}
 		if (plan->ram_copy_bytes) {
 			json_object_object_add(o, "memory_needed_bytes", json_object_new_int64(plan->memory_needed));
 			json_object_object_add(o, "memory_room_bytes", json_object_new_int64(plan->memory_room));

@@ -27,6 +27,8 @@ struct qu_report {
 	char remote[256];         /* --remote: the other host */
 	int announced;            /* --remote: the new QEMU announced the guest's MACs there */
 	int tls;                  /* --remote: the migration came over TLS (the agent's word) */
+	unsigned long long disk_copied_bytes; /* --remote: what the disk mirrors wrote there */
+	int verified;             /* --verify: both hosts' sums of the copy agreed */
 	pid_t old_pid, new_pid;
 	char old_version[32], new_version[32], machine[128];
 	double downtime_ms;       /* as QEMU reports it */

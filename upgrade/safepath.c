@@ -71,9 +71,16 @@ struct walk_bufs {
 	char target[PATH_MAX];
 };
 
-static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe_dir *d, struct walk_bufs *b);
+static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe_dir *d, struct walk_bufs *b,
+		char *real, size_t rlen);
 
 int qu_safe_open_dir(const char *path, uid_t allowed, int follow_last, struct qu_safe_dir *d)
+{
+	return qu_safe_open_dir_real(path, allowed, follow_last, d, NULL, 0);
+}
+
+int qu_safe_open_dir_real(const char *path, uid_t allowed, int follow_last, struct qu_safe_dir *d, char *real,
+			  size_t rlen)
 {
 	d->fd = -1;
 	d->name[0] = '\0';
@@ -85,12 +92,13 @@ int qu_safe_open_dir(const char *path, uid_t allowed, int follow_last, struct qu
 	struct walk_bufs *b = calloc(1, sizeof(*b));
 	if (!b)
 		return qu_err(-ENOMEM, "out of memory");
-	int r = walk(path, allowed, follow_last, d, b);
+	int r = walk(path, allowed, follow_last, d, b, real, rlen);
 	free(b);
 	return r;
 }
 
-static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe_dir *d, struct walk_bufs *b)
+static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe_dir *d, struct walk_bufs *b,
+		char *real, size_t rlen)
 {
 	char *rest = b->rest, *target = b->target, *joined = b->joined;
 	struct walk w = { .path = path, .allowed = allowed };
@@ -204,6 +212,10 @@ static int walk(const char *path, uid_t allowed, int follow_last, struct qu_safe
 		dfd = fd;
 		dst = st;
 		p = next;
+	}
+	if (real && (size_t)snprintf(real, rlen, "%s", w.walked[0] ? w.walked : "/") >= rlen) {
+		r = qu_err(-ENAMETOOLONG, "%s: too long once its links are followed", path);
+		goto fail;
 	}
 	d->fd = dfd;
 	d->trusted = safe;

@@ -31,6 +31,10 @@ struct qu_safe_dir {
  * is a link, follow it under the same rule (for a program to run). -errno with a message
  * naming the component and why. */
 int qu_safe_open_dir(const char *path, uid_t allowed_uid, int follow_last, struct qu_safe_dir *d);
+/* The same, and where the directory really is: its path from / once the links followed are
+ * resolved (no '.', '..' or link in it), into real. */
+int qu_safe_open_dir_real(const char *path, uid_t allowed_uid, int follow_last, struct qu_safe_dir *d, char *real,
+			  size_t len);
 void qu_safe_close(struct qu_safe_dir *d);
 
 /* Opens the last component (an existing entry), never through a link: O_NOFOLLOW. */

@@ -124,7 +124,7 @@ static int settle_postcopy(const struct qu_journal *j, struct qu_hold *h, char *
 	qu_settings_back_on_new(j, h);
 	/* The old QEMU's last page went out before the new one completed. */
 	if (qu_old_alive(j, h)) {
-		qu_retire_old(j, h);
+		qu_retire_old(j, h, 1);
 	} else {
 		qu_paths_settle(j, 1);
 		qu_libvirt_committed(j);
@@ -192,7 +192,7 @@ static int resume_new(const struct qu_journal *j, struct qu_hold *h, uint64_t de
 static void forward(const struct qu_journal *j, struct qu_hold *h)
 {
 	qu_settings_back_on_new(j, h);
-	qu_retire_old(j, h);
+	qu_retire_old(j, h, 1);
 }
 
 int qu_settle_held(const struct qu_journal *j, struct qu_hold *h, int remote_refused, char *what, size_t len,

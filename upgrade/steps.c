@@ -438,7 +438,9 @@ int txn_finish(struct qu_txn *t)
 	if (now == QU_NEW_GONE || now == QU_NEW_SILENT)
 		return qu_err(-EIO, "the new QEMU %d is %s after it took over the guest", (int)t->new_pid,
 			      now == QU_NEW_GONE ? "gone" : "not answering its monitor");
-	qu_retire_old(&t->j, &h);
+	/* After a copy the old QEMU's exit frees the memory the host's ledger counted for it:
+	 * the booking lasts until it has. Otherwise nothing waits for it (qu_retire_old). */
+	qu_retire_old(&t->j, &h, t->plan->ram_copy_bytes > 0 || t->j.postcopy);
 	qu_info("old QEMU PID %d retired", (int)t->vm->pid);
 	if (txn_journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)
 		qu_info("warning after the upgrade: %s", qu_err_msg());

@@ -256,7 +256,7 @@ void qu_libvirt_committed(const struct qu_journal *j)
 			"before its daemon starts", qu_err_msg(), (int)j->new_pid);
 }
 
-void qu_retire_old(const struct qu_journal *j, struct qu_hold *h)
+void qu_retire_old(const struct qu_journal *j, struct qu_hold *h, int wait_exit)
 {
 	const char *paths[QU_MAX_LISTENERS + 1];
 	size_t n = 0;
@@ -273,6 +273,12 @@ void qu_retire_old(const struct qu_journal *j, struct qu_hold *h)
 		if (pfd >= 0)
 			stop_by_pidfd(pfd, sig);
 		qu_forget_paths(&j->vm_user, paths, n);
+	} else if (sig == SIGKILL && !wait_exit) {
+		/* Killed, it unlinks nothing: no links to keep, no exit to wait for. */
+		if (pfd >= 0)
+			qu_pidfd_kill(pfd, SIGKILL);
+		qu_paths_settle(j, 1);
+		qu_libvirt_committed(j);
 	} else {
 		qu_keep_paths(&j->vm_user, paths, n, 1);
 		if (pfd >= 0)

@@ -57,8 +57,11 @@ void qu_settings_back_on_new(const struct qu_journal *j, struct qu_hold *h);
 /* Retires the old QEMU: SIGKILL when its clean exit would unlink paths the new QEMU owns or
  * run a tap downscript (kill_old), SIGTERM otherwise; the paths it would unlink survive it
  * through hard links, and the pidfile names the new QEMU. Moved to another host, the VM
- * leaves nothing here: its paths go. */
-void qu_retire_old(const struct qu_journal *j, struct qu_hold *h);
+ * leaves nothing here: its paths go. wait_exit 0: a local SIGKILL returns once the signal is
+ * sent (the kernel tears the old QEMU's mappings down in its own time, ~80 ms per GiB of
+ * guest RAM it mapped: the new QEMU runs the guest already, and nothing here needs that
+ * process gone); 1 waits for its exit (a copy, whose freed memory the ledger counts). */
+void qu_retire_old(const struct qu_journal *j, struct qu_hold *h, int wait_exit);
 /* After the commit: libvirt's status file names the new QEMU (upgrade/libvirt.h; nothing for
  * a VM that is not libvirt's). Part of the retirement; also where the old QEMU is gone. */
 void qu_libvirt_committed(const struct qu_journal *j);

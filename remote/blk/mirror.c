@@ -41,8 +41,8 @@ static int add_target_node(struct qu_qmp *q, const char *node, const char *addr,
 	return qu_qmp_execute(q, "blockdev-add", args, -1, deadline_us, NULL);
 }
 
-int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mask, const char *addr,
-		    const char *tls_creds, uint64_t deadline_us)
+int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mask, unsigned top_mask,
+		    const char *addr, const char *tls_creds, uint64_t deadline_us)
 {
 	for (size_t i = 0; i < disks->n; i++) {
 		if (!(mask & (1u << i)))
@@ -57,7 +57,7 @@ int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mas
 		json_object_object_add(args, "job-id", json_object_new_string(job));
 		json_object_object_add(args, "device", json_object_new_string(disks->d[i].device));
 		json_object_object_add(args, "target", json_object_new_string(node));
-		json_object_object_add(args, "sync", json_object_new_string("full"));
+		json_object_object_add(args, "sync", json_object_new_string((top_mask & (1u << i)) ? "top" : "full"));
 		/* A failed job stays listed until dismissed (see jobs()). */
 		json_object_object_add(args, "auto-dismiss", json_object_new_boolean(0));
 		if ((r = qu_qmp_execute(q, "blockdev-mirror", args, -1, deadline_us, NULL)) < 0)
@@ -82,7 +82,7 @@ static void delete_nodes(struct qu_qmp *q, uint64_t deadline_us)
  * (status "concluded", with its error) until we dismiss it: nothing depends on an event
  * that could be missed. */
 struct job_state {
-	int n, ready, concluded;
+	int n, ready, concluded, synced;
 	long long done, total;
 	char error[512]; /* the first failed job's error */
 };
@@ -100,6 +100,7 @@ static int jobs(struct qu_qmp *q, uint64_t deadline_us, struct job_state *js)
 			continue;
 		js->n++;
 		js->ready += json_object_object_get_ex(j, "ready", &v) && json_object_get_boolean(v);
+		js->synced += json_object_object_get_ex(j, "actively-synced", &v) && json_object_get_boolean(v);
 		js->concluded += !strcmp(qu_json_member_str(j, "status"), "concluded") || !strcmp(qu_json_member_str(j, "status"), "null");
 		if (*qu_json_member_str(j, "error") && !js->error[0])
 			snprintf(js->error, sizeof(js->error), "%s: %s", qu_json_member_str(j, "device"), qu_json_member_str(j, "error"));
@@ -188,7 +189,38 @@ static int wait_concluded(struct qu_qmp *q, uint64_t deadline_us, struct job_sta
 	return r < 0 ? r : 0;
 }
 
-int qu_mirror_complete(struct qu_qmp *q, int expected, uint64_t deadline_us)
+int qu_mirror_write_blocking(struct qu_qmp *q, int expected, uint64_t deadline_us)
+{
+	json_object *list = NULL;
+	struct job_state js;
+	int r = qu_qmp_query_list(q, "query-block-jobs", deadline_us, &list);
+	for (size_t i = 0; r >= 0 && i < json_object_array_length(list); i++) {
+		json_object *j = json_object_array_get_idx(list, i);
+		if (strncmp(qu_json_member_str(j, "device"), JOB_PREFIX, strlen(JOB_PREFIX)))
+			continue;
+		json_object *args = json_object_new_object();
+		json_object_object_add(args, "id", json_object_new_string(qu_json_member_str(j, "device")));
+		json_object_object_add(args, "type", json_object_new_string("mirror"));
+		json_object_object_add(args, "copy-mode", json_object_new_string("write-blocking"));
+		r = qu_qmp_execute(q, "block-job-change", args, -1, deadline_us, NULL);
+	}
+	json_object_put(list);
+	if (r < 0)
+		return qu_err_wrap(r, "switching the disk copy to write-blocking");
+	/* Actively synced: no write is dirty any more, and every new one goes to both at once. */
+	while ((r = jobs(q, deadline_us, &js)) >= 0 && js.synced < expected && !js.error[0] && !js.concluded) {
+		if (qu_now_us() >= deadline_us)
+			return qu_err(-ETIMEDOUT, "%d of %d disk copy job(s) actively synced in write-blocking mode "
+				      "before the deadline", js.synced, expected);
+		usleep(POLL_US / 5);
+	}
+	if (r >= 0 && (js.error[0] || js.concluded || js.n != expected))
+		r = qu_err(-EIO, "a disk copy job failed while it turned write-blocking: %s",
+			   js.error[0] ? js.error : "it ended early");
+	return r < 0 ? r : 0;
+}
+
+int qu_mirror_complete(struct qu_qmp *q, int expected, uint64_t deadline_us, unsigned long long *copied)
 {
 	struct job_state js;
 	int r = jobs(q, deadline_us, &js);
@@ -205,6 +237,7 @@ int qu_mirror_complete(struct qu_qmp *q, int expected, uint64_t deadline_us)
 		r = qu_err(-EIO, "a disk copy job failed at the end: %s", js.error[0] ? js.error : "it vanished");
 	if (r < 0)
 		return qu_err_wrap(r, "completing the disk copy");
+	*copied = (unsigned long long)js.done;
 	dismiss_all(q, deadline_us);
 	delete_nodes(q, deadline_us);
 	return 0;

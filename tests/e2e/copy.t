@@ -31,7 +31,7 @@ tap_diag "copy: $report $(cat "$VM_DIR/err")"
 tap_ok $? "upgraded by copying"
 [ "$(json_get "$report" ram_copied_bytes)" -gt $((100 << 20)) ]
 tap_ok $? "the guest's RAM was copied ($(( $(json_get "$report" ram_copied_bytes) >> 20 )) MiB)"
-tap_check "the old QEMU is gone" proc_gone "$old"
+tap_check "the old QEMU is gone" proc_gone_soon "$old"
 tr '\0' ' ' <"/proc/$VM_PID/cmdline" | grep -q "memory-backend-file,id=pc.ram,size=268435456,share=on,mem-path=/proc/self/fd/"
 tap_ok $? "the new QEMU's RAM is a shared backend named pc.ram"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ] && [ "$(vm_runstate)" = running ]

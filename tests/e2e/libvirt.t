@@ -109,7 +109,7 @@ lv_upgrade() {
 	[[ $new =~ ^[0-9]+$ ]] && lv_track_qemu "$new" && VM_PID=$new
 	tap_diag "$1: $(jq -c '{result,old_pid,new_pid,pause_ms,total_ms,libvirt}' <<<"$report") $(cat "$dir/err")"
 	[ "$rc" = 0 ] && [ "$(json_get "$report" result)" = upgraded ] && [ "$VM_PID" != "$old" ] &&
-		[ "$(readlink "/proc/$VM_PID/exe")" = "$Q10" ] && proc_gone "$old"
+		[ "$(readlink "/proc/$VM_PID/exe")" = "$Q10" ] && proc_gone_soon "$old"
 	tap_ok $? "$1: upgraded with --libvirt-restart, onto QEMU 10.0, the old QEMU gone"
 	[ "$(json_get "$report" libvirt.stopped)" = true ] && [ "$(json_get "$report" libvirt.pid_rewritten)" = true ] &&
 		[ "$(json_get "$report" libvirt.restarted)" = true ] && [ -n "$(lv_libvirtd_pid)" ] &&

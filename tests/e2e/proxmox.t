@@ -16,13 +16,18 @@
 # under the new PID (so qm cleanup would abort and unplug nothing), at that moment and at
 # every later poll; the down script never runs; VNC answers; the guest answers pings on the
 # bridge and its memory checker stays clean.
+# Proxmox's lock of the VM (qemu-server's lock-VMID.conf, which `qm cleanup` holds while it
+# polls): held by another operation, the upgrade waits and then is refused, the VM untouched;
+# the stand-in's qm cleanup takes it as qm cleanup does, so each upgrade waits for the poll
+# the previous close started (its window is 5 s here, 30 s in Proxmox), and the poll its own
+# close starts waits for the upgrade: no poll can meet the new QEMU's pidfile half written.
 # Stock QEMU has no -id (a Proxmox patch adds it): it is left out here, and
 # tests/unit/test-rewrite.c (proxmox_words_kept) checks that the rewrite keeps it.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 43
+tap_plan 44
 vm_qemu10
 vm_guest_build || { echo "Bail out! cannot build the guest"; exit 1; }
 standin=$here/../helpers/qmeventd.py
@@ -39,6 +44,9 @@ mkdir -p "$run"
 pidfile=$run/$vmid.pid
 evsock=$root/run/qmeventd.sock
 evlog=$root/qmeventd.log
+lockdir=$root/lock # /run/lock/qemu-server
+mkdir -p "$lockdir"
+export QEMU_UPGRADE_PVE_LOCK_DIR=$lockdir
 
 # Guest RAM: Proxmox's `hugepages: 2` is a mem-path directory on hugetlbfs (/run/hugepages/kvm/
 # 2048kB). Without huge pages here, the same form on a tmpfs directory.
@@ -73,7 +81,7 @@ printf '#!/bin/sh\necho "up $1" >>%s\nip link set "$1" master vmbr0 && ip link s
 printf '#!/bin/sh\necho "down $1" >>%s\n' "$root/scripts.log" >"$root/pve-bridgedown"
 chmod 755 "$root/pve-bridge" "$root/pve-bridgedown"
 
-python3 "$standin" --socket "$evsock" --log "$evlog" --window 30 2>"$root/standin.err" &
+python3 "$standin" --socket "$evsock" --log "$evlog" --window 5 --lock-dir "$lockdir" 2>"$root/standin.err" &
 vm_track_pid $! || exit 1
 standin_pid=$!
 
@@ -127,6 +135,18 @@ tap_ok $? "the guest answers pings through the tap on the bridge"
 plan=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --dry-run --json --quiet 2>"$root/err")
 tap_diag "dry run: $(jq -c '{result, strategy, argv0: .new_argv[0], refusal}' <<<"$plan") $(cat "$root/err")"
 tap_is "$(jq -r '.new_argv[0]' <<<"$plan")" "$Q10" "kvm still leads to 7.2: the new QEMU would be named by its own path"
+# Another operation holds Proxmox's lock of the VM: the upgrade waits for it until its timeout,
+# then gives up before anything is touched (exit 2, as when another upgrade holds the VM).
+exec 8>"$lockdir/lock-$vmid.conf" && flock -x 8
+seen=$(grep -c '^connect ' "$evlog")
+"$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --timeout 2 --json --quiet >/dev/null 2>"$root/err" 8>&-
+rc=$?
+exec 8>&-
+tap_diag "lock held: exit $rc: $(tr '\n' ' ' <"$root/err" | cut -c1-300)"
+[ "$rc" = 2 ] && grep -q "Proxmox holds VM $vmid's lock" "$root/err" && [ "$(cat "$pidfile")" = "$VM_PID" ] &&
+	kill -0 "$VM_PID" && [ "$(grep -c '^connect ' "$evlog")" = "$seen" ]
+tap_ok $? "Proxmox's lock of VM $vmid held by another operation: given up (exit 2) after waiting, nothing started"
+
 # A package upgrade: the link now leads to the new QEMU, whose argv[0] keeps the name.
 ln -sfn "$Q10" "$root/kvm"
 

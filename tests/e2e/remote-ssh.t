@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/remote.sh"
 
 [ -x /usr/sbin/sshd ] || { echo "1..0 # SKIP no sshd (openssh-server; tests/install-deps.sh installs it)"; exit 0; }
-tap_plan 23
+tap_plan 24
 tls_before=$(ls -d /run/qemu-upgrade-tls-* 2>/dev/null)
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 
@@ -43,7 +43,10 @@ old=$VM_PID
 REMOTE_B_IP6=fd00:77::2
 ip -n "$REMOTE_NS_A" addr add fd00:77::1/64 dev "qua$$" nodad &&
 	ip -n "$REMOTE_NS_B" addr add "$REMOTE_B_IP6/64" dev "qub$$" nodad || { echo "Bail out! no IPv6 on the veth"; exit 1; }
-remote_sshd_start "$VM_DIR" || { echo "Bail out! sshd did not start on B"; exit 1; }
+# The agent's policy (root allowed, the VM's directory, the QEMU it runs), given by sshd.
+remote_agent_conf "$VM_DIR" || exit 1
+REMOTE_SSHD_ENV="QEMU_UPGRADE_CONF=$REMOTE_AGENT_CONF" remote_sshd_start "$VM_DIR" ||
+	{ echo "Bail out! sshd did not start on B"; exit 1; }
 
 # 1. Hostile URIs: refused before ssh runs (the command that would stand in for ssh leaves a
 # mark when run), exit 2, the part at fault named.
@@ -73,6 +76,18 @@ tap_diag "check --remote: exit $rc: $(grep 'other host' <<<"$out")"
 tap_ok $? "check --remote ssh://: the agent reached over ssh, and QEMU 7.2 there"
 for _ in $(seq 100); do [ -z "$(remote_agents)" ] && break; sleep 0.1; done
 tap_is "$(remote_agents)" "" "no agent process is left on B after the check"
+
+# 2a. The agent's policy holds over ssh as over TCP: without agent_allow_root the root VM is
+# refused there before anything is made (sshd's agent reads the file at each session's start).
+cp "$REMOTE_AGENT_CONF" "$REMOTE_AGENT_CONF.ok"
+grep -v agent_allow_root "$REMOTE_AGENT_CONF.ok" >"$REMOTE_AGENT_CONF"
+remote_upgrade --copy-storage
+rc=$?
+tap_diag "no agent_allow_root: exit $rc: $(cat "$VM_DIR/err")"
+[ "$rc" = 3 ] && grep -qF "agent_allow_root = yes" "$VM_DIR/err" && [ "$(vm_runstate)" = running ] &&
+	[ -z "$(remote_qemus)" ] && [ ! -e "/proc/$REMOTE_SSHD/root$VM_DIR/disk.qcow2" ]
+tap_ok $? "the agent's policy applies over ssh: a root VM without agent_allow_root is refused (exit 3), nothing made on B"
+mv "$REMOTE_AGENT_CONF.ok" "$REMOTE_AGENT_CONF"
 
 # 3. A host key that is not the one known: ssh refuses, the tool says what ssh said.
 other=$REMOTE_SSH_DIR/other_key

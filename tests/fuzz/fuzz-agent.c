@@ -1,16 +1,31 @@
 /* The agent's side of `--remote` (remote/target.c): the records a tool sends once the
  * connection is sealed, as remote/session.c dispatches them: ARG, ENV, CWD, CONTEXT
- * and FD records (qu_target_add), CALL op=disk (qu_target_disk) and op=tls (qu_target_tls).
- * The calls that start programs (probe, EXEC, resume) are left out. The handshake before the
+ * and FD records (qu_target_add), CALL op=disk (qu_target_disk) and op=tls (qu_target_tls),
+ * then what admit and EXEC check first: the launch against the policy (qu_target_check; it
+ * walks the paths named, and never makes anything). The calls that start programs (probe,
+ * EXEC, resume) are left out. The handshake before the
  * seal is qu_stream_recv and qu_kv_get: fuzz-stream-recv and fuzz-kv.
  * Input: one mode byte (bit 0: put every record's CRC right first), then records. */
 #include "tests/fuzz/fuzz.h"
+#include "remote/policy.h"
 #include "remote/target.h"
 #include "upgrade/kv.h"
 
+static struct qu_policy *policy;
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
+	char conf[256];
 	fuzz_quiet();
+	/* A policy that allows the fuzzer's own directory, so that paths get walked. */
+	snprintf(conf, sizeof(conf), "%s/agent.conf", fuzz_tmpdir());
+	FILE *f = fopen(conf, "w");
+	if (f) {
+		fprintf(f, "agent_dirs = %s\nagent_users = nobody\n", fuzz_tmpdir());
+		fclose(f);
+	}
+	setenv("QEMU_UPGRADE_CONF", conf, 1);
+	policy = qu_policy_load();
 	/* qu_target_free removes the session's record there (test hooks on). */
 	setenv("QEMU_UPGRADE_STATE_DIR", fuzz_tmpdir(), 1);
 	return 0;
@@ -54,6 +69,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break; /* the session drops the target after a failure */
 	}
 	FUZZ_CHECK(!qu_target_resumed(t));
+	static struct qu_refusals why;
+	memset(&why, 0, sizeof(why));
+	qu_target_check(t, policy, &why);
+	FUZZ_CHECK(why.n <= QU_MAX_REFUSALS);
+	qu_target_forget(t);
 	qu_target_free(t);
 	free(buf);
 	return 0;

@@ -227,6 +227,9 @@ SEEDS = {
         "shipped": open(os.path.join(HERE, "../../qemu-integration/hooks/qemu-upgrade.conf"), "rb").read(),
         "exclude": b"enabled = on\njobs = 8\nexclude = vm1 vm2, 1234\t# not these\nallow_copy = yes\nlow_memory = 1\n",
         "bad-line": b"jobs 4\n",
+        "agent-policy": b"agent_binaries = /usr/bin/qemu-system-x86_64, /opt//q/bin/qemu-system-x86_64\n"
+                        b"agent_users = libvirt-qemu 1000\nagent_allow_root = yes\n"
+                        b"agent_dirs = /var/lib/libvirt/qemu/ /run/vms /\nagent_users = root\n",
     },
     "journal": {
         "migrating": json.dumps(JOURNAL, indent=2).encode() + b"\n",

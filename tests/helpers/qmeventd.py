@@ -21,6 +21,10 @@ socket (docs/proxmox.md has the functions), and writes down every step:
   Found not running at any of those polls, it goes on: without SHUTDOWN (a crash) it unplugs
   the VM's taps, and it deactivates volumes and unlinks the qmp socket and pidfile
   (vm_stop_cleanup). This stand-in polls every --poll seconds for --window seconds.
+  qm cleanup does all that under the VM's config lock (lock_config_full(VMID, 60): an flock
+  on /run/lock/qemu-server/lock-VMID.conf, waited for up to 60 s): with --lock-dir, the
+  stand-in takes DIR/lock-VMID.conf the same way before its first check and holds it until
+  it tears down or aborts.
 
 Log lines (one event each, appended to --log, flushed at once):
   listening
@@ -32,12 +36,15 @@ Log lines (one event each, appended to --log, flushed at once):
   check close=P vmid=V running=Q   (the check found QEMU Q running)
   teardown close=P vmid=V why=...  (qm cleanup would have torn the VM down)
   abort close=P vmid=V pid=Q       (qm cleanup would have aborted: VM still running)
+  lock-wait close=P vmid=V         (the config lock was held: waiting for it)
+  lock-timeout close=P vmid=V      (not had within 60 s: qm cleanup would have died)
 
-    qmeventd.py --socket PATH --log FILE [--poll 0.2] [--window 30]
+    qmeventd.py --socket PATH --log FILE [--poll 0.2] [--window 30] [--lock-dir DIR]
     qmeventd.py --check PIDFILE    the same check once: prints the PID it finds running (exit
                                    0), or "not running: WHY" (exit 1)
 """
 import argparse
+import fcntl
 import json
 import os
 import re
@@ -191,6 +198,27 @@ class Stand:
         threading.Thread(target=self.qm_cleanup, args=(c,), daemon=True).start()
 
     def qm_cleanup(self, c):
+        """`qm cleanup VMID GRACEFUL 0`: under the VM's config lock, when --lock-dir is given."""
+        if not self.a.lock_dir:
+            return self.decide(c)
+        path = os.path.join(self.a.lock_dir, f"lock-{c['vmid']}.conf")
+        with open(path, "a") as f:
+            end, said = time.monotonic() + 60, False
+            while True:
+                try:
+                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if not said:
+                        self.log(f"lock-wait close={c['pid']} vmid={c['vmid']}")
+                        said = True
+                    if time.monotonic() >= end:
+                        self.log(f"lock-timeout close={c['pid']} vmid={c['vmid']}")
+                        return
+                    time.sleep(0.05)
+            self.decide(c)
+
+    def decide(self, c):
         """The decision of `qm cleanup VMID GRACEFUL 0`, polled as it polls."""
         first, end = True, time.monotonic() + self.a.window
         while True:
@@ -231,6 +259,7 @@ def main():
     ap.add_argument("--log")
     ap.add_argument("--poll", type=float, default=0.2)
     ap.add_argument("--window", type=float, default=30.0)
+    ap.add_argument("--lock-dir")
     ap.add_argument("--check")
     a = ap.parse_args()
     if a.check:

@@ -29,15 +29,28 @@ remote_hosts() {
 	head -c 32 /dev/urandom | base64 >"$REMOTE_KEY" && chmod 600 "$REMOTE_KEY"
 }
 
-# remote_agent_start DIR...: starts `qemu-upgrade agent` on host B with a tmpfs over each DIR;
-# sets REMOTE_AGENT (its PID) and REMOTE_AGENT_LOG. Waits until it listens.
+# remote_agent_conf DIR...: the agent's policy for a test (QEMU_UPGRADE_CONF, docs/remote.md
+# "Authorization"): the test VMs run as root, the agent may make files in each DIR (the VM
+# directories it hides), and start 7.2 (and 10.0 once vm_qemu10 fetched it), unless
+# REMOTE_AGENT_BINARIES says otherwise. Sets REMOTE_AGENT_CONF.
+remote_agent_conf() {
+	REMOTE_AGENT_CONF=$(mktemp) && _vm_paths+=("$REMOTE_AGENT_CONF")
+	printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\n' "$*" \
+		"${REMOTE_AGENT_BINARIES:-/usr/bin/qemu-system-x86_64${Q10:+ $Q10}}" >"$REMOTE_AGENT_CONF"
+}
+
+# remote_agent_start DIR...: starts `qemu-upgrade agent` on host B with a tmpfs over each DIR,
+# with the policy in the file REMOTE_AGENT_POLICY names (it reads it at each session's start),
+# else remote_agent_conf DIR...'s; sets REMOTE_AGENT (its PID) and REMOTE_AGENT_LOG. Waits
+# until it listens.
 remote_agent_start() {
-	local mounts="" d i
+	local mounts="" d i conf=${REMOTE_AGENT_POLICY:-}
 	for d in "$@"; do
 		mounts+="mount -t tmpfs qu-remote '$d' && "
 	done
+	[ -n "$conf" ] || { remote_agent_conf "$@" && conf=$REMOTE_AGENT_CONF; } || return 1
 	REMOTE_AGENT_LOG=$(mktemp) && _vm_paths+=("$REMOTE_AGENT_LOG")
-	ip netns exec "$REMOTE_NS_B" unshare -m --propagation private \
+	QEMU_UPGRADE_CONF=$conf ip netns exec "$REMOTE_NS_B" unshare -m --propagation private \
 		sh -c "${mounts}exec '$QU_BIN' agent --listen $REMOTE_B_IP:$REMOTE_PORT --key '$REMOTE_KEY'" \
 		>"$REMOTE_AGENT_LOG" 2>&1 &
 	REMOTE_AGENT=$!

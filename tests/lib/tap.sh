@@ -44,6 +44,17 @@ proc_gone() {
 	grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
 
+# proc_gone_soon PID [timeout_s]: PID is gone, or goes within timeout_s (default 30). The tool
+# returns once it has killed the old QEMU of a handover; the kernel tears its mappings down
+# after that (upgrade/undo.h, qu_retire_old).
+proc_gone_soon() {
+	local end=$((SECONDS + ${2:-30}))
+	until proc_gone "$1"; do
+		[ $SECONDS -lt $end ] || { echo "# PID $1 still there after ${2:-30} s: $(grep '^State' "/proc/$1/status" 2>/dev/null)"; return 1; }
+		sleep 0.05
+	done
+}
+
 # json_get JSON KEY: one member of the report, as jq prints it.
 json_get() { jq -r ".$2" <<<"$1"; }
 

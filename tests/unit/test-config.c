@@ -27,7 +27,7 @@ static int teardown(void **state)
 static void missing_file_gives_defaults(void **state)
 {
 	(void)state;
-	struct qu_config c;
+	static struct qu_config c;
 	setenv("QEMU_UPGRADE_CONF", "/nonexistent/qemu-upgrade.conf", 1);
 	assert_int_equal(qu_config_load(&c), 0);
 	assert_int_equal(c.enabled, 1);
@@ -38,7 +38,7 @@ static void missing_file_gives_defaults(void **state)
 static void settings_comments_and_blanks(void **state)
 {
 	(void)state;
-	struct qu_config c;
+	static struct qu_config c;
 	write_conf("# a comment\n\nenabled = no   # trailing comment\njobs=7\nexclude = web1 db2, 4242\nallow_copy = yes\nlow_memory = yes\n");
 	assert_int_equal(qu_config_load(&c), 0);
 	assert_int_equal(c.allow_copy, 1);
@@ -55,7 +55,7 @@ static void settings_comments_and_blanks(void **state)
 static void empty_exclude_is_fine(void **state)
 {
 	(void)state;
-	struct qu_config c;
+	static struct qu_config c;
 	write_conf("exclude =\n");
 	assert_int_equal(qu_config_load(&c), 0);
 	assert_int_equal(c.nexclude, 0);
@@ -64,7 +64,7 @@ static void empty_exclude_is_fine(void **state)
 static void unknown_key_names_line(void **state)
 {
 	(void)state;
-	struct qu_config c;
+	static struct qu_config c;
 	write_conf("enabled = yes\nparallel = 3\n");
 	assert_int_equal(qu_config_load(&c), -ENOENT);
 	assert_non_null(strstr(qu_err_msg(), ":2: unknown setting 'parallel'"));
@@ -73,7 +73,7 @@ static void unknown_key_names_line(void **state)
 static void bad_values_are_refused(void **state)
 {
 	(void)state;
-	struct qu_config c;
+	static struct qu_config c;
 	const char *bad[] = { "jobs = 0\n", "jobs = 65\n", "jobs = two\n", "enabled = maybe\n" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_conf(bad[i]);
@@ -86,7 +86,7 @@ static void bad_values_are_refused(void **state)
 static void binaries_allow_list(void **state)
 {
 	(void)state;
-	struct qu_config c;
+	static struct qu_config c;
 	write_conf("binaries = /usr/bin/qemu-system-x86_64 /opt/qemu/bin/qemu-system-x86_64\n");
 	assert_int_equal(qu_config_load(&c), 0);
 	assert_int_equal(c.nbinaries, 2);
@@ -103,10 +103,85 @@ static void binaries_allow_list(void **state)
 static void line_without_equals(void **state)
 {
 	(void)state;
-	struct qu_config c;
+	static struct qu_config c;
 	write_conf("enabled\n");
 	assert_int_equal(qu_config_load(&c), -EINVAL);
 	assert_non_null(strstr(qu_err_msg(), "expected 'key = value'"));
+}
+
+static void agent_policy_defaults(void **state)
+{
+	(void)state;
+	static struct qu_config c;
+	write_conf("enabled = yes\n");
+	assert_int_equal(qu_config_load(&c), 0);
+	assert_int_equal(c.agent.nbinaries, 0); /* the default set: /usr/bin/qemu-system-* */
+	assert_int_equal(c.agent.nusers, 0);
+	assert_int_equal(c.agent.ndirs, 0);
+	assert_int_equal(c.agent.allow_root, 0);
+}
+
+static void agent_policy_keys(void **state)
+{
+	(void)state;
+	static struct qu_config c;
+	write_conf("agent_binaries = /usr/bin/qemu-system-x86_64, /opt/q//bin/qemu-system-x86_64\n"
+		   "agent_users = libvirt-qemu 1000\nagent_users = qemu\nagent_allow_root = yes\n"
+		   "agent_dirs = /var/lib/libvirt/qemu/ //run//vms /\n");
+	assert_int_equal(qu_config_load(&c), 0);
+	assert_int_equal(c.agent.nbinaries, 2);
+	assert_string_equal(c.agent.binaries[1], "/opt/q/bin/qemu-system-x86_64");
+	/* Lists grow line by line. */
+	assert_int_equal(c.agent.nusers, 3);
+	assert_string_equal(c.agent.users[0], "libvirt-qemu");
+	assert_string_equal(c.agent.users[1], "1000");
+	assert_string_equal(c.agent.users[2], "qemu");
+	assert_int_equal(c.agent.allow_root, 1);
+	/* Directories normalised: single slashes, no trailing one; "/" stays. */
+	assert_int_equal(c.agent.ndirs, 3);
+	assert_string_equal(c.agent.dirs[0], "/var/lib/libvirt/qemu");
+	assert_string_equal(c.agent.dirs[1], "/run/vms");
+	assert_string_equal(c.agent.dirs[2], "/");
+}
+
+static void agent_policy_bad_values(void **state)
+{
+	(void)state;
+	static struct qu_config c;
+	const struct {
+		const char *text, *msg;
+	} bad[] = {
+		{ "agent_users = root\n", "'agent_allow_root = yes' alone" },
+		{ "agent_users = 0\n", "'agent_allow_root = yes' alone" },
+		{ "agent_users = 000\n", "'agent_allow_root = yes' alone" },
+		{ "agent_users = bad/name\n", "user names or numeric uids" },
+		{ "agent_users = 99999999999\n", "user names or numeric uids" },
+		{ "agent_dirs = relative/dir\n", "absolute paths without '.' or '..'" },
+		{ "agent_dirs = /var/../etc\n", "absolute paths without '.' or '..'" },
+		{ "agent_dirs = /run/./x\n", "absolute paths without '.' or '..'" },
+		{ "agent_binaries = qemu-system-x86_64\n", "absolute paths" },
+		{ "agent_allow_root = sometimes\n", "bad value 'sometimes' for 'agent_allow_root'" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_conf(bad[i].text);
+		assert_int_equal(qu_config_load(&c), -EINVAL);
+		if (!strstr(qu_err_msg(), bad[i].msg) || !strstr(qu_err_msg(), ":1: bad value"))
+			fail_msg("%s gave: %s", bad[i].text, qu_err_msg());
+		teardown(NULL);
+	}
+	/* Too many: said as such, not as a bad value. */
+	char text[2048] = "agent_dirs =";
+	for (int i = 0; i <= QU_CONF_MAX_AGENT_DIRS; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), " /d%d", i);
+	strcat(text, "\n");
+	write_conf(text);
+	assert_int_equal(qu_config_load(&c), -E2BIG);
+	assert_non_null(strstr(qu_err_msg(), "too many values for 'agent_dirs'"));
+	/* An unknown agent_ setting is named like any other. */
+	teardown(NULL);
+	write_conf("agent_user = qemu\n");
+	assert_int_equal(qu_config_load(&c), -ENOENT);
+	assert_non_null(strstr(qu_err_msg(), "unknown setting 'agent_user'"));
 }
 
 int main(void)
@@ -119,6 +194,9 @@ int main(void)
 		cmocka_unit_test_teardown(bad_values_are_refused, teardown),
 		cmocka_unit_test_teardown(line_without_equals, teardown),
 		cmocka_unit_test_teardown(binaries_allow_list, teardown),
+		cmocka_unit_test_teardown(agent_policy_defaults, teardown),
+		cmocka_unit_test_teardown(agent_policy_keys, teardown),
+		cmocka_unit_test_teardown(agent_policy_bad_values, teardown),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
