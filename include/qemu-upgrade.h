@@ -66,9 +66,13 @@ int qu_set_pid(struct qu_handle *h, pid_t pid);
 int qu_set_new_binary(struct qu_handle *h, const char *path);
 /* Default: the QMP socket found in the VM's command line. */
 int qu_set_qmp_socket(struct qu_handle *h, const char *path);
-/* Upgrade onto another host: `qemu-upgrade agent` runs there (HOST, HOST:PORT or
- * [IPV6]:PORT; port 4779 by default) with the same key file as key_path here (NULL:
- * QU_AGENT_KEY, below). The new binary is the path on that host. Guest RAM is
+/* Upgrade onto another host. host "ssh://[USER@]HOST[:PORT]" (HOST a name, an IPv4 address or
+ * [IPV6]): ssh runs `qemu-upgrade agent --stdio` there (BatchMode, the caller's own keys and
+ * known_hosts; the command in the environment variable QEMU_UPGRADE_SSH instead of `ssh`, run
+ * as git runs GIT_SSH_COMMAND); key_path must be NULL. Else the legacy TCP agent: `qemu-upgrade
+ * agent --listen` runs there (HOST, HOST:PORT or [IPV6]:PORT; port 4779 by default) with the
+ * same key file as key_path here (NULL: QU_AGENT_KEY, below). The new binary is the path on
+ * that host. Guest RAM is
  * copied over TCP, disks per QU_FLAG_COPY_STORAGE or QU_FLAG_SHARED_STORAGE, and the guest's
  * MACs are announced there after the switch. */
 int qu_set_remote(struct qu_handle *h, const char *host, const char *key_path);
@@ -140,6 +144,9 @@ void qu_set_log_level(int level);
 #define QU_ALL_FROM_HOOK 0x200u
 /* qu_agent_run(): serve one upgrade, then return. */
 #define QU_AGENT_ONCE 0x400u
+/* qu_agent_run(): serve one upgrade on stdin/stdout, as the remote command of ssh (what
+ * `--remote ssh://` runs); listen_addr and key_path must be NULL. */
+#define QU_AGENT_STDIO 0x800u
 
 /* Every running QEMU whose executable was replaced on disk (a package upgrade) moves to the
  * binary now at that path, each in a child process of its own, jobs at a time (1 to 64; 0:
@@ -156,8 +163,8 @@ int qu_upgrade_all(const char *binary, unsigned jobs, unsigned timeout_ms, unsig
 
 /* What this host offers an upgrade (pidfd_getfd, descriptor passing, userfaultfd, ...), one
  * line each with why it matters; with binary, what that QEMU offers too. With remote (as for
- * qu_set_remote()): whether the agent there answers and holds the same key (key_path, NULL:
- * QU_AGENT_KEY), and what the QEMU at binary (NULL: /usr/bin/qemu-system-x86_64) is there.
+ * qu_set_remote()): whether the agent there answers (over ssh, or holding the same key:
+ * key_path, NULL: QU_AGENT_KEY), and what the QEMU at binary (NULL: /usr/bin/qemu-system-x86_64) is there.
  * flags: 0 or QU_OUT_JSON. Returns 0 when everything an upgrade needs is here, 1 when
  * something is missing (out says what), -1 on a bad argument. */
 int qu_check(const char *binary, const char *remote, const char *key_path, unsigned flags, FILE *out);
@@ -166,7 +173,9 @@ int qu_check(const char *binary, const char *remote, const char *key_path, unsig
  * alone on every address; NULL: port 4779 on every address), admits only a peer holding the
  * key at key_path (NULL: QU_AGENT_KEY; a file only root may read), and serves each upgrade
  * in a child process. Serves until the process is killed, or with QU_AGENT_ONCE returns 0
- * after one upgrade; -1 when it cannot begin (no key, cannot listen, an unknown flag). */
+ * after one upgrade; -1 when it cannot begin (no key, cannot listen, an unknown flag). With
+ * QU_AGENT_STDIO: one upgrade on stdin/stdout (sshd's channel; SSH_CONNECTION names this
+ * host's address), then returns 0. */
 int qu_agent_run(const char *listen_addr, const char *key_path, unsigned flags);
 
 /* Decodes a handover stream, as qu_write_stream() writes it, read from fd to its end: one

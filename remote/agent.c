@@ -1,12 +1,15 @@
 #include "remote/agent.h"
 #include "remote/record.h"
 #include "remote/session.h"
+#include "remote/ssh/stdio.h"
 #include "remote/tcp/server.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 /* New QEMUs live in the agent's cgroup: a systemd service that kills its whole control group
@@ -48,4 +51,14 @@ int qu_agent_serve(const char *listen_addr, const char *key_path, int once)
 	warn_if_service();
 	qu_info("agent: listening on %s", listen_addr);
 	return qu_tcp_server_run(&server, qu_session_serve, session_ended, once);
+}
+
+int qu_agent_stdio(void)
+{
+	/* It starts QEMUs as the VMs' users, opens taps, writes /run/qemu-upgrade. */
+	if (geteuid() != 0)
+		return qu_err(-EPERM, "`qemu-upgrade agent --stdio` runs as root (uid %u here): give the tool "
+			      "ssh://root@HOST", (unsigned)geteuid()), -1;
+	qu_session_record_sweep();
+	return qu_ssh_stdio_serve(qu_session_serve, session_ended);
 }

@@ -1,6 +1,7 @@
-/* `qemu-upgrade agent`: the destination host's end of `--remote`. Its transport
- * (remote/tcp/server.h) listens, proves with the shared key that it and the tool belong
- * together and serves each connection in a process of its own; the session server
+/* `qemu-upgrade agent`: the destination host's end of `--remote`. Its transport is ssh
+ * (remote/ssh/stdio.h: sshd runs it for one session on stdin/stdout) or the legacy TCP
+ * server (remote/tcp/server.h: it listens, proves with the shared key that it and the tool
+ * belong together and serves each connection in a process of its own); the session server
  * (remote/session.h) does the upgrade; the sessions' records (remote/record.h) let it clean
  * up after a session that died. docs/remote.md has the protocol. */
 #ifndef QU_REMOTE_AGENT_H
@@ -10,5 +11,8 @@
  * killed (or, with once, after one connection). Returns -1 with a message when it cannot
  * start (no key, cannot listen). */
 int qu_agent_serve(const char *listen_addr, const char *key_path, int once);
+/* `qemu-upgrade agent --stdio`: one session on stdin/stdout, over ssh (remote/ssh/stdio.h).
+ * Returns when it ended (0), or -1 with a message when it cannot start. */
+int qu_agent_stdio(void);
 
 #endif

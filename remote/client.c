@@ -1,6 +1,8 @@
 #include "remote/client.h"
+#include "remote/ssh/connect.h"
 #include "remote/tcp/seal.h"
 #include "remote/tcp/transport.h"
+#include "upgrade/clock.h"
 #include "upgrade/io.h"
 #include "upgrade/kv.h"
 #include "upgrade/log.h"
@@ -24,18 +26,41 @@ static void hang_up(struct qu_remote *r)
 	qu_close(&r->sock);
 }
 
+/* Once the stream broke: how long ssh may take to say why and exit. */
+#define SSH_LAST_WORDS_US (3ull * 1000000u)
+
+/* ssh's last lines on stderr ("Host key verification failed.", the agent's last log line),
+ * for an error: "; ssh: ..." or "". When the stream broke (not a timeout) ssh is ending:
+ * it gets a moment to finish saying why. */
+static void ssh_said(struct qu_remote *r, int e, char *buf, size_t len)
+{
+	char said[1024];
+	buf[0] = '\0';
+	if (!r->ssh)
+		return;
+	qu_ssh_drain(r->ssh, e == -ETIMEDOUT || e == -ECANCELED ? 0 : qu_now_us() + SSH_LAST_WORDS_US);
+	qu_ssh_said(r->ssh, 3, said, sizeof(said));
+	if (said[0])
+		snprintf(buf, len, "; ssh: %s", said);
+}
+
 /* Waits for the agent's REPLY (its text into buf) or ERROR (-errno, with its message). */
 static int await_reply(struct qu_remote *r, uint64_t deadline_us, char *buf, size_t len)
 {
 	struct qu_rec rec;
+	char said[1100];
 	if (r->sock < 0)
 		return qu_err(-ENOTCONN, "the connection to the agent on %s is closed", r->host);
 	int e = qu_stream_recv(r->sock, deadline_us, &rec);
+	if (r->ssh)
+		qu_ssh_drain(r->ssh, 0); /* its stderr pipe never fills */
 	if (e < 0) {
 		/* A late answer would be taken for the next one's: hang up instead (the agent
 		 * stops a new QEMU it did not resume when the connection ends). */
 		hang_up(r);
-		return qu_err(e, "no answer from the agent on %s: %s", r->host, strerror(-e));
+		ssh_said(r, e, said, sizeof(said));
+		return qu_err(e, "no answer from the agent on %s: %s%s", r->host,
+			      r->ssh && e == -ECONNRESET ? "the connection ended" : strerror(-e), said);
 	}
 	if (rec.type == QU_REC_REPLY) {
 		snprintf(buf, len, "%s", (const char *)rec.payload);
@@ -54,14 +79,69 @@ static int await_reply(struct qu_remote *r, uint64_t deadline_us, char *buf, siz
 
 static int call(struct qu_remote *r, const char *text, uint64_t deadline_us, char *buf, size_t len)
 {
+	char said[1100];
 	int e = r->sock < 0 ? -ENOTCONN : qu_stream_send_str(r->sock, QU_REC_CALL, text);
-	if (e < 0)
-		return qu_err(e, "cannot reach the agent on %s: %s", r->host, strerror(-e));
+	if (e < 0) {
+		ssh_said(r, e, said, sizeof(said));
+		return qu_err(e, "cannot reach the agent on %s: %s%s", r->host, strerror(-e), said);
+	}
 	return buf ? await_reply(r, deadline_us, buf, len) : 0;
+}
+
+/* ssh://: ssh authenticated both ends and encrypts the channel; HELLO tells the agent which
+ * stream version this tool speaks, and its answer that a qemu-upgrade agent is there. */
+static int connect_ssh(struct qu_remote *r, uint64_t deadline_us)
+{
+	struct qu_ssh_uri u;
+	char text[TEXT_MAX], agent[32];
+	int e;
+	if ((e = qu_ssh_uri_parse(r->host, &u)) < 0)
+		return e;
+	if (!(r->ssh = calloc(1, sizeof(*r->ssh))))
+		return qu_err(-ENOMEM, "out of memory");
+	if ((r->sock = qu_ssh_start(&u, r->ssh)) < 0) {
+		e = r->sock;
+		free(r->ssh);
+		r->ssh = NULL;
+		return e;
+	}
+	uint8_t hello[8] = { QU_STREAM_VERSION, 0, 0, 0, 0, 0, 0, 0 };
+	if ((e = qu_stream_send(r->sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1)) < 0) {
+		hang_up(r);
+		ssh_said(r, e, text, sizeof(text));
+		return qu_err(e, "cannot reach the agent on %s: ssh ended%s", r->host, text);
+	}
+	if ((e = await_reply(r, deadline_us, text, sizeof(text))) < 0)
+		return e;
+	if (qu_kv_get(text, "agent", agent, sizeof(agent)) < 0 || strcmp(agent, "qemu-upgrade"))
+		return qu_err(-EPROTO, "what answered on %s is not a qemu-upgrade agent", r->host);
+	/* QEMU's TLS key: fresh for this move, sent inside the channel with the tls call. */
+	if ((e = qu_psk_random(&r->psk)) < 0)
+		return qu_err(e, "no random numbers for the TLS key");
+	r->send_psk = 1;
+	return 0;
 }
 
 int qu_remote_connect(const char *host, const char *key_path, uint64_t deadline_us, struct qu_remote **out)
 {
+	if (qu_ssh_uri_is(host)) {
+		struct qu_remote *r = calloc(1, sizeof(*r));
+		if (!r)
+			return qu_err(-ENOMEM, "out of memory");
+		r->sock = -1;
+		r->mem_available = -1;
+		snprintf(r->host, sizeof(r->host), "%s", host);
+		int e = connect_ssh(r, deadline_us);
+		if (e < 0) {
+			char msg[1024];
+			snprintf(msg, sizeof(msg), "%s", qu_err_msg());
+			qu_remote_close(r);
+			qu_err(e, "%s", msg);
+			return e;
+		}
+		*out = r;
+		return 0;
+	}
 	unsigned char key[QU_AUTH_KEY_MAX];
 	size_t keylen;
 	char text[TEXT_MAX], nonce[2 * QU_AUTH_NONCE_LEN + 1], agent_nonce[2 * QU_AUTH_NONCE_LEN + 1];
@@ -103,7 +183,7 @@ int qu_remote_connect(const char *host, const char *key_path, uint64_t deadline_
 	}
 	/* From here every record is sealed under the session key. */
 	if ((e = qu_seal_init(&r->seal, key, keylen, agent_nonce, nonce, 1)) < 0 ||
-	    (e = qu_stream_set_sealer(r->sock, &r->seal.base)) < 0) {
+	    (e = qu_stream_set_sealer(r->sock, &r->seal.base)) < 0 || (e = qu_seal_psk(&r->seal, &r->psk)) < 0) {
 		e = qu_err(e, "cannot seal the connection to the agent: %s", strerror(-e));
 		goto fail;
 	}
@@ -121,6 +201,12 @@ void qu_remote_close(struct qu_remote *r)
 	if (r->sock >= 0)
 		qu_stream_send(r->sock, QU_REC_END, 0, NULL, 0, -1);
 	hang_up(r);
+	if (r->ssh) {
+		/* ssh ends with the agent's session, which ends at END (or the socket's end). */
+		qu_ssh_stop(r->ssh, qu_now_us() + 10000000u);
+		free(r->ssh);
+	}
+	explicit_bzero(&r->psk, sizeof(r->psk));
 	free(r->ramblocks);
 	free(r);
 }
@@ -214,7 +300,16 @@ int qu_remote_verify_answer(struct qu_remote *r, uint64_t deadline_us, char *hex
 
 int qu_remote_tls(struct qu_remote *r, int on)
 {
-	return call(r, on ? "op=tls\non=1\n" : "op=tls\non=0\n", 0, NULL, 0);
+	char text[256], hex[QU_PSK_HEX_LEN];
+	if (!on || !r->send_psk)
+		return call(r, on ? "op=tls\non=1\n" : "op=tls\non=0\n", 0, NULL, 0);
+	/* Only inside ssh's encrypted channel: the legacy transport derives it on both ends. */
+	qu_psk_hex(&r->psk, hex);
+	snprintf(text, sizeof(text), "op=tls\non=1\npsk=%s\n", hex);
+	int e = call(r, text, 0, NULL, 0);
+	explicit_bzero(hex, sizeof(hex));
+	explicit_bzero(text, sizeof(text));
+	return e;
 }
 
 int qu_remote_start(struct qu_remote *r, const struct qu_launch *spec, uint64_t deadline_us)
@@ -273,10 +368,21 @@ int qu_remote_check(struct qu_remote *r)
 	if (p == -ECANCELED)
 		return p; /* a Ctrl-C: rolled back as such */
 	if (p != -ETIMEDOUT) {
+		char said[1100];
 		hang_up(r);
-		return qu_err(-ECONNRESET, "the agent on %s went away before the resume", r->host);
+		ssh_said(r, -ECONNRESET, said, sizeof(said));
+		return qu_err(-ECONNRESET, "the agent on %s went away before the resume%s", r->host, said);
 	}
 	return 0;
+}
+
+void qu_remote_last_words(struct qu_remote *r, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	if (r->ssh) {
+		qu_ssh_drain(r->ssh, 0);
+		qu_ssh_said(r->ssh, 1, buf, len);
+	}
 }
 
 int qu_remote_abort(struct qu_remote *r, uint64_t deadline_us)

@@ -1,21 +1,27 @@
 /* The tool's end of `--remote`: a connection to the agent on the destination host, over which
  * the handover stream travels (descriptors as specs) and the agent is asked to probe, start,
- * resume or give up the new QEMU. */
+ * resume or give up the new QEMU. The transport gives it one connected socket and the key for
+ * QEMU's TLS: ssh:// (remote/ssh/connect.h: ssh authenticates and encrypts; the key is a fresh
+ * random one, sent with the tls call), or the legacy TCP agent (remote/tcp/: the shared-key
+ * handshake, sealed records, the key derived by both ends and never sent). */
 #ifndef QU_REMOTE_CLIENT_H
 #define QU_REMOTE_CLIENT_H
 
 #include "qemu-integration/binary.h"
 #include "remote/blk/chain.h"
 #include "remote/tcp/seal.h"
+#include "remote/tls.h"
 #include "upgrade/launcher.h"
 
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
+struct qu_ssh;
+
 struct qu_remote {
 	int sock;
-	char host[256];        /* as the user gave it (HOST[:PORT]) */
+	char host[256];        /* as the user gave it (ssh://..., or HOST[:PORT]) */
 	char migrate_uri[128]; /* tcp:ADDR:PORT where the new QEMU waits for the migration */
 	char nbd_addr[128];    /* ADDR:PORT of its NBD server, when disks are copied */
 	char *ramblocks;       /* its RAM blocks, "NAME:USED:TOTAL;..." (NULL: not told) */
@@ -25,10 +31,14 @@ struct qu_remote {
 	int announced;
 	int tls;               /* the new QEMU loaded the state over TLS (its own word) */
 	int agent_said;        /* the last failure was the agent's own ERROR answer */
-	struct qu_seal seal;   /* every record after the handshake is sealed */
+	struct qu_seal seal;   /* TCP: every record after the handshake is sealed */
+	struct qu_psk psk;     /* the key for QEMU's TLS */
+	int send_psk;          /* ssh: the tls call carries psk (TCP: both ends derived it) */
+	struct qu_ssh *ssh;    /* ssh: its process and what it said on stderr; NULL over TCP */
 };
 
-/* Connects and authenticates both ways with the key at key_path. */
+/* host ssh://...: runs ssh (key_path unused). Else connects over TCP and authenticates both
+ * ways with the key at key_path. */
 int qu_remote_connect(const char *host, const char *key_path, uint64_t deadline_us, struct qu_remote **out);
 void qu_remote_close(struct qu_remote *r);
 
@@ -68,5 +78,8 @@ int qu_remote_check(struct qu_remote *r);
 int qu_remote_resume(struct qu_remote *r, uint64_t deadline_us);
 /* Before the resume: the agent stops the new QEMU and removes what it made. */
 int qu_remote_abort(struct qu_remote *r, uint64_t deadline_us);
+/* Over ssh, the last line the agent's side wrote on stderr (after a session that ended: what
+ * its parent undid); "" otherwise. */
+void qu_remote_last_words(struct qu_remote *r, char *buf, size_t len);
 
 #endif

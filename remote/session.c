@@ -23,7 +23,7 @@
 struct session {
 	int sock;
 	const char *host;
-	const struct qu_seal *seal;
+	const struct qu_psk *psk; /* derived by both ends; NULL: the tool sends one */
 	struct qu_target *target; /* NULL once the upgrade failed (its new QEMU is gone) */
 	struct qu_policy *policy; /* this host's, read when the session starts */
 };
@@ -151,7 +151,7 @@ static int call_verify(struct session *s, struct qu_rec *rec, char *reply, size_
 
 static int call_tls(struct session *s, struct qu_rec *rec, char *reply, size_t len)
 {
-	return qu_target_tls(s->target, call_text(rec), s->seal);
+	return qu_target_tls(s->target, call_text(rec), s->psk);
 }
 
 static int call_resume(struct session *s, struct qu_rec *rec, char *reply, size_t len)
@@ -240,9 +240,9 @@ static int after_failure(struct session *s, const struct qu_rec *rec)
 	return qu_stream_send_error(s->sock, EBADMSG, "this upgrade failed already: start a new one");
 }
 
-int qu_session_serve(int sock, const char *host, const struct qu_seal *seal)
+int qu_session_serve(int sock, const char *host, const struct qu_psk *psk)
 {
-	struct session s = { .sock = sock, .host = host, .seal = seal, .target = qu_target_new(),
+	struct session s = { .sock = sock, .host = host, .psk = psk, .target = qu_target_new(),
 			     .policy = qu_policy_load() };
 	int r;
 	if (!s.target || !s.policy) {
@@ -252,7 +252,7 @@ int qu_session_serve(int sock, const char *host, const struct qu_seal *seal)
 	}
 	if (s.policy->error < 0)
 		qu_info("agent: %s: every request is refused", s.policy->why);
-	qu_target_tls(s.target, "", seal); /* on unless the tool says otherwise */
+	qu_target_tls(s.target, "", psk); /* on unless the tool says otherwise */
 	for (;;) {
 		struct qu_rec rec;
 		if ((r = qu_stream_recv(sock, qu_now_us() + IDLE_TIMEOUT_US, &rec)) < 0) {

@@ -77,7 +77,8 @@ struct qu_target {
 	int stderr_rd;
 	struct qu_qmp *ctl;
 	int no_tls;                 /* the tool asked for plain TCP (--no-tls) */
-	const struct qu_seal *seal; /* the session, whose key the TLS key derives from */
+	int have_psk;               /* psk holds the key for QEMU's TLS */
+	struct qu_psk psk;
 	unsigned long long booking; /* this host's memory ledger: the copy's room, while we run */
 	struct qu_tls tls;
 };
@@ -190,6 +191,7 @@ void qu_target_free(struct qu_target *t)
 		qu_memory_unbook(t->booking);
 	/* The key is of no use once the session ends, whatever became of the guest. */
 	qu_tls_remove(NULL, &t->tls, 0);
+	explicit_bzero(&t->psk, sizeof(t->psk));
 	qu_close(&t->pidfd);
 	qu_close(&t->stderr_rd);
 	forget_launch(t);
@@ -275,10 +277,20 @@ int qu_target_probe(struct qu_target *t, const char *call, uint64_t deadline_us,
 	return r;
 }
 
-int qu_target_tls(struct qu_target *t, const char *call, const struct qu_seal *seal)
+int qu_target_tls(struct qu_target *t, const char *call, const struct qu_psk *derived)
 {
+	char hex[QU_PSK_HEX_LEN + 1];
 	t->no_tls = qu_kv_num(call, "on", 1) == 0;
-	t->seal = seal;
+	if (derived) {
+		t->psk = *derived;
+		t->have_psk = 1;
+	} else if (qu_kv_get(call, "psk", hex, sizeof(hex)) == 0) {
+		int r = qu_psk_parse(hex, &t->psk);
+		explicit_bzero(hex, sizeof(hex));
+		if (r < 0)
+			return qu_err(r, "the TLS key the tool sent is not %d hex digits", 2 * QU_PSK_LEN);
+		t->have_psk = 1;
+	}
 	return 0;
 }
 
@@ -425,20 +437,24 @@ static int incoming_port(struct qu_qmp *q, uint64_t deadline_us)
 	return p > 0 ? p : -ENOENT;
 }
 
+/* A file of the agent's own (the TLS key), in the session's record before it is made. */
+static void record_own_file(const char *path, void *record)
+{
+	qu_session_record_add_file(record, path, 1);
+}
+
 static int start_incoming(struct qu_target *t, const char *host, uint64_t deadline_us, char *uri, size_t len)
 {
 	struct qu_mig_settings want = { .events = 1 };
 	if (!t->no_tls) {
-		if (!t->seal)
-			return qu_err(-EPROTO, "TLS asked for without a sealed session");
-		int r = qu_tls_add(t->ctl, t->seal, "server", t->record.who.uid, t->record.who.gid, deadline_us, &t->tls);
+		if (!t->have_psk)
+			return qu_err(-EPROTO, "TLS asked for without a key (the tool sends one with op=tls; "
+				      "--no-tls for plain TCP)");
+		/* The key file is read at each handshake: it stays until the resume. */
+		int r = qu_tls_add(t->ctl, &t->psk, "server", t->record.who.uid, t->record.who.gid, record_own_file,
+				   &t->record, deadline_us, &t->tls);
 		if (r < 0)
 			return r;
-		/* The key file is read at each handshake: it stays until the resume. */
-		char key[PATH_MAX];
-		snprintf(key, sizeof(key), "%.*s/keys.psk", PATH_MAX - 16, t->tls.dir);
-		qu_session_record_add_file(&t->record, key, 1);
-		qu_session_record_add_file(&t->record, t->tls.dir, 1);
 		want.tls_set = 1;
 		snprintf(want.tls_creds, sizeof(want.tls_creds), "%s", QU_TLS_ID);
 	}

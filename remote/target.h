@@ -9,7 +9,7 @@
 
 #include "qemu-integration/refusals.h"
 #include "remote/policy.h"
-#include "remote/tcp/seal.h"
+#include "remote/tls.h"
 #include "upgrade/stream.h"
 
 #include <stddef.h>
@@ -45,9 +45,10 @@ int qu_target_verify(struct qu_target *t, const char *call, uint64_t deadline_us
  * migration on host (this host's address the tool reached), exports the disks over NBD.
  * REPLY text: pid=, migrate=tcp:HOST:PORT, nbd=HOST:PORT (when disks are copied). */
 int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us, char *reply, size_t len);
-/* CALL op=tls on=0|1 (before EXEC; on by default): the migration and the disk copy run over
- * TLS with a key derived from seal, the connection's session. */
-int qu_target_tls(struct qu_target *t, const char *call, const struct qu_seal *seal);
+/* CALL op=tls on=0|1 [psk=HEX] (before EXEC; on by default): the migration and the disk copy
+ * run over TLS with derived, the key both ends derived from the connection, or when NULL with
+ * the psk the tool sent in the call (a transport that encrypts). */
+int qu_target_tls(struct qu_target *t, const char *call, const struct qu_psk *derived);
 /* CALL op=resume: waits for the state to load, ends the NBD exports, resumes the guest and
  * announces its MACs. From here the new QEMU is never stopped by the agent. */
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);

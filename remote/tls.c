@@ -1,46 +1,70 @@
 #include "remote/tls.h"
 #include "qemu-integration/qmp.h"
-#include "remote/tcp/seal.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* QEMU's PSK file: "username:hexkey" lines; QEMU's default username is "qemu". */
-static int write_key(const struct qu_seal *seal, const char *dir, uid_t uid, gid_t gid)
+int qu_psk_random(struct qu_psk *psk)
 {
-	static const char label[] = "qemu-upgrade:tls";
-	unsigned char psk[32];
-	unsigned int n = 0;
-	char path[PATH_MAX + 16], line[80];
-	if (!HMAC(EVP_sha256(), seal->key, sizeof(seal->key), (const unsigned char *)label, sizeof(label) - 1, psk, &n) ||
-	    n != sizeof(psk))
-		return -EIO;
-	int len = snprintf(line, sizeof(line), "qemu:");
-	for (size_t i = 0; i < sizeof(psk); i++)
-		len += snprintf(line + len, sizeof(line) - (size_t)len, "%02x", psk[i]);
-	line[len++] = '\n';
+	return getrandom(psk->key, sizeof(psk->key), 0) == (ssize_t)sizeof(psk->key) ? 0 : -EIO;
+}
+
+void qu_psk_hex(const struct qu_psk *psk, char out[QU_PSK_HEX_LEN])
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < QU_PSK_LEN; i++) {
+		out[2 * i] = digits[psk->key[i] >> 4];
+		out[2 * i + 1] = digits[psk->key[i] & 15];
+	}
+	out[2 * QU_PSK_LEN] = '\0';
+}
+
+static int hex_digit(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+int qu_psk_parse(const char *hex, struct qu_psk *psk)
+{
+	if (strnlen(hex, QU_PSK_HEX_LEN) != QU_PSK_HEX_LEN - 1)
+		return -EINVAL;
+	for (size_t i = 0; i < QU_PSK_LEN; i++) {
+		int hi = hex_digit(hex[2 * i]), lo = hex_digit(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return -EINVAL;
+		psk->key[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+/* QEMU's PSK file: "username:hexkey" lines; QEMU's default username is "qemu". */
+static int write_key(const struct qu_psk *psk, const char *dir, uid_t uid, gid_t gid)
+{
+	char path[PATH_MAX + 16], line[80], hex[QU_PSK_HEX_LEN];
+	qu_psk_hex(psk, hex);
+	int len = snprintf(line, sizeof(line), "qemu:%s\n", hex);
+	explicit_bzero(hex, sizeof(hex));
 	snprintf(path, sizeof(path), "%s/keys.psk", dir);
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return -errno;
 	int r = qu_write_full(fd, line, (size_t)len);
+	explicit_bzero(line, sizeof(line));
 	if (r == 0 && fchown(fd, uid, gid) < 0)
 		r = -errno;
 	close(fd);
 	return r;
 }
 
-int qu_tls_add(struct qu_qmp *q, const struct qu_seal *seal, const char *endpoint, uid_t uid, gid_t gid,
-	       uint64_t deadline_us, struct qu_tls *tls)
+int qu_tls_add(struct qu_qmp *q, const struct qu_psk *psk, const char *endpoint, uid_t uid, gid_t gid,
+	       qu_tls_made_fn made, void *arg, uint64_t deadline_us, struct qu_tls *tls)
 {
 	unsigned rnd = 0;
 	memset(tls, 0, sizeof(*tls));
@@ -48,12 +72,18 @@ int qu_tls_add(struct qu_qmp *q, const struct qu_seal *seal, const char *endpoin
 		return qu_err(-EIO, "no random numbers");
 	/* Not under the state directory: that is root's alone, and QEMU runs as the VM's user. */
 	snprintf(tls->dir, sizeof(tls->dir), "/run/qemu-upgrade-tls-%d-%08x", (int)getpid(), rnd);
+	if (made) {
+		char key[sizeof(tls->dir) + 16];
+		snprintf(key, sizeof(key), "%s/keys.psk", tls->dir);
+		made(key, arg);
+		made(tls->dir, arg);
+	}
 	if (mkdir(tls->dir, 0700) < 0) {
 		int e = errno;
 		tls->dir[0] = '\0';
 		return qu_err(-e, "cannot create a directory for the TLS key: %s", strerror(e));
 	}
-	int r = chown(tls->dir, uid, gid) < 0 ? -errno : write_key(seal, tls->dir, uid, gid);
+	int r = chown(tls->dir, uid, gid) < 0 ? -errno : write_key(psk, tls->dir, uid, gid);
 	if (r < 0) {
 		qu_tls_remove(NULL, tls, deadline_us);
 		return qu_err(r, "cannot write the TLS key in %s: %s", tls->dir, strerror(-r));

@@ -23,3 +23,15 @@ apt-get install -y -qq --no-install-recommends \
 # A real libvirt daemon for tests/e2e/libvirt.t (the test starts it itself when PID 1 is not
 # systemd; the systemd units these packages bring are not started on such a machine).
 apt-get install -y -qq --no-install-recommends libvirt-daemon-system libvirt-clients >/dev/null
+# A real sshd for tests/e2e/remote-ssh.t (--remote ssh://): the test runs its own, with its own
+# config, host key and authorized keys, in a network namespace. Installing the package must
+# not start the system's sshd: a policy-rc.d that says no while apt runs (kept when one exists
+# already), and /etc/ssh's files are the package's, never edited here.
+if ! command -v sshd >/dev/null && ! [ -x /usr/sbin/sshd ]; then
+	policy=/usr/sbin/policy-rc.d own_policy=
+	if [ ! -e "$policy" ]; then
+		printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+	fi
+	apt-get install -y -qq --no-install-recommends openssh-server >/dev/null
+	[ -z "$own_policy" ] || rm -f "$policy"
+fi

@@ -21,6 +21,7 @@
 #include "qemu-integration/disks.h"
 #include "remote/agent.h"
 #include "remote/client.h"
+#include "remote/ssh/uri.h"
 #include "remote/tcp/transport.h"
 
 #include <dirent.h>
@@ -120,6 +121,20 @@ int qu_set_remote(struct qu_handle *h, const char *host, const char *key_path)
 {
 	char name[256];
 	int port;
+	if (qu_ssh_uri_is(host)) {
+		/* Read here, before anything runs: a hostile URI never reaches ssh. */
+		struct qu_ssh_uri u;
+		if (qu_ssh_uri_parse(host, &u) < 0) {
+			errno = EINVAL; /* the message is the parser's */
+			return -1;
+		}
+		if (key_path)
+			return fail(-EINVAL, "--remote-key is the TCP agent's shared key; over ssh:// ssh's own keys "
+					     "authenticate (give others with QEMU_UPGRADE_SSH, e.g. \"ssh -i FILE\")");
+		snprintf(h->remote_host, sizeof(h->remote_host), "%s", host);
+		h->remote_key[0] = '\0';
+		return 0;
+	}
 	if (!host || !*host || strlen(host) >= sizeof(h->remote_host) ||
 	    qu_tcp_split(host, QU_AGENT_PORT, name, sizeof(name), &port) < 0 || !name[0] || port == 0)
 		return fail(-EINVAL, "invalid remote host: give HOST, HOST:PORT or [IPV6]:PORT of a host where "
@@ -475,8 +490,13 @@ int qu_recover(FILE *out)
 int qu_agent_run(const char *listen_addr, const char *key_path, unsigned flags)
 {
 	char port[16]; /* NULL: the agent's port on every address */
-	if (flags & ~QU_AGENT_ONCE)
-		return fail(-EINVAL, "unknown flags: give 0 or QU_AGENT_ONCE");
+	if (flags & ~(QU_AGENT_ONCE | QU_AGENT_STDIO))
+		return fail(-EINVAL, "unknown flags: give 0, QU_AGENT_ONCE or QU_AGENT_STDIO");
+	if (flags & QU_AGENT_STDIO) {
+		if (listen_addr || key_path || (flags & QU_AGENT_ONCE))
+			return fail(-EINVAL, "--stdio serves one upgrade over ssh: no address, key or --once with it");
+		return qu_agent_stdio();
+	}
 	snprintf(port, sizeof(port), "%d", QU_AGENT_PORT);
 	return qu_agent_serve(listen_addr ? listen_addr : port, key_path ? key_path : QU_AGENT_KEY,
 			      !!(flags & QU_AGENT_ONCE));

@@ -1,5 +1,6 @@
 #include "qemu-upgrade.h"
 #include "remote/client.h"
+#include "remote/ssh/uri.h"
 #include "remote/tcp/transport.h"
 #include "qemu-integration/binary.h"
 #include "qemu-integration/qmp.h"
@@ -225,7 +226,8 @@ static void check_remote(struct report *rep)
 	int ok = exists && qu_auth_key_load(QU_AGENT_KEY, key, &len) == 0;
 	const char *detail = ok ? "present, mode 0600" : !exists ? "missing" :
 			     (st.st_mode & 077) ? "readable by others" : "unusable (too short?)";
-	item(rep, "agent key", ok, 0, detail, "--remote and `qemu-upgrade agent`: " QU_AGENT_KEY " on both hosts");
+	item(rep, "agent key", ok, 0, detail, "only the legacy TCP agent (--remote HOST, `agent --listen`): " QU_AGENT_KEY
+	     " on both hosts; ssh:// needs none");
 	int img = access("/usr/bin/qemu-img", X_OK) == 0;
 	item(rep, "qemu-img", img, 0, img ? "/usr/bin/qemu-img" : "not installed",
 	     "an agent host makes the images --copy-storage copies into");
@@ -297,14 +299,15 @@ static void check_binary(struct report *rep, const char *path)
 	}
 }
 
-/* The other host, through its agent: reachable, the same key, and what the QEMU there is. */
+/* The other host, through its agent: reachable (over ssh, or with the same key), and what the
+ * QEMU there is. */
 static void check_agent(struct report *rep, const char *host, const char *key, const char *binary)
 {
 	struct qu_remote *r = NULL;
 	char detail[48], why[256];
 	uint64_t deadline = qu_now_us() + 10000000u;
 	int ok = qu_remote_connect(host, key ? key : QU_AGENT_KEY, deadline, &r) == 0;
-	snprintf(detail, sizeof(detail), "%.47s", ok ? "reachable, same key" : "NOT reached");
+	snprintf(detail, sizeof(detail), "%.47s", !ok ? "NOT reached" : r->ssh ? "reachable over ssh" : "reachable, same key");
 	snprintf(why, sizeof(why), "%s", ok ? "--remote can move VMs there" : qu_err_msg());
 	item(rep, "agent on the other host", ok, 1, detail, why);
 	if (!ok)
@@ -336,6 +339,16 @@ int qu_check(const char *binary, const char *remote, const char *remote_key, uns
 	if (!out) {
 		qu_err(-EINVAL, "no stream to print to");
 		return -1;
+	}
+	if (qu_ssh_uri_is(remote)) {
+		/* Read before anything runs: a hostile URI never reaches ssh. */
+		struct qu_ssh_uri u;
+		if (qu_ssh_uri_parse(remote, &u) < 0)
+			return -1;
+		if (remote_key) {
+			qu_err(-EINVAL, "--remote-key is the TCP agent's shared key; over ssh:// ssh's own keys authenticate");
+			return -1;
+		}
 	}
 	int json = !!(flags & QU_OUT_JSON);
 	struct report rep = { .items = json_object_new_array(), .json = json, .out = out };

@@ -110,7 +110,7 @@ out:
 static int settle_failure(struct qu_txn *t, int r)
 {
 	struct qu_report *rep = t->rep;
-	char msg[sizeof(rep->error)], what[768] = "", there[96] = "";
+	char msg[sizeof(rep->error)], what[768] = "", there[320] = "";
 	snprintf(msg, sizeof(msg), "%s", qu_err_msg());
 	/* A pending Ctrl-C asked for this: it must not cut the settling's own waits. */
 	qu_cancel_enable(0);
@@ -141,9 +141,14 @@ static int settle_failure(struct qu_txn *t, int r)
 	 * it stops the new QEMU there and removes what it made (as it does by itself when our
 	 * connection ends). */
 	int refused = t->plan->remote && t->resume_sent && r == -ECANCELED;
-	if (t->plan->remote && (!t->resume_sent || refused))
-		snprintf(there, sizeof(there), "%s; ", qu_remote_abort(t->plan->remote, qu_now_us() + 10000000u) == 0 ?
-			 "new QEMU on the other host stopped" : "agent unreachable (it stops the new QEMU when the connection ends)");
+	if (t->plan->remote && (!t->resume_sent || refused)) {
+		char said[200] = "";
+		int stopped = qu_remote_abort(t->plan->remote, qu_now_us() + 10000000u) == 0;
+		if (!stopped)
+			qu_remote_last_words(t->plan->remote, said, sizeof(said));
+		snprintf(there, sizeof(there), "%s%s%s; ", stopped ? "new QEMU on the other host stopped" :
+			 "agent unreachable (it stops the new QEMU when the connection ends)", said[0] ? ": it said: " : "", said);
+	}
 	enum qu_settle_way way = QU_SETTLE_UNKNOWN;
 	int s = qu_settle_held(&t->j, &h, refused, what, sizeof(what), &way);
 	switch (way) {

@@ -108,10 +108,12 @@ static int check_command(struct cli *cli)
 		case 'r': remote = optarg; break;
 		case 'k': remote_key = optarg; break;
 		case 'h':
-			printf("Usage: qemu-upgrade check [--binary PATH] [--remote HOST [--remote-key FILE]] [--json]\n"
+			printf("Usage: qemu-upgrade check [--binary PATH] [--remote ssh://[USER@]HOST[:PORT]] [--json]\n"
+			       "       qemu-upgrade check [--binary PATH] [--remote HOST [--remote-key FILE]] [--json]\n"
 			       "What this host offers qemu-upgrade (and, with --binary, what that QEMU does). With\n"
-			       "--remote: whether the agent there answers and holds the same key, and what the QEMU\n"
-			       "at PATH (default /usr/bin/qemu-system-x86_64) is there.\n");
+			       "--remote: whether the agent there answers (through ssh, or holding the same key for\n"
+			       "the legacy TCP agent), and what the QEMU at PATH (default /usr/bin/qemu-system-x86_64)\n"
+			       "is there.\n");
 			return EXIT_OK;
 		default:
 			fprintf(stderr, "Try 'qemu-upgrade check --help'.\n");
@@ -139,22 +141,28 @@ static int agent_command(struct cli *cli)
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, 'l' }, { "key", required_argument, NULL, 'k' },
 		{ "once", no_argument, NULL, 'o' },         { "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+		{ "stdio", no_argument, NULL, 's' },        { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	const char *listen = "4779", *key = QU_AGENT_KEY;
-	int once = 0, verbose = 1, c;
+	const char *listen = NULL, *key = NULL;
+	int once = 0, verbose = 1, stdio = 0, c;
 	while ((c = getopt_long(argc, argv, "l:k:ovh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': listen = optarg; break;
 		case 'k': key = optarg; break;
 		case 'o': once = 1; break;
 		case 'v': verbose++; break;
+		case 's': stdio = 1; break;
 		case 'h':
-			printf("Usage: qemu-upgrade agent [--listen [ADDR:]PORT] [--key FILE] [--once]\n"
-			       "Receives VMs that `qemu-upgrade --pid PID --remote THIS-HOST` moves here: listens on\n"
-			       "TCP (default: port 4779, every address), lets in only a tool holding the same key\n"
-			       "(default " QU_AGENT_KEY ", mode 0600), and starts each new QEMU as the VM ran\n"
-			       "on its old host. --once: serve one upgrade, then exit.\n");
+			printf("Usage: qemu-upgrade agent --stdio\n"
+			       "       qemu-upgrade agent [--listen [ADDR:]PORT] [--key FILE] [--once]\n"
+			       "Receives VMs that `qemu-upgrade --pid PID --remote ...` moves here, and starts each new\n"
+			       "QEMU as the VM ran on its old host.\n"
+			       "--stdio: one upgrade on stdin/stdout: the command `--remote ssh://root@THIS-HOST` runs\n"
+			       "  here through sshd (nothing to start or configure beyond root's authorized key).\n"
+			       "--listen (legacy): listens on TCP (default: port 4779, every address) and lets in only\n"
+			       "  a tool holding the same key (default " QU_AGENT_KEY ", mode 0600).\n"
+			       "  --once: serve one upgrade, then exit.\n");
 			return EXIT_OK;
 		default:
 			fprintf(stderr, "Try 'qemu-upgrade agent --help'.\n");
@@ -165,8 +173,12 @@ static int agent_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade agent: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
+	if (stdio && (listen || key || once)) {
+		fprintf(stderr, "qemu-upgrade agent: --stdio serves one upgrade over ssh: no --listen, --key or --once with it\n");
+		return EXIT_USAGE;
+	}
 	qu_set_log_level(verbose);
-	if (qu_agent_run(listen, key, once ? QU_AGENT_ONCE : 0) < 0) {
+	if (qu_agent_run(listen, key, (once ? QU_AGENT_ONCE : 0) | (stdio ? QU_AGENT_STDIO : 0)) < 0) {
 		fprintf(stderr, "qemu-upgrade agent: %s\n", qu_get_error());
 		return EXIT_USAGE;
 	}
@@ -452,10 +464,10 @@ static int upgrade_one_command(struct cli *cli)
 static const struct command commands[] = {
 	{ NULL, -1, upgrade_one_command,
 	  "--pid PID [--new-binary PATH] [options]\n"
-	  "--pid PID --remote HOST [--copy-storage | --shared-storage] [options]" },
-	{ "agent", -1, agent_command, "agent [--listen [ADDR:]PORT] [--key FILE]" },
+	  "--pid PID --remote ssh://[USER@]HOST[:PORT] [--copy-storage | --shared-storage] [options]" },
+	{ "agent", -1, agent_command, "agent --stdio | agent [--listen [ADDR:]PORT] [--key FILE]" },
 	{ "inspect", -1, inspect_command, "inspect --pid PID [--json]" },
-	{ "check", -1, check_command, "check [--binary PATH] [--remote HOST] [--json]" },
+	{ "check", -1, check_command, "check [--binary PATH] [--remote ssh://HOST] [--json]" },
 	{ "--all", -1, all_command, "--all [--binary PATH] [--jobs N] [--dry-run] [--json]" },
 	{ "--recover", -1, recover_command, "--recover" },
 	{ "dump-stream", 1, dump_stream_command, "dump-stream FILE" },
@@ -493,10 +505,13 @@ static const char help_text[] =
 	"                         if a QEMU dies while pages still move, the guest is lost\n"
 	"      --max-downtime MS  when RAM must be copied: QEMU's downtime limit (default 300)\n"
 	"      --max-bandwidth MIB  when RAM must be copied: cap in MiB/s (default: none)\n"
-	"  -r, --remote HOST[:PORT]  move the VM to another host, where `qemu-upgrade agent` runs\n"
-	"                         (port 4779 by default): a new QEMU starts there, guest RAM is\n"
-	"                         copied over TCP, and the guest's MACs are announced there.\n"
-	"                         --new-binary is then a path on that host\n"
+	"  -r, --remote ssh://[USER@]HOST[:PORT]  move the VM to another host: ssh (BatchMode, your\n"
+	"                         keys and known_hosts; QEMU_UPGRADE_SSH replaces the command, as\n"
+	"                         GIT_SSH_COMMAND does for git) runs `qemu-upgrade agent --stdio`\n"
+	"                         there; a new QEMU starts there, guest RAM is copied over TCP\n"
+	"                         (TLS), and the guest's MACs are announced there. --new-binary is\n"
+	"                         then a path on that host. HOST[:PORT] without ssh:// is the\n"
+	"                         legacy TCP agent (`agent --listen`, port 4779, a shared key)\n"
 	"      --copy-storage     with --remote: copy the VM's writable disks into new images at\n"
 	"                         the same paths there (NBD mirror while the guest runs); a\n"
 	"                         backing chain becomes one standalone image there\n"
@@ -506,9 +521,10 @@ static const char help_text[] =
 	"      --verify           with a disk copy: both hosts sum what was copied before the\n"
 	"                         guest resumes there; a difference rolls the move back\n"
 	"      --shared-storage   with --remote: the other host sees the same disk files\n"
-	"      --remote-key FILE  the key shared with the agent (default " QU_AGENT_KEY ")\n"
+	"      --remote-key FILE  the key shared with a TCP agent (default " QU_AGENT_KEY ")\n"
 	"      --no-tls           with --remote: QEMU's migration and the disk copy over plain TCP\n"
-	"                         (default: TLS with a key derived from the agent's session)\n"
+	"                         (default: TLS, with a fresh key sent inside ssh, or over TCP one\n"
+	"                         derived from the agent's session)\n"
 	"      --libvirt-restart  a VM libvirt runs: stop libvirt's daemon (libvirtd, virtqemud;\n"
 	"                         it holds the VM's monitor, and its VMs keep running), upgrade,\n"
 	"                         make libvirt's status file name the new QEMU, start the daemon\n"
@@ -534,8 +550,7 @@ static const char help_text[] =
 	"  qemu-upgrade --pid 1234 --dry-run          # show the plan, touch nothing\n"
 	"  qemu-upgrade --pid 1234 --json             # for programs\n"
 	"  qemu-upgrade --all --dry-run              # which VMs a package upgrade left behind\n"
-	"  qemu-upgrade --pid 1234 --remote host2 --copy-storage   # move it to host2, disks too\n"
-	"  qemu-upgrade agent --listen 10.0.0.2:4779  # on host2, to receive VMs\n"
+	"  qemu-upgrade --pid 1234 --remote ssh://root@host2 --copy-storage   # move it, disks too\n"
 	"  qemu-upgrade inspect --pid 1234           # the plan in words, as --dry-run\n"
 	"  qemu-upgrade check --binary /usr/bin/qemu-system-x86_64\n"
 	"  qemu-upgrade --pid 1234 --write-stream s.bin && qemu-upgrade dump-stream s.bin\n"

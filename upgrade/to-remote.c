@@ -145,7 +145,8 @@ static int run_remote(struct qu_txn *t)
 	if (!t->plan->no_tls) {
 		t->j.tls = 1;
 		if ((r = txn_journal_step(t, QU_PH_TARGET_STARTED)) < 0 ||
-		    (r = qu_tls_add(t->old, &rm->seal, "client", t->vm->ctx.uid, t->vm->ctx.gid, t->deadline, &t->tls)) < 0)
+		    (r = qu_tls_add(t->old, &rm->psk, "client", t->vm->ctx.uid, t->vm->ctx.gid, NULL, NULL, t->deadline,
+				      &t->tls)) < 0)
 			return r;
 		qu_tls_remove(NULL, &t->tls, t->deadline);
 		t->tls.added = 1;

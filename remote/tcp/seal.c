@@ -42,3 +42,13 @@ int qu_seal_init(struct qu_seal *s, const unsigned char *key, size_t keylen, con
 		return -EIO;
 	return 0;
 }
+
+int qu_seal_psk(const struct qu_seal *s, struct qu_psk *psk)
+{
+	static const char label[] = "qemu-upgrade:tls";
+	unsigned int n = 0;
+	if (!HMAC(EVP_sha256(), s->key, sizeof(s->key), (const unsigned char *)label, sizeof(label) - 1, psk->key, &n) ||
+	    n != sizeof(psk->key))
+		return -EIO;
+	return 0;
+}

@@ -5,6 +5,7 @@
 #ifndef QU_REMOTE_SEAL_H
 #define QU_REMOTE_SEAL_H
 
+#include "remote/tls.h"
 #include "upgrade/stream.h"
 
 #include <stddef.h>
@@ -20,5 +21,8 @@ struct qu_seal {
 /* Derives the session key; then qu_stream_set_sealer(sock, &s->base) seals the socket. */
 int qu_seal_init(struct qu_seal *s, const unsigned char *key, size_t keylen, const char *agent_nonce,
 		 const char *tool_nonce, int tool);
+/* The key for QEMU's TLS, which both sides derive from the session key (HMAC-SHA256(session
+ * key, "qemu-upgrade:tls")): it never crosses the wire. */
+int qu_seal_psk(const struct qu_seal *s, struct qu_psk *psk);
 
 #endif

@@ -44,12 +44,13 @@ static int authenticated_session(const struct qu_tcp_server *l, int sock, qu_tcp
 {
 	char host[80];
 	struct qu_seal seal;
+	struct qu_psk psk;
 	int r = qu_handshake_agent(sock, l->key, l->keylen, &seal);
 	if (r < 0)
 		return r;
-	if ((r = qu_tcp_local_host(sock, host, sizeof(host))) < 0)
+	if ((r = qu_tcp_local_host(sock, host, sizeof(host))) < 0 || (r = qu_seal_psk(&seal, &psk)) < 0)
 		return r;
-	return session(sock, host, &seal);
+	return session(sock, host, &psk);
 }
 
 int qu_tcp_server_run(struct qu_tcp_server *l, qu_tcp_session_fn session, qu_tcp_ended_fn ended, int once)

@@ -17,11 +17,11 @@ struct qu_tcp_server {
 	size_t keylen;
 };
 
-/* Serves one authenticated connection, in its own process: sock is sealed under seal (whose
- * session key the TLS key for QEMU derives from); host is this host's address as the tool
- * reached it ("1.2.3.4" or "[::1]"), for the URIs QEMU listens on. 0, or -errno (the process
- * exits 1). */
-typedef int (*qu_tcp_session_fn)(int sock, const char *host, const struct qu_seal *seal);
+/* Serves one authenticated connection, in its own process: sock is sealed; psk is the key
+ * for QEMU's TLS, derived from the session key by both ends; host is this host's address as
+ * the tool reached it ("1.2.3.4" or "[::1]"), for the URIs QEMU listens on. 0, or -errno (the
+ * process exits 1). */
+typedef int (*qu_tcp_session_fn)(int sock, const char *host, const struct qu_psk *psk);
 /* Told after a session's process ended and was reaped, with its wait status. */
 typedef void (*qu_tcp_ended_fn)(pid_t session, int status);
 

@@ -44,6 +44,8 @@ tap_ok $? "a BIOS of another size on B: stopped before the pause, the block and 
 tap_is "$(vm_runstate)" running "the old QEMU runs on, untouched"
 tap_is "$(remote_qemus)" "" "no QEMU is left on B"
 kill "$REMOTE_AGENT"
+# Its listening socket goes when it has exited: the next agent binds the same port.
+for _ in $(seq 100); do proc_gone "$REMOTE_AGENT" && break; sleep 0.1; done
 
 # 1. Before the agent's `cont`.
 QEMU_UPGRADE_FAULT=10 remote_agent_start "$VM_DIR" "$fw" || { echo "Bail out! the agent did not start"; exit 1; }
@@ -58,6 +60,8 @@ tap_is "$(remote_qemus)" "" "no QEMU is left on B"
 [ ! -e "$journal" ]
 tap_ok $? "no journal is left"
 kill "$REMOTE_AGENT"
+# Its listening socket goes when it has exited: the next agent binds the same port.
+for _ in $(seq 100); do proc_gone "$REMOTE_AGENT" && break; sleep 0.1; done
 
 # 2. After the agent's `cont`.
 QEMU_UPGRADE_FAULT=11 remote_agent_start "$VM_DIR" "$fw" || { echo "Bail out! the second agent did not start"; exit 1; }

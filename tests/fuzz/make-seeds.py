@@ -245,12 +245,21 @@ SEEDS = {
                               rec(FD, fd_payload(24, "tap", "net0", "ifname=tap0\nqueues=1\n"), FD_ELIDED) +
                               rec(CALL, s(DISK)) + rec(CALL, s("op=tls\non=0\n")) + rec(EXEC) + rec(END)),
         "bad-fd": b"\x01" + rec(FD, fd_payload(300, "ram", "mem0", "size=1\n"), FD_ELIDED),
+        "tls-psk": b"\x01" + rec(CALL, s("op=tls\non=1\npsk=" + "0123456789abcdef" * 4 + "\n")) + rec(END),
     },
     "remote-client": {
         "all": b"\x04" + (rec(REPLY, s(PROBE_REPLY)) + rec(REPLY, s(START_REPLY)) + rec(REPLY, s(RESUME_REPLY)) +
                           rec(ERROR, struct.pack("<I", 125) + s("the tool called the upgrade off"))),
         "start-error": b"\x05" + rec(ERROR, struct.pack("<I", 28) + s("no room for the guest's RAM here")),
         "resume-unannounced": b"\x06" + rec(REPLY, s("resumed_us=1\nannounced=0\ntls=0\nannounce_error=no MACs\n")),
+    },
+    "ssh-uri": {
+        "user-host-port": b"\x00ssh://root@host2.example.org:2222",
+        "host": b"\x00ssh://10.0.0.2",
+        "ipv6": b"\x00ssh://root@[fd00::2]:22",
+        "hostile": b"\x00ssh://-oProxyCommand=sh",
+        "connection-v4": b"\x0110.77.0.1 47002 10.77.0.2 22",
+        "connection-v6": b"\x01fd00::1 47002 fd00::2 22",
     },
 }
 

@@ -1,8 +1,9 @@
 # remote.sh: two "hosts" on one machine for --remote tests. Host A and host B are network
-# namespaces joined by a veth pair (10.77.0.1 and 10.77.0.2); the agent runs in B, in a
-# private mount namespace where a tmpfs hides each VM directory it is given, so the new
-# QEMU's sockets, pidfile, logs and disk images land at the same paths without touching
-# A's. Read them through /proc/PID/root. Source after vm.sh; everything goes at exit.
+# namespaces joined by a veth pair (10.77.0.1 and 10.77.0.2); the agent runs in B (started by
+# a real sshd there for ssh://, or listening for the legacy TCP transport), in a private
+# mount namespace where a tmpfs hides each VM directory it is given, so the new QEMU's
+# sockets, pidfile, logs and disk images land at the same paths without touching A's. Read
+# them through /proc/PID/root. Source after vm.sh; everything goes at exit.
 
 REMOTE_A_IP=10.77.0.1
 REMOTE_B_IP=10.77.0.2
@@ -63,12 +64,96 @@ remote_agent_start() {
 	grep -q 'agent: listening' "$REMOTE_AGENT_LOG" || { cat "$REMOTE_AGENT_LOG" >&2; return 1; }
 }
 
-# remote_upgrade ARGS...: the tool on host A moves VM_PID to host B; sets REPORT, and VM_PID
-# (tracked) and VM_SERIAL/VM_QMP (through /proc/PID/root) to the new QEMU when it moved.
+# remote_sshd_start DIR...: a real sshd on host B, as the agent's way in for ssh://: its own
+# config, host key and root's authorized key in a temporary directory (the host's /etc/ssh
+# is neither read nor changed), in a private mount namespace with a tmpfs over each DIR and a
+# directory holding the tool under test as `qemu-upgrade` over /usr/local/bin, so that the
+# agent is what sshd's PATH finds for the tool's own remote command. Sets REMOTE_SSHD (its
+# PID: read B's files through /proc/REMOTE_SSHD/root), REMOTE_SSHD_LOG, REMOTE_SSH_DIR,
+# REMOTE_SSH_URI (ssh://root@10.77.0.2:PORT), and exports QEMU_UPGRADE_SSH (ssh with that key
+# and a known_hosts file that holds B's host key, and no other configuration). REMOTE_SSHD_ENV
+# ("VAR=VALUE ...", no spaces in a value): the environment sshd gives the agent on top of its
+# own (SetEnv; the test hooks, e.g. QEMU_UPGRADE_CONF). REMOTE_B_IP6: an IPv6 address of B
+# that sshd listens on too (known_hosts names it as well). Waits until sshd listens.
+REMOTE_SSH_PORT=2222
+remote_sshd_start() {
+	local mounts="" d i dir bin
+	dir=$(mktemp -d) && _vm_paths+=("$dir") && REMOTE_SSH_DIR=$dir
+	bin=$dir/bin && mkdir "$bin" && ln -s "$QU_BIN" "$bin/qemu-upgrade" || return 1
+	ssh-keygen -q -t ed25519 -N '' -C qu-test-host -f "$dir/host_key" &&
+		ssh-keygen -q -t ed25519 -N '' -C qu-test-tool -f "$dir/id" || return 1
+	cp "$dir/id.pub" "$dir/authorized_keys"
+	echo "[$REMOTE_B_IP]:$REMOTE_SSH_PORT $(cut -d' ' -f1,2 "$dir/host_key.pub")" >"$dir/known_hosts"
+	[ -z "${REMOTE_B_IP6:-}" ] ||
+		echo "[$REMOTE_B_IP6]:$REMOTE_SSH_PORT $(cut -d' ' -f1,2 "$dir/host_key.pub")" >>"$dir/known_hosts"
+	cat >"$dir/sshd_config" <<-EOF
+		Port $REMOTE_SSH_PORT
+		ListenAddress $REMOTE_B_IP
+		HostKey $dir/host_key
+		AuthorizedKeysFile $dir/authorized_keys
+		PermitRootLogin prohibit-password
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		UsePAM no
+		StrictModes no
+		PidFile none
+		LogLevel VERBOSE
+	EOF
+	[ -z "${REMOTE_SSHD_ENV:-}" ] || echo "SetEnv $REMOTE_SSHD_ENV" >>"$dir/sshd_config"
+	[ -z "${REMOTE_B_IP6:-}" ] || echo "ListenAddress $REMOTE_B_IP6" >>"$dir/sshd_config"
+	for d in "$@"; do
+		mounts+="mount -t tmpfs qu-remote '$d' && "
+	done
+	mkdir -p /run/sshd # sshd's privilege separation directory (the package's own)
+	REMOTE_SSHD_LOG=$dir/sshd.log
+	ip netns exec "$REMOTE_NS_B" unshare -m --propagation private \
+		sh -c "${mounts}mount --bind '$bin' /usr/local/bin && exec /usr/sbin/sshd -D -e -f '$dir/sshd_config'" \
+		>"$REMOTE_SSHD_LOG" 2>&1 &
+	REMOTE_SSHD=$!
+	REMOTE_AGENT=$REMOTE_SSHD # B's mount namespace, for the tests' /proc/PID/root paths
+	for i in $(seq 600); do
+		grep -q 'Server listening' "$REMOTE_SSHD_LOG" 2>/dev/null && break
+		kill -0 "$REMOTE_SSHD" 2>/dev/null || break
+		sleep 0.05
+	done
+	vm_track_pid "$REMOTE_SSHD" || return 1
+	grep -q 'Server listening' "$REMOTE_SSHD_LOG" || { cat "$REMOTE_SSHD_LOG" >&2; return 1; }
+	REMOTE_SSH_URI=ssh://root@$REMOTE_B_IP:$REMOTE_SSH_PORT
+	export QEMU_UPGRADE_SSH="ssh -F /dev/null -i $dir/id -o IdentitiesOnly=yes -o UserKnownHostsFile=$dir/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes"
+}
+
+# remote_agents [NS]: PIDs of qemu-upgrade agents (sshd's children) in host B's (or NS's)
+# network namespace.
+remote_agents() {
+	local p
+	for p in $(ip netns pids "${1:-$REMOTE_NS_B}"); do
+		{ tr '\0' ' ' <"/proc/$p/cmdline"; } 2>/dev/null | grep -q '^qemu-upgrade agent --stdio' && echo "$p"
+	done
+}
+
+# remote_agent_pair: "PARENT SESSION", the agent sshd started on B and its session child (the
+# session's own children, forked before they exec, look like agents too: they are neither);
+# fails while there is no such pair.
+remote_agent_pair() {
+	local p pp top= session= all
+	all=$(remote_agents)
+	for p in $all; do
+		pp=$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)
+		grep -qxF -- "$pp" <<<"$all" || top=$p
+	done
+	for p in $all; do
+		[ -n "$top" ] && [ "$(awk '{print $4}' "/proc/$p/stat" 2>/dev/null)" = "$top" ] && session=$p
+	done
+	[ -n "$session" ] && echo "$top $session"
+}
+
+# remote_upgrade ARGS...: the tool on host A moves VM_PID to host B (over REMOTE_SSH_URI once
+# remote_sshd_start set it, else to the TCP agent with the shared key); sets REPORT, and
+# VM_PID (tracked) and VM_SERIAL/VM_QMP (through /proc/PID/root) to the new QEMU when it moved.
 remote_upgrade() {
-	local rc new
-	REPORT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" \
-		--remote-key "$REMOTE_KEY" "$@" --json --quiet 2>"$VM_DIR/err")
+	local rc new dest=(--remote "$REMOTE_B_IP" --remote-key "$REMOTE_KEY")
+	[ -z "${REMOTE_SSH_URI:-}" ] || dest=(--remote "$REMOTE_SSH_URI")
+	REPORT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" "${dest[@]}" "$@" --json --quiet 2>"$VM_DIR/err")
 	rc=$?
 	new=$(jq -r '.new_pid // empty' <<<"$REPORT" 2>/dev/null)
 	if [ "$(jq -r .result <<<"$REPORT" 2>/dev/null)" = upgraded ] && [ -n "$new" ]; then
