@@ -62,3 +62,14 @@ int qu_kv_addf(char *buf, size_t len, const char *key, const char *fmt, ...)
 		return -ENOSPC;
 	return qu_kv_add(buf, len, key, value);
 }
+
+void qu_hex(const void *bytes, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	const unsigned char *b = bytes;
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[b[i] >> 4];
+		out[2 * i + 1] = digits[b[i] & 15];
+	}
+	out[2 * n] = '\0';
+}

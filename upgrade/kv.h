@@ -12,5 +12,8 @@ long long qu_kv_num(const char *text, const char *key, long long def);
  * value holds a newline. */
 int qu_kv_add(char *buf, size_t len, const char *key, const char *value);
 int qu_kv_addf(char *buf, size_t len, const char *key, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* n bytes as lower-case hex into out (2 * n + 1 bytes, NUL-terminated): how sums and keys are
+ * written in values. */
+void qu_hex(const void *bytes, size_t n, char *out);
 
 #endif

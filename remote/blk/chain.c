@@ -88,8 +88,7 @@ static int sum_file(int fd, unsigned long long size, char hex[QU_DIGEST_HEX], ch
 	}
 	EVP_DigestUpdate(ctx, &size, sizeof(size));
 	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	for (unsigned i = 0; i < mdlen && i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	qu_hex(md, mdlen < 32 ? mdlen : 32, hex);
 out:
 	EVP_MD_CTX_free(ctx);
 	free(buf);

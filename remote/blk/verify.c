@@ -1,4 +1,5 @@
 #include "remote/blk/verify.h"
+#include "upgrade/kv.h"
 #include "remote/recreate.h"
 #include "upgrade/log.h"
 #include "upgrade/run.h"
@@ -120,8 +121,7 @@ static int sum_map(struct sum_job *j, json_object *map, const int *fds, int nfds
 	}
 	if (r == 0) {
 		EVP_DigestFinal_ex(ctx, md, &mdlen);
-		for (unsigned i = 0; i < mdlen && i < 32; i++)
-			snprintf(j->hex + 2 * i, 3, "%02x", md[i]);
+		qu_hex(md, mdlen < 32 ? mdlen : 32, j->hex);
 	}
 out:
 	EVP_MD_CTX_free(ctx);
