@@ -43,7 +43,7 @@ setsid ip netns exec "$ns" "$tapopen" tapl0 3 python3 "$listenfd" "$dir/qmp.sock
 	-chardev socket,id=charmonitor,fd=4,server=on,wait=off \
 	-mon chardev=charmonitor,id=monitor,mode=control -rtc base=utc -no-shutdown -boot strict=on \
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD" \
-	-append "console=ttyS0 quiet loglevel=3 memcheck_mib=32 net_ip=10.0.7.15/24" \
+	-append "$VM_CMDLINE memcheck_mib=32 net_ip=10.0.7.15/24" \
 	-blockdev "{\"driver\":\"file\",\"filename\":\"$dir/disk.img\",\"node-name\":\"libvirt-1-storage\",\"auto-read-only\":true,\"discard\":\"unmap\"}" \
 	-blockdev '{"node-name":"libvirt-1-format","read-only":false,"driver":"raw","file":"libvirt-1-storage"}' \
 	-device '{"driver":"virtio-blk-pci","bus":"pcie.0","addr":"0x4","drive":"libvirt-1-format","id":"virtio-disk0","bootindex":1}' \

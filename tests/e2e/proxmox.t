@@ -115,7 +115,7 @@ if ! ip netns exec "$ns" "$root/kvm" -name "vm$vmid,debug-threads=on" -no-shutdo
 	-netdev "type=tap,id=net0,ifname=$tap,script=$root/pve-bridge,downscript=$root/pve-bridgedown" \
 	-device virtio-net-pci,mac=BC:24:11:00:00:01,netdev=net0,id=net0 -machine type=q35 -accel tcg \
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD" \
-	-append "console=ttyS0 quiet loglevel=3 memcheck_mib=32 net_ip=10.0.6.15/24" \
+	-append "$VM_CMDLINE memcheck_mib=32 net_ip=10.0.6.15/24" \
 	-chardev "file,id=serial0,path=$root/serial.log" -serial chardev:serial0 2>"$root/qemu.err"; then
 	echo "Bail out! QEMU did not start: $(cat "$root/qemu.err")"
 	exit 1

@@ -24,7 +24,7 @@ qemu-io -f qcow2 -c 'write -P 0xa5 0 1M' -c 'write -P 0x3c 40M 2M' "$dir/disk.qc
 ip netns exec "$REMOTE_NS_A" "$QEMU" -accel tcg -machine q35,memory-backend=mem0 \
 	-object memory-backend-memfd,id=mem0,size=256M,share=on -m 256M -smp 1 -nodefaults -display none \
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD" \
-	-append "console=ttyS0 quiet loglevel=3 memcheck_mib=32 net_ip=10.0.2.15/24" \
+	-append "$VM_CMDLINE memcheck_mib=32 net_ip=10.0.2.15/24" \
 	-chardev "file,id=serial0,path=$dir/serial.log" -serial chardev:serial0 \
 	-qmp "unix:$dir/qmp.sock,server=on,wait=off" -daemonize -pidfile "$dir/qemu.pid" \
 	-netdev tap,id=n0,ifname=tap0,script=no,downscript=no -device virtio-net-pci,netdev=n0,mac=52:54:00:00:00:07 \

@@ -66,7 +66,7 @@ chown nobody "$b_dir" && chmod 755 "$b_dir"
 # As vm_start starts a VM, but not daemonized: the PID that & forks is QEMU's.
 b_args=(-accel tcg -machine q35,memory-backend=mem0 -object memory-backend-memfd,id=mem0,size=256M,share=on
 	-m 256M -smp 1 -nodefaults -display none -kernel "$VM_KERNEL" -initrd "$VM_INITRD"
-	-append "console=ttyS0 quiet loglevel=3 memcheck_mib=${VM_MEMCHECK_MIB:-32}"
+	-append "$VM_CMDLINE memcheck_mib=${VM_MEMCHECK_MIB:-32}"
 	-chardev "file,id=serial0,path=$b_dir/serial.log" -serial chardev:serial0
 	-qmp "unix:$b_dir/qmp.sock,server=on,wait=off" -pidfile "$b_dir/qemu.pid")
 b_pid=

@@ -130,7 +130,7 @@ lv_domain_xml() {
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>$2/vmlinuz</kernel>
     <initrd>$2/initrd.img</initrd>
-    <cmdline>console=ttyS0 quiet loglevel=3 memcheck_mib=${VM_MEMCHECK_MIB:-32}</cmdline>
+    <cmdline>$VM_CMDLINE memcheck_mib=${VM_MEMCHECK_MIB:-32}</cmdline>
   </os>
   <features><acpi/></features>
   <on_poweroff>destroy</on_poweroff>
