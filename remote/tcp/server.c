@@ -4,6 +4,7 @@
 #include "remote/x509/creds.h"
 #include "remote/x509/relay.h"
 #include "upgrade/config.h"
+#include "upgrade/sandbox.h"
 #include "upgrade/clock.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
@@ -11,6 +12,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,12 +66,11 @@ static void peer_name(int sock, char *buf, size_t len)
 
 /* A tool of before the TLS agent sends its HELLO in clear, starting with the stream's magic
  * ("QUPG"), where TLS starts with a handshake record (22): it is told, in its own protocol. */
-static int old_tool(int sock, const char *peer)
+static int old_tool(int sock)
 {
 	unsigned char b = 0;
 	if (qu_poll_one(sock, POLLIN, qu_now_us() + QU_TLS_HANDSHAKE_US) < 0 || recv(sock, &b, 1, MSG_PEEK) != 1 || b != 'Q')
 		return 0;
-	qu_info("agent: %s speaks the old shared-key protocol: told to upgrade", peer);
 	qu_stream_send_error(sock, EPROTO, "this agent speaks TLS with x509 certificates, not the shared key "
 			     "(--remote-key) of older qemu-upgrade versions: install the same qemu-upgrade on both hosts "
 			     "and give the tool its certificate (docs/remote.md, \"The TLS agent\"), or use --remote ssh://HOST");
@@ -91,56 +92,117 @@ static int allowed(X509 *cert, const struct qu_agent_policy *a)
 	return 0;
 }
 
-/* In the connection's own process: TLS, the client's name against the policy, then the
- * session over the relay's plain socket. */
+/* What the pre-authentication process tells the session, fixed-size. */
+struct preauth {
+	int state;       /* PA_* */
+	char why[512];   /* PA_FAILED: why (logged); PA_REFUSED: what the tool is told */
+	char names[512]; /* the tool's certificate, for the log */
+};
+enum { PA_FAILED, PA_REFUSED, PA_OK };
+
+/* The bytes of a peer not yet authenticated, and all TLS after, are handled by this process:
+ * nobody, no capabilities, no_new_privs, a seccomp allow list (upgrade/sandbox.h). It runs the
+ * handshake (2 s at most), checks the certificate's name against agent_tls_clients (policy:
+ * read by the session before the fork), reports to the session on plain, then relays. A peer
+ * that takes it over holds a process that can read and write this connection alone (and
+ * the agent's TLS key, which it needs for the handshake: docs/remote.md, "Threat model"). */
+static void preauth_child(SSL_CTX *ctx, int sock, int plain, const struct qu_config *conf)
+{
+	struct preauth pa;
+	memset(&pa, 0, sizeof(pa));
+	qu_x509_close_others(sock, plain);
+	fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
+	if (qu_sandbox_preauth() < 0)
+		_exit(1);
+	if (old_tool(sock)) {
+		snprintf(pa.why, sizeof(pa.why), "it speaks the old shared-key protocol: told to upgrade");
+		_exit(qu_write_full(plain, &pa, sizeof(pa)) == 0 ? 0 : 1);
+	}
+	SSL *ssl = SSL_new(ctx);
+	if (!ssl || SSL_set_fd(ssl, sock) != 1)
+		_exit(1);
+	if (qu_x509_handshake(ssl, 1, qu_now_us() + QU_TLS_HANDSHAKE_US, pa.why, sizeof(pa.why)) < 0)
+		_exit(qu_write_full(plain, &pa, sizeof(pa)) == 0 ? 0 : 1);
+	X509 *cert = SSL_get0_peer_certificate(ssl);
+	qu_x509_describe(cert, pa.names, sizeof(pa.names));
+	if (conf->path[0] == '\0')
+		snprintf(pa.why, sizeof(pa.why), "this host's policy cannot be read");
+	else if (!allowed(cert, &conf->agent))
+		snprintf(pa.why, sizeof(pa.why), "the tool's certificate has no name that agent_tls_clients in %s lists: "
+			 "add one there to let that host in", conf->path);
+	pa.state = pa.why[0] ? PA_REFUSED : PA_OK;
+	if (qu_write_full(plain, &pa, sizeof(pa)) < 0)
+		_exit(1);
+	qu_x509_relay(ssl, sock, plain, 0);
+	_exit(0);
+}
+
+/* A string from the pre-authentication process, terminated and printable. */
+static void tame(char *s, size_t size)
+{
+	s[size - 1] = '\0';
+	for (; *s; s++)
+		if ((unsigned char)*s < 32 || (unsigned char)*s > 126)
+			*s = '?';
+}
+
+/* In the connection's own process (root): the policy, the pre-authentication process, then
+ * the session over the plain socket it relays. */
 static int tls_session(const struct qu_tcp_server *l, int sock, qu_tcp_session_fn session)
 {
-	char host[80], peer[80], why[1024], names[512];
+	char host[80], peer[80];
+	int sv[2], r;
 	peer_name(sock, peer, sizeof(peer));
-	if (old_tool(sock, peer))
-		return -EPROTO;
-	SSL *ssl = SSL_new(l->ctx);
-	if (!ssl || SSL_set_fd(ssl, sock) != 1)
-		return qu_err(-ENOMEM, "agent: out of memory for TLS");
-	int r = qu_x509_handshake(ssl, 1, qu_now_us() + QU_TLS_HANDSHAKE_US, why, sizeof(why));
-	if (r < 0) {
-		qu_info("agent: TLS with %s refused: %s", peer, why);
-		SSL_free(ssl);
+	if ((r = qu_tcp_local_host(sock, host, sizeof(host))) < 0)
 		return r;
-	}
-	X509 *cert = SSL_get0_peer_certificate(ssl);
-	qu_x509_describe(cert, names, sizeof(names));
 	struct qu_config *conf = calloc(1, sizeof(*conf));
-	int ok = 0;
-	why[0] = '\0';
 	if (!conf)
-		snprintf(why, sizeof(why), "out of memory");
-	else if (qu_config_load(conf) < 0)
-		snprintf(why, sizeof(why), "this host's policy cannot be read: %s", qu_err_msg());
-	else if (!(ok = allowed(cert, &conf->agent)))
-		snprintf(why, sizeof(why), "the tool's certificate (%s) has no name that agent_tls_clients in %s lists: "
-			 "add one there to let that host in", names, conf->path);
-	free(conf);
-	if ((r = qu_tcp_local_host(sock, host, sizeof(host))) < 0) {
-		SSL_free(ssl);
-		return r;
+		return -ENOMEM;
+	if (qu_config_load(conf) < 0) {
+		qu_info("agent: %s", qu_err_msg());
+		conf->path[0] = '\0'; /* every tool is refused */
 	}
-	pid_t relay;
-	int plain = qu_x509_relay_start(ssl, sock, 0, &relay);
-	if (plain < 0)
-		return plain;
-	if (!ok) {
-		qu_info("agent: %s refused: %s", peer, why);
-		qu_stream_send_error(plain, EACCES, why);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+		free(conf);
+		return qu_err(-errno, "socketpair: %s", strerror(errno));
+	}
+	pid_t child = fork();
+	if (child == 0) {
+		close(sv[0]);
+		preauth_child(l->ctx, sock, sv[1], conf);
+	}
+	free(conf);
+	close(sv[1]);
+	close(sock);
+	if (child < 0) {
+		close(sv[0]);
+		return qu_err(-errno, "fork: %s", strerror(errno));
+	}
+	struct preauth pa;
+	memset(&pa, 0, sizeof(pa));
+	/* Its report comes within the handshake's deadline (and the old tool's peek before it). */
+	r = qu_poll_one(sv[0], POLLIN, qu_now_us() + 2 * QU_TLS_HANDSHAKE_US + 1000000u);
+	if (r >= 0 && qu_read_full(sv[0], &pa, sizeof(pa)) != (ssize_t)sizeof(pa))
+		r = -EPROTO;
+	tame(pa.why, sizeof(pa.why));
+	tame(pa.names, sizeof(pa.names));
+	if (r < 0 || pa.state == PA_FAILED) {
+		qu_info("agent: TLS with %s refused: %s", peer, r < 0 ? "its pre-authentication process ended" : pa.why);
+		r = -EPROTO;
+	} else if (pa.state == PA_REFUSED) {
+		qu_info("agent: %s refused: %s (%s)", peer, pa.why, pa.names);
+		char msg[1100];
+		snprintf(msg, sizeof(msg), "%s (its names: %s)", pa.why, pa.names);
+		qu_stream_send_error(sv[0], EACCES, msg);
 		r = -EACCES;
 	} else {
-		qu_info("agent: session %d with %s (%s)", (int)getpid(), peer, names);
-		r = qu_session_hello(plain, "tls");
+		qu_info("agent: session %d with %s (%s)", (int)getpid(), peer, pa.names);
+		r = qu_session_hello(sv[0], "tls");
 		if (r == 0)
-			r = session(plain, host, NULL);
+			r = session(sv[0], host, NULL);
 	}
-	close(plain);
-	qu_x509_relay_stop(relay, qu_now_us() + 5000000u);
+	close(sv[0]);
+	qu_x509_relay_stop(child, qu_now_us() + 5000000u);
 	return r;
 }
 

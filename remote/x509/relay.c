@@ -75,7 +75,7 @@ static short wants(SSL *ssl, int r, int *dead)
 /* TLS -> plain and plain -> TLS until the plain side ends. When the TLS side ends (the peer
  * closed, or broke the connection) what it sent is delivered, the plain side is told by a
  * shutdown of our writing half, and what it still says is dropped. */
-static void relay(SSL *ssl, int tcp, int plain, int tool)
+void qu_x509_relay(SSL *ssl, int tcp, int plain, int tool)
 {
 	/* One relay per process: its buffers need not live on the stack. up: TLS -> plain. */
 	static struct pending up, down;
@@ -158,7 +158,7 @@ static void relay(SSL *ssl, int tcp, int plain, int tool)
 }
 
 /* Closes every descriptor from 3 up but a and b. */
-static void close_others(int a, int b)
+void qu_x509_close_others(int a, int b)
 {
 	int lo = a < b ? a : b, hi = a < b ? b : a;
 	if (lo > 3)
@@ -183,8 +183,8 @@ int qu_x509_relay_start(SSL *ssl, int tcp, int tool, pid_t *pid)
 	if (*pid == 0) {
 		signal(SIGPIPE, SIG_IGN);
 		signal(SIGINT, SIG_IGN); /* the tool's Ctrl-C is the tool's: it hangs up itself */
-		close_others(tcp, sv[1]);
-		relay(ssl, tcp, sv[1], tool);
+		qu_x509_close_others(tcp, sv[1]);
+		qu_x509_relay(ssl, tcp, sv[1], tool);
 		_exit(0);
 	}
 	close(sv[1]);

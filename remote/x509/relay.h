@@ -17,6 +17,11 @@
  * -ETIMEDOUT, or -EPROTO with OpenSSL's reason (and, for a certificate, why it was refused)
  * in why. */
 int qu_x509_handshake(SSL *ssl, int agent, uint64_t deadline_us, char *why, size_t len);
+/* The relay's loop, in a process of its own: TLS (ssl on tcp) <-> plain until plain ends. With
+ * tool, a TLS failure before anything came is handed to plain as an ERROR record. */
+void qu_x509_relay(SSL *ssl, int tcp, int plain, int tool);
+/* Closes every descriptor from 3 up but a and b (a child that must hold nothing else). */
+void qu_x509_close_others(int a, int b);
 /* Starts the relay for ssl on tcp (which this process then closes, with ssl freed): the plain
  * socket (close-on-exec) with *pid the relay's, or -errno. When the TLS connection fails before
  * anything came through it, the tool's relay (tool 1) hands the tool an ERROR record saying why

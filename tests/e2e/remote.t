@@ -4,7 +4,7 @@
 # over TLS. The guest keeps checking its memory, its disk arrives block for block, its MAC is
 # announced and it answers pings on B's tap, nothing of it stays on A, and a later upgrade
 # on B is zero-copy. Before that, what must not touch the VM: no agent, a disk and no storage
-# choice, a wrong key, a dry run; and what must cost nothing: a failure after the new QEMU
+# choice, a certificate another CA signed, a dry run; and what must cost nothing: a failure after the new QEMU
 # started there, and the agent's session killed mid-upgrade (B is left clean both times).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
