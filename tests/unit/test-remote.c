@@ -7,11 +7,14 @@
 #include "qemu-upgrade.h"
 #include "remote/client.h"
 #include "remote/tcp/transport.h"
+#include "remote/x509/creds.h"
 #include "upgrade/kv.h"
 #include "upgrade/stream.h"
 
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 
@@ -80,6 +83,71 @@ static void fd_spec_round_trip_and_limits(void **state)
 }
 
 
+static char pki[64];
+
+static int remove_pki(void **state)
+{
+	(void)state;
+	char cmd[128];
+	if (pki[0]) {
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki);
+		if (system(cmd) != 0)
+			return -1;
+	}
+	pki[0] = '\0';
+	return 0;
+}
+
+static void pki_file(const char *name, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s", pki, name);
+}
+
+/* The certificates' file rules: root's, written by root alone, keys read by root alone; each
+ * refusal names the file. Made with openssl, as an operator would. */
+static void x509_file_rules(void **state)
+{
+	(void)state;
+	char cmd[1024], path[128];
+	snprintf(pki, sizeof(pki), "/tmp/qu-test-pki.XXXXXX");
+	assert_non_null(mkdtemp(pki));
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=t "
+		 "-keyout client-key.pem -out client-cert.pem 2>/dev/null && cp client-cert.pem ca-cert.pem && "
+		 "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=u "
+		 "-keyout other-key.pem -out other-cert.pem 2>/dev/null && chmod 600 client-key.pem other-key.pem", pki);
+	if (system(cmd) != 0)
+		skip(); /* no openssl here: nothing to make the files with */
+	SSL_CTX *ctx = qu_x509_ctx(pki, 0);
+	assert_non_null(ctx);
+	SSL_CTX_free(ctx);
+	/* A key others may read. */
+	pki_file("client-key.pem", path, sizeof(path));
+	assert_int_equal(chmod(path, 0640), 0);
+	assert_null(qu_x509_ctx(pki, 0));
+	assert_non_null(strstr(qu_err_msg(), "client-key.pem is a private key that others than root can read"));
+	assert_int_equal(chmod(path, 0600), 0);
+	/* A certificate others may write. */
+	pki_file("ca-cert.pem", path, sizeof(path));
+	assert_int_equal(chmod(path, 0666), 0);
+	assert_null(qu_x509_ctx(pki, 0));
+	assert_non_null(strstr(qu_err_msg(), "ca-cert.pem can be written by others than root"));
+	assert_int_equal(chmod(path, 0644), 0);
+	/* A key that is not the certificate's. */
+	snprintf(cmd, sizeof(cmd), "cp '%s/other-key.pem' '%s/client-key.pem'", pki, pki);
+	assert_int_equal(system(cmd), 0);
+	assert_null(qu_x509_ctx(pki, 0));
+	assert_non_null(strstr(qu_err_msg(), "client-key.pem: is not the key of the certificate beside it"));
+	/* The agent's files missing. */
+	assert_null(qu_x509_ctx(pki, 1));
+	assert_non_null(strstr(qu_err_msg(), "server-cert.pem"));
+	/* A link is not followed. */
+	pki_file("server-cert.pem", path, sizeof(path));
+	assert_int_equal(symlink("client-cert.pem", path), 0);
+	assert_null(qu_x509_ctx(pki, 1));
+	assert_non_null(strstr(qu_err_msg(), "cannot read"));
+}
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -87,6 +155,7 @@ int main(void)
 		cmocka_unit_test(kv_get_num_add),
 		cmocka_unit_test(split_host_port),
 		cmocka_unit_test(fd_spec_round_trip_and_limits),
+		cmocka_unit_test_teardown(x509_file_rules, remove_pki),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
