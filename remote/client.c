@@ -168,6 +168,9 @@ static int connect_tls(struct qu_remote *r, const char *pki_dir, uint64_t deadli
 		if (strstr(why, "wrong version number") || strstr(why, "packet length"))
 			return qu_err(-EPROTO, "the agent on %s does not speak TLS (%s): an agent of an older qemu-upgrade "
 				      "(the shared key) listens there: install the same qemu-upgrade on both hosts", r->host, why);
+		if (strstr(why, "peer closed"))
+			return qu_err(-ECONNRESET, "TLS with the agent on %s failed: %s during the handshake (at its limit "
+				      "of connections, or it refused this host: its log says which)", r->host, why);
 		return qu_err(e == -ETIMEDOUT ? e : -EACCES, "TLS with the agent on %s failed: %s (the agent's "
 			      "server-cert.pem must be signed by this host's ca-cert.pem and name %s)", r->host, why, host);
 	}

@@ -27,6 +27,12 @@
 
 /* Sessions served at once (each a process); more connections are told to come back. */
 #define MAX_SESSIONS 32
+/* Connections still in their handshake, apart from the sessions: at most this many at once,
+ * and this many from one source address, each for QU_TLS_HANDSHAKE_US at most. A flood of
+ * idle or slow peers takes these slots, never the sessions', and from one address no more
+ * than a few of them. */
+#define MAX_PREAUTH 64
+#define MAX_PREAUTH_PER_SOURCE 8
 
 /* A tool whose host went away shows within half a minute (the session then undoes what it
  * made); records are small and answered one by one: no Nagle delay. */
@@ -66,10 +72,10 @@ static void peer_name(int sock, char *buf, size_t len)
 
 /* A tool of before the TLS agent sends its HELLO in clear, starting with the stream's magic
  * ("QUPG"), where TLS starts with a handshake record (22): it is told, in its own protocol. */
-static int old_tool(int sock)
+static int old_tool(int sock, uint64_t deadline_us)
 {
 	unsigned char b = 0;
-	if (qu_poll_one(sock, POLLIN, qu_now_us() + QU_TLS_HANDSHAKE_US) < 0 || recv(sock, &b, 1, MSG_PEEK) != 1 || b != 'Q')
+	if (qu_poll_one(sock, POLLIN, deadline_us) < 0 || recv(sock, &b, 1, MSG_PEEK) != 1 || b != 'Q')
 		return 0;
 	qu_stream_send_error(sock, EPROTO, "this agent speaks TLS with x509 certificates, not the shared key "
 			     "(--remote-key) of older qemu-upgrade versions: install the same qemu-upgrade on both hosts "
@@ -114,14 +120,16 @@ static void preauth_child(SSL_CTX *ctx, int sock, int plain, const struct qu_con
 	fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) | O_NONBLOCK);
 	if (qu_sandbox_preauth() < 0)
 		_exit(1);
-	if (old_tool(sock)) {
+	/* One deadline for all a peer does before it is authenticated. */
+	uint64_t deadline = qu_now_us() + QU_TLS_HANDSHAKE_US;
+	if (old_tool(sock, deadline)) {
 		snprintf(pa.why, sizeof(pa.why), "it speaks the old shared-key protocol: told to upgrade");
 		_exit(qu_write_full(plain, &pa, sizeof(pa)) == 0 ? 0 : 1);
 	}
 	SSL *ssl = SSL_new(ctx);
 	if (!ssl || SSL_set_fd(ssl, sock) != 1)
 		_exit(1);
-	if (qu_x509_handshake(ssl, 1, qu_now_us() + QU_TLS_HANDSHAKE_US, pa.why, sizeof(pa.why)) < 0)
+	if (qu_x509_handshake(ssl, 1, deadline, pa.why, sizeof(pa.why)) < 0)
 		_exit(qu_write_full(plain, &pa, sizeof(pa)) == 0 ? 0 : 1);
 	X509 *cert = SSL_get0_peer_certificate(ssl);
 	qu_x509_describe(cert, pa.names, sizeof(pa.names));
@@ -148,7 +156,7 @@ static void tame(char *s, size_t size)
 
 /* In the connection's own process (root): the policy, the pre-authentication process, then
  * the session over the plain socket it relays. */
-static int tls_session(const struct qu_tcp_server *l, int sock, qu_tcp_session_fn session)
+static int tls_session(const struct qu_tcp_server *l, int sock, int authed, qu_tcp_session_fn session)
 {
 	char host[80], peer[80];
 	int sv[2], r;
@@ -180,8 +188,8 @@ static int tls_session(const struct qu_tcp_server *l, int sock, qu_tcp_session_f
 	}
 	struct preauth pa;
 	memset(&pa, 0, sizeof(pa));
-	/* Its report comes within the handshake's deadline (and the old tool's peek before it). */
-	r = qu_poll_one(sv[0], POLLIN, qu_now_us() + 2 * QU_TLS_HANDSHAKE_US + 1000000u);
+	/* Its report comes within the handshake's deadline. */
+	r = qu_poll_one(sv[0], POLLIN, qu_now_us() + QU_TLS_HANDSHAKE_US + 1000000u);
 	if (r >= 0 && qu_read_full(sv[0], &pa, sizeof(pa)) != (ssize_t)sizeof(pa))
 		r = -EPROTO;
 	tame(pa.why, sizeof(pa.why));
@@ -197,6 +205,10 @@ static int tls_session(const struct qu_tcp_server *l, int sock, qu_tcp_session_f
 		r = -EACCES;
 	} else {
 		qu_info("agent: session %d with %s (%s)", (int)getpid(), peer, pa.names);
+		/* The listener counts it as a session from here, no longer as a handshake. */
+		pid_t self = getpid();
+		if (write(authed, &self, sizeof(self)) != (ssize_t)sizeof(self))
+			qu_info("agent: cannot tell the listener that session %d began", (int)self);
 		r = qu_session_hello(sv[0], "tls");
 		if (r == 0)
 			r = session(sv[0], host, NULL);
@@ -206,29 +218,91 @@ static int tls_session(const struct qu_tcp_server *l, int sock, qu_tcp_session_f
 	return r;
 }
 
+/* A connection's process, as the listener counts it. */
+struct conn {
+	pid_t pid;
+	int authed;                  /* past the handshake: a session */
+	unsigned char source[16];    /* the peer's address (IPv4 in the first 4 bytes) */
+};
+
+static void source_of(const struct sockaddr_storage *ss, unsigned char out[16])
+{
+	memset(out, 0, 16);
+	if (ss->ss_family == AF_INET)
+		memcpy(out, &((const struct sockaddr_in *)ss)->sin_addr, 4);
+	else if (ss->ss_family == AF_INET6)
+		memcpy(out, &((const struct sockaddr_in6 *)ss)->sin6_addr, 16);
+}
+
+/* Why a new connection from source cannot be taken now, or NULL. */
+static const char *no_room(const struct conn *c, size_t n, const unsigned char source[16])
+{
+	size_t sessions = 0, preauth = 0, same = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (c[i].authed) {
+			sessions++;
+		} else {
+			preauth++;
+			same += !memcmp(c[i].source, source, 16);
+		}
+	}
+	if (sessions >= MAX_SESSIONS)
+		return "the agent serves as many upgrades as it may at once: try again later";
+	if (preauth >= MAX_PREAUTH)
+		return "too many connections are in their TLS handshake here: try again in a few seconds";
+	if (same >= MAX_PREAUTH_PER_SOURCE)
+		return "too many connections from this address are in their TLS handshake: try again in a few seconds";
+	return NULL;
+}
+
+/* The connections whose process said (on the pipe) that its peer is authenticated. */
+static void took_sessions(int pipe_fd, struct conn *c, size_t n)
+{
+	pid_t began;
+	while (read(pipe_fd, &began, sizeof(began)) == (ssize_t)sizeof(began))
+		for (size_t i = 0; i < n; i++)
+			if (c[i].pid == began)
+				c[i].authed = 1;
+}
+
 int qu_tcp_server_run(struct qu_tcp_server *l, qu_tcp_session_fn session, qu_tcp_ended_fn ended, int once)
 {
-	pid_t sessions[MAX_SESSIONS];
-	size_t nsessions = 0;
+	static struct conn conns[MAX_SESSIONS + MAX_PREAUTH];
+	size_t nconns = 0;
+	unsigned long long refused = 0;
+	uint64_t told_us = 0;
+	int authed[2];
 	signal(SIGPIPE, SIG_IGN);
+	/* Each connection's process writes its PID here once its peer is authenticated. */
+	if (pipe2(authed, O_CLOEXEC | O_NONBLOCK) < 0)
+		return qu_err(-errno, "pipe: %s", strerror(errno)), -1;
 	for (;;) {
 		/* Reap ended sessions (the QEMUs they started are not our children: they go to the
 		 * init process when their session ends). */
 		int status;
 		pid_t done;
 		while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
+			int was_session = 0;
+			took_sessions(authed[0], conns, nconns); /* it told us before it ended */
+			for (size_t i = 0; i < nconns; i++)
+				if (conns[i].pid == done) {
+					was_session = conns[i].authed;
+					conns[i] = conns[--nconns];
+					break;
+				}
 			ended(done, status);
-			for (size_t i = 0; i < nsessions; i++)
-				if (sessions[i] == done)
-					sessions[i] = sessions[--nsessions];
-			if (once) {
+			if (once && was_session) {
 				close(l->fd);
 				return 0;
 			}
 		}
-		if (qu_poll_one(l->fd, POLLIN, qu_now_us() + 500000u) == -ETIMEDOUT)
+		took_sessions(authed[0], conns, nconns);
+		struct pollfd pf[2] = { { .fd = l->fd, .events = POLLIN }, { .fd = authed[0], .events = POLLIN } };
+		if (poll(pf, 2, 500) <= 0 || !(pf[0].revents & POLLIN))
 			continue;
-		int fd = accept4(l->fd, NULL, NULL, SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd = accept4(l->fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EMFILE && errno != ENFILE && errno != ENOBUFS && errno != ENOMEM)
 				continue; /* the peer's trouble (reset, aborted, ...) */
@@ -236,8 +310,19 @@ int qu_tcp_server_run(struct qu_tcp_server *l, qu_tcp_session_fn session, qu_tcp
 			usleep(100000);
 			continue;
 		}
-		if (nsessions == MAX_SESSIONS) {
-			qu_stream_send_error(fd, EBUSY, "the agent serves as many upgrades as it may at once: try again later");
+		struct conn c = { .pid = 0 };
+		source_of(&ss, c.source);
+		const char *full = no_room(conns, nconns, c.source);
+		if (full) {
+			/* Said in clear, unauthenticated: a tool that reads it as TLS fails, and its
+			 * operator finds the reason in this log (once a second at most). */
+			refused++;
+			if (qu_now_us() - told_us > 1000000u) {
+				char peer[80];
+				peer_name(fd, peer, sizeof(peer));
+				qu_info("agent: %s refused: %s (%llu refused so far)", peer, full, refused);
+				told_us = qu_now_us();
+			}
 			close(fd);
 			continue;
 		}
@@ -245,12 +330,15 @@ int qu_tcp_server_run(struct qu_tcp_server *l, qu_tcp_session_fn session, qu_tcp
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(l->fd);
-			_exit(tls_session(l, fd, session) < 0 ? 1 : 0);
+			close(authed[0]);
+			_exit(tls_session(l, fd, authed[1], session) < 0 ? 1 : 0);
 		}
 		close(fd);
-		if (pid < 0)
+		if (pid < 0) {
 			qu_info("agent: fork: %s", strerror(errno));
-		else
-			sessions[nsessions++] = pid;
+		} else {
+			c.pid = pid;
+			conns[nconns++] = c;
+		}
 	}
 }

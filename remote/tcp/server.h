@@ -1,5 +1,6 @@
 /* The agent's TCP server (`agent --listen`): it listens, accepts connections, serves each in a
- * process of its own (at most 32 at once), runs TLS 1.3 there with the tool's x509
+ * process of its own (at most 32 sessions, and apart from them at most 64 connections in their
+ * handshake, 8 from one address, each 2 s at most), runs TLS 1.3 there with the tool's x509
  * certificate required (remote/x509/), lets in only a certificate whose name the policy's
  * agent_tls_clients lists, and hands a plain socket (the TLS relay's other end) to the session
  * server, which knows nothing of certificates. A tool that speaks the old shared-key protocol
@@ -34,7 +35,7 @@ typedef void (*qu_tcp_ended_fn)(pid_t session, int status);
 /* Loads the agent's certificates from pki_dir (NULL: /etc/pki/qemu-upgrade) and listens on
  * listen_addr ("[ADDR:]PORT", default port 4779). -1 with a message when it cannot. */
 int qu_tcp_server_open(const char *listen_addr, const char *pki_dir, struct qu_tcp_server *l);
-/* Serves until killed, or with once until the first session ended (then 0). */
+/* Serves until killed, or with once until the first authenticated session ended (then 0). */
 int qu_tcp_server_run(struct qu_tcp_server *l, qu_tcp_session_fn session, qu_tcp_ended_fn ended, int once);
 
 #endif
