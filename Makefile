@@ -19,7 +19,7 @@ BUILD   ?= build
 SANITIZE =
 endif
 
-PKGS     = json-c zlib libcap libcrypto libseccomp libxml-2.0
+PKGS     = json-c zlib libcap libssl libcrypto libseccomp libxml-2.0
 WARN     = -Wall -Wextra -Werror -Wvla -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wformat=2 -Wframe-larger-than=16384 -Wno-unused-parameter
 CFLAGS  ?= -O2 -g

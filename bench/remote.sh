@@ -6,7 +6,7 @@
 # The two hosts are network namespaces A and B joined by a veth pair (10.77.0.1, 10.77.0.2),
 # as in tests/lib/remote.sh. Every method moves the same kind of VM (firmware only, plain
 # anonymous `-m` RAM, no disk) from A to B over that veth:
-#   remote:  `qemu-upgrade --pid PID --remote 10.77.0.2 --remote-key KEY --json --quiet` run
+#   remote:  `qemu-upgrade --pid PID --remote 10.77.0.2 --pki-dir PKI --json --quiet` run
 #            in A; `qemu-upgrade agent` in B, in a private mount namespace with a tmpfs over
 #            the run's directory (the new QEMU's sockets and pidfile land at the same paths).
 #   migrate: what an operator does by hand: the same command line in B plus `-S -incoming
@@ -340,7 +340,7 @@ def report(tsv, out, command, accel, qemu, skipped):
              "`-machine q35 -m SIZE -nodefaults -display none -qmp unix:...` (anonymous RAM), "
              "started in A; a fresh VM for every run")
     qu_args = os.environ.get("QU_ARGS", "")
-    o.append("- **qemu-upgrade**: `qemu-upgrade --pid PID --remote 10.77.0.2 --remote-key KEY "
+    o.append("- **qemu-upgrade**: `qemu-upgrade --pid PID --remote 10.77.0.2 --pki-dir PKI "
              + (qu_args + " " if qu_args else "") + "--json --quiet` in A "
              + ("(QEMU's migration over plain TCP)" if "--no-tls" in qu_args else
                 "(QEMU's migration over TLS, the default since commit 'QEMU's migration and the disk copy over TLS by default'; results "
@@ -580,8 +580,23 @@ for ns in "$NS_A" "$NS_B"; do
 	ip -n "$ns" link set lo up
 done
 ip -n "$NS_A" link set "qrba$$" up && ip -n "$NS_B" link set "qrbb$$" up || die "cannot bring the veth up"
-KEY=$HELPERS/agent.key
-head -c 32 /dev/urandom | base64 >"$KEY" && chmod 600 "$KEY"
+# The TLS agent's certificates (docs/remote.md, "The TLS agent"), made here: a CA, the agent's
+# for B's address in PKI/b, the tool's (named tool.qu-bench) in PKI/a.
+make_pki() { # PKI B_IP
+	local d=$1 side kind cn san
+	mkdir -p "$d/ca" "$d/a" "$d/b" && chmod 700 "$d" || return 1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=qu-bench-ca \
+		-keyout "$d/ca/ca-key.pem" -out "$d/ca/ca-cert.pem" 2>/dev/null || return 1
+	for side in "a client tool.qu-bench DNS:tool.qu-bench" "b server agent.qu-bench IP:$2"; do
+		set -- $side
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$3" -keyout "$d/$1/$2-key.pem" 2>/dev/null |
+			openssl x509 -req -CA "$d/ca/ca-cert.pem" -CAkey "$d/ca/ca-key.pem" -set_serial "0x$(openssl rand -hex 8)" -days 2 \
+				-extfile <(printf 'subjectAltName=%s\n' "$4") -out "$d/$1/$2-cert.pem" 2>/dev/null || return 1
+		chmod 600 "$d/$1/$2-key.pem" && cp "$d/ca/ca-cert.pem" "$d/$1/"
+	done
+}
+PKI=$HELPERS/pki
+make_pki "$PKI" "$B_IP" || die "cannot make the TLS certificates (openssl)"
 
 TSV=$HELPERS/results.tsv
 FIELDS=(size_gib method run result strategy total_ms running_ms retired_ms pause_ms downtime_ms
@@ -740,8 +755,8 @@ run_remote() {
 		sh -c "mount -t tmpfs qu-rbench '$RUN_DIR' && mount -t tmpfs qu-rbench-etc '$HELPERS/etc' &&
 			mkdir '$HELPERS/etc/up' '$HELPERS/etc/work' &&
 			mount -t overlay qu-rbench-etc -o 'lowerdir=/etc,upperdir=$HELPERS/etc/up,workdir=$HELPERS/etc/work' /etc &&
-			printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\n' '$RUN_DIR' '$QEMU' >/etc/qemu-upgrade.conf &&
-			exec '$QU_BIN' agent --listen $B_IP:$AGENT_PORT --key '$KEY'" \
+			printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\nagent_tls_clients = tool.qu-bench\n' '$RUN_DIR' '$QEMU' >/etc/qemu-upgrade.conf &&
+			exec '$QU_BIN' agent --listen $B_IP:$AGENT_PORT --pki-dir '$PKI/b'" \
 		>"$RUN_DIR/agent.log" 2>&1 &
 	local agent=$!
 	for i in $(seq 100); do
@@ -756,7 +771,7 @@ run_remote() {
 	memwatch_start || { ROW[note]="memwatch did not start"; return 1; }
 	t0=$(date +%s%N)
 	report=$(ip netns exec "$NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$B_IP" \
-		--remote-key "$KEY" $QU_ARGS --json --quiet 2>"$RUN_DIR/tool.err")
+		--pki-dir "$PKI/a" $QU_ARGS --json --quiet 2>"$RUN_DIR/tool.err")
 	rc=$?
 	t1=$(date +%s%N)
 	memwatch_stop

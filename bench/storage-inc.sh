@@ -18,7 +18,7 @@ QU_BIN=${QU_BIN:-$ROOT/build/qemu-upgrade} QU_ARGS=${QU_ARGS:-} OUT=${OUT:-$BENC
 QEMU=/usr/bin/qemu-system-x86_64
 COMMAND="RUNS=$RUNS BASE_MIB=$BASE_MIB OVERLAY_MIB=$OVERLAY_MIB${QU_ARGS:+ QU_ARGS=\"$QU_ARGS\"} bench/storage-inc.sh"
 [ "$(id -u)" = 0 ] || { echo "storage-inc.sh: must run as root" >&2; exit 2; }
-NS_A=qu-sbench-a-$$ NS_B=qu-sbench-b-$$ WORK=$(mktemp -d /var/tmp/qu-sbench.XXXXXX) KEY=$(mktemp)
+NS_A=qu-sbench-a-$$ NS_B=qu-sbench-b-$$ WORK=$(mktemp -d /var/tmp/qu-sbench.XXXXXX) CONF=$(mktemp)
 PIDS=()
 cleanup() {
 	local p
@@ -27,7 +27,7 @@ cleanup() {
 	done
 	sleep 0.3
 	ip netns del "$NS_A" 2>/dev/null; ip netns del "$NS_B" 2>/dev/null
-	rm -rf "$WORK" "$KEY"
+	rm -rf "$WORK" "$CONF"
 }
 trap cleanup EXIT
 ip netns add "$NS_A" && ip netns add "$NS_B" || exit 2
@@ -35,7 +35,25 @@ ip link add "qsa$$" netns "$NS_A" type veth peer name "qsb$$" netns "$NS_B"
 ip -n "$NS_A" addr add 10.78.0.1/24 dev "qsa$$" && ip -n "$NS_B" addr add 10.78.0.2/24 dev "qsb$$"
 for ns in "$NS_A" "$NS_B"; do ip -n "$ns" link set lo up; done
 ip -n "$NS_A" link set "qsa$$" up && ip -n "$NS_B" link set "qsb$$" up
-head -c 32 /dev/urandom | base64 >"$KEY" && chmod 600 "$KEY"
+# The TLS agent's certificates (docs/remote.md, "The TLS agent"), made here: a CA, the agent's
+# for B's address in PKI/b, the tool's (named tool.qu-bench) in PKI/a.
+make_pki() { # PKI B_IP
+	local d=$1 side kind cn san
+	mkdir -p "$d/ca" "$d/a" "$d/b" && chmod 700 "$d" || return 1
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=qu-bench-ca \
+		-keyout "$d/ca/ca-key.pem" -out "$d/ca/ca-cert.pem" 2>/dev/null || return 1
+	for side in "a client tool.qu-bench DNS:tool.qu-bench" "b server agent.qu-bench IP:$2"; do
+		set -- $side
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$3" -keyout "$d/$1/$2-key.pem" 2>/dev/null |
+			openssl x509 -req -CA "$d/ca/ca-cert.pem" -CAkey "$d/ca/ca-key.pem" -set_serial "0x$(openssl rand -hex 8)" -days 2 \
+				-extfile <(printf 'subjectAltName=%s\n' "$4") -out "$d/$1/$2-cert.pem" 2>/dev/null || return 1
+		chmod 600 "$d/$1/$2-key.pem" && cp "$d/ca/ca-cert.pem" "$d/$1/"
+	done
+}
+PKI=$WORK/pki
+make_pki "$PKI" 10.78.0.2 || exit 2
+# The agent's policy (docs/remote.md, "Authorization"; QEMU_UPGRADE_CONF: the build for tests).
+printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_tls_clients = tool.qu-bench\n' "$WORK" >"$CONF"
 ACCEL=tcg
 timeout 5 "$QEMU" -accel kvm -machine q35 -m 64M -nodefaults -display none -S -qmp stdio </dev/null >/dev/null 2>&1 && ACCEL=kvm
 
@@ -60,8 +78,8 @@ for run in $(seq "$RUNS"); do
 		for ((o = 0, n = 0; n < OVERLAY_MIB; o += step, n += 8)); do
 			qemu-io -f qcow2 -c "write -P 0xee ${o}M 8M" "$top" >/dev/null
 		done
-		ip netns exec "$NS_B" unshare -m --propagation private sh -c \
-			"mount -t tmpfs q '$vmdir' && mount -t tmpfs q '$WORK/img' && mount -t tmpfs q '$WORK/base' && exec '$QU_BIN' agent --listen 10.78.0.2:4779 --key '$KEY' --once" \
+		QEMU_UPGRADE_CONF=$CONF ip netns exec "$NS_B" unshare -m --propagation private sh -c \
+			"mount -t tmpfs q '$vmdir' && mount -t tmpfs q '$WORK/img' && mount -t tmpfs q '$WORK/base' && exec '$QU_BIN' agent --listen 10.78.0.2:4779 --pki-dir '$PKI/b' --once" \
 			>"$vmdir/agent.log" 2>&1 &
 		agent=$!
 		PIDS+=("$agent")
@@ -73,7 +91,7 @@ for run in $(seq "$RUNS"); do
 		PIDS+=("$(cat "$vmdir/qemu.pid")")
 		sleep 1
 		# shellcheck disable=SC2086
-		rep=$(ip netns exec "$NS_A" "$QU_BIN" --pid "$(cat "$vmdir/qemu.pid")" --remote 10.78.0.2 --remote-key "$KEY" \
+		rep=$(ip netns exec "$NS_A" "$QU_BIN" --pid "$(cat "$vmdir/qemu.pid")" --remote 10.78.0.2 --pki-dir "$PKI/a" \
 			--"$mode" $QU_ARGS --json --quiet 2>"$vmdir/err")
 		if [ "$(jq -r .result <<<"$rep")" != upgraded ]; then
 			echo "storage-inc.sh: run $run $mode failed: $(cat "$vmdir/err")" >&2

@@ -69,13 +69,14 @@ int qu_set_qmp_socket(struct qu_handle *h, const char *path);
 /* Upgrade onto another host. host "ssh://[USER@]HOST[:PORT]" (HOST a name, an IPv4 address or
  * [IPV6]): ssh runs `qemu-upgrade agent --stdio` there (BatchMode, the caller's own keys and
  * known_hosts; the command in the environment variable QEMU_UPGRADE_SSH instead of `ssh`, run
- * as git runs GIT_SSH_COMMAND); key_path must be NULL. Else the legacy TCP agent: `qemu-upgrade
- * agent --listen` runs there (HOST, HOST:PORT or [IPV6]:PORT; port 4779 by default) with the
- * same key file as key_path here (NULL: QU_AGENT_KEY, below). The new binary is the path on
+ * as git runs GIT_SSH_COMMAND); pki_dir must be NULL. Else the TLS agent: `qemu-upgrade
+ * agent --listen` runs there (HOST, HOST:PORT or [IPV6]:PORT; port 4779 by default), and TLS 1.3
+ * runs with the x509 certificates in pki_dir (NULL: QU_PKI_DIR, below: ca-cert.pem,
+ * client-cert.pem, client-key.pem), the agent's certificate checked against HOST. The new binary is the path on
  * that host. Guest RAM is
  * copied over TCP, disks per QU_FLAG_COPY_STORAGE or QU_FLAG_SHARED_STORAGE, and the guest's
  * MACs are announced there after the switch. */
-int qu_set_remote(struct qu_handle *h, const char *host, const char *key_path);
+int qu_set_remote(struct qu_handle *h, const char *host, const char *pki_dir);
 /* Deadline for the whole upgrade; default 60000 ms. */
 int qu_set_timeout_ms(struct qu_handle *h, unsigned ms);
 /* QU_FLAG_*; unknown bits are EINVAL. */
@@ -134,8 +135,10 @@ void qu_set_log_level(int level);
 
 /* What the command's other subcommands do, for a management daemon that runs no command. */
 
-/* The key file qu_set_remote() and qu_agent_run() read when given NULL. */
-#define QU_AGENT_KEY "/etc/qemu-upgrade/agent.key"
+/* The certificates' directory qu_set_remote(), qu_check() and qu_agent_run() read when given
+ * NULL (libvirt's layout: ca-cert.pem, server-cert.pem, server-key.pem, client-cert.pem,
+ * client-key.pem; each root's, the keys readable by root alone). */
+#define QU_PKI_DIR "/etc/pki/qemu-upgrade"
 /* qu_check(), qu_upgrade_all(): print one JSON object instead of a table. Its bits do not
  * overlap the QU_FLAG_* ones, which qu_upgrade_all() takes in the same word. */
 #define QU_OUT_JSON 0x100u
@@ -145,7 +148,7 @@ void qu_set_log_level(int level);
 /* qu_agent_run(): serve one upgrade, then return. */
 #define QU_AGENT_ONCE 0x400u
 /* qu_agent_run(): serve one upgrade on stdin/stdout, as the remote command of ssh (what
- * `--remote ssh://` runs); listen_addr and key_path must be NULL. */
+ * `--remote ssh://` runs); listen_addr and pki_dir must be NULL. */
 #define QU_AGENT_STDIO 0x800u
 
 /* Every running QEMU whose executable was replaced on disk (a package upgrade) moves to the
@@ -163,20 +166,22 @@ int qu_upgrade_all(const char *binary, unsigned jobs, unsigned timeout_ms, unsig
 
 /* What this host offers an upgrade (pidfd_getfd, descriptor passing, userfaultfd, ...), one
  * line each with why it matters; with binary, what that QEMU offers too. With remote (as for
- * qu_set_remote()): whether the agent there answers (over ssh, or holding the same key:
- * key_path, NULL: QU_AGENT_KEY), and what the QEMU at binary (NULL: /usr/bin/qemu-system-x86_64) is there.
+ * qu_set_remote()): whether the agent there answers (over ssh, or over TLS with the
+ * certificates in pki_dir, NULL: QU_PKI_DIR), and what the QEMU at binary (NULL: /usr/bin/qemu-system-x86_64) is there.
  * flags: 0 or QU_OUT_JSON. Returns 0 when everything an upgrade needs is here, 1 when
  * something is missing (out says what), -1 on a bad argument. */
-int qu_check(const char *binary, const char *remote, const char *key_path, unsigned flags, FILE *out);
+int qu_check(const char *binary, const char *remote, const char *pki_dir, unsigned flags, FILE *out);
 
 /* The other host's end of qu_set_remote(): listens on listen_addr ("[ADDR:]PORT", "PORT"
- * alone on every address; NULL: port 4779 on every address), admits only a peer holding the
- * key at key_path (NULL: QU_AGENT_KEY; a file only root may read), and serves each upgrade
- * in a child process. Serves until the process is killed, or with QU_AGENT_ONCE returns 0
- * after one upgrade; -1 when it cannot begin (no key, cannot listen, an unknown flag). With
+ * alone on every address; NULL: port 4779 on every address), runs TLS 1.3 with the
+ * certificates in pki_dir (NULL: QU_PKI_DIR: ca-cert.pem, server-cert.pem, server-key.pem),
+ * admits only a peer whose certificate the CA signed and agent_tls_clients in
+ * /etc/qemu-upgrade.conf names, and serves each upgrade in a child process. Serves until the
+ * process is killed, or with QU_AGENT_ONCE returns 0 after one upgrade; -1 when it cannot
+ * begin (a certificate missing or unsafe, cannot listen, an unknown flag). With
  * QU_AGENT_STDIO: one upgrade on stdin/stdout (sshd's channel; SSH_CONNECTION names this
  * host's address), then returns 0. */
-int qu_agent_run(const char *listen_addr, const char *key_path, unsigned flags);
+int qu_agent_run(const char *listen_addr, const char *pki_dir, unsigned flags);
 
 /* Decodes a handover stream, as qu_write_stream() writes it, read from fd to its end: one
  * line per record on out, after the record's byte offset. Returns 0, or -1 (EBADMSG) at a

@@ -41,15 +41,15 @@ static void session_ended(pid_t pid, int status)
 			WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
 }
 
-int qu_agent_serve(const char *listen_addr, const char *key_path, int once)
+int qu_agent_serve(const char *listen_addr, const char *pki_dir, int once)
 {
 	struct qu_tcp_server server;
-	if (qu_tcp_server_open(listen_addr, key_path, &server) < 0)
+	if (qu_tcp_server_open(listen_addr, pki_dir, &server) < 0)
 		return -1;
 	/* Sessions of an agent that died before it could clean up after them. */
 	qu_session_record_sweep();
 	warn_if_service();
-	qu_info("agent: listening on %s", listen_addr);
+	qu_info("agent: listening on %s (TLS, certificates in %s)", listen_addr, pki_dir);
 	return qu_tcp_server_run(&server, qu_session_serve, session_ended, once);
 }
 

@@ -1,14 +1,17 @@
 #include "remote/client.h"
 #include "remote/ssh/connect.h"
-#include "remote/tcp/seal.h"
 #include "remote/tcp/transport.h"
+#include "remote/x509/creds.h"
+#include "remote/x509/relay.h"
 #include "upgrade/clock.h"
 #include "upgrade/io.h"
 #include "upgrade/kv.h"
 #include "upgrade/log.h"
 #include "upgrade/stream.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,11 +21,8 @@
 #define TEXT_MAX 4096
 #define QU_REFUSAL_TEXT_MAX 1024
 
-/* The socket goes, and its sealer first: a later socket may get the same number. */
 static void hang_up(struct qu_remote *r)
 {
-	if (r->sock >= 0)
-		qu_stream_set_sealer(r->sock, NULL);
 	qu_close(&r->sock);
 }
 
@@ -88,12 +88,34 @@ static int call(struct qu_remote *r, const char *text, uint64_t deadline_us, cha
 	return buf ? await_reply(r, deadline_us, buf, len) : 0;
 }
 
+/* HELLO tells the agent which stream version this tool speaks, and its answer that a
+ * qemu-upgrade agent is there; then QEMU's TLS key is made, fresh for this move, sent inside
+ * the encrypted channel with the tls call. */
+static int hello(struct qu_remote *r, uint64_t deadline_us)
+{
+	char text[TEXT_MAX], agent[32];
+	int e;
+	uint8_t hello[8] = { QU_STREAM_VERSION, 0, 0, 0, 0, 0, 0, 0 };
+	if ((e = qu_stream_send(r->sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1)) < 0) {
+		hang_up(r);
+		ssh_said(r, e, text, sizeof(text));
+		return qu_err(e, "cannot reach the agent on %s: %s%s", r->host, r->ssh ? "ssh ended" : strerror(-e), text);
+	}
+	if ((e = await_reply(r, deadline_us, text, sizeof(text))) < 0)
+		return e;
+	if (qu_kv_get(text, "agent", agent, sizeof(agent)) < 0 || strcmp(agent, "qemu-upgrade"))
+		return qu_err(-EPROTO, "what answered on %s is not a qemu-upgrade agent", r->host);
+	if ((e = qu_psk_random(&r->psk)) < 0)
+		return qu_err(e, "no random numbers for the TLS key");
+	r->send_psk = 1;
+	return 0;
+}
+
 /* ssh://: ssh authenticated both ends and encrypts the channel; HELLO tells the agent which
  * stream version this tool speaks, and its answer that a qemu-upgrade agent is there. */
 static int connect_ssh(struct qu_remote *r, uint64_t deadline_us)
 {
 	struct qu_ssh_uri u;
-	char text[TEXT_MAX], agent[32];
 	int e;
 	if ((e = qu_ssh_uri_parse(r->host, &u)) < 0)
 		return e;
@@ -105,93 +127,76 @@ static int connect_ssh(struct qu_remote *r, uint64_t deadline_us)
 		r->ssh = NULL;
 		return e;
 	}
-	uint8_t hello[8] = { QU_STREAM_VERSION, 0, 0, 0, 0, 0, 0, 0 };
-	if ((e = qu_stream_send(r->sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1)) < 0) {
-		hang_up(r);
-		ssh_said(r, e, text, sizeof(text));
-		return qu_err(e, "cannot reach the agent on %s: ssh ended%s", r->host, text);
-	}
-	if ((e = await_reply(r, deadline_us, text, sizeof(text))) < 0)
-		return e;
-	if (qu_kv_get(text, "agent", agent, sizeof(agent)) < 0 || strcmp(agent, "qemu-upgrade"))
-		return qu_err(-EPROTO, "what answered on %s is not a qemu-upgrade agent", r->host);
-	/* QEMU's TLS key: fresh for this move, sent inside the channel with the tls call. */
-	if ((e = qu_psk_random(&r->psk)) < 0)
-		return qu_err(e, "no random numbers for the TLS key");
-	r->send_psk = 1;
-	return 0;
+	return hello(r, deadline_us);
 }
 
-int qu_remote_connect(const char *host, const char *key_path, uint64_t deadline_us, struct qu_remote **out)
+/* HOST[:PORT]: TLS 1.3 to `agent --listen` there, each end showing its x509 certificate; the
+ * agent's must name HOST (a DNS name, or the IP address given). Then the relay's plain socket
+ * is the connection. */
+static int connect_tls(struct qu_remote *r, const char *pki_dir, uint64_t deadline_us)
 {
-	if (qu_ssh_uri_is(host)) {
-		struct qu_remote *r = calloc(1, sizeof(*r));
-		if (!r)
-			return qu_err(-ENOMEM, "out of memory");
-		r->sock = -1;
-		r->mem_available = -1;
-		snprintf(r->host, sizeof(r->host), "%s", host);
-		int e = connect_ssh(r, deadline_us);
-		if (e < 0) {
-			char msg[1024];
-			snprintf(msg, sizeof(msg), "%s", qu_err_msg());
-			qu_remote_close(r);
-			qu_err(e, "%s", msg);
-			return e;
-		}
-		*out = r;
-		return 0;
-	}
-	unsigned char key[QU_AUTH_KEY_MAX];
-	size_t keylen;
-	char text[TEXT_MAX], nonce[2 * QU_AUTH_NONCE_LEN + 1], agent_nonce[2 * QU_AUTH_NONCE_LEN + 1];
-	char mac[QU_AUTH_HEX_LEN], theirs[QU_AUTH_HEX_LEN];
-	int e = qu_auth_key_load(key_path, key, &keylen);
+	char host[256], why[1024];
+	unsigned char bin[16];
+	int port, e = qu_tcp_split(r->host, QU_AGENT_PORT, host, sizeof(host), &port);
 	if (e < 0)
-		return e;
+		return qu_err(e, "'%s' is not HOST, HOST:PORT or [IPV6]:PORT", r->host);
+	SSL_CTX *ctx = qu_x509_ctx(pki_dir, 0);
+	if (!ctx)
+		return -EACCES;
+	SSL *ssl = SSL_new(ctx);
+	SSL_CTX_free(ctx); /* ssl holds it */
+	if (!ssl)
+		return qu_err(-ENOMEM, "out of memory for TLS");
+	X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+	X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+	if (inet_pton(AF_INET, host, bin) == 1 || inet_pton(AF_INET6, host, bin) == 1)
+		e = X509_VERIFY_PARAM_set1_ip_asc(param, host) == 1 ? 0 : -EINVAL;
+	else
+		e = SSL_set1_host(ssl, host) == 1 && SSL_set_tlsext_host_name(ssl, host) == 1 ? 0 : -EINVAL;
+	if (e < 0) {
+		SSL_free(ssl);
+		return qu_err(e, "cannot check the agent's name against '%s'", host);
+	}
+	int tcp = qu_tcp_connect(r->host, QU_AGENT_PORT, deadline_us);
+	if (tcp < 0) {
+		SSL_free(ssl);
+		return tcp;
+	}
+	if (SSL_set_fd(ssl, tcp) != 1 || (e = qu_x509_handshake(ssl, 0, deadline_us, why, sizeof(why))) < 0) {
+		SSL_free(ssl);
+		close(tcp);
+		if (strstr(why, "wrong version number") || strstr(why, "packet length"))
+			return qu_err(-EPROTO, "the agent on %s does not speak TLS (%s): an agent of an older qemu-upgrade "
+				      "(the shared key) listens there: install the same qemu-upgrade on both hosts", r->host, why);
+		if (strstr(why, "peer closed"))
+			return qu_err(-ECONNRESET, "TLS with the agent on %s failed: %s during the handshake (at its limit "
+				      "of connections, or it refused this host: its log says which)", r->host, why);
+		return qu_err(e == -ETIMEDOUT ? e : -EACCES, "TLS with the agent on %s failed: %s (the agent's "
+			      "server-cert.pem must be signed by this host's ca-cert.pem and name %s)", r->host, why, host);
+	}
+	if ((r->sock = qu_x509_relay_start(ssl, tcp, 1, &r->relay)) < 0)
+		return r->sock;
+	return hello(r, deadline_us);
+}
+
+int qu_remote_connect(const char *host, const char *pki_dir, uint64_t deadline_us, struct qu_remote **out)
+{
 	struct qu_remote *r = calloc(1, sizeof(*r));
 	if (!r)
-		return -ENOMEM;
+		return qu_err(-ENOMEM, "out of memory");
+	r->sock = -1;
 	r->mem_available = -1;
 	snprintf(r->host, sizeof(r->host), "%s", host);
-	r->sock = qu_tcp_connect(host, QU_AGENT_PORT, deadline_us);
-	if (r->sock < 0) {
-		e = r->sock;
-		free(r);
+	int e = qu_ssh_uri_is(host) ? connect_ssh(r, deadline_us) : connect_tls(r, pki_dir, deadline_us);
+	if (e < 0) {
+		char msg[1024];
+		snprintf(msg, sizeof(msg), "%s", qu_err_msg());
+		qu_remote_close(r);
+		qu_err(e, "%s", msg);
 		return e;
-	}
-	uint8_t hello[8] = { QU_STREAM_VERSION, 0, 0, 0, 0, 0, 0, 0 };
-	if ((e = qu_stream_send(r->sock, QU_REC_HELLO, 0, hello, sizeof(hello), -1)) < 0 ||
-	    (e = await_reply(r, deadline_us, text, sizeof(text))) < 0)
-		goto fail;
-	qu_kv_get(text, "nonce", agent_nonce, sizeof(agent_nonce));
-	if (qu_auth_nonce(nonce, QU_AUTH_NONCE_LEN) < 0 || qu_auth_mac(key, keylen, "tool", agent_nonce, mac) < 0) {
-		e = qu_err(-EIO, "cannot compute the authentication");
-		goto fail;
-	}
-	text[0] = '\0';
-	qu_kv_add(text, sizeof(text), "op", "auth");
-	qu_kv_add(text, sizeof(text), "mac", mac);
-	qu_kv_add(text, sizeof(text), "nonce", nonce);
-	if ((e = call(r, text, deadline_us, text, sizeof(text))) < 0)
-		goto fail;
-	/* The agent proves it has the key too: guest memory and disks go only to it. */
-	qu_kv_get(text, "mac", theirs, sizeof(theirs));
-	if (qu_auth_mac(key, keylen, "agent", nonce, mac) < 0 || !qu_auth_equal(mac, theirs)) {
-		e = qu_err(-EACCES, "the agent on %s does not hold our key: not sending it anything", host);
-		goto fail;
-	}
-	/* From here every record is sealed under the session key. */
-	if ((e = qu_seal_init(&r->seal, key, keylen, agent_nonce, nonce, 1)) < 0 ||
-	    (e = qu_stream_set_sealer(r->sock, &r->seal.base)) < 0 || (e = qu_seal_psk(&r->seal, &r->psk)) < 0) {
-		e = qu_err(e, "cannot seal the connection to the agent: %s", strerror(-e));
-		goto fail;
 	}
 	*out = r;
 	return 0;
-fail:
-	qu_remote_close(r);
-	return e;
 }
 
 void qu_remote_close(struct qu_remote *r)
@@ -201,6 +206,8 @@ void qu_remote_close(struct qu_remote *r)
 	if (r->sock >= 0)
 		qu_stream_send(r->sock, QU_REC_END, 0, NULL, 0, -1);
 	hang_up(r);
+	/* The relay sends TLS's close once our end is closed. */
+	qu_x509_relay_stop(r->relay, qu_now_us() + 5000000u);
 	if (r->ssh) {
 		/* ssh ends with the agent's session, which ends at END (or the socket's end). */
 		qu_ssh_stop(r->ssh, qu_now_us() + 10000000u);

@@ -1,15 +1,14 @@
 /* The tool's end of `--remote`: a connection to the agent on the destination host, over which
  * the handover stream travels (descriptors as specs) and the agent is asked to probe, start,
- * resume or give up the new QEMU. The transport gives it one connected socket and the key for
- * QEMU's TLS: ssh:// (remote/ssh/connect.h: ssh authenticates and encrypts; the key is a fresh
- * random one, sent with the tls call), or the legacy TCP agent (remote/tcp/: the shared-key
- * handshake, sealed records, the key derived by both ends and never sent). */
+ * resume or give up the new QEMU. The transport gives it one connected socket, authenticated
+ * and encrypted: ssh:// (remote/ssh/connect.h), or TLS 1.3 with x509 certificates both ways to
+ * `agent --listen` (remote/x509/, through a relay process). QEMU's own TLS runs on a fresh
+ * random key the tool sends inside that channel with the tls call. */
 #ifndef QU_REMOTE_CLIENT_H
 #define QU_REMOTE_CLIENT_H
 
 #include "qemu-integration/binary.h"
 #include "remote/blk/chain.h"
-#include "remote/tcp/seal.h"
 #include "remote/tls.h"
 #include "upgrade/launcher.h"
 
@@ -31,15 +30,16 @@ struct qu_remote {
 	int announced;
 	int tls;               /* the new QEMU loaded the state over TLS (its own word) */
 	int agent_said;        /* the last failure was the agent's own ERROR answer */
-	struct qu_seal seal;   /* TCP: every record after the handshake is sealed */
-	struct qu_psk psk;     /* the key for QEMU's TLS */
-	int send_psk;          /* ssh: the tls call carries psk (TCP: both ends derived it) */
-	struct qu_ssh *ssh;    /* ssh: its process and what it said on stderr; NULL over TCP */
+	struct qu_psk psk;     /* the key for QEMU's TLS, fresh for this move */
+	int send_psk;          /* the tls call carries psk (both transports encrypt) */
+	struct qu_ssh *ssh;    /* ssh: its process and what it said on stderr; NULL over TLS */
+	pid_t relay;           /* TLS: the relay process between sock and the TLS connection; 0 over ssh */
 };
 
-/* host ssh://...: runs ssh (key_path unused). Else connects over TCP and authenticates both
- * ways with the key at key_path. */
-int qu_remote_connect(const char *host, const char *key_path, uint64_t deadline_us, struct qu_remote **out);
+/* host ssh://...: runs ssh (pki_dir unused). Else connects over TCP to `agent --listen` and
+ * runs TLS 1.3 with the certificates in pki_dir (NULL: /etc/pki/qemu-upgrade, remote/x509/
+ * creds.h), the agent's certificate checked against HOST. */
+int qu_remote_connect(const char *host, const char *pki_dir, uint64_t deadline_us, struct qu_remote **out);
 void qu_remote_close(struct qu_remote *r);
 
 /* What the QEMU at path is on the destination (the agent probes it as nobody, with a fixed

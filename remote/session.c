@@ -273,3 +273,25 @@ int qu_session_serve(int sock, const char *host, const struct qu_psk *psk)
 	qu_policy_free(s.policy);
 	return r;
 }
+
+/* The tool sends HELLO as soon as its transport is up. */
+#define HELLO_TIMEOUT_US (30ull * 1000000u)
+
+int qu_session_hello(int sock, const char *transport)
+{
+	struct qu_rec rec;
+	char text[256] = "";
+	int r = qu_stream_recv(sock, qu_now_us() + HELLO_TIMEOUT_US, &rec);
+	if (r < 0)
+		return qu_err(r, "no HELLO from the tool: %s", strerror(-r));
+	uint32_t version = rec.type == QU_REC_HELLO && rec.len >= 4 ? qu_get_u32(rec.payload) : 0;
+	qu_rec_free(&rec);
+	if (version != QU_STREAM_VERSION)
+		return qu_stream_send_failure(sock, "agent", qu_err(-EPROTO, "the tool speaks handover stream "
+								   "version %u and this agent %u: install the same qemu-upgrade on both hosts",
+								   version, QU_STREAM_VERSION));
+	qu_kv_add(text, sizeof(text), "agent", "qemu-upgrade");
+	qu_kv_addf(text, sizeof(text), "version", "%u", QU_STREAM_VERSION);
+	qu_kv_add(text, sizeof(text), "transport", transport);
+	return qu_stream_send_str(sock, QU_REC_REPLY, text);
+}

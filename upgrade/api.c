@@ -44,7 +44,7 @@ struct qu_handle {
 	struct qu_pve_lock pve;
 	struct qu_copy_options copy;
 	char remote_host[256];
-	char remote_key[PATH_MAX];
+	char pki_dir[PATH_MAX]; /* "" : QU_PKI_DIR */
 	struct qu_remote *remote;  /* the agent's connection, while the upgrade runs */
 	struct qu_disks *disks;
 	struct qu_vm vm;
@@ -117,7 +117,7 @@ int qu_set_qmp_socket(struct qu_handle *h, const char *path)
 	return 0;
 }
 
-int qu_set_remote(struct qu_handle *h, const char *host, const char *key_path)
+int qu_set_remote(struct qu_handle *h, const char *host, const char *pki_dir)
 {
 	char name[256];
 	int port;
@@ -128,21 +128,21 @@ int qu_set_remote(struct qu_handle *h, const char *host, const char *key_path)
 			errno = EINVAL; /* the message is the parser's */
 			return -1;
 		}
-		if (key_path)
-			return fail(-EINVAL, "--remote-key is the TCP agent's shared key; over ssh:// ssh's own keys "
+		if (pki_dir)
+			return fail(-EINVAL, "--pki-dir names the TLS agent's certificates; over ssh:// ssh's own keys "
 					     "authenticate (give others with QEMU_UPGRADE_SSH, e.g. \"ssh -i FILE\")");
 		snprintf(h->remote_host, sizeof(h->remote_host), "%s", host);
-		h->remote_key[0] = '\0';
+		h->pki_dir[0] = '\0';
 		return 0;
 	}
 	if (!host || !*host || strlen(host) >= sizeof(h->remote_host) ||
 	    qu_tcp_split(host, QU_AGENT_PORT, name, sizeof(name), &port) < 0 || !name[0] || port == 0)
 		return fail(-EINVAL, "invalid remote host: give HOST, HOST:PORT or [IPV6]:PORT of a host where "
 				     "`qemu-upgrade agent` runs");
-	if (key_path && (!*key_path || strlen(key_path) >= sizeof(h->remote_key)))
-		return fail(-EINVAL, "invalid key file path");
+	if (pki_dir && (!*pki_dir || strlen(pki_dir) >= sizeof(h->pki_dir) - 32))
+		return fail(-EINVAL, "invalid certificate directory");
 	snprintf(h->remote_host, sizeof(h->remote_host), "%s", host);
-	snprintf(h->remote_key, sizeof(h->remote_key), "%s", key_path ? key_path : QU_AGENT_KEY);
+	snprintf(h->pki_dir, sizeof(h->pki_dir), "%s", pki_dir ? pki_dir : QU_PKI_DIR);
 	return 0;
 }
 
@@ -191,7 +191,7 @@ static int remote_prepare(struct qu_handle *h, struct qu_qmp *old, uint64_t dead
 {
 	int r;
 	snprintf(h->rep.remote, sizeof(h->rep.remote), "%s", h->remote_host);
-	if (!h->remote && (r = qu_remote_connect(h->remote_host, h->remote_key, deadline, &h->remote)) < 0)
+	if (!h->remote && (r = qu_remote_connect(h->remote_host, h->pki_dir[0] ? h->pki_dir : NULL, deadline, &h->remote)) < 0)
 		return r;
 	if (!h->disks && !(h->disks = calloc(1, sizeof(*h->disks))))
 		return qu_err(-ENOMEM, "out of memory");
@@ -487,18 +487,18 @@ int qu_recover(FILE *out)
 }
 
 /* Here, not in remote/: the public API sits above the remote floor (README, "Layout"). */
-int qu_agent_run(const char *listen_addr, const char *key_path, unsigned flags)
+int qu_agent_run(const char *listen_addr, const char *pki_dir, unsigned flags)
 {
 	char port[16]; /* NULL: the agent's port on every address */
 	if (flags & ~(QU_AGENT_ONCE | QU_AGENT_STDIO))
 		return fail(-EINVAL, "unknown flags: give 0, QU_AGENT_ONCE or QU_AGENT_STDIO");
 	if (flags & QU_AGENT_STDIO) {
-		if (listen_addr || key_path || (flags & QU_AGENT_ONCE))
-			return fail(-EINVAL, "--stdio serves one upgrade over ssh: no address, key or --once with it");
+		if (listen_addr || pki_dir || (flags & QU_AGENT_ONCE))
+			return fail(-EINVAL, "--stdio serves one upgrade over ssh: no address, certificates or --once with it");
 		return qu_agent_stdio();
 	}
 	snprintf(port, sizeof(port), "%d", QU_AGENT_PORT);
-	return qu_agent_serve(listen_addr ? listen_addr : port, key_path ? key_path : QU_AGENT_KEY,
+	return qu_agent_serve(listen_addr ? listen_addr : port, pki_dir ? pki_dir : QU_PKI_DIR,
 			      !!(flags & QU_AGENT_ONCE));
 }
 

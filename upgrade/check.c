@@ -215,19 +215,23 @@ static void check_self(struct report *rep)
 		item(rep, "test hooks", 0, 0, "ON: a build for tests", "QEMU_UPGRADE_FAULT and the rest are honoured: never install this build");
 }
 
-/* --remote and `qemu-upgrade agent` need the shared key; qemu-img makes the images that
- * --copy-storage copies into (on the receiving host). */
+/* The TLS agent (--remote HOST, `agent --listen`) needs certificates; qemu-img makes the images
+ * that --copy-storage copies into (on the receiving host). */
 static void check_remote(struct report *rep)
 {
-	unsigned char key[QU_AUTH_KEY_MAX];
-	size_t len;
-	struct stat st;
-	int exists = stat(QU_AGENT_KEY, &st) == 0;
-	int ok = exists && qu_auth_key_load(QU_AGENT_KEY, key, &len) == 0;
-	const char *detail = ok ? "present, mode 0600" : !exists ? "missing" :
-			     (st.st_mode & 077) ? "readable by others" : "unusable (too short?)";
-	item(rep, "agent key", ok, 0, detail, "only the legacy TCP agent (--remote HOST, `agent --listen`): " QU_AGENT_KEY
-	     " on both hosts; ssh:// needs none");
+	const char *files[] = { "ca-cert.pem", "client-cert.pem", "client-key.pem", "server-cert.pem", "server-key.pem" };
+	char path[128], detail[64] = "";
+	int have = 0;
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(path, sizeof(path), QU_PKI_DIR "/%s", files[i]);
+		if (access(path, F_OK) == 0)
+			have |= 1 << i;
+	}
+	snprintf(detail, sizeof(detail), "%s%s%s", have & 1 ? "CA" : "no CA", have & 6 ? ", tool's" : "",
+		 have & 24 ? ", agent's" : "");
+	item(rep, "TLS certificates", (have & 1) && (have & 6 || have & 24), 0, detail,
+	     "only the TLS agent (--remote HOST, `agent --listen`): " QU_PKI_DIR "/ca-cert.pem, client-*.pem (tool), "
+	     "server-*.pem (agent); ssh:// needs none");
 	int img = access("/usr/bin/qemu-img", X_OK) == 0;
 	item(rep, "qemu-img", img, 0, img ? "/usr/bin/qemu-img" : "not installed",
 	     "an agent host makes the images --copy-storage copies into");
@@ -299,15 +303,15 @@ static void check_binary(struct report *rep, const char *path)
 	}
 }
 
-/* The other host, through its agent: reachable (over ssh, or with the same key), and what the
+/* The other host, through its agent: reachable (over ssh, or TLS), and what the
  * QEMU there is. */
-static void check_agent(struct report *rep, const char *host, const char *key, const char *binary)
+static void check_agent(struct report *rep, const char *host, const char *pki_dir, const char *binary)
 {
 	struct qu_remote *r = NULL;
 	char detail[48], why[256];
 	uint64_t deadline = qu_now_us() + 10000000u;
-	int ok = qu_remote_connect(host, key ? key : QU_AGENT_KEY, deadline, &r) == 0;
-	snprintf(detail, sizeof(detail), "%.47s", !ok ? "NOT reached" : r->ssh ? "reachable over ssh" : "reachable, same key");
+	int ok = qu_remote_connect(host, pki_dir, deadline, &r) == 0;
+	snprintf(detail, sizeof(detail), "%.47s", !ok ? "NOT reached" : r->ssh ? "reachable over ssh" : "reachable over TLS");
 	snprintf(why, sizeof(why), "%s", ok ? "--remote can move VMs there" : qu_err_msg());
 	item(rep, "agent on the other host", ok, 1, detail, why);
 	if (!ok)
@@ -330,7 +334,7 @@ static void check_agent(struct report *rep, const char *host, const char *key, c
 	qu_remote_close(r);
 }
 
-int qu_check(const char *binary, const char *remote, const char *remote_key, unsigned flags, FILE *out)
+int qu_check(const char *binary, const char *remote, const char *pki_dir, unsigned flags, FILE *out)
 {
 	if (flags & ~QU_OUT_JSON) {
 		qu_err(-EINVAL, "unknown flags 0x%x", flags & ~QU_OUT_JSON);
@@ -345,8 +349,8 @@ int qu_check(const char *binary, const char *remote, const char *remote_key, uns
 		struct qu_ssh_uri u;
 		if (qu_ssh_uri_parse(remote, &u) < 0)
 			return -1;
-		if (remote_key) {
-			qu_err(-EINVAL, "--remote-key is the TCP agent's shared key; over ssh:// ssh's own keys authenticate");
+		if (pki_dir) {
+			qu_err(-EINVAL, "--pki-dir names the TLS agent's certificates; over ssh:// ssh's own keys authenticate");
 			return -1;
 		}
 	}
@@ -363,7 +367,7 @@ int qu_check(const char *binary, const char *remote, const char *remote_key, uns
 	check_self(&rep);
 	check_remote(&rep);
 	if (remote)
-		check_agent(&rep, remote, remote_key, binary);
+		check_agent(&rep, remote, pki_dir, binary);
 	else if (binary)
 		check_binary(&rep, binary);
 	if (json) {

@@ -70,6 +70,18 @@ static int user_word(const char *w, const char **hint)
 	return 0;
 }
 
+/* A name agent_tls_clients lists: a DNS name (letters, digits, '-', '.'; no wildcard) or an IP
+ * address (digits, '.', ':' and hex). */
+static int name_word(const char *w, const char **hint)
+{
+	size_t n = strlen(w);
+	if (n && n < QU_CONF_NAME_MAX && w[0] != '-' && w[0] != '.' &&
+	    strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:") == n)
+		return 0;
+	*hint = "DNS names or IP addresses a client certificate holds, without wildcards";
+	return -EINVAL;
+}
+
 /* Words of a list setting, each checked and stored: lists grow line by line. */
 static int add_words(char *val, char *slots, size_t size, int max, int *n, int kind, const char **hint)
 {
@@ -78,13 +90,13 @@ static int add_words(char *val, char *slots, size_t size, int max, int *n, int k
 		if (*n == max)
 			return -E2BIG;
 		char *slot = slots + (size_t)*n * size;
-		int r = kind == 'u' ? user_word(w, hint) : norm_path(w, slot, size);
+		int r = kind == 'u' ? user_word(w, hint) : kind == 'n' ? name_word(w, hint) : norm_path(w, slot, size);
 		if (r < 0 && !*hint)
 			*hint = kind == 'u' ? "user names or numeric uids" : "absolute paths without '.' or '..', "
 				"of at most 255 bytes";
 		if (r < 0)
 			return r;
-		if (kind == 'u')
+		if (kind == 'u' || kind == 'n')
 			snprintf(slot, size, "%s", w);
 		(*n)++;
 	}
@@ -99,6 +111,9 @@ static int apply_agent(struct qu_agent_policy *a, const char *key, char *val, co
 		return add_words(val, a->binaries[0], sizeof(a->binaries[0]), QU_CONF_MAX_BINARIES, &a->nbinaries, 'p', hint);
 	if (!strcmp(key, "agent_users"))
 		return add_words(val, a->users[0], sizeof(a->users[0]), QU_CONF_MAX_AGENT_USERS, &a->nusers, 'u', hint);
+	if (!strcmp(key, "agent_tls_clients"))
+		return add_words(val, a->tls_clients[0], sizeof(a->tls_clients[0]), QU_CONF_MAX_TLS_CLIENTS,
+				 &a->ntls_clients, 'n', hint);
 	if (!strcmp(key, "agent_dirs"))
 		return add_words(val, a->dirs[0], sizeof(a->dirs[0]), QU_CONF_MAX_AGENT_DIRS, &a->ndirs, 'p', hint);
 	return -ENOENT;
@@ -180,7 +195,7 @@ int qu_config_load_file(struct qu_config *c, const char *path)
 		int e = apply(c, key, val, &hint);
 		if (e == -ENOENT)
 			r = qu_err(e, "%s:%d: unknown setting '%s' (known: enabled, jobs, exclude, allow_copy, low_memory, "
-				   "binaries, agent_binaries, agent_users, agent_allow_root, agent_dirs)", c->path, n, key);
+				   "binaries, agent_binaries, agent_users, agent_allow_root, agent_dirs, agent_tls_clients)", c->path, n, key);
 		else if (e == -E2BIG)
 			r = qu_err(e, "%s:%d: too many values for '%s'", c->path, n, key);
 		else if (e < 0)

@@ -13,7 +13,10 @@
  *   agent_users = NAME|UID ... the users it may start them as (default: none)
  *   agent_allow_root = yes|no  uid 0, group 0 and capabilities allowed (default no)
  *   agent_dirs = DIR ...       where images, logs, sockets and pidfiles may be made (default:
- *                              none) */
+ *                              none)
+ *   agent_tls_clients = NAME ... the tools `agent --listen` lets in: a DNS name or IP address
+ *                              their x509 certificate holds (default: none; a certificate
+ *                              signed by the CA is not enough on its own) */
 #ifndef QU_CONFIG_H
 #define QU_CONFIG_H
 
@@ -22,6 +25,8 @@
 #define QU_CONF_MAX_AGENT_USERS 32
 #define QU_CONF_MAX_AGENT_DIRS 16
 #define QU_CONF_PATH_MAX 256
+#define QU_CONF_MAX_TLS_CLIENTS 32
+#define QU_CONF_NAME_MAX 254 /* a DNS name, NUL-terminated */
 
 /* The agent's policy. Unset lists keep their defaults (above): nagent_binaries 0 means the
  * default set, nagent_users and nagent_dirs 0 mean none. */
@@ -33,6 +38,8 @@ struct qu_agent_policy {
 	int allow_root;
 	char dirs[QU_CONF_MAX_AGENT_DIRS][QU_CONF_PATH_MAX]; /* absolute, no '.' or '..', no trailing '/' */
 	int ndirs;
+	char tls_clients[QU_CONF_MAX_TLS_CLIENTS][QU_CONF_NAME_MAX]; /* DNS names or IP addresses */
+	int ntls_clients;
 };
 
 struct qu_config {

@@ -22,7 +22,7 @@ struct cli {
 	struct qu_handle *h; /* the upgrade's: the options that concern one VM go straight to it */
 	pid_t pid;
 	int json, verbose, recover, all, from_hook, jobs;
-	const char *all_binary, *stream_out, *remote, *remote_key;
+	const char *all_binary, *stream_out, *remote, *pki_dir;
 	unsigned timeout_ms, max_downtime, flags;
 	unsigned long long max_bandwidth;
 };
@@ -97,23 +97,27 @@ static int check_command(struct cli *cli)
 	static const struct option opts[] = {
 		{ "binary", required_argument, NULL, 'b' }, { "json", no_argument, NULL, 'j' },
 		{ "remote", required_argument, NULL, 'r' }, { "remote-key", required_argument, NULL, 'k' },
-		{ "help", no_argument, NULL, 'h' },         { NULL, 0, NULL, 0 },
+		{ "pki-dir", required_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
 	};
-	const char *binary = NULL, *remote = NULL, *remote_key = NULL;
+	const char *binary = NULL, *remote = NULL, *pki_dir = NULL;
 	int json = 0, c;
 	while ((c = getopt_long(argc, argv, "b:jr:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b': binary = optarg; break;
 		case 'j': json = 1; break;
 		case 'r': remote = optarg; break;
-		case 'k': remote_key = optarg; break;
+		case 'k':
+			fprintf(stderr, "qemu-upgrade check: " "--remote-key is gone: the TCP agent authenticates with x509 certificates now (TLS 1.3, "QU_PKI_DIR"/client-cert.pem and client-key.pem here; --pki-dir DIR names another directory), or use --remote ssh://HOST (docs/remote.md)""\n");
+			return EXIT_USAGE;
+		case 'P': pki_dir = optarg; break;
 		case 'h':
 			printf("Usage: qemu-upgrade check [--binary PATH] [--remote ssh://[USER@]HOST[:PORT]] [--json]\n"
-			       "       qemu-upgrade check [--binary PATH] [--remote HOST [--remote-key FILE]] [--json]\n"
+			       "       qemu-upgrade check [--binary PATH] [--remote HOST[:PORT] [--pki-dir DIR]] [--json]\n"
 			       "What this host offers qemu-upgrade (and, with --binary, what that QEMU does). With\n"
-			       "--remote: whether the agent there answers (through ssh, or holding the same key for\n"
-			       "the legacy TCP agent), and what the QEMU at PATH (default /usr/bin/qemu-system-x86_64)\n"
-			       "is there.\n");
+			       "--remote: whether the agent there answers (through ssh, or over TLS with the x509\n"
+			       "certificates in DIR, default " QU_PKI_DIR "), and what the QEMU at PATH (default\n"
+			       "/usr/bin/qemu-system-x86_64) is there.\n");
 			return EXIT_OK;
 		default:
 			fprintf(stderr, "Try 'qemu-upgrade check --help'.\n");
@@ -124,11 +128,11 @@ static int check_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade check: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (remote_key && !remote) {
-		fprintf(stderr, "qemu-upgrade check: --remote-key goes with --remote HOST\n");
+	if (pki_dir && !remote) {
+		fprintf(stderr, "qemu-upgrade check: --pki-dir goes with --remote HOST\n");
 		return EXIT_USAGE;
 	}
-	int r = qu_check(binary, remote, remote_key, json ? QU_OUT_JSON : 0, stdout);
+	int r = qu_check(binary, remote, pki_dir, json ? QU_OUT_JSON : 0, stdout);
 	if (r < 0)
 		fprintf(stderr, "qemu-upgrade check: %s\n", qu_get_error());
 	return r < 0 ? EXIT_USAGE : r ? EXIT_FAILED : EXIT_OK;
@@ -142,26 +146,34 @@ static int agent_command(struct cli *cli)
 		{ "listen", required_argument, NULL, 'l' }, { "key", required_argument, NULL, 'k' },
 		{ "once", no_argument, NULL, 'o' },         { "verbose", no_argument, NULL, 'v' },
 		{ "stdio", no_argument, NULL, 's' },        { "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{ "pki-dir", required_argument, NULL, 'P' }, { NULL, 0, NULL, 0 },
 	};
-	const char *listen = NULL, *key = NULL;
+	const char *listen = NULL, *pki_dir = NULL;
 	int once = 0, verbose = 1, stdio = 0, c;
 	while ((c = getopt_long(argc, argv, "l:k:ovh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'l': listen = optarg; break;
-		case 'k': key = optarg; break;
+		case 'k':
+			fprintf(stderr, "qemu-upgrade agent: --key is gone: `agent --listen` runs TLS 1.3 with x509 "
+					"certificates now (" QU_PKI_DIR "/ca-cert.pem, server-cert.pem, server-key.pem; --pki-dir "
+					"DIR names another directory) and lets in the tools agent_tls_clients names in "
+					"/etc/qemu-upgrade.conf; or use ssh (docs/remote.md)\n");
+			return EXIT_USAGE;
+		case 'P': pki_dir = optarg; break;
 		case 'o': once = 1; break;
 		case 'v': verbose++; break;
 		case 's': stdio = 1; break;
 		case 'h':
 			printf("Usage: qemu-upgrade agent --stdio\n"
-			       "       qemu-upgrade agent [--listen [ADDR:]PORT] [--key FILE] [--once]\n"
+			       "       qemu-upgrade agent [--listen [ADDR:]PORT] [--pki-dir DIR] [--once]\n"
 			       "Receives VMs that `qemu-upgrade --pid PID --remote ...` moves here, and starts each new\n"
 			       "QEMU as the VM ran on its old host.\n"
 			       "--stdio: one upgrade on stdin/stdout: the command `--remote ssh://root@THIS-HOST` runs\n"
 			       "  here through sshd (nothing to start or configure beyond root's authorized key).\n"
-			       "--listen (legacy): listens on TCP (default: port 4779, every address) and lets in only\n"
-			       "  a tool holding the same key (default " QU_AGENT_KEY ", mode 0600).\n"
+			       "--listen: listens on TCP (default: port 4779, every address), runs TLS 1.3 with the x509\n"
+			       "  certificates in DIR (default " QU_PKI_DIR ": ca-cert.pem, server-cert.pem,\n"
+			       "  server-key.pem) and lets in only a tool whose certificate the CA signed and whose\n"
+			       "  name agent_tls_clients in /etc/qemu-upgrade.conf lists.\n"
 			       "  --once: serve one upgrade, then exit.\n");
 			return EXIT_OK;
 		default:
@@ -173,12 +185,12 @@ static int agent_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade agent: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (stdio && (listen || key || once)) {
-		fprintf(stderr, "qemu-upgrade agent: --stdio serves one upgrade over ssh: no --listen, --key or --once with it\n");
+	if (stdio && (listen || pki_dir || once)) {
+		fprintf(stderr, "qemu-upgrade agent: --stdio serves one upgrade over ssh: no --listen, --pki-dir or --once with it\n");
 		return EXIT_USAGE;
 	}
 	qu_set_log_level(verbose);
-	if (qu_agent_run(listen, key, (once ? QU_AGENT_ONCE : 0) | (stdio ? QU_AGENT_STDIO : 0)) < 0) {
+	if (qu_agent_run(listen, pki_dir, (once ? QU_AGENT_ONCE : 0) | (stdio ? QU_AGENT_STDIO : 0)) < 0) {
 		fprintf(stderr, "qemu-upgrade agent: %s\n", qu_get_error());
 		return EXIT_USAGE;
 	}
@@ -222,6 +234,7 @@ static int read_options(struct cli *cli)
 		{ "from-hook", no_argument, NULL, 'H' },      { "allow-copy", no_argument, NULL, 'C' },
 		{ "low-memory", no_argument, NULL, 'L' },     { "remote", required_argument, NULL, 'r' },
 		{ "remote-key", required_argument, NULL, 'K' }, { "copy-storage", no_argument, NULL, 'S' },
+		{ "pki-dir", required_argument, NULL, 'P' + 256 },
 		{ "shared-storage", no_argument, NULL, 'S' + 256 }, { "no-tls", no_argument, NULL, 'T' + 256 },
 		{ "max-downtime", required_argument, NULL, 'D' }, { "max-bandwidth", required_argument, NULL, 'W' + 256 },
 		{ "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },
@@ -248,7 +261,10 @@ static int read_options(struct cli *cli)
 		case 'L': cli->flags |= QU_FLAG_LOW_MEMORY; break;
 		case 'V' + 256: cli->flags |= QU_FLAG_LIBVIRT_RESTART; break;
 		case 'r': cli->remote = optarg; break;
-		case 'K': cli->remote_key = optarg; break;
+		case 'K':
+			fprintf(stderr, "qemu-upgrade: " "--remote-key is gone: the TCP agent authenticates with x509 certificates now (TLS 1.3, "QU_PKI_DIR"/client-cert.pem and client-key.pem here; --pki-dir DIR names another directory), or use --remote ssh://HOST (docs/remote.md)""\n");
+			return usage_error(cli);
+		case 'P' + 256: cli->pki_dir = optarg; break;
 		case 'S': cli->flags |= QU_FLAG_COPY_STORAGE; break;
 		case 'S' + 256: cli->flags |= QU_FLAG_SHARED_STORAGE; break;
 		case 'T' + 256: cli->flags |= QU_FLAG_NO_TLS; break;
@@ -328,9 +344,9 @@ static int upgrade_command(struct cli *cli)
 	qu_set_log_level(cli->verbose);
 	unsigned remote_only = QU_FLAG_COPY_STORAGE | QU_FLAG_COPY_STORAGE_INC | QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS |
 			       QU_FLAG_VERIFY;
-	if (!cli->remote && (cli->remote_key || (cli->flags & remote_only))) {
+	if (!cli->remote && (cli->pki_dir || (cli->flags & remote_only))) {
 		fprintf(stderr, "qemu-upgrade: --copy-storage, --copy-storage-inc, --shared-storage, --verify, --no-tls and "
-				"--remote-key go with --remote HOST\n");
+				"--pki-dir go with --remote HOST\n");
 		return usage_error(cli);
 	}
 	if ((cli->flags & QU_FLAG_VERIFY) && !(cli->flags & (QU_FLAG_COPY_STORAGE | QU_FLAG_COPY_STORAGE_INC))) {
@@ -341,7 +357,7 @@ static int upgrade_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade: --remote moves one VM: give --pid PID, without --all or --recover\n");
 		return usage_error(cli);
 	}
-	if (cli->remote && qu_set_remote(cli->h, cli->remote, cli->remote_key) < 0) {
+	if (cli->remote && qu_set_remote(cli->h, cli->remote, cli->pki_dir) < 0) {
 		fprintf(stderr, "qemu-upgrade: --remote %s: %s\n", cli->remote, qu_get_error());
 		return usage_error(cli);
 	}
@@ -465,7 +481,7 @@ static const struct command commands[] = {
 	{ NULL, -1, upgrade_one_command,
 	  "--pid PID [--new-binary PATH] [options]\n"
 	  "--pid PID --remote ssh://[USER@]HOST[:PORT] [--copy-storage | --shared-storage] [options]" },
-	{ "agent", -1, agent_command, "agent --stdio | agent [--listen [ADDR:]PORT] [--key FILE]" },
+	{ "agent", -1, agent_command, "agent --stdio | agent [--listen [ADDR:]PORT] [--pki-dir DIR]" },
 	{ "inspect", -1, inspect_command, "inspect --pid PID [--json]" },
 	{ "check", -1, check_command, "check [--binary PATH] [--remote ssh://HOST] [--json]" },
 	{ "--all", -1, all_command, "--all [--binary PATH] [--jobs N] [--dry-run] [--json]" },
@@ -511,7 +527,7 @@ static const char help_text[] =
 	"                         there; a new QEMU starts there, guest RAM is copied over TCP\n"
 	"                         (TLS), and the guest's MACs are announced there. --new-binary is\n"
 	"                         then a path on that host. HOST[:PORT] without ssh:// is the\n"
-	"                         legacy TCP agent (`agent --listen`, port 4779, a shared key)\n"
+	"                         TLS agent (`agent --listen`, port 4779, x509 certificates)\n"
 	"      --copy-storage     with --remote: copy the VM's writable disks into new images at\n"
 	"                         the same paths there (NBD mirror while the guest runs); a\n"
 	"                         backing chain becomes one standalone image there\n"
@@ -521,10 +537,12 @@ static const char help_text[] =
 	"      --verify           with a disk copy: both hosts sum what was copied before the\n"
 	"                         guest resumes there; a difference rolls the move back\n"
 	"      --shared-storage   with --remote: the other host sees the same disk files\n"
-	"      --remote-key FILE  the key shared with a TCP agent (default " QU_AGENT_KEY ")\n"
+	"      --pki-dir DIR      with --remote HOST (the TLS agent): the x509 certificates,\n"
+	"                         ca-cert.pem, client-cert.pem, client-key.pem (default\n"
+	"                         " QU_PKI_DIR ")\n"
 	"      --no-tls           with --remote: QEMU's migration and the disk copy over plain TCP\n"
-	"                         (default: TLS, with a fresh key sent inside ssh, or over TCP one\n"
-	"                         derived from the agent's session)\n"
+	"                         (default: TLS, with a fresh key sent inside the ssh or TLS\n"
+	"                         channel to the agent)\n"
 	"      --libvirt-restart  a VM libvirt runs: stop libvirt's daemon (libvirtd, virtqemud;\n"
 	"                         it holds the VM's monitor, and its VMs keep running), upgrade,\n"
 	"                         make libvirt's status file name the new QEMU, start the daemon\n"

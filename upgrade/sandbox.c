@@ -21,6 +21,8 @@ static const int preauth_calls[] = {
 	SCMP_SYS(gettimeofday), SCMP_SYS(rt_sigreturn), SCMP_SYS(rt_sigprocmask), SCMP_SYS(getpid),
 	SCMP_SYS(gettid), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(lseek), SCMP_SYS(futex),
 	SCMP_SYS(getrandom), SCMP_SYS(restart_syscall),
+	/* The TLS agent's relay: non-blocking descriptors, and the session told of the tool's end. */
+	SCMP_SYS(fcntl), SCMP_SYS(shutdown),
 };
 
 int qu_sandbox_preauth(void)

@@ -1,9 +1,9 @@
 /* Least privilege for the tool's own processes (docs/security.md):
  *
  * - qu_sandbox_preauth(): a process that reads bytes from a peer nobody has vouched for yet
- *   (the agent's connection before the handshake) becomes nobody, with no capabilities and
- *   no_new_privs, under a seccomp allow list (libseccomp) of what reading, writing and
- *   allocating memory need; anything else kills it.
+ *   (the TLS agent's connection: the handshake, then the relay between TLS and the session)
+ *   becomes nobody, with no capabilities and no_new_privs, under a seccomp allow list
+ *   (libseccomp) of what reading, writing and allocating memory need; anything else kills it.
  * - qu_privs_drop(): once a VM is inspected, the tool keeps only the capabilities the rest of
  *   an upgrade needs (listed in upgrade/sandbox.c, each with the step that needs it), plus
  *   what the new QEMU must inherit; the rest leave its effective, permitted and inheritable

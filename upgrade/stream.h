@@ -70,9 +70,11 @@ int qu_stream_decode(const uint8_t *buf, size_t len, struct qu_rec *rec, size_t 
 /* Validates a record's payload for its type (string termination, sizes, descriptor count). */
 int qu_stream_validate(const struct qu_rec *rec);
 
-/* A sealer authenticates every record on one socket (remote/tcp/seal.c): once set, each
- * record is sent inside a SEALED record with its MAC, and only SEALED records whose MAC checks
- * are received. mac() is called once per record, in order, for each direction. */
+/* A sealer authenticates every record on one socket: once set, each record is sent inside a
+ * SEALED record with its MAC, and only SEALED records whose MAC checks are received. mac() is
+ * called once per record, in order, for each direction. No transport sets one since the
+ * shared-key agent gave way to TLS (docs/remote.md): a SEALED record on a socket without a
+ * sealer is refused as any unexpected record. */
 #define QU_SEAL_MAC_LEN 32u
 struct qu_sealer {
 	int (*mac)(struct qu_sealer *s, int sending, const uint8_t *rec, size_t len, uint8_t out[QU_SEAL_MAC_LEN]);

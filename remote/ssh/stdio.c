@@ -1,4 +1,5 @@
 #include "remote/ssh/stdio.h"
+#include "remote/session.h"
 #include "upgrade/clock.h"
 #include "upgrade/io.h"
 #include "upgrade/kv.h"
@@ -17,8 +18,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* The tool sends HELLO as soon as ssh is up. */
-#define HELLO_TIMEOUT_US (30ull * 1000000u)
 #define SSH_CONNECTION_MAX 256
 
 int qu_ssh_server_addr(const char *conn, char *host, size_t len)
@@ -55,26 +54,6 @@ int qu_ssh_server_addr(const char *conn, char *host, size_t len)
 	return strlen(host) + 1 < len ? 0 : qu_err(-ENAMETOOLONG, "the server address does not fit");
 }
 
-/* HELLO from the tool, answered with what this agent is. No nonce: nothing to prove. */
-static int hello(int sock)
-{
-	struct qu_rec rec;
-	char text[256] = "";
-	int r = qu_stream_recv(sock, qu_now_us() + HELLO_TIMEOUT_US, &rec);
-	if (r < 0)
-		return qu_err(r, "no HELLO from the tool: %s", strerror(-r));
-	uint32_t version = rec.type == QU_REC_HELLO && rec.len >= 4 ? qu_get_u32(rec.payload) : 0;
-	qu_rec_free(&rec);
-	if (version != QU_STREAM_VERSION)
-		return qu_stream_send_failure(sock, "agent", qu_err(-EPROTO, "the tool speaks handover stream "
-								   "version %u and this agent %u: install the same qemu-upgrade on both hosts",
-								   version, QU_STREAM_VERSION));
-	qu_kv_add(text, sizeof(text), "agent", "qemu-upgrade");
-	qu_kv_addf(text, sizeof(text), "version", "%u", QU_STREAM_VERSION);
-	qu_kv_add(text, sizeof(text), "transport", "ssh");
-	return qu_stream_send_str(sock, QU_REC_REPLY, text);
-}
-
 /* The session's process: stdin and stdout become /dev/null, so that nothing it or its
  * children write can land in the stream; stderr stays (its log lines go back over ssh). */
 static void session_child(int sock, const char *host, qu_ssh_session_fn session)
@@ -83,7 +62,7 @@ static void session_child(int sock, const char *host, qu_ssh_session_fn session)
 	if (nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0)
 		_exit(1);
 	close(nul);
-	int r = hello(sock);
+	int r = qu_session_hello(sock, "ssh");
 	if (r == 0)
 		r = session(sock, host, NULL);
 	_exit(r < 0 ? 1 : 0);

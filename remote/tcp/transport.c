@@ -8,16 +8,11 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 int qu_tcp_split(const char *hostport, int default_port, char *host, size_t len, int *port)
@@ -155,67 +150,4 @@ int qu_tcp_local_host(int sock, char *buf, size_t len)
 		}
 	}
 	return 0;
-}
-
-int qu_auth_key_load(const char *path, unsigned char *key, size_t *len)
-{
-	struct stat st;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return qu_err(-errno, "cannot read the agent key %s: %s (create it on both hosts, e.g. "
-			      "`head -c 32 /dev/urandom | base64 >%s; chmod 600 %s`, or give another with --remote-key)",
-			      path, strerror(errno), path, path);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) || st.st_uid != geteuid()) {
-		close(fd);
-		return qu_err(-EPERM, "the agent key %s must be a regular file of this user (uid %u) that only its "
-			      "owner can read (chown; chmod 600 %s): whoever can write it is root through the agent",
-			      path, (unsigned)geteuid(), path);
-	}
-	ssize_t n = qu_read_full(fd, key, QU_AUTH_KEY_MAX);
-	close(fd);
-	while (n > 0 && (key[n - 1] == '\n' || key[n - 1] == '\r' || key[n - 1] == ' ' || key[n - 1] == '\t'))
-		n--;
-	if (n < 16)
-		return qu_err(-EINVAL, "the agent key %s is too short: use at least 16 random bytes", path);
-	*len = (size_t)n;
-	return 0;
-}
-
-static void to_hex(const unsigned char *b, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
-int qu_auth_nonce(char *out, size_t n)
-{
-	unsigned char b[64];
-	if (n > sizeof(b) || getrandom(b, n, 0) != (ssize_t)n)
-		return -EIO;
-	to_hex(b, n, out);
-	return 0;
-}
-
-int qu_auth_mac(const unsigned char *key, size_t keylen, const char *role, const char *nonce,
-		char out[QU_AUTH_HEX_LEN])
-{
-	char msg[256];
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int maclen = 0;
-	int n = snprintf(msg, sizeof(msg), "qemu-upgrade:%s:%s", role, nonce);
-	if (n < 0 || (size_t)n >= sizeof(msg) ||
-	    !HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)msg, (size_t)n, mac, &maclen) || maclen != 32)
-		return -EIO;
-	to_hex(mac, 32, out);
-	return 0;
-}
-
-int qu_auth_equal(const char *a, const char *b)
-{
-	return strlen(a) == QU_AUTH_HEX_LEN - 1 && strlen(b) == QU_AUTH_HEX_LEN - 1 &&
-	       CRYPTO_memcmp(a, b, QU_AUTH_HEX_LEN - 1) == 0;
 }

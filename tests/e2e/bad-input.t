@@ -5,7 +5,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 43
+tap_plan 45
 vm_start bad || exit 1
 vm_wait_ready || exit 1
 
@@ -107,10 +107,17 @@ expect_error_raw "--copy-storage without --remote" 2 "go with --remote HOST" --p
 expect_error_raw "--remote with --all" 2 "--remote moves one VM: give --pid PID" --all --remote host2
 expect_error_raw "--remote with a bad port" 2 "--remote host2:99999: invalid remote host" --pid 1 --remote host2:99999
 expect_error_raw "--copy-storage with --shared-storage" 2 "exclude each other" --pid 1 --remote host2 --copy-storage --shared-storage
-head -c 32 /dev/urandom | base64 >"$VM_DIR/open.key" && chmod 644 "$VM_DIR/open.key"
-expect_error_raw "--remote with a key file that is world-readable" 2 "that only its owner can read.*chmod 600" \
-	--pid "$VM_PID" --remote 127.0.0.1:1 --remote-key "$VM_DIR/open.key"
-expect_error_raw "agent with no key file" 2 "cannot read the agent key /nonexistent/key.*--remote-key" agent --listen 127.0.0.1:0 --key /nonexistent/key
+expect_error_raw "--remote-key (the shared key is gone)" 2 "--remote-key is gone: the TCP agent authenticates with x509 certificates" \
+	--pid "$VM_PID" --remote 127.0.0.1:1 --remote-key /nonexistent/key
+expect_error_raw "agent --key (the shared key is gone)" 2 "--key is gone: .agent --listen. runs TLS 1.3 with x509" agent --listen 127.0.0.1:0 --key /nonexistent/key
+# A certificate directory whose private key others may read: refused, naming the file.
+pki=$VM_DIR/pki && mkdir -m 700 "$pki" &&
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=qu-bad-input \
+		-keyout "$pki/client-key.pem" -out "$pki/client-cert.pem" 2>/dev/null &&
+	cp "$pki/client-cert.pem" "$pki/ca-cert.pem" && chmod 644 "$pki/client-key.pem"
+expect_error_raw "--remote with a client key others can read" 2 "$pki/client-key.pem is a private key that others than root can read" \
+	--pid "$VM_PID" --remote 127.0.0.1:1 --pki-dir "$pki"
+expect_error_raw "agent without its certificates" 2 "cannot read /nonexistent/ca-cert.pem" agent --listen 127.0.0.1:0 --pki-dir /nonexistent
 expect_error_raw "check of a binary that does not exist" 1 "new binary /nonexistent/qemu: No such file or directory" check --binary /nonexistent/qemu
 
 # Another client holds the VM's only QMP connection: a clear error within seconds.

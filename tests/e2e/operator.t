@@ -18,7 +18,7 @@ tap_ok $? "--help names every mode and option"
 tap_ok $? "--help gives examples"
 page=$(MANWIDTH=100 man -l "$QU_ROOT/docs/qemu-upgrade.1" 2>&1)
 grep -q 'EXIT STATUS' <<<"$page" && grep -q -- '--recover' <<<"$page" && grep -q -- '--all' <<<"$page" &&
-	grep -q 'qemu-upgrade.conf' <<<"$page" && grep -q -- '--remote' <<<"$page" && grep -q 'agent.key' <<<"$page"
+	grep -q 'qemu-upgrade.conf' <<<"$page" && grep -q -- '--remote' <<<"$page" && grep -q 'pki/qemu-upgrade' <<<"$page"
 tap_ok $? "the man page renders with modes, exit status and files"
 
 out=$("$QU_BIN" check --binary "$QEMU" --json)

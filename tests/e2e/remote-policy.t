@@ -36,7 +36,7 @@ use_vm() { VM_PID=$1 VM_DIR=$2 VM_QMP=$3 VM_SERIAL=$4; }
 
 # The agent: its policy in a file the test rewrites between sessions.
 pol=$(mktemp) && _vm_paths+=("$pol")
-policy() { printf '%s\n' "$@" >"$pol"; }
+policy() { printf '%s\n' "$@" "agent_tls_clients = $REMOTE_CLIENT_NAME" >"$pol"; } # the tool's certificate, always
 all_dirs="agent_dirs = ${root_vm[1]} $aux ${nobody_vm[1]}"
 policy "$all_dirs" "agent_allow_root = yes"
 REMOTE_AGENT_POLICY=$pol remote_agent_start "${root_vm[1]}" "$aux" "${nobody_vm[1]}" ||

@@ -89,7 +89,7 @@ tap_ok $? "a base with other content on B: refused (exit 3), the file and the di
 untouched 1 top72a.qcow2 top72b.qcow2
 tap_ok $? "and the VM runs on A, nothing made on B"
 # The --dry-run says what would move.
-REPORT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --remote-key "$REMOTE_KEY" \
+REPORT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A" \
 	--copy-storage-inc --dry-run --json --quiet 2>"$VM_DIR/err")
 tap_diag "dry run (base still different): $REPORT"
 [ "$(json_get "$REPORT" result)" = refused ]
@@ -99,7 +99,7 @@ tap_ok $? "--dry-run shows the refusal too"
 # plan first, in words.
 onb cp "$flat/base.copy" "$base"
 vm 1
-plan=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --remote-key "$REMOTE_KEY" \
+plan=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A" \
 	--copy-storage-inc --dry-run 2>&1)
 tap_diag "$(grep '^disk' <<<"$plan" | tr '\n' ' ')"
 [ "$(grep -c "^disk disk[01] .*its top image copied onto the same backing files there (NBD mirror, sync=top)" <<<"$plan")" = 2 ]
@@ -172,7 +172,7 @@ tap_ok $? "the chain on B reads as the chain on A"
 on_b=$(remote_qemus)
 vm 3
 QEMU_UPGRADE_FAULT=1:pause=8000 ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" \
-	--remote-key "$REMOTE_KEY" --copy-storage-inc >/dev/null 2>"$VM_DIR/err" &
+	--pki-dir "$REMOTE_PKI_A" --copy-storage-inc >/dev/null 2>"$VM_DIR/err" &
 tool=$!
 for _ in $(seq 1200); do grep -q "fault point 1: pausing" "$VM_DIR/err" && break; kill -0 "$tool" 2>/dev/null || break; sleep 0.1; done
 onb touch "$base"
@@ -189,7 +189,7 @@ on_b=$(remote_qemus)
 vm 3
 # (The tool holds the VM's QMP socket meanwhile: its own log says when it stands still.)
 QEMU_UPGRADE_FAULT=5:pause=8000 ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" \
-	--remote-key "$REMOTE_KEY" --copy-storage-inc --verify >/dev/null 2>"$VM_DIR/err" &
+	--pki-dir "$REMOTE_PKI_A" --copy-storage-inc --verify >/dev/null 2>"$VM_DIR/err" &
 tool=$!
 for _ in $(seq 1200); do grep -q "fault point 5: pausing" "$VM_DIR/err" && break; kill -0 "$tool" 2>/dev/null || break; sleep 0.1; done
 at=$(onb qemu-img map -U --output=json "$odir/topfull.qcow2" | jq -r '[.[] | select(.depth == 0 and .data)][0].offset')

@@ -4,7 +4,7 @@
 # over TLS. The guest keeps checking its memory, its disk arrives block for block, its MAC is
 # announced and it answers pings on B's tap, nothing of it stays on A, and a later upgrade
 # on B is zero-copy. Before that, what must not touch the VM: no agent, a disk and no storage
-# choice, a wrong key, a dry run; and what must cost nothing: a failure after the new QEMU
+# choice, a certificate another CA signed, a dry run; and what must cost nothing: a failure after the new QEMU
 # started there, and the agent's session killed mid-upgrade (B is left clean both times).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
@@ -58,28 +58,32 @@ tap_diag "no storage choice: exit $rc: $(cat "$VM_DIR/err")"
 [ "$rc" = 3 ] && grep -q -- "--copy-storage" "$VM_DIR/err"
 tap_ok $? "a VM with a disk and no storage choice is refused (exit 3) and told the options"
 
-# 3. A wrong key: the agent lets nothing in.
-badkey=$(mktemp) && _vm_paths+=("$badkey") && head -c 32 /dev/urandom | base64 >"$badkey" && chmod 600 "$badkey"
-# `check --remote`: the agent answers, holds the key, and names the QEMU there; with another
-# key it says why not.
-out=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" check --remote "$REMOTE_B_IP" --remote-key "$REMOTE_KEY")
+# 3. A certificate the agent's CA did not sign: the agent lets nothing in.
+badpki=$(mktemp -d) && _vm_paths+=("$badpki") && remote_ca "$badpki" other-ca &&
+	cp "$REMOTE_PKI_A/ca-cert.pem" "$badpki/ca-cert.pem.trusted" &&
+	remote_cert "$badpki" "$badpki/client-cert.pem" "$badpki/client-key.pem" "$REMOTE_CLIENT_NAME" "DNS:$REMOTE_CLIENT_NAME" &&
+	mv "$badpki/ca-cert.pem.trusted" "$badpki/ca-cert.pem"
+# `check --remote`: the agent answers over TLS and names the QEMU there; with a certificate of
+# another CA it says why not.
+out=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" check --remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
 rc=$?
-bad=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" check --remote "$REMOTE_B_IP" --remote-key "$badkey")
+bad=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" check --remote "$REMOTE_B_IP" --pki-dir "$badpki")
 badrc=$?
-tap_diag "check --remote: exit $rc; with another key: exit $badrc: $(grep agent <<<"$bad")"
-[ "$rc" = 0 ] && grep -q '^yes  agent on the other host .*reachable, same key' <<<"$out" &&
+tap_diag "check --remote: exit $rc; with another CA's certificate: exit $badrc: $(grep agent <<<"$bad")"
+[ "$rc" = 0 ] && grep -q '^yes  agent on the other host .*reachable over TLS' <<<"$out" &&
 	grep -q '^yes  QEMU on the other host .*QEMU 7\.2' <<<"$out" && [ "$badrc" = 1 ] &&
-	grep -q '^NO   agent on the other host .*authentication failed' <<<"$bad"
-tap_ok $? "check --remote: the agent, the key and the QEMU there; another key: NO, and why"
-ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --remote-key "$badkey" \
+	grep -q '^NO   agent on the other host .*TLS: the agent ended the connection' <<<"$bad"
+tap_ok $? "check --remote: the agent over TLS and the QEMU there; another CA's certificate: NO, and why"
+ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --pki-dir "$badpki" \
 	--copy-storage --quiet >/dev/null 2>"$VM_DIR/err"
 rc=$?
-tap_diag "wrong key: exit $rc: $(cat "$VM_DIR/err")"
-[ "$rc" = 2 ] && grep -q "authentication failed" "$VM_DIR/err"
-tap_ok $? "a tool with another key is turned away (exit 2, authentication failed)"
+tap_diag "another CA: exit $rc: $(cat "$VM_DIR/err"); agent: $(grep -i 'refused' "$REMOTE_AGENT_LOG" | tail -1)"
+[ "$rc" = 2 ] && grep -q "TLS: the agent ended the connection" "$VM_DIR/err" &&
+	grep -q "TLS with .* refused: .*certificate verify failed" "$REMOTE_AGENT_LOG"
+tap_ok $? "a tool whose certificate another CA signed is turned away (exit 2; the agent logs why)"
 
 # 4. The dry run: the plan, through the agent's probe.
-REPORT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --remote-key "$REMOTE_KEY" \
+REPORT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A" \
 	--copy-storage --dry-run --json --quiet)
 tap_diag "dry run: $REPORT"
 [ "$(json_get "$REPORT" result)" = planned ] && [ "$(json_get "$REPORT" strategy)" = remote-stop-and-copy ] &&

@@ -3,8 +3,8 @@
  * is then shut; and the agent's RAM blocks line as execute.c unpacks it. Each call runs once,
  * in order from the one the first byte picks, until the connection is dropped.
  * Input: one mode byte (bits 0-1: the first call; bit 2: put every record's CRC right
- * first), then the bytes the agent sends (its records, unsealed: the seal is
- * remote/tcp/seal.c's, checked in qu_stream_recv before any of this runs). */
+ * first), then the bytes the agent sends (its records, as they come out of the ssh or TLS
+ * channel). */
 #include "tests/fuzz/fuzz.h"
 #include "qemu-integration/ramblocks.h"
 #include "remote/client.h"

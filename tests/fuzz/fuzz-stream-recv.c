@@ -4,7 +4,7 @@
  * Input: one mode byte, then the bytes the peer sends.
  *   bit 0: put every record's CRC right first
  *   bit 1: seal the socket with a stand-in sealer whose MAC is 32 zero bytes (the real one,
- *          remote/tcp/seal.c, is an HMAC the fuzzer cannot forge; what lies behind it is
+ *          of the former shared-key agent, was an HMAC the fuzzer cannot forge; what lies behind it is
  *          the same code)
  *   bit 2: a descriptor (/dev/null) rides with the first byte; none may be left open after */
 #include "tests/fuzz/fuzz.h"

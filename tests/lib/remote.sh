@@ -1,6 +1,6 @@
 # remote.sh: two "hosts" on one machine for --remote tests. Host A and host B are network
 # namespaces joined by a veth pair (10.77.0.1 and 10.77.0.2); the agent runs in B (started by
-# a real sshd there for ssh://, or listening for the legacy TCP transport), in a private
+# a real sshd there for ssh://, or listening for TLS), in a private
 # mount namespace where a tmpfs hides each VM directory it is given, so the new QEMU's
 # sockets, pidfile, logs and disk images land at the same paths without touching A's. Read
 # them through /proc/PID/root. Source after vm.sh; everything goes at exit.
@@ -9,8 +9,11 @@ REMOTE_A_IP=10.77.0.1
 REMOTE_B_IP=10.77.0.2
 REMOTE_PORT=4779
 
-# remote_hosts: creates the namespaces (REMOTE_NS_A, REMOTE_NS_B) and the shared key
-# (REMOTE_KEY).
+# remote_hosts: creates the namespaces (REMOTE_NS_A, REMOTE_NS_B) and the TLS agent's x509
+# certificates, made here with openssl in libvirt's layout (remote_pki): REMOTE_PKI_A (the
+# tool's: ca-cert.pem, client-cert.pem, client-key.pem, for --pki-dir) and REMOTE_PKI_B (the
+# agent's: ca-cert.pem, server-cert.pem for 10.77.0.2, server-key.pem); REMOTE_CA (the CA's
+# directory, to sign more); the tool's certificate names REMOTE_CLIENT_NAME.
 remote_hosts() {
 	REMOTE_NS_A=qu-ra-$$ REMOTE_NS_B=qu-rb-$$
 	ip netns add "$REMOTE_NS_A" && ip netns add "$REMOTE_NS_B" || return 1
@@ -23,23 +26,51 @@ remote_hosts() {
 		ip -n "$ns" link set lo up
 	done
 	ip -n "$REMOTE_NS_A" link set "qua$$" up && ip -n "$REMOTE_NS_B" link set "qub$$" up || return 1
-	local keydir
-	keydir=$(mktemp -d) && _vm_paths+=("$keydir")
-	REMOTE_KEY=$keydir/agent.key
-	head -c 32 /dev/urandom | base64 >"$REMOTE_KEY" && chmod 600 "$REMOTE_KEY"
+	remote_pki
+}
+
+REMOTE_CLIENT_NAME=tool-a.qu-test
+# remote_ca DIR NAME: a CA (DIR/ca-cert.pem, DIR/ca-key.pem) named NAME.
+remote_ca() {
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=$2" \
+		-keyout "$1/ca-key.pem" -out "$1/ca-cert.pem" 2>/dev/null && chmod 600 "$1/ca-key.pem"
+}
+
+# remote_cert CA_DIR OUT_CERT OUT_KEY CN SAN: a certificate for CN with subjectAltName SAN
+# ("IP:10.77.0.2", "DNS:x,IP:y") signed by the CA in CA_DIR (key mode 0600, root's).
+remote_cert() {
+	openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$4" -keyout "$3" 2>/dev/null |
+		openssl x509 -req -CA "$1/ca-cert.pem" -CAkey "$1/ca-key.pem" -set_serial "0x$(openssl rand -hex 8)" \
+			-days 2 -extfile <(printf 'subjectAltName=%s\nextendedKeyUsage=serverAuth,clientAuth\n' "$5") \
+			-out "$2" 2>/dev/null && chmod 600 "$3" && [ -s "$2" ]
+}
+
+# remote_pki: the test's CA, the agent's certificate for B's address and the tool's for
+# REMOTE_CLIENT_NAME (see remote_hosts).
+remote_pki() {
+	REMOTE_CA=$(mktemp -d) && REMOTE_PKI_A=$(mktemp -d) && REMOTE_PKI_B=$(mktemp -d) &&
+		_vm_paths+=("$REMOTE_CA" "$REMOTE_PKI_A" "$REMOTE_PKI_B") || return 1
+	remote_ca "$REMOTE_CA" qu-test-ca &&
+		cp "$REMOTE_CA/ca-cert.pem" "$REMOTE_PKI_A/" && cp "$REMOTE_CA/ca-cert.pem" "$REMOTE_PKI_B/" &&
+		remote_cert "$REMOTE_CA" "$REMOTE_PKI_B/server-cert.pem" "$REMOTE_PKI_B/server-key.pem" agent-b.qu-test \
+			"DNS:agent-b.qu-test,IP:$REMOTE_B_IP" &&
+		remote_cert "$REMOTE_CA" "$REMOTE_PKI_A/client-cert.pem" "$REMOTE_PKI_A/client-key.pem" \
+			"$REMOTE_CLIENT_NAME" "DNS:$REMOTE_CLIENT_NAME"
 }
 
 # remote_agent_conf DIR...: the agent's policy for a test (QEMU_UPGRADE_CONF, docs/remote.md
 # "Authorization"): the test VMs run as root, the agent may make files in each DIR (the VM
 # directories it hides), and start 7.2 (and 10.0 once vm_qemu10 fetched it), unless
-# REMOTE_AGENT_BINARIES says otherwise. Sets REMOTE_AGENT_CONF.
+# REMOTE_AGENT_BINARIES says otherwise; the TLS agent lets in the tool's certificate
+# (REMOTE_CLIENT_NAME). Sets REMOTE_AGENT_CONF.
 remote_agent_conf() {
 	REMOTE_AGENT_CONF=$(mktemp) && _vm_paths+=("$REMOTE_AGENT_CONF")
-	printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\n' "$*" \
-		"${REMOTE_AGENT_BINARIES:-/usr/bin/qemu-system-x86_64${Q10:+ $Q10}}" >"$REMOTE_AGENT_CONF"
+	printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\nagent_tls_clients = %s\n' "$*" \
+		"${REMOTE_AGENT_BINARIES:-/usr/bin/qemu-system-x86_64${Q10:+ $Q10}}" "$REMOTE_CLIENT_NAME" >"$REMOTE_AGENT_CONF"
 }
 
-# remote_agent_start DIR...: starts `qemu-upgrade agent` on host B with a tmpfs over each DIR,
+# remote_agent_start DIR...: starts the TLS agent (`qemu-upgrade agent --listen`, with the
+# certificates in REMOTE_PKI_B) on host B with a tmpfs over each DIR,
 # with the policy in the file REMOTE_AGENT_POLICY names (it reads it at each session's start),
 # else remote_agent_conf DIR...'s; sets REMOTE_AGENT (its PID) and REMOTE_AGENT_LOG. Waits
 # until it listens.
@@ -51,7 +82,7 @@ remote_agent_start() {
 	[ -n "$conf" ] || { remote_agent_conf "$@" && conf=$REMOTE_AGENT_CONF; } || return 1
 	REMOTE_AGENT_LOG=$(mktemp) && _vm_paths+=("$REMOTE_AGENT_LOG")
 	QEMU_UPGRADE_CONF=$conf ip netns exec "$REMOTE_NS_B" unshare -m --propagation private \
-		sh -c "${mounts}exec '$QU_BIN' agent --listen $REMOTE_B_IP:$REMOTE_PORT --key '$REMOTE_KEY'" \
+		sh -c "${mounts}exec '$QU_BIN' agent --listen $REMOTE_B_IP:$REMOTE_PORT --pki-dir '$REMOTE_PKI_B'" \
 		>"$REMOTE_AGENT_LOG" 2>&1 &
 	REMOTE_AGENT=$!
 	# Up to 30 s: a loaded machine starts processes slowly (the agent is up within ms otherwise).
@@ -148,10 +179,10 @@ remote_agent_pair() {
 }
 
 # remote_upgrade ARGS...: the tool on host A moves VM_PID to host B (over REMOTE_SSH_URI once
-# remote_sshd_start set it, else to the TCP agent with the shared key); sets REPORT, and
+# remote_sshd_start set it, else to the TLS agent with the certificates in REMOTE_PKI_A); sets REPORT, and
 # VM_PID (tracked) and VM_SERIAL/VM_QMP (through /proc/PID/root) to the new QEMU when it moved.
 remote_upgrade() {
-	local rc new dest=(--remote "$REMOTE_B_IP" --remote-key "$REMOTE_KEY")
+	local rc new dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
 	[ -z "${REMOTE_SSH_URI:-}" ] || dest=(--remote "$REMOTE_SSH_URI")
 	REPORT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" "${dest[@]}" "$@" --json --quiet 2>"$VM_DIR/err")
 	rc=$?

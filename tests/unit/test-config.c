@@ -119,6 +119,7 @@ static void agent_policy_defaults(void **state)
 	assert_int_equal(c.agent.nusers, 0);
 	assert_int_equal(c.agent.ndirs, 0);
 	assert_int_equal(c.agent.allow_root, 0);
+	assert_int_equal(c.agent.ntls_clients, 0); /* the TLS agent lets no tool in */
 }
 
 static void agent_policy_keys(void **state)
@@ -127,7 +128,8 @@ static void agent_policy_keys(void **state)
 	static struct qu_config c;
 	write_conf("agent_binaries = /usr/bin/qemu-system-x86_64, /opt/q//bin/qemu-system-x86_64\n"
 		   "agent_users = libvirt-qemu 1000\nagent_users = qemu\nagent_allow_root = yes\n"
-		   "agent_dirs = /var/lib/libvirt/qemu/ //run//vms /\n");
+		   "agent_dirs = /var/lib/libvirt/qemu/ //run//vms /\n"
+		   "agent_tls_clients = host-a.example, 192.0.2.1\nagent_tls_clients = fd00::1\n");
 	assert_int_equal(qu_config_load(&c), 0);
 	assert_int_equal(c.agent.nbinaries, 2);
 	assert_string_equal(c.agent.binaries[1], "/opt/q/bin/qemu-system-x86_64");
@@ -142,6 +144,10 @@ static void agent_policy_keys(void **state)
 	assert_string_equal(c.agent.dirs[0], "/var/lib/libvirt/qemu");
 	assert_string_equal(c.agent.dirs[1], "/run/vms");
 	assert_string_equal(c.agent.dirs[2], "/");
+	assert_int_equal(c.agent.ntls_clients, 3);
+	assert_string_equal(c.agent.tls_clients[0], "host-a.example");
+	assert_string_equal(c.agent.tls_clients[1], "192.0.2.1");
+	assert_string_equal(c.agent.tls_clients[2], "fd00::1");
 }
 
 static void agent_policy_bad_values(void **state)
@@ -161,6 +167,9 @@ static void agent_policy_bad_values(void **state)
 		{ "agent_dirs = /run/./x\n", "absolute paths without '.' or '..'" },
 		{ "agent_binaries = qemu-system-x86_64\n", "absolute paths" },
 		{ "agent_allow_root = sometimes\n", "bad value 'sometimes' for 'agent_allow_root'" },
+		{ "agent_tls_clients = *.example\n", "without wildcards" },
+		{ "agent_tls_clients = -oops\n", "without wildcards" },
+		{ "agent_tls_clients = a/b\n", "without wildcards" },
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		write_conf(bad[i].text);

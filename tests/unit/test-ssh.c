@@ -162,7 +162,7 @@ static void psk_hex(void **state)
 	assert_int_equal(qu_psk_parse(longer, &b), -EINVAL);
 }
 
-/* The public API reads the URI before anything runs, and takes no key file with it. */
+/* The public API reads the URI before anything runs, and takes no certificate directory with it. */
 static void api_refusals(void **state)
 {
 	(void)state;
@@ -172,15 +172,15 @@ static void api_refusals(void **state)
 	assert_int_equal(qu_set_remote(h, "ssh://-oProxyCommand=sh", NULL), -1);
 	assert_int_equal(qu_get_errno(), EINVAL);
 	assert_non_null(strstr(qu_get_error(), "the host in"));
-	assert_int_equal(qu_set_remote(h, "ssh://root@host2", "/etc/qemu-upgrade/agent.key"), -1);
-	assert_non_null(strstr(qu_get_error(), "--remote-key"));
+	assert_int_equal(qu_set_remote(h, "ssh://root@host2", "/etc/pki/qemu-upgrade"), -1);
+	assert_non_null(strstr(qu_get_error(), "--pki-dir"));
 	qu_free(h);
 	FILE *out = fopen("/dev/null", "w");
 	assert_non_null(out);
 	assert_int_equal(qu_check(NULL, "ssh://root@-oProxyCommand=sh", NULL, 0, out), -1);
 	assert_non_null(strstr(qu_get_error(), "the host in"));
 	assert_int_equal(qu_check(NULL, "ssh://root@host2", "/k", 0, out), -1);
-	assert_non_null(strstr(qu_get_error(), "--remote-key"));
+	assert_non_null(strstr(qu_get_error(), "--pki-dir"));
 	assert_int_equal(qu_agent_run("4779", NULL, QU_AGENT_STDIO), -1);
 	assert_int_equal(qu_agent_run(NULL, NULL, QU_AGENT_STDIO | QU_AGENT_ONCE), -1);
 	fclose(out);
