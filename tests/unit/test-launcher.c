@@ -45,7 +45,7 @@ static pid_t launch_sh(const char *script, char **envp, const char *cwd,
 	char *argv[] = { "/bin/sh", "-c", (char *)script, NULL };
 	struct qu_launch spec = { .argv = argv, .envp = envp, .cwd = cwd, .fds = fds, .nfds = nfds };
 	pid_t pid = -1;
-	int r = qu_launch_local(&spec, deadline_ms(10000), &pid);
+	int r = qu_launch_local(&spec, deadline_ms(60000), &pid);
 	if (r < 0)
 		note("qu_launch_local: %d %s", r, qu_err_msg());
 	assert_int_equal(r, 0);
@@ -265,7 +265,7 @@ static void nonexistent_program(void **state)
 	struct qu_launch spec = { .argv = argv };
 	pid_t pid = -1;
 	int before = count_open_fds();
-	int r = qu_launch_local(&spec, deadline_ms(10000), &pid);
+	int r = qu_launch_local(&spec, deadline_ms(60000), &pid);
 	assert_int_equal(r, -ENOENT);
 	assert_int_equal(pid, -1);
 	assert_non_null(strstr(qu_err_msg(), "/nonexistent/dir/qemu-system-x86_64"));
@@ -285,7 +285,7 @@ static void not_executable(void **state)
 	char *argv[] = { path, NULL };
 	struct qu_launch spec = { .argv = argv };
 	pid_t pid = -1;
-	int r = qu_launch_local(&spec, deadline_ms(10000), &pid);
+	int r = qu_launch_local(&spec, deadline_ms(60000), &pid);
 	unlink(path);
 	if (r == 0)
 		reap(pid);
@@ -299,7 +299,7 @@ static void nonexistent_cwd(void **state)
 	char *argv[] = { "/bin/true", NULL };
 	struct qu_launch spec = { .argv = argv, .cwd = "/nonexistent/cwd/for/qu" };
 	pid_t pid = -1;
-	assert_int_equal(qu_launch_local(&spec, deadline_ms(10000), &pid), -ENOENT);
+	assert_int_equal(qu_launch_local(&spec, deadline_ms(60000), &pid), -ENOENT);
 	assert_int_equal(pid, -1);
 	assert_no_children();
 }
@@ -309,7 +309,7 @@ static void empty_argv_rejected(void **state)
 	char *argv[] = { NULL };
 	struct qu_launch spec = { .argv = argv };
 	pid_t pid = -1;
-	assert_int_equal(qu_launch_local(&spec, deadline_ms(10000), &pid), -EINVAL);
+	assert_int_equal(qu_launch_local(&spec, deadline_ms(60000), &pid), -EINVAL);
 	assert_non_null(strstr(qu_err_msg(), "launcher"));
 	assert_int_equal(pid, -1);
 	assert_no_children();
@@ -323,7 +323,7 @@ static void target_out_of_range_rejected(void **state)
 	char *argv[] = { "/bin/true", NULL };
 	struct qu_launch spec = { .argv = argv, .fds = fds, .nfds = 1 };
 	pid_t pid = -1;
-	assert_int_equal(qu_launch_local(&spec, deadline_ms(10000), &pid), -EINVAL);
+	assert_int_equal(qu_launch_local(&spec, deadline_ms(60000), &pid), -EINVAL);
 	assert_int_equal(pid, -1);
 	close(a[1]);
 	char c;
@@ -339,8 +339,8 @@ static void serve_rejects_stream_without_hello(void **state)
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
 	assert_int_equal(qu_stream_send_str(s[0], QU_REC_ARG, "/bin/true"), 0);
 	assert_int_equal(qu_stream_send(s[0], QU_REC_EXEC, 0, NULL, 0, -1), 0);
-	assert_int_equal(qu_launcher_serve(s[1], deadline_ms(5000)), -EPROTO);
-	assert_int_equal(qu_stream_recv(s[0], deadline_ms(5000), &rec), 0);
+	assert_int_equal(qu_launcher_serve(s[1], deadline_ms(30000)), -EPROTO);
+	assert_int_equal(qu_stream_recv(s[0], deadline_ms(30000), &rec), 0);
 	assert_int_equal(rec.type, QU_REC_ERROR);
 	assert_int_equal((int)qu_get_u32(rec.payload), EPROTO);
 	qu_rec_free(&rec);
@@ -354,13 +354,13 @@ static void launch_wait_reports_error_record(void **state)
 	pid_t pid = -1;
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, s), 0);
 	assert_int_equal(qu_stream_send_error(s[1], ENOEXEC, "cannot execute /x: Exec format error"), 0);
-	assert_int_equal(qu_launch_wait(s[0], deadline_ms(5000), &pid), -ENOEXEC);
+	assert_int_equal(qu_launch_wait(s[0], deadline_ms(30000), &pid), -ENOEXEC);
 	assert_string_equal(qu_err_msg(), "cannot execute /x: Exec format error");
 	assert_int_equal(pid, -1);
 	assert_int_equal(qu_stream_send(s[1], QU_REC_END, 0, NULL, 0, -1), 0);
-	assert_int_equal(qu_launch_wait(s[0], deadline_ms(5000), &pid), -EBADMSG);
+	assert_int_equal(qu_launch_wait(s[0], deadline_ms(30000), &pid), -EBADMSG);
 	close(s[1]);
-	assert_int_equal(qu_launch_wait(s[0], deadline_ms(5000), &pid), -ECONNRESET);
+	assert_int_equal(qu_launch_wait(s[0], deadline_ms(30000), &pid), -ECONNRESET);
 	close(s[0]);
 }
 
