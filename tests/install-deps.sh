@@ -15,9 +15,9 @@ apt-get install -y -qq --no-install-recommends \
 	busybox-static cpio gzip xz-utils \
 	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates inotify-tools python3 \
 	openssl \
-	# openssl: the TLS agent tests make their CA and certificates with it (tests/lib/remote.sh)
 	clang-14 libclang-rt-14-dev llvm-14 libcap2-bin \
 	rpm patchelf >/dev/null   # rpm: the RPM file trigger is tested with rpm itself (rpm-hook.t);
+	                 # openssl: the TLS agent tests make their CA and certificates with it (tests/lib/remote.sh);
 	                 # patchelf: other suites' QEMU runs here on its own loader (tests/qemu-versions/);
 	                 # clang's libFuzzer and sanitizer runtimes: make fuzz (tests/fuzz/)
 	                 # g++ (build-essential has it too): the header compiles as C++ (tests/library/)
