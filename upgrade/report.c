@@ -100,7 +100,7 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		fprintf(f, "downtime:      %.0f ms (QEMU), guest paused %.1f ms (old QEMU's STOP to new QEMU's RESUME)\n",
 			rep->downtime_ms, rep->pause_ms);
 		fprintf(f, "total time:    %.1f ms (the new QEMU ran the guest after %.1f ms; the rest is the old\n"
-			   "               QEMU's exit)\n", rep->total_ms, rep->commit_ms);
+			   "               QEMU's retirement)\n", rep->total_ms, rep->commit_ms);
 		fprintf(f, "RAM copied:    %llu bytes (%.1f MiB handed over in place); %llu bytes on the channel\n",
 			(unsigned long long)rep->ram_copied_bytes, mib(rep->ram_shared_bytes),
 			(unsigned long long)rep->transferred_bytes);
