@@ -270,14 +270,22 @@ int qu_remote_chain_ask(struct qu_remote *r, const char *path, unsigned uid, uns
 	return e ? qu_err(-ENAMETOOLONG, "backing file path too long: %.200s", path) : call(r, text, 0, NULL, 0);
 }
 
+/* The answer to a chain or verify call: 1 with why when the agent could not do it there (its
+ * error=), 0 with text, or -errno. */
+static int await_answer(struct qu_remote *r, uint64_t deadline_us, char *text, size_t len, char *why, size_t wlen)
+{
+	int e = await_reply(r, deadline_us, text, len);
+	if (e < 0)
+		return e;
+	return qu_kv_get(text, "error", why, wlen) == 0;
+}
+
 int qu_remote_chain_answer(struct qu_remote *r, uint64_t deadline_us, struct qu_file_fact *f, char *why, size_t len)
 {
 	char text[TEXT_MAX];
-	int e = await_reply(r, deadline_us, text, sizeof(text));
-	if (e < 0)
+	int e = await_answer(r, deadline_us, text, sizeof(text), why, len);
+	if (e != 0)
 		return e;
-	if (qu_kv_get(text, "error", why, len) == 0)
-		return 1;
 	if (qu_chain_fact_get(text, f) < 0)
 		return qu_err(-EBADMSG, "the agent on %s described a backing file without its size, format or sum", r->host);
 	return 0;
@@ -295,11 +303,9 @@ int qu_remote_verify_ask(struct qu_remote *r, const char *device, int top)
 int qu_remote_verify_answer(struct qu_remote *r, uint64_t deadline_us, char *hex, char *why, size_t len)
 {
 	char text[TEXT_MAX];
-	int e = await_reply(r, deadline_us, text, sizeof(text));
-	if (e < 0)
+	int e = await_answer(r, deadline_us, text, sizeof(text), why, len);
+	if (e != 0)
 		return e;
-	if (qu_kv_get(text, "error", why, len) == 0)
-		return 1;
 	if (qu_kv_get(text, "sum", hex, QU_DIGEST_HEX) < 0 || strlen(hex) != 64)
 		return qu_err(-EBADMSG, "the agent on %s answered the verification without a sum", r->host);
 	return 0;

@@ -27,7 +27,7 @@ vm_wait_ready || exit 1
 QEMU_UPGRADE_FAULT=1:pause=3000 "$QU_BIN" --pid "$VM_PID" --json >"$base/out" 2>"$base/err" &
 tool=$!
 end=$((SECONDS + 60))
-until grep -q "fault point 1: pausing" "$base/err"; do
+until grep -q "fault point 1: pausing" "$base/err" 2>/dev/null; do # the file may not be made yet
 	kill -0 "$tool" 2>/dev/null && [ $SECONDS -lt $end ] || break
 	sleep 0.05
 done

@@ -52,7 +52,7 @@ static pid_t proxmox_like(int *hold)
 	/* Until it runs sh: its command line is ours until the exec. */
 	char path[64], buf[256];
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	for (int i = 0; i < 5000; i++) {
+	for (int i = 0; i < 30000; i++) { /* up to 30 s on a loaded machine */
 		FILE *f = fopen(path, "r");
 		size_t n = f ? fread(buf, 1, sizeof(buf), f) : 0;
 		if (f)
