@@ -115,18 +115,20 @@ LIB_TEST_ENV = QU_BUILD=$(abspath $(BUILD)) QU_STAGE=$(abspath $(BUILD)/stage) Q
 
 # Unit tests: fast, no VM. Safe under ASan.
 check-unit: all units stage
-	$(LIB_TEST_ENV) prove --exec '' $(UNIT_BIN) $(STATIC) $(LIB_TESTS)
+	$(LIB_TEST_ENV) tests/run/prove.sh $(BUILD)/test-logs/unit $(UNIT_BIN) $(STATIC) $(LIB_TESTS)
 
 # The whole suite: unit tests plus end-to-end tests against real QEMU, two at a time.
 check: all units stage
-	$(LIB_TEST_ENV) QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) prove -j2 --exec '' $(UNIT_BIN) $(STATIC) $(LIB_TESTS) $(E2E)
+	$(LIB_TEST_ENV) QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) tests/run/prove.sh $(BUILD)/test-logs/check -j2 \
+		$(UNIT_BIN) $(STATIC) $(LIB_TESTS) $(E2E)
 
 # The fault and interrupt tests with two CPUs kept busy, each new-QEMU kill repeated: they
 # must pass on a loaded machine as on an idle one (CI runs this too).
 LOAD_E2E = tests/e2e/faults-error.t tests/e2e/faults-kill.t tests/e2e/interrupts.t \
            tests/e2e/new-qemu-killed.t tests/e2e/settings-after.t tests/e2e/low-memory.t
 check-load: all units
-	QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) QU_REPEAT=4 tests/under-load.sh 2 prove --exec '' $(LOAD_E2E)
+	QU_BIN=$(abspath $(BUILD)/qemu-upgrade-test) QU_REPEAT=4 tests/under-load.sh 2 \
+		tests/run/prove.sh $(BUILD)/test-logs/load $(LOAD_E2E)
 
 demo: all
 	tests/demo.sh $(abspath $(BUILD)/qemu-upgrade)
@@ -169,5 +171,8 @@ clean:
 	rm -rf build
 
 .PHONY: all units stage check check-unit check-load demo install clean FORCE
+# Objects made on the way to a test binary stay: make's removal of them printed a long line
+# after a failing run, where CI's tail should show the failure (tests/run/failures.sh).
+.SECONDARY:
 -include $(LIB_OBJ:.o=.d) $(BUILD)/upgrade/main.d $(BUILD)/examples/upgrade-one.d
 include tests/fuzz/fuzz.mk

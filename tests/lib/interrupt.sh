@@ -28,9 +28,14 @@ sane() {
 	{ [ "$want" = old ] && [ "$owners" = "$old" ]; } || { [ "$want" = new ] && [ "$owners" != "$old" ] && [ "$(wc -w <<<"$owners")" = 1 ]; }
 	tap_ok $? "$desc: exactly one QEMU, the $want one, owns the guest" ||
 		tap_diag "owners: $(echo $owners) (old $old); state: $(ls "$QEMU_UPGRADE_STATE_DIR" 2>&1 | tr '\n' ' ')"
-	[ "$(vm_runstate)" = running ] && [ "$(cat "$VM_DIR/qemu.pid")" = "$VM_PID" ] &&
-		vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
-	tap_ok $? "$desc: running, QMP at its path, pidfile right, guest clean"
+	local state pidfile progress=ok
+	state=$(vm_runstate)
+	pidfile=$(cat "$VM_DIR/qemu.pid" 2>&1)
+	vm_memcheck_progress 60 2>/dev/null || progress="no new pass in 60 s"
+	[ "$state" = running ] && [ "$pidfile" = "$VM_PID" ] && [ "$progress" = ok ] && [ "$(vm_memcheck_errors)" = 0 ]
+	tap_ok $? "$desc: running, QMP at its path, pidfile right, guest clean" ||
+		tap_diag "run state '$state'; pidfile '$pidfile' (owner $VM_PID); guest: $progress, last status" \
+			"'$(vm_memcheck_status)'; the tool said: $(grep -v '^\[' "${err:-/dev/null}" 2>/dev/null | tail -n 5 | tr '\n' ' ')"
 	[ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ] && [ "$(ls "$VM_DIR" | grep -c qemu-upgrade)" = 0 ]
 	tap_ok $? "$desc: no journal, lock, socket or link left"
 }
