@@ -4,7 +4,6 @@
 #include "upgrade/log.h"
 
 #include <errno.h>
-#include <openssl/crypto.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,8 +75,6 @@ int qu_stream_validate(const struct qu_rec *r)
 		return r->len == 0 ? 0 : -EBADMSG;
 	case QU_REC_STARTED:
 		return r->len == 4 ? 0 : -EBADMSG;
-	case QU_REC_SEALED:
-		return r->len >= QU_STREAM_HDR_LEN + QU_SEAL_MAC_LEN ? 0 : -EBADMSG;
 	case QU_REC_ERROR:
 		return r->len > 4 && has_nul_end(r, 4) ? 0 : -EBADMSG;
 	}
@@ -124,37 +121,6 @@ int qu_stream_decode(const uint8_t *buf, size_t len, struct qu_rec *rec, size_t 
 	return 0;
 }
 
-static __thread struct {
-	int sock;
-	struct qu_sealer *sealer;
-} sealed[4] = { { -1, NULL }, { -1, NULL }, { -1, NULL }, { -1, NULL } };
-
-static struct qu_sealer *sealer_of(int sock)
-{
-	for (size_t i = 0; i < sizeof(sealed) / sizeof(sealed[0]); i++)
-		if (sealed[i].sealer && sealed[i].sock == sock)
-			return sealed[i].sealer;
-	return NULL;
-}
-
-int qu_stream_set_sealer(int sock, struct qu_sealer *s)
-{
-	for (size_t i = 0; i < sizeof(sealed) / sizeof(sealed[0]); i++)
-		if (sealed[i].sealer && sealed[i].sock == sock)
-			sealed[i].sealer = NULL;
-	if (!s)
-		return 0;
-	for (size_t i = 0; i < sizeof(sealed) / sizeof(sealed[0]); i++)
-		if (!sealed[i].sealer) {
-			sealed[i].sock = sock;
-			sealed[i].sealer = s;
-			return 0;
-		}
-	return -ENOSPC;
-}
-
-static int send_plain(int sock, uint16_t type, uint16_t flags, const void *payload, uint32_t len, int fd);
-
 /* A record's bytes as sent (header with its CRC, payload), with room for `extra` more. */
 static uint8_t *encode(uint16_t type, uint16_t flags, const void *payload, uint32_t len, size_t extra)
 {
@@ -171,32 +137,7 @@ static uint8_t *encode(uint16_t type, uint16_t flags, const void *payload, uint3
 	return msg;
 }
 
-/* The record as it would be sent, then its MAC, inside a SEALED record. */
-static int send_sealed(int sock, struct qu_sealer *s, uint16_t type, uint16_t flags, const void *payload,
-		       uint32_t len, int fd)
-{
-	if (fd >= 0)
-		return -EINVAL; /* descriptors do not cross hosts */
-	if (len > QU_STREAM_MAX_PAYLOAD - QU_STREAM_HDR_LEN - QU_SEAL_MAC_LEN)
-		return -EMSGSIZE;
-	size_t n = QU_STREAM_HDR_LEN + len;
-	uint8_t *inner = encode(type, flags, payload, len, QU_SEAL_MAC_LEN);
-	if (!inner)
-		return -ENOMEM;
-	int r = s->mac(s, 1, inner, n, inner + n);
-	if (r == 0)
-		r = send_plain(sock, QU_REC_SEALED, 0, inner, (uint32_t)(n + QU_SEAL_MAC_LEN), -1);
-	free(inner);
-	return r;
-}
-
 int qu_stream_send(int sock, uint16_t type, uint16_t flags, const void *payload, uint32_t len, int fd)
-{
-	struct qu_sealer *s = sealer_of(sock);
-	return s ? send_sealed(sock, s, type, flags, payload, len, fd) : send_plain(sock, type, flags, payload, len, fd);
-}
-
-static int send_plain(int sock, uint16_t type, uint16_t flags, const void *payload, uint32_t len, int fd)
 {
 	if (len > QU_STREAM_MAX_PAYLOAD)
 		return -EMSGSIZE;
@@ -275,33 +216,7 @@ static int recv_exact(int sock, uint8_t *buf, size_t len, uint64_t deadline_us, 
 	return 0;
 }
 
-static int recv_plain(int sock, uint64_t deadline_us, struct qu_rec *rec);
-
 int qu_stream_recv(int sock, uint64_t deadline_us, struct qu_rec *rec)
-{
-	struct qu_sealer *s = sealer_of(sock);
-	int r = recv_plain(sock, deadline_us, rec);
-	if (r < 0 || (!s && rec->type != QU_REC_SEALED))
-		return r;
-	/* On a sealed socket only sealed records count; elsewhere they make no sense. */
-	struct qu_rec outer = *rec;
-	uint8_t mac[QU_SEAL_MAC_LEN];
-	size_t n = outer.len - QU_SEAL_MAC_LEN, used = 0;
-	r = -EBADMSG;
-	if (s && outer.type == QU_REC_SEALED && s->mac(s, 0, outer.payload, n, mac) == 0 &&
-	    CRYPTO_memcmp(mac, outer.payload + n, QU_SEAL_MAC_LEN) == 0)
-		r = qu_stream_decode(outer.payload, n, rec, &used);
-	if (r == 0 && used != n) {
-		qu_rec_free(rec);
-		r = -EBADMSG;
-	}
-	if (r < 0)
-		memset(rec, 0, sizeof(*rec)), rec->fd = -1;
-	qu_rec_free(&outer);
-	return r == -EAGAIN ? -EBADMSG : r;
-}
-
-static int recv_plain(int sock, uint64_t deadline_us, struct qu_rec *rec)
 {
 	uint8_t hdr[QU_STREAM_HDR_LEN], *payload = NULL;
 	int fds[2];
@@ -354,7 +269,7 @@ void qu_rec_free(struct qu_rec *rec)
 const char *qu_rec_type_name(uint16_t type)
 {
 	static const char *const names[] = { "?", "HELLO", "ARG", "ENV", "FD", "CWD", "EXEC",
-					     "STARTED", "ERROR", "END", "CONTEXT", "CALL", "REPLY", "SEALED" };
+					     "STARTED", "ERROR", "END", "CONTEXT", "CALL", "REPLY" };
 	return type <= QU_REC_TYPE_MAX ? names[type] : "?";
 }
 

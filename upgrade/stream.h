@@ -28,8 +28,9 @@ enum qu_rec_type {
 	QU_REC_CONTEXT = 10, /* "key=value" lines, NUL-terminated: the process context (v2) */
 	QU_REC_CALL = 11,   /* "key=value" lines, NUL-terminated: a request to the agent (v3) */
 	QU_REC_REPLY = 12,  /* "key=value" lines, NUL-terminated: the agent's answer (v3) */
-	QU_REC_SEALED = 13, /* a whole record (header and payload), then a 32-byte MAC (v3) */
-	QU_REC_TYPE_MAX = 13,
+	/* 13 was SEALED, the shared-key agent's MAC'd record: retired with it (TLS and ssh
+	 * protect the channel now), refused as any unknown type. */
+	QU_REC_TYPE_MAX = 12,
 };
 
 /* Flag on FD records written to a file: the descriptor itself could not be stored. */
@@ -69,19 +70,6 @@ long qu_stream_check_header(const uint8_t hdr[QU_STREAM_HDR_LEN], uint16_t *type
 int qu_stream_decode(const uint8_t *buf, size_t len, struct qu_rec *rec, size_t *used);
 /* Validates a record's payload for its type (string termination, sizes, descriptor count). */
 int qu_stream_validate(const struct qu_rec *rec);
-
-/* A sealer authenticates every record on one socket: once set, each record is sent inside a
- * SEALED record with its MAC, and only SEALED records whose MAC checks are received. mac() is
- * called once per record, in order, for each direction. No transport sets one since the
- * shared-key agent gave way to TLS (docs/remote.md): a SEALED record on a socket without a
- * sealer is refused as any unexpected record. */
-#define QU_SEAL_MAC_LEN 32u
-struct qu_sealer {
-	int (*mac)(struct qu_sealer *s, int sending, const uint8_t *rec, size_t len, uint8_t out[QU_SEAL_MAC_LEN]);
-};
-/* Seals sock from now on (NULL: no more; do that before closing it). -ENOSPC when more
- * than a few sockets are sealed in this thread. */
-int qu_stream_set_sealer(int sock, struct qu_sealer *s);
 
 int qu_stream_send(int sock, uint16_t type, uint16_t flags, const void *payload, uint32_t len, int fd);
 int qu_stream_send_str(int sock, uint16_t type, const char *s);

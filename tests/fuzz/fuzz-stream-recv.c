@@ -1,25 +1,15 @@
 /* The handover stream from a socket (upgrade/stream.c: qu_stream_recv, with its descriptor
- * handling and the sealed path): the input is written to a socketpair whose write side is
+ * handling): the input is written to a socketpair whose write side is
  * then shut, and records are received until an error (EOF: -ECONNRESET).
  * Input: one mode byte, then the bytes the peer sends.
  *   bit 0: put every record's CRC right first
- *   bit 1: seal the socket with a stand-in sealer whose MAC is 32 zero bytes (the real one,
- *          of the former shared-key agent, was an HMAC the fuzzer cannot forge; what lies behind it is
- *          the same code)
+ *   bit 1: unused (it sealed the socket while the shared-key agent existed)
  *   bit 2: a descriptor (/dev/null) rides with the first byte; none may be left open after */
 #include "tests/fuzz/fuzz.h"
 #include "upgrade/clock.h"
 
 #include <dirent.h>
 #include <sys/uio.h>
-
-static int zero_mac(struct qu_sealer *s, int sending, const uint8_t *rec, size_t len, uint8_t out[QU_SEAL_MAC_LEN])
-{
-	memset(out, 0, QU_SEAL_MAC_LEN);
-	return 0;
-}
-
-static struct qu_sealer sealer = { .mac = zero_mac };
 
 static int open_fds(void)
 {
@@ -75,8 +65,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort(); /* 64 KiB always fit in a socketpair's buffer */
 	}
 	shutdown(s[1], SHUT_WR);
-	if (mode & 2)
-		FUZZ_CHECK(qu_stream_set_sealer(s[0], &sealer) == 0);
 
 	uint64_t deadline = qu_now_us() + 10000000u;
 	for (int i = 0;; i++) {
@@ -95,7 +83,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		qu_rec_describe(&rec, line, sizeof(line));
 		qu_rec_free(&rec);
 	}
-	qu_stream_set_sealer(s[0], NULL);
 	close(s[0]);
 	close(s[1]);
 	if (mode & 4)

@@ -31,7 +31,9 @@ def fd_payload(target, kind, name, spec=""):
 
 
 def sealed(inner):
-    return rec(SEALED, inner + b"\0" * 32)  # the fuzzers' stand-in MAC: 32 zero bytes
+    # The retired SEALED record (the shared-key agent's; 32 zero bytes stood in for its MAC):
+    # kept as seeds, since a stream must refuse it as an unknown type.
+    return rec(SEALED, inner + b"\0" * 32)
 
 
 CONTEXT_TEXT = ("uid=107\ngid=108\numask=27\nnice=5\npolicy=0\nsched_priority=0\noom_score_adj=300\n"
