@@ -62,11 +62,12 @@ remote_pki() {
 # "Authorization"): the test VMs run as root, the agent may make files in each DIR (the VM
 # directories it hides), and start 7.2 (and 10.0 once vm_qemu10 fetched it), unless
 # REMOTE_AGENT_BINARIES says otherwise; the TLS agent lets in the tool's certificate
-# (REMOTE_CLIENT_NAME). Sets REMOTE_AGENT_CONF.
+# (REMOTE_CLIENT_NAME, or the names in REMOTE_TLS_CLIENTS). Sets REMOTE_AGENT_CONF.
 remote_agent_conf() {
 	REMOTE_AGENT_CONF=$(mktemp) && _vm_paths+=("$REMOTE_AGENT_CONF")
 	printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\nagent_tls_clients = %s\n' "$*" \
-		"${REMOTE_AGENT_BINARIES:-/usr/bin/qemu-system-x86_64${Q10:+ $Q10}}" "$REMOTE_CLIENT_NAME" >"$REMOTE_AGENT_CONF"
+		"${REMOTE_AGENT_BINARIES:-/usr/bin/qemu-system-x86_64${Q10:+ $Q10}}" "${REMOTE_TLS_CLIENTS:-$REMOTE_CLIENT_NAME}" \
+		>"$REMOTE_AGENT_CONF"
 }
 
 # remote_agent_start DIR...: starts the TLS agent (`qemu-upgrade agent --listen`, with the
@@ -75,14 +76,22 @@ remote_agent_conf() {
 # else remote_agent_conf DIR...'s; sets REMOTE_AGENT (its PID) and REMOTE_AGENT_LOG. Waits
 # until it listens.
 remote_agent_start() {
-	local mounts="" d i conf=${REMOTE_AGENT_POLICY:-}
+	remote_agent_start_in "$REMOTE_NS_B" "$REMOTE_B_IP" "$REMOTE_PKI_B" "$@"
+}
+
+# remote_agent_start_in NS IP PKI_DIR DIR...: remote_agent_start on another "host": the
+# agent in network namespace NS listens on IP with the certificates in PKI_DIR (a move back
+# to host A, say).
+remote_agent_start_in() {
+	local ns=$1 ip=$2 pki=$3 mounts="" d i conf=${REMOTE_AGENT_POLICY:-}
+	shift 3
 	for d in "$@"; do
 		mounts+="mount -t tmpfs qu-remote '$d' && "
 	done
 	[ -n "$conf" ] || { remote_agent_conf "$@" && conf=$REMOTE_AGENT_CONF; } || return 1
 	REMOTE_AGENT_LOG=$(mktemp) && _vm_paths+=("$REMOTE_AGENT_LOG")
-	QEMU_UPGRADE_CONF=$conf ip netns exec "$REMOTE_NS_B" unshare -m --propagation private \
-		sh -c "${mounts}exec '$QU_BIN' agent --listen $REMOTE_B_IP:$REMOTE_PORT --pki-dir '$REMOTE_PKI_B'" \
+	QEMU_UPGRADE_CONF=$conf ip netns exec "$ns" unshare -m --propagation private \
+		sh -c "${mounts}exec '$QU_BIN' agent --listen $ip:$REMOTE_PORT --pki-dir '$pki'" \
 		>"$REMOTE_AGENT_LOG" 2>&1 &
 	REMOTE_AGENT=$!
 	# Up to 30 s: a loaded machine starts processes slowly (the agent is up within ms otherwise).
