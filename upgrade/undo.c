@@ -69,6 +69,36 @@ static void stop_by_pidfd(int pidfd, int sig)
 	waitid(P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG); /* ECHILD when not ours */
 }
 
+/* The new QEMU stands still (SIGSTOP) before the paths go back to the old one. Once its
+ * migration stream ends (the tool or its guardian died, or closed it) it exits by itself, and
+ * QEMU's exit unlinks its -pidfile path whatever that path then holds: the old QEMU's pidfile,
+ * just put back. Stopped, it cannot; if it exited before, the putting back comes after. Waits
+ * until it is stopped or gone (a process in an uninterruptible sleep stops on its way out of
+ * the kernel), at most FREEZE_US. */
+#define FREEZE_US 2000000u
+static void freeze_new(const struct qu_journal *j, struct qu_hold *h)
+{
+	int pfd = h->pidfd_new >= 0 ? h->pidfd_new : pidfd_of(j->new_pid, j->new_start);
+	if (pfd < 0)
+		return;
+	uint64_t deadline = qu_now_us() + FREEZE_US;
+	if (qu_pidfd_kill(pfd, SIGSTOP) == 0) {
+		for (;;) {
+			char state = qu_proc_state(j->new_pid);
+			if (exited(pfd) || state == 'T' || state == 't' || state == 'Z' || state == 0)
+				break;
+			if (qu_now_us() >= deadline) {
+				qu_info("warning: the new QEMU %d did not stop within %u ms (state %c): its exit may remove "
+					"the pidfile %s", (int)j->new_pid, FREEZE_US / 1000, state, j->pidfile);
+				break;
+			}
+			usleep(1000);
+		}
+	}
+	if (pfd != h->pidfd_new)
+		close(pfd);
+}
+
 void qu_stop_new(const struct qu_journal *j, struct qu_hold *h)
 {
 	if (h->pidfd_new >= 0) {
@@ -212,9 +242,11 @@ int qu_undo(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us,
 	/* The pidfile names the old QEMU again before the new one dies: a manager that watches
 	 * QEMU's connections (Proxmox's qmeventd runs `qm cleanup` when one closes) looks at the
 	 * pidfile the moment the new QEMU's connection closes, and a pidfile naming a dead QEMU
-	 * makes it tear the running VM down (docs/proxmox.md). The new QEMU dies by SIGKILL, so
-	 * it does not unlink the path on its way out. Its VNC socket's path goes back to the old
-	 * QEMU's socket the same way. */
+	 * makes it tear the running VM down (docs/proxmox.md). The new QEMU is stopped first and
+	 * dies by SIGKILL, so it does not unlink the path on its way out (freeze_new). Its VNC
+	 * socket's path goes back to the old QEMU's socket the same way. */
+	if (qu_new_alive(j, h))
+		freeze_new(j, h);
 	qu_paths_settle(j, 0);
 	if (qu_new_alive(j, h)) {
 		qu_stop_new(j, h);

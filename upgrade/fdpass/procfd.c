@@ -193,6 +193,13 @@ pid_t qu_proc_ppid(pid_t pid)
 	return (pid_t)ppid;
 }
 
+char qu_proc_state(pid_t pid)
+{
+	char state;
+	unsigned long long start;
+	return pid > 0 && stat_fields(pid, &state, &start) == 0 ? state : 0;
+}
+
 int qu_proc_alive(pid_t pid, unsigned long long start)
 {
 	char state;

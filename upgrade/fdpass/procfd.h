@@ -31,5 +31,7 @@ unsigned long long qu_proc_starttime(pid_t pid);
 pid_t qu_proc_ppid(pid_t pid);
 /* The process (pid, start) exists and has not exited (zombies count as exited). */
 int qu_proc_alive(pid_t pid, unsigned long long start);
+/* Field 3 of /proc/PID/stat (R, S, D, T, t, Z, ...), or 0 when there is no such process. */
+char qu_proc_state(pid_t pid);
 
 #endif
