@@ -64,6 +64,15 @@ qemu_io() {
 # so that the image read from outside (qemu-img -U) has the qcow2 metadata QEMU cached.
 disk_write() { qemu_io "$1" "write -P $2 $3 256k" && qemu_io "$1" flush; }
 
+# only_top_crossed: the last move's report says the top image alone was copied (the overlay
+# holds 2 MiB and the writes; the base 48 MiB), over QEMU's TLS, and --verify agreed. Sets copied.
+only_top_crossed() {
+	copied=$(json_get "$REPORT" disk_copied_bytes)
+	[[ $copied =~ ^[0-9]+$ ]] && [ "$copied" -ge $((2 << 20)) ] && [ "$copied" -lt $((32 << 20)) ] &&
+		[ "$(jq -r '.disks[0].copy' <<<"$REPORT")" = top ] && [ "$(json_get "$REPORT" verified)" = true ] &&
+		[ "$(json_get "$REPORT" tls)" = true ]
+}
+
 # 1. A -> B over ssh, only the top image crossing.
 disk_write "$VM_QMP" 0x77 8M
 qemu-img convert -U -f qcow2 -O raw "$odir/top.qcow2" "$flat/on-a.raw"
@@ -73,10 +82,8 @@ rc=$?
 tap_diag "A -> B over ssh: exit $rc: $REPORT $(grep -v '^{' "$VM_DIR/err")"
 tap_is "$(json_get "$REPORT" result)" upgraded "A -> B over ssh:// with --copy-storage-inc: the VM moved"
 [ "$VM_PID" != "$old" ] || { echo "Bail out! the VM did not move to B"; exit 1; }
-copied=$(json_get "$REPORT" disk_copied_bytes)
-[[ $copied =~ ^[0-9]+$ ]] && [ "$copied" -ge $((2 << 20)) ] && [ "$copied" -lt $((32 << 20)) ] &&
-	[ "$(jq -r '.disks[0].copy' <<<"$REPORT")" = top ] && [ "$(json_get "$REPORT" verified)" = true ]
-tap_ok $? "only the overlay crossed ($copied bytes over a base holding 48 MiB), --verify agreed"
+only_top_crossed
+tap_ok $? "only the overlay crossed ($copied bytes over a base holding 48 MiB), over QEMU's TLS, --verify agreed"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the guest makes progress on B and reports no memory corruption"
 qemu_io "$VM_QMP" flush
@@ -107,10 +114,7 @@ vm_track_pid "$VM_PID"
 grep -q "agent: session [0-9]* with $REMOTE_B_IP port [0-9]* (.*tool-b.qu-test" "$agent_a_log" &&
 	[ "$(ip netns identify "$VM_PID")" = "$REMOTE_NS_A" ]
 tap_ok $? "A's agent admitted the tool on B by its certificate, and started the QEMU on A"
-copied=$(json_get "$REPORT" disk_copied_bytes)
-[[ $copied =~ ^[0-9]+$ ]] && [ "$copied" -ge $((2 << 20)) ] && [ "$copied" -lt $((32 << 20)) ] &&
-	[ "$(jq -r '.disks[0].copy' <<<"$REPORT")" = top ] && [ "$(json_get "$REPORT" verified)" = true ] &&
-	[ "$(json_get "$REPORT" tls)" = true ]
+only_top_crossed
 tap_ok $? "only the overlay crossed back ($copied bytes), over QEMU's TLS, --verify agreed"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the guest makes progress on A again and reports no memory corruption"
