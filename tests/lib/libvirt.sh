@@ -147,10 +147,12 @@ EOF
 }
 
 # lv_no_spare: nothing of an upgrade's left beside the domain's files in libvirt's run
-# directory (the new QEMU's locked PID file goes with a rollback), else names it on stderr.
+# directory (the new QEMU's locked PID file NAME.pid.qemu-upgrade-new goes with a rollback, the
+# rewrite's temporary files .NAME.*.qemu-upgrade.* with the rewrite), else names it on stderr.
+# libvirt's own temporary files (NAME.xml.new while a daemon saves its status) are its own.
 lv_no_spare() {
 	local left
-	left=$(ls -A /run/libvirt/qemu | grep -F -- "$LV_DOMAIN" | grep -vxF -e "$LV_DOMAIN.xml" -e "$LV_DOMAIN.pid")
+	left=$(ls -A /run/libvirt/qemu | grep -F -- "$LV_DOMAIN" | grep -F qemu-upgrade)
 	[ -z "$left" ] || { echo "lv_no_spare: left in /run/libvirt/qemu: $left" >&2; return 1; }
 }
 
