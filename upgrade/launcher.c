@@ -79,6 +79,7 @@ struct request {
 	char *cwd;
 	char *context;
 	int fd[LAUNCH_MAX_FDS], target[LAUNCH_MAX_FDS];
+	unsigned char lock[LAUNCH_MAX_FDS]; /* a PID file: locked by the program's own process */
 	size_t nfds;
 	int ns[QU_LAUNCH_MAX_NS]; /* namespaces to enter before exec */
 	size_t nns;
@@ -152,6 +153,7 @@ static int request_add(struct request *q, struct qu_rec *rec)
 		if (rec->fd < 0 || q->nfds == LAUNCH_MAX_FDS || target >= LAUNCH_MAX_FDS + 3)
 			return -EINVAL;
 		q->fd[q->nfds] = rec->fd;
+		q->lock[q->nfds] = kind == QU_FD_PIDFILE;
 		q->target[q->nfds++] = (int)target;
 		rec->fd = -1;
 		return 0;
@@ -271,6 +273,22 @@ static int enter_namespaces(struct request *q, enum ns_step step, int *fork_afte
 	return 0;
 }
 
+/* The PID files among the installed descriptors, write-locked at byte 0 as libvirt locks its
+ * own (virPidFileAcquirePath) and QEMU its -pidfile: by the process that executes the
+ * program, whose lock it stays. */
+static int lock_pidfiles(const struct request *q, char *what, size_t len)
+{
+	for (size_t i = 0; i < q->nfds; i++) {
+		struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+		if (q->lock[i] && fcntl(q->target[i], F_SETLK, &fl) < 0) {
+			int e = errno;
+			snprintf(what, len, "cannot lock the PID file given at descriptor %d", q->target[i]);
+			return -e;
+		}
+	}
+	return 0;
+}
+
 /* The child's way from the launcher to the program; never returns. */
 static void child(struct request *q, int st)
 {
@@ -319,6 +337,8 @@ static void child(struct request *q, int st)
 		if (g < 0)
 			r = -errno;
 	}
+	if (r == 0)
+		r = lock_pidfiles(q, ls.what, sizeof(ls.what));
 	if (r == 0) {
 		if (prog >= 0)
 			r = qu_exec_fd(prog, q->argv, q->envp);

@@ -368,6 +368,91 @@ static int rewrite_pidfile(int dir, const char *name, pid_t old_pid, pid_t new_p
 	return replace_file(dir, name, &st, text, (size_t)tl);
 }
 
+/* The new QEMU's PID file, locked by it (qu_libvirt_pidfile_prepare), named NAME.pid plus
+ * this while the upgrade may still roll back. */
+#define PIDFILE_SPARE ".pid.qemu-upgrade-new"
+
+int qu_libvirt_pidfile_prepare(const struct qu_libvirt *lv)
+{
+	char file[QU_LIBVIRT_NAME_MAX + 8], spare[QU_LIBVIRT_NAME_MAX + 32];
+	struct stat st;
+	if (!lv->is || !lv->pidfile[0] || !qu_libvirt_name_ok(lv->name))
+		return -ENOENT;
+	int dir = run_dir();
+	if (dir < 0)
+		return dir;
+	snprintf(file, sizeof(file), "%s.pid", lv->name);
+	snprintf(spare, sizeof(spare), "%s" PIDFILE_SPARE, lv->name);
+	int fd = open_root_file(dir, file, &st);
+	if (fd >= 0) {
+		close(fd);
+		/* A spare of an upgrade that died: its QEMU is gone or never committed. */
+		unlinkat(dir, spare, 0);
+		fd = openat(dir, spare, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+		if (fd < 0)
+			fd = qu_err(-errno, "%s/%s: %s", QU_LIBVIRT_RUN_DIR, spare, strerror(errno));
+		else if (fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 07777) < 0) {
+			int e = errno;
+			close(fd);
+			unlinkat(dir, spare, 0);
+			fd = qu_err(-e, "%s/%s: %s", QU_LIBVIRT_RUN_DIR, spare, strerror(e));
+		}
+	}
+	close(dir);
+	return fd;
+}
+
+/* After the commit: the spare whose lock new_pid holds gets the new PID and replaces NAME.pid,
+ * so that the file names the new QEMU and is locked by it, as libvirt left it for the old one.
+ * 1 done, 0 no spare of new_pid's (any other goes), or -errno with a message. */
+static int adopt_spare(int dir, const char *name, pid_t new_pid)
+{
+	char file[QU_LIBVIRT_NAME_MAX + 8], spare[QU_LIBVIRT_NAME_MAX + 32], text[16];
+	struct stat st;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	snprintf(file, sizeof(file), "%s.pid", name);
+	snprintf(spare, sizeof(spare), "%s" PIDFILE_SPARE, name);
+	int fd = openat(dir, spare, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : qu_err(-errno, "%s/%s: %s", QU_LIBVIRT_RUN_DIR, spare, strerror(errno));
+	int ours = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && !(st.st_mode & 022) &&
+		   st.st_nlink == 1 && fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK && fl.l_pid == new_pid;
+	if (!ours) {
+		close(fd);
+		unlinkat(dir, spare, 0);
+		return 0;
+	}
+	/* Our descriptor is another process's: closing it leaves the new QEMU's lock alone. */
+	int tl = snprintf(text, sizeof(text), "%d", (int)new_pid), r = 0;
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, text, (size_t)tl, 0) != tl || fsync(fd) < 0)
+		r = errno ? -errno : -EIO;
+	close(fd);
+	if (r == 0 && renameat(dir, spare, dir, file) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dir, spare, 0);
+		return qu_err(r, "%s/%s: %s", QU_LIBVIRT_RUN_DIR, file, strerror(-r));
+	}
+	int dfd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 1;
+}
+
+/* A rollback: the spare goes with the new QEMU. */
+static void drop_spare(const char *name)
+{
+	char spare[QU_LIBVIRT_NAME_MAX + 32];
+	int dir = run_dir();
+	if (dir < 0)
+		return;
+	snprintf(spare, sizeof(spare), "%s" PIDFILE_SPARE, name);
+	unlinkat(dir, spare, 0);
+	close(dir);
+}
+
 int qu_libvirt_rewrite(const struct qu_libvirt *lv, pid_t old_pid, pid_t new_pid)
 {
 	char file[QU_LIBVIRT_NAME_MAX + 8];
@@ -378,10 +463,13 @@ int qu_libvirt_rewrite(const struct qu_libvirt *lv, pid_t old_pid, pid_t new_pid
 		return dir;
 	snprintf(file, sizeof(file), "%s.xml", lv->name);
 	int r = rewrite_status(dir, file, old_pid, new_pid);
+	if (r == 0)
+		r = adopt_spare(dir, lv->name, new_pid);
 	if (r == 0) {
 		snprintf(file, sizeof(file), "%s.pid", lv->name);
 		r = rewrite_pidfile(dir, file, old_pid, new_pid);
 	}
+	r = r > 0 ? 0 : r;
 	close(dir);
 	return r;
 }
@@ -435,11 +523,14 @@ int qu_libvirt_settle(pid_t old_pid, pid_t new_pid, int committed)
 	if (n < 0)
 		return qu_err((int)n, "%s: not our record", path);
 	text[n] = '\0';
+	int named = qu_kv_get(text, "name", lv.name, sizeof(lv.name)) == 0 && qu_libvirt_name_ok(lv.name);
 	if (!committed || new_pid <= 0) {
+		if (named)
+			drop_spare(lv.name);
 		unlink(path);
 		return 0;
 	}
-	if (qu_kv_get(text, "name", lv.name, sizeof(lv.name)) < 0 || !qu_libvirt_name_ok(lv.name))
+	if (!named)
 		return qu_err(-EBADMSG, "%s: damaged", path);
 	snprintf(lv.status, sizeof(lv.status), "%s/%s.xml", QU_LIBVIRT_RUN_DIR, lv.name);
 	int r = qu_libvirt_rewrite(&lv, old_pid, new_pid);

@@ -50,6 +50,13 @@ int qu_libvirt_detect(pid_t pid, const struct qu_argv *argv, const char *cgroup_
  * -errno with a message. */
 int qu_libvirt_rewrite(const struct qu_libvirt *lv, pid_t old_pid, pid_t new_pid);
 
+/* Before the new QEMU starts: an empty file beside the domain's PID file (NAME.pid's owner
+ * and mode, root's directory, O_EXCL), for the launcher to give the new QEMU locked
+ * (QU_FD_PIDFILE); after the commit qu_libvirt_rewrite() writes the new PID in it and renames
+ * it over NAME.pid, a rollback removes it. Its descriptor (write-only), -ENOENT when the
+ * domain has no PID file, or -errno with a message. */
+int qu_libvirt_pidfile_prepare(const struct qu_libvirt *lv);
+
 /* The PID the domain's status file names now: 0 and *pid, or -errno with a message. */
 int qu_libvirt_recorded_pid(const struct qu_libvirt *lv, pid_t *pid);
 

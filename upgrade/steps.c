@@ -9,6 +9,7 @@
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
 #include "upgrade/launcher.h"
+#include "upgrade/libvirtgate.h"
 #include "upgrade/log.h"
 #include "upgrade/report.h"
 #include "upgrade/testhooks.h"
@@ -49,11 +50,33 @@ int txn_save_old_settings(struct qu_txn *t)
 	return r;
 }
 
+/* libvirt's PID file for the domain, made for the new QEMU to lock before its exec (libvirt
+ * locks it in the QEMU it starts): placed above every other target, or -1 (not libvirt's, no
+ * PID file, or it cannot be made: then the rewrite after the commit writes the old file,
+ * unlocked, as before). */
+static int libvirt_pidfile(const struct qu_txn *t, const struct qu_launch_fd *fds, size_t n, struct qu_launch_fd *out)
+{
+	struct qu_libvirt lv;
+	if (t->plan->remote || !t->vm->qmp_root || qu_libvirt_detect_pid(t->vm->pid, &lv) != 1)
+		return -1;
+	int fd = qu_libvirt_pidfile_prepare(&lv);
+	if (fd < 0) {
+		if (fd != -ENOENT)
+			qu_info("warning: %s's PID file will not be locked by the new QEMU: %s", lv.name, qu_err_msg());
+		return -1;
+	}
+	int target = QU_FD_FIRST_CARRIED;
+	for (size_t i = 0; i < n; i++)
+		target = fds[i].target >= target ? fds[i].target + 1 : target;
+	*out = (struct qu_launch_fd){ fd, target, QU_FD_PIDFILE, "libvirt's PID file", NULL };
+	return fd;
+}
+
 /* Starts the new QEMU paused, waiting for the migration stream on fd QU_FD_MIG. */
 int txn_start_target(struct qu_txn *t, int ctl_qemu, int mig_new)
 {
 	const struct qu_plan *p = t->plan;
-	struct qu_launch_fd fds[QU_MAX_CARRIED + 4];
+	struct qu_launch_fd fds[QU_MAX_CARRIED + 5];
 	size_t n = 0;
 	int errpipe[2] = { -1, -1 };
 
@@ -70,8 +93,11 @@ int txn_start_target(struct qu_txn *t, int ctl_qemu, int mig_new)
 			return qu_err(-errno, "pipe: %s", strerror(errno));
 		fds[n++] = (struct qu_launch_fd){ errpipe[1], 2, QU_FD_STDIO, "stderr (captured)", NULL };
 	}
+	int pidfile = libvirt_pidfile(t, fds, n, &fds[n]);
+	n += pidfile >= 0;
 	char **argv = qu_argv_flatten(&p->argv);
 	if (!argv) {
+		qu_close(&pidfile);
 		qu_close(&errpipe[0]);
 		qu_close(&errpipe[1]);
 		close(prog);
@@ -82,6 +108,7 @@ int txn_start_target(struct qu_txn *t, int ctl_qemu, int mig_new)
 				  .context = context, .fds = fds, .nfds = n };
 	int r = context ? qu_launch_local(&spec, t->deadline, &t->new_pid) : -ENOMEM;
 	close(prog);
+	qu_close(&pidfile);
 	qu_strv_free(argv);
 	free(context);
 	qu_close(&errpipe[1]);

@@ -53,6 +53,10 @@ enum qu_fd_kind {
 	QU_FD_DIRECTORY = 12, /* the old QEMU's root ("root") or working ("cwd") directory:
 			       * chroot()/fchdir()'d, not installed */
 	QU_FD_FDSET = 13,     /* a member of a descriptor set (-add-fd set=N,fd=M) */
+	QU_FD_PIDFILE = 14,   /* the manager's PID file for the new QEMU (libvirt's NAME.pid), which
+			       * the launcher locks (F_SETLK, byte 0) in the process it executes:
+			       * a POSIX lock is its taker's and survives exec, never a descriptor
+			       * passing */
 };
 
 struct qu_rec {

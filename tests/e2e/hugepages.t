@@ -5,12 +5,15 @@
 # QEMU maps the same file, still on huge pages. With share=off the RAM is copied (with
 # --allow-copy) into a memfd on huge pages of the same size, never onto normal pages, and is
 # handed over from then on; without enough free huge pages the copy is refused and says so.
+# libvirt's own form (<memoryBacking><hugepages/><access mode='shared'/>: a JSON -object with
+# mem-path a per-domain directory, prealloc, started as libvirt starts QEMU) is handed over
+# the same way.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
 pages=/proc/sys/vm/nr_hugepages
-want=448 # 128 for the 256 MiB guest; 64 for each 128 MiB one, 64 for each copy
+want=512 # 128 for the 256 MiB guest; 64 for each 128 MiB one, 64 for each copy
 old_pages=$(cat "$pages") || { echo "1..0 # SKIP $pages is missing: the kernel has no hugetlbfs"; exit 0; }
 grep -q hugetlbfs /proc/filesystems || { echo "1..0 # SKIP the kernel has no hugetlbfs"; exit 0; }
 echo $((old_pages + want)) >"$pages" 2>/dev/null
@@ -33,7 +36,8 @@ ram_pagesize() {
 		"/proc/$1/smaps"
 }
 
-tap_plan 19
+tap_plan 27
+vm_qemu10
 VM_RAM=anon vm_start huge-shared -object "memory-backend-file,id=mem0,size=256M,mem-path=$hugedir,share=on" \
 	-machine memory-backend=mem0 || exit 1
 vm_wait_ready || exit 1
@@ -110,6 +114,93 @@ tap_diag "-mem-path copy: $REPORT; page size $(ram_pagesize "$VM_PID" /memfd:mem
 tap_ok $? "-mem-path: copied into 2 MiB pages, -mem-path gone from the new command line"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the -mem-path guest makes progress, no corruption"
+vm_stop
+
+# libvirt's form, as libvirt 9.0 writes it for <hugepages/> with shared access: a JSON -object
+# named pc.ram, mem-path the domain's directory under the hugetlbfs mount (made by libvirt,
+# given to its qemu user), prealloc; QEMU not daemonized, its monitor a listening socket
+# passed as fd=N (listenfd.py stands in for libvirtd), an unprivileged user, libvirt's
+# -sandbox, -pidfile (as libvirt-forms.t starts libvirt's command lines).
+lvdir=$(mktemp -d /tmp/vm-lvhuge.XXXXXX) && lvdir=$(cd "$lvdir" && pwd) || exit 1
+_vm_paths+=("$lvdir")
+chown nobody "$lvdir" && chmod 755 "$lvdir"
+lvmem=$hugedir/libvirt/qemu/1-lvhuge
+mkdir -p "$lvmem" && chown nobody "$lvmem" && chmod 750 "$lvmem" || { echo "Bail out! cannot make $lvmem"; exit 1; }
+export VM_DIR=$lvdir VM_QMP=$lvdir/qmp.sock VM_SERIAL=$lvdir/serial.log
+setsid python3 "$QU_ROOT/tests/helpers/listenfd.py" "$VM_QMP" 4 65534 \
+	setpriv --reuid=65534 --regid=65534 --clear-groups \
+	/usr/bin/qemu-system-x86_64 -name guest=lvhuge,debug-threads=on \
+	-machine pc-q35-7.2,usb=off,dump-guest-core=off,memory-backend=pc.ram -accel tcg \
+	-object "{\"qom-type\":\"memory-backend-file\",\"id\":\"pc.ram\",\"mem-path\":\"$lvmem\",\"share\":true,\"x-use-canonical-path-for-ramblock-id\":false,\"prealloc\":true,\"size\":134217728}" \
+	-m size=131072k -overcommit mem-lock=off -smp 1,sockets=1,cores=1,threads=1 \
+	-display none -no-user-config -nodefaults \
+	-chardev socket,id=charmonitor,fd=4,server=on,wait=off \
+	-mon chardev=charmonitor,id=monitor,mode=control -rtc base=utc -no-shutdown -boot strict=on \
+	-kernel "$VM_KERNEL" -initrd "$VM_INITRD" -append "$VM_CMDLINE memcheck_mib=16" \
+	-chardev "file,id=charserial0,path=$VM_SERIAL" \
+	-device '{"driver":"isa-serial","chardev":"charserial0","id":"serial0","index":0}' \
+	-sandbox on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny \
+	-msg timestamp=on -pidfile "$lvdir/qemu.pid" </dev/null >"$lvdir/qemu.out" 2>"$lvdir/qemu.err" &
+first=$!
+disown "$first" # retired by the tool with SIGKILL: no job report on stderr
+for _ in $(seq 300); do [ -s "$lvdir/qemu.pid" ] && break; kill -0 "$first" 2>/dev/null || break; sleep 0.1; done
+VM_PID=$(cat "$lvdir/qemu.pid" 2>/dev/null)
+[ "$VM_PID" = "$first" ] && vm_track_pid "$VM_PID" ||
+	{ echo "Bail out! the libvirt-style QEMU did not start: $(cat "$lvdir/qemu.err")"; exit 1; }
+export VM_PID
+vm_wait_ready || { echo "Bail out! the guest did not come up; QEMU said: $(cat "$lvdir/qemu.err")"; exit 1; }
+# The maps line of the unlinked file QEMU made in the domain's directory: "inode path".
+lv_ram() { awk -v d="$lvmem/qemu_back_mem.pc.ram." 'index($6, d) == 1 { print $5, $6, $7; exit }' "/proc/$1/maps"; }
+# Huge pages the file holds (hugetlbfs counts them in its blocks), through PID $1's descriptor
+# of it: all of them stay allocated, whoever maps them.
+lv_file_kb() {
+	local f
+	for f in /proc/"$1"/fd/*; do
+		case $(readlink "$f") in "$lvmem/qemu_back_mem.pc.ram."*) echo $(($(stat -L -c '%b * %B' "$f") / 1024)); return ;; esac
+	done
+}
+# Huge pages PID $1's mapping of it holds now, from smaps: Private_Hugetlb while one process
+# maps them (even MAP_SHARED), Shared_Hugetlb when more do. The new QEMU has no prealloc (the
+# memory is there already: the rewriter drops it), so it maps pages as the guest touches them.
+lv_huge_kb() {
+	awk -v d="$lvmem/qemu_back_mem.pc.ram." '/^[0-9a-f]+-/ { if (on) exit; on = index($6, d) == 1; next }
+		on && /^(Shared|Private)_Hugetlb:/ { kb += $2 } END { print kb + 0 }' "/proc/$1/smaps"
+}
+before=$(lv_ram "$VM_PID")
+tap_diag "libvirt form: QEMU $VM_PID maps $before; $(lv_huge_kb "$VM_PID") kB hugetlb mapped, $(lv_file_kb "$VM_PID") kB in the file; $(grep -E '^HugePages_(Total|Free)' /proc/meminfo | tr -s ' \n' ' ')"
+[ -n "$before" ] && [ "${before##* }" = "(deleted)" ] && [ "$(ram_pagesize "$VM_PID" "$lvmem/")" = 2048kB ] &&
+	[ "$(lv_huge_kb "$VM_PID")" = 131072 ] && [ "$(lv_file_kb "$VM_PID")" = 131072 ]
+tap_ok $? "libvirt's JSON form: QEMU made an unlinked file in the domain's hugetlbfs directory, all 128 MiB preallocated on 2 MiB pages"
+plan=$("$QU_BIN" inspect --pid "$VM_PID" --json --quiet 2>&1)
+tap_diag "plan: $(jq -c '{strategy,ram:[.descriptors[] | select(.kind == "ram")]}' <<<"$plan" 2>/dev/null || echo "$plan")"
+[ "$(json_get "$plan" strategy)" = shared-ram-handover ] &&
+	jq -e '.descriptors[] | select(.kind == "ram" and (.what | test("pc.ram")) and (.what | test("memory-backend-file")))' <<<"$plan" >/dev/null
+tap_ok $? "libvirt's JSON form: the plan hands pc.ram's open file over"
+free_before=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+for hop in "7.2 -> 10.0" "10.0 -> 10.0"; do
+	old=$VM_PID
+	vm_upgrade --new-binary "$Q10"
+	after=$(lv_ram "$VM_PID")
+	# The running guest maps its pages into the new QEMU as it touches them: for 30 s at most.
+	end=$((SECONDS + 30))
+	until [ "$(lv_huge_kb "$VM_PID")" -gt 0 ] || [ $SECONDS -ge $end ]; do sleep 0.1; done
+	tap_diag "libvirt form, $hop: $REPORT $(tail -n 3 "$VM_DIR/err" | tr '\n' ' '); new QEMU $VM_PID maps $after, $(lv_huge_kb "$VM_PID") kB hugetlb mapped, $(lv_file_kb "$VM_PID") kB in the file; -object $(tr '\0' '\n' <"/proc/$VM_PID/cmdline" | grep -E '(id=|"id":")pc.ram' | head -n 1)"
+	[ "$(json_get "$REPORT" result)" = upgraded ] && [ "$(json_get "$REPORT" strategy)" = shared-ram-handover ] &&
+		[ "$(json_get "$REPORT" ram_copied_bytes)" -lt 1048576 ] && [ "$VM_PID" != "$old" ] &&
+		[ "$(readlink "/proc/$VM_PID/exe")" = "$Q10" ] && [ "${after%% *}" = "${before%% *}" ]
+	tap_ok $? "libvirt's JSON form, $hop: handed over (under 1 MiB sent), the new QEMU maps the same file (inode ${before%% *})"
+	[ "$(ram_pagesize "$VM_PID" "$lvmem/")" = 2048kB ] && [ "$(lv_huge_kb "$VM_PID")" -gt 0 ] &&
+		[ "$(lv_file_kb "$VM_PID")" = 131072 ]
+	tap_ok $? "libvirt's JSON form, $hop: the new QEMU maps the guest's RAM on 2 MiB pages ($(lv_huge_kb "$VM_PID") kB touched so far), all 128 MiB still huge pages in the file"
+done
+# The same pages throughout: no second copy was ever allocated in the pool. Other tests may
+# take huge pages meanwhile (fewer free), none can have given ours back (more free).
+free_after=$(awk '/^HugePages_Free:/ { print $2 }' /proc/meminfo)
+tap_diag "HugePages_Free: $free_before before the upgrades, $free_after after"
+[ -n "$free_after" ] && [ "$free_after" -le "$free_before" ] && proc_gone_soon "$old"
+tap_ok $? "libvirt's JSON form: the old QEMU gone, its pages not freed (the new QEMU holds them)"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "libvirt's JSON form: the guest makes progress, its memory checker clean ($(vm_memcheck_status))"
 # The mem-path directory exists only in the VM's private mount namespace (libvirt runs QEMU in
 # one), and the VM is an unprivileged user's: the directory is looked at as that user, inside
 # that QEMU's root. In the tool's namespace the path does not exist.

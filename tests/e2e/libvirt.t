@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 57
+tap_plan 62
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -42,6 +42,10 @@ lv_boot() {
 	[ -n "$VM_PID" ] && lv_track_qemu "$VM_PID" && vm_wait_ready
 }
 lv_virsh define "$dir/domain.xml" >/dev/null && lv_boot || { echo "Bail out! the domain does not start"; exit 1; }
+# What an upgrade must keep: libvirt writes its PID file in QEMU's process before the exec and
+# keeps it locked there (virPidFileAcquirePath), the lock QEMU's own -pidfile would take too.
+lv_pidfile_locked_by "$VM_PID"
+tap_ok $? "before any upgrade: libvirt's PID file names QEMU $VM_PID, which holds its lock"
 
 # --- refused while libvirtd runs -------------------------------------------------------
 daemon=$(lv_libvirtd_pid)
@@ -123,6 +127,8 @@ lv_checks() {
 	tap_ok $? "$1: virsh domstate: running (libvirt reconnected)"
 	[ "$(lv_status_pid)" = "$VM_PID" ] && [ "$(cat "/run/libvirt/qemu/$LV_DOMAIN.pid")" = "$VM_PID" ]
 	tap_ok $? "$1: libvirt's status file and PID file name the new QEMU ($VM_PID)"
+	lv_pidfile_locked_by "$VM_PID"
+	tap_ok $? "$1: the new QEMU holds the PID file's lock (/proc/locks), as the old one did"
 	local info
 	info=$(lv_virsh dominfo "$LV_DOMAIN")
 	grep -q '^State: *running' <<<"$info" && grep -q "^Id: *$(lv_virsh domid "$LV_DOMAIN")" <<<"$info"
@@ -198,8 +204,8 @@ QEMU_UPGRADE_FAULT=2 "$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-res
 rc=$?
 tap_diag "fault 2: $(cat "$dir/err")"
 tap_is "$rc" 1 "a failure before the commit: rolled back (exit 1)"
-[ "$(lv_status_pid)" = "$old" ] && ! proc_gone "$old" && lv_state_clean
-tap_ok $? "the old QEMU runs the guest, the status file still names it, no journal left"
+[ "$(lv_status_pid)" = "$old" ] && ! proc_gone "$old" && lv_state_clean && lv_pidfile_locked_by "$old" && lv_no_spare
+tap_ok $? "the old QEMU runs the guest, the status and PID files still name it (its lock held), no journal or spare file left"
 [ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] && lv_wait_state running
 tap_ok $? "libvirtd was started again after the rollback, and manages the domain"
 
@@ -217,8 +223,8 @@ done
 tap_diag "killed at 5: $(tr '\n' ' ' <"$dir/err")"
 [ -n "$new" ] && proc_gone "$new" && ! proc_gone "$old" && [ "$(lv_status_pid)" = "$old" ] &&
 	[ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] && [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.libvirt" ] &&
-	vm_memcheck_progress 60
-tap_ok $? "killed before the commit: the guardian resumed the old QEMU through libvirt's monitor, nothing rewritten"
+	lv_pidfile_locked_by "$old" && lv_no_spare && vm_memcheck_progress 60
+tap_ok $? "killed before the commit: the guardian resumed the old QEMU through libvirt's monitor, nothing rewritten (the PID file still the old QEMU's, locked)"
 [ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] &&
 	[ ! -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ] && lv_wait_state running
 tap_ok $? "the guardian started libvirtd again, which manages the domain on the old QEMU"
@@ -249,6 +255,8 @@ proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ] && [ "$(readlink "/proc/$new
 	grep -q "libvirtd: started again" <<<"$out" && [ -n "$(lv_libvirtd_pid)" ] &&
 	[ ! -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ]
 tap_ok $? "--recover finishes the upgrade (the status file names the new QEMU $new) and starts libvirtd again"
+lv_pidfile_locked_by "$new"
+tap_ok $? "after --recover: the PID file names the new QEMU, which holds its lock"
 VM_PID=$new
 lv_wait_state running && lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-status"}' | grep -q '"status":"running"'
 tap_ok $? "libvirt manages the domain on the new QEMU"
@@ -281,6 +289,8 @@ exec 8>&- # the domain runs the binary on disk again
 [ "$rc" = 0 ] && [ "$(json_get "$report" result)" = upgraded ] && [ "$(jq -r '.vms | length' <<<"$report")" = 1 ] &&
 	proc_gone "$old" && [ "$(lv_status_pid)" = "$new" ]
 tap_ok $? "--all --libvirt-restart upgrades the domain whose binary was replaced; the status file names it"
+lv_pidfile_locked_by "$VM_PID"
+tap_ok $? "after --all: the PID file names the new QEMU, which holds its lock"
 [ "$(json_get "$report" libvirt.stopped)" = true ] && [ "$(json_get "$report" libvirt.restarted)" = true ] &&
 	[ "$(jq -r '.vms[0].libvirt.stopped' <<<"$report")" = false ] && [ -n "$(lv_libvirtd_pid)" ]
 tap_ok $? "libvirtd stopped once by the batch (the VM's upgrade found it stopped), and started again"

@@ -145,3 +145,35 @@ lv_domain_xml() {
 </domain>
 EOF
 }
+
+# lv_no_spare: nothing of an upgrade's left beside the domain's files in libvirt's run
+# directory (the new QEMU's locked PID file NAME.pid.qemu-upgrade-new goes with a rollback, the
+# rewrite's temporary files .NAME.*.qemu-upgrade.* with the rewrite), else names it on stderr.
+# libvirt's own temporary files (NAME.xml.new while a daemon saves its status) are its own.
+lv_no_spare() {
+	local left
+	left=$(ls -A /run/libvirt/qemu | grep -F -- "$LV_DOMAIN" | grep -F qemu-upgrade)
+	[ -z "$left" ] || { echo "lv_no_spare: left in /run/libvirt/qemu: $left" >&2; return 1; }
+}
+
+# lv_pidfile_lockers: the PIDs holding a lock (/proc/locks) on the inode now at libvirt's
+# PID file for the domain, one a line; nothing when the file is missing or unlocked. The
+# file's device is matched too (/proc/locks writes it as major:minor in hex).
+lv_pidfile_lockers() {
+	local f=/run/libvirt/qemu/$LV_DOMAIN.pid st
+	st=$(stat -c '%Hd %Ld %i' "$f" 2>/dev/null) || return 0
+	set -- $st
+	# A waiter's line reads "N: -> POSIX ...": not a holder.
+	awk -v want="$(printf '%02x:%02x:%s' "$1" "$2" "$3")" '$2 != "->" && $6 == want { print $5 }' /proc/locks
+}
+
+# lv_pidfile_locked_by PID: libvirt's PID file for the domain names PID and PID alone holds
+# its lock (as libvirt left it when it started QEMU), else says what it saw on stderr.
+lv_pidfile_locked_by() {
+	local f=/run/libvirt/qemu/$LV_DOMAIN.pid holders text
+	holders=$(lv_pidfile_lockers | sort -u | tr '\n' ' ')
+	text=$(cat "$f" 2>/dev/null)
+	[ "$text" = "$1" ] && [ "$holders" = "$1 " ] && return 0
+	echo "lv_pidfile_locked_by $1: $f says '$text', inode $(stat -c %i "$f" 2>/dev/null) locked by '${holders% }' ($(grep -F "$(stat -c %i "$f" 2>/dev/null)" /proc/locks | tr '\n' ';'))" >&2
+	return 1
+}

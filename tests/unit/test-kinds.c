@@ -8,7 +8,7 @@
 
 #include <sys/stat.h>
 
-#define LAST_KIND QU_FD_FDSET
+#define LAST_KIND QU_FD_PIDFILE
 
 static void every_kind_has_an_entry(void **state)
 {

@@ -133,6 +133,65 @@ static void no_other_descriptors(void **state)
 	close(x[1]);
 }
 
+/* A PID file (QU_FD_PIDFILE) arrives write-locked at byte 0 by the program's own process,
+ * as libvirt leaves its PID file locked by the QEMU it started: the lock survives the exec. */
+static void pidfile_locked_by_the_program(void **state)
+{
+	char path[] = "/tmp/qu-test-pidfile.XXXXXX";
+	int f = mkstemp(path), go[2];
+	assert_true(f >= 0);
+	assert_int_equal(pipe2(go, O_CLOEXEC), 0);
+	struct qu_launch_fd fds[] = {
+		{ .fd = f, .target = 6, .kind = QU_FD_PIDFILE, .name = "pidfile" },
+		{ .fd = go[0], .target = 5, .kind = QU_FD_STDIO, .name = "go" },
+	};
+	/* The shell waits for go's EOF: the lock is looked at while it runs. */
+	pid_t pid = launch_sh("read x <&5; exit 0", NULL, NULL, fds, 2);
+	close(go[0]);
+	int other = open(path, O_RDWR | O_CLOEXEC);
+	assert_true(other >= 0);
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	assert_int_equal(fcntl(other, F_GETLK, &fl), 0);
+	assert_int_equal(fl.l_type, F_WRLCK);
+	assert_int_equal(fl.l_pid, pid);
+	assert_int_equal(fl.l_start, 0);
+	assert_int_equal(fl.l_len, 1);
+	close(go[1]);
+	assert_int_equal(reap(pid), 0);
+	/* Gone with its process. */
+	fl = (struct flock){ .l_type = F_WRLCK, .l_whence = SEEK_SET };
+	assert_int_equal(fcntl(other, F_GETLK, &fl), 0);
+	assert_int_equal(fl.l_type, F_UNLCK);
+	assert_no_children();
+	close(other);
+	close(f);
+	unlink(path);
+}
+
+/* A PID file someone else holds locked: the program does not start, and the error says so. */
+static void pidfile_locked_elsewhere_refused(void **state)
+{
+	char path[] = "/tmp/qu-test-pidfile.XXXXXX";
+	int f = mkstemp(path);
+	assert_true(f >= 0);
+	/* Our own lock: the launcher's child is another process. */
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+	assert_int_equal(fcntl(f, F_SETLK, &fl), 0);
+	int dup = open(path, O_WRONLY | O_CLOEXEC);
+	assert_true(dup >= 0);
+	struct qu_launch_fd fds[] = { { .fd = dup, .target = 6, .kind = QU_FD_PIDFILE, .name = "pidfile" } };
+	char *argv[] = { "/bin/true", NULL };
+	struct qu_launch spec = { .argv = argv, .fds = fds, .nfds = 1 };
+	pid_t pid = -1;
+	int r = qu_launch_local(&spec, deadline_ms(60000), &pid);
+	assert_true(r == -EAGAIN || r == -EACCES);
+	assert_non_null(strstr(qu_err_msg(), "cannot lock the PID file given at descriptor 6"));
+	assert_no_children();
+	close(dup);
+	close(f);
+	unlink(path);
+}
+
 static void stdio_defaults_to_dev_null(void **state)
 {
 	int l[2];
@@ -372,6 +431,8 @@ int main(void)
 		T(fds_at_fixed_numbers),
 		T(swapped_and_crowded_targets),
 		T(no_other_descriptors),
+		T(pidfile_locked_by_the_program),
+		T(pidfile_locked_elsewhere_refused),
 		T(stdio_defaults_to_dev_null),
 		T(stdout_as_target),
 		T(environment_and_cwd_arrive),

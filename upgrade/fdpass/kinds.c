@@ -118,6 +118,8 @@ static const struct qu_fd_kind_ops kinds[] = {
 			      .not_remote = "a directory of this host cannot follow the VM to another host" },
 	[QU_FD_FDSET] = { .name = "fdset", .use = QU_FD_USE_INSTALL,
 			  .not_remote = "a descriptor passed in by the VM's manager (-add-fd, or QMP add-fd at run time) stays on this host" },
+	[QU_FD_PIDFILE] = { .name = "pidfile", .use = QU_FD_USE_INSTALL, .made_at_launch = 1,
+			    .not_remote = "the manager's PID file is this host's" },
 };
 
 const struct qu_fd_kind_ops *qu_fd_kind(unsigned kind)
