@@ -28,7 +28,6 @@ for variant in ${*:-ifname ifname-as-fd fd}; do
 	probe_wrap_stderr "$VM_DIR/new.err"
 	python3 "$probe_dir/cprexec.py" "$VM_QMP" "file:$VM_DIR/vm.state" "$VM_QMP" 60 -- "${NEW_ARGV[@]}" >"$VM_DIR/log" 2>&1
 	rc=$?
-	sleep 1   # not a wait for a condition: let the new image settle before its fds are listed
 	if kill -0 "$VM_PID" 2>/dev/null; then
 		after="tun fds: $(tunfds "$VM_PID")ifindex $(ip -n "$ns" -o link show "$ifc" 2>&1 | cut -d: -f1), run state $(vm_runstate)"
 	else

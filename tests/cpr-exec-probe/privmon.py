@@ -103,7 +103,7 @@ def main():
         if m.get("return", {}).get("status") == "running":
             break
         time.sleep(0.01)
-    time.sleep(0.5)   # let the new image finish setting up before its descriptors are listed
+    # "running" comes after the load, so every device descriptor is open by now.
     out("fds-after", fds(pid))
     send({"execute": "query-migrate"})
     until(lambda m: "return" in m or "error" in m)
