@@ -433,6 +433,8 @@ def report(tsv, out, command, accel, qemu, skipped):
              "ssh://, plain = plain migration, memfd = plain migration into a memfd).\n")
     metrics = [
         ("connected to the agent⁶", "connect_ms", 1, " ms"),
+        ("migration started (the new QEMU waits on B)⁶", "migrate_ms", 1, " ms"),
+        ("from `migrate` until the guest runs on B⁷", "copy_ms", 1, " ms"),
         ("total time¹", "total_ms", 1, " ms"),
         ("until the guest runs on B²", "running_ms", 1, " ms"),
         ("until the old QEMU has exited³", "retired_ms", 1, " ms"),
@@ -482,7 +484,14 @@ def report(tsv, out, command, accel, qemu, skipped):
     if present & set(TOOL):
         o.append("6. qemu-upgrade (both): the time stamp of its progress line `connected to the agent "
                  "on ...` (stderr, ms since the tool's start): the VM inspected (QMP, /proc) and the "
-                 "agent's answer to HELLO received (`transport=tls` or `transport=ssh`).")
+                 "agent's answer to HELLO received (`transport=tls` or `transport=ssh`); and of "
+                 "`migration started` (the plan made, the new QEMU started on B and waiting, `migrate` "
+                 "sent to the old QEMU).")
+        o.append("7. The copy alone, the same span for every method: qemu-upgrade: `commit_ms` minus "
+                 "the time stamp of `migration started` (so the resume, `cont` and the agent's answer "
+                 "are in it; the stamps count from the tool's start, `commit_ms` from the upgrade's, a little "
+                 "later: less apart than a run's `tool wall` and `total_ms`, tens of ms); plain "
+                 "migration: its total time (from `migrate` to the destination's RESUME).")
     o.append("")
     # What this shows, from the numbers.
     o.append("## What this shows, and caveats\n")
@@ -667,7 +676,7 @@ if [ -n "$WANT_SSH" ]; then
 fi
 
 TSV=$HELPERS/results.tsv
-FIELDS=(size_gib method run result strategy connect_ms total_ms running_ms retired_ms pause_ms downtime_ms
+FIELDS=(size_gib method run result strategy connect_ms migrate_ms copy_ms total_ms running_ms retired_ms pause_ms downtime_ms
 	ram_bytes sent_bytes peak_extra_bytes held_extra_bytes mem_samples mem_max_gap_ms verify_bad fill_s wait_s loadavg other_qemus
 	timestamp note)
 (IFS=$'\t'; echo "${FIELDS[*]}") >"$TSV"
@@ -893,8 +902,13 @@ run_remote() {
 	ROW[ram_bytes]=$(jq -r .ram_copied_bytes <<<"$report")
 	ROW[sent_bytes]=$(jq -r .transferred_bytes <<<"$report")
 	ROW[connect_ms]=$(tool_stamp 'connected to the agent on ')
-	[ "${ROW[connect_ms]}" != "?" ] || ROW[connect_ms]=
-	ROW[note]="tool wall $(((t1 - t0) / 1000000)) ms; progress lines at: connected ${ROW[connect_ms]:-?} ms, new QEMU started on B $(tool_stamp 'new QEMU started on ') ms, migration started $(tool_stamp 'migration started ') ms; new QEMU's RAM $(ram_mapping "$new" "$((SIZE * GiB))"); "
+	ROW[migrate_ms]=$(tool_stamp 'migration started ')
+	ROW[note]="tool wall $(((t1 - t0) / 1000000)) ms; progress lines at: connected ${ROW[connect_ms]} ms, new QEMU started on B $(tool_stamp 'new QEMU started on ') ms, migration started ${ROW[migrate_ms]} ms; new QEMU's RAM $(ram_mapping "$new" "$((SIZE * GiB))"); "
+	for f in connect_ms migrate_ms; do
+		[ "${ROW[$f]}" != "?" ] || ROW[$f]=
+	done
+	# The copy, like plain migration's "total time": from `migrate` to the guest running on B.
+	[ -z "${ROW[migrate_ms]}" ] || ROW[copy_ms]=$(awk -v a="${ROW[running_ms]}" -v b="${ROW[migrate_ms]}" 'BEGIN { printf "%.1f", a - b }')
 	check_after "$new" "/proc/$new/root$RUN_DIR/vm.qmp"
 }
 
@@ -921,6 +935,7 @@ run_migrate() {
 	for k in total_ms running_ms pause_ms downtime_ms; do
 		ROW[$k]=$(jq -r ".$k // empty" <<<"$out")
 	done
+	ROW[copy_ms]=${ROW[total_ms]}
 	ROW[retired_ms]=$(jq -r .src_exit_ms <<<"$out")
 	ROW[ram_bytes]=$(jq -r .ram_bytes <<<"$out")
 	ROW[sent_bytes]=${ROW[ram_bytes]}
