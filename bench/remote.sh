@@ -6,9 +6,20 @@
 # The two hosts are network namespaces A and B joined by a veth pair (10.77.0.1, 10.77.0.2),
 # as in tests/lib/remote.sh. Every method moves the same kind of VM (firmware only, plain
 # anonymous `-m` RAM, no disk) from A to B over that veth:
-#   remote:  `qemu-upgrade --pid PID --remote 10.77.0.2 --pki-dir PKI --json --quiet` run
-#            in A; `qemu-upgrade agent` in B, in a private mount namespace with a tmpfs over
-#            the run's directory (the new QEMU's sockets and pidfile land at the same paths).
+#   remote:  `qemu-upgrade --pid PID --remote 10.77.0.2 --pki-dir PKI --json` run in A (the
+#            TLS agent); `qemu-upgrade agent --listen` in B, in a private mount namespace with
+#            a tmpfs over the run's directory (the new QEMU's sockets and pidfile land at the
+#            same paths).
+#   remote-ssh: `qemu-upgrade --pid PID --remote ssh://root@10.77.0.2:2222 --json` run in A
+#            (the ssh transport): the tool runs ssh, which runs `qemu-upgrade agent --stdio` in
+#            B. QEMU_UPGRADE_SSH gives the tool's ssh the bench's key and a known_hosts file
+#            with B's host key, and no other configuration; B runs a real sshd (its own
+#            sshd_config, host key and authorized key in the helpers' directory, `UsePAM no`)
+#            in the same private mount namespace as the TLS agent, where the directory that
+#            holds the tool is bound over /usr/local/bin (and /usr/local/sbin, which comes
+#            first) so that sshd's PATH finds it as `qemu-upgrade`, as tests/lib/remote.sh's
+#            remote_sshd_start does. sshd, like the TLS agent, is started before each run and
+#            not timed; the tool's ssh connection is (an operator waits for it).
 #   migrate: what an operator does by hand: the same command line in B plus `-S -incoming
 #            tcp:10.77.0.2:PORT`, capability `events` and `max-bandwidth` 1 TiB/s (what
 #            qemu-upgrade sets: UNLIMITED_BANDWIDTH in upgrade/execute.c) on the source,
@@ -23,7 +34,7 @@
 #            destination fails with `Unknown ramblock "pc.ram", cannot accept migration`).
 #
 # Environment: METHODS (default "remote migrate migrate-memfd", run in that order within each
-# run), RUNS (3), COLD_WAIT (seconds between filling guest RAM and the measured
+# run; remote-ssh on request), RUNS (3), COLD_WAIT (seconds between filling guest RAM and the measured
 # operation, default 10 + 3 per GiB: see README.md, Caveats), QEMU
 # (/usr/bin/qemu-system-x86_64), ACCEL (default: kvm if a SeaBIOS guest runs under it, else
 # tcg, probed by bench.py), QU_BIN (<repo>/build/qemu-upgrade), OUT (bench/REMOTE-RESULTS.md),
@@ -62,6 +73,7 @@ COMMAND="bench/remote.sh${*:+ $*}"
 A_IP=10.77.0.1
 B_IP=10.77.0.2
 AGENT_PORT=4779
+SSH_PORT=2222
 MIG_PORT=4444
 GiB=$((1 << 30))
 MiB=$((1 << 20))
@@ -79,14 +91,17 @@ read -ra METHOD_LIST <<<"$METHODS"
 [ ${#METHOD_LIST[@]} -gt 0 ] || die "METHODS is empty"
 for m in "${METHOD_LIST[@]}"; do
 	case $m in
-	remote | migrate | migrate-memfd) ;;
-	*) die "unknown method '$m' in METHODS (remote, migrate, migrate-memfd)" ;;
+	remote | remote-ssh | migrate | migrate-memfd) ;;
+	*) die "unknown method '$m' in METHODS (remote, remote-ssh, migrate, migrate-memfd)" ;;
 	esac
 done
+WANT_SSH=
+[[ " $METHODS " != *" remote-ssh "* ]] || WANT_SSH=1
 [ -z "$COLD_WAIT" ] || [[ $COLD_WAIT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "COLD_WAIT is seconds: '$COLD_WAIT'"
-for c in ip unshare python3 gcc jq; do
+for c in ip unshare python3 gcc jq ${WANT_SSH:+ssh ssh-keygen}; do
 	command -v "$c" >/dev/null || die "needs $c"
 done
+[ -z "$WANT_SSH" ] || [ -x /usr/sbin/sshd ] || die "remote-ssh needs sshd (/usr/sbin/sshd, package openssh-server)"
 [ -x "$QEMU" ] || die "no QEMU at $QEMU"
 if [ ! -x "$QU_BIN" ]; then
 	make -C "$ROOT" >&2 || die "building qemu-upgrade failed"
@@ -165,10 +180,18 @@ trap 'exit 130' INT
 trap 'exit 143' TERM HUP
 
 # Every run uses the same qemu-upgrade (tool and agent): a copy, since others may rebuild
-# build/qemu-upgrade while this runs. The report names its build.
-cp "$QU_BIN" "$HELPERS/qemu-upgrade" || die "cannot copy $QU_BIN"
-export QU_BUILD_ID="$(date -u -d "@$(stat -c %Y "$QU_BIN")" +%Y-%m-%dT%H:%M:%SZ) sha256:$(sha256sum "$QU_BIN" | cut -c1-12)"
-QU_BIN=$HELPERS/qemu-upgrade
+# build/qemu-upgrade while this runs, with the libqemu-upgrade.so it loads (the build's
+# binary finds it next to itself, RPATH $ORIGIN; the code is in the library). The report
+# names both builds. The directory holding them is B's /usr/local/bin (b_host).
+mkdir "$HELPERS/bin" && cp "$QU_BIN" "$HELPERS/bin/qemu-upgrade" || die "cannot copy $QU_BIN"
+QU_LIB=$(ldd "$QU_BIN" | sed -n 's/^[[:space:]]*libqemu-upgrade\.so[.0-9]* => \(\/[^ ]*\) .*/\1/p')
+[ -z "$QU_LIB" ] || cp "$QU_LIB" "$HELPERS/bin/" || die "cannot copy $QU_LIB"
+build_id() { echo "$(date -u -d "@$(stat -c %Y "$1")" +%Y-%m-%dT%H:%M:%SZ) sha256:$(sha256sum "$1" | cut -c1-12)"; }
+QU_BUILD_ID=$(build_id "$QU_BIN")
+[ -z "$QU_LIB" ] || QU_BUILD_ID+=", ${QU_LIB##*/} $(build_id "$QU_LIB")"
+export QU_BUILD_ID
+QU_BIN=$HELPERS/bin/qemu-upgrade
+"$QU_BIN" --help >/dev/null 2>&1 || die "the copy of qemu-upgrade does not run: $("$QU_BIN" --help 2>&1 | head -n 1)"
 gcc -O2 -Wall -Wextra -o "$HELPERS/fill-ram" "$BENCH/fill-ram.c" || die "fill-ram build failed"
 gcc -O2 -Wall -Wextra -o "$HELPERS/memwatch" "$BENCH/memwatch.c" || die "memwatch build failed"
 
@@ -181,11 +204,14 @@ from bench import QMP, BenchError, MAX_BANDWIDTH
 
 GiB, MiB = 1 << 30, 1 << 20
 # The methods in the report's order, and their column headings.
-METHODS = [("remote", "qemu-upgrade --remote"), ("migrate", "plain migration"),
-           ("migrate-memfd", "plain migration into a memfd")]
+METHODS = [("remote", "qemu-upgrade --remote (TLS agent)"), ("remote-ssh", "qemu-upgrade --remote ssh://"),
+           ("migrate", "plain migration"), ("migrate-memfd", "plain migration into a memfd")]
 # The ratios given (numerator / denominator, medians), where both were measured.
-RATIOS = [("remote", "migrate", "remote / plain"), ("migrate-memfd", "migrate", "memfd / plain"),
-          ("remote", "migrate-memfd", "remote / memfd")]
+RATIOS = [("remote", "migrate", "TLS agent / plain"), ("remote-ssh", "migrate", "ssh / plain"),
+          ("remote-ssh", "remote", "ssh / TLS agent"), ("migrate-memfd", "migrate", "memfd / plain"),
+          ("remote", "migrate-memfd", "TLS agent / memfd")]
+# The two qemu-upgrade methods.
+TOOL = ("remote", "remote-ssh")
 
 
 def status(path):
@@ -285,6 +311,11 @@ def median(rows, key, scale=1):
     return statistics.median(v) if v else None
 
 
+def ssh_version():
+    p = subprocess.run(["ssh", "-V"], capture_output=True, text=True)
+    return (p.stderr or p.stdout).strip().split(",")[0] or "?"
+
+
 def shmem_thp():
     try:
         with open("/sys/kernel/mm/transparent_hugepage/shmem_enabled") as f:
@@ -316,7 +347,10 @@ def report(tsv, out, command, accel, qemu, skipped):
     except OSError:
         commit, dirty = "", []
     stamps = sorted(r["timestamp"] for r in rows)
-    strategies = sorted({r["strategy"] for r in ok if r["method"] == "remote" and r["strategy"]})
+    present = {r["method"] for r in rows}
+
+    def strategies(m):
+        return ", ".join(f"`{s}`" for s in sorted({r["strategy"] for r in ok if r["method"] == m and r["strategy"]})) or "n/a"
     sizes = sorted({int(r["size_gib"]) for r in rows}, key=int)
     o = []
     o.append("# `qemu-upgrade --remote` against a plain QEMU migration done by hand\n")
@@ -326,7 +360,7 @@ def report(tsv, out, command, accel, qemu, skipped):
              + (f" (repository at {commit}" + (", with uncommitted changes outside bench/ to "
                 + ", ".join(f"`{d}`" for d in dirty) if dirty else "") + ")" if commit else ""))
     o.append(f"- qemu-upgrade: `{os.environ.get('QU_BUILD_ID', '?')}` (build time and sha256 of the "
-             "binary, copied once at the start: every run used the same one)")
+             "binary and of its library, copied once at the start: every run used the same ones)")
     o.append(f"- QEMU: {qver} (`{qemu}`), the same binary on both \"hosts\"")
     o.append(f"- Accelerator: `-accel {accel}` (every method; probed as bench/run.sh does: kvm "
              "if a SeaBIOS guest keeps running under it)")
@@ -340,15 +374,25 @@ def report(tsv, out, command, accel, qemu, skipped):
              "`-machine q35 -m SIZE -nodefaults -display none -qmp unix:...` (anonymous RAM), "
              "started in A; a fresh VM for every run")
     qu_args = os.environ.get("QU_ARGS", "")
-    o.append("- **qemu-upgrade**: `qemu-upgrade --pid PID --remote 10.77.0.2 --pki-dir PKI "
-             + (qu_args + " " if qu_args else "") + "--json --quiet` in A "
-             + ("(QEMU's migration over plain TCP)" if "--no-tls" in qu_args else
-                "(QEMU's migration over TLS, the default since commit 'QEMU's migration and the disk copy over TLS by default'; results "
-                "from builds before it were over plain TCP)") + "; `qemu-upgrade agent --listen 10.77.0.2:4779` in B (in a "
-             "private mount namespace with a tmpfs over the VM's directory), started before "
-             "the run and not timed. Strategy reported: "
-             + (", ".join(f"`{s}`" for s in strategies) or "n/a")
-             + "; the new QEMU's RAM is a memfd the agent creates")
+    qemu_tls = ("QEMU's migration over plain TCP, `--no-tls`" if "--no-tls" in qu_args else
+                "QEMU's migration over QEMU's own TLS, `tls-creds-psk` with a key the tool draws for "
+                "each move and sends inside the authenticated channel: the default since commit "
+                "'QEMU's migration and the disk copy over TLS by default'")
+    if "remote" in present:
+        o.append("- **qemu-upgrade, TLS agent**: `qemu-upgrade --pid PID --remote 10.77.0.2 --pki-dir PKI "
+                 + (qu_args + " " if qu_args else "") + "--json` in A (" + qemu_tls + "); "
+                 "`qemu-upgrade agent --listen 10.77.0.2:4779` in B (in a private mount namespace with "
+                 "a tmpfs over the VM's directory), started before the run and not timed. Strategy "
+                 "reported: " + strategies("remote") + "; the new QEMU's RAM is a memfd the agent creates")
+    if "remote-ssh" in present:
+        o.append("- **qemu-upgrade over ssh**: `qemu-upgrade --pid PID --remote ssh://root@10.77.0.2:2222 "
+                 + (qu_args + " " if qu_args else "") + "--json` in A, with `QEMU_UPGRADE_SSH` = "
+                 "`ssh -F /dev/null -i KEY -o IdentitiesOnly=yes -o UserKnownHostsFile=KNOWN_HOSTS "
+                 "-o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes` (" + qemu_tls + "); "
+                 "the tool's ssh (" + ssh_version() + ") runs `qemu-upgrade agent --stdio` in B through "
+                 "a real sshd there (its own sshd_config, ed25519 host and user keys, `UsePAM no`), in "
+                 "the same private mount namespace as the TLS agent, started before the run and not "
+                 "timed; the tool's ssh connection is timed. Strategy reported: " + strategies("remote-ssh"))
     o.append("- **plain migration**: destination started in B with the same command line (its "
              "own QMP socket and pidfile) plus `-S -incoming tcp:10.77.0.2:4444`; on the source "
              "`migrate-set-capabilities events`, `migrate-set-parameters max-bandwidth` "
@@ -382,13 +426,15 @@ def report(tsv, out, command, accel, qemu, skipped):
     if skipped:
         o.append(f"- Skipped: {skipped}")
     o.append("")
-    present = {r["method"] for r in rows}
     meths = [(m, h) for m, h in METHODS if m in present]
     ratios = [x for x in RATIOS if x[0] in present and x[1] in present]
     o.append("Median of the measured runs, min–max in parentheses; ratios of the medians "
-             "(remote = qemu-upgrade --remote, plain = plain migration, memfd = plain migration "
-             "into a memfd).\n")
+             "(TLS agent = qemu-upgrade --remote to the TLS agent, ssh = qemu-upgrade --remote "
+             "ssh://, plain = plain migration, memfd = plain migration into a memfd).\n")
     metrics = [
+        ("connected to the agent⁶", "connect_ms", 1, " ms"),
+        ("migration started (the new QEMU waits on B)⁶", "migrate_ms", 1, " ms"),
+        ("from `migrate` until the guest runs on B⁷", "copy_ms", 1, " ms"),
         ("total time¹", "total_ms", 1, " ms"),
         ("until the guest runs on B²", "running_ms", 1, " ms"),
         ("until the old QEMU has exited³", "retired_ms", 1, " ms"),
@@ -409,28 +455,43 @@ def report(tsv, out, command, accel, qemu, skipped):
             for x, y, _ in ratios:
                 a, b = median(by[x], key, scale), median(by[y], key, scale)
                 rats.append(f"{a / b:.2f}x" if a is not None and b else "n/a")
-            o.append(f"| {name} | " + " | ".join(cell(by[m], key, scale, unit) for m, _ in meths)
-                     + "".join(f" | {x}" for x in rats) + " |")
+            cells = [cell(by[m], key, scale, unit) for m, _ in meths]
+            if all(c == "n/a" for c in cells):
+                continue
+            o.append(f"| {name} | " + " | ".join(cells) + "".join(f" | {x}" for x in rats) + " |")
         for r in bad:
             o.append(f"\n- run {r['run']} {r['method']}: **{r['result']}**: {r['note']}")
         o.append("")
-    o.append("1. qemu-upgrade: its report's `total_ms`, from the tool's start (connect and "
-             "authenticate to the agent, inspect the VM, plan, the agent starts the new QEMU, "
+    o.append("1. qemu-upgrade (both transports): its report's `total_ms`, from the tool's start "
+             "(inspect the VM, connect and authenticate to the agent: the TLS agent's TLS 1.3 "
+             "handshake, or ssh's connection, key exchange and authentication and sshd starting "
+             "`qemu-upgrade agent --stdio`; plan, the agent starts the new QEMU, "
              "migrate, resume, announce) until the old QEMU has exited. Plain migration: from "
              "the `migrate` command to the destination's RESUME event (the destination already "
              "started: what the brief of this benchmark asked for; the two rows below compare "
              "like with like); the same for plain migration into a memfd.")
-    o.append("2. qemu-upgrade: its report's `commit_ms` (the new QEMU runs the guest). Plain "
+    o.append("2. qemu-upgrade (both): its report's `commit_ms` (the new QEMU runs the guest). Plain "
              "migration (both): from starting the destination QEMU to its RESUME event.")
-    o.append("3. qemu-upgrade: `total_ms` again. Plain migration (both): from starting the destination "
+    o.append("3. qemu-upgrade (both): `total_ms` again. Plain migration (both): from starting the destination "
              "QEMU until the source, sent `quit` after the `cont`, has exited (pidfd readable).")
-    o.append("4. qemu-upgrade: its report's `ram_copied_bytes` (`transferred_bytes` is in the "
+    o.append("4. qemu-upgrade (both): its report's `ram_copied_bytes` (`transferred_bytes` is in the "
              "runs table); plain migration (both): `ram.transferred` of `query-migrate`.")
     o.append("5. bench/memwatch: the median MemAvailable over 250 ms before the operation minus "
              "its lowest value during it (every 5 ms); and the same for AnonPages + Shmem (its highest value), which leaves out what the kernel parks on its per-CPU free lists. Both host-wide: both \"hosts\" are this "
              "machine, so this is the destination's copy of the guest RAM plus whatever else "
              "the operation allocates, plus noise from other jobs. On two real hosts the "
              "source would need none of it.")
+    if present & set(TOOL):
+        o.append("6. qemu-upgrade (both): the time stamp of its progress line `connected to the agent "
+                 "on ...` (stderr, ms since the tool's start): the VM inspected (QMP, /proc) and the "
+                 "agent's answer to HELLO received (`transport=tls` or `transport=ssh`); and of "
+                 "`migration started` (the plan made, the new QEMU started on B and waiting, `migrate` "
+                 "sent to the old QEMU).")
+        o.append("7. The copy alone, the same span for every method: qemu-upgrade: `commit_ms` minus "
+                 "the time stamp of `migration started` (so the resume, `cont` and the agent's answer "
+                 "are in it; the stamps count from the tool's start, `commit_ms` from the upgrade's, a little "
+                 "later: less apart than a run's `tool wall` and `total_ms`, tens of ms); plain "
+                 "migration: its total time (from `migrate` to the destination's RESUME).")
     o.append("")
     # What this shows, from the numbers.
     o.append("## What this shows, and caveats\n")
@@ -442,7 +503,7 @@ def report(tsv, out, command, accel, qemu, skipped):
             continue
         med = {m: (median(by[m], "running_ms"), median(by[m], "retired_ms"), median(by[m], "pause_ms"))
                for m in got}
-        short = {"remote": "qemu-upgrade", "migrate": "plain", "migrate-memfd": "plain into a memfd"}
+        short = {"remote": "TLS agent", "remote-ssh": "ssh", "migrate": "plain", "migrate-memfd": "plain into a memfd"}
         p = f"{s} GiB: guest on B after " + ", ".join(f"{fnum(med[m][0])} ({short[m]})" for m in got) + " ms"
         p += "".join(f"; {n} {med[x][0] / med[y][0]:.2f}x ({med[x][0] - med[y][0]:+.0f} ms)"
                      for x, y, n in RATIOS if x in got and y in got)
@@ -457,15 +518,15 @@ def report(tsv, out, command, accel, qemu, skipped):
     o.append("@@NOTES@@")
     o.append("")
     o.append("## Runs\n")
-    o.append("| size | method | run | result | strategy | total ms | guest on B ms | old gone ms | "
+    o.append("| size | method | run | result | strategy | connected ms | total ms | guest on B ms | old gone ms | "
              "pause ms | downtime ms | RAM MiB | sent MiB | extra mem MiB | held MiB | max gap ms | load | other QEMUs | note |")
-    o.append("|" + " --- |" * 18)
+    o.append("|" + " --- |" * 19)
 
     def f(r, k, scale=1):
         return fnum(float(r[k]) / scale) if r.get(k) not in ("", None) else ""
     for r in rows:
         o.append(f"| {r['size_gib']} | {r['method']} | {r['run']} | {r['result']} | {r['strategy']} | "
-                 f"{f(r, 'total_ms')} | {f(r, 'running_ms')} | {f(r, 'retired_ms')} | "
+                 f"{f(r, 'connect_ms')} | {f(r, 'total_ms')} | {f(r, 'running_ms')} | {f(r, 'retired_ms')} | "
                  f"{f(r, 'pause_ms')} | {f(r, 'downtime_ms')} | {f(r, 'ram_bytes', MiB)} | "
                  f"{f(r, 'sent_bytes', MiB)} | {f(r, 'peak_extra_bytes', MiB)} | "
                  f"{f(r, 'held_extra_bytes', MiB)} | {r['mem_max_gap_ms']} | {r['loadavg']} | "
@@ -510,8 +571,10 @@ def default_notes(others, loads, memfd=None):
         "CPUs (the two QEMUs' migration threads and the copying share the same cores), not "
         "by a link. On a real 10 or 25 Gbit/s link the copy itself dominates and the fixed "
         "costs below weigh less in the ratio.",
-        "- **What qemu-upgrade adds on top of QEMU's migration**: connecting to the agent and "
-        "the HMAC challenge/response both ways, inspecting the VM (QMP, /proc), the agent "
+        "- **What qemu-upgrade adds on top of QEMU's migration**: connecting to the agent (the "
+        "TLS agent: a TCP connection and a TLS 1.3 handshake with a certificate checked each way; "
+        "ssh: ssh's connection, key exchange and public-key authentication, then sshd starting "
+        "`qemu-upgrade agent --stdio`), inspecting the VM (QMP, /proc), the agent "
         "probing the binary on B (`-version`, machine types), the handover stream, the agent "
         "starting the new QEMU (`-incoming defer`, its RAM in a memfd it creates) and "
         "`migrate-incoming`, then after the copy the resume round trip, `cont`, "
@@ -584,8 +647,36 @@ ip -n "$NS_A" link set "qrba$$" up && ip -n "$NS_B" link set "qrbb$$" up || die 
 PKI=$HELPERS/pki
 make_pki "$PKI" "$B_IP" || die "cannot make the TLS certificates (openssl)"
 
+# remote-ssh: B's sshd (host key, root's authorized key: the tool's, its own sshd_config) and
+# the tool's ssh command (that key, a known_hosts with B's host key alone, no ssh_config), in
+# the helpers' directory (root's, mode 0700: hence StrictModes no, as under /tmp).
+SSH_DIR=$HELPERS/ssh
+if [ -n "$WANT_SSH" ]; then
+	mkdir -m 700 "$SSH_DIR" &&
+		ssh-keygen -q -t ed25519 -N '' -C qu-bench-host -f "$SSH_DIR/host_key" &&
+		ssh-keygen -q -t ed25519 -N '' -C qu-bench-tool -f "$SSH_DIR/id" &&
+		cp "$SSH_DIR/id.pub" "$SSH_DIR/authorized_keys" &&
+		echo "[$B_IP]:$SSH_PORT $(cut -d' ' -f1,2 "$SSH_DIR/host_key.pub")" >"$SSH_DIR/known_hosts" ||
+		die "cannot make the ssh keys (ssh-keygen)"
+	cat >"$SSH_DIR/sshd_config" <<-EOF
+		Port $SSH_PORT
+		ListenAddress $B_IP
+		HostKey $SSH_DIR/host_key
+		AuthorizedKeysFile $SSH_DIR/authorized_keys
+		PermitRootLogin prohibit-password
+		PasswordAuthentication no
+		KbdInteractiveAuthentication no
+		UsePAM no
+		StrictModes no
+		PidFile none
+		LogLevel VERBOSE
+	EOF
+	mkdir -p /run/sshd # sshd's privilege separation directory (the package's own)
+	SSH_CMD="ssh -F /dev/null -i $SSH_DIR/id -o IdentitiesOnly=yes -o UserKnownHostsFile=$SSH_DIR/known_hosts -o GlobalKnownHostsFile=/dev/null -o StrictHostKeyChecking=yes"
+fi
+
 TSV=$HELPERS/results.tsv
-FIELDS=(size_gib method run result strategy total_ms running_ms retired_ms pause_ms downtime_ms
+FIELDS=(size_gib method run result strategy connect_ms migrate_ms copy_ms total_ms running_ms retired_ms pause_ms downtime_ms
 	ram_bytes sent_bytes peak_extra_bytes held_extra_bytes mem_samples mem_max_gap_ms verify_bad fill_s wait_s loadavg other_qemus
 	timestamp note)
 (IFS=$'\t'; echo "${FIELDS[*]}") >"$TSV"
@@ -729,42 +820,77 @@ check_after() {
 	[ "$bad" = 0 ] || { ROW[note]+="${bad:-?} guest pages differ after the move; "; return 1; }
 }
 
-run_remote() {
-	local report rc i new t0 t1
-	# The agent on B: a private mount namespace with a tmpfs over the run's directory, so
-	# the new QEMU's QMP socket and pidfile land at the same paths, and its policy (the VM
-	# runs as root, its files in the run's directory: docs/remote.md, "Authorization") in an
-	# /etc/qemu-upgrade.conf of B's own (an overlay on /etc, for any build: the installed one
-	# reads no other file). Started before the measurement, as a daemon would be.
+# b_host READY COMMAND: host B for this run, started before the measurement as a daemon would
+# be: COMMAND (a shell command line that execs the server) in B's network namespace and a
+# private mount namespace with a tmpfs over the run's directory, so that the new QEMU's QMP
+# socket and pidfile land at the same paths; the agent's policy (the VM runs as root, its
+# files in the run's directory: docs/remote.md, "Authorization") in an /etc/qemu-upgrade.conf
+# of B's own (an overlay on /etc, for any build: the installed one reads no other file; the
+# agent sshd starts reads it there too); and the directory holding the tool bound over
+# /usr/local/bin and /usr/local/sbin, which sshd's PATH for root searches before any other
+# qemu-upgrade; root's home a tmpfs with Debian's stock dot files (/usr/share/base-files), so
+# that root's shell on B starts as on a stock host: sshd runs the agent through root's shell
+# (`bash -c`), and Debian's bash reads ~/.bashrc when sshd runs it; the /root/.bashrc of the
+# machine this was written on runs `pyenv init`, which cost 0.3-0.6 s per connection (README.md,
+# the remote section). Waits up to 30 s for the line READY in its log (a loaded machine starts
+# processes slowly); tracks its PID.
+b_host() {
+	local ready=$1 cmd=$2 pid i
 	mkdir -p "$HELPERS/etc"
 	ip netns exec "$NS_B" unshare -m --propagation private \
 		sh -c "mount -t tmpfs qu-rbench '$RUN_DIR' && mount -t tmpfs qu-rbench-etc '$HELPERS/etc' &&
 			mkdir '$HELPERS/etc/up' '$HELPERS/etc/work' &&
 			mount -t overlay qu-rbench-etc -o 'lowerdir=/etc,upperdir=$HELPERS/etc/up,workdir=$HELPERS/etc/work' /etc &&
 			printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\nagent_tls_clients = tool.qu-bench\n' '$RUN_DIR' '$QEMU' >/etc/qemu-upgrade.conf &&
-			exec '$QU_BIN' agent --listen $B_IP:$AGENT_PORT --pki-dir '$PKI/b'" \
-		>"$RUN_DIR/agent.log" 2>&1 &
-	local agent=$!
-	for i in $(seq 100); do
-		grep -q 'agent: listening' "$RUN_DIR/agent.log" 2>/dev/null && break
-		kill -0 "$agent" 2>/dev/null || break
+			mount --bind '$HELPERS/bin' /usr/local/bin && mount --bind '$HELPERS/bin' /usr/local/sbin &&
+			mount -t tmpfs -o mode=700 qu-rbench-root /root &&
+			{ cp /usr/share/base-files/dot.bashrc /root/.bashrc; cp /usr/share/base-files/dot.profile /root/.profile; } 2>/dev/null;
+			$cmd" >"$RUN_DIR/b.log" 2>&1 &
+	pid=$!
+	for i in $(seq 600); do
+		grep -q "$ready" "$RUN_DIR/b.log" 2>/dev/null && break
+		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.05
 	done
-	track "$agent"
-	grep -q 'agent: listening' "$RUN_DIR/agent.log" ||
-		{ ROW[note]="agent did not start: $(tr '\n' ' ' <"$RUN_DIR/agent.log")"; return 1; }
+	track "$pid"
+	grep -q "$ready" "$RUN_DIR/b.log" ||
+		{ ROW[note]="host B did not start ($cmd): $(tr '\n' ' ' <"$RUN_DIR/b.log")"; return 1; }
+}
+
+# tool_stamp TEXT: the time stamp (ms since the tool's start) of the tool's first progress line
+# that begins with TEXT, or "?".
+tool_stamp() {
+	local t
+	t=$(sed -n "s/^\[ *\([0-9.]*\) ms\] $1.*/\1/p" "$RUN_DIR/tool.err" | head -n 1)
+	echo "${t:-?}"
+}
+
+# run_remote tls|ssh: qemu-upgrade --remote, to the TLS agent or over ssh.
+run_remote() {
+	local report rc new t0 t1 how=$1 dest tool_env=()
+	if [ "$how" = ssh ]; then
+		b_host 'Server listening' "exec /usr/sbin/sshd -D -e -f '$SSH_DIR/sshd_config'" || return 1
+		dest=(--remote "ssh://root@$B_IP:$SSH_PORT")
+		tool_env=("QEMU_UPGRADE_SSH=$SSH_CMD")
+	else
+		b_host 'agent: listening' "exec '$QU_BIN' agent --listen $B_IP:$AGENT_PORT --pki-dir '$PKI/b'" ||
+			return 1
+		dest=(--remote "$B_IP" --pki-dir "$PKI/a")
+	fi
 	prepare "$SIZE" || return 1
 	memwatch_start || { ROW[note]="memwatch did not start"; return 1; }
 	t0=$(date +%s%N)
-	report=$(ip netns exec "$NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$B_IP" \
-		--pki-dir "$PKI/a" $QU_ARGS --json --quiet 2>"$RUN_DIR/tool.err")
+	# Its progress lines (stderr) say when it was connected to the agent.
+	# shellcheck disable=SC2086
+	report=$(env "${tool_env[@]}" ip netns exec "$NS_A" "$QU_BIN" --pid "$VM_PID" "${dest[@]}" \
+		$QU_ARGS --json 2>"$RUN_DIR/tool.err")
 	rc=$?
 	t1=$(date +%s%N)
 	memwatch_stop
 	new=$(jq -r '.new_pid // empty' <<<"$report" 2>/dev/null)
 	[ -z "$new" ] || track "$new"
 	if [ $rc != 0 ] || [ "$(jq -r .result <<<"$report" 2>/dev/null)" != upgraded ]; then
-		ROW[note]="qemu-upgrade exit $rc: $(jq -r '.error // .refusal // empty' <<<"$report" 2>/dev/null) $(tr '\n' ' ' <"$RUN_DIR/tool.err")"
+		ROW[note]="qemu-upgrade exit $rc: $(jq -r '.error // .refusal // empty' <<<"$report" 2>/dev/null) $(grep -v '^{"event"' "$RUN_DIR/tool.err" | tail -n 3 | tr '\n' ' ')"
 		return 1
 	fi
 	ROW[strategy]=$(jq -r .strategy <<<"$report")
@@ -775,7 +901,14 @@ run_remote() {
 	ROW[downtime_ms]=$(jq -r .downtime_ms <<<"$report")
 	ROW[ram_bytes]=$(jq -r .ram_copied_bytes <<<"$report")
 	ROW[sent_bytes]=$(jq -r .transferred_bytes <<<"$report")
-	ROW[note]="tool wall $(((t1 - t0) / 1000000)) ms; new QEMU's RAM $(ram_mapping "$new" "$((SIZE * GiB))"); "
+	ROW[connect_ms]=$(tool_stamp 'connected to the agent on ')
+	ROW[migrate_ms]=$(tool_stamp 'migration started ')
+	ROW[note]="tool wall $(((t1 - t0) / 1000000)) ms; progress lines at: connected ${ROW[connect_ms]} ms, new QEMU started on B $(tool_stamp 'new QEMU started on ') ms, migration started ${ROW[migrate_ms]} ms; new QEMU's RAM $(ram_mapping "$new" "$((SIZE * GiB))"); "
+	for f in connect_ms migrate_ms; do
+		[ "${ROW[$f]}" != "?" ] || ROW[$f]=
+	done
+	# The copy, like plain migration's "total time": from `migrate` to the guest running on B.
+	[ -z "${ROW[migrate_ms]}" ] || ROW[copy_ms]=$(awk -v a="${ROW[running_ms]}" -v b="${ROW[migrate_ms]}" 'BEGIN { printf "%.1f", a - b }')
 	check_after "$new" "/proc/$new/root$RUN_DIR/vm.qmp"
 }
 
@@ -802,6 +935,7 @@ run_migrate() {
 	for k in total_ms running_ms pause_ms downtime_ms; do
 		ROW[$k]=$(jq -r ".$k // empty" <<<"$out")
 	done
+	ROW[copy_ms]=${ROW[total_ms]}
 	ROW[retired_ms]=$(jq -r .src_exit_ms <<<"$out")
 	ROW[ram_bytes]=$(jq -r .ram_bytes <<<"$out")
 	ROW[sent_bytes]=${ROW[ram_bytes]}
@@ -834,7 +968,8 @@ for SIZE in "${SIZES[@]}"; do
 				[timestamp]=$(date +%Y-%m-%dT%H:%M:%S%z))
 			RUN_DIR=$(mktemp -d /tmp/qu-rbench-run.XXXXXX)
 			case $method in
-			remote) run_remote ;;
+			remote) run_remote tls ;;
+			remote-ssh) run_remote ssh ;;
 			migrate) run_migrate ;;
 			migrate-memfd) run_migrate memfd ;;
 			esac
