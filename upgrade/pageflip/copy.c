@@ -41,8 +41,15 @@ int txn_copy_timed_out(struct qu_txn *t)
 	struct qu_mig_status m;
 	qu_mig_query(t->old, qu_now_us() + 2000000u, &m); /* zeros when it does not answer */
 	double sent = (double)m.transferred / 1048576.0, left = (double)m.remaining / 1048576.0, mbps = m.mbps;
+	/* Less than the guest's RAM sent: the first pass itself was too slow for the time allowed
+	 * (a loaded host, a slow link), whatever the guest does; more: the guest dirties pages
+	 * faster than the later passes send them. */
+	int first_pass = m.total > 0 && m.transferred < m.total;
 	return qu_err(-ETIMEDOUT, "copying guest RAM did not finish in time: %.0f MiB sent, %.0f MiB still dirty, "
-		      "%.0f MB/s; the guest rewrites its memory faster than it can be sent within the downtime "
-		      "limit: raise --timeout or --max-downtime, or lift --max-bandwidth%s", sent, left, mbps / 8.0,
+		      "%.0f MB/s; %s: raise --timeout or --max-downtime, or lift --max-bandwidth%s", sent, left,
+		      mbps / 8.0,
+		      first_pass ? "the first pass over guest RAM had not ended: the copy is slower than the time "
+				   "allowed"
+				 : "the guest rewrites its memory faster than it can be sent within the downtime limit",
 		      t->plan->remote && !t->plan->no_tls ? " (TLS costs throughput: --no-tls on a network you trust)" : "");
 }
