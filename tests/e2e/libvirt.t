@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 62
+tap_plan 65
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -105,8 +105,9 @@ tap_ok $? "and libvirtd was started again, its journal dropped"
 # --- checks after an upgrade -----------------------------------------------------------
 # lv_upgrade LABEL: with --libvirt-restart onto 10.0; sets VM_PID to the new QEMU.
 lv_upgrade() {
-	local old=$VM_PID daemon_before
+	local old=$VM_PID daemon_before mnt_before
 	daemon_before=$(lv_libvirtd_pid)
+	mnt_before=$(readlink "/proc/$VM_PID/ns/mnt")
 	report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --libvirt-restart --json --quiet 2>"$dir/err")
 	local rc=$? new
 	new=$(json_get "$report" new_pid)
@@ -119,6 +120,8 @@ lv_upgrade() {
 		[ "$(json_get "$report" libvirt.restarted)" = true ] && [ -n "$(lv_libvirtd_pid)" ] &&
 		[ "$(lv_libvirtd_pid)" != "$daemon_before" ]
 	tap_ok $? "$1: libvirtd was stopped and runs again (the report's libvirt object says so)"
+	# libvirt's hotplug makes /dev nodes in the mount namespace of the QEMU it knows.
+	tap_is "$(readlink "/proc/$VM_PID/ns/mnt")" "$mnt_before" "$1: the new QEMU is in the old one's mount namespace ($mnt_before; this test's is $(readlink /proc/self/ns/mnt))"
 }
 
 # lv_checks LABEL: libvirt manages the upgraded VM as before.
