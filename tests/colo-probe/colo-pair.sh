@@ -377,6 +377,14 @@ fi
 grep "Send 'checkpoint-request'" "$A/trace.log" | tsec | awk 'p { printf "%.0f\n", ($1-p)*1000 } { p=$1 }' | sort -n >"$W/intervals.ms"
 [ -s "$W/intervals.ms" ] && result interval_ms_median "$(sed -n "$((($(wc -l <"$W/intervals.ms") + 1) / 2))p" "$W/intervals.ms")"
 result miscompares "$(grep -c 'miscompare' "$A/trace.log")"
+# What each checkpoint carries: the secondary's count of dirty pages it flushes from its RAM
+# cache into the guest's RAM (4 KiB each), and the device state's size.
+sed -n 's/.*colo_flush_ram_cache_begin dirty_pages \([0-9]*\).*/\1/p' "$B/trace.log" | sort -n >"$W/dirty.pages"
+if [ -s "$W/dirty.pages" ]; then
+	n=$(wc -l <"$W/dirty.pages")
+	result dirty_pages_median "$(sed -n "$(((n + 1) / 2))p" "$W/dirty.pages")"
+	result dirty_pages_max "$(tail -n 1 "$W/dirty.pages")"
+fi
 
 # ---------------------------------------------------------------- failover to B
 # COLO_FAULT=kill (default): SIGKILL the primary QEMU (its sockets close: B sees EOF/RST).
@@ -458,11 +466,21 @@ if [ "${COLO_FAULT:-kill}" = cut ]; then
 	else
 		result primary_guest_runs_after_cut no
 	fi
-	r=$(qmp "$A" '{"execute":"x-colo-lost-heartbeat"}')
-	say "primary x-colo-lost-heartbeat: $r"
+	# Does A's guest still reach its own host? colo-compare holds what has no match from B.
+	ip netns exec "$NSA" ping -c 5 -i 0.2 -W 1 "$GUEST_IP" >"$W/ping-a-cut" 2>&1
+	result ping_a_after_cut "$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p' "$W/ping-a-cut")"
+	r=$(QMP_T=10 qmp "$A" '{"execute":"x-colo-lost-heartbeat"}')
+	say "primary x-colo-lost-heartbeat: ${r:-no reply in 10 s}"
+	result primary_lost_heartbeat_reply "$(tr ' ' '_' <<<"${r:-none}")"
+	pa0=$(field "$(memcheck_line "$A")" pass)
 	wait_for 20 "memcheck progress on the primary after its own failover" a_progress &&
 		result primary_guest_runs_after_its_failover yes || result primary_guest_runs_after_its_failover no
-	say "primary after its failover: $(qmp "$A" '{"execute":"query-colo-status"}'), status $(status_of "$A")"
+	r=$(QMP_T=10 qmp "$A" '{"execute":"query-status"}')
+	say "primary after its failover: query-status ${r:-no reply in 10 s}"
+	if [ -z "$r" ] && command -v gdb >/dev/null; then
+		timeout 60 gdb -q -batch -p "$PA" -ex 'thread apply all bt 12' >"$A/stacks.txt" 2>&1
+		say "$A threads: $(grep -E '^#[0-9]+ ' "$A/stacks.txt" | grep -oE ' in [a-z_0-9]+' | sort | uniq -c | sort -rn | head -n 12 | tr -s ' \n' ' ')"
+	fi
 fi
 say "events A: $(grep -o '"event": *"[A-Z_]*"' "$A/events.log" 2>/dev/null | sort | uniq -c | tr -s ' \n' ' ')"
 say "events B: $(grep -o '"event": *"[A-Z_]*"' "$B/events.log" 2>/dev/null | sort | uniq -c | tr -s ' \n' ' ')"
