@@ -15,7 +15,7 @@
 # Settings (environment): COLO_DELAY (x-checkpoint-delay, ms, default 1000), COLO_PROTECT_S
 # (default 20), COLO_LIVE=1 (the primary boots and runs memcheck before COLO starts; default)
 # or 0 (the primary waits with -S and the guest boots under COLO, as qemu-colo.rst does),
-# COLO_RUNTIME (see below), COLO_MACHINE (q35 by default, or pc), COLO_MINIMAL (see below), COLO_GUEST_NET (see below), COLO_FAULT (kill or
+# COLO_GDB (see below), COLO_RUNTIME (see below), COLO_MACHINE (q35 by default, or pc), COLO_MINIMAL (see below), COLO_GUEST_NET (see below), COLO_FAULT (kill or
 # cut, see the failover part), COLO_OUT (a directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
@@ -221,6 +221,14 @@ start_secondary() {
 	event_log "$B"
 	[ "$MIN" = 1 ] || { ip -n "$NSB" addr add "$HOST_IP/24" dev ctap0 && ip -n "$NSB" link set ctap0 up; }
 	say "secondary PID $PB in $NSB (command line: $B/cmdline)"
+	# COLO_GDB=1: gdb waits on the secondary and prints every thread's stack if it aborts
+	# (Debian's binaries carry enough symbols for function names).
+	if [ "${COLO_GDB:-0}" = 1 ]; then
+		gdb -q -batch -p "$PB" -ex 'handle all nostop noprint pass' -ex 'handle SIGABRT SIGSEGV stop print nopass' \
+			-ex continue -ex 'bt 40' -ex 'thread apply all bt 8' >"$B/gdb.txt" 2>&1 &
+		vm_track_pid $! 2>/dev/null
+		wait_for 30 "gdb to attach to the secondary" grep -q "^Continuing" "$B/gdb.txt" || true
+	fi
 }
 [ "$RUNTIME" = 1 ] || start_secondary
 wait_for 60 "A's pidfile" sh -c "[ -s '$A/qemu.pid' ]" || {
@@ -329,8 +337,9 @@ ip netns exec "$NSA" ping -i 0.2 -w "$PROTECT_S" -W 1 "$GUEST_IP" >"$W/ping-colo
 sed -n '/packets transmitted/,$p' "$W/ping-colo" | sed 's/^/# ping from A during COLO: /'
 result ping_during_colo "$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p' "$W/ping-colo")"
 result ping_during_colo_rtt_ms "$(sed -n 's/.*= \([0-9.]*\/[0-9.]*\/[0-9.]*\)\/.*/\1/p' "$W/ping-colo")"
-if ! [ -e "/proc/$PB" ]; then
+if ! [ -e "/proc/$PB" ] || grep -q 'SIGABRT' "$B/gdb.txt" 2>/dev/null; then
 	result secondary_died_during_protection yes
+	[ -s "$B/gdb.txt" ] && say "secondary's stack at the abort: $(sed -n '/SIGABRT/,/^$/p' "$B/gdb.txt" | grep -oE '^#[0-9]+ .* in [a-zA-Z_0-9]+' | sed 's/.* in //' | head -n 25 | tr '\n' ' ')"
 	fail "the secondary QEMU died while protecting"
 	bail_out
 fi
