@@ -330,36 +330,47 @@ fi
 if [ "$MIN" = 1 ]; then
 	# No network: the protected period is timed by checkpoints instead of pings.
 	n_end=$(( $(grep -c "Send 'checkpoint-request'" "$A/trace.log") + PROTECT_S * 1000 / DELAY ))
-	enough() { [ "$(grep -c "Send 'checkpoint-request'" "$A/trace.log")" -ge "$n_end" ] || ! [ -e "/proc/$PB" ]; }
+	enough() { [ "$(grep -c "Send 'checkpoint-request'" "$A/trace.log")" -ge "$n_end" ] || ! [ -e "/proc/$PB" ] ||
+		grep -q 'SIGABRT' "$B/gdb.txt" 2>/dev/null; }
 	wait_for $((PROTECT_S * 3 + 30)) "$((PROTECT_S * 1000 / DELAY)) more checkpoints" enough
 else
 ip netns exec "$NSA" ping -i 0.2 -w "$PROTECT_S" -W 1 "$GUEST_IP" >"$W/ping-colo" 2>&1
 sed -n '/packets transmitted/,$p' "$W/ping-colo" | sed 's/^/# ping from A during COLO: /'
 result ping_during_colo "$(sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p' "$W/ping-colo")"
 result ping_during_colo_rtt_ms "$(sed -n 's/.*= \([0-9.]*\/[0-9.]*\/[0-9.]*\)\/.*/\1/p' "$W/ping-colo")"
-if ! [ -e "/proc/$PB" ] || grep -q 'SIGABRT' "$B/gdb.txt" 2>/dev/null; then
+fi
+# secondary_dead: B's QEMU is gone, or stopped by gdb at its abort.
+secondary_dead() { ! [ -e "/proc/$PB" ] || grep -q 'SIGABRT' "$B/gdb.txt" 2>/dev/null; }
+if secondary_dead; then
 	result secondary_died_during_protection yes
 	[ -s "$B/gdb.txt" ] && say "secondary's stack at the abort: $(sed -n '/SIGABRT/,/^$/p' "$B/gdb.txt" | grep -oE '^#[0-9]+ .* in [a-zA-Z_0-9]+' | sed 's/.* in //' | head -n 25 | tr '\n' ' ')"
 	fail "the secondary QEMU died while protecting"
 	bail_out
 fi
-# A disk write through the primary's quorum (both children: the local image and the NBD
-# replication node), to be read back on the secondary after failover.
-r=$(hmp "$A" 'qemu-io colo-disk0 \"write -P 0x5a 1M 64k\"')
-say "primary qemu-io write: $r"
-case $r in *error* | *rror*) fail "primary disk write: $r" ;; esac
+if [ "$MIN" != 1 ]; then
+	# A disk write through the primary's quorum (both children: the local image and the NBD
+	# replication node), to be read back on the secondary after failover.
+	r=$(hmp "$A" 'qemu-io colo-disk0 \"write -P 0x5a 1M 64k\"')
+	say "primary qemu-io write: $r"
+	case $r in *error* | *rror*) fail "primary disk write: $r" ;; esac
 fi
 # Let one more checkpoint pass after the write (the secondary's view is the last checkpoint's).
-sleep_until_ckpt() {
-	local n0 end=$((SECONDS + 30 + DELAY / 1000))
+wait_next_ckpt() {
+	local n0 t=$((30 + DELAY / 1000)) end
+	end=$((SECONDS + t))
 	n0=$(grep -c "Send 'checkpoint-request'" "$A/trace.log")
 	while [ "$(grep -c "Send 'checkpoint-request'" "$A/trace.log")" -le $((n0 + 1)) ]; do
-		[ $SECONDS -lt $end ] || { say "no further checkpoint within $((end - SECONDS)) s"; return 1; }
+		[ $SECONDS -lt $end ] || { say "no further checkpoint within $t s"; return 1; }
 		sleep 0.1
 	done
 }
-sleep_until_ckpt
+wait_next_ckpt
 say "primary query-migrate: $(qmp "$A" '{"execute":"query-migrate"}')"
+# Host memory of each side while protecting (qemu-colo.rst: the secondary keeps a second copy
+# of guest RAM, its RAM cache).
+rss_mib() { local k; k=$(sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null); echo $((${k:-0} / 1024)); }
+result rss_primary_mib "$(rss_mib "$PA")"
+result rss_secondary_mib "$(rss_mib "$PB")"
 pri_mc=$(memcheck_line "$A")
 sec_mc_before=$(memcheck_line "$B")
 say "primary memcheck before the kill: $pri_mc"
