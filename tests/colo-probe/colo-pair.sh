@@ -393,6 +393,17 @@ if [ -s "$W/pauses.ms" ]; then
 	result pause_ms_median "$(sed -n "$(((n + 1) / 2))p" "$W/pauses.ms")"
 	result pause_ms_max "$(tail -n 1 "$W/pauses.ms")"
 fi
+# The same pauses from QMP alone (what a tool can see without tracing): STOP -> RESUME event
+# pairs on A's monitor, each stamped by QEMU in microseconds.
+jq -r 'select(.event == "STOP" or .event == "RESUME") |
+	"\(.timestamp.seconds).\(.timestamp.microseconds | tostring | ("000000" + .)[-6:]) \(.event)"' \
+	"$A/events.log" 2>/dev/null | awk '$2 == "STOP" { t = $1 } $2 == "RESUME" && t { printf "%.1f\n", ($1 - t) * 1000; t = 0 }' |
+	sort -n >"$W/pauses-events.ms"
+if [ -s "$W/pauses-events.ms" ]; then
+	n=$(wc -l <"$W/pauses-events.ms")
+	result event_pauses "$n"
+	result event_pause_ms_median "$(sed -n "$(((n + 1) / 2))p" "$W/pauses-events.ms")"
+fi
 # Checkpoint intervals (request to request), to compare with x-checkpoint-delay.
 grep "Send 'checkpoint-request'" "$A/trace.log" | tsec | awk 'p { printf "%.0f\n", ($1-p)*1000 } { p=$1 }' | sort -n >"$W/intervals.ms"
 [ -s "$W/intervals.ms" ] && result interval_ms_median "$(sed -n "$((($(wc -l <"$W/intervals.ms") + 1) / 2))p" "$W/intervals.ms")"
