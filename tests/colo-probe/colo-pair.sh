@@ -368,7 +368,7 @@ wait_next_ckpt
 say "primary query-migrate: $(qmp "$A" '{"execute":"query-migrate"}')"
 # Host memory of each side while protecting (qemu-colo.rst: the secondary keeps a second copy
 # of guest RAM, its RAM cache).
-rss_mib() { local k; k=$(sed -n 's/^VmRSS: *\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null); echo $((${k:-0} / 1024)); }
+rss_mib() { local k; k=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null); echo $((${k:-0} / 1024)); }
 result rss_primary_mib "$(rss_mib "$PA")"
 result rss_secondary_mib "$(rss_mib "$PB")"
 pri_mc=$(memcheck_line "$A")
