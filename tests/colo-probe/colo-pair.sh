@@ -15,7 +15,7 @@
 # Settings (environment): COLO_DELAY (x-checkpoint-delay, ms, default 1000), COLO_PROTECT_S
 # (default 20), COLO_LIVE=1 (the primary boots and runs memcheck before COLO starts; default)
 # or 0 (the primary waits with -S and the guest boots under COLO, as qemu-colo.rst does),
-# COLO_GDB (see below), COLO_RUNTIME (see below), COLO_MACHINE (q35 by default, or pc), COLO_MINIMAL (see below), COLO_GUEST_NET (see below), COLO_FAULT (kill or
+# COLO_GDB and COLO_TRACE_VMSTATE (see below), COLO_RUNTIME (see below), COLO_MACHINE (q35 by default, or pc), COLO_MINIMAL (see below), COLO_GUEST_NET (see below), COLO_FAULT (kill or
 # cut, see the failover part), COLO_OUT (a directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
@@ -77,6 +77,9 @@ MIN=${COLO_MINIMAL:-0}
 guest_net=" net_ip=$GUEST_IP/24"
 [ "${COLO_GUEST_NET:-1}" = 1 ] && [ "$MIN" != 1 ] || guest_net=""
 TRACE=(-msg timestamp=on -trace 'colo_*' -trace vm_state_notify -trace 'migrate_set_state')
+# COLO_TRACE_VMSTATE=1: every device state section loaded is traced too, so that the last one
+# before a secondary's abort names the device.
+[ "${COLO_TRACE_VMSTATE:-0}" = 1 ] && TRACE+=(-trace 'vmstate_load_state*' -trace 'qemu_loadvm_state_section*')
 common=(-accel tcg -machine "${COLO_MACHINE:-q35}" -m 256M -smp 1 -nodefaults -display none
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD"
 	-append "$VM_CMDLINE memcheck_mib=${VM_MEMCHECK_MIB:-32}${guest_net}"
@@ -160,7 +163,9 @@ field() { sed -n "s/.* $2=\([0-9]*\).*/\1/p" <<<"$1"; }
 bail_out() {
 	local d pid
 	say "primary trace: $(grep -v 'colo_compare\|old_packet\|rewriter' "$A/trace.log" | tail -n 8 | tr '\n' '|')"
-	say "secondary trace: $(grep -v 'colo_compare\|old_packet\|rewriter' "$B/trace.log" | tail -n 8 | tr '\n' '|')"
+	say "secondary trace: $(grep -v 'colo_compare\|old_packet\|rewriter\|vmstate_load\|loadvm_state' "$B/trace.log" | tail -n 8 | tr '\n' '|')"
+	grep -q 'vmstate_load_state' "$B/trace.log" &&
+		say "secondary's last device states loaded: $(grep 'vmstate_load_state\|loadvm_state_section' "$B/trace.log" | tail -n 6 | tr '\n' '|')"
 	for d in "$A" "$B"; do
 		pid=$(cat "$d/qemu.pid" 2>/dev/null)
 		if [ -n "$pid" ] && [ -e "/proc/$pid" ] && command -v gdb >/dev/null; then
