@@ -79,7 +79,7 @@ guest_net=" net_ip=$GUEST_IP/24"
 TRACE=(-msg timestamp=on -trace 'colo_*' -trace vm_state_notify -trace 'migrate_set_state')
 # COLO_TRACE_VMSTATE=1: every device state section loaded is traced too, so that the last one
 # before a secondary's abort names the device.
-[ "${COLO_TRACE_VMSTATE:-0}" = 1 ] && TRACE+=(-trace 'vmstate_load_state*' -trace 'qemu_loadvm_state_section*')
+[ "${COLO_TRACE_VMSTATE:-0}" = 1 ] && TRACE+=(-trace vmstate_load_state -trace vmstate_load_state_end -trace qemu_loadvm_state_section_startfull)
 common=(-accel tcg -machine "${COLO_MACHINE:-q35}" -m 256M -smp 1 -nodefaults -display none
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD"
 	-append "$VM_CMDLINE memcheck_mib=${VM_MEMCHECK_MIB:-32}${guest_net}"
