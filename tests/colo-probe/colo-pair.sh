@@ -22,7 +22,7 @@
 # Every process it starts is killed by PID, the namespaces are deleted at exit.
 set -u
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=../lib/vm.sh
+# shellcheck source=tests/lib/vm.sh
 . "$here/../lib/vm.sh"
 Q=${1:?usage: colo-pair.sh QEMU_BINARY}
 DELAY=${COLO_DELAY:-1000}
@@ -67,7 +67,7 @@ qemu-img create -q -f qcow2 "$W/a/primary.qcow2" 64M &&
 	qemu-img create -q -f qcow2 "$W/b/secondary-hidden.qcow2" 64M || exit 1
 
 # chardev reconnect: 7.2 knows only reconnect=SECONDS, 11.1 only reconnect-ms (9.2 added it).
-if "$Q" -chardev socket,help 2>&1 | grep -q reconnect-ms; then reconnect=reconnect-ms=1000; else reconnect=reconnect=1; fi
+if "$Q" -chardev socket,help 2>&1 | grep -q reconnect-ms; then reconnect="reconnect-ms=1000"; else reconnect="reconnect=1"; fi
 
 # COLO_GUEST_NET=0: the guest does not load virtio-net (the NIC is there, unused), to tell
 # whether a failure comes from the NIC's state.
@@ -84,7 +84,7 @@ common=(-accel tcg -machine "${COLO_MACHINE:-q35}" -m 256M -smp 1 -nodefaults -d
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD"
 	-append "$VM_CMDLINE memcheck_mib=${VM_MEMCHECK_MIB:-32}${guest_net}"
 	)
-[ "$MIN" = 1 ] || common+=(-netdev tap,id=hn0,ifname=ctap0,script=no,downscript=no,vhost=off,vnet_hdr=off
+[ "$MIN" = 1 ] || common+=(-netdev "tap,id=hn0,ifname=ctap0,script=no,downscript=no,vhost=off,vnet_hdr=off"
 	-device "virtio-net-pci,id=e0,netdev=hn0,mac=$MAC,romfile=")
 
 # start_qemu NS DIR ARGS...: QEMU daemonized in NS with QMP at DIR/qmp.sock, a second QMP
@@ -182,17 +182,17 @@ bail_out() {
 # ---------------------------------------------------------------- primary (A)
 A=$W/a B=$W/b
 pri_args=(
-	-chardev socket,id=mirror0,host=0.0.0.0,port=9003,server=on,wait=off
-	-chardev socket,id=compare1,host=0.0.0.0,port=9004,server=on,wait=on
-	-chardev socket,id=compare0,host=127.0.0.1,port=9001,server=on,wait=off
-	-chardev socket,id=compare0-0,host=127.0.0.1,port=9001
-	-chardev socket,id=compare_out,host=127.0.0.1,port=9005,server=on,wait=off
-	-chardev socket,id=compare_out0,host=127.0.0.1,port=9005
-	-object filter-mirror,id=m0,netdev=hn0,queue=tx,outdev=mirror0
-	-object filter-redirector,netdev=hn0,id=redire0,queue=rx,indev=compare_out
-	-object filter-redirector,netdev=hn0,id=redire1,queue=rx,outdev=compare0
-	-object iothread,id=iothread1
-	-object colo-compare,id=comp0,primary_in=compare0-0,secondary_in=compare1,outdev=compare_out0,iothread=iothread1
+	-chardev "socket,id=mirror0,host=0.0.0.0,port=9003,server=on,wait=off"
+	-chardev "socket,id=compare1,host=0.0.0.0,port=9004,server=on,wait=on"
+	-chardev "socket,id=compare0,host=127.0.0.1,port=9001,server=on,wait=off"
+	-chardev "socket,id=compare0-0,host=127.0.0.1,port=9001"
+	-chardev "socket,id=compare_out,host=127.0.0.1,port=9005,server=on,wait=off"
+	-chardev "socket,id=compare_out0,host=127.0.0.1,port=9005"
+	-object "filter-mirror,id=m0,netdev=hn0,queue=tx,outdev=mirror0"
+	-object "filter-redirector,netdev=hn0,id=redire0,queue=rx,indev=compare_out"
+	-object "filter-redirector,netdev=hn0,id=redire1,queue=rx,outdev=compare0"
+	-object "iothread,id=iothread1"
+	-object "colo-compare,id=comp0,primary_in=compare0-0,secondary_in=compare1,outdev=compare_out0,iothread=iothread1"
 	-drive "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0.file.filename=$A/primary.qcow2,children.0.driver=qcow2")
 [ "$MIN" = 1 ] && pri_args=()
 # COLO_RUNTIME=1: the primary starts as a VM would today, with only its NIC and the quorum
@@ -206,9 +206,9 @@ start_qemu "$NSA" "$A" "${pri_args[@]}"
 sec_args=(
 	-chardev "socket,id=red0,host=$A_IP,port=9003,$reconnect"
 	-chardev "socket,id=red1,host=$A_IP,port=9004,$reconnect"
-	-object filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0
-	-object filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1
-	-object filter-rewriter,id=rew0,netdev=hn0,queue=all
+	-object "filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0"
+	-object "filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1"
+	-object "filter-rewriter,id=rew0,netdev=hn0,queue=all"
 	-drive "if=none,id=parent0,file.filename=$B/primary.qcow2,driver=qcow2"
 	-drive "if=none,id=childs0,driver=replication,mode=secondary,file.driver=qcow2,top-id=colo-disk0,file.file.filename=$B/secondary-active.qcow2,file.backing.driver=qcow2,file.backing.file.filename=$B/secondary-hidden.qcow2,file.backing.backing=parent0"
 	-drive "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0=childs0"
