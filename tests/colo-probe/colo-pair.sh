@@ -12,11 +12,12 @@
 # (nbd-server-stop, x-colo-lost-heartbeat, its redirectors removed) and checked: run state,
 # memcheck, the disk write, pings from B's host.
 #
-# Settings (environment): COLO_DELAY (x-checkpoint-delay, ms, default 1000), COLO_PROTECT_S
-# (default 20), COLO_LIVE=1 (the primary boots and runs memcheck before COLO starts; default)
-# or 0 (the primary waits with -S and the guest boots under COLO, as qemu-colo.rst does),
-# COLO_GDB and COLO_TRACE_VMSTATE (see below), COLO_RUNTIME (see below), COLO_MACHINE (q35 by default, or pc), COLO_MINIMAL (see below), COLO_GUEST_NET (see below), COLO_FAULT (kill or
-# cut, see the failover part), COLO_OUT (a directory that keeps every log; default a temporary one, removed at exit).
+# Settings (environment), each explained where it is used: COLO_DELAY (x-checkpoint-delay,
+# ms, default 1000), COLO_PROTECT_S (default 20), COLO_LIVE (1: the primary boots and runs
+# memcheck before COLO starts, the default; 0: it waits with -S and the guest boots under
+# COLO, as qemu-colo.rst does), COLO_MACHINE (q35, or pc), COLO_RUNTIME, COLO_MINIMAL,
+# COLO_GUEST_NET, COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
+# directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
 # Every process it starts is killed by PID, the namespaces are deleted at exit.
