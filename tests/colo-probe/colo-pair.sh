@@ -318,6 +318,10 @@ if wait_for 120 "query-colo-status primary/secondary" colo_or_dead && in_colo; t
 	say "secondary: $(qmp "$B" '{"execute":"query-colo-status"}')"
 else
 	result colo_entered no
+	# The poll can miss a short COLO state (the secondary dying at its first checkpoint): A's
+	# trace says whether its migration reached the colo state.
+	grep -q 'migrate_set_state new state colo' "$A/trace.log" &&
+		result primary_trace_reached_colo yes || result primary_trace_reached_colo no
 	say "primary query-colo-status: $(qmp "$A" '{"execute":"query-colo-status"}')"
 	say "primary query-migrate: $(qmp "$A" '{"execute":"query-migrate"}')"
 	say "secondary query-colo-status: $(qmp "$B" '{"execute":"query-colo-status"}')"
