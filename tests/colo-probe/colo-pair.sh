@@ -16,7 +16,7 @@
 # ms, default 1000), COLO_PROTECT_S (default 20), COLO_LIVE (1: the primary boots and runs
 # memcheck before COLO starts, the default; 0: it waits with -S and the guest boots under
 # COLO, as qemu-colo.rst does), COLO_MACHINE (q35, or pc), COLO_RUNTIME, COLO_MINIMAL,
-# COLO_GUEST_NET, COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
+# COLO_GUEST_NET, COLO_CHANNEL (tcp or unix), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
 # directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
@@ -182,9 +182,28 @@ bail_out() {
 }
 # ---------------------------------------------------------------- primary (A)
 A=$W/a B=$W/b
+# COLO_CHANNEL=unix: every channel between A and B (the two filter chardevs, the NBD export,
+# the migration stream) is a unix socket in the run's directory instead of TCP over the veth:
+# what a tool that carries COLO's channels itself (through its agent) would hand QEMU.
+if [ "${COLO_CHANNEL:-tcp}" = unix ]; then
+	ch_mirror_srv="path=$W/mirror.sock" ch_compare_srv="path=$W/compare1.sock"
+	ch_mirror_cli="path=$W/mirror.sock" ch_compare_cli="path=$W/compare1.sock"
+	nbd_addr="{\"type\":\"unix\",\"data\":{\"path\":\"$W/nbd.sock\"}}" nbd_client="file.path=$W/nbd.sock"
+	mig_in="unix:$W/mig.sock" mig_out="unix:$W/mig.sock"
+	primary_listens() { [ -S "$W/compare1.sock" ]; }
+else
+	ch_mirror_srv="host=0.0.0.0,port=9003" ch_compare_srv="host=0.0.0.0,port=9004"
+	ch_mirror_cli="host=$A_IP,port=9003" ch_compare_cli="host=$A_IP,port=9004"
+	nbd_addr='{"type":"inet","data":{"host":"0.0.0.0","port":"9999"}}' nbd_client="file.host=$B_IP,file.port=9999"
+	mig_in="tcp:0.0.0.0:9998" mig_out="tcp:$B_IP:9998"
+	primary_listens() { ip netns exec "$NSA" ss -ltn | grep -q ':9004 '; }
+fi
+result channels "${COLO_CHANNEL:-tcp}"
+[ "${COLO_CHANNEL:-tcp}" = tcp ] || [ "${COLO_RUNTIME:-0}" != 1 ] ||
+	{ echo "colo-pair.sh: COLO_RUNTIME=1 adds TCP chardevs only; not with COLO_CHANNEL=unix" >&2; exit 2; }
 pri_args=(
-	-chardev "socket,id=mirror0,host=0.0.0.0,port=9003,server=on,wait=off"
-	-chardev "socket,id=compare1,host=0.0.0.0,port=9004,server=on,wait=on"
+	-chardev "socket,id=mirror0,$ch_mirror_srv,server=on,wait=off"
+	-chardev "socket,id=compare1,$ch_compare_srv,server=on,wait=on"
 	-chardev "socket,id=compare0,host=127.0.0.1,port=9001,server=on,wait=off"
 	-chardev "socket,id=compare0-0,host=127.0.0.1,port=9001"
 	-chardev "socket,id=compare_out,host=127.0.0.1,port=9005,server=on,wait=off"
@@ -205,19 +224,19 @@ RUNTIME=${COLO_RUNTIME:-0}
 start_qemu "$NSA" "$A" "${pri_args[@]}"
 
 sec_args=(
-	-chardev "socket,id=red0,host=$A_IP,port=9003,$reconnect"
-	-chardev "socket,id=red1,host=$A_IP,port=9004,$reconnect"
+	-chardev "socket,id=red0,$ch_mirror_cli,$reconnect"
+	-chardev "socket,id=red1,$ch_compare_cli,$reconnect"
 	-object "filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0"
 	-object "filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1"
 	-object "filter-rewriter,id=rew0,netdev=hn0,queue=all"
 	-drive "if=none,id=parent0,file.filename=$B/primary.qcow2,driver=qcow2"
 	-drive "if=none,id=childs0,driver=replication,mode=secondary,file.driver=qcow2,top-id=colo-disk0,file.file.filename=$B/secondary-active.qcow2,file.backing.driver=qcow2,file.backing.file.filename=$B/secondary-hidden.qcow2,file.backing.backing=parent0"
 	-drive "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0=childs0"
-	-incoming "tcp:0.0.0.0:9998")
-[ "$MIN" = 1 ] && sec_args=(-incoming "tcp:0.0.0.0:9998")
+	-incoming "$mig_in")
+[ "$MIN" = 1 ] && sec_args=(-incoming "$mig_in")
 # start_secondary: B's QEMU, once the primary listens for it (its chardevs retry anyway).
 start_secondary() {
-	[ "$MIN" = 1 ] || wait_for 30 "the primary to listen on 9004" sh -c "ip netns exec $NSA ss -ltn | grep -q ':9004 '" ||
+	[ "$MIN" = 1 ] || wait_for 30 "the primary to listen for compare1" primary_listens ||
 		{ cat "$A/qemu.err"; fail "primary does not listen for the secondary"; exit 1; }
 	start_qemu "$NSB" "$B" "${sec_args[@]}"
 	wait_for 60 "B's pidfile" sh -c "[ -s '$B/qemu.pid' ]" || {
@@ -294,9 +313,9 @@ set_caps() {
 }
 set_caps "$B" '{"capability":"x-colo","state":true}' || exit 1
 if [ "$MIN" != 1 ]; then
-qmp_ok "$B" '{"execute":"nbd-server-start","arguments":{"addr":{"type":"inet","data":{"host":"0.0.0.0","port":"9999"}}}}' "secondary nbd-server-start"
+qmp_ok "$B" "{\"execute\":\"nbd-server-start\",\"arguments\":{\"addr\":$nbd_addr}}" "secondary nbd-server-start"
 qmp_ok "$B" '{"execute":"nbd-server-add","arguments":{"device":"parent0","writable":true}}' "secondary nbd-server-add"
-r=$(hmp "$A" "drive_add -n buddy driver=replication,mode=primary,file.driver=nbd,file.host=$B_IP,file.port=9999,file.export=parent0,node-name=replication0")
+r=$(hmp "$A" "drive_add -n buddy driver=replication,mode=primary,file.driver=nbd,$nbd_client,file.export=parent0,node-name=replication0")
 say "primary drive_add: $r"
 case $r in *'"return": ""'* | *'"return":""'*) ;; *) fail "primary drive_add replication: $r" ;; esac
 qmp_ok "$A" '{"execute":"x-blockdev-change","arguments":{"parent":"colo-disk0","node":"replication0"}}' "primary x-blockdev-change"
@@ -304,7 +323,7 @@ fi
 set_caps "$A" '{"capability":"x-colo","state":true},{"capability":"events","state":true}' || exit 1
 qmp_ok "$A" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"x-checkpoint-delay\":$DELAY,\"max-bandwidth\":1073741824}}" "primary x-checkpoint-delay"
 t_migrate=$(date +%s.%N)
-qmp_ok "$A" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"tcp:$B_IP:9998\"}}" "primary migrate"
+qmp_ok "$A" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$mig_out\"}}" "primary migrate"
 
 colo_mode() { qmp "$1" '{"execute":"query-colo-status"}' | sed -n 's/.*"mode": *"\([^"]*\)".*/\1/p'; }
 in_colo() { [ "$(colo_mode "$A")" = primary ] && [ "$(colo_mode "$B")" = secondary ]; }
