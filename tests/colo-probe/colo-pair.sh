@@ -16,7 +16,7 @@
 # ms, default 1000), COLO_PROTECT_S (default 20), COLO_LIVE (1: the primary boots and runs
 # memcheck before COLO starts, the default; 0: it waits with -S and the guest boots under
 # COLO, as qemu-colo.rst does), COLO_MACHINE (q35, or pc), COLO_RUNTIME, COLO_MINIMAL,
-# COLO_GUEST_NET, COLO_CHANNEL (tcp or unix), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
+# COLO_GUEST_NET, COLO_CHANNEL (tcp or unix), COLO_RAM (anon or memfd), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
 # directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
@@ -81,7 +81,15 @@ TRACE=(-msg timestamp=on -trace 'colo_*' -trace vm_state_notify -trace 'migrate_
 # COLO_TRACE_VMSTATE=1: every device state section loaded is traced too, so that the last one
 # before a secondary's abort names the device.
 [ "${COLO_TRACE_VMSTATE:-0}" = 1 ] && TRACE+=(-trace vmstate_load_state -trace vmstate_load_state_end -trace qemu_loadvm_state_section_startfull)
-common=(-accel tcg -machine "${COLO_MACHINE:-q35}" -m 256M -smp 1 -nodefaults -display none
+# COLO_RAM=memfd: guest RAM in a shared memfd on both sides, as the VMs this tool upgrades
+# zero-copy have it (README, "What it needs from the VM"); default: anonymous RAM.
+machine=${COLO_MACHINE:-q35}
+ram=()
+if [ "${COLO_RAM:-anon}" = memfd ]; then
+	machine+=",memory-backend=mem0"
+	ram=(-object "memory-backend-memfd,id=mem0,size=256M,share=on")
+fi
+common=(-accel tcg -machine "$machine" "${ram[@]}" -m 256M -smp 1 -nodefaults -display none
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD"
 	-append "$VM_CMDLINE memcheck_mib=${VM_MEMCHECK_MIB:-32}${guest_net}"
 	)
