@@ -16,7 +16,7 @@
 # ms, default 1000), COLO_PROTECT_S (default 20), COLO_LIVE (1: the primary boots and runs
 # memcheck before COLO starts, the default; 0: it waits with -S and the guest boots under
 # COLO, as qemu-colo.rst does), COLO_MACHINE (q35, or pc), COLO_RUNTIME, COLO_MINIMAL,
-# COLO_GUEST_NET, COLO_CHANNEL (tcp or unix), COLO_RAM (anon or memfd), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
+# COLO_GUEST_NET, COLO_CHANNEL (tcp or unix), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
 # directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
@@ -82,14 +82,16 @@ TRACE=(-msg timestamp=on -trace 'colo_*' -trace vm_state_notify -trace 'migrate_
 # before a secondary's abort names the device.
 [ "${COLO_TRACE_VMSTATE:-0}" = 1 ] && TRACE+=(-trace vmstate_load_state -trace vmstate_load_state_end -trace qemu_loadvm_state_section_startfull)
 # COLO_RAM=memfd: guest RAM in a shared memfd on both sides, as the VMs this tool upgrades
-# zero-copy have it (README, "What it needs from the VM"); default: anonymous RAM.
-machine=${COLO_MACHINE:-q35}
-ram=()
-if [ "${COLO_RAM:-anon}" = memfd ]; then
-	machine+=",memory-backend=mem0"
-	ram=(-object "memory-backend-memfd,id=mem0,size=256M,share=on")
-fi
-common=(-accel tcg -machine "$machine" "${ram[@]}" -m 256M -smp 1 -nodefaults -display none
+# zero-copy have it (README, "What it needs from the VM"); memfd-primary: on A only, B's RAM
+# anonymous; default: anonymous RAM on both.
+memfd_ram=(-machine "${COLO_MACHINE:-q35},memory-backend=mem0" -object "memory-backend-memfd,id=mem0,size=256M,share=on")
+anon_ram=(-machine "${COLO_MACHINE:-q35}")
+case ${COLO_RAM:-anon} in
+memfd) ram_a=("${memfd_ram[@]}") ram_b=("${memfd_ram[@]}") ;;
+memfd-primary) ram_a=("${memfd_ram[@]}") ram_b=("${anon_ram[@]}") ;;
+*) ram_a=("${anon_ram[@]}") ram_b=("${anon_ram[@]}") ;;
+esac
+common=(-accel tcg -m 256M -smp 1 -nodefaults -display none
 	-kernel "$VM_KERNEL" -initrd "$VM_INITRD"
 	-append "$VM_CMDLINE memcheck_mib=${VM_MEMCHECK_MIB:-32}${guest_net}"
 	)
@@ -229,7 +231,7 @@ pri_args=(
 RUNTIME=${COLO_RUNTIME:-0}
 [ "$RUNTIME" = 1 ] && pri_args=("${pri_args[@]: -2}")
 [ "$LIVE" = 1 ] || pri_args+=(-S)
-start_qemu "$NSA" "$A" "${pri_args[@]}"
+start_qemu "$NSA" "$A" "${ram_a[@]}" "${pri_args[@]}"
 
 sec_args=(
 	-chardev "socket,id=red0,$ch_mirror_cli,$reconnect"
@@ -246,7 +248,7 @@ sec_args=(
 start_secondary() {
 	[ "$MIN" = 1 ] || wait_for 30 "the primary to listen for compare1" primary_listens ||
 		{ cat "$A/qemu.err"; fail "primary does not listen for the secondary"; exit 1; }
-	start_qemu "$NSB" "$B" "${sec_args[@]}"
+	start_qemu "$NSB" "$B" "${ram_b[@]}" "${sec_args[@]}"
 	wait_for 60 "B's pidfile" sh -c "[ -s '$B/qemu.pid' ]" || {
 		say "secondary stderr: $(cat "$B/qemu.err")"; fail "the secondary did not start"; exit 1; }
 	PB=$(cat "$B/qemu.pid")
