@@ -83,12 +83,15 @@ TRACE=(-msg timestamp=on -trace 'colo_*' -trace vm_state_notify -trace 'migrate_
 [ "${COLO_TRACE_VMSTATE:-0}" = 1 ] && TRACE+=(-trace vmstate_load_state -trace vmstate_load_state_end -trace qemu_loadvm_state_section_startfull)
 # COLO_RAM=memfd: guest RAM in a shared memfd on both sides, as the VMs this tool upgrades
 # zero-copy have it (README, "What it needs from the VM"); memfd-primary: on A only, B's RAM
-# anonymous; default: anonymous RAM on both.
+# a private memory-backend-ram of the same name; default: anonymous RAM on both.
 memfd_ram=(-machine "${COLO_MACHINE:-q35},memory-backend=mem0" -object "memory-backend-memfd,id=mem0,size=256M,share=on")
 anon_ram=(-machine "${COLO_MACHINE:-q35}")
 case ${COLO_RAM:-anon} in
 memfd) ram_a=("${memfd_ram[@]}") ram_b=("${memfd_ram[@]}") ;;
-memfd-primary) ram_a=("${memfd_ram[@]}") ram_b=("${anon_ram[@]}") ;;
+memfd-primary)
+	# The RAM block must keep its name (mem0) for the stream to load: B gets a private one.
+	ram_a=("${memfd_ram[@]}")
+	ram_b=(-machine "${COLO_MACHINE:-q35},memory-backend=mem0" -object "memory-backend-ram,id=mem0,size=256M") ;;
 *) ram_a=("${anon_ram[@]}") ram_b=("${anon_ram[@]}") ;;
 esac
 common=(-accel tcg -m 256M -smp 1 -nodefaults -display none
