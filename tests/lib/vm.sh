@@ -198,7 +198,9 @@ vm_memcheck_progress() {
 _vm_qmp_reply() {
 	while IFS= read -r -t "$t" line <&"$in"; do
 		line=${line%$'\r'}
-		case $line in *'"return"'* | *'"error"'*) reply=$line; return 0 ;; esac
+		# A reply's first key is "return" or "error"; an event's is "timestamp", and its data may
+		# hold an "error" key or value (COLO_EXIT's reason, BLOCK_IO_ERROR) that is not a reply.
+		case $line in '{"return"'* | '{"error"'*) reply=$line; return 0 ;; esac
 	done
 	return 1
 }
