@@ -296,6 +296,16 @@ out:
 	return r;
 }
 
+/* A rename lasts once the directory is on disk (dir is O_PATH: open it to sync it). */
+static void sync_dir(int dir)
+{
+	int dfd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+}
+
 /* Replaces dir/name with text: a temporary file in the same directory (O_EXCL, no link
  * followed), the old file's owner and mode, fsync, rename over, fsync of the directory. */
 static int replace_file(int dir, const char *name, const struct stat *st, const char *text, size_t len)
@@ -315,12 +325,7 @@ static int replace_file(int dir, const char *name, const struct stat *st, const 
 		unlinkat(dir, tmp, 0);
 		return qu_err(r, "rewriting %s/%s: %s", QU_LIBVIRT_RUN_DIR, name, strerror(-r));
 	}
-	/* The rename itself lasts once the directory is on disk (dir is O_PATH: open it). */
-	int dfd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	sync_dir(dir);
 	return 0;
 }
 
@@ -433,11 +438,7 @@ static int adopt_spare(int dir, const char *name, pid_t new_pid)
 		unlinkat(dir, spare, 0);
 		return qu_err(r, "%s/%s: %s", QU_LIBVIRT_RUN_DIR, file, strerror(-r));
 	}
-	int dfd = openat(dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
+	sync_dir(dir);
 	return 1;
 }
 
