@@ -119,6 +119,8 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		if (rep->libvirt.error[0])
 			fprintf(f, "               WARNING: %s\n", rep->libvirt.error);
 	}
+	if (rep->unchecked[0])
+		fprintf(f, "not checked:   %s\n", rep->unchecked);
 	/* A refusal's error only repeats the list above. */
 	if (rep->error[0] && !(plan && plan->refusals.n && !strcmp(rep->result, "refused")))
 		fprintf(f, "error:         %s\n", rep->error);
@@ -202,6 +204,8 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 		json_object_object_add(o, "warning", json_object_new_string(plan->warning));
 	if (rep->error[0])
 		json_object_object_add(o, "error", json_object_new_string(rep->error));
+	if (rep->unchecked[0])
+		json_object_object_add(o, "unchecked", json_object_new_string(rep->unchecked));
 	if (rep->rolled_back[0])
 		json_object_object_add(o, "rolled_back", json_object_new_string(rep->rolled_back));
 	if (plan && (!strcmp(rep->result, "planned") || !strcmp(rep->result, "upgraded")))

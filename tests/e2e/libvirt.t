@@ -15,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 65
+tap_plan 73
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -64,6 +64,68 @@ tap_diag "$report"
 [ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" libvirt.daemon_pid)" = "$daemon" ] &&
 	grep -q "would stop it" <<<"$(json_get "$report" libvirt.action)" && [ "$(lv_libvirtd_pid)" = "$daemon" ]
 tap_ok $? "a dry run says what it would do to libvirt, and does nothing"
+[ "$(json_get "$report" strategy)" = shared-ram-handover ] &&
+	[ "$(json_get "$report" machine)" = "$(sed -n "s/.*machine='\([^']*\)'.*/\1/p" "/run/libvirt/qemu/$LV_DOMAIN.xml" | head -n1)" ] &&
+	grep -q "libvirtd holds the monitor" <<<"$(json_get "$report" unchecked)" && [ "$(jq '.new_argv | length' <<<"$report")" -gt 10 ]
+tap_ok $? "and plans without the monitor libvirtd holds (shared RAM, the machine type from the command line), saying what it could not check"
+
+# While libvirtd holds the monitor, a dry run still lists every blocker: libvirt's refusal and
+# what the status file, the command line and /proc show. Here the domain is paused (its
+# status file says so: QMP is not needed to know).
+lv_virsh suspend "$LV_DOMAIN" >/dev/null && [ "$(lv_virsh domstate "$LV_DOMAIN")" = paused ]
+tap_ok $? "the domain suspended through libvirt"
+report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --dry-run --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "paused, daemon running: rc $rc $(jq -c '{result,refusals,unchecked}' <<<"$report") $(cat "$dir/err")"
+[ "$rc" = 3 ] && [ "$(json_get "$report" result)" = refused ] && [ "$(jq '.refusals | length' <<<"$report")" = 2 ] &&
+	jq -r '.refusals[]' <<<"$report" | grep -q -- "--libvirt-restart" &&
+	jq -r '.refusals[]' <<<"$report" | grep -q "not running (run state 'paused')"
+tap_ok $? "a dry run names both blockers: libvirtd holding the monitor (with --libvirt-restart) and the paused domain"
+text=$("$QU_BIN" inspect --pid "$VM_PID" --new-binary "$Q10" 2>&1)
+tap_diag "$text"
+grep -q "2 blockers" <<<"$text" && grep -q "^not checked: .*libvirtd holds the monitor" <<<"$text" &&
+	[ "$(lv_libvirtd_pid)" = "$daemon" ] && [ "$(lv_status_pid)" = "$VM_PID" ] &&
+	lv_virsh resume "$LV_DOMAIN" >/dev/null && [ "$(lv_virsh domstate "$LV_DOMAIN")" = running ]
+tap_ok $? "inspect says the same in words, with what it could not check; nothing touched (libvirt resumes the domain)"
+
+# A second domain whose RAM is private (no <memoryBacking>: memory-backend-ram, share=off),
+# booting nothing: refused for libvirt's daemon and for its RAM at once, each with what to do;
+# with both resolved (--libvirt-restart --allow-copy) the dry run plans the copy.
+lv2=qu-lvplain-$$
+cat >"$dir/plain.xml" <<EOF
+<domain type='qemu'>
+  <name>$lv2</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+pid2=
+lv_virsh create "$dir/plain.xml" >/dev/null &&
+	pid2=$(sed -n "s/^<domstatus [^>]*pid='\([0-9]*\)'.*/\1/p" "/run/libvirt/qemu/$lv2.xml") && [ -n "$pid2" ] &&
+	lv_track_qemu "$pid2"
+tap_ok $? "a second domain with private RAM runs (PID ${pid2:-?})"
+report=$("$QU_BIN" --pid "${pid2:-0}" --new-binary "$Q10" --dry-run --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "private RAM, daemon running: rc $rc $(jq -c '{result,refusals,unchecked}' <<<"$report") $(cat "$dir/err")"
+[ "$rc" = 3 ] && [ "$(jq '.refusals | length' <<<"$report")" = 2 ] &&
+	jq -r '.refusals[]' <<<"$report" | grep -q -- "--libvirt-restart" &&
+	jq -r '.refusals[]' <<<"$report" | grep -q "cannot be handed over.*--allow-copy"
+tap_ok $? "its dry run names both blockers: libvirtd holding the monitor and its private RAM (with --allow-copy)"
+report=$("$QU_BIN" --pid "${pid2:-0}" --new-binary "$Q10" --dry-run --libvirt-restart --allow-copy --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "both resolved: rc $rc $(jq -c '{result,strategy,refusals,libvirt}' <<<"$report") $(cat "$dir/err")"
+[ "$rc" = 0 ] && [ "$(json_get "$report" result)" = planned ] && grep -q copy <<<"$(json_get "$report" strategy)" &&
+	[ "$(json_get "$report" ram_to_copy_bytes)" = $((64 << 20)) ]
+tap_ok $? "with --libvirt-restart --allow-copy its dry run plans a copy of its 64 MiB"
+[ "$(lv_libvirtd_pid)" = "$daemon" ] && lv_virsh destroy "$lv2" >/dev/null && proc_gone_soon "${pid2:-0}"
+tap_ok $? "nothing touched: the same libvirtd, which destroys the second domain"
 
 # Another libvirt-mode upgrade holds the lock: this one waits, then gives up untouched.
 mkdir -p "$QEMU_UPGRADE_STATE_DIR"
