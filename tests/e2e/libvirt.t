@@ -2,9 +2,11 @@
 # libvirt mode against a real libvirt 9.0 daemon (docs/libvirt.md): a TCG domain with shared
 # memfd RAM, a tap, a file serial log and an iothread, upgraded 7.2 -> 10.0 -> 10.0 with
 # --libvirt-restart; after each upgrade libvirt still manages it (dominfo, domstats,
-# suspend/resume, its monitor, a disk hotplug and unplug, vCPU cgroups), and then destroy,
+# suspend/resume, its monitor, a disk hotplug and unplug, a loop device's hotplug and unplug with
+# the host's /dev node untouched, vCPU cgroups), and then destroy,
 # start, another upgrade and save/restore. Without --libvirt-restart, while libvirtd runs,
-# the VM is refused (exit 3) and nothing is touched. A failure rolls back and the daemon comes
+# the VM is refused (exit 3) and nothing is touched; a dry run then plans without the monitor
+# and names every blocker (a paused domain; a second domain with private RAM). A failure rolls back and the daemon comes
 # back; a tool killed before the commit leaves the rollback and the daemon's restart to its
 # guardian; a tool killed after the commit together with its guardian leaves both the rewrite
 # and the daemon to --recover. --all, after a "package upgrade" of the domain's emulator, stops the
@@ -15,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 73
+tap_plan 79
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -28,6 +30,9 @@ rc=$?
 vm_defer "rm -rf '$dir'" # after lv_cleanup: libvirt gives the kernel back its owner on destroy
 [ "$rc" = 0 ] || { echo "Bail out! cannot start libvirt's daemons"; exit 1; }
 ip tuntap add dev "$LV_TAP" mode tap vnet_hdr && ip link set "$LV_TAP" up || { echo "Bail out! cannot make a tap"; exit 1; }
+# A loop device for the block-device hotplug (detached at exit; autoclear if still in use).
+truncate -s 8M "$dir/loop.img" && LV_LOOP=$(losetup -f --show "$dir/loop.img") || { echo "Bail out! cannot make a loop device"; exit 1; }
+vm_defer "losetup -d '$LV_LOOP' 2>/dev/null"
 lv_domain_xml "$LV_DOMAIN" "$dir" "$LV_TAP" >"$dir/domain.xml"
 export VM_SERIAL=$dir/serial.log VM_DIR=$dir
 # Journals of its own: --recover below must not meet other tests' upgrades.
@@ -220,6 +225,29 @@ lv_checks() {
 	tap_ok $? "$1: a disk hotplugged and unplugged"
 	[ "$(ls -l /dev)" = "$devs" ]
 	tap_ok $? "$1: nothing changed in the host's /dev"
+	# A block device that has a /dev node (a loop device, --sourcetype block): libvirt makes
+	# its node in the VM's mount namespace (a /dev of its own) and labels it there. The host's
+	# node stays as it is (type, mode, owner, device number, inode) while the disk is attached
+	# and after, and nothing else in the host's /dev changes: the new QEMU lives in the old
+	# one's mount namespace. (The guest does not see it: its initramfs has no virtio-scsi
+	# driver.)
+	local host_before host_attached ns_node
+	host_before=$(stat -c '%f %u:%g %t:%T %i' "$LV_LOOP")
+	devs=$(ls -l /dev)
+	lv_virsh attach-disk "$LV_DOMAIN" "$LV_LOOP" sdb --targetbus scsi --sourcetype block --live >/dev/null &&
+		lv_virsh domblklist "$LV_DOMAIN" | grep -q "sdb .*$LV_LOOP" &&
+		lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-block"}' | grep -q "$LV_LOOP"
+	tap_ok $? "$1: a loop device ($LV_LOOP) hotplugged"
+	host_attached=$(stat -c '%f %u:%g %t:%T %i' "$LV_LOOP")
+	ns_node=$(nsenter -t "$VM_PID" -m stat -c '%f %U:%G %t:%T %i' "$LV_LOOP" 2>&1)
+	lv_virsh detach-disk "$LV_DOMAIN" sdb --live >/dev/null && ! lv_virsh domblklist "$LV_DOMAIN" | grep -q sdb
+	tap_ok $? "$1: and unplugged"
+	tap_diag "$1: $LV_LOOP on the host: '$host_before', while attached '$host_attached', after '$(stat -c '%f %u:%g %t:%T %i' "$LV_LOOP")'; in the VM's mount namespace while attached: '$ns_node'"
+	[ "$host_attached" = "$host_before" ] && [ "$(stat -c '%f %u:%g %t:%T %i' "$LV_LOOP")" = "$host_before" ] &&
+		[ "$(ls -l /dev)" = "$devs" ] && [[ $ns_node =~ ^6[0-9a-f]{3}\  ]] &&
+		[ "$(cut -d' ' -f3 <<<"$ns_node")" = "$(cut -d' ' -f3 <<<"$host_before")" ] &&
+		[ "$(cut -d' ' -f4 <<<"$ns_node")" != "$(cut -d' ' -f4 <<<"$host_before")" ]
+	tap_ok $? "$1: the host's $LV_LOOP unchanged while attached and after, nothing else in its /dev changed; libvirt's node for it was the VM's own (another inode, same device)"
 	# Each vCPU thread in libvirt's vcpuN cgroup, the iothread in iothread1 (v2 and v1 cpu).
 	local t name bad=0 n=0
 	for t in /proc/"$VM_PID"/task/*; do
@@ -311,6 +339,8 @@ tap_diag "point 7: tool $tool, guardian ${guardian:-?}, new QEMU ${new:-?}"
 [ -n "$guardian" ] && kill -KILL "$guardian"
 kill -KILL "$tool"
 wait "$tool" 2>/dev/null
+# Gone before --recover looks: a guardian still exiting holds the VM's lock (a loaded machine).
+[ -n "$guardian" ] && proc_gone_soon "$guardian" 30
 [ -n "$guardian" ] && [ -n "$new" ] && [ -z "$(lv_libvirtd_pid)" ] && [ -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ] &&
 	[ -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ]
 tap_ok $? "tool and guardian killed after the commit: libvirtd stays stopped, the upgrade and the restart journaled"
