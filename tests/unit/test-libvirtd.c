@@ -86,8 +86,9 @@ static pid_t wait_pidfile(const char *path, pid_t not)
 /* Starts sbin/NAME with args (NULL-terminated after the program), as our child. */
 static pid_t spawn(const char *name, const char *const *args)
 {
-	char exe[PATH_MAX + 16], rel[32];
-	const char *argv[64];
+	static char exe[PATH_MAX + 16];
+	static const char *argv[64];
+	char rel[32];
 	int n = 0;
 	snprintf(rel, sizeof(rel), "sbin/%s", name);
 	path_in(exe, sizeof(exe), rel);
@@ -174,7 +175,8 @@ static int teardown(void **state)
 static void none_running(void **state)
 {
 	static struct qu_libvirtd d;
-	char p[PATH_MAX + 32], text[32];
+	static char p[PATH_MAX + 32];
+	char text[32];
 	assert_int_equal(qu_libvirtd_find(&d), 0);
 	path_in(p, sizeof(p), "run/libvirtd.pid");
 	snprintf(text, sizeof(text), "%d\n", (int)getpid());
@@ -194,7 +196,7 @@ static void none_running(void **state)
 static void libvirtd_by_pidfile(void **state)
 {
 	static struct qu_libvirtd d, now;
-	char p[PATH_MAX + 32], exe[PATH_MAX + 32];
+	static char p[PATH_MAX + 32], exe[PATH_MAX + 32];
 	path_in(p, sizeof(p), "run/libvirtd.pid");
 	path_in(exe, sizeof(exe), "sbin/libvirtd");
 	pid_t pid = spawn("libvirtd", (const char *[]){ "--pid-file", p, "--listen-nothing", NULL });
@@ -238,7 +240,7 @@ static void libvirtd_by_pidfile(void **state)
 static void virtqemud_recovered(void **state)
 {
 	static struct qu_libvirtd d, now;
-	char p[PATH_MAX + 32], what[768];
+	static char p[PATH_MAX + 32], what[768];
 	path_in(p, sizeof(p), "run/libvirt/virtqemud.pid");
 	pid_t parent = spawn("virtqemud", (const char *[]){ "-d", "--pid-file", p, NULL });
 	int status = 0;
@@ -326,7 +328,7 @@ static void virtqemud_under_systemd(void **state)
 static void refused(void **state)
 {
 	static struct qu_libvirtd d;
-	char p[PATH_MAX + 32], dir[PATH_MAX + 32];
+	static char p[PATH_MAX + 32], dir[PATH_MAX + 32];
 	path_in(p, sizeof(p), "run/libvirtd.pid");
 	path_in(dir, sizeof(dir), "run");
 	pid_t pid = spawn("libvirtd", (const char *[]){ "--pid-file", p, NULL });
