@@ -11,7 +11,11 @@
 void qu_report_from_plan(struct qu_report *rep, const struct qu_vm *vm, const struct qu_plan *plan)
 {
 	rep->old_pid = vm->pid;
-	snprintf(rep->old_version, sizeof(rep->old_version), "%d.%d.%d", vm->ver[0], vm->ver[1], vm->ver[2]);
+	/* 0.0.0: not known (a dry run without the monitor, upgrade/inspect-held.h). */
+	if (vm->ver[0] || vm->ver[1] || vm->ver[2])
+		snprintf(rep->old_version, sizeof(rep->old_version), "%d.%d.%d", vm->ver[0], vm->ver[1], vm->ver[2]);
+	else
+		snprintf(rep->old_version, sizeof(rep->old_version), "unknown");
 	snprintf(rep->machine, sizeof(rep->machine), "%s", vm->machine);
 	if (!plan)
 		return;

@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 79
+tap_plan 80
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -375,6 +375,14 @@ old=$VM_PID
 exec 8>"$QU_BUILD/package-hooks.lock"
 flock 8
 cp "$Q10" "$alt/bin/.new" && mv -f "$alt/bin/.new" "$alt/bin/qemu-system-x86_64"
+# While libvirtd holds the monitor, the dry run cannot ask the old binary its version any more
+# (the file at its path is another one now): it says so rather than guess.
+report=$("$QU_BIN" --pid "$VM_PID" --dry-run --libvirt-restart --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "dry run after the binary's replacement: rc $rc $(jq -c '{result,strategy,old_version,unchecked}' <<<"$report") $(cat "$dir/err")"
+[ "$rc" = 0 ] && [ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" old_version)" = unknown ] &&
+	grep -q "the old QEMU's version (its binary on disk is no longer the one it runs)" <<<"$(json_get "$report" unchecked)"
+tap_ok $? "a dry run while libvirtd runs, after the emulator was replaced on disk: planned, saying the old version could not be checked"
 report=$("$QU_BIN" --all --binary "$alt/bin/qemu-system-x86_64" --libvirt-restart --json --quiet 2>"$dir/err")
 rc=$?
 tap_diag "--all: $report $(cat "$dir/err")"
