@@ -87,7 +87,8 @@ $(BUILD)/upgrade/testhooks-on.o: upgrade/testhooks.c
 $(BUILD)/qemu-upgrade-test: $(BUILD)/upgrade/main.o $(BUILD)/upgrade/testhooks-on.o $(BUILD)/libqemu-upgrade.a
 	$(CC) -o $@ $^ $(LDLIBS)
 
-HELPERS  = $(BUILD)/tests/helpers/tapopen $(BUILD)/tests/helpers/evilpreload.so $(BUILD)/tests/helpers/seccompwrap
+HELPERS  = $(BUILD)/tests/helpers/tapopen $(BUILD)/tests/helpers/evilpreload.so $(BUILD)/tests/helpers/seccompwrap \
+	   $(BUILD)/tests/helpers/fakedaemon
 
 $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)

@@ -18,6 +18,7 @@
 #include "upgrade/sandbox.h"
 #include "qemu-integration/vm.h"
 #include "upgrade/inspect.h"
+#include "upgrade/inspect-held.h"
 #include "qemu-integration/disks.h"
 #include "remote/agent.h"
 #include "remote/client.h"
@@ -225,6 +226,7 @@ static void finish(struct qu_handle *h, const char *result, uint64_t start)
 }
 
 static int pipeline(struct qu_handle *h, uint64_t start, uint64_t deadline);
+static int pipeline_held(struct qu_handle *h, uint64_t start, uint64_t deadline);
 
 int qu_upgrade(struct qu_handle *h)
 {
@@ -250,10 +252,8 @@ int qu_upgrade(struct qu_handle *h)
 	/* libvirt's daemon holds the monitor of its VMs: it is dealt with before inspect. */
 	r = qu_libvirt_gate_open(h->pid, !!(h->flags & QU_FLAG_DRY_RUN), !!(h->flags & QU_FLAG_LIBVIRT_RESTART),
 				 !!h->remote_host[0], deadline, &h->libvirt, &h->rep.libvirt);
-	if (r == 1) {
-		finish(h, "planned", start);
-		return 0;
-	}
+	if (r == 1)
+		return pipeline_held(h, start, deadline);
 	if (r < 0) {
 		int e = errno = -r;
 		finish(h, r == -EOPNOTSUPP ? "refused" : "failed", start);
@@ -287,6 +287,69 @@ int qu_upgrade(struct qu_handle *h)
 	return rc;
 }
 
+/* The plan names every blocker: the message lists them all. -1 with errno EOPNOTSUPP. */
+static int refused(struct qu_handle *h, uint64_t start)
+{
+	char *all = qu_refusals_join(&h->plan.refusals, "; ");
+	unsigned n = qu_refusals_count(&h->plan.refusals);
+	if (n == 1)
+		qu_err(-EOPNOTSUPP, "cannot upgrade PID %d: %s", (int)h->pid, all ? all : h->plan.refusals.why[0]);
+	else
+		qu_err(-EOPNOTSUPP, "cannot upgrade PID %d, %u blockers: %s", (int)h->pid, n,
+		       all ? all : h->plan.refusals.why[0]);
+	free(all);
+	finish(h, "refused", start);
+	errno = EOPNOTSUPP;
+	return -1;
+}
+
+/* A dry run while libvirt's daemon holds the VM's monitor: inspect without it
+ * (upgrade/inspect-held.h), plan as always, and add libvirt's own blockers, so that every
+ * blocker is named at once; the report says what could not be checked. */
+static int pipeline_held(struct qu_handle *h, uint64_t start, uint64_t deadline)
+{
+	const struct qu_libvirt *lv = &h->libvirt.lv;
+	int r = qu_inspect_held(h->pid, lv, h->libvirt.daemon.name, deadline, &h->vm, h->rep.unchecked,
+				sizeof(h->rep.unchecked));
+	if (r < 0)
+		goto failed;
+	h->inspected = 1;
+	h->plan.allow_copy = !!(h->flags & QU_FLAG_ALLOW_COPY);
+	h->plan.low_memory = !!(h->flags & QU_FLAG_LOW_MEMORY);
+	r = qu_plan_make(&h->vm, h->new_binary[0] ? h->new_binary : h->vm.exe_path, deadline, &h->plan);
+	qu_report_from_plan(&h->rep, &h->vm, r == 0 ? &h->plan : NULL);
+	if (r < 0)
+		goto failed;
+	h->planned = 1;
+	if (h->libvirt.refusal[0] || lv->async_job[0]) {
+		/* libvirt's blockers first: they are what the operator meets first. */
+		struct qu_refusals *plan_said = malloc(sizeof(*plan_said));
+		if (!plan_said) {
+			r = qu_err(-ENOMEM, "out of memory");
+			goto failed;
+		}
+		*plan_said = h->plan.refusals;
+		memset(&h->plan.refusals, 0, sizeof(h->plan.refusals));
+		if (h->libvirt.refusal[0])
+			qu_refusals_add(&h->plan.refusals, "%s", h->libvirt.refusal);
+		if (lv->async_job[0])
+			qu_refusals_add(&h->plan.refusals, "libvirt runs a job on domain %s ('%s', says %s): wait for "
+					"it to end", lv->name, lv->async_job, lv->status);
+		for (unsigned i = 0; i < plan_said->n; i++)
+			qu_refusals_add(&h->plan.refusals, "%s", plan_said->why[i]);
+		h->plan.refusals.more += plan_said->more;
+		free(plan_said);
+	}
+	if (h->plan.refusals.n)
+		return refused(h, start);
+	finish(h, "planned", start);
+	return 0;
+failed:
+	finish(h, "failed", start);
+	errno = -r;
+	return -1;
+}
+
 /* inspect -> plan -> execute; finish() sets the result. 0, or -1 with errno. */
 static int pipeline(struct qu_handle *h, uint64_t start, uint64_t deadline)
 {
@@ -316,18 +379,8 @@ inspect:
 		goto failed;
 	h->planned = 1;
 	if (h->plan.refusals.n) {
-		char *all = qu_refusals_join(&h->plan.refusals, "; ");
-		unsigned n = qu_refusals_count(&h->plan.refusals);
-		if (n == 1)
-			r = qu_err(-EOPNOTSUPP, "cannot upgrade PID %d: %s", (int)h->pid, all ? all : h->plan.refusals.why[0]);
-		else
-			r = qu_err(-EOPNOTSUPP, "cannot upgrade PID %d, %u blockers: %s", (int)h->pid, n,
-				   all ? all : h->plan.refusals.why[0]);
-		free(all);
 		qu_qmp_close(old);
-		finish(h, "refused", start);
-		errno = EOPNOTSUPP;
-		return -1;
+		return refused(h, start);
 	}
 	if (h->flags & QU_FLAG_DRY_RUN) {
 		qu_qmp_close(old);

@@ -282,10 +282,8 @@ static int query_qmp(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 	return query_memdevs(vm, q, deadline_us);
 }
 
-int qu_inspect(pid_t pid, const char *qmp_override, int root_monitor, uint64_t deadline_us, struct qu_vm *vm,
-	       struct qu_qmp **qmp)
+int qu_inspect_proc(pid_t pid, const char *qmp_override, struct qu_vm *vm)
 {
-	struct qu_qmp *q = NULL;
 	int r;
 
 	memset(vm, 0, sizeof(*vm));
@@ -310,6 +308,17 @@ int qu_inspect(pid_t pid, const char *qmp_override, int root_monitor, uint64_t d
 			      "-mon mode=control), or name the socket with --qmp", (int)pid);
 	if ((r = find_listener_fds(vm)) < 0)
 		return qu_pin_check(&vm->pin) ?: r;
+	vm->anon_bytes = qu_proc_anon_bytes(pid);
+	return 0;
+}
+
+int qu_inspect(pid_t pid, const char *qmp_override, int root_monitor, uint64_t deadline_us, struct qu_vm *vm,
+	       struct qu_qmp **qmp)
+{
+	struct qu_qmp *q = NULL;
+	int r = qu_inspect_proc(pid, qmp_override, vm);
+	if (r < 0)
+		return r;
 	/* As the VM's user: the path is theirs to point anywhere. A libvirt VM's monitor is
 	 * root's socket, which only root may connect to: connected to as root, without following
 	 * a link, and talked to only once its other end proves to be this QEMU's. */
@@ -339,7 +348,6 @@ int qu_inspect(pid_t pid, const char *qmp_override, int root_monitor, uint64_t d
 			return qu_pin_check(&vm->pin) ?: qu_err_wrap(r, "QEMU PID %d", (int)pid);
 		}
 	}
-	vm->anon_bytes = qu_proc_anon_bytes(pid);
 	if ((r = query_qmp(vm, q, deadline_us)) < 0 || (r = qu_ram_find_fds(vm)) < 0 ||
 	    (r = qu_find_ptys(vm, q, deadline_us)) < 0 || (r = qu_pin_check(&vm->pin)) < 0) {
 		qu_qmp_close(q);

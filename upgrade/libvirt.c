@@ -106,6 +106,44 @@ int qu_libvirt_status_parse(const char *xml, size_t len, pid_t *pid, char *monit
 	return r;
 }
 
+/* An attribute of e, printable and bounded, into buf ("" when absent). */
+static void attr_copy(xmlNodePtr e, const char *name, char *buf, size_t len)
+{
+	xmlChar *v = xmlGetProp(e, BAD_CAST name);
+	qu_copy_printable(buf, len, v ? (const char *)v : "");
+	xmlFree(v);
+}
+
+int qu_libvirt_status_facts(const char *xml, size_t len, struct qu_libvirt *lv)
+{
+	xmlDocPtr doc;
+	xmlNodePtr root = status_root(xml, len, &doc);
+	char text[16];
+	lv->state[0] = lv->async_job[0] = '\0';
+	lv->blockjobs = -1;
+	if (!root)
+		return -EBADMSG;
+	attr_copy(root, "state", lv->state, sizeof(lv->state));
+	for (xmlNodePtr c = root->children; c; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		if (!xmlStrcmp(c->name, BAD_CAST "job")) {
+			attr_copy(c, "async", lv->async_job, sizeof(lv->async_job));
+			if (!strcmp(lv->async_job, "none"))
+				lv->async_job[0] = '\0';
+		} else if (!xmlStrcmp(c->name, BAD_CAST "blockjobs")) {
+			attr_copy(c, "active", text, sizeof(text));
+			lv->blockjobs = !strcmp(text, "yes") ? 1 : !strcmp(text, "no") ? 0 : -1;
+			/* Jobs libvirt tracks are listed as <blockjob> children, whatever active= says. */
+			for (xmlNodePtr j = c->children; j; j = j->next)
+				if (j->type == XML_ELEMENT_NODE && !xmlStrcmp(j->name, BAD_CAST "blockjob"))
+					lv->blockjobs = 1;
+		}
+	}
+	xmlFreeDoc(doc);
+	return 0;
+}
+
 /* Where the root element's pid= value lies in the text, found by libxml2 itself: its SAX2
  * start-element callback gets attribute values as pointers into its copy of the input, which
  * give their byte offsets. The root element only; then the parse stops. */
@@ -280,6 +318,7 @@ int qu_libvirt_detect(pid_t pid, const struct qu_argv *argv, const char *cgroup_
 		goto out;
 	}
 	lv->is = 1;
+	qu_libvirt_status_facts(xml, len, lv);
 	snprintf(lv->name, sizeof(lv->name), "%s", name);
 	snprintf(lv->status, sizeof(lv->status), "%s/%s", QU_LIBVIRT_RUN_DIR, file);
 	snprintf(file, sizeof(file), "%s.pid", name);

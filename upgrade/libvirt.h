@@ -21,6 +21,11 @@ struct qu_libvirt {
 	char status[256];                    /* /run/libvirt/qemu/NAME.xml */
 	char pidfile[256];                   /* /run/libvirt/qemu/NAME.pid ("" when there is none) */
 	char monitor[256];                   /* the monitor path the status file records */
+	/* What the status file says of the domain now, for a dry run while the daemon holds the
+	 * monitor (upgrade/inspect-held.h): */
+	char state[32];                      /* <domstatus state=...>: running, paused, ... ("": not said) */
+	char async_job[64];                  /* <job async=...> other than none: libvirt's job on it ("": none) */
+	int blockjobs;                       /* <blockjobs active='yes'>: 1, 'no': 0, not said: -1 */
 };
 
 /* NAME as libvirt's: 1..QU_LIBVIRT_NAME_MAX bytes, no '/', not "." or "..", no control byte. */
@@ -36,6 +41,9 @@ int qu_libvirt_cgroup_is(const char *cgroup_text);
 /* The status file's <domstatus pid='N'> (libxml2; nothing outside the root element read):
  * 0 and *pid, the monitor path into monitor (may be ""), or -EBADMSG. */
 int qu_libvirt_status_parse(const char *xml, size_t len, pid_t *pid, char *monitor, size_t mlen);
+/* The facts above (state, async_job, blockjobs) from a status file's text: 0, or -EBADMSG
+ * when its root is not <domstatus>. Values are kept printable and bounded. */
+int qu_libvirt_status_facts(const char *xml, size_t len, struct qu_libvirt *lv);
 /* The same text with the root element's pid='OLD' (or "OLD") changed to NEW and every other
  * byte as it was: a malloc'd string into *out, or -EBADMSG when the root is not
  * <domstatus ... pid='OLD'>. */

@@ -8,6 +8,7 @@
 #include "upgrade/safepath.h"
 #include "upgrade/statedir.h"
 #include "upgrade/systemd.h"
+#include "upgrade/testhooks.h"
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
 
@@ -31,6 +32,29 @@ static const struct {
 };
 
 #define JOURNAL_MAX 16384
+
+/* Test hooks (upgrade/testhooks.h), for tests/unit/test-libvirtd.c, which drives this code
+ * with stand-in daemons and a stand-in systemctl: QEMU_UPGRADE_LIBVIRT_ROOT puts the daemons'
+ * PID files under another root directory, QEMU_UPGRADE_SYSTEMD_INIT (0 or 1) says whether
+ * PID 1 is systemd, QEMU_UPGRADE_SYSTEMCTL names the systemctl to run. The installed tool
+ * reads none of them. */
+static void daemon_pidfile(size_t i, char *buf, size_t len)
+{
+	const char *root = qu_test_env("QEMU_UPGRADE_LIBVIRT_ROOT");
+	snprintf(buf, len, "%s%s", root ? root : "", daemons[i].pidfile);
+}
+
+static int systemd_is_init(void)
+{
+	const char *t = qu_test_env("QEMU_UPGRADE_SYSTEMD_INIT");
+	return t ? !strcmp(t, "1") : qu_systemd_is_init();
+}
+
+static const char *systemctl_path(void)
+{
+	const char *p = qu_test_env("QEMU_UPGRADE_SYSTEMCTL");
+	return p ? p : "/bin/systemctl";
+}
 
 static void journal_path(char *buf, size_t len)
 {
@@ -147,7 +171,7 @@ static int find_one(const char *name, const char *pidfile, struct qu_libvirtd *d
 	}
 	close(fd);
 	r = read_cmdline(d);
-	if (r == 0 && qu_systemd_is_init()) {
+	if (r == 0 && systemd_is_init()) {
 		char path[64], *text = NULL;
 		snprintf(path, sizeof(path), "/proc/%d/cgroup", (int)pid);
 		if (qu_read_file(path, &text, NULL) == 0 && !qu_systemd_service_of(text, d->unit, sizeof(d->unit)))
@@ -165,7 +189,9 @@ static int find_one(const char *name, const char *pidfile, struct qu_libvirtd *d
 int qu_libvirtd_find(struct qu_libvirtd *d)
 {
 	for (size_t i = 0; i < sizeof(daemons) / sizeof(daemons[0]); i++) {
-		int r = find_one(daemons[i].name, daemons[i].pidfile, d);
+		char pidfile[sizeof(d->pidfile)];
+		daemon_pidfile(i, pidfile, sizeof(pidfile));
+		int r = find_one(daemons[i].name, pidfile, d);
 		if (r != 0)
 			return r;
 	}
@@ -256,7 +282,7 @@ static int systemctl(const char *verb, const char *unit, uint64_t deadline_us)
 {
 	char out[512] = "";
 	char *const argv[] = { (char *)"systemctl", (char *)verb, (char *)unit, NULL };
-	int r = qu_run_capture("/bin/systemctl", -1, argv, (uid_t)-1, (gid_t)-1, deadline_us, out, sizeof(out));
+	int r = qu_run_capture(systemctl_path(), -1, argv, (uid_t)-1, (gid_t)-1, deadline_us, out, sizeof(out));
 	if (r != 0)
 		return qu_err(r < 0 ? r : -EIO, "systemctl %s %s: %s", verb, unit, r < 0 ? strerror(-r) : out);
 	return 0;

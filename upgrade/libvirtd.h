@@ -16,7 +16,7 @@
 
 struct qu_libvirtd {
 	char name[16];           /* "libvirtd" or "virtqemud" */
-	char pidfile[64];
+	char pidfile[256];
 	pid_t pid;
 	unsigned long long start; /* its start time: the PID is not reused behind our back */
 	unsigned long long cap_bnd; /* its bounding set: what it gets back when started again */

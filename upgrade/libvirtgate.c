@@ -113,22 +113,20 @@ int qu_libvirt_gate_open(pid_t pid, int dry_run, int restart_ok, int remote, uin
 	if (!restart_ok) {
 		snprintf(rep->action, sizeof(rep->action), "libvirt domain %s: daemon %s (PID %d) running: refused",
 			 g->lv.name, g->daemon.name, (int)g->daemon.pid);
-		return qu_err(-EOPNOTSUPP, "PID %d is libvirt's domain %s, and %s (PID %d) runs and holds its monitor: "
-			      "give --libvirt-restart to have qemu-upgrade stop %s, upgrade, rewrite pid= in %s and start "
-			      "%s again (its VMs keep running meanwhile), or stop %s yourself", (int)pid, g->lv.name,
-			      g->daemon.name, (int)g->daemon.pid, g->daemon.name, g->lv.status, g->daemon.name,
-			      g->daemon.name);
+		snprintf(g->refusal, sizeof(g->refusal), "PID %d is libvirt's domain %s, and %s (PID %d) runs and holds "
+			 "its monitor: give --libvirt-restart to have qemu-upgrade stop %s, upgrade, rewrite pid= in %s "
+			 "and start %s again (its VMs keep running meanwhile), or stop %s yourself", (int)pid, g->lv.name,
+			 g->daemon.name, (int)g->daemon.pid, g->daemon.name, g->lv.status, g->daemon.name,
+			 g->daemon.name);
+		/* A dry run goes on without the monitor, to name every other blocker too. */
+		return dry_run ? 1 : qu_err(-EOPNOTSUPP, "%s", g->refusal);
 	}
 	snprintf(rep->action, sizeof(rep->action), "libvirt domain %s: daemon %s (PID %d) running: %s%s, upgrade, "
 		 "rewrite pid= in %s%s%s, %s it", g->lv.name, g->daemon.name, (int)g->daemon.pid,
 		 dry_run ? "would stop it" : "stop it", g->daemon.unit[0] ? " (systemctl)" : "", g->lv.status,
 		 g->lv.pidfile[0] ? " and " : "", g->lv.pidfile, g->daemon.unit[0] ? "systemctl start" : "restart");
-	if (dry_run) {
-		size_t l = strlen(rep->action);
-		snprintf(rep->action + l, sizeof(rep->action) - l, " (the rest of the plan needs the VM's monitor, "
-			 "which %s holds: not looked at)", g->daemon.name);
+	if (dry_run)
 		return 1;
-	}
 	if ((r = qu_libvirt_record(&g->lv, pid)) < 0)
 		return r;
 	r = qu_libvirtd_stop(&g->daemon, deadline_us);

@@ -19,6 +19,7 @@ struct qu_libvirt_gate {
 	struct qu_libvirtd daemon;
 	int daemon_running;           /* found running before the upgrade */
 	int locked;                   /* this gate took the libvirt lock (below) */
+	char refusal[1024];           /* a dry run's: the daemon runs and no restart is allowed ("" else) */
 };
 
 /* One libvirt-mode upgrade on the host at a time (<state dir>/libvirt.lock, flock): another
@@ -34,9 +35,10 @@ void qu_libvirt_lock_forget(void);
 /* qu_libvirt_detect() from /proc/PID alone (no monitor touched): 1, 0 or -errno. */
 int qu_libvirt_detect_pid(pid_t pid, struct qu_libvirt *lv);
 /* Whether PID is libvirt's, and what its daemon allows: 0 go ahead (not libvirt's, or the
- * daemon is not running, or it was stopped), 1 a dry run that cannot look further (the
- * daemon holds the monitor; rep says what would be done), -EOPNOTSUPP refused (the daemon
- * runs, no restart allowed), other -errno with a message. rep is filled either way. */
+ * daemon is not running, or it was stopped), 1 a dry run while the daemon holds the monitor
+ * (rep says what would be done; g->refusal is set when the upgrade itself would be refused:
+ * the plan goes on without the monitor, upgrade/inspect-held.h), -EOPNOTSUPP refused (the
+ * daemon runs, no restart allowed), other -errno with a message. rep is filled either way. */
 int qu_libvirt_gate_open(pid_t pid, int dry_run, int restart_ok, int remote, uint64_t deadline_us,
 			 struct qu_libvirt_gate *g, struct qu_report_libvirt *rep);
 /* After the upgrade: committed (the new QEMU new_pid runs the guest) rewrites pid=; the daemon

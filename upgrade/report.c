@@ -11,7 +11,11 @@
 void qu_report_from_plan(struct qu_report *rep, const struct qu_vm *vm, const struct qu_plan *plan)
 {
 	rep->old_pid = vm->pid;
-	snprintf(rep->old_version, sizeof(rep->old_version), "%d.%d.%d", vm->ver[0], vm->ver[1], vm->ver[2]);
+	/* 0.0.0: not known (a dry run without the monitor, upgrade/inspect-held.h). */
+	if (vm->ver[0] || vm->ver[1] || vm->ver[2])
+		snprintf(rep->old_version, sizeof(rep->old_version), "%d.%d.%d", vm->ver[0], vm->ver[1], vm->ver[2]);
+	else
+		snprintf(rep->old_version, sizeof(rep->old_version), "unknown");
 	snprintf(rep->machine, sizeof(rep->machine), "%s", vm->machine);
 	if (!plan)
 		return;
@@ -119,6 +123,8 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		if (rep->libvirt.error[0])
 			fprintf(f, "               WARNING: %s\n", rep->libvirt.error);
 	}
+	if (rep->unchecked[0])
+		fprintf(f, "not checked:   %s\n", rep->unchecked);
 	/* A refusal's error only repeats the list above. */
 	if (rep->error[0] && !(plan && plan->refusals.n && !strcmp(rep->result, "refused")))
 		fprintf(f, "error:         %s\n", rep->error);
@@ -202,6 +208,8 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 		json_object_object_add(o, "warning", json_object_new_string(plan->warning));
 	if (rep->error[0])
 		json_object_object_add(o, "error", json_object_new_string(rep->error));
+	if (rep->unchecked[0])
+		json_object_object_add(o, "unchecked", json_object_new_string(rep->unchecked));
 	if (rep->rolled_back[0])
 		json_object_object_add(o, "rolled_back", json_object_new_string(rep->rolled_back));
 	if (plan && (!strcmp(rep->result, "planned") || !strcmp(rep->result, "upgraded")))

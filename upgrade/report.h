@@ -42,6 +42,7 @@ struct qu_report {
 	int64_t extra_memory_bytes;     /* the new QEMU's private memory while both ran */
 	double memory_wait_ms;          /* a copy waited this long for other copies' memory */
 	char error[2048];
+	char unchecked[1024];     /* a dry run without the VM's monitor: what it could not check ("" else) */
 	char rolled_back[512];    /* what the rollback did, after a failure */
 	int unsettled;            /* failed past the point of no return: the guardian finishes it */
 	struct qu_report_libvirt libvirt;

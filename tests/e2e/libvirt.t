@@ -2,9 +2,11 @@
 # libvirt mode against a real libvirt 9.0 daemon (docs/libvirt.md): a TCG domain with shared
 # memfd RAM, a tap, a file serial log and an iothread, upgraded 7.2 -> 10.0 -> 10.0 with
 # --libvirt-restart; after each upgrade libvirt still manages it (dominfo, domstats,
-# suspend/resume, its monitor, a disk hotplug and unplug, vCPU cgroups), and then destroy,
+# suspend/resume, its monitor, a disk hotplug and unplug, a loop device's hotplug and unplug with
+# the host's /dev node untouched, vCPU cgroups), and then destroy,
 # start, another upgrade and save/restore. Without --libvirt-restart, while libvirtd runs,
-# the VM is refused (exit 3) and nothing is touched. A failure rolls back and the daemon comes
+# the VM is refused (exit 3) and nothing is touched; a dry run then plans without the monitor
+# and names every blocker (a paused domain; a second domain with private RAM). A failure rolls back and the daemon comes
 # back; a tool killed before the commit leaves the rollback and the daemon's restart to its
 # guardian; a tool killed after the commit together with its guardian leaves both the rewrite
 # and the daemon to --recover. --all, after a "package upgrade" of the domain's emulator, stops the
@@ -15,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/libvirt.sh"
 
 lv_require
-tap_plan 65
+tap_plan 80
 vm_qemu10
 vm_guest_build || exit 1
 
@@ -28,6 +30,9 @@ rc=$?
 vm_defer "rm -rf '$dir'" # after lv_cleanup: libvirt gives the kernel back its owner on destroy
 [ "$rc" = 0 ] || { echo "Bail out! cannot start libvirt's daemons"; exit 1; }
 ip tuntap add dev "$LV_TAP" mode tap vnet_hdr && ip link set "$LV_TAP" up || { echo "Bail out! cannot make a tap"; exit 1; }
+# A loop device for the block-device hotplug (detached at exit; autoclear if still in use).
+truncate -s 8M "$dir/loop.img" && LV_LOOP=$(losetup -f --show "$dir/loop.img") || { echo "Bail out! cannot make a loop device"; exit 1; }
+vm_defer "losetup -d '$LV_LOOP' 2>/dev/null"
 lv_domain_xml "$LV_DOMAIN" "$dir" "$LV_TAP" >"$dir/domain.xml"
 export VM_SERIAL=$dir/serial.log VM_DIR=$dir
 # Journals of its own: --recover below must not meet other tests' upgrades.
@@ -64,6 +69,68 @@ tap_diag "$report"
 [ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" libvirt.daemon_pid)" = "$daemon" ] &&
 	grep -q "would stop it" <<<"$(json_get "$report" libvirt.action)" && [ "$(lv_libvirtd_pid)" = "$daemon" ]
 tap_ok $? "a dry run says what it would do to libvirt, and does nothing"
+[ "$(json_get "$report" strategy)" = shared-ram-handover ] &&
+	[ "$(json_get "$report" machine)" = "$(sed -n "s/.*machine='\([^']*\)'.*/\1/p" "/run/libvirt/qemu/$LV_DOMAIN.xml" | head -n1)" ] &&
+	grep -q "libvirtd holds the monitor" <<<"$(json_get "$report" unchecked)" && [ "$(jq '.new_argv | length' <<<"$report")" -gt 10 ]
+tap_ok $? "and plans without the monitor libvirtd holds (shared RAM, the machine type from the command line), saying what it could not check"
+
+# While libvirtd holds the monitor, a dry run still lists every blocker: libvirt's refusal and
+# what the status file, the command line and /proc show. Here the domain is paused (its
+# status file says so: QMP is not needed to know).
+lv_virsh suspend "$LV_DOMAIN" >/dev/null && [ "$(lv_virsh domstate "$LV_DOMAIN")" = paused ]
+tap_ok $? "the domain suspended through libvirt"
+report=$("$QU_BIN" --pid "$VM_PID" --new-binary "$Q10" --dry-run --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "paused, daemon running: rc $rc $(jq -c '{result,refusals,unchecked}' <<<"$report") $(cat "$dir/err")"
+[ "$rc" = 3 ] && [ "$(json_get "$report" result)" = refused ] && [ "$(jq '.refusals | length' <<<"$report")" = 2 ] &&
+	jq -r '.refusals[]' <<<"$report" | grep -q -- "--libvirt-restart" &&
+	jq -r '.refusals[]' <<<"$report" | grep -q "not running (run state 'paused')"
+tap_ok $? "a dry run names both blockers: libvirtd holding the monitor (with --libvirt-restart) and the paused domain"
+text=$("$QU_BIN" inspect --pid "$VM_PID" --new-binary "$Q10" 2>&1)
+tap_diag "$text"
+grep -q "2 blockers" <<<"$text" && grep -q "^not checked: .*libvirtd holds the monitor" <<<"$text" &&
+	[ "$(lv_libvirtd_pid)" = "$daemon" ] && [ "$(lv_status_pid)" = "$VM_PID" ] &&
+	lv_virsh resume "$LV_DOMAIN" >/dev/null && [ "$(lv_virsh domstate "$LV_DOMAIN")" = running ]
+tap_ok $? "inspect says the same in words, with what it could not check; nothing touched (libvirt resumes the domain)"
+
+# A second domain whose RAM is private (no <memoryBacking>: memory-backend-ram, share=off),
+# booting nothing: refused for libvirt's daemon and for its RAM at once, each with what to do;
+# with both resolved (--libvirt-restart --allow-copy) the dry run plans the copy.
+lv2=qu-lvplain-$$
+cat >"$dir/plain.xml" <<EOF
+<domain type='qemu'>
+  <name>$lv2</name>
+  <memory unit='MiB'>64</memory>
+  <vcpu>1</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type></os>
+  <features><acpi/></features>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+EOF
+pid2=
+lv_virsh create "$dir/plain.xml" >/dev/null &&
+	pid2=$(sed -n "s/^<domstatus [^>]*pid='\([0-9]*\)'.*/\1/p" "/run/libvirt/qemu/$lv2.xml") && [ -n "$pid2" ] &&
+	lv_track_qemu "$pid2"
+tap_ok $? "a second domain with private RAM runs (PID ${pid2:-?})"
+report=$("$QU_BIN" --pid "${pid2:-0}" --new-binary "$Q10" --dry-run --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "private RAM, daemon running: rc $rc $(jq -c '{result,refusals,unchecked}' <<<"$report") $(cat "$dir/err")"
+[ "$rc" = 3 ] && [ "$(jq '.refusals | length' <<<"$report")" = 2 ] &&
+	jq -r '.refusals[]' <<<"$report" | grep -q -- "--libvirt-restart" &&
+	jq -r '.refusals[]' <<<"$report" | grep -q "cannot be handed over.*--allow-copy"
+tap_ok $? "its dry run names both blockers: libvirtd holding the monitor and its private RAM (with --allow-copy)"
+report=$("$QU_BIN" --pid "${pid2:-0}" --new-binary "$Q10" --dry-run --libvirt-restart --allow-copy --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "both resolved: rc $rc $(jq -c '{result,strategy,refusals,libvirt}' <<<"$report") $(cat "$dir/err")"
+[ "$rc" = 0 ] && [ "$(json_get "$report" result)" = planned ] && grep -q copy <<<"$(json_get "$report" strategy)" &&
+	[ "$(json_get "$report" ram_to_copy_bytes)" = $((64 << 20)) ]
+tap_ok $? "with --libvirt-restart --allow-copy its dry run plans a copy of its 64 MiB"
+[ "$(lv_libvirtd_pid)" = "$daemon" ] && lv_virsh destroy "$lv2" >/dev/null && proc_gone_soon "${pid2:-0}"
+tap_ok $? "nothing touched: the same libvirtd, which destroys the second domain"
 
 # Another libvirt-mode upgrade holds the lock: this one waits, then gives up untouched.
 mkdir -p "$QEMU_UPGRADE_STATE_DIR"
@@ -158,6 +225,29 @@ lv_checks() {
 	tap_ok $? "$1: a disk hotplugged and unplugged"
 	[ "$(ls -l /dev)" = "$devs" ]
 	tap_ok $? "$1: nothing changed in the host's /dev"
+	# A block device that has a /dev node (a loop device, --sourcetype block): libvirt makes
+	# its node in the VM's mount namespace (a /dev of its own) and labels it there. The host's
+	# node stays as it is (type, mode, owner, device number, inode) while the disk is attached
+	# and after, and nothing else in the host's /dev changes: the new QEMU lives in the old
+	# one's mount namespace. (The guest does not see it: its initramfs has no virtio-scsi
+	# driver.)
+	local host_before host_attached ns_node
+	host_before=$(stat -c '%f %u:%g %t:%T %i' "$LV_LOOP")
+	devs=$(ls -l /dev)
+	lv_virsh attach-disk "$LV_DOMAIN" "$LV_LOOP" sdb --targetbus scsi --sourcetype block --live >/dev/null &&
+		lv_virsh domblklist "$LV_DOMAIN" | grep -q "sdb .*$LV_LOOP" &&
+		lv_virsh qemu-monitor-command "$LV_DOMAIN" '{"execute":"query-block"}' | grep -q "$LV_LOOP"
+	tap_ok $? "$1: a loop device ($LV_LOOP) hotplugged"
+	host_attached=$(stat -c '%f %u:%g %t:%T %i' "$LV_LOOP")
+	ns_node=$(nsenter -t "$VM_PID" -m stat -c '%f %U:%G %t:%T %i' "$LV_LOOP" 2>&1)
+	lv_virsh detach-disk "$LV_DOMAIN" sdb --live >/dev/null && ! lv_virsh domblklist "$LV_DOMAIN" | grep -q sdb
+	tap_ok $? "$1: and unplugged"
+	tap_diag "$1: $LV_LOOP on the host: '$host_before', while attached '$host_attached', after '$(stat -c '%f %u:%g %t:%T %i' "$LV_LOOP")'; in the VM's mount namespace while attached: '$ns_node'"
+	[ "$host_attached" = "$host_before" ] && [ "$(stat -c '%f %u:%g %t:%T %i' "$LV_LOOP")" = "$host_before" ] &&
+		[ "$(ls -l /dev)" = "$devs" ] && [[ $ns_node =~ ^6[0-9a-f]{3}\  ]] &&
+		[ "$(cut -d' ' -f3 <<<"$ns_node")" = "$(cut -d' ' -f3 <<<"$host_before")" ] &&
+		[ "$(cut -d' ' -f4 <<<"$ns_node")" != "$(cut -d' ' -f4 <<<"$host_before")" ]
+	tap_ok $? "$1: the host's $LV_LOOP unchanged while attached and after, nothing else in its /dev changed; libvirt's node for it was the VM's own (another inode, same device)"
 	# Each vCPU thread in libvirt's vcpuN cgroup, the iothread in iothread1 (v2 and v1 cpu).
 	local t name bad=0 n=0
 	for t in /proc/"$VM_PID"/task/*; do
@@ -249,6 +339,8 @@ tap_diag "point 7: tool $tool, guardian ${guardian:-?}, new QEMU ${new:-?}"
 [ -n "$guardian" ] && kill -KILL "$guardian"
 kill -KILL "$tool"
 wait "$tool" 2>/dev/null
+# Gone before --recover looks: a guardian still exiting holds the VM's lock (a loaded machine).
+[ -n "$guardian" ] && proc_gone_soon "$guardian" 30
 [ -n "$guardian" ] && [ -n "$new" ] && [ -z "$(lv_libvirtd_pid)" ] && [ -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ] &&
 	[ -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ]
 tap_ok $? "tool and guardian killed after the commit: libvirtd stays stopped, the upgrade and the restart journaled"
@@ -283,6 +375,14 @@ old=$VM_PID
 exec 8>"$QU_BUILD/package-hooks.lock"
 flock 8
 cp "$Q10" "$alt/bin/.new" && mv -f "$alt/bin/.new" "$alt/bin/qemu-system-x86_64"
+# While libvirtd holds the monitor, the dry run cannot ask the old binary its version any more
+# (the file at its path is another one now): it says so rather than guess.
+report=$("$QU_BIN" --pid "$VM_PID" --dry-run --libvirt-restart --json --quiet 2>"$dir/err")
+rc=$?
+tap_diag "dry run after the binary's replacement: rc $rc $(jq -c '{result,strategy,old_version,unchecked}' <<<"$report") $(cat "$dir/err")"
+[ "$rc" = 0 ] && [ "$(json_get "$report" result)" = planned ] && [ "$(json_get "$report" old_version)" = unknown ] &&
+	grep -q "the old QEMU's version (its binary on disk is no longer the one it runs)" <<<"$(json_get "$report" unchecked)"
+tap_ok $? "a dry run while libvirtd runs, after the emulator was replaced on disk: planned, saying the old version could not be checked"
 report=$("$QU_BIN" --all --binary "$alt/bin/qemu-system-x86_64" --libvirt-restart --json --quiet 2>"$dir/err")
 rc=$?
 tap_diag "--all: $report $(cat "$dir/err")"

@@ -1,5 +1,6 @@
 /* libvirt's status file (upgrade/libvirt.c), as a root-owned file a hostile VM cannot write
- * but a damaged /run can hold: qu_libvirt_status_parse, and qu_libvirt_status_set_pid, whose
+ * but a damaged /run can hold: qu_libvirt_status_parse, qu_libvirt_status_facts, and
+ * qu_libvirt_status_set_pid, whose
  * output must parse to the new PID and differ from its input in that one attribute only.
  * Input: the file. */
 #include "tests/fuzz/fuzz.h"
@@ -15,6 +16,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r = qu_libvirt_status_parse(xml, len, &pid, mon, sizeof(mon));
 	FUZZ_CHECK(r == 0 || r == -EBADMSG);
 	FUZZ_CHECK(strlen(mon) < sizeof(mon));
+	struct qu_libvirt lv;
+	int f = qu_libvirt_status_facts(xml, len, &lv);
+	FUZZ_CHECK(f == 0 || f == -EBADMSG);
+	FUZZ_CHECK(strlen(lv.state) < sizeof(lv.state) && strlen(lv.async_job) < sizeof(lv.async_job));
+	FUZZ_CHECK(lv.blockjobs >= -1 && lv.blockjobs <= 1);
 	if (r == 0) {
 		FUZZ_CHECK(pid > 0);
 		pid_t to = pid == 2147483647 ? 1 : pid + 1;

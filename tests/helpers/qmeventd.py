@@ -34,7 +34,9 @@ Log lines (one event each, appended to --log, flushed at once):
   ready pid=P                      event pid=P name=N
   close pid=P vmid=V graceful=G table=Q   (Q: the PID the table held for V, or -)
   check close=P vmid=V running=Q   (the check found QEMU Q running)
-  teardown close=P vmid=V why=...  (qm cleanup would have torn the VM down)
+  teardown close=P vmid=V graceful=G unplug=U why=...
+                                   (qm cleanup would have torn the VM down: U is what it
+                                   unplugs, "none" after a SHUTDOWN, else tapVi*)
   abort close=P vmid=V pid=Q       (qm cleanup would have aborted: VM still running)
   lock-wait close=P vmid=V         (the config lock was held: waiting for it)
   lock-timeout close=P vmid=V      (not had within 60 s: qm cleanup would have died)
@@ -224,7 +226,11 @@ class Stand:
         while True:
             pid, why = running_locally(c["pidfile"])
             if pid is None:
-                self.log(f"teardown close={c['pid']} vmid={c['vmid']} why={why}")
+                # qm cleanup then unplugs the VM's taps only after a crash (no SHUTDOWN), and
+                # unlinks /var/run/qemu-server/VMID.{mon,qmp,pid,vnc,qga}: the VM's own.
+                unplug = "none" if c["graceful"] else f"tap{c['vmid']}i*"
+                self.log(f"teardown close={c['pid']} vmid={c['vmid']} graceful={c['graceful']} "
+                         f"unplug={unplug} why={why}")
                 return
             if first:
                 self.log(f"check close={c['pid']} vmid={c['vmid']} running={pid}")

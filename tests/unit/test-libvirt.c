@@ -85,6 +85,36 @@ static void parse(void **state)
 		assert_int_equal(qu_libvirt_status_parse(bad[i], strlen(bad[i]), &pid, NULL, 0), -EBADMSG);
 }
 
+/* What a dry run reads from the status file while the daemon holds the monitor. */
+static void facts(void **state)
+{
+	(void)state;
+	struct qu_libvirt lv;
+	assert_int_equal(qu_libvirt_status_facts(status, strlen(status), &lv), 0);
+	assert_string_equal(lv.state, "running");
+	assert_string_equal(lv.async_job, "");
+	assert_int_equal(lv.blockjobs, -1); /* not said */
+	const char busy[] = "<domstatus state='paused' reason='user' pid='7'><job type='none' async='migration out' "
+			    "asyncStarted='1'/><blockjobs active='no'><blockjob name='vda' type='copy' state='ready'/>"
+			    "</blockjobs></domstatus>";
+	assert_int_equal(qu_libvirt_status_facts(busy, strlen(busy), &lv), 0);
+	assert_string_equal(lv.state, "paused");
+	assert_string_equal(lv.async_job, "migration out");
+	assert_int_equal(lv.blockjobs, 1); /* a job listed counts, whatever active= says */
+	const char idle[] = "<domstatus state='running' pid='7'><job type='none' async='none'/><blockjobs active='no'/></domstatus>";
+	assert_int_equal(qu_libvirt_status_facts(idle, strlen(idle), &lv), 0);
+	assert_string_equal(lv.async_job, "");
+	assert_int_equal(lv.blockjobs, 0);
+	/* A value no libvirt writes is kept printable and bounded, never trusted as more. */
+	const char odd[] = "<domstatus state='run&#10;ning' pid='7'><job async='xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+			   "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'/></domstatus>";
+	assert_int_equal(qu_libvirt_status_facts(odd, strlen(odd), &lv), 0);
+	assert_null(strchr(lv.state, '\n'));
+	assert_true(strlen(lv.async_job) < sizeof(lv.async_job));
+	assert_int_equal(qu_libvirt_status_facts("<domain/>", 9, &lv), -EBADMSG);
+	assert_string_equal(lv.state, "");
+}
+
 static void rewrite(void **state)
 {
 	(void)state;
@@ -144,6 +174,7 @@ int main(void)
 		cmocka_unit_test(hostile_names),
 		cmocka_unit_test(cgroups),
 		cmocka_unit_test(parse),
+		cmocka_unit_test(facts),
 		cmocka_unit_test(rewrite),
 		cmocka_unit_test(rewrite_refuses),
 	};
