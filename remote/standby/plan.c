@@ -77,8 +77,14 @@ static void check_colo_status(struct qu_qmp *q, uint64_t deadline_us, struct qu_
 
 static void check_ram(const struct qu_vm *vm, struct qu_standby_plan *p)
 {
-	if (vm->nram > 1)
-		refuse(p, "the VM has %zu memory backends (NUMA): COLO was measured with one", vm->nram);
+	if (vm->nram > 1) {
+		char ids[256] = "";
+		for (size_t i = 0; i < vm->nram; i++) {
+			size_t at = strlen(ids);
+			snprintf(ids + at, sizeof(ids) - at, "%s%s", i ? ", " : "", vm->ram[i].id);
+		}
+		refuse(p, "the VM has %zu memory backends (%s): COLO was measured with one, the guest's RAM", vm->nram, ids);
+	}
 	for (size_t i = 0; i < vm->nram; i++) {
 		const struct qu_ram *r = &vm->ram[i];
 		if (r->hugetlb || r->page_size)

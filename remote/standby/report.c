@@ -10,7 +10,7 @@ void qu_standby_plan_print(const struct qu_standby_plan *p, FILE *f)
 {
 	unsigned n = qu_refusals_count(&p->refusals);
 	fprintf(f, "standby:       QEMU PID %d, %d.%d.%d, %s, %s\n", (int)p->pid, p->ver[0], p->ver[1], p->ver[2],
-		p->machine, p->kvm ? "KVM" : "TCG (the only accelerator COLO was measured on here)");
+		p->machine, p->kvm ? "KVM (COLO was measured under TCG only: docs/standby-research.md)" : "TCG");
 	fprintf(f, "secondary:     on %s, the same binary %s", p->host, p->exe);
 	if (p->remote_probed)
 		fprintf(f, " (%d.%d.%d there)", p->remote_ver[0], p->remote_ver[1], p->remote_ver[2]);
