@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # qemu-upgrade standby (issue 16), as far as it is built: the plan (`standby start --dry-run`)
-# on two "hosts" (network namespaces joined by a veth, the TLS agent on B), real QEMU 11.1.3
+# on two "hosts" (network namespaces joined by a veth, the TLS agent on B, and a real sshd there for ssh://), real QEMU 11.1.3
 # (Debian sid, tests/qemu-versions/fetch.sh) and 7.2, the memory-checking guest under TCG.
 # A VM in the form COLO was measured to protect (docs/standby-research.md: one virtio-net-pci
 # on a tap with vhost=off,vnet_hdr=off, one IDE disk under a quorum) is planned, with the
@@ -19,7 +19,7 @@ mkdir -p "$cache"
 Q11=$( (flock 9; "$QU_ROOT/tests/qemu-versions/fetch.sh" sid "$cache") 9>"$cache/.lock" 2>"$cache/.fetch-sid.err" | tail -n 1)
 [ -x "$Q11" ] || { echo "1..0 # SKIP QEMU 11.1 (Debian sid) cannot be fetched, and COLO works on no other version: $(tail -n 1 "$cache/.fetch-sid.err")"; exit 0; }
 
-tap_plan 15
+tap_plan 16
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 REMOTE_AGENT_BINARIES="$Q11 /usr/bin/qemu-system-x86_64" remote_agent_start || { echo "Bail out! the agent did not start"; exit 1; }
@@ -104,9 +104,26 @@ tap_diag "no agent: exit $rc: $OUT"
 [ "$rc" = 3 ] && grep -q "^  - cannot reach the agent on $REMOTE_B_IP:4999: " <<<"$OUT"
 tap_ok $? "no agent on that port: refused (exit 3), the agent named as the blocker"
 untouched "after the refusals"
+
+# 4. The same plan over ssh:// (a real sshd on B runs `qemu-upgrade agent --stdio`).
+if [ -x /usr/sbin/sshd ]; then
+	tls_agent=$REMOTE_AGENT
+	REMOTE_AGENT_BINARIES="$Q11" remote_agent_conf && REMOTE_SSHD_ENV="QEMU_UPGRADE_CONF=$REMOTE_AGENT_CONF" remote_sshd_start ||
+		{ echo "Bail out! sshd did not start on B"; exit 1; }
+	REMOTE_AGENT=$tls_agent
+	standby start --pid "$VM_PID" --remote "$REMOTE_SSH_URI" --dry-run --json
+	rc=$?
+	tap_diag "ssh://: exit $rc: $(jq -c '{result, remote_qemu_version, refusals}' <<<"$OUT" 2>/dev/null) $ERR"
+	for _ in $(seq 50); do [ -z "$(remote_agents)" ] && break; sleep 0.1; done
+	[ "$rc" = 0 ] && [ "$(jq -r '[.result, .host, .remote_qemu_version] | @tsv' <<<"$OUT")" = \
+		"$(printf 'planned\t%s\t11.1.3' "$REMOTE_SSH_URI")" ] && [ -z "$(remote_agents)" ]
+	tap_ok $? "over ssh://: planned with the 11.1.3 the agent found there, and no agent process stays on B"
+else
+	tap_ok 0 "# SKIP no sshd (openssh-server; tests/install-deps.sh installs it)"
+fi
 vm_stop
 
-# 4. Everything COLO cannot protect, at once: a virtio-blk disk not under a quorum, an e1000 on
+# 5. Everything COLO cannot protect, at once: a virtio-blk disk not under a quorum, an e1000 on
 # a tap with a vnet header, a second NIC on user networking, shared memory (ivshmem).
 qemu-img create -q -f qcow2 "$img/plain.qcow2" 32M
 QEMU=$Q11 VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start standby-bad \
@@ -136,7 +153,7 @@ tap_ok $? "the same in text: one line per blocker"
 untouched "unprotectable VM"
 vm_stop
 
-# 5. QEMU 7.2: refused with what was measured on it, nothing asked of COLO.
+# 6. QEMU 7.2: refused with what was measured on it, nothing asked of COLO.
 QEMU=/usr/bin/qemu-system-x86_64 VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start standby-72 ||
 	{ echo "Bail out! the 7.2 VM did not start"; exit 1; }
 vm_wait_ready || { echo "Bail out! the 7.2 guest did not come up"; exit 1; }
