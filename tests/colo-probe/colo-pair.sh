@@ -16,7 +16,7 @@
 # ms, default 1000), COLO_PROTECT_S (default 20), COLO_LIVE (1: the primary boots and runs
 # memcheck before COLO starts, the default; 0: it waits with -S and the guest boots under
 # COLO, as qemu-colo.rst does), COLO_MACHINE (q35, or pc), COLO_RUNTIME, COLO_MINIMAL,
-# COLO_GUEST_NET, COLO_CHANNEL (tcp or unix), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
+# COLO_GUEST_NET, COLO_CHANNEL (tcp, unix or relay), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
 # directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
@@ -204,6 +204,28 @@ if [ "${COLO_CHANNEL:-tcp}" = unix ]; then
 	nbd_addr="{\"type\":\"unix\",\"data\":{\"path\":\"$W/nbd.sock\"}}" nbd_client="file.path=$W/nbd.sock"
 	mig_in="unix:$W/mig.sock" mig_out="unix:$W/mig.sock"
 	primary_listens() { [ -S "$W/compare1.sock" ]; }
+elif [ "${COLO_CHANNEL:-tcp}" = relay ]; then
+	# COLO_CHANNEL=relay: each QEMU talks to unix sockets on its own host only, and a relay
+	# process per channel and host (socat) carries the bytes over one TCP connection across
+	# the veth: the shape of an agent that relays COLO's channels through its own
+	# authenticated connection, as it relays the migration stream for --remote. Mirror and
+	# compare: B's client -> B's relay -> A's relay -> A's server; NBD and migration the other way.
+	ch_mirror_srv="path=$A/mirror.sock" ch_compare_srv="path=$A/compare1.sock"
+	ch_mirror_cli="path=$B/mirror.sock" ch_compare_cli="path=$B/compare1.sock"
+	nbd_addr="{\"type\":\"unix\",\"data\":{\"path\":\"$B/nbd.sock\"}}" nbd_client="file.path=$A/nbd.sock"
+	mig_in="unix:$B/mig.sock" mig_out="unix:$A/mig.sock"
+	primary_listens() { [ -S "$A/compare1.sock" ]; }
+	# relay NS_FROM SOCK NS_TO IP PORT TARGET: SOCK in NS_FROM is relayed to TARGET in NS_TO.
+	relay() {
+		ip netns exec "$3" socat "TCP-LISTEN:$5,bind=$4,reuseaddr,fork" "UNIX-CONNECT:$6" 2>>"$W/relay.err" &
+		vm_track_pid $!
+		ip netns exec "$1" socat "UNIX-LISTEN:$2,fork,unlink-early" "TCP:$4:$5" 2>>"$W/relay.err" &
+		vm_track_pid $!
+	}
+	relay "$NSB" "$B/mirror.sock" "$NSA" "$A_IP" 19003 "$A/mirror.sock"
+	relay "$NSB" "$B/compare1.sock" "$NSA" "$A_IP" 19004 "$A/compare1.sock"
+	relay "$NSA" "$A/nbd.sock" "$NSB" "$B_IP" 19999 "$B/nbd.sock"
+	relay "$NSA" "$A/mig.sock" "$NSB" "$B_IP" 19998 "$B/mig.sock"
 else
 	ch_mirror_srv="host=0.0.0.0,port=9003" ch_compare_srv="host=0.0.0.0,port=9004"
 	ch_mirror_cli="host=$A_IP,port=9003" ch_compare_cli="host=$A_IP,port=9004"
