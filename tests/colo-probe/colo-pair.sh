@@ -16,7 +16,7 @@
 # ms, default 1000), COLO_PROTECT_S (default 20), COLO_LIVE (1: the primary boots and runs
 # memcheck before COLO starts, the default; 0: it waits with -S and the guest boots under
 # COLO, as qemu-colo.rst does), COLO_MACHINE (q35, or pc), COLO_RUNTIME, COLO_MINIMAL,
-# COLO_GUEST_NET, COLO_CHANNEL (tcp, unix or relay), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
+# COLO_GUEST_NET, COLO_CHANNEL (tcp, unix or relay; COLO_RELAY_ONLY=migration or others), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
 # directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
@@ -222,10 +222,20 @@ elif [ "${COLO_CHANNEL:-tcp}" = relay ]; then
 		ip netns exec "$1" socat "UNIX-LISTEN:$2,fork,unlink-early" "TCP:$4:$5" 2>>"$W/relay.err" &
 		vm_track_pid $!
 	}
-	relay "$NSB" "$B/mirror.sock" "$NSA" "$A_IP" 19003 "$A/mirror.sock"
-	relay "$NSB" "$B/compare1.sock" "$NSA" "$A_IP" 19004 "$A/compare1.sock"
-	relay "$NSA" "$A/nbd.sock" "$NSB" "$B_IP" 19999 "$B/nbd.sock"
-	relay "$NSA" "$A/mig.sock" "$NSB" "$B_IP" 19998 "$B/mig.sock"
+	# COLO_RELAY_ONLY=migration: only the migration stream goes through the relays; the
+	# filters' and NBD's sockets are shared directly (both "hosts" see the same files), to
+	# tell which channel a failure comes from. COLO_RELAY_ONLY=others: all but the migration.
+	if [ "${COLO_RELAY_ONLY:-}" = others ]; then
+		mig_out="unix:$B/mig.sock"
+	fi
+	if [ "${COLO_RELAY_ONLY:-}" = migration ]; then
+		ch_mirror_cli="path=$A/mirror.sock" ch_compare_cli="path=$A/compare1.sock" nbd_client="file.path=$B/nbd.sock"
+	else
+		relay "$NSB" "$B/mirror.sock" "$NSA" "$A_IP" 19003 "$A/mirror.sock"
+		relay "$NSB" "$B/compare1.sock" "$NSA" "$A_IP" 19004 "$A/compare1.sock"
+		relay "$NSA" "$A/nbd.sock" "$NSB" "$B_IP" 19999 "$B/nbd.sock"
+	fi
+	[ "${COLO_RELAY_ONLY:-}" = others ] || relay "$NSA" "$A/mig.sock" "$NSB" "$B_IP" 19998 "$B/mig.sock"
 else
 	ch_mirror_srv="host=0.0.0.0,port=9003" ch_compare_srv="host=0.0.0.0,port=9004"
 	ch_mirror_cli="host=$A_IP,port=9003" ch_compare_cli="host=$A_IP,port=9004"
