@@ -16,7 +16,7 @@
 # ms, default 1000), COLO_PROTECT_S (default 20), COLO_LIVE (1: the primary boots and runs
 # memcheck before COLO starts, the default; 0: it waits with -S and the guest boots under
 # COLO, as qemu-colo.rst does), COLO_MACHINE (q35, or pc), COLO_RUNTIME, COLO_MINIMAL,
-# COLO_GUEST_NET, COLO_CHANNEL (tcp, unix or relay; COLO_RELAY_ONLY=migration or others), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
+# COLO_GUEST_NET, COLO_CHANNEL (tcp, unix, relay or fd; COLO_RELAY_ONLY=migration or others), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
 # directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
@@ -236,6 +236,17 @@ elif [ "${COLO_CHANNEL:-tcp}" = relay ]; then
 		relay "$NSA" "$A/nbd.sock" "$NSB" "$B_IP" 19999 "$B/nbd.sock"
 	fi
 	[ "${COLO_RELAY_ONLY:-}" = others ] || relay "$NSA" "$A/mig.sock" "$NSB" "$B_IP" 19998 "$B/mig.sock"
+elif [ "${COLO_CHANNEL:-tcp}" = fd ]; then
+	# COLO_CHANNEL=fd: the filters and NBD on direct TCP as by default, the migration on one
+	# TCP connection made outside QEMU (tests/colo-probe/qmp-getfd.py accepts it in B and
+	# connects it from A) and handed to each QEMU with getfd: B waits with -incoming defer and
+	# gets migrate-incoming fd:mig, A migrates to fd:mig. What an agent that makes the
+	# connection itself would do.
+	ch_mirror_srv="host=0.0.0.0,port=9003" ch_compare_srv="host=0.0.0.0,port=9004"
+	ch_mirror_cli="host=$A_IP,port=9003" ch_compare_cli="host=$A_IP,port=9004"
+	nbd_addr='{"type":"inet","data":{"host":"0.0.0.0","port":"9999"}}' nbd_client="file.host=$B_IP,file.port=9999"
+	mig_in="defer" mig_out="fd:mig"
+	primary_listens() { ip netns exec "$NSA" ss -ltn | grep -q ':9004 '; }
 else
 	ch_mirror_srv="host=0.0.0.0,port=9003" ch_compare_srv="host=0.0.0.0,port=9004"
 	ch_mirror_cli="host=$A_IP,port=9003" ch_compare_cli="host=$A_IP,port=9004"
@@ -367,6 +378,15 @@ qmp_ok "$A" '{"execute":"x-blockdev-change","arguments":{"parent":"colo-disk0","
 fi
 set_caps "$A" '{"capability":"x-colo","state":true},{"capability":"events","state":true}' || exit 1
 qmp_ok "$A" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"x-checkpoint-delay\":$DELAY,\"max-bandwidth\":1073741824}}" "primary x-checkpoint-delay"
+if [ "${COLO_CHANNEL:-tcp}" = fd ]; then
+	ip netns exec "$NSB" python3 "$here/qmp-getfd.py" "$B/qmp.sock" mig listen "$B_IP" 19998 fd:mig >"$W/getfd-b.log" 2>&1 &
+	getfd_b=$!
+	wait_for 30 "B's helper to listen" grep -q listening "$W/getfd-b.log" || fail "B's getfd helper: $(cat "$W/getfd-b.log")"
+	ip netns exec "$NSA" python3 "$here/qmp-getfd.py" "$A/qmp.sock" mig connect "$B_IP" 19998 >"$W/getfd-a.log" 2>&1 ||
+		fail "A's getfd helper: $(cat "$W/getfd-a.log")"
+	wait "$getfd_b" || fail "B's getfd helper: $(cat "$W/getfd-b.log")"
+	say "getfd: A: $(tr '\n' ' ' <"$W/getfd-a.log") B: $(tr '\n' ' ' <"$W/getfd-b.log")"
+fi
 t_migrate=$(date +%s.%N)
 qmp_ok "$A" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$mig_out\"}}" "primary migrate"
 
