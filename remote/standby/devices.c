@@ -37,8 +37,7 @@ static const char *unprotectable_why(const char *type)
 	return NULL;
 }
 
-/* A string property of a QOM object: 0 with buf filled, -errno (no such property: not an error
- * worth keeping, the caller clears it). */
+/* See plan.h. */
 int qu_standby_qom_string(struct qu_qmp *q, const char *path, const char *prop, uint64_t deadline_us, char *buf,
 		      size_t len)
 {
@@ -140,7 +139,10 @@ static int scan(const struct qu_vm *vm, struct qu_qmp *q, const char *container,
 		if ((r = qu_standby_qom_string(q, path, "netdev", deadline_us, netdev, sizeof(netdev))) < 0) {
 			if (r != -EREMOTEIO && r != -EPROTO)
 				break; /* the monitor itself failed */
-			qu_err_clear(); /* no netdev property: not a NIC */
+			if (r == -EPROTO)
+				refuse(p, "device %s (%s): QEMU's answer for its netdev is not a string: cannot tell "
+					  "whether it is a NIC", name, type);
+			qu_err_clear(); /* -EREMOTEIO: no netdev property, not a NIC */
 			r = 0;
 			continue;
 		}
