@@ -183,6 +183,17 @@ int qu_check(const char *binary, const char *remote, const char *pki_dir, unsign
  * host's address), then returns 0. */
 int qu_agent_run(const char *listen_addr, const char *pki_dir, unsigned flags);
 
+/* `qemu-upgrade standby start --dry-run`: the plan of protecting the VM whose QEMU is pid by
+ * a COLO secondary (continuous checkpoints, docs/standby.md) on remote (as qu_set_remote():
+ * ssh://[USER@]HOST[:PORT], or the TLS agent with the certificates in pki_dir), a checkpoint
+ * every interval_ms (0: 1000; 100 to 60000). Reads the VM (query commands only) and asks the
+ * agent there what the VM's binary is at the same path; changes nothing on either host.
+ * Prints the plan, or every reason the VM cannot be protected (each with what to do), to out;
+ * flags: 0 or QU_OUT_JSON. Returns 0 when the VM can be protected, 1 when it is refused, -1
+ * when it could not be judged (a bad argument, the VM or its monitor unreachable). */
+int qu_standby_plan(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms, unsigned flags,
+		    FILE *out);
+
 /* Decodes a handover stream, as qu_write_stream() writes it, read from fd to its end: one
  * line per record on out, after the record's byte offset. Returns 0, or -1 (EBADMSG) at a
  * damaged or truncated record; the error says at which byte. */

@@ -208,6 +208,95 @@ static int parse_pid(const char *s, pid_t *pid)
 	return 0;
 }
 
+/* `standby start|status|stop`: a VM protected by a COLO secondary on another host
+ * (docs/standby.md). Only the plan (start --dry-run) is built yet. */
+static int standby_command(struct cli *cli)
+{
+	int argc = cli->argc - 1;
+	char **argv = cli->argv + 1;
+	static const struct option opts[] = {
+		{ "pid", required_argument, NULL, 'p' },      { "remote", required_argument, NULL, 'r' },
+		{ "interval", required_argument, NULL, 'i' }, { "json", no_argument, NULL, 'j' },
+		{ "dry-run", no_argument, NULL, 'n' },        { "pki-dir", required_argument, NULL, 'P' },
+		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+	};
+	const char *remote = NULL, *pki_dir = NULL, *verb = argc >= 2 && argv[1][0] != '-' ? argv[1] : NULL;
+	unsigned interval_ms = 0;
+	int json = 0, dry_run = 0, c;
+	pid_t pid = 0;
+	char *end;
+	if (verb) {
+		argc--;
+		argv++;
+	}
+	while ((c = getopt_long(argc, argv, "p:r:jnh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'p':
+			if (parse_pid(optarg, &pid) < 0) {
+				fprintf(stderr, "qemu-upgrade standby: --pid %s: not a process ID\n", optarg);
+				return EXIT_USAGE;
+			}
+			break;
+		case 'r': remote = optarg; break;
+		case 'P': pki_dir = optarg; break;
+		case 'i': {
+			long ms = strtol(optarg, &end, 10);
+			if (*end || ms < 1 || ms > 3600000) {
+				fprintf(stderr, "qemu-upgrade standby: --interval %s: give milliseconds between checkpoints, "
+						"e.g. 1000\n", optarg);
+				return EXIT_USAGE;
+			}
+			interval_ms = (unsigned)ms;
+			break;
+		}
+		case 'j': json = 1; break;
+		case 'n': dry_run = 1; break;
+		case 'h':
+			printf("Usage: qemu-upgrade standby start --pid PID --remote ssh://[USER@]HOST[:PORT] [--interval MS]\n"
+			       "                                 --dry-run [--json]\n"
+			       "       qemu-upgrade standby start --pid PID --remote HOST[:PORT] [--pki-dir DIR] ... --dry-run\n"
+			       "Protects a running VM by a secondary QEMU on HOST that COLO checkpoints every MS\n"
+			       "milliseconds (default 1000, 100 to 60000), and that takes over when this host or\n"
+			       "its QEMU dies (docs/standby.md). QEMU 11.1 only, the same binary on both hosts.\n"
+			       "--dry-run: what would be built and wired there and here, or every reason the VM\n"
+			       "  cannot be protected, each with what to do (exit 3); nothing is changed.\n"
+			       "Built so far: the plan only; protecting (start without --dry-run), `standby status`\n"
+			       "and `standby stop` are not built yet.\n");
+			return EXIT_OK;
+		default:
+			fprintf(stderr, "Try 'qemu-upgrade standby --help'.\n");
+			return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "qemu-upgrade standby: unexpected argument '%s'\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if (!verb || (strcmp(verb, "start") && strcmp(verb, "status") && strcmp(verb, "stop"))) {
+		fprintf(stderr, "qemu-upgrade standby: give start, status or stop (see standby --help)\n");
+		return EXIT_USAGE;
+	}
+	if (strcmp(verb, "start") || !dry_run) {
+		fprintf(stderr, "qemu-upgrade standby %s%s: not built yet: this version plans a standby (standby start "
+				"--dry-run) but protects no VM (docs/standby.md, \"Not built yet\")\n", verb,
+			strcmp(verb, "start") ? "" : " without --dry-run");
+		return EXIT_USAGE;
+	}
+	if (!pid) {
+		fprintf(stderr, "qemu-upgrade standby start: which VM? Give --pid PID\n");
+		return EXIT_USAGE;
+	}
+	if (!remote) {
+		fprintf(stderr, "qemu-upgrade standby start: where should the secondary run? Give --remote ssh://HOST "
+				"or --remote HOST (the TLS agent)\n");
+		return EXIT_USAGE;
+	}
+	int r = qu_standby_plan(pid, remote, pki_dir, interval_ms, json ? QU_OUT_JSON : 0, stdout);
+	if (r < 0)
+		fprintf(stderr, "qemu-upgrade standby start: %s\n", qu_get_error());
+	return r < 0 ? EXIT_USAGE : r ? EXIT_REFUSED : EXIT_OK;
+}
+
 /* After a usage error's message: the hint, and exit 2 (nothing was touched). */
 static int usage_error(struct cli *cli)
 {
@@ -484,6 +573,7 @@ static const struct command commands[] = {
 	{ "agent", -1, agent_command, "agent --stdio | agent [--listen [ADDR:]PORT] [--pki-dir DIR]" },
 	{ "inspect", -1, inspect_command, "inspect --pid PID [--json]" },
 	{ "check", -1, check_command, "check [--binary PATH] [--remote ssh://HOST] [--json]" },
+	{ "standby", -1, standby_command, "standby start --pid PID --remote ssh://HOST [--interval MS] --dry-run [--json]" },
 	{ "--all", -1, all_command, "--all [--binary PATH] [--jobs N] [--dry-run] [--json]" },
 	{ "--recover", -1, recover_command, "--recover" },
 	{ "dump-stream", 1, dump_stream_command, "dump-stream FILE" },

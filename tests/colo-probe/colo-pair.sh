@@ -16,7 +16,7 @@
 # ms, default 1000), COLO_PROTECT_S (default 20), COLO_LIVE (1: the primary boots and runs
 # memcheck before COLO starts, the default; 0: it waits with -S and the guest boots under
 # COLO, as qemu-colo.rst does), COLO_MACHINE (q35, or pc), COLO_RUNTIME, COLO_MINIMAL,
-# COLO_GUEST_NET, COLO_CHANNEL (tcp or unix), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
+# COLO_GUEST_NET, COLO_CHANNEL (tcp, unix, relay or fd; COLO_RELAY_ONLY=migration or others), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
 # directory that keeps every log; default a temporary one, removed at exit).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
@@ -204,6 +204,49 @@ if [ "${COLO_CHANNEL:-tcp}" = unix ]; then
 	nbd_addr="{\"type\":\"unix\",\"data\":{\"path\":\"$W/nbd.sock\"}}" nbd_client="file.path=$W/nbd.sock"
 	mig_in="unix:$W/mig.sock" mig_out="unix:$W/mig.sock"
 	primary_listens() { [ -S "$W/compare1.sock" ]; }
+elif [ "${COLO_CHANNEL:-tcp}" = relay ]; then
+	# COLO_CHANNEL=relay: each QEMU talks to unix sockets on its own host only, and a relay
+	# process per channel and host (socat) carries the bytes over one TCP connection across
+	# the veth: the shape of an agent that relays COLO's channels through its own
+	# authenticated connection, as it relays the migration stream for --remote. Mirror and
+	# compare: B's client -> B's relay -> A's relay -> A's server; NBD and migration the other way.
+	ch_mirror_srv="path=$A/mirror.sock" ch_compare_srv="path=$A/compare1.sock"
+	ch_mirror_cli="path=$B/mirror.sock" ch_compare_cli="path=$B/compare1.sock"
+	nbd_addr="{\"type\":\"unix\",\"data\":{\"path\":\"$B/nbd.sock\"}}" nbd_client="file.path=$A/nbd.sock"
+	mig_in="unix:$B/mig.sock" mig_out="unix:$A/mig.sock"
+	primary_listens() { [ -S "$A/compare1.sock" ]; }
+	# relay NS_FROM SOCK NS_TO IP PORT TARGET: SOCK in NS_FROM is relayed to TARGET in NS_TO.
+	relay() {
+		ip netns exec "$3" socat "TCP-LISTEN:$5,bind=$4,reuseaddr,fork" "UNIX-CONNECT:$6" 2>>"$W/relay.err" &
+		vm_track_pid $!
+		ip netns exec "$1" socat "UNIX-LISTEN:$2,fork,unlink-early" "TCP:$4:$5" 2>>"$W/relay.err" &
+		vm_track_pid $!
+	}
+	# COLO_RELAY_ONLY=migration: only the migration stream goes through the relays; the
+	# filters' and NBD's sockets are shared directly (both "hosts" see the same files), to
+	# tell which channel a failure comes from. COLO_RELAY_ONLY=others: all but the migration.
+	if [ "${COLO_RELAY_ONLY:-}" = others ]; then
+		mig_out="unix:$B/mig.sock"
+	fi
+	if [ "${COLO_RELAY_ONLY:-}" = migration ]; then
+		ch_mirror_cli="path=$A/mirror.sock" ch_compare_cli="path=$A/compare1.sock" nbd_client="file.path=$B/nbd.sock"
+	else
+		relay "$NSB" "$B/mirror.sock" "$NSA" "$A_IP" 19003 "$A/mirror.sock"
+		relay "$NSB" "$B/compare1.sock" "$NSA" "$A_IP" 19004 "$A/compare1.sock"
+		relay "$NSA" "$A/nbd.sock" "$NSB" "$B_IP" 19999 "$B/nbd.sock"
+	fi
+	[ "${COLO_RELAY_ONLY:-}" = others ] || relay "$NSA" "$A/mig.sock" "$NSB" "$B_IP" 19998 "$B/mig.sock"
+elif [ "${COLO_CHANNEL:-tcp}" = fd ]; then
+	# COLO_CHANNEL=fd: the filters and NBD on direct TCP as by default, the migration on one
+	# TCP connection made outside QEMU (tests/colo-probe/qmp-getfd.py accepts it in B and
+	# connects it from A) and handed to each QEMU with getfd: B waits with -incoming defer and
+	# gets migrate-incoming fd:mig, A migrates to fd:mig. What an agent that makes the
+	# connection itself would do.
+	ch_mirror_srv="host=0.0.0.0,port=9003" ch_compare_srv="host=0.0.0.0,port=9004"
+	ch_mirror_cli="host=$A_IP,port=9003" ch_compare_cli="host=$A_IP,port=9004"
+	nbd_addr='{"type":"inet","data":{"host":"0.0.0.0","port":"9999"}}' nbd_client="file.host=$B_IP,file.port=9999"
+	mig_in="defer" mig_out="fd:mig"
+	primary_listens() { ip netns exec "$NSA" ss -ltn | grep -q ':9004 '; }
 else
 	ch_mirror_srv="host=0.0.0.0,port=9003" ch_compare_srv="host=0.0.0.0,port=9004"
 	ch_mirror_cli="host=$A_IP,port=9003" ch_compare_cli="host=$A_IP,port=9004"
@@ -335,6 +378,15 @@ qmp_ok "$A" '{"execute":"x-blockdev-change","arguments":{"parent":"colo-disk0","
 fi
 set_caps "$A" '{"capability":"x-colo","state":true},{"capability":"events","state":true}' || exit 1
 qmp_ok "$A" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"x-checkpoint-delay\":$DELAY,\"max-bandwidth\":1073741824}}" "primary x-checkpoint-delay"
+if [ "${COLO_CHANNEL:-tcp}" = fd ]; then
+	ip netns exec "$NSB" python3 "$here/qmp-getfd.py" "$B/qmp.sock" mig listen "$B_IP" 19998 fd:mig >"$W/getfd-b.log" 2>&1 &
+	getfd_b=$!
+	wait_for 30 "B's helper to listen" grep -q listening "$W/getfd-b.log" || fail "B's getfd helper: $(cat "$W/getfd-b.log")"
+	ip netns exec "$NSA" python3 "$here/qmp-getfd.py" "$A/qmp.sock" mig connect "$B_IP" 19998 >"$W/getfd-a.log" 2>&1 ||
+		fail "A's getfd helper: $(cat "$W/getfd-a.log")"
+	wait "$getfd_b" || fail "B's getfd helper: $(cat "$W/getfd-b.log")"
+	say "getfd: A: $(tr '\n' ' ' <"$W/getfd-a.log") B: $(tr '\n' ' ' <"$W/getfd-b.log")"
+fi
 t_migrate=$(date +%s.%N)
 qmp_ok "$A" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$mig_out\"}}" "primary migrate"
 

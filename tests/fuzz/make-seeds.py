@@ -119,6 +119,35 @@ QMP_ANSWERS = [  # one per reader of fuzz-qmp.c, in its order, ids from 2
 ]
 
 
+GREETING_11 = {"QMP": {"version": {"qemu": {"micro": 3, "minor": 1, "major": 11}, "package": "Debian 1:11.1.3+ds-1"},
+                       "capabilities": ["oob"]}}
+QUORUM_FILE = ('json:{"read-pattern": "fifo", "children": [{"driver": "qcow2", "file": {"driver": "file", '
+               '"filename": "/var/lib/vm1/primary.qcow2"}}], "driver": "quorum", "vote-threshold": "1"}')
+STANDBY_ANSWERS = [  # fuzz-standby.c: what an 11.1 VM in the measured form answers, in order
+    {"return": {"last-mode": "none", "mode": "none", "reason": "none"}},
+    {"return": [{"state": False, "capability": c} for c in ("x-colo", "return-path", "events", "x-ignore-shared")]},
+    {"return": [{"name": n} for n in ("colo-compare", "filter-mirror", "filter-redirector", "filter-rewriter",
+                                      "iothread", "memory-backend-memfd")]},
+    {"return": [{"name": "type", "type": "string"}, {"name": "net0", "type": "child<virtio-net-pci>"}]},
+    {"return": "hn0"},
+    {"return": [{"name": "type", "type": "string"}, {"name": "device[0]", "type": "child<ivshmem-plain>"}]},
+    {"error": {"class": "GenericError", "desc": "Property 'ivshmem-plain.netdev' not found"}},
+    {"return": [{"device": "colo-disk0", "removable": False, "qdev": "/machine/unattached/device[13]",
+                 "inserted": {"drv": "quorum", "ro": False, "node-name": "#block003", "file": QUORUM_FILE,
+                              "children": [{"node-name": "#block227", "child": "children.0"}],
+                              "image": {"virtual-size": 67108864}}},
+                {"device": "ide1-cd0", "removable": True}]},
+    {"return": [{"node-name": "#block227", "drv": "qcow2", "file": "/var/lib/vm1/primary.qcow2",
+                 "backing_file_depth": 0, "image": {"virtual-size": 67108864}},
+                {"node-name": "#block003", "drv": "quorum", "file": QUORUM_FILE}]},
+    {"return": "ide-hd"},
+]
+
+
+def standby_session(answers):
+    return qmp(GREETING_11, {"return": {}, "id": 1}, *[dict(a, id=i + 2) for i, a in enumerate(answers)])
+
+
 def qmp_session(first):
     msgs, ident = [GREETING, {"return": {}, "id": 1}], 2
     for i in range(len(QMP_ANSWERS)):
@@ -225,6 +254,15 @@ SEEDS = {
         "not-a-table": b"\x00unknown command: 'info ramblock'\r\n",
     },
     "qmp": dict({"session-%d" % i: qmp_session(i) for i in (0, 2, 3, 4, 6)}, **QMP_REGRESS),
+    "standby": {
+        "measured-form": standby_session(STANDBY_ANSWERS),
+        "not-a-quorum": standby_session(STANDBY_ANSWERS[:7] + [{"return": [{"device": "disk1", "qdev": "/x",
+            "inserted": {"drv": "qcow2", "file": "/var/lib/vm1/plain.qcow2"}}]}] + STANDBY_ANSWERS[8:]),
+        "hostile-names": standby_session(STANDBY_ANSWERS[:3] + [{"return": [{"name": "x" * 300, "type": "child<" + "v" * 100 + ">"},
+            {"name": None, "type": "child<>"}]}, {"return": None}] + STANDBY_ANSWERS[5:]),
+        "vote-not-a-number": standby_session(STANDBY_ANSWERS[:7] + [{"return": [{"device": "d", "inserted": {"drv": "quorum",
+            "file": 'json:{"vote-threshold": {"x": 1}}', "children": "no"}}]}] + STANDBY_ANSWERS[8:]),
+    },
     "config": {
         "shipped": open(os.path.join(HERE, "../../qemu-integration/hooks/qemu-upgrade.conf"), "rb").read(),
         "exclude": b"enabled = on\njobs = 8\nexclude = vm1 vm2, 1234\t# not these\nallow_copy = yes\nlow_memory = 1\n",
