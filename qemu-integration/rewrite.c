@@ -119,7 +119,21 @@ static int rewrite_ram(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	/* cpr-transfer: the new QEMU looks its RAM descriptors up by backend id in what the old
 	 * one sends; the backends must stay exactly as they are. */
-	if (qu_strategy_cpr(p->strategy) || qu_strategy_cpr_exec(p->strategy))
+	if (qu_strategy_cpr(p->strategy))
+		return 0;
+	/* cpr-exec: the image keeps the backends as they are (CPR preserves their descriptors);
+	 * they are listed, at their own numbers, for a rollback that needs them in a new process. */
+	for (size_t k = 0; k < vm->nram && qu_strategy_cpr_exec(p->strategy); k++) {
+		const struct qu_ram *ram = &vm->ram[k];
+		char name[128];
+		if (ram->arg < 0 || ram->old_fd < 0)
+			continue; /* refused by the plan */
+		snprintf(name, sizeof(name), "guest RAM '%s' (%s)", ram->id, ram->qom_type);
+		if (keep(p, ram->old_fd, QU_FD_RAM, name) < 0)
+			return -E2BIG;
+		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "size=%llu\n", (unsigned long long)ram->size);
+	}
+	if (qu_strategy_cpr_exec(p->strategy))
 		return 0;
 	for (size_t k = 0; k < vm->nram; k++) {
 		const struct qu_ram *ram = &vm->ram[k];
@@ -560,10 +574,47 @@ static int append_files(struct qu_rewrite *p)
 	return 0;
 }
 
+/* The -object of the backend named id in argv, or -1. */
+static long backend_index(const struct qu_argv *argv, const char *id)
+{
+	for (long i = -1; (i = qu_argv_find(argv, "object", (size_t)(i + 1))) >= 0;) {
+		json_object *o = argv->a[i].val ? qu_option_parse("object", argv->a[i].val) : NULL;
+		const char *oid = o ? qu_option_get(o, "id") : NULL;
+		int hit = oid && !strcmp(oid, id);
+		json_object_put(o);
+		if (hit)
+			return i;
+	}
+	return -1;
+}
+
+/* cpr-exec's way back once the exec happened and the new image failed: the old binary in a
+ * new process, on our copies of the kept descriptors placed at the same numbers, loads the
+ * state the old image saved (docs/cpr-exec-research.md, 6-outside-rollback.sh). The exec's
+ * command line, but each RAM backend a file on the kept memfd (a fresh QEMU would make new,
+ * empty memory for a memfd backend), and argv[0] the old one's. */
+static int exec_rollback_argv(const struct qu_vm *vm, struct qu_rewrite *p)
+{
+	int r = qu_argv_from_array(1, (char *const[]){ vm->argv.prog }, &p->back_argv);
+	for (size_t i = 0; r == 0 && i < p->argv.n; i++)
+		r = qu_argv_add(&p->back_argv, p->argv.a[i].opt, p->argv.a[i].val);
+	for (size_t k = 0; r == 0 && k < vm->nram; k++) {
+		const struct qu_ram *ram = &vm->ram[k];
+		long i = ram->old_fd >= 0 ? backend_index(&p->back_argv, ram->id) : -1;
+		char path[32];
+		if (i < 0)
+			continue; /* refused by the plan */
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", ram->old_fd);
+		r = rewrite_backend(&p->back_argv, (size_t)i, path);
+	}
+	return r;
+}
+
 int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	int r;
 	qu_argv_free(&p->argv);
+	qu_argv_free(&p->back_argv);
 	if ((r = qu_argv_from_array(1, (char *const[]){ p->target.path }, &p->argv)) < 0)
 		return r;
 	for (size_t i = 0; i < vm->argv.n; i++)
@@ -584,7 +635,7 @@ int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 	 * load then leaves it alive, and says why), and resumes the guest by itself as the old one
 	 * ran it: no -S, and no private monitor (the tool reaches it at the VM's QMP path). */
 	if (exec)
-		return qu_argv_add(&p->argv, "incoming", "defer");
+		return qu_argv_add(&p->argv, "incoming", "defer") ?: exec_rollback_argv(vm, p);
 	char ctl[64];
 	snprintf(ctl, sizeof(ctl), "socket,id=%s,fd=%d,server=on,wait=off", QU_CTL_CHARDEV, QU_FD_CTL);
 	r = qu_argv_add(&p->argv, "chardev", ctl);

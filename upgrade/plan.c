@@ -31,6 +31,7 @@
 void qu_plan_free(struct qu_plan *p)
 {
 	qu_argv_free(&p->argv);
+	qu_argv_free(&p->back_argv);
 }
 
 static int version_at_least(const int v[3], int major, int minor)
@@ -346,7 +347,9 @@ static void check_kept_fds(const struct qu_vm *vm, struct qu_plan *p)
 {
 	for (size_t i = 0; i < p->nfds; i++) {
 		const struct qu_carried *c = &p->fds[i];
-		int r = c->old_fd >= 0 ? qu_fd_cloexec(vm->pid, c->old_fd) : 0;
+		/* RAM: CPR itself clears close-on-exec on it just before the exec. */
+		int named = c->kind == QU_FD_TAP || c->kind == QU_FD_LISTENER;
+		int r = named && c->old_fd >= 0 ? qu_fd_cloexec(vm->pid, c->old_fd) : 0;
 		if (r == 1)
 			qu_refusals_add(&p->refusals, "--keep-pid: %s is close-on-exec in QEMU PID %d, so it would not "
 					"reach the new image; upgrade without --keep-pid", c->name, (int)vm->pid);
@@ -722,9 +725,10 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		qu_refusals_add(&p->refusals, "the VM runs with -id (an option of Proxmox's own QEMU build, "
 				"pve-qemu-kvm) and the new binary %s does not take it: upgrade to a pve-qemu-kvm "
 				"binary", new_binary);
-	/* cpr-exec: the same process goes on, with its descriptors, namespaces and stdio. */
+	/* cpr-exec: the same process goes on, with its descriptors, namespaces and stdio; the
+	 * namespaces and directories are held only for a rollback in a new process. */
 	if (qu_strategy_cpr_exec(p->strategy)) {
-		if ((r = qu_rewrite(vm, &p->rw)) < 0)
+		if ((r = qu_rewrite(vm, &p->rw)) < 0 || (r = add_namespaces(vm, p)) < 0)
 			return r;
 		check_kept_fds(vm, p);
 		return 0;

@@ -25,7 +25,7 @@ if ! [ -x "$QS" ]; then
 fi
 export QEMU=$QS VM_MEM=256M VM_RAM=memfd
 
-tap_plan 32
+tap_plan 43
 ns=qu-cprx-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
 vm_defer "ip netns del $ns"
@@ -58,6 +58,8 @@ well() {
 	[ "$(qemu_pids_for "$VM_DIR")" = "$1" ] && [ "$(vm_runstate)" = running ] &&
 		[ "$(cat "$VM_DIR/qemu.pid")" = "$1" ] && vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 }
+# gone PID: exited (a zombie counts: who reaps it is not ours to say).
+gone() { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" = Z ]; }
 mode() { vm_qmp "$VM_QMP" '{"execute":"query-migrate-parameters"}' | jq -r .return.mode; }
 fd_link() { readlink "/proc/$pid/fd/$1"; }
 
@@ -126,6 +128,33 @@ for how in error kill; do
 	state_clean && well "$pid" && [ "$(mode)" = normal ]
 	tap_ok $? "fault $spec: settled forward in the same PID $pid: running, clean, mode normal, state directory empty"
 done
+
+# Past the exec the new image fails: it exits at once (the exec'd program is /bin/false), or
+# cannot load the state (one vCPU more than the state has). The old binary then starts as a
+# new process on the tool's copies of guest RAM and the tap and loads the saved state: the
+# guest runs on, unharmed, in a new PID (the PID is not kept: said so).
+for how in exits load; do
+	old=$pid
+	if [ "$how" = exits ]; then
+		err=$(QEMU_UPGRADE_CPR_EXEC_PROGRAM=/bin/false "$QU_BIN" --pid "$old" --keep-pid --quiet 2>&1 >/dev/null)
+	else
+		err=$(QEMU_UPGRADE_CPR_EXEC_APPEND="-smp 2" "$QU_BIN" --pid "$old" --keep-pid --quiet 2>&1 >/dev/null)
+	fi
+	rc=$?
+	tap_diag "new image $how: exit $rc: $err"
+	pid=$(cat "$VM_DIR/qemu.pid")
+	vm_track_pid "$pid" 2>/dev/null
+	[ "$rc" = 1 ] && [ "$pid" != "$old" ] && grep -q "rolled back into a new process, PID $pid: the PID was not kept" <<<"$err"
+	tap_ok $? "new image $how after the exec: exit 1, rolled back into a new process $pid, and it says the PID was not kept"
+	tap_diag "new image $how: owners $(qemu_pids_for "$VM_DIR" | tr '\n' ' '), run state $(vm_runstate), pidfile $(cat "$VM_DIR/qemu.pid"), mode $(mode), $(vm_memcheck_status)"
+	well "$pid" && [ "$(mode)" = normal ] && state_clean && gone "$old"
+	tap_ok $? "new image $how: PID $pid alone runs the guest, clean, QMP at its path, pidfile right, mode normal, nothing left"
+	ip netns exec "$ns" ping -c 3 -W 5 10.0.7.15 >/dev/null && [ "$(ip -n "$ns" -o link show cxt0 | cut -d: -f1)" = "$ifindex" ]
+	tap_ok $? "new image $how: the guest answers on the same tap (ifindex $ifindex)"
+done
+upgrade_pinging "$ns" cxt0 "cpr-exec after the rollbacks" "$VM_DIR" 10.0.7.15 --keep-pid
+well "$pid" && [ "$(cat "$VM_DIR/qemu.pid")" = "$pid" ]
+tap_ok $? "the rolled-back VM (RAM now a file backend on its memfd) keeps its PID $pid through the next cpr-exec"
 
 # What the guest's owner controls: -sandbox spawn=deny. Such a QEMU cannot daemonize (its own
 # fork is denied), so it runs in the background without -daemonize.

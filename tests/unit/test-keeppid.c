@@ -86,6 +86,7 @@ static int teardown(void **state)
 	struct fix *f = *state;
 	qu_vm_free(f->vm);
 	qu_argv_free(&f->rw->argv);
+	qu_argv_free(&f->rw->back_argv);
 	free(f->vm);
 	free(f->rw);
 	free(f->why);
@@ -281,13 +282,26 @@ static void exec_argv_as_the_research_found(void **state)
 	assert_string_equal(value_of(v, "qmp"), "unix:/run/vm/qmp.sock,server=on,wait=off");
 	/* The tap QEMU opened by name stays open across the exec: the same descriptor, by number. */
 	assert_string_equal(value_of(v, "netdev"), "tap,id=n0,fd=14");
-	assert_int_equal(f->rw->nfds, 1);
-	assert_int_equal(f->rw->fds[0].old_fd, 14);
-	assert_int_equal(f->rw->fds[0].target, 14);
+	/* Kept at their own numbers (and held for a rollback): the RAM memfd and the tap. */
+	assert_int_equal(f->rw->nfds, 2);
+	assert_int_equal(f->rw->fds[0].kind, QU_FD_RAM);
+	assert_int_equal(f->rw->fds[0].old_fd, 11);
+	assert_int_equal(f->rw->fds[0].target, 11);
+	assert_int_equal(f->rw->fds[1].kind, QU_FD_TAP);
+	assert_int_equal(f->rw->fds[1].old_fd, 14);
+	assert_int_equal(f->rw->fds[1].target, 14);
 	/* No private monitor of the tool: the exec has no descriptor of ours to inherit. */
 	for (size_t i = 0; i < v->n; i++)
 		assert_null(v->a[i].val ? strstr(v->a[i].val, QU_CTL_CHARDEV) : NULL);
 	assert_string_equal(value_of(v, "pidfile"), "/run/vm/qemu.pid");
+	/* The way back after the exec: the old binary's name, the same command line, but RAM a
+	 * file on the kept memfd (a fresh QEMU would make new memory for a memfd backend). */
+	const struct qu_argv *b = &f->rw->back_argv;
+	assert_string_equal(b->prog, "/usr/bin/qemu-system-x86_64");
+	assert_int_equal(b->n, v->n);
+	assert_string_equal(value_of(b, "object"), "memory-backend-file,id=mem0,size=256M,share=on,mem-path=/proc/self/fd/11");
+	assert_string_equal(value_of(b, "netdev"), "tap,id=n0,fd=14");
+	assert_string_equal(value_of(b, "incoming"), "defer");
 }
 
 /* A command line that an earlier upgrade wrote (fd= forms) is its own input: inherited
@@ -329,7 +343,9 @@ static void exec_argv_of_an_earlier_upgrade(void **state)
 	assert_int_equal(qu_argv_find(v, "S", 0), -1);
 	for (size_t i = 0; i < v->n; i++)
 		assert_null(v->a[i].val ? strstr(v->a[i].val, QU_CTL_CHARDEV) : NULL);
-	assert_int_equal(f->rw->nfds, 2);
+	assert_int_equal(f->rw->nfds, 3); /* RAM, listener, tap */
+	assert_string_equal(value_of(&f->rw->back_argv, "object"),
+			    "memory-backend-file,id=mem0,size=256M,share=on,mem-path=/proc/self/fd/11");
 }
 
 /* The one fact only the live process tells: whether a descriptor would survive the exec. */

@@ -13,7 +13,9 @@
 #include "upgrade/clock.h"
 #include "upgrade/fdpass/asuser.h"
 #include "upgrade/fdpass/pidfd.h"
+#include "upgrade/fdpass/procfd.h"
 #include "upgrade/io.h"
+#include "upgrade/launcher.h"
 #include "upgrade/log.h"
 #include "upgrade/report.h"
 #include "upgrade/settle.h"
@@ -22,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +62,13 @@ static int open_state(const struct qu_journal *j, int flags)
 	int fd = open(j->cpr_state, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
 		return qu_err(-errno, "cannot open the cpr-exec state file %s: %s", j->cpr_state, strerror(errno));
+	/* The VM's user owns its state: a QEMU started again for a rollback opens it through
+	 * /proc/self/fd (the directory stays root's alone). */
+	if ((flags & O_CREAT) && fchown(fd, j->vm_user.uid, j->vm_user.gid) < 0) {
+		int e = errno;
+		close(fd);
+		return qu_err(-e, "cannot give %s to the VM's user: %s", j->cpr_state, strerror(e));
+	}
 	return fd;
 }
 
@@ -131,8 +141,14 @@ static int wait_exec(struct qu_txn *t)
 }
 
 /* The VM's monitor, as inspect reached it, tried every few milliseconds: the old image's
- * listening socket resets a connection it still held, and the new image binds anew. */
-static int reconnect(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline, struct qu_qmp **q)
+ * listening socket resets a connection it still held, and the new image binds anew. pidfd
+ * (or, at -1, the journal's PID) says whether the process still lives. */
+static int alive(const struct qu_journal *j, struct qu_hold *h, int pidfd)
+{
+	return pidfd >= 0 ? qu_pidfd_wait_exit(pidfd, qu_now_us()) != 0 : qu_old_alive(j, h);
+}
+
+static int reconnect(const struct qu_journal *j, struct qu_hold *h, int pidfd, uint64_t deadline, struct qu_qmp **q)
 {
 	if (j->qmp_root)
 		return qu_connect_old(j, deadline, q); /* libvirt's, checked to be this PID's */
@@ -141,29 +157,38 @@ static int reconnect(const struct qu_journal *j, struct qu_hold *h, uint64_t dea
 		int fd = qu_connect_as(&j->vm_user, j->qmp);
 		uint64_t soon = qu_now_us() + 2000000u;
 		r = fd < 0 ? fd : qu_qmp_connected(fd, j->qmp, soon < deadline ? soon : deadline, q);
-		if (r == 0 || !qu_old_alive(j, h))
+		if (r == 0 || !alive(j, h, pidfd))
 			break;
 	} while (qu_now_us() < deadline && usleep(RECONNECT_EVERY_US) == 0);
-	if (r < 0 && !qu_old_alive(j, h))
-		return qu_err(-ECHILD, "QEMU PID %d is gone", (int)j->old_pid);
-	return r < 0 ? qu_err_wrap(r, "the VM's monitor %s after the exec", j->qmp) : 0;
+	if (r < 0 && !alive(j, h, pidfd))
+		return qu_err(-ECHILD, "the QEMU process is gone");
+	return r < 0 ? qu_err_wrap(r, "the VM's monitor %s", j->qmp) : 0;
 }
 
 /* The new image loads the saved state (exit-on-error off: a failed load leaves it alive and
  * says why) and, the guest having run before, resumes it by itself: *resumed gets the wall
  * clock time QEMU stamped on its RESUME. */
-static int load_state(const struct qu_journal *j, struct qu_qmp *q, int pidfd, uint64_t deadline, int64_t *resumed)
+static int load_state(const struct qu_journal *j, struct qu_qmp *q, int pidfd, uint64_t deadline, int64_t *resumed,
+		      int inherited)
 {
-	int fd = open_state(j, O_RDONLY);
-	if (fd < 0)
-		return fd;
-	int set = add_fd(q, fd, deadline);
-	close(fd);
-	if (set < 0)
-		return set;
-	struct qu_mig_settings want = { .events = 1 };
+	int set = -1;
 	char uri[48];
-	snprintf(uri, sizeof(uri), "file:/dev/fdset/%d", set);
+	/* A process of our own start inherited the file at a number; the exec'd image gets it
+	 * in a descriptor set (a fresh QEMU in cpr-exec mode looks a set's members up in the
+	 * CPR state it does not have, and reads nothing). */
+	if (inherited >= 0) {
+		snprintf(uri, sizeof(uri), "file:/proc/self/fd/%d", inherited); /* fd: takes no file */
+	} else {
+		int fd = open_state(j, O_RDONLY);
+		if (fd < 0)
+			return fd;
+		set = add_fd(q, fd, deadline);
+		close(fd);
+		if (set < 0)
+			return set;
+		snprintf(uri, sizeof(uri), "file:/dev/fdset/%d", set);
+	}
+	struct qu_mig_settings want = { .events = 1 };
 	json_object *args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	json_object_object_add(args, "exit-on-error", json_object_new_boolean(0));
@@ -171,12 +196,15 @@ static int load_state(const struct qu_journal *j, struct qu_qmp *q, int pidfd, u
 	r = r ?: qu_qmp_execute(q, "migrate-incoming", args, -1, deadline, NULL);
 	if (r == 0 && (r = qu_mig_wait_incoming(q, pidfd, deadline)) < 0) {
 		struct qu_mig_status m;
-		char why[sizeof(m.error) + 8] = "";
+		char said[256];
+		snprintf(said, sizeof(said), "%s", qu_err_msg());
 		if (qu_mig_query(q, deadline, &m) == 0 && m.error[0])
-			snprintf(why, sizeof(why), ": %s", m.error);
-		r = qu_err(r, "%s%s", qu_err_msg(), why);
+			r = qu_err(r, "%s: %s", said, m.error);
+		else
+			r = qu_err(r, "%s", said);
 	}
-	remove_fdset(q, set, deadline);
+	if (set >= 0)
+		remove_fdset(q, set, deadline);
 	if (r < 0 || !j->was_running)
 		return r;
 	r = qu_qmp_event_time(q, "RESUME", deadline, resumed);
@@ -197,16 +225,138 @@ static void measure_pause(struct qu_txn *t, int64_t stop, int64_t resume)
 		t->rep->pause_ms = t->rep->downtime_ms = -1;
 }
 
+/* Past the exec the new image failed (it exited, did not answer, or could not load the
+ * state): whatever is left of the PID goes, and the old binary starts as a new process on our
+ * copies of the kept descriptors (guest RAM, taps, inherited sockets, the namespaces and
+ * directories), at the numbers the old one had them, and loads the state the old image saved
+ * (mode cpr-exec: the RAM is in place, not in the file). The guest runs on as it was; the PID
+ * is not kept. 0 when the guest runs again (the transaction still failed), -errno if not. */
+static int rollback_outside(struct qu_txn *t, int prog, const char *why)
+{
+	struct qu_journal *j = &t->j;
+	const struct qu_plan *p = t->plan;
+	struct qu_launch_fd fds[QU_MAX_CARRIED + 3];
+	int errpipe[2] = { -1, -1 }, r;
+	int64_t resume = 0;
+	qu_info("%s; rolling back: the old binary starts as a new process from the saved state", why);
+	if (qu_pidfd_wait_exit(t->pidfd_old, qu_now_us()) != 0) {
+		qu_pidfd_kill(t->pidfd_old, SIGKILL);
+		qu_pidfd_wait_exit(t->pidfd_old, t->deadline);
+	}
+	qu_qmp_close(t->ctl);
+	t->ctl = NULL;
+	size_t n = 0;
+	fds[n++] = (struct qu_launch_fd){ prog, 0, QU_FD_PROGRAM, "program (the old binary)", NULL };
+	n += qu_launch_fds_of(p->fds, p->nfds, t->h.local, 0, fds + n);
+	if (pipe2(errpipe, O_CLOEXEC) == 0)
+		fds[n++] = (struct qu_launch_fd){ errpipe[1], 2, QU_FD_STDIO, "stderr (captured)", NULL };
+	int saved = open_state(j, O_RDONLY);
+	if (saved < 0) {
+		qu_close(&errpipe[0]);
+		qu_close(&errpipe[1]);
+		return saved;
+	}
+	/* Above every kept descriptor: those keep the numbers the old process gave them. */
+	int saved_at = QU_FD_FIRST_CARRIED;
+	for (size_t i = 0; i < n; i++)
+		saved_at = fds[i].target >= saved_at ? fds[i].target + 1 : saved_at;
+	fds[n++] = (struct qu_launch_fd){ saved, saved_at, QU_FD_MIGRATION, "saved state", NULL };
+	char **argv = qu_argv_flatten(&p->back_argv), *context = qu_context_encode(&t->vm->ctx);
+	struct qu_launch spec = { .argv = argv, .envp = t->vm->env, .cwd = t->vm->cwd[0] ? t->vm->cwd : NULL,
+				  .context = context, .fds = fds, .nfds = n };
+	r = argv && context ? qu_launch_local(&spec, t->deadline, &t->new_pid) : -ENOMEM;
+	qu_strv_free(argv);
+	free(context);
+	close(saved);
+	qu_close(&errpipe[1]);
+	qu_close(&t->stderr_rd);
+	t->stderr_rd = errpipe[0];
+	if (r < 0)
+		return qu_err_wrap(r, "starting the old binary again");
+	if ((t->pidfd_new = qu_pidfd_open(t->new_pid)) < 0)
+		return qu_err(t->pidfd_new, "pidfd_open(%d): %s", (int)t->new_pid, strerror(-t->pidfd_new));
+	j->new_pid = t->new_pid;
+	j->new_start = qu_proc_starttime(t->new_pid);
+	txn_journal_step(t, QU_PH_RESUMING);
+	struct qu_hold h = txn_held(t);
+	struct qu_mig_settings want = { .events = 1 };
+	snprintf(want.mode, sizeof(want.mode), "cpr-exec");
+	char state[32] = "";
+	if ((r = reconnect(j, &h, t->pidfd_new, t->deadline, &t->ctl)) < 0 ||
+	    (r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state))) < 0 ||
+	    (r = strcmp(state, "inmigrate") ? qu_err(-EIO, "it is in run state '%s'", state) : 0) < 0 ||
+	    (r = qu_mig_set(t->ctl, &want, t->deadline)) < 0 || (r = load_state(j, t->ctl, t->pidfd_new, t->deadline, &resume, saved_at)) < 0) {
+		txn_add_target_stderr(t);
+		return qu_err_wrap(r, "the old binary, started again as PID %d", (int)t->new_pid);
+	}
+	if (qu_mig_set(t->ctl, &j->old_settings, t->deadline) < 0)
+		qu_info("warning: QEMU PID %d keeps mode cpr-exec: %s", (int)t->new_pid, qu_err_msg());
+	snprintf(t->rep->rolled_back, sizeof(t->rep->rolled_back), "the new image failed after the exec; the old binary "
+		 "runs the guest again from the saved state, in a new process: PID %d (the PID %d was not kept)",
+		 (int)t->new_pid, (int)t->vm->pid);
+	return 0;
+}
+
+static int cpr_exec_steps(struct qu_txn *t, int prog);
+
 static int cpr_exec_run(struct qu_txn *t)
 {
 	struct qu_journal *j = &t->j;
-	int r, set = -1;
-	int64_t stop = 0, resume = 0;
+	int r;
 	t->new_pid = t->vm->pid; /* the report's "new PID": the same */
 	j->cpr_exec = 1;
 	qu_state_path(t->vm->pid, "cprstate", j->cpr_state, sizeof(j->cpr_state));
 	j->cpr_fdset = -1;
 	j->ctl[0] = '\0'; /* no private monitor: the VM's own, at its path */
+	/* What a rollback after the exec needs, taken while the old image runs: its binary (the
+	 * package upgrade may have replaced the file at its path) and our copies of the kept
+	 * descriptors (guest RAM, taps, inherited sockets, namespaces, directories). */
+	char exe[64];
+	snprintf(exe, sizeof(exe), "/proc/%d/exe", (int)t->vm->pid);
+	int prog = open(exe, O_RDONLY | O_CLOEXEC);
+	if (prog < 0)
+		return qu_err(-errno, "cannot open %s (the old binary, for a rollback): %s", exe, strerror(errno));
+	r = qu_harvest(&t->h, t->plan->fds, t->plan->nfds, t->vm->pid, t->pidfd_old, &t->vm->ctx);
+	if (r < 0 || (r = qu_pin_check(&t->vm->pin)) < 0) {
+		close(prog);
+		return r;
+	}
+	r = cpr_exec_steps(t, prog);
+	close(prog);
+	return r;
+}
+
+/* A failure past the exec: the rollback in a new process; the transaction fails either
+ * way, and the journal says it is settled (nothing is left for the guardian) when the guest
+ * runs again. */
+static int after_exec_failed(struct qu_txn *t, int prog, int r, const char *what)
+{
+	char both[400];
+	snprintf(both, sizeof(both), "%s (QEMU PID %d): %s", what, (int)t->vm->pid, qu_err_msg());
+	if (rollback_outside(t, prog, both) < 0) {
+		char why[512];
+		snprintf(why, sizeof(why), "%s", qu_err_msg());
+		/* A QEMU that could not take the guest back holds nothing: it goes. */
+		if (t->pidfd_new >= 0) {
+			qu_pidfd_kill(t->pidfd_new, SIGKILL);
+			qu_pidfd_wait_exit(t->pidfd_new, qu_now_us() + 5000000u);
+		}
+		t->unsettled = 1;
+		t->rep->unsettled = 1;
+		return qu_err(r, "%s; the rollback into a new process failed too (%s): the guest is lost (its device "
+			      "state stays in %s)", both, why, t->j.cpr_state);
+	}
+	t->j.phase = QU_PH_ROLLED_BACK;
+	qu_journal_remove(t->vm->pid);
+	return qu_err(r, "%s; rolled back into a new process, PID %d: the PID was not kept", both, (int)t->new_pid);
+}
+
+/* The steps; prog is the old binary, for a rollback. */
+static int cpr_exec_steps(struct qu_txn *t, int prog)
+{
+	struct qu_journal *j = &t->j;
+	int r, set = -1;
+	int64_t stop = 0, resume = 0;
 	int fd = open_state(j, O_WRONLY | O_CREAT | O_TRUNC);
 	if (fd < 0)
 		return fd;
@@ -244,17 +394,17 @@ static int cpr_exec_run(struct qu_txn *t)
 		return r;
 	struct qu_hold h = txn_held(t);
 	h.old = NULL;
-	if ((r = reconnect(j, &h, t->deadline, &t->ctl)) < 0)
-		return r;
 	char state[32] = "";
-	if ((r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state))) < 0)
-		return r;
-	if (strcmp(state, "inmigrate"))
-		return qu_err(-EIO, "after the exec, QEMU PID %d is in run state '%s', not waiting for its state", (int)t->vm->pid,
-			      state);
+	if ((r = reconnect(j, &h, t->pidfd_old, t->deadline, &t->ctl)) < 0 ||
+	    (r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state))) < 0 ||
+	    (r = strcmp(state, "inmigrate") ? qu_err(-EIO, "it is in run state '%s', not waiting for its state", state) : 0) < 0)
+		return after_exec_failed(t, prog, r, "after the exec, the new image did not wait for its state");
 	qu_info("QEMU PID %d runs %s, waiting for its state", (int)t->vm->pid, t->plan->target.version_line);
-	if ((r = txn_journal_step(t, QU_PH_RESUMING)) < 0 || (r = load_state(j, t->ctl, t->pidfd_old, t->deadline, &resume)) < 0 ||
-	    (r = txn_checkpoint(QU_FI_TARGET_LOADED)) < 0)
+	if ((r = txn_journal_step(t, QU_PH_RESUMING)) < 0)
+		return r;
+	if ((r = load_state(j, t->ctl, t->pidfd_old, t->deadline, &resume, -1)) < 0)
+		return after_exec_failed(t, prog, r, "the new image could not load the state");
+	if ((r = txn_checkpoint(QU_FI_TARGET_LOADED)) < 0)
 		return r;
 	txn_commit(t);
 	measure_pause(t, stop, resume);
@@ -310,7 +460,7 @@ int qu_cpr_exec_settle(const struct qu_journal *j, struct qu_hold *h, char *what
 		}
 		qu_qmp_close(mine);
 		mine = NULL;
-		if (qu_now_us() >= deadline || reconnect(j, h, deadline, &mine) < 0) {
+		if (qu_now_us() >= deadline || reconnect(j, h, -1, deadline, &mine) < 0) {
 			snprintf(what, len, "PID %d: cpr-exec upgrade at phase %s: QEMU does not answer its monitor "
 				 "(%s); left as it is: run qemu-upgrade --recover", pid, qu_phase_name(j->phase),
 				 qu_err_msg());
@@ -325,7 +475,7 @@ int qu_cpr_exec_settle(const struct qu_journal *j, struct qu_hold *h, char *what
 	if (!strcmp(state, "inmigrate")) {
 		/* The exec happened: the new image waits for the state. */
 		int64_t resumed;
-		if ((r = load_state(j, q, h->pidfd_old, deadline, &resumed)) < 0) {
+		if ((r = load_state(j, q, h->pidfd_old, deadline, &resumed, -1)) < 0) {
 			*way = QU_SETTLE_LOST;
 			snprintf(what, len, "PID %d: after the exec, the new image could not load the saved state: %s; "
 				 "the guest does not run", pid, qu_err_msg());
