@@ -110,7 +110,6 @@ static json_object *to_json(const struct qu_journal *j)
 		json_object_array_add(rb, json_object_new_string(j->rebound[i]));
 	json_object_object_add(o, "rebound", rb);
 	json_object_object_add(o, "cpr_exec", json_object_new_boolean(j->cpr_exec));
-	json_object_object_add(o, "cpr_state", json_object_new_string(j->cpr_state));
 	json_object_object_add(o, "cpr_fdset", json_object_new_int(j->cpr_fdset));
 	json_object_object_add(o, "caps_saved", json_object_new_boolean(j->caps_saved));
 	json_object_object_add(o, "old_ignore_shared", json_object_new_boolean(j->old_settings.ignore_shared));
@@ -209,7 +208,6 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 			snprintf(j->rebound[j->nrebound++], QU_SUN_PATH_MAX, "%s",
 				 json_object_get_string(json_object_array_get_idx(l, i)));
 	j->cpr_exec = (int)get_int(o, "cpr_exec");
-	get_str(o, "cpr_state", j->cpr_state, sizeof(j->cpr_state));
 	j->cpr_fdset = json_object_object_get_ex(o, "cpr_fdset", NULL) ? (int)get_int(o, "cpr_fdset") : -1;
 	j->caps_saved = (int)get_int(o, "caps_saved");
 	j->old_settings.ignore_shared = (int)get_int(o, "old_ignore_shared");

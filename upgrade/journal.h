@@ -52,10 +52,9 @@ struct qu_journal {
 	char rebound[QU_MAX_REBOUND][QU_SUN_PATH_MAX]; /* vm->rebound: kept aside for a rollback */
 	size_t nrebound;
 	/* cpr-exec (--keep-pid): old_pid is the only process; from QU_PH_MIGRATING on it may be the
-	 * new image (same PID and start time), waiting for the state saved in cpr_state
-	 * (upgrade/pageflip/cprexec.c settles it). */
+	 * new image (same PID and start time), waiting for the state saved in
+	 * <state dir>/<old pid>.cprstate (upgrade/pageflip/cprexec.c settles it). */
 	int cpr_exec;
-	char cpr_state[PATH_MAX];
 	int cpr_fdset;                         /* the descriptor set holding it in the old image; -1 */
 	int caps_saved;                        /* old_settings holds the old QEMU's values */
 	struct qu_mig_settings old_settings;

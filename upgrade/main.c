@@ -392,6 +392,10 @@ static int all_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade: --all upgrades every replaced VM; it takes no --pid or --recover\n");
 		return usage_error(cli);
 	}
+	if (cli->flags & QU_FLAG_KEEP_PID) {
+		fprintf(stderr, "qemu-upgrade: --keep-pid goes with --pid (one VM, asked for on purpose); --all does not take it\n");
+		return usage_error(cli);
+	}
 	unsigned flags = (cli->flags & (QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_LIBVIRT_RESTART)) |
 			 (cli->json ? QU_OUT_JSON : 0) | (cli->from_hook ? QU_ALL_FROM_HOOK : 0);
 	qu_free(cli->h);

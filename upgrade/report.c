@@ -87,8 +87,9 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 			fprintf(f, "cpr-transfer:  the old QEMU passes its RAM descriptors itself over @%s, the device\n"
 				   "               state follows over @%s (abstract UNIX sockets in the VM's namespace)\n",
 				plan->cpr_channel, plan->main_channel);
-		fprintf(f, "%s\n", qu_strategy_cpr_exec(plan->strategy) ? "descriptors the new image keeps at their numbers:"
-									: "descriptors carried to the new QEMU:");
+		fprintf(f, "%s\n", qu_strategy_cpr_exec(plan->strategy)
+				   ? "descriptors the new image keeps at their numbers (the tool holds copies for a rollback):"
+				   : "descriptors carried to the new QEMU:");
 		for (size_t i = 0; i < plan->nfds; i++)
 			fprintf(f, "  fd %d -> %d  %-9s %s\n", plan->fds[i].old_fd, plan->fds[i].target,
 				qu_fd_kind_name(plan->fds[i].kind), plan->fds[i].name);
@@ -98,6 +99,14 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 			fprintf(f, " %s", *a);
 		fprintf(f, "\n");
 		qu_strv_free(argv);
+		if (qu_strategy_cpr_exec(plan->strategy)) {
+			fprintf(f, "if the new image fails after the exec, the old binary starts again, a new process:\n ");
+			argv = qu_argv_flatten(&plan->back_argv);
+			for (char **a = argv; a && *a; a++)
+				fprintf(f, " %s", *a);
+			fprintf(f, "\n");
+			qu_strv_free(argv);
+		}
 	}
 	if (!strcmp(rep->result, "upgraded")) {
 		fprintf(f, "new PID:       %d%s\n", (int)rep->new_pid, rep->remote[0] ? " (on the remote host)" : "");

@@ -25,7 +25,14 @@ if ! [ -x "$QS" ]; then
 fi
 export QEMU=$QS VM_MEM=256M VM_RAM=memfd
 
-tap_plan 43
+tap_plan 44
+# Options that cannot go with it: usage errors, before any VM is looked at.
+e1=$("$QU_BIN" --all --keep-pid 2>&1); r1=$?
+e2=$("$QU_BIN" --pid 1 --keep-pid --remote ssh://nowhere 2>&1); r2=$?
+e3=$("$QU_BIN" --pid 1 --keep-pid --allow-copy 2>&1); r3=$?
+[ "$r1$r2$r3" = 222 ] && grep -q "keep-pid" <<<"$e1" && grep -q "does not go with --remote" <<<"$e2" &&
+	grep -q "never copies" <<<"$e3"
+tap_ok $? "--keep-pid with --all, --remote or --allow-copy: usage errors (exit 2) that say why"
 ns=qu-cprx-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
 vm_defer "ip netns del $ns"

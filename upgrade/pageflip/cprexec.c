@@ -57,17 +57,24 @@ static void remove_fdset(struct qu_qmp *q, int id, uint64_t deadline)
 
 /* The state file, opened by root in the state directory (0700): QEMU never opens a path of
  * ours, it gets descriptors (add-fd, then file:/dev/fdset/N). */
+static void state_path(const struct qu_journal *j, char *path, size_t len)
+{
+	qu_state_path(j->old_pid, "cprstate", path, len);
+}
+
 static int open_state(const struct qu_journal *j, int flags)
 {
-	int fd = open(j->cpr_state, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
+	char path[PATH_MAX];
+	state_path(j, path, sizeof(path));
+	int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0)
-		return qu_err(-errno, "cannot open the cpr-exec state file %s: %s", j->cpr_state, strerror(errno));
+		return qu_err(-errno, "cannot open the cpr-exec state file %s: %s", path, strerror(errno));
 	/* The VM's user owns its state: a QEMU started again for a rollback opens it through
 	 * /proc/self/fd (the directory stays root's alone). */
 	if ((flags & O_CREAT) && fchown(fd, j->vm_user.uid, j->vm_user.gid) < 0) {
 		int e = errno;
 		close(fd);
-		return qu_err(-e, "cannot give %s to the VM's user: %s", j->cpr_state, strerror(e));
+		return qu_err(-e, "cannot give %s to the VM's user: %s", path, strerror(e));
 	}
 	return fd;
 }
@@ -305,7 +312,6 @@ static int cpr_exec_run(struct qu_txn *t)
 	int r;
 	t->new_pid = t->vm->pid; /* the report's "new PID": the same */
 	j->cpr_exec = 1;
-	qu_state_path(t->vm->pid, "cprstate", j->cpr_state, sizeof(j->cpr_state));
 	j->cpr_fdset = -1;
 	j->ctl[0] = '\0'; /* no private monitor: the VM's own, at its path */
 	/* What a rollback after the exec needs, taken while the old image runs: its binary (the
@@ -334,8 +340,9 @@ static int after_exec_failed(struct qu_txn *t, int prog, int r, const char *what
 	char both[400];
 	snprintf(both, sizeof(both), "%s (QEMU PID %d): %s", what, (int)t->vm->pid, qu_err_msg());
 	if (rollback_outside(t, prog, both) < 0) {
-		char why[512];
+		char why[512], path[PATH_MAX];
 		snprintf(why, sizeof(why), "%s", qu_err_msg());
+		state_path(&t->j, path, sizeof(path));
 		/* A QEMU that could not take the guest back holds nothing: it goes. */
 		if (t->pidfd_new >= 0) {
 			qu_pidfd_kill(t->pidfd_new, SIGKILL);
@@ -344,7 +351,7 @@ static int after_exec_failed(struct qu_txn *t, int prog, int r, const char *what
 		t->unsettled = 1;
 		t->rep->unsettled = 1;
 		return qu_err(r, "%s; the rollback into a new process failed too (%s): the guest is lost (its device "
-			      "state stays in %s)", both, why, t->j.cpr_state);
+			      "state stays in %s)", both, why, path);
 	}
 	t->j.phase = QU_PH_ROLLED_BACK;
 	qu_journal_remove(t->vm->pid);
@@ -408,8 +415,6 @@ static int cpr_exec_steps(struct qu_txn *t, int prog)
 		return r;
 	txn_commit(t);
 	measure_pause(t, stop, resume);
-	h = txn_held(t);
-	h.old = NULL;
 	/* The journal's new_pid is 0 (no second process); the settings go back on the image that
 	 * runs now, through the connection just made. */
 	if (qu_mig_set(t->ctl, &j->old_settings, t->deadline) < 0)
