@@ -9,7 +9,8 @@
 # exec the usual rollback (fault point 3: the old image runs on, its mode back to normal); an
 # exec that fails (a missing file) is undone by QEMU itself; past the exec (fault point 5,
 # the tool failing or killed) the same PID goes on to load the state, by the tool or by its
-# guardian. Nothing is left in the state directory.
+# guardian. A VM that runs as nobody keeps its PID, and rolls back as nobody. Nothing is left
+# in the state directory.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -25,7 +26,7 @@ if ! [ -x "$QS" ]; then
 fi
 export QEMU=$QS VM_MEM=256M VM_RAM=memfd
 
-tap_plan 44
+tap_plan 46
 # Options that cannot go with it: usage errors, before any VM is looked at.
 e1=$("$QU_BIN" --all --keep-pid 2>&1); r1=$?
 e2=$("$QU_BIN" --pid 1 --keep-pid --remote ssh://nowhere 2>&1); r2=$?
@@ -162,6 +163,28 @@ done
 upgrade_pinging "$ns" cxt0 "cpr-exec after the rollbacks" "$VM_DIR" 10.0.7.15 --keep-pid
 well "$pid" && [ "$(cat "$VM_DIR/qemu.pid")" = "$pid" ]
 tap_ok $? "the rolled-back VM (RAM now a file backend on its memfd) keeps its PID $pid through the next cpr-exec"
+
+# A VM that runs as nobody: the exec runs as nobody in its own process, and a rollback's new
+# QEMU (nobody too) reads the state file, root's directory's, through its own descriptor.
+first=$VM_DIR
+asuser=$VM_DIR/asuser.sh
+printf '#!/bin/sh\nexec setpriv --reuid=65534 --regid=65534 --clear-groups "$@"\n' >"$asuser"
+chmod +x "$asuser"
+VM_OWNER=nobody VM_WRAP=$asuser vm_start cprx-nobody -machine aux-ram-share=on || exit 1
+vm_wait_ready 120 || exit 1
+npid=$VM_PID
+vm_upgrade --keep-pid
+tap_diag "as nobody: $REPORT $(cat "$VM_DIR/err")"
+[ "$(json_get "$REPORT" result)" = upgraded ] && [ "$VM_PID" = "$npid" ] && [ "$(stat -c %u "/proc/$npid")" = 65534 ] && well "$npid"
+tap_ok $? "a VM running as nobody keeps its PID $npid, still as nobody, clean"
+err=$(QEMU_UPGRADE_CPR_EXEC_PROGRAM=/bin/false "$QU_BIN" --pid "$npid" --keep-pid --quiet 2>&1 >/dev/null)
+rc=$?
+VM_PID=$(cat "$VM_DIR/qemu.pid")
+vm_track_pid "$VM_PID" 2>/dev/null
+tap_diag "as nobody, new image exits: exit $rc: $err"
+[ "$rc" = 1 ] && [ "$VM_PID" != "$npid" ] && [ "$(stat -c %u "/proc/$VM_PID")" = 65534 ] && well "$VM_PID" && [ "$(mode)" = normal ]
+tap_ok $? "as nobody, a failure after the exec rolls back into a new process $VM_PID, as nobody, clean"
+VM_DIR=$first VM_QMP=$first/qmp.sock VM_SERIAL=$first/serial.log
 
 # What the guest's owner controls: -sandbox spawn=deny. Such a QEMU cannot daemonize (its own
 # fork is denied), so it runs in the background without -daemonize.
