@@ -5,8 +5,10 @@
  *
  * The point of no return is the exec: before it a failure is the usual rollback (QEMU itself
  * resumes the old image when the exec fails); after it, the old image is gone and only the new
- * one can run the guest (qu_cpr_exec_settle below, also the guardian's and --recover's). */
+ * one can run the guest (qu_cpr_exec_settle in cprexec-settle.c, also the guardian's and
+ * --recover's). */
 #include "upgrade/txn.h"
+#include "upgrade/pageflip/cprexec.h"
 #include "qemu-upgrade.h"
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
@@ -29,55 +31,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* How often the tool knocks at the VM's QMP path while the exec runs: each try that lands
- * before the new image listens costs nothing, and every millisecond here is in the pause. */
-#define RECONNECT_EVERY_US 2000u
-
-/* add-fd: QEMU gets fd in a new descriptor set; returns the set's id, or -errno. */
-static int add_fd(struct qu_qmp *q, int fd, uint64_t deadline)
-{
-	json_object *ret = NULL, *v;
-	int r = qu_qmp_execute(q, "add-fd", NULL, fd, deadline, &ret);
-	if (r < 0)
-		return r;
-	long long id = json_object_object_get_ex(ret, "fdset-id", &v) ? json_object_get_int64(v) : -1;
-	json_object_put(ret);
-	if (id < 0 || id > QU_MAX_FDSET_ID)
-		return qu_err(-EPROTO, "add-fd: QEMU's answer has no usable fdset-id");
-	return (int)id;
-}
-
-static void remove_fdset(struct qu_qmp *q, int id, uint64_t deadline)
-{
-	json_object *args = json_object_new_object();
-	json_object_object_add(args, "fdset-id", json_object_new_int(id));
-	qu_qmp_execute(q, "remove-fd", args, -1, deadline, NULL);
-}
-
-/* The state file, opened by root in the state directory (0700): QEMU never opens a path of
- * ours, it gets descriptors (add-fd, then file:/dev/fdset/N). */
-static void state_path(const struct qu_journal *j, char *path, size_t len)
-{
-	qu_state_path(j->old_pid, "cprstate", path, len);
-}
-
-static int open_state(const struct qu_journal *j, int flags)
-{
-	char path[PATH_MAX];
-	state_path(j, path, sizeof(path));
-	int fd = open(path, flags | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
-		return qu_err(-errno, "cannot open the cpr-exec state file %s: %s", path, strerror(errno));
-	/* The VM's user owns its state: a QEMU started again for a rollback opens it through
-	 * /proc/self/fd (the directory stays root's alone). */
-	if ((flags & O_CREAT) && fchown(fd, j->vm_user.uid, j->vm_user.gid) < 0) {
-		int e = errno;
-		close(fd);
-		return qu_err(-e, "cannot give %s to the VM's user: %s", path, strerror(e));
-	}
-	return fd;
-}
 
 /* The old QEMU: mode cpr-exec with the new command line as the exec's argv (argv[0] the new
  * binary's absolute path: QEMU runs it with execvp, in the VM's own environment). */
@@ -147,81 +100,6 @@ static int wait_exec(struct qu_txn *t)
 	return qu_err_wrap(r, "QEMU PID %d did not execute the new binary", (int)t->vm->pid);
 }
 
-/* The VM's monitor, as inspect reached it, tried every few milliseconds: the old image's
- * listening socket resets a connection it still held, and the new image binds anew. pidfd
- * (or, at -1, the journal's PID) says whether the process still lives. */
-static int alive(const struct qu_journal *j, struct qu_hold *h, int pidfd)
-{
-	return pidfd >= 0 ? qu_pidfd_wait_exit(pidfd, qu_now_us()) != 0 : qu_old_alive(j, h);
-}
-
-static int reconnect(const struct qu_journal *j, struct qu_hold *h, int pidfd, uint64_t deadline, struct qu_qmp **q)
-{
-	if (j->qmp_root)
-		return qu_connect_old(j, deadline, q); /* libvirt's, checked to be this PID's */
-	int r;
-	do {
-		int fd = qu_connect_as(&j->vm_user, j->qmp);
-		uint64_t soon = qu_now_us() + 2000000u;
-		r = fd < 0 ? fd : qu_qmp_connected(fd, j->qmp, soon < deadline ? soon : deadline, q);
-		if (r == 0 || !alive(j, h, pidfd))
-			break;
-	} while (qu_now_us() < deadline && usleep(RECONNECT_EVERY_US) == 0);
-	if (r < 0 && !alive(j, h, pidfd))
-		return qu_err(-ECHILD, "the QEMU process is gone");
-	return r < 0 ? qu_err_wrap(r, "the VM's monitor %s", j->qmp) : 0;
-}
-
-/* The new image loads the saved state (exit-on-error off: a failed load leaves it alive and
- * says why) and, the guest having run before, resumes it by itself: *resumed gets the wall
- * clock time QEMU stamped on its RESUME. */
-static int load_state(const struct qu_journal *j, struct qu_qmp *q, int pidfd, uint64_t deadline, int64_t *resumed,
-		      int inherited)
-{
-	int set = -1;
-	char uri[48];
-	/* A process of our own start inherited the file at a number; the exec'd image gets it
-	 * in a descriptor set (a fresh QEMU in cpr-exec mode looks a set's members up in the
-	 * CPR state it does not have, and reads nothing). */
-	if (inherited >= 0) {
-		snprintf(uri, sizeof(uri), "file:/proc/self/fd/%d", inherited); /* fd: takes no file */
-	} else {
-		int fd = open_state(j, O_RDONLY);
-		if (fd < 0)
-			return fd;
-		set = add_fd(q, fd, deadline);
-		close(fd);
-		if (set < 0)
-			return set;
-		snprintf(uri, sizeof(uri), "file:/dev/fdset/%d", set);
-	}
-	struct qu_mig_settings want = { .events = 1 };
-	json_object *args = json_object_new_object();
-	json_object_object_add(args, "uri", json_object_new_string(uri));
-	json_object_object_add(args, "exit-on-error", json_object_new_boolean(0));
-	int r = qu_mig_set(q, &want, deadline);
-	r = r ?: qu_qmp_execute(q, "migrate-incoming", args, -1, deadline, NULL);
-	if (r == 0 && (r = qu_mig_wait_incoming(q, pidfd, deadline)) < 0) {
-		struct qu_mig_status m;
-		char said[256];
-		snprintf(said, sizeof(said), "%s", qu_err_msg());
-		if (qu_mig_query(q, deadline, &m) == 0 && m.error[0])
-			r = qu_err(r, "%s: %s", said, m.error);
-		else
-			r = qu_err(r, "%s", said);
-	}
-	if (set >= 0)
-		remove_fdset(q, set, deadline);
-	if (r < 0 || !j->was_running)
-		return r;
-	r = qu_qmp_event_time(q, "RESUME", deadline, resumed);
-	char state[32] = "";
-	if (r == 0 && (r = qu_qmp_query_string(q, "query-status", "status", deadline, state, sizeof(state))) == 0 &&
-	    strcmp(state, "running"))
-		r = qu_err(-EIO, "the new image is in run state '%s' after loading, expected 'running'", state);
-	return r;
-}
-
 /* The guest's pause: the old image's STOP to the new image's RESUME (QEMU stamps both with
  * the host's wall clock). */
 static void measure_pause(struct qu_txn *t, int64_t stop, int64_t resume)
@@ -257,7 +135,7 @@ static int rollback_outside(struct qu_txn *t, int prog, const char *why)
 	n += qu_launch_fds_of(p->fds, p->nfds, t->h.local, 0, fds + n);
 	if (pipe2(errpipe, O_CLOEXEC) == 0)
 		fds[n++] = (struct qu_launch_fd){ errpipe[1], 2, QU_FD_STDIO, "stderr (captured)", NULL };
-	int saved = open_state(j, O_RDONLY);
+	int saved = cpr_exec_open_state(j, O_RDONLY);
 	if (saved < 0) {
 		qu_close(&errpipe[0]);
 		qu_close(&errpipe[1]);
@@ -289,10 +167,10 @@ static int rollback_outside(struct qu_txn *t, int prog, const char *why)
 	struct qu_mig_settings want = { .events = 1 };
 	snprintf(want.mode, sizeof(want.mode), "cpr-exec");
 	char state[32] = "";
-	if ((r = reconnect(j, &h, t->pidfd_new, t->deadline, &t->ctl)) < 0 ||
+	if ((r = cpr_exec_reconnect(j, &h, t->pidfd_new, t->deadline, &t->ctl)) < 0 ||
 	    (r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state))) < 0 ||
 	    (r = strcmp(state, "inmigrate") ? qu_err(-EIO, "it is in run state '%s'", state) : 0) < 0 ||
-	    (r = qu_mig_set(t->ctl, &want, t->deadline)) < 0 || (r = load_state(j, t->ctl, t->pidfd_new, t->deadline, &resume, saved_at)) < 0) {
+	    (r = qu_mig_set(t->ctl, &want, t->deadline)) < 0 || (r = cpr_exec_load_state(j, t->ctl, t->pidfd_new, t->deadline, &resume, saved_at)) < 0) {
 		txn_add_target_stderr(t);
 		return qu_err_wrap(r, "the old binary, started again as PID %d", (int)t->new_pid);
 	}
@@ -342,7 +220,7 @@ static int after_exec_failed(struct qu_txn *t, int prog, int r, const char *what
 	if (rollback_outside(t, prog, both) < 0) {
 		char why[512], path[PATH_MAX];
 		snprintf(why, sizeof(why), "%s", qu_err_msg());
-		state_path(&t->j, path, sizeof(path));
+		cpr_exec_state_path(&t->j, path, sizeof(path));
 		/* A QEMU that could not take the guest back holds nothing: it goes. */
 		if (t->pidfd_new >= 0) {
 			qu_pidfd_kill(t->pidfd_new, SIGKILL);
@@ -364,16 +242,16 @@ static int cpr_exec_steps(struct qu_txn *t, int prog)
 	struct qu_journal *j = &t->j;
 	int r, set = -1;
 	int64_t stop = 0, resume = 0;
-	int fd = open_state(j, O_WRONLY | O_CREAT | O_TRUNC);
+	int fd = cpr_exec_open_state(j, O_WRONLY | O_CREAT | O_TRUNC);
 	if (fd < 0)
 		return fd;
 	/* The descriptor set is journaled: whoever settles a rollback takes it out again. */
 	if ((r = txn_save_old_settings(t)) < 0 || (r = txn_journal_step(t, QU_PH_MIGRATING)) < 0 ||
-	    (r = set_exec(t)) < 0 || (r = set = j->cpr_fdset = add_fd(t->old, fd, t->deadline)) < 0 ||
+	    (r = set_exec(t)) < 0 || (r = set = j->cpr_fdset = cpr_exec_add_fd(t->old, fd, t->deadline)) < 0 ||
 	    (r = txn_journal_step(t, QU_PH_MIGRATING)) < 0 || (r = txn_checkpoint(QU_FI_TARGET_PREPARED)) < 0) {
 		close(fd);
 		if (set >= 0)
-			remove_fdset(t->old, set, t->deadline);
+			cpr_exec_remove_fdset(t->old, set, t->deadline);
 		return r;
 	}
 	close(fd);
@@ -384,7 +262,7 @@ static int cpr_exec_steps(struct qu_txn *t, int prog)
 	qu_info("migration started (cpr-exec: QEMU PID %d saves its device state and executes %s)", (int)t->vm->pid,
 		t->plan->target.path);
 	if ((r = qu_qmp_execute(t->old, "migrate", args, -1, t->deadline, NULL)) < 0 || (r = wait_saved(t)) < 0) {
-		remove_fdset(t->old, set, t->deadline);
+		cpr_exec_remove_fdset(t->old, set, t->deadline);
 		return r;
 	}
 	/* Received before the completion: at hand. */
@@ -394,7 +272,7 @@ static int cpr_exec_steps(struct qu_txn *t, int prog)
 	if ((r = txn_journal_step(t, QU_PH_SOURCE_COMPLETED)) < 0)
 		return r;
 	if ((r = wait_exec(t)) < 0) {
-		remove_fdset(t->old, set, t->deadline);
+		cpr_exec_remove_fdset(t->old, set, t->deadline);
 		return r;
 	}
 	if ((r = txn_checkpoint(QU_FI_SOURCE_COMPLETED)) < 0)
@@ -402,14 +280,14 @@ static int cpr_exec_steps(struct qu_txn *t, int prog)
 	struct qu_hold h = txn_held(t);
 	h.old = NULL;
 	char state[32] = "";
-	if ((r = reconnect(j, &h, t->pidfd_old, t->deadline, &t->ctl)) < 0 ||
+	if ((r = cpr_exec_reconnect(j, &h, t->pidfd_old, t->deadline, &t->ctl)) < 0 ||
 	    (r = qu_qmp_query_string(t->ctl, "query-status", "status", t->deadline, state, sizeof(state))) < 0 ||
 	    (r = strcmp(state, "inmigrate") ? qu_err(-EIO, "it is in run state '%s', not waiting for its state", state) : 0) < 0)
 		return after_exec_failed(t, prog, r, "after the exec, the new image did not wait for its state");
 	qu_info("QEMU PID %d runs %s, waiting for its state", (int)t->vm->pid, t->plan->target.version_line);
 	if ((r = txn_journal_step(t, QU_PH_RESUMING)) < 0)
 		return r;
-	if ((r = load_state(j, t->ctl, t->pidfd_old, t->deadline, &resume, -1)) < 0)
+	if ((r = cpr_exec_load_state(j, t->ctl, t->pidfd_old, t->deadline, &resume, -1)) < 0)
 		return after_exec_failed(t, prog, r, "the new image could not load the state");
 	if ((r = txn_checkpoint(QU_FI_TARGET_LOADED)) < 0)
 		return r;
@@ -429,90 +307,3 @@ const struct qu_strategy_ops qu_cpr_exec_ops = {
 	.moving = "cpr-exec: the same process executes the new binary",
 	.run = cpr_exec_run,
 };
-
-/* Settling a cpr-exec upgrade from the journal and the one process: the tool's own failure
- * path, the guardian and --recover. The process tells where it is: the old image (its
- * migration failed, or it is still saving, or it saved and is about to exec), the new image
- * waiting for its state (then the way is forward: load it), or the new image running. */
-static int transitional(struct qu_qmp *q, uint64_t deadline, char *state, size_t len)
-{
-	struct qu_mig_status m;
-	if (qu_qmp_query_string(q, "query-status", "status", deadline, state, len) < 0 || qu_mig_query(q, deadline, &m) < 0)
-		return -1; /* gone from under us: the exec, or the process's end */
-	/* Saving, or saved and about to exec (postmigrate): its monitor closes in moments. */
-	return qu_mig_running(m.status) || (!strcmp(m.status, "completed") && strcmp(state, "running") &&
-					    strcmp(state, "inmigrate"));
-}
-
-int qu_cpr_exec_settle(const struct qu_journal *j, struct qu_hold *h, char *what, size_t len, enum qu_settle_way *way)
-{
-	uint64_t deadline = qu_now_us() + 30u * 1000000u;
-	int pid = (int)j->old_pid, r = 0, t = -1;
-	struct qu_qmp *mine = NULL, *q = NULL;
-	char state[32] = "";
-	*way = QU_SETTLE_UNKNOWN;
-	/* A monitor serves one client at a time: a connection the caller holds goes first. */
-	struct qu_qmp *held[2] = { h->ctl, h->old };
-	for (int i = 0; i < 2 && !q; i++)
-		if (held[i] && (t = transitional(held[i], deadline, state, sizeof(state))) == 0)
-			q = held[i];
-	while (!q) {
-		if (!qu_old_alive(j, h)) {
-			*way = QU_SETTLE_LOST;
-			snprintf(what, len, "PID %d: QEMU died during its cpr-exec upgrade (phase %s): the guest is lost",
-				 pid, qu_phase_name(j->phase));
-			return -ESRCH;
-		}
-		qu_qmp_close(mine);
-		mine = NULL;
-		if (qu_now_us() >= deadline || reconnect(j, h, -1, deadline, &mine) < 0) {
-			snprintf(what, len, "PID %d: cpr-exec upgrade at phase %s: QEMU does not answer its monitor "
-				 "(%s); left as it is: run qemu-upgrade --recover", pid, qu_phase_name(j->phase),
-				 qu_err_msg());
-			qu_qmp_close(mine);
-			return -EAGAIN;
-		}
-		if ((t = transitional(mine, deadline, state, sizeof(state))) == 0)
-			q = mine;
-		else
-			usleep(20000);
-	}
-	if (!strcmp(state, "inmigrate")) {
-		/* The exec happened: the new image waits for the state. */
-		int64_t resumed;
-		if ((r = load_state(j, q, h->pidfd_old, deadline, &resumed, -1)) < 0) {
-			*way = QU_SETTLE_LOST;
-			snprintf(what, len, "PID %d: after the exec, the new image could not load the saved state: %s; "
-				 "the guest does not run", pid, qu_err_msg());
-			qu_qmp_close(mine);
-			return r;
-		}
-		*way = QU_SETTLE_FORWARD;
-	} else {
-		/* The new image loaded the state (only after the journal said resuming), or the old
-		 * one runs on (its exec failed, or it never began; a "completed" it reports may be
-		 * an earlier upgrade's): either way it gets its settings back, and runs. */
-		*way = j->phase >= QU_PH_RESUMING ? QU_SETTLE_FORWARD : QU_SETTLE_BACK;
-		/* Back in the old image: the state file's descriptor set is ours to take out (it
-		 * would stand in the way of the next --keep-pid). */
-		if (*way == QU_SETTLE_BACK && j->cpr_fdset >= 0)
-			remove_fdset(q, j->cpr_fdset, deadline);
-		if (strcmp(state, "running") && j->was_running && (r = qu_qmp_execute(q, "cont", NULL, -1, deadline, NULL)) < 0) {
-			*way = QU_SETTLE_UNKNOWN;
-			snprintf(what, len, "PID %d: cpr-exec upgrade: QEMU is in run state '%s' and could not be resumed: %s",
-				 pid, state, qu_err_msg());
-			qu_qmp_close(mine);
-			return -EAGAIN;
-		}
-	}
-	if (j->caps_saved && qu_mig_set(q, &j->old_settings, deadline) < 0)
-		qu_info("warning: QEMU PID %d keeps the upgrade's migration settings (mode cpr-exec): %s", pid, qu_err_msg());
-	qu_qmp_close(mine);
-	if (*way == QU_SETTLE_FORWARD)
-		snprintf(what, len, "PID %d: finished the cpr-exec upgrade: the new binary runs the guest in the same PID",
-			 pid);
-	else
-		snprintf(what, len, "PID %d: rolled back from phase %s: the old QEMU runs the guest on in the same PID, "
-			 "its migration settings restored", pid, qu_phase_name(j->phase));
-	return 0;
-}
