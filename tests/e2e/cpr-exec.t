@@ -26,7 +26,7 @@ if ! [ -x "$QS" ]; then
 fi
 export QEMU=$QS VM_MEM=256M VM_RAM=memfd
 
-tap_plan 46
+tap_plan 50
 # Options that cannot go with it: usage errors, before any VM is looked at.
 e1=$("$QU_BIN" --all --keep-pid 2>&1); r1=$?
 e2=$("$QU_BIN" --pid 1 --keep-pid --remote ssh://nowhere 2>&1); r2=$?
@@ -125,9 +125,10 @@ tap_ok $? "the guest still answers on its tap"
 
 # Past the exec (fault point 5: the new image waits for its state): the tool's failure path
 # loads it in the same PID and says the upgrade went through; killed there, its guardian does.
-for how in error kill; do
-	spec=5
-	[ "$how" = kill ] && spec=5:kill
+# At fault point 6 the new image has loaded the state and runs: forward again.
+for spec in 5 5:kill 6 6:kill; do
+	how=error
+	[[ $spec == *:kill ]] && how=kill
 	report=$(QEMU_UPGRADE_FAULT=$spec "$QU_BIN" --pid "$pid" --keep-pid --json --quiet 2>"$VM_DIR/err")
 	rc=$?
 	tap_diag "fault $spec: exit $rc: $(tr '\n' ' ' <"$VM_DIR/err" | cut -c1-300)"
