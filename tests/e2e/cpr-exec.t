@@ -26,7 +26,7 @@ if ! [ -x "$QS" ]; then
 fi
 export QEMU=$QS VM_MEM=256M VM_RAM=memfd
 
-tap_plan 50
+tap_plan 52
 # Options that cannot go with it: usage errors, before any VM is looked at.
 e1=$("$QU_BIN" --all --keep-pid 2>&1); r1=$?
 e2=$("$QU_BIN" --pid 1 --keep-pid --remote ssh://nowhere 2>&1); r2=$?
@@ -66,8 +66,6 @@ well() {
 	[ "$(qemu_pids_for "$VM_DIR")" = "$1" ] && [ "$(vm_runstate)" = running ] &&
 		[ "$(cat "$VM_DIR/qemu.pid")" = "$1" ] && vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 }
-# gone PID: exited (a zombie counts: who reaps it is not ours to say).
-gone() { [ ! -e "/proc/$1" ] || [ "$(sed 's/.*) //' "/proc/$1/stat" | cut -d' ' -f1)" = Z ]; }
 mode() { vm_qmp "$VM_QMP" '{"execute":"query-migrate-parameters"}' | jq -r .return.mode; }
 fd_link() { readlink "/proc/$pid/fd/$1"; }
 
@@ -156,7 +154,7 @@ for how in exits load; do
 	[ "$rc" = 1 ] && [ "$pid" != "$old" ] && grep -q "rolled back into a new process, PID $pid: the PID was not kept" <<<"$err"
 	tap_ok $? "new image $how after the exec: exit 1, rolled back into a new process $pid, and it says the PID was not kept"
 	tap_diag "new image $how: owners $(qemu_pids_for "$VM_DIR" | tr '\n' ' '), run state $(vm_runstate), pidfile $(cat "$VM_DIR/qemu.pid"), mode $(mode), $(vm_memcheck_status)"
-	well "$pid" && [ "$(mode)" = normal ] && state_clean && gone "$old"
+	well "$pid" && [ "$(mode)" = normal ] && state_clean && proc_gone "$old"
 	tap_ok $? "new image $how: PID $pid alone runs the guest, clean, QMP at its path, pidfile right, mode normal, nothing left"
 	ip netns exec "$ns" ping -c 3 -W 5 10.0.7.15 >/dev/null && [ "$(ip -n "$ns" -o link show cxt0 | cut -d: -f1)" = "$ifindex" ]
 	tap_ok $? "new image $how: the guest answers on the same tap (ifindex $ifindex)"
@@ -186,6 +184,27 @@ tap_diag "as nobody, new image exits: exit $rc: $err"
 [ "$rc" = 1 ] && [ "$VM_PID" != "$npid" ] && [ "$(stat -c %u "/proc/$VM_PID")" = 65534 ] && well "$VM_PID" && [ "$(mode)" = normal ]
 tap_ok $? "as nobody, a failure after the exec rolls back into a new process $VM_PID, as nobody, clean"
 VM_DIR=$first VM_QMP=$first/qmp.sock VM_SERIAL=$first/serial.log
+
+# Versions: cpr-exec came with QEMU 10.2; Debian trixie's 10.0.13 has none, on either side.
+Q10=$( (flock 9; "$QU_ROOT/tests/qemu-versions/fetch.sh" trixie "$cache") 9>"$cache/.lock" 2>/dev/null | tail -n 1)
+if [ -x "$Q10" ]; then
+	err=$("$QU_BIN" --pid "$pid" --new-binary "$Q10" --keep-pid --quiet 2>&1 >/dev/null)
+	rc=$?
+	tap_diag "11.1 -> 10.0 --keep-pid: exit $rc: $err"
+	[ "$rc" = 3 ] && grep -q "the new binary is QEMU 10.0" <<<"$err" && well "$pid"
+	tap_ok $? "--keep-pid to a 10.0 binary: refused (exit 3), the new binary's version said, the VM untouched"
+	first=$VM_DIR
+	QEMU=$Q10 vm_start cprx-10 -machine aux-ram-share=on || exit 1
+	err=$("$QU_BIN" --pid "$VM_PID" --new-binary "$QS" --keep-pid --quiet 2>&1 >/dev/null)
+	rc=$?
+	tap_diag "10.0 -> 11.1 --keep-pid: exit $rc: $err"
+	[ "$rc" = 3 ] && grep -q "the running QEMU is 10.0" <<<"$err"
+	tap_ok $? "--keep-pid of a VM on 10.0: refused (exit 3), the running QEMU's version said"
+	vm_stop
+	VM_DIR=$first VM_QMP=$first/qmp.sock VM_SERIAL=$first/serial.log
+else
+	for _ in 1 2; do _tap_n=$((_tap_n + 1)); echo "ok $_tap_n # SKIP QEMU 10.0 (Debian trixie) cannot be fetched"; done
+fi
 
 # What the guest's owner controls: -sandbox spawn=deny. Such a QEMU cannot daemonize (its own
 # fork is denied), so it runs in the background without -daemonize.
