@@ -175,5 +175,6 @@ clean:
 # Objects made on the way to a test binary stay: make's removal of them printed a long line
 # after a failing run, where CI's tail should show the failure (tests/run/failures.sh).
 .SECONDARY:
--include $(LIB_OBJ:.o=.d) $(BUILD)/upgrade/main.d $(BUILD)/examples/upgrade-one.d
+# Unit tests too: a header they share with the library (a struct that grew) rebuilds them.
+-include $(LIB_OBJ:.o=.d) $(UNIT_BIN:.t=.d) $(BUILD)/upgrade/main.d $(BUILD)/examples/upgrade-one.d
 include tests/fuzz/fuzz.mk

@@ -57,6 +57,13 @@ struct qu_handle;
 /* With a disk copy: both hosts sum what was copied before the guest resumes on the other
  * host; a difference rolls the move back (the guest stays paused longer by the summing). */
 #define QU_FLAG_VERIFY 0x1000u
+/* Keep the VM's PID: upgrade by cpr-exec (QEMU >= 10.2 on both sides, shared memfd or file
+ * RAM with -machine aux-ram-share=on, no -sandbox spawn=deny): the old QEMU saves its device
+ * state and execs the new binary in its own process. For managers that watch the PID. The
+ * guest pauses longer (the new QEMU's start-up is inside the pause, ~70-270 ms measured under
+ * TCG), and a VM that cannot keep its PID is refused with every reason, not upgraded another
+ * way (docs/cpr-exec.md). */
+#define QU_FLAG_KEEP_PID 0x2000u
 
 struct qu_handle *qu_new(void);
 void qu_free(struct qu_handle *h);

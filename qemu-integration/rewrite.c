@@ -33,6 +33,18 @@ static int carry(struct qu_rewrite *p, int old_fd, unsigned kind, const char *na
 	return target;
 }
 
+/* cpr-exec: a descriptor the process already holds stays where it is, at its own number (the
+ * exec keeps every descriptor that is not close-on-exec; the plan checks that flag). */
+static int keep(struct qu_rewrite *p, int old_fd, unsigned kind, const char *name)
+{
+	if (p->nfds == QU_MAX_CARRIED)
+		return qu_err(-E2BIG, "more than %d descriptors to keep", QU_MAX_CARRIED);
+	struct qu_carried *c = &p->fds[p->nfds++];
+	*c = (struct qu_carried){ .old_fd = old_fd, .target = old_fd, .kind = kind };
+	snprintf(c->name, sizeof(c->name), "%s", name);
+	return old_fd;
+}
+
 static int set_opts_arg(struct qu_argv *argv, size_t i, const char *opt, struct qu_opts *o)
 {
 	char *text = qu_opts_format(o);
@@ -109,6 +121,20 @@ static int rewrite_ram(const struct qu_vm *vm, struct qu_rewrite *p)
 	 * one sends; the backends must stay exactly as they are. */
 	if (qu_strategy_cpr(p->strategy))
 		return 0;
+	/* cpr-exec: the image keeps the backends as they are (CPR preserves their descriptors);
+	 * they are listed, at their own numbers, for a rollback that needs them in a new process. */
+	for (size_t k = 0; k < vm->nram && qu_strategy_cpr_exec(p->strategy); k++) {
+		const struct qu_ram *ram = &vm->ram[k];
+		char name[128];
+		if (ram->arg < 0 || ram->old_fd < 0)
+			continue; /* refused by the plan */
+		snprintf(name, sizeof(name), "guest RAM '%s' (%s)", ram->id, ram->qom_type);
+		if (keep(p, ram->old_fd, QU_FD_RAM, name) < 0)
+			return -E2BIG;
+		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "size=%llu\n", (unsigned long long)ram->size);
+	}
+	if (qu_strategy_cpr_exec(p->strategy))
+		return 0;
 	for (size_t k = 0; k < vm->nram; k++) {
 		const struct qu_ram *ram = &vm->ram[k];
 		char name[128], path[32];
@@ -133,14 +159,30 @@ static int rewrite_ram(const struct qu_vm *vm, struct qu_rewrite *p)
 	return 0;
 }
 
+/* cpr-exec: a listening socket QEMU bound by path is close-on-exec; the new image binds the
+ * path anew (clients see a refusal or a reset while the exec runs, and connect again). One
+ * QEMU inherited (fd=N) survives the exec and stays at its number. */
+static int listener_by_fd(const struct qu_argv *argv, const struct qu_listener *l)
+{
+	struct qu_opts o;
+	if (l->legacy || qu_opts_parse(argv->a[l->arg].val, "backend", &o) < 0)
+		return 0;
+	int fd = qu_opts_get(&o, "fd") != NULL;
+	qu_opts_free(&o);
+	return fd;
+}
+
 static int rewrite_listeners(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	for (size_t k = 0; k < vm->nlis; k++) {
 		const struct qu_listener *l = &vm->lis[k];
 		char name[192], mon[128];
 		struct qu_opts o;
+		int exec = qu_strategy_cpr_exec(p->strategy);
+		if (exec && !listener_by_fd(&p->argv, l))
+			continue;
 		snprintf(name, sizeof(name), "listening socket %s (chardev '%s')", l->path, l->chardev);
-		int t = carry(p, l->old_fd, QU_FD_LISTENER, name);
+		int t = exec ? keep(p, l->old_fd, QU_FD_LISTENER, name) : carry(p, l->old_fd, QU_FD_LISTENER, name);
 		if (t < 0)
 			return t;
 		snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "path=%s\n", l->path);
@@ -273,11 +315,14 @@ static int rewrite_taps(const struct qu_vm *vm, struct qu_rewrite *p)
 	for (size_t k = 0; k < vm->ntaps; k++) {
 		const struct qu_tap *t = &vm->taps[k];
 		char fds[QU_MAX_QUEUES * 8] = "", vhostfds[QU_MAX_QUEUES * 8] = "", name[128];
-		if (t->nfds == 0)
-			continue; /* refused below */
+		int exec = qu_strategy_cpr_exec(p->strategy);
+		if (t->nfds == 0 || (exec && t->vhost))
+			continue; /* refused below, or by the plan (vhost with cpr-exec) */
 		for (int q = 0; q < t->nfds; q++) {
 			snprintf(name, sizeof(name), "tap '%s' queue %d (%s)", t->id, q, t->ifname[0] ? t->ifname : "?");
-			int target = carry(p, t->old_fds[q], QU_FD_TAP, name);
+			/* cpr-exec: the very descriptor, at its number in this process (a tap cannot
+			 * be opened twice: ifname= would fail with EBUSY in the new image). */
+			int target = exec ? keep(p, t->old_fds[q], QU_FD_TAP, name) : carry(p, t->old_fds[q], QU_FD_TAP, name);
 			if (target < 0)
 				return target;
 			snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "ifname=%s\nqueues=%d\n", t->ifname, t->nfds);
@@ -529,24 +574,68 @@ static int append_files(struct qu_rewrite *p)
 	return 0;
 }
 
+/* The -object of the backend named id in argv, or -1. */
+static long backend_index(const struct qu_argv *argv, const char *id)
+{
+	for (long i = -1; (i = qu_argv_find(argv, "object", (size_t)(i + 1))) >= 0;) {
+		json_object *o = argv->a[i].val ? qu_option_parse("object", argv->a[i].val) : NULL;
+		const char *oid = o ? qu_option_get(o, "id") : NULL;
+		int hit = oid && !strcmp(oid, id);
+		json_object_put(o);
+		if (hit)
+			return i;
+	}
+	return -1;
+}
+
+/* cpr-exec's way back once the exec happened and the new image failed: the old binary in a
+ * new process, on our copies of the kept descriptors placed at the same numbers, loads the
+ * state the old image saved (docs/cpr-exec-research.md, 6-outside-rollback.sh). The exec's
+ * command line, but each RAM backend a file on the kept memfd (a fresh QEMU would make new,
+ * empty memory for a memfd backend), and argv[0] the old one's. */
+static int exec_rollback_argv(const struct qu_vm *vm, struct qu_rewrite *p)
+{
+	int r = qu_argv_from_array(1, (char *const[]){ vm->argv.prog }, &p->back_argv);
+	for (size_t i = 0; r == 0 && i < p->argv.n; i++)
+		r = qu_argv_add(&p->back_argv, p->argv.a[i].opt, p->argv.a[i].val);
+	for (size_t k = 0; r == 0 && k < vm->nram; k++) {
+		const struct qu_ram *ram = &vm->ram[k];
+		long i = ram->old_fd >= 0 ? backend_index(&p->back_argv, ram->id) : -1;
+		char path[32];
+		if (i < 0)
+			continue; /* refused by the plan */
+		snprintf(path, sizeof(path), "/proc/self/fd/%d", ram->old_fd);
+		r = rewrite_backend(&p->back_argv, (size_t)i, path);
+	}
+	return r;
+}
+
 int qu_rewrite(const struct qu_vm *vm, struct qu_rewrite *p)
 {
 	int r;
 	qu_argv_free(&p->argv);
+	qu_argv_free(&p->back_argv);
 	if ((r = qu_argv_from_array(1, (char *const[]){ p->target.path }, &p->argv)) < 0)
 		return r;
 	for (size_t i = 0; i < vm->argv.n; i++)
 		if ((r = qu_argv_add(&p->argv, vm->argv.a[i].opt, vm->argv.a[i].val)) < 0)
 			return r;
 	/* Indexes in vm refer to vm->argv; rewrite those options in place before anything moves. */
-	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0 ||
-	    (r = rewrite_taps(vm, p)) < 0 || (r = rewrite_ptys(vm, p)) < 0 || (r = rewrite_fdsets(vm, p)) < 0)
+	/* cpr-exec: ptys and descriptor sets are refused by the plan (upgrade/keeppid.c). */
+	int exec = qu_strategy_cpr_exec(p->strategy);
+	if ((r = rewrite_ram(vm, p)) < 0 || (r = rewrite_listeners(vm, p)) < 0 || (r = rewrite_taps(vm, p)) < 0 ||
+	    (!exec && (r = rewrite_ptys(vm, p)) < 0) || (!exec && (r = rewrite_fdsets(vm, p)) < 0))
 		return r;
 	if ((r = drop_options(p)) < 0 || (r = qu_hotplug_rewrite(vm, p)) < 0 || (r = replace_removed_options(p)) < 0)
 		return r;
 	qu_refuse_uncarried(vm, p);
 	if ((r = pin_machine(vm, p)) < 0 || (r = append_files(p)) < 0 || (r = reconnect_clients(p)) < 0)
 		return r;
+	/* cpr-exec: the image waits for the tool's migrate-incoming of the saved state (a failed
+	 * load then leaves it alive, and says why), and resumes the guest by itself as the old one
+	 * ran it: no -S, and no private monitor (the tool reaches it at the VM's QMP path). */
+	if (exec)
+		return qu_argv_add(&p->argv, "incoming", "defer") ?: exec_rollback_argv(vm, p);
 	char ctl[64];
 	snprintf(ctl, sizeof(ctl), "socket,id=%s,fd=%d,server=on,wait=off", QU_CTL_CHARDEV, QU_FD_CTL);
 	r = qu_argv_add(&p->argv, "chardev", ctl);

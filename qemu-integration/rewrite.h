@@ -27,6 +27,8 @@
 						* namespace) for cpr-transfer */ \
 	char main_channel[64]; \
 	unsigned convert_mask;                 /* in: vm->ram[i] arrives in a shared memfd the tool makes */ \
+	struct qu_argv back_argv;              /* out, cpr-exec: the old binary's command line as a new \
+						* process on the kept descriptors, for a rollback after the exec */ \
 	struct qu_refusals refusals;           /* out: n > 0: cannot upgrade, and every reason */
 
 struct qu_rewrite {

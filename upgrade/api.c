@@ -159,8 +159,11 @@ int qu_set_flags(struct qu_handle *h, unsigned flags)
 {
 	if (flags & ~(QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_COPY_STORAGE |
 		      QU_FLAG_SHARED_STORAGE | QU_FLAG_NO_TLS | QU_FLAG_DROP_PRIVILEGES | QU_FLAG_LIBVIRT_RESTART |
-		      QU_FLAG_COPY_STORAGE_INC | QU_FLAG_VERIFY))
+		      QU_FLAG_COPY_STORAGE_INC | QU_FLAG_VERIFY | QU_FLAG_KEEP_PID))
 		return fail(-EINVAL, "unknown flags");
+	if ((flags & QU_FLAG_KEEP_PID) && (flags & (QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY)))
+		return fail(-EINVAL, "--keep-pid and --allow-copy/--low-memory exclude each other: cpr-exec keeps "
+				     "guest RAM in place, it never copies it");
 	if ((flags & (QU_FLAG_COPY_STORAGE | QU_FLAG_COPY_STORAGE_INC)) && (flags & QU_FLAG_SHARED_STORAGE))
 		return fail(-EINVAL, "--copy-storage and --shared-storage exclude each other: the disks are either "
 				     "copied or already there");
@@ -371,6 +374,7 @@ inspect:
 		h->vm.ver[2], h->vm.machine, h->vm.runstate);
 	h->plan.allow_copy = !!(h->flags & QU_FLAG_ALLOW_COPY);
 	h->plan.low_memory = !!(h->flags & QU_FLAG_LOW_MEMORY);
+	h->plan.keep_pid = !!(h->flags & QU_FLAG_KEEP_PID);
 	if (h->remote_host[0] && (r = remote_prepare(h, old, deadline)) < 0)
 		goto failed;
 	r = qu_plan_make(&h->vm, h->new_binary[0] ? h->new_binary : h->vm.exe_path, deadline, &h->plan);

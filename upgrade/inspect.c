@@ -65,8 +65,12 @@ static int read_proc(struct qu_vm *vm)
 	for (size_t i = 0; i < len; i++)
 		n += buf[i] == '\0';
 	vm->env = calloc(n + 1, sizeof(char *));
+	/* A QEMU that came out of a cpr-exec (--keep-pid) shows the variable through which CPR
+	 * found its state after the exec: a new QEMU given it would read its state from whatever
+	 * that descriptor number is in the new process. */
 	for (size_t i = 0, k = 0; vm->env && i < len && k < n; i += strlen(buf + i) + 1)
-		vm->env[k++] = strdup(buf + i);
+		if (strncmp(buf + i, "QEMU_CPR_EXEC_STATE=", 20))
+			vm->env[k++] = strdup(buf + i);
 	free(buf);
 	if (!vm->env)
 		return -ENOMEM;

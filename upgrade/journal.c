@@ -109,6 +109,8 @@ static json_object *to_json(const struct qu_journal *j)
 	for (size_t i = 0; i < j->nrebound; i++)
 		json_object_array_add(rb, json_object_new_string(j->rebound[i]));
 	json_object_object_add(o, "rebound", rb);
+	json_object_object_add(o, "cpr_exec", json_object_new_boolean(j->cpr_exec));
+	json_object_object_add(o, "cpr_fdset", json_object_new_int(j->cpr_fdset));
 	json_object_object_add(o, "caps_saved", json_object_new_boolean(j->caps_saved));
 	json_object_object_add(o, "old_ignore_shared", json_object_new_boolean(j->old_settings.ignore_shared));
 	json_object_object_add(o, "old_events", json_object_new_boolean(j->old_settings.events));
@@ -205,6 +207,8 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 		for (size_t i = 0; i < json_object_array_length(l) && i < QU_MAX_REBOUND; i++)
 			snprintf(j->rebound[j->nrebound++], QU_SUN_PATH_MAX, "%s",
 				 json_object_get_string(json_object_array_get_idx(l, i)));
+	j->cpr_exec = (int)get_int(o, "cpr_exec");
+	j->cpr_fdset = json_object_object_get_ex(o, "cpr_fdset", NULL) ? (int)get_int(o, "cpr_fdset") : -1;
 	j->caps_saved = (int)get_int(o, "caps_saved");
 	j->old_settings.ignore_shared = (int)get_int(o, "old_ignore_shared");
 	j->old_settings.events = (int)get_int(o, "old_events");
@@ -225,5 +229,8 @@ void qu_journal_remove(pid_t old_pid)
 {
 	char path[PATH_MAX];
 	qu_state_path(old_pid, "journal", path, sizeof(path));
+	unlink(path);
+	/* cpr-exec's saved device state, needed until the upgrade is settled. */
+	qu_state_path(old_pid, "cprstate", path, sizeof(path));
 	unlink(path);
 }

@@ -51,6 +51,11 @@ struct qu_journal {
 	size_t nlisteners;
 	char rebound[QU_MAX_REBOUND][QU_SUN_PATH_MAX]; /* vm->rebound: kept aside for a rollback */
 	size_t nrebound;
+	/* cpr-exec (--keep-pid): old_pid is the only process; from QU_PH_MIGRATING on it may be the
+	 * new image (same PID and start time), waiting for the state saved in
+	 * <state dir>/<old pid>.cprstate (upgrade/pageflip/cprexec.c settles it). */
+	int cpr_exec;
+	int cpr_fdset;                         /* the descriptor set holding it in the old image; -1 */
 	int caps_saved;                        /* old_settings holds the old QEMU's values */
 	struct qu_mig_settings old_settings;
 };

@@ -329,6 +329,7 @@ static int read_options(struct cli *cli)
 		{ "help", no_argument, NULL, 'h' },           { "write-stream", required_argument, NULL, 'W' },
 		{ "libvirt-restart", no_argument, NULL, 'V' + 256 },
 		{ "copy-storage-inc", no_argument, NULL, 'I' + 256 }, { "verify", no_argument, NULL, 'Y' + 256 },
+		{ "keep-pid", no_argument, NULL, 'k' + 256 },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -359,6 +360,7 @@ static int read_options(struct cli *cli)
 		case 'T' + 256: cli->flags |= QU_FLAG_NO_TLS; break;
 		case 'I' + 256: cli->flags |= QU_FLAG_COPY_STORAGE_INC; break;
 		case 'Y' + 256: cli->flags |= QU_FLAG_VERIFY; break;
+		case 'k' + 256: cli->flags |= QU_FLAG_KEEP_PID; break;
 		case 'j': cli->json = 1; break;
 		case 't': {
 			double s = strtod(optarg, &end);
@@ -442,6 +444,10 @@ static int upgrade_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade: --verify checks a disk copy: it goes with --copy-storage or --copy-storage-inc\n");
 		return usage_error(cli);
 	}
+	if (cli->remote && (cli->flags & QU_FLAG_KEEP_PID)) {
+		fprintf(stderr, "qemu-upgrade: --keep-pid keeps the VM in its process on this host: it does not go with --remote\n");
+		return usage_error(cli);
+	}
 	if (cli->remote && (cli->all || cli->recover)) {
 		fprintf(stderr, "qemu-upgrade: --remote moves one VM: give --pid PID, without --all or --recover\n");
 		return usage_error(cli);
@@ -473,6 +479,10 @@ static int all_command(struct cli *cli)
 {
 	if (cli->pid || cli->recover) {
 		fprintf(stderr, "qemu-upgrade: --all upgrades every replaced VM; it takes no --pid or --recover\n");
+		return usage_error(cli);
+	}
+	if (cli->flags & QU_FLAG_KEEP_PID) {
+		fprintf(stderr, "qemu-upgrade: --keep-pid goes with --pid (one VM, asked for on purpose); --all does not take it\n");
 		return usage_error(cli);
 	}
 	unsigned flags = (cli->flags & (QU_FLAG_DRY_RUN | QU_FLAG_ALLOW_COPY | QU_FLAG_LOW_MEMORY | QU_FLAG_LIBVIRT_RESTART)) |
@@ -609,6 +619,12 @@ static const char help_text[] =
 	"                         sent, so the host needs little more than one copy (chosen by\n"
 	"                         itself with --allow-copy when a precopy would not fit). RISK:\n"
 	"                         if a QEMU dies while pages still move, the guest is lost\n"
+	"      --keep-pid         keep the VM's PID, for managers that watch it: the old QEMU\n"
+	"                         execs the new binary in its own process (cpr-exec; QEMU >= 10.2\n"
+	"                         on both sides, shared memfd/file RAM, -machine aux-ram-share=on,\n"
+	"                         no -sandbox spawn=deny). The pause is longer (the new QEMU's\n"
+	"                         start-up falls inside it); a VM that cannot keep its PID is\n"
+	"                         refused with every reason, never upgraded another way\n"
 	"      --max-downtime MS  when RAM must be copied: QEMU's downtime limit (default 300)\n"
 	"      --max-bandwidth MIB  when RAM must be copied: cap in MiB/s (default: none)\n"
 	"  -r, --remote ssh://[USER@]HOST[:PORT]  move the VM to another host: ssh (BatchMode, your\n"

@@ -6,6 +6,7 @@
 #include "qemu-integration/opts.h"
 #include "remote/client.h"
 #include "upgrade/io.h"
+#include "upgrade/keeppid.h"
 #include "upgrade/log.h"
 #include "upgrade/testhooks.h"
 #include "upgrade/memory.h"
@@ -30,6 +31,7 @@
 void qu_plan_free(struct qu_plan *p)
 {
 	qu_argv_free(&p->argv);
+	qu_argv_free(&p->back_argv);
 }
 
 static int version_at_least(const int v[3], int major, int minor)
@@ -303,6 +305,58 @@ static void check_ram(const struct qu_vm *vm, struct qu_plan *p)
 	}
 	if (recreated)
 		p->strategy = QU_STRATEGY_SHARED;
+}
+
+/* cpr-exec, asked for with --keep-pid: the only strategy that keeps the PID, and nothing
+ * else is chosen in its place (an operator who asks for the PID to stay has a manager that
+ * watches it). Every blocker is told. */
+static void plan_keep_pid(const struct qu_vm *vm, struct qu_plan *p)
+{
+	if (qu_keep_pid_blockers(vm, p->target.ver, &p->refusals))
+		return;
+	for (size_t i = 0; i < vm->nram; i++)
+		p->ram_shared_bytes += vm->ram[i].size;
+	p->strategy = QU_STRATEGY_CPR_EXEC;
+	snprintf(p->pid_note, sizeof(p->pid_note), "kept: the old QEMU execs the new binary in its own process "
+		 "(cpr-exec, --keep-pid); the guest pauses while the new QEMU starts");
+}
+
+/* Without --keep-pid the PID changes; the report says whether --keep-pid could keep it, and
+ * why cpr-exec is not the default: its pause holds the new QEMU's whole start-up (tens to
+ * hundreds of milliseconds against a few), the new binary runs only once the old image is
+ * gone, and past the exec a rollback needs a new process anyway. */
+static void note_pid(const struct qu_vm *vm, struct qu_plan *p)
+{
+	struct qu_refusals *why = calloc(1, sizeof(*why));
+	if (!why)
+		return;
+	if (qu_keep_pid_blockers(vm, p->target.ver, why) == 0)
+		snprintf(p->pid_note, sizeof(p->pid_note), "changes (a new process); --keep-pid would keep it by "
+			 "cpr-exec, at the price of a longer pause");
+	else
+		snprintf(p->pid_note, sizeof(p->pid_note), "changes (a new process); it cannot be kept: %s%s",
+			 why->why[0] + strlen("--keep-pid: "), qu_refusals_count(why) > 1 ? " (and more: see --keep-pid)" : "");
+	free(why);
+}
+
+/* What cpr-exec relies on in the live process: every descriptor the new command line names
+ * by number (taps, inherited listening sockets) must survive the exec, i.e. not be
+ * close-on-exec. QEMU leaves the taps it opened itself open across exec (a leak, not a
+ * promise: checked here on every upgrade, per descriptor). */
+static void check_kept_fds(const struct qu_vm *vm, struct qu_plan *p)
+{
+	for (size_t i = 0; i < p->nfds; i++) {
+		const struct qu_carried *c = &p->fds[i];
+		/* RAM: CPR itself clears close-on-exec on it just before the exec. */
+		int named = c->kind == QU_FD_TAP || c->kind == QU_FD_LISTENER;
+		int r = named && c->old_fd >= 0 ? qu_fd_cloexec(vm->pid, c->old_fd) : 0;
+		if (r == 1)
+			qu_refusals_add(&p->refusals, "--keep-pid: %s is close-on-exec in QEMU PID %d, so it would not "
+					"reach the new image; upgrade without --keep-pid", c->name, (int)vm->pid);
+		else if (r < 0)
+			qu_refusals_add(&p->refusals, "--keep-pid: cannot read the flags of %s in QEMU PID %d: %s",
+					c->name, (int)vm->pid, strerror(-r));
+	}
 }
 
 /* A backing file of d that the command line names (a -blockdev of its own, as libvirt
@@ -597,7 +651,7 @@ static int probe_here(const struct qu_vm *vm, const char *new_binary, uint64_t d
 int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadline_us,
 		 struct qu_plan *p)
 {
-	int r, allow_copy = p->allow_copy, low_memory = p->low_memory, has_machine = 0;
+	int r, allow_copy = p->allow_copy, low_memory = p->low_memory, keep_pid = p->keep_pid, has_machine = 0;
 	struct qu_remote *remote = p->remote;
 	int copy_storage = p->copy_storage, shared_storage = p->shared_storage, no_tls = p->no_tls;
 	int copy_storage_inc = p->copy_storage_inc, verify = p->verify;
@@ -605,6 +659,7 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	memset(p, 0, sizeof(*p));
 	p->allow_copy = allow_copy || low_memory;
 	p->low_memory = low_memory;
+	p->keep_pid = keep_pid;
 	p->remote = remote;
 	p->copy_storage = copy_storage;
 	p->shared_storage = shared_storage;
@@ -646,11 +701,17 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	if (qmp_trusted) {
 		check_state(vm, p);
 		if (remote) {
+			if (keep_pid)
+				qu_refusals_add(&p->refusals, "--keep-pid: a VM moved to another host runs in a new "
+						"process there; the PID can only be kept on this host");
 			plan_remote(vm, p);
 			if (p->top_disks && (r = plan_remote_chains(vm, p, deadline_us)) < 0)
 				return r;
+		} else if (keep_pid) {
+			plan_keep_pid(vm, p);
 		} else {
 			check_ram(vm, p);
+			note_pid(vm, p);
 		}
 	}
 	r = remote ? has_machine : qu_binary_has_machine(&p->target, vm->machine, deadline_us);
@@ -664,6 +725,14 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 		qu_refusals_add(&p->refusals, "the VM runs with -id (an option of Proxmox's own QEMU build, "
 				"pve-qemu-kvm) and the new binary %s does not take it: upgrade to a pve-qemu-kvm "
 				"binary", new_binary);
+	/* cpr-exec: the same process goes on, with its descriptors, namespaces and stdio; the
+	 * namespaces and directories are held only for a rollback in a new process. */
+	if (qu_strategy_cpr_exec(p->strategy)) {
+		if ((r = qu_rewrite(vm, &p->rw)) < 0 || (r = add_namespaces(vm, p)) < 0)
+			return r;
+		check_kept_fds(vm, p);
+		return 0;
+	}
 	if ((r = add_stdio(vm, p)) < 0 || (!remote && (r = add_namespaces(vm, p)) < 0) || (r = qu_rewrite(vm, &p->rw)) < 0)
 		return r;
 	if (remote) {

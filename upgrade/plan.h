@@ -24,6 +24,8 @@ struct qu_plan {
 	int capture_stderr;         /* the old QEMU's stderr is /dev/null: give the new one a pipe */
 	int allow_copy;             /* in: the caller accepts the copy path (QU_FLAG_ALLOW_COPY) */
 	int low_memory;             /* in: copy with postcopy whatever the memory (QU_FLAG_LOW_MEMORY) */
+	int keep_pid;               /* in: cpr-exec or nothing (QU_FLAG_KEEP_PID) */
+	char pid_note[512];         /* whether the PID stays, and why (cpr-exec chosen or not) */
 	long long memory_needed;    /* bytes of host memory the copy needs */
 	long long memory_room;      /* bytes it may take (MemAvailable or the VM's cgroup limit) */
 	/* --remote: the new QEMU starts on another host, through its agent; RAM is always copied,

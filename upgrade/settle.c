@@ -200,6 +200,13 @@ int qu_settle_held(const struct qu_journal *j, struct qu_hold *h, int remote_ref
 {
 	uint64_t deadline = qu_now_us() + SETTLE_TIMEOUT_US;
 	struct qu_settle_facts f;
+	if (j->cpr_exec && j->phase >= QU_PH_MIGRATING && j->phase < QU_PH_RETIRED) {
+		enum qu_settle_way way;
+		int r = qu_cpr_exec_settle(j, h, what, len, &way);
+		if (way_out)
+			*way_out = way;
+		return finished(j, r);
+	}
 	facts_of(j, h, deadline, &f);
 	f.remote_refused = remote_refused;
 	enum qu_settle_way way = qu_settle_decide(&f);

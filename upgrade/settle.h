@@ -19,4 +19,8 @@ int qu_settle(const struct qu_journal *j, char *what, size_t len);
 int qu_settle_held(const struct qu_journal *j, struct qu_hold *h, int remote_refused, char *what, size_t len,
 		   enum qu_settle_way *way);
 
+/* cpr-exec's own (upgrade/pageflip/cprexec.c): one process, old image or new. */
+int qu_cpr_exec_settle(const struct qu_journal *j, struct qu_hold *h, char *what, size_t len,
+		       enum qu_settle_way *way);
+
 #endif

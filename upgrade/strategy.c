@@ -12,6 +12,7 @@ const char *qu_strategy_name(enum qu_strategy s)
 		[QU_STRATEGY_POSTCOPY] = "postcopy",
 		[QU_STRATEGY_REMOTE] = "remote-precopy",
 		[QU_STRATEGY_REMOTE_STOP] = "remote-stop-and-copy",
+		[QU_STRATEGY_CPR_EXEC] = "cpr-exec",
 	};
 	return (unsigned)s < sizeof(names) / sizeof(names[0]) && names[s] ? names[s] : "?";
 }
@@ -31,6 +32,8 @@ const struct qu_strategy_ops *qu_strategy_ops(enum qu_strategy s)
 	case QU_STRATEGY_REMOTE:
 	case QU_STRATEGY_REMOTE_STOP:
 		return &qu_remote_ops;
+	case QU_STRATEGY_CPR_EXEC:
+		return &qu_cpr_exec_ops;
 	default:
 		return NULL;
 	}

@@ -16,6 +16,9 @@ enum qu_strategy {
 	QU_STRATEGY_REMOTE,      /* to another host: RAM over TCP, disks mirrored or shared
 				  * (upgrade/to-remote.c) */
 	QU_STRATEGY_REMOTE_STOP, /* the same with the guest stopped for the copy */
+	QU_STRATEGY_CPR_EXEC,    /* cpr-exec: the old QEMU execs the new binary in its own
+				  * process, the PID stays (upgrade/pageflip/cprexec.c); only when
+				  * asked for (QU_FLAG_KEEP_PID) */
 };
 
 /* The name reports, logs and tests use ("shared-ram-handover", "precopy", ...). */
@@ -25,6 +28,7 @@ const char *qu_strategy_name(enum qu_strategy s);
 static inline int qu_strategy_shares_ram(enum qu_strategy s) { return s == QU_STRATEGY_SHARED; }
 static inline int qu_strategy_postcopy(enum qu_strategy s) { return s == QU_STRATEGY_POSTCOPY; }
 static inline int qu_strategy_cpr(enum qu_strategy s) { return s == QU_STRATEGY_CPR; }
+static inline int qu_strategy_cpr_exec(enum qu_strategy s) { return s == QU_STRATEGY_CPR_EXEC; }
 static inline int qu_strategy_remote(enum qu_strategy s)
 {
 	return s == QU_STRATEGY_REMOTE || s == QU_STRATEGY_REMOTE_STOP;

@@ -57,7 +57,8 @@ struct qu_strategy_ops {
 	int (*run)(struct qu_txn *t);                /* instead of all of the above */
 };
 
-extern const struct qu_strategy_ops qu_handover_ops, qu_copy_ops, qu_cpr_ops, qu_postcopy_ops, qu_remote_ops;
+extern const struct qu_strategy_ops qu_handover_ops, qu_copy_ops, qu_cpr_ops, qu_postcopy_ops, qu_remote_ops,
+	qu_cpr_exec_ops;
 const struct qu_strategy_ops *qu_strategy_ops(enum qu_strategy s);
 
 /* The shared steps (upgrade/steps.c). */

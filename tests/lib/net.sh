@@ -3,12 +3,16 @@
 # _net_rx NS TAP: packets the host has received from the guest on TAP, inside NS.
 _net_rx() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_packets" 2>/dev/null || echo 0; }
 
-# upgrade_pinging NS TAP NAME DIR IP: one upgrade of the VM whose pidfile is DIR/qemu.pid
-# while the host (in NS) pings the guest at IP every 10 ms through TAP: the guest answers
-# before, at most 3 of 300 pings go unanswered beyond one per 10 ms of the guest's pause, the upgrade
-# succeeds and the new QEMU runs in the VM's network namespace. Four TAP results.
+# upgrade_pinging NS TAP NAME DIR IP [OPTION...]: one upgrade of the VM whose pidfile is
+# DIR/qemu.pid, with qemu-upgrade's OPTIONs, while the host (in NS) pings the guest at IP every
+# 10 ms through TAP: the guest answers before, at most 3 of 300 pings go unanswered beyond one
+# per 10 ms of the guest's pause, the upgrade succeeds (in a new process; with --keep-pid in
+# the same one) and the new QEMU runs in the VM's network namespace. Four TAP results; the
+# report is left in DIR/report.
 upgrade_pinging() {
-	local ns=$1 tap=$2 name=$3 dir=$4 ip=$5 old new report lost sent pause rx0 end
+	local ns=$1 tap=$2 name=$3 dir=$4 ip=$5 old new report lost sent pause rx0 end keep=
+	shift 5
+	[[ " $* " == *" --keep-pid "* ]] && keep=1
 	old=$(cat "$dir/qemu.pid")
 	ip netns exec "$ns" ping -c 3 -W 5 "$ip" >/dev/null
 	tap_ok $? "$name: the guest answers pings before the upgrade"
@@ -18,7 +22,8 @@ upgrade_pinging() {
 	# Upgrade once the guest is answering this run of pings (20 replies on the tap).
 	end=$((SECONDS + 10))
 	while [ "$(_net_rx "$ns" "$tap")" -lt $((rx0 + 20)) ] && [ $SECONDS -lt $end ]; do sleep 0.05; done
-	report=$("$QU_BIN" --pid "$old" --json --quiet 2>"$dir/err")
+	report=$("$QU_BIN" --pid "$old" "$@" --json --quiet 2>"$dir/err")
+	echo "$report" >"$dir/report"
 	wait "$pinger"
 	new=$(cat "$dir/qemu.pid")
 	vm_track_pid "$new" 2>/dev/null
@@ -26,7 +31,7 @@ upgrade_pinging() {
 	lost=$((sent - $(sed -n 's/^[0-9]* packets transmitted, \([0-9]*\) received.*/\1/p' "$dir/ping")))
 	pause=$(json_get "$report" pause_ms)
 	tap_diag "$name: $(json_get "$report" result), pause $pause ms, $lost of $sent pings lost $(cat "$dir/err")"
-	[ "$(json_get "$report" result)" = upgraded ] && [ "$new" != "$old" ]
+	[ "$(json_get "$report" result)" = upgraded ] && if [ -n "$keep" ]; then [ "$new" = "$old" ]; else [ "$new" != "$old" ]; fi
 	tap_ok $? "$name: upgraded"
 	# A ping every 10 ms: the pause explains one lost reply per 10 ms of it, and 3 more may go
 	# at its edges (a loaded machine pauses longer: the bound follows what was measured).
