@@ -31,16 +31,23 @@ static uint64_t parse_size(const char *s, uint64_t unit)
 	char *end;
 	if (!s || *s < '0' || *s > '9')
 		return 0;
+	errno = 0;
 	unsigned long long v = strtoull(s, &end, 10);
+	if (errno)
+		return 0;
 	switch (*end) {
-	case '\0': return v * unit;
+	case '\0': break;
 	case 'k': case 'K': unit = 1ull << 10; break;
 	case 'M': case 'm': unit = 1ull << 20; break;
 	case 'G': case 'g': unit = 1ull << 30; break;
 	case 'T': case 't': unit = 1ull << 40; break;
 	default: return 0;
 	}
-	return end[1] ? 0 : v * unit;
+	uint64_t bytes;
+	/* The command line is the VM owner's: a size that overflows is no size, not a small one. */
+	if ((*end && end[1]) || __builtin_mul_overflow((uint64_t)v, unit, &bytes))
+		return 0;
+	return bytes;
 }
 
 /* The concrete machine type, KVM and aux-ram-share from -machine (-M), -accel, -enable-kvm. */
