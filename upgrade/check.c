@@ -9,6 +9,7 @@
 #include "upgrade/fdpass/scm.h"
 #include "upgrade/io.h"
 #include "upgrade/journal.h"
+#include "upgrade/keeppid.h"
 #include "upgrade/launcher.h"
 #include "upgrade/log.h"
 #include "upgrade/sandbox.h"
@@ -292,6 +293,11 @@ static void check_binary(struct report *rep, const char *path)
 	snprintf(detail, sizeof(detail), "%s", cpr ? "offered (QEMU >= 10.0)" : "no (QEMU < 10.0)");
 	item(rep, "cpr-transfer", cpr, 0, detail,
 	     "memfd RAM of VMs started with -machine aux-ram-share=on handed over by QEMU itself (both >= 10.0)");
+	int exec = b.ver[0] > QU_CPR_EXEC_MAJOR || (b.ver[0] == QU_CPR_EXEC_MAJOR && b.ver[1] >= QU_CPR_EXEC_MINOR);
+	snprintf(detail, sizeof(detail), "%s (QEMU %s %d.%d)", exec ? "offered" : "no", exec ? ">=" : "<",
+		 QU_CPR_EXEC_MAJOR, QU_CPR_EXEC_MINOR);
+	item(rep, "cpr-exec (--keep-pid)", exec, 0, detail,
+	     "the VM keeps its PID across the upgrade, for managers that watch it (both sides; docs/cpr-exec.md)");
 	json_object_put(caps);
 	if (q) {
 		qu_qmp_execute(q, "quit", NULL, -1, qu_now_us() + 2000000u, NULL);

@@ -8,9 +8,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 
-tap_plan 19
-declare -A bin want
+tap_plan 22
+declare -A bin want exec
 want=([bullseye]=5.2.0 [trixie]=10.0.13 [sid]=11.1.3)
+# cpr-exec came with QEMU 10.2: offered by sid's 11.1.3 only.
+exec=([bullseye]=NO [trixie]=NO [sid]=yes)
 for s in bullseye trixie sid; do
 	vm_qemu_suite "$s"
 	bin[$s]=$QS
@@ -20,6 +22,10 @@ for s in bullseye trixie sid; do
 	tap_diag "$s: exit $rc: $line"
 	[ "$rc" = 0 ] && grep -q "^yes  *QEMU binary  *${want[$s]} " <<<"$line"
 	tap_ok $? "check --binary on $s's QEMU: usable, version ${want[$s]}"
+	line=$(grep -E '^(yes|NO) +cpr-exec' <<<"$out")
+	tap_diag "$s: $line"
+	grep -q "^${exec[$s]} " <<<"$line"
+	tap_ok $? "check --binary on $s's QEMU: cpr-exec (--keep-pid) ${exec[$s]}"
 done
 
 QEMU=${bin[bullseye]} VM_RAM=file vm_start versions || exit 1
