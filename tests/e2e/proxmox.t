@@ -61,18 +61,14 @@ export QEMU_UPGRADE_PVE_LOCK_DIR=$lockdir
 memdir=$(mktemp -d) || exit 1 # a mount point outside $root, which is removed before the unmount
 vm_defer "umount $memdir 2>/dev/null; rmdir $memdir"
 huge=
-pages=/proc/sys/vm/nr_hugepages
-if old_pages=$(cat "$pages" 2>/dev/null) && grep -q hugetlbfs /proc/filesystems; then
-	echo $((old_pages + 136)) >"$pages" 2>/dev/null
-	vm_defer "echo $old_pages >$pages"
-	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
-	if [ "$free" -ge 128 ] && mount -t hugetlbfs -o pagesize=2M none "$memdir"; then
+if vm_hugepages_add 136; then
+	if mount -t hugetlbfs -o pagesize=2M none "$memdir"; then
 		huge=1
 	else
-		huge_why="the kernel gave $free free 2 MiB huge pages of the 128 needed"
+		huge_why="cannot mount hugetlbfs on $memdir"
 	fi
 else
-	huge_why="the kernel has no hugetlbfs"
+	huge_why=$HUGE_WHY
 fi
 if [ -z "$huge" ]; then
 	mount -t tmpfs -o size=300M none "$memdir" || { echo "Bail out! cannot mount a tmpfs on $memdir"; exit 1; }

@@ -30,6 +30,49 @@ vm_defer() {
 	_vm_set_trap
 }
 
+# vm_hugepages_add N: adds N 2 MiB huge pages to the kernel's pool for this test and takes
+# them out again when it exits. The pool is the machine's, and tests run in parallel (other
+# checkouts' tests and the bench too): a test that takes the pool's free pages away on purpose
+# (hugepages.t), or two that each set an absolute count and restore the one they read, would
+# take each other's pages mid-run. So the first call takes the machine's huge-page lock and the
+# test keeps it until it exits (a second test that needs huge pages waits for it), and every
+# change is relative. 0 when all N were added; else 1 (the host cannot give them) or 2 (the
+# lock was not had) with HUGE_WHY saying why, the pool as it was.
+vm_hugepages_add() {
+	local n=$1 pool=/proc/sys/vm/nr_hugepages before after
+	HUGE_WHY=
+	if [ ! -w "$pool" ] || ! grep -q hugetlbfs /proc/filesystems; then
+		HUGE_WHY="the kernel has no hugetlbfs"
+		return 1
+	fi
+	if [ -z "${_vm_huge_lock:-}" ]; then
+		exec {_vm_huge_lock}>/run/lock/qemu-upgrade-hugepages.lock || return 2
+		# A process left behind by another test can hold it (it inherits the descriptor).
+		if ! flock -w 900 "$_vm_huge_lock"; then
+			HUGE_WHY="another test held the machine's huge-page lock for 15 minutes: $(
+				awk '$6 ~ /:/ { print $5 }' /proc/locks | head -n 3)"
+			exec {_vm_huge_lock}>&-
+			_vm_huge_lock=
+			return 2
+		fi
+	fi
+	before=$(cat "$pool")
+	echo $((before + n)) >"$pool" 2>/dev/null
+	after=$(cat "$pool")
+	if [ "$after" -lt $((before + n)) ]; then
+		echo "$before" >"$pool"
+		HUGE_WHY="the kernel gave $((after - before)) of $n free 2 MiB huge pages (memory too fragmented?)"
+		return 1
+	fi
+	vm_defer "_vm_hugepages_sub $n"
+}
+
+_vm_hugepages_sub() {
+	local now
+	now=$(cat /proc/sys/vm/nr_hugepages)
+	echo $((now > $1 ? now - $1 : 0)) >/proc/sys/vm/nr_hugepages
+}
+
 # vm_guest_build: build (once, shared between parallel tests) the guest kernel
 # and initrd; sets VM_KERNEL and VM_INITRD.
 vm_guest_build() {
