@@ -12,6 +12,7 @@
 #include "upgrade/libvirtgate.h"
 #include "upgrade/log.h"
 #include "upgrade/report.h"
+#include "upgrade/tapwatch.h"
 #include "upgrade/testhooks.h"
 #include "upgrade/threadcg.h"
 
@@ -465,6 +466,9 @@ int txn_finish(struct qu_txn *t)
 	if (now == QU_NEW_GONE || now == QU_NEW_SILENT)
 		return qu_err(-EIO, "the new QEMU %d is %s after it took over the guest", (int)t->new_pid,
 			      now == QU_NEW_GONE ? "gone" : "not answering its monitor");
+	/* QEMU runs no downscript= for the taps it now holds by fd=: watchers do, taking the
+	 * taps from the old QEMU while it still has them. */
+	qu_tapwatch_start(t->vm, t->pidfd_old, t->new_pid, t->rep->tap_watch, sizeof(t->rep->tap_watch));
 	/* After a copy the old QEMU's exit frees the memory the host's ledger counted for it:
 	 * the booking lasts until it has. Otherwise nothing waits for it (qu_retire_old). */
 	qu_retire_old(&t->j, &h, t->plan->ram_copy_bytes > 0 || t->j.postcopy);
