@@ -297,6 +297,8 @@ __attribute__((noreturn)) static void watcher(const struct watch *w)
 	struct qu_pve_lock pve;
 	if (qu_pve_lock_take_vmid(w->vmid, qu_now_us() + PVE_LOCK_WAIT_S * 1000000ull, &pve) < 0)
 		wlog(LOG_WARNING, w, "runs its down script without Proxmox's lock: %s", qu_err_msg());
+	else if (pve.fd >= 0)
+		wlog(LOG_INFO, w, "gone; took Proxmox's lock of VM %ld after %.0f ms", w->vmid, pve.wait_ms);
 	/* A tap of the same name that is another link is a new QEMU's (a VM started again, by
 	 * then): the script would take its network down. */
 	int now = (int)if_nametoindex(w->ifname);
