@@ -411,8 +411,8 @@ static void add(char *out, size_t len, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* One tap: 1 watcher started, 0 kept or skipped (out says which). */
-static int watch_tap(const struct qu_vm *vm, const struct qu_tap *t, int pidfd, pid_t new_pid, char *out, size_t len)
+/* One tap: 1 watcher started, 0 kept or skipped (out says which). tap: our copy, or -errno. */
+static int watch_tap(const struct qu_vm *vm, const struct qu_tap *t, int tap, pid_t new_pid, char *out, size_t len)
 {
 	char script[PATH_MAX], got[512];
 	struct watch w;
@@ -442,7 +442,6 @@ static int watch_tap(const struct qu_vm *vm, const struct qu_tap *t, int pidfd, 
 		return 0;
 	}
 	close(fd);
-	int tap = qu_pidfd_getfd(pidfd, t->old_fds[0]);
 	if (tap < 0) {
 		add(out, len, "warning: tap %s: down script %s not watched: cannot take the tap: %s", name, script,
 		    strerror(-tap));
@@ -458,7 +457,6 @@ static int watch_tap(const struct qu_vm *vm, const struct qu_tap *t, int pidfd, 
 		w.netns_ino = (unsigned long long)st.st_ino;
 		r = line = spawn(&w, tap, netns, &a);
 	}
-	close(tap);
 	if (netns >= 0)
 		close(netns);
 	if (r < 0) {
@@ -482,10 +480,27 @@ static int watch_tap(const struct qu_vm *vm, const struct qu_tap *t, int pidfd, 
 	return 0;
 }
 
-int qu_tapwatch_start(const struct qu_vm *vm, int pidfd, pid_t new_pid, char *out, size_t len)
+void qu_tapwatch_take(const struct qu_vm *vm, int pidfd, int fds[QU_MAX_NETDEVS])
+{
+	char script[PATH_MAX];
+	for (size_t i = 0; i < QU_MAX_NETDEVS; i++) {
+		const struct qu_tap *t = &vm->taps[i];
+		fds[i] = QU_TAPWATCH_NONE;
+		if (i < vm->ntaps && t->nfds > 0 && qu_tapwatch_script(vm, t, script, sizeof(script)))
+			fds[i] = qu_pidfd_getfd(pidfd, t->old_fds[0]); /* one queue names the tap */
+	}
+}
+
+int qu_tapwatch_start(const struct qu_vm *vm, int fds[QU_MAX_NETDEVS], pid_t new_pid, char *out, size_t len)
 {
 	int n = 0;
-	for (size_t i = 0; i < vm->ntaps; i++)
-		n += watch_tap(vm, &vm->taps[i], pidfd, new_pid, out, len);
+	for (size_t i = 0; i < vm->ntaps && i < QU_MAX_NETDEVS; i++) {
+		if (fds[i] == QU_TAPWATCH_NONE)
+			continue; /* no down script: nothing taken */
+		n += watch_tap(vm, &vm->taps[i], fds[i], new_pid, out, len);
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = QU_TAPWATCH_NONE;
+	}
 	return n;
 }

@@ -175,6 +175,14 @@ static int locks_in_state(void)
 	return system(cmd) != 0;
 }
 
+/* Both steps, the taps taken from this process (standing in for the old QEMU). */
+static int start(int pidfd, char *out, size_t len)
+{
+	int fds[QU_MAX_NETDEVS];
+	qu_tapwatch_take(&vm, pidfd, fds);
+	return qu_tapwatch_start(&vm, fds, getpid(), out, len);
+}
+
 static void watch_one(const char *name, int persist)
 {
 	static char netdev[PATH_MAX + 128], down[PATH_MAX + 32], lock[PATH_MAX];
@@ -191,11 +199,11 @@ static void watch_one(const char *name, int persist)
 	assert_int_equal(vm.taps[0].nfds, 1);
 	int pidfd = qu_pidfd_open(getpid());
 	assert_true(pidfd >= 0);
-	assert_int_equal(qu_tapwatch_start(&vm, pidfd, getpid(), out, sizeof(out)), 1);
+	assert_int_equal(start(pidfd, out, sizeof(out)), 1);
 	note("started: %s", out);
 	assert_non_null(strstr(out, "runs when the tap goes (watcher PID"));
 	/* One watcher per tap: a second upgrade's start keeps it. */
-	assert_int_equal(qu_tapwatch_start(&vm, pidfd, getpid(), again, sizeof(again)), 0);
+	assert_int_equal(start(pidfd, again, sizeof(again)), 0);
 	note("again: %s", again);
 	assert_non_null(strstr(again, "watched already"));
 	assert_int_equal(stat("/proc/self/ns/net", &ns), 0);
@@ -257,7 +265,7 @@ static void unsafe_script_warned(void **state)
 	write_script(dir);
 	snprintf(netdev, sizeof(netdev), "tap,id=n0,ifname=%s,downscript=%s", name, dir);
 	cmdline(netdev);
-	assert_int_equal(qu_tapwatch_start(&vm, pidfd, getpid(), out, sizeof(out)), 0);
+	assert_int_equal(start(pidfd, out, sizeof(out)), 0);
 	note("%s", out);
 	assert_non_null(strstr(out, "warning: tap"));
 	assert_non_null(strstr(out, "not watched, it will not run when the VM stops"));
@@ -265,7 +273,7 @@ static void unsafe_script_warned(void **state)
 	out[0] = '\0';
 	snprintf(netdev, sizeof(netdev), "tap,id=n0,ifname=%s,downscript=down.sh", name);
 	cmdline(netdev);
-	assert_int_equal(qu_tapwatch_start(&vm, pidfd, getpid(), out, sizeof(out)), 0);
+	assert_int_equal(start(pidfd, out, sizeof(out)), 0);
 	note("%s", out);
 	assert_non_null(strstr(out, "not an absolute path"));
 	assert_false(locks_in_state());
