@@ -377,7 +377,9 @@ tap_ok $? "qm stop ran the tap's down script once, with the tap's name (watcher:
 : >"$root/scripts.log"
 pve_start && VM_PID=$(cat "$pidfile") && vm_track_pid "$VM_PID" && vm_wait_ready && wait_log "^ready pid=$VM_PID\$" &&
 	[ "$(cat "$root/scripts.log")" = "up $tap" ]
-tap_ok $? "qm start after the stop: the VM boots again (its up script ran, qmeventd identified it)"
+rc=$?
+[ "$rc" = 0 ] || tap_diag "qm start: QEMU said: $(tr '\n' ' ' <"$root/qemu.err"); scripts: $(tr '\n' ';' <"$root/scripts.log")"
+tap_ok $rc "qm start after the stop: the VM boots again (its up script ran, qmeventd identified it)"
 old=$VM_PID
 report=$("$QU_BIN" --pid "$old" --new-binary "$Q10" --json --quiet 2>"$root/err")
 VM_PID=$(cat "$pidfile")
