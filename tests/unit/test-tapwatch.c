@@ -211,9 +211,11 @@ static void watch_one(const char *name, int persist)
 	assert_int_equal(access(lock, F_OK), 0);
 	assert_string_equal(slurp("scripts.log"), ""); /* not while the tap is held */
 	close(pidfd);
+	uint64_t t0 = qu_now_us();
 	close(tap); /* QEMU's exit */
 	snprintf(want, sizeof(want), "down %s as 0\n", name);
 	assert_true(wait_for("scripts.log", want));
+	note("the script ran within %.0f ms of the tap's close (polled every 10 ms)", (double)(qu_now_us() - t0) / 1000.0);
 	assert_true(wait_for("watch.log", "exit status 0"));
 	note("watcher: %s", slurp("watch.log"));
 	for (int i = 0; i < 500 && locks_in_state(); i++) {
