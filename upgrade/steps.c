@@ -474,8 +474,9 @@ int txn_finish(struct qu_txn *t)
 	 * the booking lasts until it has. Otherwise nothing waits for it (qu_retire_old). */
 	qu_retire_old(&t->j, &h, t->plan->ram_copy_bytes > 0 || t->j.postcopy);
 	qu_info("old QEMU PID %d retired", (int)t->vm->pid);
-	if (qu_tapwatch_start(t->vm, taps, t->new_pid, t->rep->tap_watch, sizeof(t->rep->tap_watch)) > 0)
-		qu_info("%s", t->rep->tap_watch);
+	qu_tapwatch_start(t->vm, taps, t->new_pid, t->rep->tap_watch, sizeof(t->rep->tap_watch));
+	if (t->rep->tap_watch[0])
+		qu_info("down scripts: %s", t->rep->tap_watch);
 	if (txn_journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)
 		qu_info("warning after the upgrade: %s", qu_err_msg());
 	return 0;

@@ -298,6 +298,8 @@ static int cpr_exec_steps(struct qu_txn *t, int prog)
 	int taps[QU_MAX_NETDEVS];
 	qu_tapwatch_take(t->vm, t->pidfd_old, taps);
 	qu_tapwatch_start(t->vm, taps, t->vm->pid, t->rep->tap_watch, sizeof(t->rep->tap_watch));
+	if (t->rep->tap_watch[0])
+		qu_info("down scripts: %s", t->rep->tap_watch);
 	/* The journal's new_pid is 0 (no second process); the settings go back on the image that
 	 * runs now, through the connection just made. */
 	if (qu_mig_set(t->ctl, &j->old_settings, t->deadline) < 0)
