@@ -8,6 +8,8 @@
 #include "upgrade/libvirtgate.h"
 #include "upgrade/pvelock.h"
 #include "upgrade/settle.h"
+#include "upgrade/statedir.h"
+#include "upgrade/testhooks.h"
 #include "upgrade/launcher.h"
 #include "upgrade/plan.h"
 #include "upgrade/log.h"
@@ -489,7 +491,11 @@ int qu_write_stream(const struct qu_handle *h, int fd)
 int qu_recover(FILE *out)
 {
 	DIR *d = opendir(qu_state_dir());
-	int settled = 0, failed = 0;
+	int settled = 0, failed = 0, busy = 0;
+	/* A journal whose lock is held belongs to a transaction that is still running (another
+	 * tool, or its guardian): wait a while for it, then leave it alone. */
+	const char *hook = qu_test_env("QEMU_UPGRADE_RECOVER_WAIT_MS");
+	unsigned wait_ms = hook ? (unsigned)strtoul(hook, NULL, 10) : QU_RECOVER_WAIT_MS;
 	if (!d) {
 		if (errno == ENOENT)
 			return 0;
@@ -501,9 +507,12 @@ int qu_recover(FILE *out)
 		if (l < 9 || strcmp(e->d_name + l - 8, ".journal"))
 			continue;
 		pid_t pid = (pid_t)atoi(e->d_name);
-		int lock = qu_lock_vm(pid);
+		pid_t holder;
+		int lock = qu_lock_vm_wait(pid, wait_ms, &holder);
 		if (lock < 0) {
 			fprintf(out, "PID %d: %s\n", (int)pid, qu_err_msg());
+			busy += lock == -EBUSY;
+			failed += lock != -EBUSY;
 			continue;
 		}
 		struct qu_journal j;
@@ -526,7 +535,10 @@ int qu_recover(FILE *out)
 	 * to them as they now are. */
 	char what[768];
 	int lr = 0;
-	if (failed) /* started now, it would find a VM still between two QEMUs */
+	if (busy) /* the running transaction starts it again itself, when it is done */
+		fprintf(out, "libvirt's daemon, if a tool stopped it, is left to the upgrade still running (it starts "
+			     "the daemon again when done); if that upgrade dies, run --recover again\n");
+	else if (failed) /* started now, it would find a VM still between two QEMUs */
 		fprintf(out, "libvirt's daemon, if a tool stopped it, stays stopped until the upgrades above are "
 			     "settled: run --recover again then\n");
 	else
@@ -538,6 +550,8 @@ int qu_recover(FILE *out)
 		fprintf(out, "%s\n", qu_err_msg());
 		failed++;
 	}
+	if (busy)
+		return fail(-EBUSY, "an upgrade is still running (see above): left as it is");
 	if (failed)
 		return fail(-EIO, "some upgrades could not be settled: see above");
 	return settled;

@@ -2,6 +2,7 @@
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/run.h"
+#include "upgrade/clock.h"
 #include "upgrade/testhooks.h"
 
 #include <errno.h>
@@ -12,6 +13,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *const phase_names[] = {
@@ -73,6 +76,69 @@ int qu_lock_vm(pid_t pid)
 			return fd;
 		close(fd);
 	}
+}
+
+pid_t qu_flock_holder(const char *path)
+{
+	struct stat st;
+	char line[256];
+	pid_t holder = 0;
+	if (stat(path, &st) < 0)
+		return 0;
+	FILE *f = fopen("/proc/locks", "re");
+	if (!f)
+		return 0;
+	/* "1: FLOCK  ADVISORY  WRITE 1234 08:01:5678 0 EOF"; a waiter's line has "->" after the
+	 * number and is not a holder. The device is MAJOR:MINOR in hex. */
+	while (!holder && fgets(line, sizeof(line), f)) {
+		char type[16], mode[16], how[16];
+		int pid;
+		unsigned maj, min;
+		unsigned long long ino;
+		if (sscanf(line, "%*d: %15s %15s %15s %d %x:%x:%llu", type, mode, how, &pid, &maj, &min, &ino) == 7 &&
+		    !strcmp(type, "FLOCK") && maj == major(st.st_dev) && min == minor(st.st_dev) &&
+		    ino == (unsigned long long)st.st_ino && pid > 0)
+			holder = (pid_t)pid;
+	}
+	fclose(f);
+	return holder;
+}
+
+int qu_lock_vm_wait(pid_t pid, unsigned wait_ms, pid_t *holder)
+{
+	uint64_t deadline = qu_now_us() + (uint64_t)wait_ms * 1000u;
+	char path[PATH_MAX];
+	int said = 0;
+	*holder = 0;
+	for (;;) {
+		int fd = qu_lock_vm(pid);
+		if (fd != -EBUSY || qu_now_us() >= deadline) {
+			if (fd != -EBUSY)
+				return fd;
+			break;
+		}
+		if (!said++)
+			qu_info("waiting up to %u ms for the upgrade of PID %d that holds its lock", wait_ms, (int)pid);
+		struct timespec ts = { 0, 50 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+	}
+	qu_state_path(pid, "lock", path, sizeof(path));
+	*holder = qu_flock_holder(path);
+	char proc[32];
+	snprintf(proc, sizeof(proc), "/proc/%d", (int)*holder);
+	if (*holder > 0 && access(proc, F_OK) < 0)
+		/* /proc/locks names the process that took the lock; its guardian (a child holding
+		 * the same lock) outlives it while it settles the upgrade. */
+		return qu_err(-EBUSY, "the upgrade of PID %d is still being settled (its lock %s, taken by process %d, "
+			      "now gone, is held by its guardian): left as it is; run qemu-upgrade --recover again when "
+			      "the lock is free", (int)pid, path, (int)*holder);
+	if (*holder > 0)
+		return qu_err(-EBUSY, "an upgrade of PID %d is still running in process %d (it holds the lock %s): left as "
+			      "it is; let it finish, or if that process hangs, stop it (kill %d) and run qemu-upgrade "
+			      "--recover again", (int)pid, (int)*holder, path, (int)*holder);
+	return qu_err(-EBUSY, "an upgrade of PID %d is still running (its lock %s is held by a process /proc/locks "
+		      "does not name here): left as it is; let it finish, then run qemu-upgrade --recover again",
+		      (int)pid, path);
 }
 
 static json_object *to_json(const struct qu_journal *j)

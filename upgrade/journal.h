@@ -64,6 +64,14 @@ const char *qu_phase_name(enum qu_phase phase);
 
 /* Takes the per-VM lock (non-blocking): -EBUSY when another upgrade holds it. Returns the fd. */
 int qu_lock_vm(pid_t pid);
+/* How long --recover waits for a VM's lock held by a running upgrade. */
+#define QU_RECOVER_WAIT_MS 30000u
+/* The same, waiting up to wait_ms for a holder to let go (--recover: a transaction may still
+ * be running in another tool). -EBUSY with a message naming the process that holds it (from
+ * /proc/locks; *holder 0 when it cannot be told) and what to do. Returns the fd. */
+int qu_lock_vm_wait(pid_t pid, unsigned wait_ms, pid_t *holder);
+/* The process holding an flock on the file at path (/proc/locks), 0 when none is listed. */
+pid_t qu_flock_holder(const char *path);
 /* Writes the journal durably (temporary file, fsync, rename, fsync of the directory). */
 int qu_journal_write(const struct qu_journal *j);
 int qu_journal_read(const char *path, struct qu_journal *j);

@@ -79,10 +79,15 @@ static int open_lock(const char *dir, long vmid, int *fd)
 
 int qu_pve_lock_take(pid_t pid, uint64_t deadline_us, struct qu_pve_lock *l)
 {
+	return qu_pve_lock_take_vmid(vmid_of(pid), deadline_us, l);
+}
+
+int qu_pve_lock_take_vmid(long vmid, uint64_t deadline_us, struct qu_pve_lock *l)
+{
 	const char *dir = qu_test_env("QEMU_UPGRADE_PVE_LOCK_DIR");
 	l->fd = -1;
 	l->wait_ms = 0;
-	if (!(l->vmid = vmid_of(pid)))
+	if ((l->vmid = vmid) <= 0)
 		return 0;
 	int fd, r = open_lock(dir ? dir : QU_PVE_LOCK_DIR, l->vmid, &fd);
 	if (r < 0 || fd < 0)

@@ -24,6 +24,9 @@ struct qu_pve_lock {
  * 0 (l->fd >= 0 when taken), -EBUSY with a message when the lock stayed held, other -errno
  * with a message. */
 int qu_pve_lock_take(pid_t pid, uint64_t deadline_us, struct qu_pve_lock *l);
+/* The same for a VMID already known (0: not Proxmox's, nothing taken): the tap watcher
+ * (upgrade/tapwatch.c) runs a down script under it, as qemu-server's operations run theirs. */
+int qu_pve_lock_take_vmid(long vmid, uint64_t deadline_us, struct qu_pve_lock *l);
 void qu_pve_lock_release(struct qu_pve_lock *l);
 /* The VMID a -pidfile path gives (".../qemu-server/VMID.pid"), or 0. */
 long qu_pve_vmid_of_pidfile(const char *pidfile);

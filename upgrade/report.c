@@ -54,6 +54,8 @@ void qu_report_print_text(const struct qu_report *rep, const struct qu_vm *vm,
 		fprintf(f, "WARNING:       %s\n", plan->warning);
 	if (plan && !plan->refusals.n && plan->pid_note[0])
 		fprintf(f, "PID:           %s\n", plan->pid_note);
+	if (rep->tap_watch[0])
+		fprintf(f, "down scripts:  %s\n", rep->tap_watch);
 	if (!strcmp(rep->result, "planned") && plan) {
 		fprintf(f, "guest RAM:     %.1f MiB handed over in place, %.1f MiB to copy\n",
 			mib(plan->ram_shared_bytes), mib(plan->ram_copy_bytes));
@@ -229,6 +231,8 @@ char *qu_report_json(const struct qu_report *rep, const struct qu_vm *vm, const 
 		json_object_object_add(o, "pid_kept", json_object_new_boolean(qu_strategy_cpr_exec(plan->strategy)));
 		json_object_object_add(o, "pid_note", json_object_new_string(plan->pid_note));
 	}
+	if (rep->tap_watch[0])
+		json_object_object_add(o, "down_scripts", json_object_new_string(rep->tap_watch));
 	if (rep->error[0])
 		json_object_object_add(o, "error", json_object_new_string(rep->error));
 	if (rep->unchecked[0])

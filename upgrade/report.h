@@ -44,6 +44,7 @@ struct qu_report {
 	char error[2048];
 	char unchecked[1024];     /* a dry run without the VM's monitor: what it could not check ("" else) */
 	char rolled_back[512];    /* what the rollback did, after a failure */
+	char tap_watch[1024];     /* after the commit: the taps' down scripts watched, or why not */
 	int unsettled;            /* failed past the point of no return: the guardian finishes it */
 	struct qu_report_libvirt libvirt;
 };

@@ -12,6 +12,7 @@
 #include "upgrade/libvirtgate.h"
 #include "upgrade/log.h"
 #include "upgrade/report.h"
+#include "upgrade/tapwatch.h"
 #include "upgrade/testhooks.h"
 #include "upgrade/threadcg.h"
 
@@ -465,10 +466,17 @@ int txn_finish(struct qu_txn *t)
 	if (now == QU_NEW_GONE || now == QU_NEW_SILENT)
 		return qu_err(-EIO, "the new QEMU %d is %s after it took over the guest", (int)t->new_pid,
 			      now == QU_NEW_GONE ? "gone" : "not answering its monitor");
+	/* QEMU runs no downscript= for the taps it now holds by fd=: watchers do (started once
+	 * the old QEMU is gone), with the taps taken from it while it still has them. */
+	int taps[QU_MAX_NETDEVS];
+	qu_tapwatch_take(t->vm, t->pidfd_old, taps);
 	/* After a copy the old QEMU's exit frees the memory the host's ledger counted for it:
 	 * the booking lasts until it has. Otherwise nothing waits for it (qu_retire_old). */
 	qu_retire_old(&t->j, &h, t->plan->ram_copy_bytes > 0 || t->j.postcopy);
 	qu_info("old QEMU PID %d retired", (int)t->vm->pid);
+	qu_tapwatch_start(t->vm, taps, t->new_pid, t->rep->tap_watch, sizeof(t->rep->tap_watch));
+	if (t->rep->tap_watch[0])
+		qu_info("down scripts: %s", t->rep->tap_watch);
 	if (txn_journal_step(t, QU_PH_RETIRED) < 0 || qu_fault(QU_FI_RETIRED) < 0)
 		qu_info("warning after the upgrade: %s", qu_err_msg());
 	return 0;

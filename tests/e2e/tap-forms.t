@@ -6,13 +6,15 @@
 # by name and runs the up script (which brings the tap up, as Proxmox's adds it to a bridge).
 # The host pings each guest every 10 ms through two upgrades; the up script runs once (at the
 # first start, never again in a new QEMU) and the down script never (the old QEMU is retired,
-# not shut down); the new QEMU's command line keeps each form.
+# not shut down); the new QEMU's command line keeps each form. When the upgraded Proxmox-style
+# QEMU (which holds the tap by fd=, for which QEMU runs no downscript=) exits, its down script
+# runs once, with the tap's name (the watcher the first upgrade started, upgrade/tapwatch.c).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/net.sh"
 
-tap_plan 24
+tap_plan 25
 ns=qu-tapf-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
 vm_defer "ip netns del $ns"
@@ -56,4 +58,12 @@ for d in "$dirj" "$dirp"; do
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 	tap_ok $? "guest in ${d##*/} is clean and running"
 done
+# The upgraded QEMU's exit: the tap goes with it, and the watcher runs the down script.
+vm_stop "$(cat "$dirp/qemu.pid")"
+end=$((SECONDS + 30))
+until grep -qx "down tapp0" "$log" || [ $SECONDS -ge $end ]; do sleep 0.1; done
+sleep 0.5 # a second run would follow at once
+[ "$(cat "$log")" = "up tapp0
+down tapp0" ]
+tap_ok $? "the upgraded Proxmox-style QEMU's exit ran its down script once, with the tap's name ($(tr '\n' ' ' <"$log"))"
 tap_done

@@ -3,13 +3,14 @@
 # parent and passed as -netdev tap,fd=3 (as libvirt does); VM 2's QEMU opens a two-queue tap
 # itself by name, with a downscript. The host pings each guest every 10 ms through the
 # upgrades: at most a few pings may go unanswered (the guest pauses for a few ms), the new
-# QEMU lives in the VM's namespace, and the old QEMU's exit runs no downscript.
+# QEMU lives in the VM's namespace, and the old QEMU's exit runs no downscript. The upgraded
+# QEMU's exit does, once, for the named tap (upgrade/tapwatch.c; QEMU runs none for fd=).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/net.sh"
 
-tap_plan 19
+tap_plan 20
 ns=qu-tap-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
 vm_defer "ip netns del $ns"
@@ -41,4 +42,10 @@ for d in "$dir1" "$dir2"; do
 	vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 	tap_ok $? "guest in ${d##*/} is clean and running"
 done
+vm_stop "$(cat "$dir2/qemu.pid")"
+end=$((SECONDS + 30))
+until [ -e "$marker" ] || [ $SECONDS -ge $end ]; do sleep 0.1; done
+sleep 0.5 # a second run would follow at once
+[ "$(cat "$marker" 2>/dev/null)" = "downscript ran for tap1" ]
+tap_ok $? "the upgraded QEMU's exit ran the named tap's downscript once ($(cat "$marker" 2>/dev/null | tr '\n' ' '))"
 tap_done

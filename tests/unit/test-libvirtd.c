@@ -7,6 +7,8 @@
  * files under a root of their own (test hook QEMU_UPGRADE_LIBVIRT_ROOT); systemd is a shell
  * script standing in for systemctl (QEMU_UPGRADE_SYSTEMCTL, QEMU_UPGRADE_SYSTEMD_INIT). */
 #include "tests/unit/unit.h"
+#include "qemu-upgrade.h"
+#include "upgrade/journal.h"
 #include "upgrade/libvirtd.h"
 #include "upgrade/systemd.h"
 
@@ -359,6 +361,116 @@ static void refused(void **state)
 	(void)state;
 }
 
+/* A process holding VM PID vm's upgrade lock, as a running tool does; it lets go (and exits)
+ * when *release is closed. */
+static pid_t hold_vm_lock(pid_t vm, int *release)
+{
+	int ready[2], go[2];
+	assert_int_equal(pipe(ready), 0);
+	assert_int_equal(pipe(go), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(ready[0]);
+		close(go[1]);
+		int fd = qu_lock_vm(vm);
+		char c = fd >= 0 ? 'y' : 'n';
+		if (write(ready[1], &c, 1) != 1)
+			_exit(1);
+		while (read(go[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(ready[1]);
+	close(go[0]);
+	char c = 0;
+	assert_int_equal(read(ready[0], &c, 1), 1);
+	assert_int_equal(c, 'y');
+	close(ready[0]);
+	*release = go[1];
+	return pid;
+}
+
+static char *recover_output(int *r, uint64_t *took_ms)
+{
+	static char text[4096];
+	FILE *f = fmemopen(text, sizeof(text), "w");
+	assert_non_null(f);
+	uint64_t t0 = qu_now_us();
+	*r = qu_recover(f);
+	*took_ms = (qu_now_us() - t0) / 1000u;
+	fclose(f);
+	return text;
+}
+
+/* --recover while another tool's transaction holds the VM's lock (libvirtd stopped by it, its
+ * journal written): it waits (QEMU_UPGRADE_RECOVER_WAIT_MS here, 30 s otherwise), then leaves
+ * everything as it is: the journal stays, the daemon stays stopped, and it says which process
+ * holds the lock; exit 1 (-1, EBUSY). A holder that lets go within the wait: settled. */
+static void recover_waits_for_running_upgrade(void **state)
+{
+	static struct qu_libvirtd d, now;
+	static char p[PATH_MAX + 32], journal[PATH_MAX + 32];
+	pid_t vm = 4194301; /* a journal's VM, never settled for real here (phase planned) */
+	path_in(p, sizeof(p), "run/libvirt/virtqemud.pid");
+	pid_t parent = spawn("virtqemud", (const char *[]){ "-d", "--pid-file", p, NULL });
+	int status = 0;
+	assert_int_equal(waitpid(parent, &status, 0), parent);
+	pid_t daemon_pid = wait_pidfile(p, 0);
+	assert_true(daemon_pid > 0);
+	assert_int_equal(qu_libvirtd_find(&d), 1);
+	assert_int_equal(qu_libvirtd_stop(&d, qu_now_us() + 30000000u), 0);
+	assert_true(journaled());
+	path_in(journal, sizeof(journal), "state/4194301.journal");
+	write_text(journal, "{\"version\":1,\"phase\":\"planned\",\"old_pid\":4194301,\"tool_pid\":1}\n", 0600);
+
+	int release, r;
+	uint64_t took;
+	pid_t holder = hold_vm_lock(vm, &release);
+	setenv("QEMU_UPGRADE_RECOVER_WAIT_MS", "400", 1);
+	char *out = recover_output(&r, &took);
+	note("--recover with the lock held (%llu ms): %s / %s", (unsigned long long)took, out, qu_get_error());
+	assert_int_equal(r, -1);
+	assert_int_equal(qu_get_errno(), EBUSY);
+	assert_true(took >= 400);
+	char want[64];
+	snprintf(want, sizeof(want), "still running in process %d", (int)holder);
+	assert_non_null(strstr(out, want));
+	snprintf(want, sizeof(want), "kill %d", (int)holder);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(qu_get_error(), "still running"));
+	assert_int_equal(access(journal, F_OK), 0);       /* the transaction's journal untouched */
+	assert_true(journaled());                          /* and its daemon restart too */
+	assert_int_equal(qu_libvirtd_find(&now), 0);      /* the daemon stays stopped */
+
+	/* The holder lets go within the wait: settled (nothing to do at phase planned), and the
+	 * daemon started again. */
+	setenv("QEMU_UPGRADE_RECOVER_WAIT_MS", "20000", 1);
+	pid_t releaser = fork();
+	assert_true(releaser >= 0);
+	if (releaser == 0) {
+		struct timespec ts = { 0, 300 * 1000 * 1000 };
+		nanosleep(&ts, NULL);
+		close(release);
+		_exit(0);
+	}
+	close(release);
+	out = recover_output(&r, &took);
+	note("--recover, the holder let go (%llu ms): %s", (unsigned long long)took, out);
+	assert_int_equal(r, 2);
+	assert_true(took >= 250 && took < 20000);
+	assert_non_null(strstr(out, "nothing to do (planned)"));
+	assert_non_null(strstr(out, "virtqemud: started again"));
+	assert_int_equal(access(journal, F_OK), -1);
+	assert_false(journaled());
+	assert_int_equal(qu_libvirtd_find(&now), 1);
+	kill(now.pid, SIGKILL);
+	stop_pid(releaser);
+	stop_pid(holder);
+	unsetenv("QEMU_UPGRADE_RECOVER_WAIT_MS");
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -367,6 +479,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(virtqemud_recovered, setup, teardown),
 		cmocka_unit_test_setup_teardown(virtqemud_under_systemd, setup, teardown),
 		cmocka_unit_test_setup_teardown(refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(recover_waits_for_running_upgrade, setup, teardown),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -13,6 +13,7 @@
 #include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/clock.h"
+#include "upgrade/tapwatch.h"
 #include "upgrade/fdpass/asuser.h"
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
@@ -293,6 +294,12 @@ static int cpr_exec_steps(struct qu_txn *t, int prog)
 		return r;
 	txn_commit(t);
 	measure_pause(t, stop, resume);
+	/* The new image holds the taps by fd= at the numbers the old one had. */
+	int taps[QU_MAX_NETDEVS];
+	qu_tapwatch_take(t->vm, t->pidfd_old, taps);
+	qu_tapwatch_start(t->vm, taps, t->vm->pid, t->rep->tap_watch, sizeof(t->rep->tap_watch));
+	if (t->rep->tap_watch[0])
+		qu_info("down scripts: %s", t->rep->tap_watch);
 	/* The journal's new_pid is 0 (no second process); the settings go back on the image that
 	 * runs now, through the connection just made. */
 	if (qu_mig_set(t->ctl, &j->old_settings, t->deadline) < 0)
