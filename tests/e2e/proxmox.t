@@ -371,13 +371,6 @@ tap_ok $? "qm stop ran the tap's down script once, with the tap's name (watcher:
 
 # qm start again, and another upgrade (10.0 -> 10.0: the kvm link leads to 10.0 now).
 : >"$root/scripts.log"
-# The huge page pool is the host's, and other tests change it too: while this VM is stopped its
-# 128 pages are free, and a pool shrunk meanwhile made the start fail ("unable to map backing
-# store for guest RAM: Cannot allocate memory"). Grow it back to what the start needs.
-if [ -n "$huge" ]; then
-	free=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages)
-	[ "$free" -ge 128 ] || { tap_diag "huge pages: $free free, 128 needed: the pool grows"; echo $(($(cat "$pages") + 128 - free)) >"$pages"; }
-fi
 pve_start && VM_PID=$(cat "$pidfile") && vm_track_pid "$VM_PID" && vm_wait_ready && wait_log "^ready pid=$VM_PID\$" &&
 	[ "$(cat "$root/scripts.log")" = "up $tap" ]
 rc=$?
