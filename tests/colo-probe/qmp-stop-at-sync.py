@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """qmp-stop-at-sync.py QMP_SOCKET N: polls query-migrate on the QEMU behind QMP_SOCKET (a
 migration source) every 10 ms and sends `stop` as soon as the migration is `active` with
-ram.dirty-sync-count >= N, i.e. once the first full pass and N-1 dirty rounds of the precopy
-are done (colo-pair.sh, COLO_STOP=syncN). Prints one line: `stopped ...` with the counters seen
+ram.dirty-sync-count >= N (colo-pair.sh, COLO_STOP=syncN). QEMU syncs the dirty bitmap once
+when the migration starts and once at the end of each pass, so N=2 stops the guest right
+after the first full pass: the dirty rounds after it are made with the guest stopped. Prints one line: `stopped ...` with the counters seen
 just before the stop, or `too-late status=...` when the migration left `active` first (then
 nothing is stopped). A separate process holding one monitor connection, because a new
 connection per poll (colo-pair.sh's qmp) is too slow to catch a round that lasts 100 ms.
