@@ -432,7 +432,8 @@ first_pause_ms() {
 }
 # classify_secondary: what became of the secondary's guest, from its serial console: clean,
 # corrupt (memcheck found wrong words) or crashed (its kernel or memcheck died), with the
-# largest error count memcheck printed and that count as a share of the words it checks.
+# largest error count memcheck printed and that count as a share of the words one pass checks
+# (memcheck's count is a running total over its passes: the share can exceed 100).
 classify_secondary() {
 	local n errs crash words
 	n=$(grep -ac 'MEMCHECK CORRUPT' "$B/serial.log" 2>/dev/null)
