@@ -12,7 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=${1:?usage: stop-series.sh OUT_DIR UNTIL [MODES]}
 until_s=$(date -u -d "${2:?usage: stop-series.sh OUT_DIR UNTIL [MODES]}" +%s) || exit 2
-modes=(${3:-live before sync2})
+read -ra modes <<<"${3:-live before sync2}"
 q=${QEMU:-$("$root/tests/qemu-versions/fetch.sh" sid /var/cache/qemu-upgrade-tests 2>/dev/null | tail -n 1)}
 [ -x "$q" ] || { echo "stop-series.sh: no QEMU 11.1 ($q)" >&2; exit 1; }
 mkdir -p "$out"
