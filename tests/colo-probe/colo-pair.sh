@@ -17,7 +17,12 @@
 # memcheck before COLO starts, the default; 0: it waits with -S and the guest boots under
 # COLO, as qemu-colo.rst does), COLO_MACHINE (q35, or pc), COLO_RUNTIME, COLO_MINIMAL,
 # COLO_GUEST_NET, COLO_CHANNEL (tcp, unix, relay or fd; COLO_RELAY_ONLY=migration or others), COLO_RAM (anon, memfd or memfd-primary), COLO_FAULT (kill or cut), COLO_GDB, COLO_TRACE_VMSTATE, COLO_OUT (a
-# directory that keeps every log; default a temporary one, removed at exit).
+# directory that keeps every log; default a temporary one, removed at exit),
+# COLO_STOP (live, the default: the primary runs through the initial copy; before: QMP stop
+# on the primary before `migrate`; syncN, e.g. sync2: stop once query-migrate shows
+# dirty-sync-count >= N; in both the primary resumes once COLO is entered, and the pause is
+# reported as initial_pause_ms), COLO_PLAIN=1 (no COLO: a plain precopy migration over the
+# same channel to a secondary started with only -incoming, then the destination's checker).
 # Output: "# ..." progress lines and "RESULT key=value" lines on stdout. Exit 0 only if every
 # step worked (a failed step prints what it saw and the script goes on where it can).
 # Every process it starts is killed by PID, the namespaces are deleted at exit.
@@ -190,6 +195,7 @@ bail_out() {
 			say "$d: QEMU $pid is gone"
 		fi
 	done
+	classify_secondary
 	result failures "$failures"
 	exit 1
 }
@@ -276,6 +282,9 @@ pri_args=(
 # qemu-colo.rst's "Primary resume replication" does), and the secondary is started after.
 RUNTIME=${COLO_RUNTIME:-0}
 [ "$RUNTIME" = 1 ] && pri_args=("${pri_args[@]: -2}")
+# COLO_PLAIN=1: no filters on the primary (nothing would answer colo-compare), only its disk.
+PLAIN=${COLO_PLAIN:-0}
+[ "$PLAIN" = 1 ] && pri_args=("${pri_args[@]: -2}")
 [ "$LIVE" = 1 ] || pri_args+=(-S)
 start_qemu "$NSA" "$A" "${ram_a[@]}" "${pri_args[@]}"
 
@@ -290,9 +299,12 @@ sec_args=(
 	-drive "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0=childs0"
 	-incoming "$mig_in")
 [ "$MIN" = 1 ] && sec_args=(-incoming "$mig_in")
+[ "$PLAIN" = 1 ] && sec_args=(
+	-drive "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0.file.filename=$B/primary.qcow2,children.0.driver=qcow2"
+	-incoming "$mig_in")
 # start_secondary: B's QEMU, once the primary listens for it (its chardevs retry anyway).
 start_secondary() {
-	[ "$MIN" = 1 ] || wait_for 30 "the primary to listen for compare1" primary_listens ||
+	[ "$MIN" = 1 ] || [ "$PLAIN" = 1 ] || wait_for 30 "the primary to listen for compare1" primary_listens ||
 		{ cat "$A/qemu.err"; fail "primary does not listen for the secondary"; exit 1; }
 	start_qemu "$NSB" "$B" "${ram_b[@]}" "${sec_args[@]}"
 	wait_for 60 "B's pidfile" sh -c "[ -s '$B/qemu.pid' ]" || {
@@ -367,6 +379,127 @@ set_caps() {
 	fail "migrate-set-capabilities $caps on $1: ${r:-no reply}"
 	return 1
 }
+# fd_channel: COLO_CHANNEL=fd: the migration connection made outside QEMU, handed to both.
+fd_channel() {
+	[ "${COLO_CHANNEL:-tcp}" = fd ] || return 0
+	ip netns exec "$NSB" python3 "$here/qmp-getfd.py" "$B/qmp.sock" mig listen "$B_IP" 19998 fd:mig >"$W/getfd-b.log" 2>&1 &
+	getfd_b=$!
+	wait_for 30 "B's helper to listen" grep -q listening "$W/getfd-b.log" || fail "B's getfd helper: $(cat "$W/getfd-b.log")"
+	ip netns exec "$NSA" python3 "$here/qmp-getfd.py" "$A/qmp.sock" mig connect "$B_IP" 19998 >"$W/getfd-a.log" 2>&1 ||
+		fail "A's getfd helper: $(cat "$W/getfd-a.log")"
+	wait "$getfd_b" || fail "B's getfd helper: $(cat "$W/getfd-b.log")"
+	say "getfd: A: $(tr '\n' ' ' <"$W/getfd-a.log") B: $(tr '\n' ' ' <"$W/getfd-b.log")"
+}
+
+# COLO_STOP: whether the primary's guest runs while the initial copy (a live precopy) is made.
+# live: it runs (QEMU's default, qemu-colo.rst); before: QMP stop before `migrate`, so the
+# copy is of a still guest; syncN: stop once the precopy has made its first full pass and N-1
+# dirty rounds (the moment the copy would converge anyway), so the guest is paused only for
+# the last rounds. Both resume when COLO is entered (QEMU's COLO thread starts the VM itself;
+# `cont` if it did not).
+STOP=${COLO_STOP:-live}
+case $STOP in live | before | sync[0-9]*) ;; *) echo "colo-pair.sh: COLO_STOP=$STOP: live, before or syncN" >&2; exit 2 ;; esac
+result stop_mode "$STOP"
+stop_before_migrate() {
+	[ "$STOP" = before ] || return 0
+	qmp_ok "$A" '{"execute":"stop"}' "primary stop before migrate" && result stop_at before_migrate
+}
+stop_at_sync() {
+	local r rc
+	case $STOP in sync[0-9]*) ;; *) return 0 ;; esac
+	r=$(python3 "$here/qmp-stop-at-sync.py" "$A/qmp.sock" "${STOP#sync}" 2>&1)
+	rc=$?
+	say "stop at dirty sync ${STOP#sync}: $r"
+	case $rc in
+	0) result stop_at stopped
+		result stop_dirty_sync_count "$(field "$r" dirty-sync-count)"
+		result stop_remaining_bytes "$(field "$r" remaining)"
+		result stop_transferred_bytes "$(field "$r" transferred)" ;;
+	3) result stop_at too_late ;;
+	*) result stop_at error; fail "stop at sync: $r" ;;
+	esac
+}
+# first_pause_ms STOP_LOG RESUME_LOG: ms from the first STOP event in STOP_LOG to the first
+# RESUME in RESUME_LOG after it (QEMU's own timestamps; both QEMUs share this host's clock).
+# On the primary of a COLO pair that is the initial copy's pause, whatever COLO_STOP says.
+ev_times() {
+	jq -r --arg e "$2" 'select(.event == $e) |
+		"\(.timestamp.seconds).\(.timestamp.microseconds | tostring | ("000000" + .)[-6:]) \(.event)"' "$1" 2>/dev/null
+}
+first_pause_ms() {
+	{ ev_times "$1" STOP; ev_times "$2" RESUME; } | sort -n |
+		awk '$2 == "STOP" && !t { t = $1 } $2 == "RESUME" && t { printf "%.1f\n", ($1 - t) * 1000; exit }'
+}
+# classify_secondary: what became of the secondary's guest, from its serial console: clean,
+# corrupt (memcheck found wrong words) or crashed (its kernel or memcheck died), with the
+# largest error count memcheck printed and that count as a share of the words one pass checks
+# (memcheck's count is a running total over its passes: the share can exceed 100).
+classify_secondary() {
+	local n errs crash words
+	n=$(grep -ac 'MEMCHECK CORRUPT' "$B/serial.log" 2>/dev/null)
+	errs=$(grep -ao 'MEMCHECK pass=[0-9]* errors=[0-9]*' "$B/serial.log" 2>/dev/null | sed 's/.*errors=//' | sort -n | tail -n 1)
+	crash=$(grep -aE 'Kernel panic|Power down|MEMCHECK EXITED|general protection|BUG:|Oops' "$B/serial.log" 2>/dev/null | head -n 1 | tr -d '\r')
+	words=$((${VM_MEMCHECK_MIB:-32} * 1024 * 1024 / 8))
+	result secondary_corrupt_lines "${n:-0}"
+	result secondary_memcheck_max_errors "${errs:-0}"
+	result secondary_memcheck_max_errors_pct "$(echo "scale=1; ${errs:-0} * 100 / $words" | bc)"
+	if [ -n "$crash" ]; then
+		result secondary_guest crashed
+		say "secondary's guest: $crash"
+	elif [ "${n:-0}" -gt 0 ] || [ "${errs:-0}" -gt 0 ]; then
+		result secondary_guest corrupt
+	else
+		result secondary_guest clean
+	fi
+	[ "${n:-0}" -gt 0 ] && say "secondary's first corrupt line: $(grep -a -m1 'MEMCHECK CORRUPT' "$B/serial.log" | tr -d '\r')"
+	return 0
+}
+
+# ---------------------------------------------------------------- COLO_PLAIN=1
+# A plain precopy migration over the same channel (relayed or not), return-path on as COLO
+# needs it, to a secondary started with only -incoming; then the destination's checker must
+# run a full pass clean. Tells COLO's corruption from the migration stream's.
+if [ "$PLAIN" = 1 ]; then
+	set_caps "$B" '{"capability":"return-path","state":true}' || exit 1
+	set_caps "$A" '{"capability":"return-path","state":true},{"capability":"events","state":true}' || exit 1
+	qmp_ok "$A" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":1073741824}}' "primary max-bandwidth"
+	fd_channel
+	stop_before_migrate
+	t_migrate=$(date +%s.%N)
+	qmp_ok "$A" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$mig_out\"}}" "primary migrate"
+	stop_at_sync
+	mig_status() { qmp "$A" '{"execute":"query-migrate"}' | sed -n 's/.*"status": *"\([^"]*\)".*/\1/p'; }
+	mig_done() { case $(mig_status) in completed | failed | cancelled) return 0 ;; esac; return 1; }
+	wait_for 120 "the migration to end" mig_done
+	st=$(mig_status)
+	result plain_migration "$st"
+	result plain_migration_s "$(echo "$(date +%s.%N) - $t_migrate" | bc)"
+	say "primary query-migrate: $(qmp "$A" '{"execute":"query-migrate"}')"
+	[ "$st" = completed ] || { fail "plain migration: $st"; say "stderr A: $(tail -n 5 "$A/qemu.err")"; bail_out; }
+	# A stopped source hands over a paused guest: the destination then needs `cont`.
+	b_settled() { case $(status_of "$B") in running | paused) return 0 ;; esac; return 1; }
+	wait_for 30 "the destination to leave inmigrate" b_settled
+	result destination_status_after_migration "$(status_of "$B")"
+	[ "$(status_of "$B")" = running ] || qmp_ok "$B" '{"execute":"cont"}' "destination cont"
+	result initial_pause_ms "$(first_pause_ms "$A/events.log" "$B/events.log")"
+	kill -KILL "$PA"
+	p0=$(field "$(memcheck_line "$B")" pass)
+	# Two more passes: one whole pass of the checker read memory the destination loaded.
+	b_progress2() { local p; p=$(field "$(memcheck_line "$B")" pass); [ "${p:-0}" -ge $((${p0:-0} + 2)) ]; }
+	if wait_for 90 "two memcheck passes on the destination" b_progress2; then
+		l=$(memcheck_line "$B")
+		result destination_memcheck "$l"
+		[ "$(field "$l" errors)" = 0 ] || fail "memcheck errors on the destination: $l"
+	else
+		fail "the destination's memcheck does not progress: $(tail -n 3 "$B/serial.log" | tr -d '\r' | tr '\n' '|')"
+	fi
+	classify_secondary
+	say "logs in $W"
+	result failures "$failures"
+	[ "$failures" = 0 ]
+	exit
+fi
+
 set_caps "$B" '{"capability":"x-colo","state":true}' || exit 1
 if [ "$MIN" != 1 ]; then
 qmp_ok "$B" "{\"execute\":\"nbd-server-start\",\"arguments\":{\"addr\":$nbd_addr}}" "secondary nbd-server-start"
@@ -378,17 +511,11 @@ qmp_ok "$A" '{"execute":"x-blockdev-change","arguments":{"parent":"colo-disk0","
 fi
 set_caps "$A" '{"capability":"x-colo","state":true},{"capability":"events","state":true}' || exit 1
 qmp_ok "$A" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"x-checkpoint-delay\":$DELAY,\"max-bandwidth\":1073741824}}" "primary x-checkpoint-delay"
-if [ "${COLO_CHANNEL:-tcp}" = fd ]; then
-	ip netns exec "$NSB" python3 "$here/qmp-getfd.py" "$B/qmp.sock" mig listen "$B_IP" 19998 fd:mig >"$W/getfd-b.log" 2>&1 &
-	getfd_b=$!
-	wait_for 30 "B's helper to listen" grep -q listening "$W/getfd-b.log" || fail "B's getfd helper: $(cat "$W/getfd-b.log")"
-	ip netns exec "$NSA" python3 "$here/qmp-getfd.py" "$A/qmp.sock" mig connect "$B_IP" 19998 >"$W/getfd-a.log" 2>&1 ||
-		fail "A's getfd helper: $(cat "$W/getfd-a.log")"
-	wait "$getfd_b" || fail "B's getfd helper: $(cat "$W/getfd-b.log")"
-	say "getfd: A: $(tr '\n' ' ' <"$W/getfd-a.log") B: $(tr '\n' ' ' <"$W/getfd-b.log")"
-fi
+fd_channel
+stop_before_migrate
 t_migrate=$(date +%s.%N)
 qmp_ok "$A" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$mig_out\"}}" "primary migrate"
+stop_at_sync
 
 colo_mode() { qmp "$1" '{"execute":"query-colo-status"}' | sed -n 's/.*"mode": *"\([^"]*\)".*/\1/p'; }
 in_colo() { [ "$(colo_mode "$A")" = primary ] && [ "$(colo_mode "$B")" = secondary ]; }
@@ -400,6 +527,12 @@ if wait_for 120 "query-colo-status primary/secondary" colo_or_dead && in_colo; t
 	result colo_entry_s "$(echo "$t_colo - $t_migrate" | bc)"
 	say "primary: $(qmp "$A" '{"execute":"query-colo-status"}')"
 	say "secondary: $(qmp "$B" '{"execute":"query-colo-status"}')"
+	# A primary stopped for the initial copy: running again once COLO is entered?
+	if [ "$STOP" != live ]; then
+		st=$(status_of "$A")
+		result primary_status_in_colo "$st"
+		[ "$st" = running ] || [ "$st" = colo ] || qmp_ok "$A" '{"execute":"cont"}' "primary cont after COLO entry"
+	fi
 else
 	result colo_entered no
 	# The poll can miss a short COLO state (the secondary dying at its first checkpoint): A's
@@ -415,6 +548,7 @@ else
 	bail_out
 fi
 say "primary status $(status_of "$A"), secondary status $(status_of "$B")"
+result initial_pause_ms "$(first_pause_ms "$A/events.log" "$A/events.log")"
 
 # ---------------------------------------------------------------- protected period
 if [ "$LIVE" != 1 ]; then
@@ -612,6 +746,7 @@ say "events B: $(grep -o '"event": *"[A-Z_]*"' "$B/events.log" 2>/dev/null | sor
 grep -a COLO_EXIT "$B/events.log" | head -n 1 | sed 's/^/# B COLO_EXIT: /'
 say "stderr A: $(tr '\n' '|' <"$A/qemu.err" | cut -c1-600)"
 say "stderr B: $(tr '\n' '|' <"$B/qemu.err" | cut -c1-600)"
+classify_secondary
 say "logs in $W"
 result failures "$failures"
 [ "$failures" = 0 ]
