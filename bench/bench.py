@@ -689,10 +689,19 @@ def run_upgrade(a, t, row, method="upgrade"):
         # handover must not need it (without the flag a VM whose RAM would be copied is
         # refused).
         pw = ProcWatch(t.workdir, pid) if copy else None
+        # QU_BENCH_PHASES=DIR: the tool's debug log (-v -v: each phase and QMP exchange,
+        # time-stamped) kept there, one file per run, to see where each phase's time goes.
+        phases = os.environ.get("QU_BENCH_PHASES")
         try:
             p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json",
-                                *UPGRADE_FLAGS[method]],
+                                *(["-v", "-v"] if phases else []), *UPGRADE_FLAGS[method]],
                                capture_output=True, text=True, timeout=600)
+            if phases:
+                name = f"{METHOD_NAMES[method]}-{a.size_gib}g-run{a.run}"
+                with open(os.path.join(phases, name + ".err"), "w") as f:
+                    f.write(p.stderr)
+                with open(os.path.join(phases, name + ".json"), "w") as f:
+                    f.write(p.stdout)
         finally:
             procs, qemus_extra = pw.stop() if pw else ("", "")
         wall = (time.monotonic() - t0) * 1000
