@@ -42,18 +42,33 @@ CSV_FIELDS = [
 
 # --method -> the name in the CSV and the report, in the report's column order
 METHOD_NAMES = {"upgrade": "qemu-upgrade", "migrate": "plain-migration",
-                "precopy": "qemu-upgrade-precopy", "lowmem": "qemu-upgrade-lowmem"}
+                "precopy": "qemu-upgrade-precopy", "lowmem": "qemu-upgrade-lowmem",
+                "sparse": "qemu-upgrade-sparse", "hugetlb": "qemu-upgrade-hugetlb",
+                "hugedir": "qemu-upgrade-hugedir"}
 # The report's column order and headings (by the name in the CSV).
-METHOD_ORDER = ["qemu-upgrade", "qemu-upgrade-lowmem", "qemu-upgrade-precopy",
+METHOD_ORDER = ["qemu-upgrade", "qemu-upgrade-sparse", "qemu-upgrade-hugetlb",
+                "qemu-upgrade-hugedir", "qemu-upgrade-lowmem", "qemu-upgrade-precopy",
                 "plain-migration"]
 METHOD_HEADS = {"qemu-upgrade": "qemu-upgrade (in place)",
+                "qemu-upgrade-sparse": "in place, sparse (not filled)",
+                "qemu-upgrade-hugetlb": "in place, hugetlb memfd (2 MiB)",
+                "qemu-upgrade-hugedir": "in place, hugetlbfs mem-path dir (2 MiB)",
                 "qemu-upgrade-lowmem": "qemu-upgrade (low-memory)",
                 "qemu-upgrade-precopy": "qemu-upgrade (precopy)",
                 "plain-migration": "plain migration"}
 # What each qemu-upgrade method passes, and the strategy its report must name.
-UPGRADE_FLAGS = {"upgrade": [], "precopy": ["--allow-copy"], "lowmem": ["--low-memory"]}
+UPGRADE_FLAGS = {"upgrade": [], "precopy": ["--allow-copy"], "lowmem": ["--low-memory"],
+                 "sparse": [], "hugetlb": [], "hugedir": []}
 UPGRADE_STRATEGY = {"upgrade": "shared-ram-handover", "precopy": "precopy",
-                    "lowmem": "postcopy"}
+                    "lowmem": "postcopy", "sparse": "shared-ram-handover",
+                    "hugetlb": "shared-ram-handover", "hugedir": "shared-ram-handover"}
+# The in-place methods (guest RAM shared, handed over, nothing copied).
+IN_PLACE = ("upgrade", "sparse", "hugetlb", "hugedir")
+HUGE = ("hugetlb", "hugedir")
+HUGEPAGE = 2 * MiB
+NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
+# sparse: the part of guest RAM written and checked (at the middle, away from the firmware).
+SPARSE_WINDOW = 64 * MiB
 
 
 class BenchError(Exception):
@@ -100,6 +115,7 @@ class Tracker:
     def __init__(self, workdir):
         self.workdir = workdir
         self.procs = []
+        self.after = []   # run by cmd_run once every process is gone (unmount, give back)
 
     def track(self, pid):
         p = Proc(pid)
@@ -236,6 +252,12 @@ def mem_available():
 def wait_for_memory(need, what, timeout=60):
     """Memory freed by the previous run (an 8 GiB memfd) can take a second or more to show
     up in MemAvailable: wait up to timeout for need bytes."""
+    with open("/proc/meminfo") as f:
+        total = int(f.readline().split()[1]) * 1024
+    if need > total:
+        # Waiting cannot help: say so at once (a 64 GiB filled guest on a 24 GiB host).
+        raise Skip(f"needs {need / GiB:.1f} GiB available ({what}), more than this host's "
+                   f"MemTotal {total / GiB:.1f} GiB")
     end = time.monotonic() + timeout
     while mem_available() < need:
         if time.monotonic() > end:
@@ -307,9 +329,13 @@ def free_fields(mem):
             if mem.get("pcp_at_min_kb", -1) >= 0 else ""}
 
 
-def start_qemu(qemu, accel, size_gib, memfd, workdir, name, extra=()):
+def start_qemu(qemu, accel, size_gib, memfd, workdir, name, extra=(), backend=None):
+    """memfd: RAM in memory-backend-memfd,share=on; backend: that -object instead (its id
+    mem0); neither: anonymous RAM (plain -m)."""
     size = f"{size_gib}G"
-    if memfd:
+    if backend:
+        mem = ["-machine", "q35,memory-backend=mem0", "-object", backend]
+    elif memfd:
         mem = ["-machine", "q35,memory-backend=mem0",
                "-object", f"memory-backend-memfd,id=mem0,size={size},share=on"]
     else:
@@ -354,6 +380,20 @@ def proc_mem(pid):
                 if len(parts) == 3 and parts[2] == "kB":
                     r[parts[0].rstrip(":")] = int(parts[1]) * 1024
     except OSError:
+        pass
+    return r
+
+
+def proc_status_kb(pid, keys=("RssAnon", "RssShmem", "HugetlbPages")):
+    """Those counters of /proc/PID/status, kB ({} if it is gone)."""
+    r = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                k = line.split(":", 1)[0]
+                if k in keys:
+                    r[k] = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
         pass
     return r
 
@@ -474,8 +514,12 @@ class ProcWatch:
 
 
 def cold_wait_s(a):
-    """--cold-wait, or by default 10 s + 3 s per GiB of guest RAM."""
-    return a.cold_wait if a.cold_wait is not None else 10 + 3 * a.size_gib
+    """--cold-wait, or by default 10 s + 3 s per GiB of guest RAM; 10 s for a sparse guest
+    (it writes 64 MiB) and for huge pages (the pool's pages stay reserved: nothing is
+    reported to the hypervisor, and the handover allocates no guest RAM)."""
+    if a.cold_wait is not None:
+        return a.cold_wait
+    return 10 if a.method in ("sparse",) + HUGE else 10 + 3 * a.size_gib
 
 
 def quiesce(a, row):
@@ -494,18 +538,93 @@ def quiesce(a, row):
     row["loadavg"] = f"{os.getloadavg()[0]:.2f}"
 
 
-def fill(helpers, pid, size, seed):
+class HugePages:
+    """Reserves 2 MiB huge pages for one run (vm.nr_hugepages raised by what the guest
+    needs) and gives them back afterwards (lowered by as many as it added: the value it
+    had, unless another program changed it meanwhile, whose change stays). What is added
+    is also written to HELPERS/hugepages-added, from which run.sh gives them back if this
+    process dies. Skip when the kernel cannot find that many (fragmented memory, or no
+    hugetlbfs)."""
+
+    def __init__(self, pages, helpers):
+        self.added = 0
+        self.note = os.path.join(helpers, "hugepages-added")
+        try:
+            before = self.get()
+        except (OSError, ValueError) as e:
+            raise Skip(f"no huge pages on this host ({NR_HUGEPAGES}: {e})")
+        with open(self.note, "w") as f:
+            f.write(str(pages))
+        self.set(before + pages)
+        self.added = self.get() - before
+        with open(self.note, "w") as f:
+            f.write(str(self.added))
+        if self.added < pages:
+            got = self.added
+            self.release()
+            raise Skip(f"could reserve only {got} of the {pages} 2 MiB huge pages the guest "
+                       f"needs ({NR_HUGEPAGES} was {before}; given back)")
+
+    @staticmethod
+    def get():
+        with open(NR_HUGEPAGES) as f:
+            return int(f.read())
+
+    @staticmethod
+    def set(n):
+        with open(NR_HUGEPAGES, "w") as f:
+            f.write(str(max(n, 0)))
+
+    def release(self):
+        if self.added:
+            # Pages still in use (a QEMU not yet gone) become surplus and are freed with it.
+            self.set(self.get() - self.added)
+            self.added = 0
+        try:
+            os.unlink(self.note)
+        except FileNotFoundError:
+            pass
+
+
+def mount_hugetlbfs(workdir):
+    d = os.path.join(workdir, "huge")
+    os.mkdir(d, 0o700)
+    p = subprocess.run(["mount", "-t", "hugetlbfs", "-o", "pagesize=2M", "none", d],
+                       capture_output=True, text=True)
+    if p.returncode != 0:
+        raise Skip(f"cannot mount hugetlbfs on {d}: {p.stderr.strip()}")
+    return d
+
+
+def umount(d):
+    """The old QEMU's mappings may outlive its exit notice by a moment (its address space is
+    torn down by whoever drops the last reference): retry, then detach lazily."""
+    for _ in range(50):
+        if subprocess.run(["umount", d], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.2)
+    subprocess.run(["umount", "-l", d], check=True)
+
+
+def sparse_skip(size):
+    """Everything but SPARSE_WINDOW bytes at the middle of guest RAM (in fill-ram's SKIP
+    form): a sparse guest is written and checked only there."""
+    mid = (size // 2) & ~(HUGEPAGE - 1)
+    return f"0-{mid:#x},{mid + SPARSE_WINDOW:#x}-{size:#x}"
+
+
+def fill(helpers, pid, size, seed, skip=None):
     out = subprocess.run([os.path.join(helpers, "fill-ram"), "fill", str(pid), str(size),
-                          str(seed), skip_ranges(size)], capture_output=True, text=True)
+                          str(seed), skip or skip_ranges(size)], capture_output=True, text=True)
     if out.returncode != 0:
         raise BenchError(f"fill-ram fill: {out.stderr.strip()}")
     r = dict(kv.split("=") for kv in out.stdout.split())
     return float(r["seconds"])
 
 
-def verify(helpers, pid, size, seed):
+def verify(helpers, pid, size, seed, skip=None):
     out = subprocess.run([os.path.join(helpers, "fill-ram"), "verify", str(pid), str(size),
-                          str(seed), skip_ranges(size)], capture_output=True, text=True)
+                          str(seed), skip or skip_ranges(size)], capture_output=True, text=True)
     if out.returncode not in (0, 1):
         raise BenchError(f"fill-ram verify: {out.stderr.strip()}")
     r = dict(kv.split("=") for kv in out.stdout.split())
@@ -523,17 +642,35 @@ def run_upgrade(a, t, row, method="upgrade"):
     release-ram (strategy postcopy, with --low-memory): the old QEMU frees each page once
     sent, so the host should need little more than one copy."""
     size = a.size_gib * GiB
-    copy = method != "upgrade"
+    copy = method not in IN_PLACE
+    backend, skip = None, None
     if method == "precopy":
         # Old and new QEMU both hold the whole RAM at the peak, as in plain migration.
         wait_for_memory(2 * size + MARGIN, "2 x guest RAM + 1.5 GiB")
+    elif method == "sparse":
+        # The memfd is as big as the guest, but only the firmware and the window are touched.
+        wait_for_memory(SPARSE_WINDOW + MARGIN, "64 MiB + 1.5 GiB")
+        skip = sparse_skip(size)
     else:
         # In place, and postcopy with release-ram (what the new QEMU gets, the old frees).
         wait_for_memory(size + MARGIN, "guest RAM + 1.5 GiB")
-    pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, not copy, t.workdir, "vm")
+    if method in HUGE:
+        # Given back by cmd_run once the QEMUs are gone (a page in use cannot be freed).
+        hp = HugePages(size // HUGEPAGE, a.helpers)
+        t.after.append(hp.release)
+        if method == "hugetlb":
+            backend = (f"memory-backend-memfd,id=mem0,size={a.size_gib}G,share=on,hugetlb=on,"
+                       "hugetlbsize=2M")
+        else:
+            d = mount_hugetlbfs(t.workdir)
+            t.after.insert(0, lambda: umount(d))
+            backend = f"memory-backend-file,id=mem0,size={a.size_gib}G,share=on,mem-path={d}"
+    pid, qmp = start_qemu(a.qemu, a.accel, a.size_gib, not copy, t.workdir, "vm",
+                          backend=backend)
     old = t.track(pid)
     seed = int(time.time() * 1000) & 0xFFFFFFFF
-    row["fill_s"] = f"{fill(a.helpers, pid, size, seed):.2f}"
+    row["fill_s"] = f"{fill(a.helpers, pid, size, seed, skip):.2f}"
+    held_before = proc_status_kb(pid)
     quiesce(a, row)
     st = runstate(qmp)
     if st != "running":
@@ -552,10 +689,19 @@ def run_upgrade(a, t, row, method="upgrade"):
         # handover must not need it (without the flag a VM whose RAM would be copied is
         # refused).
         pw = ProcWatch(t.workdir, pid) if copy else None
+        # QU_BENCH_PHASES=DIR: the tool's debug log (-v -v: each phase and QMP exchange,
+        # time-stamped) kept there, one file per run, to see where each phase's time goes.
+        phases = os.environ.get("QU_BENCH_PHASES")
         try:
             p = subprocess.run([a.tool, "--pid", str(pid), "--new-binary", a.qemu, "--json",
-                                *UPGRADE_FLAGS[method]],
+                                *(["-v", "-v"] if phases else []), *UPGRADE_FLAGS[method]],
                                capture_output=True, text=True, timeout=600)
+            if phases:
+                name = f"{METHOD_NAMES[method]}-{a.size_gib}g-run{a.run}"
+                with open(os.path.join(phases, name + ".err"), "w") as f:
+                    f.write(p.stderr)
+                with open(os.path.join(phases, name + ".json"), "w") as f:
+                    f.write(p.stdout)
         finally:
             procs, qemus_extra = pw.stop() if pw else ("", "")
         wall = (time.monotonic() - t0) * 1000
@@ -639,11 +785,15 @@ def run_upgrade(a, t, row, method="upgrade"):
     st = runstate(qmp)
     if st != "running":
         notes.append(f"new QEMU run state {st}")
-    bad = verify(a.helpers, rep["new_pid"], size, seed)
+    bad = verify(a.helpers, rep["new_pid"], size, seed, skip)
     row["verify_bad_pages"] = bad
     if bad:
         notes.append(f"{bad} guest pages differ after the upgrade")
-    row["note"] = "; ".join(info + notes) if copy else "; ".join(notes)
+    if method in ("sparse",) + HUGE:
+        info.append(f"new QEMU's RAM: {ram_mapping(rep['new_pid'], size)}")
+        info.append("old QEMU held " + ", ".join(f"{k} {v / 1024:.0f} MiB"
+                                                 for k, v in held_before.items()))
+    row["note"] = "; ".join(info + notes) if method != "upgrade" else "; ".join(notes)
     return not notes
 
 
@@ -790,6 +940,11 @@ def cmd_run(a):
         rc = 130
     finally:
         t.cleanup()
+        for undo in t.after:
+            try:
+                undo()
+            except (OSError, subprocess.SubprocessError) as e:
+                print(f"bench.py: cleanup after the run: {e}", file=sys.stderr)
         shutil.rmtree(workdir, ignore_errors=True)
         settle_memory()
     new = not os.path.exists(a.csv) or os.path.getsize(a.csv) == 0
@@ -1281,10 +1436,25 @@ def cmd_report(a):
                "`migrate-start-postcopy` right after `migrate`"
                + (": a live postcopy" if a.accel == "kvm" else
                   "; under TCG before QEMU 9.0 the guest is stopped first") + ")")
-    waits = sorted({(int(r["size_gib"]), r["wait_s"]) for r in rows if r.get("wait_s")})
+    extra = {"qemu-upgrade-sparse": "in place, sparse: the same memfd guest, not filled: only "
+             "the firmware and a 64 MiB window at the middle of guest RAM (written before and "
+             "checked after) are touched",
+             "qemu-upgrade-hugetlb": "in place, hugetlb memfd: `memory-backend-memfd,share=on,"
+             "hugetlb=on,hugetlbsize=2M`, filled",
+             "qemu-upgrade-hugedir": "in place, hugetlbfs directory: `memory-backend-file,"
+             "share=on,mem-path=DIR`, DIR a `hugetlbfs` mount (`pagesize=2M`) made for the run, "
+             "filled"}
+    for m in methods:
+        if m in extra:
+            out.append(f"- Guest, {extra[m]}" + ("; strategy `shared-ram-handover`"))
+    if any(m in methods for m in ("qemu-upgrade-hugetlb", "qemu-upgrade-hugedir")):
+        out.append("- Huge pages: each run raised `vm.nr_hugepages` by the guest's size in 2 MiB "
+                   "pages before starting the VM and lowered it by as many after the run")
+    waits = sorted({(int(r["size_gib"]), r["method"], r["wait_s"]) for r in rows
+                    if r.get("wait_s")})
     if waits:
         out.append("- Between filling guest RAM and the measured operation every run waited "
-                   + ", ".join(f"{w} s ({g} GiB)" for g, w in waits)
+                   + ", ".join(f"{w} s ({g} GiB {m})" for g, m, w in waits)
                    + ", so that the memory the new QEMU gets is equally cold for every run "
                    "(this host is a VM whose free memory is reported to its hypervisor; see "
                    "README.md, Caveats)")

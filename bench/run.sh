@@ -5,7 +5,13 @@
 #
 # Environment: METHODS (default "upgrade lowmem precopy migrate": qemu-upgrade of a memfd
 # share=on VM, qemu-upgrade --low-memory (postcopy with release-ram) of an anonymous-RAM VM,
-# qemu-upgrade's precopy of the same anonymous-RAM VM, plain migration of it), COLD_WAIT (seconds between filling guest RAM and the measured
+# qemu-upgrade's precopy of the same anonymous-RAM VM, plain migration of it; and, not by
+# default, in place: "sparse" (a memfd guest of SIZE that is not filled: the firmware and a
+# 64 MiB window are all it touches), "hugetlb" (memory-backend-memfd hugetlb=on
+# hugetlbsize=2M) and "hugedir" (memory-backend-file mem-path= a directory on a hugetlbfs
+# mount made for the run): their 2 MiB pages are reserved for each run (vm.nr_hugepages
+# raised, then written back to what it was, here too if a run is interrupted), and a run is
+# skipped, saying so, when the kernel cannot find them), COLD_WAIT (seconds between filling guest RAM and the measured
 # operation, default 10 + 3 per GiB: see README.md, Caveats), RUNS (3), QEMU (/usr/bin/qemu-system-x86_64), ACCEL (auto: kvm if a
 # SeaBIOS guest runs under it, else tcg), QU_BIN (<repo>/build/qemu-upgrade, built with
 # `make` if missing), OUT (bench/RESULTS.md), CSV (bench/results.csv).
@@ -47,8 +53,8 @@ read -ra METHOD_LIST <<<"$METHODS"
 [ ${#METHOD_LIST[@]} -gt 0 ] || die "METHODS is empty"
 for m in "${METHOD_LIST[@]}"; do
 	case $m in
-	upgrade | lowmem | precopy | migrate) ;;
-	*) die "unknown method '$m' in METHODS (upgrade, lowmem, precopy, migrate)" ;;
+	upgrade | lowmem | precopy | migrate | sparse | hugetlb | hugedir) ;;
+	*) die "unknown method '$m' in METHODS (upgrade, lowmem, precopy, migrate, sparse, hugetlb, hugedir)" ;;
 	esac
 done
 [ -z "$COLD_WAIT" ] || [[ $COLD_WAIT =~ ^[0-9]+([.][0-9]+)?$ ]] || die "COLD_WAIT is seconds: '$COLD_WAIT'"
@@ -61,10 +67,19 @@ fi
 
 HELPERS=$(mktemp -d /tmp/qu-bench-helpers.XXXXXX) || exit 2
 child=
+# bench.py gives back the huge pages of each run; this is the net under it, should it die
+# holding some (it notes how many it added in HELPERS/hugepages-added).
+NR_HUGEPAGES=/proc/sys/vm/nr_hugepages
 cleanup() {
 	if [ -n "$child" ]; then
 		kill -TERM "$child" 2>/dev/null
 		wait "$child" 2>/dev/null
+	fi
+	local added
+	if added=$(cat "$HELPERS/hugepages-added" 2>/dev/null) && [[ $added =~ ^[0-9]+$ ]]; then
+		local now=$(($(cat "$NR_HUGEPAGES") - added))
+		echo "run.sh: giving back $added huge pages (vm.nr_hugepages $((now < 0 ? 0 : now)))" >&2
+		echo "$((now < 0 ? 0 : now))" >"$NR_HUGEPAGES"
 	fi
 	rm -rf -- "$HELPERS"
 }
@@ -93,7 +108,7 @@ for size in "${SIZES[@]}"; do
 			child=
 			case $rc in
 			0) ;;
-			3) echo "run.sh: skipped $method at $size GiB run $run: not enough free memory" >&2 ;;
+			3) echo "run.sh: skipped $method at $size GiB run $run (see $CSV: not enough free memory or huge pages)" >&2 ;;
 			130 | 143) exit "$rc" ;;
 			*) echo "run.sh: $method at $size GiB run $run failed (see $CSV)" >&2 ;;
 			esac

@@ -55,11 +55,10 @@ static int chardev_listener(struct qu_vm *vm, long i)
 		/* Handed over by an earlier upgrade (or by a manager, as libvirt passes its
 		 * monitor): the path is in the socket table. A name (getfd) is no number to find;
 		 * the rewriter refuses it. */
-		char link[64];
+		const char *link = qu_fdtab_link(&vm->fds, qu_fd_number(fd));
 		unsigned long ino;
 		l.old_fd = qu_fd_number(fd);
-		if (qu_proc_fd_link(vm->pid, l.old_fd, link, sizeof(link)) == 0 &&
-		    sscanf(link, "socket:[%lu]", &ino) == 1)
+		if (link && sscanf(link, "socket:[%lu]", &ino) == 1)
 			qu_proc_unix_path(vm->pid, ino, l.path, sizeof(l.path), NULL);
 	} else {
 		goto out; /* a TCP server, or fd= by name: not a UNIX socket we can carry here */

@@ -6,7 +6,6 @@
 #include "upgrade/log.h"
 #include "qemu-integration/vm.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -31,25 +30,18 @@ static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(co
 
 /* QEMU opens a multiqueue tap's queues in order, so ascending descriptor numbers are the
  * queues in order. */
-static int taps_by_name(pid_t pid, const char *ifname, int *fds, int max)
+static int taps_by_name(const struct qu_fdtab *tab, const char *ifname, int *fds, int max)
 {
-	char path[64], iff[32];
+	char iff[32];
 	int n = 0;
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	if (!d)
-		return -errno;
-	for (struct dirent *e; (e = readdir(d));) {
-		int fd = atoi(e->d_name);
-		char link[32];
-		if (e->d_name[0] == '.' || qu_proc_fd_link(pid, fd, link, sizeof(link)) < 0 ||
-		    strcmp(link, "/dev/net/tun"))
+	for (size_t i = 0; i < tab->n; i++) {
+		if (strcmp(tab->e[i].link, "/dev/net/tun"))
 			continue;
-		tun_iff(pid, fd, iff, sizeof(iff));
+		/* fdinfo only for tun descriptors: the one thing the table does not hold. */
+		tun_iff(tab->pid, tab->e[i].fd, iff, sizeof(iff));
 		if (!strcmp(iff, ifname) && n < max)
-			fds[n++] = fd;
+			fds[n++] = tab->e[i].fd;
 	}
-	closedir(d);
 	qsort(fds, (size_t)n, sizeof(int), cmp_int);
 	return n;
 }
@@ -90,7 +82,7 @@ static int add_tap(struct qu_vm *vm, long arg, const char *id, const char *ifnam
 			tun_iff(vm->pid, t->old_fds[0], t->ifname, sizeof(t->ifname));
 	} else if (ifname) {
 		snprintf(t->ifname, sizeof(t->ifname), "%s", ifname);
-		t->nfds = taps_by_name(vm->pid, ifname, t->old_fds, QU_MAX_QUEUES);
+		t->nfds = taps_by_name(&vm->fds, ifname, t->old_fds, QU_MAX_QUEUES);
 		/* QEMU runs a downscript (default /etc/qemu-ifdown) for taps it opened itself. */
 		t->downscript = !downscript || (strcmp(downscript, "no") && *downscript);
 	}

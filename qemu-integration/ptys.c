@@ -11,7 +11,6 @@
 #include "upgrade/log.h"
 #include "qemu-integration/vm.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,22 +18,18 @@
 
 /* The master descriptor of /dev/pts/N in pid: a /dev/ptmx descriptor whose fdinfo says
  * tty-index N. */
-static int master_fd(pid_t pid, const char *pts)
+static int master_fd(const struct qu_fdtab *tab, const char *pts)
 {
-	char dir[64], path[96], link[64], *info = NULL;
+	char path[96], *info = NULL;
 	int found = -1;
 	const char *num = strrchr(pts, '/');
 	if (!num)
 		return -1;
-	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(dir);
-	if (!d)
-		return -1;
-	for (struct dirent *e; found < 0 && (e = readdir(d));) {
-		int fd = atoi(e->d_name);
-		if (e->d_name[0] == '.' || qu_proc_fd_link(pid, fd, link, sizeof(link)) < 0 || !strstr(link, "ptmx"))
+	for (size_t i = 0; found < 0 && i < tab->n; i++) {
+		int fd = tab->e[i].fd;
+		if (!strstr(tab->e[i].link, "ptmx"))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)pid, fd);
+		snprintf(path, sizeof(path), "/proc/%d/fdinfo/%d", (int)tab->pid, fd);
 		if (qu_read_file(path, &info, NULL) == 0) {
 			char *t = strstr(info, "tty-index:");
 			if (t && atoi(t + 10) == atoi(num + 1))
@@ -43,7 +38,6 @@ static int master_fd(pid_t pid, const char *pts)
 			info = NULL;
 		}
 	}
-	closedir(d);
 	return found;
 }
 
@@ -103,8 +97,8 @@ int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 			   !qu_opts_get_bool(&o, "tn3270") && !qu_opts_get_bool(&o, "websocket")) {
 			/* A connected socket (a pty relay's, or one passed in): carried as it is, once it
 			 * is known to be a socket. Protocols on top (TLS, telnet) keep state in QEMU. */
-			char link[64];
-			if (qu_proc_fd_link(vm->pid, atoi(fd), link, sizeof(link)) == 0 && !strncmp(link, "socket:", 7)) {
+			const char *link = qu_fdtab_link(&vm->fds, atoi(fd));
+			if (link && !strncmp(link, "socket:", 7)) {
 				snprintf(p.chardev, sizeof(p.chardev), "%s", id);
 				p.relayed = 1;
 				p.old_fd = atoi(fd);
@@ -150,7 +144,7 @@ int qu_find_ptys(struct qu_vm *vm, struct qu_qmp *q, uint64_t deadline_us)
 				qu_copy_printable(p->pts, sizeof(p->pts), str_of(file) + 4);
 		}
 		if (!p->relayed && p->pts[0])
-			p->old_fd = master_fd(vm->pid, p->pts);
+			p->old_fd = master_fd(&vm->fds, p->pts);
 		if (!p->relayed && p->old_fd < 0)
 			qu_debug("pty chardev '%s' (%s): no master descriptor found", p->chardev, p->pts[0] ? p->pts : "?");
 	}

@@ -4,6 +4,7 @@
 
 #include "qemu-integration/argv.h"
 #include "upgrade/context.h"
+#include "upgrade/fdpass/fdtable.h"
 #include "upgrade/fdpass/pidfd.h"
 
 #include <limits.h>
@@ -89,6 +90,7 @@ struct qu_fdset_fd {
 struct qu_vm {
 	pid_t pid;
 	struct qu_pin pin;       /* held from before the first read of /proc/PID to the end */
+	struct qu_fdtab fds;     /* /proc/PID/fd, read once right after the pin: every user looks here */
 	char exe[PATH_MAX];      /* /proc/PID/exe as the kernel shows it */
 	char exe_path[PATH_MAX]; /* the same path without " (deleted)" */
 	int exe_deleted;

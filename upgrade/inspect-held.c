@@ -11,7 +11,6 @@
 #include "upgrade/log.h"
 #include "upgrade/pageflip/ram.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,21 +68,12 @@ static void machine_from_argv(struct qu_vm *vm)
 
 /* The guest runs under KVM when QEMU holds a KVM VM descriptor: the kernel's word, whatever
  * the command line asked for (-accel kvm:tcg falls back). */
-static int holds_kvm_vm(pid_t pid)
+static int holds_kvm_vm(const struct qu_fdtab *fds)
 {
-	char path[64], link[64];
-	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	DIR *d = opendir(path);
-	int found = 0;
-	for (struct dirent *e; d && !found && (e = readdir(d));) {
-		if (e->d_name[0] == '.')
-			continue;
-		found = qu_proc_fd_link(pid, atoi(e->d_name), link, sizeof(link)) == 0 &&
-			!strcmp(link, "anon_inode:kvm-vm");
-	}
-	if (d)
-		closedir(d);
-	return found;
+	for (size_t i = 0; i < fds->n; i++)
+		if (!strcmp(fds->e[i].link, "anon_inode:kvm-vm"))
+			return 1;
+	return 0;
 }
 
 /* The memory backends from the -object options (both forms), or the implicit one of -m. */
@@ -184,7 +174,7 @@ int qu_inspect_held(pid_t pid, const struct qu_libvirt *lv, const char *holder, 
 	machine_from_argv(vm);
 	if (!vm->machine[0] || !strchr(vm->machine, '-'))
 		note(unchecked, len, "the concrete machine type (the command line names none, or an alias)");
-	vm->kvm = holds_kvm_vm(pid);
+	vm->kvm = holds_kvm_vm(&vm->fds);
 	if ((r = ram_from_argv(vm)) < 0 || (r = qu_ram_find_fds(vm)) < 0)
 		return qu_pin_check(&vm->pin) ?: r;
 	fdsets_from_argv(vm);

@@ -26,6 +26,7 @@
 void qu_vm_free(struct qu_vm *vm)
 {
 	qu_pin_close(&vm->pin);
+	qu_fdtab_free(&vm->fds);
 	qu_argv_free(&vm->argv);
 	qu_strv_free(vm->env);
 	vm->env = NULL;
@@ -91,8 +92,8 @@ static int find_listener_fds(struct qu_vm *vm)
 		unsigned long ino;
 		if (l->old_fd >= 0)
 			continue;
-		if (qu_proc_unix_listener(vm->pid, l->path, &ino) < 0 ||
-		    (l->old_fd = qu_proc_fd_by_socket(vm->pid, ino)) < 0) {
+		if (qu_proc_unix_listener(vm->pid, &vm->fds, l->path, &ino) < 0 ||
+		    (l->old_fd = qu_fdtab_by_socket(&vm->fds, ino)) < 0) {
 			l->old_fd = -1;
 			return qu_err(-ENOENT, "chardev '%s': no listening socket at %s in PID %d",
 				      l->chardev, l->path, (int)vm->pid);
@@ -299,6 +300,9 @@ int qu_inspect_proc(pid_t pid, const char *qmp_override, struct qu_vm *vm)
 		return r;
 	if ((r = read_proc(vm)) < 0)
 		return qu_pin_check(&vm->pin) ?: r;
+	/* Once: the listeners, taps, ptys and RAM below all look their descriptors up here. */
+	if ((r = qu_fdtab_read(pid, &vm->fds)) < 0)
+		return qu_pin_check(&vm->pin) ?: qu_err(r, "cannot read /proc/%d/fd: %s", (int)pid, strerror(-r));
 	/* What /proc said must be this process's before anyone is talked to on its behalf. */
 	if ((r = qu_find_listeners(vm)) < 0 || (r = qu_find_rebound(vm)) < 0 || (r = qu_find_taps(vm)) < 0 ||
 	    (r = qu_context_read(pid, &vm->ctx)) < 0 || (r = qu_pin_check(&vm->pin)) < 0)

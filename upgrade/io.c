@@ -125,7 +125,7 @@ void qu_close(int *fd)
 	*fd = -1;
 }
 
-int qu_write_file_atomic(const char *path, const void *buf, size_t len)
+static int write_and_rename(const char *path, const void *buf, size_t len, int durable)
 {
 	char tmp[PATH_MAX + 8];
 	int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
@@ -136,7 +136,7 @@ int qu_write_file_atomic(const char *path, const void *buf, size_t len)
 	if (fd < 0)
 		return -errno;
 	int r = qu_write_full(fd, buf, len);
-	if (r == 0 && fsync(fd) < 0)
+	if (r == 0 && durable && fsync(fd) < 0)
 		r = -errno;
 	if (close(fd) < 0 && r == 0)
 		r = -errno;
@@ -145,4 +145,14 @@ int qu_write_file_atomic(const char *path, const void *buf, size_t len)
 	if (r < 0)
 		unlink(tmp);
 	return r;
+}
+
+int qu_write_file_atomic(const char *path, const void *buf, size_t len)
+{
+	return write_and_rename(path, buf, len, 1);
+}
+
+int qu_replace_file(const char *path, const void *buf, size_t len)
+{
+	return write_and_rename(path, buf, len, 0);
 }

@@ -14,6 +14,13 @@ int qu_read_file(const char *path, char **out, size_t *len);
  * atomically and durably: written to PATH.tmp (made anew, never through a link), synced, and
  * renamed over path. 0 or -errno; nothing is left behind on failure. */
 int qu_write_file_atomic(const char *path, const void *buf, size_t len);
+/* The same, without fsync: atomic for every reader and against the death of this process
+ * (rename replaces the file whole, and the page cache outlives the process), not against the
+ * host's crash, after which the file may hold the old contents or nothing. For records that
+ * only matter while the processes they describe exist (the upgrade journal: after a host
+ * crash no QEMU survives, so there is nothing to settle), where an fsync per write costs more
+ * than it protects. 0 or -errno; nothing is left behind on failure. */
+int qu_replace_file(const char *path, const void *buf, size_t len);
 /* poll() one fd for events until deadline; -ETIMEDOUT when it passes. */
 int qu_poll_one(int fd, short events, unsigned long long deadline_us);
 void qu_close(int *fd);

@@ -168,6 +168,21 @@ static void printable(const char *in, char *out, size_t len)
 	out[i] = '\0';
 }
 
+/* Leaves out of refs the cgroups the new thread is in already (its /proc/.../cgroup text):
+ * a join moves a thread even into its own cgroup, under the kernel's threadgroup lock.
+ * Returns how many are left. */
+static int drop_joined(const char *new_text, struct qu_cgref *refs, int n)
+{
+	int k = 0;
+	for (int i = 0; i < n; i++) {
+		struct qu_cgref now;
+		if (find_ref(new_text, refs[i].controllers, &now) == 0 && !strcmp(now.path, refs[i].path))
+			continue;
+		refs[k++] = refs[i];
+	}
+	return k;
+}
+
 /* new thread tid joins each of refs. Returns how many joins failed (each warned about). */
 static int join(pid_t tid, const char *name, const struct qu_cgref *refs, int nrefs)
 {
@@ -231,6 +246,15 @@ int qu_thread_cgroups_copy(pid_t from, pid_t to, int *failed)
 		free(text);
 		if (nrefs == 0)
 			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/cgroup", (int)to, (int)neu[i].tid);
+		if (qu_read_file(path, &text, NULL) == 0) {
+			nrefs = drop_joined(text, refs, nrefs);
+			free(text);
+		}
+		if (nrefs == 0) {
+			moved++; /* where it belongs already */
+			continue;
+		}
 		int bad = join(neu[i].tid, neu[i].name, refs, nrefs);
 		*failed += bad != 0;
 		moved += bad == 0;

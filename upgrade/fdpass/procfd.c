@@ -50,23 +50,6 @@ static int scan_fds(pid_t pid, int (*match)(pid_t, int, const void *), const voi
 	return best;
 }
 
-static int match_inode(pid_t pid, int fd, const void *arg)
-{
-	const struct stat *want = arg;
-	char path[64];
-	struct stat st;
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
-	if (stat(path, &st) < 0)
-		return 0;
-	return st.st_ino == want->st_ino && st.st_dev == want->st_dev;
-}
-
-int qu_proc_fd_by_inode(pid_t pid, dev_t dev, ino_t ino)
-{
-	struct stat want = { .st_dev = dev, .st_ino = ino };
-	return scan_fds(pid, match_inode, &want);
-}
-
 static int match_socket(pid_t pid, int fd, const void *arg)
 {
 	char link[128], want[64];
@@ -107,7 +90,7 @@ static int scan_unix(pid_t pid, int (*fn)(unsigned long flags, unsigned long ino
 }
 
 struct listener_query {
-	pid_t pid;
+	const struct qu_fdtab *fds;
 	const char *path;
 	unsigned long ino;
 };
@@ -117,15 +100,15 @@ struct listener_query {
 static int find_listener(unsigned long flags, unsigned long ino, const char *path, void *arg)
 {
 	struct listener_query *q = arg;
-	if (!(flags & UNIX_FLAG_ACCEPTCON) || strcmp(path, q->path) != 0 || qu_proc_fd_by_socket(q->pid, ino) < 0)
+	if (!(flags & UNIX_FLAG_ACCEPTCON) || strcmp(path, q->path) != 0 || qu_fdtab_by_socket(q->fds, ino) < 0)
 		return 0;
 	q->ino = ino;
 	return 1;
 }
 
-int qu_proc_unix_listener(pid_t pid, const char *path, unsigned long *ino)
+int qu_proc_unix_listener(pid_t pid, const struct qu_fdtab *fds, const char *path, unsigned long *ino)
 {
-	struct listener_query q = { .pid = pid, .path = path };
+	struct listener_query q = { .fds = fds, .path = path };
 	int r = scan_unix(pid, find_listener, &q);
 	if (r == 0)
 		*ino = q.ino;

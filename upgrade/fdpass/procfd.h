@@ -2,6 +2,8 @@
 #ifndef QU_PROCFD_H
 #define QU_PROCFD_H
 
+#include "upgrade/fdpass/fdtable.h"
+
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -9,14 +11,14 @@
 int qu_proc_readlink(pid_t pid, const char *rel, char *buf, size_t len);
 /* readlink of /proc/PID/fd/FD into buf; -errno if the descriptor does not exist. */
 int qu_proc_fd_link(pid_t pid, int fd, char *buf, size_t len);
-/* The lowest descriptor of pid whose target is the inode (dev, ino), or -ENOENT. */
-int qu_proc_fd_by_inode(pid_t pid, dev_t dev, ino_t ino);
-/* The descriptor of pid that is socket inode ino, or -ENOENT. */
+/* The descriptor of pid that is socket inode ino, or -ENOENT: a fresh walk of /proc/PID/fd,
+ * for a socket the process may have accepted just now (inspect's users have qu_fdtab). */
 int qu_proc_fd_by_socket(pid_t pid, unsigned long ino);
 
 /* In pid's network namespace, the inode of the listening UNIX socket bound to path that pid
- * holds (another process's socket bound to the same path does not count). */
-int qu_proc_unix_listener(pid_t pid, const char *path, unsigned long *ino);
+ * holds, by its descriptor table fds (another process's socket bound to the same path does
+ * not count). */
+int qu_proc_unix_listener(pid_t pid, const struct qu_fdtab *fds, const char *path, unsigned long *ino);
 /* The path a UNIX socket inode is bound to (empty for unnamed ones). */
 int qu_proc_unix_path(pid_t pid, unsigned long ino, char *path, size_t len, int *listening);
 

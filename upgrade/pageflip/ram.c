@@ -267,7 +267,7 @@ int qu_ram_find_fds(struct qu_vm *vm)
 		return qu_err(r, "cannot read /proc/%d/maps: %s", (int)vm->pid, strerror(-r));
 	}
 	for (size_t k = 0; k < n; k++) {
-		int fd = qu_proc_fd_by_inode(vm->pid, m[k].dev, m[k].ino);
+		int fd = qu_fdtab_by_inode(&vm->fds, m[k].dev, m[k].ino);
 		m[k].fd = fd >= 0 ? fd : -1;
 	}
 	find_page_sizes(vm, m, n);
