@@ -25,8 +25,11 @@ static void cmdline(const char *netdev)
 {
 	char *argv[] = { (char *)"qemu-system-x86_64", (char *)"-netdev", (char *)netdev, NULL };
 	qu_argv_free(&vm.argv);
+	qu_fdtab_free(&vm.fds);
 	memset(&vm, 0, sizeof(vm));
 	vm.pid = getpid();
+	/* As inspect does: taps are found in the one read of /proc/PID/fd. */
+	assert_int_equal(qu_fdtab_read(vm.pid, &vm.fds), 0);
 	assert_int_equal(qu_argv_from_array(3, argv, &vm.argv), 0);
 	assert_int_equal(qu_find_taps(&vm), 0);
 	assert_int_equal(vm.ntaps, 1);
