@@ -190,6 +190,10 @@ static int wait_gone(int nl, const struct watch *w, int ifindex)
 			continue;
 		}
 		int left = (int)n;
+/* NLMSG_OK compares the header's unsigned length with an int, as the kernel's headers mean it to
+ * (an unsigned count would wrap below zero after an unaligned last message). */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wsign-compare"
 		for (struct nlmsghdr *h = (struct nlmsghdr *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
 			if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
 				struct nlmsgerr *e = NLMSG_DATA(h);
@@ -206,6 +210,7 @@ static int wait_gone(int nl, const struct watch *w, int ifindex)
 			if (h->nlmsg_type == RTM_DELLINK || (w->persist && carrier_of(h) == 0))
 				return 0;
 		}
+#pragma GCC diagnostic pop
 	}
 }
 
