@@ -88,7 +88,7 @@ $(BUILD)/qemu-upgrade-test: $(BUILD)/upgrade/main.o $(BUILD)/upgrade/testhooks-o
 	$(CC) -o $@ $^ $(LDLIBS)
 
 HELPERS  = $(BUILD)/tests/helpers/tapopen $(BUILD)/tests/helpers/evilpreload.so $(BUILD)/tests/helpers/seccompwrap \
-	   $(BUILD)/tests/helpers/fakedaemon
+	   $(BUILD)/tests/helpers/fakedaemon $(BUILD)/tests/helpers/tapqueues
 
 $(BUILD)/tests/helpers/%: tests/helpers/%.c
 	@mkdir -p $(dir $@)

@@ -22,6 +22,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* QEMU steers a tap with its own eBPF program where virtio-net's RSS is on, and keeps the
+ * program's descriptor: the tool then leaves the tap's steering alone. */
+static int holds_bpf_program(const struct qu_vm *vm)
+{
+	for (size_t i = 0; i < vm->fds.n; i++)
+		if (vm->fds.e[i].link && !strcmp(vm->fds.e[i].link, "anon_inode:bpf-prog"))
+			return 1;
+	return 0;
+}
+
 /* The sequencer: the steps every local strategy takes, in order, with the strategy's own
  * between the new QEMU's start and the commit point. */
 static int run(struct qu_txn *t)
@@ -66,7 +76,7 @@ static int run(struct qu_txn *t)
 	for (size_t i = 0; i < t->j.nrebound; i++)
 		rebound[i] = t->j.rebound[i];
 	qu_rebound_aside(&t->j.vm_user, rebound, t->j.nrebound);
-	qu_tap_headers(&t->h, fds, nfds, 0);
+	qu_tap_prepare(&t->h, fds, nfds, !holds_bpf_program(t->vm));
 	struct qu_tap_watch watch;
 	qu_tap_watch_start(&watch, &t->h, fds, nfds);
 	r = txn_start_target(t, ctl, mig[1]);
@@ -74,6 +84,7 @@ static int run(struct qu_txn *t)
 	qu_close(&mig[1]);
 	if (r < 0) {
 		qu_tap_watch_stop(&watch);
+		qu_tap_restore(&t->h, fds, nfds, 0);
 		goto out;
 	}
 	t->j.new_pid = t->new_pid;
@@ -82,7 +93,7 @@ static int run(struct qu_txn *t)
 		r = ops->prepare(t);
 	/* The new QEMU answers its monitor only after its netdevs and NICs are set up. */
 	qu_tap_watch_stop(&watch);
-	qu_tap_headers(&t->h, fds, nfds, 1);
+	qu_tap_restore(&t->h, fds, nfds, r == 0);
 	qu_harvest_close(&t->h, nfds); /* the new QEMU has its own copies now */
 	if (r < 0) {
 		txn_add_target_stderr(t);
@@ -199,6 +210,7 @@ static int execute(struct qu_txn *t)
 	else if (t->unsettled && t->plan->remote)
 		t->rep->new_pid = t->plan->remote->new_pid; /* where the guest may run: the operator checks it */
 	txn_relays_go(t, 0);
+	qu_tap_steer_release(&t->h);
 	qu_harvest_close(&t->h, t->plan->nfds);
 	qu_qmp_close(t->ctl);
 	qu_close(&t->pidfd_old);

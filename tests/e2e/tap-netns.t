@@ -5,16 +5,19 @@
 # upgrades: at most a few pings may go unanswered (the guest pauses for a few ms), the new
 # QEMU lives in the VM's namespace, and the old QEMU's exit runs no downscript. The upgraded
 # QEMU's exit does, once, for the named tap (upgrade/tapwatch.c; QEMU runs none for fd=).
+# The guest uses one of the two queues: the other stays detached in every QEMU, also after an
+# upgrade that failed once the new QEMU had started (upgrade/fdpass/tapsteer.h).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/net.sh"
 
-tap_plan 20
+tap_plan 26
 ns=qu-tap-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
 vm_defer "ip netns del $ns"
 tapopen=$QU_BUILD/tests/helpers/tapopen
+tapqueues=$QU_BUILD/tests/helpers/tapqueues
 marker=$(mktemp -u)
 _vm_paths+=("$marker" "$marker.sh")
 printf '#!/bin/sh\necho "downscript ran for $1" >>%s\n' "$marker" >"$marker.sh"
@@ -31,10 +34,28 @@ ip -n "$ns" link set tap0 up && ip -n "$ns" addr add 10.0.2.1/24 dev tap0
 ip -n "$ns" link set tap1 up && ip -n "$ns" addr add 10.0.3.1/24 dev tap1
 for d in "$dir1" "$dir2"; do VM_SERIAL=$d/serial.log VM_PID=$(cat "$d/qemu.pid") vm_wait_ready || exit 1; done
 
+queues=$("$tapqueues" "$pid2")
+[ "$queues" = "attached detached" ]
+tap_ok $? "named 2-queue tap: the guest uses one queue, the other is detached ($queues)"
 for round in 1 2; do
 	upgrade_pinging "$ns" tap0 "fd tap, round $round" "$dir1" 10.0.2.15
 	upgrade_pinging "$ns" tap1 "named 2-queue tap, round $round" "$dir2" 10.0.3.15
+	now=$("$tapqueues" "$(cat "$dir2/qemu.pid")")
+	[ "$now" = "$queues" ]
+	tap_ok $? "named 2-queue tap, round $round: the new QEMU's queues as the old one had them ($now)"
 done
+# A failure once the new QEMU has started: the old QEMU keeps the guest and its queues as
+# they were (the unused one was attached for the new QEMU's start, and detached again).
+old=$(cat "$dir2/qemu.pid")
+QEMU_UPGRADE_FAULT=2 "$QU_BIN" --pid "$old" --quiet >/dev/null 2>"$dir2/err"
+rc=$?
+[ "$rc" = 1 ] && [ "$(cat "$dir2/qemu.pid")" = "$old" ] && [ "$(vm_runstate "$dir2/qmp.sock" 2>/dev/null)" = running ]
+tap_ok $? "named 2-queue tap: a fault after the new QEMU started: exit 1, the old QEMU runs ($rc, $(tr '\n' ' ' <"$dir2/err" | cut -c1-200))"
+now=$("$tapqueues" "$old")
+[ "$now" = "$queues" ]
+tap_ok $? "named 2-queue tap: after the rollback the old QEMU's queues are as they were ($now)"
+ip netns exec "$ns" ping -i 0.01 -c 100 -q 10.0.3.15 >"$dir2/ping" 2>&1
+tap_ok $? "named 2-queue tap: after the rollback the guest answers 100 pings of 100 ($(grep -o '[0-9]* received' "$dir2/ping"))"
 [ ! -e "$marker" ]
 tap_ok $? "no downscript ran when the old QEMUs retired"
 for d in "$dir1" "$dir2"; do

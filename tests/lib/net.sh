@@ -9,6 +9,19 @@ _net_rx() { ip netns exec "$1" cat "/sys/class/net/$2/statistics/rx_packets" 2>/
 # per 10 ms of the guest's pause, the upgrade succeeds (in a new process; with --keep-pid in
 # the same one) and the new QEMU runs in the VM's network namespace. Four TAP results; the
 # report is left in DIR/report.
+# _net_lost_when PINGLOG T0 T1: which pings of a `ping -D -O` run went unanswered, and when
+# they were sent, in ms from T0 (the upgrade's start; it ended at T1).
+_net_lost_when() {
+	awk -v t0="$2" -v t1="$3" '
+		/no answer yet for icmp_seq=/ { ts = substr($1, 2, length($1) - 2); sub(/.*icmp_seq=/, ""); lost[$0 + 0] = ts }
+		/bytes from .*icmp_seq=/ { for (i = 1; i <= NF; i++) if ($i ~ /^icmp_seq=/) { split($i, a, "="); delete lost[a[2] + 0] } }
+		END {
+			out = sprintf("upgrade took %.0f ms; lost (seq @ ms from its start):", (t1 - t0) * 1000)
+			for (s in lost) out = out sprintf(" %d@%.0f", s, (lost[s] - t0) * 1000)
+			print out
+		}' "$1"
+}
+
 upgrade_pinging() {
 	local ns=$1 tap=$2 name=$3 dir=$4 ip=$5 old new report lost sent pause rx0 end keep=
 	shift 5
@@ -17,12 +30,15 @@ upgrade_pinging() {
 	ip netns exec "$ns" ping -c 3 -W 5 "$ip" >/dev/null
 	tap_ok $? "$name: the guest answers pings before the upgrade"
 	rx0=$(_net_rx "$ns" "$tap")
-	ip netns exec "$ns" ping -i 0.01 -c 300 -q "$ip" >"$dir/ping" 2>&1 &
+	ip netns exec "$ns" ping -i 0.01 -c 300 -D -O "$ip" >"$dir/ping" 2>&1 &
 	local pinger=$!
 	# Upgrade once the guest is answering this run of pings (20 replies on the tap).
 	end=$((SECONDS + 10))
 	while [ "$(_net_rx "$ns" "$tap")" -lt $((rx0 + 20)) ] && [ $SECONDS -lt $end ]; do sleep 0.05; done
+	local t0 t1
+	t0=$(date +%s.%N)
 	report=$("$QU_BIN" --pid "$old" "$@" --json --quiet 2>"$dir/err")
+	t1=$(date +%s.%N)
 	echo "$report" >"$dir/report"
 	wait "$pinger"
 	new=$(cat "$dir/qemu.pid")
@@ -40,6 +56,7 @@ upgrade_pinging() {
 	allowed=$((3 + whole / 10))
 	[ "$sent" = 300 ] && [ "$lost" -le "$allowed" ]
 	tap_ok $? "$name: pings at 10 ms: $lost of 300 lost, at most 3 plus one per 10 ms of the $pause ms pause ($allowed)"
+	[ "$lost" -le "$allowed" ] || tap_diag "$name: $(_net_lost_when "$dir/ping" "$t0" "$t1")"
 	[ "$(readlink "/proc/$new/ns/net")" = "$(readlink "/proc/$old/ns/net" 2>/dev/null || ip netns exec "$ns" readlink /proc/self/ns/net)" ]
 	tap_ok $? "$name: the new QEMU runs in the VM's network namespace"
 }

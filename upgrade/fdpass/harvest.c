@@ -1,10 +1,12 @@
 #include "upgrade/fdpass/harvest.h"
 #include "upgrade/fdpass/kinds.h"
 #include "upgrade/fdpass/pidfd.h"
+#include "upgrade/fdpass/tapsteer.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -15,8 +17,11 @@
 
 void qu_harvest_init(struct qu_harvest *h)
 {
-	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
+	for (size_t i = 0; i < QU_MAX_CARRIED; i++) {
 		h->local[i] = -1;
+		h->tap_steer[i] = -1;
+		h->tap_attached[i] = 0;
+	}
 	h->nrelays = 0;
 }
 
@@ -40,29 +45,62 @@ int qu_harvest(struct qu_harvest *h, const struct qu_carried *fds, size_t n, pid
  * loaded. The header size is the tap device's, so it is read before and put back at once.
  * A multiqueue tap's queue that the guest does not use is detached in the kernel, but a
  * starting QEMU believes every queue attached and aborts when detaching one fails: such
- * queues are attached again just before it starts (it detaches them itself as it sets up
- * the NIC; frames the kernel steers to them meanwhile are lost). */
-void qu_tap_headers(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int restore)
+ * queues are attached again just before it starts, with the tap steered to a queue the
+ * guest reads until the new QEMU has detached them again (upgrade/fdpass/tapsteer.h). */
+void qu_tap_prepare(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int may_steer)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (fds[i].kind != QU_FD_TAP || h->local[i] < 0)
 			continue;
-		if (!restore) {
-			struct ifreq ifr;
-			if (ioctl(h->local[i], TUNGETVNETHDRSZ, &h->tap_hdr[i]) < 0)
-				h->tap_hdr[i] = -1;
-			memset(&ifr, 0, sizeof(ifr));
-			if (ioctl(h->local[i], TUNGETIFF, &ifr) == 0 && (ifr.ifr_flags & IFF_DETACH_QUEUE)) {
-				memset(&ifr, 0, sizeof(ifr));
-				ifr.ifr_flags = IFF_ATTACH_QUEUE;
-				if (ioctl(h->local[i], TUNSETQUEUE, &ifr) < 0)
-					qu_info("warning: %s: cannot attach the queue: %s", fds[i].name,
-						strerror(errno));
-			}
-		} else if (h->tap_hdr[i] > 0 && ioctl(h->local[i], TUNSETVNETHDRSZ, &h->tap_hdr[i]) < 0) {
+		if (ioctl(h->local[i], TUNGETVNETHDRSZ, &h->tap_hdr[i]) < 0)
+			h->tap_hdr[i] = -1;
+		if (qu_tap_queue_attached(h->local[i]) != 0)
+			continue;
+		int r = -EPERM;
+		if (may_steer && (r = qu_tap_steer_first(h->local[i])) == 0)
+			h->tap_steer[i] = fcntl(h->local[i], F_DUPFD_CLOEXEC, 3);
+		else
+			qu_info("warning: %s: frames the tap steers to its unused queue are lost until the new "
+				"QEMU sets its NIC up: %s", fds[i].name,
+				may_steer ? strerror(-r) : "the VM steers the tap itself (eBPF), left as it is");
+		if ((r = qu_tap_queue_set(h->local[i], 1)) == 0)
+			h->tap_attached[i] = 1;
+		else
+			qu_info("warning: %s: cannot attach the queue: %s", fds[i].name, strerror(-r));
+	}
+}
+
+void qu_tap_restore(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int nic_set_up)
+{
+	int still = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (fds[i].kind != QU_FD_TAP || h->local[i] < 0)
+			continue;
+		if (h->tap_hdr[i] > 0 && ioctl(h->local[i], TUNSETVNETHDRSZ, &h->tap_hdr[i]) < 0)
 			qu_info("warning: %s: cannot restore the vnet header size: %s", fds[i].name,
 				strerror(errno));
-		}
+		if (!h->tap_attached[i] || qu_tap_queue_attached(h->local[i]) != 1)
+			continue;
+		/* A new QEMU that never set its NIC up leaves the queue attached: the old QEMU
+		 * believes it detached, so it is detached again. One that did set it up and left
+		 * it attached believes it attached: it stays, steered, until the end. */
+		if (!nic_set_up && qu_tap_queue_set(h->local[i], 0) < 0)
+			qu_info("warning: %s: cannot detach the queue again: %s", fds[i].name, strerror(errno));
+		still |= nic_set_up;
+	}
+	if (!still)
+		qu_tap_steer_release(h);
+}
+
+void qu_tap_steer_release(struct qu_harvest *h)
+{
+	for (size_t i = 0; i < QU_MAX_CARRIED; i++) {
+		if (h->tap_steer[i] < 0)
+			continue;
+		int r = qu_tap_steer_clear(h->tap_steer[i]);
+		if (r < 0)
+			qu_info("warning: a tap stays steered to its first queue: %s", strerror(-r));
+		qu_close(&h->tap_steer[i]);
 	}
 }
 

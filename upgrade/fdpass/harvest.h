@@ -1,7 +1,7 @@
 /* Taking the carried descriptors out of the old QEMU (pidfd_getfd), or making them (a memfd
  * for converted RAM, /dev/vhost-net, a socket to a pty relay), before the new QEMU starts;
- * and keeping the taps' vnet header size as the old QEMU has it while the new one opens
- * them. */
+ * and keeping the taps as the old QEMU has them (vnet header size, queues, steering)
+ * while the new one opens them. */
 #ifndef QU_HARVEST_H
 #define QU_HARVEST_H
 
@@ -16,6 +16,8 @@ struct qu_harvest {
 	int local[QU_MAX_CARRIED];    /* our copy of fds[i], or -1 */
 	int tap_hdr[QU_MAX_CARRIED];  /* vnet header size of each tap queue before the new QEMU */
 	int relay_go[QU_MAX_CARRIED]; /* per pty relay: a byte at the commit point lets it start */
+	int tap_steer[QU_MAX_CARRIED]; /* a tap queue through which the tool steers the tap, or -1 */
+	signed char tap_attached[QU_MAX_CARRIED]; /* the tool attached this detached queue */
 	size_t nrelays;
 };
 
@@ -30,8 +32,16 @@ void qu_harvest_close(struct qu_harvest *h, size_t n);
  * pipes close unwritten and they end. */
 void qu_harvest_relays_go(struct qu_harvest *h, int go);
 
-/* restore=0: remember each tap's header size (and attach detached queues); 1: put it back. */
-void qu_tap_headers(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int restore);
+/* Before the new QEMU starts: remembers each tap's header size, and attaches the queues the
+ * guest does not use, steering the tap to its first queue meanwhile unless may_steer is 0
+ * (the VM steers it with its own eBPF program, which must stay). */
+void qu_tap_prepare(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int may_steer);
+/* Once the new QEMU answers its monitor (nic_set_up) or failed to start: the header sizes put
+ * back; queues it left attached detached again if it never set its NIC up; the steering
+ * removed, unless a queue stays attached (then at qu_tap_steer_release). */
+void qu_tap_restore(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int nic_set_up);
+/* The taps steer by flow again (the end of the transaction, whatever its outcome). */
+void qu_tap_steer_release(struct qu_harvest *h);
 
 /* While the new QEMU starts, a thread puts each tap's header size back as soon as it
  * changes, until stopped (the new QEMU answers its monitor: it is done with the taps). */
