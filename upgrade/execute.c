@@ -69,6 +69,11 @@ static int run(struct qu_txn *t)
 		r = ctl;
 		goto out;
 	}
+	/* Written down before they are attached, so that whoever settles the upgrade (this
+	 * process, its guardian, --recover) detaches them again and removes the steering. */
+	int steer = !holds_bpf_program(t->vm);
+	t->j.ntapq = qu_tap_unused_queues(&t->h, fds, nfds, t->j.tapq_old, t->j.tapq_new, QU_JOURNAL_MAX_TAPQ);
+	t->j.tap_steered = steer && t->j.ntapq > 0;
 	if ((r = txn_journal_step(t, QU_PH_TARGET_STARTING)) < 0)
 		goto out;
 	qu_pidfile_aside(&t->j.vm_user, t->j.pidfile);
@@ -76,7 +81,7 @@ static int run(struct qu_txn *t)
 	for (size_t i = 0; i < t->j.nrebound; i++)
 		rebound[i] = t->j.rebound[i];
 	qu_rebound_aside(&t->j.vm_user, rebound, t->j.nrebound);
-	qu_tap_prepare(&t->h, fds, nfds, !holds_bpf_program(t->vm));
+	qu_tap_prepare(&t->h, fds, nfds, steer);
 	struct qu_tap_watch watch;
 	qu_tap_watch_start(&watch, &t->h, fds, nfds);
 	r = txn_start_target(t, ctl, mig[1]);

@@ -178,6 +178,15 @@ static json_object *to_json(const struct qu_journal *j)
 	json_object_object_add(o, "cpr_exec", json_object_new_boolean(j->cpr_exec));
 	json_object_object_add(o, "cpr_fdset", json_object_new_int(j->cpr_fdset));
 	json_object_object_add(o, "caps_saved", json_object_new_boolean(j->caps_saved));
+	json_object *tq = json_object_new_array();
+	for (size_t i = 0; i < j->ntapq; i++) {
+		json_object *q = json_object_new_object();
+		json_object_object_add(q, "old_fd", json_object_new_int(j->tapq_old[i]));
+		json_object_object_add(q, "new_fd", json_object_new_int(j->tapq_new[i]));
+		json_object_array_add(tq, q);
+	}
+	json_object_object_add(o, "tap_queues_attached", tq);
+	json_object_object_add(o, "tap_steered", json_object_new_boolean(j->tap_steered));
 	json_object_object_add(o, "old_ignore_shared", json_object_new_boolean(j->old_settings.ignore_shared));
 	json_object_object_add(o, "old_events", json_object_new_boolean(j->old_settings.events));
 	json_object_object_add(o, "old_postcopy", json_object_new_boolean(j->old_settings.postcopy));
@@ -279,6 +288,13 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	j->cpr_exec = (int)get_int(o, "cpr_exec");
 	j->cpr_fdset = json_object_object_get_ex(o, "cpr_fdset", NULL) ? (int)get_int(o, "cpr_fdset") : -1;
 	j->caps_saved = (int)get_int(o, "caps_saved");
+	if (json_object_object_get_ex(o, "tap_queues_attached", &l) && json_object_is_type(l, json_type_array))
+		for (size_t i = 0; i < json_object_array_length(l) && j->ntapq < QU_JOURNAL_MAX_TAPQ; i++) {
+			json_object *q = json_object_array_get_idx(l, i);
+			j->tapq_old[j->ntapq] = (int)get_int(q, "old_fd");
+			j->tapq_new[j->ntapq++] = (int)get_int(q, "new_fd");
+		}
+	j->tap_steered = (int)get_int(o, "tap_steered");
 	j->old_settings.ignore_shared = (int)get_int(o, "old_ignore_shared");
 	j->old_settings.events = (int)get_int(o, "old_events");
 	j->old_settings.postcopy = (int)get_int(o, "old_postcopy");

@@ -8,6 +8,7 @@
 
 #include "qemu-integration/migration.h"
 #include "upgrade/fdpass/asuser.h"
+#include "upgrade/fdpass/carried.h"
 #include "upgrade/statedir.h"
 #include "qemu-integration/vm.h"
 
@@ -28,6 +29,9 @@ enum qu_phase {
 	QU_PH_RETIRED,              /* old QEMU gone: nothing left to do */
 	QU_PH_ROLLED_BACK,          /* undone: the old QEMU runs the guest */
 };
+
+/* As many tap queues as an upgrade carries descriptors. */
+#define QU_JOURNAL_MAX_TAPQ QU_MAX_CARRIED
 
 struct qu_journal {
 	enum qu_phase phase;
@@ -57,6 +61,13 @@ struct qu_journal {
 	int cpr_exec;
 	int cpr_fdset;                         /* the descriptor set holding it in the old image; -1 */
 	int caps_saved;                        /* old_settings holds the old QEMU's values */
+	/* Multiqueue taps: the queues the guest did not use, attached for the new QEMU's start
+	 * (by their number in the old QEMU and in the new), and whether the tool steers the taps
+	 * meanwhile (upgrade/fdpass/tapsteer.h). A rollback detaches them again; either way the
+	 * steering goes. */
+	int tapq_old[QU_JOURNAL_MAX_TAPQ], tapq_new[QU_JOURNAL_MAX_TAPQ];
+	size_t ntapq;
+	int tap_steered;
 	struct qu_mig_settings old_settings;
 };
 

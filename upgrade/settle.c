@@ -192,6 +192,7 @@ static int resume_new(const struct qu_journal *j, struct qu_hold *h, uint64_t de
 static void forward(const struct qu_journal *j, struct qu_hold *h)
 {
 	qu_settings_back_on_new(j, h);
+	qu_taps_settle(j, h, 0);
 	qu_retire_old(j, h, 1);
 }
 

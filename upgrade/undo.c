@@ -9,6 +9,7 @@
 #include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
 #include "upgrade/fdpass/rootsock.h"
+#include "upgrade/fdpass/tapsteer.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/paths.h"
@@ -237,6 +238,21 @@ void qu_paths_settle(const struct qu_journal *j, int committed)
 	qu_rebound_settle(&j->vm_user, rebound, j->nrebound, committed);
 }
 
+int qu_taps_settle(const struct qu_journal *j, struct qu_hold *h, int back)
+{
+	if (!j->ntapq)
+		return 0;
+	int mine = back ? h->pidfd_old < 0 : h->pidfd_new < 0;
+	int pfd = back ? (mine ? pidfd_of(j->old_pid, j->old_start) : h->pidfd_old)
+		       : (mine ? pidfd_of(j->new_pid, j->new_start) : h->pidfd_new);
+	if (pfd < 0)
+		return 0;
+	int n = qu_tap_settle_queues(pfd, back ? j->tapq_old : j->tapq_new, j->ntapq, back, j->tap_steered);
+	if (mine)
+		close(pfd);
+	return n;
+}
+
 int qu_undo(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us, char *done, size_t len)
 {
 	/* The pidfile names the old QEMU again before the new one dies: a manager that watches
@@ -257,6 +273,8 @@ int qu_undo(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us,
 		say(done, len, "old QEMU is gone");
 		return qu_err(-ESRCH, "the old QEMU %d is gone: the guest is lost", (int)j->old_pid);
 	}
+	if (qu_taps_settle(j, h, 1) > 0)
+		say(done, len, "the taps' unused queues detached again");
 	struct qu_qmp *q = h->old;
 	int r = q ? 0 : qu_connect_old(j, deadline_us, &q);
 	if (r < 0)

@@ -50,6 +50,11 @@ void qu_stop_new(const struct qu_journal *j, struct qu_hold *h);
  * -errno when the old QEMU could not be reached or resumed. */
 int qu_undo(const struct qu_journal *j, struct qu_hold *h, uint64_t deadline_us, char *done, size_t len);
 
+/* Multiqueue taps (the journal's tap queues): back=1, the queues the tool attached for the new
+ * QEMU's start are detached again in the old QEMU; either way the tool's steering goes (taken
+ * through the old QEMU's queues, or the new QEMU's with back=0). How many it detached. */
+int qu_taps_settle(const struct qu_journal *j, struct qu_hold *h, int back);
+
 /* The new QEMU gets the old one's migration settings back (a later save or migration of the
  * VM must not inherit x-ignore-shared). A failure is a warning: the guest runs. */
 void qu_settings_back_on_new(const struct qu_journal *j, struct qu_hold *h);

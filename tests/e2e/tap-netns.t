@@ -6,13 +6,14 @@
 # QEMU lives in the VM's namespace, and the old QEMU's exit runs no downscript. The upgraded
 # QEMU's exit does, once, for the named tap (upgrade/tapwatch.c; QEMU runs none for fd=).
 # The guest uses one of the two queues: the other stays detached in every QEMU, also after an
-# upgrade that failed once the new QEMU had started (upgrade/fdpass/tapsteer.h).
+# upgrade that failed once the new QEMU had started, or whose tool was killed then
+# (upgrade/fdpass/tapsteer.h).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/net.sh"
 
-tap_plan 26
+tap_plan 29
 ns=qu-tap-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
 vm_defer "ip netns del $ns"
@@ -56,6 +57,19 @@ now=$("$tapqueues" "$old")
 tap_ok $? "named 2-queue tap: after the rollback the old QEMU's queues are as they were ($now)"
 ip netns exec "$ns" ping -i 0.01 -c 100 -q 10.0.3.15 >"$dir2/ping" 2>&1
 tap_ok $? "named 2-queue tap: after the rollback the guest answers 100 pings of 100 ($(grep -o '[0-9]* received' "$dir2/ping"))"
+# The tool killed at the same point: its guardian settles the upgrade from the journal, and
+# detaches the queue the tool had attached.
+QEMU_UPGRADE_STATE_DIR=$dir2/state QEMU_UPGRADE_FAULT=2:kill "$QU_BIN" --pid "$old" --quiet >/dev/null 2>"$dir2/err"
+rc=$?
+end=$((SECONDS + 60))
+while [ -n "$(ls -A "$dir2/state" 2>/dev/null)" ] && [ $SECONDS -lt $end ]; do sleep 0.1; done
+[ "$rc" = 137 ] && [ -z "$(ls -A "$dir2/state" 2>/dev/null)" ] && [ "$(vm_runstate "$dir2/qmp.sock" 2>/dev/null)" = running ]
+tap_ok $? "named 2-queue tap: the tool killed after the new QEMU started: the guardian settled, the old QEMU runs ($rc, state: $(ls "$dir2/state" 2>&1 | tr '\n' ' '))"
+now=$("$tapqueues" "$old")
+[ "$now" = "$queues" ]
+tap_ok $? "named 2-queue tap: after the guardian's rollback the old QEMU's queues are as they were ($now)"
+ip netns exec "$ns" ping -i 0.01 -c 100 -q 10.0.3.15 >"$dir2/ping" 2>&1
+tap_ok $? "named 2-queue tap: after the guardian's rollback the guest answers 100 pings of 100 ($(grep -o '[0-9]* received' "$dir2/ping"))"
 [ ! -e "$marker" ]
 tap_ok $? "no downscript ran when the old QEMUs retired"
 for d in "$dir1" "$dir2"; do

@@ -47,6 +47,18 @@ int qu_harvest(struct qu_harvest *h, const struct qu_carried *fds, size_t n, pid
  * starting QEMU believes every queue attached and aborts when detaching one fails: such
  * queues are attached again just before it starts, with the tap steered to a queue the
  * guest reads until the new QEMU has detached them again (upgrade/fdpass/tapsteer.h). */
+size_t qu_tap_unused_queues(const struct qu_harvest *h, const struct qu_carried *fds, size_t n, int *old_fds,
+			    int *new_fds, size_t max)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < max; i++)
+		if (fds[i].kind == QU_FD_TAP && h->local[i] >= 0 && qu_tap_queue_attached(h->local[i]) == 0) {
+			old_fds[k] = fds[i].old_fd;
+			new_fds[k++] = fds[i].target;
+		}
+	return k;
+}
+
 void qu_tap_prepare(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int may_steer)
 {
 	for (size_t i = 0; i < n; i++) {

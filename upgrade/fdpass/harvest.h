@@ -32,6 +32,10 @@ void qu_harvest_close(struct qu_harvest *h, size_t n);
  * pipes close unwritten and they end. */
 void qu_harvest_relays_go(struct qu_harvest *h, int go);
 
+/* The tap queues the guest does not use (detached), which qu_tap_prepare will attach: their
+ * numbers in the old QEMU and in the new, at most max. For the journal, before it does. */
+size_t qu_tap_unused_queues(const struct qu_harvest *h, const struct qu_carried *fds, size_t n, int *old_fds,
+			    int *new_fds, size_t max);
 /* Before the new QEMU starts: remembers each tap's header size, and attaches the queues the
  * guest does not use, steering the tap to its first queue meanwhile unless may_steer is 0
  * (the VM steers it with its own eBPF program, which must stay). */

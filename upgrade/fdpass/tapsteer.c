@@ -1,4 +1,6 @@
 #include "upgrade/fdpass/tapsteer.h"
+#include "upgrade/fdpass/pidfd.h"
+#include "upgrade/log.h"
 
 #include <errno.h>
 #include <linux/bpf.h>
@@ -59,4 +61,35 @@ int qu_tap_queue_set(int fd, int attach)
 	memset(&ifr, 0, sizeof(ifr));
 	ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
 	return ioctl(fd, TUNSETQUEUE, &ifr) < 0 ? -errno : 0;
+}
+
+int qu_tap_settle_queues(int pidfd, const int *fds, size_t n, int detach, int unsteer)
+{
+	int detached = 0;
+	for (size_t i = 0; i < n; i++) {
+		int fd = qu_pidfd_getfd(pidfd, fds[i]);
+		if (fd < 0) {
+			qu_info("warning: cannot take tap queue %d to settle it: %s", fds[i], strerror(-fd));
+			continue;
+		}
+		/* Only a tap queue: the number could name anything in a process we did not start. */
+		if (qu_tap_queue_attached(fd) < 0) {
+			close(fd);
+			continue;
+		}
+		if (detach && qu_tap_queue_attached(fd) == 1) {
+			int r = qu_tap_queue_set(fd, 0);
+			if (r < 0)
+				qu_info("warning: tap queue %d stays attached: %s", fds[i], strerror(-r));
+			else
+				detached++;
+		}
+		if (unsteer) {
+			int r = qu_tap_steer_clear(fd);
+			if (r < 0)
+				qu_info("warning: a tap stays steered to its first queue: %s", strerror(-r));
+		}
+		close(fd);
+	}
+	return detached;
 }

@@ -9,6 +9,8 @@
 #ifndef QU_TAPSTEER_H
 #define QU_TAPSTEER_H
 
+#include <stddef.h>
+
 /* Every frame the tap behind fd (any of its queues) receives goes to its first attached
  * queue. 0 or -errno (a kernel without TUNSETSTEERINGEBPF, or eBPF not allowed). */
 int qu_tap_steer_first(int fd);
@@ -18,5 +20,12 @@ int qu_tap_steer_clear(int fd);
 int qu_tap_queue_attached(int fd);
 /* Attaches (attach=1) or detaches the queue fd. 0 or -errno. */
 int qu_tap_queue_set(int fd, int attach);
+
+/* Settling an upgrade from its journal (the tool's own failure path, its guardian, --recover):
+ * the queues numbered fds[] in the process behind pidfd, taken with pidfd_getfd, are detached
+ * again where still attached (detach: a rollback to the QEMU that believes them detached), and
+ * the tap's steering removed (unsteer: the tool had set it). Returns how many queues it
+ * detached; what it could not do is a warning. */
+int qu_tap_settle_queues(int pidfd, const int *fds, size_t n, int detach, int unsteer);
 
 #endif
