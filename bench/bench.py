@@ -13,6 +13,7 @@ free memory), 1 failed (the row says why). Standard library only; QMP over UNIX 
 """
 import argparse
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -546,13 +547,22 @@ class HugePages:
     process dies. Skip when the kernel cannot find that many (fragmented memory, or no
     hugetlbfs)."""
 
+    # The machine's huge-page lock, which the tests take too (tests/lib/vm.sh,
+    # vm_hugepages_add): held while this run's pages are in the pool, so that a test that
+    # takes the pool's free pages on purpose, or sets a count of its own, waits for it.
+    LOCK = "/run/lock/qemu-upgrade-hugepages.lock"
+    LOCK_WAIT_S = 900
+
     def __init__(self, pages, helpers):
         self.added = 0
+        self.lock = None
         self.note = os.path.join(helpers, "hugepages-added")
         try:
             before = self.get()
         except (OSError, ValueError) as e:
             raise Skip(f"no huge pages on this host ({NR_HUGEPAGES}: {e})")
+        self.take_lock()
+        before = self.get()
         with open(self.note, "w") as f:
             f.write(str(pages))
         self.set(before + pages)
@@ -575,6 +585,21 @@ class HugePages:
         with open(NR_HUGEPAGES, "w") as f:
             f.write(str(max(n, 0)))
 
+    def take_lock(self):
+        self.lock = open(self.LOCK, "a")
+        deadline = time.monotonic() + self.LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    self.lock.close()
+                    self.lock = None
+                    raise Skip(f"the machine's huge-page lock {self.LOCK} stayed held for "
+                               f"{self.LOCK_WAIT_S} s (a test or another bench holds the pool)")
+                time.sleep(0.5)
+
     def release(self):
         if self.added:
             # Pages still in use (a QEMU not yet gone) become surplus and are freed with it.
@@ -584,6 +609,9 @@ class HugePages:
             os.unlink(self.note)
         except FileNotFoundError:
             pass
+        if self.lock:
+            self.lock.close()  # the flock goes with it
+            self.lock = None
 
 
 def mount_hugetlbfs(workdir):
