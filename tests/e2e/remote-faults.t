@@ -14,6 +14,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 bios_src=/usr/share/seabios/bios-256k.bin
 [ -r "$bios_src" ] || { echo "1..0 # SKIP no SeaBIOS image at $bios_src"; exit 0; }
 tap_plan 14
+# A state directory of its own: --recover settles every journal it finds, and the machine's
+# would hold the running upgrades of the tests beside this one (it waited for them, then
+# failed: seen in CI).
+QEMU_UPGRADE_STATE_DIR=$(mktemp -d) && _vm_paths+=("$QEMU_UPGRADE_STATE_DIR") && export QEMU_UPGRADE_STATE_DIR
 # Key directories other tests (or an earlier run) left are not this test's to answer for.
 tls_before=$(ls -d /run/qemu-upgrade-tls-* 2>/dev/null)
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
