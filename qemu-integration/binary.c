@@ -28,7 +28,7 @@ int qu_binary_open(const char *path, uid_t allowed, uid_t *owner, dev_t *dev, in
 	if (r < 0)
 		return r;
 	if (!d.trusted) {
-		r = qu_err(-EPERM, "%s: %s, so another user could change what runs: refused (install QEMU as root, in "
+		r = qu_err(-EPERM, "%s: %s, so another user could change what runs: refused (install it as root, in "
 			   "directories only root can write)", path, d.doubt);
 		qu_safe_close(&d);
 		return r;
@@ -40,7 +40,7 @@ int qu_binary_open(const char *path, uid_t allowed, uid_t *owner, dev_t *dev, in
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
 		r = qu_err(-EACCES, "%s is not an executable file", path);
 	else if (st.st_uid != 0 && st.st_uid != allowed)
-		r = qu_err(-EPERM, "%s belongs to uid %u: another user could change what runs: refused (install QEMU "
+		r = qu_err(-EPERM, "%s belongs to uid %u: another user could change what runs: refused (install it "
 			   "as root)", path, (unsigned)st.st_uid);
 	else if (st.st_mode & 022)
 		r = qu_err(-EPERM, "%s can be written by group or others: refused (chmod go-w it)", path);
