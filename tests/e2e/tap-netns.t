@@ -45,6 +45,15 @@ for round in 1 2; do
 	[ "$now" = "$queues" ]
 	tap_ok $? "named 2-queue tap, round $round: the new QEMU's queues as the old one had them ($now)"
 done
+# after_rollback WHO: the old QEMU's queues are as they were and the guest answers pings.
+after_rollback() {
+	local now
+	now=$("$tapqueues" "$old")
+	[ "$now" = "$queues" ]
+	tap_ok $? "named 2-queue tap: after $1 the old QEMU's queues are as they were ($now)"
+	ip netns exec "$ns" ping -i 0.01 -c 100 -q 10.0.3.15 >"$dir2/ping" 2>&1
+	tap_ok $? "named 2-queue tap: after $1 the guest answers 100 pings of 100 ($(grep -o '[0-9]* received' "$dir2/ping"))"
+}
 # A failure once the new QEMU has started: the old QEMU keeps the guest and its queues as
 # they were (the unused one was attached for the new QEMU's start, and detached again).
 old=$(cat "$dir2/qemu.pid")
@@ -52,11 +61,7 @@ QEMU_UPGRADE_FAULT=2 "$QU_BIN" --pid "$old" --quiet >/dev/null 2>"$dir2/err"
 rc=$?
 [ "$rc" = 1 ] && [ "$(cat "$dir2/qemu.pid")" = "$old" ] && [ "$(vm_runstate "$dir2/qmp.sock" 2>/dev/null)" = running ]
 tap_ok $? "named 2-queue tap: a fault after the new QEMU started: exit 1, the old QEMU runs ($rc, $(tr '\n' ' ' <"$dir2/err" | cut -c1-200))"
-now=$("$tapqueues" "$old")
-[ "$now" = "$queues" ]
-tap_ok $? "named 2-queue tap: after the rollback the old QEMU's queues are as they were ($now)"
-ip netns exec "$ns" ping -i 0.01 -c 100 -q 10.0.3.15 >"$dir2/ping" 2>&1
-tap_ok $? "named 2-queue tap: after the rollback the guest answers 100 pings of 100 ($(grep -o '[0-9]* received' "$dir2/ping"))"
+after_rollback "the rollback"
 # The tool killed at the same point: its guardian settles the upgrade from the journal, and
 # detaches the queue the tool had attached.
 QEMU_UPGRADE_STATE_DIR=$dir2/state QEMU_UPGRADE_FAULT=2:kill "$QU_BIN" --pid "$old" --quiet >/dev/null 2>"$dir2/err"
@@ -65,11 +70,7 @@ end=$((SECONDS + 60))
 while [ -n "$(ls -A "$dir2/state" 2>/dev/null)" ] && [ $SECONDS -lt $end ]; do sleep 0.1; done
 [ "$rc" = 137 ] && [ -z "$(ls -A "$dir2/state" 2>/dev/null)" ] && [ "$(vm_runstate "$dir2/qmp.sock" 2>/dev/null)" = running ]
 tap_ok $? "named 2-queue tap: the tool killed after the new QEMU started: the guardian settled, the old QEMU runs ($rc, state: $(ls "$dir2/state" 2>&1 | tr '\n' ' '))"
-now=$("$tapqueues" "$old")
-[ "$now" = "$queues" ]
-tap_ok $? "named 2-queue tap: after the guardian's rollback the old QEMU's queues are as they were ($now)"
-ip netns exec "$ns" ping -i 0.01 -c 100 -q 10.0.3.15 >"$dir2/ping" 2>&1
-tap_ok $? "named 2-queue tap: after the guardian's rollback the guest answers 100 pings of 100 ($(grep -o '[0-9]* received' "$dir2/ping"))"
+after_rollback "the guardian's rollback"
 [ ! -e "$marker" ]
 tap_ok $? "no downscript ran when the old QEMUs retired"
 for d in "$dir1" "$dir2"; do
