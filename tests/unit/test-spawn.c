@@ -108,11 +108,13 @@ static void status_field(pid_t pid, const char *field, char *out, size_t len)
 	assert_true(out[0] != '\0');
 }
 
+/* Signals 1-31 only: libc keeps 32 and up (its own and the real-time ones) from signal(),
+ * and a test runner may have left them ignored. */
 static unsigned long long sigmask_of(pid_t pid, const char *field)
 {
 	char v[64];
 	status_field(pid, field, v, sizeof(v));
-	return strtoull(v, NULL, 16);
+	return strtoull(v, NULL, 16) & 0x7fffffffull;
 }
 
 #define BIT(sig) (1ull << ((sig) - 1))
