@@ -2,13 +2,15 @@
  * child and leaves no zombie, sits in a session of its own that it does not lead, holds only
  * the descriptors it was given (at 3.., stdio on /dev/null), has its PID reported right, and
  * none of our signal handling, working directory or looser umask; the guardian's form stays
- * our child with our stderr and SIGTERM ignored; bad arguments are refused with nothing left. */
+ * our child with our stderr and SIGTERM ignored; bad arguments are refused, and a set-up that
+ * fails in the helper is reported with its step, with nothing left either way. */
 #include "tests/unit/unit.h"
 #include "upgrade/spawn.h"
 
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -306,6 +308,53 @@ static void too_many_descriptors_refused(void **state)
 	assert_no_children();
 }
 
+/* In a process of its own (the limit stays there): with no room above the given descriptors,
+ * the helper cannot place them; the step and errno come back, and nothing is left. 0 when
+ * all was as expected, else the check that failed. */
+static int setup_failure_in(unsigned flags)
+{
+	close_range(3, ~0U, 0);
+	/* 0-2 and the status pipe (3, 4) fit; the helper's copies above its targets (5..) do not. */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 10;
+	rl.rlim_cur = 5;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 11;
+	int fds[] = { 0 };
+	struct qu_spawn s = { .fds = fds, .nfds = 1, .flags = flags };
+	pid_t pid = 0;
+	int r = qu_spawn_detached(&s, body, NULL, &pid);
+	printf("# flags %u: %d %s\n", flags, r, qu_err_msg());
+	fflush(stdout);
+	/* F_DUPFD says EINVAL for a lowest number at or above the limit. */
+	if (r != -EINVAL)
+		return 12;
+	if (!strstr(qu_err_msg(), "could not be set up: a descriptor"))
+		return 13;
+	if (pid != 0)
+		return 14;
+	if (waitpid(-1, NULL, WNOHANG) != -1 || errno != ECHILD)
+		return 15;
+	return 0;
+}
+
+static void setup_failure_reported(void **state)
+{
+	unsigned flags[] = { 0, QU_SPAWN_CHILD };
+	for (int i = 0; i < 2; i++) {
+		fflush(stdout);
+		pid_t p = fork();
+		assert_true(p >= 0);
+		if (p == 0)
+			_exit(setup_failure_in(flags[i]));
+		int st = 0;
+		assert_int_equal(waitpid(p, &st, 0), p);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -319,6 +368,7 @@ int main(void)
 		T(child_form),
 		T(bad_descriptor_refused),
 		T(too_many_descriptors_refused),
+		T(setup_failure_reported),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
