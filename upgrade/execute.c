@@ -4,6 +4,7 @@
 #include "upgrade/execute.h"
 #include "upgrade/txn.h"
 #include "qemu-upgrade.h"
+#include "qemu-integration/option.h"
 #include "qemu-integration/qmp.h"
 #include "remote/client.h"
 #include "upgrade/clock.h"
@@ -30,6 +31,23 @@ static int holds_bpf_program(const struct qu_vm *vm)
 		if (vm->fds.e[i].link && !strcmp(vm->fds.e[i].link, "anon_inode:bpf-prog"))
 			return 1;
 	return 0;
+}
+
+/* A virtio-net device with rss=on: QEMU steers its tap with an eBPF program of its own (or
+ * removes any as it sets the NIC up, where it computes RSS itself), which the tool's steering
+ * must neither replace nor remove. */
+static int nic_rss_on(const struct qu_vm *vm)
+{
+	int on = 0;
+	for (size_t i = 0; i < vm->argv.n && !on; i++) {
+		const struct qu_arg *a = &vm->argv.a[i];
+		if (!a->opt || !a->val || strcmp(a->opt, "device"))
+			continue;
+		json_object *o = qu_option_parse(a->opt, a->val);
+		on = o && qu_option_true(o, "rss");
+		json_object_put(o);
+	}
+	return on;
 }
 
 /* The sequencer: the steps every local strategy takes, in order, with the strategy's own
@@ -71,8 +89,9 @@ static int run(struct qu_txn *t)
 	}
 	/* Written down before they are attached, so that whoever settles the upgrade (this
 	 * process, its guardian, --recover) detaches them again and removes the steering. */
-	int steer = !holds_bpf_program(t->vm);
-	t->j.ntapq = qu_tap_unused_queues(&t->h, fds, nfds, t->j.tapq_old, t->j.tapq_new, QU_JOURNAL_MAX_TAPQ);
+	int steer = !holds_bpf_program(t->vm) && !nic_rss_on(t->vm);
+	t->j.ntapq = qu_tap_unused_queues(&t->h, fds, nfds, t->j.tapq_old, t->j.tapq_new, t->j.tapq_name,
+						QU_JOURNAL_MAX_TAPQ);
 	t->j.tap_steered = steer && t->j.ntapq > 0;
 	if ((r = txn_journal_step(t, QU_PH_TARGET_STARTING)) < 0)
 		goto out;
@@ -81,7 +100,16 @@ static int run(struct qu_txn *t)
 	for (size_t i = 0; i < t->j.nrebound; i++)
 		rebound[i] = t->j.rebound[i];
 	qu_rebound_aside(&t->j.vm_user, rebound, t->j.nrebound);
-	qu_tap_prepare(&t->h, fds, nfds, steer);
+	if ((r = qu_tap_prepare(&t->h, fds, nfds, steer)) < 0) {
+		qu_tap_restore(&t->h, fds, nfds, 0);
+		goto out;
+	}
+	if (t->j.ntapq) { /* only those it did attach (the guest may have enabled one meanwhile) */
+		t->j.ntapq = qu_tap_attached_queues(&t->h, fds, nfds, t->j.tapq_old, t->j.tapq_new, t->j.tapq_name,
+						  QU_JOURNAL_MAX_TAPQ);
+		if ((r = txn_journal_step(t, QU_PH_TARGET_STARTING)) < 0)
+			goto out;
+	}
 	struct qu_tap_watch watch;
 	qu_tap_watch_start(&watch, &t->h, fds, nfds);
 	r = txn_start_target(t, ctl, mig[1]);
@@ -99,6 +127,9 @@ static int run(struct qu_txn *t)
 	/* The new QEMU answers its monitor only after its netdevs and NICs are set up. */
 	qu_tap_watch_stop(&watch);
 	qu_tap_restore(&t->h, fds, nfds, r == 0);
+	/* Steering removed now: whoever settles later must not remove a program the new QEMU may
+	 * install (the next journal step says so). */
+	t->j.tap_steered = qu_tap_steered(&t->h);
 	qu_harvest_close(&t->h, nfds); /* the new QEMU has its own copies now */
 	if (r < 0) {
 		txn_add_target_stderr(t);

@@ -183,6 +183,7 @@ static json_object *to_json(const struct qu_journal *j)
 		json_object *q = json_object_new_object();
 		json_object_object_add(q, "old_fd", json_object_new_int(j->tapq_old[i]));
 		json_object_object_add(q, "new_fd", json_object_new_int(j->tapq_new[i]));
+		json_object_object_add(q, "tap", json_object_new_string(j->tapq_name[i]));
 		json_object_array_add(tq, q);
 	}
 	json_object_object_add(o, "tap_queues_attached", tq);
@@ -291,8 +292,16 @@ int qu_journal_read(const char *path, struct qu_journal *j)
 	if (json_object_object_get_ex(o, "tap_queues_attached", &l) && json_object_is_type(l, json_type_array))
 		for (size_t i = 0; i < json_object_array_length(l) && j->ntapq < QU_JOURNAL_MAX_TAPQ; i++) {
 			json_object *q = json_object_array_get_idx(l, i);
-			j->tapq_old[j->ntapq] = (int)get_int(q, "old_fd");
-			j->tapq_new[j->ntapq++] = (int)get_int(q, "new_fd");
+			long long of = get_int(q, "old_fd"), nf = get_int(q, "new_fd");
+			char name[IFNAMSIZ + 1];
+			get_str(q, "tap", name, sizeof(name));
+			/* An entry that names no tap, or no descriptor either process could have, is
+			 * left out: settling it would touch something else. */
+			if (of < 0 || of > INT_MAX || nf < 0 || nf > INT_MAX || !name[0] || strlen(name) >= IFNAMSIZ)
+				continue;
+			j->tapq_old[j->ntapq] = (int)of;
+			j->tapq_new[j->ntapq] = (int)nf;
+			memcpy(j->tapq_name[j->ntapq++], name, strlen(name) + 1);
 		}
 	j->tap_steered = (int)get_int(o, "tap_steered");
 	j->old_settings.ignore_shared = (int)get_int(o, "old_ignore_shared");

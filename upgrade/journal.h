@@ -13,6 +13,7 @@
 #include "qemu-integration/vm.h"
 
 #include <limits.h>
+#include <net/if.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -66,6 +67,7 @@ struct qu_journal {
 	 * meanwhile (upgrade/fdpass/tapsteer.h). A rollback detaches them again; either way the
 	 * steering goes. */
 	int tapq_old[QU_JOURNAL_MAX_TAPQ], tapq_new[QU_JOURNAL_MAX_TAPQ];
+	char tapq_name[QU_JOURNAL_MAX_TAPQ][IFNAMSIZ]; /* its tap, which the number must still be */
 	size_t ntapq;
 	int tap_steered;
 	struct qu_mig_settings old_settings;

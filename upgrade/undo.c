@@ -247,7 +247,8 @@ int qu_taps_settle(const struct qu_journal *j, struct qu_hold *h, int back)
 		       : (mine ? pidfd_of(j->new_pid, j->new_start) : h->pidfd_new);
 	if (pfd < 0)
 		return 0;
-	int n = qu_tap_settle_queues(pfd, back ? j->tapq_old : j->tapq_new, j->ntapq, back, j->tap_steered);
+	int n = qu_tap_settle_queues(pfd, back ? j->tapq_old : j->tapq_new, j->tapq_name, j->ntapq, back,
+				     j->tap_steered);
 	if (mine)
 		close(pfd);
 	return n;

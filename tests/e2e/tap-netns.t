@@ -13,12 +13,20 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/net.sh"
 
-tap_plan 29
+tap_plan 33
 ns=qu-tap-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
 vm_defer "ip netns del $ns"
 tapopen=$QU_BUILD/tests/helpers/tapopen
 tapqueues=$QU_BUILD/tests/helpers/tapqueues
+# no_steering WHEN: the tool's steering program is gone (the tap holds it until it is
+# removed; the kernel frees it a moment later).
+no_steering() {
+	local n end=$((SECONDS + 10))
+	while n=$("$tapqueues" --steering) && [ "$n" != 0 ] && [ $SECONDS -lt $end ]; do sleep 0.1; done
+	[ "$n" = 0 ]
+	tap_ok $? "named 2-queue tap: no steering program left $1 ($n loaded)"
+}
 marker=$(mktemp -u)
 _vm_paths+=("$marker" "$marker.sh")
 printf '#!/bin/sh\necho "downscript ran for $1" >>%s\n' "$marker" >"$marker.sh"
@@ -44,6 +52,7 @@ for round in 1 2; do
 	now=$("$tapqueues" "$(cat "$dir2/qemu.pid")")
 	[ "$now" = "$queues" ]
 	tap_ok $? "named 2-queue tap, round $round: the new QEMU's queues as the old one had them ($now)"
+	no_steering "after round $round"
 done
 # after_rollback WHO: the old QEMU's queues are as they were and the guest answers pings.
 after_rollback() {
@@ -53,6 +62,7 @@ after_rollback() {
 	tap_ok $? "named 2-queue tap: after $1 the old QEMU's queues are as they were ($now)"
 	ip netns exec "$ns" ping -i 0.01 -c 100 -q 10.0.3.15 >"$dir2/ping" 2>&1
 	tap_ok $? "named 2-queue tap: after $1 the guest answers 100 pings of 100 ($(grep -o '[0-9]* received' "$dir2/ping"))"
+	no_steering "after $1"
 }
 # A failure once the new QEMU has started: the old QEMU keeps the guest and its queues as
 # they were (the unused one was attached for the new QEMU's start, and detached again).

@@ -1,9 +1,12 @@
 /* tapqueues PID: prints the state of each tap queue that process PID holds, in descriptor
  * order, as "attached" or "detached" words on one line ("none" when it holds no tap). The
  * queue is taken with pidfd_getfd and asked with TUNGETIFF: the kernel shows a queue's
- * detachment nowhere in /proc. */
+ * detachment nowhere in /proc.
+ * tapqueues --steering: prints how many eBPF programs named qu_tapsteer (the tool's tap
+ * steering, upgrade/fdpass/tapsteer.c) the kernel holds, machine-wide. */
 #include <dirent.h>
 #include <errno.h>
+#include <linux/bpf.h>
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <stdio.h>
@@ -18,10 +21,41 @@ static int cmp_int(const void *a, const void *b)
 	return *(const int *)a - *(const int *)b;
 }
 
+static int count_steering(void)
+{
+	union bpf_attr a;
+	unsigned id = 0, n = 0;
+	for (;;) {
+		memset(&a, 0, sizeof(a));
+		a.start_id = id;
+		if (syscall(SYS_bpf, BPF_PROG_GET_NEXT_ID, &a, sizeof(a)) < 0)
+			break; /* ENOENT: no more */
+		id = a.next_id;
+		memset(&a, 0, sizeof(a));
+		a.prog_id = id;
+		int fd = (int)syscall(SYS_bpf, BPF_PROG_GET_FD_BY_ID, &a, sizeof(a));
+		if (fd < 0)
+			continue; /* gone meanwhile */
+		struct bpf_prog_info info;
+		memset(&info, 0, sizeof(info));
+		memset(&a, 0, sizeof(a));
+		a.info.bpf_fd = (unsigned)fd;
+		a.info.info_len = sizeof(info);
+		a.info.info = (unsigned long)&info;
+		if (syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &a, sizeof(a)) == 0 && !strcmp(info.name, "qu_tapsteer"))
+			n++;
+		close(fd);
+	}
+	printf("%u\n", n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 2 && !strcmp(argv[1], "--steering"))
+		return count_steering();
 	if (argc != 2) {
-		fprintf(stderr, "usage: %s PID\n", argv[0]);
+		fprintf(stderr, "usage: %s PID | --steering\n", argv[0]);
 		return 2;
 	}
 	int pid = atoi(argv[1]);

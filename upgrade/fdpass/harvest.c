@@ -47,19 +47,27 @@ int qu_harvest(struct qu_harvest *h, const struct qu_carried *fds, size_t n, pid
  * starting QEMU believes every queue attached and aborts when detaching one fails: such
  * queues are attached again just before it starts, with the tap steered to a queue the
  * guest reads until the new QEMU has detached them again (upgrade/fdpass/tapsteer.h). */
+/* One journal entry: the queue's numbers and its tap's name (what settling checks). */
+static void entry(const struct qu_harvest *h, const struct qu_carried *fds, size_t i, int *old_fds, int *new_fds,
+		  char (*names)[IFNAMSIZ], size_t k)
+{
+	old_fds[k] = fds[i].old_fd;
+	new_fds[k] = fds[i].target;
+	if (qu_tap_name(h->local[i], names[k]) < 0)
+		names[k][0] = '\0';
+}
+
 size_t qu_tap_unused_queues(const struct qu_harvest *h, const struct qu_carried *fds, size_t n, int *old_fds,
-			    int *new_fds, size_t max)
+			    int *new_fds, char (*names)[IFNAMSIZ], size_t max)
 {
 	size_t k = 0;
 	for (size_t i = 0; i < n && k < max; i++)
-		if (fds[i].kind == QU_FD_TAP && h->local[i] >= 0 && qu_tap_queue_attached(h->local[i]) == 0) {
-			old_fds[k] = fds[i].old_fd;
-			new_fds[k++] = fds[i].target;
-		}
+		if (fds[i].kind == QU_FD_TAP && h->local[i] >= 0 && qu_tap_queue_attached(h->local[i]) == 0)
+			entry(h, fds, i, old_fds, new_fds, names, k++);
 	return k;
 }
 
-void qu_tap_prepare(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int may_steer)
+int qu_tap_prepare(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int may_steer)
 {
 	for (size_t i = 0; i < n; i++) {
 		if (fds[i].kind != QU_FD_TAP || h->local[i] < 0)
@@ -69,17 +77,33 @@ void qu_tap_prepare(struct qu_harvest *h, const struct qu_carried *fds, size_t n
 		if (qu_tap_queue_attached(h->local[i]) != 0)
 			continue;
 		int r = -EPERM;
-		if (may_steer && (r = qu_tap_steer_first(h->local[i])) == 0)
-			h->tap_steer[i] = fcntl(h->local[i], F_DUPFD_CLOEXEC, 3);
-		else
+		if (may_steer && (r = qu_tap_steer_first(h->local[i])) == 0 &&
+		    (h->tap_steer[i] = fcntl(h->local[i], F_DUPFD_CLOEXEC, 3)) < 0) {
+			r = -errno;
+			qu_tap_steer_clear(h->local[i]); /* no descriptor to remove it through later */
+		}
+		if (r < 0)
 			qu_info("warning: %s: frames the tap steers to its unused queue are lost until the new "
 				"QEMU sets its NIC up: %s", fds[i].name,
-				may_steer ? strerror(-r) : "the VM steers the tap itself (eBPF), left as it is");
-		if ((r = qu_tap_queue_set(h->local[i], 1)) == 0)
-			h->tap_attached[i] = 1;
-		else
-			qu_info("warning: %s: cannot attach the queue: %s", fds[i].name, strerror(-r));
+				may_steer ? strerror(-r) : "the VM steers the tap itself (virtio-net RSS), left as it is");
+		/* A queue left detached makes the new QEMU abort as it sets up its NIC (QEMU 7.2), the
+		 * guest paused by then: better refused now, before anything started. */
+		if ((r = qu_tap_queue_set(h->local[i], 1)) < 0)
+			return qu_err(r, "%s: cannot attach the tap queue the guest does not use, which the new QEMU needs "
+				      "attached as it starts: %s", fds[i].name, strerror(-r));
+		h->tap_attached[i] = 1;
 	}
+	return 0;
+}
+
+size_t qu_tap_attached_queues(const struct qu_harvest *h, const struct qu_carried *fds, size_t n, int *old_fds,
+			      int *new_fds, char (*names)[IFNAMSIZ], size_t max)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < n && k < max; i++)
+		if (h->tap_attached[i])
+			entry(h, fds, i, old_fds, new_fds, names, k++);
+	return k;
 }
 
 void qu_tap_restore(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int nic_set_up)
@@ -96,12 +120,23 @@ void qu_tap_restore(struct qu_harvest *h, const struct qu_carried *fds, size_t n
 		/* A new QEMU that never set its NIC up leaves the queue attached: the old QEMU
 		 * believes it detached, so it is detached again. One that did set it up and left
 		 * it attached believes it attached: it stays, steered, until the end. */
-		if (!nic_set_up && qu_tap_queue_set(h->local[i], 0) < 0)
-			qu_info("warning: %s: cannot detach the queue again: %s", fds[i].name, strerror(errno));
+		int r = nic_set_up ? 0 : qu_tap_queue_set(h->local[i], 0);
+		if (r < 0)
+			qu_info("warning: %s: cannot detach the queue again: %s", fds[i].name, strerror(-r));
+		if (nic_set_up)
+			qu_debug("%s: the new QEMU left the queue attached: the tap stays steered", fds[i].name);
 		still |= nic_set_up;
 	}
 	if (!still)
 		qu_tap_steer_release(h);
+}
+
+int qu_tap_steered(const struct qu_harvest *h)
+{
+	for (size_t i = 0; i < QU_MAX_CARRIED; i++)
+		if (h->tap_steer[i] >= 0)
+			return 1;
+	return 0;
 }
 
 void qu_tap_steer_release(struct qu_harvest *h)

@@ -7,6 +7,7 @@
 
 #include "upgrade/fdpass/carried.h"
 
+#include <net/if.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -33,17 +34,24 @@ void qu_harvest_close(struct qu_harvest *h, size_t n);
 void qu_harvest_relays_go(struct qu_harvest *h, int go);
 
 /* The tap queues the guest does not use (detached), which qu_tap_prepare will attach: their
- * numbers in the old QEMU and in the new, at most max. For the journal, before it does. */
+ * numbers in the old QEMU and in the new, and their tap's name, at most max. For the journal, before it does. */
 size_t qu_tap_unused_queues(const struct qu_harvest *h, const struct qu_carried *fds, size_t n, int *old_fds,
-			    int *new_fds, size_t max);
+			    int *new_fds, char (*names)[IFNAMSIZ], size_t max);
 /* Before the new QEMU starts: remembers each tap's header size, and attaches the queues the
  * guest does not use, steering the tap to its first queue meanwhile unless may_steer is 0
- * (the VM steers it with its own eBPF program, which must stay). */
-void qu_tap_prepare(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int may_steer);
+ * (the VM steers it with its own eBPF program, which must stay). 0, or -errno (with a message)
+ * when a queue cannot be attached: the caller puts everything back with qu_tap_restore(h, ...,
+ * 0) and qu_tap_steer_release. */
+int qu_tap_prepare(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int may_steer);
+/* The queues qu_tap_prepare did attach (the journal's final list): numbers as above. */
+size_t qu_tap_attached_queues(const struct qu_harvest *h, const struct qu_carried *fds, size_t n, int *old_fds,
+			      int *new_fds, char (*names)[IFNAMSIZ], size_t max);
 /* Once the new QEMU answers its monitor (nic_set_up) or failed to start: the header sizes put
  * back; queues it left attached detached again if it never set its NIC up; the steering
  * removed, unless a queue stays attached (then at qu_tap_steer_release). */
 void qu_tap_restore(struct qu_harvest *h, const struct qu_carried *fds, size_t n, int nic_set_up);
+/* Whether the tool still steers a tap (qu_tap_restore left it so). */
+int qu_tap_steered(const struct qu_harvest *h);
 /* The taps steer by flow again (the end of the transaction, whatever its outcome). */
 void qu_tap_steer_release(struct qu_harvest *h);
 

@@ -25,6 +25,8 @@ static int load_return_zero(void)
 	attr.insns = (unsigned long)prog;
 	attr.insn_cnt = sizeof(prog) / sizeof(prog[0]);
 	attr.license = (unsigned long)"GPL";
+	/* Named, so that what is loaded can be told apart (tests/helpers/tapqueues --steering). */
+	memcpy(attr.prog_name, "qu_tapsteer", sizeof("qu_tapsteer"));
 	int fd = (int)syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof(attr));
 	return fd < 0 ? -errno : fd;
 }
@@ -55,6 +57,17 @@ int qu_tap_queue_attached(int fd)
 	return !(ifr.ifr_flags & IFF_DETACH_QUEUE);
 }
 
+int qu_tap_name(int fd, char *name)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	if (ioctl(fd, TUNGETIFF, &ifr) < 0)
+		return -errno;
+	memcpy(name, ifr.ifr_name, IFNAMSIZ);
+	name[IFNAMSIZ - 1] = '\0';
+	return 0;
+}
+
 int qu_tap_queue_set(int fd, int attach)
 {
 	struct ifreq ifr;
@@ -63,7 +76,17 @@ int qu_tap_queue_set(int fd, int attach)
 	return ioctl(fd, TUNSETQUEUE, &ifr) < 0 ? -errno : 0;
 }
 
-int qu_tap_settle_queues(int pidfd, const int *fds, size_t n, int detach, int unsteer)
+/* Still a queue of the multiqueue tap the journal names: the number could have been reused
+ * (netdev_del, netdev_add) by the time --recover runs. */
+static int same_tap(int fd, const char *name)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	return ioctl(fd, TUNGETIFF, &ifr) == 0 && (ifr.ifr_flags & IFF_MULTI_QUEUE) &&
+	       !strncmp(ifr.ifr_name, name, IFNAMSIZ);
+}
+
+int qu_tap_settle_queues(int pidfd, const int *fds, const char (*names)[IFNAMSIZ], size_t n, int detach, int unsteer)
 {
 	int detached = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -72,8 +95,8 @@ int qu_tap_settle_queues(int pidfd, const int *fds, size_t n, int detach, int un
 			qu_info("warning: cannot take tap queue %d to settle it: %s", fds[i], strerror(-fd));
 			continue;
 		}
-		/* Only a tap queue: the number could name anything in a process we did not start. */
-		if (qu_tap_queue_attached(fd) < 0) {
+		if (!same_tap(fd, names[i])) {
+			qu_info("warning: descriptor %d is no longer a queue of tap %s: left alone", fds[i], names[i]);
 			close(fd);
 			continue;
 		}

@@ -9,6 +9,7 @@
 #ifndef QU_TAPSTEER_H
 #define QU_TAPSTEER_H
 
+#include <net/if.h>
 #include <stddef.h>
 
 /* Every frame the tap behind fd (any of its queues) receives goes to its first attached
@@ -18,14 +19,17 @@ int qu_tap_steer_first(int fd);
 int qu_tap_steer_clear(int fd);
 /* Whether the queue fd is attached to its tap (1), detached (0), or -errno. */
 int qu_tap_queue_attached(int fd);
+/* The name of the tap behind queue fd into name (IFNAMSIZ bytes). 0 or -errno. */
+int qu_tap_name(int fd, char *name);
 /* Attaches (attach=1) or detaches the queue fd. 0 or -errno. */
 int qu_tap_queue_set(int fd, int attach);
 
 /* Settling an upgrade from its journal (the tool's own failure path, its guardian, --recover):
- * the queues numbered fds[] in the process behind pidfd, taken with pidfd_getfd, are detached
- * again where still attached (detach: a rollback to the QEMU that believes them detached), and
- * the tap's steering removed (unsteer: the tool had set it). Returns how many queues it
- * detached; what it could not do is a warning. */
-int qu_tap_settle_queues(int pidfd, const int *fds, size_t n, int detach, int unsteer);
+ * the queues numbered fds[] in the process behind pidfd, taken with pidfd_getfd, each still a
+ * queue of a multiqueue tap named names[i], are detached again where still attached (detach: a
+ * rollback to the QEMU that believes them detached), and the tap's steering removed (unsteer:
+ * the tool had set it). Returns how many queues it detached; what it could not do, or a number
+ * that is no longer that tap's queue, is a warning. */
+int qu_tap_settle_queues(int pidfd, const int *fds, const char (*names)[IFNAMSIZ], size_t n, int detach, int unsteer);
 
 #endif
