@@ -13,7 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/tap.sh"
 . "$here/../lib/net.sh"
 
-tap_plan 33
+tap_plan 36
 ns=qu-tap-$$
 ip netns add "$ns" || { echo "Bail out! cannot create a network namespace"; exit 1; }
 vm_defer "ip netns del $ns"
@@ -54,6 +54,18 @@ for round in 1 2; do
 	tap_ok $? "named 2-queue tap, round $round: the new QEMU's queues as the old one had them ($now)"
 	no_steering "after round $round"
 done
+# While the new QEMU starts (the tool held at fault point 2 for a while), the tap is steered.
+QEMU_UPGRADE_FAULT=2:pause=4000 "$QU_BIN" --pid "$(cat "$dir2/qemu.pid")" --json --quiet >"$dir2/report" 2>"$dir2/err" &
+tool=$!
+end=$((SECONDS + 30))
+while n=$("$tapqueues" --steering) && [ "$n" = 0 ] && [ $SECONDS -lt $end ] && kill -0 "$tool" 2>/dev/null; do sleep 0.05; done
+[ "$n" = 1 ]
+tap_ok $? "named 2-queue tap: one steering program while the new QEMU starts ($n)"
+wait "$tool"
+vm_track_pid "$(cat "$dir2/qemu.pid")"
+[ "$(json_get "$(cat "$dir2/report")" result)" = upgraded ]
+tap_ok $? "named 2-queue tap: that upgrade went through ($(json_get "$(cat "$dir2/report")" result) $(cat "$dir2/err"))"
+no_steering "after it"
 # after_rollback WHO: the old QEMU's queues are as they were and the guest answers pings.
 after_rollback() {
 	local now
