@@ -3,6 +3,7 @@
  * steering program every one lands on the first queue; without it they spread again. And a
  * queue's attachment as the tool reads and sets it. */
 #include "tests/unit/unit.h"
+#include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/tapsteer.h"
 
 #include <arpa/inet.h>
@@ -138,12 +139,49 @@ static void attachment_read_and_set(void **state)
 	assert_int_equal(qu_tap_queue_attached(-1), -EBADF);
 }
 
+/* What the guardian and --recover do from a journal, here through our own pidfd: only a
+ * descriptor that is still a queue of the named multiqueue tap is touched. */
+static void settled_from_numbers(void **state)
+{
+	(void)state;
+	if (queue[0] < 0 || queue[1] < 0)
+		skip();
+	int self = qu_pidfd_open(getpid());
+	assert_true(self >= 0);
+	int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	const char names[3][IFNAMSIZ] = { "qusteer", "qusteer", "other" };
+	int fds[3] = { queue[1], null, queue[1] };
+	assert_int_equal(qu_tap_queue_attached(queue[1]), 1);
+	/* Not a tap, and the right queue under another tap's name: left alone. */
+	assert_int_equal(qu_tap_settle_queues(self, fds + 1, names + 1, 2, 1, 1), 0);
+	assert_int_equal(qu_tap_queue_attached(queue[1]), 1);
+	assert_int_equal(qu_tap_steer_first(queue[0]), 0);
+	/* The queue of that tap: detached, and the steering removed (seen below, once the queue
+	 * is attached again: flows spread over both queues). */
+	assert_int_equal(qu_tap_settle_queues(self, fds, names, 1, 1, 1), 1);
+	assert_int_equal(qu_tap_queue_attached(queue[1]), 0);
+	assert_int_equal(qu_tap_settle_queues(self, fds, names, 1, 1, 0), 0); /* twice: nothing to do */
+	assert_int_equal(qu_tap_queue_set(queue[1], 1), 0);
+	int count[2];
+	send_and_count(count); /* steering gone: both queues get flows */
+	assert_true(count[0] > 0 && count[1] > 0);
+	/* forward (detach=0): the steering only. */
+	assert_int_equal(qu_tap_steer_first(queue[0]), 0);
+	assert_int_equal(qu_tap_settle_queues(self, fds, names, 1, 0, 1), 0);
+	assert_int_equal(qu_tap_queue_attached(queue[1]), 1);
+	send_and_count(count);
+	assert_true(count[0] > 0 && count[1] > 0);
+	close(null);
+	close(self);
+}
+
 int main(void)
 {
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup(steered_to_the_first_queue_and_back, setup),
 		cmocka_unit_test(attachment_read_and_set),
+		cmocka_unit_test(settled_from_numbers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
