@@ -314,10 +314,18 @@ until { [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] && [ -n "$(lv_libvirtd_p
 	sleep 0.1
 done
 tap_diag "killed at 5: $(tr '\n' ' ' <"$dir/err")"
-[ -n "$new" ] && proc_gone "$new" && ! proc_gone "$old" && [ "$(lv_status_pid)" = "$old" ] &&
-	[ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] && [ ! -e "$QEMU_UPGRADE_STATE_DIR/$old.libvirt" ] &&
-	lv_pidfile_locked_by "$old" && lv_no_spare && vm_memcheck_progress 60
-tap_ok $? "killed before the commit: the guardian resumed the old QEMU through libvirt's monitor, nothing rewritten (the PID file still the old QEMU's, locked)"
+why=
+[ -n "$new" ] || why+=" no new QEMU's PID in the tool's log;"
+[ -n "$new" ] && ! proc_gone "$new" && why+=" the new QEMU $new still runs;"
+proc_gone "$old" && why+=" the old QEMU is gone;"
+[ "$(lv_status_pid)" = "$old" ] || why+=" the status file names $(lv_status_pid);"
+[ -e "$QEMU_UPGRADE_STATE_DIR/$old.journal" ] && why+=" the journal is left;"
+[ -e "$QEMU_UPGRADE_STATE_DIR/$old.libvirt" ] && why+=" libvirt's journal is left;"
+lv_pidfile_locked_by "$old" || why+=" the PID file is not locked by the old QEMU;"
+lv_no_spare || why+=" spare files are left;"
+[ -z "$why" ] && { vm_memcheck_progress 60 || why+=" the guest made no progress ($(vm_memcheck_status));"; }
+[ -z "$why" ]
+tap_ok $? "killed before the commit: the guardian resumed the old QEMU through libvirt's monitor, nothing rewritten (the PID file still the old QEMU's, locked)${why:+; saw:$why}"
 [ -n "$(lv_libvirtd_pid)" ] && [ "$(lv_libvirtd_pid)" != "$daemon" ] &&
 	[ ! -e "$QEMU_UPGRADE_STATE_DIR/libvirtd.restart" ] && lv_wait_state running
 tap_ok $? "the guardian started libvirtd again, which manages the domain on the old QEMU"
