@@ -93,8 +93,9 @@ until [ -z "$(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)" ] && proc_gone "$old
 VM_PID=$(cat "$VM_DIR/qemu.pid")
 vm_track_pid "$VM_PID"
 tap_diag "killed after the commit: exit $rc, new PID $VM_PID, journal: $(ls -A "$QEMU_UPGRADE_STATE_DIR" 2>/dev/null)"
-[ "$rc" = 137 ] && [ "$VM_PID" != "$old" ] && proc_gone "$old" && [ "$(vm_runstate)" = running ]
-tap_ok $? "killed after its commit: the guardian finished the upgrade"
+state=$(vm_runstate)
+[ "$rc" = 137 ] && [ "$VM_PID" != "$old" ] && proc_gone "$old" && [ "$state" = running ]
+tap_ok $? "killed after its commit: the guardian finished the upgrade (exit $rc, new PID $VM_PID, old QEMU $(proc_gone "$old" && echo gone || echo "still there: $(grep State "/proc/$old/status" 2>/dev/null)"), run state '$state')"
 after=$(migration_settings)
 [ "$after" = "$before" ] || tap_diag "before: $(tr '\n' ' ' <<<"$before"); after: $(tr '\n' ' ' <<<"$after")"
 [ -n "$before" ] && [ "$after" = "$before" ]
