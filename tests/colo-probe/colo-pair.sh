@@ -459,15 +459,20 @@ classify_secondary() {
 # A plain precopy migration over the same channel (relayed or not), return-path on as COLO
 # needs it, to a secondary started with only -incoming; then the destination's checker must
 # run a full pass clean. Tells COLO's corruption from the migration stream's.
-if [ "$PLAIN" = 1 ]; then
-	set_caps "$B" '{"capability":"return-path","state":true}' || exit 1
-	set_caps "$A" '{"capability":"return-path","state":true},{"capability":"events","state":true}' || exit 1
-	qmp_ok "$A" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":1073741824}}' "primary max-bandwidth"
+# start_migration: the channel, the stop the run asks for (COLO_STOP), and migrate; the time
+# it started in t_migrate.
+start_migration() {
 	fd_channel
 	stop_before_migrate
 	t_migrate=$(date +%s.%N)
 	qmp_ok "$A" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$mig_out\"}}" "primary migrate"
 	stop_at_sync
+}
+if [ "$PLAIN" = 1 ]; then
+	set_caps "$B" '{"capability":"return-path","state":true}' || exit 1
+	set_caps "$A" '{"capability":"return-path","state":true},{"capability":"events","state":true}' || exit 1
+	qmp_ok "$A" '{"execute":"migrate-set-parameters","arguments":{"max-bandwidth":1073741824}}' "primary max-bandwidth"
+	start_migration
 	mig_status() { qmp "$A" '{"execute":"query-migrate"}' | sed -n 's/.*"status": *"\([^"]*\)".*/\1/p'; }
 	mig_done() { case $(mig_status) in completed | failed | cancelled) return 0 ;; esac; return 1; }
 	wait_for 120 "the migration to end" mig_done
@@ -511,11 +516,7 @@ qmp_ok "$A" '{"execute":"x-blockdev-change","arguments":{"parent":"colo-disk0","
 fi
 set_caps "$A" '{"capability":"x-colo","state":true},{"capability":"events","state":true}' || exit 1
 qmp_ok "$A" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"x-checkpoint-delay\":$DELAY,\"max-bandwidth\":1073741824}}" "primary x-checkpoint-delay"
-fd_channel
-stop_before_migrate
-t_migrate=$(date +%s.%N)
-qmp_ok "$A" "{\"execute\":\"migrate\",\"arguments\":{\"uri\":\"$mig_out\"}}" "primary migrate"
-stop_at_sync
+start_migration
 
 colo_mode() { qmp "$1" '{"execute":"query-colo-status"}' | sed -n 's/.*"mode": *"\([^"]*\)".*/\1/p'; }
 in_colo() { [ "$(colo_mode "$A")" = primary ] && [ "$(colo_mode "$B")" = secondary ]; }
