@@ -201,6 +201,20 @@ int qu_agent_run(const char *listen_addr, const char *pki_dir, unsigned flags);
 int qu_standby_plan(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms, unsigned flags,
 		    FILE *out);
 
+/* `qemu-upgrade standby start`: protects the VM (the same arguments as qu_standby_plan()):
+ * a supervisor process of ours starts the secondary there through the agent, wires COLO's
+ * filters, enters COLO and stays behind, holding the agent's session and the VM's monitor.
+ * Returns once the VM is protected (0, the state printed to out), refused (1, every blocker
+ * printed), or not (-1 with errno and the message; nothing is left on either host). */
+int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms, unsigned flags,
+		     FILE *out);
+/* `standby status`: the state its supervisor last wrote (state, checkpoints, pauses, the
+ * secondary), or -1 (ENOENT) when the VM was never protected here. */
+int qu_standby_status(pid_t pid, unsigned flags, FILE *out);
+/* `standby stop`: protection ends, the primary keeps running untouched and alone, nothing is
+ * left on the other host; a supervisor that died is made up for here. 0, or -1. */
+int qu_standby_stop(pid_t pid, unsigned flags, FILE *out);
+
 /* Decodes a handover stream, as qu_write_stream() writes it, read from fd to its end: one
  * line per record on out, after the record's byte offset. Returns 0, or -1 (EBADMSG) at a
  * damaged or truncated record; the error says at which byte. */

@@ -262,6 +262,32 @@ int qu_qmp_wait_event(struct qu_qmp *q, const char *name, const char *const *sta
 	return wait_event(q, name, statuses, watch_fd, deadline_us, data, NULL);
 }
 
+int qu_qmp_next_event(struct qu_qmp *q, uint64_t deadline_us, char *name, size_t len, int64_t *realtime_us,
+		      json_object **data)
+{
+	json_object *m = NULL, *n;
+	if (q->nevents) {
+		m = q->events[0];
+		memmove(q->events, q->events + 1, sizeof(q->events[0]) * (q->nevents - 1));
+		q->nevents--;
+	}
+	while (!m) {
+		int r = read_message(q, -1, deadline_us, &m);
+		if (r < 0)
+			return r;
+		if (!json_object_object_get_ex(m, "event", NULL)) {
+			json_object_put(m); /* a late answer to a command that timed out */
+			m = NULL;
+		}
+	}
+	snprintf(name, len, "%s", json_object_object_get_ex(m, "event", &n) ? qu_json_str(n) : "");
+	return take_event(m, data, realtime_us);
+}
+
+int qu_qmp_fd(const struct qu_qmp *q) { return q->fd; }
+
+int qu_qmp_buffered(const struct qu_qmp *q) { return q->nevents > 0 || (q->len && memchr(q->buf, '\n', q->len)); }
+
 int qu_qmp_event_time(struct qu_qmp *q, const char *name, uint64_t deadline_us, int64_t *realtime_us)
 {
 	return wait_event(q, name, NULL, -1, deadline_us, NULL, realtime_us);

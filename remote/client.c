@@ -434,3 +434,28 @@ int qu_remote_admit(struct qu_remote *r, const struct qu_launch *spec, uint64_t 
 		snprintf(why, len, "the agent on %s refuses the launch and does not say why", r->host);
 	return 1;
 }
+
+int qu_remote_colo(struct qu_remote *r, const char *netdev, uint64_t deadline_us, char *mirror, char *compare,
+		   size_t len)
+{
+	char text[TEXT_MAX] = "";
+	qu_kv_add(text, sizeof(text), "op", "colo");
+	qu_kv_add(text, sizeof(text), "netdev", netdev);
+	int e = call(r, text, deadline_us, text, sizeof(text));
+	if (e < 0)
+		return e;
+	if (qu_kv_get(text, "mirror", mirror, len) < 0 || qu_kv_get(text, "compare", compare, len) < 0)
+		return qu_err(-EBADMSG, "the agent on %s did not say where the secondary's filters listen", r->host);
+	return 0;
+}
+
+int qu_remote_heartbeat(struct qu_remote *r, uint64_t deadline_us, char *status, char *mode, size_t len)
+{
+	char text[TEXT_MAX];
+	int e = call(r, "op=heartbeat\n", deadline_us, text, sizeof(text));
+	if (e < 0)
+		return e;
+	qu_kv_get(text, "status", status, len);
+	qu_kv_get(text, "mode", mode, len);
+	return 0;
+}

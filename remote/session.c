@@ -16,6 +16,8 @@
 #define IDLE_TIMEOUT_US (6ull * 3600 * 1000000u)
 /* Starting, or resuming, the new QEMU. */
 #define STEP_TIMEOUT_US (120ull * 1000000u)
+/* A secondary's monitor answers within this, or it counts as lost. */
+#define HEARTBEAT_TIMEOUT_US (5ull * 1000000u)
 #define REPLY_MAX 4096
 /* Summing a copied disk reads all it holds: a whole disk at a few hundred MB/s. */
 #define VERIFY_TIMEOUT_US (3600ull * 1000000u)
@@ -165,6 +167,16 @@ static int call_abort(struct session *s, struct qu_rec *rec, char *reply, size_t
 	return qu_err(-ECANCELED, "the tool called the upgrade off");
 }
 
+static int call_colo(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	return qu_target_colo(s->target, call_text(rec), s->host, qu_now_us() + STEP_TIMEOUT_US, reply, len);
+}
+
+static int call_heartbeat(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	return qu_target_heartbeat(s->target, qu_now_us() + HEARTBEAT_TIMEOUT_US, reply, len);
+}
+
 static const struct session_op session_ops[] = {
 	{ QU_REC_ARG, NULL, launch_record, 0, 0 },
 	{ QU_REC_ENV, NULL, launch_record, 0, 0 },
@@ -180,6 +192,8 @@ static const struct session_op session_ops[] = {
 	{ QU_REC_CALL, "tls", call_tls, 0, 0 },
 	{ QU_REC_CALL, "resume", call_resume, 1, 0 },
 	{ QU_REC_CALL, "abort", call_abort, 1, 0 },
+	{ QU_REC_CALL, "colo", call_colo, 1, 0 },
+	{ QU_REC_CALL, "heartbeat", call_heartbeat, 1, 1 },
 };
 
 static const struct session_op *find_op(uint16_t type, const char *verb)

@@ -9,6 +9,7 @@
 #include "remote/blk/nbd.h"
 #include "remote/blk/verify.h"
 #include "remote/recreate.h"
+#include "remote/standby/wiring.h"
 #include "remote/tls.h"
 #include "upgrade/clock.h"
 #include "upgrade/context.h"
@@ -657,5 +658,37 @@ int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, siz
 	qu_kv_addf(reply, len, "tls", "%d", !strcmp(creds, QU_TLS_ID)); /* what the load went through */
 	if (a < 0)
 		qu_kv_add(reply, len, "announce_error", qu_err_msg());
+	return 0;
+}
+
+int qu_target_colo(struct qu_target *t, const char *call, const char *host, uint64_t deadline_us, char *reply,
+		   size_t len)
+{
+	char netdev[64] = "";
+	if (!t->ctl || t->record.resumed)
+		return qu_err(-EINVAL, "standby: no secondary QEMU waits here for the migration");
+	/* The filters' wires cross hosts: never in the clear. */
+	if (t->no_tls || !t->tls.added)
+		return qu_err(-EPROTO, "standby: the secondary's wires run over TLS only (the tool asked for none)");
+	qu_kv_get(call, "netdev", netdev, sizeof(netdev));
+	return qu_colo_secondary_wire(t->ctl, host, netdev, QU_TLS_ID, deadline_us, reply, len);
+}
+
+int qu_target_heartbeat(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len)
+{
+	char status[32] = "", mode[32] = "";
+	if (!t->ctl)
+		return qu_err(-EINVAL, "standby: no secondary QEMU here");
+	int r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, status, sizeof(status));
+	if (r == 0)
+		r = qu_qmp_query_string(t->ctl, "query-colo-status", "mode", deadline_us, mode, sizeof(mode));
+	if (r < 0) {
+		add_stderr(t);
+		return qu_err_wrap(r, "the secondary QEMU (PID %d)", (int)t->pid);
+	}
+	reply[0] = '\0';
+	qu_kv_add(reply, len, "status", status);
+	qu_kv_add(reply, len, "mode", mode);
+	qu_kv_addf(reply, len, "pid", "%d", (int)t->pid);
 	return 0;
 }

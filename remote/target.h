@@ -52,6 +52,15 @@ int qu_target_tls(struct qu_target *t, const char *call, const struct qu_psk *de
 /* CALL op=resume: waits for the state to load, ends the NBD exports, resumes the guest and
  * announces its MACs. From here the new QEMU is never stopped by the agent. */
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);
+/* CALL op=colo netdev=ID (standby, after EXEC): the waiting QEMU becomes a COLO secondary
+ * (remote/standby/wiring.h): REPLY mirror=HOST:PORT compare=HOST:PORT, where the primary's
+ * filters connect, over TLS with the session's key. It is never resumed: it stays until the
+ * session ends, and goes with it. */
+int qu_target_colo(struct qu_target *t, const char *call, const char *host, uint64_t deadline_us, char *reply,
+		   size_t len);
+/* CALL op=heartbeat (standby's supervisor, every few seconds): the secondary's run state and
+ * COLO mode, REPLY status= mode= pid=; a secondary that does not answer fails it. */
+int qu_target_heartbeat(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);
 /* 1 once the resume reached the point where the guest may run here (the `cont`). */
 int qu_target_resumed(const struct qu_target *t);
 

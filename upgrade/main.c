@@ -209,7 +209,7 @@ static int parse_pid(const char *s, pid_t *pid)
 }
 
 /* `standby start|status|stop`: a VM protected by a COLO secondary on another host
- * (docs/standby.md). Only the plan (start --dry-run) is built yet. */
+ * (docs/standby.md). */
 static int standby_command(struct cli *cli)
 {
 	int argc = cli->argc - 1;
@@ -260,8 +260,11 @@ static int standby_command(struct cli *cli)
 			       "its QEMU dies (docs/standby.md). QEMU 11.1 only, the same binary on both hosts.\n"
 			       "--dry-run: what would be built and wired there and here, or every reason the VM\n"
 			       "  cannot be protected, each with what to do (exit 3); nothing is changed.\n"
-			       "Built so far: the plan only; protecting (start without --dry-run), `standby status`\n"
-			       "and `standby stop` are not built yet.\n");
+			       "       qemu-upgrade standby status --pid PID [--json]\n"
+			       "       qemu-upgrade standby stop --pid PID [--json]\n"
+			       "Without --dry-run, start protects the VM and returns once it is protected; a\n"
+			       "supervisor stays behind. Not built yet: failover (a lost primary ends protection)\n"
+			       "and disks (a VM with disks is refused).\n");
 			return EXIT_OK;
 		default:
 			fprintf(stderr, "Try 'qemu-upgrade standby --help'.\n");
@@ -276,11 +279,16 @@ static int standby_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade standby: give start, status or stop (see standby --help)\n");
 		return EXIT_USAGE;
 	}
-	if (strcmp(verb, "start") || !dry_run) {
-		fprintf(stderr, "qemu-upgrade standby %s%s: not built yet: this version plans a standby (standby start "
-				"--dry-run) but protects no VM (docs/standby.md, \"Not built yet\")\n", verb,
-			strcmp(verb, "start") ? "" : " without --dry-run");
-		return EXIT_USAGE;
+	if (strcmp(verb, "start")) {
+		if (!pid) {
+			fprintf(stderr, "qemu-upgrade standby %s: which VM? Give --pid PID\n", verb);
+			return EXIT_USAGE;
+		}
+		int r = !strcmp(verb, "status") ? qu_standby_status(pid, json ? QU_OUT_JSON : 0, stdout)
+						: qu_standby_stop(pid, json ? QU_OUT_JSON : 0, stdout);
+		if (r < 0)
+			fprintf(stderr, "qemu-upgrade standby %s: %s\n", verb, qu_get_error());
+		return r < 0 ? EXIT_FAILURE : EXIT_OK;
 	}
 	if (!pid) {
 		fprintf(stderr, "qemu-upgrade standby start: which VM? Give --pid PID\n");
@@ -291,10 +299,13 @@ static int standby_command(struct cli *cli)
 				"or --remote HOST (the TLS agent)\n");
 		return EXIT_USAGE;
 	}
-	int r = qu_standby_plan(pid, remote, pki_dir, interval_ms, json ? QU_OUT_JSON : 0, stdout);
+	int r = dry_run ? qu_standby_plan(pid, remote, pki_dir, interval_ms, json ? QU_OUT_JSON : 0, stdout)
+			: qu_standby_start(pid, remote, pki_dir, interval_ms, json ? QU_OUT_JSON : 0, stdout);
 	if (r < 0)
 		fprintf(stderr, "qemu-upgrade standby start: %s\n", qu_get_error());
-	return r < 0 ? EXIT_USAGE : r ? EXIT_REFUSED : EXIT_OK;
+	if (r < 0)
+		return errno == EINVAL ? EXIT_USAGE : EXIT_FAILURE;
+	return r ? EXIT_REFUSED : EXIT_OK;
 }
 
 /* After a usage error's message: the hint, and exit 2 (nothing was touched). */

@@ -1,5 +1,5 @@
 /* The public entry of `qemu-upgrade standby` (include/qemu-upgrade.h): -1 plus a message at
- * this boundary. Today: the plan (start --dry-run); protecting is not built yet. */
+ * this boundary. The plan (start --dry-run) is here; protecting is upgrade/standby-run.c. */
 #include "qemu-upgrade.h"
 #include "qemu-integration/qmp.h"
 #include "remote/ssh/uri.h"
@@ -9,6 +9,7 @@
 #include "upgrade/clock.h"
 #include "upgrade/inspect.h"
 #include "upgrade/log.h"
+#include "upgrade/standby.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -47,20 +48,25 @@ static int check_host(const char *host, const char *pki_dir)
 	return 0;
 }
 
-int qu_standby_plan(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms, unsigned flags,
-		    FILE *out)
+int qu_standby_check_args(pid_t pid, const char *remote, const char *pki_dir, unsigned *interval_ms, unsigned flags)
 {
 	if (flags & ~QU_OUT_JSON)
 		return fail(qu_err(-EINVAL, "unknown flags 0x%x", flags & ~QU_OUT_JSON));
 	if (pid <= 0)
 		return fail(qu_err(-EINVAL, "which VM? Give the PID of its QEMU"));
-	if (interval_ms == 0)
-		interval_ms = QU_STANDBY_INTERVAL_DEFAULT_MS;
-	if (interval_ms < QU_STANDBY_INTERVAL_MIN_MS || interval_ms > QU_STANDBY_INTERVAL_MAX_MS)
+	if (*interval_ms == 0)
+		*interval_ms = QU_STANDBY_INTERVAL_DEFAULT_MS;
+	if (*interval_ms < QU_STANDBY_INTERVAL_MIN_MS || *interval_ms > QU_STANDBY_INTERVAL_MAX_MS)
 		return fail(qu_err(-EINVAL, "interval %u ms: give %u to %u ms (at 100 ms the guest was paused two thirds "
-					    "of the time, docs/standby.md)", interval_ms, QU_STANDBY_INTERVAL_MIN_MS,
+					    "of the time, docs/standby.md)", *interval_ms, QU_STANDBY_INTERVAL_MIN_MS,
 				   QU_STANDBY_INTERVAL_MAX_MS));
-	if (check_host(remote, pki_dir) < 0)
+	return check_host(remote, pki_dir);
+}
+
+int qu_standby_plan(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms, unsigned flags,
+		    FILE *out)
+{
+	if (qu_standby_check_args(pid, remote, pki_dir, &interval_ms, flags) < 0)
 		return -1;
 	uint64_t deadline = qu_now_us() + STANDBY_PLAN_TIMEOUT_US;
 	struct qu_vm *vm = calloc(1, sizeof(*vm));

@@ -89,13 +89,14 @@ tap_diag "hostile URI: exit $rc: $ERR"
 tap_ok $? "a hostile ssh:// destination: exit 2 before anything runs"
 standby start --pid "$VM_PID" "${dest[@]}"
 rc=$?
-tap_diag "without --dry-run: exit $rc: $ERR"
-[ "$rc" = 2 ] && grep -q "not built yet" <<<"$ERR"
-tap_ok $? "standby start without --dry-run says it is not built yet (exit 2)"
+tap_diag "without --dry-run: exit $rc: $OUT $ERR"
+[ "$rc" = 3 ] && grep -q "disk 'colo-disk0': replicating disks is not built yet" <<<"$OUT"
+tap_ok $? "standby start without --dry-run: this VM's disk is refused (exit 3): replicating disks is not built yet"
 standby stop --pid "$VM_PID"
 rc=$?
-[ "$rc" = 2 ] && grep -q "standby stop: not built yet" <<<"$ERR"
-tap_ok $? "standby stop says it is not built yet (exit 2)"
+tap_diag "stop: exit $rc: $ERR"
+[ "$rc" = 1 ] && grep -q "standby stop: PID $VM_PID is not protected" <<<"$ERR"
+tap_ok $? "standby stop of a VM that is not protected: exit 1, says so"
 
 # 3. No agent there: a blocker, listed with the others.
 standby start --pid "$VM_PID" --remote "$REMOTE_B_IP:4999" --pki-dir "$REMOTE_PKI_A" --dry-run

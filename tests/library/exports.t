@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # libqemu-upgrade.so exports exactly the functions include/qemu-upgrade.h declares: none
 # missing (a daemon would fail to link), none extra (a daemon could come to depend on the
-# engine's internals), all under the version node QEMU_UPGRADE_0, and no data. The header's
+# engine's internals), each under its version node (QEMU_UPGRADE_0, QEMU_UPGRADE_1), and no data. The header's
 # list comes from the compiler (-aux-info: every prototype it saw, with the file it came
 # from), not from reading the text, where comments name functions too.
 . "$(dirname "$0")/../lib/tap.sh"
@@ -37,11 +37,14 @@ tap_ok $? "the comparison tells two lists one name apart"
 same "$declared" "$exported"
 tap_ok $? "the library exports exactly the functions the header declares"
 
-# Every exported symbol is a function (T) bound to QEMU_UPGRADE_0; the node itself is the one
-# absolute (A) symbol.
-bad=$(awk '$2 == "A" && $3 != "QEMU_UPGRADE_0" || $2 != "A" && ($2 != "T" || $3 !~ /@@QEMU_UPGRADE_0$/)' <<<"$dyn")
-[ -z "$bad" ] && grep -q ' A QEMU_UPGRADE_0$' <<<"$dyn"
-tap_ok $? "every export is a function of version QEMU_UPGRADE_0" || tap_diag "$bad"
+# Every exported symbol is a function (T) bound to a version node; the nodes are the only
+# absolute (A) symbols. QEMU_UPGRADE_0 holds the first release's functions, QEMU_UPGRADE_1
+# (which inherits it) standby's start, status and stop: an old function never moves.
+v1="qu_standby_start qu_standby_status qu_standby_stop"
+bad=$(awk -v v1=" $v1 " '$2 == "A" && $3 !~ /^QEMU_UPGRADE_[01]$/ || $2 != "A" && $2 != "T" ||
+	$2 == "T" && (index(v1, " " substr($3, 1, index($3, "@") - 1) " ") ? $3 !~ /@@QEMU_UPGRADE_1$/ : $3 !~ /@@QEMU_UPGRADE_0$/)' <<<"$dyn")
+[ -z "$bad" ] && grep -q ' A QEMU_UPGRADE_0$' <<<"$dyn" && grep -q ' A QEMU_UPGRADE_1$' <<<"$dyn"
+tap_ok $? "every export is a function of its version node (QEMU_UPGRADE_0, standby's in QEMU_UPGRADE_1)" || tap_diag "$bad"
 
 tap_is "$(dyn_tag "$so" SONAME)" "$QU_SONAME" "its SONAME is $QU_SONAME"
 tap_is "$(readlink "$QU_BUILD/libqemu-upgrade.so")" "$QU_SONAME" "libqemu-upgrade.so links to it (for -lqemu-upgrade)"

@@ -1,0 +1,44 @@
+/* The primary's side of COLO's start and end (docs/standby.md): the migration that makes the
+ * secondary, stopped for the end of its initial copy (the measured workaround for the
+ * corruption a live copy leaves), the wait for COLO, and the way out again, which leaves the
+ * primary running alone with its settings as they were. */
+#ifndef QU_STANDBY_ENTER_H
+#define QU_STANDBY_ENTER_H
+
+#include <stdint.h>
+
+struct qu_qmp;
+
+/* The primary's migration settings before protection, put back when it ends. */
+struct qu_colo_saved {
+	int read;                 /* the fields below were read */
+	int return_path, events;  /* capabilities */
+	long long max_bandwidth;
+	long long checkpoint_delay;
+};
+
+struct qu_colo_entry {
+	struct qu_colo_saved saved;
+	int migrating;            /* migrate was sent */
+	int stopped;              /* we stopped the guest for the end of the initial copy */
+	int entered;              /* query-colo-status says primary */
+	long long dirty_syncs;    /* the pass at which the guest was stopped */
+	double pause_ms;          /* the initial copy's pause (STOP to RESUME events), -1 unknown */
+};
+
+/* Starts COLO towards uri (the secondary's incoming migration, TLS with tls_id): capabilities
+ * x-colo, return-path and events, x-checkpoint-delay interval_ms, migrate, the guest stopped
+ * once the copy's second pass begins (MIGRATION_PASS 2), then waits for COLO and for the
+ * guest to run again. A copy that ends before the stop is not trusted: -EAGAIN. pidfd
+ * (the primary QEMU) ends the waits when it dies. 0, or -errno with a message; e says how
+ * far it got (for qu_colo_leave). */
+int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interval_ms, const char *tls_id,
+		  uint64_t deadline_us, struct qu_colo_entry *e);
+
+/* Ends protection on the primary, whatever e says was reached: COLO left by failover on this
+ * side (x-colo-lost-heartbeat) or the migration cancelled, the guest running (cont only if
+ * we stopped it or COLO left it stopped), the settings put back. Returns how many steps
+ * failed (each logged); the filters are qu_colo_primary_unwire()'s. */
+int qu_colo_leave(struct qu_qmp *q, const struct qu_colo_entry *e, uint64_t deadline_us);
+
+#endif

@@ -1,0 +1,38 @@
+/* A protected VM's state file (STATE_DIR/standby-PID.json, root's directory): written by its
+ * supervisor as things change, read by `standby status` and `standby stop`. */
+#ifndef QU_STANDBY_STATE_H
+#define QU_STANDBY_STATE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#define QU_STANDBY_PAUSES 1024 /* the last checkpoints' pauses kept for the median */
+
+struct qu_standby_state {
+	pid_t pid;                        /* the VM's QEMU (the primary) */
+	unsigned long long pid_start;     /* its start time (/proc/PID/stat), against PID reuse */
+	pid_t supervisor;
+	unsigned long long supervisor_start;
+	char state[16];                   /* syncing, protecting, stopped, broken */
+	char reason[512];                 /* why broken */
+	char host[256];
+	pid_t standby_pid;                /* the secondary, in its host's PID namespace */
+	unsigned interval_ms;
+	unsigned long long checkpoints;
+	int64_t last_checkpoint_us;       /* wall clock (QEMU's stamp of its RESUME), 0 none */
+	double initial_pause_ms;
+	double pause_median_ms, pause_max_ms;
+	int64_t since_us;                 /* wall clock when protection began */
+};
+
+/* The file's path for pid. */
+void qu_standby_state_path(pid_t pid, char *out, size_t len);
+/* Written whole, atomically (a temporary file renamed). 0, or -errno. */
+int qu_standby_state_write(const struct qu_standby_state *s);
+/* 0 with s filled; -ENOENT when the VM has no state file; -EBADMSG when it cannot be read. */
+int qu_standby_state_read(pid_t pid, struct qu_standby_state *s);
+void qu_standby_state_remove(pid_t pid);
+/* JSON text of s (the caller frees), with last_checkpoint_ms_ago computed from now. */
+char *qu_standby_state_json(const struct qu_standby_state *s);
+
+#endif

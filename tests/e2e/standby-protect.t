@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# qemu-upgrade standby start / status / stop (issue 16) on two "hosts" (network namespaces
+# joined by a veth, the TLS agent on B), real QEMU 11.1.3 (Debian sid) under TCG, the
+# memory-checking guest with a virtio-net NIC on a tap (vhost=off, vnet_hdr=off) and no disk.
+# The VM is protected: the secondary runs on B, checkpoints flow (standby status counts them
+# and their pauses), the guest stays clean and keeps answering pings through colo-compare;
+# `standby stop` leaves the primary running alone (no COLO, no filter, no capability, no key)
+# and B without a QEMU. A VM with a disk is refused before anything happens (disk replication
+# is not built yet), and so is a second start of a protected VM.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+. "$here/../lib/remote.sh"
+
+cache=/var/cache/qemu-upgrade-tests
+mkdir -p "$cache"
+Q11=$( (flock 9; "$QU_ROOT/tests/qemu-versions/fetch.sh" sid "$cache") 9>"$cache/.lock" 2>"$cache/.fetch-sid.err" | tail -n 1)
+[ -x "$Q11" ] || { echo "1..0 # SKIP QEMU 11.1 (Debian sid) cannot be fetched, and COLO works on no other version: $(tail -n 1 "$cache/.fetch-sid.err")"; exit 0; }
+
+tap_plan 14
+remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
+vm_guest_build || exit 1
+dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
+# The supervisor's state and log go to a directory of this test's own.
+export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
+_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
+
+# standby ARGS...: the tool on host A; OUT gets stdout, ERR stderr; returns its exit status.
+standby() {
+	local rc
+	OUT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" standby "$@" 2>"$VM_DIR/standby.err")
+	rc=$?
+	ERR=$(cat "$VM_DIR/standby.err")
+	return $rc
+}
+objects() { vm_qmp "$VM_QMP" '{"execute":"qom-list","arguments":{"path":"/objects"}}' | jq -c '[.return[].name] | sort'; }
+chardevs() { vm_qmp "$VM_QMP" '{"execute":"query-chardev"}' | jq -c '[.return[].label] | sort'; }
+caps_on() { vm_qmp "$VM_QMP" '{"execute":"query-migrate-capabilities"}' | jq -c '[.return[] | select(.state)] | map(.capability)'; }
+colo_mode() { vm_qmp "$VM_QMP" '{"execute":"query-colo-status"}' | jq -r .return.mode; }
+status_json() { standby status --pid "$VM_PID" --json && jq -r "$1" <<<"$OUT"; }
+# ping_guest COUNT: pings from A's host side of the tap; prints "received/sent".
+ping_guest() {
+	ip netns exec "$REMOTE_NS_A" ping -c "$1" -i 0.2 -W 2 192.168.77.10 2>&1 | sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p'
+}
+
+# 1. A VM COLO protects, without a disk.
+tapa=sbp$$
+# The supervisor holds the monitor the tool finds (the first -qmp) while it protects: the test
+# asks its questions on a second one.
+mon=$(mktemp -d /tmp/qu-sbp-mon.XXXXXX) && _vm_paths+=("$mon")
+QEMU=$Q11 VM_RAM=anon VM_APPEND="net_ip=192.168.77.10/24" VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start standby-protect \
+	-netdev "tap,id=hn0,ifname=$tapa,script=no,downscript=no,vhost=off,vnet_hdr=off" \
+	-device virtio-net-pci,id=net0,netdev=hn0,mac=52:54:00:12:34:77 -qmp "unix:$mon/test.sock,server=on,wait=off" ||
+	{ echo "Bail out! the 11.1 VM did not start"; exit 1; }
+VM_QMP=$mon/test.sock
+ip -n "$REMOTE_NS_A" addr add 192.168.77.1/24 dev "$tapa" && ip -n "$REMOTE_NS_A" link set "$tapa" up
+# B has a tap of the same name, as the operator makes it there (the agent opens it).
+ip -n "$REMOTE_NS_B" tuntap add dev "$tapa" mode tap && ip -n "$REMOTE_NS_B" addr add 192.168.77.1/24 dev "$tapa" &&
+	ip -n "$REMOTE_NS_B" link set "$tapa" up || { echo "Bail out! cannot make the tap on B"; exit 1; }
+vm_wait_ready || { echo "Bail out! the 11.1 guest did not come up"; exit 1; }
+# The agent may make files in the VM's directory (a tmpfs there: the secondary's sockets and
+# logs at the same paths as the primary's).
+REMOTE_AGENT_BINARIES="$Q11" remote_agent_start "$VM_DIR" "$mon" || { echo "Bail out! the agent did not start"; exit 1; }
+OBJECTS=$(objects) CHARDEVS=$(chardevs)
+tap_diag "the test's monitor: $(vm_runstate)"
+tap_diag "before: objects $OBJECTS, chardevs $CHARDEVS, pings $(ping_guest 3)"
+
+standby start --pid "$VM_PID" "${dest[@]}" --interval 500
+rc=$?
+tap_diag "start: exit $rc: $OUT"
+tap_diag "stderr: $(tail -n 20 <<<"$ERR")"
+[ "$rc" = 0 ] && grep -q "^protected: PID $VM_PID, secondary PID [0-9]* on $REMOTE_B_IP" <<<"$OUT"
+tap_ok $? "standby start: protected (exit 0), the secondary on B named"
+sec=$(remote_qemus)
+[ -n "$sec" ] && [ "$(colo_mode)" = primary ] && [ "$(vm_runstate)" = running ]
+tap_ok $? "the primary is in COLO (mode primary) and running; B runs the secondary (PID ${sec:-none})"
+
+# Checkpoints flow: the count grows while the guest keeps checking its memory.
+c0=$(status_json .checkpoints)
+vm_memcheck_progress 120
+mc=$?
+standby status --pid "$VM_PID" --json
+c1=$(jq -r .checkpoints <<<"$OUT")
+tap_diag "status: $OUT"
+[ "$mc" = 0 ] && [ "${c1:-0}" -gt "${c0:-0}" ] && [ "$(jq -r .state <<<"$OUT")" = protecting ] && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "protecting: checkpoints $c0 -> $c1 while the guest ran a memory pass, clean"
+[ "$(jq -r '[.host, (.standby_pid > 0), (.pause_median_ms > 0), (.pause_max_ms >= .pause_median_ms), .interval_ms] | @tsv' <<<"$OUT")" = \
+	"$(printf '%s\ttrue\ttrue\ttrue\t500' "$REMOTE_B_IP")" ] && [ "$(jq -r '.last_checkpoint_ms_ago < 60000' <<<"$OUT")" = true ]
+tap_ok $? "status --json: host, standby_pid, pause median and max, interval, a recent checkpoint"
+standby status --pid "$VM_PID"
+grep -q '^state: protecting' <<<"$OUT" && grep -q '^checkpoints: [0-9]' <<<"$OUT"
+tap_ok $? "status in text: state and checkpoints"
+p=$(ping_guest 10)
+tap_diag "pings while protected: $p"
+[ "${p%/*}" -ge 8 ]
+tap_ok $? "the guest answers pings through colo-compare while protected ($p)"
+
+# A second start of a protected VM is refused.
+standby start --pid "$VM_PID" "${dest[@]}"
+rc=$?
+tap_diag "second start: exit $rc: $ERR"
+[ "$rc" != 0 ] && grep -q "is protected already" <<<"$ERR"
+tap_ok $? "a second start is refused: protected already"
+
+# 2. stop: the primary alone again, B empty.
+standby stop --pid "$VM_PID"
+rc=$?
+tap_diag "stop: exit $rc: $OUT $ERR"
+[ "$rc" = 0 ] && grep -q '^state: stopped' <<<"$OUT"
+tap_ok $? "standby stop: exit 0, state stopped"
+for _ in $(seq 100); do [ -z "$(remote_qemus)" ] && break; sleep 0.1; done
+tap_diag "after stop: mode $(colo_mode), run state $(vm_runstate), objects $(objects), chardevs $(chardevs), capabilities $(caps_on), B's QEMUs: $(remote_qemus | tr '\n' ' ')"
+[ "$(colo_mode)" = none ] && [ "$(vm_runstate)" = running ] && [ "$(objects)" = "$OBJECTS" ] && [ "$(chardevs)" = "$CHARDEVS" ] &&
+	[ "$(caps_on)" = '[]' ] && [ -z "$(remote_qemus)" ]
+tap_ok $? "after stop: no COLO, running, the objects, chardevs and capabilities as before; B runs no QEMU"
+vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the guest goes on, clean"
+p=$(ping_guest 5)
+[ "${p%/*}" = 5 ]
+tap_ok $? "pings answered without the filters ($p)"
+[ -z "$(remote_tls_leaks)" ] && ! ls /run/qemu-upgrade-tls-* >/dev/null 2>&1 || [ -z "$(remote_tls_leaks)" ]
+tap_ok $? "no TLS key left ($(remote_tls_leaks | tr '\n' ' '))"
+standby status --pid "$VM_PID" --json
+[ "$(jq -r .state <<<"$OUT")" = stopped ]
+tap_ok $? "status after stop: stopped"
+vm_stop
+
+# 3. A VM with a disk: refused before anything happens.
+img=$(mktemp -d /tmp/vm-standby-img.XXXXXX) && _vm_paths+=("$img")
+qemu-img create -q -f qcow2 "$img/primary.qcow2" 64M
+QEMU=$Q11 VM_RAM=anon VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start standby-disk \
+	-netdev "tap,id=hn0,ifname=sbd$$,script=no,downscript=no,vhost=off,vnet_hdr=off" \
+	-device virtio-net-pci,id=net0,netdev=hn0,mac=52:54:00:12:34:78 \
+	-drive "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0.file.filename=$img/primary.qcow2,children.0.driver=qcow2" ||
+	{ echo "Bail out! the VM with a disk did not start"; exit 1; }
+vm_wait_ready || { echo "Bail out! its guest did not come up"; exit 1; }
+OBJECTS=$(objects)
+standby start --pid "$VM_PID" "${dest[@]}"
+rc=$?
+tap_diag "with a disk: exit $rc: $OUT $ERR"
+[ "$rc" = 3 ] && grep -q "disk 'colo-disk0': replicating disks is not built yet" <<<"$OUT" && [ "$(objects)" = "$OBJECTS" ] &&
+	[ "$(caps_on)" = '[]' ] && [ -z "$(remote_qemus)" ] && [ "$(vm_runstate)" = running ]
+tap_ok $? "a VM with a disk: refused (exit 3) naming the disk, nothing added, B empty"
+vm_stop
+tap_done

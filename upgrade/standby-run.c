@@ -1,0 +1,582 @@
+/* `qemu-upgrade standby start|status|stop` (docs/standby.md): protecting a VM with a COLO
+ * secondary on another host, its supervisor, and the end of protection. The start runs in
+ * the supervisor itself (a child in a session of its own), so that the agent's session and
+ * the primary's monitor it opens are its own: `standby start` waits for its word (protected,
+ * or why not) and returns; the supervisor stays, holding both, until `standby stop`, the
+ * primary's end or the secondary's loss. Failover is not built yet: a lost primary ends
+ * protection (docs/standby.md, "Not built yet"). */
+#include "qemu-upgrade.h"
+#include "qemu-integration/disks.h"
+#include "qemu-integration/qmp.h"
+#include "remote/client.h"
+#include "remote/standby/enter.h"
+#include "remote/standby/plan.h"
+#include "remote/standby/state.h"
+#include "remote/standby/wiring.h"
+#include "remote/tls.h"
+#include "upgrade/clock.h"
+#include "upgrade/fdpass/pidfd.h"
+#include "upgrade/fdpass/procfd.h"
+#include "upgrade/inspect.h"
+#include "upgrade/io.h"
+#include "upgrade/log.h"
+#include "upgrade/plan.h"
+#include "upgrade/standby.h"
+#include "upgrade/statedir.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Building the secondary and entering COLO (the initial copy included). */
+#define STANDBY_START_TIMEOUT_US (300ull * 1000000u)
+/* The supervisor asks the agent about the secondary this often. */
+#define HEARTBEAT_EVERY_US (2ull * 1000000u)
+#define HEARTBEAT_TIMEOUT_US (10ull * 1000000u)
+/* The end of protection: failover on the primary, the filters removed. */
+#define LEAVE_TIMEOUT_US (30ull * 1000000u)
+/* `standby stop` waits this long for the supervisor to end protection. */
+#define STOP_WAIT_US (90ull * 1000000u)
+/* The supervisor's word to `standby start`: a tag and a message or the state's JSON. */
+#define WORD_MAX 8192
+
+static int fail(int err)
+{
+	errno = err < 0 ? -err : err;
+	return -1;
+}
+
+static int64_t wall_us(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
+}
+
+/* What the supervisor holds while it protects the VM. */
+struct guard {
+	struct qu_vm *vm;
+	struct qu_qmp *q;           /* the primary's monitor */
+	struct qu_remote *rm;       /* the agent's session: the secondary lives as long as it */
+	struct qu_plan *up;         /* the secondary's launch (as --remote makes it) */
+	struct qu_standby_plan *p;
+	struct qu_colo_entry entry;
+	struct qu_tls tls;
+	int pidfd;
+	int wired;                  /* the primary's filters may be there */
+	struct qu_standby_state st;
+	double pauses[QU_STANDBY_PAUSES];
+	size_t npauses;
+};
+
+static void guard_free(struct guard *g)
+{
+	qu_remote_close(g->rm); /* the agent stops its secondary and removes what it made */
+	g->rm = NULL;
+	if (g->up) {
+		g->up->remote = NULL;
+		free((void *)g->up->disks);
+		qu_plan_free(g->up);
+		free(g->up);
+	}
+	qu_qmp_close(g->q);
+	if (g->vm) {
+		qu_vm_free(g->vm);
+		free(g->vm);
+	}
+	free(g->p);
+	qu_close(&g->pidfd);
+}
+
+/* Protection ends on the primary: COLO left, the filters and the key removed, the guest
+ * running alone as before. */
+static int release_primary(struct guard *g)
+{
+	uint64_t deadline = qu_now_us() + LEAVE_TIMEOUT_US;
+	int left = qu_colo_leave(g->q, &g->entry, deadline);
+	if (g->wired)
+		left += qu_colo_primary_unwire(g->q, deadline);
+	if (g->tls.added)
+		qu_tls_remove(g->q, &g->tls, deadline);
+	return left;
+}
+
+/* Everything that blocks a real start, at once: the plan's refusals and what is not built. */
+static int refused(struct guard *g, char *why, size_t len)
+{
+	if (g->p->ndisks)
+		qu_refusals_add(&g->p->refusals, "disk '%s': replicating disks is not built yet (docs/standby.md, \"Not "
+						 "built yet\"): this version protects a VM without disks", g->p->disks[0].device);
+	if (g->p->nnics != 1)
+		qu_refusals_add(&g->p->refusals, "the VM has %zu NICs: standby protects a VM with exactly one NIC "
+						 "(its network output is what COLO compares)", g->p->nnics);
+	if (!qu_refusals_count(&g->p->refusals))
+		return 0;
+	char *all = qu_refusals_join(&g->p->refusals, "\n  - ");
+	snprintf(why, len, "cannot protect PID %d (%u blocker%s, each to resolve):\n  - %s", (int)g->p->pid,
+		 qu_refusals_count(&g->p->refusals), qu_refusals_count(&g->p->refusals) > 1 ? "s" : "",
+		 all ? all : g->p->refusals.why[0]);
+	free(all);
+	return 1;
+}
+
+/* The secondary on the other host: the same launch as an upgrade there (remote/target.h:
+ * the same binary and paths, descriptors re-created from their specs), then its filters. */
+static int start_secondary(struct guard *g, const char *pki_dir, uint64_t deadline, char *mirror, char *compare,
+			   size_t len)
+{
+	int r;
+	if ((r = qu_remote_connect(g->p->host, pki_dir, deadline, &g->rm)) < 0)
+		return r;
+	if (!(g->up = calloc(1, sizeof(*g->up))) || !(g->up->disks = calloc(1, sizeof(struct qu_disks))))
+		return qu_err(-ENOMEM, "out of memory");
+	g->up->remote = g->rm;
+	if ((r = qu_disks_query(g->q, deadline, (struct qu_disks *)g->up->disks)) < 0 ||
+	    (r = qu_plan_make(g->vm, g->vm->exe_path, deadline, g->up)) < 0)
+		return r;
+	if (qu_refusals_count(&g->up->refusals)) {
+		char *all = qu_refusals_join(&g->up->refusals, "; ");
+		r = qu_err(-EOPNOTSUPP, "the secondary cannot be started on %s: %s", g->p->host, all ? all : "");
+		free(all);
+		return r;
+	}
+	if (memcmp(g->up->target.ver, g->vm->ver, sizeof(g->vm->ver)))
+		return qu_err(-EOPNOTSUPP, "%s on %s is QEMU %d.%d.%d, the VM runs %d.%d.%d: COLO needs the same QEMU",
+			      g->vm->exe_path, g->p->host, g->up->target.ver[0], g->up->target.ver[1],
+			      g->up->target.ver[2], g->vm->ver[0], g->vm->ver[1], g->vm->ver[2]);
+	if ((r = qu_remote_send(g->vm, g->up, deadline, NULL, 0)) < 0)
+		return qu_err_wrap(r, "starting the secondary on %s", g->p->host);
+	qu_info("standby: secondary QEMU started on %s: PID %d, waiting at %s", g->p->host, (int)g->rm->new_pid,
+		g->rm->migrate_uri);
+	if ((r = qu_remote_colo(g->rm, g->p->nics[0].netdev, deadline, mirror, compare, len)) < 0)
+		return qu_err_wrap(r, "wiring the secondary on %s", g->p->host);
+	return 0;
+}
+
+/* The whole start, in the supervisor. 0 protected; 1 refused (why says all); -errno. */
+static int protect(struct guard *g, pid_t pid, const char *host, const char *pki_dir, unsigned interval_ms,
+		   char *why, size_t len)
+{
+	uint64_t deadline = qu_now_us() + STANDBY_START_TIMEOUT_US;
+	char mirror[160], compare[160];
+	int r;
+	if (!(g->vm = calloc(1, sizeof(*g->vm))) || !(g->p = calloc(1, sizeof(*g->p))))
+		return qu_err(-ENOMEM, "out of memory");
+	if ((r = qu_inspect(pid, NULL, 0, deadline, g->vm, &g->q)) < 0)
+		return r;
+	snprintf(g->p->host, sizeof(g->p->host), "%s", host);
+	g->p->interval_ms = interval_ms;
+	if ((r = qu_standby_plan_local(g->vm, g->q, deadline, g->p)) < 0)
+		return r;
+	if (refused(g, why, len))
+		return 1;
+	g->pidfd = qu_pidfd_open(pid);
+	if (g->pidfd < 0)
+		return qu_err(g->pidfd, "pidfd_open(%d): %s", (int)pid, strerror(-g->pidfd));
+	g->st.pid = pid;
+	g->st.pid_start = qu_proc_starttime(pid);
+	g->st.supervisor = getpid();
+	g->st.supervisor_start = qu_proc_starttime(getpid());
+	snprintf(g->st.state, sizeof(g->st.state), "syncing");
+	snprintf(g->st.host, sizeof(g->st.host), "%s", host);
+	g->st.interval_ms = interval_ms;
+	g->st.initial_pause_ms = g->st.pause_median_ms = g->st.pause_max_ms = -1;
+	qu_standby_state_write(&g->st);
+	if ((r = start_secondary(g, pki_dir, deadline, mirror, compare, sizeof(mirror))) < 0)
+		return r;
+	g->st.standby_pid = g->rm->new_pid;
+	/* The primary's end of QEMU's TLS: the key is read when the object is made. */
+	if ((r = qu_tls_add(g->q, &g->rm->psk, "client", g->vm->ctx.uid, g->vm->ctx.gid, NULL, NULL, deadline, &g->tls)) < 0)
+		return r;
+	qu_tls_remove(NULL, &g->tls, deadline);
+	g->tls.added = 1;
+	g->wired = 1;
+	if ((r = qu_colo_primary_wire(g->q, g->p->nics[0].netdev, mirror, compare, QU_TLS_ID, deadline)) < 0)
+		return r;
+	qu_info("standby: filters wired; copying the guest to %s", host);
+	if ((r = qu_colo_enter(g->q, g->pidfd, g->rm->migrate_uri, interval_ms, QU_TLS_ID, deadline, &g->entry)) < 0)
+		return r;
+	g->st.initial_pause_ms = g->entry.pause_ms;
+	g->st.since_us = wall_us();
+	snprintf(g->st.state, sizeof(g->st.state), "protecting");
+	qu_standby_state_write(&g->st);
+	return 0;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static void add_pause(struct guard *g, double ms)
+{
+	g->pauses[g->npauses++ % QU_STANDBY_PAUSES] = ms;
+	size_t n = g->npauses < QU_STANDBY_PAUSES ? g->npauses : QU_STANDBY_PAUSES;
+	double sorted[QU_STANDBY_PAUSES];
+	memcpy(sorted, g->pauses, n * sizeof(double));
+	qsort(sorted, n, sizeof(double), cmp_double);
+	g->st.pause_median_ms = sorted[n / 2];
+	if (ms > g->st.pause_max_ms)
+		g->st.pause_max_ms = ms;
+}
+
+static void broken(struct guard *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void broken(struct guard *g, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(g->st.reason, sizeof(g->st.reason), fmt, ap);
+	va_end(ap);
+	snprintf(g->st.state, sizeof(g->st.state), "broken");
+	qu_info("standby: protection of PID %d broken: %s", (int)g->st.pid, g->st.reason);
+}
+
+/* The checkpoints, from the primary's events: each is a STOP and a RESUME. Returns 1 when
+ * COLO ended on its own (COLO_EXIT, a failed migration). */
+static int read_events(struct guard *g, int64_t *t_stop)
+{
+	while (qu_qmp_buffered(g->q) || qu_poll_one(qu_qmp_fd(g->q), POLLIN, 0) > 0) {
+		char name[64];
+		int64_t at = 0;
+		json_object *data = NULL;
+		int r = qu_qmp_next_event(g->q, qu_now_us() + 1000000u, name, sizeof(name), &at, &data);
+		if (r < 0) {
+			broken(g, "the primary's monitor: %s", qu_err_msg());
+			return 1;
+		}
+		int ended = 0;
+		if (!strcmp(name, "STOP")) {
+			*t_stop = at;
+		} else if (!strcmp(name, "RESUME") && *t_stop) {
+			add_pause(g, (double)(at - *t_stop) / 1000.0);
+			g->st.checkpoints++;
+			g->st.last_checkpoint_us = at;
+			*t_stop = 0;
+		} else if (!strcmp(name, "COLO_EXIT")) {
+			broken(g, "COLO ended on the primary (reason: %s)", qu_json_member_str(data, "reason"));
+			ended = 1;
+		} else if (!strcmp(name, "MIGRATION") && !strcmp(qu_json_member_str(data, "status"), "failed")) {
+			broken(g, "the primary's COLO migration failed");
+			ended = 1;
+		}
+		json_object_put(data);
+		if (ended)
+			return 1;
+	}
+	return 0;
+}
+
+/* The supervisor's watch, until protection ends. */
+static void supervise(struct guard *g)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC), primary_alive = 1;
+	int64_t t_stop = 0;
+	uint64_t next_beat = qu_now_us() + HEARTBEAT_EVERY_US, next_write = 0;
+	for (;;) {
+		struct pollfd p[4] = { { .fd = qu_qmp_fd(g->q), .events = POLLIN }, { .fd = g->pidfd, .events = POLLIN },
+				       { .fd = sfd, .events = POLLIN }, { .fd = g->rm->sock, .events = POLLIN } };
+		int n = poll(p, 4, qu_qmp_buffered(g->q) ? 0 : qu_ms_left(next_beat));
+		if (n < 0 && errno != EINTR)
+			break;
+		if (p[2].revents) {
+			snprintf(g->st.state, sizeof(g->st.state), "stopped");
+			qu_info("standby: asked to stop protecting PID %d", (int)g->st.pid);
+			break;
+		}
+		if (p[1].revents) {
+			primary_alive = 0;
+			broken(g, "the primary QEMU (PID %d) exited; failover is not built yet, so the secondary on %s was "
+				  "stopped too", (int)g->st.pid, g->st.host);
+			break;
+		}
+		if (p[3].revents) {
+			char words[256] = "";
+			qu_remote_last_words(g->rm, words, sizeof(words));
+			broken(g, "the agent on %s ended the session%s%s", g->st.host, words[0] ? ": " : "", words);
+			break;
+		}
+		if (read_events(g, &t_stop))
+			break;
+		if (qu_now_us() >= next_beat) {
+			char status[32] = "", mode[32] = "";
+			if (qu_remote_heartbeat(g->rm, qu_now_us() + HEARTBEAT_TIMEOUT_US, status, mode, sizeof(status)) < 0) {
+				broken(g, "the secondary on %s: %s", g->st.host, qu_err_msg());
+				break;
+			}
+			if (strcmp(mode, "secondary")) {
+				broken(g, "the QEMU on %s is no longer a COLO secondary (mode '%s', status '%s')", g->st.host,
+				       mode, status);
+				break;
+			}
+			next_beat = qu_now_us() + HEARTBEAT_EVERY_US;
+		}
+		if (qu_now_us() >= next_write) {
+			qu_standby_state_write(&g->st);
+			next_write = qu_now_us() + 1000000u;
+		}
+	}
+	if (primary_alive) {
+		int left = release_primary(g);
+		if (left)
+			qu_info("standby: %d step(s) of the primary's release failed (listed above)", left);
+	}
+	qu_remote_close(g->rm);
+	g->rm = NULL;
+	qu_standby_state_write(&g->st);
+	qu_close(&sfd);
+}
+
+/* The supervisor's log, STATE_DIR/standby-PID.log: its stderr from its start on. */
+static void detach_output(pid_t pid)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/standby-%d.log", qu_state_dir(), (int)pid);
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int log = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+	}
+	if (log >= 0 || null >= 0)
+		dup2(log >= 0 ? log : null, 2);
+	if (null > 2)
+		close(null);
+	if (log > 2)
+		close(log);
+}
+
+/* Another supervisor protecting pid, alive: its PID; else 0. */
+static pid_t running_supervisor(pid_t pid, struct qu_standby_state *st)
+{
+	if (qu_standby_state_read(pid, st) < 0 || st->supervisor <= 0)
+		return 0;
+	return qu_proc_alive(st->supervisor, st->supervisor_start) ? st->supervisor : 0;
+}
+
+int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms, unsigned flags,
+		     FILE *out)
+{
+	struct qu_standby_state st;
+	int pfd[2];
+	if (qu_standby_check_args(pid, remote, pki_dir, &interval_ms, flags) < 0)
+		return -1;
+	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
+		return fail(qu_err(-errno, "cannot create %s: %s", qu_state_dir(), strerror(errno)));
+	pid_t other = running_supervisor(pid, &st);
+	if (other && strcmp(st.state, "stopped"))
+		return fail(qu_err(-EALREADY, "PID %d is protected already (supervisor PID %d, state %s, secondary on %s): "
+					      "`qemu-upgrade standby stop --pid %d` first", (int)pid, (int)other, st.state,
+				   st.host, (int)pid));
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return fail(qu_err(-errno, "pipe: %s", strerror(errno)));
+	fflush(NULL);
+	pid_t child = fork();
+	if (child < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return fail(qu_err(-errno, "fork: %s", strerror(errno)));
+	}
+	if (child == 0) {
+		close(pfd[0]);
+		setsid();
+		/* From here on the supervisor writes to its log alone: the processes it starts (the
+		 * TLS relay, ssh) inherit no terminal and no caller's pipe, so that `standby start`
+		 * ends when it has said its word, whatever stays behind. */
+		detach_output(pid);
+		struct guard *g = calloc(1, sizeof(*g));
+		char why[4096] = "";
+		int r = g ? 0 : -ENOMEM;
+		if (g) {
+			g->pidfd = -1;
+			r = protect(g, pid, remote, pki_dir, interval_ms, why, sizeof(why));
+		}
+		if (r != 0) {
+			if (r < 0)
+				snprintf(why, sizeof(why), "%s", qu_err_msg()[0] ? qu_err_msg() : strerror(-r));
+			if (g && g->q && g->st.pid)
+				release_primary(g);
+			/* Released: nothing is protected, and nothing is left to stop. */
+			if (g && g->st.pid)
+				qu_standby_state_remove(g->st.pid);
+			char tag = r > 0 ? 'R' : 'E';
+			qu_write_full(pfd[1], &tag, 1);
+			qu_write_full(pfd[1], why, strlen(why) + 1);
+			if (g)
+				guard_free(g);
+			_exit(r > 0 ? 3 : 1);
+		}
+		char *json = qu_standby_state_json(&g->st);
+		qu_write_full(pfd[1], "P", 1);
+		if (json)
+			qu_write_full(pfd[1], json, strlen(json));
+		free(json);
+		qu_write_full(pfd[1], "", 1);
+		close(pfd[1]);
+		supervise(g);
+		guard_free(g);
+		_exit(0);
+	}
+	close(pfd[1]);
+	char *text = calloc(1, WORD_MAX + 1);
+	size_t len = 0;
+	int r = text ? 0 : -ENOMEM;
+	while (r == 0 && len < WORD_MAX) {
+		ssize_t n = read(pfd[0], text + len, WORD_MAX - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		/* The word ends with a NUL: what the supervisor started may keep the pipe open. */
+		if (memchr(text + len - (size_t)n, '\0', (size_t)n))
+			break;
+	}
+	close(pfd[0]);
+	if (r < 0 || len == 0) {
+		int status = 0;
+		waitpid(child, &status, 0);
+		free(text);
+		return fail(qu_err(-EIO, "the supervisor ended without a word (status %d)", status));
+	}
+	if (text[0] != 'P')
+		waitpid(child, NULL, 0);
+	if (text[0] == 'P') {
+		struct qu_standby_state now;
+		if (flags & QU_OUT_JSON) {
+			fprintf(out, "%s\n", text + 1);
+		} else if (qu_standby_state_read(pid, &now) == 0) {
+			fprintf(out, "protected: PID %d, secondary PID %d on %s, a checkpoint every %u ms\n"
+				     "initial copy's pause: %.1f ms\nsupervisor: PID %d (standby status --pid %d), "
+				     "its log %s/standby-%d.log\n",
+				(int)pid, (int)now.standby_pid, now.host, now.interval_ms, now.initial_pause_ms,
+				(int)now.supervisor, (int)pid, qu_state_dir(), (int)pid);
+		}
+		free(text);
+		return 0;
+	}
+	int refused_ = text[0] == 'R';
+	if (refused_)
+		fprintf(out, "%s\n", text + 1);
+	else
+		qu_err(-EIO, "%s", text + 1);
+	free(text);
+	return refused_ ? 1 : fail(-EIO);
+}
+
+/* A state whose supervisor is gone cannot be trusted: it says so. */
+static void judge(struct qu_standby_state *st)
+{
+	if (strcmp(st->state, "stopped") && strcmp(st->state, "broken") &&
+	    !qu_proc_alive(st->supervisor, st->supervisor_start)) {
+		snprintf(st->reason, sizeof(st->reason), "the supervisor (PID %d) is gone while %s: run `qemu-upgrade "
+			 "standby stop --pid %d` to end protection cleanly", (int)st->supervisor, st->state, (int)st->pid);
+		snprintf(st->state, sizeof(st->state), "broken");
+	}
+}
+
+static void print_state(const struct qu_standby_state *st, unsigned flags, FILE *out)
+{
+	if (flags & QU_OUT_JSON) {
+		char *json = qu_standby_state_json(st);
+		if (json)
+			fprintf(out, "%s\n", json);
+		free(json);
+		return;
+	}
+	fprintf(out, "state: %s%s%s\nvm: PID %d\nhost: %s\nstandby_pid: %d\ninterval: %u ms\ncheckpoints: %llu\n",
+		st->state, st->reason[0] ? ": " : "", st->reason, (int)st->pid, st->host, (int)st->standby_pid,
+		st->interval_ms, st->checkpoints);
+	if (st->last_checkpoint_us)
+		fprintf(out, "last_checkpoint: %lld ms ago\n", (long long)((wall_us() - st->last_checkpoint_us) / 1000));
+	if (st->checkpoints)
+		fprintf(out, "pause per checkpoint: median %.1f ms, max %.1f ms\n", st->pause_median_ms, st->pause_max_ms);
+	fprintf(out, "initial copy's pause: %.1f ms\nsupervisor: PID %d\n", st->initial_pause_ms, (int)st->supervisor);
+}
+
+int qu_standby_status(pid_t pid, unsigned flags, FILE *out)
+{
+	struct qu_standby_state st;
+	if (pid <= 0)
+		return fail(qu_err(-EINVAL, "which VM? Give the PID of its QEMU"));
+	int r = qu_standby_state_read(pid, &st);
+	if (r == -ENOENT)
+		return fail(qu_err(-ENOENT, "PID %d is not protected (no standby was started for it on this host)", (int)pid));
+	if (r < 0)
+		return fail(qu_err(r, "the state file of PID %d cannot be read", (int)pid));
+	judge(&st);
+	print_state(&st, flags, out);
+	return 0;
+}
+
+/* A supervisor that died left the primary wired: the release it would have made. */
+static int release_orphan(struct qu_standby_state *st)
+{
+	struct guard g = { .pidfd = -1 };
+	uint64_t deadline = qu_now_us() + LEAVE_TIMEOUT_US;
+	if (!qu_proc_alive(st->pid, st->pid_start))
+		return 0;
+	if (!(g.vm = calloc(1, sizeof(*g.vm))))
+		return qu_err(-ENOMEM, "out of memory");
+	int r = qu_inspect(st->pid, NULL, 0, deadline, g.vm, &g.q);
+	if (r == 0) {
+		g.entry.saved.read = 0; /* the settings before are the dead supervisor's to know */
+		g.entry.migrating = 1;
+		g.wired = 1;
+		g.tls.added = 1;
+		r = release_primary(&g) ? qu_err(-EIO, "the primary could not be released completely (see above)") : 0;
+	}
+	guard_free(&g);
+	return r;
+}
+
+int qu_standby_stop(pid_t pid, unsigned flags, FILE *out)
+{
+	struct qu_standby_state st;
+	if (pid <= 0)
+		return fail(qu_err(-EINVAL, "which VM? Give the PID of its QEMU"));
+	int r = qu_standby_state_read(pid, &st);
+	if (r == -ENOENT)
+		return fail(qu_err(-ENOENT, "PID %d is not protected (no standby was started for it on this host)", (int)pid));
+	if (r < 0)
+		return fail(qu_err(r, "the state file of PID %d cannot be read", (int)pid));
+	if (qu_proc_alive(st.supervisor, st.supervisor_start)) {
+		int pfd = qu_pidfd_open(st.supervisor);
+		if (pfd < 0 || qu_pidfd_kill(pfd, SIGTERM) < 0) {
+			qu_close(&pfd);
+			return fail(qu_err(-ESRCH, "cannot signal the supervisor (PID %d)", (int)st.supervisor));
+		}
+		int p = qu_poll_one(pfd, POLLIN, qu_now_us() + STOP_WAIT_US);
+		qu_close(&pfd);
+		if (p <= 0)
+			return fail(qu_err(-ETIMEDOUT, "the supervisor (PID %d) did not end protection within %llu s",
+					   (int)st.supervisor, STOP_WAIT_US / 1000000));
+		if ((r = qu_standby_state_read(pid, &st)) < 0)
+			return fail(qu_err(r, "the state file of PID %d cannot be read after the stop", (int)pid));
+	} else if (strcmp(st.state, "stopped")) {
+		qu_info("standby: the supervisor (PID %d) is gone: releasing the primary here", (int)st.supervisor);
+		if ((r = release_orphan(&st)) < 0)
+			return fail(r);
+		snprintf(st.state, sizeof(st.state), "stopped");
+		snprintf(st.reason, sizeof(st.reason), "released by `standby stop` after its supervisor was gone");
+		qu_standby_state_write(&st);
+	}
+	print_state(&st, flags, out);
+	return 0;
+}

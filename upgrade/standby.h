@@ -1,0 +1,12 @@
+/* What `standby`'s plan and its start share (upgrade/standby.c, upgrade/standby-run.c). */
+#ifndef QU_STANDBY_H
+#define QU_STANDBY_H
+
+#include <sys/types.h>
+
+/* The arguments of start, judged before the VM is read: flags, the PID, the interval (0
+ * becomes the default), the destination (a hostile URI never reaches ssh). 0, or -1 with
+ * errno and a message. */
+int qu_standby_check_args(pid_t pid, const char *remote, const char *pki_dir, unsigned *interval_ms, unsigned flags);
+
+#endif
