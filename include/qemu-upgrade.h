@@ -204,10 +204,13 @@ int qu_standby_plan(pid_t pid, const char *remote, const char *pki_dir, unsigned
 /* `qemu-upgrade standby start`: protects the VM (the same arguments as qu_standby_plan()):
  * a supervisor process of ours starts the secondary there through the agent, wires COLO's
  * filters, enters COLO and stays behind, holding the agent's session and the VM's monitor.
- * Returns once the VM is protected (0, the state printed to out), refused (1, every blocker
- * printed), or not (-1 with errno and the message; nothing is left on either host). */
-int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms, unsigned flags,
-		     FILE *out);
+ * The secondary takes over when the VM's QEMU dies, or after heartbeat_timeout_ms (0: 15000;
+ * 4000 to 600000) without a word from the supervisor, which stops the VM's QEMU itself after
+ * half of that without an answer. Returns once the VM is protected (0, the state printed to
+ * out), refused (1, every blocker printed), or not (-1 with errno and the message; nothing is
+ * left on either host). */
+int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms,
+		     unsigned heartbeat_timeout_ms, unsigned flags, FILE *out);
 /* `standby status`: the state its supervisor last wrote (state, checkpoints, pauses, the
  * secondary), or -1 (ENOENT) when the VM was never protected here. */
 int qu_standby_status(pid_t pid, unsigned flags, FILE *out);

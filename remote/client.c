@@ -435,12 +435,13 @@ int qu_remote_admit(struct qu_remote *r, const struct qu_launch *spec, uint64_t 
 	return 1;
 }
 
-int qu_remote_colo(struct qu_remote *r, const char *netdev, uint64_t deadline_us, char *mirror, char *compare,
-		   size_t len)
+int qu_remote_colo(struct qu_remote *r, const char *netdev, unsigned timeout_ms, uint64_t deadline_us, char *mirror,
+		   char *compare, size_t len)
 {
 	char text[TEXT_MAX] = "";
 	qu_kv_add(text, sizeof(text), "op", "colo");
 	qu_kv_add(text, sizeof(text), "netdev", netdev);
+	qu_kv_addf(text, sizeof(text), "timeout_ms", "%u", timeout_ms);
 	int e = call(r, text, deadline_us, text, sizeof(text));
 	if (e < 0)
 		return e;
@@ -449,13 +450,29 @@ int qu_remote_colo(struct qu_remote *r, const char *netdev, uint64_t deadline_us
 	return 0;
 }
 
-int qu_remote_heartbeat(struct qu_remote *r, uint64_t deadline_us, char *status, char *mode, size_t len)
+int qu_remote_heartbeat(struct qu_remote *r, uint64_t deadline_us)
 {
 	char text[TEXT_MAX];
-	int e = call(r, "op=heartbeat\n", deadline_us, text, sizeof(text));
+	r->agent_said = 0;
+	return call(r, "op=heartbeat\n", deadline_us, text, sizeof(text));
+}
+
+int qu_remote_failover(struct qu_remote *r, uint64_t deadline_us)
+{
+	char text[TEXT_MAX];
+	r->agent_said = 0;
+	int e = call(r, "op=failover\n", deadline_us, text, sizeof(text));
 	if (e < 0)
 		return e;
-	qu_kv_get(text, "status", status, len);
-	qu_kv_get(text, "mode", mode, len);
+	r->resumed_us = qu_kv_num(text, "resumed_us", 0);
+	r->announced = (int)qu_kv_num(text, "announced", 0);
 	return 0;
+}
+
+int qu_remote_pending(struct qu_remote *r, uint64_t deadline_us)
+{
+	char text[TEXT_MAX];
+	r->agent_said = 0;
+	int e = await_reply(r, deadline_us, text, sizeof(text));
+	return e < 0 ? e : qu_err(-EBADMSG, "agent on %s: an answer nobody asked for", r->host);
 }

@@ -79,12 +79,18 @@ int qu_remote_resume(struct qu_remote *r, uint64_t deadline_us);
 /* Before the resume: the agent stops the new QEMU and removes what it made. */
 int qu_remote_abort(struct qu_remote *r, uint64_t deadline_us);
 /* standby (remote/standby/): after qu_remote_start, the waiting QEMU becomes a COLO secondary
- * of the VM's netdev; mirror and compare get the HOST:PORT its filters listen on. */
-int qu_remote_colo(struct qu_remote *r, const char *netdev, uint64_t deadline_us, char *mirror, char *compare,
-		   size_t len);
-/* standby's supervisor: the secondary's run state and COLO mode, through the agent. An error
- * (the agent says its QEMU does not answer, or the agent is gone) is -errno with a message. */
-int qu_remote_heartbeat(struct qu_remote *r, uint64_t deadline_us, char *status, char *mode, size_t len);
+ * of the VM's netdev, taking over after timeout_ms without a word from us; mirror and compare
+ * get the HOST:PORT its filters listen on. */
+int qu_remote_colo(struct qu_remote *r, const char *netdev, unsigned timeout_ms, uint64_t deadline_us, char *mirror,
+		   char *compare, size_t len);
+/* standby's supervisor, every second: 0 while the secondary lives; the agent's error
+ * (agent_said set) when it is gone; -ETIMEDOUT when no answer came in time. */
+int qu_remote_heartbeat(struct qu_remote *r, uint64_t deadline_us);
+/* What the agent said unasked (its socket became readable): -EOWNERDEAD when its secondary
+ * took over the guest, else the error it sent, or -ECONNRESET when it hung up. */
+int qu_remote_pending(struct qu_remote *r, uint64_t deadline_us);
+/* The primary died: the secondary takes over (resumed_us, announced filled). */
+int qu_remote_failover(struct qu_remote *r, uint64_t deadline_us);
 /* Over ssh, the last line the agent's side wrote on stderr (after a session that ended: what
  * its parent undid); "" otherwise. */
 void qu_remote_last_words(struct qu_remote *r, char *buf, size_t len);

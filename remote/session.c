@@ -172,6 +172,13 @@ static int call_colo(struct session *s, struct qu_rec *rec, char *reply, size_t 
 	return qu_target_colo(s->target, call_text(rec), s->host, qu_now_us() + STEP_TIMEOUT_US, reply, len);
 }
 
+/* The tool saw the primary die: the secondary takes over at once. */
+static int call_failover(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	return qu_target_failover(s->target, "the primary QEMU died, says the tool", qu_now_us() + STEP_TIMEOUT_US,
+				  reply, len);
+}
+
 static int call_heartbeat(struct session *s, struct qu_rec *rec, char *reply, size_t len)
 {
 	return qu_target_heartbeat(s->target, qu_now_us() + HEARTBEAT_TIMEOUT_US, reply, len);
@@ -194,6 +201,7 @@ static const struct session_op session_ops[] = {
 	{ QU_REC_CALL, "abort", call_abort, 1, 0 },
 	{ QU_REC_CALL, "colo", call_colo, 1, 0 },
 	{ QU_REC_CALL, "heartbeat", call_heartbeat, 1, 1 },
+	{ QU_REC_CALL, "failover", call_failover, 1, 0 },
 };
 
 static const struct session_op *find_op(uint16_t type, const char *verb)
@@ -269,7 +277,23 @@ int qu_session_serve(int sock, const char *host, const struct qu_psk *psk)
 	qu_target_tls(s.target, "", psk); /* on unless the tool says otherwise */
 	for (;;) {
 		struct qu_rec rec;
-		if ((r = qu_stream_recv(sock, qu_now_us() + IDLE_TIMEOUT_US, &rec)) < 0) {
+		/* A COLO secondary hears from the primary's supervisor every second: silence means
+		 * its host is gone (that supervisor has stopped its QEMU by now), and the guest
+		 * continues here. A connection that ends is a supervisor that ended: the primary's
+		 * host lives, and its guest too, so the secondary goes. */
+		unsigned colo_ms = s.target ? qu_target_colo_timeout_ms(s.target) : 0;
+		uint64_t wait = colo_ms ? (uint64_t)colo_ms * 1000u : IDLE_TIMEOUT_US;
+		if ((r = qu_stream_recv(sock, qu_now_us() + wait, &rec)) < 0) {
+			if (r == -ETIMEDOUT && colo_ms) {
+				char why[96], reply[REPLY_MAX];
+				snprintf(why, sizeof(why), "no word from the primary's host for %u ms", colo_ms);
+				/* Said first: a supervisor that hears it (a link slow, not dead) stops its
+				 * QEMU at once instead of running the guest beside this one. */
+				qu_stream_send_error(sock, EOWNERDEAD, why);
+				if (qu_target_failover(s.target, why, qu_now_us() + STEP_TIMEOUT_US, reply, sizeof(reply)) < 0)
+					qu_info("agent: the takeover failed: %s", qu_err_msg());
+				break;
+			}
 			qu_info("agent: the tool went away (%s)", strerror(-r));
 			break;
 		}

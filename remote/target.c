@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +82,8 @@ struct qu_target {
 	int have_psk;               /* psk holds the key for QEMU's TLS */
 	struct qu_psk psk;
 	unsigned long long booking; /* this host's memory ledger: the copy's room, while we run */
+	unsigned colo_timeout_ms;   /* standby: a COLO secondary, taking over after this much silence */
+	int colo_armed;             /* the supervisor's first heartbeat came: COLO runs, silence counts */
 	struct qu_tls tls;
 };
 
@@ -671,24 +674,76 @@ int qu_target_colo(struct qu_target *t, const char *call, const char *host, uint
 	if (t->no_tls || !t->tls.added)
 		return qu_err(-EPROTO, "standby: the secondary's wires run over TLS only (the tool asked for none)");
 	qu_kv_get(call, "netdev", netdev, sizeof(netdev));
-	return qu_colo_secondary_wire(t->ctl, host, netdev, QU_TLS_ID, deadline_us, reply, len);
+	long long timeout = qu_kv_num(call, "timeout_ms", 0);
+	if (timeout < QU_COLO_TIMEOUT_MIN_MS || timeout > QU_COLO_TIMEOUT_MAX_MS)
+		return qu_err(-EINVAL, "standby: heartbeat timeout %lld ms: give %u to %u ms", timeout,
+			      QU_COLO_TIMEOUT_MIN_MS, QU_COLO_TIMEOUT_MAX_MS);
+	int r = qu_colo_secondary_wire(t->ctl, host, netdev, QU_TLS_ID, deadline_us, reply, len);
+	if (r == 0)
+		t->colo_timeout_ms = (unsigned)timeout;
+	return r;
+}
+
+unsigned qu_target_colo_timeout_ms(const struct qu_target *t)
+{
+	return t->record.resumed || !t->colo_armed ? 0 : t->colo_timeout_ms;
+}
+
+int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_us, char *reply, size_t len)
+{
+	char mode[32] = "", status[32] = "";
+	int r;
+	if (!t->ctl || !t->colo_timeout_ms)
+		return qu_err(-EINVAL, "standby: no COLO secondary here to take over");
+	if (t->record.resumed)
+		return 0;
+	/* Only a secondary that entered COLO holds a checkpointed guest: one still loading its
+	 * first copy holds nothing that could run. */
+	if ((r = qu_qmp_query_string(t->ctl, "query-colo-status", "mode", deadline_us, mode, sizeof(mode))) < 0)
+		return qu_err_wrap(r, "standby: the secondary's COLO state");
+	if (strcmp(mode, "secondary"))
+		return qu_err(-EIO, "standby: the secondary is not in COLO (mode '%s'): it has no guest to run", mode);
+	qu_info("agent: taking over the guest (%s)", why);
+	/* From here the guest runs here: this QEMU stays, whatever happens next. */
+	t->record.resumed = 1;
+	qu_session_record_write(&t->record);
+	if ((r = qu_qmp_execute(t->ctl, "x-colo-lost-heartbeat", NULL, -1, deadline_us, NULL)) < 0)
+		return qu_err_wrap(r, "standby: x-colo-lost-heartbeat on the secondary");
+	while ((r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, status, sizeof(status))) == 0 &&
+	       strcmp(status, "running") && qu_now_us() < deadline_us)
+		usleep(20000);
+	if (r < 0 || strcmp(status, "running"))
+		return qu_err(r < 0 ? r : -EIO, "standby: the secondary is '%s' after the takeover", status);
+	int64_t resumed = 0;
+	qu_qmp_event_time(t->ctl, "RESUME", qu_now_us() + 1000000u, &resumed);
+	/* The guest's output no longer goes to the dead primary (qemu-colo.rst, "Secondary
+	 * Failover"); what is left of the wiring is removed. */
+	int left = qu_colo_secondary_unwire(t->ctl, deadline_us);
+	qu_tls_remove(t->ctl, &t->tls, deadline_us);
+	int a = qu_announce(t->ctl, deadline_us);
+	reply[0] = '\0';
+	qu_kv_addf(reply, len, "pid", "%d", (int)t->pid);
+	qu_kv_addf(reply, len, "resumed_us", "%lld", (long long)resumed);
+	qu_kv_addf(reply, len, "announced", "%d", a == 0);
+	qu_kv_addf(reply, len, "unwired", "%d", left == 0);
+	qu_info("agent: the guest runs here in PID %d%s", (int)t->pid, a == 0 ? ", its MAC addresses announced" : "");
+	return 0;
 }
 
 int qu_target_heartbeat(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len)
 {
-	char status[32] = "", mode[32] = "";
-	if (!t->ctl)
-		return qu_err(-EINVAL, "standby: no secondary QEMU here");
-	int r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, status, sizeof(status));
-	if (r == 0)
-		r = qu_qmp_query_string(t->ctl, "query-colo-status", "mode", deadline_us, mode, sizeof(mode));
-	if (r < 0) {
-		add_stderr(t);
-		return qu_err_wrap(r, "the secondary QEMU (PID %d)", (int)t->pid);
+	/* Answered at once, without asking the secondary's monitor (busy for a whole checkpoint's
+	 * load): the tool fences its primary when answers stop coming. */
+	if (t->pid <= 0 || t->pidfd < 0 || qu_poll_one(t->pidfd, POLLIN, 0) > 0) {
+		if (t->pid > 0)
+			add_stderr(t);
+		return qu_err(-ESRCH, "the secondary QEMU (PID %d) is gone", (int)t->pid);
 	}
+	/* The supervisor sends its first once COLO runs: silence counts from here, not during
+	 * the initial copy (a tool that dies then ends the session, and the secondary goes). */
+	t->colo_armed = t->colo_timeout_ms > 0;
 	reply[0] = '\0';
-	qu_kv_add(reply, len, "status", status);
-	qu_kv_add(reply, len, "mode", mode);
 	qu_kv_addf(reply, len, "pid", "%d", (int)t->pid);
+	qu_kv_add(reply, len, "status", "alive");
 	return 0;
 }

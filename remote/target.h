@@ -52,14 +52,21 @@ int qu_target_tls(struct qu_target *t, const char *call, const struct qu_psk *de
 /* CALL op=resume: waits for the state to load, ends the NBD exports, resumes the guest and
  * announces its MACs. From here the new QEMU is never stopped by the agent. */
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);
-/* CALL op=colo netdev=ID (standby, after EXEC): the waiting QEMU becomes a COLO secondary
- * (remote/standby/wiring.h): REPLY mirror=HOST:PORT compare=HOST:PORT, where the primary's
- * filters connect, over TLS with the session's key. It is never resumed: it stays until the
- * session ends, and goes with it. */
+/* CALL op=colo netdev=ID timeout_ms=N (standby, after EXEC): the waiting QEMU becomes a COLO
+ * secondary (remote/standby/wiring.h): REPLY mirror=HOST:PORT compare=HOST:PORT, where the
+ * primary's filters connect, over TLS with the session's key. It is never resumed: it goes
+ * with the session, unless it took over the guest (qu_target_failover). */
 int qu_target_colo(struct qu_target *t, const char *call, const char *host, uint64_t deadline_us, char *reply,
 		   size_t len);
-/* CALL op=heartbeat (standby's supervisor, every few seconds): the secondary's run state and
- * COLO mode, REPLY status= mode= pid=; a secondary that does not answer fails it. */
+/* The silence (ms) after which the secondary takes over; 0 when it is not a COLO secondary,
+ * took over already, or has not heard the supervisor's first heartbeat (sent once COLO runs). */
+unsigned qu_target_colo_timeout_ms(const struct qu_target *t);
+/* The secondary takes over the guest (the primary died, or went silent): x-colo-lost-heartbeat,
+ * its filters removed, its MACs announced; from then on it stays. REPLY pid= resumed_us=
+ * announced=. A secondary that never entered COLO cannot: -EIO. */
+int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_us, char *reply, size_t len);
+/* CALL op=heartbeat (standby's supervisor, every second): answered at once while the
+ * secondary lives (REPLY pid= status=alive), an error when it is gone. */
 int qu_target_heartbeat(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);
 /* 1 once the resume reached the point where the guest may run here (the `cont`). */
 int qu_target_resumed(const struct qu_target *t);

@@ -13,10 +13,11 @@ apt-get install -y -qq --no-install-recommends \
 	build-essential g++ pkg-config libxml2-dev libjson-c-dev zlib1g-dev libcap-dev libcmocka-dev libssl-dev libseccomp-dev \
 	qemu-system-x86 qemu-utils \
 	busybox-static cpio gzip xz-utils \
-	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates inotify-tools python3 \
+	socat jq iproute2 iputils-ping procps util-linux man-db perl ca-certificates inotify-tools python3 tcpdump \
 	openssl \
 	clang-14 libclang-rt-14-dev llvm-14 libcap2-bin \
 	rpm patchelf >/dev/null   # rpm: the RPM file trigger is tested with rpm itself (rpm-hook.t);
+	                 # tcpdump: the standby tests capture the announce of a guest that failed over;
 	                 # openssl: the TLS agent tests make their CA and certificates with it (tests/lib/remote.sh);
 	                 # patchelf: other suites' QEMU runs here on its own loader (tests/qemu-versions/);
 	                 # clang's libFuzzer and sanitizer runtimes: make fuzz (tests/fuzz/)

@@ -218,8 +218,10 @@ static int standby_command(struct cli *cli)
 		{ "pid", required_argument, NULL, 'p' },      { "remote", required_argument, NULL, 'r' },
 		{ "interval", required_argument, NULL, 'i' }, { "json", no_argument, NULL, 'j' },
 		{ "dry-run", no_argument, NULL, 'n' },        { "pki-dir", required_argument, NULL, 'P' },
+		{ "heartbeat-timeout", required_argument, NULL, 'H' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
+	unsigned heartbeat_ms = 0;
 	const char *remote = NULL, *pki_dir = NULL, *verb = argc >= 2 && argv[1][0] != '-' ? argv[1] : NULL;
 	unsigned interval_ms = 0;
 	int json = 0, dry_run = 0, c;
@@ -249,6 +251,16 @@ static int standby_command(struct cli *cli)
 			interval_ms = (unsigned)ms;
 			break;
 		}
+		case 'H': {
+			long ms = strtol(optarg, &end, 10);
+			if (*end || ms < 1 || ms > 3600000) {
+				fprintf(stderr, "qemu-upgrade standby: --heartbeat-timeout %s: give milliseconds, e.g. 15000\n",
+					optarg);
+				return EXIT_USAGE;
+			}
+			heartbeat_ms = (unsigned)ms;
+			break;
+		}
 		case 'j': json = 1; break;
 		case 'n': dry_run = 1; break;
 		case 'h':
@@ -263,8 +275,10 @@ static int standby_command(struct cli *cli)
 			       "       qemu-upgrade standby status --pid PID [--json]\n"
 			       "       qemu-upgrade standby stop --pid PID [--json]\n"
 			       "Without --dry-run, start protects the VM and returns once it is protected; a\n"
-			       "supervisor stays behind. Not built yet: failover (a lost primary ends protection)\n"
-			       "and disks (a VM with disks is refused).\n");
+			       "supervisor stays behind. When the VM's QEMU dies the secondary takes over; when\n"
+			       "the hosts lose each other for --heartbeat-timeout MS (default 15000), the\n"
+			       "secondary takes over and this host stops its QEMU after half of that.\n"
+			       "Not built yet: disks (a VM with disks is refused), failback.\n");
 			return EXIT_OK;
 		default:
 			fprintf(stderr, "Try 'qemu-upgrade standby --help'.\n");
@@ -300,7 +314,7 @@ static int standby_command(struct cli *cli)
 		return EXIT_USAGE;
 	}
 	int r = dry_run ? qu_standby_plan(pid, remote, pki_dir, interval_ms, json ? QU_OUT_JSON : 0, stdout)
-			: qu_standby_start(pid, remote, pki_dir, interval_ms, json ? QU_OUT_JSON : 0, stdout);
+			: qu_standby_start(pid, remote, pki_dir, interval_ms, heartbeat_ms, json ? QU_OUT_JSON : 0, stdout);
 	if (r < 0)
 		fprintf(stderr, "qemu-upgrade standby start: %s\n", qu_get_error());
 	if (r < 0)

@@ -3,8 +3,8 @@
  * the supervisor itself (a child in a session of its own), so that the agent's session and
  * the primary's monitor it opens are its own: `standby start` waits for its word (protected,
  * or why not) and returns; the supervisor stays, holding both, until `standby stop`, the
- * primary's end or the secondary's loss. Failover is not built yet: a lost primary ends
- * protection (docs/standby.md, "Not built yet"). */
+ * primary's end (the secondary takes over: failover), the other host's silence (this host's
+ * QEMU is stopped: fencing) or the secondary's loss. */
 #include "qemu-upgrade.h"
 #include "qemu-integration/disks.h"
 #include "qemu-integration/qmp.h"
@@ -40,13 +40,16 @@
 
 /* Building the secondary and entering COLO (the initial copy included). */
 #define STANDBY_START_TIMEOUT_US (300ull * 1000000u)
-/* The supervisor asks the agent about the secondary this often. */
-#define HEARTBEAT_EVERY_US (2ull * 1000000u)
-#define HEARTBEAT_TIMEOUT_US (10ull * 1000000u)
+/* The supervisor's word to the agent, this often: the agent takes over after the heartbeat
+ * timeout of silence, and the supervisor stops its own QEMU after half of it without an
+ * answer (never two guests: docs/standby.md, "Failover and fencing"). */
+#define HEARTBEAT_EVERY_US (1000000u)
 /* The end of protection: failover on the primary, the filters removed. */
 #define LEAVE_TIMEOUT_US (30ull * 1000000u)
 /* `standby stop` waits this long for the supervisor to end protection. */
 #define STOP_WAIT_US (90ull * 1000000u)
+/* Between a dying QEMU's monitor closing and its pidfd saying it exited. */
+#define PRIMARY_EXIT_WAIT_US (5ull * 1000000u)
 /* The supervisor's word to `standby start`: a tag and a message or the state's JSON. */
 #define WORD_MAX 8192
 
@@ -74,6 +77,7 @@ struct guard {
 	struct qu_tls tls;
 	int pidfd;
 	int wired;                  /* the primary's filters may be there */
+	unsigned hb_timeout_ms;
 	struct qu_standby_state st;
 	double pauses[QU_STANDBY_PAUSES];
 	size_t npauses;
@@ -158,7 +162,7 @@ static int start_secondary(struct guard *g, const char *pki_dir, uint64_t deadli
 		return qu_err_wrap(r, "starting the secondary on %s", g->p->host);
 	qu_info("standby: secondary QEMU started on %s: PID %d, waiting at %s", g->p->host, (int)g->rm->new_pid,
 		g->rm->migrate_uri);
-	if ((r = qu_remote_colo(g->rm, g->p->nics[0].netdev, deadline, mirror, compare, len)) < 0)
+	if ((r = qu_remote_colo(g->rm, g->p->nics[0].netdev, g->hb_timeout_ms, deadline, mirror, compare, len)) < 0)
 		return qu_err_wrap(r, "wiring the secondary on %s", g->p->host);
 	return 0;
 }
@@ -190,6 +194,7 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 	snprintf(g->st.state, sizeof(g->st.state), "syncing");
 	snprintf(g->st.host, sizeof(g->st.host), "%s", host);
 	g->st.interval_ms = interval_ms;
+	g->st.heartbeat_timeout_ms = g->hb_timeout_ms;
 	g->st.initial_pause_ms = g->st.pause_median_ms = g->st.pause_max_ms = -1;
 	qu_standby_state_write(&g->st);
 	if ((r = start_secondary(g, pki_dir, deadline, mirror, compare, sizeof(mirror))) < 0)
@@ -243,7 +248,7 @@ static void broken(struct guard *g, const char *fmt, ...)
 }
 
 /* The checkpoints, from the primary's events: each is a STOP and a RESUME. Returns 1 when
- * COLO ended on its own (COLO_EXIT, a failed migration). */
+ * COLO ended on its own (COLO_EXIT, a failed migration), 2 when the primary QEMU died. */
 static int read_events(struct guard *g, int64_t *t_stop)
 {
 	while (qu_qmp_buffered(g->q) || qu_poll_one(qu_qmp_fd(g->q), POLLIN, 0) > 0) {
@@ -252,6 +257,9 @@ static int read_events(struct guard *g, int64_t *t_stop)
 		json_object *data = NULL;
 		int r = qu_qmp_next_event(g->q, qu_now_us() + 1000000u, name, sizeof(name), &at, &data);
 		if (r < 0) {
+			/* A QEMU that dies closes its monitor before its pidfd says so. */
+			if (qu_poll_one(g->pidfd, POLLIN, qu_now_us() + PRIMARY_EXIT_WAIT_US) > 0)
+				return 2;
 			broken(g, "the primary's monitor: %s", qu_err_msg());
 			return 1;
 		}
@@ -277,6 +285,59 @@ static int read_events(struct guard *g, int64_t *t_stop)
 	return 0;
 }
 
+/* The primary died: the secondary takes over. */
+static void fail_over(struct guard *g)
+{
+	if (qu_remote_failover(g->rm, qu_now_us() + 120ull * 1000000u) < 0) {
+		broken(g, "the primary QEMU (PID %d) exited, and the secondary on %s could not take over: %s",
+		       (int)g->st.pid, g->st.host, qu_err_msg());
+		return;
+	}
+	snprintf(g->st.state, sizeof(g->st.state), "failed-over");
+	snprintf(g->st.reason, sizeof(g->st.reason), "the primary QEMU (PID %d) exited; the guest runs on %s in PID %d%s",
+		 (int)g->st.pid, g->st.host, (int)g->st.standby_pid,
+		 g->rm->announced ? ", its MAC addresses announced" : " (its MAC addresses were not announced)");
+	g->st.failed_over_us = g->rm->resumed_us;
+	qu_info("standby: %s", g->st.reason);
+}
+
+/* No answer from the agent for half the heartbeat timeout: the other host may take over
+ * soon, so this guest stops now. SIGKILL, since a primary whose peer vanished does not
+ * answer its monitor (docs/standby-research.md). */
+static void fence(struct guard *g, const char *why)
+{
+	int k = qu_pidfd_kill(g->pidfd, SIGKILL);
+	snprintf(g->st.state, sizeof(g->st.state), "fenced");
+	snprintf(g->st.reason, sizeof(g->st.reason), "no answer from the agent on %s (%s) within %u ms: the primary QEMU "
+		 "(PID %d) was %s so that the secondary can take over alone", g->st.host, why, g->hb_timeout_ms / 2,
+		 (int)g->st.pid, k < 0 ? "to be stopped, but SIGKILL failed" : "stopped (SIGKILL)");
+	qu_info("standby: %s", g->st.reason);
+}
+
+/* What the heartbeat says; 1 when protection ended (the state says how). */
+static int heartbeat(struct guard *g, uint64_t *last_ok)
+{
+	uint64_t deadline = *last_ok + (uint64_t)g->hb_timeout_ms * 500u;
+	int r = qu_now_us() >= deadline ? -ETIMEDOUT : qu_remote_heartbeat(g->rm, deadline);
+	if (r == 0) {
+		*last_ok = qu_now_us();
+		return 0;
+	}
+	if (r == -ETIMEDOUT) {
+		fence(g, "silence");
+		return 1;
+	}
+	if (r == -EOWNERDEAD) {
+		fence(g, "it says its secondary took over");
+		return 1;
+	}
+	if (g->rm->agent_said)
+		broken(g, "the secondary on %s is gone: %s", g->st.host, qu_err_msg());
+	else
+		broken(g, "the agent on %s ended the session: %s", g->st.host, qu_err_msg());
+	return 1;
+}
+
 /* The supervisor's watch, until protection ends. */
 static void supervise(struct guard *g)
 {
@@ -286,43 +347,50 @@ static void supervise(struct guard *g)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	int sfd = signalfd(-1, &set, SFD_CLOEXEC), primary_alive = 1;
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC), release = 1;
 	int64_t t_stop = 0;
-	uint64_t next_beat = qu_now_us() + HEARTBEAT_EVERY_US, next_write = 0;
+	uint64_t last_ok = qu_now_us(), next_beat = last_ok + HEARTBEAT_EVERY_US, next_write = 0;
 	for (;;) {
 		struct pollfd p[4] = { { .fd = qu_qmp_fd(g->q), .events = POLLIN }, { .fd = g->pidfd, .events = POLLIN },
 				       { .fd = sfd, .events = POLLIN }, { .fd = g->rm->sock, .events = POLLIN } };
 		int n = poll(p, 4, qu_qmp_buffered(g->q) ? 0 : qu_ms_left(next_beat));
 		if (n < 0 && errno != EINTR)
 			break;
+		if (p[1].revents) {
+			release = 0;
+			fail_over(g);
+			break;
+		}
 		if (p[2].revents) {
 			snprintf(g->st.state, sizeof(g->st.state), "stopped");
 			qu_info("standby: asked to stop protecting PID %d", (int)g->st.pid);
 			break;
 		}
-		if (p[1].revents) {
-			primary_alive = 0;
-			broken(g, "the primary QEMU (PID %d) exited; failover is not built yet, so the secondary on %s was "
-				  "stopped too", (int)g->st.pid, g->st.host);
-			break;
-		}
 		if (p[3].revents) {
+			/* The agent speaks unasked only to say its secondary took over: this guest
+			 * must stop at once. Anything else ends the session, and its secondary. */
 			char words[256] = "";
-			qu_remote_last_words(g->rm, words, sizeof(words));
-			broken(g, "the agent on %s ended the session%s%s", g->st.host, words[0] ? ": " : "", words);
-			break;
-		}
-		if (read_events(g, &t_stop))
-			break;
-		if (qu_now_us() >= next_beat) {
-			char status[32] = "", mode[32] = "";
-			if (qu_remote_heartbeat(g->rm, qu_now_us() + HEARTBEAT_TIMEOUT_US, status, mode, sizeof(status)) < 0) {
-				broken(g, "the secondary on %s: %s", g->st.host, qu_err_msg());
+			int r = qu_remote_pending(g->rm, qu_now_us() + 1000000u);
+			if (r == -EOWNERDEAD) {
+				release = 0;
+				fence(g, "it says its secondary took over");
 				break;
 			}
-			if (strcmp(mode, "secondary")) {
-				broken(g, "the QEMU on %s is no longer a COLO secondary (mode '%s', status '%s')", g->st.host,
-				       mode, status);
+			qu_remote_last_words(g->rm, words, sizeof(words));
+			broken(g, "the agent on %s ended the session: %s%s%s", g->st.host, qu_err_msg(), words[0] ? "; " : "",
+			       words);
+			break;
+		}
+		int ev = read_events(g, &t_stop);
+		if (ev == 2) {
+			release = 0;
+			fail_over(g);
+		}
+		if (ev)
+			break;
+		if (qu_now_us() >= next_beat) {
+			if (heartbeat(g, &last_ok)) {
+				release = strcmp(g->st.state, "fenced") != 0;
 				break;
 			}
 			next_beat = qu_now_us() + HEARTBEAT_EVERY_US;
@@ -332,7 +400,7 @@ static void supervise(struct guard *g)
 			next_write = qu_now_us() + 1000000u;
 		}
 	}
-	if (primary_alive) {
+	if (release) {
 		int left = release_primary(g);
 		if (left)
 			qu_info("standby: %d step(s) of the primary's release failed (listed above)", left);
@@ -370,13 +438,18 @@ static pid_t running_supervisor(pid_t pid, struct qu_standby_state *st)
 	return qu_proc_alive(st->supervisor, st->supervisor_start) ? st->supervisor : 0;
 }
 
-int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms, unsigned flags,
-		     FILE *out)
+int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms,
+		     unsigned heartbeat_timeout_ms, unsigned flags, FILE *out)
 {
 	struct qu_standby_state st;
 	int pfd[2];
 	if (qu_standby_check_args(pid, remote, pki_dir, &interval_ms, flags) < 0)
 		return -1;
+	if (heartbeat_timeout_ms == 0)
+		heartbeat_timeout_ms = QU_COLO_TIMEOUT_DEFAULT_MS;
+	if (heartbeat_timeout_ms < QU_COLO_TIMEOUT_MIN_MS || heartbeat_timeout_ms > QU_COLO_TIMEOUT_MAX_MS)
+		return fail(qu_err(-EINVAL, "heartbeat timeout %u ms: give %u to %u ms", heartbeat_timeout_ms,
+				   QU_COLO_TIMEOUT_MIN_MS, QU_COLO_TIMEOUT_MAX_MS));
 	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
 		return fail(qu_err(-errno, "cannot create %s: %s", qu_state_dir(), strerror(errno)));
 	pid_t other = running_supervisor(pid, &st);
@@ -405,6 +478,7 @@ int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigne
 		int r = g ? 0 : -ENOMEM;
 		if (g) {
 			g->pidfd = -1;
+			g->hb_timeout_ms = heartbeat_timeout_ms;
 			r = protect(g, pid, remote, pki_dir, interval_ms, why, sizeof(why));
 		}
 		if (r != 0) {
@@ -483,8 +557,8 @@ int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigne
 /* A state whose supervisor is gone cannot be trusted: it says so. */
 static void judge(struct qu_standby_state *st)
 {
-	if (strcmp(st->state, "stopped") && strcmp(st->state, "broken") &&
-	    !qu_proc_alive(st->supervisor, st->supervisor_start)) {
+	if (strcmp(st->state, "stopped") && strcmp(st->state, "broken") && strcmp(st->state, "failed-over") &&
+	    strcmp(st->state, "fenced") && !qu_proc_alive(st->supervisor, st->supervisor_start)) {
 		snprintf(st->reason, sizeof(st->reason), "the supervisor (PID %d) is gone while %s: run `qemu-upgrade "
 			 "standby stop --pid %d` to end protection cleanly", (int)st->supervisor, st->state, (int)st->pid);
 		snprintf(st->state, sizeof(st->state), "broken");
@@ -507,7 +581,8 @@ static void print_state(const struct qu_standby_state *st, unsigned flags, FILE 
 		fprintf(out, "last_checkpoint: %lld ms ago\n", (long long)((wall_us() - st->last_checkpoint_us) / 1000));
 	if (st->checkpoints)
 		fprintf(out, "pause per checkpoint: median %.1f ms, max %.1f ms\n", st->pause_median_ms, st->pause_max_ms);
-	fprintf(out, "initial copy's pause: %.1f ms\nsupervisor: PID %d\n", st->initial_pause_ms, (int)st->supervisor);
+	fprintf(out, "initial copy's pause: %.1f ms\nheartbeat timeout: %u ms\nsupervisor: PID %d\n",
+		st->initial_pause_ms, st->heartbeat_timeout_ms, (int)st->supervisor);
 }
 
 int qu_standby_status(pid_t pid, unsigned flags, FILE *out)
@@ -569,7 +644,7 @@ int qu_standby_stop(pid_t pid, unsigned flags, FILE *out)
 					   (int)st.supervisor, STOP_WAIT_US / 1000000));
 		if ((r = qu_standby_state_read(pid, &st)) < 0)
 			return fail(qu_err(r, "the state file of PID %d cannot be read after the stop", (int)pid));
-	} else if (strcmp(st.state, "stopped")) {
+	} else if (strcmp(st.state, "stopped") && strcmp(st.state, "failed-over") && strcmp(st.state, "fenced")) {
 		qu_info("standby: the supervisor (PID %d) is gone: releasing the primary here", (int)st.supervisor);
 		if ((r = release_orphan(&st)) < 0)
 			return fail(r);

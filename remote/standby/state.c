@@ -39,6 +39,9 @@ static json_object *to_json(const struct qu_standby_state *s)
 	json_object_object_add(o, "host", json_object_new_string(s->host));
 	json_object_object_add(o, "standby_pid", json_object_new_int(s->standby_pid));
 	json_object_object_add(o, "interval_ms", json_object_new_int64(s->interval_ms));
+	json_object_object_add(o, "heartbeat_timeout_ms", json_object_new_int64(s->heartbeat_timeout_ms));
+	if (s->failed_over_us)
+		json_object_object_add(o, "failed_over_us", json_object_new_int64(s->failed_over_us));
 	json_object_object_add(o, "checkpoints", json_object_new_uint64(s->checkpoints));
 	json_object_object_add(o, "last_checkpoint_us", json_object_new_int64(s->last_checkpoint_us));
 	json_object_object_add(o, "last_checkpoint_ms_ago",
@@ -106,6 +109,8 @@ int qu_standby_state_read(pid_t pid, struct qu_standby_state *s)
 	snprintf(s->host, sizeof(s->host), "%s", qu_json_member_str(o, "host"));
 	s->standby_pid = (pid_t)qu_json_member_int(o, "standby_pid");
 	s->interval_ms = (unsigned)qu_json_member_int(o, "interval_ms");
+	s->heartbeat_timeout_ms = (unsigned)qu_json_member_int(o, "heartbeat_timeout_ms");
+	s->failed_over_us = qu_json_member_int(o, "failed_over_us");
 	s->checkpoints = (unsigned long long)qu_json_member_int(o, "checkpoints");
 	s->last_checkpoint_us = qu_json_member_int(o, "last_checkpoint_us");
 	json_object *d;

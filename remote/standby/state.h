@@ -13,11 +13,13 @@ struct qu_standby_state {
 	unsigned long long pid_start;     /* its start time (/proc/PID/stat), against PID reuse */
 	pid_t supervisor;
 	unsigned long long supervisor_start;
-	char state[16];                   /* syncing, protecting, stopped, broken */
+	char state[16];                   /* syncing, protecting, failed-over, fenced, stopped, broken */
 	char reason[512];                 /* why broken */
 	char host[256];
 	pid_t standby_pid;                /* the secondary, in its host's PID namespace */
 	unsigned interval_ms;
+	unsigned heartbeat_timeout_ms;
+	int64_t failed_over_us;           /* wall clock the secondary ran the guest (failed-over) */
 	unsigned long long checkpoints;
 	int64_t last_checkpoint_us;       /* wall clock (QEMU's stamp of its RESUME), 0 none */
 	double initial_pause_ms;

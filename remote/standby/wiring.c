@@ -235,11 +235,37 @@ int qu_colo_primary_wire(struct qu_qmp *q, const char *netdev, const char *mirro
 	return 0;
 }
 
+
 /* Whether QEMU's error says the thing is not there (so there is nothing to remove). */
 static int absent(void)
 {
 	const char *m = qu_err_msg();
 	return strstr(m, "not found") || strstr(m, "doesn't exist") || strstr(m, "not exist") || strstr(m, "No such");
+}
+
+/* object-del or chardev-remove of each id; what is not there is skipped. */
+static int remove_all(struct qu_qmp *q, const char *cmd, const char *what, const char *const *ids, size_t n,
+		      uint64_t deadline_us)
+{
+	int left = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *args = json_object_new_object();
+		json_object_object_add(args, "id", json_object_new_string(ids[i]));
+		if (qu_qmp_execute(q, cmd, args, -1, deadline_us, NULL) < 0 && !absent()) {
+			qu_info("standby: cannot remove %s %s: %s", what, ids[i], qu_err_msg());
+			left++;
+		}
+		qu_err_clear();
+	}
+	return left;
+}
+
+int qu_colo_secondary_unwire(struct qu_qmp *q, uint64_t deadline_us)
+{
+	static const char *const objects[] = { SEC_REDIR_OUT, SEC_REDIR_IN, SEC_REWRITER };
+	static const char *const chardevs[] = { SEC_IN, SEC_OUT };
+	return remove_all(q, "object-del", "object", objects, 3, deadline_us) +
+	       remove_all(q, "chardev-remove", "chardev", chardevs, 2, deadline_us);
 }
 
 int qu_colo_primary_unwire(struct qu_qmp *q, uint64_t deadline_us)

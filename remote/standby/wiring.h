@@ -26,6 +26,16 @@ int qu_colo_id_ok(const char *id);
 int qu_colo_secondary_wire(struct qu_qmp *q, const char *host, const char *netdev, const char *tls_id,
 			   uint64_t deadline_us, char *reply, size_t len);
 
+/* After a takeover: the secondary's redirectors, rewriter and listeners removed (its guest's
+ * output goes to its own tap alone). Returns how many could not be removed (each logged). */
+int qu_colo_secondary_unwire(struct qu_qmp *q, uint64_t deadline_us);
+
+/* The heartbeat timeout (`standby start --heartbeat-timeout`): the secondary takes over after
+ * this much silence from the primary's supervisor, which stops its own QEMU after half of it. */
+#define QU_COLO_TIMEOUT_DEFAULT_MS 15000u
+#define QU_COLO_TIMEOUT_MIN_MS 4000u
+#define QU_COLO_TIMEOUT_MAX_MS 600000u
+
 /* The primary's network side: its tx mirrored to mirror_addr, its rx held by colo-compare
  * until the secondary's twin came from compare_addr (both HOST:PORT, TLS with tls_id), the
  * local pairs between filters and colo-compare socketpairs handed over by getfd (no socket

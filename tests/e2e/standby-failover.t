@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# qemu-upgrade standby: failover and fencing (issue 16), on two "hosts" (network namespaces
+# joined by a veth, the TLS agent on B), real QEMU 11.1.3 under TCG, the memory-checking guest
+# with a virtio-net NIC on a tap of the same name on both hosts.
+# 1. The primary QEMU is SIGKILLed: the secondary runs the guest within seconds, its memory
+#    checker clean and its pass count continuing from where the primary was (no rewind past
+#    the last checkpoint), pings from B's host answered, its MAC announced on B's tap (RARP
+#    frames captured), and A's state says failed-over.
+# 2. The veth is cut instead: A's supervisor stops its own QEMU after half the heartbeat
+#    timeout (fenced), B's secondary takes over after the whole of it: exactly one side runs
+#    the guest, and it is clean.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/../lib/vm.sh"
+. "$here/../lib/tap.sh"
+. "$here/../lib/remote.sh"
+
+cache=/var/cache/qemu-upgrade-tests
+mkdir -p "$cache"
+Q11=$( (flock 9; "$QU_ROOT/tests/qemu-versions/fetch.sh" sid "$cache") 9>"$cache/.lock" 2>"$cache/.fetch-sid.err" | tail -n 1)
+[ -x "$Q11" ] || { echo "1..0 # SKIP QEMU 11.1 (Debian sid) cannot be fetched, and COLO works on no other version: $(tail -n 1 "$cache/.fetch-sid.err")"; exit 0; }
+command -v tcpdump >/dev/null || { echo "Bail out! tcpdump is missing (tests/install-deps.sh installs it)"; exit 1; }
+
+tap_plan 11
+remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
+vm_guest_build || exit 1
+dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
+export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
+_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
+HB=8000 # the heartbeat timeout: A fences after 4 s without an answer, B takes over after 8 s
+
+standby() {
+	local rc
+	OUT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" standby "$@" 2>"$VM_DIR/standby.err")
+	rc=$?
+	ERR=$(cat "$VM_DIR/standby.err")
+	return $rc
+}
+# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds; says what it waited for.
+wait_for() {
+	local end=$((SECONDS + $1)) what=$2
+	shift 2
+	until "$@"; do
+		[ $SECONDS -lt $end ] || { tap_diag "timeout ($((end - SECONDS + $1)) s) waiting for $what"; return 1; }
+		sleep 0.2
+	done
+}
+pass_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
+errors_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* errors=\([0-9]*\).*/\1/p'; }
+corrupt_of() { grep -ac 'MEMCHECK CORRUPT' "$1" 2>/dev/null; }
+ping_from() { ip netns exec "$1" ping -c "$2" -i 0.2 -W 2 "$3" 2>&1 | sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p'; }
+checkpoints() { standby status --pid "$1" --json && jq -r .checkpoints <<<"$OUT"; }
+at_least_checkpoints() { local c; c=$(checkpoints "$1"); [ "${c:-0}" -ge "$2" ]; }
+
+# protected_vm NAME IP MAC PORT: a VM on A with a tap (and one of the same name on B), the
+# agent on B (at PORT) allowed its directories, then protected; sets TAP, MON (the test's
+# own monitor directory), SEC (the secondary's PID).
+protected_vm() {
+	local name=$1 ip=$2 mac=$3 port=$4 ns
+	TAP=sf$port
+	MON=$(mktemp -d /tmp/qu-sbf-mon.XXXXXX) && _vm_paths+=("$MON")
+	QEMU=$Q11 VM_RAM=anon VM_APPEND="net_ip=$ip/24" VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start "$name" \
+		-netdev "tap,id=hn0,ifname=$TAP,script=no,downscript=no,vhost=off,vnet_hdr=off" \
+		-device "virtio-net-pci,id=net0,netdev=hn0,mac=$mac" -qmp "unix:$MON/test.sock,server=on,wait=off" ||
+		{ echo "Bail out! VM $name did not start"; exit 1; }
+	VM_QMP=$MON/test.sock
+	for ns in "$REMOTE_NS_A" "$REMOTE_NS_B"; do
+		[ "$ns" = "$REMOTE_NS_A" ] || ip -n "$ns" tuntap add dev "$TAP" mode tap || exit 1
+		ip -n "$ns" addr add "${ip%.*}.1/24" dev "$TAP" && ip -n "$ns" link set "$TAP" up || exit 1
+	done
+	vm_wait_ready || { echo "Bail out! the guest of $name did not come up"; exit 1; }
+	REMOTE_PORT=$port REMOTE_AGENT_BINARIES="$Q11" remote_agent_start "$VM_DIR" "$MON" ||
+		{ echo "Bail out! the agent did not start"; exit 1; }
+	dest=(--remote "$REMOTE_B_IP:$port" --pki-dir "$REMOTE_PKI_A")
+	standby start --pid "$VM_PID" "${dest[@]}" --interval 500 --heartbeat-timeout "$HB"
+	local rc=$?
+	tap_diag "$name: start: exit $rc: $OUT $ERR"
+	SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+	[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints" at_least_checkpoints "$VM_PID" 3
+}
+
+# 1. SIGKILL of the primary.
+protected_vm sbf-kill 192.168.78.10 52:54:00:12:78:10 4781
+tap_ok $? "protected, checkpoints flowing (the secondary PID ${SEC:-none} on B)"
+primary=$VM_PID a_serial=$VM_SERIAL
+b_serial=/proc/$SEC/root$VM_DIR/serial.log b_qmp=/proc/$SEC/root$MON/test.sock
+ip netns exec "$REMOTE_NS_B" timeout 60 tcpdump -l -n -i "$TAP" -c 1 "ether src 52:54:00:12:78:10 and ether proto 0x8035" \
+	>"$VM_DIR/rarp" 2>"$VM_DIR/tcpdump.err" &
+dump=$!
+vm_track_pid "$dump"
+wait_for 30 "tcpdump to listen on B's tap" grep -q "listening on" "$VM_DIR/tcpdump.err"
+pass_at_kill=$(pass_of "$a_serial")
+t0=$(date +%s.%N)
+kill -KILL "$primary"
+# A COLO secondary runs its vCPUs between checkpoints too: it has taken over once it has left
+# COLO (mode none) and runs.
+b_runs() {
+	[ "$(vm_qmp "$b_qmp" '{"execute":"query-colo-status"}' 2>/dev/null | jq -r .return.mode)" = none ] &&
+		[ "$(vm_runstate "$b_qmp" 2>/dev/null)" = running ]
+}
+a_gone() { ! kill -0 "$primary" 2>/dev/null || grep -q '^State:.*Z' "/proc/$primary/status" 2>/dev/null; }
+wait_for 60 "the secondary to run the guest" b_runs
+rc=$?
+t1=$(date +%s.%N)
+tap_diag "kill to running on B: $(echo "$t1 - $t0" | bc) s; A's last pass $pass_at_kill; B's serial: $(pass_of "$b_serial")"
+[ "$rc" = 0 ] && a_gone
+tap_ok $? "SIGKILL of the primary: the secondary runs the guest (out of COLO, running on B)"
+b0=$(pass_of "$b_serial")
+b_progress() { local p; p=$(pass_of "$b_serial"); [ "${p:-0}" -ge $((${b0:-0} + 2)) ]; }
+wait_for 120 "two memcheck passes on B" b_progress
+rc=$?
+tap_diag "B's memcheck: $(grep -a 'MEMCHECK pass=' "$b_serial" | tail -n 1 | tr -d '\r'), corrupt lines $(corrupt_of "$b_serial")"
+[ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ]
+tap_ok $? "the guest on B checks its memory on, clean (pass $b0 -> $(pass_of "$b_serial"))"
+[ "${b0:-0}" -ge $((${pass_at_kill:-0} - 1)) ]
+tap_ok $? "no rewind past the last checkpoint: B went on from pass $b0, the primary was at $pass_at_kill"
+p=$(ping_from "$REMOTE_NS_B" 10 192.168.78.10)
+tap_diag "pings from B's host: $p"
+[ "${p%/*}" -ge 8 ]
+tap_ok $? "the guest answers pings on B ($p)"
+wait "$dump" 2>/dev/null
+tap_diag "RARP on B's tap: $(head -n 1 "$VM_DIR/rarp")"
+grep -q "52:54:00:12:78:10" "$VM_DIR/rarp"
+tap_ok $? "the guest's MAC was announced on B (RARP from 52:54:00:12:78:10 captured)"
+standby status --pid "$primary" --json
+tap_diag "A's status: $OUT"
+[ "$(jq -r .state <<<"$OUT")" = failed-over ] && jq -r .reason <<<"$OUT" | grep -q "the guest runs on $REMOTE_B_IP:4781 in PID $SEC"
+tap_ok $? "A's state: failed-over, naming the secondary"
+kill -KILL "$SEC" 2>/dev/null # its work is done: the CPU is the next test's
+kill "$REMOTE_AGENT" 2>/dev/null
+
+# 2. The link between the hosts is cut.
+protected_vm sbf-cut 192.168.79.10 52:54:00:12:79:10 4782
+tap_ok $? "second VM protected (the secondary PID ${SEC:-none} on B)"
+primary=$VM_PID
+b_serial=/proc/$SEC/root$VM_DIR/serial.log b_qmp=/proc/$SEC/root$MON/test.sock
+t0=$SECONDS
+ip -n "$REMOTE_NS_A" link set "qua$$" down
+wait_for 60 "A to stop its QEMU" a_gone
+rc=$?
+tap_diag "A's QEMU gone after $((SECONDS - t0)) s"
+standby status --pid "$primary" --json
+tap_diag "A's status: $OUT"
+[ "$rc" = 0 ] && [ "$(jq -r .state <<<"$OUT")" = fenced ]
+tap_ok $? "the link cut: A stopped its own QEMU (state fenced) after $((SECONDS - t0)) s"
+wait_for 60 "the secondary to take over" b_runs
+rc=$?
+tap_diag "B runs the guest after $((SECONDS - t0)) s; agent log: $(grep -a 'taking over\|runs here' "$REMOTE_AGENT_LOG" | tail -n 2 | tr '\n' '|')"
+[ "$rc" = 0 ]
+tap_ok $? "B's secondary took over after the heartbeat timeout"
+b0=$(pass_of "$b_serial")
+wait_for 120 "two memcheck passes on B" b_progress
+rc=$?
+[ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ] && a_gone
+tap_ok $? "exactly one side runs the guest: A's QEMU is gone, B's checks its memory on, clean ($(pass_of "$b_serial"))"
+ip -n "$REMOTE_NS_A" link set "qua$$" up
+kill -KILL "$SEC" 2>/dev/null
+tap_done
