@@ -11,6 +11,7 @@
 #include "remote/client.h"
 #include "remote/standby/enter.h"
 #include "remote/standby/plan.h"
+#include "remote/standby/secondary.h"
 #include "remote/standby/state.h"
 #include "remote/standby/wiring.h"
 #include "remote/tls.h"
@@ -158,6 +159,8 @@ static int start_secondary(struct guard *g, const char *pki_dir, uint64_t deadli
 		return qu_err(-EOPNOTSUPP, "%s on %s is QEMU %d.%d.%d, the VM runs %d.%d.%d: COLO needs the same QEMU",
 			      g->vm->exe_path, g->p->host, g->up->target.ver[0], g->up->target.ver[1],
 			      g->up->target.ver[2], g->vm->ver[0], g->vm->ver[1], g->vm->ver[2]);
+	if ((r = qu_colo_private_ram(&g->up->argv, g->up->fds, &g->up->nfds)) < 0)
+		return qu_err_wrap(r, "the secondary's RAM");
 	if ((r = qu_remote_send(g->vm, g->up, deadline, NULL, 0)) < 0)
 		return qu_err_wrap(r, "starting the secondary on %s", g->p->host);
 	qu_info("standby: secondary QEMU started on %s: PID %d, waiting at %s", g->p->host, (int)g->rm->new_pid,

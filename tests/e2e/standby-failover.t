@@ -58,7 +58,7 @@ protected_vm() {
 	local name=$1 ip=$2 mac=$3 port=$4 ns
 	TAP=sf$port
 	MON=$(mktemp -d /tmp/qu-sbf-mon.XXXXXX) && _vm_paths+=("$MON")
-	QEMU=$Q11 VM_RAM=anon VM_APPEND="net_ip=$ip/24" VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start "$name" \
+	QEMU=$Q11 VM_APPEND="net_ip=$ip/24" VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start "$name" \
 		-netdev "tap,id=hn0,ifname=$TAP,script=no,downscript=no,vhost=off,vnet_hdr=off" \
 		-device "virtio-net-pci,id=net0,netdev=hn0,mac=$mac" -qmp "unix:$MON/test.sock,server=on,wait=off" ||
 		{ echo "Bail out! VM $name did not start"; exit 1; }
