@@ -608,7 +608,7 @@ static const struct command commands[] = {
 	{ "agent", -1, agent_command, "agent --stdio | agent [--listen [ADDR:]PORT] [--pki-dir DIR]" },
 	{ "inspect", -1, inspect_command, "inspect --pid PID [--json]" },
 	{ "check", -1, check_command, "check [--binary PATH] [--remote ssh://HOST] [--json]" },
-	{ "standby", -1, standby_command, "standby start --pid PID --remote ssh://HOST [--interval MS] --dry-run [--json]" },
+	{ "standby", -1, standby_command, "standby start|status|stop --pid PID [--remote ssh://HOST] [--interval MS] [--dry-run] [--json]" },
 	{ "--all", -1, all_command, "--all [--binary PATH] [--jobs N] [--dry-run] [--json]" },
 	{ "--recover", -1, recover_command, "--recover" },
 	{ "dump-stream", 1, dump_stream_command, "dump-stream FILE" },

@@ -263,6 +263,16 @@ SEEDS = {
         "vote-not-a-number": standby_session(STANDBY_ANSWERS[:7] + [{"return": [{"device": "d", "inserted": {"drv": "quorum",
             "file": 'json:{"vote-threshold": {"x": 1}}', "children": "no"}}]}] + STANDBY_ANSWERS[8:]),
     },
+    "colo-wire": {
+        "listening": standby_session([{"return": {}}] * 6 + [
+            {"return": [{"label": "qu-colo-in", "filename": "disconnected:tcp:10.0.0.2:41235,server=on", "frontend-open": False}]},
+            {"return": [{"label": "qu-colo-in", "filename": "disconnected:tcp:10.0.0.2:41235,server=on"},
+                        {"label": "qu-colo-out", "filename": "disconnected:tcp:[::1]:41236,server=on"}]}]),
+        "no-port": standby_session([{"return": {}}] * 6 + [
+            {"return": [{"label": "qu-colo-in", "filename": "disconnected:tcp:10.0.0.2:,server=on"}]},
+            {"return": [{"label": "qu-colo-out", "filename": "tcp:" + "9" * 300}]}]),
+        "refused": standby_session([{"return": {}}, {"error": {"class": "GenericError", "desc": "x" * 500}}]),
+    },
     "config": {
         "shipped": open(os.path.join(HERE, "../../qemu-integration/hooks/qemu-upgrade.conf"), "rb").read(),
         "exclude": b"enabled = on\njobs = 8\nexclude = vm1 vm2, 1234\t# not these\nallow_copy = yes\nlow_memory = 1\n",
