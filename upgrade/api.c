@@ -8,6 +8,7 @@
 #include "upgrade/libvirtgate.h"
 #include "upgrade/pvelock.h"
 #include "upgrade/settle.h"
+#include "upgrade/standby.h"
 #include "upgrade/statedir.h"
 #include "upgrade/testhooks.h"
 #include "upgrade/launcher.h"
@@ -530,6 +531,12 @@ int qu_recover(FILE *out)
 		close(lock);
 	}
 	closedir(d);
+	/* Protected VMs whose supervisor died: their primary is released (its output was held). */
+	int sr = qu_standby_recover(out);
+	if (sr < 0)
+		failed++;
+	else
+		settled += sr;
 	qu_memory_unbook(0); /* bookings of tools that died */
 	/* After the VMs are settled: libvirt's daemon, stopped by a tool that died, reconnects
 	 * to them as they now are. */

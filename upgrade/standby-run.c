@@ -25,6 +25,7 @@
 #include "upgrade/standby.h"
 #include "upgrade/statedir.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -209,6 +210,16 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 	qu_tls_remove(NULL, &g->tls, deadline);
 	g->tls.added = 1;
 	g->wired = 1;
+	/* The settings to put back, in the state file too: a release without this process
+	 * (standby stop, --recover) needs them. */
+	if ((r = qu_colo_save(g->q, deadline, &g->entry.saved)) < 0)
+		return r;
+	g->st.saved_read = 1;
+	g->st.saved_return_path = g->entry.saved.return_path;
+	g->st.saved_events = g->entry.saved.events;
+	g->st.saved_max_bandwidth = g->entry.saved.max_bandwidth;
+	g->st.saved_checkpoint_delay = g->entry.saved.checkpoint_delay;
+	qu_standby_state_write(&g->st);
 	if ((r = qu_colo_primary_wire(g->q, g->p->nics[0].netdev, mirror, compare, QU_TLS_ID, deadline)) < 0)
 		return r;
 	qu_info("standby: filters wired; copying the guest to %s", host);
@@ -614,7 +625,10 @@ static int release_orphan(struct qu_standby_state *st)
 		return qu_err(-ENOMEM, "out of memory");
 	int r = qu_inspect(st->pid, NULL, 0, deadline, g.vm, &g.q);
 	if (r == 0) {
-		g.entry.saved.read = 0; /* the settings before are the dead supervisor's to know */
+		g.entry.saved = (struct qu_colo_saved){ .read = st->saved_read, .return_path = st->saved_return_path,
+							.events = st->saved_events,
+							.max_bandwidth = st->saved_max_bandwidth,
+							.checkpoint_delay = st->saved_checkpoint_delay };
 		g.entry.migrating = 1;
 		g.wired = 1;
 		g.tls.added = 1;
@@ -657,4 +671,37 @@ int qu_standby_stop(pid_t pid, unsigned flags, FILE *out)
 	}
 	print_state(&st, flags, out);
 	return 0;
+}
+
+int qu_standby_recover(FILE *out)
+{
+	DIR *d = opendir(qu_state_dir());
+	int released = 0, failed = 0;
+	if (!d)
+		return 0;
+	for (struct dirent *e; (e = readdir(d));) {
+		struct qu_standby_state st;
+		int pid = 0, n = 0;
+		if (sscanf(e->d_name, "standby-%d.json%n", &pid, &n) != 1 || e->d_name[n] || pid <= 0 ||
+		    qu_standby_state_read(pid, &st) < 0)
+			continue;
+		if ((strcmp(st.state, "syncing") && strcmp(st.state, "protecting")) ||
+		    qu_proc_alive(st.supervisor, st.supervisor_start))
+			continue;
+		if (release_orphan(&st) < 0) {
+			fprintf(out, "PID %d: protected, its standby supervisor (PID %d) is gone, and its release failed: %s\n",
+				pid, (int)st.supervisor, qu_err_msg());
+			failed++;
+			continue;
+		}
+		snprintf(st.state, sizeof(st.state), "stopped");
+		snprintf(st.reason, sizeof(st.reason), "released by --recover after its supervisor (PID %d) was gone",
+			 (int)st.supervisor);
+		qu_standby_state_write(&st);
+		fprintf(out, "PID %d: its standby supervisor (PID %d) was gone: protection ended, the VM runs alone\n", pid,
+			(int)st.supervisor);
+		released++;
+	}
+	closedir(d);
+	return failed ? -1 : released;
 }

@@ -2,11 +2,17 @@
 #ifndef QU_STANDBY_H
 #define QU_STANDBY_H
 
+#include <stdio.h>
 #include <sys/types.h>
 
 /* The arguments of start, judged before the VM is read: flags, the PID, the interval (0
  * becomes the default), the destination (a hostile URI never reaches ssh). 0, or -1 with
  * errno and a message. */
 int qu_standby_check_args(pid_t pid, const char *remote, const char *pki_dir, unsigned *interval_ms, unsigned flags);
+
+/* --recover: each protected VM whose supervisor is gone while syncing or protecting has its
+ * primary released (as `standby stop` does) and its state set to stopped; a line each on out.
+ * Returns how many, or -1 when one could not be released (its line says why). */
+int qu_standby_recover(FILE *out);
 
 #endif

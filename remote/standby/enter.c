@@ -33,7 +33,7 @@ static int caps(struct qu_qmp *q, uint64_t deadline_us, int colo, int return_pat
 	return qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
 }
 
-static int save(struct qu_qmp *q, uint64_t deadline_us, struct qu_colo_saved *s)
+int qu_colo_save(struct qu_qmp *q, uint64_t deadline_us, struct qu_colo_saved *s)
 {
 	json_object *list = NULL, *params = NULL;
 	int r = qu_qmp_query_list(q, "query-migrate-capabilities", deadline_us, &list);
@@ -100,7 +100,7 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 	int64_t t_stop = 0, t_resume = 0;
 	int r;
 	e->pause_ms = -1;
-	if ((r = save(q, deadline_us, &e->saved)) < 0 ||
+	if ((!e->saved.read && (r = qu_colo_save(q, deadline_us, &e->saved)) < 0) ||
 	    (r = set_params(q, interval_ms, 1ll << 30, tls_id, deadline_us)) < 0 || (r = caps(q, deadline_us, 1, 1, 1)) < 0)
 		return qu_err_wrap(r, "setting up the primary's migration");
 	json_object *args = json_object_new_object();
@@ -210,7 +210,18 @@ int qu_colo_leave(struct qu_qmp *q, const struct qu_colo_entry *e, uint64_t dead
 		}
 	}
 	qu_err_clear();
-	if (e->saved.read) {
+	if (!e->saved.read) {
+		/* Unknown before: x-colo off at least (the others may have been the user's). */
+		json_object *list = json_object_new_array(), *c = json_object_new_object(), *args = json_object_new_object();
+		json_object_object_add(c, "capability", json_object_new_string("x-colo"));
+		json_object_object_add(c, "state", json_object_new_boolean(0));
+		json_object_array_add(list, c);
+		json_object_object_add(args, "capabilities", list);
+		if (qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL) < 0) {
+			qu_info("standby: cannot switch the primary's x-colo off: %s", qu_err_msg());
+			failed++;
+		}
+	} else {
 		if (caps(q, deadline_us, 0, e->saved.return_path, e->saved.events) < 0 ||
 		    set_params(q, e->saved.checkpoint_delay, e->saved.max_bandwidth, "", deadline_us) < 0) {
 			qu_info("standby: cannot put the primary's migration settings back: %s", qu_err_msg());

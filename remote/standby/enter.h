@@ -34,6 +34,8 @@ struct qu_colo_entry {
  * far it got (for qu_colo_leave). */
 int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interval_ms, const char *tls_id,
 		  uint64_t deadline_us, struct qu_colo_entry *e);
+/* The first step of qu_colo_enter alone: the settings to put back, read into e->saved. */
+int qu_colo_save(struct qu_qmp *q, uint64_t deadline_us, struct qu_colo_saved *saved);
 
 /* Ends protection on the primary, whatever e says was reached: COLO left by failover on this
  * side (x-colo-lost-heartbeat) or the migration cancelled, the guest running (cont only if

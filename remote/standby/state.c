@@ -50,6 +50,14 @@ static json_object *to_json(const struct qu_standby_state *s)
 	json_object_object_add(o, "pause_median_ms", json_object_new_double(s->pause_median_ms));
 	json_object_object_add(o, "pause_max_ms", json_object_new_double(s->pause_max_ms));
 	json_object_object_add(o, "since_us", json_object_new_int64(s->since_us));
+	if (s->saved_read) {
+		json_object *b = json_object_new_object();
+		json_object_object_add(b, "return_path", json_object_new_boolean(s->saved_return_path));
+		json_object_object_add(b, "events", json_object_new_boolean(s->saved_events));
+		json_object_object_add(b, "max_bandwidth", json_object_new_int64(s->saved_max_bandwidth));
+		json_object_object_add(b, "checkpoint_delay", json_object_new_int64(s->saved_checkpoint_delay));
+		json_object_object_add(o, "settings_before", b);
+	}
 	return o;
 }
 
@@ -118,6 +126,14 @@ int qu_standby_state_read(pid_t pid, struct qu_standby_state *s)
 	s->pause_median_ms = json_object_object_get_ex(o, "pause_median_ms", &d) ? json_object_get_double(d) : -1;
 	s->pause_max_ms = json_object_object_get_ex(o, "pause_max_ms", &d) ? json_object_get_double(d) : -1;
 	s->since_us = qu_json_member_int(o, "since_us");
+	if (json_object_object_get_ex(o, "settings_before", &d) && json_object_is_type(d, json_type_object)) {
+		json_object *v;
+		s->saved_read = 1;
+		s->saved_return_path = json_object_object_get_ex(d, "return_path", &v) && json_object_get_boolean(v);
+		s->saved_events = json_object_object_get_ex(d, "events", &v) && json_object_get_boolean(v);
+		s->saved_max_bandwidth = qu_json_member_int(d, "max_bandwidth");
+		s->saved_checkpoint_delay = qu_json_member_int(d, "checkpoint_delay");
+	}
 	json_object_put(o);
 	return s->pid == pid ? 0 : -EBADMSG;
 }

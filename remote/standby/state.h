@@ -25,6 +25,10 @@ struct qu_standby_state {
 	double initial_pause_ms;
 	double pause_median_ms, pause_max_ms;
 	int64_t since_us;                 /* wall clock when protection began */
+	/* The primary's migration settings before protection, for a release without the
+	 * supervisor (standby stop, --recover); saved_read 0: unknown. */
+	int saved_read, saved_return_path, saved_events;
+	long long saved_max_bandwidth, saved_checkpoint_delay;
 };
 
 /* The file's path for pid. */

@@ -26,7 +26,7 @@ vm_guest_build || exit 1
 dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
 export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
 _vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
-HB=8000 # the heartbeat timeout: A fences after 4 s without an answer, B takes over after 8 s
+HB=12000 # the heartbeat timeout: A fences after 6 s without an answer, B takes over after 12 s
 
 standby() {
 	local rc

@@ -6,7 +6,8 @@
 # The VM is protected: the secondary runs on B, checkpoints flow (standby status counts them
 # and their pauses), the guest stays clean and keeps answering pings through colo-compare;
 # `standby stop` leaves the primary running alone (no COLO, no filter, no capability, no key)
-# and B without a QEMU. A VM with a disk is refused before anything happens (disk replication
+# and B without a QEMU. Protected again, its supervisor SIGKILLed: status says so, the agent
+# stops the secondary, and --recover releases the primary. A VM with a disk is refused before anything happens (disk replication
 # is not built yet), and so is a second start of a protected VM.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
@@ -18,7 +19,7 @@ mkdir -p "$cache"
 Q11=$( (flock 9; "$QU_ROOT/tests/qemu-versions/fetch.sh" sid "$cache") 9>"$cache/.lock" 2>"$cache/.fetch-sid.err" | tail -n 1)
 [ -x "$Q11" ] || { echo "1..0 # SKIP QEMU 11.1 (Debian sid) cannot be fetched, and COLO works on no other version: $(tail -n 1 "$cache/.fetch-sid.err")"; exit 0; }
 
-tap_plan 15
+tap_plan 18
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
@@ -133,6 +134,31 @@ tap_ok $? "no TLS key left ($(remote_tls_leaks "$tls_before" | tr '\n' ' '))"
 standby status --pid "$VM_PID" --json
 [ "$(jq -r .state <<<"$OUT")" = stopped ]
 tap_ok $? "status after stop: stopped"
+
+# 3. Protected again; its supervisor dies: status says so, --recover releases the primary, and
+# the agent stopped the secondary when the session ended.
+standby start --pid "$VM_PID" "${dest[@]}" --interval 500
+rc=$?
+sup=$(sed -n 's/^supervisor: PID \([0-9]*\) .*/\1/p' <<<"$OUT")
+tap_diag "again: exit $rc, supervisor ${sup:-none}: $ERR"
+[ "$rc" = 0 ] && [ -n "$sup" ] && [ "$(colo_mode)" = primary ]
+tap_ok $? "the same VM protected again after its stop"
+kill -KILL "$sup"
+for _ in $(seq 100); do [ -z "$(remote_qemus)" ] && break; sleep 0.1; done
+standby status --pid "$VM_PID" --json
+tap_diag "supervisor killed: $OUT; B's QEMUs: $(remote_qemus | tr '\n' ' ')"
+[ "$(jq -r .state <<<"$OUT")" = broken ] && jq -r .reason <<<"$OUT" | grep -q "the supervisor (PID $sup) is gone while protecting" &&
+	[ -z "$(remote_qemus)" ]
+tap_ok $? "its supervisor killed: status says broken (supervisor gone), and B's secondary was stopped"
+rec=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --recover 2>&1)
+rc=$?
+tap_diag "--recover: exit $rc: $rec"
+p=$(ping_guest 5)
+tap_diag "after --recover: mode $(colo_mode), run state $(vm_runstate), objects $(objects), chardevs $(chardevs), capabilities $(caps_on), pings $p"
+[ "$rc" = 0 ] && grep -q "PID $VM_PID: its standby supervisor (PID $sup) was gone: protection ended" <<<"$rec" &&
+	[ "$(colo_mode)" = none ] && [ "$(vm_runstate)" = running ] && [ "$(objects)" = "$OBJECTS" ] &&
+	[ "$(chardevs)" = "$CHARDEVS" ] && [ "$(caps_on)" = '[]' ] && [ "$p" = 5/5 ]
+tap_ok $? "--recover released the primary: no COLO, running, nothing of ours left, pings answered ($p)"
 vm_stop
 
 # 3. A VM with a disk: refused before anything happens.
