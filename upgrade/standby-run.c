@@ -238,7 +238,7 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static void add_pause(struct guard *g, double ms)
+static __attribute__((noinline)) void add_pause(struct guard *g, double ms)
 {
 	g->pauses[g->npauses++ % QU_STANDBY_PAUSES] = ms;
 	size_t n = g->npauses < QU_STANDBY_PAUSES ? g->npauses : QU_STANDBY_PAUSES;
@@ -444,6 +444,52 @@ static void detach_output(pid_t pid)
 		close(log);
 }
 
+/* The supervisor, in the child: the start, its word to `standby start` on wfd, then the watch. */
+static __attribute__((noreturn, noinline)) void supervisor_main(int rfd, int wfd, pid_t pid, const char *remote,
+								const char *pki_dir, unsigned interval_ms,
+								unsigned heartbeat_timeout_ms)
+{
+	close(rfd);
+	setsid();
+	/* From here on the supervisor writes to its log alone: the processes it starts (the
+	 * TLS relay, ssh) inherit no terminal and no caller's pipe, so that `standby start`
+	 * ends when it has said its word, whatever stays behind. */
+	detach_output(pid);
+	struct guard *g = calloc(1, sizeof(*g));
+	char why[4096] = "";
+	int r = g ? 0 : -ENOMEM;
+	if (g) {
+		g->pidfd = -1;
+		g->hb_timeout_ms = heartbeat_timeout_ms;
+		r = protect(g, pid, remote, pki_dir, interval_ms, why, sizeof(why));
+	}
+	if (r != 0) {
+		if (r < 0)
+			snprintf(why, sizeof(why), "%s", qu_err_msg()[0] ? qu_err_msg() : strerror(-r));
+		if (g && g->q && g->st.pid)
+			release_primary(g);
+		/* Released: nothing is protected, and nothing is left to stop. */
+		if (g && g->st.pid)
+			qu_standby_state_remove(g->st.pid);
+		char tag = r > 0 ? 'R' : 'E';
+		qu_write_full(wfd, &tag, 1);
+		qu_write_full(wfd, why, strlen(why) + 1);
+		if (g)
+			guard_free(g);
+		_exit(r > 0 ? 3 : 1);
+	}
+	char *json = qu_standby_state_json(&g->st);
+	qu_write_full(wfd, "P", 1);
+	if (json)
+		qu_write_full(wfd, json, strlen(json));
+	free(json);
+	qu_write_full(wfd, "", 1);
+	close(wfd);
+	supervise(g);
+	guard_free(g);
+	_exit(0);
+}
+
 /* Another supervisor protecting pid, alive: its PID; else 0. */
 static pid_t running_supervisor(pid_t pid, struct qu_standby_state *st)
 {
@@ -480,47 +526,8 @@ int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigne
 		close(pfd[1]);
 		return fail(qu_err(-errno, "fork: %s", strerror(errno)));
 	}
-	if (child == 0) {
-		close(pfd[0]);
-		setsid();
-		/* From here on the supervisor writes to its log alone: the processes it starts (the
-		 * TLS relay, ssh) inherit no terminal and no caller's pipe, so that `standby start`
-		 * ends when it has said its word, whatever stays behind. */
-		detach_output(pid);
-		struct guard *g = calloc(1, sizeof(*g));
-		char why[4096] = "";
-		int r = g ? 0 : -ENOMEM;
-		if (g) {
-			g->pidfd = -1;
-			g->hb_timeout_ms = heartbeat_timeout_ms;
-			r = protect(g, pid, remote, pki_dir, interval_ms, why, sizeof(why));
-		}
-		if (r != 0) {
-			if (r < 0)
-				snprintf(why, sizeof(why), "%s", qu_err_msg()[0] ? qu_err_msg() : strerror(-r));
-			if (g && g->q && g->st.pid)
-				release_primary(g);
-			/* Released: nothing is protected, and nothing is left to stop. */
-			if (g && g->st.pid)
-				qu_standby_state_remove(g->st.pid);
-			char tag = r > 0 ? 'R' : 'E';
-			qu_write_full(pfd[1], &tag, 1);
-			qu_write_full(pfd[1], why, strlen(why) + 1);
-			if (g)
-				guard_free(g);
-			_exit(r > 0 ? 3 : 1);
-		}
-		char *json = qu_standby_state_json(&g->st);
-		qu_write_full(pfd[1], "P", 1);
-		if (json)
-			qu_write_full(pfd[1], json, strlen(json));
-		free(json);
-		qu_write_full(pfd[1], "", 1);
-		close(pfd[1]);
-		supervise(g);
-		guard_free(g);
-		_exit(0);
-	}
+	if (child == 0)
+		supervisor_main(pfd[0], pfd[1], pid, remote, pki_dir, interval_ms, heartbeat_timeout_ms);
 	close(pfd[1]);
 	char *text = calloc(1, WORD_MAX + 1);
 	size_t len = 0;
@@ -617,24 +624,28 @@ int qu_standby_status(pid_t pid, unsigned flags, FILE *out)
 /* A supervisor that died left the primary wired: the release it would have made. */
 static int release_orphan(struct qu_standby_state *st)
 {
-	struct guard g = { .pidfd = -1 };
 	uint64_t deadline = qu_now_us() + LEAVE_TIMEOUT_US;
 	if (!qu_proc_alive(st->pid, st->pid_start))
 		return 0;
-	if (!(g.vm = calloc(1, sizeof(*g.vm))))
+	struct guard *g = calloc(1, sizeof(*g));
+	if (!g || !(g->vm = calloc(1, sizeof(*g->vm)))) {
+		free(g);
 		return qu_err(-ENOMEM, "out of memory");
-	int r = qu_inspect(st->pid, NULL, 0, deadline, g.vm, &g.q);
-	if (r == 0) {
-		g.entry.saved = (struct qu_colo_saved){ .read = st->saved_read, .return_path = st->saved_return_path,
-							.events = st->saved_events,
-							.max_bandwidth = st->saved_max_bandwidth,
-							.checkpoint_delay = st->saved_checkpoint_delay };
-		g.entry.migrating = 1;
-		g.wired = 1;
-		g.tls.added = 1;
-		r = release_primary(&g) ? qu_err(-EIO, "the primary could not be released completely (see above)") : 0;
 	}
-	guard_free(&g);
+	g->pidfd = -1;
+	int r = qu_inspect(st->pid, NULL, 0, deadline, g->vm, &g->q);
+	if (r == 0) {
+		g->entry.saved = (struct qu_colo_saved){ .read = st->saved_read, .return_path = st->saved_return_path,
+							 .events = st->saved_events,
+							 .max_bandwidth = st->saved_max_bandwidth,
+							 .checkpoint_delay = st->saved_checkpoint_delay };
+		g->entry.migrating = 1;
+		g->wired = 1;
+		g->tls.added = 1;
+		r = release_primary(g) ? qu_err(-EIO, "the primary could not be released completely (see above)") : 0;
+	}
+	guard_free(g);
+	free(g);
 	return r;
 }
 
