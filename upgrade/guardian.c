@@ -7,11 +7,10 @@
 #include "upgrade/memory.h"
 #include "upgrade/log.h"
 #include "upgrade/settle.h"
+#include "upgrade/spawn.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -71,41 +70,44 @@ static void guard(pid_t old_pid, int link, pid_t tool)
 		restart_libvirtd(tool);
 }
 
+/* What the guardian needs, filled by the tool before the fork. */
+struct guardian_args {
+	pid_t old_pid;
+	pid_t tool;
+};
+
+/* The guardian itself: its link to the tool at 3, the VM's lock at 4 (spawn.h). */
+static int guardian(void *arg)
+{
+	const struct guardian_args *a = arg;
+	qu_libvirt_lock_forget(); /* the tool's copy went with the rest */
+	guard(a->old_pid, 3, a->tool);
+	char lock[PATH_MAX];
+	qu_state_path(a->old_pid, "lock", lock, sizeof(lock));
+	unlink(lock); /* still holding it: nobody can take a stale one */
+	return 0;
+}
+
 int qu_guardian_start(pid_t old_pid, int lock_fd, struct qu_guardian *g)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return qu_err(-errno, "socketpair: %s", strerror(errno));
-	pid_t pid = fork();
-	if (pid < 0) {
-		int e = errno;
-		close(sv[0]);
-		close(sv[1]);
-		return qu_err(-e, "cannot start the guardian: fork: %s", strerror(e));
-	}
-	if (pid == 0) {
-		pid_t tool = getppid();
-		/* Out of the tool's session (a Ctrl-C is the tool's to handle), holding only its
-		 * link, the lock and stdio. A log line must not kill it through a closed pipe. */
-		setsid();
-		signal(SIGPIPE, SIG_IGN);
-		signal(SIGINT, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGTERM, SIG_IGN);
-		int link_hi = fcntl(sv[1], F_DUPFD, 100), lock_hi = fcntl(lock_fd, F_DUPFD, 100);
-		int nul = open("/dev/null", O_RDWR);
-		if (link_hi < 0 || lock_hi < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 ||
-		    dup2(link_hi, 3) < 0 || dup2(lock_hi, 4) < 0)
-			_exit(1);
-		close_range(5, ~0U, 0);
-		qu_libvirt_lock_forget(); /* the tool's copy went with the rest */
-		guard(old_pid, 3, tool);
-		char lock[PATH_MAX];
-		qu_state_path(old_pid, "lock", lock, sizeof(lock));
-		unlink(lock); /* still holding it: nobody can take a stale one */
-		_exit(0);
-	}
+	/* Taken here, not as the guardian's parent there: a tool that died meanwhile is not PID 1. */
+	struct guardian_args a = { .old_pid = old_pid, .tool = getpid() };
+	int fds[] = { sv[1], lock_fd };
+	/* The tool's child (it waits for the guardian's end at release), out of the tool's
+	 * session (a Ctrl-C is the tool's to handle), deaf to SIGTERM (it must settle what a
+	 * killed tool left), its lines on the tool's stderr. */
+	struct qu_spawn s = { .fds = fds, .nfds = 2,
+			      .flags = QU_SPAWN_CHILD | QU_SPAWN_KEEP_STDERR | QU_SPAWN_IGNORE_TERM };
+	pid_t pid;
+	int r = qu_spawn_detached(&s, guardian, &a, &pid);
 	close(sv[1]);
+	if (r < 0) {
+		close(sv[0]);
+		return qu_err_wrap(r, "cannot start the guardian");
+	}
 	g->pid = pid;
 	g->link = sv[0];
 	return 0;

@@ -3,17 +3,16 @@
 #include "upgrade/context.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/spawn.h"
 
 #include <errno.h>
 #include <grp.h>
 #include <fcntl.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define HUP_RETRY_MS 100
@@ -117,71 +116,45 @@ static void become_vm(const struct qu_context *ctx)
 	}
 }
 
+/* What the relay needs, filled by the tool before the fork. */
+struct relay_args {
+	const struct qu_context *ctx;
+};
+
+/* The relay itself: the pty master at 3, the socket to QEMU at 4, the go line at 5 (spawn.h). */
+static int relay_main(void *arg)
+{
+	const struct relay_args *a = arg;
+	become_vm(a->ctx);
+	char c;
+	ssize_t n;
+	while ((n = read(5, &c, 1)) < 0 && errno == EINTR)
+		;
+	close(5);
+	if (n != 1) {
+		/* No go: a rollback (the new QEMU is killed: its socket ends) or a tool that died
+		 * and whose guardian may still finish forward (the new QEMU lives on). Wait to
+		 * see which: the first the new QEMU writes means it runs the guest. */
+		struct pollfd pf = { .fd = 4, .events = POLLIN };
+		char peek;
+		while (poll(&pf, 1, -1) < 0 && errno == EINTR)
+			;
+		if (recv(4, &peek, 1, MSG_PEEK) != 1)
+			return 0; /* rolled back: the old QEMU keeps the pty */
+	}
+	relay(3, 4);
+	return 0;
+}
+
 int qu_ptyrelay_start(int master, int sock, int go, const struct qu_context *ctx)
 {
-	int status[2];
-	if (pipe2(status, O_CLOEXEC) < 0)
-		return qu_err(-errno, "cannot start the pty relay: pipe: %s", strerror(errno));
-	pid_t child = fork();
-	if (child < 0) {
-		int e = errno;
-		close(status[0]);
-		close(status[1]);
-		return qu_err(-e, "cannot start the pty relay: fork: %s", strerror(e));
-	}
-	if (child == 0) {
-		/* The relay itself is a grandchild, so that nobody has to reap it. */
-		close(status[0]);
-		pid_t relay_pid = fork();
-		if (relay_pid != 0)
-			_exit(relay_pid < 0);
-		setsid();
-		if (chdir("/") < 0)
-			_exit(1);
-		/* Nothing of the tool's signal handling: a SIGTERM ends the relay. */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGTERM, SIG_DFL);
-		signal(SIGPIPE, SIG_IGN);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGINT, SIG_IGN);
-		int m = fcntl(master, F_DUPFD, 6), s = fcntl(sock, F_DUPFD, 6), g = fcntl(go, F_DUPFD, 6);
-		int st = fcntl(status[1], F_DUPFD, 6), nul = open("/dev/null", O_RDWR);
-		if (m < 0 || s < 0 || g < 0 || st < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 ||
-		    dup2(nul, 2) < 0 || dup2(m, 3) < 0 || dup2(s, 4) < 0 || dup2(g, 5) < 0)
-			_exit(1);
-		char ok = 'R';
-		if (write(st, &ok, 1) != 1)
-			_exit(1);
-		close_range(6, ~0U, 0);
-		become_vm(ctx);
-		char c;
-		ssize_t n;
-		while ((n = read(5, &c, 1)) < 0 && errno == EINTR)
-			;
-		close(5);
-		if (n != 1) {
-			/* No go: a rollback (the new QEMU is killed: its socket ends) or a tool that died
-			 * and whose guardian may still finish forward (the new QEMU lives on). Wait to
-			 * see which: the first the new QEMU writes means it runs the guest. */
-			struct pollfd pf = { .fd = 4, .events = POLLIN };
-			char peek;
-			while (poll(&pf, 1, -1) < 0 && errno == EINTR)
-				;
-			if (recv(4, &peek, 1, MSG_PEEK) != 1)
-				_exit(0); /* rolled back: the old QEMU keeps the pty */
-		}
-		relay(3, 4);
-		_exit(0);
-	}
-	close(status[1]);
-	int wstatus = 0;
-	waitpid(child, &wstatus, 0);
-	char c = 0;
-	ssize_t n = read(status[0], &c, 1);
-	close(status[0]);
-	if (n != 1 || c != 'R')
-		return qu_err(-ECHILD, "the pty relay did not start");
+	struct relay_args a = { .ctx = ctx };
+	int fds[] = { master, sock, go };
+	/* A grandchild, so that nobody has to reap it; SIGTERM ends it. */
+	struct qu_spawn s = { .fds = fds, .nfds = 3 };
+	pid_t pid;
+	int r = qu_spawn_detached(&s, relay_main, &a, &pid);
+	if (r < 0)
+		return qu_err_wrap(r, "cannot start the pty relay");
 	return 0;
 }

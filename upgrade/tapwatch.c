@@ -8,6 +8,7 @@
 #include "upgrade/log.h"
 #include "upgrade/pvelock.h"
 #include "upgrade/run.h"
+#include "upgrade/spawn.h"
 #include "upgrade/statedir.h"
 #include "upgrade/testhooks.h"
 
@@ -19,17 +20,14 @@
 #include <net/if.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -246,8 +244,9 @@ static void run_script(const struct watch *w)
 
 /* The watcher itself: descriptors 3 (our copy of the tap), 4 (its network namespace) and 5
  * (the line to the tool), nothing else. Never returns. */
-__attribute__((noreturn)) static void watcher(const struct watch *w)
+__attribute__((noreturn)) static int watcher(void *arg)
 {
+	const struct watch *w = arg;
 	char path[PATH_MAX];
 	int lock = -1, nl = -1;
 	pid_t holder = 0;
@@ -335,49 +334,22 @@ static int describe(int tap, const struct qu_vm *vm, const char *script, pid_t n
 	return 0;
 }
 
-/* Double-forked, in its own session, holding our copy of the tap (3), its network
- * namespace (4) and the line back (5); returns the line's other end, or -errno. */
+/* Detached (spawn.h), holding our copy of the tap (3), its network namespace (4) and the
+ * line back (5); returns the line's other end, or -errno. */
 static int spawn(const struct watch *w, int tap, int netns, pid_t *pid)
 {
 	int line[2];
 	if (pipe2(line, O_CLOEXEC) < 0)
 		return qu_err(-errno, "pipe: %s", strerror(errno));
-	pid_t a = fork();
-	if (a < 0) {
-		int e = errno;
-		close(line[0]);
-		close(line[1]);
-		return qu_err(-e, "fork: %s", strerror(e));
-	}
-	if (a == 0) {
-		setsid();
-		if (fork() != 0)
-			_exit(0);
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		for (int sig = 1; sig < NSIG; sig++)
-			signal(sig, SIG_DFL);
-		signal(SIGHUP, SIG_IGN);
-		signal(SIGINT, SIG_IGN);
-		signal(SIGPIPE, SIG_IGN);
-		int t = fcntl(tap, F_DUPFD, 100), n = fcntl(netns, F_DUPFD, 100), l = fcntl(line[1], F_DUPFD, 100);
-		int nul = open("/dev/null", O_RDWR);
-		if (t < 0 || n < 0 || l < 0 || nul < 0 || dup2(nul, 0) < 0 || dup2(nul, 1) < 0 || dup2(nul, 2) < 0 ||
-		    dup2(t, 3) < 0 || dup2(n, 4) < 0 || dup2(l, 5) < 0)
-			_exit(1);
-		close_range(6, ~0U, 0); /* the VM's and Proxmox's locks, the guardian's link: the tool's */
-		if (chdir("/") < 0)
-			_exit(1);
-		umask(022);
-		prctl(PR_SET_NAME, "qu-tapwatch", 0, 0, 0);
-		watcher(w);
-	}
+	int fds[] = { tap, netns, line[1] };
+	/* Nothing else: the VM's and Proxmox's locks, the guardian's link are the tool's. */
+	struct qu_spawn s = { .fds = fds, .nfds = 3, .name = "qu-tapwatch" };
+	int r = qu_spawn_detached(&s, watcher, (void *)w, pid);
 	close(line[1]);
-	int st;
-	while (waitpid(a, &st, 0) < 0 && errno == EINTR)
-		;
-	*pid = a;
+	if (r < 0) {
+		close(line[0]);
+		return r;
+	}
 	return line[0];
 }
 

@@ -10,7 +10,7 @@
 cd "$(dirname "$0")/../.." || exit 1
 
 toolbox_files="clock io log kv stream launcher run safepath sandbox testhooks fault config context
-	ptyrelay paths systemd memory statedir threadcg"
+	ptyrelay spawn paths systemd memory statedir threadcg"
 
 # layer FILE: the floor of FILE (a path from the top), or nothing when it is not placed.
 layer() {
