@@ -1,6 +1,6 @@
 /* `qemu-upgrade standby start|status|stop` (docs/standby.md): protecting a VM with a COLO
  * secondary on another host, its supervisor, and the end of protection. The start runs in
- * the supervisor itself (a child in a session of its own), so that the agent's session and
+ * the supervisor itself (upgrade/spawn.h: a process in a session of its own), so that the agent's session and
  * the primary's monitor it opens are its own: `standby start` waits for its word (protected,
  * or why not) and returns; the supervisor stays, holding both, until `standby stop`, the
  * primary's end (the secondary takes over: failover), the other host's silence (this host's
@@ -22,6 +22,7 @@
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "upgrade/plan.h"
+#include "upgrade/spawn.h"
 #include "upgrade/standby.h"
 #include "upgrade/statedir.h"
 
@@ -36,7 +37,6 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -444,13 +444,20 @@ static void detach_output(pid_t pid)
 		close(log);
 }
 
-/* The supervisor, in the child: the start, its word to `standby start` on wfd, then the watch. */
-static __attribute__((noreturn, noinline)) void supervisor_main(int rfd, int wfd, pid_t pid, const char *remote,
-								const char *pki_dir, unsigned interval_ms,
-								unsigned heartbeat_timeout_ms)
+/* What the supervisor is started with. */
+struct supervisor_args {
+	pid_t pid;
+	const char *remote, *pki_dir;
+	unsigned interval_ms, heartbeat_timeout_ms;
+};
+
+/* The supervisor (upgrade/spawn.h: a session of its own, its word pipe at fd 3 and nothing
+ * else open): the start, its word to `standby start`, then the watch. */
+static __attribute__((noinline)) int supervisor_main(void *arg)
 {
-	close(rfd);
-	setsid();
+	const struct supervisor_args *a = arg;
+	pid_t pid = a->pid;
+	int wfd = 3;
 	/* From here on the supervisor writes to its log alone: the processes it starts (the
 	 * TLS relay, ssh) inherit no terminal and no caller's pipe, so that `standby start`
 	 * ends when it has said its word, whatever stays behind. */
@@ -460,8 +467,8 @@ static __attribute__((noreturn, noinline)) void supervisor_main(int rfd, int wfd
 	int r = g ? 0 : -ENOMEM;
 	if (g) {
 		g->pidfd = -1;
-		g->hb_timeout_ms = heartbeat_timeout_ms;
-		r = protect(g, pid, remote, pki_dir, interval_ms, why, sizeof(why));
+		g->hb_timeout_ms = a->heartbeat_timeout_ms;
+		r = protect(g, pid, a->remote, a->pki_dir, a->interval_ms, why, sizeof(why));
 	}
 	if (r != 0) {
 		if (r < 0)
@@ -476,7 +483,7 @@ static __attribute__((noreturn, noinline)) void supervisor_main(int rfd, int wfd
 		qu_write_full(wfd, why, strlen(why) + 1);
 		if (g)
 			guard_free(g);
-		_exit(r > 0 ? 3 : 1);
+		return r > 0 ? 3 : 1;
 	}
 	char *json = qu_standby_state_json(&g->st);
 	qu_write_full(wfd, "P", 1);
@@ -487,7 +494,8 @@ static __attribute__((noreturn, noinline)) void supervisor_main(int rfd, int wfd
 	close(wfd);
 	supervise(g);
 	guard_free(g);
-	_exit(0);
+	free(g);
+	return 0;
 }
 
 /* Another supervisor protecting pid, alive: its PID; else 0. */
@@ -519,15 +527,16 @@ int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigne
 				   st.host, (int)pid));
 	if (pipe2(pfd, O_CLOEXEC) < 0)
 		return fail(qu_err(-errno, "pipe: %s", strerror(errno)));
+	struct supervisor_args args = { .pid = pid, .remote = remote, .pki_dir = pki_dir, .interval_ms = interval_ms,
+					.heartbeat_timeout_ms = heartbeat_timeout_ms };
+	struct qu_spawn sp = { .fds = &pfd[1], .nfds = 1, .name = "qu-standby" };
+	pid_t child;
 	fflush(NULL);
-	pid_t child = fork();
-	if (child < 0) {
+	if (qu_spawn_detached(&sp, supervisor_main, &args, &child) < 0) {
 		close(pfd[0]);
 		close(pfd[1]);
-		return fail(qu_err(-errno, "fork: %s", strerror(errno)));
+		return fail(-EAGAIN); /* the message says why */
 	}
-	if (child == 0)
-		supervisor_main(pfd[0], pfd[1], pid, remote, pki_dir, interval_ms, heartbeat_timeout_ms);
 	close(pfd[1]);
 	char *text = calloc(1, WORD_MAX + 1);
 	size_t len = 0;
@@ -545,13 +554,10 @@ int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigne
 	}
 	close(pfd[0]);
 	if (r < 0 || len == 0) {
-		int status = 0;
-		waitpid(child, &status, 0);
 		free(text);
-		return fail(qu_err(-EIO, "the supervisor ended without a word (status %d)", status));
+		return fail(qu_err(-EIO, "the supervisor (PID %d) ended without a word: see %s/standby-%d.log", (int)child,
+				   qu_state_dir(), (int)pid));
 	}
-	if (text[0] != 'P')
-		waitpid(child, NULL, 0);
 	if (text[0] == 'P') {
 		struct qu_standby_state now;
 		if (flags & QU_OUT_JSON) {
