@@ -9,6 +9,8 @@
 # 2. The veth is cut instead: A's supervisor stops its own QEMU after half the heartbeat
 #    timeout (fenced), B's secondary takes over after the whole of it: exactly one side runs
 #    the guest, and it is clean.
+# 3. The secondary is SIGKILLed: protection ends, and the primary runs on alone, its output
+#    no longer held.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -20,7 +22,7 @@ Q11=$( (flock 9; "$QU_ROOT/tests/qemu-versions/fetch.sh" sid "$cache") 9>"$cache
 [ -x "$Q11" ] || { echo "1..0 # SKIP QEMU 11.1 (Debian sid) cannot be fetched, and COLO works on no other version: $(tail -n 1 "$cache/.fetch-sid.err")"; exit 0; }
 command -v tcpdump >/dev/null || { echo "Bail out! tcpdump is missing (tests/install-deps.sh installs it)"; exit 1; }
 
-tap_plan 11
+tap_plan 13
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
@@ -154,4 +156,20 @@ rc=$?
 tap_ok $? "exactly one side runs the guest: A's QEMU is gone, B's checks its memory on, clean ($(pass_of "$b_serial"))"
 ip -n "$REMOTE_NS_A" link set "qua$$" up
 kill -KILL "$SEC" 2>/dev/null
+kill "$REMOTE_AGENT" 2>/dev/null
+
+# 3. The secondary dies (its host stays): the primary is released and runs on alone.
+protected_vm sbf-lose 192.168.80.10 52:54:00:12:80:10 4783
+tap_ok $? "third VM protected (the secondary PID ${SEC:-none} on B)"
+primary=$VM_PID
+kill -KILL "$SEC"
+released() { standby status --pid "$primary" --json && [ "$(jq -r .state <<<"$OUT")" = broken ]; }
+wait_for 60 "the supervisor to end protection" released
+rc=$?
+p=$(ping_from "$REMOTE_NS_A" 5 192.168.80.10)
+tap_diag "after the secondary's death: $OUT; mode $(vm_qmp "$VM_QMP" '{"execute":"query-colo-status"}' | jq -r .return.mode), run state $(vm_runstate), pings $p"
+[ "$rc" = 0 ] && jq -r .reason <<<"$OUT" | grep -q "the secondary on $REMOTE_B_IP:4783\|COLO ended on the primary" &&
+	[ "$(vm_qmp "$VM_QMP" '{"execute":"query-colo-status"}' | jq -r .return.mode)" = none ] && [ "$(vm_runstate)" = running ] &&
+	[ "$p" = 5/5 ] && vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "the secondary SIGKILLed: protection ends (broken, the reason named), the primary runs on alone, clean, pings answered ($p)"
 tap_done
