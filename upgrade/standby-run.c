@@ -612,16 +612,23 @@ static void print_state(const struct qu_standby_state *st, unsigned flags, FILE 
 		st->initial_pause_ms, st->heartbeat_timeout_ms, (int)st->supervisor);
 }
 
+/* The state of a protected VM, for status and stop: 0, or -errno with a message. */
+static int read_state(pid_t pid, struct qu_standby_state *st)
+{
+	if (pid <= 0)
+		return qu_err(-EINVAL, "which VM? Give the PID of its QEMU");
+	int r = qu_standby_state_read(pid, st);
+	if (r == -ENOENT)
+		return qu_err(-ENOENT, "PID %d is not protected (no standby was started for it on this host)", (int)pid);
+	return r < 0 ? qu_err(r, "the state file of PID %d cannot be read", (int)pid) : 0;
+}
+
 int qu_standby_status(pid_t pid, unsigned flags, FILE *out)
 {
 	struct qu_standby_state st;
-	if (pid <= 0)
-		return fail(qu_err(-EINVAL, "which VM? Give the PID of its QEMU"));
-	int r = qu_standby_state_read(pid, &st);
-	if (r == -ENOENT)
-		return fail(qu_err(-ENOENT, "PID %d is not protected (no standby was started for it on this host)", (int)pid));
+	int r = read_state(pid, &st);
 	if (r < 0)
-		return fail(qu_err(r, "the state file of PID %d cannot be read", (int)pid));
+		return fail(r);
 	judge(&st);
 	print_state(&st, flags, out);
 	return 0;
@@ -658,13 +665,9 @@ static int release_orphan(struct qu_standby_state *st)
 int qu_standby_stop(pid_t pid, unsigned flags, FILE *out)
 {
 	struct qu_standby_state st;
-	if (pid <= 0)
-		return fail(qu_err(-EINVAL, "which VM? Give the PID of its QEMU"));
-	int r = qu_standby_state_read(pid, &st);
-	if (r == -ENOENT)
-		return fail(qu_err(-ENOENT, "PID %d is not protected (no standby was started for it on this host)", (int)pid));
+	int r = read_state(pid, &st);
 	if (r < 0)
-		return fail(qu_err(r, "the state file of PID %d cannot be read", (int)pid));
+		return fail(r);
 	if (qu_proc_alive(st.supervisor, st.supervisor_start)) {
 		int pfd = qu_pidfd_open(st.supervisor);
 		if (pfd < 0 || qu_pidfd_kill(pfd, SIGTERM) < 0) {

@@ -273,26 +273,11 @@ int qu_colo_primary_unwire(struct qu_qmp *q, uint64_t deadline_us)
 	/* The filter that holds the guest's output goes first: from then on nothing is held. */
 	static const char *const objects[] = { PRI_F_HOLD, PRI_F_BACK, PRI_F_MIRROR, PRI_COMPARE_OBJ, PRI_IOTHREAD };
 	static const char *const chardevs[] = { PRI_MIRROR, PRI_COMPARE, PRI_PIN_A, PRI_PIN_B, PRI_POUT_A, PRI_POUT_B };
-	int left = 0;
-	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++) {
+	int left = remove_all(q, "object-del", "object", objects, 5, deadline_us) +
+		   remove_all(q, "chardev-remove", "chardev", chardevs, 6, deadline_us);
+	/* A getfd that no chardev took (a failed wiring) is closed too. */
+	for (size_t i = 0; i < 6; i++) {
 		json_object *args = json_object_new_object();
-		json_object_object_add(args, "id", json_object_new_string(objects[i]));
-		if (qu_qmp_execute(q, "object-del", args, -1, deadline_us, NULL) < 0 && !absent()) {
-			qu_info("standby: cannot remove %s from the primary: %s", objects[i], qu_err_msg());
-			left++;
-		}
-		qu_err_clear();
-	}
-	for (size_t i = 0; i < sizeof(chardevs) / sizeof(chardevs[0]); i++) {
-		json_object *args = json_object_new_object();
-		json_object_object_add(args, "id", json_object_new_string(chardevs[i]));
-		if (qu_qmp_execute(q, "chardev-remove", args, -1, deadline_us, NULL) < 0 && !absent()) {
-			qu_info("standby: cannot remove chardev %s from the primary: %s", chardevs[i], qu_err_msg());
-			left++;
-		}
-		qu_err_clear();
-		/* A getfd that no chardev took (a failed wiring) is closed too. */
-		args = json_object_new_object();
 		json_object_object_add(args, "fdname", json_object_new_string(chardevs[i]));
 		qu_qmp_execute(q, "closefd", args, -1, deadline_us, NULL);
 		qu_err_clear();

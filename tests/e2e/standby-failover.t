@@ -15,11 +15,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
+. "$here/../lib/standby.sh"
 
-cache=/var/cache/qemu-upgrade-tests
-mkdir -p "$cache"
-Q11=$( (flock 9; "$QU_ROOT/tests/qemu-versions/fetch.sh" sid "$cache") 9>"$cache/.lock" 2>"$cache/.fetch-sid.err" | tail -n 1)
-[ -x "$Q11" ] || { echo "1..0 # SKIP QEMU 11.1 (Debian sid) cannot be fetched, and COLO works on no other version: $(tail -n 1 "$cache/.fetch-sid.err")"; exit 0; }
+standby_qemu
 command -v tcpdump >/dev/null || { echo "Bail out! tcpdump is missing (tests/install-deps.sh installs it)"; exit 1; }
 
 tap_plan 13
@@ -30,13 +28,6 @@ export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
 _vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
 HB=12000 # the heartbeat timeout: A fences after 6 s without an answer, B takes over after 12 s
 
-standby() {
-	local rc
-	OUT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" standby "$@" 2>"$VM_DIR/standby.err")
-	rc=$?
-	ERR=$(cat "$VM_DIR/standby.err")
-	return $rc
-}
 # wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds; says what it waited for.
 wait_for() {
 	local end=$((SECONDS + $1)) what=$2

@@ -13,11 +13,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
+. "$here/../lib/standby.sh"
 
-cache=/var/cache/qemu-upgrade-tests
-mkdir -p "$cache"
-Q11=$( (flock 9; "$QU_ROOT/tests/qemu-versions/fetch.sh" sid "$cache") 9>"$cache/.lock" 2>"$cache/.fetch-sid.err" | tail -n 1)
-[ -x "$Q11" ] || { echo "1..0 # SKIP QEMU 11.1 (Debian sid) cannot be fetched, and COLO works on no other version: $(tail -n 1 "$cache/.fetch-sid.err")"; exit 0; }
+standby_qemu
 
 tap_plan 16
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
@@ -25,14 +23,6 @@ vm_guest_build || exit 1
 REMOTE_AGENT_BINARIES="$Q11 /usr/bin/qemu-system-x86_64" remote_agent_start || { echo "Bail out! the agent did not start"; exit 1; }
 dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
 
-# standby ARGS...: the tool on host A; OUT gets stdout, ERR stderr; returns its exit status.
-standby() {
-	local rc
-	OUT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" standby "$@" 2>"$VM_DIR/standby.err")
-	rc=$?
-	ERR=$(cat "$VM_DIR/standby.err")
-	return $rc
-}
 
 # untouched NAME: the VM has one QEMU, running, no migration capability on, no object added
 # since OBJECTS was read, its guest progressing and clean; and B runs no QEMU.
