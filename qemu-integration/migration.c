@@ -140,18 +140,24 @@ static json_object *capability(const char *name, int state)
 	return c;
 }
 
-int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadline_us)
+int qu_mig_capabilities(struct qu_qmp *q, size_t n, const char *const *names, const int *states,
+			uint64_t deadline_us)
 {
 	json_object *args = json_object_new_object(), *caps = json_object_new_array();
-	json_object_array_add(caps, capability("x-ignore-shared", s->ignore_shared));
-	json_object_array_add(caps, capability("events", s->events));
-	json_object_array_add(caps, capability("postcopy-ram", s->postcopy));
-	json_object_array_add(caps, capability("release-ram", s->release_ram));
-	json_object_array_add(caps, capability("pause-before-switchover", s->pause_switchover));
+	for (size_t i = 0; i < n; i++)
+		json_object_array_add(caps, capability(names[i], states[i]));
 	json_object_object_add(args, "capabilities", caps);
-	int r = qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
+	return qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
+}
+
+int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadline_us)
+{
+	static const char *const names[] = { "x-ignore-shared", "events", "postcopy-ram", "release-ram",
+					     "pause-before-switchover" };
+	const int states[] = { s->ignore_shared, s->events, s->postcopy, s->release_ram, s->pause_switchover };
+	int r = qu_mig_capabilities(q, 5, names, states, deadline_us);
 	if (r == 0 && (s->max_bandwidth > 0 || s->downtime_limit > 0 || s->mode[0] || s->tls_set)) {
-		args = json_object_new_object();
+		json_object *args = json_object_new_object();
 		if (s->tls_set)
 			json_object_object_add(args, "tls-creds", json_object_new_string(s->tls_creds));
 		if (s->mode[0])

@@ -2,6 +2,7 @@
 #ifndef QU_MIGRATION_H
 #define QU_MIGRATION_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct qu_qmp;
@@ -49,6 +50,9 @@ int qu_mig_postcopy_status(const char *status);
 int qu_mig_cancel(struct qu_qmp *q, uint64_t deadline_us);
 
 int qu_mig_get(struct qu_qmp *q, uint64_t deadline_us, struct qu_mig_settings *s);
+/* migrate-set-capabilities of n capabilities, names[i] to states[i] (the others as they are). */
+int qu_mig_capabilities(struct qu_qmp *q, size_t n, const char *const *names, const int *states,
+			uint64_t deadline_us);
 int qu_mig_set(struct qu_qmp *q, const struct qu_mig_settings *s, uint64_t deadline_us);
 /* The new QEMU's side: sets s, then `migrate-incoming uri`. */
 int qu_mig_incoming(struct qu_qmp *q, const struct qu_mig_settings *s, const char *uri, uint64_t deadline_us);

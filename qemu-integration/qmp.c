@@ -262,8 +262,8 @@ int qu_qmp_wait_event(struct qu_qmp *q, const char *name, const char *const *sta
 	return wait_event(q, name, statuses, watch_fd, deadline_us, data, NULL);
 }
 
-int qu_qmp_next_event(struct qu_qmp *q, uint64_t deadline_us, char *name, size_t len, int64_t *realtime_us,
-		      json_object **data)
+int qu_qmp_next_event(struct qu_qmp *q, int watch_fd, uint64_t deadline_us, char *name, size_t len,
+		      int64_t *realtime_us, json_object **data)
 {
 	json_object *m = NULL, *n;
 	if (q->nevents) {
@@ -272,7 +272,7 @@ int qu_qmp_next_event(struct qu_qmp *q, uint64_t deadline_us, char *name, size_t
 		q->nevents--;
 	}
 	while (!m) {
-		int r = read_message(q, -1, deadline_us, &m);
+		int r = read_message(q, watch_fd, deadline_us, &m);
 		if (r < 0)
 			return r;
 		if (!json_object_object_get_ex(m, "event", NULL)) {

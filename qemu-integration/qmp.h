@@ -53,9 +53,10 @@ int qu_qmp_wait_event(struct qu_qmp *q, const char *name, const char *const *sta
 int qu_qmp_event_time(struct qu_qmp *q, const char *name, uint64_t deadline_us, int64_t *realtime_us);
 
 /* The next event, queued or read (any name): its name, QEMU's wall-clock stamp and data (the
- * caller puts it; data may be NULL). -ETIMEDOUT at the deadline, -ECONNRESET when QEMU went. */
-int qu_qmp_next_event(struct qu_qmp *q, uint64_t deadline_us, char *name, size_t len, int64_t *realtime_us,
-		      json_object **data);
+ * caller puts it; data may be NULL). -ETIMEDOUT at the deadline, -ECONNRESET when QEMU went,
+ * -ECHILD when watch_fd (>= 0, a pidfd) became readable first, as qu_qmp_wait_event. */
+int qu_qmp_next_event(struct qu_qmp *q, int watch_fd, uint64_t deadline_us, char *name, size_t len,
+		      int64_t *realtime_us, json_object **data);
 /* For poll(2): the monitor's socket, and whether a message is waiting already read. */
 int qu_qmp_fd(const struct qu_qmp *q);
 int qu_qmp_buffered(const struct qu_qmp *q);

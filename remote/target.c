@@ -730,7 +730,7 @@ int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_u
 	return 0;
 }
 
-int qu_target_heartbeat(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len)
+int qu_target_heartbeat(struct qu_target *t, char *reply, size_t len)
 {
 	/* Answered at once, without asking the secondary's monitor (busy for a whole checkpoint's
 	 * load): the tool fences its primary when answers stop coming. */

@@ -67,7 +67,7 @@ unsigned qu_target_colo_timeout_ms(const struct qu_target *t);
 int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_us, char *reply, size_t len);
 /* CALL op=heartbeat (standby's supervisor, every second): answered at once while the
  * secondary lives (REPLY pid= status=alive), an error when it is gone. */
-int qu_target_heartbeat(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len);
+int qu_target_heartbeat(struct qu_target *t, char *reply, size_t len);
 /* 1 once the resume reached the point where the guest may run here (the `cont`). */
 int qu_target_resumed(const struct qu_target *t);
 

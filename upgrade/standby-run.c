@@ -188,11 +188,12 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 		return r;
 	if (refused(g, why, len))
 		return 1;
-	g->pidfd = qu_pidfd_open(pid);
+	/* The process inspect pinned: not one that took its PID since. */
+	g->pidfd = fcntl(g->vm->pin.pidfd, F_DUPFD_CLOEXEC, 3);
 	if (g->pidfd < 0)
-		return qu_err(g->pidfd, "pidfd_open(%d): %s", (int)pid, strerror(-g->pidfd));
+		return qu_err(-errno, "the VM's pidfd: %s", strerror(errno));
 	g->st.pid = pid;
-	g->st.pid_start = qu_proc_starttime(pid);
+	g->st.pid_start = g->vm->pin.start;
 	g->st.supervisor = getpid();
 	g->st.supervisor_start = qu_proc_starttime(getpid());
 	snprintf(g->st.state, sizeof(g->st.state), "syncing");
@@ -269,7 +270,7 @@ static int read_events(struct guard *g, int64_t *t_stop)
 		char name[64];
 		int64_t at = 0;
 		json_object *data = NULL;
-		int r = qu_qmp_next_event(g->q, qu_now_us() + 1000000u, name, sizeof(name), &at, &data);
+		int r = qu_qmp_next_event(g->q, -1, qu_now_us() + 1000000u, name, sizeof(name), &at, &data);
 		if (r < 0) {
 			/* A QEMU that dies closes its monitor before its pidfd says so. */
 			if (qu_poll_one(g->pidfd, POLLIN, qu_now_us() + PRIMARY_EXIT_WAIT_US) > 0)
@@ -581,11 +582,16 @@ int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigne
 	return refused_ ? 1 : fail(-EIO);
 }
 
+/* The states in which the primary may be wired: a supervisor protects it, or is starting to. */
+static int protecting(const char *state)
+{
+	return !strcmp(state, "syncing") || !strcmp(state, "protecting");
+}
+
 /* A state whose supervisor is gone cannot be trusted: it says so. */
 static void judge(struct qu_standby_state *st)
 {
-	if (strcmp(st->state, "stopped") && strcmp(st->state, "broken") && strcmp(st->state, "failed-over") &&
-	    strcmp(st->state, "fenced") && !qu_proc_alive(st->supervisor, st->supervisor_start)) {
+	if (protecting(st->state) && !qu_proc_alive(st->supervisor, st->supervisor_start)) {
 		snprintf(st->reason, sizeof(st->reason), "the supervisor (PID %d) is gone while %s: run `qemu-upgrade "
 			 "standby stop --pid %d` to end protection cleanly", (int)st->supervisor, st->state, (int)st->pid);
 		snprintf(st->state, sizeof(st->state), "broken");
@@ -647,6 +653,8 @@ static int release_orphan(struct qu_standby_state *st)
 	}
 	g->pidfd = -1;
 	int r = qu_inspect(st->pid, NULL, 0, deadline, g->vm, &g->q);
+	if (r == 0 && g->vm->pin.start != st->pid_start)
+		r = 1; /* the PID is another process's now: the VM is gone */
 	if (r == 0) {
 		g->entry.saved = (struct qu_colo_saved){ .read = st->saved_read, .return_path = st->saved_return_path,
 							 .events = st->saved_events,
@@ -659,7 +667,7 @@ static int release_orphan(struct qu_standby_state *st)
 	}
 	guard_free(g);
 	free(g);
-	return r;
+	return r > 0 ? 0 : r;
 }
 
 int qu_standby_stop(pid_t pid, unsigned flags, FILE *out)
@@ -681,7 +689,7 @@ int qu_standby_stop(pid_t pid, unsigned flags, FILE *out)
 					   (int)st.supervisor, STOP_WAIT_US / 1000000));
 		if ((r = qu_standby_state_read(pid, &st)) < 0)
 			return fail(qu_err(r, "the state file of PID %d cannot be read after the stop", (int)pid));
-	} else if (strcmp(st.state, "stopped") && strcmp(st.state, "failed-over") && strcmp(st.state, "fenced")) {
+	} else if (protecting(st.state) || !strcmp(st.state, "broken")) {
 		qu_info("standby: the supervisor (PID %d) is gone: releasing the primary here", (int)st.supervisor);
 		if ((r = release_orphan(&st)) < 0)
 			return fail(r);
@@ -705,8 +713,7 @@ int qu_standby_recover(FILE *out)
 		if (sscanf(e->d_name, "standby-%d.json%n", &pid, &n) != 1 || e->d_name[n] || pid <= 0 ||
 		    qu_standby_state_read(pid, &st) < 0)
 			continue;
-		if ((strcmp(st.state, "syncing") && strcmp(st.state, "protecting")) ||
-		    qu_proc_alive(st.supervisor, st.supervisor_start))
+		if (!protecting(st.state) || qu_proc_alive(st.supervisor, st.supervisor_start))
 			continue;
 		if (release_orphan(&st) < 0) {
 			fprintf(out, "PID %d: protected, its standby supervisor (PID %d) is gone, and its release failed: %s\n",

@@ -3,13 +3,13 @@
  * the copy live to its end (docs/standby-research.md, "Stopping the primary for the initial
  * copy"). */
 #include "remote/standby/enter.h"
+#include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/clock.h"
 #include "upgrade/log.h"
 
 #include <errno.h>
 #include <json-c/json.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -18,19 +18,12 @@
  * that has not come after this is sent by us. */
 #define RESUME_WAIT_US (5ull * 1000000u)
 
-static int caps(struct qu_qmp *q, uint64_t deadline_us, int colo, int return_path, int events)
+/* COLO's capabilities on the primary; with n 1, x-colo alone. */
+static int caps(struct qu_qmp *q, uint64_t deadline_us, size_t n, int colo, int return_path, int events)
 {
-	json_object *list = json_object_new_array(), *args = json_object_new_object();
-	const char *names[] = { "x-colo", "return-path", "events" };
-	int on[] = { colo, return_path, events };
-	for (int i = 0; i < 3; i++) {
-		json_object *c = json_object_new_object();
-		json_object_object_add(c, "capability", json_object_new_string(names[i]));
-		json_object_object_add(c, "state", json_object_new_boolean(on[i]));
-		json_object_array_add(list, c);
-	}
-	json_object_object_add(args, "capabilities", list);
-	return qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
+	static const char *const names[] = { "x-colo", "return-path", "events" };
+	const int on[] = { colo, return_path, events };
+	return qu_mig_capabilities(q, n, names, on, deadline_us);
 }
 
 int qu_colo_save(struct qu_qmp *q, uint64_t deadline_us, struct qu_colo_saved *s)
@@ -72,27 +65,6 @@ static int colo_mode(struct qu_qmp *q, uint64_t deadline_us, char *mode, size_t 
 	return qu_qmp_query_string(q, "query-colo-status", "mode", deadline_us, mode, len);
 }
 
-/* The next event, or -ECHILD when the primary died first. */
-static int next_event(struct qu_qmp *q, int pidfd, uint64_t deadline_us, char *name, size_t len, int64_t *at,
-		      json_object **data)
-{
-	for (;;) {
-		if (qu_qmp_buffered(q))
-			return qu_qmp_next_event(q, deadline_us, name, len, at, data);
-		struct pollfd p[2] = { { .fd = qu_qmp_fd(q), .events = POLLIN }, { .fd = pidfd, .events = POLLIN } };
-		int n = poll(p, pidfd >= 0 ? 2 : 1, qu_ms_left(deadline_us));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -errno;
-		if (n == 0)
-			return -ETIMEDOUT;
-		if (p[0].revents)
-			return qu_qmp_next_event(q, deadline_us, name, len, at, data);
-		return qu_err(-ECHILD, "the VM's QEMU exited");
-	}
-}
-
 int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interval_ms, const char *tls_id,
 		  uint64_t deadline_us, struct qu_colo_entry *e)
 {
@@ -100,8 +72,7 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 	int64_t t_stop = 0, t_resume = 0;
 	int r;
 	e->pause_ms = -1;
-	if ((!e->saved.read && (r = qu_colo_save(q, deadline_us, &e->saved)) < 0) ||
-	    (r = set_params(q, interval_ms, 1ll << 30, tls_id, deadline_us)) < 0 || (r = caps(q, deadline_us, 1, 1, 1)) < 0)
+	if ((r = set_params(q, interval_ms, 1ll << 30, tls_id, deadline_us)) < 0 || (r = caps(q, deadline_us, 3, 1, 1, 1)) < 0)
 		return qu_err_wrap(r, "setting up the primary's migration");
 	json_object *args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string(uri));
@@ -112,10 +83,9 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 	while (!e->stopped) {
 		json_object *data = NULL;
 		int64_t at = 0;
-		if ((r = next_event(q, pidfd, deadline_us, name, sizeof(name), &at, &data)) < 0)
+		if ((r = qu_qmp_next_event(q, pidfd, deadline_us, name, sizeof(name), &at, &data)) < 0)
 			return qu_err_wrap(r, "waiting for the initial copy's second pass");
 		if (!strcmp(name, "MIGRATION_PASS") && qu_json_member_int(data, "pass") >= 2) {
-			e->dirty_syncs = qu_json_member_int(data, "pass");
 			r = qu_qmp_execute(q, "stop", NULL, -1, deadline_us, NULL);
 			e->stopped = r == 0;
 		} else if (!strcmp(name, "MIGRATION")) {
@@ -138,7 +108,7 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 		uint64_t until = e->entered ? qu_now_us() + RESUME_WAIT_US : deadline_us;
 		if (until > deadline_us)
 			until = deadline_us;
-		r = next_event(q, pidfd, until, name, sizeof(name), &at, &data);
+		r = qu_qmp_next_event(q, pidfd, until, name, sizeof(name), &at, &data);
 		if (r == -ETIMEDOUT && e->entered)
 			break;
 		if (r < 0)
@@ -191,14 +161,9 @@ int qu_colo_leave(struct qu_qmp *q, const struct qu_colo_entry *e, uint64_t dead
 		}
 		while (qu_now_us() < deadline_us && colo_mode(q, deadline_us, mode, sizeof(mode)) == 0 && strcmp(mode, "none"))
 			usleep(20000);
-	} else if (e->migrating) {
-		char mig[32] = "";
-		qu_qmp_execute(q, "migrate_cancel", NULL, -1, deadline_us, NULL);
-		while (qu_now_us() < deadline_us &&
-		       qu_qmp_query_string(q, "query-migrate", "status", deadline_us, mig, sizeof(mig)) == 0 &&
-		       (!strcmp(mig, "active") || !strcmp(mig, "cancelling") || !strcmp(mig, "setup") ||
-			!strcmp(mig, "device") || !strcmp(mig, "pre-switchover")))
-			usleep(20000);
+	} else if (e->migrating && qu_mig_cancel(q, deadline_us) < 0) {
+		qu_info("standby: cannot cancel the primary's migration: %s", qu_err_msg());
+		failed++;
 	}
 	qu_err_clear();
 	if (qu_qmp_query_string(q, "query-status", "status", deadline_us, status, sizeof(status)) == 0 &&
@@ -212,17 +177,12 @@ int qu_colo_leave(struct qu_qmp *q, const struct qu_colo_entry *e, uint64_t dead
 	qu_err_clear();
 	if (!e->saved.read) {
 		/* Unknown before: x-colo off at least (the others may have been the user's). */
-		json_object *list = json_object_new_array(), *c = json_object_new_object(), *args = json_object_new_object();
-		json_object_object_add(c, "capability", json_object_new_string("x-colo"));
-		json_object_object_add(c, "state", json_object_new_boolean(0));
-		json_object_array_add(list, c);
-		json_object_object_add(args, "capabilities", list);
-		if (qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL) < 0) {
+		if (caps(q, deadline_us, 1, 0, 0, 0) < 0) {
 			qu_info("standby: cannot switch the primary's x-colo off: %s", qu_err_msg());
 			failed++;
 		}
 	} else {
-		if (caps(q, deadline_us, 0, e->saved.return_path, e->saved.events) < 0 ||
+		if (caps(q, deadline_us, 3, 0, e->saved.return_path, e->saved.events) < 0 ||
 		    set_params(q, e->saved.checkpoint_delay, e->saved.max_bandwidth, "", deadline_us) < 0) {
 			qu_info("standby: cannot put the primary's migration settings back: %s", qu_err_msg());
 			failed++;

@@ -22,11 +22,11 @@ struct qu_colo_entry {
 	int migrating;            /* migrate was sent */
 	int stopped;              /* we stopped the guest for the end of the initial copy */
 	int entered;              /* query-colo-status says primary */
-	long long dirty_syncs;    /* the pass at which the guest was stopped */
 	double pause_ms;          /* the initial copy's pause (STOP to RESUME events), -1 unknown */
 };
 
-/* Starts COLO towards uri (the secondary's incoming migration, TLS with tls_id): capabilities
+/* Starts COLO towards uri (the secondary's incoming migration, TLS with tls_id), the settings
+ * to put back read into e->saved first (qu_colo_save): capabilities
  * x-colo, return-path and events, x-checkpoint-delay interval_ms, migrate, the guest stopped
  * once the copy's second pass begins (MIGRATION_PASS 2), then waits for COLO and for the
  * guest to run again. A copy that ends before the stop is not trusted: -EAGAIN. pidfd
@@ -34,7 +34,7 @@ struct qu_colo_entry {
  * far it got (for qu_colo_leave). */
 int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interval_ms, const char *tls_id,
 		  uint64_t deadline_us, struct qu_colo_entry *e);
-/* The first step of qu_colo_enter alone: the settings to put back, read into e->saved. */
+/* The primary's migration settings as they are: what qu_colo_leave puts back. */
 int qu_colo_save(struct qu_qmp *q, uint64_t deadline_us, struct qu_colo_saved *saved);
 
 /* Ends protection on the primary, whatever e says was reached: COLO left by failover on this

@@ -3,6 +3,7 @@
  * primary connecting to the secondary (so that only the agent's host listens) and TLS on both
  * wires between the hosts. */
 #include "remote/standby/wiring.h"
+#include "qemu-integration/migration.h"
 #include "qemu-integration/qmp.h"
 #include "upgrade/io.h"
 #include "upgrade/kv.h"
@@ -129,19 +130,6 @@ static int object_add(struct qu_qmp *q, const char *qom_type, const char *id, ui
 	return qu_qmp_execute(q, "object-add", args, -1, deadline_us, NULL);
 }
 
-static int set_capabilities(struct qu_qmp *q, int on, uint64_t deadline_us, const char *const *caps)
-{
-	json_object *list = json_object_new_array(), *args = json_object_new_object();
-	for (; *caps; caps++) {
-		json_object *c = json_object_new_object();
-		json_object_object_add(c, "capability", json_object_new_string(*caps));
-		json_object_object_add(c, "state", json_object_new_boolean(on));
-		json_object_array_add(list, c);
-	}
-	json_object_object_add(args, "capabilities", list);
-	return qu_qmp_execute(q, "migrate-set-capabilities", args, -1, deadline_us, NULL);
-}
-
 /* Where the listening chardev id waits, as query-chardev says. */
 static int listening_addr(struct qu_qmp *q, const char *id, uint64_t deadline_us, char *out, size_t len)
 {
@@ -163,7 +151,8 @@ static int listening_addr(struct qu_qmp *q, const char *id, uint64_t deadline_us
 int qu_colo_secondary_wire(struct qu_qmp *q, const char *host, const char *netdev, const char *tls_id,
 			   uint64_t deadline_us, char *reply, size_t len)
 {
-	static const char *const caps[] = { "x-colo", "return-path", NULL };
+	static const char *const caps[] = { "x-colo", "return-path" };
+	static const int on[] = { 1, 1 };
 	char in[160], out[160];
 	int r;
 	if (!qu_colo_id_ok(netdev))
@@ -175,7 +164,7 @@ int qu_colo_secondary_wire(struct qu_qmp *q, const char *host, const char *netde
 	    (r = object_add(q, "filter-redirector", SEC_REDIR_OUT, deadline_us, "netdev", netdev, "queue", "rx",
 			    "outdev", SEC_OUT, NULL)) < 0 ||
 	    (r = object_add(q, "filter-rewriter", SEC_REWRITER, deadline_us, "netdev", netdev, "queue", "all", NULL)) < 0 ||
-	    (r = set_capabilities(q, 1, deadline_us, caps)) < 0)
+	    (r = qu_mig_capabilities(q, 2, caps, on, deadline_us)) < 0)
 		return qu_err_wrap(r, "wiring the secondary");
 	if ((r = listening_addr(q, SEC_IN, deadline_us, in, sizeof(in))) < 0 ||
 	    (r = listening_addr(q, SEC_OUT, deadline_us, out, sizeof(out))) < 0)
