@@ -211,7 +211,8 @@ static int open_tap(const char *spec)
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	/* The header as the source's queues had it (a tool that does not say: with one). */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (qu_kv_num(spec, "vnet_hdr", 1) ? IFF_VNET_HDR : 0);
 	if (qu_kv_num(spec, "queues", 1) > 1)
 		ifr.ifr_flags |= IFF_MULTI_QUEUE;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
