@@ -1,5 +1,8 @@
 # standby.sh: what the standby tests share (tests/e2e/standby*.t). Source after remote.sh.
 
+# Every agent a standby test starts may hold standbys (agent_standby), unless a test says no.
+REMOTE_AGENT_STANDBY=yes
+
 # standby_qemu: QEMU 11.1 from Debian sid (tests/qemu-versions/fetch.sh, cached in
 # /var/cache/qemu-upgrade-tests) in Q11; without it the test is skipped, since COLO works on
 # no other version (docs/standby-research.md).
@@ -35,6 +38,14 @@ wait_for() {
 }
 pass_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
 errors_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* errors=\([0-9]*\).*/\1/p'; }
+pass_lines() { grep -ac 'MEMCHECK pass=' "$1" 2>/dev/null; }
+# pass_after LOG N: the pass number of the first MEMCHECK line after the first N of them: what a
+# guest printed after a moment at which N lines were there (a takeover seen). The last line at
+# that moment says nothing: a COLO secondary's log holds what it printed between checkpoints,
+# which each checkpoint then replaced.
+pass_after() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n +$(($2 + 1)) | head -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
+# more_passes LOG N K: at least K MEMCHECK lines after the first N.
+more_passes() { local n; n=$(pass_lines "$1"); [ "${n:-0}" -ge $(($2 + $3)) ]; }
 corrupt_of() { grep -ac 'MEMCHECK CORRUPT' "$1" 2>/dev/null; }
 ping_from() { ip netns exec "$1" ping -c "$2" -i 0.2 -W 2 "$3" 2>&1 | sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p'; }
 checkpoints() { standby status --pid "$1" --json && jq -r .checkpoints <<<"$OUT"; }
