@@ -149,6 +149,9 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 	return 0;
 }
 
+/* How long a primary may stay in run state 'colo' after its COLO ended before `cont` is sent. */
+#define COLO_SETTLE_US (10u * 1000000u)
+
 int qu_colo_leave(struct qu_qmp *q, const struct qu_colo_entry *e, uint64_t deadline_us)
 {
 	char mode[32] = "", status[32] = "";
@@ -166,7 +169,14 @@ int qu_colo_leave(struct qu_qmp *q, const struct qu_colo_entry *e, uint64_t dead
 		failed++;
 	}
 	qu_err_clear();
-	if (qu_qmp_query_string(q, "query-status", "status", deadline_us, status, sizeof(status)) == 0 &&
+	/* A primary whose COLO ended (our lost-heartbeat, or its own on the secondary's loss)
+	 * stays in run state 'colo' until its COLO thread has finished the failover and resumed
+	 * the guest itself; `cont` meanwhile fails ("COLO checkpoint in progress"). */
+	uint64_t settle = qu_now_us() + COLO_SETTLE_US;
+	while (qu_qmp_query_string(q, "query-status", "status", deadline_us, status, sizeof(status)) == 0 &&
+	       !strcmp(status, "colo") && qu_now_us() < settle && qu_now_us() < deadline_us)
+		usleep(20000);
+	if (status[0] &&
 	    strcmp(status, "running") && (e->stopped || !strcmp(status, "colo") || !strcmp(status, "postmigrate") ||
 					  !strcmp(status, "finish-migrate"))) {
 		if (qu_qmp_execute(q, "cont", NULL, -1, deadline_us, NULL) < 0) {
