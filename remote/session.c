@@ -170,6 +170,11 @@ static int call_colo(struct session *s, struct qu_rec *rec, char *reply, size_t 
 	return qu_target_colo(s->target, call_text(rec), s->host, qu_now_us() + STEP_TIMEOUT_US, reply, len);
 }
 
+static int call_colo_disk(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	return qu_target_colo_disk(s->target, call_text(rec));
+}
+
 /* The tool saw the primary die: the secondary takes over at once. */
 static int call_failover(struct session *s, struct qu_rec *rec, char *reply, size_t len)
 {
@@ -198,6 +203,7 @@ static const struct session_op session_ops[] = {
 	{ QU_REC_CALL, "resume", call_resume, 1, 0 },
 	{ QU_REC_CALL, "abort", call_abort, 1, 0 },
 	{ QU_REC_CALL, "colo", call_colo, 1, 0 },
+	{ QU_REC_CALL, "colo_disk", call_colo_disk, 0, 0 },
 	{ QU_REC_CALL, "heartbeat", call_heartbeat, 1, 1 },
 	{ QU_REC_CALL, "failover", call_failover, 1, 0 },
 };
