@@ -10,6 +10,8 @@
 #    primary SIGKILLed: the secondary runs the guest, clean, and B's image holds the pattern.
 # 3. Another VM protected, then `standby stop`: its block graph is as before protection, and
 #    B holds neither a QEMU nor the copy of its image.
+# 4. The secondary SIGKILLed: protection ends, the primary's graph as before, it still writes.
+# 5. The supervisor SIGKILLed: --recover removes the replication child with the rest.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -18,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 
-tap_plan 8
+tap_plan 12
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
@@ -140,4 +142,38 @@ gone() { [ -z "$(remote_qemus)" ] && [ ! -e "/proc/$agent/root$IMG" ]; }
 wait_for 30 "B to drop the secondary and its image" gone
 [ "$rc" = 0 ] && [ "$after" = "$GRAPH" ] && gone && [ "$(vm_runstate)" = running ]
 tap_ok $? "standby stop: the primary's block graph as before, it runs; B has no QEMU and no copy of the image"
+kill "$REMOTE_AGENT" 2>/dev/null
+
+# 4. The secondary dies: protection ends (broken), the primary's disk as before, and it
+#    still writes.
+protected_vm sbd-lose 192.168.83.10 52:54:00:12:83:10 4793
+tap_ok $? "a third VM with a quorum disk protected (the secondary PID ${SEC:-none})"
+kill -KILL "$SEC"
+released() { standby status --pid "$VM_PID" --json && [ "$(jq -r .state <<<"$OUT")" = broken ] &&
+	[ "$(vm_qmp "$VM_QMP" '{"execute":"query-colo-status"}' | jq -r .return.mode)" = none ] && [ "$(graph)" = "$GRAPH" ]; }
+wait_for 60 "the supervisor to release the primary" released
+rc=$?
+after=$(graph)
+r=$(hmp "$VM_QMP" 'qemu-io colo-disk0 \"write -P 0x3c 2M 64k\"')
+tap_diag "state: $(jq -c '[.state, .reason]' <<<"$OUT"); graph after $after; a write: $r; run state $(vm_runstate)"
+[ "$rc" = 0 ] && [ "$(vm_runstate)" = running ] && [ "$r" = '{"return": ""}' ] &&
+	qemu-io -U -r -f qcow2 -c 'read -P 0x3c 2M 64k' "$IMG" 2>&1 | grep -q '^read 65536/65536'
+tap_ok $? "the secondary SIGKILLed: broken, the primary's block graph as before, it runs and writes its image"
+kill "$REMOTE_AGENT" 2>/dev/null
+
+# 5. The supervisor dies: --recover removes the replication child with the rest.
+protected_vm sbd-recover 192.168.84.10 52:54:00:12:84:10 4794
+tap_ok $? "a fourth VM with a quorum disk protected (the secondary PID ${SEC:-none})"
+standby status --pid "$VM_PID" --json
+sup=$(jq -r .supervisor_pid <<<"$OUT")
+kill -KILL "$sup"
+sec_gone() { ! kill -0 "$SEC" 2>/dev/null; }
+wait_for 30 "the agent to stop the secondary" sec_gone
+rec=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" --recover 2>&1)
+rc=$?
+after=$(graph)
+tap_diag "--recover: exit $rc: $rec; graph after $after; mode $(vm_qmp "$VM_QMP" '{"execute":"query-colo-status"}' | jq -r .return.mode); run state $(vm_runstate)"
+[ "$rc" = 0 ] && grep -q "PID $VM_PID: its standby supervisor (PID $sup) was gone: protection ended" <<<"$rec" &&
+	[ "$after" = "$GRAPH" ] && [ "$(vm_runstate)" = running ]
+tap_ok $? "--recover after the supervisor's death: the primary's block graph as before, it runs"
 tap_done
