@@ -129,8 +129,9 @@ int qu_colo_disk_unwire(struct qu_qmp *q, uint64_t deadline_us)
 	qu_err_clear();
 	json_object *args = json_object_new_object();
 	json_object_object_add(args, "node-name", json_object_new_string(QU_COLO_REP_NODE));
+	/* QEMU 11.1 says "Failed to find node with node-name=...": nothing to remove. */
 	if (qu_qmp_execute(q, "blockdev-del", args, -1, deadline_us, NULL) < 0 && !strstr(qu_err_msg(), "not found") &&
-	    !strstr(qu_err_msg(), "Cannot find")) {
+	    !strstr(qu_err_msg(), "Failed to find") && !strstr(qu_err_msg(), "Cannot find")) {
 		qu_info("standby: cannot remove the primary's replication node: %s", qu_err_msg());
 		failed++;
 	}
