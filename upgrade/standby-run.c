@@ -81,6 +81,7 @@ struct guard {
 	int pidfd;
 	int wired;                  /* the primary's filters may be there */
 	int disk;                   /* the primary's disk may be mirrored or replicated */
+	uint64_t deadline;          /* the start's */
 	unsigned hb_timeout_ms;
 	struct qu_standby_state st;
 	double pauses[QU_STANDBY_PAUSES];
@@ -217,6 +218,15 @@ static int start_secondary(struct guard *g, const char *pki_dir, uint64_t deadli
 	return 0;
 }
 
+/* Before the initial copy's switch-over, the guest stopped: the disk's copy ends exact and
+ * its replication child is added (remote/standby/replication.h). */
+static int disk_switchover(void *arg)
+{
+	struct guard *g = arg;
+	return qu_colo_disk_switch(g->q, g->p->disks[0].device, QU_COLO_PARENT_ID, g->rm->nbd_addr, QU_TLS_ID,
+				   g->deadline);
+}
+
 /* The whole start, in the supervisor. 0 protected; 1 refused (why says all); -errno. */
 static int protect(struct guard *g, pid_t pid, const char *host, const char *pki_dir, unsigned interval_ms,
 		   char *why, size_t len)
@@ -270,13 +280,16 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 	if ((r = qu_colo_primary_wire(g->q, g->p->nics[0].netdev, mirror, compare, QU_TLS_ID, deadline)) < 0)
 		return r;
 	if (g->p->ndisks) {
-		/* The disk first, in step before the guest stops; it stays stopped from the end of
-		 * the disk's copy to COLO's start, so no write escapes replication. */
+		/* The disk first, in step and write-blocking while the guest runs; its copy ends,
+		 * and replication begins, with the guest stopped before the switch-over. */
 		g->disk = 1;
 		qu_info("standby: filters wired; copying disk %s to %s", g->p->disks[0].device, host);
-		if ((r = qu_colo_disk_sync(g->q, g->p->disks[0].device, QU_COLO_PARENT_ID, g->rm->nbd_addr, QU_TLS_ID,
-					   deadline, &g->entry.stopped)) < 0)
+		if ((r = qu_colo_disk_mirror(g->q, g->p->disks[0].device, QU_COLO_PARENT_ID, g->rm->nbd_addr, QU_TLS_ID,
+					     deadline)) < 0)
 			return r;
+		g->entry.switchover = disk_switchover;
+		g->entry.switchover_arg = g;
+		g->deadline = deadline;
 	}
 	qu_info("standby: filters wired; copying the guest to %s", host);
 	if ((r = qu_colo_enter(g->q, g->pidfd, g->rm->migrate_uri, interval_ms, QU_TLS_ID, deadline, &g->entry)) < 0)
@@ -718,6 +731,7 @@ static int release_orphan(struct qu_standby_state *st)
 		g->entry.migrating = 1;
 		g->wired = 1;
 		g->disk = 1;
+		g->entry.held = 1; /* pause-before-switchover off again, whatever the start reached */
 		g->tls.added = 1;
 		r = release_primary(g) ? qu_err(-EIO, "the primary could not be released completely (see above)") : 0;
 	}

@@ -1,7 +1,9 @@
 /* The primary's side of disk replication (replication.h). The copy is remote/blk/mirror.c's,
  * the one --remote --copy-storage uses. The order is qemu-colo.rst's ("Primary resume
  * replication"): mirror until synced, stop, complete, drive_add + x-blockdev-change (here as
- * blockdev-add, so that no HMP line is parsed), then the migration that enters COLO. */
+ * blockdev-add, so that no HMP line is parsed), the migration that enters COLO; the stop and
+ * the completion come while that migration waits before its switch-over (enter.h), so that
+ * the guest does not stay stopped through the whole RAM copy. */
 #include "remote/standby/replication.h"
 #include "qemu-integration/qmp.h"
 #include "remote/blk/mirror.h"
@@ -58,26 +60,29 @@ static int attach(struct qu_qmp *q, const char *device, const char *export, cons
 	return 0;
 }
 
-int qu_colo_disk_sync(struct qu_qmp *q, const char *device, const char *export, const char *nbd_addr,
-		      const char *tls_id, uint64_t deadline_us, int *stopped)
+int qu_colo_disk_mirror(struct qu_qmp *q, const char *device, const char *export, const char *nbd_addr,
+			const char *tls_id, uint64_t deadline_us)
 {
-	unsigned long long copied = 0;
 	int r;
 	if ((r = qu_mirror_start_one(q, 0, device, export, nbd_addr, tls_id, 0, deadline_us)) < 0 ||
-	    (r = qu_mirror_wait_ready(q, 1, deadline_us)) < 0 || (r = qu_mirror_write_blocking(q, 1, deadline_us)) < 0)
-		goto fail;
-	/* From the stop on, no write can come until COLO resumes the guest: the copy ends exact,
-	 * and the replication child sees every write after it. */
-	if ((r = qu_qmp_execute(q, "stop", NULL, -1, deadline_us, NULL)) < 0)
-		goto fail;
-	*stopped = 1;
-	if ((r = qu_mirror_complete(q, 1, deadline_us, &copied)) < 0)
-		goto fail;
+	    (r = qu_mirror_wait_ready(q, 1, deadline_us)) < 0 || (r = qu_mirror_write_blocking(q, 1, deadline_us)) < 0) {
+		qu_mirror_abort(q, deadline_us);
+		return qu_err_wrap(r, "the initial copy of disk %s", device);
+	}
+	return 0;
+}
+
+int qu_colo_disk_switch(struct qu_qmp *q, const char *device, const char *export, const char *nbd_addr,
+			const char *tls_id, uint64_t deadline_us)
+{
+	unsigned long long copied = 0;
+	int r = qu_mirror_complete(q, 1, deadline_us, &copied);
+	if (r < 0) {
+		qu_mirror_abort(q, deadline_us);
+		return qu_err_wrap(r, "the end of disk %s's initial copy", device);
+	}
 	qu_info("standby: disk %s copied to the secondary (%llu MiB)", device, copied >> 20);
 	return attach(q, device, export, nbd_addr, tls_id, deadline_us);
-fail:
-	qu_mirror_abort(q, deadline_us);
-	return qu_err_wrap(r, "the initial copy of disk %s", device);
 }
 
 /* The child name ("children.1") under which a quorum holds our node, from query-block. */

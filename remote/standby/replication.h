@@ -14,14 +14,16 @@ struct qu_qmp;
 #define QU_COLO_REP_NODE "qu-colo-replication"
 
 /* The initial copy of quorum drive device into the export `export` at nbd_addr
- * ("HOST:PORT"), TLS with tls_id: a mirror of the whole disk, in step and write-blocking
- * (every guest write on both hosts before it completes), then the guest stopped (*stopped
- * set: it stays stopped until COLO resumes it), the mirror completed (the copy exact: no
- * write can come), and the replication child added to the quorum, so that from the resume
- * on every write reaches the secondary. 0, or -errno with a message (the mirror cancelled;
- * the guest may be stopped: *stopped says). */
-int qu_colo_disk_sync(struct qu_qmp *q, const char *device, const char *export, const char *nbd_addr,
-		      const char *tls_id, uint64_t deadline_us, int *stopped);
+ * ("HOST:PORT"), TLS with tls_id, while the guest runs: a mirror of the whole disk, until in
+ * step and write-blocking (from then on every guest write is on both hosts before it
+ * completes). 0, or -errno with a message (the mirror cancelled). */
+int qu_colo_disk_mirror(struct qu_qmp *q, const char *device, const char *export, const char *nbd_addr,
+			const char *tls_id, uint64_t deadline_us);
+/* With the guest stopped (the initial copy held before its switch-over): the mirror completed
+ * (the copy exact: no write can come) and the replication child added to the quorum, so
+ * that from COLO's resume on every write reaches the secondary. 0, or -errno with a message. */
+int qu_colo_disk_switch(struct qu_qmp *q, const char *device, const char *export, const char *nbd_addr,
+			const char *tls_id, uint64_t deadline_us);
 
 /* Removes the replication child from whichever quorum holds it, and the node; a mirror of
  * ours still running is cancelled. The VM's disk is then as before protection. Returns how
