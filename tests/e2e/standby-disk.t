@@ -39,6 +39,7 @@ errors_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/
 corrupt_of() { grep -ac 'MEMCHECK CORRUPT' "$1" 2>/dev/null; }
 checkpoints() { standby status --pid "$1" --json && jq -r .checkpoints <<<"$OUT"; }
 at_least_checkpoints() { local c; c=$(checkpoints "$1"); [ "${c:-0}" -ge "$2" ]; }
+caps_on() { vm_qmp "$VM_QMP" '{"execute":"query-migrate-capabilities"}' | jq -c '[.return[] | select(.state)] | map(.capability)'; }
 hmp() { vm_qmp "$1" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$2\"}}"; }
 # The block graph as QEMU names it: node names and drivers, and each quorum's children.
 graph() {
@@ -67,7 +68,7 @@ protected_vm() {
 		ip -n "$ns" addr add "${ip%.*}.1/24" dev "$TAP" && ip -n "$ns" link set "$TAP" up || exit 1
 	done
 	vm_wait_ready || { echo "Bail out! the guest of $name did not come up"; exit 1; }
-	GRAPH=$(graph)
+	GRAPH=$(graph) CAPS=$(caps_on)
 	REMOTE_PORT=$port REMOTE_AGENT_BINARIES="$Q11" remote_agent_start "$VM_DIR" "$MON" ||
 		{ echo "Bail out! the agent did not start"; exit 1; }
 	standby start --pid "$VM_PID" --remote "$REMOTE_B_IP:$port" --pki-dir "$REMOTE_PKI_A" --interval 500 --heartbeat-timeout 12000
@@ -140,8 +141,9 @@ tap_diag "stop: exit $rc: $OUT; graph before $GRAPH; after $after"
 tap_diag "the supervisor's log: $(grep -a 'disk\|replication\|failed' "$QEMU_UPGRADE_STATE_DIR/standby-$VM_PID.log" | tr '\n' '|')"
 gone() { [ -z "$(remote_qemus)" ] && [ ! -e "/proc/$agent/root$IMG" ]; }
 wait_for 30 "B to drop the secondary and its image" gone
-[ "$rc" = 0 ] && [ "$after" = "$GRAPH" ] && gone && [ "$(vm_runstate)" = running ]
-tap_ok $? "standby stop: the primary's block graph as before, it runs; B has no QEMU and no copy of the image"
+tap_diag "capabilities before $CAPS, after $(caps_on)"
+[ "$rc" = 0 ] && [ "$after" = "$GRAPH" ] && gone && [ "$(vm_runstate)" = running ] && [ "$(caps_on)" = "$CAPS" ]
+tap_ok $? "standby stop: the primary's block graph and migration capabilities as before, it runs; B has no QEMU and no copy of the image"
 kill "$REMOTE_AGENT" 2>/dev/null
 
 # 4. The secondary dies: protection ends (broken), the primary's disk as before, and it
