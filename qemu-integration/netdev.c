@@ -1,7 +1,9 @@
 /* Tap network backends: which descriptors of the old QEMU are the tap's queues. */
 #include "qemu-integration/netdev.h"
 #include "qemu-integration/option.h"
+#include "upgrade/fdpass/pidfd.h"
 #include "upgrade/fdpass/procfd.h"
+#include "upgrade/fdpass/tapsteer.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
 #include "qemu-integration/vm.h"
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The interface a tun/tap descriptor is attached to ("iff:\ttap0" in its fdinfo), or "". */
 static void tun_iff(pid_t pid, int fd, char *buf, size_t len)
@@ -24,6 +27,21 @@ static void tun_iff(pid_t pid, int fd, char *buf, size_t len)
 	if (iff && sscanf(iff + 6, "%31s", buf) != 1)
 		buf[0] = '\0';
 	free(text);
+}
+
+/* Whether the old QEMU's tap queue fd carries a virtio-net header, read from the descriptor
+ * itself (TUNGETIFF on a copy taken through the pinned pidfd): with fd= the command line does
+ * not say, and a QEMU given fd= follows the descriptor. -1 when it cannot be read. */
+static int tun_vnet_hdr(const struct qu_vm *vm, int fd)
+{
+	if (vm->pin.pidfd <= 0)
+		return -1;
+	int copy = qu_pidfd_getfd(vm->pin.pidfd, fd);
+	if (copy < 0)
+		return -1;
+	int r = qu_tap_vnet_hdr(copy);
+	close(copy);
+	return r < 0 ? -1 : r;
 }
 
 static int cmp_int(const void *a, const void *b) { return *(const int *)a - *(const int *)b; }
@@ -88,6 +106,7 @@ static int add_tap(struct qu_vm *vm, long arg, const char *id, const char *ifnam
 	}
 	if (t->nfds <= 0)
 		t->nfds = 0; /* plan refuses it: no descriptor found */
+	t->vnet_hdr = t->nfds ? tun_vnet_hdr(vm, t->old_fds[0]) : -1;
 	return 0;
 }
 

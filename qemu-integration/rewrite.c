@@ -5,6 +5,7 @@
 #include "qemu-integration/refuse.h"
 #include "qemu-integration/option.h"
 #include "qemu-integration/opts.h"
+#include "upgrade/kv.h"
 #include "upgrade/launcher.h"
 #include "upgrade/log.h"
 #include "upgrade/stream.h"
@@ -325,7 +326,11 @@ static int rewrite_taps(const struct qu_vm *vm, struct qu_rewrite *p)
 			int target = exec ? keep(p, t->old_fds[q], QU_FD_TAP, name) : carry(p, t->old_fds[q], QU_FD_TAP, name);
 			if (target < 0)
 				return target;
+			/* Another host opens the tap by name: with the header the source's queues have,
+			 * or the guest's device state would not match (COLO's filters need none). */
 			snprintf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "ifname=%s\nqueues=%d\n", t->ifname, t->nfds);
+			if (t->vnet_hdr >= 0)
+				qu_kv_addf(p->fds[p->nfds - 1].spec, sizeof(p->fds[0].spec), "vnet_hdr", "%d", t->vnet_hdr);
 			snprintf(fds + strlen(fds), sizeof(fds) - strlen(fds), "%s%d", q ? ":" : "", target);
 			if (!t->vhost)
 				continue;

@@ -52,6 +52,7 @@ struct qu_tap {
 	int old_fds[QU_MAX_QUEUES]; /* one per queue, in queue order */
 	int nfds;
 	int vnet_hdr_len;          /* as the old QEMU left it, put back after the new one starts */
+	int vnet_hdr;              /* the queues carry a virtio-net header (IFF_VNET_HDR): 1, 0, -1 unknown */
 	int downscript;            /* QEMU would run a downscript when it exits */
 	int vhost;                 /* vhost=on, vhostforce=on or vhostfd(s)=: in-kernel virtio-net */
 	char ifname[32];

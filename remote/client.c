@@ -236,6 +236,9 @@ int qu_remote_probe(struct qu_remote *r, const char *path, const char *machine, 
 		return qu_err(-EBADMSG, "the agent on %s did not say which QEMU %s is", r->host, path);
 	*has_machine = (int)qu_kv_num(text, "machine", 0);
 	r->mem_available = qu_kv_num(text, "mem_available", -1);
+	r->standby = qu_kv_num(text, "standby", 0) == 1;
+	if (qu_kv_get(text, "standby_refused", r->standby_refused, sizeof(r->standby_refused)) < 0)
+		snprintf(r->standby_refused, sizeof(r->standby_refused), "the agent there does not hold hot standbys");
 	return 0;
 }
 

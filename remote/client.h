@@ -26,6 +26,8 @@ struct qu_remote {
 	char *ramblocks;       /* its RAM blocks, "NAME:USED:TOTAL;..." (NULL: not told) */
 	pid_t new_pid;         /* the new QEMU, in the destination's PID namespace */
 	long long mem_available; /* the destination's MemAvailable at the probe, or -1 */
+	int standby;           /* its policy lets it hold a hot standby (agent_standby), at the probe */
+	char standby_refused[256]; /* and if not, its words */
 	int64_t resumed_us;    /* wall clock of the new QEMU's RESUME event */
 	int announced;
 	int tls;               /* the new QEMU loaded the state over TLS (its own word) */

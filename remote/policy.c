@@ -241,9 +241,22 @@ void qu_policy_path(const struct qu_policy *p, const char *path, const char *wha
 				"in %s: %s): add %s there", what, path, real, file_of(p), dirs[0] ? dirs : "none set", real);
 	else if (exists && S_ISLNK(st.st_mode))
 		qu_refusals_add(out, "the %s %s is a symbolic link on this host: never followed; remove it", what, path);
-	else if (exists && must_be_new)
+	else if (exists && must_be_new && !S_ISSOCK(st.st_mode))
 		qu_refusals_add(out, "the %s %s exists on this host already and would be replaced: remove it first", what,
 				path);
+	/* An existing socket is judged when it is made, as the VM's user: one nobody listens
+	 * on (its QEMU died) is replaced, a live one refused (recreate.c, make_listener). */
+}
+
+void qu_policy_standby(const struct qu_policy *p, struct qu_refusals *out)
+{
+	if (unreadable(p, out))
+		return;
+	/* Off by default: a standby holds a second copy of the guest's RAM here and listens on
+	 * this host's address for the primary's wires for as long as it protects. */
+	if (!p->conf.agent.standby)
+		qu_refusals_add(out, "this host does not hold hot standbys: allowed only with 'agent_standby = yes' in %s",
+				file_of(p));
 }
 
 /* -serial file:PATH, -monitor unix:PATH,server=on, ...: the legacy chardev forms. */

@@ -44,5 +44,7 @@ void qu_policy_path(const struct qu_policy *p, const char *path, const char *wha
  * and memory-backend-file's mem-path, file chardevs and their logfile=, server sockets, -vnc
  * unix:, -trace file=), each through qu_policy_path. */
 void qu_policy_argv(const struct qu_policy *p, char *const *argv, size_t argc, struct qu_refusals *out);
+/* Hosting a hot standby (a COLO secondary): only with agent_standby = yes. */
+void qu_policy_standby(const struct qu_policy *p, struct qu_refusals *out);
 
 #endif

@@ -124,7 +124,24 @@ static int still_there(const char *path, const struct qu_safe_dir *d)
 				 path);
 }
 
-/* Bound as the VM's user: the socket file is that user's, made where that user may. */
+/* A socket file at path that nobody listens on (its QEMU died, as after a failover): connect
+ * is refused. Asked as the VM's user, like everything done at that path. */
+static int stale_socket(const struct qu_ident *who, const struct qu_safe_dir *d, const char *path)
+{
+	struct stat st;
+	if (fstatat(d->fd, d->name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISSOCK(st.st_mode))
+		return 0;
+	int fd = qu_connect_as(who, path);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	qu_err_clear();
+	return fd == -ECONNREFUSED;
+}
+
+/* Bound as the VM's user: the socket file is that user's, made where that user may. A stale
+ * socket file is replaced (removed as that user first), a live one never. */
 static int make_listener(const struct qu_ident *who, struct qu_session_record *made, const char *path)
 {
 	char via[PATH_MAX];
@@ -135,6 +152,15 @@ static int make_listener(const struct qu_ident *who, struct qu_session_record *m
 	if (r < 0)
 		return r;
 	int fd = qu_listen_as(who, path, 16);
+	if (fd == -EADDRINUSE && stale_socket(who, &d, path)) {
+		qu_info("agent: %s: nobody listens on it (a QEMU that died left it): replaced", path);
+		if ((r = qu_remove_as(who, path)) < 0) {
+			qu_safe_close(&d);
+			return qu_err(r, "%s: a stale socket nobody listens on, which uid %u (the VM's user) cannot remove: "
+				      "%s; remove it", path, (unsigned)who->uid, strerror(-r));
+		}
+		fd = qu_listen_as(who, path, 16);
+	}
 	if (fd >= 0 && (r = still_there(path, &d)) < 0) {
 		qu_session_record_add_file(made, path, 0);
 		close(fd);
@@ -144,7 +170,8 @@ static int make_listener(const struct qu_ident *who, struct qu_session_record *m
 	if (fd == -ELOOP)
 		return fd;
 	if (fd == -EADDRINUSE)
-		return qu_err(-EEXIST, "%s exists on this host already (another VM's socket?): remove it first", path);
+		return qu_err(-EEXIST, "%s exists on this host already and something listens on it (another VM's "
+			      "socket?): stop that, or remove the file", path);
 	if (fd < 0)
 		return qu_err(fd, "cannot listen on %s as uid %u (the VM's user): %s", path, (unsigned)who->uid,
 			      strerror(-fd));
@@ -211,7 +238,8 @@ static int open_tap(const char *spec)
 	struct ifreq ifr;
 	memset(&ifr, 0, sizeof(ifr));
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+	/* The header as the source's queues had it (a tool that does not say: with one). */
+	ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (qu_kv_num(spec, "vnet_hdr", 1) ? IFF_VNET_HDR : 0);
 	if (qu_kv_num(spec, "queues", 1) > 1)
 		ifr.ifr_flags |= IFF_MULTI_QUEUE;
 	if (ioctl(fd, TUNSETIFF, &ifr) < 0) {

@@ -116,8 +116,16 @@ static int call_probe(struct session *s, struct qu_rec *rec, char *reply, size_t
 	qu_kv_get(call_text(rec), "binary", path, sizeof(path)); /* a kv value: no newline */
 	qu_policy_binary(s->policy, path, 0, why);
 	int r = why->n ? qu_err(-EACCES, "refused by this host's policy: %s", why->why[0]) : 0;
+	if (r == 0 && (r = qu_target_probe(s->target, call_text(rec), qu_now_us() + STEP_TIMEOUT_US, reply, len)) == 0) {
+		/* Whether a standby may be held here: `standby start --dry-run` lists it with the rest. */
+		why->n = 0;
+		qu_policy_standby(s->policy, why);
+		qu_kv_addf(reply, len, "standby", "%d", why->n == 0);
+		if (why->n)
+			qu_kv_add(reply, len, "standby_refused", why->why[0]);
+	}
 	free(why);
-	return r < 0 ? r : qu_target_probe(s->target, call_text(rec), qu_now_us() + STEP_TIMEOUT_US, reply, len);
+	return r;
 }
 
 static int call_disk(struct session *s, struct qu_rec *rec, char *reply, size_t len)
@@ -167,6 +175,14 @@ static int call_abort(struct session *s, struct qu_rec *rec, char *reply, size_t
 
 static int call_colo(struct session *s, struct qu_rec *rec, char *reply, size_t len)
 {
+	struct qu_refusals *why = calloc(1, sizeof(*why));
+	if (!why)
+		return -ENOMEM;
+	qu_policy_standby(s->policy, why);
+	int r = why->n ? qu_err(-EACCES, "refused by this host's policy: %s", why->why[0]) : 0;
+	free(why);
+	if (r < 0)
+		return r;
 	return qu_target_colo(s->target, call_text(rec), s->host, qu_now_us() + STEP_TIMEOUT_US, reply, len);
 }
 

@@ -653,6 +653,18 @@ out:
 
 int qu_target_resumed(const struct qu_target *t) { return t->record.resumed; }
 
+/* The migration parameter that names this session's TLS object is emptied before the object
+ * goes: a QEMU whose guest runs here stays, and is left as one started here. */
+static void clear_tls_creds(struct qu_target *t, uint64_t deadline_us)
+{
+	if (!t->tls.added)
+		return;
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "tls-creds", json_object_new_string(""));
+	if (qu_qmp_execute(t->ctl, "migrate-set-parameters", args, -1, deadline_us, NULL) < 0)
+		qu_info("agent: warning: the QEMU keeps migration parameter tls-creds: %s", qu_err_msg());
+}
+
 int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, size_t len)
 {
 	char state[32];
@@ -682,12 +694,7 @@ int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, siz
 	 * (a later upgrade of it, local or not, chooses its own transport). */
 	char creds[64] = "";
 	qu_qmp_query_string(t->ctl, "query-migrate-parameters", "tls-creds", deadline_us, creds, sizeof(creds));
-	if (t->tls.added) {
-		json_object *args = json_object_new_object();
-		json_object_object_add(args, "tls-creds", json_object_new_string(""));
-		if (qu_qmp_execute(t->ctl, "migrate-set-parameters", args, -1, deadline_us, NULL) < 0)
-			qu_info("agent: warning: the new QEMU keeps migration parameter tls-creds: %s", qu_err_msg());
-	}
+	clear_tls_creds(t, deadline_us);
 	qu_tls_remove(t->ctl, &t->tls, deadline_us);
 	int a = qu_announce(t->ctl, deadline_us);
 	reply[0] = '\0';
@@ -758,6 +765,7 @@ int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_u
 	/* The guest's output no longer goes to the dead primary (qemu-colo.rst, "Secondary
 	 * Failover"); what is left of the wiring is removed. */
 	int left = qu_colo_secondary_unwire(t->ctl, deadline_us);
+	clear_tls_creds(t, deadline_us);
 	qu_tls_remove(t->ctl, &t->tls, deadline_us);
 	int a = qu_announce(t->ctl, deadline_us);
 	reply[0] = '\0';

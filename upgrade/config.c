@@ -107,6 +107,8 @@ static int apply_agent(struct qu_agent_policy *a, const char *key, char *val, co
 {
 	if (!strcmp(key, "agent_allow_root"))
 		return set_bool(val, &a->allow_root);
+	if (!strcmp(key, "agent_standby"))
+		return set_bool(val, &a->standby);
 	if (!strcmp(key, "agent_binaries"))
 		return add_words(val, a->binaries[0], sizeof(a->binaries[0]), QU_CONF_MAX_BINARIES, &a->nbinaries, 'p', hint);
 	if (!strcmp(key, "agent_users"))
@@ -195,7 +197,7 @@ int qu_config_load_file(struct qu_config *c, const char *path)
 		int e = apply(c, key, val, &hint);
 		if (e == -ENOENT)
 			r = qu_err(e, "%s:%d: unknown setting '%s' (known: enabled, jobs, exclude, allow_copy, low_memory, "
-				   "binaries, agent_binaries, agent_users, agent_allow_root, agent_dirs, agent_tls_clients)", c->path, n, key);
+				   "binaries, agent_binaries, agent_users, agent_allow_root, agent_dirs, agent_tls_clients, agent_standby)", c->path, n, key);
 		else if (e == -E2BIG)
 			r = qu_err(e, "%s:%d: too many values for '%s'", c->path, n, key);
 		else if (e < 0)

@@ -16,7 +16,10 @@
  *                              none)
  *   agent_tls_clients = NAME ... the tools `agent --listen` lets in: a DNS name or IP address
  *                              their x509 certificate holds (default: none; a certificate
- *                              signed by the CA is not enough on its own) */
+ *                              signed by the CA is not enough on its own)
+ *   agent_standby = yes|no     this host may hold hot standbys (`qemu-upgrade standby`: a
+ *                              secondary with a second copy of the guest's RAM, listening for
+ *                              the primary's wires) (default no) */
 #ifndef QU_CONFIG_H
 #define QU_CONFIG_H
 
@@ -36,6 +39,7 @@ struct qu_agent_policy {
 	char users[QU_CONF_MAX_AGENT_USERS][33]; /* names, or decimal uids */
 	int nusers;
 	int allow_root;
+	int standby;
 	char dirs[QU_CONF_MAX_AGENT_DIRS][QU_CONF_PATH_MAX]; /* absolute, no '.' or '..', no trailing '/' */
 	int ndirs;
 	char tls_clients[QU_CONF_MAX_TLS_CLIENTS][QU_CONF_NAME_MAX]; /* DNS names or IP addresses */

@@ -195,6 +195,8 @@ static int start_secondary(struct guard *g, const char *pki_dir, uint64_t deadli
 	if ((r = qu_disks_query(g->q, deadline, (struct qu_disks *)g->up->disks)) < 0 ||
 	    (r = secondary_disk_copy(g)) < 0 || (r = qu_plan_make(g->vm, g->vm->exe_path, deadline, g->up)) < 0)
 		return r;
+	if (!g->rm->standby) /* the agent would refuse op=colo: nothing is started there */
+		qu_refusals_add(&g->up->refusals, "%s", g->rm->standby_refused);
 	if (qu_refusals_count(&g->up->refusals)) {
 		char *all = qu_refusals_join(&g->up->refusals, "; ");
 		r = qu_err(-EOPNOTSUPP, "the secondary cannot be started on %s: %s", g->p->host, all ? all : "");

@@ -65,6 +65,8 @@ static const struct qu_tap *tap_named(const struct qu_vm *vm, const char *id)
  * vnet header they need vnet_hdr_support on every filter, which was not measured). */
 static int vnet_hdr_off(const struct qu_vm *vm, const struct qu_tap *t)
 {
+	if (t->vnet_hdr >= 0) /* the descriptor says (a VM a tool re-created has fd= only) */
+		return !t->vnet_hdr;
 	if (t->arg < 0 || (size_t)t->arg >= vm->argv.n)
 		return 0;
 	json_object *o = qu_option_parse("netdev", vm->argv.a[t->arg].val);

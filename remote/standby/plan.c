@@ -164,6 +164,8 @@ void qu_standby_plan_remote(struct qu_standby_plan *p, const char *pki_dir, uint
 		       p->ver[2], p->ver[0], p->ver[1], p->ver[2]);
 	if (!has_machine)
 		refuse(p, "%s on %s has no machine type %s", p->exe, p->host, p->machine);
+	if (!r->standby)
+		refuse(p, "the agent on %s: %s", p->host, r->standby_refused);
 	/* The secondary keeps a second copy of guest RAM (its RAM cache): about twice the guest. */
 	if (r->mem_available >= 0 && (unsigned long long)r->mem_available < 2 * p->ram_bytes)
 		refuse(p, "%s has %lld MiB available; a secondary needs about twice the guest's RAM (%llu MiB)", p->host,

@@ -253,8 +253,18 @@ int qu_colo_secondary_unwire(struct qu_qmp *q, uint64_t deadline_us)
 {
 	static const char *const objects[] = { SEC_REDIR_OUT, SEC_REDIR_IN, SEC_REWRITER };
 	static const char *const chardevs[] = { SEC_IN, SEC_OUT };
-	return remove_all(q, "object-del", "object", objects, 3, deadline_us) +
-	       remove_all(q, "chardev-remove", "chardev", chardevs, 2, deadline_us);
+	/* The capabilities go back to a fresh QEMU's: with x-colo left on, the next migration of
+	 * the guest that runs here now (an upgrade, a move, its own protection) would be COLO. */
+	static const char *const caps[] = { "x-colo", "return-path" };
+	static const int off[] = { 0, 0 };
+	int left = remove_all(q, "object-del", "object", objects, 3, deadline_us) +
+		   remove_all(q, "chardev-remove", "chardev", chardevs, 2, deadline_us);
+	if (qu_mig_capabilities(q, 2, caps, off, deadline_us) < 0) {
+		qu_info("standby: cannot turn x-colo and return-path off: %s", qu_err_msg());
+		qu_err_clear();
+		left++;
+	}
+	return left;
 }
 
 int qu_colo_primary_unwire(struct qu_qmp *q, uint64_t deadline_us)

@@ -6,13 +6,15 @@
 # running with its memory checker clean: a binary outside agent_binaries; a VM that runs as
 # root without agent_allow_root; a user not in agent_users; a socket, a log, a pidfile and a
 # disk image outside agent_dirs; a socket reached through a link the VM's user made on B;
-# everything at once, in one answer. Then a root VM and a VM of user nobody move inside it.
+# everything at once, in one answer; a socket file on B that something listens on (never
+# replaced). Then a root VM moves inside it, over the socket file that listener left behind
+# once it died (nobody listens: replaced), and a VM of user nobody.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
 . "$here/../lib/remote.sh"
 
-tap_plan 28
+tap_plan 30
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 
@@ -124,8 +126,28 @@ said "not in agent_binaries" && said "agent_allow_root = yes" && said "(agent_di
 tap_ok $? "the binary, the user and every path are refused in one answer"
 untouched "all at once"
 
-# 7. Inside the policy, the root VM moves (disk copied into an image the agent makes).
+# 6b. A socket file at the second monitor's path on B that a live process listens on: never
+# replaced; the move fails before any QEMU starts there, and says what to do.
 policy "$all_dirs" "agent_allow_root = yes"
+nsenter -t "$REMOTE_AGENT" -m python3 -c 'import socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(); print("up", flush=True); time.sleep(600)' \
+	"$aux/run/aux.sock" >"$VM_DIR/listener.out" 2>&1 &
+listener=$!
+vm_track_pid "$listener"
+for _ in $(seq 100); do grep -q up "$VM_DIR/listener.out" && break; sleep 0.1; done
+remote_upgrade --copy-storage
+rc=$?
+tap_diag "a live socket on B: exit $rc: $(cat "$VM_DIR/err")"
+[ "$rc" != 0 ] && [ "$rc" != 4 ] && said "$aux/run/aux.sock exists on this host already and something listens on it"
+tap_ok $? "a socket something listens on is not replaced: the move fails (exit $rc), naming it"
+kill "$listener" && wait "$listener" 2>/dev/null
+made=$(find "$B${root_vm[1]}" "$B$aux" -mindepth 1 ! -path "$B$aux/run" ! -path "$B$aux/run/aux.sock" 2>&1)
+[ -z "$made" ] && [ -S "$B$aux/run/aux.sock" ] && [ -z "$(remote_qemus)" ] && [ "$(vm_runstate)" = running ] &&
+	vm_memcheck_progress 30 && [ "$(vm_memcheck_errors)" = 0 ]
+tap_ok $? "nothing else made on B ([$made]), no QEMU there, the VM runs on A, clean; the listener's file stays, now stale"
+
+# 7. Inside the policy, the root VM moves (disk copied into an image the agent makes); the
+# stale socket file at its second monitor's path is replaced.
 old=$VM_PID
 remote_upgrade --copy-storage
 rc=$?
@@ -135,8 +157,9 @@ tap_is "$(json_get "$REPORT" result)" upgraded "inside the policy, the root VM m
 tap_check "its old QEMU on A is gone" proc_gone "$old"
 tap_is "$(vm_runstate "$VM_QMP")" running "its QMP socket on B answers: running"
 # The second monitor came through its listening socket in aux/run: B's, the VM's user's.
-[ -S "/proc/$VM_PID/root$aux/run/aux.sock" ] && [ "$(stat -c %u "/proc/$VM_PID/root$aux/run/aux.sock")" = 0 ]
-tap_ok $? "its second monitor's socket is on B at the same path"
+[ -S "/proc/$VM_PID/root$aux/run/aux.sock" ] && [ "$(stat -c %u "/proc/$VM_PID/root$aux/run/aux.sock")" = 0 ] &&
+	grep -q "$aux/run/aux.sock: nobody listens on it (a QEMU that died left it): replaced" "$REMOTE_AGENT_LOG"
+tap_ok $? "its second monitor's socket is on B at the same path, made over the stale one"
 vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the guest makes progress on B and its memory is clean"
 qemu-img compare -U -f qcow2 -F qcow2 "$aux/disk.qcow2" "/proc/$VM_PID/root$aux/disk.qcow2" >/dev/null

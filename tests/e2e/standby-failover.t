@@ -28,49 +28,6 @@ export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
 _vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
 HB=12000 # the heartbeat timeout: A fences after 6 s without an answer, B takes over after 12 s
 
-# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds; says what it waited for.
-wait_for() {
-	local end=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ $SECONDS -lt $end ] || { tap_diag "timeout ($((end - SECONDS + $1)) s) waiting for $what"; return 1; }
-		sleep 0.2
-	done
-}
-pass_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
-errors_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* errors=\([0-9]*\).*/\1/p'; }
-corrupt_of() { grep -ac 'MEMCHECK CORRUPT' "$1" 2>/dev/null; }
-ping_from() { ip netns exec "$1" ping -c "$2" -i 0.2 -W 2 "$3" 2>&1 | sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p'; }
-checkpoints() { standby status --pid "$1" --json && jq -r .checkpoints <<<"$OUT"; }
-at_least_checkpoints() { local c; c=$(checkpoints "$1"); [ "${c:-0}" -ge "$2" ]; }
-
-# protected_vm NAME IP MAC PORT: a VM on A with a tap (and one of the same name on B), the
-# agent on B (at PORT) allowed its directories, then protected; sets TAP, MON (the test's
-# own monitor directory), SEC (the secondary's PID).
-protected_vm() {
-	local name=$1 ip=$2 mac=$3 port=$4 ns
-	TAP=sf$port
-	MON=$(mktemp -d /tmp/qu-sbf-mon.XXXXXX) && _vm_paths+=("$MON")
-	QEMU=$Q11 VM_APPEND="net_ip=$ip/24" VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start "$name" \
-		-netdev "tap,id=hn0,ifname=$TAP,script=no,downscript=no,vhost=off,vnet_hdr=off" \
-		-device "virtio-net-pci,id=net0,netdev=hn0,mac=$mac" -qmp "unix:$MON/test.sock,server=on,wait=off" ||
-		{ echo "Bail out! VM $name did not start"; exit 1; }
-	VM_QMP=$MON/test.sock
-	for ns in "$REMOTE_NS_A" "$REMOTE_NS_B"; do
-		[ "$ns" = "$REMOTE_NS_A" ] || ip -n "$ns" tuntap add dev "$TAP" mode tap || exit 1
-		ip -n "$ns" addr add "${ip%.*}.1/24" dev "$TAP" && ip -n "$ns" link set "$TAP" up || exit 1
-	done
-	vm_wait_ready || { echo "Bail out! the guest of $name did not come up"; exit 1; }
-	REMOTE_PORT=$port REMOTE_AGENT_BINARIES="$Q11" remote_agent_start "$VM_DIR" "$MON" ||
-		{ echo "Bail out! the agent did not start"; exit 1; }
-	dest=(--remote "$REMOTE_B_IP:$port" --pki-dir "$REMOTE_PKI_A")
-	standby start --pid "$VM_PID" "${dest[@]}" --interval 500 --heartbeat-timeout "$HB"
-	local rc=$?
-	tap_diag "$name: start: exit $rc: $OUT $ERR"
-	SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
-	[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints" at_least_checkpoints "$VM_PID" 3
-}
-
 # 1. SIGKILL of the primary.
 protected_vm sbf-kill 192.168.78.10 52:54:00:12:78:10 4781
 tap_ok $? "protected, checkpoints flowing (the secondary PID ${SEC:-none} on B)"
@@ -92,10 +49,7 @@ t0=$(date +%s.%N)
 kill -KILL "$primary"
 # A COLO secondary runs its vCPUs between checkpoints too: it has taken over once it has left
 # COLO (mode none) and runs.
-b_runs() {
-	[ "$(vm_qmp "$b_qmp" '{"execute":"query-colo-status"}' 2>/dev/null | jq -r .return.mode)" = none ] &&
-		[ "$(vm_runstate "$b_qmp" 2>/dev/null)" = running ]
-}
+b_runs() { out_of_colo_running "$b_qmp"; }
 a_gone() { ! kill -0 "$primary" 2>/dev/null || grep -q '^State:.*Z' "/proc/$primary/status" 2>/dev/null; }
 wait_for 60 "the secondary to run the guest" b_runs
 rc=$?
@@ -103,15 +57,15 @@ t1=$(date +%s.%N)
 tap_diag "kill to running on B: $(echo "$t1 - $t0" | bc) s; A's last pass $pass_at_kill; B's serial: $(pass_of "$b_serial")"
 [ "$rc" = 0 ] && a_gone
 tap_ok $? "SIGKILL of the primary: the secondary runs the guest (out of COLO, running on B)"
-b0=$(pass_of "$b_serial")
-b_progress() { local p; p=$(pass_of "$b_serial"); [ "${p:-0}" -ge $((${b0:-0} + 2)) ]; }
-wait_for 120 "two memcheck passes on B" b_progress
+n0=$(pass_lines "$b_serial")
+wait_for 120 "two memcheck passes on B" more_passes "$b_serial" "$n0" 2
 rc=$?
 tap_diag "B's memcheck: $(grep -a 'MEMCHECK pass=' "$b_serial" | tail -n 1 | tr -d '\r'), corrupt lines $(corrupt_of "$b_serial")"
 [ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ]
+b0=$(pass_after "$b_serial" "$n0")
 tap_ok $? "the guest on B checks its memory on, clean (pass $b0 -> $(pass_of "$b_serial"))"
-[ "${b0:-0}" -ge "${pass_checkpointed:-1}" ]
-tap_ok $? "no rewind past the last checkpoint: B went on from pass $b0; the primary had finished pass $pass_checkpointed two checkpoints before the kill (and $pass_at_kill at it)"
+[ "${b0:-0}" -gt "${pass_checkpointed:-0}" ]
+tap_ok $? "no rewind past the last checkpoint: B's first pass after the takeover is $b0; the primary had finished pass $pass_checkpointed two checkpoints before the kill (and $pass_at_kill at it)"
 p=$(ping_from "$REMOTE_NS_B" 10 192.168.78.10)
 tap_diag "pings from B's host: $p"
 [ "${p%/*}" -ge 8 ]
@@ -146,8 +100,8 @@ rc=$?
 tap_diag "B runs the guest after $((SECONDS - t0)) s; agent log: $(grep -a 'taking over\|runs here' "$REMOTE_AGENT_LOG" | tail -n 2 | tr '\n' '|')"
 [ "$rc" = 0 ]
 tap_ok $? "B's secondary took over after the heartbeat timeout"
-b0=$(pass_of "$b_serial")
-wait_for 120 "two memcheck passes on B" b_progress
+n0=$(pass_lines "$b_serial")
+wait_for 120 "two memcheck passes on B" more_passes "$b_serial" "$n0" 2
 rc=$?
 [ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ] && a_gone
 tap_ok $? "exactly one side runs the guest: A's QEMU is gone, B's checks its memory on, clean ($(pass_of "$b_serial"))"

@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 
-tap_plan 16
+tap_plan 17
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 REMOTE_AGENT_BINARIES="$Q11 /usr/bin/qemu-system-x86_64" remote_agent_start || { echo "Bail out! the agent did not start"; exit 1; }
@@ -89,6 +89,16 @@ rc=$?
 tap_diag "no agent: exit $rc: $OUT"
 [ "$rc" = 3 ] && grep -q "^  - cannot reach the agent on $REMOTE_B_IP:4999: " <<<"$OUT"
 tap_ok $? "no agent on that port: refused (exit 3), the agent named as the blocker"
+# An agent whose policy does not let its host hold standbys (agent_standby, off by default).
+agent_ok=$REMOTE_AGENT agent_ok_log=$REMOTE_AGENT_LOG
+REMOTE_PORT=4998 REMOTE_AGENT_STANDBY=no REMOTE_AGENT_BINARIES="$Q11" remote_agent_start ||
+	{ echo "Bail out! the second agent did not start"; exit 1; }
+standby start --pid "$VM_PID" --remote "$REMOTE_B_IP:4998" --pki-dir "$REMOTE_PKI_A" --dry-run
+rc=$?
+tap_diag "agent_standby unset: exit $rc: $OUT"
+[ "$rc" = 3 ] && grep -q "^  - the agent on $REMOTE_B_IP:4998: this host does not hold hot standbys: allowed only with 'agent_standby = yes' in " <<<"$OUT"
+tap_ok $? "an agent whose policy does not allow standbys: refused (exit 3), agent_standby named"
+kill "$REMOTE_AGENT" && REMOTE_AGENT=$agent_ok REMOTE_AGENT_LOG=$agent_ok_log
 untouched "after the refusals"
 
 # 4. The same plan over ssh:// (a real sshd on B runs `qemu-upgrade agent --stdio`).

@@ -62,12 +62,13 @@ remote_pki() {
 # "Authorization"): the test VMs run as root, the agent may make files in each DIR (the VM
 # directories it hides), and start 7.2 (and 10.0 once vm_qemu10 fetched it), unless
 # REMOTE_AGENT_BINARIES says otherwise; the TLS agent lets in the tool's certificate
-# (REMOTE_CLIENT_NAME, or the names in REMOTE_TLS_CLIENTS). Sets REMOTE_AGENT_CONF.
+# (REMOTE_CLIENT_NAME, or the names in REMOTE_TLS_CLIENTS); it holds hot standbys only with
+# REMOTE_AGENT_STANDBY=yes (agent_standby; the product's default is no). Sets REMOTE_AGENT_CONF.
 remote_agent_conf() {
 	REMOTE_AGENT_CONF=$(mktemp) && _vm_paths+=("$REMOTE_AGENT_CONF")
-	printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\nagent_tls_clients = %s\n' "$*" \
+	printf 'agent_allow_root = yes\nagent_dirs = %s\nagent_binaries = %s\nagent_tls_clients = %s\nagent_standby = %s\n' "$*" \
 		"${REMOTE_AGENT_BINARIES:-/usr/bin/qemu-system-x86_64${Q10:+ $Q10}}" "${REMOTE_TLS_CLIENTS:-$REMOTE_CLIENT_NAME}" \
-		>"$REMOTE_AGENT_CONF"
+		"${REMOTE_AGENT_STANDBY:-no}" >"$REMOTE_AGENT_CONF"
 }
 
 # remote_agent_start DIR...: starts the TLS agent (`qemu-upgrade agent --listen`, with the

@@ -1,5 +1,8 @@
 # standby.sh: what the standby tests share (tests/e2e/standby*.t). Source after remote.sh.
 
+# Every agent a standby test starts may hold standbys (agent_standby), unless a test says no.
+REMOTE_AGENT_STANDBY=yes
+
 # standby_qemu: QEMU 11.1 from Debian sid (tests/qemu-versions/fetch.sh, cached in
 # /var/cache/qemu-upgrade-tests) in Q11; without it the test is skipped, since COLO works on
 # no other version (docs/standby-research.md).
@@ -13,12 +16,72 @@ standby_qemu() {
 	}
 }
 
-# standby ARGS...: `qemu-upgrade standby ARGS` on host A; OUT gets its stdout, ERR its stderr
-# (kept in VM_DIR/standby.err); returns its exit status.
+# standby ARGS...: `qemu-upgrade standby ARGS` on host A (or where STANDBY_WRAP, a command
+# prefix, runs it); OUT gets its stdout, ERR its stderr (kept in VM_DIR/standby.err); returns
+# its exit status.
 standby() {
 	local rc
-	OUT=$(ip netns exec "$REMOTE_NS_A" "$QU_BIN" standby "$@" 2>"$VM_DIR/standby.err")
+	OUT=$(${STANDBY_WRAP:-ip netns exec $REMOTE_NS_A} "$QU_BIN" standby "$@" 2>"$VM_DIR/standby.err")
 	rc=$?
 	ERR=$(cat "$VM_DIR/standby.err")
 	return $rc
+}
+
+# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds; says what it waited for.
+wait_for() {
+	local end=$((SECONDS + $1)) what=$2
+	shift 2
+	until "$@"; do
+		[ $SECONDS -lt $end ] || { tap_diag "timeout ($((end - SECONDS + $1)) s) waiting for $what"; return 1; }
+		sleep 0.2
+	done
+}
+pass_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
+errors_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* errors=\([0-9]*\).*/\1/p'; }
+pass_lines() { grep -ac 'MEMCHECK pass=' "$1" 2>/dev/null; }
+# pass_after LOG N: the pass number of the first MEMCHECK line after the first N of them: what a
+# guest printed after a moment at which N lines were there (a takeover seen). The last line at
+# that moment says nothing: a COLO secondary's log holds what it printed between checkpoints,
+# which each checkpoint then replaced.
+pass_after() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n +$(($2 + 1)) | head -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
+# more_passes LOG N K: at least K MEMCHECK lines after the first N.
+more_passes() { local n; n=$(pass_lines "$1"); [ "${n:-0}" -ge $(($2 + $3)) ]; }
+corrupt_of() { grep -ac 'MEMCHECK CORRUPT' "$1" 2>/dev/null; }
+ping_from() { ip netns exec "$1" ping -c "$2" -i 0.2 -W 2 "$3" 2>&1 | sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p'; }
+checkpoints() { standby status --pid "$1" --json && jq -r .checkpoints <<<"$OUT"; }
+at_least_checkpoints() { local c; c=$(checkpoints "$1"); [ "${c:-0}" -ge "$2" ]; }
+
+# out_of_colo_running QMP: the QEMU behind the monitor QMP has left COLO (mode none) and runs
+# (a COLO secondary runs its vCPUs between checkpoints too: this is what taking over means).
+out_of_colo_running() {
+	[ "$(vm_qmp "$1" '{"execute":"query-colo-status"}' 2>/dev/null | jq -r .return.mode)" = none ] &&
+		[ "$(vm_runstate "$1" 2>/dev/null)" = running ]
+}
+
+# protected_vm NAME IP MAC PORT: a VM on A with a tap (and one of the same name on B), the
+# agent on B (at PORT) allowed its directories, then protected with checkpoints every 500 ms
+# and the heartbeat timeout HB; sets TAP, MON (the test's own monitor directory), SEC (the
+# secondary's PID).
+protected_vm() {
+	local name=$1 ip=$2 mac=$3 port=$4 ns
+	TAP=sf$port
+	MON=$(mktemp -d /tmp/qu-sbf-mon.XXXXXX) && _vm_paths+=("$MON")
+	QEMU=$Q11 VM_APPEND="net_ip=$ip/24" VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start "$name" \
+		-netdev "tap,id=hn0,ifname=$TAP,script=no,downscript=no,vhost=off,vnet_hdr=off" \
+		-device "virtio-net-pci,id=net0,netdev=hn0,mac=$mac" -qmp "unix:$MON/test.sock,server=on,wait=off" ||
+		{ echo "Bail out! VM $name did not start"; exit 1; }
+	VM_QMP=$MON/test.sock
+	for ns in "$REMOTE_NS_A" "$REMOTE_NS_B"; do
+		[ "$ns" = "$REMOTE_NS_A" ] || ip -n "$ns" tuntap add dev "$TAP" mode tap || exit 1
+		ip -n "$ns" addr add "${ip%.*}.1/24" dev "$TAP" && ip -n "$ns" link set "$TAP" up || exit 1
+	done
+	vm_wait_ready || { echo "Bail out! the guest of $name did not come up"; exit 1; }
+	REMOTE_PORT=$port REMOTE_AGENT_BINARIES="$Q11" remote_agent_start "$VM_DIR" "$MON" ||
+		{ echo "Bail out! the agent did not start"; exit 1; }
+	dest=(--remote "$REMOTE_B_IP:$port" --pki-dir "$REMOTE_PKI_A")
+	standby start --pid "$VM_PID" "${dest[@]}" --interval 500 --heartbeat-timeout "$HB"
+	local rc=$?
+	tap_diag "$name: start: exit $rc: $OUT $ERR"
+	SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+	[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints" at_least_checkpoints "$VM_PID" 3
 }

@@ -120,6 +120,7 @@ static void agent_policy_defaults(void **state)
 	assert_int_equal(c.agent.ndirs, 0);
 	assert_int_equal(c.agent.allow_root, 0);
 	assert_int_equal(c.agent.ntls_clients, 0); /* the TLS agent lets no tool in */
+	assert_int_equal(c.agent.standby, 0);      /* nor holds a standby */
 }
 
 static void agent_policy_keys(void **state)
@@ -129,8 +130,9 @@ static void agent_policy_keys(void **state)
 	write_conf("agent_binaries = /usr/bin/qemu-system-x86_64, /opt/q//bin/qemu-system-x86_64\n"
 		   "agent_users = libvirt-qemu 1000\nagent_users = qemu\nagent_allow_root = yes\n"
 		   "agent_dirs = /var/lib/libvirt/qemu/ //run//vms /\n"
-		   "agent_tls_clients = host-a.example, 192.0.2.1\nagent_tls_clients = fd00::1\n");
+		   "agent_tls_clients = host-a.example, 192.0.2.1\nagent_tls_clients = fd00::1\nagent_standby = yes\n");
 	assert_int_equal(qu_config_load(&c), 0);
+	assert_int_equal(c.agent.standby, 1);
 	assert_int_equal(c.agent.nbinaries, 2);
 	assert_string_equal(c.agent.binaries[1], "/opt/q/bin/qemu-system-x86_64");
 	/* Lists grow line by line. */
@@ -167,6 +169,7 @@ static void agent_policy_bad_values(void **state)
 		{ "agent_dirs = /run/./x\n", "absolute paths without '.' or '..'" },
 		{ "agent_binaries = qemu-system-x86_64\n", "absolute paths" },
 		{ "agent_allow_root = sometimes\n", "bad value 'sometimes' for 'agent_allow_root'" },
+		{ "agent_standby = maybe\n", "bad value 'maybe' for 'agent_standby'" },
 		{ "agent_tls_clients = *.example\n", "without wildcards" },
 		{ "agent_tls_clients = -oops\n", "without wildcards" },
 		{ "agent_tls_clients = a/b\n", "without wildcards" },

@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 
 static char dir[64], conf[128];
@@ -236,6 +237,17 @@ static void paths_under_allowed_dirs(void **state)
 	EXPECT(r, 1, "exists on this host already");
 	r = fresh();
 	qu_policy_path(p, path, "log file", 0, r);
+	EXPECT(r, 0, NULL);
+	/* A socket file is left to the agent's listener, which replaces it only when nobody
+	 * listens on it (a QEMU that died), as the VM's user. */
+	snprintf(path, sizeof(path), "%s/vm1/dead.sock", dir);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	assert_true(strlen(path) < sizeof(sa.sun_path));
+	memcpy(sa.sun_path, path, strlen(path) + 1);
+	int s = socket(AF_UNIX, SOCK_STREAM, 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(s);
+	qu_policy_path(p, path, "listening socket", 1, r);
 	EXPECT(r, 0, NULL);
 	qu_policy_path(p, "relative/x", "pidfile", 0, r);
 	EXPECT(r, 1, "not an absolute path");

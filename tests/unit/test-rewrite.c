@@ -1122,6 +1122,21 @@ static void json_tap_vhostfd(void **state)
 	assert_int_equal(FIX(state)->plan->nfds, 2);
 }
 
+/* The tap's spec (what another host opens it by) says whether its queues carry a virtio-net
+ * header, when inspect could read it from the descriptor, and nothing when it could not. */
+static void tap_spec_vnet_hdr(void **state)
+{
+	struct fix *f = FIX(state);
+	const char *w[] = { "qemu", "-netdev", "tap,id=n0,fd=25,vnet_hdr=off", NULL };
+	set_cmdline(f->vm, w);
+	assert_int_equal(qu_find_taps(f->vm), 0);
+	assert_int_equal(f->vm->taps[0].vnet_hdr, -1); /* no pidfd in this fixture: unknown */
+	f->vm->taps[0].vnet_hdr = 0;
+	rewrite_ok(f->vm, f->plan);
+	assert_string_equal(f->plan->fds[0].spec, "ifname=\nqueues=1\nvnet_hdr=0\n");
+	assert_string_equal(the_netdev(f->plan), "tap,id=n0,fd=5");
+}
+
 static void json_tap_vhostfds_two_queues(void **state)
 {
 	const char *w[] = { "qemu", "-netdev",
@@ -1429,6 +1444,7 @@ int main(void)
 		T(json_tap_fds_two_queues),
 		T(json_tap_vhostfd),
 		T(json_tap_vhostfds_two_queues),
+		T(tap_spec_vnet_hdr),
 		T(json_tap_rewritten_twice),
 		T(proxmox_tap_carried),
 		T(type_tap_ifname_two_queues),

@@ -68,6 +68,15 @@ int qu_tap_name(int fd, char *name)
 	return 0;
 }
 
+int qu_tap_vnet_hdr(int fd)
+{
+	struct ifreq ifr;
+	memset(&ifr, 0, sizeof(ifr));
+	if (ioctl(fd, TUNGETIFF, &ifr) < 0)
+		return -errno;
+	return !!(ifr.ifr_flags & IFF_VNET_HDR);
+}
+
 int qu_tap_queue_set(int fd, int attach)
 {
 	struct ifreq ifr;

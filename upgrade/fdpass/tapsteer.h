@@ -21,6 +21,8 @@ int qu_tap_steer_clear(int fd);
 int qu_tap_queue_attached(int fd);
 /* The name of the tap behind queue fd into name (IFNAMSIZ bytes). 0 or -errno. */
 int qu_tap_name(int fd, char *name);
+/* Whether the tap queue fd carries a virtio-net header (IFF_VNET_HDR): 1 or 0, or -errno. */
+int qu_tap_vnet_hdr(int fd);
 /* Attaches (attach=1) or detaches the queue fd. 0 or -errno. */
 int qu_tap_queue_set(int fd, int attach);
 
