@@ -17,6 +17,8 @@
 /* QEMU's COLO thread resumes the guest 20-30 ms after entering COLO (measured); a RESUME
  * that has not come after this is sent by us. */
 #define RESUME_WAIT_US (5ull * 1000000u)
+/* How long a run state "colo" left by COLO's end may last before `cont` is tried anyway. */
+#define COLO_STATE_WAIT_US (5ull * 1000000u)
 
 /* COLO's capabilities on the primary; with n 1, x-colo alone. */
 static int caps(struct qu_qmp *q, uint64_t deadline_us, size_t n, int colo, int return_path, int events)
@@ -210,6 +212,14 @@ int qu_colo_leave(struct qu_qmp *q, const struct qu_colo_entry *e, uint64_t dead
 		qu_info("standby: cannot cancel the primary's migration: %s", qu_err_msg());
 		failed++;
 	}
+	qu_err_clear();
+	/* A checkpoint under way when COLO ended leaves the run state "colo" for a moment, and
+	 * `cont` is refused then ("COLO checkpoint in progress": seen once at --recover in
+	 * standby-protect.t); COLO's thread resumes the guest itself. */
+	for (uint64_t until = qu_now_us() + COLO_STATE_WAIT_US;
+	     qu_qmp_query_string(q, "query-status", "status", deadline_us, status, sizeof(status)) == 0 &&
+	     !strcmp(status, "colo") && qu_now_us() < until;)
+		usleep(50000);
 	qu_err_clear();
 	if (qu_qmp_query_string(q, "query-status", "status", deadline_us, status, sizeof(status)) == 0 &&
 	    strcmp(status, "running") && (e->stopped || !strcmp(status, "colo") || !strcmp(status, "postmigrate") ||
