@@ -453,6 +453,16 @@ int qu_remote_colo(struct qu_remote *r, const char *netdev, unsigned timeout_ms,
 	return 0;
 }
 
+int qu_remote_colo_disk(struct qu_remote *r, int active_fd, int hidden_fd, unsigned long long size)
+{
+	char text[TEXT_MAX] = "";
+	qu_kv_add(text, sizeof(text), "op", "colo_disk");
+	qu_kv_addf(text, sizeof(text), "active_fd", "%d", active_fd);
+	qu_kv_addf(text, sizeof(text), "hidden_fd", "%d", hidden_fd);
+	qu_kv_addf(text, sizeof(text), "size", "%llu", size);
+	return call(r, text, 0, NULL, 0);
+}
+
 int qu_remote_heartbeat(struct qu_remote *r, uint64_t deadline_us)
 {
 	char text[TEXT_MAX];

@@ -85,6 +85,10 @@ int qu_remote_abort(struct qu_remote *r, uint64_t deadline_us);
  * get the HOST:PORT its filters listen on. */
 int qu_remote_colo(struct qu_remote *r, const char *netdev, unsigned timeout_ms, uint64_t deadline_us, char *mirror,
 		   char *compare, size_t len);
+/* standby with a disk, before qu_remote_start: the agent makes the secondary's active and
+ * hidden images (size bytes each) and gives them to its QEMU at descriptors active_fd and
+ * hidden_fd (the -drive names /proc/self/fd/N). */
+int qu_remote_colo_disk(struct qu_remote *r, int active_fd, int hidden_fd, unsigned long long size);
 /* standby's supervisor, every second: 0 while the secondary lives; the agent's error
  * (agent_said set) when it is gone; -ETIMEDOUT when no answer came in time. */
 int qu_remote_heartbeat(struct qu_remote *r, uint64_t deadline_us);

@@ -173,7 +173,8 @@ static int call_abort(struct session *s, struct qu_rec *rec, char *reply, size_t
 	return qu_err(-ECANCELED, "the tool called the upgrade off");
 }
 
-static int call_colo(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+/* Whether this host may hold a standby (agent_standby): 0, or -EACCES with the reason. */
+static int standby_allowed(struct session *s)
 {
 	struct qu_refusals *why = calloc(1, sizeof(*why));
 	if (!why)
@@ -181,9 +182,20 @@ static int call_colo(struct session *s, struct qu_rec *rec, char *reply, size_t 
 	qu_policy_standby(s->policy, why);
 	int r = why->n ? qu_err(-EACCES, "refused by this host's policy: %s", why->why[0]) : 0;
 	free(why);
-	if (r < 0)
-		return r;
-	return qu_target_colo(s->target, call_text(rec), s->host, qu_now_us() + STEP_TIMEOUT_US, reply, len);
+	return r;
+}
+
+static int call_colo(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	int r = standby_allowed(s);
+	return r < 0 ? r : qu_target_colo(s->target, call_text(rec), s->host, qu_now_us() + STEP_TIMEOUT_US, reply, len);
+}
+
+/* Nothing of a standby is made where none may be held: not even its images. */
+static int call_colo_disk(struct session *s, struct qu_rec *rec, char *reply, size_t len)
+{
+	int r = standby_allowed(s);
+	return r < 0 ? r : qu_target_colo_disk(s->target, call_text(rec));
 }
 
 /* The tool saw the primary die: the secondary takes over at once. */
@@ -214,6 +226,7 @@ static const struct session_op session_ops[] = {
 	{ QU_REC_CALL, "resume", call_resume, 1, 0 },
 	{ QU_REC_CALL, "abort", call_abort, 1, 0 },
 	{ QU_REC_CALL, "colo", call_colo, 1, 0 },
+	{ QU_REC_CALL, "colo_disk", call_colo_disk, 0, 0 },
 	{ QU_REC_CALL, "heartbeat", call_heartbeat, 1, 1 },
 	{ QU_REC_CALL, "failover", call_failover, 1, 0 },
 };

@@ -9,6 +9,7 @@
 #include "remote/blk/nbd.h"
 #include "remote/blk/verify.h"
 #include "remote/recreate.h"
+#include "remote/standby/images.h"
 #include "remote/standby/wiring.h"
 #include "remote/tls.h"
 #include "upgrade/clock.h"
@@ -84,6 +85,7 @@ struct qu_target {
 	unsigned long long booking; /* this host's memory ledger: the copy's room, while we run */
 	unsigned colo_timeout_ms;   /* standby: a COLO secondary, taking over after this much silence */
 	int colo_armed;             /* the supervisor's first heartbeat came: COLO runs, silence counts */
+	struct qu_colo_images colo_images; /* standby with a disk: the secondary's scratch layers */
 	struct qu_tls tls;
 };
 
@@ -198,6 +200,7 @@ void qu_target_free(struct qu_target *t)
 	explicit_bzero(&t->psk, sizeof(t->psk));
 	qu_close(&t->pidfd);
 	qu_close(&t->stderr_rd);
+	qu_colo_images_close(&t->colo_images);
 	forget_launch(t);
 	free(t);
 }
@@ -508,10 +511,40 @@ static int book_memory(struct qu_target *t)
 	return r < 0 ? qu_err_wrap(r, "this host's memory") : 0;
 }
 
+/* standby with a disk: the secondary's active and hidden images, made here and given to
+ * QEMU at the numbers the tool's command line names (remote/standby/images.h). */
+static int add_colo_images(struct qu_target *t, uint64_t deadline_us, struct qu_launch_fd *fds, int *made, size_t *n)
+{
+	struct qu_colo_images *ci = &t->colo_images;
+	if (!ci->asked)
+		return 0;
+	for (size_t i = 0; i < *n; i++)
+		if (qu_colo_images_uses(ci, fds[i].target))
+			return qu_err(-EINVAL, "standby: the secondary's image descriptor %d is taken by %s", fds[i].target,
+				      fds[i].name);
+	int r = qu_colo_images_make(ci, &t->record.who, deadline_us);
+	if (r < 0)
+		return r;
+	static const char *const what[QU_COLO_IMAGES] = { "COLO active image", "COLO hidden image" };
+	for (int i = 0; i < QU_COLO_IMAGES; i++) {
+		made[*n] = ci->fd[i];
+		ci->fd[i] = -1; /* closed with the other launch descriptors */
+		fds[(*n)++] = (struct qu_launch_fd){ made[*n - 1], ci->target[i], QU_FD_STDIO, what[i], NULL };
+	}
+	return 0;
+}
+
+int qu_target_colo_disk(struct qu_target *t, const char *call)
+{
+	if (t->pid > 0)
+		return qu_err(-EINVAL, "standby: the secondary's images come before its start");
+	return qu_colo_images_ask(&t->colo_images, call);
+}
+
 int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us, char *reply, size_t len)
 {
-	struct qu_launch_fd fds[TARGET_MAX_FDS + 3];
-	int made[TARGET_MAX_FDS + 3], r = 0, have_stderr = 0, errpipe[2] = { -1, -1 };
+	struct qu_launch_fd fds[TARGET_MAX_FDS + 3 + QU_COLO_IMAGES];
+	int made[TARGET_MAX_FDS + 3 + QU_COLO_IMAGES], r = 0, have_stderr = 0, errpipe[2] = { -1, -1 };
 	size_t n = 0;
 
 	if (t->nargv == 0 || t->pid > 0)
@@ -563,6 +596,8 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 		made[n] = fd;
 		fds[n++] = (struct qu_launch_fd){ fd, t->fds[i].target, t->fds[i].kind, t->fds[i].name, NULL };
 	}
+	if ((r = add_colo_images(t, deadline_us, fds, made, &n)) < 0)
+		goto out;
 	/* With no log for stderr, a pipe: a new QEMU that fails to start can say why. */
 	if (!have_stderr) {
 		if (pipe2(errpipe, O_CLOEXEC) < 0) {
@@ -711,6 +746,10 @@ int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_u
 	if (strcmp(mode, "secondary"))
 		return qu_err(-EIO, "standby: the secondary is not in COLO (mode '%s'): it has no guest to run", mode);
 	qu_info("agent: taking over the guest (%s)", why);
+	/* The primary's replication writes end before the takeover (qemu-colo.rst, "Secondary
+	 * Failover"): nothing may write the secondary's disk behind its guest any more. */
+	if (t->ndisks && qu_nbd_stop(t->ctl, deadline_us) < 0)
+		qu_info("agent: warning: nbd-server-stop on the secondary: %s", qu_err_msg());
 	/* From here the guest runs here: this QEMU stays, whatever happens next. */
 	t->record.resumed = 1;
 	qu_session_record_write(&t->record);

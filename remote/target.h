@@ -58,6 +58,10 @@ int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, siz
  * with the session, unless it took over the guest (qu_target_failover). */
 int qu_target_colo(struct qu_target *t, const char *call, const char *host, uint64_t deadline_us, char *reply,
 		   size_t len);
+/* CALL op=colo_disk active_fd=N hidden_fd=M size=BYTES (standby with a disk, before EXEC): the
+ * agent makes the secondary's active and hidden images itself and gives them to its QEMU at
+ * descriptors N and M (remote/standby/images.h). */
+int qu_target_colo_disk(struct qu_target *t, const char *call);
 /* The silence (ms) after which the secondary takes over; 0 when it is not a COLO secondary,
  * took over already, or has not heard the supervisor's first heartbeat (sent once COLO runs). */
 unsigned qu_target_colo_timeout_ms(const struct qu_target *t);

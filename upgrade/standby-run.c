@@ -11,6 +11,7 @@
 #include "remote/client.h"
 #include "remote/standby/enter.h"
 #include "remote/standby/plan.h"
+#include "remote/standby/replication.h"
 #include "remote/standby/secondary.h"
 #include "remote/standby/state.h"
 #include "remote/standby/wiring.h"
@@ -79,6 +80,8 @@ struct guard {
 	struct qu_tls tls;
 	int pidfd;
 	int wired;                  /* the primary's filters may be there */
+	int disk;                   /* the primary's disk may be mirrored or replicated */
+	uint64_t deadline;          /* the start's */
 	unsigned hb_timeout_ms;
 	struct qu_standby_state st;
 	double pauses[QU_STANDBY_PAUSES];
@@ -110,6 +113,8 @@ static int release_primary(struct guard *g)
 {
 	uint64_t deadline = qu_now_us() + LEAVE_TIMEOUT_US;
 	int left = qu_colo_leave(g->q, &g->entry, deadline);
+	if (g->disk)
+		left += qu_colo_disk_unwire(g->q, deadline);
 	if (g->wired)
 		left += qu_colo_primary_unwire(g->q, deadline);
 	if (g->tls.added)
@@ -120,9 +125,6 @@ static int release_primary(struct guard *g)
 /* Everything that blocks a real start, at once: the plan's refusals and what is not built. */
 static int refused(struct guard *g, char *why, size_t len)
 {
-	if (g->p->ndisks)
-		qu_refusals_add(&g->p->refusals, "disk '%s': replicating disks is not built yet (docs/standby.md, \"Not "
-						 "built yet\"): this version protects a VM without disks", g->p->disks[0].device);
 	if (g->p->nnics != 1)
 		qu_refusals_add(&g->p->refusals, "the VM has %zu NICs: standby protects a VM with exactly one NIC "
 						 "(its network output is what COLO compares)", g->p->nnics);
@@ -134,6 +136,49 @@ static int refused(struct guard *g, char *why, size_t len)
 		 all ? all : g->p->refusals.why[0]);
 	free(all);
 	return 1;
+}
+
+/* A disk under the quorum: the secondary's copy of its image is made and filled as
+ * --copy-storage does (the agent creates it at the same path and exports it over NBD with
+ * TLS), under the id of the secondary's parent drive, which the export is named after. */
+static int secondary_disk_copy(struct guard *g)
+{
+	struct qu_disks *disks = (struct qu_disks *)g->up->disks;
+	if (!g->p->ndisks)
+		return 0;
+	const struct qu_standby_disk *sd = &g->p->disks[0];
+	for (size_t i = 0; i < disks->n; i++) {
+		struct qu_disk *d = &disks->d[i];
+		if (strcmp(d->device, sd->device))
+			continue;
+		memset(d, 0, sizeof(*d));
+		snprintf(d->device, sizeof(d->device), "%s", QU_COLO_PARENT_ID);
+		snprintf(d->file, sizeof(d->file), "%s", sd->file);
+		snprintf(d->format, sizeof(d->format), "%s", sd->format);
+		d->size = sd->size;
+		g->up->copy_storage = 1;
+		return 0;
+	}
+	return qu_err(-ENOENT, "disk %s is not among the VM's block devices any more", sd->device);
+}
+
+/* The secondary's disk graph on its command line, with the active and hidden images the
+ * agent makes at two descriptor numbers above every other it gets. */
+static int secondary_disk_graph(struct guard *g)
+{
+	if (!g->p->ndisks)
+		return 0;
+	const struct qu_standby_disk *sd = &g->p->disks[0];
+	int top = 3, r; /* the agent's private monitor is 3 */
+	for (size_t i = 0; i < g->up->nfds; i++)
+		if (g->up->fds[i].target > top)
+			top = g->up->fds[i].target;
+	if (top + 2 > 258)
+		return qu_err(-E2BIG, "the secondary gets descriptors up to %d: no room for its disk images", top);
+	if ((r = qu_colo_secondary_drives(&g->up->argv, sd->device, sd->file, sd->format, top + 1, top + 2)) < 0 ||
+	    (r = qu_remote_colo_disk(g->rm, top + 1, top + 2, sd->size)) < 0)
+		return qu_err_wrap(r, "the secondary's disk");
+	return 0;
 }
 
 /* The secondary on the other host: the same launch as an upgrade there (remote/target.h:
@@ -148,7 +193,7 @@ static int start_secondary(struct guard *g, const char *pki_dir, uint64_t deadli
 		return qu_err(-ENOMEM, "out of memory");
 	g->up->remote = g->rm;
 	if ((r = qu_disks_query(g->q, deadline, (struct qu_disks *)g->up->disks)) < 0 ||
-	    (r = qu_plan_make(g->vm, g->vm->exe_path, deadline, g->up)) < 0)
+	    (r = secondary_disk_copy(g)) < 0 || (r = qu_plan_make(g->vm, g->vm->exe_path, deadline, g->up)) < 0)
 		return r;
 	if (!g->rm->standby) /* the agent would refuse op=colo: nothing is started there */
 		qu_refusals_add(&g->up->refusals, "%s", g->rm->standby_refused);
@@ -164,6 +209,8 @@ static int start_secondary(struct guard *g, const char *pki_dir, uint64_t deadli
 			      g->up->target.ver[2], g->vm->ver[0], g->vm->ver[1], g->vm->ver[2]);
 	if ((r = qu_colo_private_ram(&g->up->argv, g->up->fds, &g->up->nfds)) < 0)
 		return qu_err_wrap(r, "the secondary's RAM");
+	if ((r = secondary_disk_graph(g)) < 0)
+		return r;
 	if ((r = qu_remote_send(g->vm, g->up, deadline, NULL, 0)) < 0)
 		return qu_err_wrap(r, "starting the secondary on %s", g->p->host);
 	qu_info("standby: secondary QEMU started on %s: PID %d, waiting at %s", g->p->host, (int)g->rm->new_pid,
@@ -171,6 +218,15 @@ static int start_secondary(struct guard *g, const char *pki_dir, uint64_t deadli
 	if ((r = qu_remote_colo(g->rm, g->p->nics[0].netdev, g->hb_timeout_ms, deadline, mirror, compare, len)) < 0)
 		return qu_err_wrap(r, "wiring the secondary on %s", g->p->host);
 	return 0;
+}
+
+/* Before the initial copy's switch-over, the guest stopped: the disk's copy ends exact and
+ * its replication child is added (remote/standby/replication.h). */
+static int disk_switchover(void *arg)
+{
+	struct guard *g = arg;
+	return qu_colo_disk_switch(g->q, g->p->disks[0].device, QU_COLO_PARENT_ID, g->rm->nbd_addr, QU_TLS_ID,
+				   g->deadline);
 }
 
 /* The whole start, in the supervisor. 0 protected; 1 refused (why says all); -errno. */
@@ -225,6 +281,18 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 	qu_standby_state_write(&g->st);
 	if ((r = qu_colo_primary_wire(g->q, g->p->nics[0].netdev, mirror, compare, QU_TLS_ID, deadline)) < 0)
 		return r;
+	if (g->p->ndisks) {
+		/* The disk first, in step and write-blocking while the guest runs; its copy ends,
+		 * and replication begins, with the guest stopped before the switch-over. */
+		g->disk = 1;
+		qu_info("standby: filters wired; copying disk %s to %s", g->p->disks[0].device, host);
+		if ((r = qu_colo_disk_mirror(g->q, g->p->disks[0].device, QU_COLO_PARENT_ID, g->rm->nbd_addr, QU_TLS_ID,
+					     deadline)) < 0)
+			return r;
+		g->entry.switchover = disk_switchover;
+		g->entry.switchover_arg = g;
+		g->deadline = deadline;
+	}
 	qu_info("standby: filters wired; copying the guest to %s", host);
 	if ((r = qu_colo_enter(g->q, g->pidfd, g->rm->migrate_uri, interval_ms, QU_TLS_ID, deadline, &g->entry)) < 0)
 		return r;
@@ -664,6 +732,8 @@ static int release_orphan(struct qu_standby_state *st)
 							 .checkpoint_delay = st->saved_checkpoint_delay };
 		g->entry.migrating = 1;
 		g->wired = 1;
+		g->disk = 1;
+		g->entry.held = 1; /* pause-before-switchover off again, whatever the start reached */
 		g->tls.added = 1;
 		r = release_primary(g) ? qu_err(-EIO, "the primary could not be released completely (see above)") : 0;
 	}

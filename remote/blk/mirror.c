@@ -41,26 +41,34 @@ static int add_target_node(struct qu_qmp *q, const char *node, const char *addr,
 	return qu_qmp_execute(q, "blockdev-add", args, -1, deadline_us, NULL);
 }
 
+int qu_mirror_start_one(struct qu_qmp *q, unsigned i, const char *device, const char *export, const char *addr,
+			const char *tls_creds, int top, uint64_t deadline_us)
+{
+	char job[64], node[64];
+	snprintf(job, sizeof(job), JOB_PREFIX "%u", i);
+	snprintf(node, sizeof(node), NODE_PREFIX "%u", i);
+	int r = add_target_node(q, node, addr, export, tls_creds, deadline_us);
+	if (r < 0)
+		return qu_err_wrap(r, "connecting to the copy of disk '%s' on the other host", device);
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "job-id", json_object_new_string(job));
+	json_object_object_add(args, "device", json_object_new_string(device));
+	json_object_object_add(args, "target", json_object_new_string(node));
+	json_object_object_add(args, "sync", json_object_new_string(top ? "top" : "full"));
+	/* A failed job stays listed until dismissed (see jobs()). */
+	json_object_object_add(args, "auto-dismiss", json_object_new_boolean(0));
+	return qu_qmp_execute(q, "blockdev-mirror", args, -1, deadline_us, NULL);
+}
+
 int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mask, unsigned top_mask,
 		    const char *addr, const char *tls_creds, uint64_t deadline_us)
 {
 	for (size_t i = 0; i < disks->n; i++) {
 		if (!(mask & (1u << i)))
 			continue;
-		char job[64], node[64];
-		snprintf(job, sizeof(job), JOB_PREFIX "%zu", i);
-		snprintf(node, sizeof(node), NODE_PREFIX "%zu", i);
-		int r = add_target_node(q, node, addr, disks->d[i].device, tls_creds, deadline_us);
+		int r = qu_mirror_start_one(q, (unsigned)i, disks->d[i].device, disks->d[i].device, addr, tls_creds,
+					    !!(top_mask & (1u << i)), deadline_us);
 		if (r < 0)
-			return qu_err_wrap(r, "connecting to the copy of disk '%s' on the other host", disks->d[i].device);
-		json_object *args = json_object_new_object();
-		json_object_object_add(args, "job-id", json_object_new_string(job));
-		json_object_object_add(args, "device", json_object_new_string(disks->d[i].device));
-		json_object_object_add(args, "target", json_object_new_string(node));
-		json_object_object_add(args, "sync", json_object_new_string((top_mask & (1u << i)) ? "top" : "full"));
-		/* A failed job stays listed until dismissed (see jobs()). */
-		json_object_object_add(args, "auto-dismiss", json_object_new_boolean(0));
-		if ((r = qu_qmp_execute(q, "blockdev-mirror", args, -1, deadline_us, NULL)) < 0)
 			return qu_err_wrap(r, "copying disk '%s' (%s)", disks->d[i].device, disks->d[i].file);
 	}
 	return 0;

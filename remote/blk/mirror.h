@@ -15,6 +15,10 @@ struct qu_qmp;
  * on the other host already), the others all the disk reads (sync=full). */
 int qu_mirror_start(struct qu_qmp *q, const struct qu_disks *disks, unsigned mask, unsigned top_mask,
 		    const char *addr, const char *tls_creds, uint64_t deadline_us);
+/* One such job, number i: device mirrored into the export named export (standby: the
+ * secondary's parent image has an id of its own), all of it or (top) its top image alone. */
+int qu_mirror_start_one(struct qu_qmp *q, unsigned i, const char *device, const char *export, const char *addr,
+			const char *tls_creds, int top, uint64_t deadline_us);
 /* With every job READY and the guest still running: each job becomes write-blocking
  * (block-job-change copy-mode=write-blocking, QEMU 8.2+), so that a guest write completes only
  * once it is on both hosts, and this waits until QEMU says each job is actively synced. */

@@ -111,6 +111,10 @@ static void judge(struct qu_qmp *q, uint64_t deadline_us, struct qu_standby_plan
 	if (backing)
 		refuse(p, "disk %s: its image %s has a backing file: COLO was measured on a standalone image", device,
 		       d->file);
+	/* A guest that took over on a secondary runs on its graph: quorum, replication, parent. */
+	if (!strcmp(d->format, "replication"))
+		refuse(p, "disk %s: its quorum's child is a COLO replication node (this guest took over as a "
+			  "secondary): protecting it again with its disk (failback with a disk) is not built yet", device);
 }
 
 int qu_standby_disks(struct qu_qmp *q, uint64_t deadline_us, struct qu_standby_plan *p)

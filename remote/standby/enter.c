@@ -17,6 +17,8 @@
 /* QEMU's COLO thread resumes the guest 20-30 ms after entering COLO (measured); a RESUME
  * that has not come after this is sent by us. */
 #define RESUME_WAIT_US (5ull * 1000000u)
+/* How long a run state "colo" left by COLO's end may last before `cont` is tried anyway. */
+#define COLO_STATE_WAIT_US (5ull * 1000000u)
 
 /* COLO's capabilities on the primary; with n 1, x-colo alone. */
 static int caps(struct qu_qmp *q, uint64_t deadline_us, size_t n, int colo, int return_path, int events)
@@ -40,6 +42,8 @@ int qu_colo_save(struct qu_qmp *q, uint64_t deadline_us, struct qu_colo_saved *s
 			s->return_path = on;
 		else if (!strcmp(name, "events"))
 			s->events = on;
+		else if (!strcmp(name, "pause-before-switchover"))
+			s->pause_before_switchover = on;
 	}
 	json_object_put(list);
 	if ((r = qu_qmp_execute(q, "query-migrate-parameters", NULL, -1, deadline_us, &params)) < 0)
@@ -65,6 +69,42 @@ static int colo_mode(struct qu_qmp *q, uint64_t deadline_us, char *mode, size_t 
 	return qu_qmp_query_string(q, "query-colo-status", "mode", deadline_us, mode, len);
 }
 
+static int hold(struct qu_qmp *q, int on, uint64_t deadline_us)
+{
+	static const char *const name[] = { "pause-before-switchover" };
+	return qu_mig_capabilities(q, 1, name, &on, deadline_us);
+}
+
+/* The guest stopped: until the migration waits before its switch-over, then e->switchover
+ * there, then the switch-over. */
+static int switch_over(struct qu_qmp *q, int pidfd, uint64_t deadline_us, struct qu_colo_entry *e, int64_t *t_stop)
+{
+	char name[64];
+	int r = 0, held = 0;
+	while (!held && r == 0) {
+		json_object *data = NULL;
+		int64_t at = 0;
+		if ((r = qu_qmp_next_event(q, pidfd, deadline_us, name, sizeof(name), &at, &data)) < 0)
+			return qu_err_wrap(r, "waiting for the initial copy's switch-over");
+		if (!strcmp(name, "STOP") && !*t_stop)
+			*t_stop = at; /* the guest's stop: the initial pause starts here */
+		if (!strcmp(name, "MIGRATION")) {
+			const char *s = qu_json_member_str(data, "status");
+			held = !strcmp(s, "pre-switchover");
+			if (!held && (!strcmp(s, "failed") || !strcmp(s, "cancelled") || !strcmp(s, "colo") ||
+				      !strcmp(s, "completed")))
+				r = qu_err(-EIO, "the migration to the secondary went '%s' instead of waiting before its "
+						 "switch-over", s);
+		}
+		json_object_put(data);
+	}
+	if (r < 0 || (r = e->switchover(e->switchover_arg)) < 0)
+		return r;
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "state", json_object_new_string("pre-switchover"));
+	return qu_qmp_execute(q, "migrate-continue", args, -1, deadline_us, NULL);
+}
+
 int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interval_ms, const char *tls_id,
 		  uint64_t deadline_us, struct qu_colo_entry *e)
 {
@@ -74,6 +114,11 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 	e->pause_ms = -1;
 	if ((r = set_params(q, interval_ms, 1ll << 30, tls_id, deadline_us)) < 0 || (r = caps(q, deadline_us, 3, 1, 1, 1)) < 0)
 		return qu_err_wrap(r, "setting up the primary's migration");
+	if (e->switchover) {
+		if ((r = hold(q, 1, deadline_us)) < 0)
+			return qu_err_wrap(r, "holding the primary's migration before its switch-over");
+		e->held = 1;
+	}
 	json_object *args = json_object_new_object();
 	json_object_object_add(args, "uri", json_object_new_string(uri));
 	if ((r = qu_qmp_execute(q, "migrate", args, -1, deadline_us, NULL)) < 0)
@@ -92,7 +137,7 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 			const char *s = qu_json_member_str(data, "status");
 			if (!strcmp(s, "failed") || !strcmp(s, "cancelled"))
 				r = qu_err(-EIO, "the migration to the secondary %s", s);
-			else if (!strcmp(s, "colo") || !strcmp(s, "completed"))
+			else if (!strcmp(s, "colo") || !strcmp(s, "completed") || !strcmp(s, "pre-switchover"))
 				r = qu_err(-EAGAIN, "the initial copy ended before the guest could be stopped for its end; "
 						    "that secondary is not trusted (a live copy left it corrupt in 18 of 30 "
 						    "measured runs): try again");
@@ -101,6 +146,8 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 		if (r < 0)
 			return r;
 	}
+	if (e->switchover && (r = switch_over(q, pidfd, deadline_us, e, &t_stop)) < 0)
+		return r;
 	/* COLO entered, and the guest running again. */
 	while (!e->entered || !t_resume) {
 		json_object *data = NULL;
@@ -149,9 +196,6 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 	return 0;
 }
 
-/* How long a primary may stay in run state 'colo' after its COLO ended before `cont` is sent. */
-#define COLO_SETTLE_US (10u * 1000000u)
-
 int qu_colo_leave(struct qu_qmp *q, const struct qu_colo_entry *e, uint64_t deadline_us)
 {
 	char mode[32] = "", status[32] = "";
@@ -169,20 +213,26 @@ int qu_colo_leave(struct qu_qmp *q, const struct qu_colo_entry *e, uint64_t dead
 		failed++;
 	}
 	qu_err_clear();
-	/* A primary whose COLO ended (our lost-heartbeat, or its own on the secondary's loss)
-	 * stays in run state 'colo' until its COLO thread has finished the failover and resumed
-	 * the guest itself; `cont` meanwhile fails ("COLO checkpoint in progress"). */
-	uint64_t settle = qu_now_us() + COLO_SETTLE_US;
-	while (qu_qmp_query_string(q, "query-status", "status", deadline_us, status, sizeof(status)) == 0 &&
-	       !strcmp(status, "colo") && qu_now_us() < settle && qu_now_us() < deadline_us)
-		usleep(20000);
-	if (status[0] &&
+	/* A checkpoint under way when COLO ended leaves the run state "colo" for a moment, and
+	 * `cont` is refused then ("COLO checkpoint in progress": seen once at --recover in
+	 * standby-protect.t); COLO's thread resumes the guest itself. */
+	for (uint64_t until = qu_now_us() + COLO_STATE_WAIT_US;
+	     qu_qmp_query_string(q, "query-status", "status", deadline_us, status, sizeof(status)) == 0 &&
+	     !strcmp(status, "colo") && qu_now_us() < until;)
+		usleep(50000);
+	qu_err_clear();
+	if (qu_qmp_query_string(q, "query-status", "status", deadline_us, status, sizeof(status)) == 0 &&
 	    strcmp(status, "running") && (e->stopped || !strcmp(status, "colo") || !strcmp(status, "postmigrate") ||
 					  !strcmp(status, "finish-migrate"))) {
 		if (qu_qmp_execute(q, "cont", NULL, -1, deadline_us, NULL) < 0) {
 			qu_info("standby: cannot resume the primary (it is '%s'): %s", status, qu_err_msg());
 			failed++;
 		}
+	}
+	qu_err_clear();
+	if (e->held && hold(q, e->saved.pause_before_switchover, deadline_us) < 0) {
+		qu_info("standby: cannot put the primary's pause-before-switchover back: %s", qu_err_msg());
+		failed++;
 	}
 	qu_err_clear();
 	if (!e->saved.read) {

@@ -13,12 +13,22 @@ struct qu_qmp;
 struct qu_colo_saved {
 	int read;                 /* the fields below were read */
 	int return_path, events;  /* capabilities */
+	int pause_before_switchover;
 	long long max_bandwidth;
 	long long checkpoint_delay;
 };
 
+/* What runs while the initial copy waits before its switch-over (the guest stopped, the
+ * device state not yet sent): 0, or -errno with a message (the start fails). */
+typedef int (*qu_colo_switchover_fn)(void *arg);
+
 struct qu_colo_entry {
 	struct qu_colo_saved saved;
+	/* With a disk: set before qu_colo_enter. The migration is held before its switch-over
+	 * (capability pause-before-switchover) and this runs there (remote/standby/replication.h). */
+	qu_colo_switchover_fn switchover;
+	void *switchover_arg;
+	int held;                 /* pause-before-switchover was switched on */
 	int migrating;            /* migrate was sent */
 	int stopped;              /* we stopped the guest for the end of the initial copy */
 	int entered;              /* query-colo-status says primary */
@@ -29,7 +39,8 @@ struct qu_colo_entry {
  * to put back read into e->saved first (qu_colo_save): capabilities
  * x-colo, return-path and events, x-checkpoint-delay interval_ms, migrate, the guest stopped
  * once the copy's second pass begins (MIGRATION_PASS 2), then waits for COLO and for the
- * guest to run again. A copy that ends before the stop is not trusted: -EAGAIN. pidfd
+ * guest to run again. With e->switchover, the migration is held before its switch-over and
+ * it runs there, the guest stopped. A copy that ends before the stop is not trusted: -EAGAIN. pidfd
  * (the primary QEMU) ends the waits when it dies. 0, or -errno with a message; e says how
  * far it got (for qu_colo_leave). */
 int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interval_ms, const char *tls_id,

@@ -16,4 +16,19 @@ struct qu_carried;
  * -errno (a backend it cannot read: -EINVAL with a message). */
 int qu_colo_private_ram(struct qu_argv *argv, struct qu_carried *fds, size_t *nfds);
 
+/* The ids of the secondary's disk graph (qemu-colo.rst's parent0 and childs0): its copy of the
+ * image, exported over NBD to the primary's replication child, and the replication node. */
+#define QU_COLO_PARENT_ID "qu-colo-parent"
+#define QU_COLO_CHILD_ID "qu-colo-childs"
+
+/* The secondary's disk graph in place of the VM's quorum drive `device` (a -drive
+ * driver=quorum with one child): a drive QU_COLO_PARENT_ID on image (format), the
+ * replication node QU_COLO_CHILD_ID mode=secondary over it with the active and hidden qcow2
+ * images at /proc/self/fd/active_fd and hidden_fd (the agent makes them), and the quorum of
+ * the same options but for its children, over QU_COLO_CHILD_ID. The quorum keeps its place
+ * among the drives (its IDE unit). 0, or -errno with a message (-ENOENT: no such drive;
+ * -EINVAL: it is not a quorum, or an id or a number QEMU would read otherwise). */
+int qu_colo_secondary_drives(struct qu_argv *argv, const char *device, const char *image, const char *format,
+			     int active_fd, int hidden_fd);
+
 #endif

@@ -8,7 +8,7 @@
 # `standby stop` leaves the primary running alone (no COLO, no filter, no capability, no key)
 # and B without a QEMU. Protected again, its supervisor SIGKILLed: status says so, the agent
 # stops the secondary, and --recover releases the primary. A second start of a protected VM
-# is refused (a VM with a disk: standby.t).
+# is refused (a VM with a disk: standby-disk.t).
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"

@@ -77,11 +77,6 @@ rc=$?
 tap_diag "hostile URI: exit $rc: $ERR"
 [ "$rc" = 2 ] && [ -n "$ERR" ]
 tap_ok $? "a hostile ssh:// destination: exit 2 before anything runs"
-standby start --pid "$VM_PID" "${dest[@]}"
-rc=$?
-tap_diag "without --dry-run: exit $rc: $OUT $ERR"
-[ "$rc" = 3 ] && grep -q "disk 'colo-disk0': replicating disks is not built yet" <<<"$OUT"
-tap_ok $? "standby start without --dry-run: this VM's disk is refused (exit 3): replicating disks is not built yet"
 standby stop --pid "$VM_PID"
 rc=$?
 tap_diag "stop: exit $rc: $ERR"
@@ -151,6 +146,15 @@ standby start --pid "$VM_PID" "${dest[@]}" --dry-run
 rc=$?
 [ "$rc" = 3 ] && grep -q "^refused: *[0-9]* blockers, each to resolve" <<<"$OUT" && [ "$(grep -c '^  - ' <<<"$OUT")" -ge 6 ]
 tap_ok $? "the same in text: one line per blocker"
+# The real start refuses the same, all at once, before anything is touched (a VM whose disk
+# is under a quorum is protected: standby-disk.t).
+standby start --pid "$VM_PID" "${dest[@]}"
+rc=$?
+tap_diag "without --dry-run: exit $rc: $OUT $ERR"
+[ "$rc" = 3 ] && grep -q "^cannot protect PID $VM_PID ([0-9]* blockers, each to resolve):" <<<"$OUT" &&
+	grep -q "^  - disk disk1 (qcow2, .*plain.qcow2) is not under a quorum node" <<<"$OUT" &&
+	[ "$(grep -c '^  - ' <<<"$OUT")" -ge 6 ] && [ ! -e "${QEMU_UPGRADE_STATE_DIR:-/run/qemu-upgrade}/standby-$VM_PID.json" ]
+tap_ok $? "standby start without --dry-run: refused (exit 3) with the same blockers, the disk among them, no state left"
 untouched "unprotectable VM"
 vm_stop
 

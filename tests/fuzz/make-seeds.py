@@ -263,6 +263,14 @@ SEEDS = {
         "vote-not-a-number": standby_session(STANDBY_ANSWERS[:7] + [{"return": [{"device": "d", "inserted": {"drv": "quorum",
             "file": 'json:{"vote-threshold": {"x": 1}}', "children": "no"}}]}] + STANDBY_ANSWERS[8:]),
     },
+    "colo-disk": {
+        "quorum": b"op=colo_disk\nactive_fd=9\nhidden_fd=10\nsize=67108864\n\0"
+                  b"if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,"
+                  b"children.0.file.filename=/vm/primary.qcow2,children.0.driver=qcow2",
+        "not-quorum": b"op=colo_disk\nactive_fd=2\nhidden_fd=2\nsize=0\n\0if=virtio,id=colo-disk0,file=/vm/a.qcow2",
+        "escaped": b"active_fd=258\nhidden_fd=3\nsize=70368744177664\n\0"
+                   b"if=ide,id=colo-disk0,driver=quorum,vote-threshold=1,children.0.file.filename=/a,,b,children.0.driver=raw",
+    },
     "colo-wire": {
         "listening": standby_session([{"return": {}}] * 6 + [
             {"return": [{"label": "qu-colo-in", "filename": "disconnected:tcp:10.0.0.2:41235,server=on", "frontend-open": False}]},

@@ -1,0 +1,92 @@
+/* standby's disk parts that need no QEMU: the secondary's disk graph rewritten from the VM's
+ * quorum drive (remote/standby/secondary.h), and the agent's check of the tool's request for
+ * the active and hidden images (remote/standby/images.h). */
+#include "tests/unit/unit.h"
+#include "qemu-integration/argv.h"
+#include "remote/standby/images.h"
+#include "remote/standby/secondary.h"
+
+static const char *const QUORUM = "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,"
+				  "children.0.file.filename=/vm/a.qcow2,children.0.driver=qcow2";
+
+static void graph_in_place(void **state)
+{
+	char *const cmd[] = { "q", "-drive", "if=ide,media=cdrom", "-drive", (char *)QUORUM, "-S", NULL };
+	struct qu_argv v;
+	assert_int_equal(qu_argv_from_array(6, cmd, &v), 0);
+	assert_int_equal(qu_colo_secondary_drives(&v, "colo-disk0", "/vm/a,b.qcow2", "qcow2", 40, 41), 0);
+	assert_int_equal(v.n, 5);
+	assert_string_equal(v.a[0].val, "if=ide,media=cdrom");
+	/* The image's comma escaped: no option can come from a path. */
+	assert_string_equal(v.a[1].val, "if=none,id=qu-colo-parent,driver=qcow2,file.filename=/vm/a,,b.qcow2");
+	assert_string_equal(v.a[2].val, "if=none,id=qu-colo-childs,driver=replication,mode=secondary,top-id=colo-disk0,"
+					"file.driver=qcow2,file.file.filename=/proc/self/fd/40,file.backing.driver=qcow2,"
+					"file.backing.file.filename=/proc/self/fd/41,file.backing.backing=qu-colo-parent");
+	/* The quorum after its child, in the place of the VM's (its IDE unit after the CD-ROM's). */
+	assert_string_equal(v.a[3].val, "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,"
+					"children.0=qu-colo-childs");
+	assert_string_equal(v.a[4].opt, "S");
+	qu_argv_free(&v);
+}
+
+static void graph_refusals(void **state)
+{
+	char *const cmd[] = { "q", "-drive", "if=virtio,id=colo-disk0,file=/vm/a.qcow2", NULL };
+	struct qu_argv v;
+	assert_int_equal(qu_argv_from_array(3, cmd, &v), 0);
+	/* Not a quorum; no such drive; ids, formats, paths and numbers QEMU would read otherwise. */
+	assert_int_equal(qu_colo_secondary_drives(&v, "colo-disk0", "/vm/a.qcow2", "qcow2", 40, 41), -EINVAL);
+	assert_int_equal(qu_colo_secondary_drives(&v, "other", "/vm/a.qcow2", "qcow2", 40, 41), -ENOENT);
+	assert_int_equal(qu_colo_secondary_drives(&v, "colo-disk0,x=y", "/vm/a.qcow2", "qcow2", 40, 41), -EINVAL);
+	assert_int_equal(qu_colo_secondary_drives(&v, "colo-disk0", "/vm/a.qcow2", "qcow2,x", 40, 41), -EINVAL);
+	assert_int_equal(qu_colo_secondary_drives(&v, "colo-disk0", "a.qcow2", "qcow2", 40, 41), -EINVAL);
+	assert_int_equal(qu_colo_secondary_drives(&v, "colo-disk0", "/vm/a.qcow2", "qcow2", 40, 40), -EINVAL);
+	assert_int_equal(qu_colo_secondary_drives(&v, "colo-disk0", "/vm/a.qcow2", "qcow2", 2, 41), -EINVAL);
+	assert_string_equal(v.a[0].val, "if=virtio,id=colo-disk0,file=/vm/a.qcow2");
+	qu_argv_free(&v);
+}
+
+static void images_asked(void **state)
+{
+	struct qu_colo_images ci = { 0 };
+	assert_int_equal(qu_colo_images_ask(&ci, "op=colo_disk\nactive_fd=40\nhidden_fd=41\nsize=67108864\n"), 0);
+	assert_true(qu_colo_images_uses(&ci, 40));
+	assert_true(qu_colo_images_uses(&ci, 41));
+	assert_false(qu_colo_images_uses(&ci, 3));
+	assert_int_equal(ci.size, 67108864ull);
+	/* One disk: a second request is refused. */
+	assert_int_equal(qu_colo_images_ask(&ci, "active_fd=42\nhidden_fd=43\nsize=1\n"), -EALREADY);
+	qu_colo_images_close(&ci);
+}
+
+static void images_refused(void **state)
+{
+	static const char *const bad[] = {
+		"active_fd=2\nhidden_fd=41\nsize=1\n",     /* stderr */
+		"active_fd=40\nhidden_fd=40\nsize=1\n",    /* the same */
+		"active_fd=40\nhidden_fd=259\nsize=1\n",   /* beyond the launcher's */
+		"active_fd=40\nhidden_fd=41\nsize=0\n",
+		"active_fd=40\nhidden_fd=41\nsize=-5\n",
+		"active_fd=40\nhidden_fd=41\nsize=70368744177665\n", /* 64 TiB + 1 */
+		"active_fd=40\nsize=1\n",
+		"",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct qu_colo_images ci = { 0 };
+		assert_int_equal(qu_colo_images_ask(&ci, bad[i]), -EINVAL);
+		assert_false(ci.asked);
+		assert_false(qu_colo_images_uses(&ci, 40));
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(graph_in_place),
+		cmocka_unit_test(graph_refusals),
+		cmocka_unit_test(images_asked),
+		cmocka_unit_test(images_refused),
+	};
+	cmocka_set_message_output(CM_OUTPUT_TAP);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
