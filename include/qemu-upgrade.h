@@ -205,7 +205,7 @@ int qu_standby_plan(pid_t pid, const char *remote, const char *pki_dir, unsigned
  * a supervisor process of ours starts the secondary there through the agent, wires COLO's
  * filters, enters COLO and stays behind, holding the agent's session and the VM's monitor.
  * The secondary takes over when the VM's QEMU dies, or after heartbeat_timeout_ms (0: 15000;
- * 4000 to 600000) without a word from the supervisor, which stops the VM's QEMU itself after
+ * 4000 to 20000) without a word from the supervisor, which stops the VM's QEMU itself after
  * half of that without an answer. Returns once the VM is protected (0, the state printed to
  * out), refused (1, every blocker printed), or not (-1 with errno and the message; nothing is
  * left on either host). */

@@ -34,7 +34,11 @@ int qu_colo_secondary_unwire(struct qu_qmp *q, uint64_t deadline_us);
  * this much silence from the primary's supervisor, which stops its own QEMU after half of it. */
 #define QU_COLO_TIMEOUT_DEFAULT_MS 15000u
 #define QU_COLO_TIMEOUT_MIN_MS 4000u
-#define QU_COLO_TIMEOUT_MAX_MS 600000u
+/* At most 20 s: the TLS agent's TCP keepalive (remote/tcp/server.c: 10 s idle, 3 probes 5 s
+ * apart) ends the session of a host that stopped answering after about 25 s, and a session
+ * that ends stops a secondary that has not taken over. With a longer timeout, a cut link
+ * would end in no guest anywhere: the primary fenced, the secondary stopped. */
+#define QU_COLO_TIMEOUT_MAX_MS 20000u
 
 /* The primary's network side: its tx mirrored to mirror_addr, its rx held by colo-compare
  * until the secondary's twin came from compare_addr (both HOST:PORT, TLS with tls_id), the

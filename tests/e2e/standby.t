@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 
-tap_plan 17
+tap_plan 18
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 REMOTE_AGENT_BINARIES="$Q11 /usr/bin/qemu-system-x86_64" remote_agent_start || { echo "Bail out! the agent did not start"; exit 1; }
@@ -72,6 +72,11 @@ rc=$?
 tap_diag "interval 50: exit $rc: $ERR"
 [ "$rc" = 2 ] && grep -q "interval 50 ms: give 100 to 60000 ms" <<<"$ERR"
 tap_ok $? "--interval 50: a usage error (exit 2) that gives the range"
+standby start --pid "$VM_PID" "${dest[@]}" --heartbeat-timeout 30000
+rc=$?
+tap_diag "heartbeat timeout 30000: exit $rc: $ERR"
+[ "$rc" = 2 ] && grep -q "heartbeat timeout 30000 ms: give 4000 to 20000 ms" <<<"$ERR"
+tap_ok $? "--heartbeat-timeout 30000: a usage error (exit 2) that gives the range (at most 20 s: the agent's keepalive)"
 standby start --pid "$VM_PID" --remote 'ssh://-oProxyCommand=touch${IFS}/tmp/x@host' --dry-run
 rc=$?
 tap_diag "hostile URI: exit $rc: $ERR"
