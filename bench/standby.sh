@@ -88,7 +88,7 @@ INVOCATION=$(date -u +%Y%m%dT%H%M%SZ)-$$
 FIELDS=(invocation timestamp size_mib interval_ms run result window_s memcheck_mib
 	base_write_mib_s base_passes base_ping_avg_ms base_ping_max_ms base_ping_loss_pct base_ping_sent
 	prot_write_mib_s prot_passes prot_ping_avg_ms prot_ping_max_ms prot_ping_loss_pct prot_ping_sent
-	start_ms initial_pause_ms checkpoints_window ckpt_per_s checkpoints_total pause_median_ms pause_max_ms paused_pct
+	start_ms initial_pause_ms checkpoints_window ckpt_per_s checkpoints_total pause_median_ms pause_max_ms
 	ckpt_veth_bytes secondary_rss_bytes failover_ms failover_line_ms primary_dead_ms a_pass_at_kill b_pass b_errors
 	loadavg_start loadavg_end load1_start load1_end other_qemus tool_build note)
 [ -s "$CSV" ] || (IFS=,; echo "${FIELDS[*]}") >"$CSV"
@@ -218,7 +218,6 @@ one_run() {
 		# Over the window's length as the window measured it (between its two pass lines).
 		f=$(sed -n 's/.* in \([0-9.]*\) s$/\1/p' <<<"${ROW[prot_passes]}")
 		ROW[ckpt_per_s]=$(awk -v c=$((c1 - c0)) -v s="$f" 'BEGIN { if (s > 0) printf "%.2f", c / s }')
-		ROW[paused_pct]=$(awk -v r="${ROW[ckpt_per_s]}" -v m="${ROW[pause_median_ms]}" 'BEGIN { if (r != "" && m != "") printf "%.1f", r * m / 10 }')
 		[ -z "$b0" ] || [ -z "$b1" ] || [ $((c1 - c0)) -le 0 ] || ROW[ckpt_veth_bytes]=$(((b1 - b0) / (c1 - c0)))
 	fi
 
