@@ -245,9 +245,13 @@ def cmd_report(path, invocation, out, command, qemu_version):
     o.append("|" + " --- |" * 12)
     for size, iv in configs:
         rs = [r for r in ok if int(r["size_mib"]) == size and int(r["interval_ms"]) == iv]
-        a, b = med(rs, "base_write_mib_s"), med(rs, "prot_write_mib_s")
+        # Each run's own ratio (its two windows were a minute apart on the same VM), then their
+        # median: other jobs' load moves whole runs up and down.
+        for r in rs:
+            if r.get("base_write_mib_s") and r.get("prot_write_mib_s"):
+                r["write_ratio"] = float(r["prot_write_mib_s"]) / float(r["base_write_mib_s"])
         o.append(f"| {size} MiB | {iv} ms | {len(rs)} | {cell(rs, 'base_write_mib_s', unit=' MiB/s')} | "
-                 f"{cell(rs, 'prot_write_mib_s', unit=' MiB/s')} | {f'{b / a:.2f}x' if a and b is not None else 'n/a'} | "
+                 f"{cell(rs, 'prot_write_mib_s', unit=' MiB/s')} | {cell(rs, 'write_ratio', unit='x')} | "
                  f"{cell(rs, 'base_ping_avg_ms', unit=' ms')} | {cell(rs, 'prot_ping_avg_ms', unit=' ms')} | "
                  f"{cell(rs, 'base_ping_max_ms', unit=' ms')} | {cell(rs, 'prot_ping_max_ms', unit=' ms')} | "
                  f"{cell(rs, 'base_ping_loss_pct', unit=' %')} | {cell(rs, 'prot_ping_loss_pct', unit=' %')} |")
@@ -267,7 +271,8 @@ def cmd_report(path, invocation, out, command, qemu_version):
                  f"{cell(rs, 'failover_line_ms', unit=' ms')} |")
     o.append("")
     o.append("- **write rate**: MiB the guest rewrote per second. Protected / unprotected is the share of "
-             "its throughput the guest keeps under protection.")
+             "its throughput the guest keeps under protection: each run's protected rate over its own "
+             "unprotected one (the same VM, a minute earlier), then the median of those ratios.")
     o.append("- **pause per checkpoint**: `standby status --json`'s `pause_median_ms` and `pause_max_ms` "
              "(the primary's STOP to RESUME events, over every checkpoint of the run: the protected window and "
              "the time around it; the state file is rewritten once a second). **checkpoints / s**: those "
