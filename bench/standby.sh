@@ -20,7 +20,8 @@
 #      there out of COLO (bench/standby.py failover); then every process of the run is killed
 #      by PID (the namespaces hold only this script's processes).
 #
-# Environment: INTERVALS ("100 1000"), RUNS (2), WINDOW (seconds, 20), MEMCHECK_MIB (32), QU_BIN
+# Environment: INTERVALS ("100 1000"), RUNS (2), WINDOW (seconds, 20), MEMCHECK_MIB (32), PINGS
+# (1; 0: no pings in the windows, the guest's network idle), QU_BIN
 # (<repo>/build/qemu-upgrade-test: the test hooks point it at the bench's own
 # agent policy and state directory), CSV (bench/standby.csv), OUT (bench/STANDBY-RESULTS.md).
 # Needs root, ip, ping, jq, socat, python3; the guest is built by tests/guest/build.sh.
@@ -45,6 +46,8 @@ COMMAND="bench/standby.sh${*:+ $*}"
 [ -z "$SET_INTERVALS" ] && [ "$INTERVALS" = "100 1000" ] || COMMAND="INTERVALS=\"$INTERVALS\" $COMMAND"
 [ "$WINDOW" = 20 ] || COMMAND="WINDOW=$WINDOW $COMMAND"
 [ "$MEMCHECK_MIB" = 32 ] || COMMAND="MEMCHECK_MIB=$MEMCHECK_MIB $COMMAND"
+export PINGS=${PINGS:-1}
+[ "$PINGS" = 1 ] || COMMAND="PINGS=$PINGS $COMMAND"
 [ "$CSV" = "$BENCH/standby.csv" ] || COMMAND="CSV=$CSV $COMMAND"
 [ "$RESULTS" = "$BENCH/STANDBY-RESULTS.md" ] || COMMAND="OUT=$RESULTS $COMMAND"
 [ "$QU_BIN" = "$ROOT/build/qemu-upgrade-test" ] || COMMAND="QU_BIN=$QU_BIN $COMMAND"
