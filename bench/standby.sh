@@ -120,7 +120,6 @@ other_qemus() {
 	done
 	echo "$n"
 }
-pass_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
 status_field() { standby status --pid "$VM_PID" --json && jq -r "$1" <<<"$OUT"; }
 # veth_tx: bytes A has sent B over the veth (tests/lib/remote.sh names it qua$$). While the
 # VM is protected that is the checkpoints' migration stream (QEMU's TLS), the packets
