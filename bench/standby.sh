@@ -207,7 +207,7 @@ one_run() {
 	rc=$?
 	c1=$(status_field .checkpoints)
 	b1=$(veth_tx)
-	ROW[secondary_rss_bytes]=$(awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$sec/status" 2>/dev/null)
+	ROW[secondary_rss_bytes]=$(awk '/^VmRSS:/ { printf "%.0f\n", $2 * 1024 }' "/proc/$sec/status" 2>/dev/null)
 	standby status --pid "$VM_PID" --json
 	ROW[initial_pause_ms]=$(jq -r '.initial_pause_ms // empty' <<<"$OUT")
 	ROW[pause_median_ms]=$(jq -r '.pause_median_ms // empty' <<<"$OUT")
