@@ -11,6 +11,8 @@
 #    the guest, and it is clean.
 # 3. The secondary is SIGKILLed: protection ends, and the primary runs on alone, its output
 #    no longer held.
+# 4. The VM is shut down (QMP quit on its second monitor: SHUTDOWN, then QEMU exits): an end
+#    someone wanted, not a fault: no failover, the secondary stopped, the guest runs nowhere.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -20,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 standby_qemu
 command -v tcpdump >/dev/null || { echo "Bail out! tcpdump is missing (tests/install-deps.sh installs it)"; exit 1; }
 
-tap_plan 13
+tap_plan 15
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
@@ -123,4 +125,19 @@ tap_diag "after the secondary's death: $OUT; mode $(vm_qmp "$VM_QMP" '{"execute"
 	[ "$(vm_qmp "$VM_QMP" '{"execute":"query-colo-status"}' | jq -r .return.mode)" = none ] && [ "$(vm_runstate)" = running ] &&
 	[ "$p" = 5/5 ] && vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the secondary SIGKILLed: protection ends (broken, the reason named), the primary runs on alone, clean, pings answered ($p)"
+kill "$REMOTE_AGENT" 2>/dev/null
+
+# 4. The VM shuts down: protection ends, and nothing runs the guest afterwards.
+protected_vm sbf-quit 192.168.82.10 52:54:00:12:82:10 4786
+tap_ok $? "fourth VM protected (the secondary PID ${SEC:-none} on B)"
+primary=$VM_PID
+vm_qmp "$VM_QMP" '{"execute":"quit"}' >/dev/null
+ended() { standby status --pid "$primary" --json && [ "$(jq -r .state <<<"$OUT")" = stopped ]; }
+b_empty() { [ -z "$(remote_qemus)" ]; }
+wait_for 60 "the supervisor to end protection" ended && wait_for 60 "B to hold no QEMU" b_empty
+rc=$?
+tap_diag "after quit: $OUT; B's QEMUs: [$(remote_qemus | tr '\n' ' ')]; agent log: $(grep -a 'taking over\|runs here' "$REMOTE_AGENT_LOG" | tr '\n' '|')"
+[ "$rc" = 0 ] && jq -r .reason <<<"$OUT" | grep -q "the VM shut down (reason: host-qmp-quit): protection ended without a failover" &&
+	! grep -aq "taking over" "$REMOTE_AGENT_LOG" && a_gone
+tap_ok $? "the VM shut down (QMP quit): state stopped, no failover, B holds no QEMU: the guest runs nowhere"
 tap_done
