@@ -7,7 +7,8 @@
 #    whose failover is done, over B's copy of the image).
 # 2. Host A is back (its own TLS agent); the tool on B protects the guest towards A: A's new
 #    secondary gets the secondary's graph again over a copy of B's image at the same path,
-#    B's quorum gets a primary replication child beside its old child.
+#    B's quorum gets a primary replication child beside its old child. `standby stop` puts B's
+#    graph back as it was and leaves nothing on A; B is protected again.
 # 3. A write through B's quorum while protected; B's QEMU SIGKILLed: A runs the guest on,
 #    clean, and A's image holds both writes.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -18,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 
-tap_plan 9
+tap_plan 11
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
@@ -82,7 +83,7 @@ agent_a=$REMOTE_AGENT
 STANDBY_WRAP="nsenter -t $agent_b -m -n"
 standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --dry-run
 tap_diag "B -> A: the plan: $OUT $ERR"
-b_graph=$(nodes "$b_qmp")
+b_graph=$(nodes "$b_qmp") b_kids=$(children "$b_qmp")
 standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB"
 rc=$?
 tap_diag "B -> A: start: exit $rc: $OUT $(tail -n 5 <<<"$ERR")"
@@ -98,10 +99,27 @@ tap_diag "A's secondary's drives: $(tr '\n' '|' <<<"$seccmd")"
 	grep -q "^if=none,id=qu-colo-childs,driver=replication,mode=secondary,top-id=colo-disk0,.*file.backing.backing=qu-colo-parent$" <<<"$seccmd" &&
 	grep -q "^if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0=qu-colo-childs$" <<<"$seccmd"
 tap_ok $? "A's secondary: the secondary's graph again (parent on A's copy of the image, replication, quorum)"
-kids=$(children "$b_qmp")
-tap_diag "B's quorum children while protected: $kids"
-[ "$kids" = '["children.0=qu-colo-childs","children.1=qu-colo-replication"]' ]
+kids=$(children "$b_qmp" | jq -c sort)
+tap_diag "B's quorum children while protected: $kids (before: $b_kids)"
+grep -q '^\["children.0=#block[0-9]*","children.1=qu-colo-replication"\]$' <<<"$kids" && [ "${kids%%,*}" = "${b_kids%]}" ]
 tap_ok $? "B's quorum: its old child and the primary's replication child beside it"
+
+# `standby stop` on B: B's graph as it was after the takeover, nothing left on A; then again.
+standby stop --pid "$on_b"
+rc=$?
+after=$(nodes "$b_qmp") after_kids=$(children "$b_qmp")
+gone() { [ ! -e "/proc/$on_a" ] && [ ! -e "/proc/$agent_a/root$IMG" ]; }
+wait_for 30 "A to drop the secondary and its image" gone
+tap_diag "stop: exit $rc: $OUT; B's nodes after: $after; children $after_kids"
+[ "$rc" = 0 ] && [ "$after" = "$b_graph" ] && [ "$after_kids" = "$b_kids" ] && gone && [ "$(vm_runstate "$b_qmp")" = running ]
+tap_ok $? "standby stop on B: its block graph as after the takeover, it runs; A has no QEMU and no copy of the image"
+standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB"
+rc=$?
+tap_diag "B -> A again: start: exit $rc: $OUT $(tail -n 5 <<<"$ERR")"
+SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints B -> A" at_least_checkpoints "$on_b" 3
+tap_ok $? "B protected towards A again (the secondary PID ${SEC:-none} on A)"
+on_a=$SEC a_serial=/proc/$SEC/root$VM_DIR/serial.log a_qmp=/proc/$SEC/root$MON/test.sock a_img=/proc/$SEC/root$IMG
 
 # 3. A write through B's quorum while protected; B's QEMU dies; A runs the guest with both writes.
 r=$(hmp "$b_qmp" 'qemu-io colo-disk0 \"write -P 0xa5 2M 64k\"')
@@ -124,8 +142,10 @@ wait_for 120 "two memcheck passes on A" more_passes "$a_serial" "$n0" 2
 rc=$?
 a0=$(pass_after "$a_serial" "$n0")
 tap_diag "A's memcheck: $(grep -a 'MEMCHECK pass=' "$a_serial" | tail -n 1 | tr -d '\r'); B had finished pass $pass_checkpointed"
-[ "$rc" = 0 ] && [ "$(errors_of "$a_serial")" = 0 ] && [ "$(corrupt_of "$a_serial")" = 0 ] && [ "${a0:-0}" -ge "${pass_checkpointed:-0}" ]
-tap_ok $? "the guest on A checks its memory on, clean, no rewind (pass $a0)"
+ready=$(grep -ac 'MEMCHECK READY' "$a_serial")
+[ "$rc" = 0 ] && [ "$(errors_of "$a_serial")" = 0 ] && [ "$(corrupt_of "$a_serial")" = 0 ] &&
+	[ "${a0:-0}" -ge "${pass_checkpointed:-0}" ] && [ "$ready" = 0 ]
+tap_ok $? "the guest on A checks its memory on, clean, no rewind (pass $a0), never rebooted"
 standby status --pid "$on_b" --json
 tap_diag "B's status: $OUT"
 [ "$(jq -r .state <<<"$OUT")" = failed-over ]
