@@ -8,7 +8,8 @@
 # 2. Host A is back (its own TLS agent); the tool on B protects the guest towards A: A's new
 #    secondary gets the secondary's graph again over a copy of B's image at the same path,
 #    B's quorum gets a primary replication child beside its old child. `standby stop` puts B's
-#    graph back as it was and leaves nothing on A; B is protected again.
+#    graph back as it was and leaves nothing on A; so does --recover after the supervisor's
+#    SIGKILL; B is protected again.
 # 3. A write through B's quorum while protected; B's QEMU SIGKILLed: A runs the guest on,
 #    clean, and A's image holds both writes.
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +20,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 
-tap_plan 11
+tap_plan 12
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
@@ -113,12 +114,32 @@ wait_for 30 "A to drop the secondary and its image" gone
 tap_diag "stop: exit $rc: $OUT; B's nodes after: $after; children $after_kids"
 [ "$rc" = 0 ] && [ "$after" = "$b_graph" ] && [ "$after_kids" = "$b_kids" ] && gone && [ "$(vm_runstate "$b_qmp")" = running ]
 tap_ok $? "standby stop on B: its block graph as after the takeover, it runs; A has no QEMU and no copy of the image"
-standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB"
+# protect_b_to_a WHAT: B -> A once more; sets SEC.
+protect_b_to_a() {
+	standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB"
+	local rc=$?
+	tap_diag "B -> A $1: start: exit $rc: $OUT $(tail -n 5 <<<"$ERR")"
+	SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+	[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints B -> A" at_least_checkpoints "$on_b" 3
+}
+
+# The supervisor on B SIGKILLed: --recover on B puts its graph back as after the takeover.
+protect_b_to_a again
 rc=$?
-tap_diag "B -> A again: start: exit $rc: $OUT $(tail -n 5 <<<"$ERR")"
-SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
-[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints B -> A" at_least_checkpoints "$on_b" 3
-tap_ok $? "B protected towards A again (the secondary PID ${SEC:-none} on A)"
+standby status --pid "$on_b" --json
+sup=$(jq -r .supervisor_pid <<<"$OUT") sec=$SEC
+[ "$rc" = 0 ] && kill -KILL "$sup"
+sec_gone() { ! kill -0 "$sec" 2>/dev/null; }
+wait_for 30 "A's agent to stop the secondary" sec_gone
+rec=$($STANDBY_WRAP "$QU_BIN" --recover 2>&1)
+rc2=$?
+after=$(nodes "$b_qmp") after_kids=$(children "$b_qmp")
+tap_diag "--recover on B: exit $rc2: $rec; children after $after_kids"
+[ "$rc" = 0 ] && [ "$rc2" = 0 ] && grep -q "PID $on_b: its standby supervisor (PID $sup) was gone: protection ended" <<<"$rec" &&
+	[ "$after" = "$b_graph" ] && [ "$after_kids" = "$b_kids" ] && [ "$(vm_runstate "$b_qmp")" = running ]
+tap_ok $? "B protected again, its supervisor SIGKILLed: --recover leaves B's block graph as after the takeover, it runs"
+protect_b_to_a "a third time"
+tap_ok $? "B protected towards A a third time (the secondary PID ${SEC:-none} on A)"
 on_a=$SEC a_serial=/proc/$SEC/root$VM_DIR/serial.log a_qmp=/proc/$SEC/root$MON/test.sock a_img=/proc/$SEC/root$IMG
 
 # 3. A write through B's quorum while protected; B's QEMU dies; A runs the guest with both writes.
