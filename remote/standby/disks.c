@@ -75,7 +75,9 @@ static void taken_over(struct qu_standby_plan *p, json_object *blocks, struct qu
 	for (size_t i = 0; i < json_object_array_length(blocks); i++) {
 		json_object *b = json_object_array_get_idx(blocks, i);
 		const char *dev = qu_json_member_str(b, "device");
-		childs |= !strcmp(dev, QU_COLO_CHILD_ID);
+		/* the quorum's child must be that drive's own node, not one that only shares its id */
+		childs |= !strcmp(dev, QU_COLO_CHILD_ID) && json_object_object_get_ex(b, "inserted", &ins) &&
+			  !strcmp(qu_json_member_str(ins, "node-name"), d->child_node);
 		if (!strcmp(dev, QU_COLO_PARENT_ID) && json_object_object_get_ex(b, "inserted", &ins))
 			parent = ins;
 	}
