@@ -149,6 +149,7 @@ static int secondary_disk_copy(struct guard *g)
 	if (!g->p->ndisks)
 		return 0;
 	const struct qu_standby_disk *sd = &g->p->disks[0];
+	qu_colo_drop_graph_disks(disks);
 	for (size_t i = 0; i < disks->n; i++) {
 		struct qu_disk *d = &disks->d[i];
 		if (strcmp(d->device, sd->device))

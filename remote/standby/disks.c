@@ -6,6 +6,7 @@
 #include "qemu-integration/opts.h"
 #include "qemu-integration/qmp.h"
 #include "remote/standby/plan.h"
+#include "remote/standby/secondary.h"
 #include "upgrade/log.h"
 
 #include <errno.h>
@@ -52,8 +53,55 @@ static void child_node(json_object *nodes, const char *name, struct qu_standby_d
 	}
 }
 
+/* The drives of the secondary's graph (secondary.h) that a guest which took over still runs
+ * on: parts of its quorum's disk, not disks of their own. */
+static int graph_drive(json_object *b)
+{
+	const char *dev = qu_json_member_str(b, "device");
+	return !strcmp(dev, QU_COLO_PARENT_ID) || !strcmp(dev, QU_COLO_CHILD_ID);
+}
+
+/* A guest that took over as a secondary runs on the secondary's graph: its quorum over the
+ * replication node QU_COLO_CHILD_ID, whose failover is done (QEMU then passes its I/O straight
+ * to the parent, and ignores it when replication starts again: block/replication.c "a
+ * secondary is promoted to primary"), over the parent drive on the image. That quorum takes a
+ * primary replication child beside its child as any other (measured: docs/standby-research.md,
+ * "Failback with a disk"); the image to copy is the parent's. A replication node still
+ * replicating (the VM in COLO) is refused with the VM's state. */
+static void taken_over(struct qu_standby_plan *p, json_object *blocks, struct qu_standby_disk *d)
+{
+	json_object *parent = NULL, *ins, *v;
+	int childs = 0;
+	for (size_t i = 0; i < json_object_array_length(blocks); i++) {
+		json_object *b = json_object_array_get_idx(blocks, i);
+		const char *dev = qu_json_member_str(b, "device");
+		/* the quorum's child must be that drive's own node, not one that only shares its id */
+		childs |= !strcmp(dev, QU_COLO_CHILD_ID) && json_object_object_get_ex(b, "inserted", &ins) &&
+			  !strcmp(qu_json_member_str(ins, "node-name"), d->child_node);
+		if (!strcmp(dev, QU_COLO_PARENT_ID) && json_object_object_get_ex(b, "inserted", &ins))
+			parent = ins;
+	}
+	if (!childs || !parent) {
+		refuse(p, "disk %s: its quorum's child is a COLO replication node, but not on the graph this tool gives "
+			  "a secondary (drives %s and %s): not protected again", d->device, QU_COLO_CHILD_ID,
+		       QU_COLO_PARENT_ID);
+		return;
+	}
+	qu_copy_printable(d->file, sizeof(d->file), qu_json_member_str(parent, "file"));
+	qu_copy_printable(d->format, sizeof(d->format), qu_json_member_str(parent, "drv"));
+	if (json_object_object_get_ex(parent, "image", &v))
+		d->size = (unsigned long long)qu_json_member_int(v, "virtual-size");
+	d->taken_over = 1;
+	if (d->file[0] != '/' || !d->format[0] || !strcmp(d->format, "replication"))
+		refuse(p, "disk %s: the image under its replication node (drive %s) is not a plain file QEMU names (%s)",
+		       d->device, QU_COLO_PARENT_ID, d->file);
+	if (json_object_object_get_ex(parent, "backing_file_depth", &v) && json_object_get_int(v) > 0)
+		refuse(p, "disk %s: its image %s has a backing file: COLO was measured on a standalone image", d->device,
+		       d->file);
+}
+
 static void judge(struct qu_qmp *q, uint64_t deadline_us, struct qu_standby_plan *p, json_object *b,
-		  json_object *nodes)
+		  json_object *blocks, json_object *nodes)
 {
 	json_object *ins, *children, *v;
 	char device[64], drv[32], type[64] = "";
@@ -105,16 +153,16 @@ static void judge(struct qu_qmp *q, uint64_t deadline_us, struct qu_standby_plan
 			  qu_json_member_str(json_object_array_get_idx(children, 0), "node-name"));
 	int backing = 0;
 	child_node(nodes, d->child_node, d, &backing);
+	if (!strcmp(d->format, "replication")) {
+		taken_over(p, blocks, d);
+		return;
+	}
 	if (!d->file[0] || !d->format[0])
 		refuse(p, "disk %s: QEMU does not describe its quorum's child '%s' (query-named-block-nodes)", device,
 		       d->child_node);
 	if (backing)
 		refuse(p, "disk %s: its image %s has a backing file: COLO was measured on a standalone image", device,
 		       d->file);
-	/* A guest that took over on a secondary runs on its graph: quorum, replication, parent. */
-	if (!strcmp(d->format, "replication"))
-		refuse(p, "disk %s: its quorum's child is a COLO replication node (this guest took over as a "
-			  "secondary): protecting it again with its disk (failback with a disk) is not built yet", device);
 }
 
 int qu_standby_disks(struct qu_qmp *q, uint64_t deadline_us, struct qu_standby_plan *p)
@@ -137,8 +185,9 @@ int qu_standby_disks(struct qu_qmp *q, uint64_t deadline_us, struct qu_standby_p
 	size_t with_medium = 0;
 	for (size_t i = 0; i < json_object_array_length(blocks) && i < 64; i++) {
 		json_object *b = json_object_array_get_idx(blocks, i), *ins;
-		with_medium += json_object_object_get_ex(b, "inserted", &ins);
-		judge(q, deadline_us, p, b, nodes);
+		with_medium += json_object_object_get_ex(b, "inserted", &ins) && !graph_drive(b);
+		if (!graph_drive(b))
+			judge(q, deadline_us, p, b, blocks, nodes);
 	}
 	if (json_object_array_length(blocks) > 64)
 		refuse(p, "QEMU lists %zu block devices: more than this tool judges", json_object_array_length(blocks));

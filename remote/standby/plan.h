@@ -34,6 +34,7 @@ struct qu_standby_disk {
 	char file[PATH_MAX];  /* that child's image */
 	char format[16];
 	unsigned long long size;
+	int taken_over;       /* the quorum runs on the secondary's graph (a guest that took over) */
 };
 
 struct qu_standby_plan {

@@ -31,9 +31,10 @@ void qu_standby_plan_print(const struct qu_standby_plan *p, FILE *f)
 	if (!p->nnics)
 		fprintf(f, "nics:          none\n");
 	for (size_t i = 0; i < p->ndisks; i++)
-		fprintf(f, "disk %s: quorum over %s (%s, %llu MiB): a copy there, replication child (NBD to it) added "
+		fprintf(f, "disk %s: quorum over %s (%s, %llu MiB%s): a copy there, replication child (NBD to it) added "
 			   "to the quorum\n",
-			p->disks[i].device, p->disks[i].file, p->disks[i].format, MIB(p->disks[i].size));
+			p->disks[i].device, p->disks[i].file, p->disks[i].format, MIB(p->disks[i].size),
+			p->disks[i].taken_over ? ", through the replication node of a takeover, kept as its first child" : "");
 	if (!p->ndisks)
 		fprintf(f, "disks:         none\n");
 	fprintf(f, "failover:      a supervisor here heartbeats to the agent there; this QEMU dead: the secondary "
@@ -94,6 +95,7 @@ char *qu_standby_plan_json(const struct qu_standby_plan *p)
 		json_object_object_add(d, "file", str(p->disks[i].file));
 		json_object_object_add(d, "format", str(p->disks[i].format));
 		json_object_object_add(d, "size", json_object_new_uint64(p->disks[i].size));
+		json_object_object_add(d, "taken_over", json_object_new_boolean(p->disks[i].taken_over));
 		json_object_array_add(a, d);
 	}
 	json_object_object_add(o, "disks", a);

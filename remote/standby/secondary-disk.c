@@ -2,6 +2,7 @@
  * measured in docs/standby-research.md: parent, replication node, quorum. */
 #include "remote/standby/secondary.h"
 #include "qemu-integration/argv.h"
+#include "qemu-integration/disks.h"
 #include "qemu-integration/opts.h"
 #include "remote/standby/wiring.h"
 #include "upgrade/log.h"
@@ -55,6 +56,36 @@ out:
 	return text;
 }
 
+void qu_colo_drop_graph_disks(struct qu_disks *disks)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < disks->n; i++)
+		if (strcmp(disks->d[i].device, QU_COLO_PARENT_ID) && strcmp(disks->d[i].device, QU_COLO_CHILD_ID)) {
+			if (k != i)
+				disks->d[k] = disks->d[i];
+			k++;
+		}
+	disks->n = k;
+}
+
+/* The drives of a graph this tool gave a secondary earlier (a guest that took over runs on
+ * them), removed: the quorum names its child by id, and gets the new one of the same id. */
+static void drop_graph_drives(struct qu_argv *v)
+{
+	struct qu_opts o = { 0 };
+	for (long i = qu_argv_find(v, "drive", 0); i >= 0;) {
+		int ours = 0;
+		if (v->a[i].val && qu_opts_parse(v->a[i].val, NULL, &o) == 0) {
+			const char *id = qu_opts_get(&o, "id");
+			ours = id && (!strcmp(id, QU_COLO_PARENT_ID) || !strcmp(id, QU_COLO_CHILD_ID));
+			qu_opts_free(&o);
+		}
+		if (ours)
+			qu_argv_remove(v, (size_t)i);
+		i = qu_argv_find(v, "drive", ours ? (size_t)i : (size_t)i + 1);
+	}
+}
+
 int qu_colo_secondary_drives(struct qu_argv *argv, const char *device, const char *image, const char *format,
 			     int active_fd, int hidden_fd)
 {
@@ -64,6 +95,7 @@ int qu_colo_secondary_drives(struct qu_argv *argv, const char *device, const cha
 	    image[0] != '/' || active_fd < 3 || hidden_fd < 3 || active_fd == hidden_fd)
 		return qu_err(-EINVAL, "the secondary's disk: drive '%s' (%s, %s) cannot be named to QEMU", device, image,
 			      format);
+	drop_graph_drives(argv);
 	long i = find_drive(argv, device, &o);
 	if (i < 0)
 		return qu_err(-ENOENT, "the secondary's disk: the command line has no -drive with id=%s", device);

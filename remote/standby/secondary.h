@@ -31,4 +31,11 @@ int qu_colo_private_ram(struct qu_argv *argv, struct qu_carried *fds, size_t *nf
 int qu_colo_secondary_drives(struct qu_argv *argv, const char *device, const char *image, const char *format,
 			     int active_fd, int hidden_fd);
 
+/* A guest that took over runs on that graph already (its command line holds the drives
+ * QU_COLO_PARENT_ID and QU_COLO_CHILD_ID): qu_colo_secondary_drives first removes them, so
+ * that its secondary gets the graph anew; this drops them from the disks to copy, where the
+ * quorum stands for its image. */
+struct qu_disks;
+void qu_colo_drop_graph_disks(struct qu_disks *disks);
+
 #endif

@@ -143,6 +143,26 @@ STANDBY_ANSWERS = [  # fuzz-standby.c: what an 11.1 VM in the measured form answ
     {"return": "ide-hd"},
 ]
 
+# The same VM after it took over as a secondary (standby-disk-failback.t, 11.1.3): the quorum
+# over the done replication node, the secondary's two graph drives beside it.
+REPLICATION_FILE = ('json:{"driver": "replication", "mode": "secondary", "top-id": "colo-disk0", "file": '
+                    '{"driver": "qcow2", "file": {"driver": "file", "filename": "/var/lib/vm1/primary.qcow2"}}}')
+TAKEN_OVER_BLOCK = {"return": [
+    {"device": "qu-colo-parent", "removable": True,
+     "inserted": {"drv": "qcow2", "ro": False, "node-name": "#block143", "file": "/var/lib/vm1/primary.qcow2",
+                  "backing_file_depth": 0, "image": {"virtual-size": 67108864}}},
+    {"device": "qu-colo-childs", "removable": True,
+     "inserted": {"drv": "replication", "ro": False, "node-name": "#block662", "file": REPLICATION_FILE}},
+    {"device": "colo-disk0", "removable": False, "qdev": "/machine/unattached/device[13]",
+     "inserted": {"drv": "quorum", "ro": False, "node-name": "#block723", "file": QUORUM_FILE,
+                  "children": [{"node-name": "#block662", "child": "children.0"}],
+                  "image": {"virtual-size": 67108864}}}]}
+TAKEN_OVER_NODES = {"return": [
+    {"node-name": "#block723", "drv": "quorum", "file": QUORUM_FILE},
+    {"node-name": "#block662", "drv": "replication", "file": REPLICATION_FILE, "backing_file_depth": 0},
+    {"node-name": "#block143", "drv": "qcow2", "file": "/var/lib/vm1/primary.qcow2", "backing_file_depth": 0,
+     "image": {"virtual-size": 67108864}}]}
+
 
 def standby_session(answers):
     return qmp(GREETING_11, {"return": {}, "id": 1}, *[dict(a, id=i + 2) for i, a in enumerate(answers)])
@@ -260,6 +280,7 @@ SEEDS = {
             "inserted": {"drv": "qcow2", "file": "/var/lib/vm1/plain.qcow2"}}]}] + STANDBY_ANSWERS[8:]),
         "hostile-names": standby_session(STANDBY_ANSWERS[:3] + [{"return": [{"name": "x" * 300, "type": "child<" + "v" * 100 + ">"},
             {"name": None, "type": "child<>"}]}, {"return": None}] + STANDBY_ANSWERS[5:]),
+        "taken-over": standby_session(STANDBY_ANSWERS[:7] + [TAKEN_OVER_BLOCK, TAKEN_OVER_NODES] + STANDBY_ANSWERS[9:]),
         "vote-not-a-number": standby_session(STANDBY_ANSWERS[:7] + [{"return": [{"device": "d", "inserted": {"drv": "quorum",
             "file": 'json:{"vote-threshold": {"x": 1}}', "children": "no"}}]}] + STANDBY_ANSWERS[8:]),
     },

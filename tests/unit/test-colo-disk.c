@@ -3,6 +3,7 @@
  * the active and hidden images (remote/standby/images.h). */
 #include "tests/unit/unit.h"
 #include "qemu-integration/argv.h"
+#include "qemu-integration/disks.h"
 #include "remote/standby/images.h"
 #include "remote/standby/secondary.h"
 
@@ -27,6 +28,39 @@ static void graph_in_place(void **state)
 					"children.0=qu-colo-childs");
 	assert_string_equal(v.a[4].opt, "S");
 	qu_argv_free(&v);
+}
+
+/* A guest that took over runs on that graph: its secondary gets it anew, the old drives
+ * (descriptors of the dead secondary's images) gone, the quorum in its place. */
+static void graph_again(void **state)
+{
+	char *const cmd[] = { "q", "-drive", "if=none,id=qu-colo-parent,driver=qcow2,file.filename=/vm/a.qcow2",
+			      "-drive", "if=none,id=qu-colo-childs,driver=replication,mode=secondary,top-id=colo-disk0,"
+					"file.driver=qcow2,file.file.filename=/proc/self/fd/30,file.backing.driver=qcow2,"
+					"file.backing.file.filename=/proc/self/fd/31,file.backing.backing=qu-colo-parent",
+			      "-drive", "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,"
+					"children.0=qu-colo-childs",
+			      "-S", NULL };
+	struct qu_argv v;
+	assert_int_equal(qu_argv_from_array(8, cmd, &v), 0);
+	assert_int_equal(qu_colo_secondary_drives(&v, "colo-disk0", "/vm/a.qcow2", "qcow2", 40, 41), 0);
+	assert_int_equal(v.n, 4);
+	assert_string_equal(v.a[0].val, "if=none,id=qu-colo-parent,driver=qcow2,file.filename=/vm/a.qcow2");
+	assert_string_equal(v.a[1].val, "if=none,id=qu-colo-childs,driver=replication,mode=secondary,top-id=colo-disk0,"
+					"file.driver=qcow2,file.file.filename=/proc/self/fd/40,file.backing.driver=qcow2,"
+					"file.backing.file.filename=/proc/self/fd/41,file.backing.backing=qu-colo-parent");
+	assert_string_equal(v.a[2].val, "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,"
+					"children.0=qu-colo-childs");
+	assert_string_equal(v.a[3].opt, "S");
+	qu_argv_free(&v);
+	/* The disks to copy: the quorum stands for the image, the graph's drives are not disks. */
+	static struct qu_disks d = { .n = 3 }; /* large: not on the stack */
+	snprintf(d.d[0].device, sizeof(d.d[0].device), "qu-colo-parent");
+	snprintf(d.d[1].device, sizeof(d.d[1].device), "qu-colo-childs");
+	snprintf(d.d[2].device, sizeof(d.d[2].device), "colo-disk0");
+	qu_colo_drop_graph_disks(&d);
+	assert_int_equal(d.n, 1);
+	assert_string_equal(d.d[0].device, "colo-disk0");
 }
 
 static void graph_refusals(void **state)
@@ -83,6 +117,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(graph_in_place),
+		cmocka_unit_test(graph_again),
 		cmocka_unit_test(graph_refusals),
 		cmocka_unit_test(images_asked),
 		cmocka_unit_test(images_refused),
