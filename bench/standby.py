@@ -297,8 +297,9 @@ def cmd_report(path, invocation, out, command, qemu_version):
              "over one connection opened before the kill; it includes the supervisor seeing the death, "
              "its `op=failover` to the agent, `x-colo-lost-heartbeat` on B and the poll's own round trip. **primary gone**: when the "
              "killed QEMU's pidfd became readable (the process fully exited, its address space torn "
-             "down; before commit aff6928 the supervisor waited for it, so the failover included it; "
-             "since, it sees the death once all the primary's threads are exiting, upgrade/standby-run.c). "
+             "down: the supervisor takes its monitor's end for the primary's death only once the pidfd "
+             "confirms it, upgrade/standby-run.c, so the failover includes this; the 2 GiB rows of "
+             "2026-12-04 21:1x were measured with a faster check, since taken back: docs/standby.md). "
              "**first pass line**: the first `MEMCHECK pass=` line the guest printed on B's serial after "
              "that (it prints one about a second, so this adds up to a second of the guest's own timing).")
     bad = [r for r in rows if r["result"] != "ok"]

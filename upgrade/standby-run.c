@@ -53,8 +53,6 @@
 #define STOP_WAIT_US (90ull * 1000000u)
 /* Between a dying QEMU's monitor closing and its pidfd saying it exited. */
 #define PRIMARY_EXIT_WAIT_US (5ull * 1000000u)
-/* How often the supervisor looks whether the primary's threads are all exiting. */
-#define PRIMARY_LOOK_MS 20
 /* The supervisor's word to `standby start`: a tag and a message or the state's JSON. */
 #define WORD_MAX 8192
 
@@ -347,11 +345,12 @@ static int read_events(struct guard *g, int64_t *t_stop)
 		json_object *data = NULL;
 		int r = qu_qmp_next_event(g->q, -1, qu_now_us() + 1000000u, name, sizeof(name), &at, &data);
 		if (r < 0) {
-			/* A QEMU that dies closes its monitor before its pidfd says so: a process whose
-			 * threads are all in their exit is dead. A monitor closed otherwise
-			 * (chardev-remove through another monitor) is not. */
-			if (qu_proc_exiting(g->st.pid, g->st.pid_start) ||
-			    qu_poll_one(g->pidfd, POLLIN, qu_now_us() + PRIMARY_EXIT_WAIT_US) > 0)
+			/* A QEMU that dies closes its monitor before its pidfd says so. The failover
+			 * waits for that: by then the dead QEMU's sockets are closed, and the secondary
+			 * has seen the end of its stream (a takeover asked for while it was still
+			 * connected to a dying primary was followed once by a corrupt guest:
+			 * docs/standby.md, "Failover and fencing"). */
+			if (qu_poll_one(g->pidfd, POLLIN, qu_now_us() + PRIMARY_EXIT_WAIT_US) > 0)
 				return 2;
 			broken(g, "the primary's monitor: %s", qu_err_msg());
 			return 1;
@@ -453,15 +452,9 @@ static void supervise(struct guard *g)
 	for (;;) {
 		struct pollfd p[4] = { { .fd = qu_qmp_fd(g->q), .events = POLLIN }, { .fd = g->pidfd, .events = POLLIN },
 				       { .fd = sfd, .events = POLLIN }, { .fd = g->rm->sock, .events = POLLIN } };
-		int wait = qu_ms_left(next_beat);
-		int n = poll(p, 4, qu_qmp_buffered(g->q) ? 0 : wait < PRIMARY_LOOK_MS ? wait : PRIMARY_LOOK_MS);
+		int n = poll(p, 4, qu_qmp_buffered(g->q) ? 0 : qu_ms_left(next_beat));
 		if (n < 0 && errno != EINTR)
 			break;
-		/* A SIGKILLed QEMU's threads are all in the kernel's exit at once, but its monitor
-		 * and its pidfd only tell once its memory is torn down (130-450 ms at 0.5-2 GiB,
-		 * bench/standby.sh): looked at every PRIMARY_LOOK_US instead. */
-		if (!p[1].revents && qu_proc_exiting(g->st.pid, g->st.pid_start))
-			p[1].revents = POLLIN;
 		if (p[1].revents) {
 			/* What the monitor said before the exit first: a VM that shut down is not
 			 * taken over. */

@@ -26,19 +26,6 @@ vm_guest_build || exit 1
 export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
 _vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
 
-wait_for() {
-	local end=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ $SECONDS -lt $end ] || { tap_diag "timeout waiting for $what"; return 1; }
-		sleep 0.2
-	done
-}
-pass_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
-errors_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* errors=\([0-9]*\).*/\1/p'; }
-corrupt_of() { grep -ac 'MEMCHECK CORRUPT' "$1" 2>/dev/null; }
-checkpoints() { standby status --pid "$1" --json && jq -r .checkpoints <<<"$OUT"; }
-at_least_checkpoints() { local c; c=$(checkpoints "$1"); [ "${c:-0}" -ge "$2" ]; }
 caps_on() { vm_qmp "$VM_QMP" '{"execute":"query-migrate-capabilities"}' | jq -c '[.return[] | select(.state)] | map(.capability)'; }
 hmp() { vm_qmp "$1" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$2\"}}"; }
 # The block graph as QEMU names it: node names and drivers, and each quorum's children.

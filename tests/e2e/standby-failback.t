@@ -43,17 +43,8 @@ tap_ok $? "B's QEMU is left as one started there: x-colo and return-path off, no
 # directories as on B, so that nothing of the dead QEMU's files is in the way. The tap that
 # A's QEMU made went with it: A's network setup makes it again (as it must on B: the agent
 # opens taps that exist, and attaches them to nothing itself).
-ip -n "$REMOTE_NS_A" tuntap add dev "$TAP" mode tap && ip -n "$REMOTE_NS_A" addr add 192.168.81.1/24 dev "$TAP" &&
-	ip -n "$REMOTE_NS_A" link set "$TAP" up || { echo "Bail out! cannot make $TAP on A again"; exit 1; }
-pki_a=$(mktemp -d) pki_tool_b=$(mktemp -d) && _vm_paths+=("$pki_a" "$pki_tool_b")
-cp "$REMOTE_CA/ca-cert.pem" "$pki_a/" && cp "$REMOTE_CA/ca-cert.pem" "$pki_tool_b/" &&
-	remote_cert "$REMOTE_CA" "$pki_a/server-cert.pem" "$pki_a/server-key.pem" agent-a.qu-test "DNS:agent-a.qu-test,IP:$REMOTE_A_IP" &&
-	remote_cert "$REMOTE_CA" "$pki_tool_b/client-cert.pem" "$pki_tool_b/client-key.pem" tool-b.qu-test "DNS:tool-b.qu-test" ||
-	{ echo "Bail out! cannot make the certificates for host A"; exit 1; }
-REMOTE_PORT=4785 REMOTE_AGENT_BINARIES="$Q11" REMOTE_TLS_CLIENTS=tool-b.qu-test \
-	remote_agent_start_in "$REMOTE_NS_A" "$REMOTE_A_IP" "$pki_a" "$VM_DIR" "$MON" ||
-	{ echo "Bail out! the agent on A did not start"; exit 1; }
-agent_a=$REMOTE_AGENT
+host_a_back 4785 192.168.81.1
+agent_a=$AGENT_A pki_tool_b=$PKI_TOOL_B
 
 # 3. Failback: the tool on B (its network and mount namespace) protects the guest towards A.
 STANDBY_WRAP="nsenter -t $agent_b -m -n"

@@ -85,3 +85,25 @@ protected_vm() {
 	SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
 	[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints" at_least_checkpoints "$VM_PID" 3
 }
+
+# host_a_back PORT HOST_IP: host A in service again after its QEMU died, for a failback: the
+# tap TAP that A's QEMU made (and took with it) made again by "A's network setup", with
+# HOST_IP/24; A's own TLS agent on PORT, with a certificate for A's address, letting in the
+# tool on B by its own client certificate alone, a tmpfs over VM_DIR and MON as on B (nothing
+# of the dead QEMU's files in the way). Sets AGENT_A (its PID) and PKI_TOOL_B (the tool's
+# --pki-dir on B). Bails out on failure.
+host_a_back() {
+	local port=$1 ip=$2 pki_a
+	ip -n "$REMOTE_NS_A" tuntap add dev "$TAP" mode tap && ip -n "$REMOTE_NS_A" addr add "$ip/24" dev "$TAP" &&
+		ip -n "$REMOTE_NS_A" link set "$TAP" up || { echo "Bail out! cannot make $TAP on A again"; exit 1; }
+	pki_a=$(mktemp -d) PKI_TOOL_B=$(mktemp -d) && _vm_paths+=("$pki_a" "$PKI_TOOL_B")
+	cp "$REMOTE_CA/ca-cert.pem" "$pki_a/" && cp "$REMOTE_CA/ca-cert.pem" "$PKI_TOOL_B/" &&
+		remote_cert "$REMOTE_CA" "$pki_a/server-cert.pem" "$pki_a/server-key.pem" agent-a.qu-test \
+			"DNS:agent-a.qu-test,IP:$REMOTE_A_IP" &&
+		remote_cert "$REMOTE_CA" "$PKI_TOOL_B/client-cert.pem" "$PKI_TOOL_B/client-key.pem" tool-b.qu-test \
+			"DNS:tool-b.qu-test" || { echo "Bail out! cannot make the certificates for host A"; exit 1; }
+	REMOTE_PORT=$port REMOTE_AGENT_BINARIES="$Q11" REMOTE_TLS_CLIENTS=tool-b.qu-test \
+		remote_agent_start_in "$REMOTE_NS_A" "$REMOTE_A_IP" "$pki_a" "$VM_DIR" "$MON" ||
+		{ echo "Bail out! the agent on A did not start"; exit 1; }
+	AGENT_A=$REMOTE_AGENT
+}

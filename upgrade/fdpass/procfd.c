@@ -193,51 +193,6 @@ int qu_proc_alive(pid_t pid, unsigned long long start)
 	return s == start && state != 'Z' && state != 'X';
 }
 
-/* One thread's stat: 1 exiting (PF_EXITING, a zombie, or gone), 0 running. */
-static int task_exiting(int dir, const char *tid)
-{
-	char path[300], buf[1024], state = 0;
-	unsigned flags = 0;
-	snprintf(path, sizeof(path), "%s/stat", tid);
-	int fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 1; /* the thread is gone */
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 1;
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	if (!p || sscanf(p + 2, "%c %*s %*s %*s %*s %*s %u", &state, &flags) != 2)
-		return 0; /* unreadable: not known to be exiting */
-	return (flags & 0x4u /* PF_EXITING */) || state == 'Z' || state == 'X';
-}
-
-int qu_proc_exiting(pid_t pid, unsigned long long start)
-{
-	char path[64];
-	if (pid <= 0 || !qu_proc_alive(pid, start))
-		return 1;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	int dir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dir < 0)
-		return 1;
-	DIR *d = fdopendir(dir);
-	if (!d) {
-		close(dir);
-		return 0;
-	}
-	int all = 1;
-	struct dirent *e;
-	while (all && (e = readdir(d)))
-		if (e->d_name[0] != '.')
-			all = task_exiting(dirfd(d), e->d_name);
-	closedir(d);
-	/* Had the PID been taken by another process since the start time was checked, ours
-	 * would be gone: exiting is the truth either way. */
-	return all;
-}
-
 long long qu_proc_anon_bytes(pid_t pid)
 {
 	/* RssAnon of /proc/PID/status: the kernel's counter, read in constant time. Not

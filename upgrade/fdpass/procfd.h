@@ -35,10 +35,4 @@ pid_t qu_proc_ppid(pid_t pid);
 int qu_proc_alive(pid_t pid, unsigned long long start);
 /* Field 3 of /proc/PID/stat (R, S, D, T, t, Z, ...), or 0 when there is no such process. */
 char qu_proc_state(pid_t pid);
-/* The process (pid, start) is on its way out for good: every one of its threads in the
- * kernel's exit (PF_EXITING in field 9 of /proc/PID/task/TID/stat, set as the exit begins,
- * before the files are closed and the memory torn down, and never cleared) or gone, or the
- * process a zombie or gone. 0 while any thread of it may still run. */
-int qu_proc_exiting(pid_t pid, unsigned long long start);
-
 #endif
