@@ -14,6 +14,7 @@
 #include "remote/standby/replication.h"
 #include "remote/standby/secondary.h"
 #include "remote/standby/state.h"
+#include "remote/standby/traffic.h"
 #include "remote/standby/wiring.h"
 #include "remote/tls.h"
 #include "upgrade/clock.h"
@@ -86,6 +87,12 @@ struct guard {
 	struct qu_standby_state st;
 	double pauses[QU_STANDBY_PAUSES];
 	size_t npauses;
+	/* The migration connection in QEMU's table (-1: not known) and its count of bytes
+	 * acknowledged at the last checkpoint, for the bytes each checkpoint carried. */
+	int traffic_fd;
+	unsigned long long traffic_at_start, traffic_last;
+	double bytes[QU_STANDBY_PAUSES];
+	size_t nbytes;
 };
 
 static void guard_free(struct guard *g)
@@ -230,6 +237,22 @@ static int disk_switchover(void *arg)
 				   g->deadline);
 }
 
+/* The migration connection, once protection began: what the initial copy sent. Without it
+ * (not found: QEMU changed how it connects) the bytes per checkpoint are unknown, and the
+ * status says so; protection does not depend on it. */
+static void traffic_begin(struct guard *g)
+{
+	g->traffic_fd = qu_colo_traffic_find(g->st.pid, g->pidfd, g->rm->migrate_uri);
+	if (g->traffic_fd < 0 || qu_colo_traffic_bytes(g->pidfd, g->traffic_fd, g->rm->migrate_uri, &g->traffic_last) < 0) {
+		qu_info("standby: the migration connection to %s was not found in PID %d: bytes per checkpoint unknown",
+			g->rm->migrate_uri, (int)g->st.pid);
+		g->traffic_fd = -1;
+		return;
+	}
+	g->traffic_at_start = g->traffic_last;
+	g->st.initial_copy_bytes = (long long)g->traffic_last;
+}
+
 /* The whole start, in the supervisor. 0 protected; 1 refused (why says all); -errno. */
 static int protect(struct guard *g, pid_t pid, const char *host, const char *pki_dir, unsigned interval_ms,
 		   char *why, size_t len)
@@ -260,6 +283,7 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 	g->st.interval_ms = interval_ms;
 	g->st.heartbeat_timeout_ms = g->hb_timeout_ms;
 	g->st.initial_pause_ms = g->st.pause_median_ms = g->st.pause_max_ms = -1;
+	g->st.initial_copy_bytes = g->st.checkpoint_bytes_median = g->st.checkpoint_bytes_max = -1;
 	qu_standby_state_write(&g->st);
 	if ((r = start_secondary(g, pki_dir, deadline, mirror, compare, sizeof(mirror))) < 0)
 		return r;
@@ -298,6 +322,7 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 	if ((r = qu_colo_enter(g->q, g->pidfd, g->rm->migrate_uri, interval_ms, QU_TLS_ID, deadline, &g->entry)) < 0)
 		return r;
 	g->st.initial_pause_ms = g->entry.pause_ms;
+	traffic_begin(g);
 	g->st.since_us = wall_us();
 	snprintf(g->st.state, sizeof(g->st.state), "protecting");
 	qu_standby_state_write(&g->st);
@@ -310,16 +335,41 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static __attribute__((noinline)) void add_pause(struct guard *g, double ms)
+/* v into the ring of the last QU_STANDBY_PAUSES values; their median. */
+static __attribute__((noinline)) double ring_median(double *ring, size_t *count, double v)
 {
-	g->pauses[g->npauses++ % QU_STANDBY_PAUSES] = ms;
-	size_t n = g->npauses < QU_STANDBY_PAUSES ? g->npauses : QU_STANDBY_PAUSES;
+	ring[(*count)++ % QU_STANDBY_PAUSES] = v;
+	size_t n = *count < QU_STANDBY_PAUSES ? *count : QU_STANDBY_PAUSES;
 	double sorted[QU_STANDBY_PAUSES];
-	memcpy(sorted, g->pauses, n * sizeof(double));
+	memcpy(sorted, ring, n * sizeof(double));
 	qsort(sorted, n, sizeof(double), cmp_double);
-	g->st.pause_median_ms = sorted[n / 2];
+	return sorted[n / 2];
+}
+
+static void add_pause(struct guard *g, double ms)
+{
+	g->st.pause_median_ms = ring_median(g->pauses, &g->npauses, ms);
 	if (ms > g->st.pause_max_ms)
 		g->st.pause_max_ms = ms;
+}
+
+/* A checkpoint ended (RESUME): what it carried. The primary resumes once the secondary said
+ * it loaded the checkpoint, so every byte of it has been acknowledged by then. */
+static void add_checkpoint_bytes(struct guard *g)
+{
+	unsigned long long now;
+	if (g->traffic_fd < 0)
+		return;
+	if (qu_colo_traffic_bytes(g->pidfd, g->traffic_fd, g->rm->migrate_uri, &now) < 0 || now < g->traffic_last) {
+		g->traffic_fd = -1; /* the connection closed: COLO ends, and the events say why */
+		return;
+	}
+	double b = (double)(now - g->traffic_last);
+	g->traffic_last = now;
+	g->st.checkpoint_bytes_median = (long long)ring_median(g->bytes, &g->nbytes, b);
+	if ((long long)b > g->st.checkpoint_bytes_max)
+		g->st.checkpoint_bytes_max = (long long)b;
+	g->st.protected_bytes = now - g->traffic_at_start;
 }
 
 static void broken(struct guard *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -360,6 +410,7 @@ static int read_events(struct guard *g, int64_t *t_stop)
 			*t_stop = at;
 		} else if (!strcmp(name, "RESUME") && *t_stop) {
 			add_pause(g, (double)(at - *t_stop) / 1000.0);
+			add_checkpoint_bytes(g);
 			g->st.checkpoints++;
 			g->st.last_checkpoint_us = at;
 			*t_stop = 0;
@@ -557,6 +608,7 @@ static __attribute__((noinline)) int supervisor_main(void *arg)
 	int r = g ? 0 : -ENOMEM;
 	if (g) {
 		g->pidfd = -1;
+		g->traffic_fd = -1;
 		g->hb_timeout_ms = a->heartbeat_timeout_ms;
 		r = protect(g, pid, a->remote, a->pki_dir, a->interval_ms, why, sizeof(why));
 	}
@@ -703,6 +755,14 @@ static void print_state(const struct qu_standby_state *st, unsigned flags, FILE 
 		fprintf(out, "last_checkpoint: %lld ms ago\n", (long long)((wall_us() - st->last_checkpoint_us) / 1000));
 	if (st->checkpoints)
 		fprintf(out, "pause per checkpoint: median %.1f ms, max %.1f ms\n", st->pause_median_ms, st->pause_max_ms);
+	if (st->checkpoint_bytes_median >= 0)
+		fprintf(out, "bytes per checkpoint: median %.1f KiB, max %.1f KiB (%.1f MiB since protected)\n",
+			st->checkpoint_bytes_median / 1024.0, st->checkpoint_bytes_max / 1024.0,
+			st->protected_bytes / 1048576.0);
+	else if (st->checkpoints)
+		fprintf(out, "bytes per checkpoint: unknown (the migration connection was not found)\n");
+	if (st->initial_copy_bytes >= 0)
+		fprintf(out, "initial copy: %.1f MiB\n", st->initial_copy_bytes / 1048576.0);
 	fprintf(out, "initial copy's pause: %.1f ms\nheartbeat timeout: %u ms\nsupervisor: PID %d\n",
 		st->initial_pause_ms, st->heartbeat_timeout_ms, (int)st->supervisor);
 }
@@ -741,6 +801,7 @@ static int release_orphan(struct qu_standby_state *st)
 		return qu_err(-ENOMEM, "out of memory");
 	}
 	g->pidfd = -1;
+	g->traffic_fd = -1;
 	int r = qu_inspect(st->pid, NULL, 0, deadline, g->vm, &g->q);
 	if (r == 0 && g->vm->pin.start != st->pid_start)
 		r = 1; /* the PID is another process's now: the VM is gone */

@@ -49,6 +49,13 @@ static json_object *to_json(const struct qu_standby_state *s)
 	json_object_object_add(o, "initial_pause_ms", json_object_new_double(s->initial_pause_ms));
 	json_object_object_add(o, "pause_median_ms", json_object_new_double(s->pause_median_ms));
 	json_object_object_add(o, "pause_max_ms", json_object_new_double(s->pause_max_ms));
+	json_object_object_add(o, "initial_copy_bytes",
+			       s->initial_copy_bytes >= 0 ? json_object_new_int64(s->initial_copy_bytes) : NULL);
+	json_object_object_add(o, "bytes_per_checkpoint_median",
+			       s->checkpoint_bytes_median >= 0 ? json_object_new_int64(s->checkpoint_bytes_median) : NULL);
+	json_object_object_add(o, "bytes_per_checkpoint_max",
+			       s->checkpoint_bytes_max >= 0 ? json_object_new_int64(s->checkpoint_bytes_max) : NULL);
+	json_object_object_add(o, "bytes_since_protected", json_object_new_uint64(s->protected_bytes));
 	json_object_object_add(o, "since_us", json_object_new_int64(s->since_us));
 	if (s->saved_read) {
 		json_object *b = json_object_new_object();
@@ -59,6 +66,14 @@ static json_object *to_json(const struct qu_standby_state *s)
 		json_object_object_add(o, "settings_before", b);
 	}
 	return o;
+}
+
+/* An integer member, or fallback when it is absent or null (unknown). */
+static long long member_or(json_object *o, const char *key, long long fallback)
+{
+	json_object *v;
+	return json_object_object_get_ex(o, key, &v) && json_object_is_type(v, json_type_int) ? json_object_get_int64(v)
+											      : fallback;
 }
 
 char *qu_standby_state_json(const struct qu_standby_state *s)
@@ -126,6 +141,10 @@ int qu_standby_state_read(pid_t pid, struct qu_standby_state *s)
 	s->pause_median_ms = json_object_object_get_ex(o, "pause_median_ms", &d) ? json_object_get_double(d) : -1;
 	s->pause_max_ms = json_object_object_get_ex(o, "pause_max_ms", &d) ? json_object_get_double(d) : -1;
 	s->since_us = qu_json_member_int(o, "since_us");
+	s->initial_copy_bytes = member_or(o, "initial_copy_bytes", -1);
+	s->checkpoint_bytes_median = member_or(o, "bytes_per_checkpoint_median", -1);
+	s->checkpoint_bytes_max = member_or(o, "bytes_per_checkpoint_max", -1);
+	s->protected_bytes = (unsigned long long)qu_json_member_int(o, "bytes_since_protected");
 	if (json_object_object_get_ex(o, "settings_before", &d) && json_object_is_type(d, json_type_object)) {
 		json_object *v;
 		s->saved_read = 1;

@@ -24,6 +24,12 @@ struct qu_standby_state {
 	int64_t last_checkpoint_us;       /* wall clock (QEMU's stamp of its RESUME), 0 none */
 	double initial_pause_ms;
 	double pause_median_ms, pause_max_ms;
+	/* Bytes on the migration connection (remote/standby/traffic.h), -1 unknown: until
+	 * protection began (the initial copy), per checkpoint (median of the last
+	 * QU_STANDBY_PAUSES, max), and all since protection began. */
+	long long initial_copy_bytes;
+	long long checkpoint_bytes_median, checkpoint_bytes_max;
+	unsigned long long protected_bytes;
 	int64_t since_us;                 /* wall clock when protection began */
 	/* The primary's migration settings before protection, for a release without the
 	 * supervisor (standby stop, --recover); saved_read 0: unknown. */

@@ -17,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 
-tap_plan 17
+tap_plan 18
 remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
 vm_guest_build || exit 1
 dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
@@ -88,9 +88,20 @@ tap_ok $? "protecting: checkpoints $c0 -> $c1 while the guest ran a memory pass,
 [ "$(jq -r '[.host, (.standby_pid > 0), (.pause_median_ms > 0), (.pause_max_ms >= .pause_median_ms), .interval_ms] | @tsv' <<<"$OUT")" = \
 	"$(printf '%s\ttrue\ttrue\ttrue\t500' "$REMOTE_B_IP")" ] && [ "$(jq -r '.last_checkpoint_ms_ago < 60000' <<<"$OUT")" = true ]
 tap_ok $? "status --json: host, standby_pid, pause median and max, interval, a recent checkpoint"
+# What the checkpoints carry, from the migration connection's own count: read after the
+# status (the state file is written after the count moved), A's veth has sent at least that
+# much, TCP/IP headers and the agent's session on top; and the migration is most of it.
+standby status --pid "$VM_PID" --json
+veth_tx=$(ip netns exec "$REMOTE_NS_A" cat "/sys/class/net/qua$$/statistics/tx_bytes")
+read -r initial median max since <<<"$(jq -r '[.initial_copy_bytes, .bytes_per_checkpoint_median, .bytes_per_checkpoint_max, .bytes_since_protected] | @tsv' <<<"$OUT")"
+tap_diag "bytes: initial copy $initial, per checkpoint median $median max $max, since protected $since; A's veth sent $veth_tx"
+[ "${initial:-0}" -gt 0 ] && [ "${median:-0}" -gt 0 ] && [ "$max" -ge "$median" ] && [ "$since" -ge "$max" ] &&
+	[ $((initial + since)) -le "$veth_tx" ] && [ $((2 * (initial + since))) -ge "$veth_tx" ]
+tap_ok $? "status --json: bytes of the initial copy and per checkpoint, within what A's veth sent and most of it"
 standby status --pid "$VM_PID"
-grep -q '^state: protecting' <<<"$OUT" && grep -q '^checkpoints: [0-9]' <<<"$OUT"
-tap_ok $? "status in text: state and checkpoints"
+grep -q '^state: protecting' <<<"$OUT" && grep -q '^checkpoints: [0-9]' <<<"$OUT" &&
+	grep -q '^bytes per checkpoint: median [0-9.]* KiB, max [0-9.]* KiB' <<<"$OUT"
+tap_ok $? "status in text: state, checkpoints, bytes per checkpoint"
 p=$(ping_guest 10)
 tap_diag "pings while protected: $p"
 [ "${p%/*}" -ge 8 ]
