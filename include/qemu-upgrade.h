@@ -217,6 +217,12 @@ int qu_standby_status(pid_t pid, unsigned flags, FILE *out);
 /* `standby stop`: protection ends, the primary keeps running untouched and alone, nothing is
  * left on the other host; a supervisor that died is made up for here. 0, or -1. */
 int qu_standby_stop(pid_t pid, unsigned flags, FILE *out);
+/* `standby switchover`: the guest moves to the other host on purpose, over its standby: a
+ * checkpoint is taken at once, then the VM's QEMU here is stopped (SIGKILL) and the secondary
+ * takes over as at a failover. Returns once the guest runs there (0, the state printed to
+ * out), or -1 with the message: the VM is not protecting, or the switchover failed (the
+ * guest then runs here, still protected, unless the message says otherwise). */
+int qu_standby_switchover(pid_t pid, unsigned flags, FILE *out);
 
 /* Decodes a handover stream, as qu_write_stream() writes it, read from fd to its end: one
  * line per record on out, after the record's byte offset. Returns 0, or -1 (EBADMSG) at a

@@ -688,8 +688,11 @@ int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, siz
 		return r;
 	if (strcmp(state, "running"))
 		return qu_err(-EIO, "the new QEMU is in run state '%s' after cont", state);
+	/* A secondary stopped in a checkpoint resumes (RESUME); one between checkpoints already
+	 * ran its vCPUs, and runs the guest from the takeover's answer on. */
 	int64_t resumed = 0;
-	qu_qmp_event_time(t->ctl, "RESUME", qu_now_us() + 1000000u, &resumed);
+	if (qu_qmp_event_time(t->ctl, "RESUME", qu_now_us(), &resumed) < 0 || !resumed)
+		resumed = qu_wall_us();
 	/* No handshake comes any more: the key goes, and the VM is left as one started here
 	 * (a later upgrade of it, local or not, chooses its own transport). */
 	char creds[64] = "";
@@ -731,6 +734,17 @@ unsigned qu_target_colo_timeout_ms(const struct qu_target *t)
 	return t->record.resumed || !t->colo_armed ? 0 : t->colo_timeout_ms;
 }
 
+/* The events the monitor has queued so far, dropped. */
+static void drain_events(struct qu_qmp *q)
+{
+	char name[64];
+	json_object *data = NULL;
+	for (int i = 0; i < 100000 && qu_qmp_next_event(q, -1, qu_now_us(), name, sizeof(name), NULL, &data) == 0; i++) {
+		json_object_put(data);
+		data = NULL;
+	}
+}
+
 int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_us, char *reply, size_t len)
 {
 	char mode[32] = "", status[32] = "";
@@ -753,6 +767,8 @@ int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_u
 	/* From here the guest runs here: this QEMU stays, whatever happens next. */
 	t->record.resumed = 1;
 	qu_session_record_write(&t->record);
+	/* Each checkpoint left a RESUME queued: the takeover's moment is not among them. */
+	drain_events(t->ctl);
 	if ((r = qu_qmp_execute(t->ctl, "x-colo-lost-heartbeat", NULL, -1, deadline_us, NULL)) < 0)
 		return qu_err_wrap(r, "standby: x-colo-lost-heartbeat on the secondary");
 	while ((r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, status, sizeof(status))) == 0 &&

@@ -11,6 +11,13 @@ uint64_t qu_now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+int64_t qu_wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 __attribute__((constructor)) static void clock_init(void) { start_us = qu_now_us(); }
 
 double qu_ms_since_start(void) { return (double)(qu_now_us() - start_us) / 1000.0; }

@@ -5,6 +5,9 @@
 #include <stdint.h>
 
 uint64_t qu_now_us(void);
+/* The host's wall clock in microseconds: what QEMU stamps its events with, and what a state
+ * file read by another process can compare. */
+int64_t qu_wall_us(void);
 double qu_ms_since_start(void);
 /* Milliseconds left until deadline_us (0 when passed), capped for poll(). */
 int qu_ms_left(uint64_t deadline_us);

@@ -274,11 +274,15 @@ static int standby_command(struct cli *cli)
 			       "  cannot be protected, each with what to do (exit 3); nothing is changed.\n"
 			       "       qemu-upgrade standby status --pid PID [--json]\n"
 			       "       qemu-upgrade standby stop --pid PID [--json]\n"
+			       "       qemu-upgrade standby switchover --pid PID [--json]\n"
 			       "Without --dry-run, start protects the VM and returns once it is protected; a\n"
 			       "supervisor stays behind. When the VM's QEMU dies the secondary takes over; when\n"
-			       "the hosts lose each other for --heartbeat-timeout MS (default 15000), the\n"
-			       "secondary takes over and this host stops its QEMU after half of that.\n"
-			       "Not built yet: disks (a VM with disks is refused), failback.\n");
+			       "the hosts lose each other for --heartbeat-timeout MS (default 15000, 4000 to\n"
+			       "20000), the secondary takes over and this host stops its QEMU after half of that.\n"
+			       "stop ends protection, the VM running here alone; switchover moves the guest to\n"
+			       "HOST on purpose (a checkpoint, then this host's QEMU stopped and the secondary\n"
+			       "taking over). After a failover, start on the other host protects it back.\n"
+			       "Disks: one IDE disk under a quorum (docs/standby.md); other shapes are refused.\n");
 			return EXIT_OK;
 		default:
 			fprintf(stderr, "Try 'qemu-upgrade standby --help'.\n");
@@ -289,8 +293,9 @@ static int standby_command(struct cli *cli)
 		fprintf(stderr, "qemu-upgrade standby: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (!verb || (strcmp(verb, "start") && strcmp(verb, "status") && strcmp(verb, "stop"))) {
-		fprintf(stderr, "qemu-upgrade standby: give start, status or stop (see standby --help)\n");
+	if (!verb || (strcmp(verb, "start") && strcmp(verb, "status") && strcmp(verb, "stop") &&
+		      strcmp(verb, "switchover"))) {
+		fprintf(stderr, "qemu-upgrade standby: give start, status, stop or switchover (see standby --help)\n");
 		return EXIT_USAGE;
 	}
 	if (strcmp(verb, "start")) {
@@ -298,8 +303,10 @@ static int standby_command(struct cli *cli)
 			fprintf(stderr, "qemu-upgrade standby %s: which VM? Give --pid PID\n", verb);
 			return EXIT_USAGE;
 		}
-		int r = !strcmp(verb, "status") ? qu_standby_status(pid, json ? QU_OUT_JSON : 0, stdout)
-						: qu_standby_stop(pid, json ? QU_OUT_JSON : 0, stdout);
+		unsigned f = json ? QU_OUT_JSON : 0;
+		int r = !strcmp(verb, "status") ? qu_standby_status(pid, f, stdout)
+			: !strcmp(verb, "stop") ? qu_standby_stop(pid, f, stdout)
+						: qu_standby_switchover(pid, f, stdout);
 		if (r < 0)
 			fprintf(stderr, "qemu-upgrade standby %s: %s\n", verb, qu_get_error());
 		return r < 0 ? EXIT_FAILURE : EXIT_OK;
@@ -608,7 +615,7 @@ static const struct command commands[] = {
 	{ "agent", -1, agent_command, "agent --stdio | agent [--listen [ADDR:]PORT] [--pki-dir DIR]" },
 	{ "inspect", -1, inspect_command, "inspect --pid PID [--json]" },
 	{ "check", -1, check_command, "check [--binary PATH] [--remote ssh://HOST] [--json]" },
-	{ "standby", -1, standby_command, "standby start|status|stop --pid PID [--remote ssh://HOST] [--interval MS] [--dry-run] [--json]" },
+	{ "standby", -1, standby_command, "standby start|status|stop|switchover --pid PID [--remote ssh://HOST] [--interval MS] [--dry-run] [--json]" },
 	{ "--all", -1, all_command, "--all [--binary PATH] [--jobs N] [--dry-run] [--json]" },
 	{ "--recover", -1, recover_command, "--recover" },
 	{ "dump-stream", 1, dump_stream_command, "dump-stream FILE" },

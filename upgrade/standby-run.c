@@ -52,6 +52,10 @@
 #define LEAVE_TIMEOUT_US (30ull * 1000000u)
 /* `standby stop` waits this long for the supervisor to end protection. */
 #define STOP_WAIT_US (90ull * 1000000u)
+/* A switchover's checkpoint, asked for at once, must come within this. */
+#define SWITCH_CHECKPOINT_US (30ull * 1000000u)
+/* `standby switchover` waits this long for the guest to run on the other host. */
+#define SWITCH_WAIT_US (180ull * 1000000u)
 /* Between a dying QEMU's monitor closing and its pidfd saying it exited. */
 #define PRIMARY_EXIT_WAIT_US (5ull * 1000000u)
 /* The supervisor's word to `standby start`: a tag and a message or the state's JSON. */
@@ -61,13 +65,6 @@ static int fail(int err)
 {
 	errno = err < 0 ? -err : err;
 	return -1;
-}
-
-static int64_t wall_us(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (int64_t)t.tv_sec * 1000000 + t.tv_nsec / 1000;
 }
 
 /* What the supervisor holds while it protects the VM. */
@@ -93,6 +90,12 @@ struct guard {
 	unsigned long long traffic_at_start, traffic_last;
 	double bytes[QU_STANDBY_PAUSES];
 	size_t nbytes;
+	/* A switchover asked for: the checkpoint count then, and until when the checkpoint
+	 * it asked QEMU for may take (0: none under way); killed once the primary was. */
+	unsigned long long switch_after;
+	uint64_t switch_deadline;
+	int64_t switch_asked_us;
+	int switch_killed;
 };
 
 static void guard_free(struct guard *g)
@@ -323,7 +326,7 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 		return r;
 	g->st.initial_pause_ms = g->entry.pause_ms;
 	traffic_begin(g);
-	g->st.since_us = wall_us();
+	g->st.since_us = qu_wall_us();
 	snprintf(g->st.state, sizeof(g->st.state), "protecting");
 	qu_standby_state_write(&g->st);
 	return 0;
@@ -444,10 +447,17 @@ static void fail_over(struct guard *g)
 		return;
 	}
 	snprintf(g->st.state, sizeof(g->st.state), "failed-over");
-	snprintf(g->st.reason, sizeof(g->st.reason), "the primary QEMU (PID %d) exited; the guest runs on %s in PID %d%s",
-		 (int)g->st.pid, g->st.host, (int)g->st.standby_pid,
+	snprintf(g->st.reason, sizeof(g->st.reason), "%s; the guest runs on %s in PID %d%s",
+		 g->switch_killed ? "switchover: the primary QEMU was stopped (SIGKILL) right after the checkpoint "
+				    "asked for"
+				  : "the primary QEMU exited",
+		 g->st.host, (int)g->st.standby_pid,
 		 g->rm->announced ? ", its MAC addresses announced" : " (its MAC addresses were not announced)");
 	g->st.failed_over_us = g->rm->resumed_us;
+	if (g->switch_killed) {
+		snprintf(g->st.switchover, sizeof(g->st.switchover), "done");
+		g->st.switchover_ms = (double)(g->rm->resumed_us - g->switch_asked_us) / 1000.0;
+	}
 	qu_info("standby: %s", g->st.reason);
 }
 
@@ -488,6 +498,58 @@ static int heartbeat(struct guard *g, uint64_t *last_ok)
 	return 1;
 }
 
+/* `standby switchover` asked (SIGUSR1): a checkpoint now, and once it is taken the primary
+ * stops, so that the secondary, in step with it, takes over the usual way (the failover
+ * above: nothing the guest did after that checkpoint was let out by colo-compare). */
+static void switch_ask(struct guard *g)
+{
+	g->st.switchover_asks++; /* one asked while another is under way shares its end */
+	if (g->switch_deadline || g->switch_killed) {
+		qu_standby_state_write(&g->st);
+		return;
+	}
+	g->switch_asked_us = qu_wall_us();
+	g->switch_after = g->st.checkpoints;
+	g->st.switchover_ms = -1;
+	qu_info("standby: switchover of PID %d to %s asked: a checkpoint first", (int)g->st.pid, g->st.host);
+	if (qu_colo_checkpoint_now(g->q, g->st.interval_ms, qu_now_us() + 10000000u) < 0) {
+		snprintf(g->st.switchover, sizeof(g->st.switchover), "failed: %s; the guest runs here, still protected",
+			 qu_err_msg());
+		qu_info("standby: switchover %s", g->st.switchover);
+		qu_standby_state_write(&g->st);
+		return;
+	}
+	snprintf(g->st.switchover, sizeof(g->st.switchover), "asked");
+	g->switch_deadline = qu_now_us() + SWITCH_CHECKPOINT_US;
+	qu_standby_state_write(&g->st);
+}
+
+/* The switchover's checkpoint taken: the primary goes. Not taken in time: the switchover
+ * fails, and protection goes on. */
+static void switch_step(struct guard *g)
+{
+	if (!g->switch_deadline)
+		return;
+	if (g->st.checkpoints > g->switch_after) {
+		g->switch_deadline = 0;
+		g->switch_killed = 1;
+		int k = qu_pidfd_kill(g->pidfd, SIGKILL);
+		qu_info("standby: switchover: checkpoint %llu taken; the primary QEMU (PID %d) %s", g->st.checkpoints,
+			(int)g->st.pid, k < 0 ? "could not be stopped (SIGKILL failed)" : "stopped (SIGKILL)");
+		if (k < 0) {
+			g->switch_killed = 0;
+			snprintf(g->st.switchover, sizeof(g->st.switchover), "failed: SIGKILL of the primary QEMU failed "
+				 "(%s); the guest runs here, still protected", strerror(-k));
+		}
+	} else if (qu_now_us() >= g->switch_deadline) {
+		g->switch_deadline = 0;
+		snprintf(g->st.switchover, sizeof(g->st.switchover), "failed: QEMU took no checkpoint within %llu s of the "
+			 "request; the guest runs here, still protected", SWITCH_CHECKPOINT_US / 1000000);
+		qu_info("standby: switchover %s", g->st.switchover);
+		qu_standby_state_write(&g->st);
+	}
+}
+
 /* The supervisor's watch, until protection ends. */
 static void supervise(struct guard *g)
 {
@@ -496,6 +558,7 @@ static void supervise(struct guard *g)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC), release = 1;
 	int64_t t_stop = 0;
@@ -515,9 +578,14 @@ static void supervise(struct guard *g)
 			break;
 		}
 		if (p[2].revents) {
-			snprintf(g->st.state, sizeof(g->st.state), "stopped");
-			qu_info("standby: asked to stop protecting PID %d", (int)g->st.pid);
-			break;
+			struct signalfd_siginfo si;
+			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGUSR1) {
+				switch_ask(g);
+			} else {
+				snprintf(g->st.state, sizeof(g->st.state), "stopped");
+				qu_info("standby: asked to stop protecting PID %d", (int)g->st.pid);
+				break;
+			}
 		}
 		if (p[3].revents) {
 			/* The agent speaks unasked only to say its secondary took over: this guest
@@ -543,6 +611,7 @@ static void supervise(struct guard *g)
 			release = qu_poll_one(g->pidfd, POLLIN, qu_now_us() + PRIMARY_EXIT_WAIT_US) <= 0;
 		if (ev)
 			break;
+		switch_step(g);
 		if (qu_now_us() >= next_beat) {
 			if (heartbeat(g, &last_ok)) {
 				release = strcmp(g->st.state, "fenced") != 0;
@@ -603,6 +672,11 @@ static __attribute__((noinline)) int supervisor_main(void *arg)
 	 * TLS relay, ssh) inherit no terminal and no caller's pipe, so that `standby start`
 	 * ends when it has said its word, whatever stays behind. */
 	detach_output(pid);
+	/* A switchover's signal before the watch reads it waits; it must not end the process. */
+	sigset_t usr1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, NULL);
 	struct guard *g = calloc(1, sizeof(*g));
 	char why[4096] = "";
 	int r = g ? 0 : -ENOMEM;
@@ -752,7 +826,7 @@ static void print_state(const struct qu_standby_state *st, unsigned flags, FILE 
 		st->state, st->reason[0] ? ": " : "", st->reason, (int)st->pid, st->host, (int)st->standby_pid,
 		st->interval_ms, st->checkpoints);
 	if (st->last_checkpoint_us)
-		fprintf(out, "last_checkpoint: %lld ms ago\n", (long long)((wall_us() - st->last_checkpoint_us) / 1000));
+		fprintf(out, "last_checkpoint: %lld ms ago\n", (long long)((qu_wall_us() - st->last_checkpoint_us) / 1000));
 	if (st->checkpoints)
 		fprintf(out, "pause per checkpoint: median %.1f ms, max %.1f ms\n", st->pause_median_ms, st->pause_max_ms);
 	if (st->checkpoint_bytes_median >= 0)
@@ -765,6 +839,8 @@ static void print_state(const struct qu_standby_state *st, unsigned flags, FILE 
 		fprintf(out, "initial copy: %.1f MiB\n", st->initial_copy_bytes / 1048576.0);
 	fprintf(out, "initial copy's pause: %.1f ms\nheartbeat timeout: %u ms\nsupervisor: PID %d\n",
 		st->initial_pause_ms, st->heartbeat_timeout_ms, (int)st->supervisor);
+	if (st->switchover[0])
+		fprintf(out, "switchover: %s\n", st->switchover);
 }
 
 /* The state of a protected VM, for status and stop: 0, or -errno with a message. */
@@ -849,6 +925,52 @@ int qu_standby_stop(pid_t pid, unsigned flags, FILE *out)
 		snprintf(st.reason, sizeof(st.reason), "released by `standby stop` after its supervisor was gone");
 		qu_standby_state_write(&st);
 	}
+	print_state(&st, flags, out);
+	return 0;
+}
+
+int qu_standby_switchover(pid_t pid, unsigned flags, FILE *out)
+{
+	struct qu_standby_state st;
+	int r = read_state(pid, &st);
+	if (r < 0)
+		return fail(r);
+	judge(&st);
+	unsigned asks = st.switchover_asks;
+	if (strcmp(st.state, "protecting"))
+		return fail(qu_err(-EINVAL, "PID %d is not protected now (state %s%s%s): a switchover needs its standby "
+				   "protecting it (see `qemu-upgrade standby status --pid %d`)", (int)pid, st.state,
+				   st.reason[0] ? ": " : "", st.reason, (int)pid));
+	int pfd = qu_pidfd_open(st.supervisor);
+	if (pfd < 0 || qu_proc_starttime(st.supervisor) != st.supervisor_start || qu_pidfd_kill(pfd, SIGUSR1) < 0) {
+		qu_close(&pfd);
+		return fail(qu_err(-ESRCH, "cannot signal the supervisor (PID %d)", (int)st.supervisor));
+	}
+	/* The supervisor ends once the guest runs there; a switchover that fails leaves it
+	 * protecting, and says why in the state. */
+	uint64_t deadline = qu_now_us() + SWITCH_WAIT_US;
+	int ended = 0;
+	while (!ended && qu_now_us() < deadline) {
+		ended = qu_poll_one(pfd, POLLIN, qu_now_us() + 100000u) > 0;
+		if ((r = qu_standby_state_read(pid, &st)) < 0) {
+			qu_close(&pfd);
+			return fail(qu_err(r, "the state file of PID %d cannot be read during the switchover", (int)pid));
+		}
+		if (st.switchover_asks > asks && !strncmp(st.switchover, "failed", 6)) {
+			qu_close(&pfd);
+			return fail(qu_err(-EIO, "the switchover of PID %d to %s %s", (int)pid, st.host, st.switchover));
+		}
+	}
+	qu_close(&pfd);
+	if (!ended)
+		return fail(qu_err(-ETIMEDOUT, "the guest of PID %d did not run on %s within %llu s of the switchover "
+				   "(state %s%s%s)", (int)pid, st.host, SWITCH_WAIT_US / 1000000, st.state,
+				   st.reason[0] ? ": " : "", st.reason));
+	if (strcmp(st.state, "failed-over"))
+		return fail(qu_err(-EIO, "the switchover of PID %d ended in state %s: %s", (int)pid, st.state, st.reason));
+	if (!(flags & QU_OUT_JSON))
+		fprintf(out, "switched over: the guest runs on %s in PID %d (%.0f ms from the request)\n", st.host,
+			(int)st.standby_pid, st.switchover_ms);
 	print_state(&st, flags, out);
 	return 0;
 }

@@ -64,6 +64,14 @@ static int set_params(struct qu_qmp *q, long long delay, long long bandwidth, co
 	return qu_qmp_execute(q, "migrate-set-parameters", args, -1, deadline_us, NULL);
 }
 
+int qu_colo_checkpoint_now(struct qu_qmp *q, unsigned interval_ms, uint64_t deadline_us)
+{
+	json_object *args = json_object_new_object();
+	json_object_object_add(args, "x-checkpoint-delay", json_object_new_int64(interval_ms));
+	int r = qu_qmp_execute(q, "migrate-set-parameters", args, -1, deadline_us, NULL);
+	return r < 0 ? qu_err_wrap(r, "asking the primary for a checkpoint") : 0;
+}
+
 static int colo_mode(struct qu_qmp *q, uint64_t deadline_us, char *mode, size_t len)
 {
 	return qu_qmp_query_string(q, "query-colo-status", "mode", deadline_us, mode, len);

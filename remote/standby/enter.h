@@ -48,6 +48,11 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 /* The primary's migration settings as they are: what qu_colo_leave puts back. */
 int qu_colo_save(struct qu_qmp *q, uint64_t deadline_us, struct qu_colo_saved *saved);
 
+/* A checkpoint now, not at the end of the interval: setting x-checkpoint-delay (to the same
+ * interval) makes QEMU's COLO thread take one at once (migration/colo.c,
+ * colo_checkpoint_delay_set). 0, or -errno with a message. */
+int qu_colo_checkpoint_now(struct qu_qmp *q, unsigned interval_ms, uint64_t deadline_us);
+
 /* Ends protection on the primary, whatever e says was reached: COLO left by failover on this
  * side (x-colo-lost-heartbeat) or the migration cancelled, the guest running (cont only if
  * we stopped it or COLO left it stopped), the settings put back. Returns how many steps

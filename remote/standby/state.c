@@ -26,9 +26,7 @@ void qu_standby_state_path(pid_t pid, char *out, size_t len)
 static json_object *to_json(const struct qu_standby_state *s)
 {
 	json_object *o = json_object_new_object();
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	int64_t now_us = (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+	int64_t now_us = qu_wall_us();
 	json_object_object_add(o, "pid", json_object_new_int(s->pid));
 	json_object_object_add(o, "pid_start", json_object_new_uint64(s->pid_start));
 	json_object_object_add(o, "supervisor_pid", json_object_new_int(s->supervisor));
@@ -57,6 +55,12 @@ static json_object *to_json(const struct qu_standby_state *s)
 			       s->checkpoint_bytes_max >= 0 ? json_object_new_int64(s->checkpoint_bytes_max) : NULL);
 	json_object_object_add(o, "bytes_since_protected", json_object_new_uint64(s->protected_bytes));
 	json_object_object_add(o, "since_us", json_object_new_int64(s->since_us));
+	if (s->switchover[0]) {
+		json_object_object_add(o, "switchover", json_object_new_string(s->switchover));
+		json_object_object_add(o, "switchover_asks", json_object_new_int64(s->switchover_asks));
+		json_object_object_add(o, "switchover_ms",
+				       s->switchover_ms >= 0 ? json_object_new_double(s->switchover_ms) : NULL);
+	}
 	if (s->saved_read) {
 		json_object *b = json_object_new_object();
 		json_object_object_add(b, "return_path", json_object_new_boolean(s->saved_return_path));
@@ -141,6 +145,11 @@ int qu_standby_state_read(pid_t pid, struct qu_standby_state *s)
 	s->pause_median_ms = json_object_object_get_ex(o, "pause_median_ms", &d) ? json_object_get_double(d) : -1;
 	s->pause_max_ms = json_object_object_get_ex(o, "pause_max_ms", &d) ? json_object_get_double(d) : -1;
 	s->since_us = qu_json_member_int(o, "since_us");
+	snprintf(s->switchover, sizeof(s->switchover), "%s", qu_json_member_str(o, "switchover"));
+	s->switchover_asks = (unsigned)qu_json_member_int(o, "switchover_asks");
+	s->switchover_ms = json_object_object_get_ex(o, "switchover_ms", &d) && json_object_is_type(d, json_type_double)
+				   ? json_object_get_double(d)
+				   : -1;
 	s->initial_copy_bytes = member_or(o, "initial_copy_bytes", -1);
 	s->checkpoint_bytes_median = member_or(o, "bytes_per_checkpoint_median", -1);
 	s->checkpoint_bytes_max = member_or(o, "bytes_per_checkpoint_max", -1);

@@ -31,6 +31,11 @@ struct qu_standby_state {
 	long long checkpoint_bytes_median, checkpoint_bytes_max;
 	unsigned long long protected_bytes;
 	int64_t since_us;                 /* wall clock when protection began */
+	/* A switchover (`standby switchover`): "" none asked, "asked", "failed: why"; and the
+	 * time from the ask to the guest running on the other host, -1 unknown. */
+	char switchover[256];
+	double switchover_ms;
+	unsigned switchover_asks;         /* how many were asked for: the last one's is above */
 	/* The primary's migration settings before protection, for a release without the
 	 * supervisor (standby stop, --recover); saved_read 0: unknown. */
 	int saved_read, saved_return_path, saved_events;

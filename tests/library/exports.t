@@ -39,8 +39,8 @@ tap_ok $? "the library exports exactly the functions the header declares"
 
 # Every exported symbol is a function (T) bound to a version node; the nodes are the only
 # absolute (A) symbols. QEMU_UPGRADE_0 holds the first release's functions, QEMU_UPGRADE_1
-# (which inherits it) standby's start, status and stop: an old function never moves.
-v1="qu_standby_start qu_standby_status qu_standby_stop"
+# (which inherits it) standby's start, status, stop and switchover: an old function never moves.
+v1="qu_standby_start qu_standby_status qu_standby_stop qu_standby_switchover"
 bad=$(awk -v v1=" $v1 " '$2 == "A" && $3 !~ /^QEMU_UPGRADE_[01]$/ || $2 != "A" && $2 != "T" ||
 	$2 == "T" && (index(v1, " " substr($3, 1, index($3, "@") - 1) " ") ? $3 !~ /@@QEMU_UPGRADE_1$/ : $3 !~ /@@QEMU_UPGRADE_0$/)' <<<"$dyn")
 [ -z "$bad" ] && grep -q ' A QEMU_UPGRADE_0$' <<<"$dyn" && grep -q ' A QEMU_UPGRADE_1$' <<<"$dyn"
