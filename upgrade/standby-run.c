@@ -304,6 +304,7 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 	g->st.saved_read = 1;
 	g->st.saved_return_path = g->entry.saved.return_path;
 	g->st.saved_events = g->entry.saved.events;
+	g->st.saved_pause_before_switchover = g->entry.saved.pause_before_switchover;
 	g->st.saved_max_bandwidth = g->entry.saved.max_bandwidth;
 	g->st.saved_checkpoint_delay = g->entry.saved.checkpoint_delay;
 	qu_standby_state_write(&g->st);
@@ -884,12 +885,13 @@ static int release_orphan(struct qu_standby_state *st)
 	if (r == 0) {
 		g->entry.saved = (struct qu_colo_saved){ .read = st->saved_read, .return_path = st->saved_return_path,
 							 .events = st->saved_events,
+							 .pause_before_switchover = st->saved_pause_before_switchover,
 							 .max_bandwidth = st->saved_max_bandwidth,
 							 .checkpoint_delay = st->saved_checkpoint_delay };
 		g->entry.migrating = 1;
 		g->wired = 1;
 		g->disk = 1;
-		g->entry.held = 1; /* pause-before-switchover off again, whatever the start reached */
+		g->entry.held = 1; /* pause-before-switchover as it was, whatever the start reached */
 		g->tls.added = 1;
 		r = release_primary(g) ? qu_err(-EIO, "the primary could not be released completely (see above)") : 0;
 	}

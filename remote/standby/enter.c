@@ -122,9 +122,11 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 	e->pause_ms = -1;
 	if ((r = set_params(q, interval_ms, 1ll << 30, tls_id, deadline_us)) < 0 || (r = caps(q, deadline_us, 3, 1, 1, 1)) < 0)
 		return qu_err_wrap(r, "setting up the primary's migration");
-	if (e->switchover) {
-		if ((r = hold(q, 1, deadline_us)) < 0)
-			return qu_err_wrap(r, "holding the primary's migration before its switch-over");
+	/* Held before the switch-over with a disk; never without one, even when the VM's owner
+	 * had it so (nothing here would continue the migration: it would wait to the deadline). */
+	if (e->switchover || e->saved.pause_before_switchover) {
+		if ((r = hold(q, e->switchover != NULL, deadline_us)) < 0)
+			return qu_err_wrap(r, "setting the primary's pause-before-switchover");
 		e->held = 1;
 	}
 	json_object *args = json_object_new_object();

@@ -65,6 +65,7 @@ static json_object *to_json(const struct qu_standby_state *s)
 		json_object *b = json_object_new_object();
 		json_object_object_add(b, "return_path", json_object_new_boolean(s->saved_return_path));
 		json_object_object_add(b, "events", json_object_new_boolean(s->saved_events));
+		json_object_object_add(b, "pause_before_switchover", json_object_new_boolean(s->saved_pause_before_switchover));
 		json_object_object_add(b, "max_bandwidth", json_object_new_int64(s->saved_max_bandwidth));
 		json_object_object_add(b, "checkpoint_delay", json_object_new_int64(s->saved_checkpoint_delay));
 		json_object_object_add(o, "settings_before", b);
@@ -159,6 +160,8 @@ int qu_standby_state_read(pid_t pid, struct qu_standby_state *s)
 		s->saved_read = 1;
 		s->saved_return_path = json_object_object_get_ex(d, "return_path", &v) && json_object_get_boolean(v);
 		s->saved_events = json_object_object_get_ex(d, "events", &v) && json_object_get_boolean(v);
+		s->saved_pause_before_switchover =
+			json_object_object_get_ex(d, "pause_before_switchover", &v) && json_object_get_boolean(v);
 		s->saved_max_bandwidth = qu_json_member_int(d, "max_bandwidth");
 		s->saved_checkpoint_delay = qu_json_member_int(d, "checkpoint_delay");
 	}

@@ -38,7 +38,7 @@ struct qu_standby_state {
 	unsigned switchover_asks;         /* how many were asked for: the last one's is above */
 	/* The primary's migration settings before protection, for a release without the
 	 * supervisor (standby stop, --recover); saved_read 0: unknown. */
-	int saved_read, saved_return_path, saved_events;
+	int saved_read, saved_return_path, saved_events, saved_pause_before_switchover;
 	long long saved_max_bandwidth, saved_checkpoint_delay;
 };
 

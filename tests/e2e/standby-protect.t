@@ -136,14 +136,17 @@ standby status --pid "$VM_PID" --json
 [ "$(jq -r .state <<<"$OUT")" = stopped ]
 tap_ok $? "status after stop: stopped"
 
-# 3. Protected again; its supervisor dies: status says so, --recover releases the primary, and
-# the agent stopped the secondary when the session ended.
+# 3. Protected again, its owner having set pause-before-switchover (nothing would continue a
+# migration held there without a disk: the start turns it off, the release puts it back); its
+# supervisor dies: status says so, --recover releases the primary, and the agent stopped the
+# secondary when the session ended.
+vm_qmp "$VM_QMP" '{"execute":"migrate-set-capabilities","arguments":{"capabilities":[{"capability":"pause-before-switchover","state":true}]}}' >/dev/null
 standby start --pid "$VM_PID" "${dest[@]}" --interval 500
 rc=$?
 sup=$(sed -n 's/^supervisor: PID \([0-9]*\) .*/\1/p' <<<"$OUT")
 tap_diag "again: exit $rc, supervisor ${sup:-none}: $ERR"
 [ "$rc" = 0 ] && [ -n "$sup" ] && [ "$(colo_mode)" = primary ]
-tap_ok $? "the same VM protected again after its stop"
+tap_ok $? "the same VM protected again after its stop, its owner's pause-before-switchover set"
 kill -KILL "$sup"
 for _ in $(seq 100); do [ -z "$(remote_qemus)" ] && break; sleep 0.1; done
 standby status --pid "$VM_PID" --json
@@ -158,8 +161,8 @@ p=$(ping_guest 5)
 tap_diag "after --recover: mode $(colo_mode), run state $(vm_runstate), objects $(objects), chardevs $(chardevs), capabilities $(caps_on), pings $p"
 [ "$rc" = 0 ] && grep -q "PID $VM_PID: its standby supervisor (PID $sup) was gone: protection ended" <<<"$rec" &&
 	[ "$(colo_mode)" = none ] && [ "$(vm_runstate)" = running ] && [ "$(objects)" = "$OBJECTS" ] &&
-	[ "$(chardevs)" = "$CHARDEVS" ] && [ "$(caps_on)" = '[]' ] && [ "$p" = 5/5 ]
-tap_ok $? "--recover released the primary: no COLO, running, nothing of ours left, pings answered ($p)"
+	[ "$(chardevs)" = "$CHARDEVS" ] && [ "$(caps_on)" = '["pause-before-switchover"]' ] && [ "$p" = 5/5 ]
+tap_ok $? "--recover released the primary: no COLO, running, nothing of ours left, the owner's pause-before-switchover back, pings answered ($p)"
 vm_stop
 
 tap_done
