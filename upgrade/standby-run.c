@@ -84,9 +84,10 @@ struct guard {
 	struct qu_standby_state st;
 	double pauses[QU_STANDBY_PAUSES];
 	size_t npauses;
-	/* The migration connection in QEMU's table (-1: not known) and its count of bytes
+	/* The migration connection (traffic_known 0: not found) and its count of bytes
 	 * acknowledged at the last checkpoint, for the bytes each checkpoint carried. */
-	int traffic_fd;
+	struct qu_colo_traffic traffic;
+	int traffic_known;
 	unsigned long long traffic_at_start, traffic_last;
 	double bytes[QU_STANDBY_PAUSES];
 	size_t nbytes;
@@ -245,13 +246,13 @@ static int disk_switchover(void *arg)
  * status says so; protection does not depend on it. */
 static void traffic_begin(struct guard *g)
 {
-	g->traffic_fd = qu_colo_traffic_find(g->st.pid, g->pidfd, g->rm->migrate_uri);
-	if (g->traffic_fd < 0 || qu_colo_traffic_bytes(g->pidfd, g->traffic_fd, g->rm->migrate_uri, &g->traffic_last) < 0) {
-		qu_info("standby: the migration connection to %s was not found in PID %d: bytes per checkpoint unknown",
-			g->rm->migrate_uri, (int)g->st.pid);
-		g->traffic_fd = -1;
+	int r = qu_colo_traffic_find(g->st.pid, g->rm->migrate_uri, &g->traffic);
+	if (r < 0 || (r = qu_colo_traffic_bytes(&g->traffic, &g->traffic_last)) < 0) {
+		qu_info("standby: the migration connection of PID %d to %s: %s: bytes per checkpoint unknown",
+			(int)g->st.pid, g->rm->migrate_uri, r == -ENOENT ? "not found" : strerror(-r));
 		return;
 	}
+	g->traffic_known = 1;
 	g->traffic_at_start = g->traffic_last;
 	g->st.initial_copy_bytes = (long long)g->traffic_last;
 }
@@ -362,10 +363,10 @@ static void add_pause(struct guard *g, double ms)
 static void add_checkpoint_bytes(struct guard *g)
 {
 	unsigned long long now;
-	if (g->traffic_fd < 0)
+	if (!g->traffic_known)
 		return;
-	if (qu_colo_traffic_bytes(g->pidfd, g->traffic_fd, g->rm->migrate_uri, &now) < 0 || now < g->traffic_last) {
-		g->traffic_fd = -1; /* the connection closed: COLO ends, and the events say why */
+	if (qu_colo_traffic_bytes(&g->traffic, &now) < 0 || now < g->traffic_last) {
+		g->traffic_known = 0; /* the connection closed: COLO ends, and the events say why */
 		return;
 	}
 	double b = (double)(now - g->traffic_last);
@@ -683,8 +684,7 @@ static __attribute__((noinline)) int supervisor_main(void *arg)
 	int r = g ? 0 : -ENOMEM;
 	if (g) {
 		g->pidfd = -1;
-		g->traffic_fd = -1;
-		g->hb_timeout_ms = a->heartbeat_timeout_ms;
+			g->hb_timeout_ms = a->heartbeat_timeout_ms;
 		r = protect(g, pid, a->remote, a->pki_dir, a->interval_ms, why, sizeof(why));
 	}
 	if (r != 0) {
@@ -878,7 +878,6 @@ static int release_orphan(struct qu_standby_state *st)
 		return qu_err(-ENOMEM, "out of memory");
 	}
 	g->pidfd = -1;
-	g->traffic_fd = -1;
 	int r = qu_inspect(st->pid, NULL, 0, deadline, g->vm, &g->q);
 	if (r == 0 && g->vm->pin.start != st->pid_start)
 		r = 1; /* the PID is another process's now: the VM is gone */

@@ -1,58 +1,51 @@
 /* The COLO migration connection's byte count (remote/standby/traffic.h), over real loopback
- * TCP connections in this process: found by its peer among other sockets, the count grows by
- * what the peer received, and a descriptor that is no longer that connection says so. */
+ * TCP connections of this process, read from the kernel's socket diagnostics: found by its
+ * peer among this process's sockets, the count grows by what the peer received, a connection
+ * that closed is stale (a new one to the same address is not taken for it), and URIs of
+ * another form are refused. */
 #include "tests/unit/unit.h"
 #include "remote/standby/traffic.h"
-#include "upgrade/fdpass/pidfd.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
 struct conn {
-	int listener, client, server, other, pidfd;
+	int listener, client, server;
+	struct sockaddr_in addr;
 	char uri[64];
 };
 
-static int listen_any(struct sockaddr_in *a)
+static int dial(struct conn *c)
 {
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	socklen_t l = sizeof(*a);
-	memset(a, 0, sizeof(*a));
-	a->sin_family = AF_INET;
-	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)a, sizeof(*a)) < 0 || listen(fd, 4) < 0 ||
-	    getsockname(fd, (struct sockaddr *)a, &l) < 0)
+	c->client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->client < 0 || connect(c->client, (struct sockaddr *)&c->addr, sizeof(c->addr)) < 0 ||
+	    (c->server = accept4(c->listener, NULL, NULL, SOCK_CLOEXEC)) < 0)
 		return -1;
-	return fd;
+	return 0;
 }
 
 static int setup_conn(void **state)
 {
 	struct conn *c = calloc(1, sizeof(*c));
-	struct sockaddr_in a;
-	if (!c || (c->listener = listen_any(&a)) < 0)
+	socklen_t l = sizeof(c->addr);
+	if (!c)
 		return -1;
-	/* A socket that is not the connection comes first in the table: a UNIX pair end. */
-	int pair[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0)
+	c->addr.sin_family = AF_INET;
+	c->addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c->listener = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->listener < 0 || bind(c->listener, (struct sockaddr *)&c->addr, sizeof(c->addr)) < 0 ||
+	    listen(c->listener, 4) < 0 || getsockname(c->listener, (struct sockaddr *)&c->addr, &l) < 0 || dial(c) < 0)
 		return -1;
-	close(pair[1]);
-	c->other = pair[0];
-	c->client = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (c->client < 0 || connect(c->client, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    (c->server = accept4(c->listener, NULL, NULL, SOCK_CLOEXEC)) < 0)
-		return -1;
-	snprintf(c->uri, sizeof(c->uri), "tcp:127.0.0.1:%u", ntohs(a.sin_port));
-	c->pidfd = qu_pidfd_open(getpid());
+	snprintf(c->uri, sizeof(c->uri), "tcp:127.0.0.1:%u", ntohs(c->addr.sin_port));
 	*state = c;
-	return c->pidfd < 0 ? -1 : 0;
+	return 0;
 }
 
 static int teardown_conn(void **state)
 {
 	struct conn *c = *state;
-	int *fds[] = { &c->listener, &c->client, &c->server, &c->other, &c->pidfd };
+	int *fds[] = { &c->listener, &c->client, &c->server };
 	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
 		if (*fds[i] >= 0)
 			close(*fds[i]);
@@ -60,7 +53,7 @@ static int teardown_conn(void **state)
 	return 0;
 }
 
-/* Sends n bytes on the client end and reads them all on the server's: acknowledged then. */
+/* Sends n bytes on the client end and reads them all on the server's. */
 static void carry(struct conn *c, size_t n)
 {
 	static char buf[65536];
@@ -77,12 +70,12 @@ static void carry(struct conn *c, size_t n)
 	}
 }
 
-/* The count is acknowledged bytes: wait for the last ACK to be processed (a condition). */
-static unsigned long long acked_at_least(struct conn *c, int fd, unsigned long long want)
+/* The count is of acknowledged bytes: waits (a condition, 10 s at most) for the last ACK. */
+static unsigned long long acked_at_least(const struct qu_colo_traffic *t, unsigned long long want)
 {
 	unsigned long long b = 0;
 	uint64_t end = qu_now_us() + 10000000u;
-	while (qu_colo_traffic_bytes(c->pidfd, fd, c->uri, &b) == 0 && b < want && qu_now_us() < end)
+	while (qu_colo_traffic_bytes(t, &b) == 0 && b < want && qu_now_us() < end)
 		usleep(1000);
 	return b;
 }
@@ -90,35 +83,58 @@ static unsigned long long acked_at_least(struct conn *c, int fd, unsigned long l
 static void the_connection_is_found_by_its_peer(void **state)
 {
 	struct conn *c = *state;
-	assert_int_equal(qu_colo_traffic_find(getpid(), c->pidfd, c->uri), c->client);
+	struct qu_colo_traffic t;
+	assert_int_equal(qu_colo_traffic_find(getpid(), c->uri, &t), 0);
+	assert_int_equal(t.family, AF_INET);
+	assert_int_equal(ntohs(t.id.idiag_dport), ntohs(c->addr.sin_port));
 	/* The accepted end's peer is the client's ephemeral port: not the URI. */
-	assert_int_equal(qu_colo_traffic_find(getpid(), c->pidfd, "tcp:127.0.0.1:1"), -ENOENT);
-	assert_int_equal(qu_colo_traffic_find(getpid(), c->pidfd, "tcp:[::1]:1"), -ENOENT);
+	assert_int_equal(qu_colo_traffic_find(getpid(), "tcp:127.0.0.1:1", &t), -ENOENT);
+	assert_int_equal(qu_colo_traffic_find(getpid(), "tcp:[::1]:1", &t), -ENOENT);
+	/* Another process's table holds no such connection. */
+	assert_int_equal(qu_colo_traffic_find(getppid(), c->uri, &t), -ENOENT);
 }
 
 static void the_count_grows_by_what_the_peer_received(void **state)
 {
 	struct conn *c = *state;
+	struct qu_colo_traffic t;
 	unsigned long long before = 0;
-	assert_int_equal(qu_colo_traffic_bytes(c->pidfd, c->client, c->uri, &before), 0);
+	assert_int_equal(qu_colo_traffic_find(getpid(), c->uri, &t), 0);
+	assert_int_equal(qu_colo_traffic_bytes(&t, &before), 0);
 	carry(c, 3u << 20);
-	unsigned long long after = acked_at_least(c, c->client, before + (3u << 20));
+	unsigned long long after = acked_at_least(&t, before + (3u << 20));
 	note("acknowledged %llu -> %llu bytes", before, after);
 	assert_int_equal(after - before, 3u << 20);
 }
 
-static void a_descriptor_no_longer_the_connection_is_stale(void **state)
+static void a_closed_connection_is_stale(void **state)
 {
 	struct conn *c = *state;
+	struct qu_colo_traffic t, again;
 	unsigned long long b = 0;
-	int fd = c->client;
-	/* The number given to another socket: stale, not that socket's count. */
-	assert_int_equal(dup2(c->other, fd), fd);
-	assert_int_equal(qu_colo_traffic_bytes(c->pidfd, fd, c->uri, &b), -ESTALE);
-	close(fd);
-	c->client = -1;
-	assert_int_equal(qu_colo_traffic_bytes(c->pidfd, fd, c->uri, &b), -ESTALE);
-	assert_int_equal(qu_colo_traffic_find(getpid(), c->pidfd, c->uri), -ENOENT);
+	assert_int_equal(qu_colo_traffic_find(getpid(), c->uri, &t), 0);
+	close(c->client);
+	close(c->server);
+	c->client = c->server = -1;
+	assert_int_equal(qu_colo_traffic_bytes(&t, &b), -ESTALE);
+	/* A new connection to the same address is found anew, and is not the old one. */
+	assert_int_equal(dial(c), 0);
+	assert_int_equal(qu_colo_traffic_find(getpid(), c->uri, &again), 0);
+	assert_int_equal(qu_colo_traffic_bytes(&again, &b), 0);
+	assert_int_equal(qu_colo_traffic_bytes(&t, &b), -ESTALE);
+}
+
+static void uris_of_another_form_are_refused(void **state)
+{
+	(void)state;
+	struct qu_colo_traffic t;
+	const char *bad[] = { "unix:/tmp/x", "tcp:", "tcp:127.0.0.1", "tcp:127.0.0.1:", "tcp:127.0.0.1:0",
+			      "tcp:127.0.0.1:65536", "tcp:127.0.0.1:12x", "tcp:host.example:4000", "tcp:[::1:4000",
+			      "tcp:::1:4000", "rdma:1.2.3.4:5" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		note("%s", bad[i]);
+		assert_int_equal(qu_colo_traffic_find(getpid(), bad[i], &t), -EINVAL);
+	}
 }
 
 int main(void)
@@ -126,7 +142,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(the_connection_is_found_by_its_peer, setup_conn, teardown_conn),
 		cmocka_unit_test_setup_teardown(the_count_grows_by_what_the_peer_received, setup_conn, teardown_conn),
-		cmocka_unit_test_setup_teardown(a_descriptor_no_longer_the_connection_is_stale, setup_conn, teardown_conn),
+		cmocka_unit_test_setup_teardown(a_closed_connection_is_stale, setup_conn, teardown_conn),
+		cmocka_unit_test(uris_of_another_form_are_refused),
 	};
 	cmocka_set_message_output(CM_OUTPUT_TAP);
 	return cmocka_run_group_tests(tests, NULL, NULL);
