@@ -354,6 +354,7 @@ static __attribute__((noinline)) double ring_median(double *ring, size_t *count,
 static void add_pause(struct guard *g, double ms)
 {
 	g->st.pause_median_ms = ring_median(g->pauses, &g->npauses, ms);
+	g->st.paused_total_ms += ms;
 	if (ms > g->st.pause_max_ms)
 		g->st.pause_max_ms = ms;
 }
@@ -830,6 +831,10 @@ static void print_state(const struct qu_standby_state *st, unsigned flags, FILE 
 		fprintf(out, "last_checkpoint: %lld ms ago\n", (long long)((qu_wall_us() - st->last_checkpoint_us) / 1000));
 	if (st->checkpoints)
 		fprintf(out, "pause per checkpoint: median %.1f ms, max %.1f ms\n", st->pause_median_ms, st->pause_max_ms);
+	if (st->checkpoints && st->last_checkpoint_us > st->since_us && st->since_us)
+		fprintf(out, "time paused: %.0f%% since protected (%.1f s in %llu checkpoints)\n",
+			100.0 * st->paused_total_ms * 1000.0 / (double)(st->last_checkpoint_us - st->since_us),
+			st->paused_total_ms / 1000.0, st->checkpoints);
 	if (st->checkpoint_bytes_median >= 0)
 		fprintf(out, "bytes per checkpoint: median %.1f KiB, max %.1f KiB (%.1f MiB since protected)\n",
 			st->checkpoint_bytes_median / 1024.0, st->checkpoint_bytes_max / 1024.0,

@@ -47,6 +47,14 @@ static json_object *to_json(const struct qu_standby_state *s)
 	json_object_object_add(o, "initial_pause_ms", json_object_new_double(s->initial_pause_ms));
 	json_object_object_add(o, "pause_median_ms", json_object_new_double(s->pause_median_ms));
 	json_object_object_add(o, "pause_max_ms", json_object_new_double(s->pause_max_ms));
+	json_object_object_add(o, "paused_total_ms", json_object_new_double(s->paused_total_ms));
+	/* The share of the time since protection began (to the last checkpoint) that the guest
+	 * spent stopped in checkpoints: what protection costs it in run time. */
+	json_object_object_add(o, "paused_share",
+			       s->last_checkpoint_us > s->since_us && s->since_us
+				       ? json_object_new_double(s->paused_total_ms * 1000.0 /
+								(double)(s->last_checkpoint_us - s->since_us))
+				       : NULL);
 	json_object_object_add(o, "initial_copy_bytes",
 			       s->initial_copy_bytes >= 0 ? json_object_new_int64(s->initial_copy_bytes) : NULL);
 	json_object_object_add(o, "bytes_per_checkpoint_median",
@@ -146,6 +154,7 @@ int qu_standby_state_read(pid_t pid, struct qu_standby_state *s)
 	s->pause_median_ms = json_object_object_get_ex(o, "pause_median_ms", &d) ? json_object_get_double(d) : -1;
 	s->pause_max_ms = json_object_object_get_ex(o, "pause_max_ms", &d) ? json_object_get_double(d) : -1;
 	s->since_us = qu_json_member_int(o, "since_us");
+	s->paused_total_ms = json_object_object_get_ex(o, "paused_total_ms", &d) ? json_object_get_double(d) : 0;
 	snprintf(s->switchover, sizeof(s->switchover), "%s", qu_json_member_str(o, "switchover"));
 	s->switchover_asks = (unsigned)qu_json_member_int(o, "switchover_asks");
 	s->switchover_ms = json_object_object_get_ex(o, "switchover_ms", &d) && json_object_is_type(d, json_type_double)

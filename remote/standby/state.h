@@ -24,6 +24,7 @@ struct qu_standby_state {
 	int64_t last_checkpoint_us;       /* wall clock (QEMU's stamp of its RESUME), 0 none */
 	double initial_pause_ms;
 	double pause_median_ms, pause_max_ms;
+	double paused_total_ms;           /* all checkpoints' pauses since protection began */
 	/* Bytes on the migration connection (remote/standby/traffic.h), -1 unknown: until
 	 * protection began (the initial copy), per checkpoint (median of the last
 	 * QU_STANDBY_PAUSES, max), and all since protection began. */

@@ -86,8 +86,9 @@ tap_diag "status: $OUT"
 [ "$mc" = 0 ] && [ "${c1:-0}" -gt "${c0:-0}" ] && [ "$(jq -r .state <<<"$OUT")" = protecting ] && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "protecting: checkpoints $c0 -> $c1 while the guest ran a memory pass, clean"
 [ "$(jq -r '[.host, (.standby_pid > 0), (.pause_median_ms > 0), (.pause_max_ms >= .pause_median_ms), .interval_ms] | @tsv' <<<"$OUT")" = \
-	"$(printf '%s\ttrue\ttrue\ttrue\t500' "$REMOTE_B_IP")" ] && [ "$(jq -r '.last_checkpoint_ms_ago < 60000' <<<"$OUT")" = true ]
-tap_ok $? "status --json: host, standby_pid, pause median and max, interval, a recent checkpoint"
+	"$(printf '%s\ttrue\ttrue\ttrue\t500' "$REMOTE_B_IP")" ] && [ "$(jq -r '.last_checkpoint_ms_ago < 60000' <<<"$OUT")" = true ] &&
+	[ "$(jq -r '[(.paused_total_ms >= .pause_max_ms), (.paused_share > 0), (.paused_share < 1)] | @tsv' <<<"$OUT")" = "$(printf 'true\ttrue\ttrue')" ]
+tap_ok $? "status --json: host, standby_pid, pause median and max, interval, a recent checkpoint, the share of time paused ($(jq -r .paused_share <<<"$OUT"))"
 # What the checkpoints carry, from the migration connection's own count: read after the
 # status (the state file is written after the count moved), A's veth has sent at least that
 # much, TCP/IP headers and the agent's session on top; and the migration is most of it.
