@@ -849,7 +849,8 @@ static void print_state(const struct qu_standby_state *st, unsigned flags, FILE 
 		fprintf(out, "switchover: %s\n", st->switchover);
 }
 
-/* The state of a protected VM, for status and stop: 0, or -errno with a message. */
+/* The state of a protected VM, judged (a supervisor gone reads as broken), for status, stop
+ * and switchover: 0, or -errno with a message. */
 static int read_state(pid_t pid, struct qu_standby_state *st)
 {
 	if (pid <= 0)
@@ -857,7 +858,10 @@ static int read_state(pid_t pid, struct qu_standby_state *st)
 	int r = qu_standby_state_read(pid, st);
 	if (r == -ENOENT)
 		return qu_err(-ENOENT, "PID %d is not protected (no standby was started for it on this host)", (int)pid);
-	return r < 0 ? qu_err(r, "the state file of PID %d cannot be read", (int)pid) : 0;
+	if (r < 0)
+		return qu_err(r, "the state file of PID %d cannot be read", (int)pid);
+	judge(st);
+	return 0;
 }
 
 int qu_standby_status(pid_t pid, unsigned flags, FILE *out)
@@ -866,7 +870,6 @@ int qu_standby_status(pid_t pid, unsigned flags, FILE *out)
 	int r = read_state(pid, &st);
 	if (r < 0)
 		return fail(r);
-	judge(&st);
 	print_state(&st, flags, out);
 	return 0;
 }
@@ -941,7 +944,6 @@ int qu_standby_switchover(pid_t pid, unsigned flags, FILE *out)
 	int r = read_state(pid, &st);
 	if (r < 0)
 		return fail(r);
-	judge(&st);
 	unsigned asks = st.switchover_asks;
 	if (strcmp(st.state, "protecting"))
 		return fail(qu_err(-EINVAL, "PID %d is not protected now (state %s%s%s): a switchover needs its standby "
