@@ -688,11 +688,8 @@ int qu_target_resume(struct qu_target *t, uint64_t deadline_us, char *reply, siz
 		return r;
 	if (strcmp(state, "running"))
 		return qu_err(-EIO, "the new QEMU is in run state '%s' after cont", state);
-	/* A secondary stopped in a checkpoint resumes (RESUME); one between checkpoints already
-	 * ran its vCPUs, and runs the guest from the takeover's answer on. */
 	int64_t resumed = 0;
-	if (qu_qmp_event_time(t->ctl, "RESUME", qu_now_us(), &resumed) < 0 || !resumed)
-		resumed = qu_wall_us();
+	qu_qmp_event_time(t->ctl, "RESUME", qu_now_us() + 1000000u, &resumed);
 	/* No handshake comes any more: the key goes, and the VM is left as one started here
 	 * (a later upgrade of it, local or not, chooses its own transport). */
 	char creds[64] = "";
@@ -743,6 +740,7 @@ static void drain_events(struct qu_qmp *q)
 		json_object_put(data);
 		data = NULL;
 	}
+	qu_err_clear(); /* the end of what was there is no error */
 }
 
 int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_us, char *reply, size_t len)
@@ -776,8 +774,11 @@ int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_u
 		usleep(20000);
 	if (r < 0 || strcmp(status, "running"))
 		return qu_err(r < 0 ? r : -EIO, "standby: the secondary is '%s' after the takeover", status);
+	/* A secondary stopped in a checkpoint resumes (RESUME); one between checkpoints already
+	 * ran its vCPUs, and runs the guest from the takeover's answer on. */
 	int64_t resumed = 0;
-	qu_qmp_event_time(t->ctl, "RESUME", qu_now_us() + 1000000u, &resumed);
+	if (qu_qmp_event_time(t->ctl, "RESUME", qu_now_us(), &resumed) < 0 || !resumed)
+		resumed = qu_wall_us();
 	/* The guest's output no longer goes to the dead primary (qemu-colo.rst, "Secondary
 	 * Failover"); what is left of the wiring is removed. */
 	int left = qu_colo_secondary_unwire(t->ctl, deadline_us);
@@ -805,6 +806,12 @@ int qu_target_heartbeat(struct qu_target *t, char *reply, size_t len)
 	/* The supervisor sends its first once COLO runs: silence counts from here, not during
 	 * the initial copy (a tool that dies then ends the session, and the secondary goes). */
 	t->colo_armed = t->colo_timeout_ms > 0;
+	/* A COLO secondary stops and resumes at every checkpoint, and nothing else reads its
+	 * monitor while it is protecting: unread, the events would fill the socket and then
+	 * QEMU's own buffer without end, and the takeover would find old ones first. Only what
+	 * is already readable is read: the answer does not wait. */
+	if (t->ctl && !t->record.resumed)
+		drain_events(t->ctl);
 	reply[0] = '\0';
 	qu_kv_addf(reply, len, "pid", "%d", (int)t->pid);
 	qu_kv_add(reply, len, "status", "alive");
