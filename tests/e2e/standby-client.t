@@ -91,6 +91,7 @@ garp=$(awk -v t0="$t0" '$1 >= t0 && /ARP/ && !/Reverse/' "$announce")
 first_rarp=$(awk '{ print $1; exit }' <<<"$rarp")
 fdb=$(bridge -n "$REMOTE_NS_C" fdb show br "$CLIENT_BR" | grep -i "^$MAC " | head -n 1)
 tap_diag "at C after the kill: $(grep -c . <<<"$rarp") RARP from the guest's MAC, the first ${first_rarp:+$(echo "$first_rarp - $t0" | bc) s after the kill}; $(grep -c . <<<"$garp") ARP (first: $(head -n 1 <<<"$garp" | cut -d' ' -f 2-)); C's bridge: $fdb"
+tap_diag "RARP at C, seconds after the kill: $(awk -v t0="$t0" '{ printf "%.3f ", $1 - t0 }' <<<"$rarp")"
 [ -n "$rarp" ] && grep -q " dev qccb$$ " <<<"$fdb"
 tap_ok $? "the guest's MAC was announced to the client (RARP captured on C's bridge, which now sends the guest's frames towards B)"
 n0=$(pass_lines "$b_serial")
