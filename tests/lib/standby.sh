@@ -58,12 +58,13 @@ out_of_colo_running() {
 		[ "$(vm_runstate "$1" 2>/dev/null)" = running ]
 }
 
-# protected_vm NAME IP MAC PORT: a VM on A with a tap (and one of the same name on B), the
+# protected_vm NAME IP MAC PORT [BRIDGE]: a VM on A with a tap (and one of the same name on B), the
 # agent on B (at PORT) allowed its directories, then protected with checkpoints every 500 ms
 # and the heartbeat timeout HB; sets TAP, MON (the test's own monitor directory), SEC (the
-# secondary's PID).
+# secondary's PID). Each host's tap gets the address IP.1/24, or with BRIDGE none: it goes
+# into the bridge of that name on its host instead (client_segment's, a client's L2 segment).
 protected_vm() {
-	local name=$1 ip=$2 mac=$3 port=$4 ns
+	local name=$1 ip=$2 mac=$3 port=$4 bridge=${5:-} ns
 	TAP=sf$port
 	MON=$(mktemp -d /tmp/qu-sbf-mon.XXXXXX) && _vm_paths+=("$MON")
 	QEMU=$Q11 VM_APPEND="net_ip=$ip/24" VM_WRAP="ip netns exec $REMOTE_NS_A" vm_start "$name" \
@@ -73,7 +74,11 @@ protected_vm() {
 	VM_QMP=$MON/test.sock
 	for ns in "$REMOTE_NS_A" "$REMOTE_NS_B"; do
 		[ "$ns" = "$REMOTE_NS_A" ] || ip -n "$ns" tuntap add dev "$TAP" mode tap || exit 1
-		ip -n "$ns" addr add "${ip%.*}.1/24" dev "$TAP" && ip -n "$ns" link set "$TAP" up || exit 1
+		if [ -n "$bridge" ]; then
+			ip -n "$ns" link set "$TAP" master "$bridge" && ip -n "$ns" link set "$TAP" up || exit 1
+		else
+			ip -n "$ns" addr add "${ip%.*}.1/24" dev "$TAP" && ip -n "$ns" link set "$TAP" up || exit 1
+		fi
 	done
 	vm_wait_ready || { echo "Bail out! the guest of $name did not come up"; exit 1; }
 	REMOTE_PORT=$port REMOTE_AGENT_BINARIES="$Q11" remote_agent_start "$VM_DIR" "$MON" ||
@@ -107,3 +112,80 @@ host_a_back() {
 		{ echo "Bail out! the agent on A did not start"; exit 1; }
 	AGENT_A=$REMOTE_AGENT
 }
+
+# client_segment CIDR: a third namespace, the client (REMOTE_NS_C), on one L2 segment with the
+# guest's taps on A and B, as a real site has it: on A and on B a bridge (CLIENT_HOST_BR: the
+# taps join it, protected_vm's BRIDGE) with a veth leading to C; in C a bridge (CLIENT_BR)
+# over both veths, holding CIDR. The hosts keep no address on that segment, and their own
+# link stays the routed veth remote_hosts made, in no bridge: C's bridge alone joins A's and
+# B's, so the segment has no loop. STP is off, as on a site's access ports. Everything goes at
+# exit: C's processes by PID, then the namespace (its veths, and their ends on A and B, with
+# it); A's and B's bridges go with their namespaces.
+client_segment() {
+	local cidr=$1 h ns
+	REMOTE_NS_C=qu-rc-$$ CLIENT_BR=qcbr$$ CLIENT_HOST_BR=qhbr$$
+	ip netns add "$REMOTE_NS_C" || return 1
+	vm_defer "client_kill_all; ip netns del $REMOTE_NS_C"
+	ip -n "$REMOTE_NS_C" link set lo up &&
+		ip -n "$REMOTE_NS_C" link add "$CLIENT_BR" type bridge stp_state 0 forward_delay 0 || return 1
+	for h in a b; do
+		ns=$REMOTE_NS_A
+		[ "$h" = a ] || ns=$REMOTE_NS_B
+		ip -n "$ns" link add "$CLIENT_HOST_BR" type bridge stp_state 0 forward_delay 0 &&
+			ip link add "qc$h$$" netns "$ns" type veth peer name "qcc$h$$" netns "$REMOTE_NS_C" &&
+			ip -n "$ns" link set "qc$h$$" master "$CLIENT_HOST_BR" &&
+			ip -n "$REMOTE_NS_C" link set "qcc$h$$" master "$CLIENT_BR" &&
+			ip -n "$ns" link set "qc$h$$" up && ip -n "$ns" link set "$CLIENT_HOST_BR" up &&
+			ip -n "$REMOTE_NS_C" link set "qcc$h$$" up || return 1
+	done
+	ip -n "$REMOTE_NS_C" addr add "$cidr" dev "$CLIENT_BR" && ip -n "$REMOTE_NS_C" link set "$CLIENT_BR" up
+}
+
+# client_kill_all: every process left in the client's namespace (this test's own), by PID.
+client_kill_all() {
+	local p
+	for p in $(ip netns pids "$REMOTE_NS_C" 2>/dev/null); do
+		kill -KILL "$p" 2>/dev/null
+	done
+}
+
+# client_ping_start IP LOG: a continuous ping from the client to IP, every 0.1 s, each reply
+# and each ping still unanswered when the next leaves on a line of LOG with its time
+# (`ping -D -O`); sets CLIENT_PING (its PID, tracked).
+client_ping_start() {
+	ip netns exec "$REMOTE_NS_C" ping -n -D -O -i 0.1 -W 1 "$1" >"$2" 2>&1 &
+	CLIENT_PING=$!
+	vm_track_pid "$CLIENT_PING"
+}
+
+# ping_log_summary LOG T0: what a client_ping_start log says about the moment T0 (seconds since
+# the epoch, as `date +%s.%N` gives): "before=N after=N last_before=T last_before_seq=S
+# first_after=T first_after_seq=S gap=SECONDS lost=N run=N dups=N sent=N": replies received
+# before and after T0, the last before and the first after (time, icmp_seq), the time between
+# them, the pings between those two that were never answered, the longest run of consecutive
+# pings answered from the first after T0 on, duplicate replies (two guests answering), the
+# highest icmp_seq sent. Empty fields when there is no such reply.
+ping_log_summary() {
+	awk -v t0="$2" '
+	function seq_of(line) { match(line, /icmp_seq=[0-9]+/); return substr(line, RSTART + 9, RLENGTH - 9) + 0 }
+	/icmp_seq=/ { s = seq_of($0); if (s > sent) sent = s }
+	/ bytes from / {
+		if ($0 ~ /DUP!/) { dups++; next }
+		ts = substr($1, 2, length($1) - 2) + 0
+		ans[s] = ts
+		if (ts < t0) { before++; if (ts > lb) { lb = ts; lbs = s } }
+		else { after++; if (fa == "" || ts < fa) { fa = ts; fas = s } }
+	}
+	END {
+		if (fa != "") {
+			for (s = lbs + 1; s < fas; s++) if (!(s in ans)) lost++
+			for (s = fas; s <= sent; s++) if (s in ans) { if (++r > run) run = r } else r = 0
+		}
+		printf "before=%d after=%d last_before=%s last_before_seq=%s first_after=%s first_after_seq=%s gap=%s lost=%s run=%d dups=%d sent=%d\n",
+			before, after, lb == "" ? "" : sprintf("%.3f", lb), lbs, fa == "" ? "" : sprintf("%.3f", fa), fas,
+			(fa == "" || lb == "") ? "" : sprintf("%.3f", fa - lb), fa == "" ? "" : lost + 0, run, dups, sent
+	}' "$1"
+}
+
+# summary_field SUMMARY NAME: one field of a ping_log_summary line.
+summary_field() { sed -n "s/.*\\b$2=\\([^ ]*\\).*/\\1/p" <<<"$1"; }
