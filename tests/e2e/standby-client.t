@@ -31,11 +31,8 @@ standby_qemu
 command -v tcpdump >/dev/null || { echo "Bail out! tcpdump is missing (tests/install-deps.sh installs it)"; exit 1; }
 
 tap_plan 9
-remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
+standby_hosts
 client_segment 192.168.88.2/24 || { echo "Bail out! cannot make the client's namespace and its segment"; exit 1; }
-vm_guest_build || exit 1
-export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
-_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
 HB=12000
 GUEST=192.168.88.10 MAC=52:54:00:12:88:10
 

@@ -21,10 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 standby_qemu
 
 tap_plan 12
-remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
-vm_guest_build || exit 1
-export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
-_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
+standby_hosts
 HB=12000
 hmp() { vm_qmp "$1" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$2\"}}"; }
 nodes() { vm_qmp "$1" '{"execute":"query-named-block-nodes","arguments":{"flat":true}}' | jq -c '[.return[] | "\(.["node-name"]):\(.drv):\(.file)"]'; }
@@ -53,7 +50,7 @@ REMOTE_PORT=4786 REMOTE_AGENT_BINARIES="$Q11" remote_agent_start "$VM_DIR" "$MON
 standby start --pid "$VM_PID" --remote "$REMOTE_B_IP:4786" --pki-dir "$REMOTE_PKI_A" --interval 500 --heartbeat-timeout "$HB"
 rc=$?
 tap_diag "A -> B: start: exit $rc: $OUT $(tail -n 5 <<<"$ERR")"
-SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+SEC=$(secondary_of "$OUT")
 [ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints A -> B" at_least_checkpoints "$VM_PID" 3
 tap_ok $? "A -> B with the disk: protected, checkpoints flowing (the secondary PID ${SEC:-none} on B)"
 primary=$VM_PID agent_b=$REMOTE_AGENT
@@ -80,7 +77,7 @@ standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b"
 rc=$?
 tap_diag "B -> A: start: exit $rc: $OUT $(tail -n 5 <<<"$ERR")"
 [ "$rc" = 0 ] || tap_diag "supervisor log: $(tail -n 15 "/proc/$agent_b/root$QEMU_UPGRADE_STATE_DIR/standby-$on_b.log" "$QEMU_UPGRADE_STATE_DIR/standby-$on_b.log" 2>/dev/null | tr '\n' '|')"
-SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+SEC=$(secondary_of "$OUT")
 [ "$rc" = 0 ] && [ -n "$SEC" ] && [ "$(ip netns identify "$SEC")" = "$REMOTE_NS_A" ] &&
 	wait_for 120 "3 checkpoints B -> A" at_least_checkpoints "$on_b" 3
 tap_ok $? "failback: the guest on B is protected towards A with its disk (the secondary PID ${SEC:-none} on A)"
@@ -110,7 +107,7 @@ protect_b_to_a() {
 	standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB"
 	local rc=$?
 	tap_diag "B -> A $1: start: exit $rc: $OUT $(tail -n 5 <<<"$ERR")"
-	SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+	SEC=$(secondary_of "$OUT")
 	[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints B -> A" at_least_checkpoints "$on_b" 3
 }
 

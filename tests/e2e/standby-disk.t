@@ -21,10 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 standby_qemu
 
 tap_plan 12
-remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
-vm_guest_build || exit 1
-export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
-_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
+standby_hosts
 
 caps_on() { vm_qmp "$VM_QMP" '{"execute":"query-migrate-capabilities"}' | jq -c '[.return[] | select(.state)] | map(.capability)'; }
 hmp() { vm_qmp "$1" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$2\"}}"; }
@@ -62,7 +59,7 @@ protected_vm() {
 	local rc=$?
 	tap_diag "$name: start: exit $rc: $OUT $(tail -n 5 <<<"$ERR")"
 	[ "$rc" = 0 ] || tap_diag "supervisor log: $(tail -n 15 "$QEMU_UPGRADE_STATE_DIR/standby-$VM_PID.log" | tr '\n' '|')"
-	SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+	SEC=$(secondary_of "$OUT")
 	[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints" at_least_checkpoints "$VM_PID" 3
 }
 

@@ -18,10 +18,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 standby_qemu
 
 tap_plan 14
-remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
-vm_guest_build || exit 1
-export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
-_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
+standby_hosts
 HB=12000
 
 # 1. A protects the VM towards B; A's QEMU dies; B takes over.
@@ -51,7 +48,7 @@ STANDBY_WRAP="nsenter -t $agent_b -m -n"
 standby start --pid "$on_b" --remote "$REMOTE_A_IP:4785" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB"
 rc=$?
 tap_diag "B -> A: start: exit $rc: $OUT $ERR"
-SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+SEC=$(secondary_of "$OUT")
 [ "$rc" = 0 ] && [ -n "$SEC" ] && [ "$(ip netns identify "$SEC")" = "$REMOTE_NS_A" ] &&
 	wait_for 120 "3 checkpoints B -> A" at_least_checkpoints "$on_b" 3
 tap_ok $? "failback: the guest on B is protected towards A (the secondary PID ${SEC:-none} on A)"
@@ -109,7 +106,7 @@ stale=$(nsenter -t "$agent_b" -m sh -c "[ -S '$VM_DIR/qmp.sock' ] && [ -S '$MON/
 standby start --pid "$on_a" --remote "$REMOTE_B_IP:4784" --pki-dir "$REMOTE_PKI_A" --interval 500 --heartbeat-timeout "$HB"
 rc=$?
 tap_diag "A -> B again: start: exit $rc: $OUT $ERR"
-SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+SEC=$(secondary_of "$OUT")
 [ "$rc" = 0 ] && [ -n "$SEC" ] && [ "$(ip netns identify "$SEC")" = "$REMOTE_NS_B" ] &&
 	wait_for 120 "3 checkpoints A -> B" at_least_checkpoints "$on_a" 3
 tap_ok $? "the cycle closes: the guest on A is protected towards B again (the secondary PID ${SEC:-none} on B), over the stale sockets B's dead QEMU left (${stale:-none found})"

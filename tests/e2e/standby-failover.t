@@ -23,11 +23,8 @@ standby_qemu
 command -v tcpdump >/dev/null || { echo "Bail out! tcpdump is missing (tests/install-deps.sh installs it)"; exit 1; }
 
 tap_plan 15
-remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
-vm_guest_build || exit 1
+standby_hosts
 dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
-export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
-_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
 HB=12000 # the heartbeat timeout: A fences after 6 s without an answer, B takes over after 12 s
 
 # 1. SIGKILL of the primary.

@@ -18,12 +18,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 standby_qemu
 
 tap_plan 18
-remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
-vm_guest_build || exit 1
+standby_hosts
 dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
-# The supervisor's state and log go to a directory of this test's own.
-export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
-_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
 
 objects() { vm_qmp "$VM_QMP" '{"execute":"qom-list","arguments":{"path":"/objects"}}' | jq -c '[.return[].name] | sort'; }
 chardevs() { vm_qmp "$VM_QMP" '{"execute":"query-chardev"}' | jq -c '[.return[].label] | sort'; }

@@ -15,10 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 tap_plan 8
-remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
-vm_guest_build || exit 1
-export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
-_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
+standby_hosts
 HB=12000
 
 standby switchover --pid $$

@@ -16,6 +16,15 @@ standby_qemu() {
 	}
 }
 
+# standby_hosts: the two hosts (remote_hosts), the guest built, and a state directory of the
+# test's own in QEMU_UPGRADE_STATE_DIR (removed at exit); bails out when they cannot be made.
+standby_hosts() {
+	remote_hosts || { echo "Bail out! cannot create the two network namespaces"; exit 1; }
+	vm_guest_build || exit 1
+	export QEMU_UPGRADE_STATE_DIR=$(mktemp -d /tmp/qu-standby-state.XXXXXX)
+	_vm_paths+=("$QEMU_UPGRADE_STATE_DIR")
+}
+
 # standby ARGS...: `qemu-upgrade standby ARGS` on host A (or where STANDBY_WRAP, a command
 # prefix, runs it); OUT gets its stdout, ERR its stderr (kept in VM_DIR/standby.err); returns
 # its exit status.
@@ -36,6 +45,8 @@ wait_for() {
 		sleep 0.2
 	done
 }
+# secondary_of OUT: the secondary's PID that `standby start` printed in OUT.
+secondary_of() { sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$1"; }
 pass_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
 errors_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* errors=\([0-9]*\).*/\1/p'; }
 pass_lines() { grep -ac 'MEMCHECK pass=' "$1" 2>/dev/null; }
@@ -87,7 +98,7 @@ protected_vm() {
 	standby start --pid "$VM_PID" "${dest[@]}" --interval 500 --heartbeat-timeout "$HB"
 	local rc=$?
 	tap_diag "$name: start: exit $rc: $OUT $ERR"
-	SEC=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+	SEC=$(secondary_of "$OUT")
 	[ "$rc" = 0 ] && [ -n "$SEC" ] && wait_for 120 "3 checkpoints" at_least_checkpoints "$VM_PID" 3
 }
 
