@@ -211,8 +211,9 @@ int qu_standby_plan(pid_t pid, const char *remote, const char *pki_dir, unsigned
  * left on either host). */
 int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigned interval_ms,
 		     unsigned heartbeat_timeout_ms, unsigned flags, FILE *out);
-/* `standby status`: the state its supervisor last wrote (state, checkpoints, pauses, the
- * secondary), or -1 (ENOENT) when the VM was never protected here. */
+/* `standby status`: the state its supervisor last wrote (state, checkpoints, pauses, bytes,
+ * the secondary), or -1 (ENOENT) when the VM was never protected here. pid 0: every VM with a
+ * state here, in PID order (JSON: an array; none: an empty one, and 0). */
 int qu_standby_status(pid_t pid, unsigned flags, FILE *out);
 /* `standby stop`: protection ends, the primary keeps running untouched and alone, nothing is
  * left on the other host; a supervisor that died is made up for here. 0, or -1. */

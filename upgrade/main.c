@@ -272,7 +272,7 @@ static int standby_command(struct cli *cli)
 			       "its QEMU dies (docs/standby.md). QEMU 11.1 only, the same binary on both hosts.\n"
 			       "--dry-run: what would be built and wired there and here, or every reason the VM\n"
 			       "  cannot be protected, each with what to do (exit 3); nothing is changed.\n"
-			       "       qemu-upgrade standby status --pid PID [--json]\n"
+			       "       qemu-upgrade standby status [--pid PID] [--json]   (without --pid: every VM)\n"
 			       "       qemu-upgrade standby stop --pid PID [--json]\n"
 			       "       qemu-upgrade standby switchover --pid PID [--json]\n"
 			       "Without --dry-run, start protects the VM and returns once it is protected; a\n"
@@ -299,7 +299,7 @@ static int standby_command(struct cli *cli)
 		return EXIT_USAGE;
 	}
 	if (strcmp(verb, "start")) {
-		if (!pid) {
+		if (!pid && strcmp(verb, "status")) {
 			fprintf(stderr, "qemu-upgrade standby %s: which VM? Give --pid PID\n", verb);
 			return EXIT_USAGE;
 		}

@@ -864,8 +864,67 @@ static int read_state(pid_t pid, struct qu_standby_state *st)
 	return 0;
 }
 
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* The VMs with a state file here (STATE_DIR/standby-PID.json), in PID order: how many
+ * (at most max), or -errno. */
+static int state_pids(pid_t *pids, int max)
+{
+	DIR *d = opendir(qu_state_dir());
+	int n = 0;
+	if (!d)
+		return errno == ENOENT ? 0 : -errno;
+	for (struct dirent *e; n < max && (e = readdir(d));) {
+		int pid = 0, len = 0;
+		if (sscanf(e->d_name, "standby-%d.json%n", &pid, &len) == 1 && !e->d_name[len] && pid > 0)
+			pids[n++] = pid;
+	}
+	closedir(d);
+	qsort(pids, (size_t)n, sizeof(*pids), cmp_pid);
+	return n;
+}
+
+#define STATES_MAX 4096
+
+/* `standby status` without --pid: every VM protected here, or that was. */
+static int status_all(unsigned flags, FILE *out)
+{
+	static pid_t pids[STATES_MAX];
+	int n = state_pids(pids, STATES_MAX), shown = 0;
+	if (n < 0)
+		return fail(qu_err(n, "cannot read %s: %s", qu_state_dir(), strerror(-n)));
+	if (flags & QU_OUT_JSON)
+		fputc('[', out);
+	for (int i = 0; i < n; i++) {
+		struct qu_standby_state st;
+		if (read_state(pids[i], &st) < 0)
+			continue; /* one being written or removed now */
+		if (flags & QU_OUT_JSON) {
+			char *json = qu_standby_state_json(&st);
+			fprintf(out, "%s%s", shown ? "," : "", json ? json : "null");
+			free(json);
+		} else {
+			fputs(shown ? "\n" : "", out);
+			print_state(&st, flags, out);
+		}
+		shown++;
+	}
+	if (flags & QU_OUT_JSON)
+		fputs("]\n", out);
+	else if (!shown)
+		fprintf(out, "no VM is protected on this host (no standby state in %s)\n", qu_state_dir());
+	qu_err_clear();
+	return 0;
+}
+
 int qu_standby_status(pid_t pid, unsigned flags, FILE *out)
 {
+	if (pid <= 0)
+		return status_all(flags, out);
 	struct qu_standby_state st;
 	int r = read_state(pid, &st);
 	if (r < 0)
@@ -985,21 +1044,18 @@ int qu_standby_switchover(pid_t pid, unsigned flags, FILE *out)
 
 int qu_standby_recover(FILE *out)
 {
-	DIR *d = opendir(qu_state_dir());
-	int released = 0, failed = 0;
-	if (!d)
-		return 0;
-	for (struct dirent *e; (e = readdir(d));) {
+	static pid_t pids[STATES_MAX];
+	int released = 0, failed = 0, n = state_pids(pids, STATES_MAX);
+	for (int i = 0; i < n; i++) {
 		struct qu_standby_state st;
-		int pid = 0, n = 0;
-		if (sscanf(e->d_name, "standby-%d.json%n", &pid, &n) != 1 || e->d_name[n] || pid <= 0 ||
-		    qu_standby_state_read(pid, &st) < 0)
+		pid_t pid = pids[i];
+		if (qu_standby_state_read(pid, &st) < 0)
 			continue;
 		if (!protecting(st.state) || qu_proc_alive(st.supervisor, st.supervisor_start))
 			continue;
 		if (release_orphan(&st) < 0) {
 			fprintf(out, "PID %d: protected, its standby supervisor (PID %d) is gone, and its release failed: %s\n",
-				pid, (int)st.supervisor, qu_err_msg());
+				(int)pid, (int)st.supervisor, qu_err_msg());
 			failed++;
 			continue;
 		}
@@ -1007,10 +1063,9 @@ int qu_standby_recover(FILE *out)
 		snprintf(st.reason, sizeof(st.reason), "released by --recover after its supervisor (PID %d) was gone",
 			 (int)st.supervisor);
 		qu_standby_state_write(&st);
-		fprintf(out, "PID %d: its standby supervisor (PID %d) was gone: protection ended, the VM runs alone\n", pid,
-			(int)st.supervisor);
+		fprintf(out, "PID %d: its standby supervisor (PID %d) was gone: protection ended, the VM runs alone\n",
+			(int)pid, (int)st.supervisor);
 		released++;
 	}
-	closedir(d);
 	return failed ? -1 : released;
 }

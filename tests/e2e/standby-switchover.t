@@ -6,7 +6,8 @@
 # secondary takes over as at a failover: the command returns once B runs the guest, which
 # goes on from that checkpoint (its first pass on B is past the last one A printed before the
 # request), clean, answering pings on B, and A holds no QEMU. Refused, with the reason: a VM
-# never protected, and one no longer protecting.
+# never protected, and one no longer protecting. `standby status` without --pid lists the VMs
+# with a state here: none, then the one that switched over.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -14,7 +15,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/standby.sh"
 
 standby_qemu
-tap_plan 8
+tap_plan 10
 standby_hosts
 HB=12000
 
@@ -23,6 +24,10 @@ rc=$?
 tap_diag "switchover of an unprotected PID: exit $rc: $ERR"
 [ "$rc" = 1 ] && grep -q "PID $$ is not protected" <<<"$ERR"
 tap_ok $? "a switchover of a VM never protected is refused (exit 1), saying so"
+
+standby status && [ "$OUT" = "no VM is protected on this host (no standby state in $QEMU_UPGRADE_STATE_DIR)" ] &&
+	standby status --json && [ "$OUT" = "[]" ]
+tap_ok $? "standby status without --pid, nothing protected: says so (and [] in JSON)"
 
 protected_vm sbs-move 192.168.83.10 52:54:00:12:83:10 4791
 tap_ok $? "protected, checkpoints flowing (the secondary PID ${SEC:-none} on B)"
@@ -55,6 +60,10 @@ tap_diag "A's status: $OUT"
 [ "$(jq -r '[.state, .switchover, (.switchover_ms > 0), .switchover_asks] | @tsv' <<<"$OUT")" = "$(printf 'failed-over\tdone\ttrue\t1')" ] &&
 	jq -r .reason <<<"$OUT" | grep -q "^switchover: .*the guest runs on $REMOTE_B_IP:4791 in PID $SEC"
 tap_ok $? "A's state: failed-over by the switchover ($(jq -r .switchover_ms <<<"$OUT") ms from the request to B running the guest)"
+standby status --json
+[ "$(jq -r '[length, .[0].pid, .[0].state] | @tsv' <<<"$OUT")" = "$(printf '1\t%s\tfailed-over' "$primary")" ] &&
+	standby status && grep -q "^state: failed-over: switchover: " <<<"$OUT" && grep -q "^vm: PID $primary$" <<<"$OUT"
+tap_ok $? "standby status without --pid lists the one VM there, in JSON and in text"
 standby switchover --pid "$primary"
 rc=$?
 tap_diag "a second switchover: exit $rc: $ERR"
