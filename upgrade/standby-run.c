@@ -52,6 +52,8 @@
 #define LEAVE_TIMEOUT_US (30ull * 1000000u)
 /* `standby stop` waits this long for the supervisor to end protection. */
 #define STOP_WAIT_US (90ull * 1000000u)
+/* Events read in one turn of the watch. */
+#define EVENTS_PER_TURN 256
 /* A switchover's checkpoint, asked for at once, must come within this. */
 #define SWITCH_CHECKPOINT_US (30ull * 1000000u)
 /* `standby switchover` waits this long for the guest to run on the other host. */
@@ -95,8 +97,9 @@ struct guard {
 	 * it asked QEMU for may take (0: none under way); killed once the primary was. */
 	unsigned long long switch_after;
 	uint64_t switch_deadline;
-	int64_t switch_asked_us;
+	uint64_t switch_asked_us;   /* this host's monotonic clock */
 	int switch_killed;
+	int traffic_skip;           /* the next checkpoint's bytes are not one checkpoint's */
 };
 
 static void guard_free(struct guard *g)
@@ -288,6 +291,8 @@ static int protect(struct guard *g, pid_t pid, const char *host, const char *pki
 	g->st.heartbeat_timeout_ms = g->hb_timeout_ms;
 	g->st.initial_pause_ms = g->st.pause_median_ms = g->st.pause_max_ms = -1;
 	g->st.initial_copy_bytes = g->st.checkpoint_bytes_median = g->st.checkpoint_bytes_max = -1;
+	g->st.paused_total_ms = 0;
+	g->st.switchover_capable = 1; /* SIGUSR1 is blocked from the supervisor's start */
 	qu_standby_state_write(&g->st);
 	if ((r = start_secondary(g, pki_dir, deadline, mirror, compare, sizeof(mirror))) < 0)
 		return r;
@@ -366,16 +371,26 @@ static void add_checkpoint_bytes(struct guard *g)
 	unsigned long long now;
 	if (!g->traffic_known)
 		return;
+	/* Read late (more events wait behind this one), the count would give this checkpoint
+	 * the bytes of the next ones too: no sample until the events are caught up with. */
+	if (qu_qmp_buffered(g->q)) {
+		g->traffic_skip = 1;
+		return;
+	}
 	if (qu_colo_traffic_bytes(&g->traffic, &now) < 0 || now < g->traffic_last) {
 		g->traffic_known = 0; /* the connection closed: COLO ends, and the events say why */
 		return;
 	}
 	double b = (double)(now - g->traffic_last);
 	g->traffic_last = now;
+	g->st.protected_bytes = now - g->traffic_at_start;
+	if (g->traffic_skip) {
+		g->traffic_skip = 0;
+		return;
+	}
 	g->st.checkpoint_bytes_median = (long long)ring_median(g->bytes, &g->nbytes, b);
 	if ((long long)b > g->st.checkpoint_bytes_max)
 		g->st.checkpoint_bytes_max = (long long)b;
-	g->st.protected_bytes = now - g->traffic_at_start;
 }
 
 static void broken(struct guard *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -395,7 +410,10 @@ static void broken(struct guard *g, const char *fmt, ...)
  * wanted, which no secondary may undo by running the guest on. */
 static int read_events(struct guard *g, int64_t *t_stop)
 {
-	while (qu_qmp_buffered(g->q) || qu_poll_one(qu_qmp_fd(g->q), POLLIN, 0) > 0) {
+	/* At most this many at a time: a monitor that floods events (the VM owner's QEMU) must
+	 * not keep the heartbeat and the fencing from their turn. */
+	for (int n = 0; n < EVENTS_PER_TURN && (qu_qmp_buffered(g->q) || qu_poll_one(qu_qmp_fd(g->q), POLLIN, 0) > 0);
+	     n++) {
 		char name[64];
 		int64_t at = 0;
 		json_object *data = NULL;
@@ -458,8 +476,10 @@ static void fail_over(struct guard *g)
 		 g->rm->announced ? ", its MAC addresses announced" : " (its MAC addresses were not announced)");
 	g->st.failed_over_us = g->rm->resumed_us;
 	if (g->switch_killed) {
+		/* On this host's clock alone: the request to the agent's word that the guest runs
+		 * there (the other host's clock may differ from this one's). */
 		snprintf(g->st.switchover, sizeof(g->st.switchover), "done");
-		g->st.switchover_ms = (double)(g->rm->resumed_us - g->switch_asked_us) / 1000.0;
+		g->st.switchover_ms = (double)(qu_now_us() - g->switch_asked_us) / 1000.0;
 	}
 	qu_info("standby: %s", g->st.reason);
 }
@@ -504,18 +524,25 @@ static int heartbeat(struct guard *g, uint64_t *last_ok)
 /* `standby switchover` asked (SIGUSR1): a checkpoint now, and once it is taken the primary
  * stops, so that the secondary, in step with it, takes over the usual way (the failover
  * above: nothing the guest did after that checkpoint was let out by colo-compare). */
-static void switch_ask(struct guard *g)
+static void switch_ask(struct guard *g, uint64_t last_ok)
 {
 	g->st.switchover_asks++; /* one asked while another is under way shares its end */
 	if (g->switch_deadline || g->switch_killed) {
 		qu_standby_state_write(&g->st);
 		return;
 	}
-	g->switch_asked_us = qu_wall_us();
+	g->switch_asked_us = qu_now_us();
 	g->switch_after = g->st.checkpoints;
 	g->st.switchover_ms = -1;
 	qu_info("standby: switchover of PID %d to %s asked: a checkpoint first", (int)g->st.pid, g->st.host);
-	if (qu_colo_checkpoint_now(g->q, g->st.interval_ms, qu_now_us() + 10000000u) < 0) {
+	/* The monitor's answer is the VM owner's to delay, and no heartbeat goes while it is
+	 * awaited: it must come before this host would fence itself (half the timeout after
+	 * the last answer), with half a second to spare. */
+	uint64_t now = qu_now_us(), deadline = last_ok + (uint64_t)g->hb_timeout_ms * 500u;
+	deadline = deadline > now + 700000u ? deadline - 500000u : now + 200000u;
+	if (deadline > now + 10000000u)
+		deadline = now + 10000000u;
+	if (qu_colo_checkpoint_now(g->q, g->st.interval_ms, deadline) < 0) {
 		snprintf(g->st.switchover, sizeof(g->st.switchover), "failed: %s; the guest runs here, still protected",
 			 qu_err_msg());
 		qu_info("standby: switchover %s", g->st.switchover);
@@ -527,30 +554,42 @@ static void switch_ask(struct guard *g)
 	qu_standby_state_write(&g->st);
 }
 
-/* The switchover's checkpoint taken: the primary goes. Not taken in time: the switchover
+/* The switchover's checkpoint taken, and no other begun (t_stop: a STOP without its RESUME
+ * yet): the primary goes, and 1 says the failover follows at once. From the SIGKILL on
+ * nothing may release the primary or end the session (a `standby stop`, a word of the
+ * agent's): the secondary is the guest's only home. Not taken in time: the switchover
  * fails, and protection goes on. */
-static void switch_step(struct guard *g)
+static int switch_step(struct guard *g, int64_t t_stop)
 {
 	if (!g->switch_deadline)
-		return;
-	if (g->st.checkpoints > g->switch_after) {
-		g->switch_deadline = 0;
-		g->switch_killed = 1;
+		return 0;
+	if (g->st.checkpoints > g->switch_after && !t_stop) {
 		int k = qu_pidfd_kill(g->pidfd, SIGKILL);
 		qu_info("standby: switchover: checkpoint %llu taken; the primary QEMU (PID %d) %s", g->st.checkpoints,
 			(int)g->st.pid, k < 0 ? "could not be stopped (SIGKILL failed)" : "stopped (SIGKILL)");
+		g->switch_deadline = 0;
 		if (k < 0) {
-			g->switch_killed = 0;
 			snprintf(g->st.switchover, sizeof(g->st.switchover), "failed: SIGKILL of the primary QEMU failed "
 				 "(%s); the guest runs here, still protected", strerror(-k));
+			qu_standby_state_write(&g->st);
+			return 0;
 		}
-	} else if (qu_now_us() >= g->switch_deadline) {
+		g->switch_killed = 1;
+		/* Its sockets closed, as at any failover (read_events); a SIGKILLed QEMU runs no
+		 * more guest code even if its exit takes longer. */
+		if (qu_poll_one(g->pidfd, POLLIN, qu_now_us() + PRIMARY_EXIT_WAIT_US) <= 0)
+			qu_info("standby: switchover: the primary QEMU (PID %d) has not exited %llu s after its SIGKILL; "
+				"the secondary takes over", (int)g->st.pid, PRIMARY_EXIT_WAIT_US / 1000000);
+		return 1;
+	}
+	if (qu_now_us() >= g->switch_deadline) {
 		g->switch_deadline = 0;
 		snprintf(g->st.switchover, sizeof(g->st.switchover), "failed: QEMU took no checkpoint within %llu s of the "
 			 "request; the guest runs here, still protected", SWITCH_CHECKPOINT_US / 1000000);
 		qu_info("standby: switchover %s", g->st.switchover);
 		qu_standby_state_write(&g->st);
 	}
+	return 0;
 }
 
 /* The supervisor's watch, until protection ends. */
@@ -583,7 +622,7 @@ static void supervise(struct guard *g)
 		if (p[2].revents) {
 			struct signalfd_siginfo si;
 			if (read(sfd, &si, sizeof(si)) == sizeof(si) && si.ssi_signo == SIGUSR1) {
-				switch_ask(g);
+				switch_ask(g, last_ok);
 			} else {
 				snprintf(g->st.state, sizeof(g->st.state), "stopped");
 				qu_info("standby: asked to stop protecting PID %d", (int)g->st.pid);
@@ -614,7 +653,11 @@ static void supervise(struct guard *g)
 			release = qu_poll_one(g->pidfd, POLLIN, qu_now_us() + PRIMARY_EXIT_WAIT_US) <= 0;
 		if (ev)
 			break;
-		switch_step(g);
+		if (switch_step(g, t_stop)) {
+			release = 0;
+			fail_over(g);
+			break;
+		}
 		if (qu_now_us() >= next_beat) {
 			if (heartbeat(g, &last_ok)) {
 				release = strcmp(g->st.state, "fenced") != 0;
@@ -685,7 +728,7 @@ static __attribute__((noinline)) int supervisor_main(void *arg)
 	int r = g ? 0 : -ENOMEM;
 	if (g) {
 		g->pidfd = -1;
-			g->hb_timeout_ms = a->heartbeat_timeout_ms;
+		g->hb_timeout_ms = a->heartbeat_timeout_ms;
 		r = protect(g, pid, a->remote, a->pki_dir, a->interval_ms, why, sizeof(why));
 	}
 	if (r != 0) {
@@ -831,7 +874,7 @@ static void print_state(const struct qu_standby_state *st, unsigned flags, FILE 
 		fprintf(out, "last_checkpoint: %lld ms ago\n", (long long)((qu_wall_us() - st->last_checkpoint_us) / 1000));
 	if (st->checkpoints)
 		fprintf(out, "pause per checkpoint: median %.1f ms, max %.1f ms\n", st->pause_median_ms, st->pause_max_ms);
-	if (st->checkpoints && st->last_checkpoint_us > st->since_us && st->since_us)
+	if (st->checkpoints && st->paused_total_ms >= 0 && st->last_checkpoint_us > st->since_us && st->since_us)
 		fprintf(out, "time paused: %.0f%% since protected (%.1f s in %llu checkpoints)\n",
 			100.0 * st->paused_total_ms * 1000.0 / (double)(st->last_checkpoint_us - st->since_us),
 			st->paused_total_ms / 1000.0, st->checkpoints);
@@ -1004,6 +1047,10 @@ int qu_standby_switchover(pid_t pid, unsigned flags, FILE *out)
 	if (r < 0)
 		return fail(r);
 	unsigned asks = st.switchover_asks;
+	if (!strcmp(st.state, "protecting") && !st.switchover_capable)
+		return fail(qu_err(-EOPNOTSUPP, "the supervisor of PID %d (PID %d) was started by an older qemu-upgrade, "
+				   "which takes no switchover (its signal would end it): run `qemu-upgrade standby "
+				   "stop --pid %d`, then start protection again", (int)pid, (int)st.supervisor, (int)pid));
 	if (strcmp(st.state, "protecting"))
 		return fail(qu_err(-EINVAL, "PID %d is not protected now (state %s%s%s): a switchover needs its standby "
 				   "protecting it (see `qemu-upgrade standby status --pid %d`)", (int)pid, st.state,

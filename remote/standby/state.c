@@ -47,11 +47,12 @@ static json_object *to_json(const struct qu_standby_state *s)
 	json_object_object_add(o, "initial_pause_ms", json_object_new_double(s->initial_pause_ms));
 	json_object_object_add(o, "pause_median_ms", json_object_new_double(s->pause_median_ms));
 	json_object_object_add(o, "pause_max_ms", json_object_new_double(s->pause_max_ms));
-	json_object_object_add(o, "paused_total_ms", json_object_new_double(s->paused_total_ms));
+	json_object_object_add(o, "paused_total_ms",
+			       s->paused_total_ms >= 0 ? json_object_new_double(s->paused_total_ms) : NULL);
 	/* The share of the time since protection began (to the last checkpoint) that the guest
 	 * spent stopped in checkpoints: what protection costs it in run time. */
 	json_object_object_add(o, "paused_share",
-			       s->last_checkpoint_us > s->since_us && s->since_us
+			       s->paused_total_ms >= 0 && s->last_checkpoint_us > s->since_us && s->since_us
 				       ? json_object_new_double(s->paused_total_ms * 1000.0 /
 								(double)(s->last_checkpoint_us - s->since_us))
 				       : NULL);
@@ -61,7 +62,10 @@ static json_object *to_json(const struct qu_standby_state *s)
 			       s->checkpoint_bytes_median >= 0 ? json_object_new_int64(s->checkpoint_bytes_median) : NULL);
 	json_object_object_add(o, "bytes_per_checkpoint_max",
 			       s->checkpoint_bytes_max >= 0 ? json_object_new_int64(s->checkpoint_bytes_max) : NULL);
-	json_object_object_add(o, "bytes_since_protected", json_object_new_uint64(s->protected_bytes));
+	json_object_object_add(o, "bytes_since_protected",
+			       s->initial_copy_bytes >= 0 ? json_object_new_uint64(s->protected_bytes) : NULL);
+	if (s->switchover_capable)
+		json_object_object_add(o, "switchover_capable", json_object_new_boolean(1));
 	json_object_object_add(o, "since_us", json_object_new_int64(s->since_us));
 	if (s->switchover[0]) {
 		json_object_object_add(o, "switchover", json_object_new_string(s->switchover));
@@ -154,7 +158,8 @@ int qu_standby_state_read(pid_t pid, struct qu_standby_state *s)
 	s->pause_median_ms = json_object_object_get_ex(o, "pause_median_ms", &d) ? json_object_get_double(d) : -1;
 	s->pause_max_ms = json_object_object_get_ex(o, "pause_max_ms", &d) ? json_object_get_double(d) : -1;
 	s->since_us = qu_json_member_int(o, "since_us");
-	s->paused_total_ms = json_object_object_get_ex(o, "paused_total_ms", &d) ? json_object_get_double(d) : 0;
+	s->paused_total_ms = json_object_object_get_ex(o, "paused_total_ms", &d) && d ? json_object_get_double(d) : -1;
+	s->switchover_capable = json_object_object_get_ex(o, "switchover_capable", &d) && json_object_get_boolean(d);
 	snprintf(s->switchover, sizeof(s->switchover), "%s", qu_json_member_str(o, "switchover"));
 	s->switchover_asks = (unsigned)qu_json_member_int(o, "switchover_asks");
 	s->switchover_ms = json_object_object_get_ex(o, "switchover_ms", &d) && json_object_is_type(d, json_type_double)

@@ -24,7 +24,7 @@ struct qu_standby_state {
 	int64_t last_checkpoint_us;       /* wall clock (QEMU's stamp of its RESUME), 0 none */
 	double initial_pause_ms;
 	double pause_median_ms, pause_max_ms;
-	double paused_total_ms;           /* all checkpoints' pauses since protection began */
+	double paused_total_ms;           /* all checkpoints' pauses since protection began; -1 unknown */
 	/* Bytes on the migration connection (remote/standby/traffic.h), -1 unknown: until
 	 * protection began (the initial copy), per checkpoint (median of the last
 	 * QU_STANDBY_PAUSES, max), and all since protection began. */
@@ -37,6 +37,9 @@ struct qu_standby_state {
 	char switchover[256];
 	double switchover_ms;
 	unsigned switchover_asks;         /* how many were asked for: the last one's is above */
+	/* The supervisor takes a switchover's signal (SIGUSR1): one of an older version would
+	 * die of it. */
+	int switchover_capable;
 	/* The primary's migration settings before protection, for a release without the
 	 * supervisor (standby stop, --recover); saved_read 0: unknown. */
 	int saved_read, saved_return_path, saved_events, saved_pause_before_switchover;

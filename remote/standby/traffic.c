@@ -76,8 +76,13 @@ static int diag(const struct inet_diag_req_v2 *req, int dump, diag_fn fn, void *
 	int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	if (s < 0)
 		return -errno;
+	/* The kernel answers at once; the bound is for a supervisor that must never wait. */
 	struct timeval tv = { .tv_sec = DIAG_TIMEOUT_S };
-	setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
+		int e = -errno;
+		close(s);
+		return e;
+	}
 	struct {
 		struct nlmsghdr h;
 		struct inet_diag_req_v2 r;
@@ -98,6 +103,10 @@ static int diag(const struct inet_diag_req_v2 *req, int dump, diag_fn fn, void *
 		size_t left = (size_t)n;
 		for (const struct nlmsghdr *h = (const void *)buf; more && NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
 			if (h->nlmsg_type == NLMSG_DONE) {
+				/* A dump's end carries its error, if any. */
+				const int *e = NLMSG_DATA(h);
+				if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(*e)) && *e < 0)
+					r = *e;
 				more = 0;
 			} else if (h->nlmsg_type == NLMSG_ERROR) {
 				const struct nlmsgerr *e = NLMSG_DATA(h);

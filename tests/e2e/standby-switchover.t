@@ -2,7 +2,8 @@
 # qemu-upgrade standby switchover (issue 16): the guest moved to the standby host on purpose,
 # on two "hosts" (network namespaces joined by a veth, the TLS agent on B), real QEMU 11.1.3
 # under TCG, the memory-checking guest with a virtio-net NIC on a tap of the same name on both.
-# A switchover asks QEMU for a checkpoint at once, stops the primary right after it, and the
+# A switchover asks QEMU for a checkpoint at once (checkpoints are a minute apart by then, so
+# the timer cannot stand in for it), stops the primary right after it, and the
 # secondary takes over as at a failover: the command returns once B runs the guest, which
 # goes on from that checkpoint (its first pass on B is past the last one A printed before the
 # request), clean, answering pings on B, and A holds no QEMU. Refused, with the reason: a VM
@@ -36,6 +37,12 @@ b_serial=/proc/$SEC/root$VM_DIR/serial.log b_qmp=/proc/$SEC/root$MON/test.sock
 a_gone() { ! kill -0 "$primary" 2>/dev/null || grep -q '^State:.*Z' "/proc/$primary/status" 2>/dev/null; }
 b_runs() { out_of_colo_running "$b_qmp"; }
 
+# Checkpoints a minute apart from here (the VM owner's own monitor; the change takes one at
+# once): a switchover that waited for the timer instead of asking for its checkpoint would
+# fail after 30 s.
+c0=$(checkpoints "$primary")
+vm_qmp "$VM_QMP" '{"execute":"migrate-set-parameters","arguments":{"x-checkpoint-delay":60000}}' >/dev/null
+wait_for 30 "the checkpoint the new interval starts with" at_least_checkpoints "$primary" $((${c0:-0} + 1))
 # The last pass A printed before the request: the checkpoint the switchover waits for holds it.
 pass_before=$(pass_of "$a_serial")
 standby switchover --pid "$primary"
@@ -57,7 +64,7 @@ p=$(ping_from "$REMOTE_NS_B" 10 192.168.83.10)
 tap_ok $? "the guest answers pings on B ($p)"
 standby status --pid "$primary" --json
 tap_diag "A's status: $OUT"
-[ "$(jq -r '[.state, .switchover, (.switchover_ms > 0), .switchover_asks] | @tsv' <<<"$OUT")" = "$(printf 'failed-over\tdone\ttrue\t1')" ] &&
+[ "$(jq -r '[.state, .switchover, (.switchover_ms > 0 and .switchover_ms < 30000), .switchover_asks] | @tsv' <<<"$OUT")" = "$(printf 'failed-over\tdone\ttrue\t1')" ] &&
 	jq -r .reason <<<"$OUT" | grep -q "^switchover: .*the guest runs on $REMOTE_B_IP:4791 in PID $SEC"
 tap_ok $? "A's state: failed-over by the switchover ($(jq -r .switchover_ms <<<"$OUT") ms from the request to B running the guest)"
 standby status --json
