@@ -82,7 +82,8 @@ for pair in "${pairs[@]}"; do
 			[ "$VM_PID" = "$first" ] && [ "$(readlink "/proc/$VM_PID/exe")" = "${bin[$old]}" ]
 		else
 			[ "$VM_PID" != "$first" ] && [ "$(readlink "/proc/$VM_PID/exe")" = "${bin[$new]}" ]
-		fi && vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ] && clean=1
+		fi && vm_memcheck_progress 60 2>"$QU_BUILD/qemu-matrix.progress" && [ "$(vm_memcheck_errors)" = 0 ] && clean=1
+		[ "$clean" = 1 ] || tap_diag "$name: not clean: PID $first -> ${VM_PID:-none} ($(readlink "/proc/$VM_PID/exe" 2>/dev/null || echo gone)), $(cat "$QU_BUILD/qemu-matrix.progress" 2>/dev/null) last memcheck: $(vm_memcheck_status 2>/dev/null | tr -d '\r'), corrupt lines $(grep -ac 'MEMCHECK CORRUPT' "$VM_SERIAL" 2>/dev/null)"
 		printf '%s\t%s%s\t%s\t%s\n' "$old" "$new" "${machine:+ (-machine $machine)}" "$kind" "$outcome" >>"$results"
 		[ "$clean" = 1 ] && [ "${outcome%%:*}" = "$want" ]
 		tap_ok $? "$name: ${outcome/:/ by } (expected $want), the guest clean${why:+ ($why)}"
