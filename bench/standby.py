@@ -35,7 +35,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import QMP, BenchError  # noqa: E402
+from bench import QMP, BenchError, fnum  # noqa: E402
 
 PASS_RE = re.compile(rb"MEMCHECK pass=(\d+) errors=(\d+)")
 
@@ -168,16 +168,6 @@ def cmd_failover(primary, b_qmp, b_serial, timeout=60):
 
 
 # The report.
-
-def fnum(x):
-    if x is None:
-        return "n/a"
-    if abs(x) >= 100:
-        return f"{x:.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    return f"{x:.2f}"
-
 
 def vals(rows, key, scale=1.0):
     out = []

@@ -193,7 +193,7 @@ one_run() {
 	standby start --pid "$VM_PID" --remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A" --interval "$iv"
 	rc=$?
 	t1=$(date +%s%N)
-	sec=$(sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$OUT")
+	sec=$(secondary_of "$OUT")
 	[ "$rc" = 0 ] && [ -n "$sec" ] || { ROW[note]="standby start: exit $rc: $OUT $(tail -n 3 <<<"$ERR")"; return 1; }
 	ROW[start_ms]=$(((t1 - t0) / 1000000))
 	for f in $(seq 600); do

@@ -874,10 +874,9 @@ static void print_state(const struct qu_standby_state *st, unsigned flags, FILE 
 		fprintf(out, "last_checkpoint: %lld ms ago\n", (long long)((qu_wall_us() - st->last_checkpoint_us) / 1000));
 	if (st->checkpoints)
 		fprintf(out, "pause per checkpoint: median %.1f ms, max %.1f ms\n", st->pause_median_ms, st->pause_max_ms);
-	if (st->checkpoints && st->paused_total_ms >= 0 && st->last_checkpoint_us > st->since_us && st->since_us)
+	if (st->checkpoints && qu_standby_paused_share(st) >= 0)
 		fprintf(out, "time paused: %.0f%% since protected (%.1f s in %llu checkpoints)\n",
-			100.0 * st->paused_total_ms * 1000.0 / (double)(st->last_checkpoint_us - st->since_us),
-			st->paused_total_ms / 1000.0, st->checkpoints);
+			100.0 * qu_standby_paused_share(st), st->paused_total_ms / 1000.0, st->checkpoints);
 	if (st->checkpoint_bytes_median >= 0)
 		fprintf(out, "bytes per checkpoint: median %.1f KiB, max %.1f KiB (%.1f MiB since protected)\n",
 			st->checkpoint_bytes_median / 1024.0, st->checkpoint_bytes_max / 1024.0,

@@ -23,6 +23,13 @@ void qu_standby_state_path(pid_t pid, char *out, size_t len)
 	snprintf(out, len, "%s/standby-%d.json", qu_state_dir(), (int)pid);
 }
 
+double qu_standby_paused_share(const struct qu_standby_state *s)
+{
+	if (s->paused_total_ms < 0 || !s->since_us || s->last_checkpoint_us <= s->since_us)
+		return -1;
+	return s->paused_total_ms * 1000.0 / (double)(s->last_checkpoint_us - s->since_us);
+}
+
 static json_object *to_json(const struct qu_standby_state *s)
 {
 	json_object *o = json_object_new_object();
@@ -49,13 +56,8 @@ static json_object *to_json(const struct qu_standby_state *s)
 	json_object_object_add(o, "pause_max_ms", json_object_new_double(s->pause_max_ms));
 	json_object_object_add(o, "paused_total_ms",
 			       s->paused_total_ms >= 0 ? json_object_new_double(s->paused_total_ms) : NULL);
-	/* The share of the time since protection began (to the last checkpoint) that the guest
-	 * spent stopped in checkpoints: what protection costs it in run time. */
-	json_object_object_add(o, "paused_share",
-			       s->paused_total_ms >= 0 && s->last_checkpoint_us > s->since_us && s->since_us
-				       ? json_object_new_double(s->paused_total_ms * 1000.0 /
-								(double)(s->last_checkpoint_us - s->since_us))
-				       : NULL);
+	double share = qu_standby_paused_share(s);
+	json_object_object_add(o, "paused_share", share >= 0 ? json_object_new_double(share) : NULL);
 	json_object_object_add(o, "initial_copy_bytes",
 			       s->initial_copy_bytes >= 0 ? json_object_new_int64(s->initial_copy_bytes) : NULL);
 	json_object_object_add(o, "bytes_per_checkpoint_median",

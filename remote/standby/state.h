@@ -53,6 +53,9 @@ int qu_standby_state_write(const struct qu_standby_state *s);
 /* 0 with s filled; -ENOENT when the VM has no state file; -EBADMSG when it cannot be read. */
 int qu_standby_state_read(pid_t pid, struct qu_standby_state *s);
 void qu_standby_state_remove(pid_t pid);
+/* The share of the time since protection began (to the last checkpoint) that the guest spent
+ * stopped in checkpoints, 0 to 1: what protection costs it in run time; -1 unknown. */
+double qu_standby_paused_share(const struct qu_standby_state *s);
 /* JSON text of s (the caller frees), with last_checkpoint_ms_ago computed from now. */
 char *qu_standby_state_json(const struct qu_standby_state *s);
 

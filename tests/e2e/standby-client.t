@@ -109,8 +109,8 @@ fo=$(jq -r '.failed_over_us // 0' <<<"$OUT")
 tap_diag "A's status: $OUT"
 tap_diag "failed_over_us: $(echo "scale=3; $fo / 1000000 - $t0" | bc) s after the kill"
 # failed_over_us is the secondary's RESUME as it took over (or when its agent saw it run): after
-# the kill. Before e9cd34f it was the oldest RESUME queued on the secondary's monitor, of COLO's
-# start (12 s before the kill in this test's first run).
+# the kill. It once was the oldest RESUME queued on the secondary's monitor, of COLO's start
+# (12 s before the kill in this test's first run).
 [ "$(jq -r .state <<<"$OUT")" = failed-over ] && jq -r .reason <<<"$OUT" | grep -q "the guest runs on $REMOTE_B_IP:4788 in PID $SEC" &&
 	[ "$(echo "$fo >= $t0 * 1000000 && $fo <= $t2 * 1000000" | bc)" = 1 ]
 tap_ok $? "A's state: failed-over, naming the secondary, dated after the kill"

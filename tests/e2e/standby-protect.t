@@ -62,8 +62,8 @@ tap_diag "stderr: $(tail -n 20 <<<"$ERR")"
 tap_ok $? "standby start: protected (exit 0), the secondary on B named"
 sec=$(remote_qemus)
 # Its run state is "colo" while a checkpoint is taken: running in between.
-primary_runs() { local i; for i in $(seq 50); do [ "$(vm_runstate)" = running ] && return 0; sleep 0.2; done; return 1; }
-[ -n "$sec" ] && [ "$(colo_mode)" = primary ] && primary_runs
+primary_runs() { [ "$(vm_runstate)" = running ]; }
+[ -n "$sec" ] && [ "$(colo_mode)" = primary ] && wait_for 60 "the primary to run between checkpoints" primary_runs
 tap_ok $? "the primary is in COLO (mode primary) and running; B runs the secondary (PID ${sec:-none})"
 # The primary's guest RAM is a shared memfd (the zero-copy layout); the secondary's is private
 # (shared there too, its guest was corrupt at the first checkpoint: docs/standby-research.md).
@@ -117,7 +117,8 @@ rc=$?
 tap_diag "stop: exit $rc: $OUT $ERR"
 [ "$rc" = 0 ] && grep -q '^state: stopped' <<<"$OUT"
 tap_ok $? "standby stop: exit 0, state stopped"
-for _ in $(seq 100); do [ -z "$(remote_qemus)" ] && break; sleep 0.1; done
+b_empty() { [ -z "$(remote_qemus)" ]; }
+wait_for 60 "B to hold no QEMU" b_empty
 tap_diag "after stop: mode $(colo_mode), run state $(vm_runstate), objects $(objects), chardevs $(chardevs), capabilities $(caps_on), B's QEMUs: $(remote_qemus | tr '\n' ' ')"
 [ "$(colo_mode)" = none ] && [ "$(vm_runstate)" = running ] && [ "$(objects)" = "$OBJECTS" ] && [ "$(chardevs)" = "$CHARDEVS" ] &&
 	[ "$(caps_on)" = '[]' ] && [ -z "$(remote_qemus)" ]
@@ -145,7 +146,7 @@ tap_diag "again: exit $rc, supervisor ${sup:-none}: $ERR"
 [ "$rc" = 0 ] && [ -n "$sup" ] && [ "$(colo_mode)" = primary ]
 tap_ok $? "the same VM protected again after its stop, its owner's pause-before-switchover set"
 kill -KILL "$sup"
-for _ in $(seq 100); do [ -z "$(remote_qemus)" ] && break; sleep 0.1; done
+wait_for 60 "B to hold no QEMU" b_empty
 standby status --pid "$VM_PID" --json
 tap_diag "supervisor killed: $OUT; B's QEMUs: $(remote_qemus | tr '\n' ' ')"
 [ "$(jq -r .state <<<"$OUT")" = broken ] && jq -r .reason <<<"$OUT" | grep -q "the supervisor (PID $sup) is gone while protecting" &&

@@ -35,4 +35,5 @@ pid_t qu_proc_ppid(pid_t pid);
 int qu_proc_alive(pid_t pid, unsigned long long start);
 /* Field 3 of /proc/PID/stat (R, S, D, T, t, Z, ...), or 0 when there is no such process. */
 char qu_proc_state(pid_t pid);
+
 #endif
