@@ -45,7 +45,7 @@ self=$(mktemp -d) && _vm_paths+=("$self") && remote_ca "$self" "$REMOTE_CLIENT_N
 move "$self"
 tap_diag "self-signed: exit $rc: $err"
 [ "$rc" = 2 ] && grep -q "TLS: the agent ended the connection" <<<"$err" &&
-	grep -q "TLS with $REMOTE_A_IP port [0-9]* refused: certificate verify failed" "$REMOTE_AGENT_LOG"
+	agent_logged "TLS with $REMOTE_A_IP port [0-9]* refused: certificate verify failed"
 tap_ok $? "a self-signed client certificate is refused (exit 2; the agent logs: certificate verify failed)"
 untouched "self-signed"
 tap_ok $? "nothing was made on B, the VM on A runs on"
@@ -56,7 +56,7 @@ intruder=$(mktemp -d) && _vm_paths+=("$intruder") && cp "$REMOTE_PKI_A/ca-cert.p
 move "$intruder"
 tap_diag "unknown name: exit $rc: $err"
 [ "$rc" = 2 ] && grep -q "has no name that agent_tls_clients in .* lists" <<<"$err" &&
-	grep -q "intruder.qu-test" <<<"$err" && grep -q "refused: the tool's certificate has no name" "$REMOTE_AGENT_LOG"
+	grep -q "intruder.qu-test" <<<"$err" && agent_logged "refused: the tool's certificate has no name"
 tap_ok $? "a certificate of the right CA for a name not in agent_tls_clients is refused, the name shown"
 untouched "unknown name"
 tap_ok $? "nothing was made on B, the VM on A runs on"

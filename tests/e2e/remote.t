@@ -79,7 +79,7 @@ ip netns exec "$REMOTE_NS_A" "$QU_BIN" --pid "$VM_PID" --remote "$REMOTE_B_IP" -
 rc=$?
 tap_diag "another CA: exit $rc: $(cat "$VM_DIR/err"); agent: $(grep -i 'refused' "$REMOTE_AGENT_LOG" | tail -1)"
 [ "$rc" = 2 ] && grep -q "TLS: the agent ended the connection" "$VM_DIR/err" &&
-	grep -q "TLS with .* refused: .*certificate verify failed" "$REMOTE_AGENT_LOG"
+	agent_logged "TLS with .* refused: .*certificate verify failed"
 tap_ok $? "a tool whose certificate another CA signed is turned away (exit 2; the agent logs why)"
 
 # 4. The dry run: the plan, through the agent's probe.
@@ -137,11 +137,12 @@ kill -KILL "$session" 2>/dev/null
 wait "$tool"
 rc=$?
 tap_diag "session killed: exit $rc: $(cat "$VM_DIR/err")"
-for _ in $(seq 50); do [ -z "$(remote_qemus)" ] && break; sleep 0.1; done
+no_qemu_on_b() { [ -z "$(remote_qemus)" ]; }
+wait_for 30 "B's QEMU to go" no_qemu_on_b
 [ "$rc" = 1 ] && [ "$(vm_runstate)" = running ]
 tap_ok $? "the agent's session killed mid-upgrade: rolled back (exit 1), the VM runs on A"
-[ -z "$(remote_qemus)" ] && [ ! -e "/proc/$REMOTE_AGENT/root$VM_DIR/disk.qcow2" ] &&
-	grep -q "ended without cleaning up: its new QEMU stopped" "$REMOTE_AGENT_LOG"
+agent_logged "ended without cleaning up: its new QEMU stopped" &&
+	[ -z "$(remote_qemus)" ] && [ ! -e "/proc/$REMOTE_AGENT/root$VM_DIR/disk.qcow2" ]
 tap_ok $? "and the agent stopped that session's QEMU and removed its image"
 
 # 6. The move.

@@ -94,6 +94,7 @@ b_runs() {
 wait_for 60 "the secondary to run the guest" b_runs
 rc=$?
 tap_diag "kill to running on B: $(echo "$(date +%s.%N) - $t0" | bc) s; the agent: $(grep -a 'taking over\|nbd-server-stop\|runs here' "$REMOTE_AGENT_LOG" | tr '\n' '|')"
+[ "$rc" = 0 ] || { standby_logs "$primary"; tap_diag "B's QEMU (PID $SEC): $(kill -0 "$SEC" 2>&1 && echo alive), COLO $(vm_qmp "$b_qmp" '{"execute":"query-colo-status"}' 2>&1 | tr '\n' ' '), run state $(vm_runstate "$b_qmp" 2>&1)"; }
 [ "$rc" = 0 ] && ! grep -q "warning: nbd-server-stop" "$REMOTE_AGENT_LOG"
 tap_ok $? "SIGKILL of the primary: the secondary runs the guest (its disk export stopped first)"
 b0=$(pass_of "$b_serial")

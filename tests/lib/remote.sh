@@ -105,6 +105,14 @@ remote_agent_start_in() {
 	grep -q 'agent: listening' "$REMOTE_AGENT_LOG" || { cat "$REMOTE_AGENT_LOG" >&2; return 1; }
 }
 
+# agent_logged PATTERN [LOG]: the agent's log (REMOTE_AGENT_LOG) has a line matching the grep
+# PATTERN, waiting up to 30 s for it: the tool may return (the peer's TLS alert, its ERROR
+# record) before the agent has written the line, and a loaded machine widens that gap.
+agent_logged() {
+	local log=${2:-$REMOTE_AGENT_LOG}
+	wait_for 30 "the agent's log ($log) to say: $1" grep -q -- "$1" "$log"
+}
+
 # remote_sshd_start DIR...: a real sshd on host B, as the agent's way in for ssh://: its own
 # config, host key and root's authorized key in a temporary directory (the host's /etc/ssh
 # is neither read nor changed), in a private mount namespace with a tmpfs over each DIR and a

@@ -36,14 +36,11 @@ standby() {
 	return $rc
 }
 
-# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds; says what it waited for.
-wait_for() {
-	local end=$((SECONDS + $1)) what=$2
-	shift 2
-	until "$@"; do
-		[ $SECONDS -lt $end ] || { tap_diag "timeout ($((end - SECONDS + $1)) s) waiting for $what"; return 1; }
-		sleep 0.2
-	done
+# standby_logs PID: the last lines of the supervisor's log (of the primary PID) and of the
+# agent's, for a failing step to say what the two sides did.
+standby_logs() {
+	tap_diag "the supervisor's log: $(tail -n 15 "$QEMU_UPGRADE_STATE_DIR/standby-$1.log" 2>&1 | tr '\n' '|')"
+	tap_diag "the agent's log: $(tail -n 15 "$REMOTE_AGENT_LOG" 2>&1 | tr '\n' '|')"
 }
 # secondary_of OUT: the secondary's PID that `standby start` printed in OUT.
 secondary_of() { sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$1"; }

@@ -35,6 +35,17 @@ tap_is() {
 
 tap_diag() { echo "# $*"; }
 
+# wait_for SECONDS WHAT COMMAND...: until COMMAND succeeds, at most SECONDS; a timeout says
+# what it waited for. For what another process does after ours returns (a log line, an exit).
+wait_for() {
+	local budget=$1 what=$2 end=$((SECONDS + $1))
+	shift 2
+	until "$@"; do
+		[ $SECONDS -lt $end ] || { tap_diag "timeout ($budget s) waiting for $what"; return 1; }
+		sleep 0.2
+	done
+}
+
 tap_done() { [ "$_tap_failed" = 0 ]; }
 
 # proc_gone PID: the process has exited (a zombie waiting for a parent that does not reap
