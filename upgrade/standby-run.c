@@ -60,6 +60,13 @@
 #define SWITCH_WAIT_US (180ull * 1000000u)
 /* Between a dying QEMU's monitor closing and its pidfd saying it exited. */
 #define PRIMARY_EXIT_WAIT_US (5ull * 1000000u)
+/* The primary's monitor lost (closed, unreadable) with the QEMU still there: this long for it
+ * to exit (a SIGKILLed QEMU closes its files first), heartbeats going on meanwhile, before
+ * protection counts as broken. */
+#define MONITOR_LOST_WAIT_US (15ull * 1000000u)
+/* One turn's reading of the primary's events takes at most this: a message QEMU has not
+ * finished writing is read on in a later turn, after the heartbeat's. */
+#define EVENTS_TURN_US 200000u
 /* The supervisor's word to `standby start`: a tag and a message or the state's JSON. */
 #define WORD_MAX 8192
 
@@ -100,6 +107,9 @@ struct guard {
 	uint64_t switch_asked_us;   /* this host's monotonic clock */
 	int switch_killed;
 	int traffic_skip;           /* the next checkpoint's bytes are not one checkpoint's */
+	/* The primary's monitor closed or unreadable (0: it is fine), and why. */
+	uint64_t monitor_lost_us;
+	char monitor_error[256];
 };
 
 static void guard_free(struct guard *g)
@@ -134,6 +144,28 @@ static int release_primary(struct guard *g)
 	if (g->tls.added)
 		qu_tls_remove(g->q, &g->tls, deadline);
 	return left;
+}
+
+/* The primary's monitor lost while its QEMU lives: a new connection to it (QEMU's socket
+ * monitor accepts the next one), as the VM's user like the first, for the release. */
+static int monitor_reconnect(struct guard *g)
+{
+	struct qu_vm *vm = calloc(1, sizeof(*vm));
+	struct qu_qmp *q = NULL;
+	if (!vm)
+		return qu_err(-ENOMEM, "out of memory");
+	int r = qu_inspect(g->st.pid, NULL, 0, qu_now_us() + 10000000u, vm, &q);
+	if (r == 0 && vm->pin.start != g->st.pid_start)
+		r = qu_err(-ESRCH, "PID %d is another process now", (int)g->st.pid);
+	qu_vm_free(vm);
+	free(vm);
+	if (r < 0) {
+		qu_qmp_close(q);
+		return r;
+	}
+	qu_qmp_close(g->q);
+	g->q = q;
+	return 0;
 }
 
 /* Everything that blocks a real start, at once: the plan's refusals and what is not built. */
@@ -405,29 +437,37 @@ static void broken(struct guard *g, const char *fmt, ...)
 }
 
 /* The checkpoints, from the primary's events: each is a STOP and a RESUME. Returns 1 when
- * COLO ended on its own (COLO_EXIT, a failed migration), 2 when the primary QEMU died, 3 when
- * the VM shut down (SHUTDOWN: the guest powered off, QMP quit, SIGTERM): an end someone
- * wanted, which no secondary may undo by running the guest on. */
+ * COLO ended on its own (COLO_EXIT, a failed migration), 3 when the VM shut down (SHUTDOWN:
+ * the guest powered off, QMP quit, SIGTERM): an end someone wanted, which no secondary may
+ * undo by running the guest on. A monitor that closed or cannot be read is noted
+ * (monitor_lost_us), for the watch to wait for the QEMU's exit. */
 static int read_events(struct guard *g, int64_t *t_stop)
 {
-	/* At most this many at a time: a monitor that floods events (the VM owner's QEMU) must
-	 * not keep the heartbeat and the fencing from their turn. */
-	for (int n = 0; n < EVENTS_PER_TURN && (qu_qmp_buffered(g->q) || qu_poll_one(qu_qmp_fd(g->q), POLLIN, 0) > 0);
+	/* At most this many, and this long, at a time: a monitor that floods events or
+	 * trickles them (the VM owner's QEMU) must not keep the heartbeat and the fencing from
+	 * their turn. */
+	uint64_t turn_end = qu_now_us() + EVENTS_TURN_US;
+	for (int n = 0; !g->monitor_lost_us && n < EVENTS_PER_TURN &&
+			(qu_qmp_buffered(g->q) || qu_poll_one(qu_qmp_fd(g->q), POLLIN, 0) > 0);
 	     n++) {
 		char name[64];
 		int64_t at = 0;
 		json_object *data = NULL;
-		int r = qu_qmp_next_event(g->q, -1, qu_now_us() + 1000000u, name, sizeof(name), &at, &data);
+		int r = qu_qmp_next_event(g->q, -1, turn_end, name, sizeof(name), &at, &data);
+		if (r == -ETIMEDOUT) /* a message half written: the rest in a later turn */
+			return 0;
 		if (r < 0) {
 			/* A QEMU that dies closes its monitor before its pidfd says so. The failover
 			 * waits for that: by then the dead QEMU's sockets are closed, and the secondary
 			 * has seen the end of its stream (a takeover asked for while it was still
 			 * connected to a dying primary was followed once by a corrupt guest:
-			 * docs/standby.md, "Failover and fencing"). */
-			if (qu_poll_one(g->pidfd, POLLIN, qu_now_us() + PRIMARY_EXIT_WAIT_US) > 0)
-				return 2;
-			broken(g, "the primary's monitor: %s", qu_err_msg());
-			return 1;
+			 * docs/standby.md, "Failover and fencing"). The watch waits with its heartbeat
+			 * going: a QEMU that lives on must not find the secondary taken over. */
+			g->monitor_lost_us = qu_now_us();
+			snprintf(g->monitor_error, sizeof(g->monitor_error), "%s", qu_err_msg());
+			qu_info("standby: the primary's monitor: %s; waiting for the QEMU (PID %d) to exit", g->monitor_error,
+				(int)g->st.pid);
+			return 0;
 		}
 		int ended = 0;
 		if (!strcmp(name, "STOP")) {
@@ -606,9 +646,15 @@ static void supervise(struct guard *g)
 	int64_t t_stop = 0;
 	uint64_t last_ok = qu_now_us(), next_beat = last_ok + HEARTBEAT_EVERY_US, next_write = 0;
 	for (;;) {
-		struct pollfd p[4] = { { .fd = qu_qmp_fd(g->q), .events = POLLIN }, { .fd = g->pidfd, .events = POLLIN },
-				       { .fd = sfd, .events = POLLIN }, { .fd = g->rm->sock, .events = POLLIN } };
-		int n = poll(p, 4, qu_qmp_buffered(g->q) ? 0 : qu_ms_left(next_beat));
+		int lost = g->monitor_lost_us != 0;
+		uint64_t wake = next_beat;
+		if (lost && g->monitor_lost_us + MONITOR_LOST_WAIT_US < wake)
+			wake = g->monitor_lost_us + MONITOR_LOST_WAIT_US;
+		struct pollfd p[4] = { { .fd = lost ? -1 : qu_qmp_fd(g->q), .events = POLLIN },
+				       { .fd = g->pidfd, .events = POLLIN },
+				       { .fd = sfd, .events = POLLIN },
+				       { .fd = g->rm->sock, .events = POLLIN } };
+		int n = poll(p, 4, !lost && qu_qmp_buffered(g->q) ? 0 : qu_ms_left(wake));
 		if (n < 0 && errno != EINTR)
 			break;
 		if (p[1].revents) {
@@ -645,14 +691,15 @@ static void supervise(struct guard *g)
 			break;
 		}
 		int ev = read_events(g, &t_stop);
-		if (ev == 2) {
-			release = 0;
-			fail_over(g);
-		}
 		if (ev == 3) /* a QEMU left running (-no-shutdown) is released; an exiting one is not */
 			release = qu_poll_one(g->pidfd, POLLIN, qu_now_us() + PRIMARY_EXIT_WAIT_US) <= 0;
 		if (ev)
 			break;
+		if (g->monitor_lost_us && qu_now_us() >= g->monitor_lost_us + MONITOR_LOST_WAIT_US) {
+			broken(g, "the primary's monitor: %s, and its QEMU (PID %d) did not exit within %llu s", g->monitor_error,
+			       (int)g->st.pid, MONITOR_LOST_WAIT_US / 1000000);
+			break;
+		}
 		if (switch_step(g, t_stop)) {
 			release = 0;
 			fail_over(g);
@@ -670,6 +717,8 @@ static void supervise(struct guard *g)
 			next_write = qu_now_us() + 1000000u;
 		}
 	}
+	if (release && g->monitor_lost_us && monitor_reconnect(g) < 0)
+		qu_info("standby: the primary's monitor cannot be reached again (%s): its release fails", qu_err_msg());
 	if (release) {
 		int left = release_primary(g);
 		if (left)

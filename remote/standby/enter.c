@@ -195,7 +195,15 @@ int qu_colo_enter(struct qu_qmp *q, int pidfd, const char *uri, unsigned interva
 	}
 	if ((r = qu_qmp_query_string(q, "query-status", "status", deadline_us, status, sizeof(status))) < 0)
 		return r;
-	if (strcmp(status, "running")) {
+	if (!strcmp(status, "colo")) {
+		/* COLO holds the guest: its first state still loading on the secondary, or a
+		 * checkpoint under way. Its thread resumes the guest itself, and refuses `cont`
+		 * meanwhile ("COLO checkpoint in progress": seen when the secondary's load took
+		 * longer than RESUME_WAIT_US on a loaded machine). */
+		qu_info("standby: the primary is held by COLO (run state 'colo'); waiting for it to resume the guest");
+		if ((r = qu_qmp_event_time(q, "RESUME", deadline_us, &t_resume)) < 0)
+			return qu_err_wrap(r, "waiting for COLO to resume the primary");
+	} else if (strcmp(status, "running")) {
 		qu_info("standby: the primary is '%s' in COLO; resuming it", status);
 		if ((r = qu_qmp_execute(q, "cont", NULL, -1, deadline_us, NULL)) < 0)
 			return r;
