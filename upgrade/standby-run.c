@@ -146,16 +146,25 @@ static int release_primary(struct guard *g)
 	return left;
 }
 
+/* The primary's monitor, connected as the VM's user: 1 when the PID is another process's
+ * now (the VM is gone; *q may be set all the same). */
+static int primary_connect(const struct qu_standby_state *st, uint64_t deadline_us, struct qu_vm *vm,
+			   struct qu_qmp **q)
+{
+	int r = qu_inspect(st->pid, NULL, 0, deadline_us, vm, q);
+	return r == 0 && vm->pin.start != st->pid_start ? 1 : r;
+}
+
 /* The primary's monitor lost while its QEMU lives: a new connection to it (QEMU's socket
- * monitor accepts the next one), as the VM's user like the first, for the release. */
+ * monitor accepts the next one), for the release. */
 static int monitor_reconnect(struct guard *g)
 {
 	struct qu_vm *vm = calloc(1, sizeof(*vm));
 	struct qu_qmp *q = NULL;
 	if (!vm)
 		return qu_err(-ENOMEM, "out of memory");
-	int r = qu_inspect(g->st.pid, NULL, 0, qu_now_us() + 10000000u, vm, &q);
-	if (r == 0 && vm->pin.start != g->st.pid_start)
+	int r = primary_connect(&g->st, qu_now_us() + 10000000u, vm, &q);
+	if (r > 0)
 		r = qu_err(-ESRCH, "PID %d is another process now", (int)g->st.pid);
 	qu_vm_free(vm);
 	free(vm);
@@ -1036,9 +1045,7 @@ static int release_orphan(struct qu_standby_state *st)
 		return qu_err(-ENOMEM, "out of memory");
 	}
 	g->pidfd = -1;
-	int r = qu_inspect(st->pid, NULL, 0, deadline, g->vm, &g->q);
-	if (r == 0 && g->vm->pin.start != st->pid_start)
-		r = 1; /* the PID is another process's now: the VM is gone */
+	int r = primary_connect(st, deadline, g->vm, &g->q);
 	if (r == 0) {
 		g->entry.saved = (struct qu_colo_saved){ .read = st->saved_read, .return_path = st->saved_return_path,
 							 .events = st->saved_events,

@@ -137,8 +137,7 @@ kill -KILL "$session" 2>/dev/null
 wait "$tool"
 rc=$?
 tap_diag "session killed: exit $rc: $(cat "$VM_DIR/err")"
-no_qemu_on_b() { [ -z "$(remote_qemus)" ]; }
-wait_for 30 "B's QEMU to go" no_qemu_on_b
+wait_for 30 "B's QEMU to go" remote_no_qemu
 [ "$rc" = 1 ] && [ "$(vm_runstate)" = running ]
 tap_ok $? "the agent's session killed mid-upgrade: rolled back (exit 1), the VM runs on A"
 agent_logged "ended without cleaning up: its new QEMU stopped" &&

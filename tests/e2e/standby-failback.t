@@ -117,10 +117,9 @@ tap_ok $? "the guest answers pings on A through colo-compare ($p)"
 standby stop --pid "$on_a"
 rc=$?
 tap_diag "stop: exit $rc: $OUT $ERR"
-b_empty() { [ -z "$(remote_qemus "$REMOTE_NS_B")" ]; }
 a1=$(pass_of "$a_serial")
 a_on() { local p; p=$(pass_of "$a_serial"); [ "${p:-0}" -ge $((${a1:-0} + 2)) ]; }
-[ "$rc" = 0 ] && wait_for 60 "B to be empty" b_empty && [ "$(vm_runstate "$a_qmp")" = running ] &&
+[ "$rc" = 0 ] && wait_for 60 "B to be empty" remote_no_qemu && [ "$(vm_runstate "$a_qmp")" = running ] &&
 	wait_for 120 "two memcheck passes on A" a_on && [ "$(errors_of "$a_serial")" = 0 ] && [ "$(corrupt_of "$a_serial")" = 0 ]
 tap_ok $? "standby stop on A: the guest runs on there alone, clean (pass $(pass_of "$a_serial")), B holds no QEMU"
 kill -KILL "$on_a" 2>/dev/null

@@ -130,8 +130,7 @@ tap_ok $? "fourth VM protected (the secondary PID ${SEC:-none} on B)"
 primary=$VM_PID
 vm_qmp "$VM_QMP" '{"execute":"quit"}' >/dev/null
 ended() { standby status --pid "$primary" --json && [ "$(jq -r .state <<<"$OUT")" = stopped ]; }
-b_empty() { [ -z "$(remote_qemus)" ]; }
-wait_for 60 "the supervisor to end protection" ended && wait_for 60 "B to hold no QEMU" b_empty
+wait_for 60 "the supervisor to end protection" ended && wait_for 60 "B to hold no QEMU" remote_no_qemu
 rc=$?
 tap_diag "after quit: $OUT; B's QEMUs: [$(remote_qemus | tr '\n' ' ')]; agent log: $(grep -a 'taking over\|runs here' "$REMOTE_AGENT_LOG" | tr '\n' '|')"
 [ "$rc" = 0 ] && jq -r .reason <<<"$OUT" | grep -q "the VM shut down (reason: host-qmp-quit): protection ended without a failover" &&

@@ -50,8 +50,7 @@ tap_diag "state: $(jq -c '[.state, .reason]' <<<"$OUT")"
 tap_ok $? "15 s later protection is broken, and the state says why"
 ! grep -aq "taking over" "$REMOTE_AGENT_LOG"
 tap_ok $? "B never took over: the heartbeat went on while the supervisor waited (4 s timeout, 15 s wait)"
-no_qemu_on_b() { [ -z "$(remote_qemus)" ]; }
-wait_for 30 "B to stop the secondary" no_qemu_on_b &&
+wait_for 30 "B to stop the secondary" remote_no_qemu &&
 	out_of_colo_running "$VM_QMP" && vm_memcheck_progress 60 && [ "$(vm_memcheck_errors)" = 0 ]
 tap_ok $? "the primary released over a new monitor connection: out of COLO, running, its guest clean; B holds no QEMU"
 kill "$REMOTE_AGENT" 2>/dev/null

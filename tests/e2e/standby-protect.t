@@ -117,8 +117,7 @@ rc=$?
 tap_diag "stop: exit $rc: $OUT $ERR"
 [ "$rc" = 0 ] && grep -q '^state: stopped' <<<"$OUT"
 tap_ok $? "standby stop: exit 0, state stopped"
-b_empty() { [ -z "$(remote_qemus)" ]; }
-wait_for 60 "B to hold no QEMU" b_empty
+wait_for 60 "B to hold no QEMU" remote_no_qemu
 tap_diag "after stop: mode $(colo_mode), run state $(vm_runstate), objects $(objects), chardevs $(chardevs), capabilities $(caps_on), B's QEMUs: $(remote_qemus | tr '\n' ' ')"
 [ "$(colo_mode)" = none ] && [ "$(vm_runstate)" = running ] && [ "$(objects)" = "$OBJECTS" ] && [ "$(chardevs)" = "$CHARDEVS" ] &&
 	[ "$(caps_on)" = '[]' ] && [ -z "$(remote_qemus)" ]
@@ -146,7 +145,7 @@ tap_diag "again: exit $rc, supervisor ${sup:-none}: $ERR"
 [ "$rc" = 0 ] && [ -n "$sup" ] && [ "$(colo_mode)" = primary ]
 tap_ok $? "the same VM protected again after its stop, its owner's pause-before-switchover set"
 kill -KILL "$sup"
-wait_for 60 "B to hold no QEMU" b_empty
+wait_for 60 "B to hold no QEMU" remote_no_qemu
 standby status --pid "$VM_PID" --json
 tap_diag "supervisor killed: $OUT; B's QEMUs: $(remote_qemus | tr '\n' ' ')"
 [ "$(jq -r .state <<<"$OUT")" = broken ] && jq -r .reason <<<"$OUT" | grep -q "the supervisor (PID $sup) is gone while protecting" &&

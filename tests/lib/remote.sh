@@ -222,6 +222,9 @@ remote_qemus() {
 	done
 }
 
+# remote_no_qemu [NS]: no QEMU runs on host B (or in NS); a condition for wait_for.
+remote_no_qemu() { [ -z "$(remote_qemus "$@")" ]; }
+
 # remote_tls_leaks [BEFORE]: TLS key directories (/run/qemu-upgrade-tls-MAKER-RANDOM) whose
 # maker is gone, and that are not in BEFORE (an earlier listing): a key left behind. Other
 # tests may hold theirs meanwhile; theirs have a living maker.
