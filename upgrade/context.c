@@ -284,6 +284,14 @@ char *qu_context_encode(const struct qu_context *c)
 	return buf;
 }
 
+/* A text field set from the record, its tail zeroed: a key given twice leaves nothing of the
+ * longer first value behind the shorter second (the struct is compared whole). */
+static void set_text(char *field, size_t size, const char *v)
+{
+	memset(field, 0, size);
+	snprintf(field, size, "%s", v);
+}
+
 int qu_context_decode(const char *text, struct qu_context *c)
 {
 	char *copy = strdup(text), *save = NULL;
@@ -347,9 +355,9 @@ int qu_context_decode(const char *text, struct qu_context *c)
 		else if (!strcmp(k, "seccomp_filters"))
 			c->seccomp_filters = atoi(v);
 		else if (!strcmp(k, "lsm"))
-			snprintf(c->lsm, sizeof(c->lsm), "%s", v);
+			set_text(c->lsm, sizeof(c->lsm), v);
 		else if (!strcmp(k, "label"))
-			snprintf(c->label, sizeof(c->label), "%s", v);
+			set_text(c->label, sizeof(c->label), v);
 		else if (!strcmp(k, "userns"))
 			c->userns = atoi(v) != 0;
 		else if (!strcmp(k, "ns_uid"))
