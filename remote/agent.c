@@ -7,9 +7,12 @@
 #include "upgrade/log.h"
 
 #include <errno.h>
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 /* New QEMUs live in the agent's cgroup: a systemd service that kills its whole control group
@@ -33,12 +36,39 @@ static void warn_if_service(void)
 }
 
 /* A session that ended: what it left undone (killed, out of memory) is undone. */
+/* How a process ended, for a log line: "exit 1" or "signal 6 (SIGABRT)". */
+static void describe_status(int status, char *out, size_t len)
+{
+	const char *name = WIFSIGNALED(status) ? sigabbrev_np(WTERMSIG(status)) : NULL;
+	if (WIFSIGNALED(status))
+		snprintf(out, len, "signal %d (SIG%s)%s", WTERMSIG(status), name ? name : "?",
+			 WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(out, len, "exit %d", WEXITSTATUS(status));
+}
+
+/* A session that ended: what it left undone (killed, out of memory) is undone. */
 static void session_ended(pid_t pid, int status)
 {
-	char what[256];
-	if (qu_session_record_cleanup(pid, what, sizeof(what)) > 0)
-		qu_info("agent: %s (%s %d)", what, WIFSIGNALED(status) ? "signal" : "exit",
-			WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	char what[256], how[64];
+	if (qu_session_record_cleanup(pid, what, sizeof(what)) > 0) {
+		describe_status(status, how, sizeof(how));
+		qu_info("agent: %s (%s)", what, how);
+	}
+}
+
+/* A connection's process ended (a session: what it left undone is undone), or a QEMU that
+ * outlived its session did: the guest that moved or took over here is gone, and how it ended
+ * is all anyone will know of it (its stderr is what the VM's was, often /dev/null). */
+static void tcp_child_ended(pid_t pid, int status, int adopted)
+{
+	char how[64];
+	if (!adopted) {
+		session_ended(pid, status);
+		return;
+	}
+	describe_status(status, how, sizeof(how));
+	qu_info("agent: PID %d, which a session left running, ended: %s", (int)pid, how);
 }
 
 int qu_agent_serve(const char *listen_addr, const char *pki_dir, int once)
@@ -46,11 +76,16 @@ int qu_agent_serve(const char *listen_addr, const char *pki_dir, int once)
 	struct qu_tcp_server server;
 	if (qu_tcp_server_open(listen_addr, pki_dir, &server) < 0)
 		return -1;
+	/* A QEMU whose session ended is ours to reap (not init's), so that its end is logged:
+	 * otherwise a guest that dies here after its session vanishes without a word. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		qu_info("agent: warning: PR_SET_CHILD_SUBREAPER: %s: the end of a QEMU after its session is not logged",
+			strerror(errno));
 	/* Sessions of an agent that died before it could clean up after them. */
 	qu_session_record_sweep();
 	warn_if_service();
 	qu_info("agent: listening on %s (TLS, certificates in %s)", listen_addr, pki_dir);
-	return qu_tcp_server_run(&server, qu_session_serve, session_ended, once);
+	return qu_tcp_server_run(&server, qu_session_serve, tcp_child_ended, once);
 }
 
 int qu_agent_stdio(void)

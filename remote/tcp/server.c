@@ -277,20 +277,21 @@ int qu_tcp_server_run(struct qu_tcp_server *l, qu_tcp_session_fn session, qu_tcp
 	if (pipe2(authed, O_CLOEXEC | O_NONBLOCK) < 0)
 		return qu_err(-errno, "pipe: %s", strerror(errno)), -1;
 	for (;;) {
-		/* Reap ended sessions (the QEMUs they started are not our children: they go to the
-		 * init process when their session ends). */
+		/* Reap ended sessions, and the QEMUs they left running once those end (the server
+		 * is their subreaper: see qu_tcp_server_run's callers). */
 		int status;
 		pid_t done;
 		while ((done = waitpid(-1, &status, WNOHANG)) > 0) {
-			int was_session = 0;
+			int was_session = 0, was_conn = 0;
 			took_sessions(authed[0], conns, nconns); /* it told us before it ended */
 			for (size_t i = 0; i < nconns; i++)
 				if (conns[i].pid == done) {
+					was_conn = 1;
 					was_session = conns[i].authed;
 					conns[i] = conns[--nconns];
 					break;
 				}
-			ended(done, status);
+			ended(done, status, !was_conn);
 			if (once && was_session) {
 				close(l->fd);
 				return 0;

@@ -29,8 +29,10 @@ struct qu_tcp_server {
  * URIs QEMU listens on; psk NULL (the tool sends QEMU's TLS key inside the channel). 0, or
  * -errno (the process exits 1). */
 typedef int (*qu_tcp_session_fn)(int sock, const char *host, const struct qu_psk *psk);
-/* Told after a session's process ended and was reaped, with its wait status. */
-typedef void (*qu_tcp_ended_fn)(pid_t session, int status);
+/* Told after a child ended and was reaped, with its wait status: a connection's process
+ * (adopted 0), or a process a session left running that the server adopted as their
+ * subreaper (adopted 1: a QEMU that outlived its session, then ended). */
+typedef void (*qu_tcp_ended_fn)(pid_t pid, int status, int adopted);
 
 /* Loads the agent's certificates from pki_dir (NULL: /etc/pki/qemu-upgrade) and listens on
  * listen_addr ("[ADDR:]PORT", default port 4779). -1 with a message when it cannot. */

@@ -70,6 +70,7 @@ b_runs() { out_of_colo_running "$b_qmp"; }
 wait_for 60 "the secondary to run the guest" b_runs
 rc=$?
 t1=$(date +%s.%N)
+[ "$rc" = 0 ] || takeover_diag "$primary" "$SEC" "$b_qmp"
 tap_diag "kill to running on B: $(echo "$t1 - $t0" | bc) s (checkpoints before the kill: $c1)"
 [ "$rc" = 0 ] && proc_gone_soon "$primary" 30
 tap_ok $? "SIGKILL of the primary: the secondary runs the guest (out of COLO, running on B)"

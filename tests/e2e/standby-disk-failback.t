@@ -61,6 +61,7 @@ wait_for 60 "two more checkpoints" at_least_checkpoints "$primary" $((${c0:-0} +
 kill -KILL "$primary"
 wait_for 60 "B's secondary to run the guest" out_of_colo_running "$b_qmp"
 rc=$?
+[ "$rc" = 0 ] || takeover_diag "$primary" "$on_b" "$b_qmp"
 tap_diag "B's graph after the takeover: $(nodes "$b_qmp") quorum children $(children "$b_qmp")"
 hmp "$b_qmp" 'qemu-io colo-disk0 flush' >/dev/null
 [ "$rc" = 0 ] && wait_for 30 "A's write in B's image" img_has "$b_img" 0x5a 1M
@@ -139,6 +140,7 @@ pass_checkpointed=$(pass_of "$b_serial")
 kill -KILL "$on_b"
 wait_for 60 "A's secondary to run the guest" out_of_colo_running "$a_qmp"
 rc=$?
+[ "$rc" = 0 ] || takeover_diag "$on_b" "$on_a" "$a_qmp" "/proc/$agent_b/root$QEMU_UPGRADE_STATE_DIR/standby-$on_b.log"
 tap_ok $rc "B's QEMU SIGKILLed: A runs the guest"
 hmp "$a_qmp" 'qemu-io colo-disk0 flush' >/dev/null
 wait_for 30 "B's write in A's image" img_has "$a_img" 0xa5 2M

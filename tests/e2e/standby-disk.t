@@ -87,14 +87,10 @@ c0=$(checkpoints "$primary")
 wait_for 60 "two more checkpoints" at_least_checkpoints "$primary" $((${c0:-0} + 2))
 t0=$(date +%s.%N)
 kill -KILL "$primary"
-b_runs() {
-	[ "$(vm_qmp "$b_qmp" '{"execute":"query-colo-status"}' 2>/dev/null | jq -r .return.mode)" = none ] &&
-		[ "$(vm_runstate "$b_qmp" 2>/dev/null)" = running ]
-}
-wait_for 60 "the secondary to run the guest" b_runs
+wait_for 60 "the secondary to run the guest" out_of_colo_running "$b_qmp"
 rc=$?
 tap_diag "kill to running on B: $(echo "$(date +%s.%N) - $t0" | bc) s; the agent: $(grep -a 'taking over\|nbd-server-stop\|runs here' "$REMOTE_AGENT_LOG" | tr '\n' '|')"
-[ "$rc" = 0 ] || { standby_logs "$primary"; tap_diag "B's QEMU (PID $SEC): $(kill -0 "$SEC" 2>&1 && echo alive), COLO $(vm_qmp "$b_qmp" '{"execute":"query-colo-status"}' 2>&1 | tr '\n' ' '), run state $(vm_runstate "$b_qmp" 2>&1)"; }
+[ "$rc" = 0 ] || takeover_diag "$primary" "$SEC" "$b_qmp"
 [ "$rc" = 0 ] && ! grep -q "warning: nbd-server-stop" "$REMOTE_AGENT_LOG"
 tap_ok $? "SIGKILL of the primary: the secondary runs the guest (its disk export stopped first)"
 b0=$(pass_of "$b_serial")

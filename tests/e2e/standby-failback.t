@@ -28,7 +28,9 @@ primary=$VM_PID agent_b=$REMOTE_AGENT
 on_b=$SEC b_serial=/proc/$SEC/root$VM_DIR/serial.log b_qmp=/proc/$SEC/root$MON/test.sock
 kill -KILL "$primary"
 wait_for 60 "B's secondary to run the guest" out_of_colo_running "$b_qmp"
-tap_ok $? "A's QEMU SIGKILLed: B runs the guest"
+rc=$?
+[ "$rc" = 0 ] || takeover_diag "$primary" "$on_b" "$b_qmp"
+tap_ok $rc "A's QEMU SIGKILLed: B runs the guest"
 caps=$(vm_qmp "$b_qmp" '{"execute":"query-migrate-capabilities"}' | jq -c '[.return[] | select(.capability == "x-colo" or .capability == "return-path") | .state]')
 creds=$(vm_qmp "$b_qmp" '{"execute":"query-migrate-parameters"}' | jq -r '.return["tls-creds"]')
 tap_diag "B after the takeover: x-colo, return-path $caps; tls-creds '$creds'"
@@ -77,6 +79,7 @@ ready_b=$(grep -ac 'MEMCHECK READY' "$b_serial")
 kill -KILL "$on_b"
 wait_for 60 "A's secondary to run the guest" out_of_colo_running "$a_qmp"
 rc=$?
+[ "$rc" = 0 ] || takeover_diag "$on_b" "$on_a" "$a_qmp" "/proc/$agent_b/root$QEMU_UPGRADE_STATE_DIR/standby-$on_b.log"
 n0=$(pass_lines "$a_serial")
 [ "$rc" = 0 ] && wait_for 120 "two memcheck passes on A" more_passes "$a_serial" "$n0" 2
 rc=$?

@@ -22,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 standby_qemu
 command -v tcpdump >/dev/null || { echo "Bail out! tcpdump is missing (tests/install-deps.sh installs it)"; exit 1; }
 
-tap_plan 15
+tap_plan 16
 standby_hosts
 dest=(--remote "$REMOTE_B_IP" --pki-dir "$REMOTE_PKI_A")
 HB=12000 # the heartbeat timeout: A fences after 6 s without an answer, B takes over after 12 s
@@ -49,9 +49,10 @@ kill -KILL "$primary"
 # A COLO secondary runs its vCPUs between checkpoints too: it has taken over once it has left
 # COLO (mode none) and runs.
 b_runs() { out_of_colo_running "$b_qmp"; }
-a_gone() { ! kill -0 "$primary" 2>/dev/null || grep -q '^State:.*Z' "/proc/$primary/status" 2>/dev/null; }
+a_gone() { proc_gone "$primary"; }
 wait_for 60 "the secondary to run the guest" b_runs
 rc=$?
+[ "$rc" = 0 ] || takeover_diag "$primary" "$SEC" "$b_qmp"
 t1=$(date +%s.%N)
 tap_diag "kill to running on B: $(echo "$t1 - $t0" | bc) s; A's last pass $pass_at_kill; B's serial: $(pass_of "$b_serial")"
 [ "$rc" = 0 ] && a_gone
@@ -77,7 +78,11 @@ standby status --pid "$primary" --json
 tap_diag "A's status: $OUT"
 [ "$(jq -r .state <<<"$OUT")" = failed-over ] && jq -r .reason <<<"$OUT" | grep -q "the guest runs on $REMOTE_B_IP:4781 in PID $SEC"
 tap_ok $? "A's state: failed-over, naming the secondary"
-kill -KILL "$SEC" 2>/dev/null # its work is done: the CPU is the next test's
+# Its work is done: the CPU is the next test's. The agent adopted it when its session ended,
+# and logs how it ended.
+kill -KILL "$SEC" 2>/dev/null
+agent_logged "PID $SEC, which a session left running, ended: signal 9 (SIGKILL)"
+tap_ok $? "the secondary that took over, SIGKILLed after its session ended: the agent logs its end"
 kill "$REMOTE_AGENT" 2>/dev/null
 
 # 2. The link between the hosts is cut.
@@ -134,6 +139,6 @@ wait_for 60 "the supervisor to end protection" ended && wait_for 60 "B to hold n
 rc=$?
 tap_diag "after quit: $OUT; B's QEMUs: [$(remote_qemus | tr '\n' ' ')]; agent log: $(grep -a 'taking over\|runs here' "$REMOTE_AGENT_LOG" | tr '\n' '|')"
 [ "$rc" = 0 ] && jq -r .reason <<<"$OUT" | grep -q "the VM shut down (reason: host-qmp-quit): protection ended without a failover" &&
-	! grep -aq "taking over" "$REMOTE_AGENT_LOG" && a_gone
+	! grep -aq "taking over" "$REMOTE_AGENT_LOG" && proc_gone_soon "$primary" 30
 tap_ok $? "the VM shut down (QMP quit): state stopped, no failover, B holds no QEMU: the guest runs nowhere"
 tap_done

@@ -34,7 +34,7 @@ protected_vm sbs-move 192.168.83.10 52:54:00:12:83:10 4791
 tap_ok $? "protected, checkpoints flowing (the secondary PID ${SEC:-none} on B)"
 primary=$VM_PID a_serial=$VM_SERIAL
 b_serial=/proc/$SEC/root$VM_DIR/serial.log b_qmp=/proc/$SEC/root$MON/test.sock
-a_gone() { ! kill -0 "$primary" 2>/dev/null || grep -q '^State:.*Z' "/proc/$primary/status" 2>/dev/null; }
+a_gone() { proc_gone "$primary"; }
 b_runs() { out_of_colo_running "$b_qmp"; }
 
 # Checkpoints a minute apart from here (the VM owner's own monitor; the change takes one at

@@ -36,11 +36,21 @@ standby() {
 	return $rc
 }
 
-# standby_logs PID: the last lines of the supervisor's log (of the primary PID) and of the
-# agent's, for a failing step to say what the two sides did.
+# standby_logs PID [SUPERVISOR_LOG [AGENT_LOG]]: the last lines of the supervisor's log (of the
+# primary PID, by default in this host's QEMU_UPGRADE_STATE_DIR) and of the agent's (by default
+# REMOTE_AGENT_LOG), for a failing step to say what the two sides did.
 standby_logs() {
-	tap_diag "the supervisor's log: $(tail -n 15 "$QEMU_UPGRADE_STATE_DIR/standby-$1.log" 2>&1 | tr '\n' '|')"
-	tap_diag "the agent's log: $(tail -n 15 "$REMOTE_AGENT_LOG" 2>&1 | tr '\n' '|')"
+	tap_diag "the supervisor's log: $(tail -n 15 "${2:-$QEMU_UPGRADE_STATE_DIR/standby-$1.log}" 2>&1 | tr '\n' '|')"
+	tap_diag "the agent's log: $(tail -n 15 "${3:-$REMOTE_AGENT_LOG}" 2>&1 | tr '\n' '|')"
+}
+
+# takeover_diag PRIMARY SECONDARY QMP [SUPERVISOR_LOG [AGENT_LOG]]: what a takeover that did not
+# come left behind: both sides' logs (standby_logs) and the secondary QEMU (PID SECONDARY, its
+# monitor QMP): alive or not, its COLO state, its run state. The agent logs how a QEMU it
+# adopted ended, so a secondary that died says so there.
+takeover_diag() {
+	standby_logs "$1" "${4:-}" "${5:-}"
+	tap_diag "the secondary QEMU (PID $2): $(kill -0 "$2" 2>&1 && echo alive), COLO $(vm_qmp "$3" '{"execute":"query-colo-status"}' 2>&1 | tr '\n' ' '), run state $(vm_runstate "$3" 2>&1)"
 }
 # secondary_of OUT: the secondary's PID that `standby start` printed in OUT.
 secondary_of() { sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$1"; }
