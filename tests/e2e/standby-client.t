@@ -99,6 +99,7 @@ n0=$(pass_lines "$b_serial")
 wait_for 120 "two memcheck passes on B" more_passes "$b_serial" "$n0" 2
 rc=$?
 tap_diag "B's memcheck: $(grep -a 'MEMCHECK pass=' "$b_serial" | tail -n 1 | tr -d '\r'), corrupt lines $(corrupt_of "$b_serial")"
+memcheck_diag "$b_serial"
 [ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ]
 tap_ok $? "the guest on B checks its memory on, clean ($(pass_of "$b_serial"))"
 b0=$(pass_after "$b_serial" "$n0")

@@ -154,6 +154,7 @@ rc=$?
 a0=$(pass_after "$a_serial" "$n0")
 tap_diag "A's memcheck: $(grep -a 'MEMCHECK pass=' "$a_serial" | tail -n 1 | tr -d '\r'); B had finished pass $pass_checkpointed"
 ready=$(grep -ac 'MEMCHECK READY' "$a_serial")
+memcheck_diag "$a_serial"
 [ "$rc" = 0 ] && [ "$(errors_of "$a_serial")" = 0 ] && [ "$(corrupt_of "$a_serial")" = 0 ] &&
 	[ "${a0:-0}" -ge "${pass_checkpointed:-0}" ] && [ "$ready" = 0 ]
 tap_ok $? "the guest on A checks its memory on, clean, no rewind (pass $a0), never rebooted"

@@ -98,6 +98,7 @@ b_progress() { local p; p=$(pass_of "$b_serial"); [ "${p:-0}" -ge $((${b0:-0} + 
 wait_for 120 "two memcheck passes on B" b_progress
 rc=$?
 tap_diag "B's memcheck: $(grep -a 'MEMCHECK pass=' "$b_serial" | tail -n 1 | tr -d '\r')"
+memcheck_diag "$b_serial"
 [ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ]
 tap_ok $? "the guest on B checks its memory on, clean"
 # The failover commits the active and hidden images into B's image; QEMU flushes first.

@@ -64,6 +64,7 @@ b0=$(pass_of "$b_serial")
 b_progress() { local p; p=$(pass_of "$b_serial"); [ "${p:-0}" -ge $((${b0:-0} + 2)) ]; }
 wait_for 120 "two memcheck passes on B while protected" b_progress
 rc=$?
+memcheck_diag "$b_serial"
 [ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ]
 tap_ok $? "the guest on B checks its memory on while checkpointed to A, clean (pass $b0 -> $(pass_of "$b_serial"))"
 p=$(ping_from "$REMOTE_NS_B" 10 192.168.81.10)
@@ -85,6 +86,7 @@ n0=$(pass_lines "$a_serial")
 rc=$?
 a0=$(pass_after "$a_serial" "$n0")
 tap_diag "A's memcheck: $(grep -a 'MEMCHECK pass=' "$a_serial" | tail -n 1 | tr -d '\r'); B had finished pass $pass_checkpointed two checkpoints before the kill"
+memcheck_diag "$a_serial"
 [ "$rc" = 0 ] && [ "$(errors_of "$a_serial")" = 0 ] && [ "$(corrupt_of "$a_serial")" = 0 ] && [ "${a0:-0}" -gt "${pass_checkpointed:-0}" ]
 tap_ok $? "B's QEMU SIGKILLed: A runs the guest on, clean, no rewind (pass $a0 -> $(pass_of "$a_serial"))"
 p=$(ping_from "$REMOTE_NS_A" 10 192.168.81.10)
@@ -124,6 +126,8 @@ a1=$(pass_of "$a_serial")
 a_on() { local p; p=$(pass_of "$a_serial"); [ "${p:-0}" -ge $((${a1:-0} + 2)) ]; }
 [ "$rc" = 0 ] && wait_for 60 "B to be empty" remote_no_qemu && [ "$(vm_runstate "$a_qmp")" = running ] &&
 	wait_for 120 "two memcheck passes on A" a_on && [ "$(errors_of "$a_serial")" = 0 ] && [ "$(corrupt_of "$a_serial")" = 0 ]
-tap_ok $? "standby stop on A: the guest runs on there alone, clean (pass $(pass_of "$a_serial")), B holds no QEMU"
+rc=$?
+memcheck_diag "$a_serial"
+tap_ok $rc "standby stop on A: the guest runs on there alone, clean (pass $(pass_of "$a_serial")), B holds no QEMU"
 kill -KILL "$on_a" 2>/dev/null
 tap_done

@@ -61,8 +61,9 @@ n0=$(pass_lines "$b_serial")
 wait_for 120 "two memcheck passes on B" more_passes "$b_serial" "$n0" 2
 rc=$?
 tap_diag "B's memcheck: $(grep -a 'MEMCHECK pass=' "$b_serial" | tail -n 1 | tr -d '\r'), corrupt lines $(corrupt_of "$b_serial")"
-[ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ]
 b0=$(pass_after "$b_serial" "$n0")
+memcheck_diag "$b_serial"
+[ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ]
 tap_ok $? "the guest on B checks its memory on, clean (pass $b0 -> $(pass_of "$b_serial"))"
 [ "${b0:-0}" -gt "${pass_checkpointed:-0}" ]
 tap_ok $? "no rewind past the last checkpoint: B's first pass after the takeover is $b0; the primary had finished pass $pass_checkpointed two checkpoints before the kill (and $pass_at_kill at it)"
@@ -107,6 +108,7 @@ tap_ok $? "B's secondary took over after the heartbeat timeout"
 n0=$(pass_lines "$b_serial")
 wait_for 120 "two memcheck passes on B" more_passes "$b_serial" "$n0" 2
 rc=$?
+memcheck_diag "$b_serial"
 [ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ] && a_gone
 tap_ok $? "exactly one side runs the guest: A's QEMU is gone, B's checks its memory on, clean ($(pass_of "$b_serial"))"
 ip -n "$REMOTE_NS_A" link set "qua$$" up

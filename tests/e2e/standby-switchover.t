@@ -57,6 +57,7 @@ wait_for 120 "two memcheck passes on B" more_passes "$b_serial" "$n0" 2
 rc=$?
 b0=$(pass_after "$b_serial" "$n0")
 tap_diag "A's last pass before the request $pass_before; B's first after the takeover $b0, now $(pass_of "$b_serial"); corrupt lines $(corrupt_of "$b_serial")"
+memcheck_diag "$b_serial"
 [ "$rc" = 0 ] && [ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ] && [ "${b0:-0}" -gt "${pass_before:-0}" ]
 tap_ok $? "the guest on B goes on from the switchover's checkpoint (pass $b0 after A's $pass_before), clean"
 p=$(ping_from "$REMOTE_NS_B" 10 192.168.83.10)

@@ -65,6 +65,15 @@ pass_after() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n +$(($2 + 1)) 
 # more_passes LOG N K: at least K MEMCHECK lines after the first N.
 more_passes() { local n; n=$(pass_lines "$1"); [ "${n:-0}" -ge $(($2 + $3)) ]; }
 corrupt_of() { grep -ac 'MEMCHECK CORRUPT' "$1" 2>/dev/null; }
+# memcheck_diag LOG: where a guest's checker first saw corruption in LOG: the first status line
+# with errors, its place among all of them, and the first CORRUPT lines (page, word, the value
+# expected and the one found), for a failing step to say when and what went wrong.
+memcheck_diag() {
+	local first
+	first=$(grep -an 'MEMCHECK pass=.* errors=[1-9]' "$1" 2>/dev/null | head -n 1 | tr -d '\r')
+	[ -n "$first" ] || [ "$(corrupt_of "$1")" != 0 ] || return 0
+	tap_diag "$1: first line with errors: ${first:-none} (of $(grep -ac 'MEMCHECK' "$1") checker lines); first corrupt words: $(grep -a 'MEMCHECK CORRUPT' "$1" | head -n 4 | tr -d '\r' | tr '\n' '|')"
+}
 ping_from() { ip netns exec "$1" ping -c "$2" -i 0.2 -W 2 "$3" 2>&1 | sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p'; }
 checkpoints() { standby status --pid "$1" --json && jq -r .checkpoints <<<"$OUT"; }
 at_least_checkpoints() { local c; c=$(checkpoints "$1"); [ "${c:-0}" -ge "$2" ]; }
