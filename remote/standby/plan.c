@@ -64,15 +64,26 @@ static void check_capabilities(struct qu_qmp *q, uint64_t deadline_us, struct qu
 
 static void check_colo_status(struct qu_qmp *q, uint64_t deadline_us, struct qu_standby_plan *p)
 {
-	char mode[32] = "";
-	if (qu_qmp_query_string(q, "query-colo-status", "mode", deadline_us, mode, sizeof(mode)) < 0) {
+	json_object *st = NULL;
+	if (qu_qmp_execute(q, "query-colo-status", NULL, -1, deadline_us, &st) < 0 || !st) {
 		refuse(p, "QEMU does not answer query-colo-status (%s): it has no COLO", qu_err_msg());
 		qu_err_clear();
+		json_object_put(st);
 		return;
 	}
+	const char *mode = qu_json_member_str(st, "mode"), *last = qu_json_member_str(st, "last-mode");
 	if (strcmp(mode, "none"))
 		refuse(p, "the VM is already in COLO (mode %s): run `qemu-upgrade standby status --pid %d`, or "
 			  "`standby stop` first", mode, (int)p->pid);
+	/* A QEMU that took over as a secondary is no sound primary on 11.1: protected again
+	 * (failback), its checkpoints left the new secondary's memory mixed, and the guest
+	 * corrupt after the next takeover (docs/standby.md, "Failback"). */
+	else if (!strcmp(last, "secondary"))
+		refuse(p, "this QEMU took over the guest as a COLO secondary (query-colo-status: last-mode secondary); "
+			  "protected again from such a process, the guest's memory was found corrupt after the next "
+			  "takeover (QEMU 11.1.3, docs/standby.md, \"Failback\"): the guest stays here unprotected, "
+			  "untouched; protect it again once it runs in a QEMU that never was a secondary");
+	json_object_put(st);
 }
 
 static void check_ram(const struct qu_vm *vm, struct qu_standby_plan *p)
