@@ -5,12 +5,16 @@ word) (a splitmix64 of the three), so a wrong value that is another generation o
 page is a stale copy of that page, and one that is a nearby generation of another page is
 that page's content seen through a wrong mapping (a stale guest page table, or a frame that
 holds another page's data). Anything else is "not a memcheck value" (a page of the kernel's,
-zeroes, a torn page). Searches generations up to 60 behind and 2 ahead, all pages of MIB
-(default 32). Used for docs/standby-research.md, "Stopping the primary for the initial copy"."""
+zeroes, a torn page). Searches generations up to 60 behind and 16 ahead (ahead: a moment of
+the guest later than its own state, as a COLO secondary's run past a checkpoint, or a
+primary's page newer than the CPU state sent with it), all pages of MIB (default 32). Used
+for docs/standby-research.md ("Stopping the primary for the initial copy", "Failback
+corrupts"), and by the standby tests when a guest is found corrupt (memcheck_diag)."""
 import re
 import sys
 
 M = (1 << 64) - 1
+BEHIND, AHEAD = 60, 16
 
 
 def pattern(gen, page, word):  # tests/guest/memcheck.c, pattern()
@@ -39,13 +43,17 @@ def main():
         if gen is None:
             print("page=%d word=%d: expected value is not a memcheck pattern" % (page, word))
             continue
-        lo = max(0, gen - 60)
-        same = [g for g in range(lo, gen + 3) if pattern(g, page, word) == got]
+        lo = max(0, gen - BEHIND)
+        same = [g for g in range(lo, gen + AHEAD + 1) if pattern(g, page, word) == got]
+        if same and same[0] > gen:
+            print("page=%d word=%d gen=%d: the same page from later, generation %d (%d ahead)"
+                  % (page, word, gen, same[0], same[0] - gen))
+            continue
         if same:
             print("page=%d word=%d gen=%d: stale copy of the same page, generation %d (%d behind)"
                   % (page, word, gen, same[0], gen - same[0]))
             continue
-        other = [(g, p) for g in range(lo, gen + 3) for p in range(pages) if pattern(g, p, word) == got]
+        other = [(g, p) for g in range(lo, gen + AHEAD + 1) for p in range(pages) if pattern(g, p, word) == got]
         if other:
             g, p = other[0]
             print("page=%d word=%d gen=%d: holds page %d's word, generation %d (%+d): wrong mapping"

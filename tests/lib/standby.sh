@@ -67,16 +67,16 @@ more_passes() { local n; n=$(pass_lines "$1"); [ "${n:-0}" -ge $(($2 + $3)) ]; }
 corrupt_of() { grep -ac 'MEMCHECK CORRUPT' "$1" 2>/dev/null; }
 # memcheck_diag LOG: where a guest's checker first saw corruption in LOG: the first status line
 # with errors, its place among all of them, the first CORRUPT lines (page, word, the value
-# expected and the one found), and which generation of the checker wrote each value found
-# (tests/helpers/memcheck-gen.py: behind is a stale page, ahead a future the guest did not
-# keep), for a failing step to say when and what went wrong.
+# expected and the one found), and what each wrong value is (tests/colo-probe/memcheck-decode.py:
+# a stale copy of the page, another page's content, a generation ahead of the guest's), for a
+# failing step to say when and what went wrong.
 memcheck_diag() {
 	local first corrupt
 	first=$(grep -an 'MEMCHECK pass=.* errors=[1-9]' "$1" 2>/dev/null | head -n 1 | tr -d '\r')
 	corrupt=$(grep -a 'MEMCHECK CORRUPT' "$1" 2>/dev/null | head -n 4 | tr -d '\r')
 	[ -n "$first$corrupt" ] || return 0
 	tap_diag "$1: first line with errors: ${first:-none} (of $(grep -ac 'MEMCHECK' "$1") checker lines); first corrupt words: $(tr '\n' '|' <<<"$corrupt")"
-	tap_diag "the values found: $("$QU_ROOT/tests/helpers/memcheck-gen.py" <<<"$corrupt" | tr '\n' '|')"
+	tap_diag "the values found: $("$QU_ROOT/tests/colo-probe/memcheck-decode.py" "$1" 2>&1 | head -n 4 | tr '\n' '|')"
 }
 ping_from() { ip netns exec "$1" ping -c "$2" -i 0.2 -W 2 "$3" 2>&1 | sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p'; }
 checkpoints() { standby status --pid "$1" --json && jq -r .checkpoints <<<"$OUT"; }
