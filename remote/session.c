@@ -201,7 +201,7 @@ static int call_colo_disk(struct session *s, struct qu_rec *rec, char *reply, si
 /* The tool saw the primary die: the secondary takes over at once. */
 static int call_failover(struct session *s, struct qu_rec *rec, char *reply, size_t len)
 {
-	return qu_target_failover(s->target, "the primary QEMU died, says the tool", qu_now_us() + STEP_TIMEOUT_US,
+	return qu_target_failover(s->target, "the primary QEMU died, says the tool", 1, qu_now_us() + STEP_TIMEOUT_US,
 				  reply, len);
 }
 
@@ -317,7 +317,7 @@ int qu_session_serve(int sock, const char *host, const struct qu_psk *psk)
 				/* Said first: a supervisor that hears it (a link slow, not dead) stops its
 				 * QEMU at once instead of running the guest beside this one. */
 				qu_stream_send_error(sock, EOWNERDEAD, why);
-				if (qu_target_failover(s.target, why, qu_now_us() + STEP_TIMEOUT_US, reply, sizeof(reply)) < 0)
+				if (qu_target_failover(s.target, why, 0, qu_now_us() + STEP_TIMEOUT_US, reply, sizeof(reply)) < 0)
 					qu_info("agent: the takeover failed: %s", qu_err_msg());
 				break;
 			}

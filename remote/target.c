@@ -85,6 +85,7 @@ struct qu_target {
 	unsigned long long booking; /* this host's memory ledger: the copy's room, while we run */
 	unsigned colo_timeout_ms;   /* standby: a COLO secondary, taking over after this much silence */
 	int colo_armed;             /* the supervisor's first heartbeat came: COLO runs, silence counts */
+	int colo_exited;            /* the secondary's COLO thread ended: its COLO_EXIT was read */
 	struct qu_colo_images colo_images; /* standby with a disk: the secondary's scratch layers */
 	struct qu_tls tls;
 };
@@ -731,19 +732,52 @@ unsigned qu_target_colo_timeout_ms(const struct qu_target *t)
 	return t->record.resumed || !t->colo_armed ? 0 : t->colo_timeout_ms;
 }
 
-/* The events the monitor has queued so far, dropped. */
-static void drain_events(struct qu_qmp *q)
+/* The events the secondary's monitor has queued so far, dropped; a COLO_EXIT among them is
+ * noted (colo_exited). */
+static void drain_events(struct qu_target *t)
 {
 	char name[64];
 	json_object *data = NULL;
-	for (int i = 0; i < 100000 && qu_qmp_next_event(q, -1, qu_now_us(), name, sizeof(name), NULL, &data) == 0; i++) {
+	for (int i = 0; i < 100000 && qu_qmp_next_event(t->ctl, -1, qu_now_us(), name, sizeof(name), NULL, &data) == 0;
+	     i++) {
+		t->colo_exited |= !strcmp(name, "COLO_EXIT");
 		json_object_put(data);
 		data = NULL;
 	}
 	qu_err_clear(); /* the end of what was there is no error */
 }
 
-int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_us, char *reply, size_t len)
+/* How long a takeover waits for the secondary's COLO thread to end after the primary died. */
+#define COLO_EXIT_WAIT_US (5ull * 1000000u)
+
+/* A takeover asked while the secondary's COLO thread is in a checkpoint's first step (its
+ * vm_stop drains the block layer with the BQL held, and so runs pending bottom halves) can be
+ * run by that thread itself: the failover then joins the thread from within it, and QEMU
+ * aborts (read in migration/colo.c: colo_incoming_co's qemu_thread_join). A primary that died
+ * closed its stream: the thread ends within moments and says so (COLO_EXIT), and then waits
+ * for the takeover in no checkpoint. The takeover waits for that word, a little. After a
+ * silence (a cut link) there is none to wait for: the thread waits on a silent stream. */
+static void wait_colo_exit(struct qu_target *t, uint64_t deadline_us)
+{
+	uint64_t until = qu_now_us() + COLO_EXIT_WAIT_US;
+	if (until > deadline_us)
+		until = deadline_us;
+	while (!t->colo_exited) {
+		char name[64];
+		json_object *data = NULL;
+		if (qu_qmp_next_event(t->ctl, -1, until, name, sizeof(name), NULL, &data) < 0) {
+			qu_info("agent: no COLO_EXIT from the secondary within %llu ms (%s): taking over without it",
+				COLO_EXIT_WAIT_US / 1000, qu_err_msg());
+			qu_err_clear();
+			return;
+		}
+		t->colo_exited = !strcmp(name, "COLO_EXIT");
+		json_object_put(data);
+	}
+}
+
+int qu_target_failover(struct qu_target *t, const char *why, int primary_dead, uint64_t deadline_us, char *reply,
+		       size_t len)
 {
 	char mode[32] = "", status[32] = "";
 	int r;
@@ -766,7 +800,9 @@ int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_u
 	t->record.resumed = 1;
 	qu_session_record_write(&t->record);
 	/* Each checkpoint left a RESUME queued: the takeover's moment is not among them. */
-	drain_events(t->ctl);
+	drain_events(t);
+	if (primary_dead)
+		wait_colo_exit(t, deadline_us);
 	if ((r = qu_qmp_execute(t->ctl, "x-colo-lost-heartbeat", NULL, -1, deadline_us, NULL)) < 0)
 		return qu_err_wrap(r, "standby: x-colo-lost-heartbeat on the secondary");
 	while ((r = qu_qmp_query_string(t->ctl, "query-status", "status", deadline_us, status, sizeof(status))) == 0 &&
@@ -811,7 +847,7 @@ int qu_target_heartbeat(struct qu_target *t, char *reply, size_t len)
 	 * QEMU's own buffer without end, and the takeover would find old ones first. Only what
 	 * is already readable is read: the answer does not wait. */
 	if (t->ctl && !t->record.resumed)
-		drain_events(t->ctl);
+		drain_events(t);
 	reply[0] = '\0';
 	qu_kv_addf(reply, len, "pid", "%d", (int)t->pid);
 	qu_kv_add(reply, len, "status", "alive");

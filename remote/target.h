@@ -66,9 +66,12 @@ int qu_target_colo_disk(struct qu_target *t, const char *call);
  * took over already, or has not heard the supervisor's first heartbeat (sent once COLO runs). */
 unsigned qu_target_colo_timeout_ms(const struct qu_target *t);
 /* The secondary takes over the guest (the primary died, or went silent): x-colo-lost-heartbeat,
- * its filters removed, its MACs announced; from then on it stays. REPLY pid= resumed_us=
- * announced=. A secondary that never entered COLO cannot: -EIO. */
-int qu_target_failover(struct qu_target *t, const char *why, uint64_t deadline_us, char *reply, size_t len);
+ * its filters removed, its MACs announced; from then on it stays. primary_dead: the tool saw
+ * the primary die, so its stream ended, and the takeover waits a little for the secondary's
+ * COLO thread to say it ended (COLO_EXIT) first. REPLY pid= resumed_us= announced=. A
+ * secondary that never entered COLO cannot: -EIO. */
+int qu_target_failover(struct qu_target *t, const char *why, int primary_dead, uint64_t deadline_us, char *reply,
+		       size_t len);
 /* CALL op=heartbeat (standby's supervisor, every second): answered at once while the
  * secondary lives (REPLY pid= status=alive), an error when it is gone. */
 int qu_target_heartbeat(struct qu_target *t, char *reply, size_t len);
