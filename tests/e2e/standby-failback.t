@@ -6,7 +6,7 @@
 # takes over. Then host A is back: its own TLS agent starts, and the tool on B is asked to
 # protect the guest, now running on B, towards A (`standby start --pid B's QEMU --remote A`).
 # It refuses: a QEMU that took over as a COLO secondary gave corrupt guests when protected
-# again (docs/standby.md, "Failback": in 4 runs of this test and its disk twin the guest's
+# again (docs/standby.md, "Failback": in runs of this test and its disk twin the guest's
 # memory was found mixed after B's QEMU was killed in turn). The refusal names why; nothing is
 # made on A; the guest on B runs on, untouched and clean.
 here=$(cd "$(dirname "$0")" && pwd)
