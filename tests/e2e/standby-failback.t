@@ -8,7 +8,9 @@
 # It refuses: a QEMU that took over as a COLO secondary gave corrupt guests when protected
 # again (docs/standby.md, "Failback": in runs of this test and its disk twin the guest's
 # memory was found mixed after B's QEMU was killed in turn). The refusal names why; nothing is
-# made on A; the guest on B runs on, untouched and clean.
+# made on A; the guest on B runs on, untouched and clean. Then the way the refusal names: an
+# in-place upgrade moves the guest into a new QEMU on B; protected from it towards A, B's new
+# QEMU SIGKILLed, A runs the guest on, clean: A is back in service, the guest never rebooted.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -17,7 +19,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 
-tap_plan 6
+tap_plan 10
 standby_hosts
 HB=12000
 
@@ -69,5 +71,42 @@ tap_diag "B after the refusal: COLO mode $mode, run state $(vm_runstate "$b_qmp"
 [ "$rc" = 0 ] && [ "$mode" = none ] && [ "$(vm_runstate "$b_qmp")" = running ] &&
 	[ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ] && [ "${p%/*}" -ge 8 ]
 tap_ok $? "the guest on B runs on untouched: out of COLO, clean (pass $b0 -> $(pass_of "$b_serial")), answering pings ($p)"
-kill -KILL "$on_b" 2>/dev/null
+
+# 4. The way the refusal names: the guest moved into a new QEMU process on B by an in-place
+# upgrade (its RAM copied once into shared memory), which never was a secondary; then the
+# failback B -> A from it; B's new QEMU SIGKILLed: A's secondary runs the guest on, clean.
+grep -qF "qemu-upgrade --pid $on_b --allow-copy" <<<"$OUT$ERR"
+tap_ok $? "the refusal names the in-place upgrade that gives the guest a new QEMU"
+up=$(nsenter -t "$agent_b" -m -n "$QU_BIN" --pid "$on_b" --new-binary "$Q11" --allow-copy --json 2>"$VM_DIR/upgrade.err")
+rc=$?
+new=$(jq -r .new_pid <<<"$up" 2>/dev/null)
+tap_diag "upgrade on B: exit $rc: $(jq -c '{result, strategy, pause_ms, new_pid}' <<<"$up" 2>/dev/null) $(tail -n 3 "$VM_DIR/upgrade.err" | tr '\n' '|')"
+[ "$rc" = 0 ] && [ -n "$new" ] && [ "$new" != null ] &&
+	[ "$(vm_qmp "/proc/$new/root$MON/test.sock" '{"execute":"query-colo-status"}' | jq -r '.return["last-mode"]')" = none ]
+tap_ok $? "the guest upgraded in place on B: a new QEMU (PID ${new:-none}) that never was a secondary"
+on_b=$new b_serial=/proc/$new/root$VM_DIR/serial.log b_qmp=/proc/$new/root$MON/test.sock
+standby start --pid "$on_b" --remote "$REMOTE_A_IP:4785" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB"
+rc=$?
+tap_diag "B -> A: start: exit $rc: $OUT $(grep -a '^  - ' <<<"$ERR" | tr '\n' '|')"
+SEC=$(secondary_of "$OUT")
+[ "$rc" = 0 ] && [ -n "$SEC" ] && [ "$(ip netns identify "$SEC")" = "$REMOTE_NS_A" ] &&
+	wait_for 120 "10 checkpoints B -> A" at_least_checkpoints "$on_b" 10
+tap_ok $? "failback from the new process: protected towards A (the secondary PID ${SEC:-none} on A), checkpoints flowing"
+on_a=$SEC a_serial=/proc/$SEC/root$VM_DIR/serial.log a_qmp=/proc/$SEC/root$MON/test.sock
+p=$(ping_from "$REMOTE_NS_B" 10 192.168.81.10)
+c0=$(checkpoints "$on_b")
+wait_for 60 "two more checkpoints" at_least_checkpoints "$on_b" $((${c0:-0} + 2))
+kill -KILL "$on_b"
+wait_for 60 "A's secondary to run the guest" out_of_colo_running "$a_qmp"
+rc=$?
+[ "$rc" = 0 ] || takeover_diag "$on_b" "$on_a" "$a_qmp" "/proc/$agent_b/root$QEMU_UPGRADE_STATE_DIR/standby-$on_b.log"
+n0=$(pass_lines "$a_serial")
+[ "$rc" = 0 ] && wait_for 120 "two memcheck passes on A" more_passes "$a_serial" "$n0" 2
+rc=$?
+memcheck_diag "$a_serial"
+tap_diag "A's memcheck: $(grep -a 'MEMCHECK pass=' "$a_serial" | tail -n 1 | tr -d '\r'); pings through B's colo-compare before the kill: $p"
+[ "$rc" = 0 ] && [ "$(errors_of "$a_serial")" = 0 ] && [ "$(corrupt_of "$a_serial")" = 0 ] &&
+	[ "$(grep -ac 'MEMCHECK READY' "$a_serial")" = 0 ]
+tap_ok $? "B's new QEMU SIGKILLed: A runs the guest on, clean, never rebooted: A is in service again"
+kill -KILL "$on_a" 2>/dev/null
 tap_done
