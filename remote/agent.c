@@ -5,6 +5,7 @@
 #include "remote/tcp/server.h"
 #include "upgrade/io.h"
 #include "upgrade/log.h"
+#include "upgrade/run.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -36,23 +37,11 @@ static void warn_if_service(void)
 }
 
 /* A session that ended: what it left undone (killed, out of memory) is undone. */
-/* How a process ended, for a log line: "exit 1" or "signal 6 (SIGABRT)". */
-static void describe_status(int status, char *out, size_t len)
-{
-	const char *name = WIFSIGNALED(status) ? sigabbrev_np(WTERMSIG(status)) : NULL;
-	if (WIFSIGNALED(status))
-		snprintf(out, len, "signal %d (SIG%s)%s", WTERMSIG(status), name ? name : "?",
-			 WCOREDUMP(status) ? ", core dumped" : "");
-	else
-		snprintf(out, len, "exit %d", WEXITSTATUS(status));
-}
-
-/* A session that ended: what it left undone (killed, out of memory) is undone. */
 static void session_ended(pid_t pid, int status)
 {
 	char what[256], how[64];
 	if (qu_session_record_cleanup(pid, what, sizeof(what)) > 0) {
-		describe_status(status, how, sizeof(how));
+		qu_describe_status(status, how, sizeof(how));
 		qu_info("agent: %s (%s)", what, how);
 	}
 }
@@ -67,7 +56,7 @@ static void tcp_child_ended(pid_t pid, int status, int adopted)
 		session_ended(pid, status);
 		return;
 	}
-	describe_status(status, how, sizeof(how));
+	qu_describe_status(status, how, sizeof(how));
 	qu_info("agent: PID %d, which a session left running, ended: %s", (int)pid, how);
 }
 

@@ -272,8 +272,11 @@ static int dispatch(struct session *s, struct qu_rec *rec)
 		qu_stream_send_failure(s->sock, "agent", r);
 		return 0;
 	}
-	if (r < 0)
+	if (r < 0) {
+		/* The session ends on it: the log says why, for whoever finds a guest gone. */
+		qu_info("agent: request '%s' failed: %s", op ? (verb[0] ? verb : "record") : verb, qu_err_msg());
 		return failed(s, r);
+	}
 	if (op->says_ok && !reply[0])
 		qu_kv_add(reply, sizeof(reply), "ok", "1");
 	return reply[0] ? qu_stream_send_str(s->sock, QU_REC_REPLY, reply) : 0;

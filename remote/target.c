@@ -176,6 +176,11 @@ void qu_target_check(const struct qu_target *t, const struct qu_policy *p, struc
 				*ch = '?';
 }
 
+static void add_stderr(struct qu_target *t)
+{
+	qu_err_append_output(t->stderr_rd, "the new QEMU");
+}
+
 void qu_target_free(struct qu_target *t)
 {
 	if (!t)
@@ -183,11 +188,21 @@ void qu_target_free(struct qu_target *t)
 	qu_qmp_close(t->ctl);
 	if (!t->record.resumed && t->pid > 0) {
 		/* Our child (the launcher made us its subreaper), so its PID cannot be reused
-		 * before we reap it. */
-		if (t->pidfd < 0 || qu_pidfd_kill(t->pidfd, SIGKILL) < 0)
-			kill(t->pid, SIGKILL);
-		waitpid(t->pid, NULL, 0);
-		qu_info("agent: new QEMU %d stopped (not resumed)", (int)t->pid);
+		 * before we reap it. One that ended by itself says how, and what it wrote last: a
+		 * secondary that died beside its primary is otherwise a mystery. */
+		int status = 0;
+		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
+			char how[64];
+			qu_describe_status(status, how, sizeof(how));
+			qu_err(-ESRCH, "agent: new QEMU %d had ended by itself (%s), not resumed", (int)t->pid, how);
+			add_stderr(t);
+			qu_info("%s", qu_err_msg());
+		} else {
+			if (t->pidfd < 0 || qu_pidfd_kill(t->pidfd, SIGKILL) < 0)
+				kill(t->pid, SIGKILL);
+			waitpid(t->pid, NULL, 0);
+			qu_info("agent: new QEMU %d stopped (not resumed)", (int)t->pid);
+		}
 	}
 	if (!t->record.resumed)
 		qu_session_record_remove_files(&t->record, &t->record.who);
@@ -425,11 +440,6 @@ static int ctl_listen(struct qu_target *t)
 }
 
 /* What the new QEMU printed before it died, appended to the current error. */
-static void add_stderr(struct qu_target *t)
-{
-	qu_err_append_output(t->stderr_rd, "the new QEMU");
-}
-
 /* The port QEMU bound for `migrate-incoming tcp:HOST:0` (query-migrate's socket-address). */
 static int incoming_port(struct qu_qmp *q, uint64_t deadline_us)
 {
@@ -787,8 +797,12 @@ int qu_target_failover(struct qu_target *t, const char *why, int primary_dead, u
 		return 0;
 	/* Only a secondary that entered COLO holds a checkpointed guest: one still loading its
 	 * first copy holds nothing that could run. */
-	if ((r = qu_qmp_query_string(t->ctl, "query-colo-status", "mode", deadline_us, mode, sizeof(mode))) < 0)
-		return qu_err_wrap(r, "standby: the secondary's COLO state");
+	if ((r = qu_qmp_query_string(t->ctl, "query-colo-status", "mode", deadline_us, mode, sizeof(mode))) < 0) {
+		qu_err_wrap(r, "standby: the secondary's COLO state");
+		if (t->pidfd >= 0 && qu_poll_one(t->pidfd, POLLIN, 0) > 0)
+			add_stderr(t); /* it died: what it said last (the agent logs how it ended) */
+		return r;
+	}
 	if (strcmp(mode, "secondary"))
 		return qu_err(-EIO, "standby: the secondary is not in COLO (mode '%s'): it has no guest to run", mode);
 	qu_info("agent: taking over the guest (%s)", why);

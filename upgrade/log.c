@@ -97,13 +97,25 @@ int qu_err_wrap(int err, const char *fmt, ...)
 void qu_err_append_output(int fd, const char *who)
 {
 	char buf[1024];
+	size_t n = 0;
 	if (fd < 0)
 		return;
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	/* The last KiB of what is there (at most a pipe's 64 KiB): a program that dies says why
+	 * at the end, after whatever warnings it wrote before. */
+	for (int chunks = 0; chunks < 64; chunks++) {
+		if (n == sizeof(buf) - 1) {
+			memmove(buf, buf + sizeof(buf) / 2, n - sizeof(buf) / 2);
+			n -= sizeof(buf) / 2;
+		}
+		ssize_t got = read(fd, buf + n, sizeof(buf) - 1 - n);
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+	}
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 		n--;
-	if (n <= 0)
+	if (n == 0)
 		return;
 	buf[n] = '\0';
 	/* Room for what it said: the message before it is cut short if need be. */

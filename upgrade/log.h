@@ -21,7 +21,7 @@ void qu_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int qu_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Prefix the current message: "context: previous message". */
 int qu_err_wrap(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends to the current error what a failed program wrote to fd (non-blocking, up to 1 KiB):
+/* Appends to the current error what a failed program wrote to fd (non-blocking, its last KiB):
  * "...; the new QEMU said: ...". */
 void qu_err_append_output(int fd, const char *who);
 const char *qu_err_msg(void);

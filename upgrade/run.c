@@ -8,6 +8,8 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
+#include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -89,4 +91,14 @@ int qu_run_capture(const char *path, int exe_fd, char *const *argv, uid_t uid, g
 	if (r < 0)
 		return r;
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void qu_describe_status(int status, char *out, size_t len)
+{
+	const char *name = WIFSIGNALED(status) ? sigabbrev_np(WTERMSIG(status)) : NULL;
+	if (WIFSIGNALED(status))
+		snprintf(out, len, "signal %d (SIG%s)%s", WTERMSIG(status), name ? name : "?",
+			 WCOREDUMP(status) ? ", core dumped" : "");
+	else
+		snprintf(out, len, "exit %d", WEXITSTATUS(status));
 }

@@ -22,5 +22,7 @@ extern char *const qu_clean_env[];
  * descriptor open in the interpreter (it reads /dev/fd/N), so it is retried without
  * close-on-exec; a binary leaves nothing behind. */
 int qu_exec_fd(int fd, char *const *argv, char *const *envp);
+/* How a process ended, for a log line: "exit 1" or "signal 6 (SIGABRT)". */
+void qu_describe_status(int status, char *out, size_t len);
 
 #endif
