@@ -11,6 +11,7 @@
 #include "remote/recreate.h"
 #include "remote/standby/images.h"
 #include "remote/standby/wiring.h"
+#include "remote/stderr-log.h"
 #include "remote/tls.h"
 #include "upgrade/clock.h"
 #include "upgrade/context.h"
@@ -78,6 +79,7 @@ struct qu_target {
 	pid_t pid;
 	int pidfd;
 	int stderr_rd;
+	struct qu_stderr_log stderr_log; /* a COLO secondary's stderr, read at every heartbeat */
 	struct qu_qmp *ctl;
 	int no_tls;                 /* the tool asked for plain TCP (--no-tls) */
 	int have_psk;               /* psk holds the key for QEMU's TLS */
@@ -193,10 +195,10 @@ void qu_target_free(struct qu_target *t)
 		int status = 0;
 		if (waitpid(t->pid, &status, WNOHANG) == t->pid) {
 			char how[64];
+			qu_stderr_log_drain(&t->stderr_log, t->stderr_rd, t->pid);
+			qu_stderr_log_flush(&t->stderr_log, t->pid);
 			qu_describe_status(status, how, sizeof(how));
-			qu_err(-ESRCH, "agent: new QEMU %d had ended by itself (%s), not resumed", (int)t->pid, how);
-			add_stderr(t);
-			qu_info("%s", qu_err_msg());
+			qu_info("agent: new QEMU %d had ended by itself (%s), not resumed", (int)t->pid, how);
 		} else {
 			if (t->pidfd < 0 || qu_pidfd_kill(t->pidfd, SIGKILL) < 0)
 				kill(t->pid, SIGKILL);
@@ -797,11 +799,11 @@ int qu_target_failover(struct qu_target *t, const char *why, int primary_dead, u
 		return 0;
 	/* Only a secondary that entered COLO holds a checkpointed guest: one still loading its
 	 * first copy holds nothing that could run. */
+	qu_stderr_log_drain(&t->stderr_log, t->stderr_rd, t->pid); /* what it said of the primary's end */
 	if ((r = qu_qmp_query_string(t->ctl, "query-colo-status", "mode", deadline_us, mode, sizeof(mode))) < 0) {
-		qu_err_wrap(r, "standby: the secondary's COLO state");
-		if (t->pidfd >= 0 && qu_poll_one(t->pidfd, POLLIN, 0) > 0)
-			add_stderr(t); /* it died: what it said last (the agent logs how it ended) */
-		return r;
+		int gone = t->pidfd >= 0 && qu_poll_one(t->pidfd, POLLIN, 0) > 0;
+		return qu_err_wrap(r, "standby: the secondary's COLO state%s",
+				   gone ? " (its QEMU has exited: the agent's log has what it said last)" : "");
 	}
 	if (strcmp(mode, "secondary"))
 		return qu_err(-EIO, "standby: the secondary is not in COLO (mode '%s'): it has no guest to run", mode);
@@ -848,10 +850,12 @@ int qu_target_heartbeat(struct qu_target *t, char *reply, size_t len)
 {
 	/* Answered at once, without asking the secondary's monitor (busy for a whole checkpoint's
 	 * load): the tool fences its primary when answers stop coming. */
+	if (t->pid > 0)
+		qu_stderr_log_drain(&t->stderr_log, t->stderr_rd, t->pid);
 	if (t->pid <= 0 || t->pidfd < 0 || qu_poll_one(t->pidfd, POLLIN, 0) > 0) {
-		if (t->pid > 0)
-			add_stderr(t);
-		return qu_err(-ESRCH, "the secondary QEMU (PID %d) is gone", (int)t->pid);
+		qu_stderr_log_flush(&t->stderr_log, t->pid);
+		return qu_err(-ESRCH, "the secondary QEMU (PID %d) is gone: the agent's log has what it said last",
+			      (int)t->pid);
 	}
 	/* The supervisor sends its first once COLO runs: silence counts from here, not during
 	 * the initial copy (a tool that dies then ends the session, and the secondary goes). */

@@ -89,7 +89,7 @@ t0=$(date +%s.%N)
 kill -KILL "$primary"
 wait_for 60 "the secondary to run the guest" out_of_colo_running "$b_qmp"
 rc=$?
-tap_diag "kill to running on B: $(echo "$(date +%s.%N) - $t0" | bc) s; the agent: $(grep -a 'taking over\|nbd-server-stop\|runs here' "$REMOTE_AGENT_LOG" | tr '\n' '|')"
+tap_diag "kill to running on B: $(echo "$(date +%s.%N) - $t0" | bc) s; the agent: $(grep -a 'taking over\|nbd-server-stop\|runs here\|said: \|by itself\|failed: ' "$REMOTE_AGENT_LOG" | tr '\n' '|')"
 [ "$rc" = 0 ] || takeover_diag "$primary" "$SEC" "$b_qmp"
 [ "$rc" = 0 ] && ! grep -q "warning: nbd-server-stop" "$REMOTE_AGENT_LOG"
 tap_ok $? "SIGKILL of the primary: the secondary runs the guest (its disk export stopped first)"

@@ -102,7 +102,7 @@ tap_diag "A's status: $OUT"
 tap_ok $? "the link cut: A stopped its own QEMU (state fenced) after $((SECONDS - t0)) s"
 wait_for 60 "the secondary to take over" b_runs
 rc=$?
-tap_diag "B runs the guest after $((SECONDS - t0)) s; agent log: $(grep -a 'taking over\|runs here' "$REMOTE_AGENT_LOG" | tail -n 2 | tr '\n' '|')"
+tap_diag "B runs the guest after $((SECONDS - t0)) s; agent log: $(grep -a 'taking over\|runs here\|said: \|by itself\|failed: ' "$REMOTE_AGENT_LOG" | tail -n 8 | tr '\n' '|')"
 [ "$rc" = 0 ]
 tap_ok $? "B's secondary took over after the heartbeat timeout"
 n0=$(pass_lines "$b_serial")
