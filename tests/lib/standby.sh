@@ -38,10 +38,11 @@ standby() {
 
 # standby_logs PID [SUPERVISOR_LOG [AGENT_LOG]]: the last lines of the supervisor's log (of the
 # primary PID, by default in this host's QEMU_UPGRADE_STATE_DIR) and of the agent's (by default
-# REMOTE_AGENT_LOG), for a failing step to say what the two sides did.
+# REMOTE_AGENT_LOG), for a failing step to say what the two sides did: the end of each, which
+# survives the cut of CI's output (tests/run/failures.sh cuts lines at 700 characters).
 standby_logs() {
-	tap_diag "the supervisor's log: $(tail -n 15 "${2:-$QEMU_UPGRADE_STATE_DIR/standby-$1.log}" 2>&1 | tr '\n' '|')"
-	tap_diag "the agent's log: $(tail -n 15 "${3:-$REMOTE_AGENT_LOG}" 2>&1 | tr '\n' '|')"
+	tap_diag "the supervisor's log: ...$(tail -n 15 "${2:-$QEMU_UPGRADE_STATE_DIR/standby-$1.log}" 2>&1 | tr '\n' '|' | tail -c 620)"
+	tap_diag "the agent's log: ...$(tail -n 15 "${3:-$REMOTE_AGENT_LOG}" 2>&1 | tr '\n' '|' | tail -c 620)"
 }
 
 # takeover_diag PRIMARY SECONDARY QMP [SUPERVISOR_LOG [AGENT_LOG]]: what a takeover that did not
