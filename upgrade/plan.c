@@ -5,6 +5,7 @@
 #include "upgrade/fdpass/kinds.h"
 #include "qemu-integration/opts.h"
 #include "remote/client.h"
+#include "remote/standby/secondary.h"
 #include "upgrade/io.h"
 #include "upgrade/keeppid.h"
 #include "upgrade/log.h"
@@ -477,6 +478,24 @@ static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
 }
 
 /* What the agent cannot re-create on another host. */
+/* A guest that took over as a COLO secondary runs on the disk graph the agent gave that
+ * secondary, whose scratch images are descriptors only the old process holds: its new QEMU
+ * gets the VM's own drive back (remote/standby/secondary.h). A takeover's commit still running
+ * is refused by check_state (a block job). */
+static int promote_colo_drives(struct qu_plan *p)
+{
+	int r = qu_colo_promote_drives(&p->argv);
+	if (r == -EINVAL) {
+		qu_refusals_add(&p->refusals, "%s", qu_err_msg());
+		qu_err_clear();
+		return 0;
+	}
+	if (r > 0)
+		qu_info("the guest runs on a COLO secondary's disk graph (it took over): its new QEMU gets the "
+			"quorum over the image back, as before its protection");
+	return r < 0 ? r : 0;
+}
+
 static void refuse_remote_fds(const struct qu_vm *vm, struct qu_plan *p)
 {
 	if (vm->ctx.userns)
@@ -728,12 +747,13 @@ int qu_plan_make(const struct qu_vm *vm, const char *new_binary, uint64_t deadli
 	/* cpr-exec: the same process goes on, with its descriptors, namespaces and stdio; the
 	 * namespaces and directories are held only for a rollback in a new process. */
 	if (qu_strategy_cpr_exec(p->strategy)) {
-		if ((r = qu_rewrite(vm, &p->rw)) < 0 || (r = add_namespaces(vm, p)) < 0)
+		if ((r = qu_rewrite(vm, &p->rw)) < 0 || (r = promote_colo_drives(p)) < 0 || (r = add_namespaces(vm, p)) < 0)
 			return r;
 		check_kept_fds(vm, p);
 		return 0;
 	}
-	if ((r = add_stdio(vm, p)) < 0 || (!remote && (r = add_namespaces(vm, p)) < 0) || (r = qu_rewrite(vm, &p->rw)) < 0)
+	if ((r = add_stdio(vm, p)) < 0 || (!remote && (r = add_namespaces(vm, p)) < 0) || (r = qu_rewrite(vm, &p->rw)) < 0 ||
+	    (r = promote_colo_drives(p)) < 0)
 		return r;
 	if (remote) {
 		refuse_remote_fds(vm, p);

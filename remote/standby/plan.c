@@ -82,8 +82,8 @@ static void check_colo_status(struct qu_qmp *q, uint64_t deadline_us, struct qu_
 		refuse(p, "this QEMU took over the guest as a COLO secondary (query-colo-status: last-mode secondary); "
 			  "protected again from such a process, the guest's memory was found corrupt after the next "
 			  "takeover (QEMU 11.1.3, docs/standby.md, \"Failback\"): the guest stays here unprotected, "
-			  "untouched; protect it again once it runs in a QEMU that never was a secondary: without a "
-			  "disk, `qemu-upgrade --pid %d --allow-copy` moves it into a new one here (the guest paused "
+			  "untouched; protect it again once it runs in a QEMU that never was a secondary: "
+			  "`qemu-upgrade --pid %d --allow-copy` moves it into a new one here (the guest paused "
 			  "tens of milliseconds)", (int)p->pid);
 	json_object_put(st);
 }

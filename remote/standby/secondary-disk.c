@@ -126,3 +126,67 @@ int qu_colo_secondary_drives(struct qu_argv *argv, const char *device, const cha
 	free(quorum);
 	return r < 0 ? qu_err(r, "the secondary's disk graph: %s", strerror(-r)) : 0;
 }
+
+/* The -drive whose children.0 is the replication node: the quorum of the graph. */
+static long find_graph_quorum(const struct qu_argv *v, struct qu_opts *o)
+{
+	for (long i = qu_argv_find(v, "drive", 0); i >= 0; i = qu_argv_find(v, "drive", (size_t)i + 1)) {
+		if (!v->a[i].val || qu_opts_parse(v->a[i].val, NULL, o) < 0)
+			continue;
+		const char *child = qu_opts_get(o, "children.0");
+		if (child && !strcmp(child, QU_COLO_CHILD_ID))
+			return i;
+		qu_opts_free(o);
+	}
+	return -ENOENT;
+}
+
+int qu_colo_promote_drives(struct qu_argv *argv)
+{
+	struct qu_opts parent = { 0 }, child = { 0 }, quorum = { 0 }, out = { 0 };
+	long ip = find_drive(argv, QU_COLO_PARENT_ID, &parent), ic = find_drive(argv, QU_COLO_CHILD_ID, &child);
+	long iq = ip >= 0 && ic >= 0 ? find_graph_quorum(argv, &quorum) : -ENOENT;
+	char *text = NULL;
+	int r = 0;
+	if (ip < 0 && ic < 0)
+		return 0;
+	const char *driver = iq >= 0 ? qu_opts_get(&quorum, "driver") : NULL;
+	if (iq < 0 || !driver || strcmp(driver, "quorum")) {
+		r = qu_err(-EINVAL, "the command line holds a part of a COLO secondary's disk graph (-drive id=%s or "
+			   "id=%s) without the rest (a quorum over id=%s): it cannot be put back as the VM's own drive",
+			   QU_COLO_PARENT_ID, QU_COLO_CHILD_ID, QU_COLO_CHILD_ID);
+		goto out;
+	}
+	/* The quorum's own options; its one child, the parent image, written in place. */
+	for (size_t k = 0; k < quorum.n && r == 0; k++)
+		if (strncmp(quorum.v[k].key, "children.", 9))
+			r = qu_opts_set(&out, quorum.v[k].key, quorum.v[k].val ? quorum.v[k].val : "on");
+	for (size_t k = 0; k < parent.n && r == 0; k++) {
+		char key[256];
+		if (!strcmp(parent.v[k].key, "if") || !strcmp(parent.v[k].key, "id"))
+			continue;
+		if ((size_t)snprintf(key, sizeof(key), "children.0.%s", parent.v[k].key) >= sizeof(key)) {
+			r = qu_err(-EINVAL, "-drive id=%s: option '%.64s...' is too long", QU_COLO_PARENT_ID, parent.v[k].key);
+			break;
+		}
+		r = qu_opts_set(&out, key, parent.v[k].val ? parent.v[k].val : "on");
+	}
+	if (r == 0 && !(text = qu_opts_format(&out)))
+		r = -ENOMEM;
+	if (r == 0)
+		r = qu_argv_set(argv, (size_t)iq, "drive", text);
+	/* The later index first: removing one moves those after it. */
+	if (r == 0) {
+		qu_argv_remove(argv, (size_t)(ip > ic ? ip : ic));
+		qu_argv_remove(argv, (size_t)(ip > ic ? ic : ip));
+	}
+	if (r == -ENOMEM)
+		qu_err(r, "the VM's drive from the COLO graph: %s", strerror(-r));
+out:
+	qu_opts_free(&parent);
+	qu_opts_free(&child);
+	qu_opts_free(&quorum);
+	qu_opts_free(&out);
+	free(text);
+	return r < 0 ? r : 1;
+}

@@ -38,4 +38,13 @@ int qu_colo_secondary_drives(struct qu_argv *argv, const char *device, const cha
 struct qu_disks;
 void qu_colo_drop_graph_disks(struct qu_disks *disks);
 
+/* The way back from that graph, for a new QEMU of a guest that took over (an in-place upgrade,
+ * a move): after the takeover the replication node has committed its scratch layers into the
+ * parent and passes I/O straight through, so the quorum goes back over the parent image as the
+ * VM had it before its protection (the parent's options become the quorum's children.0.*), and
+ * the two graph drives go (their scratch images are descriptors only the old process holds).
+ * The caller makes sure the takeover's commit is over (no block job left). 1 when it changed
+ * argv, 0 when there is no such graph, -errno with a message (-EINVAL: a part of it alone). */
+int qu_colo_promote_drives(struct qu_argv *argv);
+
 #endif

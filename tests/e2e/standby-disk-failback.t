@@ -9,6 +9,11 @@
 #    It refuses, as without a disk (standby-failback.t, docs/standby.md "Failback"): a QEMU
 #    that took over as a COLO secondary gave corrupt guests when protected again. Nothing is
 #    made on A; B's block graph and guest are as after the takeover.
+# 3. The way back the refusal names: an in-place upgrade on B gives the guest a new QEMU whose
+#    command line has the VM's own drive again (the quorum over B's image, the secondary's
+#    graph gone), which never was a secondary. From it the failback B -> A with the disk: A's
+#    new secondary gets a copy of B's image; a write through B's quorum; B's QEMU SIGKILLed: A
+#    runs the guest on, clean, never rebooted, and A's image holds both writes.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -17,7 +22,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 
-tap_plan 4
+tap_plan 8
 standby_hosts
 HB=12000
 hmp() { vm_qmp "$1" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$2\"}}"; }
@@ -85,5 +90,46 @@ tap_diag "B's graph after the refusal: $after_kids (before: $b_kids)"
 [ "$rc" = 0 ] && [ "$after" = "$b_graph" ] && [ "$after_kids" = "$b_kids" ] && [ "$(vm_runstate "$b_qmp")" = running ] &&
 	[ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ]
 tap_ok $? "B's block graph as after the takeover, its guest running on, clean (pass $b0 -> $(pass_of "$b_serial"))"
-kill -KILL "$on_b" 2>/dev/null
+
+# 3. The in-place upgrade on B, then the failback from the new process.
+grep -qF "qemu-upgrade --pid $on_b --allow-copy" <<<"$OUT$ERR"
+tap_ok $? "the refusal names the in-place upgrade that gives the guest a new QEMU"
+up=$(nsenter -t "$agent_b" -m -n "$QU_BIN" --pid "$on_b" --new-binary "$Q11" --allow-copy --json 2>"$VM_DIR/upgrade.err")
+rc=$?
+new=$(jq -r .new_pid <<<"$up" 2>/dev/null)
+tap_diag "upgrade on B: exit $rc: $(jq -c '{result, strategy, pause_ms, new_pid, error}' <<<"$up" 2>/dev/null) $(tail -n 3 "$VM_DIR/upgrade.err" | tr '\n' '|')"
+newcmd=$(tr '\0' '\n' <"/proc/$new/cmdline" 2>/dev/null | grep -A1 -x -- -drive | grep -v -x -- '-drive\|--')
+tap_diag "the new QEMU's drives: $(tr '\n' '|' <<<"$newcmd")"
+[ "$rc" = 0 ] && [ -n "$new" ] && [ "$new" != null ] &&
+	[ "$newcmd" = "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0.driver=qcow2,children.0.file.filename=$IMG" ] &&
+	[ "$(vm_qmp "/proc/$new/root$MON/test.sock" '{"execute":"query-colo-status"}' | jq -r '.return["last-mode"]')" = none ] &&
+	! ls -l "/proc/$new/fd/" | grep -q "qcow2 (deleted)"
+tap_ok $? "the guest upgraded in place on B: a new QEMU (PID ${new:-none}) with the quorum over B's image, no scratch image, never a secondary"
+on_b=$new b_serial=/proc/$new/root$VM_DIR/serial.log b_qmp=/proc/$new/root$MON/test.sock b_img=/proc/$new/root$IMG
+standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB"
+rc=$?
+tap_diag "B -> A: start: exit $rc: $OUT $(grep -a '^  - ' <<<"$ERR" | tr '\n' '|') $(tail -n 3 <<<"$ERR" | tr '\n' '|')"
+SEC=$(secondary_of "$OUT")
+[ "$rc" = 0 ] && [ -n "$SEC" ] && [ "$(ip netns identify "$SEC")" = "$REMOTE_NS_A" ] &&
+	wait_for 120 "5 checkpoints B -> A" at_least_checkpoints "$on_b" 5
+tap_ok $? "failback with the disk from the new process: protected towards A (the secondary PID ${SEC:-none} on A), checkpoints flowing"
+on_a=$SEC a_serial=/proc/$SEC/root$VM_DIR/serial.log a_qmp=/proc/$SEC/root$MON/test.sock a_img=/proc/$SEC/root$IMG
+hmp "$b_qmp" 'qemu-io colo-disk0 \"write -P 0xa5 2M 64k\"' >/dev/null
+c0=$(checkpoints "$on_b")
+wait_for 60 "two more checkpoints" at_least_checkpoints "$on_b" $((${c0:-0} + 2))
+kill -KILL "$on_b"
+wait_for 60 "A's secondary to run the guest" out_of_colo_running "$a_qmp"
+rc=$?
+[ "$rc" = 0 ] || takeover_diag "$on_b" "$on_a" "$a_qmp" "/proc/$agent_b/root$QEMU_UPGRADE_STATE_DIR/standby-$on_b.log"
+n0=$(pass_lines "$a_serial")
+[ "$rc" = 0 ] && wait_for 120 "two memcheck passes on A" more_passes "$a_serial" "$n0" 2
+rc=$?
+memcheck_diag "$a_serial"
+hmp "$a_qmp" 'qemu-io colo-disk0 flush' >/dev/null
+tap_diag "A's memcheck: $(grep -a 'MEMCHECK pass=' "$a_serial" | tail -n 1 | tr -d '\r')"
+[ "$rc" = 0 ] && [ "$(errors_of "$a_serial")" = 0 ] && [ "$(corrupt_of "$a_serial")" = 0 ] &&
+	[ "$(grep -ac 'MEMCHECK READY' "$a_serial")" = 0 ] &&
+	wait_for 30 "both writes in A's image" eval 'img_has "$a_img" 0x5a 1M && img_has "$a_img" 0xa5 2M'
+tap_ok $? "B's new QEMU SIGKILLed: A runs the guest on, clean, never rebooted, both writes in A's image"
+kill -KILL "$on_a" 2>/dev/null
 tap_done

@@ -63,6 +63,61 @@ static void graph_again(void **state)
 	assert_string_equal(d.d[0].device, "colo-disk0");
 }
 
+/* The way back, for a new QEMU of a guest that took over: the secondary's graph (as the agent
+ * made it) becomes the VM's quorum drive again, exactly as qu_colo_secondary_drives found it,
+ * the image's comma still escaped; the drives around it untouched. */
+static void graph_promoted(void **state)
+{
+	char *const first[] = { "q", "-drive", "if=ide,media=cdrom", "-drive", (char *)QUORUM, "-S", NULL };
+	struct qu_argv v;
+	assert_int_equal(qu_argv_from_array(6, first, &v), 0);
+	assert_int_equal(qu_colo_promote_drives(&v), 0); /* no graph: nothing to do */
+	assert_int_equal(qu_colo_secondary_drives(&v, "colo-disk0", "/vm/a,b.qcow2", "qcow2", 40, 41), 0);
+	assert_int_equal(qu_colo_promote_drives(&v), 1);
+	assert_int_equal(v.n, 3);
+	assert_string_equal(v.a[0].val, "if=ide,media=cdrom");
+	assert_string_equal(v.a[1].val, "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,"
+					"children.0.driver=qcow2,children.0.file.filename=/vm/a,,b.qcow2");
+	assert_string_equal(v.a[2].opt, "S");
+	qu_argv_free(&v);
+	/* The parent's other options go with it; the quorum may come before its parts. */
+	char *const odd[] = { "q", "-drive", "if=ide,id=d,driver=quorum,vote-threshold=1,children.0=qu-colo-childs",
+			      "-drive", "if=none,id=qu-colo-childs,driver=replication,mode=secondary,top-id=d",
+			      "-drive", "if=none,id=qu-colo-parent,driver=raw,file.filename=/vm/b,cache.direct=on,read-only",
+			      NULL };
+	assert_int_equal(qu_argv_from_array(7, odd, &v), 0);
+	assert_int_equal(qu_colo_promote_drives(&v), 1);
+	assert_int_equal(v.n, 1);
+	assert_string_equal(v.a[0].val, "if=ide,id=d,driver=quorum,vote-threshold=1,children.0.driver=raw,"
+					"children.0.file.filename=/vm/b,children.0.cache.direct=on,children.0.read-only=on");
+	qu_argv_free(&v);
+}
+
+/* A part of the graph alone (the VM owner's command line can hold anything): refused, argv as
+ * it was. */
+static void graph_promote_refusals(void **state)
+{
+	char *const parent_only[] = { "q", "-drive", "if=none,id=qu-colo-parent,driver=qcow2,file.filename=/vm/a", NULL };
+	char *const no_quorum[] = { "q", "-drive", "if=none,id=qu-colo-parent,driver=qcow2,file.filename=/vm/a",
+				    "-drive", "if=none,id=qu-colo-childs,driver=replication,mode=secondary,top-id=d", NULL };
+	char *const not_quorum[] = { "q", "-drive", "if=none,id=qu-colo-parent,driver=qcow2,file.filename=/vm/a",
+				     "-drive", "if=none,id=qu-colo-childs,driver=replication,mode=secondary,top-id=d",
+				     "-drive", "if=ide,id=d,driver=raw,children.0=qu-colo-childs", NULL };
+	struct {
+		char *const *cmd;
+		int argc;
+	} cases[] = { { parent_only, 3 }, { no_quorum, 5 }, { not_quorum, 7 } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct qu_argv v;
+		assert_int_equal(qu_argv_from_array(cases[i].argc, cases[i].cmd, &v), 0);
+		size_t n = v.n;
+		assert_int_equal(qu_colo_promote_drives(&v), -EINVAL);
+		assert_non_null(strstr(qu_err_msg(), "without the rest"));
+		assert_int_equal(v.n, n);
+		qu_argv_free(&v);
+	}
+}
+
 static void graph_refusals(void **state)
 {
 	char *const cmd[] = { "q", "-drive", "if=virtio,id=colo-disk0,file=/vm/a.qcow2", NULL };
@@ -119,6 +174,8 @@ int main(void)
 		cmocka_unit_test(graph_in_place),
 		cmocka_unit_test(graph_again),
 		cmocka_unit_test(graph_refusals),
+		cmocka_unit_test(graph_promoted),
+		cmocka_unit_test(graph_promote_refusals),
 		cmocka_unit_test(images_asked),
 		cmocka_unit_test(images_refused),
 	};
