@@ -291,6 +291,13 @@ SEEDS = {
         "not-quorum": b"op=colo_disk\nactive_fd=2\nhidden_fd=2\nsize=0\n\0if=virtio,id=colo-disk0,file=/vm/a.qcow2",
         "escaped": b"active_fd=258\nhidden_fd=3\nsize=70368744177664\n\0"
                    b"if=ide,id=colo-disk0,driver=quorum,vote-threshold=1,children.0.file.filename=/a,,b,children.0.driver=raw",
+        "graph-part": b"op=colo_disk\n\0if=none,id=qu-colo-parent,driver=qcow2,file.filename=/vm/a",
+    },
+    "stderr-log": {  # fuzz-stderr-log.c: a secondary's stderr, bytes below 8 end a write
+        "warnings": b"qemu-system-x86_64: -mon chardev=qemu-upgrade-mon12,mode=control: warning: x\n"
+                    b"Can't receive COLO message: Input/output error\n",
+        "control": b"forged\x1b[2K\r\nline\x7f\x01two\n\x02partial",
+        "long": b"x" * 1000 + b"\n" + b"0123456789\n" * 50,
     },
     "colo-wire": {
         "listening": standby_session([{"return": {}}] * 6 + [
