@@ -157,6 +157,12 @@ void qu_set_log_level(int level);
 /* qu_agent_run(): serve one upgrade on stdin/stdout, as the remote command of ssh (what
  * `--remote ssh://` runs); listen_addr and pki_dir must be NULL. */
 #define QU_AGENT_STDIO 0x800u
+/* qu_standby_start(), qu_standby_plan(): a guest that took over as a COLO secondary in the
+ * QEMU pid (the way back after a failover) first moves into a new QEMU process on this host,
+ * an in-place upgrade to the binary it runs with its RAM copied once (QU_FLAG_ALLOW_COPY);
+ * the new process is protected. Without it such a QEMU is refused (docs/standby.md,
+ * "Failback"). The plan only says it would be done. */
+#define QU_STANDBY_RENEW 0x1000u
 
 /* Every running QEMU whose executable was replaced on disk (a package upgrade) moves to the
  * binary now at that path, each in a child process of its own, jobs at a time (1 to 64; 0:

@@ -218,13 +218,13 @@ static int standby_command(struct cli *cli)
 		{ "pid", required_argument, NULL, 'p' },      { "remote", required_argument, NULL, 'r' },
 		{ "interval", required_argument, NULL, 'i' }, { "json", no_argument, NULL, 'j' },
 		{ "dry-run", no_argument, NULL, 'n' },        { "pki-dir", required_argument, NULL, 'P' },
-		{ "heartbeat-timeout", required_argument, NULL, 'H' },
+		{ "heartbeat-timeout", required_argument, NULL, 'H' }, { "renew", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
 	};
 	unsigned heartbeat_ms = 0;
 	const char *remote = NULL, *pki_dir = NULL, *verb = argc >= 2 && argv[1][0] != '-' ? argv[1] : NULL;
 	unsigned interval_ms = 0;
-	int json = 0, dry_run = 0, c;
+	int json = 0, dry_run = 0, renew = 0, c;
 	pid_t pid = 0;
 	char *end;
 	if (verb) {
@@ -263,6 +263,7 @@ static int standby_command(struct cli *cli)
 		}
 		case 'j': json = 1; break;
 		case 'n': dry_run = 1; break;
+		case 'R': renew = 1; break;
 		case 'h':
 			printf("Usage: qemu-upgrade standby start --pid PID --remote ssh://[USER@]HOST[:PORT] [--interval MS]\n"
 			       "                                 --dry-run [--json]\n"
@@ -281,7 +282,10 @@ static int standby_command(struct cli *cli)
 			       "20000), the secondary takes over and this host stops its QEMU after half of that.\n"
 			       "stop ends protection, the VM running here alone; switchover moves the guest to\n"
 			       "HOST on purpose (a checkpoint, then this host's QEMU stopped and the secondary\n"
-			       "taking over). After a failover, start on the other host protects it back.\n"
+			       "taking over). After a failover, start on the other host protects it back from\n"
+			       "there, --renew, which first moves the guest into a new QEMU process (an in-place\n"
+			       "upgrade to the binary it runs, its RAM copied once): a QEMU that took over as a\n"
+			       "secondary is refused as a primary (docs/standby.md, \"Failback\").\n"
 			       "Disks: one IDE disk under a quorum (docs/standby.md); other shapes are refused.\n");
 			return EXIT_OK;
 		default:
@@ -320,8 +324,9 @@ static int standby_command(struct cli *cli)
 				"or --remote HOST (the TLS agent)\n");
 		return EXIT_USAGE;
 	}
-	int r = dry_run ? qu_standby_plan(pid, remote, pki_dir, interval_ms, json ? QU_OUT_JSON : 0, stdout)
-			: qu_standby_start(pid, remote, pki_dir, interval_ms, heartbeat_ms, json ? QU_OUT_JSON : 0, stdout);
+	unsigned sf = (json ? QU_OUT_JSON : 0) | (renew ? QU_STANDBY_RENEW : 0);
+	int r = dry_run ? qu_standby_plan(pid, remote, pki_dir, interval_ms, sf, stdout)
+			: qu_standby_start(pid, remote, pki_dir, interval_ms, heartbeat_ms, sf, stdout);
 	if (r < 0)
 		fprintf(stderr, "qemu-upgrade standby start: %s\n", qu_get_error());
 	if (r < 0)
@@ -615,7 +620,7 @@ static const struct command commands[] = {
 	{ "agent", -1, agent_command, "agent --stdio | agent [--listen [ADDR:]PORT] [--pki-dir DIR]" },
 	{ "inspect", -1, inspect_command, "inspect --pid PID [--json]" },
 	{ "check", -1, check_command, "check [--binary PATH] [--remote ssh://HOST] [--json]" },
-	{ "standby", -1, standby_command, "standby start|status|stop|switchover --pid PID [--remote ssh://HOST] [--interval MS] [--dry-run] [--json]" },
+	{ "standby", -1, standby_command, "standby start|status|stop|switchover --pid PID [--remote ssh://HOST] [--interval MS] [--renew] [--dry-run] [--json]" },
 	{ "--all", -1, all_command, "--all [--binary PATH] [--jobs N] [--dry-run] [--json]" },
 	{ "--recover", -1, recover_command, "--recover" },
 	{ "dump-stream", 1, dump_stream_command, "dump-stream FILE" },

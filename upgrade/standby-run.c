@@ -839,6 +839,9 @@ int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigne
 				   QU_COLO_TIMEOUT_MIN_MS, QU_COLO_TIMEOUT_MAX_MS));
 	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
 		return fail(qu_err(-errno, "cannot create %s: %s", qu_state_dir(), strerror(errno)));
+	int renewed = flags & QU_STANDBY_RENEW ? qu_standby_renew(&pid, flags, out) : 0;
+	if (renewed < 0)
+		return fail(renewed);
 	pid_t other = running_supervisor(pid, &st);
 	if (other && strcmp(st.state, "stopped"))
 		return fail(qu_err(-EALREADY, "PID %d is protected already (supervisor PID %d, state %s, secondary on %s): "

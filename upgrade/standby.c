@@ -50,8 +50,8 @@ static int check_host(const char *host, const char *pki_dir)
 
 int qu_standby_check_args(pid_t pid, const char *remote, const char *pki_dir, unsigned *interval_ms, unsigned flags)
 {
-	if (flags & ~QU_OUT_JSON)
-		return fail(qu_err(-EINVAL, "unknown flags 0x%x", flags & ~QU_OUT_JSON));
+	if (flags & ~(QU_OUT_JSON | QU_STANDBY_RENEW))
+		return fail(qu_err(-EINVAL, "unknown flags 0x%x", flags & ~(QU_OUT_JSON | QU_STANDBY_RENEW)));
 	if (pid <= 0)
 		return fail(qu_err(-EINVAL, "which VM? Give the PID of its QEMU"));
 	if (*interval_ms == 0)
@@ -78,6 +78,7 @@ int qu_standby_plan(pid_t pid, const char *remote, const char *pki_dir, unsigned
 	if (r == 0) {
 		snprintf(p->host, sizeof(p->host), "%s", remote);
 		p->interval_ms = interval_ms;
+		p->renew = !!(flags & QU_STANDBY_RENEW);
 		r = qu_standby_plan_local(vm, q, deadline, p);
 		qu_qmp_close(q);
 	}

@@ -15,4 +15,11 @@ int qu_standby_check_args(pid_t pid, const char *remote, const char *pki_dir, un
  * Returns how many, or -1 when one could not be released (its line says why). */
 int qu_standby_recover(FILE *out);
 
+/* QU_STANDBY_RENEW (upgrade/standby-renew.c): when the QEMU of *pid took over as a COLO
+ * secondary, the guest moves into a new QEMU process here (an in-place upgrade to the binary it
+ * runs, its RAM copied once); *pid becomes the new process's, and a line says so on out (not
+ * with QU_OUT_JSON). 1 when it moved, 0 when nothing was to do, -errno with a message (the
+ * guest then runs on in *pid, as the upgrade's own rollback leaves it). */
+int qu_standby_renew(pid_t *pid, unsigned flags, FILE *out);
+
 #endif

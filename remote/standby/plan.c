@@ -78,13 +78,15 @@ static void check_colo_status(struct qu_qmp *q, uint64_t deadline_us, struct qu_
 	/* A QEMU that took over as a secondary is no sound primary on 11.1: protected again
 	 * (failback), its checkpoints left the new secondary's memory mixed, and the guest
 	 * corrupt after the next takeover (docs/standby.md, "Failback"). */
+	else if (!strcmp(last, "secondary") && p->renew)
+		p->renew_first = 1;
 	else if (!strcmp(last, "secondary"))
 		refuse(p, "this QEMU took over the guest as a COLO secondary (query-colo-status: last-mode secondary); "
 			  "protected again from such a process, the guest's memory was found corrupt after the next "
 			  "takeover (QEMU 11.1.3, docs/standby.md, \"Failback\"): the guest stays here unprotected, "
 			  "untouched; protect it again once it runs in a QEMU that never was a secondary: "
-			  "`qemu-upgrade --pid %d --allow-copy` moves it into a new one here (the guest paused "
-			  "tens of milliseconds)", (int)p->pid);
+			  "`standby start --renew` moves it into a new one here first, as `qemu-upgrade --pid %d "
+			  "--allow-copy` does (the guest paused tens of milliseconds)", (int)p->pid);
 	json_object_put(st);
 }
 

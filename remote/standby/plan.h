@@ -56,6 +56,8 @@ struct qu_standby_plan {
 	size_t nnics;
 	struct qu_standby_disk disks[QU_STANDBY_MAX_DISKS];
 	size_t ndisks;
+	int renew;                /* in: QU_STANDBY_RENEW, a QEMU that took over is renewed first */
+	int renew_first;          /* out: this QEMU took over as a secondary, and renew is set */
 	struct qu_refusals refusals;
 };
 

@@ -11,6 +11,10 @@ void qu_standby_plan_print(const struct qu_standby_plan *p, FILE *f)
 	unsigned n = qu_refusals_count(&p->refusals);
 	fprintf(f, "standby:       QEMU PID %d, %d.%d.%d, %s, %s\n", (int)p->pid, p->ver[0], p->ver[1], p->ver[2],
 		p->machine, p->kvm ? "KVM (COLO was measured under TCG only: docs/standby-research.md)" : "TCG");
+	if (p->renew_first)
+		fprintf(f, "first:         this QEMU took over as a COLO secondary: the guest moves into a new QEMU "
+			   "process here (--renew: an in-place upgrade to %s, its RAM copied once), which is protected\n",
+			p->exe);
 	fprintf(f, "secondary:     on %s, the same binary %s", p->host, p->exe);
 	if (p->remote_probed)
 		fprintf(f, " (%d.%d.%d there)", p->remote_ver[0], p->remote_ver[1], p->remote_ver[2]);
@@ -62,6 +66,7 @@ char *qu_standby_plan_json(const struct qu_standby_plan *p)
 	char ver[48];
 	json_object_object_add(o, "result", str(qu_refusals_count(&p->refusals) ? "refused" : "planned"));
 	json_object_object_add(o, "pid", json_object_new_int(p->pid));
+	json_object_object_add(o, "renew_first", json_object_new_boolean(p->renew_first));
 	json_object_object_add(o, "host", str(p->host));
 	snprintf(ver, sizeof(ver), "%d.%d.%d", p->ver[0], p->ver[1], p->ver[2]);
 	json_object_object_add(o, "qemu_version", str(ver));

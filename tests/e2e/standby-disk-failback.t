@@ -9,11 +9,13 @@
 #    It refuses, as without a disk (standby-failback.t, docs/standby.md "Failback"): a QEMU
 #    that took over as a COLO secondary gave corrupt guests when protected again. Nothing is
 #    made on A; B's block graph and guest are as after the takeover.
-# 3. The way back the refusal names: an in-place upgrade on B gives the guest a new QEMU whose
-#    command line has the VM's own drive again (the quorum over B's image, the secondary's
-#    graph gone), which never was a secondary. From it the failback B -> A with the disk: A's
-#    new secondary gets a copy of B's image; a write through B's quorum; B's QEMU SIGKILLed: A
-#    runs the guest on, clean, never rebooted, and A's image holds both writes.
+# 3. The way back the refusal names, in one command: `standby start --renew` moves the guest
+#    on B into a new QEMU by an in-place upgrade, whose command line has the VM's own drive
+#    again (the quorum over B's image, the secondary's graph gone) and which never was a
+#    secondary, then protects it B -> A with the disk: A's new secondary gets a copy of B's
+#    image; a write through B's quorum; B's QEMU SIGKILLed: A runs the guest on, clean, never
+#    rebooted, and A's image holds both writes. (standby-failback.t takes the same way in two
+#    commands, the upgrade by hand.)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/../lib/vm.sh"
 . "$here/../lib/tap.sh"
@@ -22,7 +24,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 standby_qemu
 
-tap_plan 8
+tap_plan 9
 standby_hosts
 HB=12000
 hmp() { vm_qmp "$1" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$2\"}}"; }
@@ -91,25 +93,28 @@ tap_diag "B's graph after the refusal: $after_kids (before: $b_kids)"
 	[ "$(errors_of "$b_serial")" = 0 ] && [ "$(corrupt_of "$b_serial")" = 0 ]
 tap_ok $? "B's block graph as after the takeover, its guest running on, clean (pass $b0 -> $(pass_of "$b_serial"))"
 
-# 3. The in-place upgrade on B, then the failback from the new process.
-grep -qF "qemu-upgrade --pid $on_b --allow-copy" <<<"$OUT$ERR"
-tap_ok $? "the refusal names the in-place upgrade that gives the guest a new QEMU"
-up=$(nsenter -t "$agent_b" -m -n "$QU_BIN" --pid "$on_b" --new-binary "$Q11" --allow-copy --json 2>"$VM_DIR/upgrade.err")
+# 3. The way back in one command: `standby start --renew` (its plan first) moves the guest on B
+# into a new QEMU by an in-place upgrade, then protects the new process towards A.
+grep -qF "standby start --renew" <<<"$OUT$ERR" && grep -qF "qemu-upgrade --pid $on_b --allow-copy" <<<"$OUT$ERR"
+tap_ok $? "the refusal names --renew and the in-place upgrade that give the guest a new QEMU"
+standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --dry-run --renew
 rc=$?
-new=$(jq -r .new_pid <<<"$up" 2>/dev/null)
-tap_diag "upgrade on B: exit $rc: $(jq -c '{result, strategy, pause_ms, new_pid, error}' <<<"$up" 2>/dev/null) $(tail -n 3 "$VM_DIR/upgrade.err" | tr '\n' '|')"
+tap_diag "B -> A, --renew: the plan: exit $rc: $(grep -a '^first:\|^result:\|^  - ' <<<"$OUT" | tr '\n' '|')"
+[ "$rc" = 0 ] && grep -q "^first: *this QEMU took over as a COLO secondary: the guest moves into a new QEMU process here" <<<"$OUT" &&
+	grep -q "^result: *planned" <<<"$OUT" && [ "$(vm_runstate "$b_qmp")" = running ] && remote_no_qemu "$REMOTE_NS_A"
+tap_ok $? "failback with --renew, planned: the renewal first, then the protection; nothing done on either host"
+standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB" --renew
+rc=$?
+tap_diag "B -> A, --renew: start: exit $rc: $OUT $(grep -a '^  - ' <<<"$ERR" | tr '\n' '|') $(tail -n 3 <<<"$ERR" | tr '\n' '|')"
+new=$(sed -n 's/^renewed: .* it now runs in a new QEMU, PID \([0-9]*\) .*/\1/p' <<<"$OUT")
+SEC=$(secondary_of "$OUT")
 newcmd=$(tr '\0' '\n' <"/proc/$new/cmdline" 2>/dev/null | grep -A1 -x -- -drive | grep -v -x -- '-drive\|--')
 tap_diag "the new QEMU's drives: $(tr '\n' '|' <<<"$newcmd")"
-[ "$rc" = 0 ] && [ -n "$new" ] && [ "$new" != null ] &&
+[ "$rc" = 0 ] && [ -n "$new" ] && grep -q "^protected: PID $new, secondary PID" <<<"$OUT" &&
 	[ "$newcmd" = "if=ide,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0.driver=qcow2,children.0.file.filename=$IMG" ] &&
-	[ "$(vm_qmp "/proc/$new/root$MON/test.sock" '{"execute":"query-colo-status"}' | jq -r '.return["last-mode"]')" = none ] &&
-	! ls -l "/proc/$new/fd/" | grep -q "qcow2 (deleted)"
-tap_ok $? "the guest upgraded in place on B: a new QEMU (PID ${new:-none}) with the quorum over B's image, no scratch image, never a secondary"
+	! ls -l "/proc/$new/fd/" | grep -q "qcow2 (deleted)" && proc_gone_soon "$on_b" 30
+tap_ok $? "--renew: the guest upgraded in place on B into a new QEMU (PID ${new:-none}) with the quorum over B's image and no scratch image, the old one gone"
 on_b=$new b_serial=/proc/$new/root$VM_DIR/serial.log b_qmp=/proc/$new/root$MON/test.sock b_img=/proc/$new/root$IMG
-standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB"
-rc=$?
-tap_diag "B -> A: start: exit $rc: $OUT $(grep -a '^  - ' <<<"$ERR" | tr '\n' '|') $(tail -n 3 <<<"$ERR" | tr '\n' '|')"
-SEC=$(secondary_of "$OUT")
 [ "$rc" = 0 ] && [ -n "$SEC" ] && [ "$(ip netns identify "$SEC")" = "$REMOTE_NS_A" ] &&
 	wait_for 120 "5 checkpoints B -> A" at_least_checkpoints "$on_b" 5
 tap_ok $? "failback with the disk from the new process: protected towards A (the secondary PID ${SEC:-none} on A), checkpoints flowing"
