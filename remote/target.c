@@ -600,6 +600,12 @@ int qu_target_start(struct qu_target *t, const char *host, uint64_t deadline_us,
 	made[n] = prog;
 	fds[n++] = (struct qu_launch_fd){ prog, 0, QU_FD_PROGRAM, "program", NULL };
 	for (size_t i = 0; i < t->nfds; i++) {
+		char log[PATH_MAX];
+		/* A stderr that is no log file there (a pipe, a socket, a terminal of the source
+		 * host) would be /dev/null here: the pipe below takes its place, so that what the
+		 * new QEMU says (a secondary's last words) reaches the agent. */
+		if (t->fds[i].kind == QU_FD_STDIO && t->fds[i].target == 2 && !log_path(t->fds[i].spec, log, sizeof(log)))
+			continue;
 		int fd = qu_recreate_fd(&t->record.who, &t->record, &t->fds[i]);
 		if (fd < 0) {
 			r = fd;
