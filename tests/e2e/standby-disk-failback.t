@@ -27,7 +27,6 @@ standby_qemu
 tap_plan 9
 standby_hosts
 HB=12000
-hmp() { vm_qmp "$1" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$2\"}}"; }
 nodes() { vm_qmp "$1" '{"execute":"query-named-block-nodes","arguments":{"flat":true}}' | jq -c '[.return[] | "\(.["node-name"]):\(.drv):\(.file)"]'; }
 children() { vm_qmp "$1" '{"execute":"query-block"}' | jq -c '[.return[] | select(.device == "colo-disk0") | .inserted.children[] | "\(.child)=\(.["node-name"])"]'; }
 # img_has IMAGE BYTE OFFSET: the 64 KiB at OFFSET of a qcow2 image hold BYTE.
@@ -59,7 +58,7 @@ SEC=$(secondary_of "$OUT")
 tap_ok $? "A -> B with the disk: protected, checkpoints flowing (the secondary PID ${SEC:-none} on B)"
 primary=$VM_PID agent_b=$REMOTE_AGENT
 on_b=$SEC b_serial=/proc/$SEC/root$VM_DIR/serial.log b_qmp=/proc/$SEC/root$MON/test.sock b_img=/proc/$SEC/root$IMG
-hmp "$VM_QMP" 'qemu-io colo-disk0 \"write -P 0x5a 1M 64k\"' >/dev/null
+tap_diag "a write on A: $(disk_write_protected "$VM_QMP" "$VM_PID" 500 0x5a 1M)"
 c0=$(checkpoints "$primary")
 wait_for 60 "two more checkpoints" at_least_checkpoints "$primary" $((${c0:-0} + 2))
 kill -KILL "$primary"
@@ -119,7 +118,7 @@ on_b=$new b_serial=/proc/$new/root$VM_DIR/serial.log b_qmp=/proc/$new/root$MON/t
 	wait_for 120 "5 checkpoints B -> A" at_least_checkpoints "$on_b" 5
 tap_ok $? "failback with the disk from the new process: protected towards A (the secondary PID ${SEC:-none} on A), checkpoints flowing"
 on_a=$SEC a_serial=/proc/$SEC/root$VM_DIR/serial.log a_qmp=/proc/$SEC/root$MON/test.sock a_img=/proc/$SEC/root$IMG
-hmp "$b_qmp" 'qemu-io colo-disk0 \"write -P 0xa5 2M 64k\"' >/dev/null
+tap_diag "a write on B: $(disk_write_protected "$b_qmp" "$on_b" 500 0xa5 2M)"
 c0=$(checkpoints "$on_b")
 wait_for 60 "two more checkpoints" at_least_checkpoints "$on_b" $((${c0:-0} + 2))
 kill -KILL "$on_b"

@@ -24,7 +24,6 @@ tap_plan 12
 standby_hosts
 
 caps_on() { vm_qmp "$VM_QMP" '{"execute":"query-migrate-capabilities"}' | jq -c '[.return[] | select(.state)] | map(.capability)'; }
-hmp() { vm_qmp "$1" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$2\"}}"; }
 # The block graph as QEMU names it: node names and drivers, and each quorum's children.
 graph() {
 	{ vm_qmp "$VM_QMP" '{"execute":"query-named-block-nodes","arguments":{"flat":true}}' |
@@ -81,7 +80,8 @@ grep -q '"qu-colo-replication"' <<<"$children"
 tap_ok $? "the primary's quorum has the replication child"
 
 # 2. A write through the primary's quorum while protected, then the primary's death.
-r=$(hmp "$VM_QMP" 'qemu-io colo-disk0 \"write -P 0x5a 1M 64k\"')
+# Between two checkpoints: one that comes during a write makes QEMU's secondary abort.
+r=$(disk_write_protected "$VM_QMP" "$VM_PID" 500 0x5a 1M)
 tap_diag "qemu-io on the primary: $r"
 c0=$(checkpoints "$primary")
 wait_for 60 "two more checkpoints" at_least_checkpoints "$primary" $((${c0:-0} + 2))

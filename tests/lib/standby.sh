@@ -80,6 +80,40 @@ memcheck_diag() {
 	tap_diag "the values found: $("$QU_ROOT/tests/colo-probe/memcheck-decode.py" "$1" 2>&1 | head -n 4 | tr '\n' '|')"
 }
 ping_from() { ip netns exec "$1" ping -c "$2" -i 0.2 -W 2 "$3" 2>&1 | sed -n 's/^\([0-9]*\) packets transmitted, \([0-9]*\) received.*/\2\/\1/p'; }
+# hmp QMP COMMAND: an HMP command through the monitor QMP.
+hmp() { vm_qmp "$1" "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"$2\"}}"; }
+# disk_write_protected QMP PID INTERVAL_MS BYTE OFFSET: writes 64 KiB of BYTE at OFFSET through
+# the quorum colo-disk0 of the protected primary PID (its monitor QMP, `qemu-io`) between two
+# checkpoints, never during one. QEMU 11.1.3's secondary aborts when a write reaches it while
+# it empties its scratch images at a checkpoint ("Assertion `offset != 0' failed", "First
+# cluster in emptied image is in use": docs/standby.md, "Disks"). A guest cannot write then
+# (its VM is stopped); the monitor can, so the test holds checkpoints off for its write:
+# x-checkpoint-delay 60 s (which takes one at once; one under way is then followed by one
+# more, and nothing for 60 s), the supervisor's count past that and the run state `running`,
+# both unchanged over three looks (its count is written every second), the write, the interval
+# back (one more checkpoint at once, which carries the write). Prints what it saw; false when
+# the write failed or the count moved during it.
+disk_write_protected() {
+	local qmp=$1 pid=$2 interval=$3 byte=$4 off=$5 c0 now last= st steady=0 r after i
+	c0=$(checkpoints "$pid")
+	vm_qmp "$qmp" '{"execute":"migrate-set-parameters","arguments":{"x-checkpoint-delay":60000}}' >/dev/null
+	for i in $(seq 100); do
+		now=$(checkpoints "$pid") st=$(vm_runstate "$qmp")
+		if [ -n "$now" ] && [ "$now" -gt "${c0:-0}" ] && [ "$st" = running ] && [ "$now" = "$last" ]; then
+			steady=$((steady + 1))
+		else
+			steady=0
+		fi
+		last=$now
+		[ "$steady" -ge 3 ] && break
+		sleep 0.4
+	done
+	r=$(hmp "$qmp" "qemu-io colo-disk0 \\\"write -P $byte $off 64k\\\"")
+	after=$(checkpoints "$pid")
+	vm_qmp "$qmp" "{\"execute\":\"migrate-set-parameters\",\"arguments\":{\"x-checkpoint-delay\":$interval}}" >/dev/null
+	echo "checkpoints $c0 -> $last (steady over $steady looks after $i), $after after the write; qemu-io: $r"
+	[ "$steady" -ge 3 ] && [ "$after" = "$last" ] && [ "$r" = '{"return": ""}' ]
+}
 checkpoints() { standby status --pid "$1" --json && jq -r .checkpoints <<<"$OUT"; }
 at_least_checkpoints() { local c; c=$(checkpoints "$1"); [ "${c:-0}" -ge "$2" ]; }
 
