@@ -94,16 +94,8 @@ SEC=$(secondary_of "$OUT")
 tap_ok $? "failback from the new process: protected towards A (the secondary PID ${SEC:-none} on A), checkpoints flowing"
 on_a=$SEC a_serial=/proc/$SEC/root$VM_DIR/serial.log a_qmp=/proc/$SEC/root$MON/test.sock
 p=$(ping_from "$REMOTE_NS_B" 10 192.168.81.10)
-c0=$(checkpoints "$on_b")
-wait_for 60 "two more checkpoints" at_least_checkpoints "$on_b" $((${c0:-0} + 2))
-kill -KILL "$on_b"
-wait_for 60 "A's secondary to run the guest" out_of_colo_running "$a_qmp"
+kill_for_takeover "$on_b" "$on_a" "$a_qmp" "$a_serial" "/proc/$agent_b/root$QEMU_UPGRADE_STATE_DIR/standby-$on_b.log"
 rc=$?
-[ "$rc" = 0 ] || takeover_diag "$on_b" "$on_a" "$a_qmp" "/proc/$agent_b/root$QEMU_UPGRADE_STATE_DIR/standby-$on_b.log"
-n0=$(pass_lines "$a_serial")
-[ "$rc" = 0 ] && wait_for 120 "two memcheck passes on A" more_passes "$a_serial" "$n0" 2
-rc=$?
-memcheck_diag "$a_serial"
 tap_diag "A's memcheck: $(grep -a 'MEMCHECK pass=' "$a_serial" | tail -n 1 | tr -d '\r'); pings through B's colo-compare before the kill: $p"
 [ "$rc" = 0 ] && [ "$(errors_of "$a_serial")" = 0 ] && [ "$(corrupt_of "$a_serial")" = 0 ] &&
 	[ "$(grep -ac 'MEMCHECK READY' "$a_serial")" = 0 ]

@@ -53,6 +53,24 @@ takeover_diag() {
 	standby_logs "$1" "${4:-}" "${5:-}"
 	tap_diag "the secondary QEMU (PID $2): $(kill -0 "$2" 2>&1 && echo alive), COLO $(vm_qmp "$3" '{"execute":"query-colo-status"}' 2>&1 | tr '\n' ' '), run state $(vm_runstate "$3" 2>&1)"
 }
+# kill_for_takeover PRIMARY SECONDARY QMP SERIAL SUPERVISOR_LOG: two more checkpoints of the
+# protected PRIMARY, its SIGKILL, then the SECONDARY (its monitor QMP, its guest's console
+# SERIAL) out of COLO and running within 60 s, and two memcheck passes there within 120 s;
+# what a failing step saw is said (takeover_diag, memcheck_diag). 0 when both came.
+kill_for_takeover() {
+	local primary=$1 sec=$2 qmp=$3 serial=$4 sup_log=$5 c0 n0 rc
+	c0=$(checkpoints "$primary")
+	wait_for 60 "two more checkpoints" at_least_checkpoints "$primary" $((${c0:-0} + 2))
+	kill -KILL "$primary"
+	wait_for 60 "the secondary to run the guest" out_of_colo_running "$qmp"
+	rc=$?
+	[ "$rc" = 0 ] || takeover_diag "$primary" "$sec" "$qmp" "$sup_log"
+	n0=$(pass_lines "$serial")
+	[ "$rc" = 0 ] && wait_for 120 "two memcheck passes on the secondary" more_passes "$serial" "$n0" 2
+	rc=$?
+	memcheck_diag "$serial"
+	return "$rc"
+}
 # secondary_of OUT: the secondary's PID that `standby start` printed in OUT.
 secondary_of() { sed -n 's/^protected: PID [0-9]*, secondary PID \([0-9]*\) on .*/\1/p' <<<"$1"; }
 pass_of() { grep -a 'MEMCHECK pass=' "$1" 2>/dev/null | tail -n 1 | sed -n 's/.* pass=\([0-9]*\).*/\1/p'; }
