@@ -1,6 +1,7 @@
 #include "remote/session.h"
 #include "remote/policy.h"
 #include "remote/target.h"
+#include "qemu-integration/opts.h"
 #include "upgrade/clock.h"
 #include "upgrade/kv.h"
 #include "upgrade/log.h"
@@ -273,8 +274,12 @@ static int dispatch(struct session *s, struct qu_rec *rec)
 		return 0;
 	}
 	if (r < 0) {
-		/* The session ends on it: the log says why, for whoever finds a guest gone. */
-		qu_info("agent: request '%s' failed: %s", op ? (verb[0] ? verb : "record") : verb, qu_err_msg());
+		/* The session ends on it: the log says why, for whoever finds a guest gone. What
+		 * the tool sent is quoted in it: no control character reaches the log. */
+		char what[sizeof(verb)], why[512];
+		qu_copy_printable(what, sizeof(what), op && !verb[0] ? "record" : verb);
+		qu_copy_printable(why, sizeof(why), qu_err_msg());
+		qu_info("agent: request '%s' failed: %s", what, why);
 		return failed(s, r);
 	}
 	if (op->says_ok && !reply[0])
