@@ -839,9 +839,24 @@ int qu_standby_start(pid_t pid, const char *remote, const char *pki_dir, unsigne
 				   QU_COLO_TIMEOUT_MIN_MS, QU_COLO_TIMEOUT_MAX_MS));
 	if (mkdir(qu_state_dir(), 0700) < 0 && errno != EEXIST)
 		return fail(qu_err(-errno, "cannot create %s: %s", qu_state_dir(), strerror(errno)));
-	int renewed = flags & QU_STANDBY_RENEW ? qu_standby_renew(&pid, flags, out) : 0;
-	if (renewed < 0)
-		return fail(renewed);
+	if (flags & QU_STANDBY_RENEW) {
+		/* Every blocker is said before the guest is moved: the plan first, as if renewed. */
+		char *plan = NULL;
+		size_t plan_len = 0;
+		FILE *mem = open_memstream(&plan, &plan_len);
+		int planned = mem ? qu_standby_plan(pid, remote, pki_dir, interval_ms, flags, mem) : -1;
+		int e = mem ? errno : ENOMEM;
+		if (mem)
+			fclose(mem);
+		if (planned == 1)
+			fputs(plan, out);
+		free(plan);
+		if (planned != 0)
+			return planned == 1 ? 1 : fail(e);
+		int renewed = qu_standby_renew(&pid, flags, out);
+		if (renewed < 0)
+			return fail(renewed);
+	}
 	pid_t other = running_supervisor(pid, &st);
 	if (other && strcmp(st.state, "stopped"))
 		return fail(qu_err(-EALREADY, "PID %d is protected already (supervisor PID %d, state %s, secondary on %s): "

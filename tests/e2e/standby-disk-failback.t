@@ -101,7 +101,14 @@ rc=$?
 tap_diag "B -> A, --renew: the plan: exit $rc: $(grep -a '^first:\|^result:\|^  - ' <<<"$OUT" | tr '\n' '|')"
 [ "$rc" = 0 ] && grep -q "^first: *this QEMU took over as a COLO secondary: the guest moves into a new QEMU process here" <<<"$OUT" &&
 	grep -q "^result: *planned" <<<"$OUT" && [ "$(vm_runstate "$b_qmp")" = running ] && remote_no_qemu "$REMOTE_NS_A"
-tap_ok $? "failback with --renew, planned: the renewal first, then the protection; nothing done on either host"
+plan_rc=$?
+# A blocker is said before the guest is moved: no agent at that port.
+standby start --pid "$on_b" --remote "$REMOTE_A_IP:4799" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB" --renew
+rc=$?
+tap_diag "B -> A, --renew, no agent there: exit $rc: $(grep -a '^  - \|^renewed' <<<"$OUT$ERR" | tr '\n' '|')"
+[ "$plan_rc" = 0 ] && [ "$rc" = 3 ] && grep -q "cannot reach the agent on $REMOTE_A_IP:4799" <<<"$OUT$ERR" &&
+	! grep -q '^renewed' <<<"$OUT" && [ "$(vm_runstate "$b_qmp")" = running ]
+tap_ok $? "failback with --renew, planned: the renewal first, then the protection; a blocker refuses it before the guest moves; nothing done on either host"
 standby start --pid "$on_b" --remote "$REMOTE_A_IP:4787" --pki-dir "$pki_tool_b" --interval 500 --heartbeat-timeout "$HB" --renew
 rc=$?
 tap_diag "B -> A, --renew: start: exit $rc: $OUT $(grep -a '^  - ' <<<"$ERR" | tr '\n' '|') $(tail -n 3 <<<"$ERR" | tr '\n' '|')"
