@@ -178,11 +178,6 @@ void qu_target_check(const struct qu_target *t, const struct qu_policy *p, struc
 				*ch = '?';
 }
 
-static void add_stderr(struct qu_target *t)
-{
-	qu_err_append_output(t->stderr_rd, "the new QEMU");
-}
-
 void qu_target_free(struct qu_target *t)
 {
 	if (!t)
@@ -442,6 +437,11 @@ static int ctl_listen(struct qu_target *t)
 }
 
 /* What the new QEMU printed before it died, appended to the current error. */
+static void add_stderr(struct qu_target *t)
+{
+	qu_err_append_output(t->stderr_rd, "the new QEMU");
+}
+
 /* The port QEMU bound for `migrate-incoming tcp:HOST:0` (query-migrate's socket-address). */
 static int incoming_port(struct qu_qmp *q, uint64_t deadline_us)
 {

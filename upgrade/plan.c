@@ -477,7 +477,6 @@ static void plan_remote(const struct qu_vm *vm, struct qu_plan *p)
 	p->strategy = p->stop_first ? QU_STRATEGY_REMOTE_STOP : QU_STRATEGY_REMOTE;
 }
 
-/* What the agent cannot re-create on another host. */
 /* A guest that took over as a COLO secondary runs on the disk graph the agent gave that
  * secondary, whose scratch images are descriptors only the old process holds: its new QEMU
  * gets the VM's own drive back (remote/standby/secondary.h). A takeover's commit still running
@@ -496,6 +495,7 @@ static int promote_colo_drives(struct qu_plan *p)
 	return r < 0 ? r : 0;
 }
 
+/* What the agent cannot re-create on another host. */
 static void refuse_remote_fds(const struct qu_vm *vm, struct qu_plan *p)
 {
 	if (vm->ctx.userns)

@@ -28,13 +28,11 @@ static int took_over(pid_t pid, char *exe, size_t len)
 		return qu_err(-ENOMEM, "out of memory");
 	int r = qu_inspect(pid, NULL, 0, qu_now_us() + RENEW_INSPECT_TIMEOUT_US, vm, &q);
 	if (r == 0) {
-		r = qu_qmp_execute(q, "query-colo-status", NULL, -1, qu_now_us() + RENEW_INSPECT_TIMEOUT_US, &st);
-		if (r == 0 && st)
-			r = !strcmp(qu_json_member_str(st, "mode"), "none") &&
-			    !strcmp(qu_json_member_str(st, "last-mode"), "secondary");
-		else if (r < 0)
+		int asked = qu_qmp_execute(q, "query-colo-status", NULL, -1, qu_now_us() + RENEW_INSPECT_TIMEOUT_US, &st);
+		if (asked < 0)
 			qu_err_clear(); /* no COLO in it: nothing to renew; the plan says what it lacks */
-		r = r < 0 ? 0 : r;
+		r = asked == 0 && st && !strcmp(qu_json_member_str(st, "mode"), "none") &&
+		    !strcmp(qu_json_member_str(st, "last-mode"), "secondary");
 		snprintf(exe, len, "%s", vm->exe_deleted ? "" : vm->exe_path);
 		json_object_put(st);
 		qu_qmp_close(q);
